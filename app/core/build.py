@@ -1,0 +1,277 @@
+"""Validate a layer config against its catalog entry and build the real ``torch.nn`` module.
+
+Values are checked against the parameter's JSON type and bounds before torch sees them, so the
+common mistakes get a message naming the field; whatever torch itself still rejects is caught and
+reworded with the layer and its arguments.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.core.catalog import LayerSpec, ParamSpec, Registry
+from app.core.errors import InvalidArgument, LayerExplorerError, TooLarge
+
+_INT_TYPES = (int,)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _describe(p: ParamSpec) -> str:
+    bounds = ""
+    if p.minimum is not None and p.maximum is not None:
+        bounds = f" between {_num(p.minimum)} and {_num(p.maximum)}"
+    elif p.minimum is not None:
+        bounds = f" > {_num(p.minimum)}" if p.exclusive_minimum else f" >= {_num(p.minimum)}"
+    elif p.maximum is not None:
+        bounds = f" <= {_num(p.maximum)}"
+    kinds = {
+        "int": f"an integer{bounds}",
+        "float": f"a number{bounds}",
+        "bool": "true or false",
+        "str": "a string",
+        "ints": (
+            f"an integer{bounds} or a list of {p.length} such integers"
+            if p.length
+            else f"an integer{bounds} or a list of integers"
+        ),
+        "floats": f"a number{bounds} or a list of numbers",
+        "int_list": f"a list of integers{bounds}",
+        "float_list": "a list of numbers",
+        "tensor": "a (nested) list of numbers",
+        "layer": "a layer config object",
+        "layers": "a list of layer config objects",
+    }
+    text = kinds.get(p.type, p.type)
+    if p.choices:
+        options = ", ".join(repr(c) for c in p.choices)
+        text = f"one of {options}" if p.type == "str" else f"{text}, or one of {options}"
+    if p.nullable:
+        text += ", or null"
+    return text
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _check_bounds(p: ParamSpec, v: float, field: str, type_name: str) -> None:
+    if not math.isfinite(v):
+        raise InvalidArgument(f"{type_name}: {p.name} must be a finite number, got {v}", field=field)
+    too_small = p.minimum is not None and (v <= p.minimum if p.exclusive_minimum else v < p.minimum)
+    too_big = p.maximum is not None and v > p.maximum
+    if too_small or too_big:
+        raise InvalidArgument(f"{type_name}: {p.name} must be {_describe(p)}; got {_fmt(v)}", field=field)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    import json
+
+    try:
+        text = json.dumps(v)
+    except (TypeError, ValueError):
+        text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any:
+    """Check one JSON value against its ParamSpec and convert it to what torch expects."""
+    bad = InvalidArgument(f"{type_name}: {p.name} must be {_describe(p)}; got {_fmt(value)}", field=field)
+    if value is None:
+        if p.nullable:
+            return None
+        raise bad
+    t = p.type
+    if t == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if t == "int":
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+        if not _is_int(value):
+            raise bad
+        _check_bounds(p, value, field, type_name)
+        return value
+    if t == "float":
+        if not _is_number(value):
+            raise bad
+        _check_bounds(p, float(value), field, type_name)
+        return float(value)
+    if t == "str":
+        if not isinstance(value, str):
+            raise bad
+        if p.choices and value not in p.choices:
+            close = difflib.get_close_matches(value, [str(c) for c in p.choices], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InvalidArgument(
+                f"{type_name}: {p.name} must be {_describe(p)}; got {value!r}.{hint}", field=field
+            )
+        return value
+    if t in ("ints", "floats"):
+        check = _is_int if t == "ints" else _is_number
+        if isinstance(value, str):
+            if p.choices and value in p.choices:
+                return value
+            raise bad
+        if check(value):
+            _check_bounds(p, value, field, type_name)
+            return value if t == "ints" else float(value)
+        if isinstance(value, list) and value and all(check(v) for v in value):
+            if p.length and len(value) != p.length:
+                raise InvalidArgument(
+                    f"{type_name}: {p.name} must be {_describe(p)}; got a list of {len(value)}", field=field
+                )
+            for v in value:
+                _check_bounds(p, v, field, type_name)
+            return tuple(value) if t == "ints" else tuple(float(v) for v in value)
+        raise bad
+    if t in ("int_list", "float_list"):
+        check = _is_int if t == "int_list" else _is_number
+        if not isinstance(value, list) or not all(check(v) for v in value):
+            raise bad
+        if p.length and len(value) != p.length:
+            raise InvalidArgument(
+                f"{type_name}: {p.name} must be a list of {p.length}; got {len(value)} values", field=field
+            )
+        for v in value:
+            _check_bounds(p, v, field, type_name)
+        return list(value)
+    if t == "tensor":
+        return tensor_from_json(value, field=field, what=f"{type_name}: {p.name}")
+    raise bad
+
+
+_MAX_DEPTH = 8
+
+
+def tensor_from_json(value: Any, *, field: str, what: str, dtype: torch.dtype | None = None,
+                     max_elements: int = 1_000_000) -> torch.Tensor:
+    """A tensor from a nested list of numbers, refusing ragged, non-numeric or oversized data."""
+    shape: list[int] = []
+    probe = value
+    while isinstance(probe, list):
+        if len(shape) >= _MAX_DEPTH:
+            raise InvalidArgument(f"{what}: data is nested deeper than {_MAX_DEPTH} levels", field=field)
+        shape.append(len(probe))
+        if not probe:
+            break
+        probe = probe[0]
+    numel = math.prod(shape) if shape else 1
+    if numel > max_elements:
+        raise TooLarge(f"{what}: data has {numel} elements; the limit is {max_elements}", field=field)
+
+    flat: list[float] = []
+
+    def walk(node: Any, depth: int) -> None:
+        if depth == len(shape):
+            if isinstance(node, bool) or not isinstance(node, (int, float, str)):
+                raise InvalidArgument(f"{what}: data must contain only numbers; found {_fmt(node)}", field=field)
+            if isinstance(node, str):
+                if node not in ("inf", "-inf", "nan"):
+                    raise InvalidArgument(
+                        f"{what}: data must contain only numbers (or \"inf\", \"-inf\", \"nan\"); found {node!r}",
+                        field=field,
+                    )
+                node = float(node)
+            flat.append(node)
+            return
+        if not isinstance(node, list) or len(node) != shape[depth]:
+            raise InvalidArgument(
+                f"{what}: data is ragged: every list at depth {depth} must have {shape[depth]} entries",
+                field=field,
+            )
+        for child in node:
+            walk(child, depth + 1)
+
+    walk(value, 0)
+    if dtype is None:
+        dtype = torch.int64 if flat and all(isinstance(v, int) for v in flat) else torch.float32
+    try:
+        return torch.tensor(flat, dtype=dtype).reshape(shape)
+    except (RuntimeError, OverflowError) as exc:
+        raise InvalidArgument(f"{what}: {exc}", field=field) from None
+
+
+def resolve_args(spec: LayerSpec, config: dict[str, Any], *, field: str = "layer") -> dict[str, Any]:
+    """Validated constructor keyword arguments (only those the user gave)."""
+    if not isinstance(config, dict):
+        raise InvalidArgument("a layer config must be a JSON object with a 'type'", field=field)
+    names = {p.name: p for p in spec.params}
+    kwargs: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in ("type", "name"):
+            continue
+        p = names.get(key)
+        if p is None:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(names) or "none"
+            raise InvalidArgument(
+                f"{spec.type} has no argument {key!r}.{hint} Its arguments are: {known}.",
+                field=f"{field}.{key}",
+            )
+        kwargs[key] = coerce_value(p, value, field=f"{field}.{key}", type_name=spec.type)
+    missing = [p.name for p in spec.params if p.required and p.name not in kwargs]
+    if missing:
+        p = names[missing[0]]
+        raise InvalidArgument(
+            f"{spec.type} needs {p.name} ({_describe(p)})"
+            + (f"; also missing: {', '.join(missing[1:])}" if len(missing) > 1 else ""),
+            field=f"{field}.{p.name}",
+        )
+    return kwargs
+
+
+_TORCH_NOISE = re.compile(r"^(?:\w+Error: )+")
+
+
+def torch_message(exc: BaseException) -> str:
+    """torch's own message, first paragraph, without the C++ frames some errors carry."""
+    text = str(exc).strip() or type(exc).__name__
+    text = text.split("\nException raised from", 1)[0]
+    text = _TORCH_NOISE.sub("", text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:3]) if lines else text
+
+
+def _signature(spec: LayerSpec, kwargs: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if not isinstance(v, (torch.Tensor, nn.Module)))
+    return f"{spec.type}({args})"
+
+
+def build_module(spec: LayerSpec, kwargs: dict[str, Any], *, field: str = "layer") -> nn.Module:
+    """``spec.factory(**kwargs)``; any torch complaint becomes an InvalidArgument naming the layer."""
+    try:
+        module = spec.factory(**kwargs)
+    except LayerExplorerError:
+        raise
+    except (ValueError, TypeError, RuntimeError, AssertionError, IndexError, ZeroDivisionError,
+            NotImplementedError) as exc:
+        message = torch_message(exc)
+        culprit = next((k for k in kwargs if re.search(rf"\b{re.escape(k)}\b", message)), None)
+        raise InvalidArgument(
+            f"{_signature(spec, kwargs)} cannot be built: {message}",
+            field=f"{field}.{culprit}" if culprit else field,
+        ) from None
+    return module
+
+
+def lookup(registry: Registry, config: Any, *, field: str = "layer") -> LayerSpec:
+    if not isinstance(config, dict):
+        raise InvalidArgument("a layer config must be a JSON object with a 'type'", field=field)
+    return registry.get(config.get("type"), field=f"{field}.type")

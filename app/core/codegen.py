@@ -1,0 +1,66 @@
+"""A plain PyTorch script that reproduces a response, number for number."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from app.core import tensors
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"torch.tensor({value.tolist()!r})"
+    if isinstance(value, tuple):
+        return repr(tuple(value))
+    return repr(value)
+
+
+def ctor(spec: Any, kwargs: dict[str, Any], preludes: dict[str, str]) -> str:
+    """``torch.nn.Conv1d(in_channels=3, ...)``, recursing into nested layer configs."""
+    if spec.code_prelude:
+        preludes.setdefault(spec.type, spec.code_prelude)
+    name = spec.code_name or f"torch.nn.{spec.type}"
+    parts = []
+    for p in spec.params:
+        if p.name not in kwargs:
+            continue
+        value = kwargs[p.name]
+        if p.type == "layer" and value is not None:
+            parts.append(f"{p.name}={ctor(value[0], value[1], preludes)}")
+        elif p.type == "layers":
+            children = ", ".join(f"({n!r}, {ctor(cs, ck, preludes)})" for n, cs, ck in value)
+            parts.append(f"{p.name}=[{children}]")
+        else:
+            parts.append(f"{p.name}={_literal(value)}")
+    return f"{name}({', '.join(parts)})"
+
+
+def script(plan: Any, req: Any) -> str:
+    preludes: dict[str, str] = {}
+    build = ctor(plan.spec, plan.kwargs, preludes)
+    dtype = f"torch.{tensors.dtype_name(plan.dtype)}"
+    device = str(plan.device)
+    lines = ["import torch", ""]
+    for source in preludes.values():
+        lines += [source.strip(), "", ""]
+    lines += [f"torch.manual_seed({plan.seed})", f"layer = {build}"]
+    names = []
+    for i, (p, ispec) in enumerate(zip(plan.inputs, plan.spec.inputs)):
+        var = f"x{i + 1}" if len(plan.inputs) > 1 else "x"
+        names.append(var)
+        if p.data is not None:
+            lines.append(f"{var} = torch.tensor({p.data.tolist()!r}, dtype=torch.{tensors.dtype_name(p.dtype)})")
+        else:
+            lines.append(f"{var} = {tensors.draw_code(p.kind, p.shape, p.high)}")
+    lines.append(f"layer = layer.to(device={device!r}, dtype={dtype})")
+    if not plan.train:
+        lines.append("layer.eval()")
+    args = ", ".join(
+        f"{v}.to(device={device!r}, dtype={dtype})" if (p.kind in ("normal", "uniform", "sign", "binary") and p.data is None)
+        else f"{v}.to({device!r})"
+        for v, p in zip(names, plan.inputs)
+    )
+    lines += ["with torch.no_grad():", f"    output = layer({args})", "print(output)"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,79 @@
+"""The request body every endpoint shares, as pydantic models (no fastapi here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.core.errors import InvalidRequest
+
+MAX_RANK = 8
+MAX_INPUTS = 8
+
+
+class TensorInput(BaseModel):
+    """One forward() argument: a shape to draw, or the numbers themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shape: list[int] | None = Field(default=None, max_length=MAX_RANK)
+    data: Any = None
+    dtype: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "TensorInput":
+        if (self.shape is None) == (self.data is None):
+            raise ValueError("give either 'shape' (a list of sizes) or 'data' (a nested list of numbers)")
+        if self.shape is not None and any(s < 1 for s in self.shape):
+            raise ValueError(f"every size in 'shape' must be >= 1, got {self.shape}")
+        return self
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    layer: dict[str, Any]
+    inputs: list[TensorInput] | None = Field(default=None, max_length=MAX_INPUTS)
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    device: str | None = None
+    dtype: str = "float32"
+    #: run in training mode (a freshly built module is in training mode, as in a notebook)
+    train: bool = True
+
+
+class ExplainRequest(RunRequest):
+    index: list[int] = Field(max_length=MAX_RANK + 2)
+    output: str | None = None
+    path: str | None = None
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse(model: type[BaseModel], body: Any) -> Any:
+    """Validate a decoded JSON body; the first problem becomes an InvalidRequest naming its field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object with 'layer' and 'inputs'")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = _loc(tuple(p for p in err["loc"] if p not in ("function-after[_one_of()]",)))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {field!r}; the request takes layer, inputs, seed, device, dtype, train"
+            if model is ExplainRequest:
+                msg += ", index, output, path"
+        elif field == "seed":
+            msg = f"seed must be an integer between 0 and 2**63 - 1; {msg[0].lower() + msg[1:]}"
+        else:
+            msg = f"{field}: {msg}" if field else msg
+        raise InvalidRequest(msg, field=field or None) from None

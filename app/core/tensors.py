@@ -1,0 +1,164 @@
+"""Tensors in and out: drawing seeded inputs, and writing tensors as JSON or ``.npy``.
+
+JSON has no infinity or NaN: non-finite values are written as the strings ``"inf"``, ``"-inf"``
+and ``"nan"``, and summary statistics are taken over the finite values only.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+INPUT_DTYPES: dict[str, torch.dtype] = {
+    **DTYPES,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "bool": torch.bool,
+}
+
+PREVIEW_MAX = 32
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def draw(kind: str, shape: tuple[int, ...], high: int | None) -> torch.Tensor:
+    """Draw one input the way a notebook would, from torch's global (seeded) generator."""
+    if kind == "uniform":
+        return torch.rand(shape)
+    if kind == "index":
+        return torch.randint(0, max(int(high or 1), 1), shape)
+    if kind == "sign":
+        return (torch.randint(0, 2, shape) * 2 - 1).float()
+    if kind == "binary":
+        return torch.randint(0, 2, shape).float()
+    return torch.randn(shape)
+
+
+def draw_code(kind: str, shape: tuple[int, ...], high: int | None) -> str:
+    dims = ", ".join(str(s) for s in shape) if shape else ""
+    size = f"({dims},)" if len(shape) == 1 else f"({dims})"
+    if kind == "uniform":
+        return f"torch.rand{size if shape else '(())'}"
+    if kind == "index":
+        return f"torch.randint(0, {max(int(high or 1), 1)}, {size})"
+    if kind == "sign":
+        return f"(torch.randint(0, 2, {size}) * 2 - 1).float()"
+    if kind == "binary":
+        return f"torch.randint(0, 2, {size}).float()"
+    return f"torch.randn{size if shape else '(())'}"
+
+
+def _clean(x: float) -> Any:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def to_nested(array: np.ndarray) -> Any:
+    """A nested list with non-finite floats spelled as strings."""
+    if array.dtype.kind == "b":
+        return array.tolist()
+    if array.dtype.kind in "iu":
+        return array.tolist()
+    if array.ndim == 0:
+        return _clean(float(array))
+    if np.isfinite(array).all():
+        return array.tolist()
+    obj = array.astype(object)
+    flat = obj.reshape(-1)
+    for i, v in enumerate(flat):
+        flat[i] = _clean(float(v))
+    return obj.tolist()
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach()
+    if t.dtype in (torch.bfloat16, torch.float16):
+        t = t.float()
+    if t.is_complex():
+        t = t.abs()
+    return t.cpu().numpy()
+
+
+def summary(array: np.ndarray) -> dict[str, Any]:
+    if array.size == 0:
+        return {"min": None, "max": None, "mean": None, "std": None, "nonfinite": 0}
+    values = array.astype(np.float64, copy=False)
+    finite = values[np.isfinite(values)]
+    nonfinite = int(values.size - finite.size)
+    if finite.size == 0:
+        return {"min": None, "max": None, "mean": None, "std": None, "nonfinite": nonfinite}
+    return {
+        "min": float(finite.min()),
+        "max": float(finite.max()),
+        "mean": float(finite.mean()),
+        "std": float(finite.std()),
+        "nonfinite": nonfinite,
+    }
+
+
+def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: bool = True) -> dict[str, Any]:
+    """A tensor as JSON: all numbers when small, else a summary and an evenly strided preview."""
+    out: dict[str, Any] = {
+        "name": name,
+        "shape": list(t.shape),
+        "dtype": dtype_name(t.dtype),
+        "numel": int(t.numel()),
+    }
+    if t.device.type == "meta":
+        out.update(data=None, summary=None, preview=None)
+        return out
+    array = _numpy(t)
+    out["summary"] = summary(array)
+    if with_data and array.size <= max_elements:
+        out["data"] = to_nested(array)
+        out["preview"] = None
+    else:
+        steps = [max(1, math.ceil(s / PREVIEW_MAX)) for s in array.shape]
+        sampled = array[tuple(slice(None, None, st) for st in steps)]
+        out["data"] = None
+        out["preview"] = to_nested(np.ascontiguousarray(sampled)) if with_data else None
+        out["preview_step"] = steps
+    return out
+
+
+def npy_bytes(t: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, _numpy(t), allow_pickle=False)
+    return buf.getvalue()
+
+
+def flatten_outputs(result: Any, names: list[str]) -> list[tuple[str, torch.Tensor]]:
+    """Name every tensor in a forward() result: LSTM's (output, (h_n, c_n)) -> output, h_n, c_n.
+
+    A ``None`` in the result (MultiheadAttention without weights) keeps its name's place.
+    """
+    leaves: list[torch.Tensor | None] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, torch.Tensor) or node is None:
+            leaves.append(node)
+        elif isinstance(node, (tuple, list)):
+            for child in node:
+                walk(child)
+
+    walk(result)
+    named = []
+    for i, t in enumerate(leaves):
+        if t is not None:
+            named.append((names[i] if i < len(names) else f"output{i}", t))
+    return named

@@ -1,0 +1,269 @@
+"""Where each output element of a convolution or pooling layer reads its input — asked of torch.
+
+No window arithmetic is re-implemented here. Convolutions are probed with the layer's own class
+and geometry (stride, padding incl. ``'same'``, dilation, ``padding_mode``, ``output_padding``):
+one input channel holding ``index + 1`` and one output channel per kernel element with a one-hot
+kernel, so output channel ``k`` at position ``o`` holds ``1 +`` the flat index of the input
+element that kernel element ``k`` reads there, or 0 where it reads zero padding. Pooling windows
+come from ``Tensor.unfold`` over the padded index tensor, cut to the output size torch reports.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_CONV_GEOMETRY = ("kernel_size", "stride", "padding", "dilation", "padding_mode")
+
+
+@dataclass
+class Geometry:
+    """Window positions for one layer and one input's spatial size.
+
+    ``src``: int64 tensor ``(*out_spatial, K)`` of flat input indices (-1: padding / inserted zero,
+    -2: outside the padded input, only for ceil_mode pooling). ``at``: ``(*out_spatial, K, d)``
+    frame coordinates. ``kernel_index``: ``(K, d)`` — for transposed convolution this is the weight
+    element that meets each window slot (the kernel is flipped relative to the frame).
+    """
+
+    kind: str
+    input_spatial: tuple[int, ...]
+    output_spatial: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    frame_shape: tuple[int, ...]
+    origin: tuple[int, ...]
+    step: tuple[int, ...]
+    src: torch.Tensor
+    at: torch.Tensor
+    kernel_index: torch.Tensor
+
+    @property
+    def d(self) -> int:
+        return len(self.input_spatial)
+
+    def unravel(self, flat: int) -> list[int]:
+        return [int(v) for v in torch.unravel_index(torch.tensor(flat), self.input_spatial)]
+
+
+def _tuple(v: Any, n: int) -> tuple[int, ...]:
+    if isinstance(v, (tuple, list)):
+        return tuple(int(x) for x in (v * n if len(v) == 1 else v))
+    return (int(v),) * n
+
+
+def _index_tensor(spatial: tuple[int, ...]) -> torch.Tensor:
+    n = math.prod(spatial)
+    return (torch.arange(n, dtype=torch.float64) + 1).reshape(1, 1, *spatial)
+
+
+def _kernel_grid(kernel: tuple[int, ...]) -> torch.Tensor:
+    grids = torch.meshgrid(*[torch.arange(k) for k in kernel], indexing="ij")
+    return torch.stack([g.reshape(-1) for g in grids], dim=1)
+
+
+def _positions(out_spatial: tuple[int, ...], kernel_idx: torch.Tensor, stride, dilation) -> torch.Tensor:
+    """Frame coordinates o·stride + k·dilation for every (output position, kernel element)."""
+    grids = torch.meshgrid(*[torch.arange(o) for o in out_spatial], indexing="ij")
+    o = torch.stack([g for g in grids], dim=-1)  # (*out, d)
+    s = torch.tensor(stride)
+    dl = torch.tensor(dilation)
+    return o.unsqueeze(-2) * s + kernel_idx * dl  # (*out, K, d)
+
+
+def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry:
+    n = len(input_spatial)
+    kernel = _tuple(module.kernel_size, n)
+    K = math.prod(kernel)
+    transposed = bool(getattr(module, "transposed", False))
+    cls = type(module)
+    with torch.device("cpu"):
+        if transposed:
+            probe = cls(1, K, kernel, stride=module.stride, padding=module.padding, output_padding=module.output_padding,
+                        dilation=module.dilation, bias=False, dtype=torch.float64)
+        else:
+            probe = cls(1, K, kernel, stride=module.stride, padding=module.padding, dilation=module.dilation,
+                        bias=False, padding_mode=module.padding_mode, dtype=torch.float64)
+    with torch.no_grad():
+        eye = torch.eye(K, dtype=torch.float64)
+        if transposed:
+            probe.weight.copy_(eye.reshape(1, K, *kernel))
+        else:
+            probe.weight.copy_(eye.reshape(K, 1, *kernel))
+        out = probe(_index_tensor(input_spatial))[0]  # (K, *out)
+    out_spatial = tuple(out.shape[1:])
+    src = out.round().long().movedim(0, -1) - 1  # (*out, K); -1 = padding / inserted zero
+    kidx = _kernel_grid(kernel)
+    stride = _tuple(module.stride, n)
+    dilation = _tuple(module.dilation, n)
+    if transposed:
+        # Dumoulin & Visin: a direct convolution with the flipped kernel over the zero-inserted
+        # input. Window slot k' meets weight element K-1-k'.
+        flipped = torch.flip(torch.arange(K).reshape(kernel), dims=list(range(n))).reshape(-1)
+        src = src[..., flipped]
+        at = _positions(out_spatial, kidx, (1,) * n, dilation)
+        kernel_index = kidx[flipped]
+        pad = _tuple(module.padding, n)
+        origin = tuple(dilation[j] * (kernel[j] - 1) - pad[j] for j in range(n))
+        step = stride
+        # the frame is exactly as wide as the output's windows reach
+        frame = tuple(out_spatial[j] + dilation[j] * (kernel[j] - 1) for j in range(n))
+        kind = "transposed"
+    else:
+        at = _positions(out_spatial, kidx, stride, dilation)
+        kernel_index = kidx
+        origin = _origin_from_probe(src, at, input_spatial)
+        step = (1,) * n
+        if module.padding == "same":
+            after = tuple(dilation[j] * (kernel[j] - 1) - origin[j] for j in range(n))
+        elif module.padding == "valid":
+            after = (0,) * n
+        else:
+            after = _tuple(module.padding, n)
+        frame = tuple(origin[j] + input_spatial[j] + after[j] for j in range(n))
+        kind = "conv"
+    return Geometry(kind, input_spatial, out_spatial, kernel, stride, dilation, frame, origin, step, src, at, kernel_index)
+
+
+def _origin_from_probe(src: torch.Tensor, at: torch.Tensor, spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """Padding before each dimension, read off a window cell that torch says reads the input."""
+    flat_src = src.reshape(-1)
+    flat_at = at.reshape(-1, at.shape[-1])
+    # the cell reading the first input element has frame coordinate == origin (non-zero padding
+    # modes copy input elements into the padding too, so use the smallest frame coordinate among
+    # cells that read index 0 and lie in the interior)
+    hits = (flat_src >= 0).nonzero().reshape(-1)
+    coords = torch.stack(torch.unravel_index(flat_src[hits], spatial), dim=1)
+    diff = flat_at[hits] - coords
+    # interior cells give the true offset; padding copies (reflect etc.) give other offsets, and
+    # the interior one is the most common
+    values, counts = torch.unique(diff, dim=0, return_counts=True)
+    return tuple(int(v) for v in values[counts.argmax()])
+
+
+def pool_geometry(module: nn.Module, input_spatial: tuple[int, ...], output_spatial: tuple[int, ...]) -> Geometry:
+    n = len(input_spatial)
+    kernel = _tuple(module.kernel_size, n)
+    stride = _tuple(module.stride if module.stride not in (None, (), []) else module.kernel_size, n)
+    pad = _tuple(getattr(module, "padding", 0), n)
+    dilation = _tuple(getattr(module, "dilation", 1), n)
+    idx = _index_tensor(input_spatial) - 1  # flat index, -1 after padding
+    pads: list[int] = []
+    extra = []
+    for j in reversed(range(n)):
+        span = (output_spatial[j] - 1) * stride[j] + dilation[j] * (kernel[j] - 1) + 1
+        e = max(0, span - (input_spatial[j] + 2 * pad[j]))
+        extra.insert(0, e)
+        pads += [pad[j], pad[j]]
+    x = F.pad(idx, pads, value=-1.0)
+    # ceil_mode windows may reach past the padded input: mark those cells -2
+    x = F.pad(x, [v for j in reversed(range(n)) for v in (0, extra[j])], value=-2.0)
+    for j in range(n):
+        size = dilation[j] * (kernel[j] - 1) + 1
+        x = x.unfold(2 + j, size, stride[j])
+        x = x[(..., slice(None, None, dilation[j]))] if dilation[j] > 1 else x
+    # x: (1, 1, *windows, *kernel) after moving kernel dims to the end in unfold order
+    x = x[0, 0]
+    x = x[tuple(slice(0, o) for o in output_spatial)]
+    src = x.reshape(*output_spatial, -1).round().long()
+    kidx = _kernel_grid(kernel)
+    at = _positions(output_spatial, kidx, stride, dilation)
+    frame = tuple(input_spatial[j] + 2 * pad[j] + extra[j] for j in range(n))
+    return Geometry("pool", input_spatial, output_spatial, kernel, stride, dilation, frame, pad, (1,) * n, src, at, kidx)
+
+
+def geometry_for(module: nn.Module, spec_explain: str | None, in_shape: tuple[int, ...],
+                 out_shape: tuple[int, ...], n: int) -> Geometry | None:
+    if spec_explain in ("conv", "transposed"):
+        return conv_geometry(module, tuple(in_shape[-n:]))
+    if spec_explain == "pool":
+        return pool_geometry(module, tuple(in_shape[-n:]), tuple(out_shape[-n:]))
+    return None
+
+
+def spatial_dims(module: nn.Module) -> int:
+    ks = module.kernel_size
+    if isinstance(ks, (tuple, list)):
+        if len(ks) > 1:
+            return len(ks)
+    name = type(module).__name__
+    return int(name[-2]) if name[-2].isdigit() else 1
+
+
+def channel_map(module: nn.Module) -> list[list[int]] | None:
+    if not hasattr(module, "groups"):
+        return None
+    groups = module.groups
+    cin, cout = module.in_channels, module.out_channels
+    per_in, per_out = cin // groups, cout // groups
+    return [list(range((o // per_out) * per_in, (o // per_out + 1) * per_in)) for o in range(cout)]
+
+
+def _coords(src: torch.Tensor, spatial: tuple[int, ...]) -> Any:
+    """Nested lists of input coordinates ([h, w]) or None, for JSON."""
+    flat = src.reshape(-1)
+    coords = torch.stack(torch.unravel_index(flat.clamp(min=0), spatial), dim=-1).tolist()
+    valid = (flat >= 0).tolist()
+    items = [c if ok else None for c, ok in zip(coords, valid)]
+    shape = list(src.shape)
+    for size in reversed(shape[1:]):
+        items = [items[i : i + size] for i in range(0, len(items), size)]
+    return items
+
+
+def geometry_json(geo: Geometry, module: nn.Module) -> dict[str, Any]:
+    pad_before = list(geo.origin)
+    padding = [
+        [int(geo.origin[j]), int(geo.frame_shape[j] - geo.origin[j] - (geo.input_spatial[j] - 1) * geo.step[j] - 1)]
+        for j in range(geo.d)
+    ]
+    out: dict[str, Any] = {
+        "kind": geo.kind,
+        "spatial_dims": geo.d,
+        "input_spatial": list(geo.input_spatial),
+        "output_spatial": list(geo.output_spatial),
+        "kernel": list(geo.kernel),
+        "stride": list(geo.stride),
+        "dilation": list(geo.dilation),
+        "padding": padding,
+        "frame": {"shape": list(geo.frame_shape), "input_origin": pad_before, "input_step": list(geo.step)},
+        "kernel_index": geo.kernel_index.tolist(),
+        "at": geo.at.tolist(),
+        "src": _coords(geo.src, geo.input_spatial),
+        "outside": (geo.src == -2).any().item(),
+    }
+    cm = channel_map(module)
+    if cm is not None:
+        out.update(groups=module.groups, in_channels=module.in_channels, out_channels=module.out_channels, channel_map=cm)
+    else:
+        out.update(groups=None, channel_map=None)
+    return out
+
+
+def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
+    """The ``windows`` field of /api/run and /api/shape."""
+    spec = plan.spec
+    if not spec.windows:
+        return None
+    module = plan.meta
+    n = spatial_dims(module)
+    in_shape = plan.inputs[0].shape
+    if plan.predicted_shapes:
+        out_shape = tuple(plan.predicted_shapes[0])
+    elif plan.meta_shapes:
+        out_shape = tuple(plan.meta_shapes[0])
+    else:
+        return {"omitted": "the output shape is unknown"}
+    cells = math.prod(out_shape[-n:]) * math.prod(_tuple(module.kernel_size, n))
+    if cells > settings.max_window_cells:
+        return {"omitted": f"{cells} window cells is more than this server lists ({settings.max_window_cells})"}
+    if math.prod(in_shape[-n:]) > 4 * settings.max_window_cells:
+        return {"omitted": "the input is too large to list window positions"}
+    geo = geometry_for(module, spec.explain, in_shape, out_shape, n)
+    return geometry_json(geo, module) if geo is not None else None

@@ -1,0 +1,31 @@
+"""Assembles the ASGI app: settings, catalog, routers, error handler, static files."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app import __version__
+from app.api import devices, errors, health, layers, pages, run
+from app.core.config import Settings
+from app.core.registry import default_registry
+from app.paths import STATIC_DIR
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    app = FastAPI(
+        title="Layer Explorer",
+        version=__version__,
+        description="Build any torch.nn layer from JSON, run it, predict its shapes, explain any output element.",
+    )
+    app.state.settings = settings
+    app.state.registry = default_registry(settings.plugins)
+    errors.install(app)
+    for module in (health, devices, layers, run, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,74 @@
+// Thin fetch wrappers over the REST API (docs/API.md). Errors become ApiError with the
+// server's `field`, so the form can put the message next to the input that caused it.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const detail = describeDetail(body);
+    super(detail || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = body?.error ?? null;
+    this.field = body?.field ?? fieldFromLoc(body) ?? null;
+    this.detail = detail || `The server answered ${status}`;
+    this.body = body;
+  }
+}
+
+// FastAPI's own request validation answers {"detail": [{"loc": [...], "msg": ...}]}: fold it
+// into the same shape as the app's errors.
+function describeDetail(body) {
+  if (!body) return "";
+  if (typeof body.detail === "string") return body.detail;
+  if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg || JSON.stringify(d)).join("; ");
+  return "";
+}
+
+function fieldFromLoc(body) {
+  const loc = Array.isArray(body?.detail) ? body.detail[0]?.loc : null;
+  if (!Array.isArray(loc)) return null;
+  const parts = loc[0] === "body" ? loc.slice(1) : loc;
+  let s = "";
+  for (const p of parts) s += typeof p === "number" ? `[${p}]` : s ? `.${p}` : p;
+  return s || null;
+}
+
+async function call(path, { method = "GET", body, signal } = {}) {
+  const init = { method, signal, headers: { accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    // A proxy's HTML error page: keep the status, lose the detail.
+  }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+let catalogPromise = null;
+
+export const api = {
+  layers() {
+    catalogPromise ??= call("/api/layers").catch((e) => {
+      catalogPromise = null;
+      throw e;
+    });
+    return catalogPromise;
+  },
+  devices: () => call("/api/devices"),
+  run: (request, opts = {}) => call("/api/run", { method: "POST", body: request, signal: opts.signal }),
+  shape: (request, opts = {}) => call("/api/shape", { method: "POST", body: request, signal: opts.signal }),
+  explain(request, index, output, opts = {}) {
+    const body = { ...request, index };
+    if (output) body.output = output;
+    return call("/api/explain", { method: "POST", body, signal: opts.signal });
+  },
+};
+
+export function isAbort(err) {
+  return err?.name === "AbortError";
+}

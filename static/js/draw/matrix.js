@@ -1,0 +1,307 @@
+// Linear and Bilinear drawn as their equations, x · Aᵀ + b = y and y_k = x1ᵀ A_k x2 + b_k, with
+// every matrix to proportion and clickable output cells.
+
+import { d3, svgIn, dimLabel, appendLabel, valueColor, tooltip, valueTip, gridKeys } from "./common.js";
+import { equationLayout, MAX_DRAWN_CELLS, cellAt } from "../geometry/matrix.js";
+import { linearModel, bilinearModel } from "../geometry/dims.js";
+import { valueDomain } from "../geometry/heatmap.js";
+import { toNumber, getAt, fmt } from "../util/format.js";
+
+// Values of a 2-D view of a tensor, or null when the API sent only a summary.
+function view2d(t, get) {
+  return t && t.data !== null && t.data !== undefined ? get : null;
+}
+
+function drawMatrix(g, item, cell, { name, values, color, rowDim, colDim, colorOf, title, onCell, tipName, indexOf, id }) {
+  const m = g.append("g").attr("class", `matrix m-${id}`).attr("data-id", id);
+  // Stacked copies (extra leading dimensions) sit behind, up and to the right.
+  for (let s = item.stackShown; s >= 1; s--) {
+    m.append("rect")
+      .attr("class", "stack-copy")
+      .attr("x", item.x + s * item.stackStep)
+      .attr("y", item.y - s * item.stackStep)
+      .attr("width", item.w)
+      .attr("height", item.h);
+  }
+  const body = m.append("g").attr("class", "cells");
+  const drawCells = item.rows * item.cols <= MAX_DRAWN_CELLS && cell >= 1.5;
+  if (drawCells) {
+    const data = [];
+    for (let r = 0; r < item.rows; r++) for (let c = 0; c < item.cols; c++) data.push({ r, c });
+    body
+      .selectAll("rect")
+      .data(data)
+      .join("rect")
+      .attr("class", "cell")
+      .attr("x", (d) => item.x + d.c * cell)
+      .attr("y", (d) => item.y + d.r * cell)
+      .attr("width", cell)
+      .attr("height", cell)
+      .attr("fill", (d) => (values ? color(values(d.r, d.c)) : "#e5e7eb"))
+      .attr("data-r", (d) => d.r)
+      .attr("data-c", (d) => d.c);
+  } else {
+    body.append("rect").attr("class", "cell-block").attr("x", item.x).attr("y", item.y).attr("width", item.w).attr("height", item.h);
+  }
+  const frame = m.append("rect").attr("class", "matrix-frame").attr("x", item.x).attr("y", item.y).attr("width", item.w).attr("height", item.h);
+  // Coloured edges: the top edge carries the column dimension, the left edge the row dimension,
+  // so a shared dimension (x's columns, Aᵀ's rows) shows up as the same colour.
+  if (colDim) m.append("line").attr("class", "dim-edge").attr("x1", item.x).attr("x2", item.x + item.w).attr("y1", item.y - 2).attr("y2", item.y - 2).attr("stroke", colorOf(colDim.key));
+  if (rowDim) m.append("line").attr("class", "dim-edge").attr("x1", item.x - 2).attr("x2", item.x - 2).attr("y1", item.y).attr("y2", item.y + item.h).attr("stroke", colorOf(rowDim.key));
+  if (colDim) dimLabel(m, colDim, colorOf(colDim.key), { x: item.x + item.w / 2, y: item.y - 8 });
+  if (rowDim) dimLabel(m, rowDim, colorOf(rowDim.key), { x: item.x - 8, y: item.y + item.h / 2, rotate: -90 });
+  const t = m.append("text").attr("class", "matrix-title").attr("x", item.x + item.w / 2).attr("y", item.y - 24).attr("text-anchor", "middle");
+  title(t);
+
+  const hit = (event) => {
+    const [px, py] = d3.pointer(event, g.node());
+    return cellAt(item, px, py, cell);
+  };
+  m.on("mousemove", (event) => {
+    const rc = hit(event);
+    if (!rc) return tooltip.hide();
+    const v = values ? values(rc.r, rc.c) : null;
+    tooltip.show(event, v === null ? `${tipName}[${indexOf(rc).join(", ")}]` : valueTip(tipName, indexOf(rc), v));
+  }).on("mouseleave", () => tooltip.hide());
+  if (onCell) {
+    m.classed("pickable", true).on("click", (event) => {
+      const rc = hit(event);
+      if (rc) onCell(rc);
+    });
+  }
+  return { g: m, item, frame };
+}
+
+function highlightRect(g, item, cell, { r0, c0, rows, cols, cls }) {
+  g.append("rect")
+    .attr("class", cls)
+    .attr("x", item.x + c0 * cell)
+    .attr("y", item.y + r0 * cell)
+    .attr("width", cols * cell)
+    .attr("height", rows * cell);
+}
+
+function opText(g, op) {
+  g.append("text").attr("class", "op").attr("x", op.x).attr("y", op.y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(op.text);
+}
+
+function leadIndex(model) {
+  return model.stack.map(() => 0);
+}
+
+function caption(g, x, y, parts) {
+  const t = g.append("text").attr("class", "diagram-caption").attr("x", x).attr("y", y);
+  for (const [text, cls] of parts) t.append("tspan").attr("class", cls || null).text(text);
+  return t;
+}
+
+export function drawLinear(container, run, { colorOf, width, pinned, onPick, layerType }) {
+  const model = linearModel(run);
+  const { rows, inF, outF } = model;
+  const items = [
+    { kind: "matrix", id: "x", rows, cols: inF, stack: model.batch / Math.max(rows, 1) },
+    { kind: "op", text: "·" },
+  ];
+  if (model.A) items.push({ kind: "matrix", id: "A", rows: inF, cols: outF }, { kind: "op", text: model.b ? "+" : "=" });
+  if (model.b) items.push({ kind: "matrix", id: "b", rows: 1, cols: outF }, { kind: "op", text: "=" });
+  items.push({ kind: "matrix", id: "y", rows, cols: outF, stack: model.batch / Math.max(rows, 1) });
+  const lay = equationLayout(items, { width, maxHeight: 380 });
+  const svg = svgIn(container, lay.width, lay.height + 22, `${layerType}: y = x·Aᵀ + b, x ${run.inputs[0].shape.join("×")} → y ${run.output.shape.join("×")}`);
+  const g = svg.append("g");
+  const cell = lay.cell;
+  const byId = Object.fromEntries(lay.items.filter((i) => i.kind === "matrix").map((i) => [i.id, i]));
+  const lead = leadIndex(model);
+  const x0 = run.inputs[0];
+  const xSlice = x0.data ? (model.stack.length ? getAt(x0.data, lead) : x0.data) : null;
+  const ySlice = run.output.data ? (model.stack.length ? getAt(run.output.data, lead) : run.output.data) : null;
+  const oneD = run.inputs[0].shape.length === 1;
+  const xv = xSlice ? (oneD ? (r, c) => toNumber(xSlice[c]) : (r, c) => toNumber(xSlice[r][c])) : null;
+  const yv = ySlice ? (oneD ? (r, c) => toNumber(ySlice[c]) : (r, c) => toNumber(ySlice[r][c])) : null;
+  const w = model.weight;
+  const av = w?.data ? (model.transposed ? (r, c) => toNumber(w.data[c][r]) : (r, c) => toNumber(w.data[r][c])) : null;
+  const bv = model.bias?.data ? (r, c) => toNumber(model.bias.data[c]) : null;
+  const rowDim = model.rowLabel ? { label: model.rowLabel, size: rows, key: model.rowLabel === "N" ? "batch" : "extra" } : null;
+  const inDim = model.x.dims[model.x.dims.length - 1];
+  const outDim = model.y.dims[model.y.dims.length - 1];
+  const xIndex = (rc) => (oneD ? [rc.c] : [...lead, rc.r, rc.c]);
+  const yIndex = xIndex;
+
+  const parts = {};
+  parts.x = drawMatrix(g, byId.x, cell, {
+    id: "x", values: xv, color: valueColor(valueDomain(x0)), rowDim, colDim: inDim, colorOf,
+    title: (t) => t.append("tspan").attr("class", "name").text("x"), tipName: x0.name || "input", indexOf: xIndex,
+  });
+  if (byId.A) {
+    parts.A = drawMatrix(g, byId.A, cell, {
+      id: "A", values: av, color: valueColor(valueDomain(w)), rowDim: inDim, colDim: outDim, colorOf,
+      title: (t) => {
+        if (model.transposed) {
+          t.append("tspan").attr("class", "name").text("Aᵀ");
+          t.append("tspan").attr("class", "aside").text(` = ${w.name}ᵀ`);
+        } else {
+          t.append("tspan").attr("class", "name").text(w.name);
+        }
+      },
+      tipName: w.name,
+      indexOf: (rc) => (model.transposed ? [rc.c, rc.r] : [rc.r, rc.c]),
+    });
+  }
+  if (byId.b) {
+    parts.b = drawMatrix(g, byId.b, cell, {
+      id: "b", values: bv, color: valueColor(valueDomain(model.bias)), rowDim: null, colDim: outDim, colorOf,
+      title: (t) => {
+        t.append("tspan").attr("class", "name").text("b");
+        if (model.bias.name !== "b") t.append("tspan").attr("class", "aside").text(` = ${model.bias.name}`);
+      },
+      tipName: model.bias.name, indexOf: (rc) => [rc.c],
+    });
+  }
+  parts.y = drawMatrix(g, byId.y, cell, {
+    id: "y", values: yv, color: valueColor(valueDomain(run.output)), rowDim, colDim: outDim, colorOf,
+    title: (t) => t.append("tspan").attr("class", "name").text("y"), tipName: "output", indexOf: yIndex,
+    onCell: (rc) => onPick(yIndex(rc)),
+  });
+  for (const op of lay.items.filter((i) => i.kind === "op")) opText(g, op);
+
+  // Extra leading dimensions of (N, *, in): the drawn matrices are slice [0, …] of a stack.
+  const foot = lay.height + 6;
+  const stackNote = model.stack.length ? `  ·  the matrices show slice [${lead.join(", ")}, :, :] of the stacked dimensions ${model.stack.map((d) => `${d.label}=${d.size}`).join(", ")}` : "";
+  caption(g, 10, foot, [
+    [`x ${shapeText(model.x.dims)} · ${model.transposed ? "Aᵀ" : w ? w.name : "A"} (in, out) ${model.b ? "+ b (out) " : ""}= y ${shapeText(model.y.dims)}`, "formula-text"],
+    [stackNote, "aside"],
+  ]);
+
+  const keys = gridKeys(parts.y.g, {
+    rows, cols: outF, label: "Output y: arrow keys move, Enter explains the element",
+    onMove: ([r, c]) => showCursor(r, c), onActivate: ([r, c]) => onPick(yIndex({ r, c })),
+  });
+  const overlay = g.append("g").attr("class", "overlay");
+  function showCursor(r, c) {
+    overlay.selectAll(".cursor").remove();
+    highlightRect(overlay, byId.y, cell, { r0: r, c0: c, rows: 1, cols: 1, cls: "cursor" });
+  }
+  function highlight(index) {
+    overlay.selectAll(".pin").remove();
+    if (!index) return;
+    const r = oneD ? 0 : index[index.length - 2];
+    const c = index[index.length - 1];
+    keys.set([r, c]);
+    const pin = (id, spec) => byId[id] && highlightRect(overlay, byId[id], cell, { ...spec, cls: `pin pin-${id}` });
+    pin("x", { r0: r, c0: 0, rows: 1, cols: inF });
+    pin("A", { r0: 0, c0: c, rows: inF, cols: 1 });
+    pin("b", { r0: 0, c0: c, rows: 1, cols: 1 });
+    pin("y", { r0: r, c0: c, rows: 1, cols: 1 });
+  }
+  highlight(pinned);
+  return { highlight, svg: svg.node() };
+}
+
+function shapeText(dims) {
+  return `(${dims.map((d) => d.label).join(", ")})`;
+}
+
+export function drawBilinear(container, run, { colorOf, width, pinned, onPick, layerType }) {
+  const model = bilinearModel(run);
+  const { rows, in1, in2, out } = model;
+  const k0 = pinned ? pinned[pinned.length - 1] : 0;
+  const items = [
+    { kind: "matrix", id: "x1", rows, cols: in1 },
+    { kind: "op", text: "·" },
+    { kind: "matrix", id: "A", rows: in1, cols: in2, stack: out },
+    { kind: "op", text: "·" },
+    { kind: "matrix", id: "x2", rows: in2, cols: rows },
+  ];
+  if (model.bias) items.push({ kind: "op", text: "+" }, { kind: "matrix", id: "b", rows: 1, cols: out });
+  items.push({ kind: "op", text: "=" }, { kind: "matrix", id: "y", rows, cols: out });
+  const lay = equationLayout(items, { width, maxHeight: 380 });
+  const svg = svgIn(container, lay.width, lay.height + 22, `Bilinear: y_k = x1ᵀ A_k x2 + b_k, A is ${out}×${in1}×${in2}`);
+  const g = svg.append("g");
+  const cell = lay.cell;
+  const byId = Object.fromEntries(lay.items.filter((i) => i.kind === "matrix").map((i) => [i.id, i]));
+  const lead = model.stack.map(() => 0);
+  const sl = (t) => (t?.data ? (lead.length ? getAt(t.data, lead) : t.data) : null);
+  const oneD = run.inputs[0].shape.length === 1;
+  const x1s = sl(run.inputs[0]);
+  const x2s = sl(run.inputs[1]);
+  const ys = sl(run.output);
+  const mat = (s) => (s ? (oneD ? (r, c) => toNumber(s[c]) : (r, c) => toNumber(s[r][c])) : null);
+  const x1v = mat(x1s);
+  const x2v = x2s ? (oneD ? (r) => toNumber(x2s[r]) : (r, c) => toNumber(x2s[c][r])) : null;
+  const yv = mat(ys);
+  const w = model.weight;
+  const bias = model.bias;
+  const rowDim = model.rowLabel ? { label: model.rowLabel, size: rows, key: "batch" } : null;
+  const [outDim, in1Dim, in2Dim] = model.A.dims;
+  const idx = (rc) => (oneD ? [rc.c] : [...lead, rc.r, rc.c]);
+  const parts = {};
+  parts.x1 = drawMatrix(g, byId.x1, cell, {
+    id: "x1", values: x1v, color: valueColor(valueDomain(run.inputs[0])), rowDim, colDim: in1Dim, colorOf,
+    title: (t) => appendLabel(t.append("tspan").attr("class", "name"), "x_1"), tipName: run.inputs[0].name || "input1", indexOf: idx,
+  });
+  const wColor = valueColor(valueDomain(w));
+  parts.A = drawMatrix(g, byId.A, cell, {
+    id: "A", values: null, color: wColor, rowDim: in1Dim, colDim: in2Dim, colorOf,
+    title: (t) => t.append("tspan").attr("class", "name").text("A_k"), tipName: w.name, indexOf: (rc) => [k0, rc.r, rc.c],
+  });
+  parts.x2 = drawMatrix(g, byId.x2, cell, {
+    id: "x2", values: x2v, color: valueColor(valueDomain(run.inputs[1] || run.inputs[0])), rowDim: in2Dim, colDim: rowDim, colorOf,
+    title: (t) => {
+      appendLabel(t.append("tspan").attr("class", "name"), "x_2");
+      t.append("tspan").attr("class", "name").text("ᵀ");
+    },
+    tipName: run.inputs[1]?.name || "input2", indexOf: (rc) => (oneD ? [rc.r] : [...lead, rc.c, rc.r]),
+  });
+  if (byId.b) {
+    parts.b = drawMatrix(g, byId.b, cell, {
+      id: "b", values: bias.data ? (r, c) => toNumber(bias.data[c]) : null, color: valueColor(valueDomain(bias)), rowDim: null, colDim: outDim, colorOf,
+      title: (t) => t.append("tspan").attr("class", "name").text("b"), tipName: bias.name, indexOf: (rc) => [rc.c],
+    });
+  }
+  parts.y = drawMatrix(g, byId.y, cell, {
+    id: "y", values: yv, color: valueColor(valueDomain(run.output)), rowDim, colDim: outDim, colorOf,
+    title: (t) => t.append("tspan").attr("class", "name").text("y"), tipName: "output", indexOf: idx,
+    onCell: (rc) => onPick(idx(rc)),
+  });
+  for (const op of lay.items.filter((i) => i.kind === "op")) opText(g, op);
+  // The weight is 3-D: `out` matrices of in1 × in2, one per output feature k.
+  const Ai = byId.A;
+  dimLabel(g, outDim, colorOf(outDim.key), { x: Ai.x + Ai.w + Ai.stackShown * Ai.stackStep + 4, y: Ai.y - Ai.stackShown * Ai.stackStep - 2, anchor: "start" })
+    .append("tspan").attr("class", "aside").text(" matrices");
+  const cardValues = (k) => (w?.data ? (r, c) => toNumber(w.data[k][r][c]) : null);
+  function paintCard(k) {
+    const vals = cardValues(k);
+    parts.A.g.selectAll("rect.cell").attr("fill", (d) => (vals ? wColor(vals(d.r, d.c)) : "#e5e7eb"));
+    parts.A.g.select("text.matrix-title").selectAll("tspan.k").remove();
+    parts.A.g.select("text.matrix-title").append("tspan").attr("class", "k aside").text(`, k = ${k}`);
+  }
+  paintCard(k0);
+  caption(g, 10, lay.height + 6, [
+    ["y", "formula-text"], ["k", "formula-sub"], [" = x₁ᵀ A", "formula-text"], ["k", "formula-sub"], [" x₂ + b", "formula-text"], ["k", "formula-sub"],
+    [`   weight (out=${out}, in1=${in1}, in2=${in2}) drawn as a stack of ${out} matrices; the front one is A_k for the selected k`, "aside"],
+  ]);
+  const overlay = g.append("g").attr("class", "overlay");
+  const keys = gridKeys(parts.y.g, {
+    rows, cols: out, label: "Output y: arrow keys move, Enter explains the element",
+    onMove: ([r, c]) => {
+      overlay.selectAll(".cursor").remove();
+      highlightRect(overlay, byId.y, cell, { r0: r, c0: c, rows: 1, cols: 1, cls: "cursor" });
+    },
+    onActivate: ([r, c]) => onPick(idx({ r, c })),
+  });
+  function highlight(index) {
+    overlay.selectAll(".pin").remove();
+    if (!index) return;
+    const r = oneD ? 0 : index[index.length - 2];
+    const k = index[index.length - 1];
+    keys.set([r, k]);
+    paintCard(k);
+    const pin = (id, spec) => byId[id] && highlightRect(overlay, byId[id], cell, { ...spec, cls: `pin pin-${id}` });
+    pin("x1", { r0: r, c0: 0, rows: 1, cols: in1 });
+    pin("A", { r0: 0, c0: 0, rows: in1, cols: in2 });
+    pin("x2", { r0: 0, c0: r, rows: in2, cols: 1 });
+    pin("b", { r0: 0, c0: k, rows: 1, cols: 1 });
+    pin("y", { r0: r, c0: k, rows: 1, cols: 1 });
+  }
+  highlight(pinned);
+  return { highlight, svg: svg.node(), fmt };
+}

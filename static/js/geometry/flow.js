@@ -1,0 +1,99 @@
+// Generic tensor-flow diagram: inputs → layer (with its parameters) → outputs, each tensor a row
+// of dimension chips. Text widths are estimated (no DOM), generous enough for the UI font.
+
+const CH = 7.2; // px per character at 12px
+const CHIP_H = 22;
+const CHIP_GAP = 4;
+
+export function chipWidth(d) {
+  return Math.max(30, (String(d.label).length + String(d.size).length + 1) * CH + 14);
+}
+
+function tensorBox(t, kind) {
+  const chips = t.dims.length ? t.dims : [{ label: "scalar", size: "", key: "scalar" }];
+  let cx = 10;
+  const placed = chips.map((d) => {
+    const w = chipWidth(d);
+    const c = { ...d, x: cx, w };
+    cx += w + CHIP_GAP;
+    return c;
+  });
+  const title = `${t.name}`;
+  const w = Math.max(cx + 6, title.length * CH + 24, 90);
+  return { ...t, kind, chips: placed, w, h: CHIP_H + 34 };
+}
+
+export function flowLayout(model, layerName, { width, margin = 12 }) {
+  const ins = model.inputs.map((t) => tensorBox(t, "input"));
+  const outs = model.outputs.map((t) => tensorBox(t, "output"));
+  const params = model.params.map((p) => tensorBox(p, "param"));
+  const layerInnerW = Math.max(layerName.length * 8 + 30, ...params.map((p) => p.w + 20), 140);
+  const layerH = 40 + params.reduce((a, p) => a + p.h + 8, 0);
+  const colW = (list) => Math.max(...list.map((t) => t.w), 80);
+  const colH = (list) => list.reduce((a, t) => a + t.h + 12, -12);
+  const horizontal = colW(ins) + layerInnerW + colW(outs) + 2 * 70 + margin * 2 <= width;
+  const layer = { name: layerName, params, w: layerInnerW, h: layerH };
+  if (horizontal) {
+    const H = Math.max(colH(ins), layerH, colH(outs));
+    const top = margin + 6;
+    const mid = top + H / 2;
+    let x = margin;
+    stackColumn(ins, x, mid);
+    x += colW(ins) + 70;
+    Object.assign(layer, { x, y: mid - layerH / 2 });
+    x += layerInnerW + 70;
+    stackColumn(outs, x, mid);
+    x += colW(outs);
+    placeParams(layer);
+    return { horizontal, inputs: ins, outputs: outs, layer, width: x + margin, height: top + H + margin + 6 };
+  }
+  // Narrow: top to bottom.
+  let y = margin;
+  const cx = width / 2;
+  y = stackRow(ins, cx, y, width - 2 * margin) + 46;
+  Object.assign(layer, { x: cx - layerInnerW / 2, y });
+  placeParams(layer);
+  y += layerH + 46;
+  y = stackRow(outs, cx, y, width - 2 * margin);
+  const w = Math.max(width, layerInnerW + 2 * margin, ...ins.map((t) => t.x + t.w + margin), ...outs.map((t) => t.x + t.w + margin));
+  return { horizontal, inputs: ins, outputs: outs, layer, width: w, height: y + margin };
+}
+
+function stackColumn(list, x, mid) {
+  const total = list.reduce((a, t) => a + t.h + 12, -12);
+  let y = mid - total / 2;
+  for (const t of list) {
+    t.x = x;
+    t.y = y;
+    y += t.h + 12;
+  }
+}
+
+// Row of tensors centred at cx; returns the y below it. Wraps to one per line if too wide.
+function stackRow(list, cx, y, avail) {
+  const total = list.reduce((a, t) => a + t.w + 12, -12);
+  if (total <= avail) {
+    let x = cx - total / 2;
+    for (const t of list) {
+      t.x = Math.max(8, x);
+      t.y = y;
+      x += t.w + 12;
+    }
+    return y + Math.max(...list.map((t) => t.h), 0);
+  }
+  for (const t of list) {
+    t.x = Math.max(8, cx - t.w / 2);
+    t.y = y;
+    y += t.h + 10;
+  }
+  return y - 10;
+}
+
+function placeParams(layer) {
+  let y = layer.y + 34;
+  for (const p of layer.params) {
+    p.x = layer.x + 10;
+    p.y = y;
+    y += p.h + 8;
+  }
+}

@@ -1,0 +1,108 @@
+// The page's one state object: `request` is exactly the body of POST /api/run, `ui` holds the
+// user's selections (view, pinned cell, chosen channel/slice). Both round-trip through the URL so
+// a copied address reopens the same view; nothing else in the page is a source of truth.
+
+import { deepCopy } from "./util/format.js";
+
+export const DEFAULT_REQUEST = Object.freeze({
+  layer: { type: "Linear", in_features: 10, out_features: 5 },
+  inputs: [{ shape: [5, 10] }],
+  seed: 42,
+});
+
+export const DEFAULT_UI = Object.freeze({
+  view: "layer",
+  pinned: null, // {output: name|null, index: [...]}: the output element being explained
+  channel: 0, // output channel shown by the sliding-window animation
+  batch: 0, // sample of the batch shown by the animation
+  depth: 0, // output depth slice for 3-D windows
+});
+
+export function initialState() {
+  return { request: deepCopy(DEFAULT_REQUEST), ui: { ...DEFAULT_UI } };
+}
+
+// Minimal store: components read `get()`, write with `update()`, and learn of changes from
+// `subscribe()`. The `reason` lets listeners tell user edits from programmatic loads.
+export function createStore(initial) {
+  let state = initial;
+  const listeners = new Set();
+  return {
+    get: () => state,
+    update(patch, reason = "edit") {
+      const prev = state;
+      state = {
+        request: patch.request !== undefined ? patch.request : state.request,
+        ui: patch.ui !== undefined ? { ...state.ui, ...patch.ui } : state.ui,
+      };
+      for (const fn of listeners) fn(state, prev, reason);
+    },
+    subscribe(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+  };
+}
+
+// Keys in a stable order so the same view always has the same address.
+export function canonicalRequest(req) {
+  const out = {};
+  const { type, ...args } = req.layer || {};
+  out.layer = { type, ...args };
+  if (Array.isArray(req.inputs)) out.inputs = req.inputs;
+  if (req.seed !== undefined && req.seed !== null) out.seed = req.seed;
+  if (req.device) out.device = req.device;
+  if (req.dtype && req.dtype !== "float32") out.dtype = req.dtype;
+  return out;
+}
+
+function uiDelta(ui) {
+  const delta = {};
+  for (const [k, v] of Object.entries(ui || {})) {
+    if (!(k in DEFAULT_UI)) continue;
+    if (JSON.stringify(v) !== JSON.stringify(DEFAULT_UI[k])) delta[k] = v;
+  }
+  return delta;
+}
+
+export function encodeQuery(state) {
+  const params = new URLSearchParams();
+  params.set("config", JSON.stringify(canonicalRequest(state.request)));
+  const delta = uiDelta(state.ui);
+  if (Object.keys(delta).length) params.set("ui", JSON.stringify(delta));
+  return `?${params.toString()}`;
+}
+
+// Returns {request, ui} from a query string, or {error} when `config` is present but unusable.
+// Only the structure is checked here; the server judges the values and the form shows its verdict.
+export function decodeQuery(search) {
+  const params = new URLSearchParams(search);
+  const raw = params.get("config");
+  const result = { request: null, ui: { ...DEFAULT_UI }, error: null };
+  if (raw !== null) {
+    try {
+      const req = JSON.parse(raw);
+      if (!req || typeof req !== "object" || Array.isArray(req)) throw new Error("config must be a JSON object");
+      if (!req.layer || typeof req.layer !== "object" || typeof req.layer.type !== "string")
+        throw new Error('config needs "layer": {"type": ...}');
+      if (req.inputs !== undefined && !Array.isArray(req.inputs)) throw new Error('"inputs" must be a list');
+      result.request = canonicalRequest(req);
+    } catch (e) {
+      result.error = `The link's config could not be read: ${e.message}`;
+    }
+  }
+  const rawUi = params.get("ui");
+  if (rawUi !== null) {
+    try {
+      const ui = JSON.parse(rawUi);
+      for (const k of Object.keys(DEFAULT_UI)) if (ui && k in ui) result.ui[k] = ui[k];
+    } catch {
+      // A damaged ui part only loses the selection, never the view itself.
+    }
+  }
+  return result;
+}
+
+export function shareUrl(state, base = window.location) {
+  return `${base.origin}${base.pathname}${encodeQuery(state)}`;
+}
