@@ -153,10 +153,27 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         return list(value)
     if t == "tensor":
         return tensor_from_json(value, field=field, what=f"{type_name}: {p.name}")
+    if t == "layer":
+        if not isinstance(value, dict):
+            raise bad
+        return value
+    if t == "layers":
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            raise InvalidArgument(f"{type_name}: {p.name} must be a non-empty list of layer configs", field=field)
+        if len(value) > MAX_CHILDREN:
+            raise TooLarge(f"{type_name}: {p.name} has {len(value)} layers; the limit is {MAX_CHILDREN}", field=field)
+        names = [v.get("name") for v in value if v.get("name") is not None]
+        for name in names:
+            if not isinstance(name, str) or not name or "." in name:
+                raise InvalidArgument(f"{type_name}: a layer name must be a non-empty string without '.'; got {_fmt(name)}", field=field)
+        if len(set(names)) != len(names):
+            raise InvalidArgument(f"{type_name}: layer names must be unique; got {names}", field=field)
+        return value
     raise bad
 
 
 _MAX_DEPTH = 8
+MAX_CHILDREN = 256
 
 
 def tensor_from_json(value: Any, *, field: str, what: str, dtype: torch.dtype | None = None,

@@ -22,6 +22,9 @@ def ctor(spec: Any, kwargs: dict[str, Any], preludes: dict[str, str]) -> str:
     if spec.code_prelude:
         preludes.setdefault(spec.type, spec.code_prelude)
     name = spec.code_name or f"torch.nn.{spec.type}"
+    if spec.type == "Sequential":
+        children = ", ".join(f"({n!r}, {ctor(cs, ck, preludes)})" for n, cs, ck in kwargs["layers"])
+        return f"torch.nn.Sequential(OrderedDict([{children}]))"
     parts = []
     for p in spec.params:
         if p.name not in kwargs:

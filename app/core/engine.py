@@ -150,7 +150,8 @@ def _resolve_high(spec_high: Any, kwargs: dict[str, Any], meta: nn.Module, shape
     return int(value) if isinstance(value, int) else None
 
 
-def plan_request(registry: Registry, req: RunRequest, settings: Settings) -> Plan:
+def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enforce_limit: bool = True) -> Plan:
+    """Validate and predict on the meta device; with ``enforce_limit``, refuse what would not fit."""
     from app.core import containers
 
     device = resolve_device(req.device, settings)
@@ -191,7 +192,8 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings) -> Pla
         shapes.append(plans[-1].shape)
 
     input_bytes = sum(_bytes(p.shape, p.dtype) for p in plans)
-    if input_bytes > settings.memory_limit_bytes:
+    limit = settings.memory_limit_bytes if enforce_limit else float("inf")
+    if input_bytes > limit:
         raise TooLarge(
             f"the inputs would take {_human(input_bytes)}; this server's limit is "
             f"{_human(settings.memory_limit_bytes)}",
@@ -206,7 +208,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings) -> Pla
     param_bytes = sum(p.numel() * p.element_size() for p in meta.parameters()) + sum(
         b.numel() * b.element_size() for b in meta.buffers()
     )
-    if param_bytes + input_bytes > settings.memory_limit_bytes:
+    if param_bytes + input_bytes > limit:
         raise TooLarge(
             f"{spec.type}'s parameters would take {_human(param_bytes)} (plus {_human(input_bytes)} of inputs); "
             f"this server's limit is {_human(settings.memory_limit_bytes)}",
@@ -237,7 +239,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings) -> Pla
     )
     output_bytes = sum(_bytes(tuple(s), dtype) for s in out_shapes)
     total = param_bytes + input_bytes + output_bytes
-    if total > settings.memory_limit_bytes:
+    if total > limit:
         raise TooLarge(
             f"this request needs about {_human(total)} (parameters {_human(param_bytes)}, inputs "
             f"{_human(input_bytes)}, outputs {_human(output_bytes)}); this server's limit is "
@@ -434,7 +436,8 @@ def shape(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     from app.core import containers, windows
 
     req = parse(RunRequest, body)
-    plan = plan_request(registry, req, settings)
+    # nothing is allocated here, so the memory limit does not apply: the estimate is reported
+    plan = plan_request(registry, req, settings, enforce_limit=False)
     if plan.meta_shapes is not None:
         out_shapes = [list(s) for s in plan.meta_shapes]
         source = "meta"

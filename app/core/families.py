@@ -46,8 +46,6 @@ def _params(cls: type, n: int | None, overrides: dict[str, dict[str, Any]], skip
     params = introspect_params(cls, skip=SKIP_ALWAYS + skip)
     for p in params:
         for key, value in {**COMMON_BOUNDS.get(p.name, {}), **overrides.get(p.name, {})}.items():
-            if key == "choices" and p.type == "ints":
-                continue
             setattr(p, key, value)
         if p.type == "ints" and p.length is None and n is not None:
             p.length = n

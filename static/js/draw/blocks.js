@@ -1,0 +1,100 @@
+// Conv / pool / transposed-conv tensors as oblique boxes: input ∗ weight (+ bias) → output, every
+// edge labelled and coloured by its dimension.
+
+import { svgIn, dimLabel, polygon, arrow, appendLabel } from "./common.js";
+import { blocksLayout, boxFaces } from "../geometry/blocks.js";
+import { blocksModel } from "../geometry/dims.js";
+
+const FILL = { input: "#dbeafe", weight: "#fde68a", window: "#fde68a", output: "#bbf7d0" };
+const TITLE = { input: "input", weight: "weight", window: "kernel window", output: "output" };
+
+function drawBox(g, b, colorOf, cardStep) {
+  const s = b.spec;
+  const box = g.append("g").attr("class", `block block-${b.role}`);
+  // Discrete copies (batch samples, output-channel kernels) fan out behind the front box.
+  for (let i = b.cards; i >= 1; i--) {
+    const f = boxFaces(b.x + i * cardStep, b.y - i * cardStep, b.w, b.h, b.d);
+    const cg = box.append("g").attr("class", "card");
+    polygon(cg, f.top).attr("fill", FILL[b.role]);
+    polygon(cg, f.side).attr("fill", FILL[b.role]);
+    polygon(cg, f.front).attr("fill", FILL[b.role]);
+  }
+  const f = boxFaces(b.x, b.y, b.w, b.h, b.d);
+  if (b.d > 0) {
+    polygon(box, f.top).attr("class", "face top").attr("fill", FILL[b.role]);
+    polygon(box, f.side).attr("class", "face side").attr("fill", FILL[b.role]);
+  }
+  polygon(box, f.front).attr("class", "face front").attr("fill", FILL[b.role]);
+  const edge = (x1, y1, x2, y2, d) =>
+    d && box.append("line").attr("class", "dim-edge").attr("x1", x1).attr("y1", y1).attr("x2", x2).attr("y2", y2).attr("stroke", colorOf(d.key));
+  edge(b.x, b.y + b.h, b.x + b.w, b.y + b.h, s.cols);
+  edge(b.x, b.y, b.x, b.y + b.h, s.rows);
+  edge(b.x, b.y, b.x + f.dx, b.y + f.dy, s.depth);
+  if (s.cols) dimLabel(box, s.cols, colorOf(s.cols.key), { x: b.x + b.w / 2, y: b.y + b.h + 16 });
+  if (s.rows) dimLabel(box, s.rows, colorOf(s.rows.key), { x: b.x - 7, y: b.y + b.h / 2, rotate: -90 });
+  if (s.depth) dimLabel(box, s.depth, colorOf(s.depth.key), { x: b.x + f.dx / 2 - 6, y: b.y + f.dy / 2 - 4, anchor: "end" });
+  const topY = b.y + Math.min(f.dy, 0) - b.cards * cardStep;
+  if (s.cards) {
+    const cx = b.x + b.w + f.dx + b.cards * cardStep;
+    const t = dimLabel(box, s.cards, colorOf(s.cards.key), { x: cx, y: topY - 4, anchor: "end" });
+    t.insert("tspan", ":first-child").text("× ");
+  }
+  const title = box.append("text").attr("class", "block-title").attr("x", b.x).attr("y", topY - (s.cards ? 20 : 6));
+  title.append("tspan").attr("class", "name").text(TITLE[b.role]);
+  if (s.note) {
+    const t = title.append("tspan").attr("class", "aside").attr("fill", colorOf(s.note.key));
+    t.append("tspan").text("  ×");
+    appendLabel(t, s.note.label);
+    t.append("tspan").text(`=${s.note.size}`);
+  }
+  return { box, topY };
+}
+
+export function drawBlocks(container, run, { colorOf, width, layerType, entry }) {
+  const model = blocksModel(run, layerType);
+  const lay = blocksLayout(model, { width });
+  const w = run.windows && !run.windows.omitted ? run.windows : null;
+  const extraH = model.bias ? 30 : 0;
+  const svg = svgIn(container, Math.max(lay.width, 300), lay.height + extraH + 24, `${layerType}: input ${run.inputs[0].shape.join("×")} → output ${run.output.shape.join("×")}`);
+  const g = svg.append("g");
+  for (const b of lay.boxes) drawBox(g, b, colorOf, lay.cardStep);
+  // Operators between the boxes.
+  lay.boxes.forEach((b, i) => {
+    if (b.opX === undefined) return;
+    const next = lay.boxes[i + 1];
+    const y = lay.baseline - Math.min(b.h, next.h) / 2;
+    if (i === 0 && b.role === "input") {
+      const sym = model.isPool ? (/Max/.test(layerType) ? "max" : /LP/.test(layerType) ? "‖·‖ₚ" : "avg") : model.isTransposed ? "∗ᵀ" : "∗";
+      g.append("text").attr("class", "op").attr("x", b.opX).attr("y", y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(sym);
+    } else {
+      arrow(g, b.opX - 20, y, b.opX + 20, y);
+    }
+  });
+  let foot = lay.baseline + 40;
+  if (model.bias) {
+    const wb = lay.boxes.find((b) => b.role === "weight");
+    if (wb) {
+      const bt = g.append("text").attr("class", "bias-label").attr("x", wb.x).attr("y", foot - 8);
+      bt.append("tspan").text("+ bias ");
+      const d = model.bias.dims[0];
+      const span = bt.append("tspan").attr("fill", colorOf(d.key)).attr("font-weight", 600);
+      appendLabel(span, d.label);
+      span.append("tspan").text(`=${d.size}`);
+      bt.append("tspan").text(" (one per output channel)");
+      foot += 22;
+    }
+  }
+  // The hyper-parameters that decide the sliding, as torch reports them.
+  if (w) {
+    const parts = [];
+    parts.push(`kernel ${w.kernel.join("×")}`, `stride ${w.stride.join("×")}`);
+    const pad = w.padding.map((p) => (Array.isArray(p) ? (p[0] === p[1] ? p[0] : `${p[0]}/${p[1]}`) : p));
+    parts.push(`padding ${pad.join("×")}`);
+    if (w.dilation) parts.push(`dilation ${w.dilation.join("×")}`);
+    if (w.groups && w.groups > 1) parts.push(`groups ${w.groups} (each output channel reads ${model.cIn / w.groups} of ${model.cIn} input channels)`);
+    g.append("text").attr("class", "diagram-caption").attr("x", 14).attr("y", foot).text(parts.join(" · "));
+  } else if (run.windows?.omitted) {
+    g.append("text").attr("class", "diagram-caption").attr("x", 14).attr("y", foot).text(`sliding windows omitted: ${run.windows.omitted}`);
+  }
+  return { highlight() {}, svg: svg.node() };
+}

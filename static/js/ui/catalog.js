@@ -1,0 +1,100 @@
+// The catalog sidebar: every layer type from GET /api/layers, grouped by family, filtered by the
+// search box. Selecting a type hands its example request to the caller.
+
+function matches(entry, q) {
+  if (!q) return true;
+  const hay = `${entry.type} ${entry.family} ${entry.doc || ""}`.toLowerCase();
+  return q
+    .toLowerCase()
+    .split(/\s+/)
+    .filter(Boolean)
+    .every((w) => hay.includes(w));
+}
+
+export function createCatalog(root, { onSelect }) {
+  const search = root.querySelector("#catalog-search");
+  const list = root.querySelector("#catalog-list");
+  const count = root.querySelector("#catalog-count");
+  let catalog = null;
+  let current = null;
+
+  function render() {
+    const q = search.value.trim();
+    const frag = document.createDocumentFragment();
+    let shown = 0;
+    const families = catalog.families?.length ? catalog.families : [...new Set(catalog.layers.map((l) => l.family))];
+    for (const fam of families) {
+      const entries = catalog.layers.filter((l) => l.family === fam && matches(l, q));
+      if (!entries.length) continue;
+      const group = document.createElement("section");
+      group.className = "cat-family";
+      group.dataset.family = fam;
+      const h = document.createElement("h3");
+      h.textContent = fam;
+      const ul = document.createElement("ul");
+      for (const e of entries) {
+        const li = document.createElement("li");
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "cat-item";
+        b.dataset.type = e.type;
+        b.textContent = e.type;
+        b.title = (e.doc || "").split("\n")[0];
+        if (e.type === current) {
+          b.classList.add("current");
+          b.setAttribute("aria-current", "true");
+        }
+        b.addEventListener("click", () => onSelect(e));
+        li.append(b);
+        ul.append(li);
+        shown++;
+      }
+      group.append(h, ul);
+      frag.append(group);
+    }
+    list.replaceChildren(frag);
+    if (!shown) {
+      const p = document.createElement("p");
+      p.className = "aside";
+      p.textContent = `No layer matches “${q}”.`;
+      list.append(p);
+    }
+    count.textContent = q ? `${shown} of ${catalog.layers.length}` : `${catalog.layers.length} layers`;
+  }
+
+  search.addEventListener("input", () => catalog && render());
+  // Enter in the search box opens the first match: type "conv2", Enter.
+  search.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    const first = list.querySelector(".cat-item");
+    if (first) {
+      e.preventDefault();
+      first.click();
+    }
+  });
+  // "/" focuses the search box from anywhere but a text field.
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "/" && !e.target.closest("input, textarea, select, [contenteditable]")) {
+      e.preventDefault();
+      search.focus();
+    }
+  });
+
+  return {
+    setCatalog(c) {
+      catalog = c;
+      render();
+    },
+    setCurrent(type) {
+      if (type === current) return;
+      current = type;
+      if (!catalog) return;
+      for (const b of list.querySelectorAll(".cat-item")) {
+        const on = b.dataset.type === type;
+        b.classList.toggle("current", on);
+        if (on) b.setAttribute("aria-current", "true");
+        else b.removeAttribute("aria-current");
+      }
+    },
+  };
+}

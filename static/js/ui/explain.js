@@ -1,0 +1,135 @@
+// The arithmetic behind one pinned output element, from POST /api/explain: the terms with real
+// numbers, the sum (or the winning element, or the divisor), and torch's own value beside it.
+
+import { fmt, fmtFactor, fmtFull, toNumber } from "../util/format.js";
+
+const MAX_ROWS = 600;
+const EXPANDED_TERMS = 6;
+
+function h(tag, cls, text) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function idx(a) {
+  return a ? `[${a.join(", ")}]` : "pad";
+}
+
+// "0.52·(−0.1) + 0.33·0.2 + … (27 terms) + 0.01 = 0.1234"
+function expansion(ex) {
+  const terms = ex.terms || [];
+  const shown = terms.slice(0, EXPANDED_TERMS);
+  const more = terms.length - shown.length;
+  const val = fmt(ex.manual ?? ex.value, 6);
+  switch (ex.operation) {
+    case "max": {
+      const xs = shown.map((t) => fmt(t.input));
+      return `max(${xs.join(", ")}${more > 0 ? `, … ${more} more` : ""}) = ${val}`;
+    }
+    case "avg": {
+      const xs = shown.map((t) => fmtFactor(t.input));
+      return `(${xs.join(" + ")}${more > 0 ? ` + … ${more} more` : ""}) / ${ex.divisor} = ${val}`;
+    }
+    case "lp": {
+      const xs = shown.map((t) => `${fmtFactor(t.input)}ᵖ`);
+      return `(${xs.join(" + ")}${more > 0 ? ` + … ${more} more` : ""})^(1/p) = ${val}`;
+    }
+    case "bilinear": {
+      const xs = shown.map((t) => `${fmtFactor(t.input)}·${fmtFactor(t.weight)}·${fmtFactor(t.input2)}`);
+      return `${xs.join(" + ")}${more > 0 ? ` + … ${more} more` : ""}${ex.bias ? ` + ${fmtFactor(ex.bias.value)}` : ""} = ${val}`;
+    }
+    default: {
+      const xs = shown.map((t) => `${fmtFactor(t.weight)}·${fmtFactor(t.input)}`);
+      return `${xs.join(" + ")}${more > 0 ? ` + … ${more} more` : ""}${ex.bias ? ` + ${fmtFactor(ex.bias.value)}` : ""} = ${val}`;
+    }
+  }
+}
+
+function termsTable(ex) {
+  const terms = ex.terms || [];
+  const op = ex.operation;
+  const table = h("table", "terms");
+  const head = h("tr");
+  const cols = ["#"];
+  if (op === "bilinear") cols.push("x₁ index", "x₁", "A index", "A", "x₂ index", "x₂", "product");
+  else if (op === "max" || op === "avg" || op === "lp") cols.push("input index", "x");
+  else cols.push("input index", "x", "weight index", "w", "w·x");
+  for (const c of cols) head.append(h("th", null, c));
+  const thead = h("thead");
+  thead.append(head);
+  table.append(thead);
+  const body = h("tbody");
+  terms.slice(0, MAX_ROWS).forEach((t, i) => {
+    const tr = h("tr", t.padding ? "padding" : i === ex.winner ? "winner" : "");
+    const cells = [String(i)];
+    if (op === "bilinear") cells.push(idx(t.input_index), fmt(t.input), idx(t.weight_index), fmt(t.weight), idx(t.input2_index), fmt(t.input2), fmt(t.product));
+    else if (op === "max" || op === "avg" || op === "lp") cells.push(idx(t.input_index), fmt(t.input));
+    else cells.push(idx(t.input_index), fmt(t.input), idx(t.weight_index), fmt(t.weight), fmt(t.product));
+    for (const c of cells) tr.append(h("td", null, c));
+    if (i === ex.winner) tr.title = "the element max pooling chose";
+    if (t.padding) tr.title = "a padding position: contributes 0";
+    body.append(tr);
+  });
+  table.append(body);
+  const wrap = h("div", "terms-wrap");
+  wrap.append(table);
+  if (terms.length > MAX_ROWS) wrap.append(h("p", "aside", `${terms.length - MAX_ROWS} more terms not listed.`));
+  return wrap;
+}
+
+export function renderExplain(root, ex, { outputName, onUnpin }) {
+  const body = root.querySelector("#explain-body");
+  body.replaceChildren();
+  root.hidden = false;
+  const head = h("div", "explain-head");
+  const title = h("h3", null, `${outputName}[${ex.index.join(", ")}]`);
+  const unpin = h("button", "link", "Unpin");
+  unpin.type = "button";
+  unpin.addEventListener("click", onUnpin);
+  head.append(title, unpin);
+  body.append(head);
+  if (ex.text) body.append(h("p", "explain-text", ex.text));
+  const line = h("p", "expansion");
+  line.textContent = expansion(ex);
+  body.append(line);
+  const notes = [];
+  if (ex.operation === "max" && ex.winner !== undefined && ex.winner !== null) {
+    const t = ex.terms[ex.winner];
+    notes.push(`Max pooling chose term ${ex.winner}: input${idx(t?.input_index)} = ${fmt(t?.input, 6)}.`);
+  }
+  if ((ex.operation === "avg" || ex.operation === "lp") && ex.divisor !== undefined)
+    notes.push(`Divisor ${ex.divisor}${ex.terms?.some((t) => t.padding) ? " (padding positions counted, as count_include_pad does)" : ""}.`);
+  const pads = (ex.terms || []).filter((t) => t.padding).length;
+  if (pads && ex.operation !== "avg") notes.push(`${pads} of ${ex.terms.length} positions fall on padding and add 0.`);
+  for (const n of notes) body.append(h("p", "aside", n));
+  const match = h("p", `match ${ex.match ? "ok" : "bad"}`);
+  match.dataset.manual = String(toNumber(ex.manual));
+  match.dataset.torch = String(toNumber(ex.value));
+  match.dataset.match = String(Boolean(ex.match));
+  match.append(
+    h("span", "k", "by hand "), h("code", "manual", fmtFull(ex.manual)),
+    h("span", "k", "  torch "), h("code", "torch", fmtFull(ex.value)),
+    h("span", "k", `  |Δ| ${fmt(ex.abs_error, 2)}  `),
+    h("strong", null, ex.match ? "✓ match" : "✗ differ"),
+  );
+  body.append(match);
+  if (ex.terms?.length) {
+    const d = h("details", "terms-details");
+    d.open = ex.terms.length <= 32;
+    d.append(h("summary", null, `All ${ex.terms.length} terms${ex.bias ? ` + bias${idx(ex.bias.index)} = ${fmt(ex.bias.value, 6)}` : ""}`));
+    d.append(termsTable(ex));
+    body.append(d);
+  }
+}
+
+export function renderExplainError(root, message) {
+  const body = root.querySelector("#explain-body");
+  root.hidden = false;
+  body.replaceChildren(h("p", "error", message));
+}
+
+export function clearExplain(root) {
+  root.querySelector("#explain-body").replaceChildren(h("p", "aside", "Click an output cell (in the diagram or the sliding-window grid) to see its arithmetic."));
+}

@@ -1,0 +1,88 @@
+// Tensor cards for inputs, parameters and outputs: shape, statistics, heatmap, and the full
+// numbers when the tensor is small enough for the API to have sent them.
+
+import { drawHeatmap } from "../draw/heatmap.js";
+import { fmt, shapeStr, toNumber } from "../util/format.js";
+
+const NUMBERS_LIMIT = 1024;
+
+function h(tag, cls, text) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+// Nested list with the last axis on one line, aligned.
+export function formatNested(v, depth = 0) {
+  if (!Array.isArray(v)) return fmt(v, 5);
+  if (!Array.isArray(v[0])) return `[${v.map((x) => fmt(x, 5).padStart(9)).join(",")}]`;
+  const pad = " ".repeat(depth + 1);
+  return `[${v.map((x, i) => (i ? pad : "") + formatNested(x, depth + 1)).join(",\n")}]`;
+}
+
+function stats(t) {
+  const s = t.summary;
+  if (!s) return null;
+  const parts = ["min", "max", "mean", "std"].filter((k) => s[k] !== undefined && s[k] !== null).map((k) => `${k} ${fmt(s[k], 3)}`);
+  if (toNumber(s.nonfinite) > 0) parts.push(`${s.nonfinite} non-finite`);
+  return parts.join(" · ");
+}
+
+function card(t, role, width) {
+  const art = h("article", `tensor-card role-${role}`);
+  art.dataset.name = t.name;
+  const head = h("header");
+  head.append(h("strong", null, t.name), h("span", "shape", `${shapeStr(t.shape)} ${t.dtype || ""}`), h("span", "count", `${(t.numel ?? 0).toLocaleString("en")} el.`));
+  art.append(head);
+  const st = stats(t);
+  if (st) art.append(h("p", "stats", st));
+  const host = h("div", "heat");
+  art.append(host);
+  const hasData = t.data !== null && t.data !== undefined;
+  if (!hasData && (t.preview === null || t.preview === undefined)) {
+    art.append(h("p", "aside", "Values not sent (too large); statistics only."));
+  }
+  return { art, host, hasData };
+}
+
+export function renderTensors(root, run) {
+  const groups = [
+    ["Inputs", "input", run.inputs || []],
+    ["Parameters", "param", (run.params || []).map((p) => ({ ...p, name: p.name }))],
+    ["Outputs", "output", run.outputs?.length ? run.outputs : run.output ? [run.output] : []],
+  ];
+  const body = root.querySelector("#tensors-body");
+  body.replaceChildren();
+  const pending = [];
+  for (const [title, role, list] of groups) {
+    if (!list.length) continue;
+    const sec = h("section", "tensor-group");
+    sec.append(h("h3", null, title));
+    const grid = h("div", "tensor-grid");
+    for (const t of list) {
+      const c = card(t, role);
+      grid.append(c.art);
+      pending.push([c, t]);
+    }
+    sec.append(grid);
+    body.append(sec);
+  }
+  // Draw once the cards are in the document and have a width.
+  for (const [c, t] of pending) {
+    const width = Math.max(160, c.host.clientWidth || 300);
+    const res = drawHeatmap(c.host, t, { width });
+    if (res.total > res.shown) c.art.append(h("p", "aside", `showing ${res.shown} of ${res.total} slices`));
+    if (!res.full && res.step) c.art.append(h("p", "aside", `preview: every ${res.step.join("×")}-th element`));
+    if (c.hasData && t.numel <= NUMBERS_LIMIT && t.numel > 0) {
+      const d = h("details", "numbers");
+      d.append(h("summary", null, "Numbers"));
+      const pre = h("pre");
+      d.addEventListener("toggle", () => {
+        if (d.open && !pre.textContent) pre.textContent = formatNested(t.data);
+      });
+      d.append(pre);
+      c.art.append(d);
+    }
+  }
+}

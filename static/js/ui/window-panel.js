@@ -1,0 +1,222 @@
+// The sliding-window panel: timeline controls, the frame/output drawing, the channel map, and the
+// selectors for sample, channel and depth slice. Shown only when /api/run returns `windows`.
+
+import { createTimeline, SPEEDS } from "../anim/timeline.js";
+import { createWindowDrawing } from "../draw/windows.js";
+import { drawChannelMap } from "../draw/channels.js";
+import { valueColor } from "../draw/common.js";
+import { valueDomain } from "../geometry/heatmap.js";
+import { stepToOutput, outputToStep, windowAt } from "../geometry/windows.js";
+import { getAt, toNumber } from "../util/format.js";
+
+const $ = (root, sel) => root.querySelector(sel);
+
+function fillSelect(sel, n, value, label = (i) => String(i)) {
+  const cur = Array.from(sel.options).map((o) => o.value).join(",");
+  const next = Array.from({ length: n }, (_, i) => String(i)).join(",");
+  if (cur !== next) sel.replaceChildren(...Array.from({ length: n }, (_, i) => new Option(label(i), String(i))));
+  sel.value = String(value);
+}
+
+export function createWindowPanel(root, { getUi, setUi, onPick }) {
+  const el = {
+    back: $(root, "#win-back"), play: $(root, "#win-play"), fwd: $(root, "#win-fwd"), scrub: $(root, "#win-scrub"),
+    speed: $(root, "#win-speed"), step: $(root, "#win-step"), batch: $(root, "#win-batch"), channel: $(root, "#win-channel"),
+    inChannel: $(root, "#win-inchannel"), depth: $(root, "#win-depth"), drawing: $(root, "#win-drawing"),
+    channels: $(root, "#win-channels"), caption: $(root, "#win-caption"), legendZero: $(root, ".legend .zero"),
+  };
+  el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
+  el.speed.value = "1";
+  const reduceMotion = window.matchMedia?.("(prefers-reduced-motion: reduce)").matches ?? false;
+
+  let run = null;
+  let drawing = null;
+  let timeline = null;
+  let shownInput = null;
+  let lastType = null;
+  let pinned = null;
+  let pinnedExplain = null;
+  let request = null;
+
+  const refreshControls = () => {
+    if (!timeline) return;
+    el.play.textContent = timeline.playing ? "❚❚" : "▶";
+    el.play.setAttribute("aria-label", timeline.playing ? "Pause" : "Play");
+    el.play.setAttribute("aria-pressed", String(timeline.playing));
+    el.scrub.max = String(timeline.count - 1);
+    el.scrub.value = String(timeline.step);
+    const oc = stepToOutput(run.windows, timeline.step, getUi().depth || 0);
+    el.step.textContent = `step ${timeline.step + 1} / ${timeline.count} · output (${oc.join(", ")})`;
+    root.dataset.step = String(timeline.step);
+  };
+
+  el.play.addEventListener("click", () => timeline?.toggle());
+  el.back.addEventListener("click", () => timeline?.stepBy(-1));
+  el.fwd.addEventListener("click", () => timeline?.stepBy(1));
+  el.scrub.addEventListener("input", () => {
+    timeline?.pause();
+    timeline?.seek(Number(el.scrub.value));
+  });
+  el.speed.addEventListener("change", () => timeline?.setSpeed(Number(el.speed.value)));
+  el.batch.addEventListener("change", () => setUi({ batch: Number(el.batch.value) }));
+  el.channel.addEventListener("change", () => setUi({ channel: Number(el.channel.value) }));
+  el.depth.addEventListener("change", () => setUi({ depth: Number(el.depth.value) }));
+  el.inChannel.addEventListener("change", () => {
+    shownInput = Number(el.inChannel.value);
+    redraw();
+  });
+  // Space/arrow shortcuts while focus is inside the panel but not in a form control.
+  root.addEventListener("keydown", (e) => {
+    if (!timeline || e.target.closest("input, select, textarea, [role=grid]")) return;
+    if (e.key === "ArrowRight") timeline.stepBy(1);
+    else if (e.key === "ArrowLeft") timeline.stepBy(-1);
+    else if (e.key === "k" || (e.key === " " && e.target === root)) timeline.toggle();
+    else return;
+    e.preventDefault();
+  });
+
+  function dims() {
+    const w = run.windows;
+    const xShape = run.inputs[0].shape;
+    const hasBatch = xShape.length === w.spatial_dims + 2;
+    return { w, hasBatch, n: hasBatch ? xShape[0] : 1 };
+  }
+
+  function redraw() {
+    const { w, hasBatch, n } = dims();
+    const ui = getUi();
+    const batch = Math.min(ui.batch || 0, n - 1);
+    const channel = Math.min(ui.channel || 0, (w.out_channels ?? 1) - 1);
+    const depth = w.spatial_dims === 3 ? Math.min(ui.depth || 0, w.output_spatial[0] - 1) : 0;
+    const feeds = w.channel_map?.[channel] ?? [channel];
+    if (shownInput === null || !feeds.includes(shownInput)) shownInput = feeds[0] ?? 0;
+    fillSelect(el.batch, n, batch);
+    el.batch.closest("label").hidden = !hasBatch || n <= 1;
+    fillSelect(el.channel, w.out_channels ?? 1, channel);
+    el.inChannel.replaceChildren(...feeds.map((c) => new Option(String(c), String(c))));
+    el.inChannel.value = String(shownInput);
+    el.depth.closest("label").hidden = w.spatial_dims !== 3;
+    if (w.spatial_dims === 3) fillSelect(el.depth, w.output_spatial[0], depth);
+    el.legendZero.hidden = w.kind !== "transposed";
+
+    const input = run.inputs[0];
+    const output = run.output;
+    const pre = (c) => (hasBatch ? [batch, c] : [c]);
+    const inputValue = (coord) => (input.data ? maybe(getAt(input.data, [...pre(shownInput), ...coord])) : undefined);
+    const outputValue = (coord) => (output.data ? maybe(getAt(output.data, [...pre(channel), ...coord])) : undefined);
+    const width = Math.max(260, el.drawing.clientWidth || 600);
+    drawing = createWindowDrawing(el.drawing, {
+      win: w, width, depth, inputValue, outputValue,
+      colorIn: valueColor(valueDomain(input)), colorOut: valueColor(valueDomain(output)),
+      names: { input: input.name || "input", output: output.name || "output" },
+      paddingMode: request?.layer?.padding_mode,
+      onPick: (coord) => onPick([...(hasBatch ? [batch] : []), channel, ...coord]),
+      onCursor: (coord) => {
+        timeline?.pause();
+        timeline?.seek(outputToStep(w, coord));
+      },
+    });
+    drawChannelMap(el.channels, w, {
+      selected: channel, shownInput, isPool: w.kind === "pool",
+      onSelect: (o) => setUi({ channel: o }),
+    });
+    const count = drawing.count;
+    const keep = timeline ? Math.min(timeline.step, count - 1) : 0;
+    const wasPlaying = timeline?.playing ?? false;
+    timeline?.destroy();
+    timeline = createTimeline({
+      count,
+      onStep: (s) => {
+        drawing.showStep(s);
+        refreshControls();
+      },
+      onPlayState: refreshControls,
+    });
+    timeline.setSpeed(Number(el.speed.value));
+    timeline.seek(keep);
+    const pinHere = pinned && samePlane(pinned, hasBatch, batch, channel, w, depth);
+    drawing.pin(pinHere ? pinned.slice(hasBatch ? 2 : 1) : null, pinHere ? pinnedExplain : null);
+    return wasPlaying;
+  }
+
+  function samePlane(index, hasBatch, batch, channel, w, depth) {
+    const off = hasBatch ? 1 : 0;
+    if (hasBatch && index[0] !== batch) return false;
+    if (index[off] !== channel) return false;
+    return w.spatial_dims !== 3 || index[off + 1] === depth;
+  }
+
+  function describe(w) {
+    const bits = [];
+    if (w.kind === "transposed")
+      bits.push("The transposed convolution drawn as a direct convolution: the input is stretched (zeros inserted between its cells by the stride) and padded, and the kernel slides over that frame with stride 1.");
+    else if (w.kind === "pool") bits.push("The pooling window slides over each channel on its own.");
+    else bits.push("The kernel slides over the padded input; each position gives one output element per output channel.");
+    return bits.join(" ");
+  }
+
+  return {
+    update(newRun, { layerType, request: req }) {
+      run = newRun;
+      request = req;
+      const w = run.windows;
+      if (!w || w.omitted) {
+        root.hidden = !w?.omitted;
+        timeline?.destroy();
+        timeline = null;
+        if (w?.omitted) {
+          el.caption.textContent = `Sliding windows omitted: ${w.omitted}`;
+          el.drawing.replaceChildren();
+          el.channels.replaceChildren();
+        }
+        lastType = layerType;
+        return;
+      }
+      root.hidden = false;
+      el.caption.textContent = describe(w);
+      const opened = layerType !== lastType;
+      lastType = layerType;
+      const wasPlaying = redraw();
+      if ((opened && !reduceMotion && !pinned) || wasPlaying) timeline.play();
+      refreshControls();
+    },
+    uiChanged() {
+      if (!run?.windows || run.windows.omitted) return;
+      const was = redraw();
+      if (was) timeline.play();
+      refreshControls();
+    },
+    pin(index, explain) {
+      pinned = index;
+      pinnedExplain = explain;
+      if (!run?.windows || run.windows.omitted || !index) {
+        drawing?.pin(null);
+        return;
+      }
+      const { w, hasBatch } = dims();
+      const off = hasBatch ? 1 : 0;
+      const spatial = index.slice(off + 1);
+      timeline?.pause();
+      const ui = getUi();
+      const want = { batch: hasBatch ? index[0] : 0, channel: index[off], depth: w.spatial_dims === 3 ? spatial[0] : ui.depth };
+      if (want.batch !== (ui.batch || 0) || want.channel !== (ui.channel || 0) || want.depth !== (ui.depth || 0)) {
+        setUi(want); // triggers uiChanged → redraw, which re-pins
+      }
+      timeline?.seek(outputToStep(w, spatial));
+      drawing?.pin(spatial, explain);
+    },
+    pause: () => timeline?.pause(),
+    get timeline() {
+      return timeline;
+    },
+    get svg() {
+      return el.drawing.querySelector("svg");
+    },
+  };
+}
+
+function maybe(v) {
+  return v === undefined ? undefined : toNumber(v);
+}
+
+export { windowAt };
