@@ -25,16 +25,9 @@ def app(settings):
     return create_app(settings)
 
 
-@pytest.fixture()
-async def client(app):
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
 @pytest.fixture(scope="session")
 def api(app):
-    """A synchronous client for tests that do not need async: post(path, json) -> Response."""
+    """httpx through the ASGI app (no server, no network), driven synchronously: api.post(path, json=...)."""
     import asyncio
 
     class Sync:

@@ -9,7 +9,12 @@ from app.paths import TEMPLATES_DIR
 router = APIRouter(tags=["pages"])
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
+# Vendored front-end libraries (static/vendor/<name>-<version>.*): one place to bump a version.
+VENDOR = {"d3_version": "7.9.2", "katex_version": "0.16.47"}
+
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def index(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "index.html", {})
+    # Root-relative and independent of how the static mount is named.
+    static = f"{request.scope.get('root_path', '').rstrip('/')}/static"
+    return templates.TemplateResponse(request, "index.html", {"static": static, **VENDOR})

@@ -138,6 +138,9 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
                 )
             for v in value:
                 _check_bounds(p, v, field, type_name)
+            if p.length == 1:
+                # 1-d layers take a plain number everywhere; some (LPPool1d) break on a 1-tuple
+                return value[0] if t == "ints" else float(value[0])
             return tuple(value) if t == "ints" else tuple(float(v) for v in value)
         raise bad
     if t in ("int_list", "float_list"):

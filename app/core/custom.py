@@ -218,7 +218,7 @@ def _residual(ctx: rules.ShapeContext, prefix: str, trace: list[dict[str, Any]],
         what = f"the shortcut is the identity, so it gives the input's shape {rules.fmt_shape(short_shape)}"
     if body_shape != short_shape:
         raise ShapeMismatch(
-            f"{'layer ' + prefix.rstrip('.') + ' ' if prefix else ''}(Residual): the body outputs {rules.fmt_shape(body_shape)} but {what}; "
+            f"{'layer ' + prefix.rstrip('.') + ' (Residual)' if prefix else 'Residual'}: the body outputs {rules.fmt_shape(body_shape)} but {what}; "
             f"both must match to be added. Add a shortcut layer that maps one to the other.",
             field=field,
             path=prefix.rstrip(".") or "",

@@ -233,7 +233,12 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
                 field="inputs",
             ) from None
 
-    meta_shapes = _meta_forward(spec, meta, plans, req.train)
+    try:
+        meta_shapes = _meta_forward(spec, meta, plans, req.train)
+    except _MetaRefused as refused:
+        plan = Plan(spec=spec, kwargs=kwargs, meta=meta, inputs=plans, dtype=dtype, device=device, seed=req.seed,
+                    train=req.train, predicted=predicted, meta_shapes=None, estimate_bytes=0)
+        raise forward_error(plan, refused.exc) from None
     out_shapes = meta_shapes or (
         [tuple(d.expr.int_value() for d in dims) for dims in predicted] if predicted else []
     )
@@ -262,9 +267,21 @@ def _meta_forward(spec: LayerSpec, meta: nn.Module, plans: list[InputPlan], trai
             result = meta(*xs)
     except LayerExplorerError:
         raise
-    except Exception:  # noqa: BLE001 - meta kernels are missing for some ops; the real run decides
+    except NotImplementedError:  # no meta kernel for some op: the formula (and the real run) decide
         return None
+    except Exception as exc:  # noqa: BLE001
+        if "meta" in str(exc).lower():  # data-dependent ops (.item()) cannot run on meta
+            return None
+        raise _MetaRefused(exc) from None
     return [tuple(t.shape) for _, t in tensors.flatten_outputs(result, spec.outputs)]
+
+
+class _MetaRefused(Exception):
+    """torch refused the input on the meta device, as it would on a real one."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
 
 
 # ---------------------------------------------------------------------------------------------

@@ -70,26 +70,32 @@ export function drawBlocks(container, run, { colorOf, width, layerType, entry })
       arrow(g, b.opX - 20, y, b.opX + 20, y);
     }
   });
-  let foot = lay.baseline + 40;
+  let foot = lay.baseline + 42;
   if (model.bias) {
     const wb = lay.boxes.find((b) => b.role === "weight");
     if (wb) {
-      const bt = g.append("text").attr("class", "bias-label").attr("x", wb.x).attr("y", foot - 8);
+      const bt = g.append("text").attr("class", "bias-label").attr("x", wb.x + wb.w / 2).attr("y", foot).attr("text-anchor", "middle");
       bt.append("tspan").text("+ bias ");
       const d = model.bias.dims[0];
       const span = bt.append("tspan").attr("fill", colorOf(d.key)).attr("font-weight", 600);
       appendLabel(span, d.label);
       span.append("tspan").text(`=${d.size}`);
-      bt.append("tspan").text(" (one per output channel)");
-      foot += 22;
+      bt.append("tspan").text(", one per output channel");
+      foot += 24;
     }
   }
   // The hyper-parameters that decide the sliding, as torch reports them.
   if (w) {
     const parts = [];
-    parts.push(`kernel ${w.kernel.join("×")}`, `stride ${w.stride.join("×")}`);
     const pad = w.padding.map((p) => (Array.isArray(p) ? (p[0] === p[1] ? p[0] : `${p[0]}/${p[1]}`) : p));
-    parts.push(`padding ${pad.join("×")}`);
+    parts.push(`kernel ${w.kernel.join("×")}`);
+    if (model.isTransposed) {
+      // The windows describe the equivalent direct convolution: stride becomes inserted zeros.
+      parts.push(`stride ${w.stride.join("×")} → ${w.stride.map((s) => s - 1).join("×")} zero(s) inserted between inputs`);
+      parts.push(`frame padding ${pad.join("×")}`);
+    } else {
+      parts.push(`stride ${w.stride.join("×")}`, `padding ${pad.join("×")}`);
+    }
     if (w.dilation) parts.push(`dilation ${w.dilation.join("×")}`);
     if (w.groups && w.groups > 1) parts.push(`groups ${w.groups} (each output channel reads ${model.cIn / w.groups} of ${model.cIn} input channels)`);
     g.append("text").attr("class", "diagram-caption").attr("x", 14).attr("y", foot).text(parts.join(" · "));

@@ -40,7 +40,7 @@ export function dimLabel(g, d, color, { x, y, anchor = "middle", rotate = 0, wit
     .attr("x", x)
     .attr("y", y)
     .attr("text-anchor", anchor)
-    .attr("fill", color)
+    .style("fill", color)
     .attr("data-key", d.key);
   if (rotate) t.attr("transform", `rotate(${rotate} ${x} ${y})`);
   appendLabel(t, d.label);

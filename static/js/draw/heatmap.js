@@ -15,7 +15,7 @@ export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 22
   const svg = svgIn(container, lay.width, lay.height, `Heatmap of ${t.name} ${t.shape.join("×")}`);
   const g = svg.append("g");
   const cell = lay.cell;
-  const showNumbers = cell >= 30;
+  const showNumbers = cell >= 38;
   for (const s of lay.placed) {
     const sg = g.append("g").attr("class", "slice");
     if (s.prefix.length) {

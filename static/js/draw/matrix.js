@@ -82,7 +82,8 @@ function highlightRect(g, item, cell, { r0, c0, rows, cols, cls }) {
 }
 
 function opText(g, op) {
-  g.append("text").attr("class", "op").attr("x", op.x).attr("y", op.y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(op.text);
+  // A centred dot is tiny at text size; draw it as the heavier operator.
+  g.append("text").attr("class", op.text === "·" ? "op dot" : "op").attr("x", op.x).attr("y", op.y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(op.text === "·" ? "⋅" : op.text);
 }
 
 function leadIndex(model) {
@@ -204,6 +205,7 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick, l
   const model = bilinearModel(run);
   const { rows, in1, in2, out } = model;
   const k0 = pinned ? pinned[pinned.length - 1] : 0;
+  let curK = k0;
   const items = [
     { kind: "matrix", id: "x1", rows, cols: in1 },
     { kind: "op", text: "·" },
@@ -240,8 +242,8 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick, l
   });
   const wColor = valueColor(valueDomain(w));
   parts.A = drawMatrix(g, byId.A, cell, {
-    id: "A", values: null, color: wColor, rowDim: in1Dim, colDim: in2Dim, colorOf,
-    title: (t) => t.append("tspan").attr("class", "name").text("A_k"), tipName: w.name, indexOf: (rc) => [k0, rc.r, rc.c],
+    id: "A", values: w?.data ? (r, c) => toNumber(w.data[curK][r][c]) : null, color: wColor, rowDim: in1Dim, colDim: in2Dim, colorOf,
+    title: (t) => appendLabel(t.append("tspan").attr("class", "name"), "A_k"), tipName: w.name, indexOf: (rc) => [curK, rc.r, rc.c],
   });
   parts.x2 = drawMatrix(g, byId.x2, cell, {
     id: "x2", values: x2v, color: valueColor(valueDomain(run.inputs[1] || run.inputs[0])), rowDim: in2Dim, colDim: rowDim, colorOf,
@@ -265,10 +267,11 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick, l
   for (const op of lay.items.filter((i) => i.kind === "op")) opText(g, op);
   // The weight is 3-D: `out` matrices of in1 × in2, one per output feature k.
   const Ai = byId.A;
-  dimLabel(g, outDim, colorOf(outDim.key), { x: Ai.x + Ai.w + Ai.stackShown * Ai.stackStep + 4, y: Ai.y - Ai.stackShown * Ai.stackStep - 2, anchor: "start" })
-    .append("tspan").attr("class", "aside").text(" matrices");
+  dimLabel(g, outDim, colorOf(outDim.key), { x: Ai.x + Ai.w / 2, y: Ai.y + Ai.h + 16 })
+    .append("tspan").attr("class", "aside").text(" matrices in the stack");
   const cardValues = (k) => (w?.data ? (r, c) => toNumber(w.data[k][r][c]) : null);
   function paintCard(k) {
+    curK = k;
     const vals = cardValues(k);
     parts.A.g.selectAll("rect.cell").attr("fill", (d) => (vals ? wColor(vals(d.r, d.c)) : "#e5e7eb"));
     parts.A.g.select("text.matrix-title").selectAll("tspan.k").remove();
@@ -277,7 +280,7 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick, l
   paintCard(k0);
   caption(g, 10, lay.height + 6, [
     ["y", "formula-text"], ["k", "formula-sub"], [" = x₁ᵀ A", "formula-text"], ["k", "formula-sub"], [" x₂ + b", "formula-text"], ["k", "formula-sub"],
-    [`   weight (out=${out}, in1=${in1}, in2=${in2}) drawn as a stack of ${out} matrices; the front one is A_k for the selected k`, "aside"],
+    [`   weight (out=${out}, in1=${in1}, in2=${in2}): the front matrix is A_k for the selected output k`, "aside"],
   ]);
   const overlay = g.append("g").attr("class", "overlay");
   const keys = gridKeys(parts.y.g, {

@@ -72,7 +72,7 @@ export function createWindowDrawing(container, opts) {
   const roleText = { input: "input", padding: kind === "transposed" ? "padding (zeros)" : "padding", zero: "inserted zero" };
   for (const f of L.frames) {
     const fg = g.append("g").attr("class", "frame");
-    const title = kind === "transposed" ? "stretched input (zeros inserted, padded)" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
+    const title = kind === "transposed" ? "stretched input" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
     fg.append("text").attr("class", "grid-title").attr("x", f.x).attr("y", f.y - 10)
       .text(L.sd === 3 ? `frame depth ${f.z}${frameDepthNote(win, f.z)}` : title);
     const cells = frameCells(win, f);
@@ -85,7 +85,7 @@ export function createWindowDrawing(container, opts) {
           const v = inputValue(frameToInput(d.coord, win));
           return v === undefined ? CELL.input : colorIn(v);
         }
-        if (d.role === "zero") return "url(#zero-dots)";
+        if (d.role === "zero") return CELL.zero;
         return copies.has(d.coord.join(",")) ? "#e2e8f0" : "url(#pad-hatch)";
       })
       .on("mousemove", (event, d) => {

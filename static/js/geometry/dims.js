@@ -87,12 +87,11 @@ export function linearModel(run) {
   const outF = y.length ? y[y.length - 1] : 1;
   const w = findParam(run, "weight", "weights");
   const b = findParam(run, "bias");
-  // torch.nn.Linear stores A as (out, in); the tutorial's BasicLinear keeps `weights` as (in, out)
-  // and multiplies x @ weights. Trust the stored shape, and the name only when it is square.
+  // torch.nn.Linear (and the tutorial's BasicLinear) store A as (out, in) and compute x·Aᵀ. A
+  // custom layer that keeps (in, out) and computes x·W is recognised by its shape; a square
+  // weight is taken to follow torch's convention.
   let transposed = true;
-  if (w && w.shape.length === 2) {
-    if (w.shape[0] === inF && w.shape[1] === outF && (inF !== outF || w.name === "weights")) transposed = false;
-  }
+  if (w && w.shape.length === 2 && inF !== outF && w.shape[0] === inF && w.shape[1] === outF) transposed = false;
   const lead = x.slice(0, -1);
   const leadL = leadLabels(lead.length);
   const rows = lead.length ? lead[lead.length - 1] : 1;

@@ -56,7 +56,7 @@ export function valueDomain(t) {
   return [-m || -1, m || 1];
 }
 
-export function heatmapLayout(sliceInfo, { width, maxCell = 30, minCell = 3, maxHeight = 240, gap = 14 }) {
+export function heatmapLayout(sliceInfo, { width, maxCell = 40, minCell = 3, maxHeight = 240, gap = 14 }) {
   const { slices } = sliceInfo;
   if (!slices.length) return { cell: 0, placed: [], width: 0, height: 0 };
   const { rows, cols } = slices[0];

@@ -2,8 +2,8 @@
 // cell size, laid out left to right exactly as the formula is written.
 
 const TITLE_H = 40; // name line + column-dimension line above each matrix
-const ROW_LABEL_W = 20; // row-dimension label left of each matrix
-const OP_W = 26;
+const ROW_LABEL_W = 24; // row-dimension label left of each matrix
+const OP_W = 32;
 const STACK_STEP = 5;
 const MAX_STACK_SHOWN = 4;
 

@@ -127,7 +127,7 @@ export function frameCells(win, plane) {
 }
 
 // The channel map as a bipartite layout: input channels left, output channels right.
-export function channelLayout(channelMap, cIn, { width = 220, maxRow = 18, minRow = 6, maxChannels = 64 } = {}) {
+export function channelLayout(channelMap, cIn, { width = 170, maxRow = 18, minRow = 6, maxChannels = 64 } = {}) {
   const cOut = channelMap.length;
   if (cIn > maxChannels || cOut > maxChannels) return null;
   const n = Math.max(cIn, cOut, 1);

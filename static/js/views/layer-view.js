@@ -1,0 +1,279 @@
+// The single-layer view: wires the form, the diagrams and the panels to the store and the API.
+// A view is an object with load()/show()/hide(); main.js picks one by state.ui.view, so a network
+// view can sit beside this one without either knowing about the other.
+
+import { api, ApiError, isAbort } from "../api.js";
+import { createConfigForm } from "../ui/form.js";
+import { createWindowPanel } from "../ui/window-panel.js";
+import { renderFormulas } from "../ui/formula.js";
+import { renderExplain, renderExplainError, clearExplain } from "../ui/explain.js";
+import { renderTensors } from "../ui/tensors.js";
+import { renderParams, renderCode, wireCopy } from "../ui/params.js";
+import { diagramKind } from "../geometry/dims.js";
+import { createPalette } from "../geometry/palette.js";
+import { drawLinear, drawBilinear } from "../draw/matrix.js";
+import { drawBlocks } from "../draw/blocks.js";
+import { drawFlow } from "../draw/flow.js";
+import { exportSvg, exportPng } from "../export.js";
+import { debounce, sameShape } from "../util/format.js";
+
+const DRAWERS = { linear: drawLinear, bilinear: drawBilinear, blocks: drawBlocks, generic: drawFlow };
+const RUN_DEBOUNCE_MS = 300;
+
+export function createLayerView(root, { store, byType, devices, setStatus }) {
+  const $ = (sel) => root.querySelector(sel);
+  const panels = {
+    diagram: $("#diagram-panel"),
+    formula: $("#formula-panel"),
+    window: $("#window-panel"),
+    explain: $("#explain-panel"),
+    tensors: $("#tensors-panel"),
+    params: $("#params-panel"),
+    code: $("#code-panel"),
+  };
+  let entry = null;
+  let lastRun = null;
+  let lastRunRequest = null;
+  let diagram = null;
+  let runSeq = 0;
+  let runCtl = null;
+  let explainCtl = null;
+  let renders = 0;
+
+  const form = createConfigForm($("#config-form"), { onEdit });
+  const windowPanel = createWindowPanel(panels.window, {
+    getUi: () => store.get().ui,
+    setUi: (patch) => store.update({ ui: patch }, "ui"),
+    onPick: pin,
+  });
+
+  wireCopy($("#copy-code"), () => lastRun?.code || "");
+  $("#export-svg").addEventListener("click", () => exportFile("svg", diagramSvg(), "diagram"));
+  $("#export-png").addEventListener("click", () => exportFile("png", diagramSvg(), "diagram"));
+  $("#win-export-svg").addEventListener("click", () => exportFile("svg", windowPanel.svg, "windows"));
+  $("#win-export-png").addEventListener("click", () => exportFile("png", windowPanel.svg, "windows"));
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && store.get().ui.pinned && !e.target.closest("input, textarea, select")) unpin();
+  });
+
+  const scheduleRun = debounce(runNow, RUN_DEBOUNCE_MS);
+
+  store.subscribe((state, prev, reason) => {
+    if (reason === "ui" && state.ui !== prev.ui) {
+      const changed = ["channel", "batch", "depth"].some((k) => state.ui[k] !== prev.ui[k]);
+      if (changed) windowPanel.uiChanged();
+    }
+  });
+
+  function diagramSvg() {
+    return $("#diagram svg.drawing");
+  }
+
+  async function exportFile(kind, svg, what) {
+    if (!svg) return;
+    const name = `${entry?.type || "layer"}-${what}.${kind}`;
+    try {
+      if (kind === "svg") exportSvg(svg, name);
+      else await exportPng(svg, name);
+    } catch (e) {
+      setStatus(`Export failed: ${e.message}`, "error");
+    }
+  }
+
+  function onEdit(request, errors) {
+    store.update({ request }, "edit");
+    if (Object.keys(errors).length) {
+      scheduleRun.cancel();
+      runCtl?.abort();
+      form.showErrors(errors);
+      markStale(true, "Fix the highlighted field; the view shows the last valid configuration.");
+      return;
+    }
+    form.clearErrors();
+    setStatus("editing…", "busy");
+    scheduleRun();
+  }
+
+  function markStale(on, msg = "") {
+    root.classList.toggle("stale", on);
+    const banner = $("#stale-banner");
+    banner.hidden = !on;
+    banner.textContent = msg;
+  }
+
+  async function runNow() {
+    scheduleRun.cancel();
+    const request = store.get().request;
+    runCtl?.abort();
+    runCtl = new AbortController();
+    const seq = ++runSeq;
+    setStatus("running…", "busy");
+    root.setAttribute("aria-busy", "true");
+    try {
+      const run = await api.run(request, { signal: runCtl.signal });
+      if (seq !== runSeq) return;
+      lastRun = run;
+      lastRunRequest = request;
+      form.clearErrors();
+      markStale(false);
+      render(run);
+      setStatus(`ran on ${run.device} in ${run.dtype}`, "ok");
+    } catch (e) {
+      if (isAbort(e) || seq !== runSeq) return;
+      if (e instanceof ApiError) {
+        form.showApiError(e);
+        markStale(Boolean(lastRun), lastRun ? "The server refused this configuration (see the message at the field); the view shows the last valid one." : "");
+        setStatus(e.code || `error ${e.status}`, "error");
+      } else {
+        markStale(Boolean(lastRun), "The server could not be reached.");
+        setStatus(`network error: ${e.message}`, "error");
+      }
+    } finally {
+      if (seq === runSeq) root.setAttribute("aria-busy", "false");
+    }
+  }
+
+  function drawDiagram(run) {
+    const type = run.type || lastRunRequest.layer.type;
+    const kind = diagramKind(type, run);
+    const host = $("#diagram");
+    host.dataset.kind = kind;
+    const opts = {
+      colorOf: createPalette(),
+      width: Math.max(280, host.clientWidth || 700),
+      pinned: store.get().ui.pinned?.index ?? null,
+      onPick: pin,
+      layerType: type,
+      entry,
+    };
+    try {
+      diagram = DRAWERS[kind](host, run, opts);
+    } catch (e) {
+      // A shape the family drawing did not foresee still gets the generic diagram.
+      console.warn(`${kind} diagram failed, drawing the generic one:`, e);
+      host.dataset.kind = "generic";
+      diagram = drawFlow(host, run, { ...opts, colorOf: createPalette() });
+    }
+    $("#diagram-title").textContent = {
+      linear: "y = x·Aᵀ + b",
+      bilinear: "y_k = x₁ᵀ A_k x₂ + b_k",
+      blocks: "input, kernel and output",
+      generic: "tensor flow",
+    }[host.dataset.kind];
+  }
+
+  function render(run) {
+    drawDiagram(run);
+    renderFormulas(panels.formula, run);
+    windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
+    renderTensors(panels.tensors, run);
+    renderParams(panels.params, run);
+    renderCode(panels.code, run);
+    const p = store.get().ui.pinned;
+    if (p && validIndex(p.index, outputShape(run, p.output))) explain(p.index, p.output);
+    else {
+      if (p) store.update({ ui: { pinned: null } }, "ui");
+      clearExplain(panels.explain);
+      diagram?.highlight(null);
+      windowPanel.pin(null);
+    }
+    root.dataset.renders = String(++renders);
+    root.dataset.type = run.type || "";
+  }
+
+  function outputShape(run, name) {
+    if (!name) return run.output.shape;
+    return (run.outputs || []).find((t) => t.name === name)?.shape ?? run.output.shape;
+  }
+
+  function validIndex(index, shape) {
+    return Array.isArray(index) && index.length === shape.length && index.every((v, i) => Number.isInteger(v) && v >= 0 && v < shape[i]);
+  }
+
+  function pin(index, output = null) {
+    store.update({ ui: { pinned: { index, output } } }, "pin");
+    explain(index, output);
+  }
+
+  function unpin() {
+    explainCtl?.abort();
+    store.update({ ui: { pinned: null } }, "pin");
+    diagram?.highlight(null);
+    windowPanel.pin(null);
+    clearExplain(panels.explain);
+  }
+
+  async function explain(index, output) {
+    diagram?.highlight(index);
+    windowPanel.pin(index, null);
+    if (entry && entry.explainable === false) {
+      renderExplainError(panels.explain, `${entry.type} has no element-wise explanation.`);
+      return;
+    }
+    explainCtl?.abort();
+    explainCtl = new AbortController();
+    const req = lastRunRequest;
+    panels.explain.setAttribute("aria-busy", "true");
+    try {
+      const ex = await api.explain(req, index, output, { signal: explainCtl.signal });
+      if (req !== lastRunRequest) return;
+      renderExplain(panels.explain, ex, { outputName: output || lastRun.output.name || "output", onUnpin: unpin });
+      windowPanel.pin(index, ex);
+      panels.explain.dataset.index = index.join(",");
+      if (window.matchMedia("(max-width: 900px)").matches) panels.explain.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    } catch (e) {
+      if (isAbort(e)) return;
+      renderExplainError(panels.explain, e instanceof ApiError ? e.detail : `Explain failed: ${e.message}`);
+    } finally {
+      panels.explain.setAttribute("aria-busy", "false");
+    }
+  }
+
+  // Width changes (window resize, narrow layout) redraw from the last response; no new request.
+  let lastWidth = 0;
+  const ro = new ResizeObserver(
+    debounce(() => {
+      const w = $("#diagram").clientWidth;
+      if (!lastRun || Math.abs(w - lastWidth) < 8) return;
+      lastWidth = w;
+      drawDiagram(lastRun);
+      windowPanel.update(lastRun, { layerType: lastRun.type, request: lastRunRequest });
+      renderTensors(panels.tensors, lastRun);
+      const p = store.get().ui.pinned;
+      if (p) diagram?.highlight(p.index);
+    }, 150),
+  );
+  ro.observe($("#diagram"));
+
+  return {
+    // Show a request: rebuild the form for its layer type and run it at once.
+    load(request) {
+      const type = request.layer.type;
+      entry = byType.get(type) || null;
+      if (!entry) {
+        form.showErrors({ "": `Unknown layer type “${type}”. Choose one from the catalog.` });
+        return false;
+      }
+      if (!request.inputs && entry.example?.inputs) request = { ...request, inputs: entry.example.inputs };
+      store.update({ request }, "load");
+      form.load(entry, request, devices);
+      lastWidth = $("#diagram").clientWidth;
+      runNow();
+      return true;
+    },
+    show() {
+      root.hidden = false;
+    },
+    hide() {
+      root.hidden = true;
+      windowPanel.pause();
+    },
+    get entry() {
+      return entry;
+    },
+    get lastRun() {
+      return lastRun;
+    },
+    sameShape,
+  };
+}

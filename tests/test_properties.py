@@ -1,0 +1,133 @@
+"""Property tests: for conv, transposed conv and pooling, formula == meta == real CPU shape,
+and the hand computation of a random output element equals torch's value."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from app.core import engine
+from app.core.config import Settings
+from app.core.errors import LayerExplorerError
+from app.core.registry import default_registry
+
+REGISTRY = default_registry()
+SETTINGS = Settings()
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _shapes_agree(body):
+    try:
+        planned = engine.shape(REGISTRY, body, SETTINGS)
+    except LayerExplorerError as exc:
+        # a refusal must come before torch is asked, and torch must refuse it too
+        assert exc.status < 500
+        try:
+            engine.run(REGISTRY, body, SETTINGS)
+        except LayerExplorerError:
+            return None
+        raise AssertionError(f"/api/shape refused what torch runs: {exc.detail}") from None
+    try:
+        real = engine.run(REGISTRY, body, SETTINGS)
+    except LayerExplorerError as exc:
+        # torch's CPU kernels refuse a few inputs their own shape functions accept (avg_pool3d
+        # with an input smaller than the kernel, padding notwithstanding): still a clear 4xx
+        assert exc.status == 422 and "cannot run" in exc.detail
+        return None
+    assert planned["predicted_shapes"] == planned["output_shapes"] == [o["shape"] for o in real["outputs"]]
+    return real
+
+
+@st.composite
+def conv_case(draw, transposed=False):
+    n = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 3))
+    cin = groups * draw(st.integers(1, 2))
+    cout = groups * draw(st.integers(1, 2))
+    spatial = [draw(st.integers(1, 9 if n < 3 else 5)) for _ in range(n)]
+    layer = {
+        "type": f"ConvTranspose{n}d" if transposed else f"Conv{n}d",
+        "in_channels": cin, "out_channels": cout,
+        "kernel_size": [draw(st.integers(1, 4)) for _ in range(n)],
+        "stride": [draw(st.integers(1, 3)) for _ in range(n)],
+        "dilation": [draw(st.integers(1, 3)) for _ in range(n)],
+        "groups": groups,
+        "bias": draw(st.booleans()),
+    }
+    if transposed:
+        layer["padding"] = [draw(st.integers(0, 2)) for _ in range(n)]
+        layer["output_padding"] = [
+            draw(st.integers(0, max(0, min(s, d) - 1))) for s, d in zip(layer["stride"], layer["dilation"])
+        ]
+    else:
+        mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+        layer["padding_mode"] = mode
+        if draw(st.booleans()) and all(s == 1 for s in layer["stride"]):
+            layer["padding"] = "same"
+        else:
+            layer["padding"] = [draw(st.integers(0, 3)) for _ in range(n)]
+    batch = draw(st.sampled_from([[], [2]]))
+    return {"layer": layer, "inputs": [{"shape": batch + [cin] + spatial}], "seed": draw(st.integers(0, 2**32))}
+
+
+@st.composite
+def pool_case(draw):
+    n = draw(st.integers(1, 3))
+    kind = draw(st.sampled_from(["MaxPool", "AvgPool", "LPPool"]))
+    kernel = [draw(st.integers(1, 4)) for _ in range(n)]
+    layer = {"type": f"{kind}{n}d", "kernel_size": kernel, "ceil_mode": draw(st.booleans())}
+    if draw(st.booleans()):
+        layer["stride"] = [draw(st.integers(1, 3)) for _ in range(n)]
+    if kind != "LPPool":
+        layer["padding"] = [draw(st.integers(0, k // 2)) for k in kernel]
+    if kind == "MaxPool":
+        layer["dilation"] = [draw(st.integers(1, 2)) for _ in range(n)]
+    if kind == "AvgPool":
+        layer["count_include_pad"] = draw(st.booleans())
+        if n > 1 and draw(st.booleans()):
+            layer["divisor_override"] = draw(st.integers(1, 5))
+    if kind == "LPPool":
+        layer["norm_type"] = draw(st.sampled_from([1, 2, 3]))
+    spatial = [draw(st.integers(1, 8 if n < 3 else 5)) for _ in range(n)]
+    return {"layer": layer, "inputs": [{"shape": [1, 2] + spatial}], "seed": draw(st.integers(0, 1000))}
+
+
+def _explain_random_element(body, real, data):
+    shape = real["output"]["shape"]
+    assume(math.prod(shape) > 0)
+    index = [data.draw(st.integers(0, s - 1)) for s in shape]
+    ex = engine.explain(REGISTRY, {**body, "index": index}, SETTINGS)
+    assert ex["match"], ex["text"]
+    if isinstance(ex["value"], float):
+        assert abs(ex["value"] - ex["manual"]) <= 1e-4 * max(1.0, abs(ex["value"]))
+    return ex
+
+
+@FAST
+@given(conv_case(), st.data())
+def test_conv_formula_meta_real_and_explain(body, data):
+    real = _shapes_agree(body)
+    if real is not None:
+        w = real["windows"]
+        assert w["output_spatial"] == real["output"]["shape"][-len(w["output_spatial"]):]
+        _explain_random_element(body, real, data)
+
+
+@FAST
+@given(conv_case(transposed=True), st.data())
+def test_transposed_formula_meta_real_and_explain(body, data):
+    real = _shapes_agree(body)
+    if real is not None:
+        _explain_random_element(body, real, data)
+
+
+@FAST
+@given(pool_case(), st.data())
+def test_pool_formula_meta_real_and_explain(body, data):
+    real = _shapes_agree(body)
+    if real is not None:
+        ex = _explain_random_element(body, real, data)
+        if ex["operation"] == "max":
+            assert "winner" in ex
