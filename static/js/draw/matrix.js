@@ -82,8 +82,9 @@ function highlightRect(g, item, cell, { r0, c0, rows, cols, cls }) {
 }
 
 function opText(g, op) {
-  // A centred dot is tiny at text size; draw it as the heavier operator.
-  g.append("text").attr("class", op.text === "·" ? "op dot" : "op").attr("x", op.x).attr("y", op.y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(op.text === "·" ? "⋅" : op.text);
+  // A text "·" is a speck at this size; the product dot is drawn as a circle.
+  if (op.text === "·") return g.append("circle").attr("class", "op-dot").attr("cx", op.x).attr("cy", op.y).attr("r", 3.2);
+  return g.append("text").attr("class", "op").attr("x", op.x).attr("y", op.y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(op.text);
 }
 
 function leadIndex(model) {

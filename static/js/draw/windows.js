@@ -190,7 +190,7 @@ export function createWindowDrawing(container, opts) {
       .attr("x", (r) => r.x + 1).attr("y", (r) => r.y + 1).attr("width", cell - 2).attr("height", cell - 2);
     cellsG.selectAll("text").data(cell >= 26 ? rects : []).join("text").attr("class", "kidx")
       .attr("x", (r) => r.x + cell - 3).attr("y", (r) => r.y + 9).attr("text-anchor", "end")
-      .text((r) => `w${win.kernel_index[r.k].join("")}`);
+      .text((r) => `${kind === "pool" ? "k" : "w"}${win.kernel_index[r.k].join("")}`);
     if (!rects.length) return;
     const s = spanOf(rects);
     span.attr("x", s.x - 2).attr("y", s.y - 2).attr("width", s.w + 4).attr("height", s.h + 4);
@@ -231,7 +231,7 @@ export function createWindowDrawing(container, opts) {
       const fr = at ? frameRect(at) : null;
       if (fr) {
         pinG.append("rect").attr("class", "winner").attr("x", fr.x + 2).attr("y", fr.y + 2).attr("width", cell - 4).attr("height", cell - 4);
-        pinG.append("text").attr("class", "winner-label").attr("x", fr.x + cell / 2).attr("y", fr.y - 3).attr("text-anchor", "middle").text("max");
+        pinG.append("text").attr("class", "winner-label").attr("x", fr.x + cell / 2).attr("y", fr.y + cell - 4).attr("text-anchor", "middle").text("max");
       }
     }
   }

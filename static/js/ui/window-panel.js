@@ -79,22 +79,28 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     const w = run.windows;
     const xShape = run.inputs[0].shape;
     const hasBatch = xShape.length === w.spatial_dims + 2;
-    return { w, hasBatch, n: hasBatch ? xShape[0] : 1 };
+    const yShape = run.output.shape;
+    // Pooling reports no channel map: every channel is pooled on its own.
+    const cOut = w.out_channels ?? yShape[hasBatch ? 1 : 0] ?? 1;
+    return { w, hasBatch, n: hasBatch ? xShape[0] : 1, cOut };
   }
 
   function redraw() {
-    const { w, hasBatch, n } = dims();
+    const { w, hasBatch, n, cOut } = dims();
     const ui = getUi();
     const batch = Math.min(ui.batch || 0, n - 1);
-    const channel = Math.min(ui.channel || 0, (w.out_channels ?? 1) - 1);
+    const channel = Math.min(ui.channel || 0, cOut - 1);
     const depth = w.spatial_dims === 3 ? Math.min(ui.depth || 0, w.output_spatial[0] - 1) : 0;
     const feeds = w.channel_map?.[channel] ?? [channel];
     if (shownInput === null || !feeds.includes(shownInput)) shownInput = feeds[0] ?? 0;
     fillSelect(el.batch, n, batch);
     el.batch.closest("label").hidden = !hasBatch || n <= 1;
-    fillSelect(el.channel, w.out_channels ?? 1, channel);
+    fillSelect(el.channel, cOut, channel);
+    el.channel.closest("label").firstChild.textContent = w.channel_map ? "output channel " : "channel ";
     el.inChannel.replaceChildren(...feeds.map((c) => new Option(String(c), String(c))));
     el.inChannel.value = String(shownInput);
+    el.inChannel.closest("label").hidden = !w.channel_map;
+    el.channels.closest("figure").hidden = !w.channel_map;
     el.depth.closest("label").hidden = w.spatial_dims !== 3;
     if (w.spatial_dims === 3) fillSelect(el.depth, w.output_spatial[0], depth);
     el.legendZero.hidden = w.kind !== "transposed";

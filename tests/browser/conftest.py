@@ -1,0 +1,153 @@
+"""Browser tests: the real app served by uvicorn in a thread, driven by headless Chromium.
+
+Every test fails on a console error or an uncaught page exception, unless it names the exact
+message it expects (e.g. the 422 a deliberately invalid request produces).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+
+
+def _chromium() -> str | None:
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    if _chromium() is None:
+        skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM}")
+        for item in items:
+            if "browser" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": _chromium() or CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 800}, "accept_downloads": True}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def base_url():
+    """Overrides pytest-base-url's fixture, so page.goto("/") reaches this server."""
+    import uvicorn
+
+    from app.main import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+class ConsoleLog:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(a.search(e) for a in self.allowed)]
+
+
+@pytest.fixture(autouse=True)
+def console(page):
+    log = ConsoleLog()
+
+    def on_console(msg):
+        if msg.type == "error":
+            loc = msg.location or {}
+            log.errors.append(f"console.error: {msg.text} ({loc.get('url', '')}:{loc.get('lineNumber', '')})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: log.errors.append(f"pageerror: {exc}"))
+    yield log
+    bad = log.unexpected()
+    assert not bad, "errors in the browser console:\n" + "\n".join(bad)
+
+
+def config_url(config: dict, ui: dict | None = None) -> str:
+    q = "/?config=" + urllib.parse.quote(json.dumps(config))
+    if ui:
+        q += "&ui=" + urllib.parse.quote(json.dumps(ui))
+    return q
+
+
+def renders(page) -> int:
+    return int(page.evaluate("Number(document.querySelector('#layer-view').dataset.renders || 0)"))
+
+
+def wait_render(page, after: int = 0, timeout: float = 15_000) -> int:
+    page.wait_for_function(
+        "n => Number(document.querySelector('#layer-view')?.dataset.renders || 0) > n", arg=after, timeout=timeout
+    )
+    return renders(page)
+
+
+def open_view(page, config: dict | None = None, ui: dict | None = None) -> None:
+    page.goto(config_url(config, ui) if config else "/")
+    wait_render(page)
+
+
+@pytest.fixture(scope="session")
+def catalog(base_url):
+    import httpx
+
+    return httpx.get(f"{base_url}/api/layers", timeout=30).json()
+
+
+@pytest.fixture(scope="session")
+def api_run(base_url):
+    import httpx
+
+    def run(body: dict) -> dict:
+        r = httpx.post(f"{base_url}/api/run", json=body, timeout=60)
+        r.raise_for_status()
+        return r.json()
+
+    return run
