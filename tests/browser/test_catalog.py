@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import open_view, wait_render, renders
+from .helpers import open_view, wait_render, renders
 
 pytestmark = pytest.mark.browser
 

@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from .conftest import open_view, wait_render, renders, config_url
+from .helpers import open_view, wait_render, renders, config_url
 
 pytestmark = pytest.mark.browser
 

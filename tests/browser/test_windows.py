@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import open_view
+from .helpers import open_view
 
 pytestmark = pytest.mark.browser
 
@@ -89,7 +89,7 @@ def test_transposed_conv_shows_inserted_zeros(page, api_run):
 
 
 def test_reduced_motion_does_not_autoplay(browser, base_url):
-    from .conftest import config_url, wait_render
+    from .helpers import config_url, wait_render
 
     ctx = browser.new_context(reduced_motion="reduce", base_url=base_url)
     page = ctx.new_page()

@@ -1,0 +1,1 @@
+"""Browser tests for the web UI (Playwright + headless Chromium)."""

@@ -1,0 +1,158 @@
+"""Networks of layers: trace, totals, mismatch errors naming the child, explain by path, presets, plugins."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+import torch
+from torch import nn
+
+from app.core import engine
+from app.core.config import Settings
+from app.core.errors import ShapeMismatch
+from app.core.presets import PRESETS
+from app.core.registry import default_registry
+from app.main import create_app
+
+LENET = next(p for p in PRESETS if p["id"] == "lenet5")["request"]
+
+
+def torch_lenet() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10),
+    )
+
+
+def test_lenet5_trace_matches_torch(api):
+    out = api.post("/api/run", json=LENET).json()
+    model = torch_lenet()
+    shapes = []
+    x = torch.randn(1, 1, 28, 28)
+    for layer in model:
+        x = layer(x)
+        shapes.append(list(x.shape))
+    assert [e["output_shape"] for e in out["trace"]] == shapes
+    assert [e["path"] for e in out["trace"]] == [str(i) for i in range(12)]
+    assert out["totals"]["param_count"] == sum(p.numel() for p in model.parameters()) == 61706
+    assert out["param_count"] == 61706
+    assert [p["name"] for p in out["params"]][:2] == ["0.weight", "0.bias"]
+    conv0 = out["trace"][0]
+    assert conv0["macs"] == 6 * 28 * 28 * 1 * 25 and conv0["activation_bytes"] == 6 * 28 * 28 * 4
+    # the same trace without running anything
+    shaped = api.post("/api/shape", json=LENET).json()
+    assert [e["output_shape"] for e in shaped["trace"]] == shapes
+    assert shaped["output_shape"] == [1, 10]
+
+
+def test_mismatch_names_the_child_and_returns_the_trace_so_far(api):
+    req = {"layer": {"type": "Sequential", "layers": [
+        {"type": "Linear", "in_features": 10, "out_features": 5},
+        {"type": "Linear", "in_features": 6, "out_features": 3},
+    ]}, "inputs": [{"shape": [4, 10]}]}
+    for path in ("/api/run", "/api/shape"):
+        r = api.post(path, json=req)
+        assert r.status_code == 422
+        d = r.json()
+        assert d["detail"].startswith("layer 1 (Linear) expects the last dimension of its input to be in_features=6, got 5")
+        assert "layer 0 (Linear) outputs (4, 5)" in d["detail"]
+        assert d["path"] == "1" and d["field"] == "layer.layers[1]"
+        assert [e["path"] for e in d["trace"]] == ["0"] and d["trace"][0]["output_shape"] == [4, 5]
+
+
+def test_nested_mismatch_path(api):
+    req = {"layer": {"type": "Sequential", "layers": [
+        {"type": "Linear", "in_features": 4, "out_features": 8, "name": "inp"},
+        {"type": "Sequential", "name": "stage", "layers": [
+            {"type": "ReLU"}, {"type": "Linear", "in_features": 9, "out_features": 2, "name": "head"}]},
+    ]}, "inputs": [{"shape": [2, 4]}]}
+    d = api.post("/api/run", json=req).json()
+    assert d["path"] == "stage.head" and d["field"] == "layer.layers[1].layers[1]"
+    assert "layer stage.0 (ReLU) outputs (2, 8)" in d["detail"]
+
+
+def test_residual_mismatch_explains_the_fix(api):
+    req = {"layer": {"type": "Residual", "body": [{"type": "Linear", "in_features": 10, "out_features": 20}],
+                     "shortcut": None}, "inputs": [{"shape": [4, 10]}]}
+    d = api.post("/api/run", json=req).json()
+    assert "body outputs (4, 20)" in d["detail"] and "identity" in d["detail"]
+    req["layer"]["shortcut"] = {"type": "Linear", "in_features": 10, "out_features": 20}
+    ok = api.post("/api/run", json=req).json()
+    assert ok["output"]["shape"] == [4, 20]
+    assert [e["path"] for e in ok["trace"]] == ["body", "body.0", "shortcut"]
+
+
+def test_explain_a_child_on_the_input_it_received(api):
+    req = {**PRESETS[0]["request"], "path": "layer2", "index": [1, 3]}
+    ex = api.post("/api/explain", json=req).json()
+    run = api.post("/api/run", json=PRESETS[0]["request"]).json()
+    assert ex["match"] and ex["path"] == "layer2"
+    assert ex["value"] == pytest.approx(run["output"]["data"][1][3], abs=1e-5)
+    assert ex["input_shapes"] == [[5, 15]]
+    assert [t["weight_index"] for t in ex["terms"]][:2] == [[3, 0], [3, 1]]
+    conv = api.post("/api/explain", json={**LENET, "path": "3", "index": [0, 2, 4, 4]}).json()
+    assert conv["match"] and conv["input_shapes"] == [[1, 6, 14, 14]]
+    r = api.post("/api/explain", json={**LENET, "path": "99", "index": [0]})
+    assert r.status_code == 422 and "no layer at path '99'" in r.json()["detail"]
+
+
+def test_custom_layers_in_catalog(api):
+    layers = {layer["type"]: layer for layer in api.get("/api/layers").json()["layers"]}
+    assert layers["BasicLinear"]["family"] == "custom"
+    assert [p["name"] for p in layers["BasicLinear"]["params"]] == ["input_features", "output_features"]
+    assert layers["SimpleResidualBlock"]["family"] == "custom"
+    assert layers["Sequential"]["params"][0]["type"] == "layers"
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p["id"])
+def test_presets_run(api, preset):
+    r = api.post("/api/run", json=preset["request"])
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["shape_check"] is True
+
+
+def test_network_code_snippet_reproduces(api):
+    d = api.post("/api/run", json=PRESETS[2]["request"]).json()
+    ns: dict = {}
+    exec(compile(d["code"].replace("print(output)", ""), "<snippet>", "exec"), ns)
+    assert torch.allclose(ns["output"], torch.tensor(d["output"]["data"]), atol=1e-6)
+
+
+def test_example_plugin_loads_and_runs():
+    app = create_app(Settings(plugins=("examples/my_layers.py",)))
+    registry = app.state.registry
+    assert "ScaledTanh" in registry and "GatedLinear" in registry
+    for name in ("ScaledTanh", "GatedLinear"):
+        spec = registry.get(name)
+        out = engine.run(registry, spec.example, Settings())
+        assert out["shape_check"] is True
+    with pytest.raises(ShapeMismatch, match="in_features=8, got 5"):
+        engine.run(registry, {"layer": {"type": "GatedLinear", "in_features": 8, "out_features": 2},
+                              "inputs": [{"shape": [2, 5]}]}, Settings())
+    # the default catalog is untouched: plugins are chosen at start-up, per server
+    assert "ScaledTanh" not in default_registry()
+
+
+def test_plugin_errors_are_start_up_errors():
+    from app.core.plugins import PluginError, load
+    from app.core.catalog import Registry
+
+    with pytest.raises(PluginError, match="cannot import"):
+        load(Registry(), ("no_such_module_xyz",))
+    with pytest.raises(PluginError, match="does not exist"):
+        load(Registry(), ("missing_file.py",))
+
+
+def test_sequential_equivalent_to_torch():
+    registry = default_registry()
+    req = {"layer": {"type": "Sequential", "layers": [
+        {"type": "Linear", "in_features": 3, "out_features": 4, "name": "fc"}, {"type": "ReLU", "name": "act"}]},
+        "inputs": [{"shape": [2, 3]}], "seed": 5}
+    out = engine.run(registry, req, Settings())
+    torch.manual_seed(5)
+    model = nn.Sequential(OrderedDict([("fc", nn.Linear(3, 4)), ("act", nn.ReLU())]))
+    x = torch.randn(2, 3)
+    assert torch.allclose(model(x), torch.tensor(out["output"]["data"]))
