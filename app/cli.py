@@ -30,9 +30,15 @@ def main(argv: list[str] | None = None) -> None:
         plugins=tuple(dict.fromkeys(env_plugins + tuple(args.plugin))) or None,
     )
     from app.core import engine
+    from app.core.errors import LayerExplorerError
+    from app.core.plugins import PluginError
 
-    engine.resolve_device(settings.device, settings)  # fail at start-up, not on the first request
-    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    try:
+        engine.resolve_device(settings.device, settings)  # fail at start-up, not on the first request
+        app = create_app(settings)
+    except (LayerExplorerError, PluginError) as exc:
+        parser.exit(2, f"layer-explorer: {exc}\n")
+    uvicorn.run(app, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,6 @@ from torch import nn
 from app.core.catalog import LayerSpec, ParamSpec, Registry
 from app.core.errors import InvalidArgument, LayerExplorerError, TooLarge
 
-_INT_TYPES = (int,)
-
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 

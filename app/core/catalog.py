@@ -23,9 +23,6 @@ from app.core.errors import UnknownLayer
 # Constructor arguments that describe placement, not the layer: the request's device/dtype do that.
 _PLACEMENT_ARGS = {"self", "device", "dtype", "factory_kwargs"}
 
-_MISSING = object()
-
-
 @dataclass
 class ParamSpec:
     """One constructor argument, named exactly as torch names it.
@@ -203,9 +200,6 @@ class Registry:
 # Introspection of torch.nn
 # ---------------------------------------------------------------------------------------------
 
-_SIZE_ALIASES = re.compile(r"_size_(\d)_t")
-
-
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
     if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
@@ -289,9 +283,6 @@ def param_type_from_annotation(tp: Any, default: Any) -> tuple[str, bool, list[A
     if _is_tuple_of(tp, float) is not None:
         return "float_list", nullable, None, None
     return None
-
-
-_ARG_DOC = re.compile(r"^\s{4,}([A-Za-z_][A-Za-z0-9_]*)(?: \(([^)]*)\))?:\s*(.*)$")
 
 
 def doc_summary(cls: type) -> str:

@@ -135,10 +135,6 @@ def tracing(root: nn.Module, sink: dict[str, Any]):
             h.remove()
 
 
-def trace_hooks(ex_kind: str = "run") -> Any:
-    return tracing
-
-
 def totals(entries: list[dict[str, Any]], root: nn.Module) -> dict[str, Any]:
     leaves = [e for e in entries if e["leaf"]]
     macs = [e.get("macs") for e in leaves]
@@ -206,7 +202,7 @@ def explain_child(registry: Registry, req: Any, settings: Any) -> dict[str, Any]
         finally:
             handle.remove()
 
-    ex = engine.execute(registry, req, settings, hooks=capture)
+    engine.execute(registry, req, settings, hooks=capture)
     module = captured["module"]
     if "args" not in captured:
         raise NotExplainable(f"layer {req.path} was not called during the forward pass", field="path")

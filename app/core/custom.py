@@ -18,7 +18,7 @@ from torch import nn
 from app.core import rules
 from app.core.catalog import InputSpec, LayerSpec, ParamSpec, Registry
 from app.core.errors import ShapeMismatch
-from app.core.expr import Dim, Sym
+from app.core.expr import Dim
 
 BASIC_LINEAR_SOURCE = '''
 class BasicLinear(torch.nn.Module):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from app.core import codegen, tensors
-from app.core.build import build_module, resolve_args, tensor_from_json, torch_message
+from app.core.build import tensor_from_json, torch_message
 from app.core.catalog import LayerSpec, Registry
 from app.core.config import Settings
 from app.core.errors import (
@@ -217,8 +217,8 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
             limit_bytes=settings.memory_limit_bytes,
         )
 
-    for p in plans:
-        p.high = _resolve_high(spec.inputs[plans.index(p)].high, kwargs, meta, shapes)
+    for p, ispec in zip(plans, spec.inputs):
+        p.high = _resolve_high(ispec.high, kwargs, meta, shapes)
 
     predicted = None
     if spec.rule is not None:
@@ -406,7 +406,7 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     from app.core import containers, windows
 
     req = parse(RunRequest, body)
-    ex = execute(registry, req, settings, hooks=containers.trace_hooks(ex_kind="run"))
+    ex = execute(registry, req, settings, hooks=containers.tracing)
     plan = ex.plan
     outs = [tensors.tensor_json(n, t, max_elements=settings.max_elements) for n, t in ex.outputs]
     inputs = [

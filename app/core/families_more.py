@@ -445,10 +445,28 @@ def _pack_lstm_state(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...
     return None
 
 
-def _lstm_factory(cls: type) -> Callable[..., nn.Module]:
+def _check_indices(module: nn.Module, args: tuple[Any, ...]) -> None:
+    """Embedding/EmbeddingBag: an index outside [0, num_embeddings) is the user's input, not a crash."""
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or x.device.type == "meta" or not x.numel() or x.is_floating_point():
+        return None
+    n = module.num_embeddings
+    lo, hi = int(x.min()), int(x.max())
+    if lo < 0 or hi >= n:
+        raise InvalidRequest(
+            f"{type(module).__name__}: input 0 holds the index {hi if hi >= n else lo}, but num_embeddings={n}, "
+            f"so every index must be between 0 and {n - 1}",
+            field="inputs[0]",
+        )
+    return None
+
+
+def _hooked(cls: type, hook: Callable[..., Any]) -> Callable[..., nn.Module]:
+    """Build the plain torch module, with a forward pre-hook (the class and its repr stay torch's)."""
+
     def build(**kwargs: Any) -> nn.Module:
         module = cls(**kwargs)
-        module.register_forward_pre_hook(_pack_lstm_state)
+        module.register_forward_pre_hook(hook)
         return module
 
     build.__name__ = cls.__name__
@@ -551,7 +569,7 @@ def register_recurrent(reg: Registry) -> None:
         if name == "LSTM":
             inputs.append(inp("(D*num_layers, N, H_cell) or (D*num_layers, H_cell)", name="c_0", optional=True))
             outputs.append("c_n")
-            kw["factory"] = _lstm_factory(nn.LSTM)
+            kw["factory"] = _hooked(nn.LSTM, _pack_lstm_state)
         _entry(
             reg, name, "recurrent", {"input_size": 10, "hidden_size": 20}, inputs, [shape(5, 3, 10)], _rnn_rule,
             outputs=outputs, params=params, order=list(params), **kw,
@@ -565,7 +583,7 @@ def register_recurrent(reg: Registry) -> None:
         if name == "LSTMCell":
             inputs.append(inp(cell_state, name="c_0", optional=True))
             outputs.append("c_1")
-            kw["factory"] = _lstm_factory(nn.LSTMCell)
+            kw["factory"] = _hooked(nn.LSTMCell, _pack_lstm_state)
         if name == "RNNCell":
             overrides["nonlinearity"] = {"choices": ["tanh", "relu"]}
         _entry(
@@ -867,6 +885,7 @@ def register_embedding(reg: Registry) -> None:
         reg, "Embedding", "embedding", {"num_embeddings": 10, "embedding_dim": 3},
         [inp("(*)", "index", high="num_embeddings")], [shape(2, 4)], _embedding_rule,
         params={"max_norm": {"minimum": 0, "exclusive_minimum": True}},
+        factory=_hooked(nn.Embedding, _check_indices),
     )
     _entry(
         reg, "EmbeddingBag", "embedding", {"num_embeddings": 10, "embedding_dim": 3, "mode": "mean"},
@@ -875,6 +894,7 @@ def register_embedding(reg: Registry) -> None:
          inp("(B, N) or (N)", "uniform", name="per_sample_weights", optional=True)],
         [shape(2, 4)], _embedding_bag_rule,
         params={"mode": {"choices": ["sum", "mean", "max"]}, "max_norm": {"minimum": 0, "exclusive_minimum": True}},
+        factory=_hooked(nn.EmbeddingBag, _check_indices),
     )
 
 
@@ -1098,8 +1118,9 @@ def register_shape(reg: Registry) -> None:
 # padding
 # ---------------------------------------------------------------------------------------------
 
-_PAD_CONVENTION = {1: "(N, C, W_in) or (C, W_in)", 2: "(N, C, H_in, W_in) or (C, H_in, W_in)",
-                   3: "(N, C, D_in, H_in, W_in) or (C, D_in, H_in, W_in)"}
+# Plain conventions (no "or" alternatives): rules.padding_layer names dimensions from them, and
+# rules.convention_names reads an unbatched input as the convention without its leading N.
+_PAD_CONVENTION = {1: "(N, C, W_in)", 2: "(N, C, H_in, W_in)", 3: "(N, C, D_in, H_in, W_in)"}
 _PAD_EXAMPLE = {1: ([1, 2, 4], 2), 2: ([1, 1, 3, 3], 1), 3: ([1, 1, 2, 2, 2], 1)}
 
 

@@ -138,7 +138,7 @@ def linear(ctx: ShapeContext, *, in_name: str = "in_features", out_name: str = "
     shape = ctx.shape(0)
     want = ctx.arg(in_name)
     if len(shape) < 1:
-        raise ctx.fail(f"expects input 0 to have at least 1 dimension (*, H_in), got a scalar")
+        raise ctx.fail("expects input 0 to have at least 1 dimension (*, H_in), got a scalar")
     if shape[-1] != want:
         raise ctx.fail(
             f"expects the last dimension of input 0 to be {in_name}={want}, got {shape[-1]} "
@@ -346,8 +346,7 @@ def padding_layer(n: int) -> Callable[[ShapeContext], list[list[Dim]]]:
             axis = rank - n + j
             back = n - 1 - j
             before, after = pads[2 * back], pads[2 * back + 1]
-            pname = "padding" if n == 1 else "padding"
-            expr = dims[axis] + Sym(f"{pname}[{2 * back}]", before) + Sym(f"{pname}[{2 * back + 1}]", after)
+            expr = dims[axis] + Sym(f"padding[{2 * back}]", before) + Sym(f"padding[{2 * back + 1}]", after)
             out.append(Dim(_out_name(dims[axis].name), expr))
         return [_check_positive(ctx, out)]
 

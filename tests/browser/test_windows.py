@@ -84,7 +84,7 @@ def test_transposed_conv_shows_inserted_zeros(page, api_run):
     assert page.locator("#win-drawing rect.fcell").count() == win["frame"]["shape"][0] * win["frame"]["shape"][1]
     assert page.locator("#win-drawing rect.fcell.role-input").count() == 9
     assert page.locator("#win-drawing rect.fcell.role-zero").count() == 5 * 5 - 9
-    assert page.locator(".legend .zero").is_visible()
+    assert page.locator(".legend li.zero").is_visible()
     assert "stretched input" in page.locator("#win-drawing").inner_text()
 
 

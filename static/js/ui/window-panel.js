@@ -23,7 +23,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     back: $(root, "#win-back"), play: $(root, "#win-play"), fwd: $(root, "#win-fwd"), scrub: $(root, "#win-scrub"),
     speed: $(root, "#win-speed"), step: $(root, "#win-step"), batch: $(root, "#win-batch"), channel: $(root, "#win-channel"),
     inChannel: $(root, "#win-inchannel"), depth: $(root, "#win-depth"), drawing: $(root, "#win-drawing"),
-    channels: $(root, "#win-channels"), caption: $(root, "#win-caption"), legendZero: $(root, ".legend .zero"),
+    channels: $(root, "#win-channels"), caption: $(root, "#win-caption"), legendZero: $(root, ".legend li.zero"),
   };
   el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
   el.speed.value = "1";
