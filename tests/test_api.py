@@ -194,3 +194,12 @@ def test_explain_errors(api):
 def test_half_precision_on_cpu_is_clear(api):
     r = api.post("/api/run", json=body(dtype="float64"))
     assert r.status_code == 200 and r.json()["output"]["dtype"] == "float64"
+
+
+def test_torch_warnings_are_reported_not_raised(api):
+    r = api.post("/api/run", json=body({"type": "Conv1d", "in_channels": 1, "out_channels": 1, "kernel_size": 2,
+                                        "padding": "same"}, [{"shape": [1, 1, 5]}]))
+    assert r.status_code == 200
+    d = r.json()
+    assert d["output"]["shape"] == [1, 1, 5]
+    assert any("even kernel lengths" in w for w in d["warnings"])

@@ -11,8 +11,10 @@ The order of work is the same for every request, and it is the order a notebook 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,18 @@ from app.core.schema import ExplainRequest, RunRequest, TensorInput, parse
 # torch's default generator is process-global: seeding, building and drawing must not interleave
 # between threads of one process. (Worker processes each have their own generator and lock.)
 _RNG_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def collect_warnings(sink: list[str]):
+    """torch's warnings (e.g. 'same' padding with an even kernel) go to the response, not to stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        message = str(w.message).split(" (Triggered internally", 1)[0].strip()
+        if message not in sink:
+            sink.append(message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +128,7 @@ class Plan:
     predicted: list[list[Dim]] | None
     meta_shapes: list[tuple[int, ...]] | None
     estimate_bytes: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def predicted_shapes(self) -> list[list[int]] | None:
@@ -202,7 +216,8 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
             limit_bytes=settings.memory_limit_bytes,
         )
 
-    with torch.device("meta"):
+    caught: list[str] = []
+    with torch.device("meta"), collect_warnings(caught):
         meta = containers.instantiate(registry, spec, kwargs, field="layer")
     meta = meta.to(dtype=dtype)
     param_bytes = sum(p.numel() * p.element_size() for p in meta.parameters()) + sum(
@@ -234,7 +249,8 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
             ) from None
 
     try:
-        meta_shapes = _meta_forward(spec, meta, plans, req.train)
+        with collect_warnings(caught):
+            meta_shapes = _meta_forward(spec, meta, plans, req.train)
     except _MetaRefused as refused:
         plan = Plan(spec=spec, kwargs=kwargs, meta=meta, inputs=plans, dtype=dtype, device=device, seed=req.seed,
                     train=req.train, predicted=predicted, meta_shapes=None, estimate_bytes=0)
@@ -254,7 +270,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
         )
     return Plan(
         spec=spec, kwargs=kwargs, meta=meta, inputs=plans, dtype=dtype, device=device, seed=req.seed,
-        train=req.train, predicted=predicted, meta_shapes=meta_shapes, estimate_bytes=total,
+        train=req.train, predicted=predicted, meta_shapes=meta_shapes, estimate_bytes=total, warnings=caught,
     )
 
 
@@ -302,7 +318,7 @@ def _materialise(plan: Plan) -> tuple[nn.Module, list[torch.Tensor]]:
     """Seed, build, draw — in exactly a notebook's order — then move to device and dtype."""
     from app.core import containers
 
-    with _RNG_LOCK:
+    with _RNG_LOCK, collect_warnings(plan.warnings):
         torch.manual_seed(plan.seed)
         module = containers.instantiate(None, plan.spec, plan.kwargs, field="layer")
         drawn = []
@@ -330,7 +346,7 @@ def execute(registry: Registry, req: RunRequest, settings: Settings, *, hooks: A
     module, xs = _materialise(plan)
     extra: dict[str, Any] = {}
     try:
-        with torch.no_grad():
+        with torch.no_grad(), collect_warnings(plan.warnings):
             if hooks is not None:
                 with hooks(module, extra):
                     result = module(*xs)
@@ -428,6 +444,7 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
         **_shape_fields(plan, [tuple(t.shape) for _, t in ex.outputs]),
         "windows": windows.window_map(plan, settings),
         "code": codegen.script(plan, req),
+        "warnings": plan.warnings,
     }
     response.update(containers.trace_fields(plan, ex))
     return response
@@ -476,6 +493,7 @@ def shape(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
         "estimate_bytes": plan.estimate_bytes,
         **_shape_fields(plan, [tuple(s) for s in plan.meta_shapes] if plan.meta_shapes is not None else None),
         "windows": windows.window_map(plan, settings),
+        "warnings": plan.warnings,
     }
     response.update(containers.shape_trace_fields(plan))
     return response

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from app.core import rules
-from app.core.catalog import LayerSpec, ParamSpec, Registry, arg_docs
+from app.core.catalog import LayerSpec, Registry, arg_docs, doc_summary
 from app.core.errors import InvalidRequest, ShapeMismatch
-from app.core.expr import Const, Dim, Expr, Sym, floor_div, lift, prod
+from app.core.expr import Const, Dim, Expr, Sym, floor_div, prod
 from app.core.families import inp, shape, torch_entry
 from app.core.rules import ShapeContext, fmt_shape
 
@@ -46,6 +46,14 @@ def _entry(reg: Registry, name: str, family: str, args: dict[str, Any], inputs: 
     rank = {n: i for i, n in enumerate(order)}
     spec.params.sort(key=lambda p: rank.get(p.name, len(rank)))
     return spec
+
+
+def _summary_after_signature(cls: type) -> str:
+    """RNN/LSTM/GRU docstrings open with an ``__init__(...)`` signature line; summarise what follows."""
+    paragraphs = (inspect.getdoc(cls) or "").split("\n\n")
+    while len(paragraphs) > 1 and paragraphs[0].lstrip().startswith("__init__("):
+        paragraphs.pop(0)
+    return doc_summary(type(cls.__name__, (), {"__doc__": "\n\n".join(paragraphs)}))
 
 
 def _declared(cls: type, **params: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -570,10 +578,11 @@ def register_recurrent(reg: Registry) -> None:
             inputs.append(inp("(D*num_layers, N, H_cell) or (D*num_layers, H_cell)", name="c_0", optional=True))
             outputs.append("c_n")
             kw["factory"] = _hooked(nn.LSTM, _pack_lstm_state)
-        _entry(
+        spec = _entry(
             reg, name, "recurrent", {"input_size": 10, "hidden_size": 20}, inputs, [shape(5, 3, 10)], _rnn_rule,
             outputs=outputs, params=params, order=list(params), **kw,
         )
+        spec.doc = _summary_after_signature(cls)
     cell_state = "(N, H_out) or (H_out)"
     for name in ("RNNCell", "LSTMCell", "GRUCell"):
         inputs = [inp("(N, H_in) or (H_in)"), inp(cell_state, name="h_0", optional=True)]
@@ -748,9 +757,6 @@ def _transformer_rule(ctx: ShapeContext) -> list[list[Dim]]:
     pad = (lambda length: (n_s, length) if n_s is not None else (length,))
     _check_masks(ctx, 2, [(s, s), (t, t), (t, s), pad(s), pad(t), pad(s)])
     return [_with_e(dims, e)]
-
-
-_LAYER_DOC = "a nested layer config"
 
 
 def register_attention(reg: Registry) -> None:
