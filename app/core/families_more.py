@@ -73,8 +73,8 @@ def _syms(names: Sequence[str], sizes: Sequence[int]) -> list[Sym]:
     return [Sym(n, int(v)) for n, v in zip(names, sizes)]
 
 
-def _keep(syms: Sequence[Expr], names: Sequence[str] | None = None) -> list[Dim]:
-    return [Dim(names[k] if names else s.name, s) for k, s in enumerate(syms)]  # type: ignore[attr-defined]
+def _keep(syms: Sequence[Sym]) -> list[Dim]:
+    return [Dim(s.name, s) for s in syms]
 
 
 def _generic_names(rank: int, lead: str | None = "N") -> list[str]:
@@ -102,9 +102,9 @@ def _input_name(ctx: ShapeContext, i: int) -> str:
     return f"input {i} ({ctx.spec.inputs[i].name})" if i else "input 0"
 
 
-def _broadcast(ctx: ShapeContext, idxs: Sequence[int]) -> list[Sym]:
+def _broadcast(ctx: ShapeContext, idxs: Sequence[int], shapes: Sequence[Sequence[int]] | None = None) -> list[Sym]:
     """torch's broadcast of the given inputs' shapes (aligned on the right)."""
-    shapes = [ctx.shape(i) for i in idxs]
+    shapes = [ctx.shape(i) for i in idxs] if shapes is None else shapes
     rank = max(len(s) for s in shapes)
     names = _generic_names(rank, None)
     out: list[Sym] = []
@@ -120,11 +120,11 @@ def _broadcast(ctx: ShapeContext, idxs: Sequence[int]) -> list[Sym]:
     return out
 
 
-def _same_shape(ctx: ShapeContext, a: int, b: int, what: str = "") -> None:
+def _same_shape(ctx: ShapeContext, a: int, b: int) -> None:
     if ctx.shape(a) != ctx.shape(b):
         raise ctx.fail(
-            f"expects {_input_name(ctx, b)} to have the shape of {_input_name(ctx, a)} {fmt_shape(ctx.shape(a))}"
-            f"{what}, got {fmt_shape(ctx.shape(b))}",
+            f"expects {_input_name(ctx, b)} to have the shape of {_input_name(ctx, a)} {fmt_shape(ctx.shape(a))}, "
+            f"got {fmt_shape(ctx.shape(b))}",
             b,
         )
 
@@ -182,9 +182,11 @@ def _pointwise_broadcast(ctx: ShapeContext) -> list[Dim]:
 
 
 def _gaussian_nll(ctx: ShapeContext) -> list[Dim]:
-    """Output ('none'): the input's shape; var is (N, *), (N, *, 1) or broadcastable."""
-    _same_shape(ctx, 0, 1)
-    return _keep(_syms(_generic_names(len(ctx.shape(0)), None), ctx.shape(0)))
+    """Output ('none'): the broadcast shape of input, target and var ((N, *) var may drop its last dim)."""
+    x, var = ctx.shape(0), ctx.shape(2)
+    if x and tuple(var) == tuple(x[:-1]):  # one variance per sample: torch unsqueezes it
+        var = tuple(var) + (1,)
+    return _keep(_broadcast(ctx, [0, 1, 2], [x, ctx.shape(1), var]))
 
 
 def _class_targets(probabilities: bool) -> Callable[[ShapeContext], list[Dim]]:
@@ -211,7 +213,7 @@ def _class_targets(probabilities: bool) -> Callable[[ShapeContext], list[Dim]]:
     return per_element
 
 
-def _per_sample(n_inputs_same: int, *, drop_last: bool = True) -> Callable[[ShapeContext], list[Dim]]:
+def _per_sample(n_inputs_same: int) -> Callable[[ShapeContext], list[Dim]]:
     """Inputs of shape (N, D) (or (D)) -> output ('none') (N) (or ()): one loss per sample."""
 
     def per_element(ctx: ShapeContext) -> list[Dim]:
@@ -224,7 +226,7 @@ def _per_sample(n_inputs_same: int, *, drop_last: bool = True) -> Callable[[Shap
             _same_shape(ctx, 0, i)
         names = ["N"] + [f"d{k}" for k in range(1, len(x) - 1)] + ["D"] if len(x) > 1 else ["D"]
         dims = _syms(names, x)
-        out = dims[:-1] if drop_last else dims
+        out = dims[:-1]
         if len(ctx.shapes) > n_inputs_same:  # a target with one entry per sample
             t = ctx.shape(n_inputs_same)
             if tuple(t) != tuple(d.v for d in out):
