@@ -203,3 +203,24 @@ def test_torch_warnings_are_reported_not_raised(api):
     d = r.json()
     assert d["output"]["shape"] == [1, 1, 5]
     assert any("even kernel lengths" in w for w in d["warnings"])
+
+
+def test_index_data_must_be_whole_numbers(api):
+    req = body({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 3}, [{"data": [[1, 2.5]]}])
+    r = api.post("/api/run", json=req)
+    assert r.status_code == 422 and "whole numbers" in r.json()["detail"]
+    r = api.post("/api/run", json=body({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 3},
+                                       [{"data": [[1, 12]]}]))
+    assert r.status_code == 422 and "between 0 and 9" in r.json()["detail"]
+
+
+def test_lstm_with_state_snippet_reproduces(api):
+    import torch
+
+    req = body({"type": "LSTM", "input_size": 4, "hidden_size": 3},
+               [{"shape": [2, 1, 4]}, {"shape": [1, 1, 3]}, {"shape": [1, 1, 3]}])
+    d = api.post("/api/run", json=req).json()
+    assert "layer(x1.to(" in d["code"] and ", (x2.to(" in d["code"]
+    ns: dict = {}
+    exec(compile(d["code"].replace("print(output)", ""), "<snippet>", "exec"), ns)
+    assert torch.allclose(ns["output"][0], torch.tensor(d["output"]["data"]))

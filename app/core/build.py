@@ -194,8 +194,13 @@ def tensor_from_json(value: Any, *, field: str, what: str, dtype: torch.dtype | 
 
     flat: list[float] = []
 
+    as_bool = dtype == torch.bool
+
     def walk(node: Any, depth: int) -> None:
         if depth == len(shape):
+            if as_bool and isinstance(node, bool):
+                flat.append(node)
+                return
             if isinstance(node, bool) or not isinstance(node, (int, float, str)):
                 raise InvalidArgument(f"{what}: data must contain only numbers; found {_fmt(node)}", field=field)
             if isinstance(node, str):
@@ -218,6 +223,10 @@ def tensor_from_json(value: Any, *, field: str, what: str, dtype: torch.dtype | 
     walk(value, 0)
     if dtype is None:
         dtype = torch.int64 if flat and all(isinstance(v, int) for v in flat) else torch.float32
+    if not dtype.is_floating_point and dtype != torch.bool:
+        bad = next((v for v in flat if isinstance(v, float) and not v.is_integer()), None)
+        if bad is not None:
+            raise InvalidArgument(f"{what}: holds indices, which must be whole numbers; found {bad}", field=field)
     try:
         return torch.tensor(flat, dtype=dtype).reshape(shape)
     except (RuntimeError, OverflowError) as exc:

@@ -126,6 +126,8 @@ class LayerSpec:
     code_prelude: str = ""
     #: how a script names the constructor, e.g. "torch.nn.Linear" or "BasicLinear"
     code_name: str = ""
+    #: how a script passes the inputs when forward() groups them, e.g. "{0}, ({1}, {2})" for LSTM
+    code_call: dict[int, str] = field(default_factory=dict)
 
     @property
     def windows(self) -> bool:

@@ -60,10 +60,12 @@ def script(plan: Any, req: Any) -> str:
     lines.append(f"layer = layer.to(device={device!r}, dtype={dtype})")
     if not plan.train:
         lines.append("layer.eval()")
-    args = ", ".join(
+    moved = [
         f"{v}.to(device={device!r}, dtype={dtype})" if (p.kind in ("normal", "uniform", "sign", "binary") and p.data is None)
         else f"{v}.to({device!r})"
         for v, p in zip(names, plan.inputs)
-    )
+    ]
+    call = plan.spec.code_call.get(len(moved))
+    args = call.format(*moved) if call else ", ".join(moved)
     lines += ["with torch.no_grad():", f"    output = layer({args})", "print(output)"]
     return "\n".join(lines) + "\n"

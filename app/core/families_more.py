@@ -585,6 +585,8 @@ def register_recurrent(reg: Registry) -> None:
             outputs=outputs, params=params, order=list(params), **kw,
         )
         spec.doc = _summary_after_signature(cls)
+        if name == "LSTM":
+            spec.code_call = {3: "{0}, ({1}, {2})"}
     cell_state = "(N, H_out) or (H_out)"
     for name in ("RNNCell", "LSTMCell", "GRUCell"):
         inputs = [inp("(N, H_in) or (H_in)"), inp(cell_state, name="h_0", optional=True)]
@@ -597,10 +599,12 @@ def register_recurrent(reg: Registry) -> None:
             kw["factory"] = _hooked(nn.LSTMCell, _pack_lstm_state)
         if name == "RNNCell":
             overrides["nonlinearity"] = {"choices": ["tanh", "relu"]}
-        _entry(
+        cell = _entry(
             reg, name, "recurrent", {"input_size": 10, "hidden_size": 20}, inputs, [shape(3, 10)], _cell_rule,
             outputs=outputs, params=overrides, **kw,
         )
+        if name == "LSTMCell":
+            cell.code_call = {3: "{0}, ({1}, {2})"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -71,21 +71,28 @@ def fmt_shape(shape: Sequence[int]) -> str:
 def convention_names(convention: str, rank: int) -> list[str]:
     """Names for each dimension of a shape, from a convention like ``(N, C_in, L_in)`` or ``(N, *, H_in)``.
 
-    A convention that starts with N also describes the unbatched form (one dimension fewer).
+    A convention that starts with N also describes the unbatched form (one dimension fewer), and
+    ``"(N, C) or (C)"`` lists alternatives: the first whose rank fits names the dimensions.
     """
-    names = [n.strip() for n in convention.strip("()").split(",") if n.strip()]
+    for alternative in convention.split(" or "):
+        names = _parse_convention(alternative, rank)
+        if names is not None:
+            return names
+    return [f"d{k}" for k in range(rank)]
+
+
+def _parse_convention(convention: str, rank: int) -> list[str] | None:
+    names = [n.strip() for n in convention.strip().strip("()").split(",") if n.strip()]
     if "*" in names:
         star = names.index("*")
         extra = rank - (len(names) - 1)
         if extra < 0:
-            names = names[: star] + names[star + 1 :]
+            names = names[:star] + names[star + 1 :]
         else:
             names = names[:star] + [f"*{k}" if extra > 1 else "*" for k in range(extra)] + names[star + 1 :]
     if len(names) == rank + 1 and names and names[0] == "N":
         names = names[1:]
-    if len(names) != rank:
-        names = [f"d{k}" for k in range(rank)]
-    return names
+    return names if len(names) == rank else None
 
 
 def _out_name(name: str) -> str:

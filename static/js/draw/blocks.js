@@ -50,57 +50,53 @@ function drawBox(g, b, colorOf, cardStep) {
   return { box, topY };
 }
 
-export function drawBlocks(container, run, { colorOf, width, layerType, entry }) {
+export function drawBlocks(container, run, { colorOf, width, layerType }) {
   const model = blocksModel(run, layerType);
-  const lay = blocksLayout(model, { width });
+  const lay = blocksLayout(model, { width, hasBias: Boolean(model.bias && model.weight) });
   const w = run.windows && !run.windows.omitted ? run.windows : null;
-  const extraH = model.bias ? 30 : 0;
-  const svg = svgIn(container, Math.max(lay.width, 300), lay.height + extraH + 24, `${layerType}: input ${run.inputs[0].shape.join("×")} → output ${run.output.shape.join("×")}`);
+  const captions = captionLines(model, w, run, lay.vertical);
+  const captionW = Math.max(0, ...captions.map((c) => c.length * 6.6 + 28));
+  const svg = svgIn(container, Math.max(lay.width, Math.min(captionW, width)), lay.height + captions.length * 16, `${layerType}: input ${run.inputs[0].shape.join("×")} → output ${run.output.shape.join("×")}`);
   const g = svg.append("g");
   for (const b of lay.boxes) drawBox(g, b, colorOf, lay.cardStep);
-  // Operators between the boxes.
-  lay.boxes.forEach((b, i) => {
-    if (b.opX === undefined) return;
-    const next = lay.boxes[i + 1];
-    const y = lay.baseline - Math.min(b.h, next.h) / 2;
-    if (i === 0 && b.role === "input") {
+  lay.ops.forEach((op, i) => {
+    const first = i === 0 && lay.boxes[0].role === "input" && lay.boxes.length === 3;
+    if (first) {
       const sym = model.isPool ? (/Max/.test(layerType) ? "max" : /LP/.test(layerType) ? "‖·‖ₚ" : "avg") : model.isTransposed ? "∗ᵀ" : "∗";
-      g.append("text").attr("class", "op").attr("x", b.opX).attr("y", y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(sym);
-    } else {
-      arrow(g, b.opX - 20, y, b.opX + 20, y);
-    }
+      g.append("text").attr("class", "op").attr("x", op.x).attr("y", op.y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(sym);
+    } else if (op.vertical) arrow(g, op.x, op.y - 12, op.x, op.y + 12);
+    else arrow(g, op.x - 20, op.y, op.x + 20, op.y);
   });
-  let foot = lay.baseline + 42;
-  if (model.bias) {
-    const wb = lay.boxes.find((b) => b.role === "weight");
-    if (wb) {
-      const bt = g.append("text").attr("class", "bias-label").attr("x", wb.x + wb.w / 2).attr("y", foot).attr("text-anchor", "middle");
-      bt.append("tspan").text("+ bias ");
-      const d = model.bias.dims[0];
-      const span = bt.append("tspan").attr("fill", colorOf(d.key)).attr("font-weight", 600);
-      appendLabel(span, d.label);
-      span.append("tspan").text(`=${d.size}`);
-      bt.append("tspan").text(", one per output channel");
-      foot += 24;
-    }
+  if (lay.biasAt && model.bias) {
+    const bt = g.append("text").attr("class", "bias-label").attr("x", lay.biasAt.x).attr("y", lay.biasAt.y).attr("text-anchor", "middle");
+    bt.append("tspan").text("+ bias ");
+    const d = model.bias.dims[0];
+    const span = bt.append("tspan").style("fill", colorOf(d.key)).attr("font-weight", 600);
+    appendLabel(span, d.label);
+    span.append("tspan").text(`=${d.size}`);
+    bt.append("tspan").text(", one per output channel");
   }
-  // The hyper-parameters that decide the sliding, as torch reports them.
-  if (w) {
-    const parts = [];
-    const pad = w.padding.map((p) => (Array.isArray(p) ? (p[0] === p[1] ? p[0] : `${p[0]}/${p[1]}`) : p));
-    parts.push(`kernel ${w.kernel.join("×")}`);
-    if (model.isTransposed) {
-      // The windows describe the equivalent direct convolution: stride becomes inserted zeros.
-      parts.push(`stride ${w.stride.join("×")} → ${w.stride.map((s) => s - 1).join("×")} zero(s) inserted between inputs`);
-      parts.push(`frame padding ${pad.join("×")}`);
-    } else {
-      parts.push(`stride ${w.stride.join("×")}`, `padding ${pad.join("×")}`);
-    }
-    if (w.dilation) parts.push(`dilation ${w.dilation.join("×")}`);
-    if (w.groups && w.groups > 1) parts.push(`groups ${w.groups} (each output channel reads ${model.cIn / w.groups} of ${model.cIn} input channels)`);
-    g.append("text").attr("class", "diagram-caption").attr("x", 14).attr("y", foot).text(parts.join(" · "));
-  } else if (run.windows?.omitted) {
-    g.append("text").attr("class", "diagram-caption").attr("x", 14).attr("y", foot).text(`sliding windows omitted: ${run.windows.omitted}`);
-  }
+  captions.forEach((line, i) => g.append("text").attr("class", "diagram-caption").attr("x", 14).attr("y", lay.footY + i * 16).text(line));
   return { highlight() {}, svg: svg.node() };
+}
+
+// The hyper-parameters that decide the sliding, as torch reports them in `windows`.
+function captionLines(model, w, run, narrow) {
+  if (!w) return run.windows?.omitted ? [`sliding windows omitted: ${run.windows.omitted}`] : [];
+  const parts = [];
+  const pad = w.padding.map((p) => (Array.isArray(p) ? (p[0] === p[1] ? p[0] : `${p[0]}/${p[1]}`) : p));
+  parts.push(`kernel ${w.kernel.join("×")}`);
+  if (model.isTransposed) {
+    // The windows describe the equivalent direct convolution: stride becomes inserted zeros.
+    parts.push(`stride ${w.stride.join("×")} → ${w.stride.map((s) => s - 1).join("×")} zero(s) between inputs`);
+    parts.push(`frame padding ${pad.join("×")}`);
+  } else {
+    parts.push(`stride ${w.stride.join("×")}`, `padding ${pad.join("×")}`);
+  }
+  if (w.dilation) parts.push(`dilation ${w.dilation.join("×")}`);
+  if (w.groups && w.groups > 1) parts.push(`groups ${w.groups}: each output channel reads ${model.cIn / w.groups} of ${model.cIn} input channels`);
+  if (!narrow) return [parts.join(" · ")];
+  const lines = [];
+  for (let i = 0; i < parts.length; i += 2) lines.push(parts.slice(i, i + 2).join(" · "));
+  return lines;
 }

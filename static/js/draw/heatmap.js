@@ -19,7 +19,7 @@ export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 22
   for (const s of lay.placed) {
     const sg = g.append("g").attr("class", "slice");
     if (s.prefix.length) {
-      const label = `[${s.prefix.map((p, d) => (info.step ? p * (info.step[d] || 1) : p)).join(", ")}, ${info.shape.length - s.prefix.length === 2 ? ":, :" : ":"}]`;
+      const label = `[${s.prefix.map((p, d) => (info.step ? p * (info.step[d] || 1) : p)).join(",")}]`;
       sg.append("text").attr("class", "slice-label").attr("x", s.x).attr("y", s.y - 4).text(label);
     }
     const data = [];

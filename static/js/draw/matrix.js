@@ -12,7 +12,7 @@ function view2d(t, get) {
   return t && t.data !== null && t.data !== undefined ? get : null;
 }
 
-function drawMatrix(g, item, cell, { name, values, color, rowDim, colDim, colorOf, title, onCell, tipName, indexOf, id }) {
+function drawMatrix(g, item, cell, { name, values, color, rowDim, colDim, colorOf, title, onCell, tipName, indexOf, id, stackDims = [] }) {
   const m = g.append("g").attr("class", `matrix m-${id}`).attr("data-id", id);
   // Stacked copies (extra leading dimensions) sit behind, up and to the right.
   for (let s = item.stackShown; s >= 1; s--) {
@@ -48,9 +48,20 @@ function drawMatrix(g, item, cell, { name, values, color, rowDim, colDim, colorO
   // so a shared dimension (x's columns, Aᵀ's rows) shows up as the same colour.
   if (colDim) m.append("line").attr("class", "dim-edge").attr("x1", item.x).attr("x2", item.x + item.w).attr("y1", item.y - 2).attr("y2", item.y - 2).attr("stroke", colorOf(colDim.key));
   if (rowDim) m.append("line").attr("class", "dim-edge").attr("x1", item.x - 2).attr("x2", item.x - 2).attr("y1", item.y).attr("y2", item.y + item.h).attr("stroke", colorOf(rowDim.key));
-  if (colDim) dimLabel(m, colDim, colorOf(colDim.key), { x: item.x + item.w / 2, y: item.y - 8 });
+  // Labels sit above the stacked copies, not across them.
+  const lift = item.stackShown * item.stackStep;
+  if (stackDims.length && item.stackShown) {
+    const st = m.append("text").attr("class", "dim-label").attr("x", item.x + item.w + lift + 3).attr("y", item.y - lift + 4);
+    st.append("tspan").text("× ");
+    stackDims.forEach((d, i) => {
+      const span = st.append("tspan").style("fill", colorOf(d.key));
+      appendLabel(span, d.label);
+      span.append("tspan").text(`=${d.size}${i < stackDims.length - 1 ? ", " : ""}`);
+    });
+  }
+  if (colDim) dimLabel(m, colDim, colorOf(colDim.key), { x: item.x + item.w / 2, y: item.y - 8 - lift });
   if (rowDim) dimLabel(m, rowDim, colorOf(rowDim.key), { x: item.x - 8, y: item.y + item.h / 2, rotate: -90 });
-  const t = m.append("text").attr("class", "matrix-title").attr("x", item.x + item.w / 2).attr("y", item.y - 24).attr("text-anchor", "middle");
+  const t = m.append("text").attr("class", "matrix-title").attr("x", item.x + item.w / 2).attr("y", item.y - 24 - lift).attr("text-anchor", "middle");
   title(t);
 
   const hit = (event) => {
@@ -108,7 +119,7 @@ export function drawLinear(container, run, { colorOf, width, pinned, onPick, lay
   if (model.b) items.push({ kind: "matrix", id: "b", rows: 1, cols: outF }, { kind: "op", text: "=" });
   items.push({ kind: "matrix", id: "y", rows, cols: outF, stack: model.batch / Math.max(rows, 1) });
   const lay = equationLayout(items, { width, maxHeight: 380 });
-  const svg = svgIn(container, lay.width, lay.height + 22, `${layerType}: y = x·Aᵀ + b, x ${run.inputs[0].shape.join("×")} → y ${run.output.shape.join("×")}`);
+  const svg = svgIn(container, lay.width, lay.height + (model.stack.length ? 40 : 22), `${layerType}: y = x·Aᵀ + b, x ${run.inputs[0].shape.join("×")} → y ${run.output.shape.join("×")}`);
   const g = svg.append("g");
   const cell = lay.cell;
   const byId = Object.fromEntries(lay.items.filter((i) => i.kind === "matrix").map((i) => [i.id, i]));
@@ -130,7 +141,7 @@ export function drawLinear(container, run, { colorOf, width, pinned, onPick, lay
 
   const parts = {};
   parts.x = drawMatrix(g, byId.x, cell, {
-    id: "x", values: xv, color: valueColor(valueDomain(x0)), rowDim, colDim: inDim, colorOf,
+    id: "x", values: xv, color: valueColor(valueDomain(x0)), rowDim, colDim: inDim, colorOf, stackDims: model.stack,
     title: (t) => t.append("tspan").attr("class", "name").text("x"), tipName: x0.name || "input", indexOf: xIndex,
   });
   if (byId.A) {
@@ -159,7 +170,7 @@ export function drawLinear(container, run, { colorOf, width, pinned, onPick, lay
     });
   }
   parts.y = drawMatrix(g, byId.y, cell, {
-    id: "y", values: yv, color: valueColor(valueDomain(run.output)), rowDim, colDim: outDim, colorOf,
+    id: "y", values: yv, color: valueColor(valueDomain(run.output)), rowDim, colDim: outDim, colorOf, stackDims: model.stack,
     title: (t) => t.append("tspan").attr("class", "name").text("y"), tipName: "output", indexOf: yIndex,
     onCell: (rc) => onPick(yIndex(rc)),
   });
@@ -167,11 +178,12 @@ export function drawLinear(container, run, { colorOf, width, pinned, onPick, lay
 
   // Extra leading dimensions of (N, *, in): the drawn matrices are slice [0, …] of a stack.
   const foot = lay.height + 6;
-  const stackNote = model.stack.length ? `  ·  the matrices show slice [${lead.join(", ")}, :, :] of the stacked dimensions ${model.stack.map((d) => `${d.label}=${d.size}`).join(", ")}` : "";
   caption(g, 10, foot, [
     [`x ${shapeText(model.x.dims)} · ${model.transposed ? "Aᵀ" : w ? w.name : "A"} (in, out) ${model.b ? "+ b (out) " : ""}= y ${shapeText(model.y.dims)}`, "formula-text"],
-    [stackNote, "aside"],
   ]);
+  // Extra leading dimensions of (N, *, in): the drawn matrices are one slice of a stack.
+  if (model.stack.length)
+    caption(g, 10, foot + 17, [[`the same A and b apply to every slice; drawn: x[${lead.join(", ")}], y[${lead.join(", ")}] of ${model.stack.map((d) => `${d.label}=${d.size}`).join(", ")}`, "aside"]]);
 
   const keys = gridKeys(parts.y.g, {
     rows, cols: outF, label: "Output y: arrow keys move, Enter explains the element",

@@ -74,7 +74,8 @@ export function createWindowDrawing(container, opts) {
     const fg = g.append("g").attr("class", "frame");
     const title = kind === "transposed" ? "stretched input" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
     fg.append("text").attr("class", "grid-title").attr("x", f.x).attr("y", f.y - 10)
-      .text(L.sd === 3 ? `frame depth ${f.z}${frameDepthNote(win, f.z)}` : title);
+      .attr("class", L.sd === 3 ? "grid-title small" : "grid-title")
+      .text(L.sd === 3 ? `z=${f.z}${frameDepthNote(win, f.z)}` : title);
     const cells = frameCells(win, f);
     fg.selectAll("rect.fcell").data(cells).join("rect")
       .attr("class", (d) => `fcell role-${d.role}`)
@@ -126,7 +127,7 @@ export function createWindowDrawing(container, opts) {
   // Output grid.
   const og = g.append("g").attr("class", "out-grid");
   og.append("text").attr("class", "grid-title").attr("x", L.output.x).attr("y", L.output.y - 10)
-    .text(L.sd === 3 ? `output, depth ${depth}` : "output");
+    .text(L.sd === 3 ? `output d=${depth}` : "output");
   const outCells = [];
   for (let r = 0; r < L.output.rows; r++)
     for (let c = 0; c < L.output.cols; c++) {
@@ -243,9 +244,9 @@ function frameDepthNote(win, z) {
   const o = win.frame.input_origin[0];
   const st = win.frame.input_step[0];
   const rel = z - o;
-  if (rel < 0 || rel > (win.input_spatial[0] - 1) * st) return " (padding)";
-  if (rel % st) return " (inserted zeros)";
-  return ` (input depth ${rel / st})`;
+  if (rel < 0 || rel > (win.input_spatial[0] - 1) * st) return " pad";
+  if (rel % st) return " zeros";
+  return ` (d=${rel / st})`;
 }
 
 export { windowSrc };

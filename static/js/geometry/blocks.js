@@ -53,7 +53,7 @@ function extent(s) {
   return s ? s.size : 1;
 }
 
-export function blocksLayout(model, { width, maxHeight = 300, maxUnit = 18, margin = 14 }) {
+export function blocksLayout(model, { width, maxHeight = 300, maxUnit = 18, margin = 14, hasBias = false }) {
   const specs = blockSpecs(model);
   const order = [["input", specs.input], [specs.weight ? "weight" : "window", specs.weight || specs.window], ["output", specs.output]].filter(
     ([, s]) => s,
@@ -62,14 +62,23 @@ export function blocksLayout(model, { width, maxHeight = 300, maxUnit = 18, marg
   const cardsPx = (s) => (s.cards ? Math.min(extent(s.cards) - 1, MAX_CARDS) * CARD_STEP : 0);
   const opW = 54;
   const labelW = 56;
-  const unitsW = order.reduce((a, [, s]) => a + extent(s.cols) + depthUnits(s) * DEPTH_DX, 0);
-  const fixedW = margin * 2 + (order.length - 1) * opW + order.reduce((a, [, s]) => a + labelW + cardsPx(s), 0);
-  const unitsH = Math.max(...order.map(([, s]) => extent(s.rows) + depthUnits(s) * -DEPTH_DY));
-  let u = Math.min(maxUnit, (width - fixedW) / Math.max(unitsW, 1), (maxHeight - 90) / Math.max(unitsH, 1));
+  // Side by side needs room for three boxes and their labels; a phone gets them stacked.
+  const vertical = width < 600;
+  let u;
+  if (vertical) {
+    const avail = width - margin * 2 - labelW - MAX_CARDS * CARD_STEP - 40;
+    const widest = Math.max(...order.map(([, s]) => extent(s.cols) + depthUnits(s) * DEPTH_DX));
+    u = Math.min(maxUnit, avail / Math.max(widest, 1), 200 / Math.max(...order.map(([, s]) => extent(s.rows)), 1));
+  } else {
+    const unitsW = order.reduce((a, [, s]) => a + extent(s.cols) + depthUnits(s) * DEPTH_DX, 0);
+    const fixedW = margin * 2 + (order.length - 1) * opW + order.reduce((a, [, s]) => a + labelW + cardsPx(s), 0);
+    const unitsH = Math.max(...order.map(([, s]) => extent(s.rows) + depthUnits(s) * -DEPTH_DY));
+    u = Math.min(maxUnit, (width - fixedW) / Math.max(unitsW, 1), (maxHeight - 90) / Math.max(unitsH, 1));
+  }
   u = Math.max(u, 0.4);
   // Very long axes (a 512-channel depth) would dwarf everything; cap any extent so the drawing
   // stays readable, the exact size is in the label.
-  const cap = Math.max(140, width * 0.28);
+  const cap = Math.max(vertical ? 110 : 140, width * 0.28);
   const px = (s) => (s ? Math.max(4, Math.min(cap, extent(s) * u)) : Math.max(4, u));
   const boxes = order.map(([role, s]) => ({
     role,
@@ -80,20 +89,49 @@ export function blocksLayout(model, { width, maxHeight = 300, maxUnit = 18, marg
     cards: s.cards ? Math.min(extent(s.cards) - 1, MAX_CARDS) : 0,
     capped: [s.cols, s.rows, s.depth].some((t) => t && extent(t) * u > cap),
   }));
-  const tallest = Math.max(...boxes.map((b) => b.h - b.d * DEPTH_DY + b.cards * CARD_STEP));
-  const top = margin + 40;
-  const baseline = top + tallest; // bottoms of the front faces line up
-  let x = margin;
-  boxes.forEach((b, i) => {
-    x += labelW;
-    b.x = x;
-    b.y = baseline - b.h;
-    x += b.w + b.d * DEPTH_DX + b.cards * CARD_STEP;
-    if (i < boxes.length - 1) {
-      b.opX = x + opW / 2;
-      x += opW;
-    }
-  });
-  const height = baseline + 56;
-  return { unit: u, boxes, width: x + margin, height, cardStep: CARD_STEP, baseline };
+  const above = (b) => b.d * -DEPTH_DY + b.cards * CARD_STEP; // how far depth and cards rise above the front face
+  const ops = [];
+  let height;
+  let footY;
+  let biasAt = null;
+  if (vertical) {
+    const cx = width / 2;
+    let y = margin;
+    boxes.forEach((b, i) => {
+      const span = b.w + b.d * DEPTH_DX + b.cards * CARD_STEP;
+      b.x = Math.max(margin + labelW, cx - span / 2);
+      b.y = y + 44 + above(b);
+      y = b.y + b.h + 22;
+      if (b.role === "weight" && hasBias) {
+        biasAt = { x: b.x + b.w / 2, y: y + 10 };
+        y += 24;
+      }
+      if (i < boxes.length - 1) {
+        ops.push({ x: cx, y: y + 14, vertical: true });
+        y += 30;
+      }
+    });
+    footY = y + 18;
+    height = footY + 10;
+  } else {
+    const tallest = Math.max(...boxes.map((b) => b.h + above(b)));
+    const top = margin + 40;
+    const baseline = top + tallest; // bottoms of the front faces line up
+    let x = margin;
+    boxes.forEach((b, i) => {
+      x += labelW;
+      b.x = x;
+      b.y = baseline - b.h;
+      x += b.w + b.d * DEPTH_DX + b.cards * CARD_STEP;
+      if (i < boxes.length - 1) {
+        ops.push({ x: x + opW / 2, y: baseline - Math.min(b.h, boxes[i + 1].h) / 2, vertical: false });
+        x += opW;
+      }
+      if (b.role === "weight" && hasBias) biasAt = { x: b.x + b.w / 2, y: baseline + 42 };
+    });
+    footY = baseline + (hasBias ? 66 : 42);
+    height = footY + 10;
+    width = x + margin;
+  }
+  return { unit: u, boxes, ops, width, height, cardStep: CARD_STEP, footY, biasAt, vertical };
 }

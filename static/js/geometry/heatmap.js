@@ -62,13 +62,15 @@ export function heatmapLayout(sliceInfo, { width, maxCell = 40, minCell = 3, max
   const { rows, cols } = slices[0];
   const n = slices.length;
   // Try 1..n slices per row and keep the biggest cell that fits both width and height.
+  // Ties (everything at the minimum size) go to more slices per row: shorter, same detail.
   let best = null;
   for (let perRow = 1; perRow <= n; perRow++) {
     const lines = Math.ceil(n / perRow);
     const byW = (width - (perRow - 1) * gap - 4) / (perRow * cols);
+    if (perRow > 1 && byW < minCell) break;
     const byH = (maxHeight - lines * 18 - (lines - 1) * gap) / (lines * rows);
     const cell = Math.min(maxCell, byW, Math.max(byH, minCell));
-    if (!best || cell > best.cell + 0.01) best = { cell, perRow };
+    if (!best || cell > best.cell + 0.01 || (Math.abs(cell - best.cell) <= 0.01 && byW >= minCell)) best = { cell, perRow };
   }
   const cell = Math.max(minCell, Math.floor(best.cell * 2) / 2);
   const labelH = n > 1 || slices[0].prefix.length ? 16 : 0;

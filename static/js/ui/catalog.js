@@ -15,6 +15,14 @@ export function createCatalog(root, { onSelect }) {
   const search = root.querySelector("#catalog-search");
   const list = root.querySelector("#catalog-list");
   const count = root.querySelector("#catalog-count");
+  const toggle = root.querySelector("#catalog-toggle");
+  const currentLabel = root.querySelector("#catalog-current");
+  const setOpen = (on) => {
+    root.classList.toggle("open", on);
+    toggle.setAttribute("aria-expanded", String(on));
+  };
+  toggle.addEventListener("click", () => setOpen(!root.classList.contains("open")));
+  search.addEventListener("focus", () => setOpen(true));
   let catalog = null;
   let current = null;
 
@@ -44,7 +52,10 @@ export function createCatalog(root, { onSelect }) {
           b.classList.add("current");
           b.setAttribute("aria-current", "true");
         }
-        b.addEventListener("click", () => onSelect(e));
+        b.addEventListener("click", () => {
+          setOpen(false);
+          onSelect(e);
+        });
         li.append(b);
         ul.append(li);
         shown++;
@@ -86,6 +97,7 @@ export function createCatalog(root, { onSelect }) {
       render();
     },
     setCurrent(type) {
+      currentLabel.textContent = type;
       if (type === current) return;
       current = type;
       if (!catalog) return;

@@ -66,7 +66,7 @@ export function createConfigForm(root, { onEdit }) {
       for (const c of spec.choices) control.append(new Option(c, c));
       control.value = value === undefined || (value === spec.default && !spec.required) ? "" : String(value);
     } else if (spec.type === "tensor" || spec.type === "layer" || spec.type === "layers") {
-      control = h("textarea", { name: path, rows: 2, spellcheck: "false", placeholder: spec.required ? "" : formatValue(spec, spec.default) });
+      control = h("textarea", { name: path, rows: spec.type === "tensor" ? 2 : 5, spellcheck: "false", placeholder: spec.required ? "" : formatValue(spec, spec.default) });
       control.value = formatValue(spec, value);
     } else {
       const numeric = spec.type === "int" || spec.type === "float";

@@ -12,7 +12,7 @@ function tex(f) {
     if (parts[parts.length - 1] !== str) parts.push(str);
   };
   // A formula that is only a name ("N", "out_channels") adds little next to its value.
-  add(f.latex);
+  if (f.symbolic !== f.dim) add(f.latex);
   add(f.latex_substituted);
   add(String(f.value));
   return parts.join(" = ");
