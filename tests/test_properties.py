@@ -4,6 +4,7 @@ and the hand computation of a random output element equals torch's value."""
 from __future__ import annotations
 
 import math
+import os
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -15,7 +16,14 @@ from app.core.registry import default_registry
 
 REGISTRY = default_registry()
 SETTINGS = Settings()
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CI runs a fixed (derandomized) sample so a red build is reproducible; locally each run explores
+# new cases. HYPOTHESIS_EXAMPLES raises the count for a deeper search.
+FAST = settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _shapes_agree(body):
@@ -130,4 +138,6 @@ def test_pool_formula_meta_real_and_explain(body, data):
     if real is not None:
         ex = _explain_random_element(body, real, data)
         if ex["operation"] == "max":
-            assert "winner" in ex
+            reads_input = any(not t["padding"] for t in ex["terms"])
+            # a window entirely in the padding reads only -inf: there is no winner
+            assert (ex["winner"] is not None) == reads_input

@@ -198,6 +198,7 @@ def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
         # which element torch itself picked (ties: torch's choice, not ours)
         winner_flat = _torch_argmax(module, xs[0], index, batched, n)
         coord = None
+        result["winner"] = None
         for slot, t in enumerate(terms):
             if t["input_index"] is not None and geo.unravel(int(src[slot])) == winner_flat:
                 result["winner"] = slot
@@ -224,7 +225,9 @@ def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
         s = sum(v**p for v in values) / count * k
         result["divisor"] = count
         result["norm_type"] = p
-        result["manual"] = math.copysign(abs(s) ** (1 / p), s) if s >= 0 else float("nan")
+        # like torch.pow: a negative base has a real root only for an integer exponent (p = 1)
+        inv = 1 / p
+        result["manual"] = s**inv if s >= 0 else (s ** int(inv) if inv.is_integer() else float("nan"))
     else:
         raise NotExplainable(f"{name} has no manual computation")
     return result

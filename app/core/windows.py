@@ -119,6 +119,11 @@ def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry
         at = _positions(out_spatial, kidx, stride, dilation)
         kernel_index = kidx
         origin = _origin_from_probe(src, at, input_spatial)
+        if origin is None:  # every window reads padding only: no evidence, use the declared padding
+            origin = (
+                tuple(dilation[j] * (kernel[j] - 1) // 2 for j in range(n)) if module.padding == "same"
+                else (0,) * n if module.padding == "valid" else _tuple(module.padding, n)
+            )
         step = (1,) * n
         if module.padding == "same":
             after = tuple(dilation[j] * (kernel[j] - 1) - origin[j] for j in range(n))
@@ -131,7 +136,7 @@ def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry
     return Geometry(kind, input_spatial, out_spatial, kernel, stride, dilation, frame, origin, step, src, at, kernel_index)
 
 
-def _origin_from_probe(src: torch.Tensor, at: torch.Tensor, spatial: tuple[int, ...]) -> tuple[int, ...]:
+def _origin_from_probe(src: torch.Tensor, at: torch.Tensor, spatial: tuple[int, ...]) -> tuple[int, ...] | None:
     """Padding before each dimension, read off a window cell that torch says reads the input."""
     flat_src = src.reshape(-1)
     flat_at = at.reshape(-1, at.shape[-1])
@@ -139,6 +144,8 @@ def _origin_from_probe(src: torch.Tensor, at: torch.Tensor, spatial: tuple[int, 
     # modes copy input elements into the padding too, so use the smallest frame coordinate among
     # cells that read index 0 and lie in the interior)
     hits = (flat_src >= 0).nonzero().reshape(-1)
+    if hits.numel() == 0:
+        return None
     coords = torch.stack(torch.unravel_index(flat_src[hits], spatial), dim=1)
     diff = flat_at[hits] - coords
     # interior cells give the true offset; padding copies (reflect etc.) give other offsets, and

@@ -14,6 +14,14 @@ function setStatus(text, kind = "ok") {
   statusEl.dataset.kind = kind;
 }
 
+// A message about the link itself (unreadable config, unknown layer) that outlives the status line.
+function setNotice(text) {
+  const el = document.querySelector("#notice");
+  el.querySelector("span").textContent = text;
+  el.hidden = !text;
+}
+document.querySelector("#notice-close").addEventListener("click", () => setNotice(""));
+
 async function boot() {
   const store = createStore(initialState());
   setStatus("loading catalog…", "busy");
@@ -50,11 +58,11 @@ async function boot() {
   catalogUi.setCatalog(catalog);
 
   const decoded = decodeQuery(window.location.search);
-  if (decoded.error) setStatus(decoded.error, "error");
+  if (decoded.error) setNotice(decoded.error);
   store.update({ ui: decoded.ui }, "load");
   let request = decoded.request;
   if (!request || !byType.has(request.layer.type)) {
-    if (request) setStatus(`Unknown layer type “${request.layer.type}” in the link; showing the default.`, "error");
+    if (request) setNotice(`The link asks for an unknown layer type “${request.layer.type}”; showing the default view instead.`);
     const fallback = byType.has(DEFAULT_REQUEST.layer.type) ? DEFAULT_REQUEST : byType.values().next().value?.example;
     request = deepCopy(fallback);
   }

@@ -33,3 +33,15 @@ def test_search_filters_and_enter_opens_first_match(page):
     page.fill("#catalog-search", "no such layer at all")
     assert page.locator(".cat-item").count() == 0
     assert "No layer matches" in page.locator("#catalog-list").inner_text()
+
+
+def test_catalog_is_one_tab_stop_with_arrow_keys(page):
+    open_view(page)
+    page.locator('.cat-item[data-type="Linear"]').focus()
+    assert page.locator(".cat-item[tabindex='0']").count() == 1
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.dataset.type") == "Bilinear"
+    before = renders(page)
+    page.keyboard.press("Enter")
+    wait_render(page, before)
+    assert page.locator("#form-layer .layer-type").inner_text() == "Bilinear"

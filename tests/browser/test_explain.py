@@ -101,3 +101,17 @@ def test_code_snippet_prints_the_same_output(page, api_run, tmp_path):
     page.locator("#copy-code").click()
     page.locator("#code-panel .copy-status").wait_for(state="visible")
     assert page.evaluate("navigator.clipboard.readText()") == code
+
+
+def test_switching_layer_drops_the_pin_cleanly(page):
+    open_view(page, LINEAR)
+    page.locator('#diagram .m-y rect.cell[data-r="0"][data-c="0"]').click()
+    page.locator("#explain-body .match").wait_for()
+    from .helpers import renders, wait_render
+
+    before = renders(page)
+    page.locator('.cat-item[data-type="Conv2d"]').click()
+    wait_render(page, before)
+    page.wait_for_timeout(200)
+    assert page.locator("#explain-body .match").count() == 0
+    assert page.locator("#win-drawing .pin-ring").count() == 0

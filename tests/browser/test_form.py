@@ -125,3 +125,29 @@ def test_shared_link_reproduces_the_view(page, context):
     out = lambda p: p.locator("#diagram svg.drawing").get_attribute("aria-label")
     assert out(other) == out(page)
     other.close()
+
+
+def test_bad_links_fall_back_with_a_notice(page):
+    page.goto("/?config=%7Bbroken")
+    wait_render(page)
+    assert "could not be read" in page.locator("#notice").inner_text()
+    assert page.locator("#form-layer .layer-type").inner_text() == "Linear"
+    page.goto(config_url({"layer": {"type": "NoSuchLayer"}}))
+    wait_render(page)
+    assert "NoSuchLayer" in page.locator("#notice").inner_text()
+    page.locator("#notice-close").click()
+    assert page.locator("#notice").is_hidden()
+
+
+def test_pasted_data_replaces_the_random_input(page, api_run):
+    open_view(page)
+    page.locator('[data-field="inputs[0]"] details.paste summary').click()
+    before = renders(page)
+    data = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]]
+    field(page, "inputs[0].data").locator("textarea").fill(json.dumps(data))
+    wait_render(page, before)
+    assert field(page, "inputs[0].shape").locator("input").is_disabled()
+    assert current_config(page)["inputs"] == [{"data": data}]
+    assert page.locator("#shape-check").inner_text().endswith("(2, 5)")
+    field(page, "inputs[0].data").locator("textarea").fill("[[1, 2")
+    assert "not valid JSON" in field(page, "inputs[0].data").locator(".field-error").inner_text()

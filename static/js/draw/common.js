@@ -138,18 +138,21 @@ export function escapeHtml(s) {
 }
 
 // Arrow-key navigation over a grid drawn as one focusable group (a roving cursor), so a
-// 30×30 output needs one Tab stop, not 900.
+// 30×30 output needs one Tab stop, not 900. The label names the cell under the cursor.
 export function gridKeys(group, { rows, cols, start = [0, 0], onMove, onActivate, label }) {
   let cur = [...start];
+  const say = () => group.attr("aria-label", `${label}. Cursor at row ${cur[0]}, column ${cur[1]}.`);
+  say();
   group
     .attr("tabindex", 0)
-    .attr("role", "grid")
-    .attr("aria-label", label)
+    .attr("role", "group")
+    .attr("aria-roledescription", "grid")
     .on("keydown", (event) => {
       const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
       if (moves[event.key]) {
         const [dr, dc] = moves[event.key];
         cur = [Math.max(0, Math.min(rows - 1, cur[0] + dr)), Math.max(0, Math.min(cols - 1, cur[1] + dc))];
+        say();
         onMove(cur);
         event.preventDefault();
       } else if (event.key === "Enter" || event.key === " ") {
@@ -161,6 +164,7 @@ export function gridKeys(group, { rows, cols, start = [0, 0], onMove, onActivate
   return {
     set(rc) {
       cur = [...rc];
+      say();
     },
   };
 }

@@ -222,7 +222,7 @@ export function createWindowDrawing(container, opts) {
   // A pinned element: ring the output cell, and for max pooling mark the input that won.
   function pin(outCoord, explain) {
     pinG.selectAll("*").remove();
-    if (!outCoord) return;
+    if (!outCoord || outCoord.length !== L.sd) return;
     const o = outRect(outCoord);
     const pc = placeOutputCoord(outCoord, L);
     keys.set([pc.r, pc.c]);

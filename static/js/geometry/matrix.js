@@ -13,7 +13,7 @@ export function equationLayout(items, { width, maxHeight = 360, maxCell = 30, mi
   const ops = items.filter((it) => it.kind === "op");
   const stackPx = (it) => Math.min(Math.max((it.stack || 1) - 1, 0), MAX_STACK_SHOWN) * STACK_STEP;
   const colUnits = mats.reduce((a, m) => a + m.cols, 0);
-  const fixedW = margin * 2 + ops.length * OP_W + mats.reduce((a, m) => a + ROW_LABEL_W + stackPx(m) + 6, 0);
+  const fixedW = margin * 2 + ops.length * OP_W + mats.reduce((a, m) => a + ROW_LABEL_W + stackPx(m) + 6 + ((m.stack || 1) > 1 ? 48 : 0), 0);
   const maxRows = Math.max(...mats.map((m) => m.rows), 1);
   const maxStack = Math.max(...mats.map(stackPx), 0);
   const byWidth = (width - fixedW) / Math.max(colUnits, 1);
@@ -33,7 +33,8 @@ export function equationLayout(items, { width, maxHeight = 360, maxCell = 30, mi
     const w = it.cols * cell;
     const h = it.rows * cell;
     const p = { ...it, x, y: mid - h / 2, w, h, stackShown: Math.min(Math.max((it.stack || 1) - 1, 0), MAX_STACK_SHOWN), stackStep: STACK_STEP };
-    x += w + sp + 6;
+    // Room for the "× N=2" label beside a stack.
+    x += w + sp + 6 + ((it.stack || 1) > 1 ? 48 : 0);
     return p;
   });
   const height = mid + bodyH / 2 + 34;

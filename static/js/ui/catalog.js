@@ -71,6 +71,25 @@ export function createCatalog(root, { onSelect }) {
       list.append(p);
     }
     count.textContent = q ? `${shown} of ${catalog.layers.length}` : `${catalog.layers.length} layers`;
+    rove();
+  }
+
+  // One Tab stop for the whole list: arrow keys move between layer buttons.
+  list.addEventListener("keydown", (e) => {
+    const items = [...list.querySelectorAll(".cat-item")];
+    const i = items.indexOf(document.activeElement);
+    if (i < 0) return;
+    const to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: items.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = items[Math.max(0, Math.min(items.length - 1, to))];
+    items.forEach((b) => (b.tabIndex = b === next ? 0 : -1));
+    next.focus();
+  });
+  function rove() {
+    const items = [...list.querySelectorAll(".cat-item")];
+    const keep = items.find((b) => b.classList.contains("current")) || items[0];
+    items.forEach((b) => (b.tabIndex = b === keep ? 0 : -1));
   }
 
   search.addEventListener("input", () => catalog && render());
@@ -107,6 +126,7 @@ export function createCatalog(root, { onSelect }) {
         if (on) b.setAttribute("aria-current", "true");
         else b.removeAttribute("aria-current");
       }
+      rove();
     },
   };
 }

@@ -147,6 +147,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
 
   function samePlane(index, hasBatch, batch, channel, w, depth) {
     const off = hasBatch ? 1 : 0;
+    if (index.length !== off + 1 + w.spatial_dims) return false;
     if (hasBatch && index[0] !== batch) return false;
     if (index[off] !== channel) return false;
     return w.spatial_dims !== 3 || index[off + 1] === depth;

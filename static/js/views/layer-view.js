@@ -15,7 +15,7 @@ import { drawLinear, drawBilinear } from "../draw/matrix.js";
 import { drawBlocks } from "../draw/blocks.js";
 import { drawFlow } from "../draw/flow.js";
 import { exportSvg, exportPng } from "../export.js";
-import { debounce, sameShape } from "../util/format.js";
+import { debounce } from "../util/format.js";
 
 const DRAWERS = { linear: drawLinear, bilinear: drawBilinear, blocks: drawBlocks, generic: drawFlow };
 const RUN_DEBOUNCE_MS = 300;
@@ -163,14 +163,17 @@ export function createLayerView(root, { store, byType, devices, setStatus }) {
   }
 
   function render(run) {
+    const p = store.get().ui.pinned;
+    const pinOk = Boolean(p) && validIndex(p.index, outputShape(run, p.output));
+    // Drop a pin that does not fit the new output before anything redraws with it.
+    if (!pinOk) windowPanel.pin(null);
     drawDiagram(run);
     renderFormulas(panels.formula, run);
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
     renderTensors(panels.tensors, run);
     renderParams(panels.params, run);
     renderCode(panels.code, run);
-    const p = store.get().ui.pinned;
-    if (p && validIndex(p.index, outputShape(run, p.output))) explain(p.index, p.output);
+    if (pinOk) explain(p.index, p.output);
     else {
       if (p) store.update({ ui: { pinned: null } }, "ui");
       clearExplain(panels.explain);
@@ -274,6 +277,5 @@ export function createLayerView(root, { store, byType, devices, setStatus }) {
     get lastRun() {
       return lastRun;
     },
-    sameShape,
   };
 }
