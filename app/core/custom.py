@@ -9,6 +9,7 @@ mismatch inside a network is found (and named by the child's path) before anythi
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections import OrderedDict
 from typing import Any
 
@@ -20,20 +21,28 @@ from app.core.catalog import InputSpec, LayerSpec, ParamSpec, Registry
 from app.core.errors import ShapeMismatch
 from app.core.expr import Dim
 
-BASIC_LINEAR_SOURCE = '''
 class BasicLinear(torch.nn.Module):
-    def __init__(self, input_features, output_features):
+    """The tutorial's custom linear layer: ``y = x · weightsᵀ + bias``, both drawn with ``torch.randn``.
+
+    Input: (N, *, input_features) -> Output: (N, *, output_features).
+    """
+
+    def __init__(self, input_features: int, output_features: int) -> None:
         super().__init__()
         self.weights = torch.nn.Parameter(torch.randn(size=(output_features, input_features)), requires_grad=True)
         self.bias = torch.nn.Parameter(torch.randn(size=(output_features,), dtype=torch.float32), requires_grad=True)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.matmul(x, self.weights.t()) + self.bias
-'''
 
-SIMPLE_RESIDUAL_SOURCE = '''
+
 class SimpleResidualBlock(torch.nn.Module):
-    def __init__(self, in_features, out_features):
+    """The tutorial's residual block: ``fc2(relu(fc1(x))) + downsample(x)`` (identity when sizes match).
+
+    Input: (N, *, in_features) -> Output: (N, *, out_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -44,7 +53,7 @@ class SimpleResidualBlock(torch.nn.Module):
         if in_features != out_features:
             self.downsample = torch.nn.Linear(in_features=in_features, out_features=out_features)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x
         out = self.fc1(x)
         out = self.relu(out)
@@ -53,81 +62,26 @@ class SimpleResidualBlock(torch.nn.Module):
             identity = self.downsample(identity)
         out += identity
         return out
-'''
-
-RESIDUAL_SOURCE = '''
-from collections import OrderedDict
 
 
 class Residual(torch.nn.Module):
-    """output = body(x) + shortcut(x); the shortcut is the identity when None."""
-
-    def __init__(self, body, shortcut=None):
-        super().__init__()
-        self.body = torch.nn.Sequential(OrderedDict(body))
-        self.shortcut = shortcut
-
-    def forward(self, x):
-        return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
-'''
-
-
-class BasicLinear(nn.Module):
-    """The tutorial's custom linear layer: ``y = x · weightsᵀ + bias``, both drawn with ``torch.randn``.
-
-    Input: (N, *, input_features) -> Output: (N, *, output_features).
-    """
-
-    def __init__(self, input_features: int, output_features: int) -> None:
-        super().__init__()
-        self.weights = nn.Parameter(torch.randn(size=(output_features, input_features)), requires_grad=True)
-        self.bias = nn.Parameter(torch.randn(size=(output_features,), dtype=torch.float32), requires_grad=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(x, self.weights.t()) + self.bias
-
-
-class SimpleResidualBlock(nn.Module):
-    """The tutorial's residual block: ``fc2(relu(fc1(x))) + downsample(x)`` (identity when sizes match).
-
-    Input: (N, *, in_features) -> Output: (N, *, out_features).
-    """
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
-        self.fc1 = nn.Linear(in_features=in_features, out_features=out_features)
-        self.fc2 = nn.Linear(in_features=out_features, out_features=out_features)
-        self.relu = nn.ReLU()
-        self.downsample = None
-        if in_features != out_features:
-            self.downsample = nn.Linear(in_features=in_features, out_features=out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.fc1(x)
-        out = self.relu(out)
-        out = self.fc2(out)
-        if self.downsample is not None:
-            identity = self.downsample(identity)
-        out += identity
-        return out
-
-
-class Residual(nn.Module):
     """``output = body(x) + shortcut(x)``; the shortcut is the identity when it is None.
 
     Input: whatever the body's first layer takes -> Output: the body's output shape.
     """
 
-    def __init__(self, body: list[tuple[str, nn.Module]], shortcut: nn.Module | None = None) -> None:
+    def __init__(self, body: list[tuple[str, torch.nn.Module]], shortcut: torch.nn.Module | None = None) -> None:
         super().__init__()
-        self.body = nn.Sequential(OrderedDict(body))
+        self.body = torch.nn.Sequential(OrderedDict(body))
         self.shortcut = shortcut
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+
+def _source(cls: type, *imports: str) -> str:
+    """The class's own source: the reproduction script runs exactly the code the server ran."""
+    return "\n".join([*imports, "", "", inspect.getsource(cls)]) if imports else inspect.getsource(cls)
 
 
 def _sequential(layers: list[tuple[str, nn.Module]]) -> nn.Sequential:
@@ -281,7 +235,7 @@ def register_all(registry: Registry) -> None:
                  "inputs": [{"shape": [5, 10]}], "seed": 42},
         doc="The tutorial's custom layer: y = x·Aᵀ + b with Parameters `weights` (out, in) and `bias` (out) drawn with torch.randn.",
         rule=_features_rule("input_features", "output_features"), explain="linear", source="custom",
-        code_prelude=BASIC_LINEAR_SOURCE, code_name="BasicLinear",
+        code_prelude=_source(BasicLinear), code_name="BasicLinear",
     ))
     registry.add(LayerSpec(
         type="SimpleResidualBlock", family="custom", factory=SimpleResidualBlock,
@@ -294,7 +248,7 @@ def register_all(registry: Registry) -> None:
                  "inputs": [{"shape": [5, 10]}], "seed": 42},
         doc="The tutorial's residual block: fc2(relu(fc1(x))) + downsample(x), with a Linear downsample only when the sizes differ.",
         rule=_residual_block_rule, source="custom",
-        code_prelude=SIMPLE_RESIDUAL_SOURCE, code_name="SimpleResidualBlock",
+        code_prelude=_source(SimpleResidualBlock), code_name="SimpleResidualBlock",
     ))
     registry.add(LayerSpec(
         type="Sequential", family="container", factory=_sequential,
@@ -323,5 +277,5 @@ def register_all(registry: Registry) -> None:
         ], "shortcut": None}, "inputs": [{"shape": [4, 8]}], "seed": 0},
         doc="A residual wrapper: output = body(x) + shortcut(x), the shortcut being the identity when null.",
         rule=_residual_rule, source="container",
-        code_prelude=RESIDUAL_SOURCE, code_name="Residual",
+        code_prelude=_source(Residual, "from collections import OrderedDict"), code_name="Residual",
     ))

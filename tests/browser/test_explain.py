@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .helpers import open_view
+from .helpers import open_view, renders, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -107,8 +107,6 @@ def test_switching_layer_drops_the_pin_cleanly(page):
     open_view(page, LINEAR)
     page.locator('#diagram .m-y rect.cell[data-r="0"][data-c="0"]').click()
     page.locator("#explain-body .match").wait_for()
-    from .helpers import renders, wait_render
-
     before = renders(page)
     page.locator('.cat-item[data-type="Conv2d"]').click()
     wait_render(page, before)

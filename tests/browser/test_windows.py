@@ -2,7 +2,7 @@
 
 import pytest
 
-from .helpers import open_view
+from .helpers import config_url, open_view, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -58,7 +58,8 @@ def test_windows_follow_the_api_for_stride_dilation_and_padding(page, api_run):
         "inputs": [{"shape": [1, 2, 9, 9]}],
     }
     open_view(page, cfg)
-    page.locator("#win-play").click() if page.locator("#win-play").get_attribute("aria-pressed") == "true" else None
+    if page.locator("#win-play").get_attribute("aria-pressed") == "true":
+        page.locator("#win-play").click()
     page.locator("#win-scrub").fill("1")
     win = api_run(cfg)["windows"]
     cell = page.evaluate("+document.querySelector('#win-drawing rect.fcell').getAttribute('width')")
@@ -89,8 +90,6 @@ def test_transposed_conv_shows_inserted_zeros(page, api_run):
 
 
 def test_reduced_motion_does_not_autoplay(browser, base_url):
-    from .helpers import config_url, wait_render
-
     ctx = browser.new_context(reduced_motion="reduce", base_url=base_url)
     page = ctx.new_page()
     page.goto(config_url(CONV1D))
