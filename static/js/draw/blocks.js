@@ -63,7 +63,7 @@ export function drawBlocks(container, run, { colorOf, width, layerType }) {
     const first = i === 0 && lay.boxes[0].role === "input" && lay.boxes.length === 3;
     if (first) {
       const sym = model.isPool ? (/Max/.test(layerType) ? "max" : /LP/.test(layerType) ? "‖·‖ₚ" : "avg") : model.isTransposed ? "∗ᵀ" : "∗";
-      g.append("text").attr("class", "op").attr("x", op.x).attr("y", op.y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(sym);
+      g.append("text").attr("class", /^[a-z]/.test(sym) ? "op word" : "op").attr("x", op.x).attr("y", op.y).attr("text-anchor", "middle").attr("dominant-baseline", "central").text(sym);
     } else if (op.vertical) arrow(g, op.x, op.y - 12, op.x, op.y + 12);
     else arrow(g, op.x - 20, op.y, op.x + 20, op.y);
   });

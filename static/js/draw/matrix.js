@@ -5,14 +5,14 @@ import { d3, svgIn, dimLabel, appendLabel, valueColor, tooltip, valueTip, gridKe
 import { equationLayout, MAX_DRAWN_CELLS, cellAt } from "../geometry/matrix.js";
 import { linearModel, bilinearModel } from "../geometry/dims.js";
 import { valueDomain } from "../geometry/heatmap.js";
-import { toNumber, getAt, fmt } from "../util/format.js";
+import { toNumber, getAt } from "../util/format.js";
 
 // Values of a 2-D view of a tensor, or null when the API sent only a summary.
 function view2d(t, get) {
   return t && t.data !== null && t.data !== undefined ? get : null;
 }
 
-function drawMatrix(g, item, cell, { name, values, color, rowDim, colDim, colorOf, title, onCell, tipName, indexOf, id, stackDims = [] }) {
+function drawMatrix(g, item, cell, { name, values, color, rowDim, colDim, colorOf, title, onCell, tipName, indexOf, id, stackDims = [], preview = null }) {
   const m = g.append("g").attr("class", `matrix m-${id}`).attr("data-id", id);
   // Stacked copies (extra leading dimensions) sit behind, up and to the right.
   for (let s = item.stackShown; s >= 1; s--) {
@@ -24,7 +24,7 @@ function drawMatrix(g, item, cell, { name, values, color, rowDim, colDim, colorO
       .attr("height", item.h);
   }
   const body = m.append("g").attr("class", "cells");
-  const drawCells = item.rows * item.cols <= MAX_DRAWN_CELLS && cell >= 1.5;
+  const drawCells = (values || !preview) && item.rows * item.cols <= MAX_DRAWN_CELLS && cell >= 1.5;
   if (drawCells) {
     const data = [];
     for (let r = 0; r < item.rows; r++) for (let c = 0; c < item.cols; c++) data.push({ r, c });
@@ -40,6 +40,15 @@ function drawMatrix(g, item, cell, { name, values, color, rowDim, colDim, colorO
       .attr("fill", (d) => (values ? color(values(d.r, d.c)) : "#e5e7eb"))
       .attr("data-r", (d) => d.r)
       .attr("data-c", (d) => d.c);
+  } else if (preview) {
+    // Too large to send in full: the API's strided preview, each sample covering its stride.
+    const data = [];
+    for (let r = 0; r < preview.rows; r++) for (let c = 0; c < preview.cols; c++) data.push({ r, c });
+    const [sr, sc] = preview.step;
+    body.selectAll("rect").data(data).join("rect").attr("class", "cell preview")
+      .attr("x", (d) => item.x + d.c * sc * cell).attr("y", (d) => item.y + d.r * sr * cell)
+      .attr("width", (d) => Math.min(sc, item.cols - d.c * sc) * cell).attr("height", (d) => Math.min(sr, item.rows - d.r * sr) * cell)
+      .attr("fill", (d) => color(preview.get(d.r, d.c)));
   } else {
     body.append("rect").attr("class", "cell-block").attr("x", item.x).attr("y", item.y).attr("width", item.w).attr("height", item.h);
   }
@@ -108,16 +117,30 @@ function caption(g, x, y, parts) {
   return t;
 }
 
+// A 2-D preview (matrix or the first slice of a stack) of a tensor sent without its data.
+function preview2d(t, { transpose = false, lead = [] } = {}) {
+  if (!t || t.data || !t.preview || !t.preview_step) return null;
+  let p = t.preview;
+  for (let i = 0; i < lead.length; i++) p = p?.[0];
+  if (!Array.isArray(p)) return null;
+  const step = t.preview_step.slice(-2);
+  if (!Array.isArray(p[0])) {
+    return { rows: 1, cols: p.length, step: [1, step[step.length - 1]], get: (r, c) => toNumber(p[c]) };
+  }
+  if (transpose) return { rows: p[0].length, cols: p.length, step: [step[1], step[0]], get: (r, c) => toNumber(p[c][r]) };
+  return { rows: p.length, cols: p[0].length, step, get: (r, c) => toNumber(p[r][c]) };
+}
+
 export function drawLinear(container, run, { colorOf, width, pinned, onPick, layerType }) {
   const model = linearModel(run);
   const { rows, inF, outF } = model;
   const items = [
-    { kind: "matrix", id: "x", rows, cols: inF, stack: model.batch / Math.max(rows, 1) },
+    { kind: "matrix", id: "x", rows, cols: inF, stack: model.batch / Math.max(rows, 1), stackLabel: true },
     { kind: "op", text: "·" },
   ];
   if (model.A) items.push({ kind: "matrix", id: "A", rows: inF, cols: outF }, { kind: "op", text: model.b ? "+" : "=" });
   if (model.b) items.push({ kind: "matrix", id: "b", rows: 1, cols: outF }, { kind: "op", text: "=" });
-  items.push({ kind: "matrix", id: "y", rows, cols: outF, stack: model.batch / Math.max(rows, 1) });
+  items.push({ kind: "matrix", id: "y", rows, cols: outF, stack: model.batch / Math.max(rows, 1), stackLabel: true });
   const lay = equationLayout(items, { width, maxHeight: 380 });
   const svg = svgIn(container, lay.width, lay.height + (model.stack.length ? 40 : 22), `${layerType}: y = x·Aᵀ + b, x ${run.inputs[0].shape.join("×")} → y ${run.output.shape.join("×")}`);
   const g = svg.append("g");
@@ -141,12 +164,12 @@ export function drawLinear(container, run, { colorOf, width, pinned, onPick, lay
 
   const parts = {};
   parts.x = drawMatrix(g, byId.x, cell, {
-    id: "x", values: xv, color: valueColor(valueDomain(x0)), rowDim, colDim: inDim, colorOf, stackDims: model.stack,
+    id: "x", values: xv, color: valueColor(valueDomain(x0)), rowDim, colDim: inDim, colorOf, stackDims: model.stack, preview: preview2d(x0, { lead }),
     title: (t) => t.append("tspan").attr("class", "name").text("x"), tipName: x0.name || "input", indexOf: xIndex,
   });
   if (byId.A) {
     parts.A = drawMatrix(g, byId.A, cell, {
-      id: "A", values: av, color: valueColor(valueDomain(w)), rowDim: inDim, colDim: outDim, colorOf,
+      id: "A", values: av, color: valueColor(valueDomain(w)), rowDim: inDim, colDim: outDim, colorOf, preview: preview2d(w, { transpose: model.transposed }),
       title: (t) => {
         if (model.transposed) {
           t.append("tspan").attr("class", "name").text("Aᵀ");
@@ -170,7 +193,7 @@ export function drawLinear(container, run, { colorOf, width, pinned, onPick, lay
     });
   }
   parts.y = drawMatrix(g, byId.y, cell, {
-    id: "y", values: yv, color: valueColor(valueDomain(run.output)), rowDim, colDim: outDim, colorOf, stackDims: model.stack,
+    id: "y", values: yv, color: valueColor(valueDomain(run.output)), rowDim, colDim: outDim, colorOf, stackDims: model.stack, preview: preview2d(run.output, { lead }),
     title: (t) => t.append("tspan").attr("class", "name").text("y"), tipName: "output", indexOf: yIndex,
     onCell: (rc) => onPick(yIndex(rc)),
   });
@@ -229,7 +252,7 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick, l
   if (model.bias) items.push({ kind: "op", text: "+" }, { kind: "matrix", id: "b", rows: 1, cols: out });
   items.push({ kind: "op", text: "=" }, { kind: "matrix", id: "y", rows, cols: out });
   const lay = equationLayout(items, { width, maxHeight: 380 });
-  const svg = svgIn(container, lay.width, lay.height + 22, `Bilinear: y_k = x1ᵀ A_k x2 + b_k, A is ${out}×${in1}×${in2}`);
+  const svg = svgIn(container, Math.max(lay.width, Math.min(width, 330)), lay.height + 40, `Bilinear: y_k = x1ᵀ A_k x2 + b_k, A is ${out}×${in1}×${in2}`);
   const g = svg.append("g");
   const cell = lay.cell;
   const byId = Object.fromEntries(lay.items.filter((i) => i.kind === "matrix").map((i) => [i.id, i]));
@@ -281,7 +304,7 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick, l
   // The weight is 3-D: `out` matrices of in1 × in2, one per output feature k.
   const Ai = byId.A;
   dimLabel(g, outDim, colorOf(outDim.key), { x: Ai.x + Ai.w / 2, y: Ai.y + Ai.h + 16 })
-    .append("tspan").attr("class", "aside").text(" matrices in the stack");
+    .append("tspan").attr("class", "aside").text(" matrices");
   const cardValues = (k) => (w?.data ? (r, c) => toNumber(w.data[k][r][c]) : null);
   function paintCard(k) {
     curK = k;
@@ -293,8 +316,8 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick, l
   paintCard(k0);
   caption(g, 10, lay.height + 6, [
     ["y", "formula-text"], ["k", "formula-sub"], [" = x₁ᵀ A", "formula-text"], ["k", "formula-sub"], [" x₂ + b", "formula-text"], ["k", "formula-sub"],
-    [`   weight (out=${out}, in1=${in1}, in2=${in2}): the front matrix is A_k for the selected output k`, "aside"],
   ]);
+  caption(g, 10, lay.height + 23, [[`A: (out=${out}, in1=${in1}, in2=${in2}); in front: A_k, k = selected`, "aside"]]);
   const overlay = g.append("g").attr("class", "overlay");
   const keys = gridKeys(parts.y.g, {
     rows, cols: out, label: "Output y: arrow keys move, Enter explains the element",
@@ -319,5 +342,5 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick, l
     pin("y", { r0: r, c0: k, rows: 1, cols: 1 });
   }
   highlight(pinned);
-  return { highlight, svg: svg.node(), fmt };
+  return { highlight, svg: svg.node() };
 }

@@ -6,7 +6,7 @@ import { d3, svgIn, tooltip, escapeHtml, gridKeys } from "./common.js";
 import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, stepToOutput, outputToStep,
-  windowAt, windowSrc, frameToInput, stepCount,
+  windowAt, frameToInput, stepCount,
 } from "../geometry/windows.js";
 import { fmt, fmtFull } from "../util/format.js";
 
@@ -227,8 +227,9 @@ export function createWindowDrawing(container, opts) {
     const pc = placeOutputCoord(outCoord, L);
     keys.set([pc.r, pc.c]);
     pinG.append("rect").attr("class", "pin-ring").attr("x", o.x - 2).attr("y", o.y - 2).attr("width", cell + 4).attr("height", cell + 4);
-    if (explain && explain.winner !== undefined && explain.winner !== null && explain.window?.at) {
-      const at = explain.window.at[explain.winner] ?? null;
+    if (explain && explain.winner !== undefined && explain.winner !== null) {
+      // `terms[i].at` is the term's frame cell; older responses only list the window's cells.
+      const at = explain.terms?.[explain.winner]?.at ?? explain.window?.at?.[explain.winner] ?? null;
       const fr = at ? frameRect(at) : null;
       if (fr) {
         pinG.append("rect").attr("class", "winner").attr("x", fr.x + 2).attr("y", fr.y + 2).attr("width", cell - 4).attr("height", cell - 4);
@@ -248,5 +249,3 @@ function frameDepthNote(win, z) {
   if (rel % st) return " zeros";
   return ` (d=${rel / st})`;
 }
-
-export { windowSrc };

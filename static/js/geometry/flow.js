@@ -27,12 +27,17 @@ export function flowLayout(model, layerName, { width, margin = 12 }) {
   const ins = model.inputs.map((t) => tensorBox(t, "input"));
   const outs = model.outputs.map((t) => tensorBox(t, "output"));
   const params = model.params.map((p) => tensorBox(p, "param"));
-  const layerInnerW = Math.max(layerName.length * 8 + 30, ...params.map((p) => p.w + 20), 140);
-  const layerH = 40 + params.reduce((a, p) => a + p.h + 8, 0);
+  // Many parameters (a transformer block) go in columns so the box stays within a screen.
+  const ncols = params.length > 14 ? 3 : params.length > 6 ? 2 : 1;
+  const perCol = Math.ceil(params.length / ncols) || 0;
+  const paramCols = Array.from({ length: ncols }, (_, c) => params.slice(c * perCol, (c + 1) * perCol));
+  const colWidths = paramCols.map((col) => Math.max(0, ...col.map((p) => p.w)));
+  const layerInnerW = Math.max(layerName.length * 8 + 30, colWidths.reduce((a, w) => a + w + 10, 10), 140);
+  const layerH = 40 + Math.max(0, ...paramCols.map((col) => col.reduce((a, p) => a + p.h + 8, 0)));
   const colW = (list) => Math.max(...list.map((t) => t.w), 80);
   const colH = (list) => list.reduce((a, t) => a + t.h + 12, -12);
   const horizontal = colW(ins) + layerInnerW + colW(outs) + 2 * 70 + margin * 2 <= width;
-  const layer = { name: layerName, params, w: layerInnerW, h: layerH };
+  const layer = { name: layerName, params, w: layerInnerW, h: layerH, paramCols, colWidths };
   if (horizontal) {
     const H = Math.max(colH(ins), layerH, colH(outs));
     const top = margin + 6;
@@ -90,10 +95,14 @@ function stackRow(list, cx, y, avail) {
 }
 
 function placeParams(layer) {
-  let y = layer.y + 34;
-  for (const p of layer.params) {
-    p.x = layer.x + 10;
-    p.y = y;
-    y += p.h + 8;
-  }
+  let x = layer.x + 10;
+  layer.paramCols.forEach((col, c) => {
+    let y = layer.y + 34;
+    for (const p of col) {
+      p.x = x;
+      p.y = y;
+      y += p.h + 8;
+    }
+    x += layer.colWidths[c] + 10;
+  });
 }

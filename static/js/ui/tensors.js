@@ -29,7 +29,7 @@ function stats(t) {
   return parts.join(" · ");
 }
 
-function card(t, role, width) {
+function card(t, role) {
   const art = h("article", `tensor-card role-${role}`);
   art.dataset.name = t.name;
   const head = h("header");

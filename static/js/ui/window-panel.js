@@ -6,7 +6,7 @@ import { createWindowDrawing } from "../draw/windows.js";
 import { drawChannelMap } from "../draw/channels.js";
 import { valueColor } from "../draw/common.js";
 import { valueDomain } from "../geometry/heatmap.js";
-import { stepToOutput, outputToStep, windowAt } from "../geometry/windows.js";
+import { stepToOutput, outputToStep } from "../geometry/windows.js";
 import { getAt, toNumber } from "../util/format.js";
 
 const $ = (root, sel) => root.querySelector(sel);
@@ -225,5 +225,3 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
 function maybe(v) {
   return v === undefined ? undefined : toNumber(v);
 }
-
-export { windowAt };
