@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import httpx
 import pytest
 
@@ -27,20 +30,23 @@ def app(settings):
 
 @pytest.fixture(scope="session")
 def api(app):
-    """httpx through the ASGI app (no server, no network), driven synchronously: api.post(path, json=...)."""
-    import asyncio
+    """httpx through the ASGI app (no server, no network), driven synchronously: api.post(path, json=...).
+
+    The event loop runs in its own thread: Playwright's sync API keeps a loop running in the main
+    thread while browser tests are collected in the same session.
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="asgi-test-loop", daemon=True)
+    thread.start()
 
     class Sync:
-        def __init__(self) -> None:
-            self.loop = asyncio.new_event_loop()
-
         def request(self, method: str, path: str, **kw):
             async def go():
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
                     return await c.request(method, path, **kw)
 
-            return self.loop.run_until_complete(go())
+            return asyncio.run_coroutine_threadsafe(go(), loop).result(timeout=120)
 
         def get(self, path: str, **kw):
             return self.request("GET", path, **kw)
@@ -48,6 +54,7 @@ def api(app):
         def post(self, path: str, json=None, **kw):
             return self.request("POST", path, json=json, **kw)
 
-    s = Sync()
-    yield s
-    s.loop.close()
+    yield Sync()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    loop.close()

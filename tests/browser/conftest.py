@@ -48,9 +48,44 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 800}, "accept_downloads": True}
+# pytest-playwright keeps Playwright (and with it an asyncio loop running in the main thread) for
+# the whole session; tests run after this package that drive their own event loop would then fail
+# with "Cannot run the event loop while another loop is running". These overrides scope Playwright
+# and the browser to this package, so both stop when the browser tests are done.
+@pytest.fixture(scope="package")
+def playwright(_pw_api_request_contexts):
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    if _pw_api_request_contexts:
+        _pw_api_request_contexts.instrument(pw)
+    yield pw
+    pw.stop()
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright, browser_name):
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="package")
+def launch_browser(browser_type_launch_args, browser_type):
+    def launch(**kwargs):
+        return browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+    return launch
+
+
+@pytest.fixture(scope="package")
+def browser(launch_browser):
+    b = launch_browser()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="package")
+def browser_context_args(base_url):
+    return {"base_url": base_url, "viewport": {"width": 1280, "height": 800}, "accept_downloads": True}
 
 
 def _free_port() -> int:

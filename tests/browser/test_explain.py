@@ -113,3 +113,15 @@ def test_switching_layer_drops_the_pin_cleanly(page):
     page.wait_for_timeout(200)
     assert page.locator("#explain-body .match").count() == 0
     assert page.locator("#win-drawing .pin-ring").count() == 0
+
+
+def test_window_grid_pin_shows_a_one_line_result(page):
+    cfg = {"layer": {"type": "AvgPool1d", "kernel_size": 3, "stride": 2, "padding": 1}, "inputs": [{"shape": [1, 2, 7]}], "seed": 5}
+    open_view(page, cfg)
+    page.locator('#win-drawing rect.ocell[data-coord="0"]').click()
+    line = page.locator("#win-pin")
+    line.wait_for(state="visible")
+    assert "output[0, 0, 0]" in line.inner_text()
+    assert "÷3" in line.inner_text() and "✓ matches torch" in line.inner_text()
+    page.locator("#explain-body button.link").click()
+    assert line.is_hidden()

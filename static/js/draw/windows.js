@@ -103,7 +103,8 @@ export function createWindowDrawing(container, opts) {
       .on("mouseleave", () => tooltip.hide());
     if (cell >= 18) {
       fg.selectAll("text.zero").data(cells.filter((d) => d.role !== "input" && !copies.has(d.coord.join(",")))).join("text")
-        .attr("class", "zero-mark").attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.5) * cell)
+        // A little low of centre, clear of the kernel-index label in the window's top corner.
+        .attr("class", "zero-mark").attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.62) * cell)
         .attr("text-anchor", "middle").attr("dominant-baseline", "central").text("0");
     }
     // Input indices along the top and left, so stride and dilation can be counted.

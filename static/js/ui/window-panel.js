@@ -7,7 +7,7 @@ import { drawChannelMap } from "../draw/channels.js";
 import { valueColor } from "../draw/common.js";
 import { valueDomain } from "../geometry/heatmap.js";
 import { stepToOutput, outputToStep } from "../geometry/windows.js";
-import { getAt, toNumber } from "../util/format.js";
+import { getAt, toNumber, fmt } from "../util/format.js";
 
 const $ = (root, sel) => root.querySelector(sel);
 
@@ -24,6 +24,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     speed: $(root, "#win-speed"), step: $(root, "#win-step"), batch: $(root, "#win-batch"), channel: $(root, "#win-channel"),
     inChannel: $(root, "#win-inchannel"), depth: $(root, "#win-depth"), drawing: $(root, "#win-drawing"),
     channels: $(root, "#win-channels"), caption: $(root, "#win-caption"), legendZero: $(root, ".legend li.zero"),
+    pinLine: $(root, "#win-pin"),
   };
   el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
   el.speed.value = "1";
@@ -145,6 +146,29 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     return wasPlaying;
   }
 
+  // The result in one line next to the grid; the full arithmetic is in the panel below, which may
+  // be out of view on a laptop screen.
+  function showPinLine(index, explain) {
+    const line = el.pinLine;
+    if (!index || !explain) {
+      line.hidden = true;
+      line.replaceChildren();
+      return;
+    }
+    const n = explain.terms?.length ?? 0;
+    const what = { max: `max of ${n}`, avg: `mean of ${n} (÷${explain.divisor})`, lp: `Lp norm of ${n}` }[explain.operation] ?? `Σ of ${n} terms${explain.bias ? " + b" : ""}`;
+    const a = document.createElement("a");
+    a.href = "#explain-panel";
+    a.textContent = "arithmetic ↓";
+    line.replaceChildren(
+      `${run?.output?.name || "output"}[${index.join(", ")}] = ${fmt(explain.value, 6)} · ${what} · `,
+      Object.assign(document.createElement("strong"), { textContent: explain.match ? "✓ matches torch" : "✗ differs from torch", className: explain.match ? "ok" : "bad" }),
+      " · ",
+      a,
+    );
+    line.hidden = false;
+  }
+
   function samePlane(index, hasBatch, batch, channel, w, depth) {
     const off = hasBatch ? 1 : 0;
     if (index.length !== off + 1 + w.spatial_dims) return false;
@@ -196,6 +220,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     pin(index, explain) {
       pinned = index;
       pinnedExplain = explain;
+      showPinLine(index, explain);
       if (!run?.windows || run.windows.omitted || !index) {
         drawing?.pin(null);
         return;

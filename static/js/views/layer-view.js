@@ -223,7 +223,10 @@ export function createLayerView(root, { store, byType, devices, setStatus }) {
       renderExplain(panels.explain, ex, { outputName: output || lastRun.output.name || "output", onUnpin: unpin });
       windowPanel.pin(index, ex);
       panels.explain.dataset.index = index.join(",");
-      if (window.matchMedia("(max-width: 900px)").matches) panels.explain.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      if (window.matchMedia("(max-width: 900px)").matches) {
+        const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+        panels.explain.scrollIntoView({ block: "nearest", behavior: still ? "auto" : "smooth" });
+      }
     } catch (e) {
       if (isAbort(e)) return;
       renderExplainError(panels.explain, e instanceof ApiError ? e.detail : `Explain failed: ${e.message}`);
