@@ -288,8 +288,11 @@ def param_type_from_annotation(tp: Any, default: Any) -> tuple[str, bool, list[A
 
 
 def doc_summary(cls: type) -> str:
-    doc = inspect.getdoc(cls) or ""
-    para = doc.split("\n\n", 1)[0]
+    paragraphs = (inspect.getdoc(cls) or "").split("\n\n")
+    # RNN/LSTM/GRU docstrings open with an ``__init__(...)`` signature line
+    while len(paragraphs) > 1 and paragraphs[0].lstrip().startswith("__init__("):
+        paragraphs.pop(0)
+    para = paragraphs[0]
     return re.sub(r"\s+", " ", _strip_rst(para)).strip()
 
 
@@ -314,7 +317,7 @@ def arg_docs(cls: type) -> dict[str, str]:
         if not in_args:
             continue
         m = re.match(r"^\s{2,8}([A-Za-z_][A-Za-z0-9_]*)(?: \(([^)]*)\))?:\s*(.*)$", line)
-        if m and line.startswith("    ") and not line.startswith("         "):
+        if m and m.group(1) != "Default" and line.startswith("    ") and not line.startswith("         "):
             current = m.group(1)
             out[current] = m.group(3)
         elif current and stripped:

@@ -5,11 +5,6 @@ Same approach as :mod:`app.core.families`: parameters come from torch's signatur
 here only where torch's ``__init__`` hides them behind ``*args`` or leaves them unannotated),
 every entry gets its ``forward()`` inputs with torch's documented shape convention, the documented
 output-shape formula written with :mod:`app.core.expr`, and an example that runs as it is.
-
-Note: ``engine.plan_request`` finds each input's plan with ``plans.index(p)``, which compares the
-plans' data tensors; two data inputs of the same shape, kind and dtype with more than one element
-make that comparison ambiguous. CTCLoss's example is therefore a batch of one (its
-``input_lengths`` and ``target_lengths`` are then one-element tensors).
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ import torch
 from torch import nn
 
 from app.core import rules
-from app.core.catalog import LayerSpec, Registry, arg_docs, doc_summary
+from app.core.catalog import LayerSpec, Registry, arg_docs
 from app.core.errors import InvalidRequest, ShapeMismatch
 from app.core.expr import Const, Dim, Expr, Sym, floor_div, prod
 from app.core.families import inp, shape, torch_entry
@@ -46,14 +41,6 @@ def _entry(reg: Registry, name: str, family: str, args: dict[str, Any], inputs: 
     rank = {n: i for i, n in enumerate(order)}
     spec.params.sort(key=lambda p: rank.get(p.name, len(rank)))
     return spec
-
-
-def _summary_after_signature(cls: type) -> str:
-    """RNN/LSTM/GRU docstrings open with an ``__init__(...)`` signature line; summarise what follows."""
-    paragraphs = (inspect.getdoc(cls) or "").split("\n\n")
-    while len(paragraphs) > 1 and paragraphs[0].lstrip().startswith("__init__("):
-        paragraphs.pop(0)
-    return doc_summary(type(cls.__name__, (), {"__doc__": "\n\n".join(paragraphs)}))
 
 
 def _declared(cls: type, **params: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -584,7 +571,6 @@ def register_recurrent(reg: Registry) -> None:
             reg, name, "recurrent", {"input_size": 10, "hidden_size": 20}, inputs, [shape(5, 3, 10)], _rnn_rule,
             outputs=outputs, params=params, order=list(params), **kw,
         )
-        spec.doc = _summary_after_signature(cls)
         if name == "LSTM":
             spec.code_call = {3: "{0}, ({1}, {2})"}
     cell_state = "(N, H_out) or (H_out)"
