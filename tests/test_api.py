@@ -224,3 +224,10 @@ def test_lstm_with_state_snippet_reproduces(api):
     ns: dict = {}
     exec(compile(d["code"].replace("print(output)", ""), "<snippet>", "exec"), ns)
     assert torch.allclose(ns["output"][0], torch.tensor(d["output"]["data"]))
+
+
+def test_auto_device_falls_back_to_cpu_and_half_precision_runs(api):
+    d = api.post("/api/run", json=body(device="auto", dtype="bfloat16")).json()
+    assert d["device"] == "cpu" and d["output"]["dtype"] == "bfloat16"
+    ex = api.post("/api/explain", json=body(device="auto", dtype="bfloat16", index=[0, 0])).json()
+    assert ex["match"] is True  # tolerance follows the dtype

@@ -2,6 +2,10 @@
 // default as placeholder, type and bounds beside it), one shape/data editor per forward() input,
 // then seed, device and dtype. Edits are reported as a whole new request; errors, local or from
 // the API's `field`, are shown at the control they belong to.
+//
+// The three parts (layer arguments, inputs, run settings) are found by id (#form-layer, …) or by
+// `data-part="layer|inputs|run|error"`; a form without a part simply leaves it out, so the network
+// builder reuses this module for a child's arguments alone and for the network's input and run.
 
 import { parseValue, parseShape, parseData, formatValue, describeDefault, describeBounds, describeType } from "../util/params.js";
 import { shapeOf } from "../util/format.js";
@@ -41,10 +45,11 @@ function fieldRow(path, labelText, control, { hint = "", title = "", typeText = 
 }
 
 export function createConfigForm(root, { onEdit }) {
-  const layerBox = root.querySelector("#form-layer");
-  const inputsBox = root.querySelector("#form-inputs");
-  const runBox = root.querySelector("#form-run");
-  const general = root.querySelector("#form-error");
+  const part = (name) => root.querySelector(`#form-${name}`) || root.querySelector(`[data-part="${name}"]`);
+  const layerBox = part("layer");
+  const inputsBox = part("inputs");
+  const runBox = part("run");
+  const general = part("error");
   let entry = null;
   let original = null;
   let controls = {};
@@ -149,7 +154,7 @@ export function createConfigForm(root, { onEdit }) {
   function collect() {
     const errors = {};
     const layer = { type: entry.type };
-    for (const spec of entry.params) {
+    for (const spec of layerBox ? entry.params : []) {
       const { control } = controls[spec.name];
       const path = `layer.${spec.name}`;
       if (spec.type === "bool") {
@@ -181,6 +186,7 @@ export function createConfigForm(root, { onEdit }) {
       else inputs.push({ shape: s.value, ...rest });
     }
     const request = { layer, inputs };
+    if (!runBox) return { request, errors };
     const seedText = runControls.seed.value.trim();
     if (seedText !== "") {
       if (!/^\d+$/.test(seedText)) errors.seed = "a non-negative integer";
@@ -222,23 +228,27 @@ export function createConfigForm(root, { onEdit }) {
       original = request;
       controls = {};
       const docLine = (entry.doc || "").split("\n")[0];
-      layerBox.replaceChildren(
-        h("legend", {}, h("span", { class: "layer-type" }, entry.type), " ", h("span", { class: "family" }, entry.family)),
-        docLine ? h("p", { class: "doc" }, docLine) : "",
-      );
-      for (const spec of entry.params) layerBox.append(buildParam(spec, request.layer?.[spec.name]));
-      if (!entry.params.length) layerBox.append(h("p", { class: "aside" }, "No constructor arguments."));
-      const specs = entry.inputs || [];
-      const curs = request.inputs || [];
-      inputEditors = [];
-      const n = Math.max(specs.length, curs.length);
-      inputsBox.replaceChildren(h("legend", {}, n === 1 ? "Input" : "Inputs"));
-      for (let i = 0; i < n; i++) {
-        const ed = buildInput(i, specs[i], curs[i]);
-        inputEditors.push(ed);
-        inputsBox.append(ed.box);
+      if (layerBox) {
+        layerBox.replaceChildren(
+          h("legend", {}, h("span", { class: "layer-type" }, entry.type), " ", h("span", { class: "family" }, entry.family)),
+          docLine ? h("p", { class: "doc" }, docLine) : "",
+        );
+        for (const spec of entry.params) layerBox.append(buildParam(spec, request.layer?.[spec.name]));
+        if (!entry.params.length) layerBox.append(h("p", { class: "aside" }, "No constructor arguments."));
       }
-      buildRun(request, devices);
+      inputEditors = [];
+      if (inputsBox) {
+        const specs = entry.inputs || [];
+        const curs = request.inputs || [];
+        const n = Math.max(specs.length, curs.length);
+        inputsBox.replaceChildren(h("legend", {}, n === 1 ? "Input" : "Inputs"));
+        for (let i = 0; i < n; i++) {
+          const ed = buildInput(i, specs[i], curs[i]);
+          inputEditors.push(ed);
+          inputsBox.append(ed.box);
+        }
+      }
+      if (runBox) buildRun(request, devices);
       this.clearErrors();
     },
     // Replace the form's view of the request after an outside change (e.g. the URL).
@@ -249,8 +259,10 @@ export function createConfigForm(root, { onEdit }) {
       for (const el of root.querySelectorAll(".field-error")) el.textContent = "";
       for (const el of root.querySelectorAll(".invalid")) el.classList.remove("invalid");
       for (const el of root.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-      general.textContent = "";
-      general.hidden = true;
+      if (general) {
+        general.textContent = "";
+        general.hidden = true;
+      }
     },
     // {field: message}; a field without a control of its own falls back to its nearest parent,
     // then to the general message line.
@@ -260,6 +272,7 @@ export function createConfigForm(root, { onEdit }) {
         const row = rowFor(field);
         const slot = row?.querySelector(":scope > .field-error");
         if (!slot) {
+          if (!general) continue;
           general.textContent = field && field !== "null" ? `${field}: ${msg}` : msg;
           general.hidden = false;
           continue;
