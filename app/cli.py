@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         engine.resolve_device(settings.device, settings)  # fail at start-up, not on the first request
         app = create_app(settings)
+        engine.warm_up(app.state.registry, settings)
     except (LayerExplorerError, PluginError) as exc:
         parser.exit(2, f"layer-explorer: {exc}\n")
     uvicorn.run(app, host=args.host, port=args.port)

@@ -499,6 +499,15 @@ def shape(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     return response
 
 
+def warm_up(registry: Registry, settings: Settings) -> None:
+    """Run a few catalog examples once: torch initialises its meta and CPU kernels lazily (about
+    0.4 s on the first conv), which would otherwise land on the first user's request."""
+    for type_name in ("Linear", "Conv2d", "MaxPool2d"):
+        example = registry.get(type_name).example
+        shape(registry, example, settings)
+        run(registry, example, settings)
+
+
 def explain(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     from app.core import explain as explain_mod
 

@@ -59,7 +59,7 @@ export function splitItem(field) {
   return { list: formatField(tokens.slice(0, -1)), index: last };
 }
 
-// The field of the list a child sits in, or null for the root / a shortcut.
+// Insert a layer config into the list at `list` (a field such as "layer.layers").
 export function insert(request, list, index, config) {
   const arr = getField(request, list);
   if (!Array.isArray(arr)) throw new Error(`${list} is not a list of layers`);
@@ -175,7 +175,7 @@ export function withChild(request, field, layer) {
 
 // ---------- smart defaults for a new layer ----------
 
-const LAST_DIM = ["in_features", "input_features", "in1_features", "normalized_shape", "input_size", "embed_dim", "d_model", "in_features"];
+const LAST_DIM = ["in_features", "input_features", "in1_features", "normalized_shape", "input_size", "embed_dim", "d_model"];
 const CHANNEL = ["in_channels", "num_features", "num_channels"];
 
 function spatialDims(type) {
