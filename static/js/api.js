@@ -60,11 +60,14 @@ export const api = {
     return catalogPromise;
   },
   devices: () => call("/api/devices"),
+  presets: () => call("/api/presets"),
   run: (request, opts = {}) => call("/api/run", { method: "POST", body: request, signal: opts.signal }),
   shape: (request, opts = {}) => call("/api/shape", { method: "POST", body: request, signal: opts.signal }),
+  // opts.path: explain an element of that child's output inside a network (the request is the network's).
   explain(request, index, output, opts = {}) {
     const body = { ...request, index };
     if (output) body.output = output;
+    if (opts.path) body.path = opts.path;
     return call("/api/explain", { method: "POST", body, signal: opts.signal });
   },
 };

@@ -1,12 +1,15 @@
-// Entry point: loads the catalog and devices, restores the state from the URL, mounts the catalog
-// and the active view, and keeps the address bar in step with the state.
+// Entry point: loads the catalog, presets and devices, restores the state from the URL, mounts the
+// catalog and the active view (single layer or network), moves between them (a network's layer
+// opens in the layer view and comes back), and keeps the address bar in step with the state.
 
 import { api } from "./api.js";
 import { createStore, initialState, decodeQuery, encodeQuery, shareUrl, DEFAULT_REQUEST, DEFAULT_UI } from "./state.js";
 import { createCatalog } from "./ui/catalog.js";
 import { createLayerView } from "./views/layer-view.js";
+import { createNetworkView } from "./views/network-view.js";
 import { wireCopy } from "./ui/params.js";
 import { deepCopy } from "./util/format.js";
+import { isContainer, childRequest, withChild } from "./net/model.js";
 
 const statusEl = document.querySelector("#status");
 function setStatus(text, kind = "ok") {
@@ -27,8 +30,13 @@ async function boot() {
   setStatus("loading catalog…", "busy");
   let catalog;
   let devices = null;
+  let presets = [];
   try {
-    [catalog, devices] = await Promise.all([api.layers(), api.devices().catch(() => null)]);
+    [catalog, devices, presets] = await Promise.all([
+      api.layers(),
+      api.devices().catch(() => null),
+      api.presets().then((r) => r.presets || [], () => []),
+    ]);
   } catch (e) {
     setStatus(`The catalog could not be loaded: ${e.message}`, "error");
     document.body.dataset.ready = "error";
@@ -36,40 +44,107 @@ async function boot() {
   }
   const byType = new Map(catalog.layers.map((l) => [l.type, l]));
 
-  // One entry per view; a network view registers here and is chosen by state.ui.view.
+  // Device and dtype are the user's machine choice, not part of a layer or preset: keep them.
+  function keepMachine(request) {
+    const current = store.get().request;
+    if (current.device) request.device = current.device;
+    if (current.dtype) request.dtype = current.dtype;
+    return request;
+  }
+
+  // One entry per view, chosen by state.ui.view.
   const views = {
-    layer: createLayerView(document.querySelector("#layer-view"), { store, byType, devices, setStatus }),
+    layer: createLayerView(document.querySelector("#layer-view"), { store, byType, devices, setStatus, onLeaveDrill: leaveDrill }),
+    network: createNetworkView(document.querySelector("#network-view"), {
+      store,
+      byType,
+      catalog,
+      devices,
+      presets,
+      setStatus,
+      onDrill: drill,
+      onPreset: openPreset,
+    }),
   };
-  let active = views.layer;
+  let active = null;
+
+  function show(name, request, opts) {
+    const next = views[name] || views.layer;
+    if (active && active !== next) active.hide();
+    active = next;
+    active.show();
+    const ok = active.load(request, opts);
+    if (ok !== false) catalogUi.setCurrent(request.layer.type);
+    return ok;
+  }
+
+  function viewFor(request, ui) {
+    if (ui.drill) return "layer";
+    return ui.view === "network" || isContainer(request.layer) ? "network" : "layer";
+  }
 
   const catalogUi = createCatalog(document.querySelector("#catalog"), {
     onSelect(entry) {
-      const current = store.get().request;
-      const request = deepCopy(entry.example || { layer: { type: entry.type } });
+      const request = keepMachine(deepCopy(entry.example || { layer: { type: entry.type } }));
       request.layer ??= { type: entry.type };
-      // Device and dtype are the user's machine choice, not part of the layer: keep them.
-      if (current.device) request.device = current.device;
-      if (current.dtype) request.dtype = current.dtype;
-      store.update({ ui: { ...DEFAULT_UI } }, "ui");
-      if (active.load(request)) catalogUi.setCurrent(entry.type);
-      document.querySelector("#config-form")?.querySelector("input, select, textarea")?.focus({ preventScroll: true });
+      const view = isContainer(request.layer) ? "network" : "layer";
+      store.update({ ui: { ...DEFAULT_UI, view } }, "ui");
+      show(view, request);
+      const form = document.querySelector(view === "network" ? "#net-form" : "#config-form");
+      form?.querySelector("input, select, textarea")?.focus({ preventScroll: true });
     },
+    onPreset: openPreset,
   });
   catalogUi.setCatalog(catalog);
+  catalogUi.setPresets(presets);
 
-  const decoded = decodeQuery(window.location.search);
-  if (decoded.error) setNotice(decoded.error);
-  store.update({ ui: decoded.ui }, "load");
-  let request = decoded.request;
-  if (!request || !byType.has(request.layer.type)) {
-    if (request) setNotice(`The link asks for an unknown layer type “${request.layer.type}”; showing the default view instead.`);
-    const fallback = byType.has(DEFAULT_REQUEST.layer.type) ? DEFAULT_REQUEST : byType.values().next().value?.example;
-    request = deepCopy(fallback);
+  function openPreset(preset) {
+    const request = keepMachine(deepCopy(preset.request));
+    store.update({ ui: { ...DEFAULT_UI, view: "network" } }, "ui");
+    show("network", request, { presetId: preset.id });
+    catalogUi.setCurrent(`preset:${preset.id}`);
+    setStatus(`preset: ${preset.name}`, "busy");
   }
-  active = views[store.get().ui.view] || views.layer;
-  active.show();
-  active.load(request);
-  catalogUi.setCurrent(request.layer.type);
+
+  // A layer of the network opens in the layer view, on the input shapes it receives there. The
+  // network stays in ui.drill (and so in the link); the browser's Back returns to it.
+  function drill({ field, path, inputs }) {
+    const network = store.get().request;
+    const request = childRequest(network, field, inputs);
+    window.history.pushState(null, "", window.location.search);
+    store.update({ ui: { ...DEFAULT_UI, view: "layer", drill: { network, field, path, inputs } } }, "ui");
+    show("layer", request);
+    window.scrollTo({ top: 0 });
+  }
+
+  // Back to the network, with the layer as it was edited here.
+  function leaveDrill() {
+    const d = store.get().ui.drill;
+    if (!d) return;
+    const layer = store.get().request.layer;
+    const network = d.field === "layer" ? { ...d.network, layer } : withChild(d.network, d.field, layer);
+    store.update({ ui: { ...DEFAULT_UI, view: "network" } }, "ui");
+    show("network", network, { select: d.field });
+  }
+
+  function openFromQuery(search, { notice = true } = {}) {
+    const decoded = decodeQuery(search);
+    if (decoded.error && notice) setNotice(decoded.error);
+    let request = decoded.request;
+    let ui = decoded.ui;
+    if (!request || !byType.has(request.layer.type)) {
+      if (request && notice) setNotice(`The link asks for an unknown layer type “${request.layer.type}”; showing the default view instead.`);
+      const fallback = byType.has(DEFAULT_REQUEST.layer.type) ? DEFAULT_REQUEST : byType.values().next().value?.example;
+      request = deepCopy(fallback);
+      ui = { ...DEFAULT_UI };
+    }
+    const view = viewFor(request, ui);
+    store.update({ ui: { ...ui, view } }, "load");
+    show(view, request);
+  }
+
+  openFromQuery(window.location.search);
+  window.addEventListener("popstate", () => openFromQuery(window.location.search, { notice: false }));
 
   // The address bar follows every edit without adding history entries.
   let lastQuery = "";

@@ -1,5 +1,6 @@
-// The page's one state object: `request` is exactly the body of POST /api/run, `ui` holds the
-// user's selections (view, pinned cell, chosen channel/slice). Both round-trip through the URL so
+// The page's one state object: `request` is exactly the body of POST /api/run (for a network, a
+// layer of type Sequential/Residual), `ui` holds the user's selections (view, pinned cell, chosen
+// channel/slice, the network a drilled-into layer came from). Both round-trip through the URL so
 // a copied address reopens the same view; nothing else in the page is a source of truth.
 
 import { deepCopy } from "./util/format.js";
@@ -11,7 +12,10 @@ export const DEFAULT_REQUEST = Object.freeze({
 });
 
 export const DEFAULT_UI = Object.freeze({
-  view: "layer",
+  view: "layer", // "layer" or "network"
+  // A layer opened from a network: {network: <the network's request>, field, path, inputs: [shape…]}.
+  // The single-layer view then shows that child on the input shapes it receives there.
+  drill: null,
   pinned: null, // {output: name|null, index: [...]}: the output element being explained
   channel: 0, // output channel shown by the sliding-window animation
   batch: 0, // sample of the batch shown by the animation
@@ -96,11 +100,23 @@ export function decodeQuery(search) {
     try {
       const ui = JSON.parse(rawUi);
       for (const k of Object.keys(DEFAULT_UI)) if (ui && k in ui) result.ui[k] = ui[k];
+      if (!validDrill(result.ui.drill)) result.ui.drill = null;
     } catch {
       // A damaged ui part only loses the selection, never the view itself.
     }
   }
   return result;
+}
+
+function validDrill(d) {
+  if (d === null) return true;
+  return (
+    typeof d === "object" &&
+    typeof d.field === "string" &&
+    typeof d.network?.layer?.type === "string" &&
+    (d.path === undefined || typeof d.path === "string") &&
+    (d.inputs === undefined || Array.isArray(d.inputs))
+  );
 }
 
 export function shareUrl(state, base = window.location) {

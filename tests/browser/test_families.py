@@ -14,6 +14,13 @@ def test_every_family_example_renders_cleanly(page, catalog):
         if layer["family"] in seen:
             continue
         seen.add(layer["family"])
+        if layer["family"] == "container":
+            # Sequential / Residual open the network builder (tests/browser/test_network.py).
+            page.locator(f'.cat-item[data-type="{layer["type"]}"]').click()
+            page.wait_for_function("document.querySelector('#network-view').dataset.state === 'ok'")
+            assert page.locator("#net-diagram svg.drawing").count() == 1
+            assert page.locator("#net-error").is_hidden()
+            continue
         before = renders(page)
         page.locator(f'.cat-item[data-type="{layer["type"]}"]').click()
         wait_render(page, before)
@@ -27,7 +34,7 @@ def test_every_family_example_renders_cleanly(page, catalog):
     assert seen == set(catalog["families"])
 
 
-@pytest.mark.parametrize("layer_type", ["BasicLinear", "Bilinear", "Conv3d", "AvgPool1d", "GroupNorm", "Sequential"])
+@pytest.mark.parametrize("layer_type", ["BasicLinear", "Bilinear", "Conv3d", "AvgPool1d", "GroupNorm", "SimpleResidualBlock"])
 def test_family_drawings(page, catalog, layer_type):
     entry = next((l for l in catalog["layers"] if l["type"] == layer_type), None)
     if entry is None:

@@ -4,7 +4,7 @@
 //   field — where the child's config sits in the request: "layer.layers[1].body[0]"
 //   path  — the torch module path the trace uses:        "1.body.0"  (a child's "name" replaces its index)
 
-import { deepCopy, prod } from "../util/format.js";
+import { deepCopy } from "../util/format.js";
 
 export const CONTAINERS = new Set(["Sequential", "Residual"]);
 
@@ -198,15 +198,29 @@ export function fitToInput(config, entry, shape) {
   }
   const sd = spatialDims(config.type);
   let ci = null;
-  if (sd !== null && shape.length >= sd + 1) ci = shape.length - sd - 1;
-  else if (/BatchNorm1d|InstanceNorm1d/.test(config.type || "")) ci = shape.length >= 2 ? 1 : 0;
-  else if (config.type === "GroupNorm") ci = shape.length >= 2 ? 1 : 0;
+  // (N, C) or (N, C, L): the channels are the second dimension whatever the rank.
+  if (/^(BatchNorm1d|InstanceNorm1d|LazyBatchNorm1d|GroupNorm)$/.test(config.type || "")) ci = shape.length >= 2 ? 1 : 0;
+  else if (sd !== null && shape.length >= sd + 1) ci = shape.length - sd - 1;
   if (ci !== null && ci >= 0)
     for (const n of CHANNEL) {
       if (!names.has(n)) continue;
       out[n] = shape[ci];
       if (n === "num_channels" && typeof out.num_groups === "number" && shape[ci] % out.num_groups) out.num_groups = 1;
     }
+  return out;
+}
+
+// The other end: out_features / out_channels from the shape a layer must produce (a residual
+// block's projection shortcut must give the body's output shape).
+export function fitToOutput(config, entry, shape) {
+  if (!Array.isArray(shape) || !shape.length || !entry) return config;
+  const out = { ...config };
+  const names = new Set((entry.params || []).map((p) => p.name));
+  const last = shape[shape.length - 1];
+  if (names.has("out_features")) out.out_features = last;
+  if (names.has("output_features")) out.output_features = last;
+  const sd = spatialDims(config.type);
+  if (names.has("out_channels") && sd !== null && shape.length >= sd + 1) out.out_channels = shape[shape.length - sd - 1];
   return out;
 }
 
@@ -429,8 +443,4 @@ export function fmtCount(n) {
   ];
   for (const [v, u] of units) if (Math.abs(n) >= v) return `${(n / v).toFixed(2).replace(/\.?0+$/, "")} ${u}`;
   return String(n);
-}
-
-export function numel(shape) {
-  return Array.isArray(shape) ? prod(shape) : 0;
 }

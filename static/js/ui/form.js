@@ -50,6 +50,10 @@ export function createConfigForm(root, { onEdit }) {
   const inputsBox = part("inputs");
   const runBox = part("run");
   const general = part("error");
+  // One form may sit inside another (the network builder): each handles only its own parts.
+  root.dataset.configForm = "";
+  for (const p of [layerBox, inputsBox, runBox]) if (p) p.dataset.formPart = "";
+  const mine = (t) => t.closest("[data-form-part]")?.closest("[data-config-form]") === root;
   let entry = null;
   let original = null;
   let controls = {};
@@ -199,12 +203,12 @@ export function createConfigForm(root, { onEdit }) {
   }
 
   root.addEventListener("input", (e) => {
-    if (!entry || e.target.closest("#catalog")) return;
+    if (!entry || e.target.closest("#catalog") || !mine(e.target)) return;
     const { request, errors } = collect();
     onEdit(request, errors);
   });
   root.addEventListener("change", (e) => {
-    if (!entry || e.target.tagName === "INPUT" && e.target.type === "text") return;
+    if (!entry || !mine(e.target) || (e.target.tagName === "INPUT" && e.target.type === "text")) return;
     const { request, errors } = collect();
     onEdit(request, errors);
   });

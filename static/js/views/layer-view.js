@@ -1,6 +1,8 @@
 // The single-layer view: wires the form, the diagrams and the panels to the store and the API.
 // A view is an object with load()/show()/hide(); main.js picks one by state.ui.view, so a network
-// view can sit beside this one without either knowing about the other.
+// view can sit beside this one without either knowing about the other. A layer opened from a
+// network (state.ui.drill) shows where it sits, a way back, and explains its output elements from
+// the input it really receives inside the network.
 
 import { api, ApiError, isAbort } from "../api.js";
 import { createConfigForm } from "../ui/form.js";
@@ -15,12 +17,13 @@ import { drawLinear, drawBilinear } from "../draw/matrix.js";
 import { drawBlocks } from "../draw/blocks.js";
 import { drawFlow } from "../draw/flow.js";
 import { exportSvg, exportPng } from "../export.js";
-import { debounce } from "../util/format.js";
+import { debounce, sameShape, shapeStr } from "../util/format.js";
+import { withChild } from "../net/model.js";
 
 const DRAWERS = { linear: drawLinear, bilinear: drawBilinear, blocks: drawBlocks, generic: drawFlow };
 const RUN_DEBOUNCE_MS = 300;
 
-export function createLayerView(root, { store, byType, devices, setStatus }) {
+export function createLayerView(root, { store, byType, devices, setStatus, onLeaveDrill = () => {} }) {
   const $ = (sel) => root.querySelector(sel);
   const panels = {
     diagram: $("#diagram-panel"),
@@ -39,6 +42,7 @@ export function createLayerView(root, { store, byType, devices, setStatus }) {
   let runCtl = null;
   let explainCtl = null;
   let renders = 0;
+  let drill = null; // state.ui.drill when this layer was opened from a network
 
   const form = createConfigForm($("#config-form"), { onEdit });
   const windowPanel = createWindowPanel(panels.window, {
@@ -48,6 +52,7 @@ export function createLayerView(root, { store, byType, devices, setStatus }) {
   });
 
   wireCopy($("#copy-code"), () => lastRun?.code || "");
+  $("#drill-back").addEventListener("click", () => onLeaveDrill());
   $("#export-svg").addEventListener("click", () => exportFile("svg", diagramSvg(), "diagram"));
   $("#export-png").addEventListener("click", () => exportFile("png", diagramSvg(), "diagram"));
   $("#win-export-svg").addEventListener("click", () => exportFile("svg", windowPanel.svg, "windows"));
@@ -216,11 +221,15 @@ export function createLayerView(root, { store, byType, devices, setStatus }) {
     explainCtl?.abort();
     explainCtl = new AbortController();
     const req = lastRunRequest;
+    const inside = insideNetwork(req);
     panels.explain.setAttribute("aria-busy", "true");
     try {
-      const ex = await api.explain(req, index, output, { signal: explainCtl.signal });
+      const ex = inside
+        ? await api.explain(inside, index, output, { signal: explainCtl.signal, path: drill.path })
+        : await api.explain(req, index, output, { signal: explainCtl.signal });
       if (req !== lastRunRequest) return;
       renderExplain(panels.explain, ex, { outputName: output || lastRun.output.name || "output", onUnpin: unpin });
+      if (inside) noteInside(ex);
       windowPanel.pin(index, ex);
       panels.explain.dataset.index = index.join(",");
       if (window.matchMedia("(max-width: 900px)").matches) {
@@ -233,6 +242,36 @@ export function createLayerView(root, { store, byType, devices, setStatus }) {
     } finally {
       panels.explain.setAttribute("aria-busy", "false");
     }
+  }
+
+  // Opened from a network, on the input shapes it receives there: explain inside the network (the
+  // network's request with this layer as edited here, plus its module path). Once the input shape
+  // is edited away from the one the network gives, the layer stands alone again.
+  function insideNetwork(req) {
+    if (!drill?.path || !Array.isArray(drill.inputs)) return null;
+    const shapes = (req.inputs || []).map((i) => i.shape);
+    if (shapes.length !== drill.inputs.length || !shapes.every((s, i) => sameShape(s, drill.inputs[i]))) return null;
+    return withChild(drill.network, drill.field, req.layer);
+  }
+
+  function noteInside(ex) {
+    const p = document.createElement("p");
+    p.className = "panel-note drill-note";
+    const shapes = (ex.input_shapes || drill.inputs || []).map(shapeStr).join(", ");
+    p.textContent = `Inside the network: computed by layer ${ex.path ?? drill.path} from the input ${shapes} it really receives there, with the weights it has there. (The diagram and tensors show this layer alone, on a random input of that shape.)`;
+    panels.explain.querySelector("#explain-body").prepend(p);
+  }
+
+  function renderDrillBar() {
+    const bar = $("#drill-bar");
+    bar.hidden = !drill;
+    root.classList.toggle("drilled", Boolean(drill));
+    if (!drill) return;
+    const shapes = (drill.inputs || []).map(shapeStr).join(", ");
+    $("#drill-text").textContent = drill.path
+      ? `Layer ${drill.path} of the network, on the input it receives there: ${shapes}. Edits made here go back into the network.`
+      : `The whole network is this one layer, on its input ${shapes}. Edits made here go back into the network.`;
+    bar.dataset.path = drill.path ?? "";
   }
 
   // Width changes (window resize, narrow layout) redraw from the last response; no new request.
@@ -261,6 +300,8 @@ export function createLayerView(root, { store, byType, devices, setStatus }) {
         return false;
       }
       if (!request.inputs && entry.example?.inputs) request = { ...request, inputs: entry.example.inputs };
+      drill = store.get().ui.drill || null;
+      renderDrillBar();
       store.update({ request }, "load");
       form.load(entry, request, devices);
       lastWidth = $("#diagram").clientWidth;
