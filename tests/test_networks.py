@@ -157,3 +157,35 @@ def test_sequential_equivalent_to_torch():
     model = nn.Sequential(OrderedDict([("fc", nn.Linear(3, 4)), ("act", nn.ReLU())]))
     x = torch.randn(2, 3)
     assert torch.allclose(model(x), torch.tensor(out["output"]["data"]))
+
+
+def test_run_a_child_as_it_ran_inside_the_network(api):
+    d = api.post("/api/run", json={**LENET, "path": "3"}).json()
+    assert d["path"] == "3" and d["type"] == "Conv2d" and d["network_type"] == "Sequential"
+    assert d["inputs"][0]["shape"] == [1, 6, 14, 14]
+    assert d["output"]["shape"] == d["predicted_shape"] == [1, 16, 10, 10] and d["shape_check"]
+    assert d["windows"]["kind"] == "conv" and d["windows"]["input_spatial"] == [14, 14]
+    assert [p["name"] for p in d["params"]] == ["weight", "bias"]
+    # the child's input is the network's real intermediate tensor, its weights the network's own
+    net = api.post("/api/run", json={**LENET, "path": "2"}).json()
+    assert net["output"]["summary"] == d["inputs"][0]["summary"]
+    whole = api.post("/api/run", json=LENET).json()
+    whole_w = next(p for p in whole["params"] if p["name"] == "3.weight")
+    assert whole_w["summary"] == d["params"][0]["summary"]
+    # its script prints the child's output
+    ns: dict = {}
+    exec(compile(d["code"].replace("print(captured['output'])", ""), "<snippet>", "exec"), ns)
+    import numpy as np
+
+    got = ns["captured"]["output"]
+    assert got.shape == (1, 16, 10, 10)
+    assert abs(float(got.mean()) - d["output"]["summary"]["mean"]) < 1e-5
+    assert np.isfinite(got.numpy()).all()
+
+
+def test_run_child_inside_custom_block_and_errors(api):
+    req = next(p for p in PRESETS if p["id"] == "tutorial-residual-net")["request"]
+    d = api.post("/api/run", json={**req, "path": "block1.fc2"}).json()
+    assert d["type"] == "Linear" and d["inputs"][0]["shape"] == [5, 50] and d["shape_check"]
+    r = api.post("/api/run", json={**req, "path": "nope"})
+    assert r.status_code == 422 and r.json()["field"] == "path" and "block1.fc1" in r.json()["detail"]

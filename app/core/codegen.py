@@ -40,14 +40,28 @@ def ctor(spec: Any, kwargs: dict[str, Any], preludes: dict[str, str]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def script(plan: Any, req: Any) -> str:
+def script(plan: Any, req: Any, *, child_path: str | None = None) -> str:
+    """The script; with ``child_path``, it prints what that layer inside the network returned."""
     preludes: dict[str, str] = {}
     build = ctor(plan.spec, plan.kwargs, preludes)
     dtype = f"torch.{tensors.dtype_name(plan.dtype)}"
     device = str(plan.device)
-    lines = ["import torch", ""]
+    # preludes share import lines (OrderedDict for Sequential and Residual): write each once, on top
+    imports = ["import torch"]
+    bodies = []
     for source in preludes.values():
-        lines += [source.strip(), "", ""]
+        body = []
+        for line in source.strip().splitlines():
+            if line.startswith(("import ", "from ")):
+                if line not in imports:
+                    imports.append(line)
+            else:
+                body.append(line)
+        if "".join(body).strip():
+            bodies.append("\n".join(body).strip())
+    lines = [*imports, "", ""] if bodies else [*imports, ""]
+    for body in bodies:
+        lines += [body, "", ""]
     lines += [f"torch.manual_seed({plan.seed})", f"layer = {build}"]
     names = []
     for i, (p, ispec) in enumerate(zip(plan.inputs, plan.spec.inputs)):
@@ -67,5 +81,12 @@ def script(plan: Any, req: Any) -> str:
     ]
     call = plan.spec.code_call.get(len(moved))
     args = call.format(*moved) if call else ", ".join(moved)
-    lines += ["with torch.no_grad():", f"    output = layer({args})", "print(output)"]
+    if child_path:
+        lines += [
+            "captured = {}",
+            f"layer.get_submodule({child_path!r}).register_forward_hook(",
+            "    lambda module, args, output: captured.setdefault('output', output))",
+        ]
+    lines += ["with torch.no_grad():", f"    output = layer({args})"]
+    lines.append("print(captured['output'])" if child_path else "print(output)")
     return "\n".join(lines) + "\n"

@@ -8,7 +8,9 @@ set (meta for planning, CPU under the seed for the real run).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -172,11 +174,25 @@ def shape_trace_fields(plan: Any) -> dict[str, Any]:
     return {"trace": sink.get("trace", []), "totals": totals(sink.get("trace", []), plan.meta)}
 
 
-def explain_child(registry: Registry, req: Any, settings: Any) -> dict[str, Any]:
-    """Explain an element of the output of the child at ``req.path``, on the input it really got."""
+@dataclass
+class Child:
+    """A layer inside a network as it really ran: its module, inputs and outputs."""
+
+    path: str
+    module: nn.Module
+    args: tuple[Any, ...]
+    output: Any
+    execution: Any
+
+    @property
+    def inputs(self) -> list[torch.Tensor]:
+        return [a for a in self.args if isinstance(a, torch.Tensor)]
+
+
+def run_child(registry: Registry, req: Any, settings: Any) -> Child:
+    """Run the whole network and capture what the child at ``req.path`` received and returned."""
     from app.core import engine
-    from app.core.errors import NotExplainable
-    from app.core.explain import explain_module
+    from app.core.errors import InvalidRequest
 
     captured: dict[str, Any] = {}
 
@@ -185,8 +201,8 @@ def explain_child(registry: Registry, req: Any, settings: Any) -> dict[str, Any]
         modules = dict(root.named_modules())
         if req.path not in modules or not req.path:
             children = [p for p in modules if p]
-            raise NotExplainable(
-                f"the network has no layer at path {req.path!r}; its layers are: {', '.join(children)}",
+            raise InvalidRequest(
+                f"the network has no layer at path {req.path!r}; its layers are: {', '.join(children) or 'none'}",
                 field="path",
             )
         target = modules[req.path]
@@ -198,21 +214,48 @@ def explain_child(registry: Registry, req: Any, settings: Any) -> dict[str, Any]
         handle = target.register_forward_hook(hook)
         captured["module"] = target
         try:
-            yield
+            with tracing(root, sink):
+                yield
         finally:
             handle.remove()
 
-    engine.execute(registry, req, settings, hooks=capture)
-    module = captured["module"]
+    ex = engine.execute(registry, req, settings, hooks=capture)
     if "args" not in captured:
-        raise NotExplainable(f"layer {req.path} was not called during the forward pass", field="path")
-    type_name = type(module).__name__
+        raise InvalidRequest(f"layer {req.path} was not called during the forward pass", field="path")
+    return Child(req.path, captured["module"], captured["args"], captured["output"], ex)
+
+
+def child_config(spec: LayerSpec, kwargs: dict[str, Any], path: str) -> tuple[LayerSpec, dict[str, Any]] | None:
+    """The resolved config of the child at a module path, when the path runs through containers."""
+    head, _, rest = path.partition(".")
+    candidates: list[tuple[str, LayerSpec, dict[str, Any]]] = []
+    if spec.type == "Sequential":
+        candidates = kwargs["layers"]
+    elif spec.type == "Residual":
+        if head == "body":
+            return child_config(dataclasses.replace(spec, type="Sequential"), {"layers": kwargs["body"]}, rest) if rest else None
+        if head == "shortcut" and kwargs.get("shortcut"):
+            child = kwargs["shortcut"]
+            return child if not rest else child_config(child[0], child[1], rest)
+        return None
+    for name, child_spec, child_kwargs in candidates:
+        if name == head:
+            return (child_spec, child_kwargs) if not rest else child_config(child_spec, child_kwargs, rest)
+    return None
+
+
+def explain_child(registry: Registry, req: Any, settings: Any) -> dict[str, Any]:
+    """Explain an element of the output of the child at ``req.path``, on the input it really got."""
+    from app.core.errors import NotExplainable
+    from app.core.explain import explain_module
+
+    child = run_child(registry, req, settings)
+    type_name = type(child.module).__name__
     if type_name not in registry:
         raise NotExplainable(f"layer {req.path} ({type_name}) has no manual computation", field="path")
     spec = registry.get(type_name, field="path")
-    out = captured["output"]
-    out = out[0] if isinstance(out, (tuple, list)) else out
-    result = explain_module(spec, module, list(captured["args"]), out, req.index)
+    out = child.output[0] if isinstance(child.output, (tuple, list)) else child.output
+    result = explain_module(spec, child.module, child.inputs, out, req.index)
     result["path"] = req.path
-    result["input_shapes"] = [list(a.shape) for a in captured["args"] if isinstance(a, torch.Tensor)]
+    result["input_shapes"] = [list(a.shape) for a in child.inputs]
     return result

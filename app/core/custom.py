@@ -130,9 +130,14 @@ def chain(children: list[tuple[str, LayerSpec, dict[str, Any]]], container: nn.M
                 trace=trace,
             ) from None
         out_shapes = [tuple(d.expr.int_value() for d in dims) for dims in outputs]
-        trace.append({"path": path, "type": spec.type, "input_shapes": [list(s) for s in current],
+        trace.append({"path": path, "type": spec.type, "depth": path.count("."),
+                      "leaf": not any(True for _ in module.children()),
+                      "input_shapes": [list(s) for s in current],
                       "output_shape": list(out_shapes[0]) if out_shapes else None,
-                      "param_count": sum(p.numel() for p in module.parameters())})
+                      "output_shapes": [list(s) for s in out_shapes],
+                      "param_count": sum(p.numel() for p in module.parameters()),
+                      # predicted, not run: no multiply-add count or activation size
+                      "macs": None, "activation_bytes": None})
         # Sequential passes only the first output on (an LSTM's output, not its state)
         current = out_shapes[:1]
         prev = (path, spec.type)

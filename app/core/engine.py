@@ -12,6 +12,7 @@ The order of work is the same for every request, and it is the order a notebook 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import warnings
@@ -419,34 +420,76 @@ def _shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, A
 
 
 def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
-    from app.core import containers, windows
+    from app.core import containers
 
     req = parse(RunRequest, body)
+    if req.path:
+        return _run_child(registry, req, settings)
     ex = execute(registry, req, settings, hooks=containers.tracing)
-    plan = ex.plan
-    outs = [tensors.tensor_json(n, t, max_elements=settings.max_elements) for n, t in ex.outputs]
-    inputs = [
-        tensors.tensor_json(spec.name, t, max_elements=settings.max_elements)
-        for spec, t in zip(plan.spec.inputs, ex.inputs)
-    ]
-    response = {
+    response = _run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings,
+                             code=codegen.script(ex.plan, req))
+    response.update(containers.trace_fields(ex.plan, ex))
+    return response
+
+
+def _run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs: list[tuple[str, torch.Tensor]],
+                  settings: Settings, *, code: str) -> dict[str, Any]:
+    from app.core import windows
+
+    return {
         "type": plan.spec.type,
-        "repr": repr(ex.module),
+        "repr": repr(module),
         "device": str(plan.device),
         "dtype": tensors.dtype_name(plan.dtype),
         "seed": plan.seed,
         "train": plan.train,
-        "inputs": inputs,
-        "output": outs[0] if outs else None,
-        "outputs": outs,
-        "params": _params_json(ex.module, settings, with_data=True),
-        "param_count": sum(p.numel() for p in ex.module.parameters()),
-        **_shape_fields(plan, [tuple(t.shape) for _, t in ex.outputs]),
+        "inputs": [
+            tensors.tensor_json(spec.name, t, max_elements=settings.max_elements)
+            for spec, t in zip(plan.spec.inputs, xs)
+        ],
+        "output": tensors.tensor_json(*outputs[0], max_elements=settings.max_elements) if outputs else None,
+        "outputs": [tensors.tensor_json(n, t, max_elements=settings.max_elements) for n, t in outputs],
+        "params": _params_json(module, settings, with_data=True),
+        "param_count": sum(p.numel() for p in module.parameters()),
+        **_shape_fields(plan, [tuple(t.shape) for _, t in outputs]),
         "windows": windows.window_map(plan, settings),
-        "code": codegen.script(plan, req),
+        "code": code,
         "warnings": plan.warnings,
     }
-    response.update(containers.trace_fields(plan, ex))
+
+
+def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[str, Any]:
+    """One layer of a network as it ran inside it: the input it received, its weights there, its output."""
+    from app.core import containers
+
+    child = containers.run_child(registry, req, settings)
+    network = child.execution.plan
+    found = containers.child_config(network.spec, network.kwargs, req.path)
+    type_name = type(child.module).__name__
+    if found is not None:
+        spec, kwargs = found
+    elif type_name in registry:
+        spec, kwargs = registry.get(type_name), {}
+    else:
+        spec, kwargs = dataclasses.replace(network.spec, type=type_name, rule=None, explain=None), {}
+    xs = child.inputs
+    shapes = [tuple(x.shape) for x in xs]
+    predicted = None
+    if spec.rule is not None:
+        try:
+            predicted = spec.rule(ShapeContext(spec=spec, module=child.module, args=kwargs, shapes=shapes))
+        except Exception:  # noqa: BLE001 - a layer built inside another (fc1 of a block) has no config here
+            predicted = None
+    plan = Plan(
+        spec=spec, kwargs=kwargs, meta=child.module,
+        inputs=[InputPlan(s, "normal", x.dtype) for s, x in zip(shapes, xs)],
+        dtype=network.dtype, device=network.device, seed=network.seed, train=network.train,
+        predicted=predicted, meta_shapes=None, estimate_bytes=network.estimate_bytes, warnings=network.warnings,
+    )
+    outputs = tensors.flatten_outputs(child.output, spec.outputs)
+    response = _run_response(plan, child.module, xs, outputs, settings,
+                             code=codegen.script(network, req, child_path=req.path))
+    response.update(path=req.path, network_type=network.spec.type)
     return response
 
 

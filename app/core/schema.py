@@ -40,12 +40,13 @@ class RunRequest(BaseModel):
     dtype: str = "float32"
     #: run in training mode (a freshly built module is in training mode, as in a notebook)
     train: bool = True
+    #: a layer inside the network, by module path ("1.fc2"): report that layer as it ran there
+    path: str | None = Field(default=None, max_length=512)
 
 
 class ExplainRequest(RunRequest):
     index: list[int] = Field(max_length=MAX_RANK + 2)
     output: str | None = None
-    path: str | None = None
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -69,9 +70,9 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         field = _loc(tuple(p for p in err["loc"] if p not in ("function-after[_one_of()]",)))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field {field!r}; the request takes layer, inputs, seed, device, dtype, train"
+            msg = f"unknown field {field!r}; the request takes layer, inputs, seed, device, dtype, train, path"
             if model is ExplainRequest:
-                msg += ", index, output, path"
+                msg += ", index, output"
         elif field == "seed":
             msg = f"seed must be an integer between 0 and 2**63 - 1; {msg[0].lower() + msg[1:]}"
         else:

@@ -61,7 +61,9 @@ export const api = {
   },
   devices: () => call("/api/devices"),
   presets: () => call("/api/presets"),
-  run: (request, opts = {}) => call("/api/run", { method: "POST", body: request, signal: opts.signal }),
+  // opts.path: run the network in `request` and report that child layer as it ran inside it.
+  run: (request, opts = {}) =>
+    call("/api/run", { method: "POST", body: opts.path ? { ...request, path: opts.path } : request, signal: opts.signal }),
   shape: (request, opts = {}) => call("/api/shape", { method: "POST", body: request, signal: opts.signal }),
   // opts.path: explain an element of that child's output inside a network (the request is the network's).
   explain(request, index, output, opts = {}) {

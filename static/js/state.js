@@ -57,6 +57,7 @@ export function canonicalRequest(req) {
   if (req.seed !== undefined && req.seed !== null) out.seed = req.seed;
   if (req.device) out.device = req.device;
   if (req.dtype && req.dtype !== "float32") out.dtype = req.dtype;
+  if (req.train === false) out.train = false;
   return out;
 }
 

@@ -211,6 +211,15 @@ def test_drill_into_a_layer_of_lenet_and_back(page, api_run, presets, context):
     assert page.locator("#win-drawing svg").count() == 1
     assert "(1, 6, 14, 14)" in page.locator("#drill-text").inner_text()
     assert current_ui(page)["drill"]["path"] == "3"
+    # The view is the layer as it ran inside the network: its real input and weights, and a
+    # script that prints that layer's output from the whole network.
+    code = page.locator("#code").inner_text()
+    assert "get_submodule('3')" in code and "print(captured['output'])" in code
+    inside = api_run({**lenet["request"], "path": "3"})
+    assert inside["inputs"][0]["shape"] == [1, 6, 14, 14]
+    shown = page.locator("#tensors-body").inner_text()
+    for tensor in (inside["inputs"][0], inside["output"]):
+        assert f"max {tensor['summary']['max']:.3g}" in shown
 
     # Explain an output element from the input the layer really receives inside the network.
     page.locator('#win-drawing rect.ocell[data-coord="0,0"]').click()

@@ -115,7 +115,11 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     setStatus("running…", "busy");
     root.setAttribute("aria-busy", "true");
     try {
-      const run = await api.run(request, { signal: runCtl.signal });
+      // Drilled in from a network: the layer as it runs there (its real input and weights).
+      const inside = insideNetwork(request);
+      const run = inside
+        ? await api.run(inside, { signal: runCtl.signal, path: drill.path })
+        : await api.run(request, { signal: runCtl.signal });
       if (seq !== runSeq) return;
       lastRun = run;
       lastRunRequest = request;
@@ -258,7 +262,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     const p = document.createElement("p");
     p.className = "panel-note drill-note";
     const shapes = (ex.input_shapes || drill.inputs || []).map(shapeStr).join(", ");
-    p.textContent = `Inside the network: computed by layer ${ex.path ?? drill.path} from the input ${shapes} it really receives there, with the weights it has there. (The diagram and tensors show this layer alone, on a random input of that shape.)`;
+    p.textContent = `Inside the network: computed by layer ${ex.path ?? drill.path} from the input ${shapes} it really receives there, with the weights it has there.`;
     panels.explain.querySelector("#explain-body").prepend(p);
   }
 
