@@ -74,9 +74,14 @@ function ensureArrowHead(g) {
   const svg = d3.select(g.node().ownerSVGElement || g.node());
   if (!svg.select("defs marker#arrowhead").empty()) return;
   const defs = svg.select("defs").empty() ? svg.insert("defs", ":first-child") : svg.select("defs");
+  addArrowMarker(defs, "arrowhead", "#475569");
+}
+
+// One arrowhead <marker> in `defs`, referenced by lines as url(#id).
+export function addArrowMarker(defs, id, color) {
   defs
     .append("marker")
-    .attr("id", "arrowhead")
+    .attr("id", id)
     .attr("viewBox", "0 0 10 10")
     .attr("refX", 9)
     .attr("refY", 5)
@@ -85,7 +90,7 @@ function ensureArrowHead(g) {
     .attr("orient", "auto-start-reverse")
     .append("path")
     .attr("d", "M0,0 L10,5 L0,10 z")
-    .attr("fill", "#475569");
+    .attr("fill", color);
 }
 
 export function polygon(g, pts) {

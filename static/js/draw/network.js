@@ -2,7 +2,7 @@
 // arguments, parameter count), edges labelled with the tensor shape, residual frames with their
 // skip lane and ⊕, the failing edge in red with the server's message. Layer boxes are buttons.
 
-import { svgIn } from "./common.js";
+import { addArrowMarker, svgIn } from "./common.js";
 import { layoutNetwork } from "../geometry/network.js";
 import { shapeStr } from "../util/format.js";
 
@@ -10,20 +10,7 @@ const MARKERS = { ok: "#475569", bad: "#dc2626", unknown: "#94a3b8" };
 
 function markers(svg) {
   const defs = svg.insert("defs", ":first-child");
-  for (const [k, color] of Object.entries(MARKERS)) {
-    defs
-      .append("marker")
-      .attr("id", `net-arrow-${k}`)
-      .attr("viewBox", "0 0 10 10")
-      .attr("refX", 9)
-      .attr("refY", 5)
-      .attr("markerWidth", 7)
-      .attr("markerHeight", 7)
-      .attr("orient", "auto-start-reverse")
-      .append("path")
-      .attr("d", "M0,0 L10,5 L0,10 z")
-      .attr("fill", color);
-  }
+  for (const [k, color] of Object.entries(MARKERS)) addArrowMarker(defs, `net-arrow-${k}`, color);
 }
 
 const line = (pts) => `M${pts.map((p) => p.join(",")).join(" L")}`;

@@ -9,21 +9,10 @@
 
 import { parseValue, parseShape, parseData, formatValue, describeDefault, describeBounds, describeType } from "../util/params.js";
 import { shapeOf } from "../util/format.js";
+import { h } from "../util/dom.js";
 
 const DTYPES = ["float32", "float64", "float16", "bfloat16"];
 
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else if (k in el && typeof v !== "string") el[k] = v;
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
 
 let uid = 0;
 const idFor = (path) => `f${++uid}-${path.replace(/[^A-Za-z0-9_-]/g, "_")}`;

@@ -4,18 +4,7 @@
 
 import { shapeStr } from "../util/format.js";
 import { splitItem } from "../net/model.js";
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
+import { h } from "../util/dom.js";
 
 function itemName(it) {
   return it.path || (it.field === "layer" ? "network" : it.field);
