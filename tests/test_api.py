@@ -231,3 +231,15 @@ def test_auto_device_falls_back_to_cpu_and_half_precision_runs(api):
     assert d["device"] == "cpu" and d["output"]["dtype"] == "bfloat16"
     ex = api.post("/api/explain", json=body(device="auto", dtype="bfloat16", index=[0, 0])).json()
     assert ex["match"] is True  # tolerance follows the dtype
+
+
+def test_absurd_sizes_are_answered_from_the_formula_or_refused(api):
+    huge = {"type": "Bilinear", "in1_features": 10, "in2_features": 20, "out_features": 10**9}
+    req = body(huge, [{"shape": [5, 10]}, {"shape": [5, 20]}])
+    d = api.post("/api/shape", json=req).json()
+    assert d["output_shape"] == [5, 10**9] and d["source"] == "formula"
+    assert api.post("/api/run", json=req).status_code == 413
+    # stacked copies are built one by one, so their count is bounded before anything is built
+    r = api.post("/api/shape", json=body({"type": "LSTM", "input_size": 4, "hidden_size": 4, "num_layers": 10**9},
+                                         [{"shape": [2, 1, 4]}]))
+    assert r.status_code == 422 and r.json()["field"] == "layer.num_layers" and "between 1 and 64" in r.json()["detail"]

@@ -249,9 +249,12 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
                 field="inputs",
             ) from None
 
+    # Meta kernels allocate nothing, but some (bilinear's decomposition) still take time that grows
+    # with the sizes; far past the limit, the formula alone answers /api/shape.
+    skip_meta = predicted is not None and param_bytes + input_bytes > 64 * settings.memory_limit_bytes
     try:
         with collect_warnings(caught):
-            meta_shapes = _meta_forward(spec, meta, plans, req.train)
+            meta_shapes = None if skip_meta else _meta_forward(spec, meta, plans, req.train)
     except _MetaRefused as refused:
         plan = Plan(spec=spec, kwargs=kwargs, meta=meta, inputs=plans, dtype=dtype, device=device, seed=req.seed,
                     train=req.train, predicted=predicted, meta_shapes=None, estimate_bytes=0)

@@ -18,7 +18,7 @@ from app.core import tensors
 from app.core.catalog import LayerSpec, Registry
 from app.core.config import Settings
 from app.core.errors import NotExplainable
-from app.core.windows import Geometry, channel_map, geometry_for, spatial_dims
+from app.core.windows import Geometry, geometry_for, group_inputs, spatial_dims
 
 _TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-4, 1e-5), torch.float16: (1e-2, 1e-2), torch.bfloat16: (2e-2, 2e-2)}
 
@@ -130,7 +130,7 @@ def explain_conv(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
         index = (0, *index)
     b_idx, c_out, pos = index[0], index[1], tuple(index[2:])
     src, _ = _window(geo, pos)
-    in_channels = channel_map(module)[c_out]
+    in_channels = group_inputs(module, c_out)
     transposed = geo.kind == "transposed"
     groups = module.groups
     per_out = module.out_channels // groups

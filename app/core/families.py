@@ -14,6 +14,8 @@ from torch import nn
 from app.core import rules
 from app.core.catalog import InputSpec, LayerSpec, ParamSpec, Registry, doc_summary, introspect_params
 
+MAX_REPEATS = 64
+
 # Bounds that hold wherever an argument of this name appears in torch.nn.
 COMMON_BOUNDS: dict[str, dict[str, Any]] = {
     **{
@@ -26,6 +28,9 @@ COMMON_BOUNDS: dict[str, dict[str, Any]] = {
             "upscale_factor", "downscale_factor", "size", "n_classes", "num_parameters", "num_classes",
         )
     },
+    # Stacked copies are built one module at a time: a count in the millions would hang the build
+    # long before the memory estimate could refuse it.
+    **{name: {"minimum": 1, "maximum": MAX_REPEATS} for name in ("num_layers", "num_encoder_layers", "num_decoder_layers")},
     "padding": {"minimum": 0},
     "output_padding": {"minimum": 0},
     "p": {"minimum": 0, "maximum": 1},

@@ -21,7 +21,7 @@ from app.core import rules
 from app.core.catalog import LayerSpec, Registry, arg_docs
 from app.core.errors import InvalidRequest, ShapeMismatch
 from app.core.expr import Const, Dim, Expr, Sym, floor_div, prod
-from app.core.families import inp, shape, torch_entry
+from app.core.families import MAX_REPEATS, inp, shape, torch_entry
 from app.core.rules import ShapeContext, fmt_shape
 
 Rule = Callable[[ShapeContext], list[list[Dim]]]
@@ -539,7 +539,7 @@ def _rnn_params(cls: type, *, nonlinearity: bool = False, proj: bool = False) ->
     params: dict[str, dict[str, Any]] = {
         "input_size": {"type": "int", "required": True, "minimum": 1},
         "hidden_size": {"type": "int", "required": True, "minimum": 1},
-        "num_layers": {"type": "int", "default": 1, "minimum": 1},
+        "num_layers": {"type": "int", "default": 1, "minimum": 1, "maximum": MAX_REPEATS},
     }
     if nonlinearity:
         params["nonlinearity"] = {"type": "str", "default": "tanh", "choices": ["tanh", "relu"]}

@@ -203,13 +203,24 @@ def spatial_dims(module: nn.Module) -> int:
     return int(name[-2]) if name[-2].isdigit() else 1
 
 
-def channel_map(module: nn.Module) -> list[list[int]] | None:
+MAX_CHANNEL_LINKS = 1 << 16
+
+
+def channel_map(module: nn.Module, *, limit: int | None = None) -> list[list[int]] | None:
+    """Input channels each output channel reads (groups); None for pooling or past ``limit`` links."""
     if not hasattr(module, "groups"):
         return None
-    groups = module.groups
-    cin, cout = module.in_channels, module.out_channels
-    per_in, per_out = cin // groups, cout // groups
-    return [list(range((o // per_out) * per_in, (o // per_out + 1) * per_in)) for o in range(cout)]
+    cout, per_in = module.out_channels, module.in_channels // module.groups
+    if limit is not None and cout * per_in > limit:
+        return None
+    return [group_inputs(module, o) for o in range(cout)]
+
+
+def group_inputs(module: nn.Module, c_out: int) -> list[int]:
+    """The input channels output channel ``c_out`` reads: those of its group."""
+    per_in, per_out = module.in_channels // module.groups, module.out_channels // module.groups
+    g = c_out // per_out
+    return list(range(g * per_in, (g + 1) * per_in))
 
 
 def _coords(src: torch.Tensor, spatial: tuple[int, ...]) -> Any:
@@ -245,9 +256,10 @@ def geometry_json(geo: Geometry, module: nn.Module) -> dict[str, Any]:
         "src": _coords(geo.src, geo.input_spatial),
         "outside": (geo.src == -2).any().item(),
     }
-    cm = channel_map(module)
-    if cm is not None:
-        out.update(groups=module.groups, in_channels=module.in_channels, out_channels=module.out_channels, channel_map=cm)
+    if hasattr(module, "groups"):
+        # the map is for drawing: past a few thousand links it is omitted (groups says it all)
+        out.update(groups=module.groups, in_channels=module.in_channels, out_channels=module.out_channels,
+                   channel_map=channel_map(module, limit=MAX_CHANNEL_LINKS))
     else:
         out.update(groups=None, channel_map=None)
     return out
