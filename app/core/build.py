@@ -229,8 +229,8 @@ def tensor_from_json(value: Any, *, field: str, what: str, dtype: torch.dtype | 
             raise InvalidArgument(f"{what}: holds indices, which must be whole numbers; found {bad}", field=field)
     try:
         return torch.tensor(flat, dtype=dtype).reshape(shape)
-    except (RuntimeError, OverflowError) as exc:
-        raise InvalidArgument(f"{what}: {exc}", field=field) from None
+    except (RuntimeError, OverflowError, ValueError, TypeError) as exc:
+        raise InvalidArgument(f"{what}: a value does not fit {dtype}: {exc}", field=field) from None
 
 
 def resolve_args(spec: LayerSpec, config: dict[str, Any], *, field: str = "layer") -> dict[str, Any]:
