@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
+import uvicorn
+
+from app.core import service
+from app.main import create_app
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="layer-explorer", description="Serve the Layer Explorer web app and API.")
@@ -18,26 +23,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-limit", type=int, default=None, metavar="BYTES", help="refuse requests estimated above this")
     args = parser.parse_args(argv)
 
-    import uvicorn
-
-    from app.core.config import Settings
-    from app.main import create_app
-
     env_plugins = tuple(p for p in os.environ.get("LAYER_EXPLORER_PLUGINS", "").replace(",", " ").split() if p)
-    settings = Settings.from_env(
+    settings = service.Settings.from_env(
         device=args.device,
         memory_limit_bytes=args.memory_limit,
         plugins=tuple(dict.fromkeys(env_plugins + tuple(args.plugin))) or None,
     )
-    from app.core import engine
-    from app.core.errors import LayerExplorerError
-    from app.core.plugins import PluginError
 
     try:
-        engine.resolve_device(settings.device, settings)  # fail at start-up, not on the first request
+        service.resolve_device(settings.device, settings)  # fail at start-up, not on the first request
         app = create_app(settings)
-        engine.warm_up(app.state.registry, settings)
-    except (LayerExplorerError, PluginError) as exc:
+        service.warm_up(app.state.registry, settings)
+    except (service.LayerExplorerError, service.PluginError) as exc:
         parser.exit(2, f"layer-explorer: {exc}\n")
     uvicorn.run(app, host=args.host, port=args.port)
 

@@ -7,8 +7,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api import devices, errors, health, layers, pages, presets, run
-from app.core.config import Settings
-from app.core.registry import default_registry
+from app.core.service import Settings, default_registry
 from app.paths import STATIC_DIR
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from app.core.catalog import InputSpec as Input
-from app.core.catalog import ParamSpec as Param
-from app.core.plugins import PluginLayer, pending
+from app.core.catalog.plugins import PluginLayer, pending
+from app.core.catalog.spec import InputSpec as Input
+from app.core.catalog.spec import ParamSpec as Param
+from app.core.shapes.expr import Dim, Sym
 
-__all__ = ["register_layer", "Param", "Input"]
+__all__ = ["register_layer", "Param", "Input", "Dim", "Sym"]
 
 
 def register_layer(

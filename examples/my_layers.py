@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from app.plugins import Input, Param, register_layer
-from app.core.expr import Dim, Sym
+from app.plugins import Dim, Input, Param, Sym, register_layer
 
 
 @register_layer(

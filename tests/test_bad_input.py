@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.core import engine
+from app.core import service
 from app.core.config import Settings
 from app.core.errors import LayerExplorerError
 from app.core.registry import default_registry
@@ -33,7 +33,7 @@ def _variants(spec):
 @pytest.mark.parametrize("spec", list(REGISTRY), ids=lambda s: s.type)
 def test_wrong_values_get_4xx_never_a_crash(spec):
     for body in _variants(spec):
-        for fn in (engine.run, engine.shape):
+        for fn in (service.run, service.shape):
             try:
                 fn(REGISTRY, body, SETTINGS)
             except LayerExplorerError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from app.core import engine
+from app.core import service
 from app.core.config import Settings
 from app.core.registry import default_registry
 
@@ -40,7 +40,7 @@ def test_catalog_covers_torch_nn():
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)
 def test_example_runs_and_shape_is_predicted(spec):
-    response = engine.run(REGISTRY, spec.example, SETTINGS)
+    response = service.run(REGISTRY, spec.example, SETTINGS)
     real = [o["shape"] for o in response["outputs"]]
     assert response["predicted_shapes"] is not None, f"{spec.type} has no shape rule"
     assert response["predicted_shapes"] == real
@@ -51,8 +51,8 @@ def test_example_runs_and_shape_is_predicted(spec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)
 def test_shape_endpoint_agrees_without_allocating(spec):
-    response = engine.shape(REGISTRY, spec.example, SETTINGS)
-    run = engine.run(REGISTRY, spec.example, SETTINGS)
+    response = service.shape(REGISTRY, spec.example, SETTINGS)
+    run = service.run(REGISTRY, spec.example, SETTINGS)
     assert response["output_shapes"] == [o["shape"] for o in run["outputs"]]
     assert response["param_count"] == run["param_count"]
 

@@ -1,10 +1,10 @@
-"""Targeted checks of the catalog entries in app/core/families_more.py, through the engine."""
+"""Targeted checks of the catalog entries in app/core/families_more.py, through the service."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.core import engine
+from app.core import service
 from app.core.config import Settings
 from app.core.errors import LayerExplorerError, ShapeMismatch
 from app.core.registry import default_registry
@@ -14,7 +14,7 @@ SETTINGS = Settings()
 
 
 def run(layer: dict, *inputs: dict) -> dict:
-    return engine.run(REGISTRY, {"layer": layer, "inputs": list(inputs), "seed": 0}, SETTINGS)
+    return service.run(REGISTRY, {"layer": layer, "inputs": list(inputs), "seed": 0}, SETTINGS)
 
 
 def sh(*dims: int) -> dict:
@@ -23,7 +23,7 @@ def sh(*dims: int) -> dict:
 
 def test_lstm_input_size_mismatch_is_explained():
     with pytest.raises(ShapeMismatch) as info:
-        engine.shape(REGISTRY, {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20},
+        service.shape(REGISTRY, {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20},
                                 "inputs": [sh(5, 3, 7)]}, SETTINGS)
     assert "LSTM expects the last dimension of input 0 to be input_size=10, got 7" in info.value.detail
     assert info.value.field == "inputs[0].shape"
@@ -125,6 +125,6 @@ def test_upsample_float_scale_formula():
 
 def test_max_unpool_example_inverts_max_pool():
     spec = REGISTRY.get("MaxUnpool2d")
-    response = engine.run(REGISTRY, spec.example, SETTINGS)
+    response = service.run(REGISTRY, spec.example, SETTINGS)
     assert response["output"]["shape"] == [1, 1, 4, 4]
     assert response["inputs"][1]["dtype"] == "int64"

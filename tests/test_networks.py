@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from app.core import engine
+from app.core import service
 from app.core.config import Settings
 from app.core.errors import ShapeMismatch
 from app.core.presets import PRESETS
@@ -128,18 +128,18 @@ def test_example_plugin_loads_and_runs():
     assert "ScaledTanh" in registry and "GatedLinear" in registry
     for name in ("ScaledTanh", "GatedLinear"):
         spec = registry.get(name)
-        out = engine.run(registry, spec.example, Settings())
+        out = service.run(registry, spec.example, Settings())
         assert out["shape_check"] is True
     with pytest.raises(ShapeMismatch, match="in_features=8, got 5"):
-        engine.run(registry, {"layer": {"type": "GatedLinear", "in_features": 8, "out_features": 2},
+        service.run(registry, {"layer": {"type": "GatedLinear", "in_features": 8, "out_features": 2},
                               "inputs": [{"shape": [2, 5]}]}, Settings())
     # the default catalog is untouched: plugins are chosen at start-up, per server
     assert "ScaledTanh" not in default_registry()
 
 
 def test_plugin_errors_are_start_up_errors():
-    from app.core.plugins import PluginError, load
-    from app.core.catalog import Registry
+    from app.core.catalog.plugins import PluginError, load
+    from app.core.catalog.spec import Registry
 
     with pytest.raises(PluginError, match="cannot import"):
         load(Registry(), ("no_such_module_xyz",))
@@ -152,7 +152,7 @@ def test_sequential_equivalent_to_torch():
     req = {"layer": {"type": "Sequential", "layers": [
         {"type": "Linear", "in_features": 3, "out_features": 4, "name": "fc"}, {"type": "ReLU", "name": "act"}]},
         "inputs": [{"shape": [2, 3]}], "seed": 5}
-    out = engine.run(registry, req, Settings())
+    out = service.run(registry, req, Settings())
     torch.manual_seed(5)
     model = nn.Sequential(OrderedDict([("fc", nn.Linear(3, 4)), ("act", nn.ReLU())]))
     x = torch.randn(2, 3)

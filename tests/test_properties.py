@@ -9,7 +9,7 @@ import os
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from app.core import engine
+from app.core import service
 from app.core.config import Settings
 from app.core.errors import LayerExplorerError
 from app.core.registry import default_registry
@@ -28,17 +28,17 @@ FAST = settings(
 
 def _shapes_agree(body):
     try:
-        planned = engine.shape(REGISTRY, body, SETTINGS)
+        planned = service.shape(REGISTRY, body, SETTINGS)
     except LayerExplorerError as exc:
         # a refusal must come before torch is asked, and torch must refuse it too
         assert exc.status < 500
         try:
-            engine.run(REGISTRY, body, SETTINGS)
+            service.run(REGISTRY, body, SETTINGS)
         except LayerExplorerError:
             return None
         raise AssertionError(f"/api/shape refused what torch runs: {exc.detail}") from None
     try:
-        real = engine.run(REGISTRY, body, SETTINGS)
+        real = service.run(REGISTRY, body, SETTINGS)
     except LayerExplorerError as exc:
         # torch's CPU kernels refuse a few inputs their own shape functions accept (avg_pool3d
         # with an input smaller than the kernel, padding notwithstanding): still a clear 4xx
@@ -106,7 +106,7 @@ def _explain_random_element(body, real, data):
     shape = real["output"]["shape"]
     assume(math.prod(shape) > 0)
     index = [data.draw(st.integers(0, s - 1)) for s in shape]
-    ex = engine.explain(REGISTRY, {**body, "index": index}, SETTINGS)
+    ex = service.explain(REGISTRY, {**body, "index": index}, SETTINGS)
     assert ex["match"], ex["text"]
     if isinstance(ex["value"], float):
         assert abs(ex["value"] - ex["manual"]) <= 1e-4 * max(1.0, abs(ex["value"]))

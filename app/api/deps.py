@@ -7,9 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from app.core.catalog import Registry
-from app.core.config import Settings
-from app.core.errors import BadRequest, TooLarge
+from app.core.service import BadRequest, Registry, Settings, TooLarge
 
 
 def get_settings(request: Request) -> Settings:

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.errors import LayerExplorerError
+from app.core.service import LayerExplorerError
 
 
 async def handle_app_error(request: Request, exc: LayerExplorerError) -> JSONResponse:

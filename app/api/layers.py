@@ -3,7 +3,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from app.api.deps import get_registry
-from app.core.catalog import Registry
+from app.core.service import Registry
 
 router = APIRouter(prefix="/api", tags=["layers"])
 

@@ -2,7 +2,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.core.presets import presets as all_presets
+from app.core.service import presets as all_presets
 
 router = APIRouter(prefix="/api", tags=["presets"])
 

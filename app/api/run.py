@@ -9,10 +9,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import get_registry, get_settings, json_body
-from app.core import engine, tensors
-from app.core.catalog import Registry
-from app.core.config import Settings
-from app.core.schema import ExplainRequest, RunRequest
+from app.core import service
+from app.core.service import ExplainRequest, Registry, RunRequest, Settings
 
 router = APIRouter(prefix="/api", tags=["run"])
 
@@ -32,13 +30,13 @@ async def run(
 ) -> Any:
     """Build the layer, run a real forward pass, return output, params, predicted shape and formula."""
     if format == "npy":
-        name, t = await run_in_threadpool(engine.output_tensor, registry, body, settings, tensor)
+        name, data = await run_in_threadpool(service.npy, registry, body, settings, tensor)
         return Response(
-            tensors.npy_bytes(t),
+            data,
             media_type="application/octet-stream",
             headers={"content-disposition": f'attachment; filename="{name}.npy"'},
         )
-    return await run_in_threadpool(engine.run, registry, body, settings)
+    return await run_in_threadpool(service.run, registry, body, settings)
 
 
 @router.post("/shape", openapi_extra=_RUN_SCHEMA)
@@ -48,7 +46,7 @@ async def shape(
     settings: Settings = Depends(get_settings),
 ) -> Any:
     """Output shapes, parameter shapes and formulas without allocating a tensor (meta device)."""
-    return await run_in_threadpool(engine.shape, registry, body, settings)
+    return await run_in_threadpool(service.shape, registry, body, settings)
 
 
 @router.post("/explain", openapi_extra=_EXPLAIN_SCHEMA)
@@ -58,4 +56,4 @@ async def explain(
     settings: Settings = Depends(get_settings),
 ) -> Any:
     """One output element recomputed by hand from its inputs, weights and bias."""
-    return await run_in_threadpool(engine.explain, registry, body, settings)
+    return await run_in_threadpool(service.explain, registry, body, settings)

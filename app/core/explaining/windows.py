@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.core.shapes.context import ntuple
+
 _CONV_GEOMETRY = ("kernel_size", "stride", "padding", "dilation", "padding_mode")
 
 
@@ -53,9 +55,7 @@ class Geometry:
 
 
 def _tuple(v: Any, n: int) -> tuple[int, ...]:
-    if isinstance(v, (tuple, list)):
-        return tuple(int(x) for x in (v * n if len(v) == 1 else v))
-    return (int(v),) * n
+    return tuple(int(x) for x in ntuple(v, n))
 
 
 def _index_tensor(spatial: tuple[int, ...]) -> torch.Tensor:
@@ -194,15 +194,6 @@ def geometry_for(module: nn.Module, spec_explain: str | None, in_shape: tuple[in
     return None
 
 
-def spatial_dims(module: nn.Module) -> int:
-    ks = module.kernel_size
-    if isinstance(ks, (tuple, list)):
-        if len(ks) > 1:
-            return len(ks)
-    name = type(module).__name__
-    return int(name[-2]) if name[-2].isdigit() else 1
-
-
 MAX_CHANNEL_LINKS = 1 << 16
 
 
@@ -271,7 +262,7 @@ def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
     if not spec.windows:
         return None
     module = plan.meta
-    n = spatial_dims(module)
+    n = spec.spatial_rank
     in_shape = plan.inputs[0].shape
     if plan.predicted_shapes:
         out_shape = tuple(plan.predicted_shapes[0])

@@ -1,22 +1,21 @@
-"""Validate a layer config against its catalog entry and build the real ``torch.nn`` module.
+"""Validate a layer config's arguments against its catalog entry, before torch sees them.
 
-Values are checked against the parameter's JSON type and bounds before torch sees them, so the
-common mistakes get a message naming the field; whatever torch itself still rejects is caught and
-reworded with the layer and its arguments.
+Values are checked against the parameter's JSON type and bounds so that the common mistakes get a
+message naming the field; whatever torch itself still rejects is translated where it is built.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import math
-import re
 from typing import Any
 
 import torch
 from torch import nn
 
-from app.core.catalog import LayerSpec, ParamSpec, Registry
-from app.core.errors import InvalidArgument, LayerExplorerError, TooLarge
+from app.core.catalog.spec import LayerSpec, ParamSpec, Registry
+from app.core.errors import InvalidArgument, TooLarge
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -76,8 +75,6 @@ def _check_bounds(p: ParamSpec, v: float, field: str, type_name: str) -> None:
 def _fmt(v: Any) -> str:
     if isinstance(v, str):
         return repr(v)
-    import json
-
     try:
         text = json.dumps(v)
     except (TypeError, ValueError):
@@ -166,6 +163,12 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         for name in names:
             if not isinstance(name, str) or not name or "." in name:
                 raise InvalidArgument(f"{type_name}: a layer name must be a non-empty string without '.'; got {_fmt(name)}", field=field)
+            if name in RESERVED_NAMES:
+                raise InvalidArgument(
+                    f"{type_name}: a layer cannot be named {name!r}: torch.nn.Module already uses that name for its "
+                    f"own {'method' if callable(getattr(nn.Module, name, None)) else 'attribute'}; pick another name",
+                    field=field,
+                )
         if len(set(names)) != len(names):
             raise InvalidArgument(f"{type_name}: layer names must be unique; got {names}", field=field)
         return value
@@ -174,6 +177,9 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
 
 _MAX_DEPTH = 8
 MAX_CHILDREN = 256
+# A child is an attribute of its parent module: names torch.nn.Module itself uses (training, forward,
+# __class__, ...) would shadow them, and torch refuses them with a KeyError.
+RESERVED_NAMES = frozenset(dir(nn.Module())) | frozenset(vars(nn.Module()))
 
 
 def tensor_from_json(value: Any, *, field: str, what: str, dtype: torch.dtype | None = None,
@@ -261,40 +267,6 @@ def resolve_args(spec: LayerSpec, config: dict[str, Any], *, field: str = "layer
             field=f"{field}.{p.name}",
         )
     return kwargs
-
-
-_TORCH_NOISE = re.compile(r"^(?:\w+Error: )+")
-
-
-def torch_message(exc: BaseException) -> str:
-    """torch's own message, first paragraph, without the C++ frames some errors carry."""
-    text = str(exc).strip() or type(exc).__name__
-    text = text.split("\nException raised from", 1)[0]
-    text = _TORCH_NOISE.sub("", text)
-    lines = [line for line in text.splitlines() if line.strip()]
-    return " ".join(lines[:3]) if lines else text
-
-
-def _signature(spec: LayerSpec, kwargs: dict[str, Any]) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if not isinstance(v, (torch.Tensor, nn.Module)))
-    return f"{spec.type}({args})"
-
-
-def build_module(spec: LayerSpec, kwargs: dict[str, Any], *, field: str = "layer") -> nn.Module:
-    """``spec.factory(**kwargs)``; any torch complaint becomes an InvalidArgument naming the layer."""
-    try:
-        module = spec.factory(**kwargs)
-    except LayerExplorerError:
-        raise
-    except (ValueError, TypeError, RuntimeError, AssertionError, IndexError, ZeroDivisionError,
-            NotImplementedError) as exc:
-        message = torch_message(exc)
-        culprit = next((k for k in kwargs if re.search(rf"\b{re.escape(k)}\b", message)), None)
-        raise InvalidArgument(
-            f"{_signature(spec, kwargs)} cannot be built: {message}",
-            field=f"{field}.{culprit}" if culprit else field,
-        ) from None
-    return module
 
 
 def lookup(registry: Registry, config: Any, *, field: str = "layer") -> LayerSpec:

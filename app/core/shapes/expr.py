@@ -8,6 +8,7 @@ keeps the displayed formula and the predicted value from drifting apart.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Union
@@ -289,3 +290,26 @@ class Dim:
             "latex": self.expr.latex(False),
             "latex_substituted": self.expr.latex(True),
         }
+
+
+@dataclass(eq=False)
+class ScaledFloor(Expr):
+    """⌊x·s⌋ for a float factor ``s``, computed in double precision exactly as torch does."""
+
+    a: Expr
+    name: str
+    s: float
+
+    def value(self) -> int:
+        return math.floor(float(self.a.value()) * self.s)
+
+    def _factor(self, subst: bool) -> str:
+        return f"{self.s:g}" if subst else self.name
+
+    def text(self, subst: bool = False) -> str:
+        return f"⌊{self.a.text(subst)}·{self._factor(subst)}⌋"
+
+    def latex(self, subst: bool = False) -> str:
+        name = self._factor(subst) if subst else "\\text{" + self.name.replace("_", "\\_") + "}"
+        return f"\\left\\lfloor {self.a.latex(subst)} \\cdot {name} \\right\\rfloor"
+

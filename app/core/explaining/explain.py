@@ -2,7 +2,7 @@
 
 ``value`` is torch's output at the index; ``manual`` is recomputed in float64 from the listed
 terms (inputs, weights, bias), and ``match`` says whether they agree to the dtype's tolerance.
-Window positions for convolutions and pooling come from :mod:`app.core.windows` (asked of torch).
+Window positions for convolutions and pooling come from :mod:`app.core.explaining.windows` (asked of torch).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.core import tensors
-from app.core.catalog import LayerSpec, Registry
-from app.core.config import Settings
+from app.core.catalog.spec import LayerSpec
 from app.core.errors import NotExplainable
-from app.core.windows import Geometry, geometry_for, group_inputs, spatial_dims
+from app.core.explaining.windows import Geometry, geometry_for, group_inputs
 
 _TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-4, 1e-5), torch.float16: (1e-2, 1e-2), torch.bfloat16: (2e-2, 2e-2)}
 
@@ -261,7 +260,7 @@ def explain_module(spec: LayerSpec, module: nn.Module, xs: list[torch.Tensor], o
     elif spec.explain == "bilinear":
         result = explain_bilinear(module, xs, idx)
     else:
-        n = spatial_dims(module)
+        n = spec.spatial_rank
         geo = geometry_for(module, spec.explain, tuple(xs[0].shape), tuple(out.shape), n)
         if spec.explain == "pool":
             result = explain_pool(module, xs, idx, geo)
@@ -313,17 +312,3 @@ def _text(r: dict[str, Any]) -> str:
     if op == "bilinear":
         return f"Σᵢⱼ x1ᵢ·Aₖᵢⱼ·x2ⱼ{' + bₖ' if r['bias'] else ''} = {value}"
     return f"Σ wᵢ·xᵢ{' + b' if r['bias'] else ''} = {value}"
-
-
-def explain(registry: Registry, req: Any, settings: Settings) -> dict[str, Any]:
-    from app.core import containers, engine
-
-    if req.path:
-        return containers.explain_child(registry, req, settings)
-    ex = engine.execute(registry, req, settings)
-    names = [n for n, _ in ex.outputs]
-    wanted = req.output or names[0]
-    if wanted not in names:
-        raise NotExplainable(f"no output named {wanted!r}; outputs are {', '.join(names)}", field="output")
-    out = dict(ex.outputs)[wanted]
-    return explain_module(ex.plan.spec, ex.module, ex.inputs, out, req.index)

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 
 from app.core import tensors
+from app.core.networks.tree import LayerNode
+from app.core.running.plan import Plan
 
 
 def _literal(value: Any) -> str:
@@ -17,33 +19,34 @@ def _literal(value: Any) -> str:
     return repr(value)
 
 
-def ctor(spec: Any, kwargs: dict[str, Any], preludes: dict[str, str]) -> str:
+def ctor(node: LayerNode, preludes: dict[str, str]) -> str:
     """``torch.nn.Conv1d(in_channels=3, ...)``, recursing into nested layer configs."""
+    spec = node.spec
     if spec.code_prelude:
         preludes.setdefault(spec.type, spec.code_prelude)
     name = spec.code_name or f"torch.nn.{spec.type}"
-    if spec.type == "Sequential":
-        children = ", ".join(f"({n!r}, {ctor(cs, ck, preludes)})" for n, cs, ck in kwargs["layers"])
-        return f"torch.nn.Sequential(OrderedDict([{children}]))"
+    if spec.container is not None and spec.container.chain:
+        # a chain is torch.nn.Sequential itself, its children named as they are in the response
+        children = ", ".join(f"({child.name!r}, {ctor(child, preludes)})" for _, child in node.nested())
+        return f"{name}(OrderedDict([{children}]))"
     parts = []
     for p in spec.params:
-        if p.name not in kwargs:
-            continue
-        value = kwargs[p.name]
-        if p.type == "layer" and value is not None:
-            parts.append(f"{p.name}={ctor(value[0], value[1], preludes)}")
-        elif p.type == "layers":
-            children = ", ".join(f"({n!r}, {ctor(cs, ck, preludes)})" for n, cs, ck in value)
-            parts.append(f"{p.name}=[{children}]")
-        else:
-            parts.append(f"{p.name}={_literal(value)}")
+        if p.name in node.args:
+            parts.append(f"{p.name}={_literal(node.args[p.name])}")
+        elif p.name in node.slots:
+            value = node.slots[p.name]
+            if isinstance(value, list):
+                children = ", ".join(f"({child.name!r}, {ctor(child, preludes)})" for child in value)
+                parts.append(f"{p.name}=[{children}]")
+            else:
+                parts.append(f"{p.name}={'None' if value is None else ctor(value, preludes)}")
     return f"{name}({', '.join(parts)})"
 
 
-def script(plan: Any, req: Any, *, child_path: str | None = None) -> str:
+def script(plan: Plan, *, child_path: str | None = None) -> str:
     """The script; with ``child_path``, it prints what that layer inside the network returned."""
     preludes: dict[str, str] = {}
-    build = ctor(plan.spec, plan.kwargs, preludes)
+    build = ctor(plan.node, preludes)
     dtype = f"torch.{tensors.dtype_name(plan.dtype)}"
     device = str(plan.device)
     # preludes share import lines (OrderedDict for Sequential and Residual): write each once, on top

@@ -9,8 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from app.core.catalog import InputSpec, LayerSpec, ParamSpec, Registry, doc_summary, introspect_params
-from app.core.expr import Dim, Sym
+import torch
+
+from app.core.catalog.introspect import doc_summary, introspect_params
+from app.core.catalog.spec import InputSpec, LayerSpec, ParamSpec, Registry
+from app.core.shapes.context import convention_names
+from app.core.shapes.expr import Dim, Sym
+from app.core.tensors import flatten_outputs
 
 # Classes offered by plugin modules as they are imported, in this process. The list only grows
 # while a plugin module is being imported; load() turns the entries into catalog specs.
@@ -60,11 +65,6 @@ def _import(target: str) -> Any:
 
 def _meta_rule(ctx: Any) -> list[list[Dim]]:
     """Without a declared rule, a plugin layer's shape comes from a meta-device forward pass."""
-    import torch
-
-    from app.core.rules import convention_names
-    from app.core.tensors import flatten_outputs
-
     xs = [torch.empty(s, device="meta") for s in ctx.shapes]
     with torch.no_grad():
         result = ctx.module(*xs)

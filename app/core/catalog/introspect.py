@@ -1,210 +1,27 @@
-"""The layer catalog: a registry derived from ``torch.nn`` itself, curated per family.
-
-Each :class:`LayerSpec` says how to build one layer type from JSON (its parameters, read from the
-constructor's signature and annotations), what its ``forward()`` takes, how to predict its output
-shape, and a request that runs as it is. Unknown types fail here, before anything is built: a
-request's ``type`` is only ever a key into this registry.
-"""
+"""Introspection of ``torch.nn``: constructor parameters from signatures and annotations, docs."""
 
 from __future__ import annotations
 
 import inspect
 import re
+import types
 import typing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Literal, Union
 
 import torch
-from torch import nn
 
-from app.core.errors import UnknownLayer
+from app.core.catalog.spec import ParamSpec, jsonable
 
 # Constructor arguments that describe placement, not the layer: the request's device/dtype do that.
 _PLACEMENT_ARGS = {"self", "device", "dtype", "factory_kwargs"}
-
-@dataclass
-class ParamSpec:
-    """One constructor argument, named exactly as torch names it.
-
-    ``type`` is the JSON type: int, float, bool, str, ints (int or a list of ``length`` ints),
-    floats, int_list, float_list, tensor (nested list of numbers), layer (a nested config).
-    """
-
-    name: str
-    type: str
-    default: Any = None
-    required: bool = False
-    nullable: bool = False
-    choices: list[Any] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    length: int | None = None
-    doc: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "type": self.type,
-            "required": self.required,
-            "default": _jsonable_default(self.default),
-            "nullable": self.nullable,
-        }
-        for key in ("choices", "minimum", "maximum", "length"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        if self.exclusive_minimum:
-            out["exclusive_minimum"] = True
-        if self.doc:
-            out["doc"] = self.doc
-        return out
-
-
-def _jsonable(value: Any) -> bool:
-    if isinstance(value, (tuple, list)):
-        return all(_jsonable(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str))
-
-
-def _jsonable_default(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if value is None or isinstance(value, (bool, int, float, str, list)):
-        return value
-    return None
-
-
-@dataclass
-class InputSpec:
-    """One ``forward()`` argument.
-
-    ``kind`` says how a ``{"shape": ...}`` input is drawn: normal (``torch.randn``), uniform
-    (``torch.rand``), index (``torch.randint(0, high, shape)``), sign (±1), binary (0/1).
-    ``high`` is a parameter name or ``"input0.shape[1]"``-style reference for index inputs.
-    """
-
-    name: str
-    convention: str
-    kind: str = "normal"
-    high: str | int | None = None
-    optional: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "convention": self.convention, "kind": self.kind}
-        if self.high is not None:
-            out["high"] = self.high
-        if self.optional:
-            out["optional"] = True
-        return out
-
-    @property
-    def is_integer(self) -> bool:
-        return self.kind == "index"
-
-
-# A shape rule predicts output dimensions from the built (meta) module, the validated arguments
-# and the input shapes, and raises ShapeMismatch with a readable message for shapes it rejects.
-ShapeRule = Callable[[nn.Module, dict[str, Any], list[tuple[int, ...]]], list[list[Any]]]
-
-
-@dataclass
-class LayerSpec:
-    type: str
-    family: str
-    factory: Callable[..., nn.Module]
-    params: list[ParamSpec]
-    inputs: list[InputSpec]
-    example: dict[str, Any]
-    doc: str = ""
-    outputs: list[str] = field(default_factory=lambda: ["output"])
-    rule: ShapeRule | None = None
-    explain: str | None = None  # linear, bilinear, conv, transposed, pool
-    source: str = "torch"  # torch, custom, plugin, container
-    #: Python source a reproduction script needs before it can build this type (class definitions)
-    code_prelude: str = ""
-    #: how a script names the constructor, e.g. "torch.nn.Linear" or "BasicLinear"
-    code_name: str = ""
-    #: how a script passes the inputs when forward() groups them, e.g. "{0}, ({1}, {2})" for LSTM
-    code_call: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def windows(self) -> bool:
-        return self.explain in {"conv", "transposed", "pool"}
-
-    def param(self, name: str) -> ParamSpec | None:
-        return next((p for p in self.params if p.name == name), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "family": self.family,
-            "doc": self.doc,
-            "source": self.source,
-            "params": [p.to_dict() for p in self.params],
-            "inputs": [i.to_dict() for i in self.inputs],
-            "outputs": list(self.outputs),
-            "explainable": self.explain is not None,
-            "windows": self.windows,
-            "example": self.example,
-        }
-
-
-class Registry:
-    """Layer types by name. Plain data built at import time; every process builds its own."""
-
-    def __init__(self) -> None:
-        self._specs: dict[str, LayerSpec] = {}
-
-    def add(self, spec: LayerSpec, *, replace: bool = False) -> LayerSpec:
-        if spec.type in self._specs and not replace:
-            raise ValueError(f"layer type {spec.type!r} is already registered")
-        self._specs[spec.type] = spec
-        return spec
-
-    def get(self, type_name: Any, *, field: str = "layer.type") -> LayerSpec:
-        if not isinstance(type_name, str) or not type_name:
-            raise UnknownLayer("'type' must name a layer, e.g. \"Linear\"", field=field)
-        spec = self._specs.get(type_name)
-        if spec is None:
-            import difflib
-
-            close = difflib.get_close_matches(type_name, self._specs, n=3, cutoff=0.6)
-            lowered = {k.lower(): k for k in self._specs}
-            if type_name.lower() in lowered:
-                close = [lowered[type_name.lower()]]
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise UnknownLayer(
-                f"Unknown layer type {type_name!r}.{hint} GET /api/layers lists the "
-                f"{len(self._specs)} types this server knows.",
-                field=field,
-            )
-        return spec
-
-    def __contains__(self, type_name: object) -> bool:
-        return type_name in self._specs
-
-    def __iter__(self):
-        return iter(self._specs.values())
-
-    def __len__(self) -> int:
-        return len(self._specs)
-
-    def families(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for spec in self._specs.values():
-            seen.setdefault(spec.family, None)
-        return list(seen)
-
-
 # ---------------------------------------------------------------------------------------------
 # Introspection of torch.nn
 # ---------------------------------------------------------------------------------------------
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
-    if origin in (Union, getattr(__import__("types"), "UnionType", Union)):
+    if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         nullable = len(args) != len(typing.get_args(tp))
         if len(args) == 1:
@@ -347,7 +164,7 @@ def introspect_params(cls: type, *, skip: Sequence[str] = ()) -> list[ParamSpec]
         if p.default is p.empty:
             # a required argument is never null, whatever its annotation allows
             nullable = False
-        if not _jsonable(default):
+        if not jsonable(default):
             default = None
         out.append(
             ParamSpec(

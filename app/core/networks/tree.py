@@ -1,0 +1,149 @@
+"""A request's layer config as a tree of validated nodes, and the one walker over it.
+
+``resolve`` validates a config against the catalog, recursing into nested layer configs, without
+building anything; ``build`` turns the tree into the real module under whatever device context the
+caller set (meta for planning, the CPU under the seed for a real run). Resolve, build, the shape
+chain, the reproduction script and child lookup all walk the same tree; a container is known by
+its spec's ``container`` property, never by its type name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.core.catalog.args import lookup, resolve_args
+from app.core.catalog.spec import InputSpec, LayerSpec, Registry
+from app.core.errors import LayerExplorerError
+from app.core.torch_errors import TORCH_FAULTS, build_error
+
+
+
+@dataclass
+class LayerNode:
+    """One validated layer config: its spec, its plain arguments and its nested layer configs."""
+
+    spec: LayerSpec
+    #: validated constructor arguments, nested layer configs excluded
+    args: dict[str, Any]
+    #: nested layer configs by parameter name, in the constructor's order
+    slots: dict[str, Any] = field(default_factory=dict)
+    #: the child's name inside its container ("" for the root)
+    name: str = ""
+    #: where the config sits in the request, e.g. "layer.layers[2]"
+    field: str = "layer"
+
+    @property
+    def is_container(self) -> bool:
+        return self.spec.container is not None
+
+    def nested(self) -> Iterator[tuple[str, LayerNode]]:
+        """(parameter name, node) for every nested config, in the constructor's order."""
+        for param, value in self.slots.items():
+            for child in value if isinstance(value, list) else [value]:
+                if child is not None:
+                    yield param, child
+
+    def children(self) -> Iterator[tuple[str, LayerNode]]:
+        """(module path relative to this node, child) for the layers a container holds."""
+        if self.spec.container is None:
+            return
+        for param, value in self.slots.items():
+            prefix = self.spec.container.slots.get(param, param)
+            if isinstance(value, list):
+                for child in value:
+                    yield join(prefix, child.name), child
+            elif value is not None:
+                yield prefix, value
+
+
+def join(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
+
+
+def walk(node: LayerNode, prefix: str = "") -> Iterator[tuple[str, LayerNode]]:
+    """Every layer of the tree in execution order, pre-order, with its module path."""
+    yield prefix, node
+    for path, child in node.children():
+        yield from walk(child, join(prefix, path))
+
+
+def find(node: LayerNode, path: str) -> LayerNode | None:
+    """The node whose module sits at ``path`` ("1.fc2"), when the path runs through containers."""
+    for p, child in walk(node):
+        if p == path:
+            return child
+    return None
+
+
+def _child_name(config: Any, index: int) -> str:
+    name = config.get("name") if isinstance(config, dict) else None
+    return name if isinstance(name, str) and name else str(index)
+
+
+def resolve(registry: Registry, config: Any, *, field: str = "layer", name: str = "") -> LayerNode:
+    """Validate ``config`` (and every nested config) against the catalog; nothing is built."""
+    spec = lookup(registry, config, field=field)
+    kwargs = resolve_args(spec, config, field=field)
+    args: dict[str, Any] = {}
+    slots: dict[str, Any] = {}
+    for p in spec.params:
+        if p.name not in kwargs:
+            continue
+        value = kwargs[p.name]
+        if p.type == "layer":
+            slots[p.name] = None if value is None else resolve(registry, value, field=f"{field}.{p.name}", name=p.name)
+        elif p.type == "layers":
+            slots[p.name] = [
+                resolve(registry, child, field=f"{field}.{p.name}[{i}]", name=_child_name(child, i))
+                for i, child in enumerate(value)
+            ]
+        else:
+            args[p.name] = value
+    node = LayerNode(spec=spec, args=args, slots=slots, name=name, field=field)
+    node.spec = _specialise(node)
+    return node
+
+
+def _first_leaf_inputs(node: LayerNode) -> list[InputSpec] | None:
+    for _, child in node.children():
+        found = _first_leaf_inputs(child) if child.is_container else child.spec.inputs
+        if found:
+            return found
+    return None
+
+
+def _specialise(node: LayerNode) -> LayerSpec:
+    """A container takes its first layer's inputs; a chain returns its last layer's outputs."""
+    container = node.spec.container
+    if container is None:
+        return node.spec
+    inputs = _first_leaf_inputs(node) or node.spec.inputs
+    outputs = node.spec.outputs
+    children = [child for _, child in node.children()]
+    if container.chain and children:
+        outputs = children[-1].spec.outputs
+    return dataclasses.replace(node.spec, inputs=inputs, outputs=outputs)
+
+
+def build(node: LayerNode) -> nn.Module:
+    """The module, nested configs built first in argument order; torch's refusals name the layer."""
+    kwargs: dict[str, Any] = dict(node.args)
+    for param, value in node.slots.items():
+        if isinstance(value, list):
+            kwargs[param] = [(child.name, build(child)) for child in value]
+        else:
+            kwargs[param] = None if value is None else build(value)
+    try:
+        return node.spec.factory(**kwargs)
+    except LayerExplorerError:
+        raise
+    except TORCH_FAULTS as exc:
+        shown = ", ".join(f"{k}={v!r}" for k, v in node.args.items() if not isinstance(v, torch.Tensor))
+        raise build_error(exc, signature=f"{node.spec.type}({shown})", argument_names=list(node.args),
+                          field=node.field) from None

@@ -1,0 +1,122 @@
+"""The real forward pass: seed, build, draw — in exactly a notebook's order — then run."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.core import tensors
+from app.core.catalog.spec import Registry
+from app.core.config import Settings
+from app.core.errors import InvalidRequest, LayerExplorerError
+from app.core.networks.trace import tracing
+from app.core.networks.tree import build
+from app.core.running.plan import Plan, collect_warnings, plan_request
+from app.core.schema import RunRequest
+from app.core.torch_errors import TORCH_FAULTS
+
+# torch's default generator is process-global: seeding, building and drawing must not interleave
+# between threads of one process. (Worker processes each have their own generator and lock.)
+_RNG_LOCK = threading.Lock()
+
+#: a context manager factory wrapping the forward call: (root module, sink dict) -> context
+Hooks = Callable[[nn.Module, dict[str, Any]], Any]
+
+
+@dataclass
+class Execution:
+    plan: Plan
+    module: nn.Module
+    inputs: list[torch.Tensor]
+    outputs: list[tuple[str, torch.Tensor]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def materialise(plan: Plan) -> tuple[nn.Module, list[torch.Tensor]]:
+    """Seed, build, draw — in exactly a notebook's order — then move to device and dtype."""
+    with _RNG_LOCK, collect_warnings(plan.warnings):
+        torch.manual_seed(plan.seed)
+        module = build(plan.node)
+        drawn = [p.data if p.data is not None else tensors.draw(p.kind, p.shape, p.high) for p in plan.inputs]
+    module = module.to(device=plan.device, dtype=plan.dtype)
+    module.train(plan.train)
+    xs = []
+    for p, t in zip(plan.inputs, drawn):
+        t = t.to(device=plan.device)
+        if t.is_floating_point() and p.data is None:
+            t = t.to(dtype=plan.dtype)
+        elif t.is_floating_point() and p.dtype.is_floating_point:
+            t = t.to(dtype=p.dtype)
+        xs.append(t)
+    return module, xs
+
+
+def execute(registry: Registry, req: RunRequest, settings: Settings, *, hooks: Hooks | None = tracing) -> Execution:
+    """Plan, build and run; ``hooks`` wraps the forward call (by default, a network's trace)."""
+    plan = plan_request(registry, req, settings)
+    module, xs = materialise(plan)
+    extra: dict[str, Any] = {}
+    try:
+        with torch.no_grad(), collect_warnings(plan.warnings):
+            with hooks(module, extra) if hooks is not None else contextlib.nullcontext():
+                result = module(*xs)
+    except LayerExplorerError:
+        raise
+    except (*TORCH_FAULTS, torch.cuda.OutOfMemoryError) as exc:  # every torch complaint becomes a 4xx
+        raise plan.forward_error(exc) from None
+    outputs = tensors.flatten_outputs(result, plan.spec.outputs)
+    return Execution(plan=plan, module=module, inputs=xs, outputs=outputs, extra=extra)
+
+
+@dataclass
+class Child:
+    """A layer inside a network as it really ran: its module, inputs and outputs."""
+
+    path: str
+    module: nn.Module
+    args: tuple[Any, ...]
+    output: Any
+    execution: Execution
+
+    @property
+    def inputs(self) -> list[torch.Tensor]:
+        return [a for a in self.args if isinstance(a, torch.Tensor)]
+
+
+def run_child(registry: Registry, req: RunRequest, settings: Settings) -> Child:
+    """Run the whole network and capture what the child at ``req.path`` received and returned."""
+    captured: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def capture(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
+        modules = dict(root.named_modules())
+        if req.path not in modules or not req.path:
+            children = [p for p in modules if p]
+            raise InvalidRequest(
+                f"the network has no layer at path {req.path!r}; its layers are: {', '.join(children) or 'none'}",
+                field="path",
+            )
+        target = modules[req.path]
+
+        def hook(mod: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            captured.setdefault("args", args)
+            captured.setdefault("output", output)
+
+        handle = target.register_forward_hook(hook)
+        captured["module"] = target
+        try:
+            with tracing(root, sink):
+                yield
+        finally:
+            handle.remove()
+
+    ex = execute(registry, req, settings, hooks=capture)
+    if "args" not in captured:
+        raise InvalidRequest(f"layer {req.path} was not called during the forward pass", field="path")
+    return Child(req.path, captured["module"], captured["args"], captured["output"], ex)

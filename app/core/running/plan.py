@@ -1,0 +1,222 @@
+"""Planning a request on the meta device: validate, predict shapes, estimate memory; allocate nothing.
+
+The order of work is the same for every request, and it is the order a notebook uses:
+
+1. validate the config against the catalog (nothing built yet);
+2. build the module on the *meta* device, predict shapes with the layers' formulas, estimate the
+   memory of every tensor involved, and refuse what is over the limit (413) — nothing allocated;
+3. then (:mod:`app.core.running.execute`) ``torch.manual_seed(seed)``, build the real module, draw
+   each ``{"shape"}`` input in order, move to the device and dtype, run under ``torch.no_grad()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.core import tensors
+from app.core.catalog.args import tensor_from_json
+from app.core.catalog.spec import LayerSpec, Registry
+from app.core.config import Settings
+from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch
+from app.core.networks.containers import predict
+from app.core.networks.trace import tracing
+from app.core.networks.tree import LayerNode, build, resolve
+from app.core.running.devices import resolve_device, resolve_dtype
+from app.core.running.memory import human, refuse, tensor_bytes
+from app.core.schema import RunRequest, TensorInput
+from app.core.shapes.context import fmt_shape
+from app.core.shapes.expr import Dim
+from app.core.torch_errors import TORCH_FAULTS, classify, forward_error
+
+
+@contextlib.contextmanager
+def collect_warnings(sink: list[str]) -> Iterator[None]:
+    """torch's warnings (e.g. 'same' padding with an even kernel) go to the response, not to stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        message = str(w.message).split(" (Triggered internally", 1)[0].strip()
+        if message not in sink:
+            sink.append(message)
+
+
+@dataclass
+class InputPlan:
+    shape: tuple[int, ...]
+    kind: str
+    dtype: torch.dtype
+    data: torch.Tensor | None = None
+    high: int | None = None
+
+
+@dataclass
+class Plan:
+    node: LayerNode
+    meta: nn.Module
+    inputs: list[InputPlan]
+    dtype: torch.dtype
+    device: torch.device
+    seed: int
+    train: bool
+    predicted: list[list[Dim]] | None
+    meta_shapes: list[tuple[int, ...]] | None
+    estimate_bytes: int
+    warnings: list[str] = field(default_factory=list)
+    #: predicted trace entries of a network (one per layer, in execution order)
+    predicted_trace: list[dict[str, Any]] = field(default_factory=list)
+    #: the trace the meta forward pass recorded (up to a layer without a meta kernel), if it ran
+    meta_trace: list[dict[str, Any]] | None = None
+
+    @property
+    def spec(self) -> LayerSpec:
+        return self.node.spec
+
+    @property
+    def predicted_shapes(self) -> list[list[int]] | None:
+        if self.predicted is None:
+            return None
+        return [[d.expr.int_value() for d in dims] for dims in self.predicted]
+
+    def shapes_text(self) -> str:
+        return ", ".join(fmt_shape(p.shape) for p in self.inputs)
+
+    def forward_error(self, exc: BaseException) -> LayerExplorerError:
+        return forward_error(exc, layer=self.spec.type, shapes=self.shapes_text(),
+                             dtype=tensors.dtype_name(self.dtype), device=str(self.device))
+
+
+def _resolve_high(spec_high: Any, args: dict[str, Any], meta: nn.Module, shapes: list[tuple[int, ...]]) -> int | None:
+    if spec_high is None:
+        return None
+    if isinstance(spec_high, int):
+        return spec_high
+    if spec_high.startswith("input"):
+        # "input0.shape[1]"
+        idx = int(spec_high[5 : spec_high.index(".")])
+        dim = int(spec_high[spec_high.index("[") + 1 : -1])
+        shape = shapes[idx]
+        return shape[dim] if -len(shape) <= dim < len(shape) else 1
+    value = args.get(spec_high, getattr(meta, spec_high, None))
+    return int(value) if isinstance(value, int) else None
+
+
+def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings: Settings) -> list[InputPlan]:
+    raw_inputs = req.inputs
+    if raw_inputs is None:
+        raw_inputs = [TensorInput.model_validate(i) for i in spec.example["inputs"]]
+    required = [i for i in spec.inputs if not i.optional]
+    if not (len(required) <= len(raw_inputs) <= len(spec.inputs)):
+        names = ", ".join(f"{i.name} {i.convention}" for i in spec.inputs)
+        count = str(len(required)) if len(required) == len(spec.inputs) else f"{len(required)} to {len(spec.inputs)}"
+        raise InvalidRequest(
+            f"{spec.type}.forward() takes {count} input(s) ({names}); got {len(raw_inputs)}", field="inputs"
+        )
+    plans: list[InputPlan] = []
+    for i, (raw, ispec) in enumerate(zip(raw_inputs, spec.inputs)):
+        want = torch.int64 if ispec.is_integer else dtype
+        if raw.dtype is not None:
+            if raw.dtype not in tensors.INPUT_DTYPES:
+                raise InvalidRequest(
+                    f"inputs[{i}].dtype must be one of {', '.join(tensors.INPUT_DTYPES)}; got {raw.dtype!r}",
+                    field=f"inputs[{i}].dtype",
+                )
+            want = tensors.INPUT_DTYPES[raw.dtype]
+        if raw.data is not None:
+            t = tensor_from_json(
+                raw.data, field=f"inputs[{i}].data", what=f"input {i} ({ispec.name})", dtype=want,
+                max_elements=settings.max_data_elements,
+            )
+            plans.append(InputPlan(tuple(t.shape), ispec.kind, want, data=t))
+        else:
+            plans.append(InputPlan(tuple(raw.shape or ()), ispec.kind, want))
+    return plans
+
+
+def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enforce_limit: bool = True) -> Plan:
+    """Validate and predict on the meta device; with ``enforce_limit``, refuse what would not fit."""
+    device = resolve_device(req.device, settings)
+    dtype = resolve_dtype(req.dtype)
+    node = resolve(registry, req.layer, field="layer")
+    spec = node.spec
+    # Inputs given as data are checked (and their size counted) before anything else is built.
+    plans = _input_plans(spec, req, dtype, settings)
+    shapes = [p.shape for p in plans]
+
+    input_bytes = sum(tensor_bytes(p.shape, p.dtype) for p in plans)
+    limit = settings.memory_limit_bytes if enforce_limit else float("inf")
+    if input_bytes > limit:
+        raise refuse(f"the inputs would take {human(input_bytes)}", input_bytes, settings.memory_limit_bytes,
+                     field="inputs")
+
+    caught: list[str] = []
+    with torch.device("meta"), collect_warnings(caught):
+        meta = build(node)
+    meta = meta.to(dtype=dtype)
+    param_bytes = sum(p.numel() * p.element_size() for p in meta.parameters()) + sum(
+        b.numel() * b.element_size() for b in meta.buffers()
+    )
+    if param_bytes + input_bytes > limit:
+        raise refuse(
+            f"{spec.type}'s parameters would take {human(param_bytes)} (plus {human(input_bytes)} of inputs)",
+            param_bytes + input_bytes, settings.memory_limit_bytes, field="layer",
+        )
+
+    for p, ispec in zip(plans, spec.inputs):
+        p.high = _resolve_high(ispec.high, node.args, meta, shapes)
+
+    trace: list[dict[str, Any]] = []
+    try:
+        predicted = predict(node, meta, shapes, trace=trace)
+    except (LayerExplorerError, ZeroDivisionError):
+        raise
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
+        raise ShapeMismatch(
+            f"{spec.type} cannot take input shape(s) {', '.join(fmt_shape(s) for s in shapes)}: {exc}",
+            field="inputs",
+        ) from None
+
+    plan = Plan(node=node, meta=meta, inputs=plans, dtype=dtype, device=device, seed=req.seed, train=req.train,
+                predicted=predicted, meta_shapes=None, estimate_bytes=0, warnings=caught, predicted_trace=trace)
+    # Meta kernels allocate nothing, but some (bilinear's decomposition) still take time that grows
+    # with the sizes; far past the limit, the formula alone answers /api/shape.
+    skip_meta = predicted is not None and param_bytes + input_bytes > 64 * settings.memory_limit_bytes
+    if not skip_meta:
+        with collect_warnings(caught):
+            plan.meta_shapes = _meta_forward(plan)
+    out_shapes = plan.meta_shapes or (plan.predicted_shapes or [])
+    output_bytes = sum(tensor_bytes(tuple(s), dtype) for s in out_shapes)
+    plan.estimate_bytes = param_bytes + input_bytes + output_bytes
+    if plan.estimate_bytes > limit:
+        raise refuse(
+            f"this request needs about {human(plan.estimate_bytes)} (parameters {human(param_bytes)}, inputs "
+            f"{human(input_bytes)}, outputs {human(output_bytes)})",
+            plan.estimate_bytes, settings.memory_limit_bytes,
+        )
+    return plan
+
+
+def _meta_forward(plan: Plan) -> list[tuple[int, ...]] | None:
+    """Output shapes from a forward pass on the meta device; None where torch has no meta kernel."""
+    xs = [torch.empty(p.shape, dtype=p.dtype, device="meta") for p in plan.inputs]
+    plan.meta.train(plan.train)
+    sink: dict[str, Any] = {}
+    try:
+        with torch.no_grad(), tracing(plan.meta, sink):
+            result = plan.meta(*xs)
+    except LayerExplorerError:
+        raise
+    except TORCH_FAULTS as exc:
+        if classify(exc, meta=True).kind == "no_meta":  # the formula (and the real run) decide
+            plan.meta_trace = sink.get("trace")
+            return None
+        raise plan.forward_error(exc) from None
+    plan.meta_trace = sink.get("trace")
+    return [tuple(t.shape) for _, t in tensors.flatten_outputs(result, plan.spec.outputs)]

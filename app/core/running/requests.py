@@ -1,0 +1,135 @@
+"""The requests the API serves, as plain functions of (registry, request body, settings).
+
+Each takes the decoded JSON body and returns plain JSON-able data (or bytes), so that it can run in
+a worker process as it runs here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from app.core import tensors
+from app.core.catalog.spec import Registry
+from app.core.config import Settings
+from app.core.errors import InvalidRequest, NotExplainable
+from app.core.explaining.explain import explain_module
+from app.core.networks.containers import predict
+from app.core.networks.tree import LayerNode, find
+from app.core.running.execute import execute, run_child
+from app.core.running.plan import InputPlan, Plan, plan_request
+from app.core.running.respond import run_response, shape_response, trace_fields
+from app.core.running.script import script
+from app.core.schema import ExplainRequest, RunRequest, parse
+
+
+def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    """Build the layer, run a real forward pass, and describe everything it touched."""
+    req = parse(RunRequest, body)
+    if req.path:
+        return _run_child(registry, req, settings)
+    ex = execute(registry, req, settings)
+    response = run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan))
+    response.update(trace_fields(ex.module, ex.extra))
+    return response
+
+
+def _child_node(registry: Registry, network: Plan, path: str, module: torch.nn.Module) -> LayerNode:
+    """The child's config where the path runs through containers, else its catalog entry as built."""
+    found = find(network.node, path)
+    if found is not None:
+        return found
+    type_name = type(module).__name__
+    if type_name in registry:
+        return LayerNode(spec=registry.get(type_name), args={})
+    return LayerNode(spec=dataclasses.replace(network.spec, type=type_name, rule=None, explain=None, container=None),
+                     args={})
+
+
+def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[str, Any]:
+    """One layer of a network as it ran inside it: the input it received, its weights there, its output."""
+    child = run_child(registry, req, settings)
+    network = child.execution.plan
+    node = _child_node(registry, network, req.path or "", child.module)
+    xs = child.inputs
+    shapes = [tuple(x.shape) for x in xs]
+    try:
+        predicted = predict(node, child.module, shapes)
+    except Exception:  # noqa: BLE001 - a layer built inside another (fc1 of a block) has no config here
+        predicted = None
+    plan = Plan(
+        node=node, meta=child.module, inputs=[InputPlan(s, "normal", x.dtype) for s, x in zip(shapes, xs)],
+        dtype=network.dtype, device=network.device, seed=network.seed, train=network.train,
+        predicted=predicted, meta_shapes=None, estimate_bytes=network.estimate_bytes, warnings=network.warnings,
+    )
+    outputs = tensors.flatten_outputs(child.output, node.spec.outputs)
+    response = run_response(plan, child.module, xs, outputs, settings, code=script(network, child_path=req.path))
+    response.update(path=req.path, network_type=network.spec.type)
+    return response
+
+
+def output_tensor(registry: Registry, body: Any, settings: Settings, name: str | None) -> tuple[str, torch.Tensor]:
+    """One output tensor in full (for ``?format=npy``)."""
+    req = parse(RunRequest, body)
+    ex = execute(registry, req, settings, hooks=None)
+    if not ex.outputs:
+        raise InvalidRequest(f"{ex.plan.spec.type} returned no tensor")
+    if name is None:
+        return ex.outputs[0]
+    for n, t in ex.outputs:
+        if n == name:
+            return n, t
+    raise InvalidRequest(f"no output named {name!r}; outputs are {', '.join(n for n, _ in ex.outputs)}",
+                         field="tensor")
+
+
+def npy(registry: Registry, body: Any, settings: Settings, name: str | None) -> tuple[str, bytes]:
+    """``?format=npy``: the output's name and its bytes as a NumPy .npy file."""
+    out_name, t = output_tensor(registry, body, settings, name)
+    return out_name, tensors.npy_bytes(t)
+
+
+def shape(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    """Output shapes, parameter shapes and formulas without allocating a tensor."""
+    req = parse(RunRequest, body)
+    # nothing is allocated here, so the memory limit does not apply: the estimate is reported
+    plan = plan_request(registry, req, settings, enforce_limit=False)
+    trace = plan.meta_trace if plan.meta_trace is not None else plan.predicted_trace
+    return shape_response(plan, settings, trace)
+
+
+def explain(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    """One output element recomputed by hand from its inputs, weights and bias."""
+    req = parse(ExplainRequest, body)
+    if req.path:
+        return _explain_child(registry, req, settings)
+    ex = execute(registry, req, settings, hooks=None)
+    names = [n for n, _ in ex.outputs]
+    wanted = req.output or names[0]
+    if wanted not in names:
+        raise NotExplainable(f"no output named {wanted!r}; outputs are {', '.join(names)}", field="output")
+    return explain_module(ex.plan.spec, ex.module, ex.inputs, dict(ex.outputs)[wanted], req.index)
+
+
+def _explain_child(registry: Registry, req: ExplainRequest, settings: Settings) -> dict[str, Any]:
+    """Explain an element of the output of the child at ``req.path``, on the input it really got."""
+    child = run_child(registry, req, settings)
+    node = _child_node(registry, child.execution.plan, req.path or "", child.module)
+    if node.spec.explain is None:
+        raise NotExplainable(f"layer {req.path} ({node.spec.type}) has no manual computation", field="path")
+    out = child.output[0] if isinstance(child.output, (tuple, list)) else child.output
+    result = explain_module(node.spec, child.module, child.inputs, out, req.index)
+    result["path"] = req.path
+    result["input_shapes"] = [list(a.shape) for a in child.inputs]
+    return result
+
+
+def warm_up(registry: Registry, settings: Settings) -> None:
+    """Run a few catalog examples once: torch initialises its meta and CPU kernels lazily (about
+    0.4 s on the first conv), which would otherwise land on the first user's request."""
+    for type_name in ("Linear", "Conv2d", "MaxPool2d"):
+        example = registry.get(type_name).example
+        shape(registry, example, settings)
+        run(registry, example, settings)

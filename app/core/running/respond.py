@@ -1,0 +1,96 @@
+"""Response JSON for /api/run and /api/shape: tensors, parameters, shapes, formulas, windows, trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.core import tensors
+from app.core.config import Settings
+from app.core.explaining.windows import window_map
+from app.core.networks.trace import is_network, totals
+from app.core.running.plan import Plan
+
+
+def params_json(module: nn.Module, settings: Settings, *, with_data: bool) -> list[dict[str, Any]]:
+    out = []
+    for name, p in module.named_parameters():
+        entry = {"name": name, "shape": list(p.shape), "numel": int(p.numel()), "dtype": tensors.dtype_name(p.dtype)}
+        if with_data and p.device.type != "meta":
+            t = tensors.tensor_json(name, p, max_elements=settings.max_elements)
+            entry.update({k: t[k] for k in ("data", "summary", "preview", "preview_step") if k in t})
+        out.append(entry)
+    return out
+
+
+def shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, Any]:
+    predicted = plan.predicted_shapes
+    formulas = [[d.to_dict() for d in dims] for dims in plan.predicted] if plan.predicted else []
+    fields: dict[str, Any] = {
+        "predicted_shapes": predicted,
+        "predicted_shape": (predicted[0] if predicted and len(predicted) == 1 else predicted),
+        "formula": formulas[0] if formulas else [],
+        "formulas": formulas,
+    }
+    if real is not None:
+        fields["shape_check"] = None if predicted is None else [list(s) for s in real] == [list(s) for s in predicted]
+    return fields
+
+
+def run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs: list[tuple[str, torch.Tensor]],
+                 settings: Settings, *, code: str) -> dict[str, Any]:
+    return {
+        "type": plan.spec.type,
+        "repr": repr(module),
+        "device": str(plan.device),
+        "dtype": tensors.dtype_name(plan.dtype),
+        "seed": plan.seed,
+        "train": plan.train,
+        "inputs": [
+            tensors.tensor_json(spec.name, t, max_elements=settings.max_elements)
+            for spec, t in zip(plan.spec.inputs, xs)
+        ],
+        "output": tensors.tensor_json(*outputs[0], max_elements=settings.max_elements) if outputs else None,
+        "outputs": [tensors.tensor_json(n, t, max_elements=settings.max_elements) for n, t in outputs],
+        "params": params_json(module, settings, with_data=True),
+        "param_count": sum(p.numel() for p in module.parameters()),
+        **shape_fields(plan, [tuple(t.shape) for _, t in outputs]),
+        "windows": window_map(plan, settings),
+        "code": code,
+        "warnings": plan.warnings,
+    }
+
+
+def shape_response(plan: Plan, settings: Settings, trace: list[dict[str, Any]] | None) -> dict[str, Any]:
+    if plan.meta_shapes is not None:
+        out_shapes, source = [list(s) for s in plan.meta_shapes], "meta"
+    elif plan.predicted_shapes is not None:
+        out_shapes, source = plan.predicted_shapes, "formula"
+    else:
+        out_shapes, source = [], "unknown"
+    response = {
+        "type": plan.spec.type,
+        "repr": repr(plan.meta),
+        "output_shape": out_shapes[0] if len(out_shapes) == 1 else out_shapes,
+        "output_shapes": out_shapes,
+        "output_names": plan.spec.outputs[: len(out_shapes)],
+        "source": source,
+        "params": params_json(plan.meta, settings, with_data=False),
+        "param_count": sum(p.numel() for p in plan.meta.parameters()),
+        "estimate_bytes": plan.estimate_bytes,
+        **shape_fields(plan, [tuple(s) for s in plan.meta_shapes] if plan.meta_shapes is not None else None),
+        "windows": window_map(plan, settings),
+        "warnings": plan.warnings,
+    }
+    if trace is not None and is_network(plan.meta):
+        response.update(trace=trace, totals=totals(trace, plan.meta))
+    return response
+
+
+def trace_fields(module: nn.Module, extra: dict[str, Any]) -> dict[str, Any]:
+    """The trace of a network's real run, and its totals."""
+    if not is_network(module) or "trace" not in extra:
+        return {}
+    return {"trace": extra["trace"], "totals": totals(extra["trace"], module)}

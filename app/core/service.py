@@ -1,0 +1,23 @@
+"""The one door from the web layer into the torch side: what ``app.api`` may call.
+
+Every function takes plain data (the decoded JSON body, :class:`Settings`) and returns plain data,
+so that it can be called in this process or in a worker process alike.
+"""
+
+from __future__ import annotations
+
+from app.core.catalog.plugins import PluginError
+from app.core.catalog.spec import LayerSpec, Registry
+from app.core.config import Settings
+from app.core.errors import BadRequest, LayerExplorerError, TooLarge
+from app.core.presets import presets
+from app.core.registry import default_registry
+from app.core.running.devices import list_devices, resolve_device
+from app.core.running.requests import explain, npy, output_tensor, run, shape, warm_up
+from app.core.schema import ExplainRequest, RunRequest
+
+__all__ = [
+    "BadRequest", "ExplainRequest", "LayerExplorerError", "LayerSpec", "PluginError", "Registry", "RunRequest",
+    "Settings", "TooLarge", "default_registry", "explain", "list_devices", "npy", "output_tensor", "presets",
+    "resolve_device", "run", "shape", "warm_up",
+]
