@@ -56,6 +56,8 @@ def _describe(p: ParamSpec) -> str:
         text = f"one of {options}" if p.type == "str" else f"{text}, or one of {options}"
     if p.nullable:
         text += ", or null"
+    if p.nullable_items:
+        text += " (an entry may be null: that dimension keeps the input's size)"
     return text
 
 
@@ -125,13 +127,14 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         if check(value):
             _check_bounds(p, value, field, type_name)
             return value if t == "ints" else float(value)
-        if isinstance(value, list) and value and all(check(v) for v in value):
+        if isinstance(value, list) and value and all(check(v) or (v is None and p.nullable_items) for v in value):
             if p.length and len(value) != p.length:
                 raise InvalidArgument(
                     f"{type_name}: {p.name} must be {_describe(p)}; got a list of {len(value)}", field=field
                 )
             for v in value:
-                _check_bounds(p, v, field, type_name)
+                if v is not None:
+                    _check_bounds(p, v, field, type_name)
             if p.length == 1:
                 # 1-d layers take a plain number everywhere; some (LPPool1d) break on a 1-tuple
                 return value[0] if t == "ints" else float(value[0])

@@ -37,6 +37,8 @@ class ParamSpec:
     exclusive_minimum: bool = False
     length: int | None = None
     doc: str = ""
+    #: a list may hold null entries (an adaptive pool's output_size: null keeps that dimension)
+    nullable_items: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -52,6 +54,8 @@ class ParamSpec:
                 out[key] = value
         if self.exclusive_minimum:
             out["exclusive_minimum"] = True
+        if self.nullable_items:
+            out["nullable_items"] = True
         if self.doc:
             out["doc"] = self.doc
         return out

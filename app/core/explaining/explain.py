@@ -221,15 +221,21 @@ def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
         k = math.prod(geo.kernel)
         # torch: (avg_pool(x^p) · K)^(1/p); a ceil_mode window cut short averages fewer cells
         count = len(values) + n_pad
-        s = sum(v**p for v in values) / count * k
+        s = sum(_real_pow(v, p) for v in values) / count * k
         result["divisor"] = count
         result["norm_type"] = p
-        # like torch.pow: a negative base has a real root only for an integer exponent (p = 1)
-        inv = 1 / p
-        result["manual"] = s**inv if s >= 0 else (s ** int(inv) if inv.is_integer() else float("nan"))
+        result["manual"] = _real_pow(s, 1 / p)
     else:
         raise NotExplainable(f"{name} has no manual computation")
     return result
+
+
+def _real_pow(base: float, exponent: float) -> float:
+    """``base ** exponent`` as torch.pow computes it on real numbers: NaN, not a complex number, for
+    a negative base and a fractional exponent."""
+    if base < 0 and not float(exponent).is_integer():
+        return float("nan")
+    return base**exponent
 
 
 def _torch_argmax(module: nn.Module, x: torch.Tensor, index: tuple[int, ...], batched: bool, n: int) -> list[int]:

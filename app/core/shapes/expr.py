@@ -96,11 +96,14 @@ class Sym(Expr):
         return self.v
 
     def text(self, subst: bool = False) -> str:
-        return str(self.v) if subst else self.name
+        # a negative value (negative padding) stands in brackets: 4 + (−5), not 4 + -5
+        if subst:
+            return f"(−{-self.v})" if self.v < 0 else str(self.v)
+        return self.name
 
     def latex(self, subst: bool = False) -> str:
         if subst:
-            return str(self.v)
+            return f"({self.v})" if self.v < 0 else str(self.v)
         return self.tex if self.tex is not None else _tex_name(self.name)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from app.core.catalog.spec import Registry
 from app.core.catalog.entries import EXAMPLE_SPATIAL, inp, shape, torch_entry
+from app.core.errors import InvalidArgument
 from app.core.shapes.context import (
     SPATIAL_LETTERS, ShapeContext, sym_list,
 )
@@ -57,6 +58,14 @@ def conv_transpose(n: int) -> Rule:
         s = sym_list("stride", ctx.arg("stride"), n)
         p = sym_list("padding", ctx.arg("padding"), n)
         op = sym_list("output_padding", ctx.arg("output_padding"), n)
+        for j in range(n):
+            # torch's rule: the extra rows must fit inside one stride step or one dilation gap
+            if op[j].v >= s[j].v and op[j].v >= d[j].v:
+                raise InvalidArgument(
+                    f"{ctx.type}: output_padding ({op[j].v}) must be smaller than stride ({s[j].v}) or dilation "
+                    f"({d[j].v})" + (f" along {names[j]}" if n > 1 else ""),
+                    field="layer.output_padding",
+                )
         out = [
             Dim(f"{names[j]}_out", (spatial[j] - 1) * s[j] - 2 * p[j] + d[j] * (k[j] - 1) + op[j] + 1)
             for j in range(n)

@@ -12,57 +12,62 @@ from app.core.shapes.context import (
 )
 from app.core.shapes.expr import Dim, Sym
 from app.core.shapes.rules import (
-    Rule, check_positive,
+    Rule,
 )
 
-# Plain conventions (no "or" alternatives): padding_layer names dimensions from them, and
+# Plain conventions (no "or" alternatives): the rule names dimensions from them, and
 # convention_names reads an unbatched input as the convention without its leading N.
 _PAD_CONVENTION = {1: "(N, C, W_in)", 2: "(N, C, H_in, W_in)", 3: "(N, C, D_in, H_in, W_in)"}
 _PAD_EXAMPLE = {1: ([1, 2, 4], 2), 2: ([1, 1, 3, 3], 1), 3: ([1, 1, 2, 2, 2], 1)}
 
 
-def padding_layer(n: int) -> Rule:
-    """Padding layers: each of the last n dims grows by its (left, right) padding."""
+# Negative padding crops. How small the result may get, and how far a pad may reach into the input,
+# depends on the mode: torch's own limits, per mode.
+_LIMITS = {
+    # mode: (smallest output size, largest pad relative to the size it pads: "<" size or "<=" size)
+    "zeros": (0, None),
+    "constant": (0, None),
+    "reflect": (1, "<"),
+    "replicate": (1, None),
+    "circular": (0, "<="),
+}
+
+
+def _padding_rule(n: int, mode: str) -> Rule:
+    """Input: (N, C, *spatial_in) -> each of the last n dimensions grows by its (before, after) padding."""
+    smallest, reach = _LIMITS[mode]
+    letters = {1: ["W"], 2: ["H", "W"], 3: ["D", "H", "W"]}[n]
 
     def rule(ctx: ShapeContext) -> list[list[Dim]]:
         rank = ctx.expect_rank((n + 1, n + 2))
         pads = list(ctx.arg("padding"))
+        x = ctx.shape(0)
         dims = ctx.dims(0)
         out = [Dim(out_name(d.name), d) for d in dims[: rank - n]]
         # torch's padding tuple runs from the last dimension backwards: (left, right, top, bottom, ...)
         for j in range(n):
             axis = rank - n + j
+            size = x[axis]
             back = n - 1 - j
             before, after = pads[2 * back], pads[2 * back + 1]
-            expr = dims[axis] + Sym(f"padding[{2 * back}]", before) + Sym(f"padding[{2 * back + 1}]", after)
-            out.append(Dim(out_name(dims[axis].name), expr))
-        return [check_positive(ctx, out)]
-
-    return rule
-
-
-def _padding_rule(n: int, limit: str | None) -> Rule:
-    """Each of the last n dimensions grows by its (before, after) padding."""
-    base = padding_layer(n)
-
-    def rule(ctx: ShapeContext) -> list[list[Dim]]:
-        rank = ctx.expect_rank((n + 1, n + 2))
-        if limit:
-            pads = list(ctx.arg("padding"))
-            x = ctx.shape(0)
-            letters = {1: ["W"], 2: ["H", "W"], 3: ["D", "H", "W"]}[n]
-            for j in range(n):
-                size = x[rank - n + j]
-                back = n - 1 - j
-                for pad in (pads[2 * back], pads[2 * back + 1]):
-                    too_big = pad >= size if limit == "reflect" else pad > size
-                    if too_big:
-                        bound = "smaller than" if limit == "reflect" else "at most"
+            if reach is not None:
+                for pad in (before, after):
+                    if pad >= size if reach == "<" else pad > size:
+                        bound = "smaller than" if reach == "<" else "at most"
                         raise ctx.fail(
                             f"needs each padding to be {bound} the size it pads: padding {pad} along "
                             f"{letters[j]}_in = {size} (input shape {fmt_shape(x)})"
                         )
-        return base(ctx)
+            expr = dims[axis] + Sym(f"padding[{2 * back}]", before) + Sym(f"padding[{2 * back + 1}]", after)
+            value = expr.int_value()
+            if value < smallest:
+                least = "at least 1" if smallest else "not negative"
+                raise ctx.fail(
+                    f"would make {letters[j]}_out = {expr.text(True)} = {value}; in {mode} mode it must be {least}"
+                    f" (negative padding crops at most the whole input)"
+                )
+            out.append(Dim(out_name(dims[axis].name), expr))
+        return [out]
 
     return rule
 
@@ -70,12 +75,12 @@ def _padding_rule(n: int, limit: str | None) -> Rule:
 def register(reg: Registry) -> None:
     for n in (1, 2, 3):
         example, pad = _PAD_EXAMPLE[n]
-        for kind, limit in (("Zero", None), ("Constant", None), ("Reflection", "reflect"),
-                            ("Replication", None), ("Circular", "circular")):
+        for kind, mode in (("Zero", "zeros"), ("Constant", "constant"), ("Reflection", "reflect"),
+                           ("Replication", "replicate"), ("Circular", "circular")):
             args: dict[str, Any] = {"padding": pad}
             if kind == "Constant":
                 args["value"] = 3.5
             torch_entry(
                 reg, f"{kind}Pad{n}d", "padding", args, [inp(_PAD_CONVENTION[n])], [shape(*example)],
-                _padding_rule(n, limit),
+                _padding_rule(n, mode), params={"padding": {"minimum": None}},
             )

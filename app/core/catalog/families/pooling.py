@@ -111,11 +111,12 @@ def _fractional_rule(n: int) -> Rule:
                 ratios = ntuple(m.output_ratio, n)
                 expr = ScaledFloor(spatial[j], f"output_ratio[{j}]", float(ratios[j]))
             value = expr.int_value()
-            if value < 1 or value + k[j] - 1 > spatial[j].v:
+            # an output size of 0 is torch's empty result, not an error
+            if value < 0 or value + k[j] - 1 > spatial[j].v:
                 raise ctx.fail(
                     f"needs output size + kernel_size − 1 <= input size along {SPATIAL_LETTERS[n][j]}: "
                     f"{value} + {k[j]} − 1 > {spatial[j].v} (input shape {fmt_shape(x)})"
-                    if value >= 1 else f"would have {SPATIAL_LETTERS[n][j]}_out = {value}; use a larger output_ratio"
+                    if value >= 0 else f"would have {SPATIAL_LETTERS[n][j]}_out = {value}; use a larger output_ratio"
                 )
             out.append(Dim(f"{SPATIAL_LETTERS[n][j]}_out", expr))
         result = keep(dims[:-n]) + out
@@ -141,7 +142,7 @@ def _unpool_rule(n: int) -> Rule:
         p = sym_list("padding", ctx.arg("padding"), n)
         out = [Dim(f"{SPATIAL_LETTERS[n][j]}_out", (dims[-n + j] - 1) * s[j] - 2 * p[j] + k[j]) for j in range(n)]
         for d in out:
-            if d.expr.int_value() < 1:
+            if d.expr.int_value() < 0:  # 0 is torch's empty result
                 raise ctx.fail(f"would have {d.name} = {d.expr.text(True)} = {d.expr.int_value()}")
         return [keep(dims[:-n]) + out]
 
@@ -177,12 +178,12 @@ def register_pool(reg: Registry) -> None:
         )
         torch_entry(
             reg, f"AdaptiveAvgPool{n}d", "pool", {"output_size": 3 if n < 3 else 2}, [inp(_SPATIAL[n])], example,
-            adaptive_pool(n), params={"output_size": {"minimum": 1, "nullable": True}},
+            adaptive_pool(n), params={"output_size": {"minimum": 1, "nullable": False, "nullable_items": n > 1}},
         )
         torch_entry(
             reg, f"AdaptiveMaxPool{n}d", "pool", {"output_size": 3 if n < 3 else 2}, [inp(_SPATIAL[n])], example,
             adaptive_pool(n), outputs=["output", "indices"],
-            params={"output_size": {"minimum": 1, "nullable": True}},
+            params={"output_size": {"minimum": 1, "nullable": False, "nullable_items": n > 1}},
         )
 
 
@@ -192,7 +193,7 @@ def register_more(reg: Registry) -> None:
         torch_entry(
             reg, f"FractionalMaxPool{n}d", "pool", {"kernel_size": 2, "output_size": 3},
             [inp(_POOL_CONVENTION[n])], [example], _fractional_rule(n), outputs=["output", "indices"],
-            params={"output_ratio": {"minimum": 0, "exclusive_minimum": True, "maximum": 1}, "output_size": {"minimum": 1}},
+            params={"output_ratio": {"minimum": 0, "exclusive_minimum": True, "maximum": 1}, "output_size": {"minimum": 0}},
         )
     for n in (1, 2, 3):
         torch_entry(

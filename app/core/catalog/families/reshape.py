@@ -170,7 +170,8 @@ def _upsample_rule(ctx: ShapeContext) -> list[list[Dim]]:
         for j in range(n):
             name = "scale_factor" if not isinstance(m.scale_factor, (tuple, list)) else f"scale_factor[{j}]"
             expr = ScaledFloor(dims[2 + j], name, float(factors[j]))
-            if expr.int_value() < 1:
+            # 'area' is adaptive average pooling, which returns an empty tensor for 0; the others refuse
+            if expr.int_value() < (0 if mode == "area" else 1):
                 raise ctx.fail(f"would make {letters[j]}_out = {expr.text(True)} = {expr.int_value()}; use a larger scale_factor")
             out.append(Dim(f"{letters[j]}_out", expr))
     else:
