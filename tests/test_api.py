@@ -105,7 +105,7 @@ def test_shape_endpoint_does_not_allocate(api):
     d = r.json()
     assert r.status_code == 200
     assert d["output_shape"] == [64, 512, 222, 222]
-    assert d["source"] == "meta"
+    assert d["source"] == "formula"
     assert d["estimate_bytes"] > 10 * 1024**3  # tens of GB described, none allocated
     assert d["params"][0] == {"name": "weight", "shape": [512, 512, 3, 3], "numel": 2359296, "dtype": "float32"}
 

@@ -12,6 +12,7 @@ from app.core.registry import default_registry
 REGISTRY = default_registry()
 SPECS = list(REGISTRY)
 SETTINGS = Settings()
+META_CHECK = Settings(meta_check=True)
 
 # torch.nn classes deliberately not in the catalog, each with the reason.
 EXCLUDED = {
@@ -55,6 +56,18 @@ def test_shape_endpoint_agrees_without_allocating(spec):
     run = service.run(REGISTRY, spec.example, SETTINGS)
     assert response["output_shapes"] == [o["shape"] for o in run["outputs"]]
     assert response["param_count"] == run["param_count"]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)
+def test_formula_meta_and_real_agree(spec):
+    # /api/shape answers from the formula; with meta_check the meta pass runs beside it
+    response = service.shape(REGISTRY, spec.example, META_CHECK)
+    run = service.run(REGISTRY, spec.example, SETTINGS)
+    real = [o["shape"] for o in run["outputs"]]
+    assert response["source"] == "formula"
+    assert response["output_shapes"] == real
+    if "meta_shapes" in response:  # absent only where torch has no meta kernel for the layer
+        assert response["meta_shapes"] == real and response["shape_check"] is True
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)

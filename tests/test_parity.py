@@ -19,6 +19,7 @@ from app.core import service
 
 REGISTRY = service.default_registry()
 SETTINGS = service.Settings()
+META_CHECK = service.Settings(meta_check=True)
 FAST = settings(
     max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "60")),
     deadline=None,
@@ -43,7 +44,7 @@ def _check(body: dict, inputs: list[torch.Tensor]) -> list[list[int]] | None:
     answers = {}
     for name in ("shape", "run"):
         try:
-            answers[name] = getattr(service, name)(REGISTRY, body, SETTINGS)
+            answers[name] = getattr(service, name)(REGISTRY, body, META_CHECK if name == "shape" else SETTINGS)
         except service.LayerExplorerError as exc:
             assert exc.status < 500, exc.detail
             assert expected is None, f"/api/{name} refused what torch runs ({expected}): {exc.detail}"
@@ -57,6 +58,8 @@ def _check(body: dict, inputs: list[torch.Tensor]) -> list[list[int]] | None:
     assert run is not None and [o["shape"] for o in run["outputs"]] == expected
     if shape["predicted_shapes"] is not None:
         assert shape["predicted_shapes"] == expected
+    if "meta_shapes" in shape:
+        assert shape["meta_shapes"] == expected
     return expected
 
 

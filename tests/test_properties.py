@@ -16,6 +16,8 @@ from app.core.registry import default_registry
 
 REGISTRY = default_registry()
 SETTINGS = Settings()
+# the meta pass runs beside the formula, so that each case checks formula == meta == real
+META_CHECK = Settings(meta_check=True)
 # CI runs a fixed (derandomized) sample so a red build is reproducible; locally each run explores
 # new cases. HYPOTHESIS_EXAMPLES raises the count for a deeper search.
 FAST = settings(
@@ -28,7 +30,7 @@ FAST = settings(
 
 def _shapes_agree(body):
     try:
-        planned = service.shape(REGISTRY, body, SETTINGS)
+        planned = service.shape(REGISTRY, body, META_CHECK)
     except LayerExplorerError as exc:
         # a refusal must come before torch is asked, and torch must refuse it too
         assert exc.status < 500
@@ -44,7 +46,9 @@ def _shapes_agree(body):
         # with an input smaller than the kernel, padding notwithstanding): still a clear 4xx
         assert exc.status == 422 and "cannot run" in exc.detail
         return None
-    assert planned["predicted_shapes"] == planned["output_shapes"] == [o["shape"] for o in real["outputs"]]
+    real_shapes = [o["shape"] for o in real["outputs"]]
+    assert planned["predicted_shapes"] == planned["output_shapes"] == real_shapes
+    assert planned["meta_shapes"] == real_shapes
     return real
 
 

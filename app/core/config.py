@@ -31,6 +31,8 @@ class Settings:
     max_window_cells: int = 200_000
     #: plugin modules imported at start-up (chosen by whoever starts the server)
     plugins: tuple[str, ...] = field(default_factory=tuple)
+    #: also run the meta pass where a formula answers, and report its shapes (tests of the formulas)
+    meta_check: bool = False
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -68,6 +68,10 @@ def _num(x: float) -> str:
 def _check_bounds(p: ParamSpec, v: float, field: str, type_name: str) -> None:
     if not math.isfinite(v):
         raise InvalidArgument(f"{type_name}: {p.name} must be a finite number, got {v}", field=field)
+    if isinstance(v, int) and not -(2**63) <= v < 2**63:
+        # torch keeps integer arguments in 64 bits: larger ones fail deep inside its C++ code
+        raise InvalidArgument(f"{type_name}: {p.name} must fit in 64 bits (|value| < 2**63); got {_fmt(v)}",
+                              field=field)
     too_small = p.minimum is not None and (v <= p.minimum if p.exclusive_minimum else v < p.minimum)
     too_big = p.maximum is not None and v > p.maximum
     if too_small or too_big:

@@ -127,12 +127,17 @@ def data(values: Any, dtype: str | None = None) -> dict[str, Any]:
     return out
 
 
-def hooked(cls: type, hook: Callable[..., Any]) -> Callable[..., nn.Module]:
-    """Build the plain torch module, with a forward pre-hook (the class and its repr stay torch's)."""
+def hooked(cls: type, hook: Callable[..., Any] | None = None, *,
+           check: Callable[[dict[str, Any]], None] | None = None) -> Callable[..., nn.Module]:
+    """Build the plain torch module (its class and repr stay torch's), with ``check`` run on the
+    arguments first and ``hook`` as a forward pre-hook on the inputs."""
 
     def build(**kwargs: Any) -> nn.Module:
+        if check is not None:
+            check(kwargs)
         module = cls(**kwargs)
-        module.register_forward_pre_hook(hook)
+        if hook is not None:
+            module.register_forward_pre_hook(hook)
         return module
 
     build.__name__ = cls.__name__

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.core.shapes.context import ntuple
+from app.core.torch_errors import TORCH_FAULTS, torch_message
 
 _CONV_GEOMETRY = ("kernel_size", "stride", "padding", "dilation", "padding_mode")
 
@@ -275,5 +276,8 @@ def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
         return {"omitted": f"{cells} window cells is more than this server lists ({settings.max_window_cells})"}
     if math.prod(in_shape[-n:]) > 4 * settings.max_window_cells:
         return {"omitted": "the input is too large to list window positions"}
-    geo = geometry_for(module, spec.explain, in_shape, out_shape, n)
+    try:
+        geo = geometry_for(module, spec.explain, in_shape, out_shape, n)
+    except TORCH_FAULTS as exc:  # the probe is the layer itself: what it refuses, the run reports
+        return {"omitted": f"torch refused the window probe: {torch_message(exc)}"}
     return geometry_json(geo, module) if geo is not None else None

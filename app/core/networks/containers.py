@@ -14,9 +14,9 @@ from torch import nn
 
 from app.core.catalog.families.tutorial import class_source
 from app.core.catalog.spec import ContainerSpec, InputSpec, LayerSpec, ParamSpec, Registry
-from app.core.errors import ShapeMismatch
+from app.core.errors import InvalidRequest, ShapeMismatch
 from app.core.networks.trace import trace_entry
-from app.core.networks.tree import LayerNode, join
+from app.core.networks.tree import LayerNode, join, walk
 from app.core.shapes.context import ShapeContext, fmt_shape
 from app.core.shapes.expr import Dim
 
@@ -64,9 +64,11 @@ def _chain(node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], pr
     current = [tuple(s) for s in shapes]
     outputs: list[list[Dim]] | None = []
     previous: tuple[str, str] | None = None
-    for path, child in node.children():
+    children = list(node.children())
+    for k, (path, child) in enumerate(children):
         full = join(prefix, path)
         child_module = module.get_submodule(path)
+        one_input(child, full)
         try:
             outputs = predict(child, child_module, current, prefix=full, trace=trace)
         except ShapeMismatch as exc:
@@ -75,10 +77,47 @@ def _chain(node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], pr
             return None
         out_shapes = [_ints(dims) for dims in outputs]
         trace.append(trace_entry(full, child_module, child.spec.type, current, out_shapes))
-        # a chain passes only the first output on (an LSTM's output, not its state)
-        current = out_shapes[:1]
+        if len(out_shapes) > 1 and k < len(children) - 1:
+            raise one_output(child, full, f"the next layer, {join(prefix, children[k + 1][0])}, would receive")
+        current = out_shapes
         previous = (full, child.spec.type)
     return outputs
+
+
+def check_structure(root: LayerNode) -> None:
+    """Before anything is built: every layer a container holds can be called with one tensor."""
+    for path, node in walk(root):
+        for child_path, child in node.children():
+            one_input(child, join(path, child_path))
+
+
+def one_input(child: LayerNode, path: str) -> None:
+    """A layer inside a network is called with one tensor: the previous layer's output."""
+    required = [i for i in child.spec.inputs if not i.optional]
+    if len(required) == 1:
+        return
+    names = ", ".join(i.name for i in required)
+    if child.spec.family == "loss":
+        hint = "A loss compares an output with a target: run it on its own, on the network's output."
+    elif len(required) == 3:
+        hint = "For self-attention inside a network, use TransformerEncoderLayer, which takes one input."
+    else:
+        hint = "Run it on its own, with all its inputs."
+    raise InvalidRequest(
+        f"layer {path} ({child.spec.type}) takes {len(required)} inputs ({names}), but inside a network each layer "
+        f"is called with one tensor, the previous layer's output. {hint}",
+        field=child.field,
+    )
+
+
+def one_output(child: LayerNode, path: str, who: str) -> ShapeMismatch:
+    """A layer that returns a tuple (an LSTM's output and state) cannot feed another layer or a sum."""
+    names = ", ".join(child.spec.outputs)
+    return ShapeMismatch(
+        f"layer {path} ({child.spec.type}) returns a tuple ({names}); {who} the whole tuple, not a tensor. "
+        f"Put it last in a Sequential, or use it on its own.",
+        field=child.field, path=path,
+    )
 
 
 def _named(exc: ShapeMismatch, child: LayerNode, path: str, previous: tuple[str, str] | None,
@@ -102,10 +141,16 @@ def _residual(node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]],
     shortcut = node.slots.get("shortcut")
     short = None
     if shortcut is not None:
+        one_input(shortcut, join(prefix, "shortcut"))
         try:
             short = predict(shortcut, module.shortcut, shapes, prefix=join(prefix, "shortcut"), trace=trace)
         except ShapeMismatch as exc:
             raise _named(exc, shortcut, join(prefix, "shortcut"), None, list(shapes), trace) from None
+        if short is not None and len(short) > 1:
+            raise one_output(shortcut, join(prefix, "shortcut"), "the residual sum would receive")
+    if body is not None and len(body) > 1:
+        last_path, last = list(body_node.children())[-1]
+        raise one_output(last, join(prefix, "body", last_path), "the residual sum body(x) + shortcut(x) would receive")
     if body is None or (shortcut is not None and short is None):
         return None
     body_shape = _ints(body[0])

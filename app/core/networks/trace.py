@@ -18,10 +18,13 @@ from app.core.catalog.families.tutorial import BasicLinear
 
 
 def trace_entry(path: str, module: nn.Module, type_name: str, input_shapes: Sequence[Sequence[int]],
-                output_shapes: Sequence[Sequence[int]], *, macs: int | None = None,
-                activation_bytes: int | None = None) -> dict[str, Any]:
-    """One submodule call: where it sits, what it took and gave, its parameters and cost."""
+                output_shapes: Sequence[Sequence[int]], *, element_size: int | None = None) -> dict[str, Any]:
+    """One submodule call: where it sits, what it took and gave, its parameters and cost.
+
+    The same entry whether the shapes were predicted by the formulas or recorded during a forward pass.
+    """
     outputs = [list(s) for s in output_shapes]
+    size = element_size if element_size is not None else _element_size(module)
     return {
         "path": path,
         "type": type_name,
@@ -31,27 +34,32 @@ def trace_entry(path: str, module: nn.Module, type_name: str, input_shapes: Sequ
         "output_shape": outputs[0] if outputs else None,
         "output_shapes": outputs,
         "param_count": sum(p.numel() for p in module.parameters()),
-        "macs": macs,
-        "activation_bytes": activation_bytes,
+        "macs": macs(module, input_shapes, outputs),
+        "activation_bytes": math.prod(outputs[0]) * size if outputs else None,
     }
 
 
-def macs(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> int | None:
+def _element_size(module: nn.Module) -> int:
+    p = next(module.parameters(), None)
+    return p.element_size() if p is not None else 4
+
+
+def macs(module: nn.Module, input_shapes: Sequence[Sequence[int]], output_shapes: Sequence[Sequence[int]]) -> int | None:
     """Multiply-adds of one call, for the layers where the count is well defined."""
-    out = output[0] if isinstance(output, (tuple, list)) else output
-    if not isinstance(out, torch.Tensor):
+    if not output_shapes:
         return None
+    out = math.prod(output_shapes[0])
     if isinstance(module, nn.Linear):
-        return out.numel() * module.in_features
+        return out * module.in_features
     if isinstance(module, nn.Bilinear):
-        return out.numel() * module.in1_features * module.in2_features
+        return out * module.in1_features * module.in2_features
     if isinstance(module, BasicLinear):
-        return out.numel() * module.weights.shape[1]
+        return out * module.weights.shape[1]
     if isinstance(module, nn.modules.conv._ConvNd):
         kernel = math.prod(module.kernel_size)
         if module.transposed:
-            return inputs[0].numel() * (module.out_channels // module.groups) * kernel
-        return out.numel() * (module.in_channels // module.groups) * kernel
+            return math.prod(input_shapes[0]) * (module.out_channels // module.groups) * kernel
+        return out * (module.in_channels // module.groups) * kernel
     if not any(True for _ in module.parameters(recurse=False)) and not list(module.children()):
         return 0
     return None
@@ -70,24 +78,21 @@ def tracing(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
     """Record every submodule call (pre-order, as execution enters it) into ``sink['trace']``."""
     entries: list[dict[str, Any]] = []
     handles = []
-    stack: list[tuple[int, tuple[Any, ...]]] = []
+    stack: list[int] = []
     for path, module in root.named_modules():
         if not path:
             continue
 
         def pre(mod: nn.Module, args: tuple[Any, ...], path: str = path) -> None:
             entries.append(trace_entry(path, mod, type(mod).__name__, shapes_of(args), []))
-            stack.append((len(entries) - 1, args))
+            stack.append(len(entries) - 1)
 
-        def post(mod: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            index, _ = stack.pop()
+        def post(mod: nn.Module, args: tuple[Any, ...], output: Any, path: str = path) -> None:
+            index = stack.pop()
             out = output[0] if isinstance(output, (tuple, list)) else output
-            entries[index].update(
-                output_shapes=shapes_of(output),
-                output_shape=(shapes_of(output) or [None])[0],
-                macs=macs(mod, args, output),
-                activation_bytes=out.numel() * out.element_size() if isinstance(out, torch.Tensor) else None,
-            )
+            size = out.element_size() if isinstance(out, torch.Tensor) else None
+            entries[index] = trace_entry(path, mod, type(mod).__name__, shapes_of(args), shapes_of(output),
+                                         element_size=size)
 
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))

@@ -25,7 +25,7 @@ from app.core.catalog.args import tensor_from_json
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch
-from app.core.networks.containers import predict
+from app.core.networks.containers import check_structure, predict
 from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, build, resolve
 from app.core.running.devices import resolve_device, resolve_dtype
@@ -145,6 +145,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
     device = resolve_device(req.device, settings)
     dtype = resolve_dtype(req.dtype)
     node = resolve(registry, req.layer, field="layer")
+    check_structure(node)
     spec = node.spec
     # Inputs given as data are checked (and their size counted) before anything else is built.
     plans = _input_plans(spec, req, dtype, settings)
@@ -177,7 +178,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
         predicted = predict(node, meta, shapes, trace=trace)
     except (LayerExplorerError, ZeroDivisionError):
         raise
-    except (IndexError, KeyError, TypeError, ValueError) as exc:
+    except (IndexError, KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ShapeMismatch(
             f"{spec.type} cannot take input shape(s) {', '.join(fmt_shape(s) for s in shapes)}: {exc}",
             field="inputs",
@@ -185,13 +186,13 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
 
     plan = Plan(node=node, meta=meta, inputs=plans, dtype=dtype, device=device, seed=req.seed, train=req.train,
                 predicted=predicted, meta_shapes=None, estimate_bytes=0, warnings=caught, predicted_trace=trace)
-    # Meta kernels allocate nothing, but some (bilinear's decomposition) still take time that grows
-    # with the sizes; far past the limit, the formula alone answers /api/shape.
-    skip_meta = predicted is not None and param_bytes + input_bytes > 64 * settings.memory_limit_bytes
-    if not skip_meta:
+    # Formula first: a layer's own formula answers in microseconds at any size, while a meta pass
+    # costs time that grows with the sizes (hours for a deep LSTM over a long sequence). The meta
+    # device is asked only where there is no formula, or when checking formulas against it.
+    if predicted is None or settings.meta_check:
         with collect_warnings(caught):
             plan.meta_shapes = _meta_forward(plan)
-    out_shapes = plan.meta_shapes or (plan.predicted_shapes or [])
+    out_shapes = plan.predicted_shapes or plan.meta_shapes or []
     output_bytes = sum(tensor_bytes(tuple(s), dtype) for s in out_shapes)
     plan.estimate_bytes = param_bytes + input_bytes + output_bytes
     if plan.estimate_bytes > limit:

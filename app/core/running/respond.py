@@ -64,10 +64,10 @@ def run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs:
 
 
 def shape_response(plan: Plan, settings: Settings, trace: list[dict[str, Any]] | None) -> dict[str, Any]:
-    if plan.meta_shapes is not None:
-        out_shapes, source = [list(s) for s in plan.meta_shapes], "meta"
-    elif plan.predicted_shapes is not None:
+    if plan.predicted_shapes is not None:
         out_shapes, source = plan.predicted_shapes, "formula"
+    elif plan.meta_shapes is not None:
+        out_shapes, source = [list(s) for s in plan.meta_shapes], "meta"
     else:
         out_shapes, source = [], "unknown"
     response = {
@@ -84,6 +84,8 @@ def shape_response(plan: Plan, settings: Settings, trace: list[dict[str, Any]] |
         "windows": window_map(plan, settings),
         "warnings": plan.warnings,
     }
+    if plan.meta_shapes is not None:
+        response["meta_shapes"] = [list(s) for s in plan.meta_shapes]
     if trace is not None and is_network(plan.meta):
         response.update(trace=trace, totals=totals(trace, plan.meta))
     return response

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-import torch
 from torch import nn
 
 from app.core.catalog.spec import Registry
+from app.core.catalog import guards
 from app.core.catalog.entries import hooked, inp, shape, torch_entry
-from app.core.errors import InvalidRequest
 from app.core.shapes.context import (
     ShapeContext, fmt_shape, generic_names, keep, syms,
 )
 from app.core.shapes.expr import Dim, Expr, Sym
-
-def _check_indices(module: nn.Module, args: tuple[Any, ...]) -> None:
-    """Embedding/EmbeddingBag: an index outside [0, num_embeddings) is the user's input, not a crash."""
-    x = args[0] if args else None
-    if not isinstance(x, torch.Tensor) or x.device.type == "meta" or not x.numel() or x.is_floating_point():
-        return None
-    n = module.num_embeddings
-    lo, hi = int(x.min()), int(x.max())
-    if lo < 0 or hi >= n:
-        raise InvalidRequest(
-            f"{type(module).__name__}: input 0 holds the index {hi if hi >= n else lo}, but num_embeddings={n}, "
-            f"so every index must be between 0 and {n - 1}",
-            field="inputs[0]",
-        )
-    return None
-
-
 
 def _embedding_rule(ctx: ShapeContext) -> list[list[Dim]]:
     """Input (*) of indices -> output (*, H), H = embedding_dim."""
@@ -78,7 +59,7 @@ def register(reg: Registry) -> None:
         reg, "Embedding", "embedding", {"num_embeddings": 10, "embedding_dim": 3},
         [inp("(*)", "index", high="num_embeddings")], [shape(2, 4)], _embedding_rule,
         params={"max_norm": {"minimum": 0, "exclusive_minimum": True}},
-        factory=hooked(nn.Embedding, _check_indices),
+        factory=hooked(nn.Embedding, guards.embedding),
     )
     torch_entry(
         reg, "EmbeddingBag", "embedding", {"num_embeddings": 10, "embedding_dim": 3, "mode": "mean"},
@@ -87,5 +68,5 @@ def register(reg: Registry) -> None:
          inp("(B, N) or (N)", "uniform", name="per_sample_weights", optional=True)],
         [shape(2, 4)], _embedding_bag_rule,
         params={"mode": {"choices": ["sum", "mean", "max"]}, "max_norm": {"minimum": 0, "exclusive_minimum": True}},
-        factory=hooked(nn.EmbeddingBag, _check_indices),
+        factory=hooked(nn.EmbeddingBag, guards.embedding),
     )

@@ -8,7 +8,10 @@ from collections.abc import Callable
 import torch
 
 from app.core.catalog.spec import Registry
-from app.core.catalog.entries import data, inp, shape, torch_entry
+from torch import nn
+
+from app.core.catalog import guards
+from app.core.catalog.entries import hooked, data, inp, shape, torch_entry
 from app.core.shapes.context import (
     ShapeContext, fmt_shape, generic_names, keep, sym_list, syms,
 )
@@ -214,22 +217,26 @@ def register(reg: Registry) -> None:
         reg, "CrossEntropyLoss", "loss", {},
         [inp("(N, C) or (C) or (N, C, *)"), inp("(N) or () or (N, *)", "index", name="target", high="input0.shape[1]")],
         [shape(4, 5), shape(4)], loss(_class_targets(True)),
+        factory=hooked(nn.CrossEntropyLoss, guards.class_targets),
     )
     torch_entry(
         reg, "NLLLoss", "loss", {},
         [inp("(N, C) or (C) or (N, C, *)"), inp("(N) or () or (N, *)", "index", name="target", high="input0.shape[1]")],
         [shape(4, 5), shape(4)], loss(_class_targets(False)),
+        factory=hooked(nn.NLLLoss, guards.class_targets),
     )
     torch_entry(
         reg, "MultiMarginLoss", "loss", {},
         [inp("(N, C) or (C)"), inp("(N) or ()", "index", name="target", high="input0.shape[1]")],
         [shape(4, 5), shape(4)], loss(_multi_margin),
         params={"p": {"minimum": 1, "maximum": 2}},
+        factory=hooked(nn.MultiMarginLoss, guards.class_targets),
     )
     torch_entry(
         reg, "MultiLabelMarginLoss", "loss", {},
         [inp("(N, C) or (C)"), inp("(N, C) or (C)", "index", name="target", high="input0.shape[-1]")],
         [shape(2, 4), data([[3, 0, -1, 1], [1, 2, 3, -1]], "int64")], loss(_multi_margin),
+        factory=hooked(nn.MultiLabelMarginLoss, guards.multilabel_targets),
     )
     torch_entry(
         reg, "MultiLabelSoftMarginLoss", "loss", {},
@@ -272,12 +279,14 @@ def register(reg: Registry) -> None:
         [data([[[round(v, 4) for v in row] for row in step] for step in log_probs.tolist()]),
          data([[1, 2, 2]], "int64"), data([6], "int64"), data([3], "int64")],
         loss(_ctc), params={"blank": {"minimum": 0}},
+        factory=hooked(nn.CTCLoss, guards.ctc),
     )
     torch_entry(
         reg, "AdaptiveLogSoftmaxWithLoss", "loss", {"in_features": 16, "n_classes": 10, "cutoffs": [4, 8]},
         [inp("(N, in_features) or (in_features)"), inp("(N) or ()", "index", name="target", high="n_classes")],
         [shape(3, 16), shape(3)], _adaptive_log_softmax, outputs=["output", "loss"],
         params={"n_classes": {"minimum": 2}, "cutoffs": {"minimum": 1}, "div_value": {"minimum": 0, "exclusive_minimum": True}},
+        factory=hooked(nn.AdaptiveLogSoftmaxWithLoss, guards.n_classes_targets, check=guards.adaptive_softmax_sizes),
     )
     torch_entry(
         reg, "LinearCrossEntropyLoss", "loss", {"in_features": 8, "num_classes": 5},
@@ -285,4 +294,5 @@ def register(reg: Registry) -> None:
          inp("(N) or () or (N, *out_features)", "index", name="target", high="num_classes")],
         [shape(4, 8), shape(4)], loss(_linear_cross_entropy),
         params={"out_features": {"minimum": 1}},
+        factory=hooked(nn.LinearCrossEntropyLoss, guards.n_classes_targets),
     )

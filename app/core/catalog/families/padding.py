@@ -21,21 +21,21 @@ _PAD_CONVENTION = {1: "(N, C, W_in)", 2: "(N, C, H_in, W_in)", 3: "(N, C, D_in, 
 _PAD_EXAMPLE = {1: ([1, 2, 4], 2), 2: ([1, 1, 3, 3], 1), 3: ([1, 1, 2, 2, 2], 1)}
 
 
-# Negative padding crops. How small the result may get, and how far a pad may reach into the input,
-# depends on the mode: torch's own limits, per mode.
+# Negative padding crops, down to an empty dimension. How far a pad may reach into the input, and
+# whether every padded dimension may end up empty, depends on the mode: torch's own limits.
 _LIMITS = {
-    # mode: (smallest output size, largest pad relative to the size it pads: "<" size or "<=" size)
-    "zeros": (0, None),
-    "constant": (0, None),
-    "reflect": (1, "<"),
-    "replicate": (1, None),
-    "circular": (0, "<="),
+    # mode: (largest pad relative to the size it pads: "<" size or "<=" size, all padded dims may be 0)
+    "zeros": (None, True),
+    "constant": (None, True),
+    "reflect": ("<", False),
+    "replicate": (None, False),
+    "circular": ("<=", True),
 }
 
 
 def _padding_rule(n: int, mode: str) -> Rule:
     """Input: (N, C, *spatial_in) -> each of the last n dimensions grows by its (before, after) padding."""
-    smallest, reach = _LIMITS[mode]
+    reach, all_empty = _LIMITS[mode]
     letters = {1: ["W"], 2: ["H", "W"], 3: ["D", "H", "W"]}[n]
 
     def rule(ctx: ShapeContext) -> list[list[Dim]]:
@@ -60,13 +60,17 @@ def _padding_rule(n: int, mode: str) -> Rule:
                         )
             expr = dims[axis] + Sym(f"padding[{2 * back}]", before) + Sym(f"padding[{2 * back + 1}]", after)
             value = expr.int_value()
-            if value < smallest:
-                least = "at least 1" if smallest else "not negative"
+            if value < 0:
                 raise ctx.fail(
-                    f"would make {letters[j]}_out = {expr.text(True)} = {value}; in {mode} mode it must be {least}"
-                    f" (negative padding crops at most the whole input)"
+                    f"would make {letters[j]}_out = {expr.text(True)} = {value}: negative padding crops at most "
+                    f"the whole input"
                 )
             out.append(Dim(out_name(dims[axis].name), expr))
+        if not all_empty and all(d.expr.int_value() == 0 for d in out[rank - n :]):
+            raise ctx.fail(
+                f"would leave every padded dimension empty ({', '.join(f'{d.name} = 0' for d in out[rank - n :])}); "
+                f"in {mode} mode at least one must keep a size of 1 or more"
+            )
         return [out]
 
     return rule

@@ -7,7 +7,10 @@ from typing import Any
 import torch
 
 from app.core.catalog.spec import Registry
-from app.core.catalog.entries import EXAMPLE_SPATIAL, data, inp, shape, torch_entry
+from torch import nn
+
+from app.core.catalog import guards
+from app.core.catalog.entries import hooked, EXAMPLE_SPATIAL, data, inp, shape, torch_entry
 from app.core.errors import ShapeMismatch
 from app.core.shapes.context import (
     SPATIAL_LETTERS, ShapeContext, fmt_shape, keep, ntuple, sym_list, syms,
@@ -199,7 +202,7 @@ def register_more(reg: Registry) -> None:
         torch_entry(
             reg, f"MaxUnpool{n}d", "pool", {"kernel_size": 2},
             [inp(_POOL_CONVENTION[n]), inp(_POOL_CONVENTION[n], "index", name="indices")],
-            _unpool_example(n), _unpool_rule(n),
+            _unpool_example(n), _unpool_rule(n), factory=hooked(getattr(nn, f"MaxUnpool{n}d"), guards.unpool_indices),
         )
 
 

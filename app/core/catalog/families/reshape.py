@@ -169,6 +169,13 @@ def _upsample_rule(ctx: ShapeContext) -> list[list[Dim]]:
             raise ctx.fail(f"has scale_factor={list(factors)} for {len(factors)} spatial dimensions, but input 0 {fmt_shape(x)} has {n}")
         for j in range(n):
             name = "scale_factor" if not isinstance(m.scale_factor, (tuple, list)) else f"scale_factor[{j}]"
+            size = dims[2 + j].v * float(factors[j])
+            if not math.isfinite(size) or size >= 2**62:
+                raise ShapeMismatch(
+                    f"{ctx.type}: {name}={factors[j]:g} would make {letters[j]}_out = {letters[j]}_in·{name} "
+                    f"≈ {size:.3g}, which no tensor can have; use a smaller scale_factor",
+                    field="layer.scale_factor",
+                )
             expr = ScaledFloor(dims[2 + j], name, float(factors[j]))
             # 'area' is adaptive average pooling, which returns an empty tensor for 0; the others refuse
             if expr.int_value() < (0 if mode == "area" else 1):
