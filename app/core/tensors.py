@@ -94,21 +94,37 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.cpu().numpy()
 
 
+#: elements per chunk when summarising: the float64 working copies stay within a few MiB
+SUMMARY_CHUNK = 1 << 18
+
+
 def summary(array: np.ndarray) -> dict[str, Any]:
-    if array.size == 0:
-        return {"min": None, "max": None, "mean": None, "std": None, "nonfinite": 0}
-    values = array.astype(np.float64, copy=False)
-    finite = values[np.isfinite(values)]
-    nonfinite = int(values.size - finite.size)
-    if finite.size == 0:
-        return {"min": None, "max": None, "mean": None, "std": None, "nonfinite": nonfinite}
-    return {
-        "min": float(finite.min()),
-        "max": float(finite.max()),
-        "mean": float(finite.mean()),
-        "std": float(finite.std()),
-        "nonfinite": nonfinite,
-    }
+    """min, max, mean, std of the finite values and the count of the others, in float64.
+
+    Computed chunk by chunk (Chan's parallel merge of mean and M2), so that summarising a tensor
+    never holds a float64 copy of it: the memory it needs is bounded whatever the tensor's size.
+    """
+    flat = array.reshape(-1)
+    count, mean, m2, nonfinite = 0, 0.0, 0.0, 0
+    low, high = math.inf, -math.inf
+    for start in range(0, flat.size, SUMMARY_CHUNK):
+        chunk = flat[start : start + SUMMARY_CHUNK].astype(np.float64)
+        finite = chunk[np.isfinite(chunk)]
+        nonfinite += chunk.size - finite.size
+        if not finite.size:
+            continue
+        n = finite.size
+        chunk_mean = float(finite.mean())
+        chunk_m2 = float(((finite - chunk_mean) ** 2).sum())
+        delta = chunk_mean - mean
+        total = count + n
+        mean += delta * n / total
+        m2 += chunk_m2 + delta * delta * count * n / total
+        count = total
+        low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    if count == 0:
+        return {"min": None, "max": None, "mean": None, "std": None, "nonfinite": int(nonfinite)}
+    return {"min": low, "max": high, "mean": mean, "std": math.sqrt(m2 / count), "nonfinite": int(nonfinite)}
 
 
 def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: bool = True) -> dict[str, Any]:
@@ -128,12 +144,24 @@ def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: boo
         out["data"] = to_nested(array)
         out["preview"] = None
     else:
-        steps = [max(1, math.ceil(s / PREVIEW_MAX)) for s in array.shape]
+        steps = preview_steps(array.shape, max_elements)
         sampled = array[tuple(slice(None, None, st) for st in steps)]
         out["data"] = None
         out["preview"] = to_nested(np.ascontiguousarray(sampled)) if with_data else None
         out["preview_step"] = steps
     return out
+
+
+def preview_steps(shape: tuple[int, ...], budget: int) -> list[int]:
+    """Strides for an evenly spaced preview: at most PREVIEW_MAX per dimension and ``budget`` in all
+    (a per-dimension cap alone would send 32⁵ numbers for a 5-D tensor)."""
+    steps = [max(1, math.ceil(s / PREVIEW_MAX)) for s in shape]
+    counts = [math.ceil(s / st) if s else 0 for s, st in zip(shape, steps)]
+    while math.prod(counts) > max(1, budget):
+        i = max(range(len(counts)), key=lambda k: counts[k])
+        steps[i] *= 2
+        counts[i] = math.ceil(shape[i] / steps[i])
+    return steps
 
 
 def npy_bytes(t: torch.Tensor) -> bytes:

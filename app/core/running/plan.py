@@ -12,6 +12,7 @@ The order of work is the same for every request, and it is the order a notebook 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from app.core.networks.containers import check_structure, predict
 from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, build, resolve
 from app.core.running.devices import resolve_device, resolve_dtype
-from app.core.running.memory import human, refuse, tensor_bytes
+from app.core.running.memory import human, refuse, response_bytes, tensor_bytes, workspace_bytes
 from app.core.schema import RunRequest, TensorInput
 from app.core.shapes.context import fmt_shape
 from app.core.shapes.expr import Dim
@@ -78,6 +79,10 @@ class Plan:
     @property
     def spec(self) -> LayerSpec:
         return self.node.spec
+
+    @property
+    def meta_element_size(self) -> int:
+        return torch.empty((), dtype=self.dtype, device="meta").element_size()
 
     @property
     def predicted_shapes(self) -> list[list[int]] | None:
@@ -192,16 +197,43 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
     if predicted is None or settings.meta_check:
         with collect_warnings(caught):
             plan.meta_shapes = _meta_forward(plan)
-    out_shapes = plan.predicted_shapes or plan.meta_shapes or []
-    output_bytes = sum(tensor_bytes(tuple(s), dtype) for s in out_shapes)
-    plan.estimate_bytes = param_bytes + input_bytes + output_bytes
+    parts = estimate(plan, settings, param_bytes=param_bytes, input_bytes=input_bytes)
+    plan.estimate_bytes = sum(parts.values())
     if plan.estimate_bytes > limit:
-        raise refuse(
-            f"this request needs about {human(plan.estimate_bytes)} (parameters {human(param_bytes)}, inputs "
-            f"{human(input_bytes)}, outputs {human(output_bytes)})",
-            plan.estimate_bytes, settings.memory_limit_bytes,
-        )
+        listed = ", ".join(f"{name} {human(n)}" for name, n in parts.items() if n)
+        raise refuse(f"this request needs about {human(plan.estimate_bytes)} ({listed})", plan.estimate_bytes,
+                     settings.memory_limit_bytes)
     return plan
+
+
+def _calls(plan: Plan) -> list[tuple[nn.Module, list[list[int]], list[list[int]]]]:
+    """Each layer call of the request with its input and output shapes (a network's, one by one)."""
+    out_shapes = plan.predicted_shapes or [list(s) for s in plan.meta_shapes or []]
+    trace = plan.predicted_trace if plan.predicted is not None else plan.meta_trace
+    if trace and plan.node.is_container:
+        return [(plan.meta.get_submodule(e["path"]), e["input_shapes"], e["output_shapes"]) for e in trace]
+    return [(plan.meta, [list(p.shape) for p in plan.inputs], out_shapes)]
+
+
+def estimate(plan: Plan, settings: Settings, *, param_bytes: int, input_bytes: int) -> dict[str, int]:
+    """Bytes of everything the request allocates, by part: what the memory limit and budget count."""
+    elt = plan.meta_element_size
+    calls = _calls(plan)
+    out_shapes = plan.predicted_shapes or [list(s) for s in plan.meta_shapes or []]
+    outputs = sum(tensor_bytes(tuple(s), plan.dtype) for s in out_shapes)
+    # a network keeps (at worst) every intermediate; each call's temporaries are freed before the next
+    intermediates = sum(math.prod(s) * elt for _, _, outs in calls for s in outs) if plan.node.is_container else 0
+    working = max((workspace_bytes(m, ins, outs, elt) for m, ins, outs in calls), default=0)
+    numels = [math.prod(p.shape) for p in plan.inputs] + [p.numel() for p in plan.meta.parameters()]
+    numels += [math.prod(s) for s in out_shapes] * 2  # output and outputs[0]
+    return {
+        "parameters": param_bytes,
+        "inputs": input_bytes,
+        "outputs": outputs,
+        "intermediates": intermediates,
+        "working memory": working,
+        "response": response_bytes(numels, settings.max_elements, elt),
+    }
 
 
 def _meta_forward(plan: Plan) -> list[tuple[int, ...]] | None:

@@ -7,14 +7,15 @@ a worker process as it runs here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
 
 from app.core import tensors
-from app.core.catalog.spec import Registry
+from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
-from app.core.errors import InvalidRequest, NotExplainable
+from app.core.errors import InvalidRequest, NotExplainable, TooLarge
 from app.core.explaining.explain import explain_module
 from app.core.networks.containers import predict
 from app.core.networks.tree import LayerNode, find
@@ -23,6 +24,7 @@ from app.core.running.plan import InputPlan, Plan, plan_request
 from app.core.running.respond import run_response, shape_response, trace_fields
 from app.core.running.script import script
 from app.core.schema import ExplainRequest, RunRequest, parse
+from app.core.shapes.context import ntuple
 
 
 def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
@@ -106,11 +108,46 @@ def explain(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]
     if req.path:
         return _explain_child(registry, req, settings)
     ex = execute(registry, req, settings, hooks=None)
+    check_explain_size(ex.plan.spec, ex.module, ex.inputs, ex.outputs[0][1] if ex.outputs else None, settings)
     names = [n for n, _ in ex.outputs]
     wanted = req.output or names[0]
     if wanted not in names:
         raise NotExplainable(f"no output named {wanted!r}; outputs are {', '.join(names)}", field="output")
     return explain_module(ex.plan.spec, ex.module, ex.inputs, dict(ex.outputs)[wanted], req.index)
+
+
+#: the most terms one explanation lists (each is a small JSON object)
+MAX_EXPLAIN_TERMS = 1 << 16
+
+
+def check_explain_size(spec: LayerSpec, module: torch.nn.Module, xs: list[torch.Tensor], out: torch.Tensor | None,
+                       settings: Settings) -> None:
+    """An explanation lists every term of its sum and, for sliding windows, the window map of the
+    whole output: both are bounded like /api/run's window map, before any is built (413 past them)."""
+    if spec.explain is None or out is None:
+        return
+    if spec.explain == "linear":
+        terms = module.in_features if hasattr(module, "in_features") else xs[0].shape[-1]
+    elif spec.explain == "bilinear":
+        terms = module.in1_features * module.in2_features
+    else:
+        rank = spec.spatial_rank or 1
+        kernel = math.prod(ntuple(module.kernel_size, rank))
+        per_group = module.in_channels // module.groups if hasattr(module, "groups") else 1
+        terms = per_group * kernel
+        cells = math.prod(out.shape[-rank:]) * kernel
+        if cells > settings.max_window_cells:
+            raise TooLarge(
+                f"explaining {spec.type} maps every window of its output: {cells} window cells, more than this "
+                f"server lists ({settings.max_window_cells}); use a smaller input or kernel",
+                field="inputs", estimate_cells=cells, limit_cells=settings.max_window_cells,
+            )
+    if terms > MAX_EXPLAIN_TERMS:
+        raise TooLarge(
+            f"explaining one element of {spec.type} would list {terms} terms; this server lists at most "
+            f"{MAX_EXPLAIN_TERMS}",
+            field="index",
+        )
 
 
 def _explain_child(registry: Registry, req: ExplainRequest, settings: Settings) -> dict[str, Any]:
@@ -120,6 +157,7 @@ def _explain_child(registry: Registry, req: ExplainRequest, settings: Settings) 
     if node.spec.explain is None:
         raise NotExplainable(f"layer {req.path} ({node.spec.type}) has no manual computation", field="path")
     out = child.output[0] if isinstance(child.output, (tuple, list)) else child.output
+    check_explain_size(node.spec, child.module, child.inputs, out, settings)
     result = explain_module(node.spec, child.module, child.inputs, out, req.index)
     result["path"] = req.path
     result["input_shapes"] = [list(a.shape) for a in child.inputs]
