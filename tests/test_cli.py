@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from app import cli
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    # main() sets this process's torch threads, as it would a server's; give the rest of the suite its own back
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_defaults_and_plugins(monkeypatch):
@@ -40,3 +51,81 @@ def test_start_up_errors_exit_cleanly(monkeypatch, capsys, argv, words):
         cli.main(argv)
     assert exc.value.code == 2
     assert words in capsys.readouterr().err
+
+
+def test_host_and_port_from_environment(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, host, port: seen.update(host=host, port=port))
+    monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_HOST", "0.0.0.0")
+    monkeypatch.setenv("LAYER_EXPLORER_PORT", "9123")
+    cli.main([])
+    assert seen == {"host": "0.0.0.0", "port": 9123}
+    cli.main(["--host", "127.0.0.1", "--port", "9124"])  # the command line wins over the environment
+    assert seen == {"host": "127.0.0.1", "port": 9124}
+
+
+def test_http_workers_get_the_options_through_the_environment(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(app=app, **kw))
+    # registered with monkeypatch so that whatever main() writes is undone after the test
+    for name in ("PLUGINS", "DEVICE", "MEMORY_LIMIT", "TORCH_THREADS", "HTTP_WORKERS"):
+        monkeypatch.setenv(f"LAYER_EXPLORER_{name}", "")
+    cli.main(["--http-workers", "2", "--memory-limit", "1234567", "--plugin", "examples/my_layers.py"])
+    # uvicorn needs an import string and a factory to start several processes
+    assert seen["app"] == cli.WORKER_FACTORY == "app.cli:worker_app"
+    assert seen["factory"] is True and seen["workers"] == 2
+    threads = cli.threads_per_worker(cli.available_cpus(), 2)
+    assert os.environ["LAYER_EXPLORER_TORCH_THREADS"] == str(threads)
+    assert os.environ["LAYER_EXPLORER_MEMORY_LIMIT"] == "1234567"
+    # what each worker process then does with that environment
+    app = cli.worker_app()
+    assert app.state.settings.memory_limit_bytes == 1234567
+    assert "ScaledTanh" in app.state.registry
+    assert torch.get_num_threads() == threads
+
+
+def test_http_workers_from_environment(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(kw))
+    for name in ("PLUGINS", "DEVICE", "MEMORY_LIMIT", "TORCH_THREADS"):
+        monkeypatch.setenv(f"LAYER_EXPLORER_{name}", "")
+    monkeypatch.setenv("LAYER_EXPLORER_HTTP_WORKERS", "3")
+    monkeypatch.setenv("LAYER_EXPLORER_TORCH_THREADS", "1")
+    cli.main([])
+    assert seen["workers"] == 3 and os.environ["LAYER_EXPLORER_TORCH_THREADS"] == "1"
+
+
+@pytest.mark.parametrize("argv, env, words", [
+    (["--http-workers", "0"], {}, "--http-workers must be at least 1"),
+    ([], {"LAYER_EXPLORER_HTTP_WORKERS": "many"}, "LAYER_EXPLORER_HTTP_WORKERS='many' is not a whole number"),
+    (["--port", "70000"], {}, "--port must be between 1 and 65535"),
+])
+def test_bad_worker_or_port_settings_exit_cleanly(monkeypatch, capsys, argv, env, words):
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("must not start"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code != 0
+    assert words in capsys.readouterr().err + str(exc.value.code)
+
+
+@pytest.mark.parametrize("cpu_max, cap", [
+    ("150000 100000\n", 2),   # docker run --cpus 1.5: two threads' worth, rounded up
+    ("50000 100000\n", 1),
+    ("400000 100000\n", 4),
+    ("max 100000\n", None),   # no quota: the affinity mask decides
+    (None, None),              # no cgroup v2 file at all
+])
+def test_available_cpus_honours_the_cgroup_quota(tmp_path, cpu_max, cap):
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    assert cli.available_cpus(tmp_path) == (affinity if cap is None else min(affinity, cap))
+
+
+@pytest.mark.parametrize("cpus, workers, threads", [(8, 1, 8), (8, 2, 4), (8, 3, 2), (2, 4, 1), (1, 1, 1)])
+def test_threads_per_worker_never_oversubscribes(cpus, workers, threads):
+    assert cli.threads_per_worker(cpus, workers) == threads
+    assert cli.threads_per_worker(cpus, workers) * workers <= max(cpus, workers)

@@ -256,9 +256,10 @@ def serve(installed: Installed, command: list[str], env: dict[str, str], tmp_pat
     """Start `command` from the wheel's venv, in a directory outside the checkout, bound to 127.0.0.1."""
     port = _free_port()
     full_env = {
-        "PATH": f"{installed.bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "LANG": "C.UTF-8",
         **env,
+        # the image's /opt/venv/bin is the wheel's venv here; its HOME and TMPDIR (/tmp) a private tmp dir
+        "PATH": f"{installed.bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": str(tmp_path),
         "TMPDIR": str(tmp_path),
         "LAYER_EXPLORER_HOST": "127.0.0.1",
@@ -542,6 +543,7 @@ def test_dockerfile_contract(dockerfile):
     user = runtime.all("USER")[-1].split(":")[0]
     assert user not in ("root", "0")
     env = container_env(stages)
+    assert env["PATH"].startswith("/opt/venv/bin:")
     assert env["HOME"] == "/tmp" and env["PYTHONDONTWRITEBYTECODE"] == "1" and runtime.all("WORKDIR")[-1] == "/tmp"
     assert runtime.all("EXPOSE") == ["8000"]
     assert env["LAYER_EXPLORER_HOST"] == "0.0.0.0" and env["LAYER_EXPLORER_PORT"] == "8000"
