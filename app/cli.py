@@ -1,9 +1,9 @@
 """``layer-explorer``: start the server, as one process or as N uvicorn worker processes.
 
 Every option has an environment variable (``LAYER_EXPLORER_*``), so a container is configured
-with ``-e``/``env:`` alone. With ``--http-workers N`` uvicorn starts N processes that each import
-:func:`worker_app`; they cannot receive Python objects from this one, so the options reach them
-through the environment, exactly as in a container.
+with ``-e``/``env:`` alone. The server processes build themselves from the environment
+(:func:`app.server.worker_app`, loaded by uvicorn from an import string): this module writes its
+options there and never imports torch, so the supervisor of several HTTP workers stays small.
 """
 
 from __future__ import annotations
@@ -11,21 +11,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-import torch
 import uvicorn
-from fastapi import FastAPI
 
-from app.core import engine
 from app.core.config import Settings
-from app.core.errors import LayerExplorerError
-from app.core.plugins import PluginError
-from app.core.registry import default_registry
-from app.main import create_app
 
-#: the import string uvicorn's worker processes load (a factory: called once per worker)
-WORKER_FACTORY = "app.cli:worker_app"
+#: the import string uvicorn loads in each server process (a factory: called once per process)
+WORKER_FACTORY = "app.server:worker_app"
 
 
 def available_cpus(cgroup_dir: Path = Path("/sys/fs/cgroup")) -> int:
@@ -57,31 +52,14 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"layer-explorer: {name}={raw!r} is not a whole number") from None
 
 
-def worker_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app for one server process: torch threads, settings, catalog, warmed kernels.
-
-    uvicorn's worker processes call this with no argument (``factory=True``): the settings then
-    come from the environment that :func:`main` prepared.
-    """
-    threads = _env_int("LAYER_EXPLORER_TORCH_THREADS", 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    settings = settings or Settings.from_env()
-    app = create_app(settings)
-    # torch initialises kernels lazily; pay that at start-up, not on the first user's request
-    engine.warm_up(app.state.registry, settings)
-    return app
-
-
 def build_parser() -> argparse.ArgumentParser:
-    env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="layer-explorer",
         description="Serve the Layer Explorer web app and API. Every option can also be set through the "
         "environment variable named in its help.",
     )
     parser.add_argument(
-        "--host", default=env("LAYER_EXPLORER_HOST") or "127.0.0.1",
+        "--host", default=os.environ.get("LAYER_EXPLORER_HOST") or "127.0.0.1",
         help="address to bind (LAYER_EXPLORER_HOST; default 127.0.0.1, the container image sets 0.0.0.0)",
     )
     parser.add_argument("--port", type=int, default=_env_int("LAYER_EXPLORER_PORT", 8000),
@@ -101,10 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--torch-threads", type=int, default=_env_int("LAYER_EXPLORER_TORCH_THREADS", 0), metavar="N",
-        help="torch intra-op threads per worker process (LAYER_EXPLORER_TORCH_THREADS; default: the CPUs this "
+        help="torch intra-op threads per server process (LAYER_EXPLORER_TORCH_THREADS; default: the CPUs this "
         "container may use divided by --http-workers)",
     )
     return parser
+
+
+def server_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The options as the environment variables each server process reads (Settings.from_env)."""
+    env_plugins = tuple(p for p in os.environ.get("LAYER_EXPLORER_PLUGINS", "").replace(",", " ").split() if p)
+    settings = Settings.from_env(
+        device=args.device,
+        memory_limit_bytes=args.memory_limit,
+        plugins=tuple(dict.fromkeys(env_plugins + tuple(args.plugin))) or None,
+    )
+    threads = args.torch_threads if args.torch_threads > 0 else threads_per_worker(available_cpus(), args.http_workers)
+    return {
+        "LAYER_EXPLORER_DEVICE": settings.device,
+        "LAYER_EXPLORER_MEMORY_LIMIT": str(settings.memory_limit_bytes),
+        "LAYER_EXPLORER_PLUGINS": " ".join(settings.plugins),
+        "LAYER_EXPLORER_TORCH_THREADS": str(threads),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,34 +109,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--http-workers must be at least 1")
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
-    threads = args.torch_threads if args.torch_threads > 0 else threads_per_worker(available_cpus(), args.http_workers)
-
-    env_plugins = tuple(p for p in os.environ.get("LAYER_EXPLORER_PLUGINS", "").replace(",", " ").split() if p)
-    settings = Settings.from_env(
-        device=args.device,
-        memory_limit_bytes=args.memory_limit,
-        plugins=tuple(dict.fromkeys(env_plugins + tuple(args.plugin))) or None,
-    )
-    try:
-        engine.resolve_device(settings.device, settings)  # fail at start-up, not on the first request
-        if args.http_workers == 1:
-            torch.set_num_threads(threads)
-            app = worker_app(settings)
-        else:
-            default_registry(settings.plugins)  # a broken plugin stops us here, before any worker starts
-    except (LayerExplorerError, PluginError) as exc:
-        parser.exit(2, f"layer-explorer: {exc}\n")
-
+    os.environ.update(server_environment(args))
     if args.http_workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port)
+        # one process: uvicorn calls the factory here; a start-up error exits 2 from inside it
+        uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port)
         return
-    # The worker processes rebuild the settings from the environment: hand them ours.
-    os.environ.update(
-        LAYER_EXPLORER_DEVICE=settings.device,
-        LAYER_EXPLORER_MEMORY_LIMIT=str(settings.memory_limit_bytes),
-        LAYER_EXPLORER_PLUGINS=" ".join(settings.plugins),
-        LAYER_EXPLORER_TORCH_THREADS=str(threads),
-    )
+    # several: check once, in a short-lived process, before uvicorn starts (and would restart) N workers
+    checked = subprocess.run([sys.executable, "-m", "app.server", "--check"], check=False)
+    if checked.returncode != 0:
+        parser.exit(checked.returncode or 2)
     uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port, workers=args.http_workers)
 
 

@@ -1,4 +1,4 @@
-"""The ``layer-explorer`` console script: defaults, plugins, and clear start-up errors."""
+"""The ``layer-explorer`` console script: defaults, plugins, workers, environment, clear start-up errors."""
 
 from __future__ import annotations
 
@@ -6,56 +6,75 @@ import os
 
 import pytest
 import torch
+from uvicorn.importer import import_from_string
 
 from app import cli
 
 
 @pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    # main() sets this process's torch threads, as it would a server's; give the rest of the suite its own back
-    threads = torch.get_num_threads()
+def _isolate():
+    # main() writes its options into os.environ and sets torch's threads, as it does in a real
+    # server process; give the rest of the suite its own back
+    env, threads = dict(os.environ), torch.get_num_threads()
     yield
+    os.environ.clear()
+    os.environ.update(env)
     torch.set_num_threads(threads)
+
+
+def fake_uvicorn(seen: dict):
+    """uvicorn.run as far as loading goes: one process calls the factory here, several only record it."""
+
+    def run(app, **kw):
+        seen.update(kw, target=app)
+        if kw.get("workers", 1) == 1:
+            seen["app"] = import_from_string(app)() if kw.get("factory") else app
+
+    return run
 
 
 def test_defaults_and_plugins(monkeypatch):
     seen = {}
-
-    def fake_run(app, host, port):
-        seen.update(app=app, host=host, port=port)
-
-    monkeypatch.setattr("uvicorn.run", fake_run)
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
     monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
     cli.main(["--plugin", "examples/my_layers.py"])
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
+    assert seen["target"] == "app.server:worker_app" and seen["factory"] is True
     assert seen["app"].state.settings.device == "cpu"
     assert "ScaledTanh" in seen["app"].state.registry
+    assert torch.get_num_threads() == cli.threads_per_worker(cli.available_cpus(), 1)
 
 
 def test_plugins_from_environment(monkeypatch):
     seen = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, host, port: seen.update(app=app))
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
     monkeypatch.setenv("LAYER_EXPLORER_PLUGINS", "examples/my_layers.py")
     cli.main(["--port", "9000"])
     assert "GatedLinear" in seen["app"].state.registry
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("argv, words", [
     (["--device", "cuda"], "no CUDA device"),
     (["--plugin", "no_such_plugin_module"], "cannot import plugin"),
 ])
-def test_start_up_errors_exit_cleanly(monkeypatch, capsys, argv, words):
-    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("must not start"))
+def test_start_up_errors_exit_cleanly(monkeypatch, capfd, argv, words, workers):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
     monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
     with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
+        cli.main([*argv, "--http-workers", str(workers)])
     assert exc.value.code == 2
-    assert words in capsys.readouterr().err
+    err = capfd.readouterr().err
+    assert words in err and "Traceback" not in err
+    assert "app" not in seen  # no server was built
+    if workers > 1:
+        assert not seen  # checked in a child process before uvicorn started any worker
 
 
 def test_host_and_port_from_environment(monkeypatch):
     seen = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, host, port: seen.update(host=host, port=port))
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(host=kw["host"], port=kw["port"]))
     monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_HOST", "0.0.0.0")
     monkeypatch.setenv("LAYER_EXPLORER_PORT", "9123")
@@ -68,18 +87,16 @@ def test_host_and_port_from_environment(monkeypatch):
 def test_http_workers_get_the_options_through_the_environment(monkeypatch):
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(app=app, **kw))
-    # registered with monkeypatch so that whatever main() writes is undone after the test
-    for name in ("PLUGINS", "DEVICE", "MEMORY_LIMIT", "TORCH_THREADS", "HTTP_WORKERS"):
-        monkeypatch.setenv(f"LAYER_EXPLORER_{name}", "")
+    monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
     cli.main(["--http-workers", "2", "--memory-limit", "1234567", "--plugin", "examples/my_layers.py"])
     # uvicorn needs an import string and a factory to start several processes
-    assert seen["app"] == cli.WORKER_FACTORY == "app.cli:worker_app"
+    assert seen["app"] == cli.WORKER_FACTORY == "app.server:worker_app"
     assert seen["factory"] is True and seen["workers"] == 2
     threads = cli.threads_per_worker(cli.available_cpus(), 2)
     assert os.environ["LAYER_EXPLORER_TORCH_THREADS"] == str(threads)
     assert os.environ["LAYER_EXPLORER_MEMORY_LIMIT"] == "1234567"
     # what each worker process then does with that environment
-    app = cli.worker_app()
+    app = import_from_string(seen["app"])()
     assert app.state.settings.memory_limit_bytes == 1234567
     assert "ScaledTanh" in app.state.registry
     assert torch.get_num_threads() == threads
@@ -88,8 +105,7 @@ def test_http_workers_get_the_options_through_the_environment(monkeypatch):
 def test_http_workers_from_environment(monkeypatch):
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(kw))
-    for name in ("PLUGINS", "DEVICE", "MEMORY_LIMIT", "TORCH_THREADS"):
-        monkeypatch.setenv(f"LAYER_EXPLORER_{name}", "")
+    monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
     monkeypatch.setenv("LAYER_EXPLORER_HTTP_WORKERS", "3")
     monkeypatch.setenv("LAYER_EXPLORER_TORCH_THREADS", "1")
     cli.main([])
