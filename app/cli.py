@@ -59,26 +59,48 @@ def build_parser() -> argparse.ArgumentParser:
         "environment variable named in its help.",
     )
     parser.add_argument(
-        "--host", default=os.environ.get("LAYER_EXPLORER_HOST") or "127.0.0.1",
+        "--host",
+        default=os.environ.get("LAYER_EXPLORER_HOST") or "127.0.0.1",
         help="address to bind (LAYER_EXPLORER_HOST; default 127.0.0.1, the container image sets 0.0.0.0)",
     )
-    parser.add_argument("--port", type=int, default=_env_int("LAYER_EXPLORER_PORT", 8000),
-                        help="port (LAYER_EXPLORER_PORT; default 8000)")
-    parser.add_argument("--device", default=None,
-                        help="default device: cpu (default), cuda, cuda:N, mps or auto (LAYER_EXPLORER_DEVICE)")
     parser.add_argument(
-        "--plugin", action="append", default=[], metavar="MODULE",
+        "--port",
+        type=int,
+        default=_env_int("LAYER_EXPLORER_PORT", 8000),
+        help="port (LAYER_EXPLORER_PORT; default 8000)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="default device: cpu (default), cuda, cuda:N, mps or auto (LAYER_EXPLORER_DEVICE)",
+    )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
         help="import MODULE at start-up to register custom layers (repeatable; LAYER_EXPLORER_PLUGINS)",
     )
-    parser.add_argument("--memory-limit", type=int, default=None, metavar="BYTES",
-                        help="refuse requests estimated above this (LAYER_EXPLORER_MEMORY_LIMIT)")
     parser.add_argument(
-        "--http-workers", type=int, default=_env_int("LAYER_EXPLORER_HTTP_WORKERS", 1), metavar="N",
+        "--memory-limit",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="refuse requests estimated above this (LAYER_EXPLORER_MEMORY_LIMIT)",
+    )
+    parser.add_argument(
+        "--http-workers",
+        type=int,
+        default=_env_int("LAYER_EXPLORER_HTTP_WORKERS", 1),
+        metavar="N",
         help="uvicorn worker processes (LAYER_EXPLORER_HTTP_WORKERS; default 1); each gets max(1, cpus // N) "
         "torch threads",
     )
     parser.add_argument(
-        "--torch-threads", type=int, default=_env_int("LAYER_EXPLORER_TORCH_THREADS", 0), metavar="N",
+        "--torch-threads",
+        type=int,
+        default=_env_int("LAYER_EXPLORER_TORCH_THREADS", 0),
+        metavar="N",
         help="torch intra-op threads per server process (LAYER_EXPLORER_TORCH_THREADS; default: the CPUs this "
         "container may use divided by --http-workers)",
     )

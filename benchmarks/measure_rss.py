@@ -25,8 +25,11 @@ import httpx
 
 SMALL = [
     {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42},
-    {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 16, "kernel_size": 3},
-     "inputs": [{"shape": [8, 3, 64, 64]}], "seed": 1},
+    {
+        "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 16, "kernel_size": 3},
+        "inputs": [{"shape": [8, 3, 64, 64]}],
+        "seed": 1,
+    },
 ]
 
 
@@ -69,12 +72,23 @@ def main() -> None:
     port = random.randint(20000, 29999)
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
-    env = {**os.environ, **dict(e.split("=", 1) for e in args.env), "LAYER_EXPLORER_HOST": "127.0.0.1",
-           "LAYER_EXPLORER_PORT": str(port), "LAYER_EXPLORER_HTTP_WORKERS": str(args.http_workers)}
+    env = {
+        **os.environ,
+        **dict(e.split("=", 1) for e in args.env),
+        "LAYER_EXPLORER_HOST": "127.0.0.1",
+        "LAYER_EXPLORER_PORT": str(port),
+        "LAYER_EXPLORER_HTTP_WORKERS": str(args.http_workers),
+    }
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([str(args.bin / "layer-explorer")], cwd=tmp, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(args.bin / "layer-explorer")],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             for _ in range(360):
                 try:
@@ -88,15 +102,20 @@ def main() -> None:
                 assert httpx.post(f"{url}/api/run", json=body, timeout=120).status_code == 200
             small, _ = rss_mib(proc.pid)
             rows = args.big_mib * 2**20 // 4 // 1024  # a (rows, 1024) float32 output of about big_mib MiB
-            big = {"layer": {"type": "Linear", "in_features": 8, "out_features": 1024},
-                   "inputs": [{"shape": [rows, 8]}], "seed": 0}
+            big = {
+                "layer": {"type": "Linear", "in_features": 8, "out_features": 1024},
+                "inputs": [{"shape": [rows, 8]}],
+                "seed": 0,
+            }
             code = httpx.post(f"{url}/api/run", json=big, timeout=300).status_code
             after_big, _ = rss_mib(proc.pid)
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=60)
-    print(f"processes {n}: idle {idle:.0f} MiB, after small forward passes {small:.0f} MiB, "
-          f"after a {args.big_mib} MiB output (HTTP {code}) {after_big:.0f} MiB")
+    print(
+        f"processes {n}: idle {idle:.0f} MiB, after small forward passes {small:.0f} MiB, "
+        f"after a {args.big_mib} MiB output (HTTP {code}) {after_big:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

