@@ -18,7 +18,7 @@ CASES = {
     "Linear": ({"type": "Linear", "in_features": 64, "out_features": 32}, [{"shape": [16, 64]}]),
     "Conv2d": (
         {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1},
-        [{"shape": [4, 3, 32, 32]}],
+        [{"shape": [2, 3, 8, 8]}],  # 1024 output elements: listed in full in JSON (max_elements 4096)
     ),
     "LSTM": ({"type": "LSTM", "input_size": 8, "hidden_size": 16, "num_layers": 2}, [{"shape": [5, 3, 8]}]),
 }
@@ -61,20 +61,22 @@ def test_run_on_cuda_equals_cpu(api, name):
     cpu, gpu = cpu.json(), gpu.json()
     assert gpu["device"] == "cuda:0" and cpu["device"] == "cpu"
     assert gpu["predicted_shape"] == cpu["predicted_shape"]
-    # same seed, same weights and inputs (drawn on CPU, then moved); TF32/cuDNN differ in rounding only
+    # same seed, same weights and inputs (drawn on CPU, then moved); cuDNN may convolve in TF32 (torch's
+    # default for cudnn.allow_tf32), whose 10-bit mantissa puts single elements ~1e-3 apart
     for out_cpu, out_gpu in zip(cpu["outputs"], gpu["outputs"], strict=True):
         assert out_gpu["shape"] == out_cpu["shape"]
-        np.testing.assert_allclose(as_array(out_gpu), as_array(out_cpu), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(as_array(out_gpu), as_array(out_cpu), rtol=1e-3, atol=2e-3)
 
 
 def test_npy_from_the_gpu(api):
-    layer, inputs = CASES["Conv2d"]
+    # large enough to be summarised in JSON: .npy carries every value
+    layer, inputs = CASES["Conv2d"][0], [{"shape": [4, 3, 32, 32]}]
     cpu = api.post("/api/run?format=npy", json=request(layer, inputs, "cpu"))
     gpu = api.post("/api/run?format=npy", json=request(layer, inputs, "cuda"))
     assert gpu.status_code == 200 and gpu.headers["content-type"] == "application/octet-stream"
     a, b = np.load(io.BytesIO(cpu.content)), np.load(io.BytesIO(gpu.content))
     assert b.shape == (4, 8, 32, 32) and b.dtype == np.float32
-    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=2e-3)
 
 
 def test_npy_named_output_from_the_gpu(api):
