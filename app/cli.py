@@ -1,42 +1,146 @@
-"""``layer-explorer``: start the server."""
+"""``layer-explorer``: start the server, as one process or as N uvicorn worker processes.
+
+Every option has an environment variable (``LAYER_EXPLORER_*``), so a container is configured
+with ``-e``/``env:`` alone. The server processes build themselves from the environment
+(:func:`app.server.worker_app`, loaded by uvicorn from an import string): this module writes its
+options there and never imports torch, so the supervisor of several HTTP workers stays small.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import uvicorn
 
-from app.core import service
-from app.main import create_app
+from app.core.config import Settings
+
+#: the import string uvicorn loads in each server process (a factory: called once per process)
+WORKER_FACTORY = "app.server:worker_app"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="layer-explorer", description="Serve the Layer Explorer web app and API.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--device", default=None, help="default device: cpu (default), cuda, cuda:N, mps or auto")
-    parser.add_argument(
-        "--plugin", action="append", default=[], metavar="MODULE",
-        help="import MODULE at start-up to register custom layers (repeatable)",
+def available_cpus(cgroup_dir: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota.
+
+    ``os.cpu_count()`` reports the node's cores; a container started with ``--cpus 2`` or a pod
+    with ``limits.cpu: 2`` sees all of them but is throttled to two, so the quota is what counts.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = (cgroup_dir / "cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2 CPU controller here: the affinity mask is all we know
+        pass
+    return cpus
+
+
+def threads_per_worker(cpus: int, http_workers: int) -> int:
+    """torch intra-op threads for each of ``http_workers`` processes sharing ``cpus`` (no oversubscription)."""
+    return max(1, cpus // max(1, http_workers))
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw.strip() else default
+    except ValueError:
+        raise SystemExit(f"layer-explorer: {name}={raw!r} is not a whole number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layer-explorer",
+        description="Serve the Layer Explorer web app and API. Every option can also be set through the "
+        "environment variable named in its help.",
     )
-    parser.add_argument("--memory-limit", type=int, default=None, metavar="BYTES", help="refuse requests estimated above this")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("LAYER_EXPLORER_HOST") or "127.0.0.1",
+        help="address to bind (LAYER_EXPLORER_HOST; default 127.0.0.1, the container image sets 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=_env_int("LAYER_EXPLORER_PORT", 8000),
+        help="port (LAYER_EXPLORER_PORT; default 8000)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="default device: cpu (default), cuda, cuda:N, mps or auto (LAYER_EXPLORER_DEVICE)",
+    )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE at start-up to register custom layers (repeatable; LAYER_EXPLORER_PLUGINS)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="refuse requests estimated above this (LAYER_EXPLORER_MEMORY_LIMIT)",
+    )
+    parser.add_argument(
+        "--http-workers",
+        type=int,
+        default=_env_int("LAYER_EXPLORER_HTTP_WORKERS", 1),
+        metavar="N",
+        help="uvicorn worker processes (LAYER_EXPLORER_HTTP_WORKERS; default 1); each gets max(1, cpus // N) "
+        "torch threads",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=_env_int("LAYER_EXPLORER_TORCH_THREADS", 0),
+        metavar="N",
+        help="torch intra-op threads per server process (LAYER_EXPLORER_TORCH_THREADS; default: the CPUs this "
+        "container may use divided by --http-workers)",
+    )
+    return parser
 
+
+def server_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The options as the environment variables each server process reads (Settings.from_env)."""
     env_plugins = tuple(p for p in os.environ.get("LAYER_EXPLORER_PLUGINS", "").replace(",", " ").split() if p)
-    settings = service.Settings.from_env(
+    settings = Settings.from_env(
         device=args.device,
         memory_limit_bytes=args.memory_limit,
         plugins=tuple(dict.fromkeys(env_plugins + tuple(args.plugin))) or None,
     )
+    threads = args.torch_threads if args.torch_threads > 0 else threads_per_worker(available_cpus(), args.http_workers)
+    return {
+        "LAYER_EXPLORER_DEVICE": settings.device,
+        "LAYER_EXPLORER_MEMORY_LIMIT": str(settings.memory_limit_bytes),
+        "LAYER_EXPLORER_PLUGINS": " ".join(settings.plugins),
+        "LAYER_EXPLORER_TORCH_THREADS": str(threads),
+    }
 
-    try:
-        service.resolve_device(settings.device, settings)  # fail at start-up, not on the first request
-        app = create_app(settings)
-        service.warm_up(app.state.registry, settings)
-    except (service.LayerExplorerError, service.PluginError) as exc:
-        parser.exit(2, f"layer-explorer: {exc}\n")
-    uvicorn.run(app, host=args.host, port=args.port)
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.http_workers < 1:
+        parser.error("--http-workers must be at least 1")
+    if not 0 < args.port < 65536:
+        parser.error("--port must be between 1 and 65535")
+    os.environ.update(server_environment(args))
+    if args.http_workers == 1:
+        # one process: uvicorn calls the factory here; a start-up error exits 2 from inside it
+        uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port)
+        return
+    # several: check once, in a short-lived process, before uvicorn starts (and would restart) N workers
+    checked = subprocess.run([sys.executable, "-m", "app.server", "--check"], check=False)
+    if checked.returncode != 0:
+        parser.exit(checked.returncode or 2)
+    uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port, workers=args.http_workers)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Assembles the ASGI app: settings, catalog, routers, error handler, static files."""
+"""Assembles the ASGI app: settings, catalog, routers, error handler, static files.
+
+No app is built at import time (that would read the environment and import plugins as a side
+effect of an import); servers call the factory: ``uvicorn --factory app.main:create_app``, or
+``layer-explorer``, which loads ``app.server:worker_app``.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app
-
-
-app = create_app()

@@ -1,42 +1,147 @@
-"""The ``layer-explorer`` console script: defaults, plugins, and clear start-up errors."""
+"""The ``layer-explorer`` console script: defaults, plugins, workers, environment, clear start-up errors."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+from uvicorn.importer import import_from_string
 
 from app import cli
 
 
+@pytest.fixture(autouse=True)
+def _isolate():
+    # main() writes its options into os.environ and sets torch's threads, as it does in a real
+    # server process; give the rest of the suite its own back
+    env, threads = dict(os.environ), torch.get_num_threads()
+    yield
+    os.environ.clear()
+    os.environ.update(env)
+    torch.set_num_threads(threads)
+
+
+def fake_uvicorn(seen: dict):
+    """uvicorn.run as far as loading goes: one process calls the factory here, several only record it."""
+
+    def run(app, **kw):
+        seen.update(kw, target=app)
+        if kw.get("workers", 1) == 1:
+            seen["app"] = import_from_string(app)() if kw.get("factory") else app
+
+    return run
+
+
 def test_defaults_and_plugins(monkeypatch):
     seen = {}
-
-    def fake_run(app, host, port):
-        seen.update(app=app, host=host, port=port)
-
-    monkeypatch.setattr("uvicorn.run", fake_run)
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
     monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
     cli.main(["--plugin", "examples/my_layers.py"])
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
+    assert seen["target"] == "app.server:worker_app" and seen["factory"] is True
     assert seen["app"].state.settings.device == "cpu"
     assert "ScaledTanh" in seen["app"].state.registry
+    assert torch.get_num_threads() == cli.threads_per_worker(cli.available_cpus(), 1)
 
 
 def test_plugins_from_environment(monkeypatch):
     seen = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, host, port: seen.update(app=app))
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
     monkeypatch.setenv("LAYER_EXPLORER_PLUGINS", "examples/my_layers.py")
     cli.main(["--port", "9000"])
     assert "GatedLinear" in seen["app"].state.registry
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("argv, words", [
     (["--device", "cuda"], "no CUDA device"),
     (["--plugin", "no_such_plugin_module"], "cannot import plugin"),
 ])
-def test_start_up_errors_exit_cleanly(monkeypatch, capsys, argv, words):
-    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("must not start"))
+def test_start_up_errors_exit_cleanly(monkeypatch, capfd, argv, words, workers):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
     monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
     with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
+        cli.main([*argv, "--http-workers", str(workers)])
     assert exc.value.code == 2
-    assert words in capsys.readouterr().err
+    err = capfd.readouterr().err
+    assert words in err and "Traceback" not in err
+    assert "app" not in seen  # no server was built
+    if workers > 1:
+        assert not seen  # checked in a child process before uvicorn started any worker
+
+
+def test_host_and_port_from_environment(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(host=kw["host"], port=kw["port"]))
+    monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_HOST", "0.0.0.0")
+    monkeypatch.setenv("LAYER_EXPLORER_PORT", "9123")
+    cli.main([])
+    assert seen == {"host": "0.0.0.0", "port": 9123}
+    cli.main(["--host", "127.0.0.1", "--port", "9124"])  # the command line wins over the environment
+    assert seen == {"host": "127.0.0.1", "port": 9124}
+
+
+def test_http_workers_get_the_options_through_the_environment(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
+    cli.main(["--http-workers", "2", "--memory-limit", "1234567", "--plugin", "examples/my_layers.py"])
+    # uvicorn needs an import string and a factory to start several processes
+    assert seen["app"] == cli.WORKER_FACTORY == "app.server:worker_app"
+    assert seen["factory"] is True and seen["workers"] == 2
+    threads = cli.threads_per_worker(cli.available_cpus(), 2)
+    assert os.environ["LAYER_EXPLORER_TORCH_THREADS"] == str(threads)
+    assert os.environ["LAYER_EXPLORER_MEMORY_LIMIT"] == "1234567"
+    # what each worker process then does with that environment
+    app = import_from_string(seen["app"])()
+    assert app.state.settings.memory_limit_bytes == 1234567
+    assert "ScaledTanh" in app.state.registry
+    assert torch.get_num_threads() == threads
+
+
+def test_http_workers_from_environment(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(kw))
+    monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
+    monkeypatch.setenv("LAYER_EXPLORER_HTTP_WORKERS", "3")
+    monkeypatch.setenv("LAYER_EXPLORER_TORCH_THREADS", "1")
+    cli.main([])
+    assert seen["workers"] == 3 and os.environ["LAYER_EXPLORER_TORCH_THREADS"] == "1"
+
+
+@pytest.mark.parametrize("argv, env, words", [
+    (["--http-workers", "0"], {}, "--http-workers must be at least 1"),
+    ([], {"LAYER_EXPLORER_HTTP_WORKERS": "many"}, "LAYER_EXPLORER_HTTP_WORKERS='many' is not a whole number"),
+    (["--port", "70000"], {}, "--port must be between 1 and 65535"),
+])
+def test_bad_worker_or_port_settings_exit_cleanly(monkeypatch, capsys, argv, env, words):
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("must not start"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code != 0
+    assert words in capsys.readouterr().err + str(exc.value.code)
+
+
+@pytest.mark.parametrize("cpu_max, cap", [
+    ("150000 100000\n", 2),   # docker run --cpus 1.5: two threads' worth, rounded up
+    ("50000 100000\n", 1),
+    ("400000 100000\n", 4),
+    ("max 100000\n", None),   # no quota: the affinity mask decides
+    (None, None),              # no cgroup v2 file at all
+])
+def test_available_cpus_honours_the_cgroup_quota(tmp_path, cpu_max, cap):
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    assert cli.available_cpus(tmp_path) == (affinity if cap is None else min(affinity, cap))
+
+
+@pytest.mark.parametrize("cpus, workers, threads", [(8, 1, 8), (8, 2, 4), (8, 3, 2), (2, 4, 1), (1, 1, 1)])
+def test_threads_per_worker_never_oversubscribes(cpus, workers, threads):
+    assert cli.threads_per_worker(cpus, workers) == threads
+    assert cli.threads_per_worker(cpus, workers) * workers <= max(cpus, workers)

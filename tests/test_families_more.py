@@ -1,4 +1,4 @@
-"""Targeted checks of the catalog entries in app/core/families_more.py, through the service."""
+"""Targeted checks of the catalog entries of the later families (losses, recurrent, attention, reshaping, padding), through the service."""
 
 from __future__ import annotations
 

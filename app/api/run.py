@@ -1,4 +1,4 @@
-"""POST /api/run, /api/shape, /api/explain: the torch work happens in app.core.engine."""
+"""POST /api/run, /api/shape, /api/explain: the torch work happens behind app.core.service."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 #: elements per chunk when summarising: the float64 working copies stay within a few MiB
-SUMMARY_CHUNK = 1 << 18
+SUMMARY_CHUNK = 1 << 16
 
 
 def summary(array: np.ndarray) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def refuse(what: str, needed: int, limit: int, *, field: str | None = None) -> T
 # Bytes a request holds besides its tensors: the response's Python objects and JSON text per number
 # sent, and a fixed allowance for the summaries' chunked working copies and small objects.
 BYTES_PER_SENT_NUMBER = 128
-FIXED_OVERHEAD = 24 * 1024**2
+FIXED_OVERHEAD = 4 * 1024**2
 
 
 def _bytes(shape: Sequence[int], elt: int) -> int:

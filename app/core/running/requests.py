@@ -167,7 +167,9 @@ def _explain_child(registry: Registry, req: ExplainRequest, settings: Settings) 
 def warm_up(registry: Registry, settings: Settings) -> None:
     """Run a few catalog examples once: torch initialises its meta and CPU kernels lazily (about
     0.4 s on the first conv), which would otherwise land on the first user's request."""
+    # the server's own small requests: not held to a request limit set below their few MiB
+    own = dataclasses.replace(settings, memory_limit_bytes=max(settings.memory_limit_bytes, 64 * 1024**2))
     for type_name in ("Linear", "Conv2d", "MaxPool2d"):
         example = registry.get(type_name).example
-        shape(registry, example, settings)
-        run(registry, example, settings)
+        shape(registry, example, own)
+        run(registry, example, own)
