@@ -9,6 +9,7 @@ import { createConfigForm } from "../ui/form.js";
 import { renderNetTree } from "../ui/net-tree.js";
 import { renderNetTable } from "../ui/net-table.js";
 import { drawNetwork } from "../draw/network.js";
+import { mountPaste } from "../net/paste.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -101,6 +102,8 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     els.shortcut.append(og);
   }
   for (const p of presets) els.preset.append(new Option(p.name, p.id));
+  // A pasted model opens like a preset (the whole request replaced, view and link updated).
+  mountPaste(root, { setStatus, onOpen: (request) => onPreset({ id: "", name: "pasted code", request }) });
 
   els.preset.addEventListener("change", () => {
     const p = presets.find((x) => x.id === els.preset.value);
