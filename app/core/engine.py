@@ -34,6 +34,7 @@ from app.core.errors import (
     TooLarge,
 )
 from app.core.expr import Dim
+from app.core.graphs import dataflow
 from app.core.rules import ShapeContext, fmt_shape
 from app.core.schema import ExplainRequest, RunRequest, TensorInput, parse
 
@@ -432,6 +433,7 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     response = _run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings,
                              code=codegen.script(ex.plan, req))
     response.update(containers.trace_fields(ex.plan, ex))
+    response.update(dataflow.graph_fields(ex.plan, ex))
     return response
 
 
@@ -542,6 +544,7 @@ def shape(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
         "warnings": plan.warnings,
     }
     response.update(containers.shape_trace_fields(plan))
+    response.update(dataflow.graph_fields(plan))
     return response
 
 
