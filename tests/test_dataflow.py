@@ -178,3 +178,13 @@ def test_plugins_get_graphs_for_free(settings):
     assert ops[0] == ("input", "x", None, [2, 8]) and ops[-1] == ("output", "output", None, [2, 4])
     assert ("module", "Linear", "value", [2, 4]) in ops and ("module", "Linear", "gate", [2, 4]) in ops
     assert any(op in ("function", "method") and label == "×" for op, label, _, _ in ops)
+
+
+def test_nodes_name_the_modules_whose_forward_made_them(api):
+    graph = api.post("/api/shape", json=REQUESTS["resnet-basic-block"]).json()["graph"]
+    scopes = {n["id"]: [(s["path"], s["type"]) for s in n["scope"]] for n in graph["nodes"]}
+    assert scopes["block_body_0"] == [("block", "Residual"), ("block.body", "Sequential")]
+    assert scopes["add"] == [("block", "Residual")]  # the ⊕ is Residual.forward's own addition
+    assert scopes["relu"] == [] and scopes["input_1"] == []
+    graph = api.post("/api/shape", json=REQUESTS["tiny-transformer-encoder"]).json()["graph"]
+    assert all(n["scope"] == [] for n in graph["nodes"])  # the root's own forward

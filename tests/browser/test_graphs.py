@@ -2,7 +2,10 @@
 
 import pytest
 
-from .test_network import MLP, current_config, open_net, total_params, tree_types, wait_net, net_renders
+from .helpers import config_url
+from .test_network import (  # noqa: F401 - presets is a fixture
+    MLP, current_config, current_ui, net_renders, open_net, presets, total_params, tree_types, wait_net,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -39,3 +42,50 @@ def test_paste_a_model_as_code(page, console):
     assert config["inputs"] == [{"shape": [1, 1, 28, 28]}]
     assert config["layer"]["layers"][7] == {"type": "Linear", "in_features": 400, "out_features": 120}
     assert total_params(page) == 61706  # LeNet-5's count, as torch reports it
+
+
+def graph_nodes(page):
+    return page.locator("#net-graph g.df-node").evaluate_all(
+        "els => els.map(e => [e.dataset.id, e.dataset.path, e.classList.contains('pickable')])")
+
+
+def test_graph_view_of_residual_networks(page, presets):
+    """The tutorial's two-block net: both blocks framed, fc1 → relu → fc2 and the downsample joining at ⊕,
+    block2's identity skip dashed; a ResNet block's layers open in the layer view on their real input."""
+    net = next(p for p in presets if p["id"] == "tutorial-residual-net")["request"]
+    open_net(page, net)
+    page.locator("#net-graph svg").wait_for()
+    nodes = graph_nodes(page)
+    assert [n[0] for n in nodes] == ["input_1", "block1_fc1", "block1_relu", "block1_fc2", "block1_downsample", "add",
+                                     "block2_fc1", "block2_relu", "block2_fc2", "add_1", "output"]
+    assert page.locator("#net-graph g.df-group").evaluate_all("els => els.map(e => e.dataset.path)") == ["block1", "block2"]
+    edges = page.locator("#net-graph g.df-edge").evaluate_all(
+        "els => els.map(e => [e.dataset.from, e.dataset.to, e.classList.contains('skip'), e.textContent])")
+    assert ["block1_downsample", "add", False, "(5, 50)"] in edges
+    assert ["block1_fc2", "add", False, "(5, 50)"] in edges
+    assert ["add", "add_1", True, "(5, 50)"] in edges  # block2's identity: a skip path into ⊕
+    assert page.locator("#net-graph g.df-add").count() == 2
+    assert "torch.fx" in page.locator("#net-graph-meta").inner_text()
+
+    resnet = next(p for p in presets if p["id"] == "resnet-basic-block")["request"]
+    open_net(page, resnet)
+    page.locator("#net-graph svg").wait_for()
+    node = page.locator('#net-graph g.df-node[data-path="block.body.3"]')
+    assert "pickable" in node.get_attribute("class")
+    node.click()
+    page.locator("#drill-bar").wait_for(state="visible")
+    assert current_ui(page)["drill"]["path"] == "block.body.3"
+    assert "(1, 16, 8, 8)" in page.locator("#drill-text").inner_text()
+
+
+def test_graph_of_the_transformer_layer(page, presets):
+    req = next(p for p in presets if p["id"] == "tiny-transformer-encoder")["request"]
+    page.goto(config_url(req, {"view": "network"}))
+    wait_net(page)
+    page.locator("#net-graph svg").wait_for()
+    ids = [n[0] for n in graph_nodes(page)]
+    assert ids == ["input", "self_attn", "dropout1", "add", "norm1", "linear1", "relu", "dropout", "linear2",
+                   "dropout2", "add_1", "norm2", "output"]
+    skips = page.locator("#net-graph g.df-edge.skip").evaluate_all("els => els.map(e => [e.dataset.from, e.dataset.to])")
+    assert skips == [["input", "add"], ["norm1", "add_1"]]  # both residuals
+    assert "could not trace" in page.locator("#net-graph-meta").inner_text()

@@ -71,9 +71,19 @@ def _function_label(target: Any) -> str:
 
 
 def _node_entry(node_id: str, op: str, label: str, *, path: str | None = None, type_name: str | None = None,
-                shapes: list[list[int]] | None = None) -> dict[str, Any]:
+                shapes: list[list[int]] | None = None, scope: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """One node; ``scope`` lists the modules whose forward() made the call, outermost first."""
     return {"id": node_id, "op": op, "label": label, "path": path, "type": type_name,
-            "shape": shapes[0] if shapes and len(shapes) == 1 else None, "shapes": shapes}
+            "shape": shapes[0] if shapes and len(shapes) == 1 else None, "shapes": shapes, "scope": scope or []}
+
+
+def _scope(stack: Any, own: str | None) -> list[dict[str, str]]:
+    out = []
+    for key, value in (stack or {}).items():
+        path, cls = value if isinstance(value, tuple) else (key, value)
+        if path != own and path:
+            out.append({"path": str(path), "type": getattr(cls, "__name__", str(cls))})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +114,7 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
     kept: dict[str, dict[str, Any]] = {}
     for node in gm.graph.nodes:
         shapes = _shapes(node.meta.get("tensor_meta"))
+        scope = _scope(node.meta.get("nn_module_stack"), node.target if node.op == "call_module" else None)
         if node.op == "placeholder":
             if node.meta.get("tensor_meta") is None and node.users == {}:
                 continue
@@ -112,16 +123,16 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
         elif node.op == "call_module":
             sub = modules[node.target]
             entry = _node_entry(node.name, "module", type(sub).__name__, path=node.target,
-                                type_name=type(sub).__name__, shapes=shapes)
+                                type_name=type(sub).__name__, shapes=shapes, scope=scope)
         elif node.op == "call_function":
             if node.target is operator.getitem:
                 label = f"[{node.args[1]}]" if isinstance(node.args[1], int) else "[…]"
             else:
                 label = _function_label(node.target)
-            entry = _node_entry(node.name, "function", label, shapes=shapes)
+            entry = _node_entry(node.name, "function", label, shapes=shapes, scope=scope)
         elif node.op == "call_method":
             entry = _node_entry(node.name, "method", _SYMBOL_NAMES.get(node.target, f".{node.target}()"),
-                                shapes=shapes)
+                                shapes=shapes, scope=scope)
         elif node.op == "get_attr":
             entry = _node_entry(node.name, "attribute", str(node.target), shapes=shapes)
         elif node.op == "output":
@@ -205,6 +216,7 @@ class _HookGraph:
         self.keep: list[torch.Tensor] = []  # ids stay unique while the tensors live
         self.depth = 0
         self.counts: dict[str, int] = {}
+        self.stack: list[dict[str, str]] = []  # the non-leaf modules being run, outermost first
 
     def add(self, base: str, op: str, label: str, sources: list[torch.Tensor], outputs: list[torch.Tensor],
             **extra: Any) -> str:
@@ -214,7 +226,8 @@ class _HookGraph:
         self.counts[base] = n + 1
         node_id = base if n == 0 else f"{base}_{n}"
         shapes = [list(t.shape) for t in outputs] or None
-        self.nodes.append(_node_entry(node_id, op, label, shapes=shapes, **extra))
+        scope = [dict(s) for s in self.stack if s["path"] != extra.get("path")]
+        self.nodes.append(_node_entry(node_id, op, label, shapes=shapes, scope=scope, **extra))
         seen: set[tuple[str, int]] = set()
         for i, t in enumerate(sources):
             src = self.producer.get(id(t))
@@ -239,6 +252,15 @@ def _hook_graph(module: nn.Module, inputs: list[torch.Tensor]) -> tuple[list[dic
         g.add(name, "input", name, [], [x])
     handles = []
     for path, sub in module.named_modules():
+        if path and not is_leaf(sub):
+            def enter(mod, args, path=path):
+                g.stack.append({"path": path, "type": type(mod).__name__})
+
+            def leave(mod, args, output):
+                g.stack.pop()
+
+            handles.append(sub.register_forward_pre_hook(enter))
+            handles.append(sub.register_forward_hook(leave))
         if not path or not is_leaf(sub) or any(is_leaf(a) and a is not sub for a in _ancestors(module, path)):
             continue
 

@@ -10,6 +10,7 @@ import { renderNetTree } from "../ui/net-tree.js";
 import { renderNetTable } from "../ui/net-table.js";
 import { drawNetwork } from "../draw/network.js";
 import { mountPaste } from "../net/paste.js";
+import { renderGraphPanel } from "../net/graph-panel.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -367,13 +368,14 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     renderDiagram();
     renderNetTable(els.table, { result, error, failed: graph.bad, pickable, onPick: (it) => onDrill(drillTarget(it)) });
     renderSummary();
+    renderGraphPanel(root, { request: req, result, pickable, onDrill: (it) => onDrill(drillTarget(it)), setStatus });
     els.repr.textContent = result?.repr || "(built once the shapes fit)";
     // A single module with submodules of its own (a transformer layer, the tutorial's block): its
     // wiring is its forward(), not a chain, so the drawing keeps it whole and the table lists them.
     const inner = graph.root.kind === "layer" && result?.trace?.length;
     els.note.hidden = !inner;
     els.note.textContent = inner
-      ? `${graph.root.type} is one module: its ${result.trace.length} submodules are listed in the summary, in the order they run; how they connect is its own forward(). Add a layer to make it part of a Sequential.`
+      ? `${graph.root.type} is one module: its ${result.trace.length} submodules are listed in the summary, in the order they run; the dataflow graph below shows how its forward() connects them. Add a layer to make it part of a Sequential.`
       : "";
     if (!result) els.code.textContent = "# the network's shapes must fit before it can run";
     els.error.hidden = !error;
