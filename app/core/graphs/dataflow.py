@@ -217,6 +217,7 @@ class _HookGraph:
         self.depth = 0
         self.counts: dict[str, int] = {}
         self.stack: list[dict[str, str]] = []  # the non-leaf modules being run, outermost first
+        self.values: dict[str, torch.Tensor] = {}  # each node's (first) output tensor
 
     def add(self, base: str, op: str, label: str, sources: list[torch.Tensor], outputs: list[torch.Tensor],
             **extra: Any) -> str:
@@ -238,6 +239,8 @@ class _HookGraph:
         for t in outputs:
             self.producer[id(t)] = node_id
             self.keep.append(t)
+        if outputs:
+            self.values[node_id] = outputs[0]
         return node_id
 
 
@@ -245,7 +248,8 @@ class _TooManyNodes(Exception):
     pass
 
 
-def _hook_graph(module: nn.Module, inputs: list[torch.Tensor]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _hook_graph(module: nn.Module, inputs: list[torch.Tensor], *, grad: bool = False,
+                values: dict[str, torch.Tensor] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     g = _HookGraph()
     names = [f"input_{i}" if i else "input" for i in range(len(inputs))]
     for name, x in zip(names, inputs):
@@ -276,12 +280,17 @@ def _hook_graph(module: nn.Module, inputs: list[torch.Tensor]) -> tuple[list[dic
         handles.append(sub.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(sub.register_forward_hook(post, with_kwargs=True))
     try:
-        with torch.no_grad(), _Recorder(g):
+        with torch.set_grad_enabled(grad), _Recorder(g):
             result = module(*inputs)
     finally:
         for h in handles:
             h.remove()
     g.add("output", "output", "output", _tensors(result), [])
+    if values is not None:
+        values.update(g.values)
+        outs = _tensors(result)
+        if outs:
+            values["output"] = outs[0]
     out = g.nodes[-1]
     shapes = [e["shape"] for e in g.edges if e["to"] == "output"]
     out["shapes"] = shapes or None
@@ -343,6 +352,46 @@ def capture(module: nn.Module, inputs: list[torch.Tensor], *, real: tuple[nn.Mod
             continue
         return {"method": "hooks", "nodes": nodes, "edges": edges, "note": note}
     return {"method": "none", "nodes": [], "edges": [], "note": note}
+
+
+class _Keep(fx.Interpreter):
+    """Runs a traced graph and keeps every node's (first) output tensor, by node name."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.values: dict[str, torch.Tensor] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        first = _tensors(out)
+        if n.op == "output":
+            if first:
+                self.values["output"] = first[0]
+        elif first:
+            self.values[n.name] = first[0]
+        return out
+
+
+def record(module: nn.Module, inputs: list[torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
+    """Run ``module`` with autograd on, keeping each graph node's output tensor under the id that
+    :func:`capture` gives that node (same tracing, same names). Returns (method, values)."""
+    if is_leaf(module):
+        out = _tensors(module(*inputs))
+        values = {("input" if i == 0 else f"input_{i}"): x for i, x in enumerate(inputs)}
+        if out:
+            values["layer"] = values["output"] = out[0]
+        return "module", values
+    try:
+        gm = _fx_graph(module, len(inputs))
+    except Exception:  # noqa: BLE001 - as in capture: record a run instead
+        gm = None
+    if gm is not None:
+        keep = _Keep(gm)
+        keep.run(*inputs)
+        return "fx", keep.values
+    values: dict[str, torch.Tensor] = {}
+    _hook_graph(module, inputs, grad=True, values=values)
+    return "hooks", values
 
 
 def graph_fields(plan: Any, execution: Any = None) -> dict[str, Any]:

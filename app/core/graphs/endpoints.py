@@ -1,6 +1,7 @@
 """Entry points of the graph features: plain functions of (registry, request body, settings).
 
-``import_model`` answers ``POST /api/import``; the router calls only these.
+``import_model`` answers ``POST /api/import``, ``receptive_field`` ``POST /api/receptive-field``; the routers
+call only these.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from app.core.catalog import Registry
 from app.core.config import Settings
 from app.core.containers import resolve
 from app.core.errors import InvalidRequest, LayerExplorerError
+from app.core.graphs import receptive
 from app.core.graphs.importer import Imported, parse_model
 from app.core.schema import RunRequest
 
@@ -100,3 +102,8 @@ def suggest_inputs(registry: Registry, config: dict[str, Any], settings: Setting
         if _fits(registry, config, candidate, settings):
             return candidate
     return inputs
+
+
+def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    """The /api/run body plus ``index`` (and ``path`` or ``node``): per graph node, the elements it depends on."""
+    return receptive.receptive_field(registry, body, settings)
