@@ -154,3 +154,14 @@ def test_integer_inputs_have_no_field(api):
     r = api.post("/api/receptive-field", json={"layer": {"type": "Embedding", "num_embeddings": 5, "embedding_dim": 3},
                                                "inputs": [{"shape": [2, 4]}], "index": [0, 0, 0]})
     assert r.status_code == 422 and r.json()["field"] == "inputs"
+
+
+def test_nodes_after_the_chosen_one_take_no_part_and_large_nodes_come_folded(api):
+    lenet = next(p for p in PRESETS if p["id"] == "lenet5")["request"]
+    body = api.post("/api/receptive-field", json={**lenet, "index": [0, 2, 5, 5], "path": "3"}).json()
+    by_id = {n["id"]: n for n in body["nodes"]}
+    assert by_id["_4"]["count"] == 0  # the Tanh after the chosen conv
+    conv1 = by_id["_0"]  # (1, 6, 28, 28): 4704 elements, too many to send whole
+    assert conv1["mask"] is None and conv1["count"] == 6 * 10 * 10
+    grid = torch.tensor(conv1["grid"])  # folded over N and C: the 10 × 10 square of rows and columns 10–19
+    assert grid.shape == (28, 28) and int(grid.sum()) == 100 and int(grid[10:20, 10:20].sum()) == 100

@@ -89,3 +89,31 @@ def test_graph_of_the_transformer_layer(page, presets):
     skips = page.locator("#net-graph g.df-edge.skip").evaluate_all("els => els.map(e => [e.dataset.from, e.dataset.to])")
     assert skips == [["input", "add"], ["norm1", "add_1"]]  # both residuals
     assert "could not trace" in page.locator("#net-graph-meta").inner_text()
+
+
+def test_receptive_field_in_lenet(page, presets):
+    """Click an element of LeNet-5's second conv: the layers back to the input light up, the input's 14 × 14
+    square is lit, the formula agrees; the network's output depends on every pixel (dense layers)."""
+    lenet = next(p for p in presets if p["id"] == "lenet5")["request"]
+    open_net(page, lenet)
+    page.locator("#rf-target svg").wait_for()
+    page.select_option("#rf-node", "_3")
+    page.locator('#rf-lead input[data-dim="1"]').fill("2")
+    page.locator('#rf-target rect[data-r="5"][data-c="5"]').click()
+    page.locator('#rf-nodes figure[data-id="input_1"]').wait_for()
+    lit = page.locator("#net-graph g.df-node.rf-hit").evaluate_all("els => els.map(e => e.dataset.id)")
+    assert lit == ["input_1", "_0", "_1", "_2", "_3"]
+    assert page.locator("#net-graph g.df-node.rf-target").get_attribute("data-id") == "_3"
+    assert page.locator('#rf-nodes figure[data-id="input_1"] rect.rf-on').count() == 14 * 14
+    assert page.locator('#rf-nodes figure[data-id="_2"] rect.rf-on').count() == 5 * 5  # a 5×5 window of pool 2
+    assert "size 14 × 14" in page.locator("#rf-formula").inner_text()
+    assert "depends on 196 of the input's 784 elements" in page.locator("#rf-summary").inner_text()
+
+    page.check('input[name="rf-mode"][value="effective"]')
+    assert page.locator('#rf-nodes figure[data-id="input_1"] rect.rf-on').count() == 14 * 14
+
+    page.select_option("#rf-node", "output")
+    page.locator('#rf-target rect[data-r="0"][data-c="3"]').click()
+    page.wait_for_function("() => document.querySelectorAll('#net-graph g.df-node.rf-hit').length === 14")
+    assert page.locator('#rf-nodes figure[data-id="input_1"]').get_attribute("data-count") == "784"
+    assert page.locator("#rf-formula").inner_text() == ""

@@ -228,9 +228,16 @@ def _nested(t: torch.Tensor) -> Any:
     return t.tolist()
 
 
+def _fold(t: torch.Tensor) -> torch.Tensor:
+    """The last two dimensions, the leading ones folded with max (for a 0/1 mask: any)."""
+    if t.dim() <= 2:
+        return t
+    return t.reshape(-1, *t.shape[-2:]).amax(0)
+
+
 def _entry(node: dict[str, Any], mask: torch.Tensor | None, heat: torch.Tensor | None) -> dict[str, Any]:
     entry: dict[str, Any] = {"id": node["id"], "op": node["op"], "label": node["label"], "path": node["path"],
-                             "shape": None, "numel": None, "count": 0, "bbox": None, "mask": None,
+                             "shape": None, "numel": None, "count": 0, "bbox": None, "mask": None, "grid": None,
                              "effective": None}
     if mask is None:
         return entry
@@ -242,12 +249,19 @@ def _entry(node: dict[str, Any], mask: torch.Tensor | None, heat: torch.Tensor |
         entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
     if mask.numel() <= MASK_LIMIT:
         entry["mask"] = _nested(mask.to(torch.int8))
+    folded = _fold(mask)
+    if folded.numel() <= MASK_LIMIT:
+        # what a picture of the last two dimensions shows, for tensors too large to send whole
+        entry["grid"] = _nested(folded.to(torch.int8))
     if heat is not None:
         top = float(heat.max()) if heat.numel() else 0.0
         eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum())}
+        scaled = ((heat / top) if top > 0 else heat).to(torch.float64)
         if heat.numel() <= MASK_LIMIT:
-            scaled = (heat / top) if top > 0 else heat
-            eff["heat"] = _nested(torch.round(scaled.to(torch.float64) * 1000) / 1000)
+            eff["heat"] = _nested(torch.round(scaled * 1000) / 1000)
+        folded_heat = _fold(scaled)
+        if folded_heat.numel() <= MASK_LIMIT:
+            eff["grid"] = _nested(torch.round(folded_heat * 1000) / 1000)
         entry["effective"] = eff
     return entry
 
@@ -332,6 +346,20 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
 # ---------------------------------------------------------------------------------------------
 
 
+def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
+    into: dict[str, list[str]] = {}
+    for e in graph["edges"]:
+        into.setdefault(e["to"], []).append(e["from"])
+    seen = {target}
+    stack = [target]
+    while stack:
+        for src in into.get(stack.pop(), []):
+            if src not in seen:
+                seen.add(src)
+                stack.append(src)
+    return seen
+
+
 def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     req = parse(ReceptiveFieldRequest, body)
     run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path"}))
@@ -362,7 +390,11 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
                 hit = g != 0
                 masks[k] = masks[k] | hit if k in masks else hit
 
-    nodes = [_entry(n, masks.get(n["id"]), effective.get(n["id"])) for n in graph["nodes"]]
+    # only the target and what feeds it: an identity stand-in (ReLU, dropout) or an in-place op can make a
+    # later node share the target's tensor
+    feeds = _ancestors(graph, target)
+    nodes = [_entry(n, masks.get(n["id"]), effective.get(n["id"])) if n["id"] in feeds else _entry(n, None, None)
+             for n in graph["nodes"]]
     inputs = [n for n in nodes if n["op"] == "input"]
     formula = chain_formula(graph, module, target)
     return {

@@ -11,6 +11,7 @@ import { renderNetTable } from "../ui/net-table.js";
 import { drawNetwork } from "../draw/network.js";
 import { mountPaste } from "../net/paste.js";
 import { renderGraphPanel } from "../net/graph-panel.js";
+import { createRfPanel } from "../net/rf-panel.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -103,6 +104,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     els.shortcut.append(og);
   }
   for (const p of presets) els.preset.append(new Option(p.name, p.id));
+  const rfPanel = createRfPanel(root, { setStatus });
   // A pasted model opens like a preset (the whole request replaced, view and link updated).
   mountPaste(root, { setStatus, onOpen: (request) => onPreset({ id: "", name: "pasted code", request }) });
 
@@ -369,6 +371,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     renderNetTable(els.table, { result, error, failed: graph.bad, pickable, onPick: (it) => onDrill(drillTarget(it)) });
     renderSummary();
     renderGraphPanel(root, { request: req, result, pickable, onDrill: (it) => onDrill(drillTarget(it)), setStatus });
+    rfPanel.update(req, result);
     els.repr.textContent = result?.repr || "(built once the shapes fit)";
     // A single module with submodules of its own (a transformer layer, the tutorial's block): its
     // wiring is its forward(), not a chain, so the drawing keeps it whole and the table lists them.
