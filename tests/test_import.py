@@ -232,3 +232,24 @@ def test_nothing_is_imported_evaluated_or_called(registry, monkeypatch):
     # the corpus was really read: every hostile snippet refused, every valid one parsed
     assert outcomes[: len(HOSTILE)].count(422) >= len(HOSTILE) - 1  # the catalog's own check runs later
     assert all(isinstance(o, str) for o in outcomes[len(HOSTILE):])
+
+
+def test_the_importer_needs_no_torch_and_the_graphs_package_no_web_framework():
+    import ast as pyast
+    from pathlib import Path
+
+    import app.core.graphs as graphs
+
+    def imports(path):
+        names = set()
+        for node in pyast.walk(pyast.parse(path.read_text())):
+            if isinstance(node, pyast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, pyast.ImportFrom) and node.module:
+                names.add(node.module.split(".")[0])
+        return names
+
+    folder = Path(graphs.__file__).parent
+    assert "torch" not in imports(folder / "importer.py")
+    for path in folder.glob("*.py"):
+        assert not imports(path) & {"fastapi", "starlette", "uvicorn"}, path.name

@@ -323,9 +323,10 @@ def _single(module: nn.Module, inputs: list[torch.Tensor], output_shapes: list[l
 
 
 def capture(module: nn.Module, inputs: list[torch.Tensor], *, real: tuple[nn.Module, list[torch.Tensor]] | None = None,
-            output_shapes: list[list[int]] | None = None) -> dict[str, Any]:
+            output_shapes: list[list[int]] | None = None, propagate: bool = True) -> dict[str, Any]:
     """The graph of ``module`` called on ``inputs`` (meta tensors; ``real`` is used for shapes torch
-    cannot infer on meta). Returns ``{"method", "nodes", "edges"}`` (plus ``"note"`` on a fallback)."""
+    cannot infer on meta). Returns ``{"method", "nodes", "edges"}`` (plus ``"note"`` on a fallback).
+    Without ``propagate`` nothing runs: the fx graph comes without shapes (and no hooks fallback)."""
     if is_leaf(module):
         return _single(module, inputs, output_shapes)
     note = None
@@ -337,12 +338,17 @@ def capture(module: nn.Module, inputs: list[torch.Tensor], *, real: tuple[nn.Mod
     if gm is not None:
         if len(gm.graph.nodes) > MAX_NODES:
             return {"method": "fx", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes"}
+        if not propagate:
+            nodes, edges = _fx_nodes(gm)
+            return {"method": "fx", "nodes": nodes, "edges": edges}
         if not _propagate(gm, inputs) and real is not None:
             gm_real = fx.GraphModule(real[0], gm.graph)
             _propagate(gm_real, real[1])
             gm = gm_real
         nodes, edges = _fx_nodes(gm)
         return {"method": "fx", "nodes": nodes, "edges": edges}
+    if not propagate:
+        return {"method": "none", "nodes": [], "edges": [], "note": note}
     for mod, xs in ([(module, inputs)] + ([real] if real is not None else [])):
         try:
             nodes, edges = _hook_graph(mod, xs)
@@ -403,4 +409,7 @@ def graph_fields(plan: Any, execution: Any = None) -> dict[str, Any]:
         real = (execution.module, execution.inputs)
         out_shapes = [list(t.shape) for _, t in execution.outputs]
     plan.meta.train(plan.train)
-    return {"graph": capture(plan.meta, xs, real=real, output_shapes=out_shapes)}
+    # the planner skips the meta forward far past the memory limit (some meta kernels take time that grows
+    # with the sizes); the graph then comes from tracing alone
+    propagate = execution is not None or plan.meta_shapes is not None
+    return {"graph": capture(plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate)}
