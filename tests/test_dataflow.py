@@ -188,3 +188,26 @@ def test_nodes_name_the_modules_whose_forward_made_them(api):
     assert scopes["relu"] == [] and scopes["input_1"] == []
     graph = api.post("/api/shape", json=REQUESTS["tiny-transformer-encoder"]).json()["graph"]
     assert all(n["scope"] == [] for n in graph["nodes"])  # the root's own forward
+
+
+def test_module_nodes_carry_the_config_read_back_from_the_module(api):
+    graph = api.post("/api/shape", json=REQUESTS["tutorial-residual-block"]).json()["graph"]
+    configs = {n["id"]: n["config"] for n in graph["nodes"] if n["op"] == "module"}
+    assert configs == {
+        "fc1": {"type": "Linear", "in_features": 10, "out_features": 20},
+        "relu": {"type": "ReLU"},
+        "fc2": {"type": "Linear", "in_features": 20, "out_features": 20},
+        "downsample": {"type": "Linear", "in_features": 10, "out_features": 20},
+    }
+    graph = api.post("/api/shape", json=REQUESTS["tiny-transformer-encoder"]).json()["graph"]
+    configs = {n["id"]: n["config"] for n in graph["nodes"] if n["op"] == "module"}
+    assert configs["linear1"] == {"type": "Linear", "in_features": 16, "out_features": 32}
+    assert configs["norm1"] == {"type": "LayerNorm", "normalized_shape": [16]}
+    # each config runs on the input the module received, giving the shape the graph reports
+    trace = {e["path"]: e for e in api.post("/api/run", json=REQUESTS["tiny-transformer-encoder"]).json()["trace"]}
+    for node in graph["nodes"]:
+        if node["op"] == "module" and node["config"]:
+            entry = trace[node["path"]]
+            r = api.post("/api/shape", json={"layer": node["config"], "inputs": [{"shape": s} for s in entry["input_shapes"]]})
+            assert r.status_code == 200, (node["id"], r.text)
+            assert r.json()["output_shapes"][0] == node["shape"]

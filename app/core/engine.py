@@ -433,7 +433,7 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     response = _run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings,
                              code=codegen.script(ex.plan, req))
     response.update(containers.trace_fields(ex.plan, ex))
-    response.update(dataflow.graph_fields(ex.plan, ex))
+    response.update(dataflow.graph_fields(ex.plan, ex, registry))
     return response
 
 
@@ -544,7 +544,7 @@ def shape(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
         "warnings": plan.warnings,
     }
     response.update(containers.shape_trace_fields(plan))
-    response.update(dataflow.graph_fields(plan))
+    response.update(dataflow.graph_fields(plan, registry=registry))
     return response
 
 

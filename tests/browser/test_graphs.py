@@ -67,6 +67,18 @@ def test_graph_view_of_residual_networks(page, presets):
     assert page.locator("#net-graph g.df-add").count() == 2
     assert "torch.fx" in page.locator("#net-graph-meta").inner_text()
 
+    # fc1 is built inside SimpleResidualBlock's constructor: it opens by the config read back from it,
+    # on the input it really received inside the network
+    page.locator('#net-graph g.df-node[data-path="block1.fc1"]').click()
+    page.locator("#drill-bar").wait_for(state="visible")
+    assert current_ui(page)["drill"]["path"] == "block1.fc1"
+    assert page.locator("#form-layer .layer-type").inner_text() == "Linear"
+    assert page.locator('#layer-view [data-field="layer.out_features"] input').input_value() == "50"
+    assert page.locator('#layer-view [data-field="inputs[0].shape"] input').input_value() == "5, 10"
+    page.click("#drill-back")
+    wait_net(page)
+    assert current_config(page)["layer"] == net["layer"]  # the network is as it was
+
     resnet = next(p for p in presets if p["id"] == "resnet-basic-block")["request"]
     open_net(page, resnet)
     page.locator("#net-graph svg").wait_for()

@@ -25,6 +25,8 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.overrides import TorchFunctionMode
 
+from app.core.graphs.configs import module_config
+
 MAX_NODES = 2_000
 
 _SYMBOLS: dict[Any, str] = {
@@ -400,7 +402,19 @@ def record(module: nn.Module, inputs: list[torch.Tensor]) -> tuple[str, dict[str
     return "hooks", values
 
 
-def graph_fields(plan: Any, execution: Any = None) -> dict[str, Any]:
+def _add_configs(graph: dict[str, Any], module: nn.Module, registry: Any) -> dict[str, Any]:
+    """Module nodes carry the config of their layer where it can be read back (for the drill-down)."""
+    for node in graph["nodes"]:
+        if node["op"] == "module":
+            try:
+                sub = module.get_submodule(node["path"]) if node["path"] else module
+            except AttributeError:
+                continue
+            node["config"] = module_config(registry, sub)
+    return graph
+
+
+def graph_fields(plan: Any, execution: Any = None, registry: Any = None) -> dict[str, Any]:
     """``{"graph": ...}`` for a planned request (engine's shape response) or an execution (its run response)."""
     xs = [torch.empty(p.shape, dtype=p.dtype, device="meta") for p in plan.inputs]
     out_shapes = [list(s) for s in plan.meta_shapes] if plan.meta_shapes is not None else plan.predicted_shapes
@@ -412,4 +426,5 @@ def graph_fields(plan: Any, execution: Any = None) -> dict[str, Any]:
     # the planner skips the meta forward far past the memory limit (some meta kernels take time that grows
     # with the sizes); the graph then comes from tracing alone
     propagate = execution is not None or plan.meta_shapes is not None
-    return {"graph": capture(plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate)}
+    graph = capture(plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate)
+    return {"graph": _add_configs(graph, plan.meta, registry)}

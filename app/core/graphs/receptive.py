@@ -364,7 +364,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     req = parse(ReceptiveFieldRequest, body)
     run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path"}))
     ex = engine.execute(registry, run_req, settings)
-    graph = dataflow.graph_fields(ex.plan, ex)["graph"]
+    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
     if not graph["nodes"]:
         raise NotExplainable("this network's graph could not be captured", field="layer")
 
