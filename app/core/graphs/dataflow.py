@@ -14,8 +14,10 @@ from the real tensors of the run when there is one.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import operator
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -414,8 +416,53 @@ def _add_configs(graph: dict[str, Any], module: nn.Module, registry: Any) -> dic
     return graph
 
 
+_CACHE: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+_CACHE_SIZE = 128
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable key for resolved constructor arguments; None where one cannot be made (tensor data)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        items = tuple(_frozen(v) for v in value)
+        return None if any(i is _UNHASHABLE for i in items) else items
+    if isinstance(value, dict):
+        items = tuple((k, _frozen(v)) for k, v in sorted(value.items()))
+        return None if any(v is _UNHASHABLE for _, v in items) else items
+    if hasattr(value, "type") and hasattr(value, "params"):  # a LayerSpec inside a container's kwargs
+        return ("spec", value.type)
+    return _UNHASHABLE
+
+
+_UNHASHABLE = object()
+
+
+def _cache_key(plan: Any, execution: Any) -> Any:
+    args = _frozen(plan.kwargs)
+    if args is None or args is _UNHASHABLE:
+        return None
+    shapes = tuple((p.shape, str(p.dtype)) for p in plan.inputs)
+    return (plan.spec.type, args, shapes, str(plan.dtype), plan.train, execution is not None)
+
+
 def graph_fields(plan: Any, execution: Any = None, registry: Any = None) -> dict[str, Any]:
-    """``{"graph": ...}`` for a planned request (engine's shape response) or an execution (its run response)."""
+    """``{"graph": ...}`` for a planned request (engine's shape response) or an execution (its run response).
+
+    The same network on the same input shapes has the same graph: answers are kept for the last 128."""
+    key = _cache_key(plan, execution)
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return {"graph": copy.deepcopy(_CACHE[key])}
+    result = _graph_fields(plan, execution, registry)
+    if key is not None and result["graph"]["method"] != "none":
+        _CACHE[key] = copy.deepcopy(result["graph"])
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return result
+
+
+def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
     xs = [torch.empty(p.shape, dtype=p.dtype, device="meta") for p in plan.inputs]
     out_shapes = [list(s) for s in plan.meta_shapes] if plan.meta_shapes is not None else plan.predicted_shapes
     real = None
