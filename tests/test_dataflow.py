@@ -211,3 +211,17 @@ def test_module_nodes_carry_the_config_read_back_from_the_module(api):
             r = api.post("/api/shape", json={"layer": node["config"], "inputs": [{"shape": s} for s in entry["input_shapes"]]})
             assert r.status_code == 200, (node["id"], r.text)
             assert r.json()["output_shapes"][0] == node["shape"]
+
+
+def test_graphs_are_kept_per_network_and_shape(api):
+    from app.core.graphs import dataflow
+
+    body = REQUESTS["tutorial-residual-block"]
+    first = api.post("/api/shape", json=body).json()["graph"]
+    size = len(dataflow._CACHE)
+    again = api.post("/api/shape", json={**body, "seed": 7}).json()["graph"]
+    assert again == first and len(dataflow._CACHE) == size  # the seed does not change the graph
+    other = api.post("/api/shape", json={**body, "inputs": [{"shape": [3, 7, 10]}]}).json()["graph"]
+    assert other["nodes"][0]["shape"] == [3, 7, 10] and len(dataflow._CACHE) == size + 1
+    wider = api.post("/api/shape", json={**body, "layer": {**body["layer"], "out_features": 30}}).json()["graph"]
+    assert wider["nodes"][-1]["shape"] == [5, 30]

@@ -165,3 +165,15 @@ def test_nodes_after_the_chosen_one_take_no_part_and_large_nodes_come_folded(api
     assert conv1["mask"] is None and conv1["count"] == 6 * 10 * 10
     grid = torch.tensor(conv1["grid"])  # folded over N and C: the 10 × 10 square of rows and columns 10–19
     assert grid.shape == (28, 28) and int(grid.sum()) == 100 and int(grid[10:20, 10:20].sum()) == 100
+
+
+def test_too_large_for_autograd_is_a_413(api, settings):
+    # fits a no-grad run under the test server's limit, not every intermediate tensor and gradient in float64
+    side = 1024
+    body = {"layer": {"type": "Sequential", "layers": [conv(3, 8, 3, padding=1), {"type": "ReLU"},
+                                                       conv(8, 8, 3, padding=1)]},
+            "inputs": [{"shape": [1, 3, side, side]}]}
+    assert api.post("/api/shape", json=body).json()["estimate_bytes"] < settings.memory_limit_bytes
+    r = api.post("/api/receptive-field", json={**body, "index": [0, 0, 5, 5]})
+    assert r.status_code == 413, r.text
+    assert r.json()["error"] == "too_large" and r.json()["estimate_bytes"] > settings.memory_limit_bytes

@@ -31,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 from app.core import engine, tensors
 from app.core.catalog import Registry
 from app.core.config import Settings
-from app.core.errors import InvalidRequest, NotExplainable
+from app.core.errors import InvalidRequest, NotExplainable, TooLarge
 from app.core.graphs import dataflow
 from app.core.schema import MAX_RANK, RunRequest, parse
 
@@ -346,6 +346,21 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_memory(graph: dict[str, Any], module: nn.Module, settings: Settings) -> None:
+    """Autograd keeps every intermediate tensor, in float64 for the twin, and a gradient of each: refuse
+    what would not fit before anything is kept."""
+    elements = sum(math.prod(s) for n in graph["nodes"] for s in (n.get("shapes") or []) if s)
+    params = sum(p.numel() for p in module.parameters())
+    estimate = 8 * (3 * elements + 2 * params)
+    if estimate > settings.memory_limit_bytes:
+        raise TooLarge(
+            f"tracing a receptive field through this network needs about {estimate / 2**20:.0f} MiB (every "
+            f"intermediate tensor and its gradient); this server's limit is "
+            f"{settings.memory_limit_bytes / 2**20:.0f} MiB. Use a smaller input.",
+            estimate_bytes=estimate, limit_bytes=settings.memory_limit_bytes,
+        )
+
+
 def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
     into: dict[str, list[str]] = {}
     for e in graph["edges"]:
@@ -367,6 +382,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
     if not graph["nodes"]:
         raise NotExplainable("this network's graph could not be captured", field="layer")
+    _check_memory(graph, ex.module, settings)
 
     # effective: the real weights and input
     module = ex.module
