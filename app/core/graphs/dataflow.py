@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import inspect
 import operator
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -418,6 +419,7 @@ def _add_configs(graph: dict[str, Any], module: nn.Module, registry: Any) -> dic
 
 _CACHE: OrderedDict[Any, dict[str, Any]] = OrderedDict()
 _CACHE_SIZE = 128
+_CACHE_LOCK = threading.Lock()  # requests run in a thread pool
 
 
 def _frozen(value: Any) -> Any:
@@ -451,14 +453,20 @@ def graph_fields(plan: Any, execution: Any = None, registry: Any = None) -> dict
 
     The same network on the same input shapes has the same graph: answers are kept for the last 128."""
     key = _cache_key(plan, execution)
-    if key is not None and key in _CACHE:
-        _CACHE.move_to_end(key)
-        return {"graph": copy.deepcopy(_CACHE[key])}
+    if key is not None:
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+            if cached is not None:
+                _CACHE.move_to_end(key)
+        if cached is not None:
+            return {"graph": copy.deepcopy(cached)}
     result = _graph_fields(plan, execution, registry)
     if key is not None and result["graph"]["method"] != "none":
-        _CACHE[key] = copy.deepcopy(result["graph"])
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        kept = copy.deepcopy(result["graph"])
+        with _CACHE_LOCK:
+            _CACHE[key] = kept
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
     return result
 
 
