@@ -253,3 +253,14 @@ def test_the_importer_needs_no_torch_and_the_graphs_package_no_web_framework():
     assert "torch" not in imports(folder / "importer.py")
     for path in folder.glob("*.py"):
         assert not imports(path) & {"fastapi", "starlette", "uvicorn"}, path.name
+
+
+@pytest.mark.parametrize("preset", [p["id"] for p in PRESETS])
+def test_every_reproduction_script_imports_back(api, preset):
+    """The reverse direction: the model line of each response's script is read back into the same config."""
+    request = next(p for p in PRESETS if p["id"] == preset)["request"]
+    code = api.post("/api/run", json=request).json()["code"]
+    line = next(x for x in code.splitlines() if x.startswith("layer = "))
+    r = api.post("/api/import", json={"code": line})
+    assert r.status_code == 200, r.text
+    assert r.json()["layer"] == request["layer"]

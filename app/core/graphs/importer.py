@@ -153,7 +153,7 @@ class _Converter:
                 raise _refuse(func, f"attribute access outside nn./torch.nn. is not allowed ({dotted})")
         else:
             raise _refuse(func, f"only constructor calls of layers are allowed, not calls of {_describe(func)}")
-        if name not in self.registry or name == "Residual":
+        if name not in self.registry:
             raise _refuse(func, f"{name} is not a layer type this server knows (GET /api/layers lists them)")
         return name
 
@@ -258,7 +258,16 @@ class _Converter:
         if kind == "layers":
             if not isinstance(node, (ast.List, ast.Tuple)):
                 raise _refuse(node, f"{spec.type}: {name} must be a list of layers")
-            return [self.layer(e, f"{where}[{i}]") for i, e in enumerate(node.elts)]
+            out = []
+            for i, e in enumerate(node.elts):
+                # a (name, layer) pair, as the reproduction scripts write Residual's body
+                if isinstance(e, ast.Tuple) and len(e.elts) == 2:
+                    child_name = self.child_name(e.elts[0])
+                    config = self.layer(e.elts[1], f"{where}[{i}]")
+                    out.append({**config, "name": child_name} if child_name != str(i) else config)
+                else:
+                    out.append(self.layer(e, f"{where}[{i}]"))
+            return out
         return self.literal(node)
 
     def sequential(self, node: ast.Call, where: str) -> dict[str, Any]:
