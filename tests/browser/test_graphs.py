@@ -65,6 +65,14 @@ def test_graph_view_of_residual_networks(page, presets):
     assert ["block1_fc2", "add", False, "(5, 50)"] in edges
     assert ["add", "add_1", True, "(5, 50)"] in edges  # block2's identity: a skip path into ⊕
     assert page.locator("#net-graph g.df-add").count() == 2
+    # a click on ⊕ chooses it for the receptive field: the tutorial block's output depends on the whole input row
+    page.locator('#net-graph g.df-node[data-id="add"]').click()
+    assert page.locator("#rf-node").input_value() == "add"
+    page.locator('#rf-target rect[data-r="2"][data-c="7"]').click()
+    page.locator('#rf-nodes figure[data-id="input_1"]').wait_for()
+    assert page.locator('#rf-nodes figure[data-id="input_1"]').get_attribute("data-count") == "10"
+    lit = page.locator("#net-graph g.df-node.rf-hit").evaluate_all("els => els.map(e => e.dataset.id)")
+    assert lit == ["input_1", "block1_fc1", "block1_relu", "block1_fc2", "block1_downsample", "add"]
     assert "torch.fx" in page.locator("#net-graph-meta").inner_text()
 
     # fc1 is built inside SimpleResidualBlock's constructor: it opens by the config read back from it,

@@ -8,7 +8,7 @@ import { layoutDataflow } from "../geometry/dataflow.js";
 
 const line = (pts) => `M${pts.map((p) => p.map((v) => v.toFixed(1)).join(",")).join(" L")}`;
 
-export function drawDataflow(container, graph, { onPick = () => {}, canPick = () => false, field = null, onNode = null } = {}) {
+export function drawDataflow(container, graph, { onPick = () => {}, canPick = () => false, onOther = null, onNode = null } = {}) {
   const lay = layoutDataflow(graph);
   const modules = graph.nodes.filter((n) => n.op === "module").length;
   const svg = svgIn(container, lay.width, lay.height, `Dataflow graph (${graph.method}): ${graph.nodes.length} nodes, ${modules} module calls`);
@@ -53,13 +53,17 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
       const text = n.kind === "io" && node.shape ? `${node.label} ${JSON.stringify(node.shape).replaceAll(",", ", ").replace("[", "(").replace("]", ")")}` : node.label;
       ng.append("text").attr("class", "df-label").attr("x", n.w / 2).attr("y", n.h / 2 + 4).attr("text-anchor", "middle").text(text);
     }
-    if (pick) {
-      ng.attr("role", "button").attr("tabindex", 0).attr("aria-label", `open ${title}`);
-      ng.on("click", (ev) => onPick(node, ev));
+    // a module opens in the layer view; any other node with a shape (⊕, relu, the output) is chosen
+    // for the receptive field
+    const act = pick ? onPick : onOther && node.shape && node.op !== "input" ? onOther : null;
+    if (act) {
+      ng.classed("pickable", true).attr("role", "button").attr("tabindex", 0);
+      ng.attr("aria-label", pick ? `open ${title}` : `receptive field of ${title}`);
+      ng.on("click", (ev) => act(node, ev));
       ng.on("keydown", (ev) => {
         if (ev.key === "Enter" || ev.key === " ") {
           ev.preventDefault();
-          onPick(node, ev);
+          act(node, ev);
         }
       });
     }

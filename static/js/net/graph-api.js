@@ -24,6 +24,7 @@ export const graphApi = {
   // {"code"} -> {"layer", "inputs", "warnings"}; the server parses the code, it never runs it.
   importCode: (code, opts = {}) => post("/api/import", { code }, opts.signal),
   // the /api/run body plus index (and path) -> per node the elements that output element depends on.
+  // opts.path: an element of that module call's output; opts.node: of that graph node (⊕, relu, ...).
   receptiveField: (request, index, opts = {}) =>
-    post("/api/receptive-field", { ...request, index, ...(opts.path ? { path: opts.path } : {}), ...(opts.mode ? { mode: opts.mode } : {}) }, opts.signal),
+    post("/api/receptive-field", { ...request, index, ...(opts.path ? { path: opts.path } : {}), ...(opts.node ? { node: opts.node } : {}) }, opts.signal),
 };

@@ -23,7 +23,7 @@ function enclosing(builder, path) {
   return best?.field ?? "layer";
 }
 
-export function renderGraphPanel(root, { result, builder, pickable, onDrill, onDrillInner }) {
+export function renderGraphPanel(root, { result, builder, pickable, onDrill, onDrillInner, onOther = null }) {
   const host = root.querySelector("#net-graph");
   const meta = root.querySelector("#net-graph-meta");
   const graph = result?.graph;
@@ -42,6 +42,7 @@ export function renderGraphPanel(root, { result, builder, pickable, onDrill, onD
     return node.config && entry?.input_shapes?.length ? entry : null;
   };
   return drawDataflow(host, graph, {
+    onOther,
     canPick: (node) => node.op === "module" && Boolean(pickable(node.path) || inner(node)),
     onPick: (node) => {
       const it = pickable(node.path);

@@ -208,5 +208,17 @@ export function createRfPanel(root, { setStatus }) {
     }
   }
 
-  return { update, annotateGraph };
+  // Choose a node (a click on ⊕ or the output in the graph) and bring the panel into view.
+  function choose(id) {
+    if (!nodeOf(id)) return;
+    targetId = id;
+    els.node.value = id;
+    lead = [];
+    picked = null;
+    clearResult();
+    renderPicker();
+    els.panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+
+  return { update, annotateGraph, choose };
 }

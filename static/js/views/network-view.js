@@ -370,7 +370,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     renderDiagram();
     renderNetTable(els.table, { result, error, failed: graph.bad, pickable, onPick: (it) => onDrill(drillTarget(it)) });
     renderSummary();
-    renderGraphPanel(root, { result, builder: graph, pickable, onDrill: (it) => onDrill(drillTarget(it)), onDrillInner: onDrill });
+    renderGraphPanel(root, { result, builder: graph, pickable, onDrill: (it) => onDrill(drillTarget(it)), onDrillInner: onDrill, onOther: (node) => rfPanel.choose(node.id) });
     rfPanel.update(req, result);
     els.repr.textContent = result?.repr || "(built once the shapes fit)";
     // A single module with submodules of its own (a transformer layer, the tutorial's block): its
