@@ -213,9 +213,12 @@ def test_module_nodes_carry_the_config_read_back_from_the_module(api):
             assert r.json()["output_shapes"][0] == node["shape"]
 
 
-def test_graphs_are_kept_per_network_and_shape(api):
+def test_graphs_are_kept_per_network_and_shape(api, monkeypatch):
+    from collections import OrderedDict
+
     from app.core.graphs import dataflow
 
+    monkeypatch.setattr(dataflow, "_CACHE", OrderedDict())  # earlier tests may have filled it
     body = REQUESTS["tutorial-residual-block"]
     first = api.post("/api/shape", json=body).json()["graph"]
     size = len(dataflow._CACHE)
