@@ -21,7 +21,6 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
   for (const fr of lay.groups) {
     const fg = g.append("g").attr("class", "df-group").attr("data-path", fr.path);
     fg.append("rect").attr("x", fr.x).attr("y", fr.y).attr("width", fr.w).attr("height", fr.h).attr("rx", 10);
-    fg.append("text").attr("class", "df-group-label").attr("x", fr.x + 8).attr("y", fr.y + 15).text(fr.label);
   }
 
   for (const e of lay.edges) {
@@ -68,6 +67,14 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
       });
     }
     if (onNode) onNode(ng, n);
+  }
+
+  // frame labels run up the frame's left border, where edges entering from above do not pass
+  for (const fr of lay.groups) {
+    const x = fr.x + 12;
+    const y = fr.y + fr.h - 8;
+    g.append("text").attr("class", "df-group-label").attr("data-path", fr.path).attr("x", x).attr("y", y)
+      .attr("transform", `rotate(-90 ${x} ${y})`).text(fr.label);
   }
   return lay;
 }

@@ -34,7 +34,7 @@ export function renderGraphPanel(root, { result, builder, pickable, onDrill, onD
   }
   const calls = graph.nodes.filter((n) => n.op === "module").length;
   const ops = graph.nodes.filter((n) => n.op === "function" || n.op === "method").length;
-  meta.textContent = `${calls} module call${calls === 1 ? "" : "s"}, ${ops} function${ops === 1 ? "" : "s"} and method${ops === 1 ? "" : "s"}; ${METHODS[graph.method] || graph.method}.`;
+  meta.textContent = `${calls} module call${calls === 1 ? "" : "s"} and ${ops} function or method call${ops === 1 ? "" : "s"}; ${METHODS[graph.method] || graph.method}.`;
   host.dataset.method = graph.method;
   const traceOf = new Map((result.trace || []).map((t) => [t.path, t]));
   const inner = (node) => {
