@@ -148,6 +148,8 @@ def test_bad_requests(api, extra, field):
     r = api.post("/api/receptive-field", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["field"] == field
+    if field == "bogus":
+        assert r.json()["detail"].endswith("train, path, index, node")
 
 
 def test_integer_inputs_have_no_field(api):
