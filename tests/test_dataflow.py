@@ -228,3 +228,17 @@ def test_graphs_are_kept_per_network_and_shape(api, monkeypatch):
     assert other["nodes"][0]["shape"] == [3, 7, 10] and len(dataflow._CACHE) == size + 1
     wider = api.post("/api/shape", json={**body, "layer": {**body["layer"], "out_features": 30}}).json()["graph"]
     assert wider["nodes"][-1]["shape"] == [5, 30]
+
+
+def test_far_past_the_memory_limit_the_graph_comes_from_tracing_alone(api):
+    """/api/shape answers absurd sizes from the formula without a meta forward; the graph then has no shapes."""
+    body = {"layer": {"type": "Sequential", "layers": [
+        {"type": "Linear", "in_features": 200_000, "out_features": 200_000}, {"type": "ReLU"}]},
+        "inputs": [{"shape": [4, 200_000]}]}
+    r = api.post("/api/shape", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["source"] == "formula"
+    graph = r.json()["graph"]
+    assert graph["method"] == "fx"
+    assert [(n["id"], n["shape"]) for n in graph["nodes"]] == [("input_1", None), ("_0", None), ("_1", None),
+                                                                ("output", None)]
