@@ -208,7 +208,8 @@ def test_module_nodes_carry_the_config_read_back_from_the_module(api):
     for node in graph["nodes"]:
         if node["op"] == "module" and node["config"]:
             entry = trace[node["path"]]
-            r = api.post("/api/shape", json={"layer": node["config"], "inputs": [{"shape": s} for s in entry["input_shapes"]]})
+            inputs = [{"shape": s} for s in entry["input_shapes"]]
+            r = api.post("/api/shape", json={"layer": node["config"], "inputs": inputs})
             assert r.status_code == 200, (node["id"], r.text)
             assert r.json()["output_shapes"][0] == node["shape"]
 

@@ -39,7 +39,8 @@ NETS = {
         conv(2, 2, 3, padding=1), {"type": "ReLU"}, conv(2, 2, 3, padding=1)], "shortcut": None}, [1, 2, 6, 6]),
     "tutorial residual block": ({"type": "SimpleResidualBlock", "in_features": 4, "out_features": 3}, [2, 4]),
     "dense layer": ({"type": "Sequential", "layers": [
-        conv(1, 2, 3), {"type": "ReLU"}, {"type": "Flatten"}, {"type": "Linear", "in_features": 32, "out_features": 3}]},
+        conv(1, 2, 3), {"type": "ReLU"}, {"type": "Flatten"},
+        {"type": "Linear", "in_features": 32, "out_features": 3}]},
         [1, 1, 6, 6]),
 }
 

@@ -2,12 +2,17 @@
 
 import pytest
 
+import httpx
+
 from .helpers import config_url
-from .test_network import (  # noqa: F401 - presets is a fixture
-    MLP, current_config, current_ui, net_renders, open_net, presets, total_params, tree_types, wait_net,
-)
+from .test_network import MLP, current_config, current_ui, net_renders, open_net, total_params, tree_types, wait_net
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def presets(base_url):
+    return httpx.get(f"{base_url}/api/presets", timeout=30).json()["presets"]
 
 LENET_CODE = """model = nn.Sequential(
     nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
@@ -58,7 +63,8 @@ def test_graph_view_of_residual_networks(page, presets):
     nodes = graph_nodes(page)
     assert [n[0] for n in nodes] == ["input_1", "block1_fc1", "block1_relu", "block1_fc2", "block1_downsample", "add",
                                      "block2_fc1", "block2_relu", "block2_fc2", "add_1", "output"]
-    assert page.locator("#net-graph g.df-group").evaluate_all("els => els.map(e => e.dataset.path)") == ["block1", "block2"]
+    frames = page.locator("#net-graph g.df-group").evaluate_all("els => els.map(e => e.dataset.path)")
+    assert frames == ["block1", "block2"]
     edges = page.locator("#net-graph g.df-edge").evaluate_all(
         "els => els.map(e => [e.dataset.from, e.dataset.to, e.classList.contains('skip'), e.textContent])")
     assert ["block1_downsample", "add", False, "(5, 50)"] in edges
@@ -106,7 +112,8 @@ def test_graph_of_the_transformer_layer(page, presets):
     ids = [n[0] for n in graph_nodes(page)]
     assert ids == ["input", "self_attn", "dropout1", "add", "norm1", "linear1", "relu", "dropout", "linear2",
                    "dropout2", "add_1", "norm2", "output"]
-    skips = page.locator("#net-graph g.df-edge.skip").evaluate_all("els => els.map(e => [e.dataset.from, e.dataset.to])")
+    skips = page.locator("#net-graph g.df-edge.skip").evaluate_all(
+        "els => els.map(e => [e.dataset.from, e.dataset.to])")
     assert skips == [["input", "add"], ["norm1", "add_1"]]  # both residuals
     assert "could not trace" in page.locator("#net-graph-meta").inner_text()
 

@@ -358,7 +358,8 @@ def capture(module: nn.Module, inputs: list[torch.Tensor], *, real: tuple[nn.Mod
         try:
             nodes, edges = _hook_graph(mod, xs)
         except _TooManyNodes:
-            return {"method": "hooks", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes", "note": note}
+            return {"method": "hooks", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes",
+                    "note": note}
         except Exception:  # noqa: BLE001 - no meta kernel: try the real run
             continue
         return {"method": "hooks", "nodes": nodes, "edges": edges, "note": note}

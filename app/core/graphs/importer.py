@@ -184,7 +184,7 @@ class _Converter:
 
     def bounded(self, node: ast.AST, v: int) -> int:
         if abs(v) >= MAX_INT:
-            raise _refuse(node, f"the integer is too large (|value| must be below 2**63)")
+            raise _refuse(node, "the integer is too large (|value| must be below 2**63)")
         return v
 
     def arith(self, node: ast.BinOp) -> int:

@@ -140,7 +140,8 @@ _REPLACE: dict[Any, Callable[[tuple, dict], torch.Tensor]] = {f: _identity for f
 _REPLACE.update({
     F.max_pool1d: _sum_pool(1), F.max_pool2d: _sum_pool(2), F.max_pool3d: _sum_pool(3),
     F.adaptive_max_pool1d: _adaptive(1), F.adaptive_max_pool2d: _adaptive(2), F.adaptive_max_pool3d: _adaptive(3),
-    F.fractional_max_pool2d: _refuse("fractional max pooling"), F.fractional_max_pool3d: _refuse("fractional max pooling"),
+    F.fractional_max_pool2d: _refuse("fractional max pooling"),
+    F.fractional_max_pool3d: _refuse("fractional max pooling"),
 })
 for _name in ("max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"):
     if hasattr(F, _name):
@@ -338,7 +339,8 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
         jump = [ji * si for ji, si in zip(jump, s)]
     if not steps:
         return None
-    return {"symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1", "size": r, "jump": jump, "steps": steps}
+    return {"symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1", "size": r, "jump": jump,
+            "steps": steps}
 
 
 # ---------------------------------------------------------------------------------------------
