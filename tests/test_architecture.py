@@ -22,6 +22,7 @@ LAYERS = [
     ["registry", "presets"],
     ["explaining"],
     ["running"],
+    ["graphs"],
     ["service"],
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

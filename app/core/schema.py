@@ -70,9 +70,7 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         field = _loc(tuple(p for p in err["loc"] if p not in ("function-after[_one_of()]",)))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = f"unknown field {field!r}; the request takes layer, inputs, seed, device, dtype, train, path"
-            if model is ExplainRequest:
-                msg += ", index, output"
+            msg = f"unknown field {field!r}; the request takes {', '.join(model.model_fields)}"
         elif field == "seed":
             msg = f"seed must be an integer between 0 and 2**63 - 1; {msg[0].lower() + msg[1:]}"
         else:

@@ -10,6 +10,8 @@ from app.core.catalog.plugins import PluginError
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
 from app.core.errors import BadRequest, LayerExplorerError, TooLarge
+from app.core.graphs.endpoints import import_model, receptive_field
+from app.core.graphs.receptive import ReceptiveFieldRequest
 from app.core.presets import presets
 from app.core.registry import default_registry
 from app.core.running.devices import list_devices, resolve_device
@@ -17,7 +19,7 @@ from app.core.running.requests import explain, npy, output_tensor, run, shape, w
 from app.core.schema import ExplainRequest, RunRequest
 
 __all__ = [
-    "BadRequest", "ExplainRequest", "LayerExplorerError", "LayerSpec", "PluginError", "Registry", "RunRequest",
+    "BadRequest", "ExplainRequest", "ReceptiveFieldRequest", "import_model", "receptive_field", "LayerExplorerError", "LayerSpec", "PluginError", "Registry", "RunRequest",
     "Settings", "TooLarge", "default_registry", "explain", "list_devices", "npy", "output_tensor", "presets",
     "resolve_device", "run", "shape", "warm_up",
 ]

@@ -18,6 +18,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest, NotExplainable, TooLarge
 from app.core.explaining.explain import explain_module
 from app.core.networks.containers import predict
+from app.core.networks import graph
 from app.core.networks.tree import LayerNode, find
 from app.core.running.execute import execute, run_child
 from app.core.running.plan import InputPlan, Plan, plan_request
@@ -35,6 +36,7 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     ex = execute(registry, req, settings)
     response = run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan))
     response.update(trace_fields(ex.module, ex.extra))
+    response.update(graph.graph_fields(ex.plan, ex, registry))
     return response
 
 
@@ -99,7 +101,9 @@ def shape(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     # nothing is allocated here, so the memory limit does not apply: the estimate is reported
     plan = plan_request(registry, req, settings, enforce_limit=False)
     trace = plan.meta_trace if plan.meta_trace is not None else plan.predicted_trace
-    return shape_response(plan, settings, trace)
+    response = shape_response(plan, settings, trace)
+    response.update(graph.graph_fields(plan, registry=registry))
+    return response
 
 
 def explain(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:

@@ -14,6 +14,25 @@ export function isContainer(config) {
 
 // ---------- fields ----------
 
+// A module built inside another module's own constructor (the tutorial block's fc1, an encoder layer's
+// linear1) has no config in the request. Its field is "<enclosing field>::<module path>" and its config
+// is the one the server read back from the module (graph nodes' `config`), remembered here when the
+// graph is drawn. Edits of such a module cannot go back into its parent's constructor: setField and
+// withChild leave the network as it is, and the drill-down runs it inside the network as built.
+const innerConfigs = new Map();
+
+export function innerField(enclosingField, path) {
+  return `${enclosingField}::${path}`;
+}
+
+export function isInnerField(field) {
+  return String(field || "").includes("::");
+}
+
+export function rememberInner(field, config) {
+  innerConfigs.set(field, deepCopy(config));
+}
+
 // "layer.layers[1].body[0]" → ["layer", "layers", 1, "body", 0]
 export function parseField(field) {
   const out = [];
@@ -31,6 +50,7 @@ export function formatField(tokens) {
 
 // Value at a field of the request (fields start with "layer").
 export function getField(request, field) {
+  if (isInnerField(field)) return innerConfigs.has(field) ? deepCopy(innerConfigs.get(field)) : undefined;
   let v = request;
   for (const t of parseField(field)) {
     if (v === null || v === undefined) return undefined;
@@ -41,6 +61,7 @@ export function getField(request, field) {
 
 // A copy of the request with the value at `field` replaced (undefined deletes an object key).
 export function setField(request, field, value) {
+  if (isInnerField(field)) return deepCopy(request);
   const tokens = parseField(field);
   const copy = deepCopy(request);
   let v = copy;
@@ -167,6 +188,7 @@ export function childRequest(request, field, inputShapes) {
 
 // The network with the child at `field` replaced by `layer`, keeping the child's name.
 export function withChild(request, field, layer) {
+  if (isInnerField(field)) return deepCopy(request);
   const old = getField(request, field) || {};
   const { name: _drop, ...rest } = layer;
   const next = old.name !== undefined ? { ...rest, name: old.name } : rest;

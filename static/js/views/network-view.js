@@ -9,6 +9,9 @@ import { createConfigForm } from "../ui/form.js";
 import { renderNetTree } from "../ui/net-tree.js";
 import { renderNetTable } from "../ui/net-table.js";
 import { drawNetwork } from "../draw/network.js";
+import { mountPaste } from "../net/paste.js";
+import { renderGraphPanel } from "../net/graph-panel.js";
+import { createRfPanel } from "../net/rf-panel.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -101,6 +104,9 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     els.shortcut.append(og);
   }
   for (const p of presets) els.preset.append(new Option(p.name, p.id));
+  const rfPanel = createRfPanel(root, { setStatus });
+  // A pasted model opens like a preset (the whole request replaced, view and link updated).
+  mountPaste(root, { setStatus, onOpen: (request) => onPreset({ id: "", name: "pasted code", request }) });
 
   els.preset.addEventListener("change", () => {
     const p = presets.find((x) => x.id === els.preset.value);
@@ -364,13 +370,15 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     renderDiagram();
     renderNetTable(els.table, { result, error, failed: graph.bad, pickable, onPick: (it) => onDrill(drillTarget(it)) });
     renderSummary();
+    renderGraphPanel(root, { result, builder: graph, pickable, onDrill: (it) => onDrill(drillTarget(it)), onDrillInner: onDrill, onOther: (node) => rfPanel.choose(node.id) });
+    rfPanel.update(req, result);
     els.repr.textContent = result?.repr || "(built once the shapes fit)";
     // A single module with submodules of its own (a transformer layer, the tutorial's block): its
     // wiring is its forward(), not a chain, so the drawing keeps it whole and the table lists them.
     const inner = graph.root.kind === "layer" && result?.trace?.length;
     els.note.hidden = !inner;
     els.note.textContent = inner
-      ? `${graph.root.type} is one module: its ${result.trace.length} submodules are listed in the summary, in the order they run; how they connect is its own forward(). Add a layer to make it part of a Sequential.`
+      ? `${graph.root.type} is one module: its ${result.trace.length} submodules are listed in the summary, in the order they run; the dataflow graph below shows how its forward() connects them. Add a layer to make it part of a Sequential.`
       : "";
     if (!result) els.code.textContent = "# the network's shapes must fit before it can run";
     els.error.hidden = !error;

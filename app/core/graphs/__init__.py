@@ -1,0 +1,1 @@
+"""Networks drawn as they compute: dataflow graphs, receptive fields, models pasted as code."""

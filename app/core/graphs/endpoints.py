@@ -1,0 +1,109 @@
+"""Entry points of the graph features: plain functions of (registry, request body, settings).
+
+``import_model`` answers ``POST /api/import``, ``receptive_field`` ``POST /api/receptive-field``; the routers
+call only these.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from app.core.catalog.spec import Registry
+from app.core.config import Settings
+from app.core.networks.tree import resolve
+from app.core.running.plan import plan_request
+from app.core.errors import InvalidRequest, LayerExplorerError
+from app.core.graphs import receptive
+from app.core.graphs.importer import Imported, parse_model
+from app.core.schema import RunRequest
+
+# spatial sizes tried, in order, when the first layer's example input does not fit the network
+_SIDES = (28, 32, 224, 64, 16, 8, *range(9, 64))
+_MAX_TRIES = 40
+
+
+def import_model(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    """``{"code": "..."}`` -> ``{"layer": <config>, "inputs": [...]}``; the code is parsed, never run."""
+    if not isinstance(body, dict) or set(body) - {"code"}:
+        raise InvalidRequest('the request body must be {"code": "<PyTorch code>"}', field="code")
+    imported = parse_model(registry, body.get("code"))
+    try:
+        resolve(registry, imported.layer, field="layer")
+    except LayerExplorerError as exc:
+        raise _located(exc, imported) from None
+    return {"layer": imported.layer, "inputs": suggest_inputs(registry, imported.layer, settings),
+            "warnings": imported.warnings}
+
+
+def _located(exc: LayerExplorerError, imported: Imported) -> LayerExplorerError:
+    """The catalog's complaint about a config field, pointed at the line and column it came from."""
+    field = exc.field or ""
+    while field and field not in imported.positions:
+        cut = max(field.rfind("."), field.rfind("["))
+        field = field[:cut] if cut > 0 else ""
+    if field:
+        line, col = imported.positions[field]
+        exc.detail = f"line {line}, column {col}: {exc.detail}"
+        exc.args = (exc.detail,)
+        exc.extra.update(line=line, column=col, config_field=exc.field)
+        exc.field = "code"
+    return exc
+
+
+def _first_leaf(config: dict[str, Any]) -> dict[str, Any]:
+    while config.get("type") == "Sequential":
+        config = config["layers"][0]
+    return config
+
+
+def _guess(registry: Registry, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first layer's example input, resized to the sizes its arguments name."""
+    leaf = _first_leaf(config)
+    spec = registry.get(leaf["type"])
+    inputs = [dict(i) for i in spec.example.get("inputs", []) if "shape" in i]
+    if not inputs:
+        return []
+    shape = list(inputs[0]["shape"])
+    for key in ("in_channels", "num_features", "num_channels"):
+        if isinstance(leaf.get(key), int) and len(shape) >= 2:
+            shape[1] = leaf[key]
+    for key in ("in_features", "input_features", "in1_features", "d_model", "embed_dim", "input_size"):
+        if isinstance(leaf.get(key), int):
+            shape[-1] = leaf[key]
+    inputs[0] = {**inputs[0], "shape": shape}
+    return inputs
+
+
+def _fits(registry: Registry, config: dict[str, Any], inputs: list[dict[str, Any]], settings: Settings) -> bool:
+    try:
+        plan_request(registry, RunRequest.model_validate({"layer": config, "inputs": inputs}), settings)
+    except (LayerExplorerError, ValueError):
+        return False
+    return True
+
+
+def suggest_inputs(registry: Registry, config: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:
+    """Inputs the pasted network accepts: the first layer's example, else (for images and signals)
+    the first square size it fits, e.g. 28×28 for a LeNet whose Linear expects 16·4·4 features."""
+    inputs = _guess(registry, config)
+    if not inputs or _fits(registry, config, inputs, settings):
+        return inputs
+    shape = inputs[0]["shape"]
+    spatial = len(shape) - 2
+    if spatial < 1:
+        return inputs
+    tries = 0
+    for side in _SIDES:
+        if tries >= _MAX_TRIES or math.prod(shape[:2]) * side**spatial > 4_000_000:
+            break
+        tries += 1
+        candidate = [{**inputs[0], "shape": [*shape[:2], *([side] * spatial)]}, *inputs[1:]]
+        if _fits(registry, config, candidate, settings):
+            return candidate
+    return inputs
+
+
+def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    """The /api/run body plus ``index`` (and ``path`` or ``node``): per graph node, the elements it depends on."""
+    return receptive.receptive_field(registry, body, settings)

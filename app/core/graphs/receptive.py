@@ -1,0 +1,431 @@
+"""Receptive fields through a whole network: which elements of every node one output element depends on.
+
+*Structural* receptive field: every element that can change the chosen output for *some* input and
+weights. It is computed with autograd through a dependency-equivalent copy of the network, not with
+per-layer formulas: the copy has weights |w| + 1 (no weight is zero), runs in float64 on random inputs,
+and, through a ``TorchFunctionMode``, computes piecewise-flat functions as the identity (ReLU, hardtanh,
+dropout: they never cut a dependency for every input), max pooling as a sum over the same windows
+(max pooling depends on its whole window) and adaptive max pooling as adaptive average pooling. An
+element is in the field when the gradient of the output element with respect to it is non-zero in any
+of two draws.
+
+*Effective* receptive field: |∂y/∂x| on the real weights and the real input of the request, per node.
+
+The size formula for a chain of convolutions and poolings, r_l = r_{l-1} + (k_l − 1)·d_l·∏_{i<l} s_i,
+is reported next to it where the path from the input to the chosen node is such a chain.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from app.core import tensors
+from app.core.catalog.spec import Registry
+from app.core.config import Settings
+from app.core.errors import InvalidRequest, NotExplainable, TooLarge
+from app.core.networks import graph as dataflow
+from app.core.running.execute import execute
+from app.core.schema import MAX_RANK, RunRequest, parse
+
+MASK_LIMIT = 4096
+DRAWS = 2
+
+
+class ReceptiveFieldRequest(RunRequest):
+    #: an element of the output (or of the node chosen with ``path`` / ``node``); negative counts from the end
+    index: list[int] = Field(max_length=MAX_RANK + 2)
+    #: a node of the graph by id (e.g. "add"), for nodes that are not module calls
+    node: str | None = Field(default=None, max_length=256)
+
+
+# ---------------------------------------------------------------------------------------------
+# the dependency-equivalent computation
+# ---------------------------------------------------------------------------------------------
+
+
+def _first(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs["input"]
+
+
+def _identity(args: tuple, kwargs: dict) -> torch.Tensor:
+    return _first(args, kwargs)
+
+
+def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any) -> Any:
+    if len(args) > i:
+        return args[i]
+    return kwargs.get(name, default)
+
+
+def _tuple(v: Any, n: int) -> tuple[int, ...]:
+    if isinstance(v, (tuple, list)):
+        return tuple(int(x) for x in v) if len(v) == n else tuple(int(v[0]) for _ in range(n))
+    return (int(v),) * n
+
+
+def _sum_pool(n: int) -> Callable[[tuple, dict], torch.Tensor]:
+    """max_poolNd as a sum over the same windows: a depthwise convolution with a kernel of ones."""
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[n]
+
+    def run(args: tuple, kwargs: dict) -> torch.Tensor:
+        x = _first(args, kwargs)
+        if _arg(args, kwargs, 6, "return_indices", False):
+            raise NotExplainable("max pooling with return_indices has no receptive field here", field="layer")
+        k = _tuple(_arg(args, kwargs, 1, "kernel_size", None), n)
+        stride = _arg(args, kwargs, 2, "stride", None)
+        s = k if stride is None or stride == [] or stride == () else _tuple(stride, n)
+        p = _tuple(_arg(args, kwargs, 3, "padding", 0), n)
+        d = _tuple(_arg(args, kwargs, 4, "dilation", 1), n)
+        ceil = bool(_arg(args, kwargs, 5, "ceil_mode", False))
+        batched = x.dim() == n + 2
+        if not batched:
+            x = x.unsqueeze(0)
+        pads: list[int] = []
+        for i in reversed(range(n)):
+            size = x.shape[2 + i]
+            span = d[i] * (k[i] - 1) + 1
+            numer = size + 2 * p[i] - span
+            out = (-(-numer // s[i]) if ceil else numer // s[i]) + 1
+            if ceil and (out - 1) * s[i] >= size + p[i]:
+                out -= 1  # torch's rule: the last window must start inside the input or left padding
+            need = (out - 1) * s[i] + span
+            pads += [p[i], max(0, need - size - p[i])]
+        # padding with -inf never wins a max: as zeros, it adds nothing to the sum
+        x = F.pad(x, pads)
+        channels = x.shape[1]
+        weight = torch.ones((channels, 1, *k), dtype=x.dtype, device=x.device)
+        y = conv(x, weight, stride=s, dilation=d, groups=channels)
+        return y if batched else y.squeeze(0)
+
+    return run
+
+
+def _adaptive(n: int) -> Callable[[tuple, dict], torch.Tensor]:
+    avg = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[n]
+
+    def run(args: tuple, kwargs: dict) -> torch.Tensor:
+        if _arg(args, kwargs, 2, "return_indices", False):
+            raise NotExplainable("adaptive max pooling with return_indices has no receptive field here", field="layer")
+        return avg(_first(args, kwargs), _arg(args, kwargs, 1, "output_size", None))
+
+    return run
+
+
+def _refuse(name: str) -> Callable[[tuple, dict], torch.Tensor]:
+    def run(args: tuple, kwargs: dict) -> torch.Tensor:
+        raise NotExplainable(f"{name} picks its windows at random: its receptive field is not defined", field="layer")
+
+    return run
+
+
+_FLAT = [
+    # piecewise flat (zero slope somewhere) or random: they would cut dependencies for some inputs only
+    F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6, F.hardtanh,
+    F.hardtanh_, F.threshold, F.threshold_, F.hardshrink, F.softshrink, F.hardsigmoid, F.hardswish, F.rrelu,
+    F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout, torch.clamp,
+    torch.Tensor.clamp, torch.clip, F.leaky_relu,
+    # element-wise and strictly monotone, but saturating: in floating point their slope underflows to 0
+    torch.tanh, torch.Tensor.tanh, F.tanh, torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid, F.logsigmoid, F.elu,
+    F.selu, F.celu, F.gelu, F.silu, F.mish, F.softplus, F.softsign, F.tanhshrink,
+]
+_REPLACE: dict[Any, Callable[[tuple, dict], torch.Tensor]] = {f: _identity for f in _FLAT}
+_REPLACE.update({
+    F.max_pool1d: _sum_pool(1), F.max_pool2d: _sum_pool(2), F.max_pool3d: _sum_pool(3),
+    F.adaptive_max_pool1d: _adaptive(1), F.adaptive_max_pool2d: _adaptive(2), F.adaptive_max_pool3d: _adaptive(3),
+    F.fractional_max_pool2d: _refuse("fractional max pooling"),
+    F.fractional_max_pool3d: _refuse("fractional max pooling"),
+})
+for _name in ("max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"):
+    if hasattr(F, _name):
+        _REPLACE[getattr(F, _name)] = _refuse("max pooling with indices")
+
+
+class _DependencyMode(TorchFunctionMode):
+    """Functions with flat pieces or random masks become what they depend on, so no dependency is cut."""
+
+    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        replacement = _REPLACE.get(func)
+        if replacement is not None:
+            return replacement(args, kwargs)
+        return func(*args, **kwargs)
+
+
+def _structural_copy(module: nn.Module) -> nn.Module:
+    """No weight zero (|w| + 1), scaled by the fan-in so that values stay moderate through deep stacks."""
+    twin = copy.deepcopy(module).to(dtype=torch.float64)
+    with torch.no_grad():
+        for p in twin.parameters():
+            fan_in = p[0].numel() if p.dim() >= 2 else 1
+            p.copy_((p.abs() + 1) / fan_in)
+    return twin
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients per node
+# ---------------------------------------------------------------------------------------------
+
+
+def _target(values: dict[str, torch.Tensor], graph: dict[str, Any], req: ReceptiveFieldRequest) -> str:
+    if req.node is not None:
+        if req.node not in values:
+            ids = ", ".join(n["id"] for n in graph["nodes"])
+            raise InvalidRequest(f"the graph has no node {req.node!r}; its nodes are: {ids}", field="node")
+        return req.node
+    if req.path:
+        for n in graph["nodes"]:
+            if n["op"] == "module" and n["path"] == req.path and n["id"] in values:
+                return n["id"]
+        paths = ", ".join(n["path"] for n in graph["nodes"] if n["op"] == "module")
+        raise InvalidRequest(f"no module call at path {req.path!r} in the graph; its module calls are: {paths}",
+                             field="path")
+    return "output"
+
+
+def _index(shape: tuple[int, ...], index: list[int]) -> tuple[int, ...]:
+    if len(index) != len(shape):
+        raise InvalidRequest(f"index must have {len(shape)} entries for a tensor of shape {list(shape)}; got {index}",
+                             field="index")
+    out = []
+    for i, (k, n) in enumerate(zip(index, shape)):
+        if not -n <= k < n:
+            raise InvalidRequest(f"index[{i}] = {k} is outside dimension {i} of size {n}", field="index")
+        out.append(k % n)
+    return tuple(out)
+
+
+def _grads(values: dict[str, torch.Tensor], target: str, index: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    y = values[target][index]
+    names = [k for k, v in values.items() if v.requires_grad and v.is_floating_point()]
+    grads = torch.autograd.grad(y, [values[k] for k in names], allow_unused=True, retain_graph=False)
+    return {k: g for k, g in zip(names, grads) if g is not None}
+
+
+def _inputs_for_grad(xs: list[torch.Tensor], dtype: torch.dtype | None, generator: torch.Generator | None):
+    out = []
+    for x in xs:
+        if not x.is_floating_point():
+            raise NotExplainable("receptive fields need floating-point inputs (this layer takes indices)",
+                                 field="inputs")
+        if generator is not None:
+            x = torch.randn(x.shape, generator=generator, dtype=torch.float64).to(x.device)
+        else:
+            x = x.detach().clone()
+        if dtype is not None:
+            x = x.to(dtype)
+        out.append(x.requires_grad_(True))
+    return out
+
+
+def _nested(t: torch.Tensor) -> Any:
+    return t.tolist()
+
+
+def _fold(t: torch.Tensor) -> torch.Tensor:
+    """The last two dimensions, the leading ones folded with max (for a 0/1 mask: any)."""
+    if t.dim() <= 2:
+        return t
+    return t.reshape(-1, *t.shape[-2:]).amax(0)
+
+
+def _entry(node: dict[str, Any], mask: torch.Tensor | None, heat: torch.Tensor | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": node["id"], "op": node["op"], "label": node["label"], "path": node["path"],
+                             "shape": None, "numel": None, "count": 0, "bbox": None, "mask": None, "grid": None,
+                             "effective": None}
+    if mask is None:
+        return entry
+    entry["shape"] = list(mask.shape)
+    entry["numel"] = int(mask.numel())
+    entry["count"] = int(mask.sum())
+    if entry["count"]:
+        where = mask.nonzero()
+        entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
+    if mask.numel() <= MASK_LIMIT:
+        entry["mask"] = _nested(mask.to(torch.int8))
+    folded = _fold(mask)
+    if folded.numel() <= MASK_LIMIT:
+        # what a picture of the last two dimensions shows, for tensors too large to send whole
+        entry["grid"] = _nested(folded.to(torch.int8))
+    if heat is not None:
+        top = float(heat.max()) if heat.numel() else 0.0
+        eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum())}
+        scaled = ((heat / top) if top > 0 else heat).to(torch.float64)
+        if heat.numel() <= MASK_LIMIT:
+            eff["heat"] = _nested(torch.round(scaled * 1000) / 1000)
+        folded_heat = _fold(scaled)
+        if folded_heat.numel() <= MASK_LIMIT:
+            eff["grid"] = _nested(torch.round(folded_heat * 1000) / 1000)
+        entry["effective"] = eff
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------
+# the formula for chains of convolutions and poolings
+# ---------------------------------------------------------------------------------------------
+
+# element-wise layers leave the window arithmetic alone; these activations mix along a dimension instead
+_MIXING = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d, nn.MultiheadAttention, nn.GLU)
+
+
+def _elementwise(module: nn.Module) -> bool:
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        # batch statistics (training, or no running statistics) couple every element of a channel
+        return not module.training and module.track_running_stats
+    if isinstance(module, _MIXING):
+        return False
+    return type(module).__module__ in (nn.modules.activation.__name__, nn.modules.dropout.__name__) or isinstance(
+        module, nn.Identity)
+
+
+def _window(module: nn.Module) -> tuple[list[int], list[int], list[int]] | None:
+    if isinstance(module, nn.modules.conv._ConvNd) and not module.transposed:
+        return list(module.kernel_size), list(module.stride), list(module.dilation)
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+        n = {"1d": 1, "2d": 2, "3d": 3}[type(module).__name__[-2:]]
+        k = _tuple(module.kernel_size, n)
+        s = _tuple(module.stride if module.stride not in (None, ()) else module.kernel_size, n)
+        d = _tuple(getattr(module, "dilation", 1), n)
+        return list(k), list(s), list(d)
+    return None
+
+
+def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict[str, Any] | None:
+    """r_l = r_{l-1} + (k_l − 1)·d_l·∏_{i<l} s_i along a chain input → target of convolutions, poolings and
+    element-wise layers; None where the path is not such a chain."""
+    into: dict[str, list[str]] = {}
+    for e in graph["edges"]:
+        into.setdefault(e["to"], []).append(e["from"])
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    path: list[dict[str, Any]] = []
+    current = target
+    while nodes[current]["op"] != "input":
+        sources = sorted(set(into.get(current, [])))
+        if len(sources) != 1:
+            return None
+        if current != "output":
+            path.append(nodes[current])
+        current = sources[0]
+    path.reverse()
+    steps: list[dict[str, Any]] = []
+    r: list[int] | None = None
+    jump: list[int] | None = None
+    for node in path:
+        if node["op"] != "module":
+            return None
+        sub = module.get_submodule(node["path"]) if node["path"] else module
+        win = _window(sub)
+        if win is None:
+            if _elementwise(sub):
+                continue
+            return None
+        k, s, d = win
+        if r is None or jump is None:
+            r, jump = [1] * len(k), [1] * len(k)
+        if len(k) != len(r):
+            return None
+        new = [ri + (ki - 1) * di * ji for ri, ki, di, ji in zip(r, k, d, jump)]
+        text = ", ".join(f"{ri} + ({ki} − 1)·{di}·{ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new))
+        r = new
+        steps.append({"path": node["path"], "type": type(sub).__name__, "kernel": k, "stride": s, "dilation": d,
+                      "jump": list(jump), "r": list(r), "text": text})
+        jump = [ji * si for ji, si in zip(jump, s)]
+    if not steps:
+        return None
+    return {"symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1", "size": r, "jump": jump,
+            "steps": steps}
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_memory(graph: dict[str, Any], module: nn.Module, settings: Settings) -> None:
+    """Autograd keeps every intermediate tensor, in float64 for the twin, and a gradient of each: refuse
+    what would not fit before anything is kept."""
+    elements = sum(math.prod(s) for n in graph["nodes"] for s in (n.get("shapes") or []) if s)
+    params = sum(p.numel() for p in module.parameters())
+    estimate = 8 * (3 * elements + 2 * params)
+    if estimate > settings.memory_limit_bytes:
+        raise TooLarge(
+            f"tracing a receptive field through this network needs about {estimate / 2**20:.0f} MiB (every "
+            f"intermediate tensor and its gradient); this server's limit is "
+            f"{settings.memory_limit_bytes / 2**20:.0f} MiB. Use a smaller input.",
+            estimate_bytes=estimate, limit_bytes=settings.memory_limit_bytes,
+        )
+
+
+def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
+    into: dict[str, list[str]] = {}
+    for e in graph["edges"]:
+        into.setdefault(e["to"], []).append(e["from"])
+    seen = {target}
+    stack = [target]
+    while stack:
+        for src in into.get(stack.pop(), []):
+            if src not in seen:
+                seen.add(src)
+                stack.append(src)
+    return seen
+
+
+def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    req = parse(ReceptiveFieldRequest, body)
+    run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path"}))
+    ex = execute(registry, run_req, settings)
+    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+    if not graph["nodes"]:
+        raise NotExplainable("this network's graph could not be captured", field="layer")
+    _check_memory(graph, ex.module, settings)
+
+    # effective: the real weights and input
+    module = ex.module
+    xs = _inputs_for_grad(ex.inputs, None, None)
+    with torch.enable_grad():
+        method, values = dataflow.record(module, xs)
+        target = _target(values, graph, req)
+        index = _index(tuple(values[target].shape), req.index)
+        effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
+
+    # structural: a dependency-equivalent twin, two random draws
+    twin = _structural_copy(module)
+    twin.train(module.training)
+    generator = torch.Generator().manual_seed(req.seed)
+    masks: dict[str, torch.Tensor] = {}
+    for _ in range(DRAWS):
+        zs = _inputs_for_grad(ex.inputs, torch.float64, generator)
+        with torch.enable_grad(), _DependencyMode():
+            _, tv = dataflow.record(twin, zs)
+            for k, g in _grads(tv, target, index).items():
+                hit = g != 0
+                masks[k] = masks[k] | hit if k in masks else hit
+
+    # only the target and what feeds it: an identity stand-in (ReLU, dropout) or an in-place op can make a
+    # later node share the target's tensor
+    feeds = _ancestors(graph, target)
+    nodes = [_entry(n, masks.get(n["id"]), effective.get(n["id"])) if n["id"] in feeds else _entry(n, None, None)
+             for n in graph["nodes"]]
+    inputs = [n for n in nodes if n["op"] == "input"]
+    formula = chain_formula(graph, module, target)
+    return {
+        "index": list(index),
+        "target": {"id": target, "path": next((n["path"] for n in graph["nodes"] if n["id"] == target), None),
+                   "shape": list(values[target].shape)},
+        "method": method,
+        "graph": graph,
+        "nodes": nodes,
+        "input": inputs[0] if inputs else None,
+        "formula": formula,
+        "draws": DRAWS,
+        "mask_limit": MASK_LIMIT,
+        "dtype": tensors.dtype_name(ex.plan.dtype),
+    }

@@ -1,0 +1,468 @@
+"""The dataflow graph of a built module: module calls, functions and methods, with the tensors between them.
+
+``torch.fx`` symbolic tracing captures the graph; a module without submodules (a Conv2d, an LSTM, the
+tutorial's BasicLinear) and MultiheadAttention (whose forward reads its out_proj's weights instead of
+calling it) are leaves, so each is one node whose ``path`` is its module path, as in the trace. Where fx
+cannot trace a forward (control flow on tensor values, ...), the graph is recorded while the module runs
+on the meta device instead: forward hooks mark the leaf calls and a ``TorchFunctionMode`` records every
+torch function and tensor method called between them. ``method`` says which: ``fx``, ``hooks`` or
+``module`` (a single layer).
+
+Shapes come from running the graph on meta tensors (nothing allocated); where torch has no meta kernel,
+from the real tensors of the run when there is one.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import operator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+from torch.overrides import TorchFunctionMode
+
+from app.core.networks.configs import module_config
+
+MAX_NODES = 2_000
+
+_SYMBOLS: dict[Any, str] = {
+    operator.add: "+", operator.iadd: "+", torch.add: "+", operator.sub: "−", torch.sub: "−",
+    operator.mul: "×", operator.imul: "×", torch.mul: "×", operator.truediv: "÷", torch.div: "÷",
+    operator.matmul: "@", torch.matmul: "@", operator.neg: "−x",
+}
+_SYMBOL_NAMES = {"add": "+", "add_": "+", "__add__": "+", "__iadd__": "+", "__radd__": "+", "sub": "−",
+                 "__sub__": "−", "mul": "×", "__mul__": "×", "__rmul__": "×", "__matmul__": "@", "matmul": "@",
+                 "__truediv__": "÷", "div": "÷"}
+
+
+def is_leaf(module: nn.Module) -> bool:
+    """One node in the graph: no submodules, or submodules it never calls (attention reads out_proj's weights)."""
+    return not any(True for _ in module.children()) or isinstance(module, nn.MultiheadAttention)
+
+
+class _LeafTracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return is_leaf(m)
+
+
+def _shape(meta: Any) -> list[int] | None:
+    # ShapeProp stores a TensorMetadata (a NamedTuple with .shape) per tensor
+    shape = getattr(meta, "shape", None)
+    return [int(d) for d in shape] if shape is not None else None
+
+
+def _shapes(meta: Any) -> list[list[int]] | None:
+    if meta is None:
+        return None
+    if getattr(meta, "shape", None) is None and isinstance(meta, (tuple, list)):
+        out = [_shape(m) for m in meta]
+        return out if any(s is not None for s in out) else None
+    s = _shape(meta)
+    return [s] if s is not None else None
+
+
+def _function_label(target: Any) -> str:
+    if target in _SYMBOLS:
+        return _SYMBOLS[target]
+    name = getattr(target, "__name__", str(target))
+    return _SYMBOL_NAMES.get(name, name)
+
+
+def _node_entry(node_id: str, op: str, label: str, *, path: str | None = None, type_name: str | None = None,
+                shapes: list[list[int]] | None = None, scope: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """One node; ``scope`` lists the modules whose forward() made the call, outermost first."""
+    return {"id": node_id, "op": op, "label": label, "path": path, "type": type_name,
+            "shape": shapes[0] if shapes and len(shapes) == 1 else None, "shapes": shapes, "scope": scope or []}
+
+
+def _scope(stack: Any, own: str | None) -> list[dict[str, str]]:
+    out = []
+    for key, value in (stack or {}).items():
+        path, cls = value if isinstance(value, tuple) else (key, value)
+        if path != own and path:
+            out.append({"path": str(path), "type": getattr(cls, "__name__", str(cls))})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# torch.fx
+# ---------------------------------------------------------------------------------------------
+
+
+def _concrete_args(module: nn.Module, n_inputs: int) -> dict[str, Any] | None:
+    """Optional forward() arguments the request does not pass are fixed at their defaults (masks: None)."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    extra = {p.name: p.default for p in params[n_inputs:] if p.default is not p.empty}
+    return extra or None
+
+
+def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
+    tracer = _LeafTracer()
+    graph = tracer.trace(module, concrete_args=_concrete_args(module, n_inputs))
+    return fx.GraphModule(tracer.root, graph)
+
+
+def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    modules = dict(gm.named_modules())
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    kept: dict[str, dict[str, Any]] = {}
+    for node in gm.graph.nodes:
+        shapes = _shapes(node.meta.get("tensor_meta"))
+        scope = _scope(node.meta.get("nn_module_stack"), node.target if node.op == "call_module" else None)
+        if node.op == "placeholder":
+            if node.meta.get("tensor_meta") is None and node.users == {}:
+                continue
+            entry = _node_entry(node.name, "input", node.target if isinstance(node.target, str) else "input",
+                                shapes=shapes)
+        elif node.op == "call_module":
+            sub = modules[node.target]
+            entry = _node_entry(node.name, "module", type(sub).__name__, path=node.target,
+                                type_name=type(sub).__name__, shapes=shapes, scope=scope)
+        elif node.op == "call_function":
+            if node.target is operator.getitem:
+                label = f"[{node.args[1]}]" if isinstance(node.args[1], int) else "[…]"
+            else:
+                label = _function_label(node.target)
+            entry = _node_entry(node.name, "function", label, shapes=shapes, scope=scope)
+        elif node.op == "call_method":
+            entry = _node_entry(node.name, "method", _SYMBOL_NAMES.get(node.target, f".{node.target}()"),
+                                shapes=shapes, scope=scope)
+        elif node.op == "get_attr":
+            entry = _node_entry(node.name, "attribute", str(node.target), shapes=shapes)
+        elif node.op == "output":
+            entry = _node_entry("output", "output", "output")
+        else:  # pragma: no cover - fx has no other ops
+            continue
+        kept[node.name] = entry
+        nodes.append(entry)
+        sources = node.all_input_nodes
+        for i, src in enumerate(sources):
+            if src.name not in kept:
+                continue
+            edges.append({"from": src.name, "to": entry["id"], "shape": kept[src.name]["shape"], "arg": i})
+    out = next((n for n in nodes if n["op"] == "output"), None)
+    if out is not None:
+        into = [e for e in edges if e["to"] == "output"]
+        shapes = [e["shape"] for e in into]
+        out["shapes"] = shapes if any(s is not None for s in shapes) else None
+        out["shape"] = shapes[0] if len(shapes) == 1 else None
+    return nodes, edges
+
+
+def _propagate(gm: fx.GraphModule, inputs: list[torch.Tensor]) -> bool:
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(*inputs)
+    except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent: shapes stay unknown
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# hooks + TorchFunctionMode (when fx cannot trace)
+# ---------------------------------------------------------------------------------------------
+
+_SKIP_FUNCTIONS = {"size", "dim", "__len__", "numel", "__get__", "__bool__", "is_floating_point", "__format__",
+                   "__repr__", "item", "tolist", "__contains__", "__hash__", "__eq__", "__ne__", "__index__",
+                   "is_nested", "is_contiguous", "stride", "__iter__", "_has_compatible_shallow_copy_type",
+                   "requires_grad_", "detach"}
+
+
+class _Recorder(TorchFunctionMode):
+    """Every torch function / tensor method called outside a leaf module, with the tensors it links."""
+
+    def __init__(self, graph: "_HookGraph") -> None:
+        super().__init__()
+        self.graph = graph
+
+    def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        g = self.graph
+        name = getattr(func, "__name__", str(func))
+        if g.depth == 0 and name not in _SKIP_FUNCTIONS:
+            sources = [t for t in _tensors((args, kwargs)) if id(t) in g.producer]
+            outputs = _tensors(result)
+            if sources and outputs:
+                label = _function_label(func)
+                if name == "__getitem__":
+                    label = f"[{args[1]}]" if len(args) > 1 and isinstance(args[1], int) else "[…]"
+                op = "method" if name.startswith("__") or "Tensor" in getattr(func, "__qualname__", "") else "function"
+                g.add(f"{name.strip('_')}", op, label, sources, outputs)
+        return result
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+class _HookGraph:
+    def __init__(self) -> None:
+        self.nodes: list[dict[str, Any]] = []
+        self.edges: list[dict[str, Any]] = []
+        self.producer: dict[int, str] = {}
+        self.keep: list[torch.Tensor] = []  # ids stay unique while the tensors live
+        self.depth = 0
+        self.counts: dict[str, int] = {}
+        self.stack: list[dict[str, str]] = []  # the non-leaf modules being run, outermost first
+        self.values: dict[str, torch.Tensor] = {}  # each node's (first) output tensor
+
+    def add(self, base: str, op: str, label: str, sources: list[torch.Tensor], outputs: list[torch.Tensor],
+            **extra: Any) -> str:
+        if len(self.nodes) >= MAX_NODES:
+            raise _TooManyNodes()
+        n = self.counts.get(base, 0)
+        self.counts[base] = n + 1
+        node_id = base if n == 0 else f"{base}_{n}"
+        shapes = [list(t.shape) for t in outputs] or None
+        scope = [dict(s) for s in self.stack if s["path"] != extra.get("path")]
+        self.nodes.append(_node_entry(node_id, op, label, shapes=shapes, scope=scope, **extra))
+        seen: set[tuple[str, int]] = set()
+        for i, t in enumerate(sources):
+            src = self.producer.get(id(t))
+            if src is None or (src, id(t)) in seen:
+                continue
+            seen.add((src, id(t)))
+            self.edges.append({"from": src, "to": node_id, "shape": list(t.shape), "arg": i})
+        for t in outputs:
+            self.producer[id(t)] = node_id
+            self.keep.append(t)
+        if outputs:
+            self.values[node_id] = outputs[0]
+        return node_id
+
+
+class _TooManyNodes(Exception):
+    pass
+
+
+def _hook_graph(module: nn.Module, inputs: list[torch.Tensor], *, grad: bool = False,
+                values: dict[str, torch.Tensor] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    g = _HookGraph()
+    names = [f"input_{i}" if i else "input" for i in range(len(inputs))]
+    for name, x in zip(names, inputs):
+        g.add(name, "input", name, [], [x])
+    handles = []
+    for path, sub in module.named_modules():
+        if path and not is_leaf(sub):
+            def enter(mod, args, path=path):
+                g.stack.append({"path": path, "type": type(mod).__name__})
+
+            def leave(mod, args, output):
+                g.stack.pop()
+
+            handles.append(sub.register_forward_pre_hook(enter))
+            handles.append(sub.register_forward_hook(leave))
+        if not path or not is_leaf(sub) or any(is_leaf(a) and a is not sub for a in _ancestors(module, path)):
+            continue
+
+        def pre(mod, args, kwargs):
+            g.depth += 1
+
+        def post(mod, args, kwargs, output, path=path):
+            g.depth -= 1
+            if g.depth == 0:
+                g.add(path.replace(".", "_"), "module", type(mod).__name__, _tensors((args, kwargs)), _tensors(output),
+                      path=path, type_name=type(mod).__name__)
+
+        handles.append(sub.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(sub.register_forward_hook(post, with_kwargs=True))
+    try:
+        with torch.set_grad_enabled(grad), _Recorder(g):
+            result = module(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    g.add("output", "output", "output", _tensors(result), [])
+    if values is not None:
+        values.update(g.values)
+        outs = _tensors(result)
+        if outs:
+            values["output"] = outs[0]
+    out = g.nodes[-1]
+    shapes = [e["shape"] for e in g.edges if e["to"] == "output"]
+    out["shapes"] = shapes or None
+    out["shape"] = shapes[0] if len(shapes) == 1 else None
+    return g.nodes, g.edges
+
+
+def _ancestors(root: nn.Module, path: str) -> list[nn.Module]:
+    parts = path.split(".")
+    out = []
+    for i in range(1, len(parts)):
+        out.append(root.get_submodule(".".join(parts[:i])))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def _single(module: nn.Module, inputs: list[torch.Tensor], output_shapes: list[list[int]] | None) -> dict[str, Any]:
+    type_name = type(module).__name__
+    nodes = [_node_entry("input" if i == 0 else f"input_{i}", "input", "input" if i == 0 else f"input_{i}",
+                         shapes=[list(x.shape)]) for i, x in enumerate(inputs)]
+    nodes.append(_node_entry("layer", "module", type_name, path="", type_name=type_name, shapes=output_shapes))
+    nodes.append(_node_entry("output", "output", "output", shapes=output_shapes))
+    edges = [{"from": n["id"], "to": "layer", "shape": n["shape"], "arg": i} for i, n in enumerate(nodes[:-2])]
+    edges += [{"from": "layer", "to": "output", "shape": s, "arg": i} for i, s in enumerate(output_shapes or [None])]
+    return {"method": "module", "nodes": nodes, "edges": edges}
+
+
+def capture(module: nn.Module, inputs: list[torch.Tensor], *, real: tuple[nn.Module, list[torch.Tensor]] | None = None,
+            output_shapes: list[list[int]] | None = None, propagate: bool = True) -> dict[str, Any]:
+    """The graph of ``module`` called on ``inputs`` (meta tensors; ``real`` is used for shapes torch
+    cannot infer on meta). Returns ``{"method", "nodes", "edges"}`` (plus ``"note"`` on a fallback).
+    Without ``propagate`` nothing runs: the fx graph comes without shapes (and no hooks fallback)."""
+    if is_leaf(module):
+        return _single(module, inputs, output_shapes)
+    note = None
+    try:
+        gm = _fx_graph(module, len(inputs))
+    except Exception as exc:  # noqa: BLE001 - fx cannot trace every forward; record a run instead
+        note = f"torch.fx could not trace {type(module).__name__}: {str(exc).splitlines()[0][:200]}"
+        gm = None
+    if gm is not None:
+        if len(gm.graph.nodes) > MAX_NODES:
+            return {"method": "fx", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes"}
+        if not propagate:
+            nodes, edges = _fx_nodes(gm)
+            return {"method": "fx", "nodes": nodes, "edges": edges}
+        if not _propagate(gm, inputs) and real is not None:
+            gm_real = fx.GraphModule(real[0], gm.graph)
+            _propagate(gm_real, real[1])
+            gm = gm_real
+        nodes, edges = _fx_nodes(gm)
+        return {"method": "fx", "nodes": nodes, "edges": edges}
+    if not propagate:
+        return {"method": "none", "nodes": [], "edges": [], "note": note}
+    for mod, xs in ([(module, inputs)] + ([real] if real is not None else [])):
+        try:
+            nodes, edges = _hook_graph(mod, xs)
+        except _TooManyNodes:
+            return {"method": "hooks", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes",
+                    "note": note}
+        except Exception:  # noqa: BLE001 - no meta kernel: try the real run
+            continue
+        return {"method": "hooks", "nodes": nodes, "edges": edges, "note": note}
+    return {"method": "none", "nodes": [], "edges": [], "note": note}
+
+
+class _Keep(fx.Interpreter):
+    """Runs a traced graph and keeps every node's (first) output tensor, by node name."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.values: dict[str, torch.Tensor] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        first = _tensors(out)
+        if n.op == "output":
+            if first:
+                self.values["output"] = first[0]
+        elif first:
+            self.values[n.name] = first[0]
+        return out
+
+
+def record(module: nn.Module, inputs: list[torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
+    """Run ``module`` with autograd on, keeping each graph node's output tensor under the id that
+    :func:`capture` gives that node (same tracing, same names). Returns (method, values)."""
+    if is_leaf(module):
+        out = _tensors(module(*inputs))
+        values = {("input" if i == 0 else f"input_{i}"): x for i, x in enumerate(inputs)}
+        if out:
+            values["layer"] = values["output"] = out[0]
+        return "module", values
+    try:
+        gm = _fx_graph(module, len(inputs))
+    except Exception:  # noqa: BLE001 - as in capture: record a run instead
+        gm = None
+    if gm is not None:
+        keep = _Keep(gm)
+        keep.run(*inputs)
+        return "fx", keep.values
+    values: dict[str, torch.Tensor] = {}
+    _hook_graph(module, inputs, grad=True, values=values)
+    return "hooks", values
+
+
+def _add_configs(graph: dict[str, Any], module: nn.Module, registry: Any) -> dict[str, Any]:
+    """Module nodes carry the config of their layer where it can be read back (for the drill-down)."""
+    for node in graph["nodes"]:
+        if node["op"] == "module":
+            try:
+                sub = module.get_submodule(node["path"]) if node["path"] else module
+            except AttributeError:
+                continue
+            node["config"] = module_config(registry, sub)
+    return graph
+
+
+_CACHE: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+_CACHE_SIZE = 128
+_CACHE_LOCK = threading.Lock()  # requests run in a thread pool
+
+
+def _cache_key(plan: Any, execution: Any) -> Any:
+    # the module's repr names every layer and argument, nested ones included; weights do not matter
+    shapes = tuple((p.shape, str(p.dtype)) for p in plan.inputs)
+    return (plan.spec.type, repr(plan.meta), shapes, str(plan.dtype), plan.train, execution is not None)
+
+
+def graph_fields(plan: Any, execution: Any = None, registry: Any = None) -> dict[str, Any]:
+    """``{"graph": ...}`` for a planned request (engine's shape response) or an execution (its run response).
+
+    The same network on the same input shapes has the same graph: answers are kept for the last 128."""
+    key = _cache_key(plan, execution)
+    if key is not None:
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+            if cached is not None:
+                _CACHE.move_to_end(key)
+        if cached is not None:
+            return {"graph": copy.deepcopy(cached)}
+    result = _graph_fields(plan, execution, registry)
+    if key is not None and result["graph"]["method"] != "none":
+        kept = copy.deepcopy(result["graph"])
+        with _CACHE_LOCK:
+            _CACHE[key] = kept
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return result
+
+
+def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
+    xs = [torch.empty(p.shape, dtype=p.dtype, device="meta") for p in plan.inputs]
+    out_shapes = [list(s) for s in plan.meta_shapes] if plan.meta_shapes is not None else plan.predicted_shapes
+    real = None
+    if execution is not None:
+        real = (execution.module, execution.inputs)
+        out_shapes = [list(t.shape) for _, t in execution.outputs]
+    plan.meta.train(plan.train)
+    # Shapes come from the run's tensors, or from a meta pass over the traced graph; recurrent layers'
+    # meta kernels take time that grows with the sequence (hours for long ones), so a graph holding one
+    # is answered from tracing alone until the real run
+    recurrent = any(isinstance(m, nn.RNNBase) for m in plan.meta.modules())
+    propagate = execution is not None or plan.meta_shapes is not None or not recurrent
+    graph = capture(plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate)
+    return {"graph": _add_configs(graph, plan.meta, registry)}
