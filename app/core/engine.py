@@ -430,13 +430,13 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
         return _run_child(registry, req, settings)
     ex = execute(registry, req, settings, hooks=containers.tracing)
     response = _run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings,
-                             code=codegen.script(ex.plan, req))
+                             code=codegen.script(ex.plan, req), view=req.window_slice)
     response.update(containers.trace_fields(ex.plan, ex))
     return response
 
 
 def _run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs: list[tuple[str, torch.Tensor]],
-                  settings: Settings, *, code: str) -> dict[str, Any]:
+                  settings: Settings, *, code: str, view: Any = None) -> dict[str, Any]:
     from app.core import windows
 
     return {
@@ -455,7 +455,8 @@ def _run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs
         "params": _params_json(module, settings, with_data=True),
         "param_count": sum(p.numel() for p in module.parameters()),
         **_shape_fields(plan, [tuple(t.shape) for _, t in outputs]),
-        "windows": windows.window_map(plan, settings),
+        "windows": windows.window_values(windows.window_map(plan, settings), module, xs,
+                                         outputs[0][1] if outputs else None, view),
         "code": code,
         "warnings": plan.warnings,
     }
@@ -491,7 +492,7 @@ def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[
     )
     outputs = tensors.flatten_outputs(child.output, spec.outputs)
     response = _run_response(plan, child.module, xs, outputs, settings,
-                             code=codegen.script(network, req, child_path=req.path))
+                             code=codegen.script(network, req, child_path=req.path), view=req.window_slice)
     response.update(path=req.path, network_type=network.spec.type)
     return response
 

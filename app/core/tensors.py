@@ -94,6 +94,11 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.cpu().numpy()
 
 
+def numpy_of(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a NumPy array on the CPU (half precision widened, complex as magnitude)."""
+    return _numpy(t)
+
+
 def summary(array: np.ndarray) -> dict[str, Any]:
     if array.size == 0:
         return {"min": None, "max": None, "mean": None, "std": None, "nonfinite": 0}
