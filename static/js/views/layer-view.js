@@ -8,7 +8,7 @@ import { api, ApiError, isAbort } from "../api.js";
 import { createConfigForm } from "../ui/form.js";
 import { createWindowPanel } from "../ui/window-panel.js";
 import { renderFormulas } from "../ui/formula.js";
-import { renderExplain, renderExplainError, clearExplain } from "../ui/explain.js";
+import { renderExplain, renderExplainError, clearExplain, wireTermHover, highlightRow } from "../ui/explain.js";
 import { renderTensors } from "../ui/tensors.js";
 import { renderParams, renderCode, wireCopy } from "../ui/params.js";
 import { diagramKind } from "../geometry/dims.js";
@@ -49,7 +49,21 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     getUi: () => store.get().ui,
     setUi: (patch) => store.update({ ui: patch }, "ui"),
     onPick: pin,
+    // The tensors are too large to send whole: ask for the planes of this sample and channel.
+    onNeedSlice: (slice) => {
+      const have = lastRun?.windows?.values;
+      if (sliceAsked && sliceAsked.batch === slice.batch && sliceAsked.channel === slice.channel) return;
+      if (have && have.batch === slice.batch && have.channel === slice.channel) return;
+      sliceAsked = slice;
+      queueMicrotask(runNow);
+    },
+    onTermHover: (t) => {
+      highlightRow(panels.explain, t);
+      windowPanel.highlightTerm(t);
+    },
   });
+  let sliceAsked = null;
+  wireTermHover(panels.explain, (t) => windowPanel.highlightTerm(t));
 
   wireCopy($("#copy-code"), () => lastRun?.code || "");
   $("#drill-back").addEventListener("click", () => onLeaveDrill());
@@ -117,10 +131,13 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     try {
       // Drilled in from a network: the layer as it runs there (its real input and weights).
       const inside = insideNetwork(request);
+      // The sliding window's planes come back with real values whatever the tensor size.
+      const slice = entry?.windows ? { window_slice: windowPanel.slice() } : {};
       const run = inside
-        ? await api.run(inside, { signal: runCtl.signal, path: drill.path })
-        : await api.run(request, { signal: runCtl.signal });
+        ? await api.run({ ...inside, ...slice }, { signal: runCtl.signal, path: drill.path })
+        : await api.run({ ...request, ...slice }, { signal: runCtl.signal });
       if (seq !== runSeq) return;
+      sliceAsked = null;
       lastRun = run;
       lastRunRequest = request;
       form.clearErrors();
@@ -185,7 +202,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (pinOk) explain(p.index, p.output);
     else {
       if (p) store.update({ ui: { pinned: null } }, "ui");
-      clearExplain(panels.explain);
+      clearExplain(panels.explain, { explainable: entry?.explainable !== false });
       diagram?.highlight(null);
       windowPanel.pin(null);
     }
@@ -212,7 +229,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     store.update({ ui: { pinned: null } }, "pin");
     diagram?.highlight(null);
     windowPanel.pin(null);
-    clearExplain(panels.explain);
+    clearExplain(panels.explain, { explainable: entry?.explainable !== false });
   }
 
   async function explain(index, output) {
