@@ -92,13 +92,14 @@ export function createWindowDrawing(container, opts) {
     walk(win.at, win.src);
   }
 
+  const frameTips = new Map(); // "band|coord" → tooltip, so the window's cells show what lies under them
   const roleText = { input: "input", padding: "padding", zero: "inserted zero" };
   const showValues = cell >= 26;
   L.frames.forEach((f) => {
     const band = bands[f.band];
     const fg = g.append("g").attr("class", "frame").attr("data-band", f.band).attr("data-channel", band.channel);
     const title = kind === "transposed" ? "stretched input" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
-    const chan = bands.length > 1 || win.channel_map ? ` · ${kind === "pool" ? "channel" : "in channel"} ${band.channel}` : "";
+    const chan = bands.length > 1 || win.channel_map ? ` · ${kind === "pool" ? "ch" : "in ch"} ${band.channel}` : "";
     const isFirstPlane = L.frames.findIndex((o) => o.band === f.band) === L.frames.indexOf(f);
     fg.append("text").attr("x", f.x).attr("y", f.y - 8)
       .attr("class", L.sd === 3 ? "grid-title small" : "grid-title")
@@ -110,11 +111,11 @@ export function createWindowDrawing(container, opts) {
       if (d.role === "input") {
         src = frameToInput(d.coord, win);
         value = band.inputValue(src);
-      } else if (copies.has(key)) {
+      } else if (d.role === "padding" && copies.has(key)) {
         src = copies.get(key);
         value = band.inputValue(src);
       }
-      return { ...d, value, src, copy: copies.has(key) };
+      return { ...d, value, src, copy: d.role === "padding" && copies.has(key) };
     });
     const fill = (d) => {
       if (d.role === "input") return d.value === undefined ? CELL.input : colorIn(d.value);
@@ -128,7 +129,10 @@ export function createWindowDrawing(container, opts) {
       .attr("width", cell).attr("height", cell)
       .attr("data-coord", (d) => d.coord.join(","))
       .attr("fill", fill)
-      .on("mousemove", (event, d) => {
+      .each((d) => frameTips.set(`${f.band}|${d.coord.join(",")}`, (event) => frameTip(event, d)))
+      .on("mousemove", (event, d) => frameTip(event, d))
+      .on("mouseleave", () => tooltip.hide());
+    function frameTip(event, d) {
         let html = `<b>${roleText[d.role]}</b> · frame (${d.coord.join(", ")})`;
         if (d.role === "input") {
           html += `<br>${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
@@ -137,8 +141,7 @@ export function createWindowDrawing(container, opts) {
         } else if (d.role === "zero") html += " = 0";
         else html += `<br>${escapeHtml(reading.say)}${reading.text === "×" ? "" : ` = <code>${reading.text}</code>`}`;
         tooltip.show(event, html);
-      })
-      .on("mouseleave", () => tooltip.hide());
+    }
     // Cell text: what each cell holds (values when the cells are wide enough; padding always when ≥ 16 px).
     const texts = cells.filter((d) => {
       if (d.role === "zero") return cell >= 16;
@@ -211,7 +214,7 @@ export function createWindowDrawing(container, opts) {
   // Output grid.
   const og = g.append("g").attr("class", "out-grid");
   og.append("text").attr("class", "grid-title").attr("x", L.output.x).attr("y", L.output.y - 8)
-    .text(`${L.sd === 3 ? `output d=${depth}` : "output"}${win.channel_map || bands.length > 1 || kind === "pool" ? ` · channel ${opts.outChannel ?? 0}` : ""}`);
+    .text(`${L.sd === 3 ? `output d=${depth}` : "output"}${win.channel_map || bands.length > 1 || kind === "pool" ? ` · ch ${opts.outChannel ?? 0}` : ""}`);
   const outCells = [];
   for (let r = 0; r < L.output.rows; r++)
     for (let c = 0; c < L.output.cols; c++) {
@@ -297,7 +300,11 @@ export function createWindowDrawing(container, opts) {
     wc.attr("width", cell - 2).attr("height", cell - 2).attr("data-term", (r) => r.term)
       .classed("hl", (r) => r.term === hoverTerm)
       .on("mouseenter", (event, r) => onTermHover(r.term))
-      .on("mouseleave", () => onTermHover(null));
+      .on("mousemove", (event, r) => frameTips.get(`${r.band}|${r.coord.join(",")}`)?.(event))
+      .on("mouseleave", () => {
+        onTermHover(null);
+        tooltip.hide();
+      });
     move(wc).attr("x", (r) => r.x + 1).attr("y", (r) => r.y + 1);
     const kt = cellsG.selectAll("text.kidx").data(cell >= 26 ? rects : [], (r) => r.term).join(
       (enter) => enter.append("text").attr("class", "kidx").attr("x", (r) => r.x + cell - 3).attr("y", (r) => r.y + 9),

@@ -284,7 +284,9 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       if (was) timeline.play();
       refreshControls();
     },
-    pin(index, explain) {
+    // `follow`: the user pinned this element, so show its sample/channel/slice. A pin restored from
+    // a link or a re-run keeps the channel the user chose (the ring shows only on its own plane).
+    pin(index, explain, { follow = false } = {}) {
       pinned = index;
       pinnedExplain = explain;
       showPinLine(index, explain);
@@ -298,11 +300,12 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       timeline?.pause();
       const ui = getUi();
       const want = { batch: hasBatch ? index[0] : 0, channel: index[off], depth: w.spatial_dims === 3 ? spatial[0] : ui.depth };
-      if (want.batch !== (ui.batch || 0) || want.channel !== (ui.channel || 0) || want.depth !== (ui.depth || 0)) {
+      if (follow && (want.batch !== (ui.batch || 0) || want.channel !== (ui.channel || 0) || want.depth !== (ui.depth || 0))) {
         setUi(want); // triggers uiChanged → redraw, which re-pins
       }
-      timeline?.seek(outputToStep(w, spatial));
-      drawing?.pin(spatial, explain);
+      const here = samePlane(index, hasBatch, getUi().batch || 0, getUi().channel || 0, w, getUi().depth || 0);
+      if (here || follow) timeline?.seek(outputToStep(w, spatial));
+      drawing?.pin(here || follow ? spatial : null, explain);
     },
     pause: () => timeline?.pause(),
     highlightTerm: (t) => drawing?.highlightTerm(t),

@@ -221,7 +221,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   function pin(index, output = null) {
     store.update({ ui: { pinned: { index, output } } }, "pin");
-    explain(index, output);
+    explain(index, output, { follow: true });
   }
 
   function unpin() {
@@ -232,9 +232,9 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     clearExplain(panels.explain, { explainable: entry?.explainable !== false });
   }
 
-  async function explain(index, output) {
+  async function explain(index, output, { follow = false } = {}) {
     diagram?.highlight(index);
-    windowPanel.pin(index, null);
+    windowPanel.pin(index, null, { follow });
     if (entry && entry.explainable === false) {
       renderExplainError(panels.explain, `${entry.type} has no element-wise explanation.`);
       return;
@@ -251,7 +251,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       if (req !== lastRunRequest) return;
       renderExplain(panels.explain, ex, { outputName: output || lastRun.output.name || "output", onUnpin: unpin });
       if (inside) noteInside(ex);
-      windowPanel.pin(index, ex);
+      windowPanel.pin(index, ex, { follow });
       panels.explain.dataset.index = index.join(",");
       if (window.matchMedia("(max-width: 900px)").matches) {
         const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
