@@ -171,6 +171,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       onPick: pin,
       layerType: type,
       entry,
+      args: lastRunRequest?.layer ?? {},
     };
     try {
       diagram = DRAWERS[kind](host, run, opts);
@@ -182,7 +183,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     }
     $("#diagram-title").textContent = {
       linear: "y = x·Aᵀ + b",
-      bilinear: "y_k = x₁ᵀ A_k x₂ + b_k",
+      bilinear: "y[n, k] = x₁[n] · A_k · x₂[n]ᵀ + b_k",
       blocks: "input, kernel and output",
       generic: "tensor flow",
     }[host.dataset.kind];
@@ -194,7 +195,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     // Drop a pin that does not fit the new output before anything redraws with it.
     if (!pinOk) windowPanel.pin(null);
     drawDiagram(run);
-    renderFormulas(panels.formula, run);
+    renderFormulas(panels.formula, run, { entry, args: lastRunRequest?.layer ?? {} });
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
     renderTensors(panels.tensors, run);
     renderParams(panels.params, run);
