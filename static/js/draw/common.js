@@ -17,7 +17,9 @@ export function svgIn(container, width, height, label) {
     .attr("viewBox", `0 0 ${Math.ceil(width)} ${Math.ceil(height)}`)
     .attr("width", Math.ceil(width))
     .attr("height", Math.ceil(height))
-    .attr("role", "img")
+    // A figure, not an img: drawings hold focusable parts (output grids, network nodes), and an img's
+    // children are presentational, which would hide them from assistive technology.
+    .attr("role", "figure")
     .attr("aria-label", label);
   svg.selectAll("*").remove();
   svg.append("title").text(label);

@@ -90,6 +90,9 @@ function termsTable(ex) {
   });
   table.append(body);
   const wrap = h("div", "terms-wrap");
+  wrap.tabIndex = 0;
+  wrap.setAttribute("role", "region");
+  wrap.setAttribute("aria-label", "All terms");
   wrap.append(table);
   if (terms.length > MAX_ROWS) wrap.append(h("p", "aside", `${terms.length - MAX_ROWS} more terms not listed.`));
   return wrap;
@@ -109,6 +112,8 @@ export function renderExplain(root, ex, { outputName, onUnpin }) {
   if (ex.text) body.append(h("p", "explain-text", ex.text));
   const line = h("p", "expansion");
   line.textContent = expansion(ex);
+  // It scrolls sideways when long: keyboard users need to reach it.
+  line.tabIndex = 0;
   body.append(line);
   const notes = [];
   if (ex.operation === "max" && ex.winner !== undefined && ex.winner !== null) {
