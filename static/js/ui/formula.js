@@ -27,7 +27,9 @@ function plain(f) {
 
 export function renderMath(el, source, fallback) {
   try {
-    katex.render(source, el, { throwOnError: true, displayMode: false, strict: "ignore", output: "htmlAndMathml" });
+    // Display style: fractions (⌊(L + 2p − d(k − 1) − 1) / s⌋) keep full-size numerals instead of
+    // the 8–9 px script size KaTeX gives fractions in inline style.
+    katex.render(`\\displaystyle ${source}`, el, { throwOnError: true, displayMode: false, strict: "ignore", output: "htmlAndMathml" });
   } catch {
     // LaTeX the vendored KaTeX cannot parse: the Unicode form from the API still reads well.
     el.textContent = fallback;
