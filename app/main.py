@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api import devices, errors, health, layers, pages, presets, run
+from app.api import animate, devices, errors, health, layers, pages, presets, run
 from app.core.config import Settings
 from app.core.registry import default_registry
 from app.paths import STATIC_DIR
@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = default_registry(settings.plugins)
     errors.install(app)
-    for module in (health, devices, layers, presets, run, pages):
+    for module in (health, devices, layers, presets, run, animate, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app
