@@ -1,7 +1,10 @@
 """Issue 11: the sliding window tells the whole truth — padding as the operation reads it, every
 input channel of the sum, real values at any size, and motion between positions."""
 
+import io
+
 import pytest
+from PIL import Image
 
 from .helpers import open_view, wait_render
 
@@ -143,3 +146,15 @@ def test_reduced_motion_jumps(page):
     cell = page.evaluate("+document.querySelector('#win-drawing rect.fcell').getAttribute('width')")
     page.locator("#win-fwd").click()
     assert _x(page) == pytest.approx(start + cell)
+
+
+def test_export_menu_downloads_a_gif(page):
+    open_view(page, CONV1D)
+    page.locator("#win-export > summary").click()
+    with page.expect_download() as dl:
+        page.locator("#win-export button[data-format='gif']").click()
+    d = dl.value
+    assert d.suggested_filename == "Conv1d-window.gif"
+    data = open(d.path(), "rb").read()
+    assert data[:6] == b"GIF89a"
+    assert Image.open(io.BytesIO(data)).n_frames == 6

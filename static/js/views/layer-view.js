@@ -71,6 +71,8 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   $("#export-png").addEventListener("click", () => exportFile("png", diagramSvg(), "diagram"));
   $("#win-export-svg").addEventListener("click", () => exportFile("svg", windowPanel.svg, "windows"));
   $("#win-export-png").addEventListener("click", () => exportFile("png", windowPanel.svg, "windows"));
+  for (const b of root.querySelectorAll("#win-export button[data-format]"))
+    b.addEventListener("click", () => exportAnimation(b.dataset.format));
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && store.get().ui.pinned && !e.target.closest("input, textarea, select")) unpin();
   });
@@ -96,6 +98,31 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       else await exportPng(svg, name);
     } catch (e) {
       setStatus(`Export failed: ${e.message}`, "error");
+    }
+  }
+
+  // The sliding window as a GIF/WebM/MP4 from POST /api/animate, for the sample and channel shown.
+  async function exportAnimation(format) {
+    const menu = $("#win-export");
+    menu.open = false;
+    const body = { ...(lastRunRequest || store.get().request), window_slice: windowPanel.slice() };
+    setStatus(`rendering the ${format.toUpperCase()}…`, "busy");
+    try {
+      const res = await fetch(`/api/animate?format=${encodeURIComponent(format)}`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      });
+      if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+      const blob = await res.blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = `${entry?.type || "layer"}-window.${format}`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+      setStatus(`${format.toUpperCase()} ready (${Math.round(blob.size / 1024)} KB)`, "ok");
+    } catch (e) {
+      setStatus(`Export failed: ${e instanceof ApiError ? e.detail : e.message}`, "error");
     }
   }
 
