@@ -56,7 +56,7 @@ export function windowSrc(win, outCoord) {
 // depth planes the chosen output slice reads, side by side. `bands` input channels (every channel
 // that feeds the output channel) are stacked one under another, each with its kernel slice beside
 // it (1-D and 2-D), so the picture holds every term of the sum.
-export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0, bands = 1, kernel = false, maxHeight = 440 }) {
+export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0, bands = 1, kernel = false, maxHeight = 240 }) {
   const sd = win.spatial_dims;
   const fs = win.frame.shape;
   const os = win.output_spatial;

@@ -66,6 +66,10 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   wireTermHover(panels.explain, (t) => windowPanel.highlightTerm(t));
 
   wireCopy($("#copy-code"), () => lastRun?.code || "");
+  // Heatmaps need a width: draw them when their fold opens.
+  $("#tensors-fold").addEventListener("toggle", () => {
+    if ($("#tensors-fold").open && lastRun) renderTensors(panels.tensors, lastRun);
+  });
   $("#drill-back").addEventListener("click", () => onLeaveDrill());
   $("#export-svg").addEventListener("click", () => exportFile("svg", diagramSvg(), "diagram"));
   $("#export-png").addEventListener("click", () => exportFile("png", diagramSvg(), "diagram"));
@@ -223,6 +227,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (!pinOk) windowPanel.pin(null);
     drawDiagram(run);
     renderFormulas(panels.formula, run, { entry, args: lastRunRequest?.layer ?? {} });
+    showPreviousShapes(run);
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
     renderTensors(panels.tensors, run);
     renderParams(panels.params, run);
@@ -236,6 +241,20 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     }
     root.dataset.renders = String(++renders);
     root.dataset.type = run.type || "";
+  }
+
+  // After an edit, the shapes before it stay faintly beside the new ones: cause and effect.
+  let shownShapes = null;
+  function showPreviousShapes(run) {
+    const el = $("#shape-prev");
+    const now = { type: run.type, outputs: (run.outputs?.length ? run.outputs : [run.output]).filter(Boolean).map((t) => ({ name: t.name, shape: t.shape })) };
+    const before = shownShapes;
+    shownShapes = now;
+    const changed = before && before.type === now.type && JSON.stringify(before.outputs) !== JSON.stringify(now.outputs);
+    el.hidden = !changed;
+    if (!changed) return;
+    el.replaceChildren("before this edit: ", ...before.outputs.flatMap((t, i) => [i ? ", " : "", `${before.outputs.length > 1 ? `${t.name} ` : ""}${shapeStr(t.shape)}`]));
+    el.dataset.shapes = JSON.stringify(before.outputs.map((t) => t.shape));
   }
 
   function outputShape(run, name) {
