@@ -30,9 +30,9 @@ def test_form_diagram_formula_and_window_fit_1280x800(page, config):
     for sel in ["#form-layer", "#diagram svg.drawing", "#formula-list", "#win-drawing rect.ocell", "#win-drawing rect.fcell", "#win-play"]:
         b = box(page, sel)
         assert b["top"] >= 0 and b["bottom"] <= 800 and b["right"] <= 1280, (sel, b)
-    assert not page.locator("#tensors-fold").evaluate("e => e.open")
-    assert not page.locator("#code-fold").evaluate("e => e.open")
-    assert not page.locator("#tensors-body").is_visible()
+    assert page.locator("#tensors-fold .fold-toggle").get_attribute("aria-expanded") == "false"
+    assert page.locator("#code-fold .fold-toggle").get_attribute("aria-expanded") == "false"
+    assert page.locator("#tensors-body").bounding_box() is None or page.locator("#tensors-fold-body").bounding_box()["height"] == 0
 
 
 def test_previous_shapes_stay_beside_the_new_ones(page):
@@ -45,5 +45,5 @@ def test_previous_shapes_stay_beside_the_new_ones(page):
     assert prev.is_visible() and "(6, 5, 5)" in prev.inner_text()
     assert "(6, 5, 7)" in page.locator("#shape-check").inner_text()
     # The fold opens on request and draws the heatmaps.
-    page.locator("#tensors-fold > summary").click()
+    page.locator("#tensors-fold .fold-toggle").click()
     assert page.locator("#tensors-body svg").first.is_visible()

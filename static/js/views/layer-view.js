@@ -66,10 +66,17 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   wireTermHover(panels.explain, (t) => windowPanel.highlightTerm(t));
 
   wireCopy($("#copy-code"), () => lastRun?.code || "");
-  // Heatmaps need a width: draw them when their fold opens.
-  $("#tensors-fold").addEventListener("toggle", () => {
-    if ($("#tensors-fold").open && lastRun) renderTensors(panels.tensors, lastRun);
-  });
+  // Tensors and code are folded away, so the form, diagram, formula and animation share one screen.
+  for (const fold of root.querySelectorAll(".fold")) {
+    const toggle = fold.querySelector(".fold-toggle");
+    const body = fold.querySelector(".fold-body");
+    toggle.addEventListener("click", () => {
+      const open = fold.hasAttribute("data-folded");
+      fold.toggleAttribute("data-folded", !open);
+      body.inert = !open;
+      toggle.setAttribute("aria-expanded", String(open));
+    });
+  }
   $("#drill-back").addEventListener("click", () => onLeaveDrill());
   $("#export-svg").addEventListener("click", () => exportFile("svg", diagramSvg(), "diagram"));
   $("#export-png").addEventListener("click", () => exportFile("png", diagramSvg(), "diagram"));
