@@ -63,7 +63,7 @@ export function createWindowDrawing(container, opts) {
     ? "Transposed convolution as a direct convolution over the zero-stretched, padded input"
     : `Sliding window over the padded input${bands.length > 1 ? `, ${bands.length} input channels` : ""}`;
   const svg = svgIn(container, L.width, L.height, label);
-  svg.attr("data-pad-value", padValue);
+  svg.attr("data-pad-value", padValue).classed("tiny-cells", cell < 8);
   patterns(svg);
   const g = svg.append("g");
   const frameRect = (coord, band = 0) => {
@@ -232,6 +232,10 @@ export function createWindowDrawing(container, opts) {
       tooltip.show(event, `<b>${escapeHtml(names.output)}</b>[${d.coord.join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}<br>click to explain`);
     })
     .on("mouseleave", () => tooltip.hide());
+  // The output's outline: pending (white) cells must still show where the output lies.
+  og.append("rect").attr("class", "out-frame").attr("x", L.output.x - 0.5).attr("y", L.output.y - 0.5)
+    .attr("width", L.output.cols * cell + 1).attr("height", L.output.rows * cell + 1).attr("fill", "none")
+    .attr("stroke", "#94a3b8").attr("pointer-events", "none");
   const outText = cell >= 24
     ? og.selectAll("text.oval").data(outCells).join("text").attr("class", "oval")
         .attr("x", (d) => L.output.x + (d.c + 0.5) * cell).attr("y", (d) => L.output.y + (d.r + 0.5) * cell)

@@ -86,7 +86,9 @@ export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0, 
   const fixed = (nPlanes - 1) * planeGap + kGap + arrowW + gap * 2;
   let cell = Math.floor((width - fixed) / Math.max(units, 1));
   let stacked = false;
-  if (cell < minCell * 1.6 && sd !== 1) {
+  // Stacked channels are capped by height anyway: side by side as long as cells stay ≥ 4 px.
+  const sideMin = bands > 1 ? 4 : minCell * 1.6;
+  if (cell < sideMin && sd !== 1) {
     // Too narrow side by side: output goes below the frame.
     stacked = true;
     cell = Math.floor((width - (nPlanes - 1) * planeGap - kGap - gap) / Math.max(nPlanes * cols + kCols, outCols, 1));
