@@ -364,6 +364,13 @@ export function createWindowDrawing(container, opts) {
     g.selectAll("rect.kcell").classed("hl", (d) => d.term === t);
   }
 
+  // Titles can be wider than their grids (a narrow output on a phone): widen the picture to hold them.
+  const bb = g.node().getBBox?.();
+  if (bb && bb.width && bb.x + bb.width + 6 > L.width) {
+    const w = Math.ceil(bb.x + bb.width + 6);
+    svg.attr("width", w).attr("viewBox", `0 0 ${w} ${Math.ceil(L.height)}`);
+  }
+
   return { showStep, pin, highlightTerm, count: total, layout: L, svg: svg.node(), get step() {
     return current;
   } };
