@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -335,8 +336,6 @@ def encode(frames: list[Image.Image], fmt: str) -> bytes:
         frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
                        optimize=False, disposal=1)
         return buf.getvalue()
-    import imageio.v2 as imageio  # optional dependency: only video needs it
-
     # yuv420p needs even sizes; pad to a multiple of 16 so ffmpeg never resizes (and imageio never warns)
     w, h = frames[0].size
     W, H = -(-w // 16) * 16, -(-h // 16) * 16
