@@ -4,7 +4,10 @@
 
 import { prod } from "../util/format.js";
 
-export function diagramKind(type, run) {
+// `entry.diagram` (linear | bilinear | blocks | generic) from the catalog wins; the name matching
+// below is the fallback until every catalog entry carries it.
+export function diagramKind(type, run, entry = null) {
+  if (entry?.diagram) return entry.diagram;
   if (/^(Lazy)?Linear$/.test(type) || type === "BasicLinear") return "linear";
   if (type === "Bilinear") return "bilinear";
   if (run?.windows && !run.windows.omitted) return "blocks";

@@ -199,7 +199,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   function drawDiagram(run) {
     const type = run.type || lastRunRequest.layer.type;
-    const kind = diagramKind(type, run);
+    const kind = diagramKind(type, run, entry);
     const host = $("#diagram");
     host.dataset.kind = kind;
     const opts = {
@@ -242,12 +242,19 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (pinOk) explain(p.index, p.output);
     else {
       if (p) store.update({ ui: { pinned: null } }, "ui");
-      clearExplain(panels.explain, { explainable: entry?.explainable !== false });
+      clearExplain(panels.explain, { explainable: canExplain(entry) });
       diagram?.highlight(null);
       windowPanel.pin(null);
     }
     root.dataset.renders = String(++renders);
     root.dataset.type = run.type || "";
+  }
+
+  // The catalog's `explain` kind (null: no element-wise explanation); `explainable` until every entry has it.
+  function canExplain(e) {
+    if (!e) return true;
+    if ("explain" in e) return e.explain !== null;
+    return e.explainable !== false;
   }
 
   // After an edit, the shapes before it stay faintly beside the new ones: cause and effect.
@@ -283,13 +290,13 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     store.update({ ui: { pinned: null } }, "pin");
     diagram?.highlight(null);
     windowPanel.pin(null);
-    clearExplain(panels.explain, { explainable: entry?.explainable !== false });
+    clearExplain(panels.explain, { explainable: canExplain(entry) });
   }
 
   async function explain(index, output, { follow = false } = {}) {
     diagram?.highlight(index);
     windowPanel.pin(index, null, { follow });
-    if (entry && entry.explainable === false) {
+    if (entry && !canExplain(entry)) {
       renderExplainError(panels.explain, `${entry.type} has no element-wise explanation.`);
       return;
     }
