@@ -70,8 +70,11 @@ def test_every_input_channel_of_the_sum_is_drawn(page):
     assert page.locator("#win-drawing rect.win-cell").count() == 12  # the 12-term sum
     assert page.locator("#win-drawing rect.kcell").count() == 12  # each channel's kernel slice
     assert "Σ of 12 terms" in page.locator("#win-pin").inner_text()
-    # Row → cell and cell → row.
+    # Row → cell and cell → row; hovering a row first brings the window back to the pinned element.
+    pause(page)
+    page.locator("#win-scrub").fill("4")
     page.locator("#explain-body tr[data-term='5']").hover()
+    assert page.locator("#window-panel").get_attribute("data-step") == "2"
     assert page.locator("#win-drawing rect.win-cell.hl").evaluate_all("els => els.map(e => e.dataset.term)") == ["5"]
     assert page.locator("#win-drawing rect.kcell.hl").count() == 1
     page.locator("#win-drawing rect.win-cell[data-term='7']").hover()

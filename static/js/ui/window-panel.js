@@ -308,7 +308,21 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       drawing?.pin(here || follow ? spatial : null, explain);
     },
     pause: () => timeline?.pause(),
-    highlightTerm: (t) => drawing?.highlightTerm(t),
+    // A term of the pinned element's sum: show that element's window first, so the cell is its own.
+    highlightTerm(t) {
+      if (t !== null && t !== undefined && pinned && run?.windows && !run.windows.omitted && timeline) {
+        const { w, hasBatch } = dims();
+        const ui = getUi();
+        if (samePlane(pinned, hasBatch, ui.batch || 0, ui.channel || 0, w, ui.depth || 0)) {
+          const s = outputToStep(w, pinned.slice(hasBatch ? 2 : 1));
+          if (timeline.step !== s) {
+            timeline.pause();
+            timeline.seek(s);
+          }
+        }
+      }
+      drawing?.highlightTerm(t);
+    },
     // The window_slice the next /api/run should ask for.
     slice() {
       const ui = getUi();
