@@ -103,7 +103,9 @@ export function createWindowDrawing(container, opts) {
     const isFirstPlane = L.frames.findIndex((o) => o.band === f.band) === L.frames.indexOf(f);
     fg.append("text").attr("x", f.x).attr("y", f.y - 8)
       .attr("class", L.sd === 3 ? "grid-title small" : "grid-title")
-      .text(L.sd === 3 ? `z=${f.z}${frameDepthNote(win, f.z)}${isFirstPlane ? chan : ""}` : `${title}${chan}`);
+      // A narrow frame (phone) keeps only the channel, so the title does not run into the kernel's label.
+      .text(L.sd === 3 ? `z=${f.z}${frameDepthNote(win, f.z)}${isFirstPlane ? chan : ""}`
+        : f.cols * cell < 150 && chan ? chan.replace(" · ", "") : `${title}${chan}`);
     const cells = frameCells(win, f).map((d) => {
       const key = d.coord.join(",");
       let value;
