@@ -118,28 +118,35 @@ class Layout:
     bands: int
     band_h: int
     frame_x: int
+    kernel_x: int
+    k_rows: int
+    k_cols: int
     out_x: int
     top: int
     width: int
     height: int
 
 
-def _layout(win: dict[str, Any], bands: int) -> Layout:
+def _layout(win: dict[str, Any], bands: int, kernel: bool = False) -> Layout:
     d = win["spatial_dims"]
+    k_rows, k_cols = ((1, win["kernel"][0]) if d == 1 else (win["kernel"][-2], win["kernel"][-1])) if kernel else (0, 0)
+    k_gap = 22 if kernel else 0
     fs = win["frame"]["shape"]
     os_ = win["output_spatial"]
     rows, cols = (1, fs[0]) if d == 1 else (fs[-2], fs[-1])
     out_rows, out_cols = (1, os_[0]) if d == 1 else (os_[-2], os_[-1])
     gap, arrow, top, band_gap = 24, 48, 44, 26 if bands > 1 else 0
-    cell = (MAX_WIDTH - 2 * gap - arrow) // max(cols + out_cols, 1)
+    cell = (MAX_WIDTH - 2 * gap - arrow - k_gap) // max(cols + k_cols + out_cols, 1)
     cell = min(36, cell, max(4, (900 - (bands - 1) * band_gap) // max(bands * rows, 1)))
     cell = max(4, cell)
-    band_h = rows * cell + band_gap
+    band_h = max(rows, k_rows) * cell + band_gap
     frame_x = gap
-    out_x = frame_x + cols * cell + arrow
+    kernel_x = frame_x + cols * cell + k_gap
+    out_x = kernel_x + k_cols * cell + arrow
     width = out_x + out_cols * cell + gap
     height = top + max(bands * band_h - band_gap, out_rows * cell) + 36
-    return Layout(cell, rows, cols, out_rows, out_cols, bands, band_h, frame_x, out_x, top, width, height)
+    return Layout(cell, rows, cols, out_rows, out_cols, bands, band_h, frame_x, kernel_x, k_rows, k_cols, out_x, top, width,
+                  height)
 
 
 def _steps(win: dict[str, Any]) -> list[tuple[int, ...]]:
@@ -154,7 +161,7 @@ def plan_animation(win: dict[str, Any]) -> tuple[Layout, list[tuple[int, ...]]]:
     """Layout and steps, refusing (413) what is too large before anything is drawn."""
     values = win.get("values") or {}
     bands = max(1, len(values.get("input_channels") or [0]))
-    lay = _layout(win, bands)
+    lay = _layout(win, bands, kernel=win["kind"] in ("conv", "transposed") and win["spatial_dims"] <= 2)
     steps = _steps(win)
     frames = len(steps) + 1
     if frames > MAX_FRAMES:
@@ -249,6 +256,21 @@ def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -
                 if text:
                     dr.text((x + c / 2, y + c / 2), text, fill=text_on(fill) if fill not in (PADDING, ZERO) else MUTED,
                             font=_fit(text, c), anchor="mm")
+        kernel = values.get("kernel")
+        if lay.k_cols and kernel:
+            # the channel's kernel slice, as on the page: w[c_out, c_in - group start, *k]
+            ks = np.asarray(kernel[b], dtype=float).reshape(lay.k_rows, lay.k_cols)
+            m_w = float(np.abs(np.asarray(kernel, dtype=float)).max()) or 1.0
+            wc = ch if win["kind"] == "transposed" else ch - values["input_channels"][0]
+            dr.text((lay.kernel_x, y0 - 16), f"w[{values['channel']}, {wc}]", fill=MUTED, font=_font(11))
+            for r in range(lay.k_rows):
+                for col in range(lay.k_cols):
+                    x, y = lay.kernel_x + col * c, y0 + r * c
+                    fill = value_color(float(ks[r, col]), m_w)
+                    dr.rectangle((x, y, x + c - 1, y + c - 1), fill=fill, outline=WINDOW)
+                    if c >= 30:
+                        t = _fmt(float(ks[r, col]))
+                        dr.text((x + c / 2, y + c / 2), t, fill=text_on(fill), font=_fit(t, c), anchor="mm")
         if b == lay.bands - 1 and c >= 14:
             d0 = d - 1
             for i in range(ins[d0]):
