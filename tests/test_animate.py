@@ -24,6 +24,7 @@ def test_conv1d_gif_frames_size_and_first_frame(api):
     assert im.n_frames == 5 + 1  # one frame per output position, plus the held final frame
     win = api.post("/api/run", json=CONV1D).json()["windows"]
     lay, steps = anim.plan_animation(win | {"values": {"input_channels": [0, 1, 2]}})
+    assert lay.k_cols == 4
     assert im.size == (lay.width, lay.height) and len(steps) == 5
     first = im.convert("RGB")
     c = lay.cell
@@ -40,6 +41,11 @@ def test_conv1d_gif_frames_size_and_first_frame(api):
     x = api.post("/api/run", json=CONV1D).json()["inputs"][0]["data"][0]
     m_in = max(abs(v) for ch in x for v in ch)
     assert first.getpixel((lay.frame_x + 6 * c + 3, lay.top + 3)) == anim.value_color(x[0][6], m_in)
+    # Each channel's kernel slice sits beside it in the weight's colours: w[0, c_in, k].
+    w = next(p for p in api.post("/api/run", json=CONV1D).json()["params"] if p["name"] == "weight")["data"][0]
+    m_w = max(abs(v) for row in w for v in row)
+    assert first.getpixel((lay.kernel_x + 3, lay.top + 3)) == anim.value_color(w[0][0], m_w)
+    assert first.getpixel((lay.kernel_x + 3 * c + 3, lay.top + 2 * lay.band_h + 3)) == anim.value_color(w[2][3], m_w)
     # The last frame holds the whole output.
     im.seek(im.n_frames - 1)
     last = im.convert("RGB")
