@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api import devices, errors, health, imports, layers, pages, presets, receptive_field, run
+from app.api import animate, devices, errors, health, imports, layers, pages, presets, receptive_field, run
 from app.core.service import Settings, default_registry
 from app.paths import STATIC_DIR
 
@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = default_registry(settings.plugins)
     errors.install(app)
-    for module in (health, devices, layers, presets, run, imports, receptive_field, pages):
+    for module in (health, devices, layers, presets, run, imports, receptive_field, animate, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

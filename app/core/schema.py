@@ -30,6 +30,15 @@ class TensorInput(BaseModel):
         return self
 
 
+class WindowSlice(BaseModel):
+    """Which planes the sliding window draws: their real values come back in ``windows.values``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch: int = Field(default=0, ge=0, lt=2**31)
+    channel: int = Field(default=0, ge=0, lt=2**31)
+
+
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -42,6 +51,8 @@ class RunRequest(BaseModel):
     train: bool = True
     #: a layer inside the network, by module path ("1.fc2"): report that layer as it ran there
     path: str | None = Field(default=None, max_length=512)
+    #: the sample and output channel whose sliding-window planes to list (any tensor size)
+    window_slice: WindowSlice | None = None
 
 
 class ExplainRequest(RunRequest):

@@ -14,12 +14,13 @@ from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.graphs.receptive import ReceptiveFieldRequest
 from app.core.presets import presets
 from app.core.registry import default_registry
+from app.core.running.animate import animate
 from app.core.running.devices import list_devices, resolve_device
 from app.core.running.requests import explain, npy, output_tensor, run, shape, warm_up
 from app.core.schema import ExplainRequest, RunRequest
 
 __all__ = [
-    "BadRequest", "ExplainRequest", "ReceptiveFieldRequest", "import_model", "receptive_field", "LayerExplorerError", "LayerSpec", "PluginError", "Registry", "RunRequest",
+    "BadRequest", "animate", "ExplainRequest", "ReceptiveFieldRequest", "import_model", "receptive_field", "LayerExplorerError", "LayerSpec", "PluginError", "Registry", "RunRequest",
     "Settings", "TooLarge", "default_registry", "explain", "list_devices", "npy", "output_tensor", "presets",
     "resolve_device", "run", "shape", "warm_up",
 ]

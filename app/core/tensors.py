@@ -94,6 +94,11 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.cpu().numpy()
 
 
+def numpy_of(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a NumPy array on the CPU (half precision widened, complex as magnitude)."""
+    return _numpy(t)
+
+
 #: elements per chunk when summarising: the float64 working copies stay within a few MiB
 SUMMARY_CHUNK = 1 << 16
 

@@ -146,6 +146,11 @@ async function boot() {
   openFromQuery(window.location.search);
   window.addEventListener("popstate", () => openFromQuery(window.location.search, { notice: false }));
 
+  // An edited preset is no longer that preset: the catalog stops highlighting it.
+  store.subscribe((state, prev, reason) => {
+    if (reason === "edit" && state.request !== prev.request && state.ui.view === "network") catalogUi.setCurrent(state.request.layer.type);
+  });
+
   // The address bar follows every edit without adding history entries.
   let lastQuery = "";
   store.subscribe((state) => {

@@ -98,6 +98,7 @@ def test_code_snippet_prints_the_same_output(page, api_run, tmp_path):
     assert flat(got) == pytest.approx(flat(want), abs=1e-6)
     # The copy button puts the same text on the clipboard (or says how to copy).
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.locator("#code-fold .fold-toggle").click()
     page.locator("#copy-code").click()
     page.locator("#code-panel .copy-status").wait_for(state="visible")
     assert page.evaluate("navigator.clipboard.readText()") == code

@@ -13,8 +13,12 @@ def step(page) -> int:
     return int(page.locator("#window-panel").get_attribute("data-step"))
 
 
-def window_cells(page):
-    return page.locator("#win-drawing rect.win-cell").evaluate_all("els => els.map(e => +e.getAttribute('x')).sort((a, b) => a - b)")
+def window_cells(page, band=0):
+    """x of the window's cells over the first stacked input channel (transitions finished)."""
+    page.wait_for_timeout(350)
+    return page.locator("#win-drawing rect.win-cell").evaluate_all(
+        "(els, band) => els.filter(e => Math.floor(+e.dataset.term / 4) === band).map(e => +e.getAttribute('x')).sort((a, b) => a - b)", band
+    )
 
 
 def test_animation_plays_and_the_controls_step(page, api_run):
@@ -29,6 +33,7 @@ def test_animation_plays_and_the_controls_step(page, api_run):
     assert step(page) == 0
     first = window_cells(page)
     assert len(first) == 4  # kernel_size 4
+    assert page.locator("#win-drawing rect.win-cell").count() == 12  # … on each of the 3 input channels
     page.locator("#win-fwd").click()
     assert step(page) == 1
     second = window_cells(page)
@@ -57,6 +62,7 @@ def test_windows_follow_the_api_for_stride_dilation_and_padding(page, api_run):
         "layer": {"type": "Conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "groups": 2},
         "inputs": [{"shape": [1, 2, 9, 9]}],
     }
+    page.emulate_media(reduced_motion="reduce")
     open_view(page, cfg)
     if page.locator("#win-play").get_attribute("aria-pressed") == "true":
         page.locator("#win-play").click()
@@ -67,14 +73,15 @@ def test_windows_follow_the_api_for_stride_dilation_and_padding(page, api_run):
         "(() => { const r = document.querySelector('#win-drawing rect.fcell'); return [+r.getAttribute('x'), +r.getAttribute('y')]; })()"
     )
     drawn = page.locator("#win-drawing rect.win-cell").evaluate_all(
-        "els => els.map(e => [+e.getAttribute('y'), +e.getAttribute('x')])"
+        "els => els.filter(e => +e.dataset.term < 9).map(e => [+e.getAttribute('y'), +e.getAttribute('x')])"
     )
     expected = win["at"][0][1]
     assert sorted([round((y - 1 - origin[1]) / cell), round((x - 1 - origin[0]) / cell)] for y, x in drawn) == sorted(expected)
     assert page.locator("#win-drawing rect.fcell.role-padding").count() == 11 * 11 - 9 * 9
     # groups=2: output channel 3 reads input channel 1 only.
     page.locator("#win-channel").select_option("3")
-    assert page.locator("#win-inchannel option").evaluate_all("els => els.map(e => e.value)") == ["1"]
+    page.wait_for_function("() => document.querySelector('#win-drawing g.frame')?.dataset.channel === '1'")
+    assert page.locator("#win-drawing g.frame").evaluate_all("els => els.map(e => e.dataset.channel)") == ["1"]
     assert page.locator("#win-channels line.ch-link.sel").count() == len(win["channel_map"][3])
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from app.core import tensors
 from app.core.catalog.spec import LayerSpec
 from app.core.errors import NotExplainable
-from app.core.explaining.windows import Geometry, geometry_for, group_inputs
+from app.core.explaining.windows import Geometry, geometry_for, group_inputs, pad_reads
 
 _TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-4, 1e-5), torch.float16: (1e-2, 1e-2), torch.bfloat16: (2e-2, 2e-2)}
 
@@ -151,17 +151,36 @@ def explain_conv(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
             i_index = (b_idx, c_in, *coord)
             xv = float(x[i_index])
             total += xv * wv
+            at = geo.at[pos][slot].tolist()
             terms.append({
                 "input_index": list(i_index if batched else i_index[1:]), "input": _num(xv),
                 "weight_index": list(w_index), "weight": _num(wv), "product": _num(xv * wv),
-                "padding": False, "at": geo.at[pos][slot].tolist(),
+                "padding": False, "at": at,
+                # reflect/replicate/circular: a padding cell holding a copy of this input element
+                **({"pad_copy": True} if _in_padding(geo, at) else {}),
             })
     bias = None
     if module.bias is not None:
         bv = float(module.bias.detach().double().cpu()[c_out])
         bias = {"index": [c_out], "value": _num(bv)}
         total += bv
-    return {"operation": "sum", "terms": terms, "bias": bias, "manual": total, "input_channels": in_channels}
+    reads = pad_reads(module, geo.kind)
+    return {"operation": "sum", "terms": terms, "bias": bias, "manual": total, "input_channels": in_channels,
+            "pad_value": reads, "padding_note": _conv_pad_note(terms, reads, getattr(module, "padding_mode", "zeros"))}
+
+
+def _in_padding(geo: Geometry, at: list[int]) -> bool:
+    """Whether frame cell ``at`` lies in the padding around the input (not on the input itself)."""
+    return any(not 0 <= at[j] - geo.origin[j] <= (geo.input_spatial[j] - 1) * geo.step[j] for j in range(geo.d))
+
+
+def _conv_pad_note(terms: list[dict[str, Any]], reads: str, mode: str) -> str | None:
+    n = len(terms)
+    if reads == "copy":
+        k = sum(1 for t in terms if t.get("pad_copy"))
+        return f"{k} of {n} positions fall on {mode} padding and read copies of input elements." if k else None
+    k = sum(1 for t in terms if t["padding"])
+    return f"{k} of {n} positions fall on zero padding and add 0." if k else None
 
 
 def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ...], geo: Geometry) -> dict[str, Any]:
@@ -174,20 +193,25 @@ def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
     b_idx, c, pos = index[0], index[1], tuple(index[2:])
     src, _ = _window(geo, pos)
     name = type(module).__name__
+    reads = pad_reads(module, "pool")
     terms = []
     values = []
     for slot, flat in enumerate(src.tolist()):
         at = geo.at[pos][slot].tolist()
         if flat < 0:
             terms.append({"input_index": None, "input": 0.0, "padding": True, "outside": flat == -2, "at": at})
+            if flat == -2 or reads == "excluded":
+                # past the padded input (ceil_mode), or count_include_pad=False: not part of the mean
+                terms[-1]["excluded"] = True
             continue
         coord = geo.unravel(flat)
         i_index = (b_idx, c, *coord)
         v = float(x[i_index])
         values.append(v)
         terms.append({"input_index": list(i_index if batched else i_index[1:]), "input": _num(v), "padding": False, "at": at})
-    result: dict[str, Any] = {"terms": terms, "bias": None}
+    result: dict[str, Any] = {"terms": terms, "bias": None, "pad_value": reads}
     n_pad = sum(1 for t in terms if t["padding"] and not t.get("outside"))
+    result["padding_note"] = _pool_pad_note(name, reads, n_pad, len(terms), module) if n_pad else None
     if name.startswith("MaxPool"):
         result["operation"] = "max"
         for t in terms:
@@ -236,6 +260,19 @@ def _real_pow(base: float, exponent: float) -> float:
     if base < 0 and not float(exponent).is_integer():
         return float("nan")
     return base**exponent
+
+
+def _pool_pad_note(name: str, reads: str, k: int, n: int, module: nn.Module) -> str:
+    if reads == "-inf":
+        return f"{k} of {n} positions fall on padding, which max pooling reads as −∞: padding never wins."
+    if name.startswith("AvgPool"):
+        if getattr(module, "divisor_override", None):
+            return f"{k} of {n} positions fall on padding: they add 0; the divisor is divisor_override."
+        if reads == "excluded":
+            return (f"{k} of {n} positions fall on padding: count_include_pad=False leaves them out of the sum "
+                    "and the divisor.")
+        return f"{k} of {n} positions fall on padding: they add 0 and count in the divisor (count_include_pad=True)."
+    return f"{k} of {n} positions fall on padding and add 0."
 
 
 def _torch_argmax(module: nn.Module, x: torch.Tensor, index: tuple[int, ...], batched: bool, n: int) -> list[int]:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.core import tensors
 from app.core.shapes.context import ntuple
 from app.core.torch_errors import TORCH_FAULTS, torch_message
 
@@ -247,6 +248,8 @@ def geometry_json(geo: Geometry, module: nn.Module) -> dict[str, Any]:
         "at": geo.at.tolist(),
         "src": _coords(geo.src, geo.input_spatial),
         "outside": (geo.src == -2).any().item(),
+        "pad_value": pad_reads(module, geo.kind),
+        "padding_mode": getattr(module, "padding_mode", "zeros") if geo.kind == "conv" else "zeros",
     }
     if hasattr(module, "groups"):
         # the map is for drawing: past a few thousand links it is omitted (groups says it all)
@@ -281,3 +284,74 @@ def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
     except TORCH_FAULTS as exc:  # the probe is the layer itself: what it refuses, the run reports
         return {"omitted": f"torch refused the window probe: {torch_message(exc)}"}
     return geometry_json(geo, module) if geo is not None else None
+
+
+def pad_reads(module: nn.Module, kind: str) -> str:
+    """What the operation reads in a padding cell, in one word the page can draw.
+
+    ``"-inf"``: max pooling pads with −∞, so padding never wins. ``"0"``: zero padding (and average
+    pooling with ``count_include_pad=True``, which adds 0 but counts the cell in the divisor).
+    ``"excluded"``: average pooling with ``count_include_pad=False`` leaves the cell out of the sum
+    and the divisor. ``"copy"``: reflect/replicate/circular padding reads a copy of an input element.
+    """
+    name = type(module).__name__
+    if kind == "pool":
+        if name.startswith("MaxPool"):
+            return "-inf"
+        if name.startswith("AvgPool") and not getattr(module, "count_include_pad", True):
+            return "excluded"
+        return "0"
+    if kind == "conv" and getattr(module, "padding_mode", "zeros") != "zeros":
+        return "copy"
+    return "0"
+
+
+#: most input channels whose planes one /api/run response lists for the sliding window
+MAX_SHOWN_CHANNELS = 16
+#: most input values (all shown channels together) listed for the sliding window
+MAX_SHOWN_VALUES = 1 << 18
+
+
+def window_values(windows: dict[str, Any] | None, module: nn.Module, xs: list[torch.Tensor],
+                  out: torch.Tensor | None, view: Any) -> dict[str, Any] | None:
+    """Real values for the planes the sliding window draws, however large the tensors are.
+
+    ``view`` (the request's ``window_slice``: ``batch``, ``channel``; both default 0) picks the sample
+    and the output channel. Returned: the input planes of every input channel that feeds that output
+    channel (``input[i]``: ``(*in_spatial)`` of channel ``input_channels[i]``), the output plane
+    ``(*out_spatial)``, and for convolutions each channel's kernel slice ``(*kernel)`` as stored in
+    ``weight``. Past ``MAX_SHOWN_CHANNELS`` channels or ``MAX_SHOWN_VALUES`` values the list is cut
+    and ``input_channels_total`` says how many there are.
+    """
+    if not windows or windows.get("omitted") or out is None or not xs:
+        return windows
+    d = int(windows["spatial_dims"])
+    x = xs[0].detach()
+    batched = x.dim() == d + 2
+    n = x.shape[0] if batched else 1
+    c_out_total = out.shape[1] if batched else out.shape[0]
+    batch = min(max(int(getattr(view, "batch", 0) or 0), 0), n - 1)
+    channel = min(max(int(getattr(view, "channel", 0) or 0), 0), c_out_total - 1)
+    pre = (batch,) if batched else ()
+    feeds = group_inputs(module, channel) if hasattr(module, "groups") else [channel]
+    plane = math.prod(x.shape[-d:])
+    keep = max(1, min(len(feeds), MAX_SHOWN_CHANNELS, MAX_SHOWN_VALUES // max(plane, 1)))
+    shown = feeds[:keep]
+    values: dict[str, Any] = {
+        "batch": batch,
+        "channel": channel,
+        "input_channels": shown,
+        "input_channels_total": len(feeds),
+        "input": [tensors.to_nested(tensors.numpy_of(x[(*pre, c)])) for c in shown],
+        "output": tensors.to_nested(tensors.numpy_of(out.detach()[(*pre, channel)])),
+        "kernel": None,
+    }
+    if windows["kind"] in ("conv", "transposed") and isinstance(getattr(module, "weight", None), torch.Tensor):
+        w = module.weight.detach()
+        per_out = module.out_channels // module.groups
+        if windows["kind"] == "transposed":
+            slices = [w[c, channel % per_out] for c in shown]
+        else:
+            slices = [w[channel, c - feeds[0]] for c in shown]
+        values["kernel"] = [tensors.to_nested(tensors.numpy_of(s)) for s in slices]
+    return {**windows, "values": values}

@@ -83,6 +83,9 @@ def workspace_bytes(module: nn.Module, in_shapes: list[Sequence[int]], out_shape
         extra = 4 * steps * batch * (2 * target + 1) * 8 + 2 * steps * batch * classes * 8
     elif isinstance(module, (nn.LocalResponseNorm, nn.CrossMapLRN2d)):
         extra = 3 * big
+    elif isinstance(module, nn.modules.loss._Loss):
+        # losses build their formula term by term (log-sigmoids, products with the target, ...)
+        extra = 4 * big
     attention = [m for m in module.modules() if isinstance(m, nn.MultiheadAttention)]
     if attention and in_shapes:
         extra += _attention_bytes(module, attention, in_shapes, elt)

@@ -34,7 +34,8 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     if req.path:
         return _run_child(registry, req, settings)
     ex = execute(registry, req, settings)
-    response = run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan))
+    response = run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan),
+                            view=req.window_slice)
     response.update(trace_fields(ex.module, ex.extra))
     response.update(graph.graph_fields(ex.plan, ex, registry))
     return response
@@ -69,7 +70,8 @@ def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[
         predicted=predicted, meta_shapes=None, estimate_bytes=network.estimate_bytes, warnings=network.warnings,
     )
     outputs = tensors.flatten_outputs(child.output, node.spec.outputs)
-    response = run_response(plan, child.module, xs, outputs, settings, code=script(network, child_path=req.path))
+    response = run_response(plan, child.module, xs, outputs, settings, code=script(network, child_path=req.path),
+                            view=req.window_slice)
     response.update(path=req.path, network_type=network.spec.type)
     return response
 

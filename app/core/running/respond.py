@@ -9,7 +9,7 @@ from torch import nn
 
 from app.core import tensors
 from app.core.config import Settings
-from app.core.explaining.windows import window_map
+from app.core.explaining.windows import window_map, window_values
 from app.core.networks.trace import is_network, totals
 from app.core.running.plan import Plan
 
@@ -40,7 +40,7 @@ def shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, An
 
 
 def run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs: list[tuple[str, torch.Tensor]],
-                 settings: Settings, *, code: str) -> dict[str, Any]:
+                 settings: Settings, *, code: str, view: Any = None) -> dict[str, Any]:
     return {
         "type": plan.spec.type,
         "repr": repr(module),
@@ -57,7 +57,8 @@ def run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs:
         "params": params_json(module, settings, with_data=True),
         "param_count": sum(p.numel() for p in module.parameters()),
         **shape_fields(plan, [tuple(t.shape) for _, t in outputs]),
-        "windows": window_map(plan, settings),
+        # the window map, with the values of the slice the client draws (``view``)
+        "windows": window_values(window_map(plan, settings), module, xs, outputs[0][1] if outputs else None, view),
         "code": code,
         "warnings": plan.warnings,
     }

@@ -2,13 +2,14 @@
 // `onStep(step)` and lets the caller render, so it can be driven (and tested) without a DOM.
 
 export const SPEEDS = [0.25, 0.5, 1, 2, 4];
-const BASE_MS = 650;
+export const BASE_MS = 650;
 
 export function createTimeline({ count, onStep, onPlayState = () => {}, loop = true, timers = globalThis }) {
   let step = 0;
   let playing = false;
   let speed = 1;
   let timer = null;
+  let stride = 1; // fast mode: steps per tick (a whole output row)
 
   const clear = () => {
     if (timer !== null) timers.clearTimeout(timer);
@@ -24,7 +25,7 @@ export function createTimeline({ count, onStep, onPlayState = () => {}, loop = t
     if (step >= count - 1) {
       if (!loop) return pause();
       step = 0;
-    } else step += 1;
+    } else step = Math.min(count - 1, step + stride);
     onStep(step);
     // Linger on the last step so the finished output can be seen before the loop restarts.
     schedule((step === count - 1 ? 4 : 1) * (BASE_MS / speed));
@@ -75,6 +76,12 @@ export function createTimeline({ count, onStep, onPlayState = () => {}, loop = t
     setSpeed(x) {
       speed = x;
       if (playing) schedule(BASE_MS / speed);
+    },
+    get stride() {
+      return stride;
+    },
+    setStride(n) {
+      stride = Math.max(1, Math.round(n));
     },
     setCount(n) {
       count = Math.max(1, n);

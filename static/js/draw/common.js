@@ -17,7 +17,9 @@ export function svgIn(container, width, height, label) {
     .attr("viewBox", `0 0 ${Math.ceil(width)} ${Math.ceil(height)}`)
     .attr("width", Math.ceil(width))
     .attr("height", Math.ceil(height))
-    .attr("role", "img")
+    // A figure, not an img: drawings hold focusable parts (output grids, network nodes), and an img's
+    // children are presentational, which would hide them from assistive technology.
+    .attr("role", "figure")
     .attr("aria-label", label);
   svg.selectAll("*").remove();
   svg.append("title").text(label);
@@ -26,7 +28,9 @@ export function svgIn(container, width, height, label) {
 
 // "C_in" → C with a subscript "in"; "k_H" → k with subscript H.
 export function appendLabel(text, label) {
-  const { base, sub } = splitSub(label);
+  let { base, sub } = splitSub(label);
+  // "4·hidden_size" is a name with an underscore, not "hidden" with a subscript.
+  if (sub && base.split("·").pop().length > 2) [base, sub] = [String(label), ""];
   text.append("tspan").text(base);
   if (sub) text.append("tspan").attr("class", "sub").attr("baseline-shift", "sub").attr("font-size", "0.75em").text(sub);
   return text;
@@ -68,6 +72,12 @@ export function shapeLabel(g, dims, colorOf, { x, y, anchor = "start", prefix = 
 export function arrow(g, x1, y1, x2, y2, cls = "flow-arrow") {
   ensureArrowHead(g);
   return g.append("line").attr("class", cls).attr("x1", x1).attr("y1", y1).attr("x2", x2).attr("y2", y2).attr("marker-end", "url(#arrowhead)");
+}
+
+// An arrow along a polyline [[x, y], …]: reaches a box beside a column without crossing it.
+export function elbowArrow(g, points, cls = "flow-arrow") {
+  ensureArrowHead(g);
+  return g.append("path").attr("class", cls).attr("fill", "none").attr("d", `M${points.map((p) => p.join(",")).join(" L")}`).attr("marker-end", "url(#arrowhead)");
 }
 
 function ensureArrowHead(g) {

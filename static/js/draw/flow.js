@@ -1,7 +1,7 @@
 // The generic diagram for every layer without a family drawing: input tensors → the layer box
 // listing its parameters → output tensors, dimensions as coloured chips.
 
-import { svgIn, appendLabel, arrow } from "./common.js";
+import { svgIn, appendLabel, arrow, elbowArrow } from "./common.js";
 import { flowLayout } from "../geometry/flow.js";
 import { genericModel } from "../geometry/dims.js";
 
@@ -18,8 +18,8 @@ function drawTensor(g, t, colorOf) {
   }
 }
 
-export function drawFlow(container, run, { colorOf, width, layerType, entry }) {
-  const model = genericModel(run, entry);
+export function drawFlow(container, run, { colorOf, width, layerType, entry, args }) {
+  const model = genericModel(run, entry, args);
   const lay = flowLayout(model, layerType, { width });
   const svg = svgIn(container, lay.width, lay.height, `${layerType}: ${model.inputs.map((t) => t.shape.join("×")).join(", ")} → ${model.outputs.map((t) => t.shape.join("×")).join(", ")}`);
   const g = svg.append("g");
@@ -34,9 +34,19 @@ export function drawFlow(container, run, { colorOf, width, layerType, entry }) {
     if (lay.horizontal) arrow(g, t.x + t.w + 4, t.y + t.h / 2, L.x - 6, L.y + L.h / 2);
     else arrow(g, t.x + t.w / 2, t.y + t.h + 4, L.x + L.w / 2, L.y - 6);
   }
+  // Outputs stacked one under another (a tuple too wide for one row): elbow arrows along the left, so
+  // no arrow runs through the box above it.
+  const stacked = !lay.horizontal && new Set(lay.outputs.map((t) => t.y)).size > 1;
+  const railX = Math.max(4, Math.min(...lay.outputs.map((t) => t.x)) - 16);
   for (const t of lay.outputs) {
     drawTensor(g, t, colorOf);
     if (lay.horizontal) arrow(g, L.x + L.w + 4, L.y + L.h / 2, t.x - 6, t.y + t.h / 2);
+    else if (stacked) {
+      const x0 = L.x + 20;
+      const y0 = L.y + L.h + 4;
+      const drop = [[x0, y0], [x0, y0 + 16], [railX, y0 + 16]];
+      elbowArrow(g, [...(x0 <= railX ? [[x0, y0]] : drop), [x0 <= railX ? x0 : railX, t.y + t.h / 2], [t.x - 4, t.y + t.h / 2]]);
+    }
     else arrow(g, L.x + L.w / 2, L.y + L.h + 4, t.x + t.w / 2, t.y - 6);
   }
   return { highlight() {}, svg: svg.node() };

@@ -237,110 +237,114 @@ function shapeText(dims) {
   return `(${dims.map((d) => d.label).join(", ")})`;
 }
 
-export function drawBilinear(container, run, { colorOf, width, pinned, onPick, layerType }) {
+// Bilinear, per sample: y[n, k] = x₁[n] · A_k · x₂[n]ᵀ + b_k. One row of x₁ and one row of x₂
+// meet one matrix A_k; the result is a single element of y (not an N×N product whose diagonal is y).
+// The pinned element (or [0, 0]) picks n and k; y is drawn whole beside it, to click another element.
+export function drawBilinear(container, run, { colorOf, width, pinned, onPick }) {
   const model = bilinearModel(run);
   const { rows, in1, in2, out } = model;
-  const k0 = pinned ? pinned[pinned.length - 1] : 0;
-  let curK = k0;
-  const items = [
-    { kind: "matrix", id: "x1", rows, cols: in1 },
-    { kind: "op", text: "·" },
-    { kind: "matrix", id: "A", rows: in1, cols: in2, stack: out },
-    { kind: "op", text: "·" },
-    { kind: "matrix", id: "x2", rows: in2, cols: rows },
-  ];
-  if (model.bias) items.push({ kind: "op", text: "+" }, { kind: "matrix", id: "b", rows: 1, cols: out });
-  items.push({ kind: "op", text: "=" }, { kind: "matrix", id: "y", rows, cols: out });
-  const lay = equationLayout(items, { width, maxHeight: 380 });
-  const svg = svgIn(container, Math.max(lay.width, Math.min(width, 330)), lay.height + 40, `Bilinear: y_k = x1ᵀ A_k x2 + b_k, A is ${out}×${in1}×${in2}`);
-  const g = svg.append("g");
-  const cell = lay.cell;
-  const byId = Object.fromEntries(lay.items.filter((i) => i.kind === "matrix").map((i) => [i.id, i]));
+  const oneD = run.inputs[0].shape.length === 1;
   const lead = model.stack.map(() => 0);
   const sl = (t) => (t?.data ? (lead.length ? getAt(t.data, lead) : t.data) : null);
-  const oneD = run.inputs[0].shape.length === 1;
   const x1s = sl(run.inputs[0]);
   const x2s = sl(run.inputs[1]);
   const ys = sl(run.output);
-  const mat = (s) => (s ? (oneD ? (r, c) => toNumber(s[c]) : (r, c) => toNumber(s[r][c])) : null);
-  const x1v = mat(x1s);
-  const x2v = x2s ? (oneD ? (r) => toNumber(x2s[r]) : (r, c) => toNumber(x2s[c][r])) : null;
-  const yv = mat(ys);
+  const rowOf = (s, n) => (s ? (oneD ? s : s[n]) : null);
   const w = model.weight;
   const bias = model.bias;
   const rowDim = model.rowLabel ? { label: model.rowLabel, size: rows, key: "batch" } : null;
   const [outDim, in1Dim, in2Dim] = model.A.dims;
   const idx = (rc) => (oneD ? [rc.c] : [...lead, rc.r, rc.c]);
-  const parts = {};
-  parts.x1 = drawMatrix(g, byId.x1, cell, {
-    id: "x1", values: x1v, color: valueColor(valueDomain(run.inputs[0])), rowDim, colDim: in1Dim, colorOf,
-    title: (t) => appendLabel(t.append("tspan").attr("class", "name"), "x_1"), tipName: run.inputs[0].name || "input1", indexOf: idx,
-  });
   const wColor = valueColor(valueDomain(w));
-  parts.A = drawMatrix(g, byId.A, cell, {
-    id: "A", values: w?.data ? (r, c) => toNumber(w.data[curK][r][c]) : null, color: wColor, rowDim: in1Dim, colDim: in2Dim, colorOf,
-    title: (t) => appendLabel(t.append("tspan").attr("class", "name"), "A_k"), tipName: w.name, indexOf: (rc) => [curK, rc.r, rc.c],
-  });
-  parts.x2 = drawMatrix(g, byId.x2, cell, {
-    id: "x2", values: x2v, color: valueColor(valueDomain(run.inputs[1] || run.inputs[0])), rowDim: in2Dim, colDim: rowDim, colorOf,
-    title: (t) => {
-      appendLabel(t.append("tspan").attr("class", "name"), "x_2");
-      t.append("tspan").attr("class", "name").text("ᵀ");
-    },
-    tipName: run.inputs[1]?.name || "input2", indexOf: (rc) => (oneD ? [rc.r] : [...lead, rc.c, rc.r]),
-  });
-  if (byId.b) {
-    parts.b = drawMatrix(g, byId.b, cell, {
-      id: "b", values: bias.data ? (r, c) => toNumber(bias.data[c]) : null, color: valueColor(valueDomain(bias)), rowDim: null, colDim: outDim, colorOf,
-      title: (t) => t.append("tspan").attr("class", "name").text("b"), tipName: bias.name, indexOf: (rc) => [rc.c],
+  const c1 = valueColor(valueDomain(run.inputs[0]));
+  const c2 = valueColor(valueDomain(run.inputs[1] || run.inputs[0]));
+  const cy = valueColor(valueDomain(run.output));
+  const cb = bias ? valueColor(valueDomain(bias)) : null;
+  let api = null;
+
+  function render(n, k) {
+    const items = [
+      { kind: "matrix", id: "x1", rows: 1, cols: in1 },
+      { kind: "op", text: "·" },
+      { kind: "matrix", id: "A", rows: in1, cols: in2, stack: out },
+      { kind: "op", text: "·" },
+      { kind: "matrix", id: "x2", rows: in2, cols: 1 },
+    ];
+    if (bias) items.push({ kind: "op", text: "+" }, { kind: "matrix", id: "b", rows: 1, cols: 1 });
+    items.push({ kind: "op", text: "=" }, { kind: "matrix", id: "yk", rows: 1, cols: 1 });
+    items.push({ kind: "op", text: "∈" }, { kind: "matrix", id: "y", rows, cols: out });
+    const lay = equationLayout(items, { width, maxHeight: 340 });
+    const hadFocus = container.querySelector(".m-y")?.contains(document.activeElement);
+    const svg = svgIn(container, Math.max(lay.width, Math.min(width, 330)), lay.height + 40,
+      `Bilinear, per sample: y[n, k] = x1[n] · A_k · x2[n]ᵀ + b_k, here n = ${n}, k = ${k}; A is ${out}×${in1}×${in2}`);
+    svg.attr("data-n", n).attr("data-k", k);
+    const g = svg.append("g");
+    const cell = lay.cell;
+    const byId = Object.fromEntries(lay.items.filter((i) => i.kind === "matrix").map((i) => [i.id, i]));
+    const x1r = rowOf(x1s, n);
+    const x2r = rowOf(x2s, n);
+    const name = (t, base, sub, rest) => {
+      appendLabel(t.append("tspan").attr("class", "name"), sub ? `${base}_${sub}` : base);
+      if (rest) t.append("tspan").attr("class", "name").text(rest);
+    };
+    const sample = oneD ? "" : `[${n}]`;
+    drawMatrix(g, byId.x1, cell, {
+      id: "x1", values: x1r ? (r, c) => toNumber(x1r[c]) : null, color: c1, rowDim: null, colDim: in1Dim, colorOf,
+      title: (t) => name(t, "x", "1", sample), tipName: run.inputs[0].name || "input1", indexOf: (rc) => (oneD ? [rc.c] : [...lead, n, rc.c]),
     });
+    drawMatrix(g, byId.A, cell, {
+      id: "A", values: w?.data ? (r, c) => toNumber(w.data[k][r][c]) : null, color: wColor, rowDim: in1Dim, colDim: in2Dim, colorOf,
+      title: (t) => name(t, "A", "k", ` (k = ${k})`), tipName: w.name, indexOf: (rc) => [k, rc.r, rc.c],
+    });
+    drawMatrix(g, byId.x2, cell, {
+      id: "x2", values: x2r ? (r) => toNumber(x2r[r]) : null, color: c2, rowDim: in2Dim, colDim: null, colorOf,
+      title: (t) => name(t, "x", "2", `${sample}ᵀ`), tipName: run.inputs[1]?.name || "input2", indexOf: (rc) => (oneD ? [rc.r] : [...lead, n, rc.r]),
+    });
+    if (byId.b)
+      drawMatrix(g, byId.b, cell, {
+        id: "b", values: bias.data ? () => toNumber(bias.data[k]) : null, color: cb, rowDim: null, colDim: null, colorOf,
+        title: (t) => name(t, "b", "k"), tipName: bias.name, indexOf: () => [k],
+      });
+    const yr = rowOf(ys, n);
+    drawMatrix(g, byId.yk, cell, {
+      id: "yk", values: yr ? () => toNumber(yr[k]) : null, color: cy, rowDim: null, colDim: null, colorOf,
+      title: (t) => t.append("tspan").attr("class", "name").text(oneD ? `y[${k}]` : `y[${n}, ${k}]`), tipName: "output", indexOf: () => idx({ r: n, c: k }),
+    });
+    const parts = drawMatrix(g, byId.y, cell, {
+      id: "y", values: ys ? (r, c) => toNumber(oneD ? ys[c] : ys[r][c]) : null, color: cy, rowDim, colDim: outDim, colorOf,
+      title: (t) => t.append("tspan").attr("class", "name").text("y"), tipName: "output", indexOf: idx,
+      onCell: (rc) => onPick(idx(rc)),
+    });
+    for (const op of lay.items.filter((i) => i.kind === "op")) opText(g, op);
+    const Ai = byId.A;
+    dimLabel(g, outDim, colorOf(outDim.key), { x: Ai.x + Ai.w / 2, y: Ai.y + Ai.h + 16 }).append("tspan").attr("class", "aside").text(" matrices");
+    caption(g, 10, lay.height + 6, [
+      [oneD ? "y[k] = x₁ · A" : "y[n, k] = x₁[n] · A", "formula-text"], ["k", "formula-sub"], [oneD ? " · x₂ᵀ + b" : " · x₂[n]ᵀ + b", "formula-text"], ["k", "formula-sub"],
+    ]);
+    caption(g, 10, lay.height + 23, [[`one sample${oneD ? "" : ` (n = ${n})`}, one output feature (k = ${k}): a row vector · a ${in1}×${in2} matrix · a column vector = one number`, "aside"]]);
+    const overlay = g.append("g").attr("class", "overlay");
+    highlightRect(overlay, byId.y, cell, { r0: oneD ? 0 : n, c0: k, rows: 1, cols: 1, cls: "pin pin-y" });
+    const keys = gridKeys(parts.g, {
+      rows, cols: out, label: "Output y: arrow keys move, Enter explains the element",
+      onMove: ([r, c]) => {
+        overlay.selectAll(".cursor").remove();
+        highlightRect(overlay, byId.y, cell, { r0: r, c0: c, rows: 1, cols: 1, cls: "cursor" });
+      },
+      onActivate: ([r, c]) => onPick(idx({ r, c })),
+    });
+    keys.set([oneD ? 0 : n, k]);
+    if (hadFocus) parts.g.node().focus();
+    return svg;
   }
-  parts.y = drawMatrix(g, byId.y, cell, {
-    id: "y", values: yv, color: valueColor(valueDomain(run.output)), rowDim, colDim: outDim, colorOf,
-    title: (t) => t.append("tspan").attr("class", "name").text("y"), tipName: "output", indexOf: idx,
-    onCell: (rc) => onPick(idx(rc)),
-  });
-  for (const op of lay.items.filter((i) => i.kind === "op")) opText(g, op);
-  // The weight is 3-D: `out` matrices of in1 × in2, one per output feature k.
-  const Ai = byId.A;
-  dimLabel(g, outDim, colorOf(outDim.key), { x: Ai.x + Ai.w / 2, y: Ai.y + Ai.h + 16 })
-    .append("tspan").attr("class", "aside").text(" matrices");
-  const cardValues = (k) => (w?.data ? (r, c) => toNumber(w.data[k][r][c]) : null);
-  function paintCard(k) {
-    curK = k;
-    const vals = cardValues(k);
-    parts.A.g.selectAll("rect.cell").attr("fill", (d) => (vals ? wColor(vals(d.r, d.c)) : "#e5e7eb"));
-    parts.A.g.select("text.matrix-title").selectAll("tspan.k").remove();
-    parts.A.g.select("text.matrix-title").append("tspan").attr("class", "k aside").text(`, k = ${k}`);
-  }
-  paintCard(k0);
-  caption(g, 10, lay.height + 6, [
-    ["y", "formula-text"], ["k", "formula-sub"], [" = x₁ᵀ A", "formula-text"], ["k", "formula-sub"], [" x₂ + b", "formula-text"], ["k", "formula-sub"],
-  ]);
-  caption(g, 10, lay.height + 23, [[`A: (out=${out}, in1=${in1}, in2=${in2}); in front: A_k, k = selected`, "aside"]]);
-  const overlay = g.append("g").attr("class", "overlay");
-  const keys = gridKeys(parts.y.g, {
-    rows, cols: out, label: "Output y: arrow keys move, Enter explains the element",
-    onMove: ([r, c]) => {
-      overlay.selectAll(".cursor").remove();
-      highlightRect(overlay, byId.y, cell, { r0: r, c0: c, rows: 1, cols: 1, cls: "cursor" });
+
+  const at = (index) => (index ? [oneD ? 0 : index[index.length - 2], index[index.length - 1]] : [0, 0]);
+  let svg = render(...at(pinned));
+  api = {
+    highlight(index) {
+      svg = render(...at(index));
+      api.svg = svg.node();
     },
-    onActivate: ([r, c]) => onPick(idx({ r, c })),
-  });
-  function highlight(index) {
-    overlay.selectAll(".pin").remove();
-    if (!index) return;
-    const r = oneD ? 0 : index[index.length - 2];
-    const k = index[index.length - 1];
-    keys.set([r, k]);
-    paintCard(k);
-    const pin = (id, spec) => byId[id] && highlightRect(overlay, byId[id], cell, { ...spec, cls: `pin pin-${id}` });
-    pin("x1", { r0: r, c0: 0, rows: 1, cols: in1 });
-    pin("A", { r0: 0, c0: 0, rows: in1, cols: in2 });
-    pin("x2", { r0: 0, c0: r, rows: in2, cols: 1 });
-    pin("b", { r0: 0, c0: k, rows: 1, cols: 1 });
-    pin("y", { r0: r, c0: k, rows: 1, cols: 1 });
-  }
-  highlight(pinned);
-  return { highlight, svg: svg.node() };
+    svg: svg.node(),
+  };
+  return api;
 }

@@ -153,6 +153,11 @@ export function drawNetwork(container, graph, { width, message = "", selected = 
     m.lines.forEach((l, i) => t.append("tspan").attr("x", m.x + 8).attr("dy", i ? 15 : 0).text(l));
   }
 
+  // The accessible name starts with the box's visible text (WCAG 2.5.3, axe label-content-name-mismatch).
+  g.selectAll("g.net-node.pickable").each(function () {
+    const seen = [...this.querySelectorAll("text")].map((t) => t.textContent).join("");
+    this.setAttribute("aria-label", `${seen} — ${this.getAttribute("aria-label")}`);
+  });
   return { svg: svg.node(), layout: lay };
 }
 

@@ -1,12 +1,15 @@
 // The sliding-window picture: the frame (padded input, or the zero-stretched input of a
-// transposed convolution) with the kernel's cells at one output position, and the output grid
-// filling in. Positions are read from the API's `windows`; nothing here re-derives them.
+// transposed convolution) of every input channel that feeds the output channel, each with its
+// kernel slice, the kernel's cells at one output position, and the output grid filling in.
+// Positions are read from the API's `windows`; nothing here re-derives them. Padding cells show
+// what the operation reads there (the API's `pad_value`): −∞ for max pooling, 0, a copied input
+// value (reflect/replicate/circular) or "excluded" (average pooling with count_include_pad=False).
 
 import { d3, svgIn, tooltip, escapeHtml, gridKeys } from "./common.js";
 import { CELL } from "../geometry/palette.js";
 import {
-  frameLayout, frameCells, placeFrameCoord, placeOutputCoord, stepToOutput, outputToStep,
-  windowAt, frameToInput, stepCount,
+  frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
+  windowAt, frameToInput, stepCount, textOn, fitFont,
 } from "../geometry/windows.js";
 import { fmt, fmtFull } from "../util/format.js";
 
@@ -32,19 +35,39 @@ function spanOf(rects) {
   return { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
 }
 
+// What a padding cell reads, as the cell's text and the tooltip's sentence.
+export function padReading(padValue, paddingMode, kind) {
+  if (kind === "transposed") return { text: "0", say: "padding: zeros" };
+  if (padValue === "-inf") return { text: "−∞", say: "padding: max pooling reads −∞ here, so it never wins" };
+  if (padValue === "excluded") return { text: "×", say: "padding: excluded from the sum and the divisor (count_include_pad=False)" };
+  if (padValue === "copy") return { text: null, say: `${paddingMode} padding: a copy of an input element` };
+  if (kind === "pool") return { text: "0", say: "padding: adds 0 and counts in the divisor (count_include_pad=True)" };
+  return { text: "0", say: "zero padding: adds 0" };
+}
+
 export function createWindowDrawing(container, opts) {
-  const { win, width, depth = 0, inputValue, outputValue, colorIn, colorOut, onPick, names, paddingMode } = opts;
-  const L = frameLayout(win, { width, depth });
+  const {
+    win, width, depth = 0, outputValue, colorIn, colorOut, colorW, onPick, names, onTermHover = () => {},
+  } = opts;
+  // One band per input channel drawn: {channel, inputValue(coord) → number|undefined, kernelValue(kidx) → number|undefined|null}.
+  const bands = opts.bands?.length ? opts.bands : [{ channel: 0, inputValue: opts.inputValue ?? (() => undefined), kernelValue: null }];
+  const withKernel = bands.some((b) => b.kernelValue);
+  const L = frameLayout(win, { width, depth, bands: bands.length, kernel: withKernel });
   const cell = L.cell;
   const kind = win.kind;
+  const K = win.kernel_index.length;
+  const paddingMode = win.padding_mode ?? opts.paddingMode ?? "zeros";
+  const padValue = win.pad_value ?? (paddingMode !== "zeros" ? "copy" : kind === "pool" ? "0" : "0");
+  const reading = padReading(padValue, paddingMode, kind);
   const label = kind === "transposed"
     ? "Transposed convolution as a direct convolution over the zero-stretched, padded input"
-    : "Sliding window over the padded input";
+    : `Sliding window over the padded input${bands.length > 1 ? `, ${bands.length} input channels` : ""}`;
   const svg = svgIn(container, L.width, L.height, label);
+  svg.attr("data-pad-value", padValue).classed("tiny-cells", cell < 8);
   patterns(svg);
   const g = svg.append("g");
-  const frameRect = (coord) => {
-    const p = placeFrameCoord(coord, L);
+  const frameRect = (coord, band = 0) => {
+    const p = placeFrameCoord(coord, L, band);
     if (p.plane < 0) return null;
     const f = L.frames[p.plane];
     return { x: f.x + p.c * cell, y: f.y + p.r * cell, w: cell, h: cell };
@@ -57,7 +80,7 @@ export function createWindowDrawing(container, opts) {
   // Padding copied from the input (reflect/replicate/circular): learn, from the windows, which
   // input element each padding cell repeats.
   const copies = new Map();
-  if (paddingMode && paddingMode !== "zeros") {
+  if (padValue === "copy") {
     const walk = (at, src) => {
       if (!Array.isArray(at)) return;
       if (at.length && Array.isArray(at[0]) && typeof at[0][0] === "number") {
@@ -69,71 +92,136 @@ export function createWindowDrawing(container, opts) {
     walk(win.at, win.src);
   }
 
-  const roleText = { input: "input", padding: kind === "transposed" ? "padding (zeros)" : "padding", zero: "inserted zero" };
-  for (const f of L.frames) {
-    const fg = g.append("g").attr("class", "frame");
+  const frameTips = new Map(); // "band|coord" → tooltip, so the window's cells show what lies under them
+  const roleText = { input: "input", padding: "padding", zero: "inserted zero" };
+  const showValues = cell >= 26;
+  L.frames.forEach((f) => {
+    const band = bands[f.band];
+    const fg = g.append("g").attr("class", "frame").attr("data-band", f.band).attr("data-channel", band.channel);
     const title = kind === "transposed" ? "stretched input" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
-    fg.append("text").attr("class", "grid-title").attr("x", f.x).attr("y", f.y - 10)
+    const chan = bands.length > 1 || win.channel_map ? ` · ${kind === "pool" ? "ch" : "in ch"} ${band.channel}` : "";
+    const isFirstPlane = L.frames.findIndex((o) => o.band === f.band) === L.frames.indexOf(f);
+    fg.append("text").attr("x", f.x).attr("y", f.y - 8)
       .attr("class", L.sd === 3 ? "grid-title small" : "grid-title")
-      .text(L.sd === 3 ? `z=${f.z}${frameDepthNote(win, f.z)}` : title);
-    const cells = frameCells(win, f);
+      // A narrow frame (phone) keeps only the channel, so the title does not run into the kernel's label.
+      .text(L.sd === 3 ? `z=${f.z}${frameDepthNote(win, f.z)}${isFirstPlane ? chan : ""}`
+        : f.cols * cell < 150 && chan ? chan.replace(" · ", "") : `${title}${chan}`);
+    const cells = frameCells(win, f).map((d) => {
+      const key = d.coord.join(",");
+      let value;
+      let src = null;
+      if (d.role === "input") {
+        src = frameToInput(d.coord, win);
+        value = band.inputValue(src);
+      } else if (d.role === "padding" && copies.has(key)) {
+        src = copies.get(key);
+        value = band.inputValue(src);
+      }
+      return { ...d, value, src, copy: d.role === "padding" && copies.has(key) };
+    });
+    const fill = (d) => {
+      if (d.role === "input") return d.value === undefined ? CELL.input : colorIn(d.value);
+      if (d.role === "zero") return CELL.zero;
+      if (d.copy) return d.value === undefined ? "#e2e8f0" : colorIn(d.value);
+      return "url(#pad-hatch)";
+    };
     fg.selectAll("rect.fcell").data(cells).join("rect")
-      .attr("class", (d) => `fcell role-${d.role}`)
+      .attr("class", (d) => `fcell role-${d.role}${d.copy ? " pad-copy" : ""}`)
       .attr("x", (d) => f.x + d.c * cell).attr("y", (d) => f.y + d.r * cell)
       .attr("width", cell).attr("height", cell)
-      .attr("fill", (d) => {
-        if (d.role === "input") {
-          const v = inputValue(frameToInput(d.coord, win));
-          return v === undefined ? CELL.input : colorIn(v);
-        }
-        if (d.role === "zero") return CELL.zero;
-        return copies.has(d.coord.join(",")) ? "#e2e8f0" : "url(#pad-hatch)";
-      })
-      .on("mousemove", (event, d) => {
+      .attr("data-coord", (d) => d.coord.join(","))
+      .attr("fill", fill)
+      .each((d) => frameTips.set(`${f.band}|${d.coord.join(",")}`, (event) => frameTip(event, d)))
+      .on("mousemove", (event, d) => frameTip(event, d))
+      .on("mouseleave", () => tooltip.hide());
+    function frameTip(event, d) {
         let html = `<b>${roleText[d.role]}</b> · frame (${d.coord.join(", ")})`;
         if (d.role === "input") {
-          const ic = frameToInput(d.coord, win);
-          const v = inputValue(ic);
-          html += `<br>${escapeHtml(names.input)}[${ic.join(", ")}]${v === undefined ? "" : ` = <code>${fmtFull(v)}</code>`}`;
-        } else if (copies.has(d.coord.join(","))) {
-          html += `<br>${paddingMode}: copies input[${copies.get(d.coord.join(",")).join(", ")}]`;
-        } else html += " = 0";
+          html += `<br>${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
+        } else if (d.copy) {
+          html += `<br>${escapeHtml(reading.say)}: ${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
+        } else if (d.role === "zero") html += " = 0";
+        else html += `<br>${escapeHtml(reading.say)}${reading.text === "×" ? "" : ` = <code>${reading.text}</code>`}`;
         tooltip.show(event, html);
-      })
-      .on("mouseleave", () => tooltip.hide());
-    if (cell >= 18) {
-      fg.selectAll("text.zero").data(cells.filter((d) => d.role !== "input" && !copies.has(d.coord.join(",")))).join("text")
-        // A little low of centre, clear of the kernel-index label in the window's top corner.
-        .attr("class", "zero-mark").attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.62) * cell)
-        .attr("text-anchor", "middle").attr("dominant-baseline", "central").text("0");
     }
+    // Cell text: what each cell holds (values when the cells are wide enough; padding always when ≥ 16 px).
+    const texts = cells.filter((d) => {
+      if (d.role === "zero") return cell >= 16;
+      if (d.role === "padding" && !d.copy) return cell >= 16;
+      return showValues && d.value !== undefined;
+    });
+    fg.selectAll("text.fval").data(texts).join("text")
+      .attr("class", (d) => (d.role === "padding" && !d.copy ? "pad-mark" : d.role === "zero" ? "zero-mark" : "fval"))
+      .attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.6) * cell)
+      .attr("text-anchor", "middle").attr("dominant-baseline", "central")
+      .text((d) => (d.role === "zero" ? "0" : d.role === "padding" && !d.copy ? reading.text : fmt(d.value, 2)))
+      .attr("font-size", function (d) {
+        return fitFont(this.textContent, cell, d.role === "input" || d.copy ? 10 : 12);
+      })
+      .attr("fill", (d) => (d.role === "input" || d.copy ? textOn(fill(d)) : null));
     // Input indices along the top and left, so stride and dilation can be counted.
-    if (cell >= 14) {
+    if (cell >= 14 && f.band === bands.length - 1) {
       const origin = win.frame.input_origin;
       const stepv = win.frame.input_step;
       const d0 = L.sd - 1;
-      const colIdx = d3.range(win.input_spatial[d0]);
-      fg.selectAll("text.cidx").data(colIdx).join("text").attr("class", "idx")
-        .attr("x", (i) => f.x + (origin[d0] + i * stepv[d0] + 0.5) * cell).attr("y", f.y + L.rows * cell + 12)
+      fg.selectAll("text.cidx").data(d3.range(win.input_spatial[d0])).join("text").attr("class", "idx")
+        .attr("x", (i) => f.x + (origin[d0] + i * stepv[d0] + 0.5) * cell).attr("y", f.y + L.rows * cell + 13)
         .attr("text-anchor", "middle").text((i) => i);
-      if (L.sd >= 2) {
-        const d1 = L.sd - 2;
-        fg.selectAll("text.ridx").data(d3.range(win.input_spatial[d1])).join("text").attr("class", "idx")
-          .attr("x", f.x - 4).attr("y", (i) => f.y + (origin[d1] + i * stepv[d1] + 0.5) * cell)
-          .attr("text-anchor", "end").attr("dominant-baseline", "central").text((i) => i);
-      }
     }
+    if (cell >= 14 && L.sd >= 2) {
+      const origin = win.frame.input_origin;
+      const stepv = win.frame.input_step;
+      const d1 = L.sd - 2;
+      fg.selectAll("text.ridx").data(d3.range(win.input_spatial[d1])).join("text").attr("class", "idx")
+        .attr("x", f.x - 4).attr("y", (i) => f.y + (origin[d1] + i * stepv[d1] + 0.5) * cell)
+        .attr("text-anchor", "end").attr("dominant-baseline", "central").text((i) => i);
+    }
+  });
+
+  // Each channel's kernel slice, beside its frame: the weights the window multiplies.
+  const kernelCells = [];
+  for (const kg of L.kernels) {
+    const band = bands[kg.band];
+    if (!band.kernelValue) continue;
+    const grp = g.append("g").attr("class", "kernel-slice").attr("data-band", kg.band);
+    grp.append("text").attr("class", "grid-title small").attr("x", kg.x).attr("y", kg.y - 8).text(`w[${opts.outChannel ?? 0}, ${band.weightChannel ?? band.channel}]`);
+    win.kernel_index.forEach((kidx, slot) => {
+      const p = placeKernelIndex(kidx, L);
+      const v = band.kernelValue(kidx);
+      const d = { band: kg.band, slot, kidx, v, x: kg.x + p.c * cell, y: kg.y + p.r * cell, term: kg.band * K + slot };
+      kernelCells.push(d);
+    });
   }
+  const kFill = (d) => (d.v === undefined || d.v === null ? "#fde68a" : colorW(d.v));
+  g.selectAll("rect.kcell").data(kernelCells).join("rect").attr("class", "kcell")
+    .attr("x", (d) => d.x).attr("y", (d) => d.y).attr("width", cell).attr("height", cell)
+    .attr("data-term", (d) => d.term).attr("fill", kFill)
+    .on("mousemove", (event, d) => {
+      onTermHover(d.term);
+      tooltip.show(event, `<b>weight</b>[${[opts.outChannel ?? 0, bands[d.band].weightChannel ?? bands[d.band].channel, ...d.kidx].join(", ")}]${d.v === undefined || d.v === null ? "" : ` = <code>${fmtFull(d.v)}</code>`}`);
+    })
+    .on("mouseleave", () => {
+      onTermHover(null);
+      tooltip.hide();
+    });
+  if (showValues)
+    g.selectAll("text.kval").data(kernelCells.filter((d) => d.v !== undefined && d.v !== null)).join("text").attr("class", "kval")
+      .attr("x", (d) => d.x + cell / 2).attr("y", (d) => d.y + cell / 2).attr("text-anchor", "middle").attr("dominant-baseline", "central")
+      .attr("pointer-events", "none")
+      .text((d) => fmt(d.v, 2)).attr("font-size", function () {
+        return fitFont(this.textContent, cell, 10);
+      })
+      .attr("fill", (d) => textOn(kFill(d)));
 
   // Output grid.
   const og = g.append("g").attr("class", "out-grid");
-  og.append("text").attr("class", "grid-title").attr("x", L.output.x).attr("y", L.output.y - 10)
-    .text(L.sd === 3 ? `output d=${depth}` : "output");
+  og.append("text").attr("class", "grid-title").attr("x", L.output.x).attr("y", L.output.y - 8)
+    .text(`${L.sd === 3 ? `output d=${depth}` : "output"}${win.channel_map || bands.length > 1 || kind === "pool" ? ` · ch ${opts.outChannel ?? 0}` : ""}`);
   const outCells = [];
   for (let r = 0; r < L.output.rows; r++)
     for (let c = 0; c < L.output.cols; c++) {
       const coord = L.sd === 1 ? [c] : L.sd === 2 ? [r, c] : [depth, r, c];
-      outCells.push({ r, c, coord, step: outputToStep(win, coord) });
+      outCells.push({ r, c, coord, step: outputToStep(win, coord), value: outputValue(coord) });
     }
   const outSel = og.selectAll("rect.ocell").data(outCells).join("rect")
     .attr("class", "ocell")
@@ -143,18 +231,21 @@ export function createWindowDrawing(container, opts) {
     .attr("fill", CELL.pending)
     .on("click", (event, d) => onPick(d.coord))
     .on("mousemove", (event, d) => {
-      const v = outputValue(d.coord);
-      tooltip.show(event, `<b>${escapeHtml(names.output)}</b>[${d.coord.join(", ")}]${v === undefined ? "" : ` = <code>${fmtFull(v)}</code>`}<br>click to explain`);
+      tooltip.show(event, `<b>${escapeHtml(names.output)}</b>[${d.coord.join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}<br>click to explain`);
     })
     .on("mouseleave", () => tooltip.hide());
-  const outText = cell >= 30
+  // The output's outline: pending (white) cells must still show where the output lies.
+  og.append("rect").attr("class", "out-frame").attr("x", L.output.x - 0.5).attr("y", L.output.y - 0.5)
+    .attr("width", L.output.cols * cell + 1).attr("height", L.output.rows * cell + 1).attr("fill", "none")
+    .attr("stroke", "#94a3b8").attr("pointer-events", "none");
+  const outText = cell >= 24
     ? og.selectAll("text.oval").data(outCells).join("text").attr("class", "oval")
         .attr("x", (d) => L.output.x + (d.c + 0.5) * cell).attr("y", (d) => L.output.y + (d.r + 0.5) * cell)
-        .attr("text-anchor", "middle").attr("dominant-baseline", "central")
+        .attr("text-anchor", "middle").attr("dominant-baseline", "central").attr("pointer-events", "none")
     : null;
   if (cell >= 14) {
     og.selectAll("text.oidx").data(d3.range(L.output.cols)).join("text").attr("class", "idx")
-      .attr("x", (i) => L.output.x + (i + 0.5) * cell).attr("y", L.output.y + L.output.rows * cell + 12).attr("text-anchor", "middle").text((i) => i);
+      .attr("x", (i) => L.output.x + (i + 0.5) * cell).attr("y", L.output.y + L.output.rows * cell + 13).attr("text-anchor", "middle").text((i) => i);
     if (L.sd >= 2)
       og.selectAll("text.oridx").data(d3.range(L.output.rows)).join("text").attr("class", "idx")
         .attr("x", L.output.x - 4).attr("y", (i) => L.output.y + (i + 0.5) * cell).attr("text-anchor", "end").attr("dominant-baseline", "central").text((i) => i);
@@ -171,53 +262,82 @@ export function createWindowDrawing(container, opts) {
     },
   });
 
-  const overlay = g.append("g").attr("class", "win-overlay").attr("pointer-events", "none");
-  const ghost = overlay.append("rect").attr("class", "win-ghost");
-  const span = overlay.append("rect").attr("class", "win-span");
-  const link = overlay.append("path").attr("class", "win-link");
+  const overlay = g.append("g").attr("class", "win-overlay");
+  const ghost = overlay.append("rect").attr("class", "win-ghost").attr("pointer-events", "none");
+  const spans = overlay.append("g").attr("pointer-events", "none");
+  const link = overlay.append("path").attr("class", "win-link").attr("pointer-events", "none");
   const cellsG = overlay.append("g");
-  const pinG = overlay.append("g");
+  const pinG = overlay.append("g").attr("pointer-events", "none");
   const total = stepCount(win, L.sd === 3 ? depth : null);
+  let current = -1;
+  let hoverTerm = null;
 
   function rectsFor(step) {
     const oc = stepToOutput(win, step, depth);
-    return { oc, rects: windowAt(win, oc).map((c, k) => ({ ...frameRect(c), k, coord: c })).filter((r) => r.x !== undefined) };
+    const at = windowAt(win, oc);
+    const rects = [];
+    bands.forEach((b, bi) => {
+      at.forEach((c, k) => {
+        const r = frameRect(c, bi);
+        if (r) rects.push({ ...r, k, band: bi, coord: c, term: bi * K + k });
+      });
+    });
+    return { oc, rects };
   }
 
-  function showStep(step) {
+  function fillOut(d) {
+    return d.value === undefined ? CELL.output : colorOut(d.value);
+  }
+
+  // `ms`: how long the window takes to glide to its new place (0: jump, e.g. reduced motion).
+  function showStep(step, ms = 0) {
     const { oc, rects } = rectsFor(step);
-    outSel.attr("fill", (d) => (d.step <= step ? fillOut(d.coord) : CELL.pending)).classed("current", (d) => d.step === step);
-    if (outText) outText.text((d) => (d.step <= step ? fmtOut(d.coord) : ""));
-    cellsG.selectAll("rect").data(rects).join("rect").attr("class", "win-cell")
-      .attr("x", (r) => r.x + 1).attr("y", (r) => r.y + 1).attr("width", cell - 2).attr("height", cell - 2);
-    cellsG.selectAll("text").data(cell >= 26 ? rects : []).join("text").attr("class", "kidx")
-      .attr("x", (r) => r.x + cell - 3).attr("y", (r) => r.y + 9).attr("text-anchor", "end")
-      .text((r) => `${kind === "pool" ? "k" : "w"}${win.kernel_index[r.k].join("")}`);
+    outSel.attr("fill", (d) => (d.step <= step ? fillOut(d) : CELL.pending)).classed("current", (d) => d.step === step);
+    if (outText)
+      outText.text((d) => (d.step <= step && d.value !== undefined ? fmt(d.value, 2) : ""))
+        .attr("font-size", function () {
+          return fitFont(this.textContent, cell, 11);
+        })
+        .attr("fill", (d) => (d.step <= step ? textOn(fillOut(d)) : "#0f172a"));
+    const move = (sel) => (ms > 0 ? sel.transition("move").duration(ms).ease(d3.easeCubicInOut) : sel.interrupt("move"));
+    const wc = cellsG.selectAll("rect.win-cell").data(rects, (r) => r.term).join(
+      (enter) => enter.append("rect").attr("class", "win-cell").attr("x", (r) => r.x + 1).attr("y", (r) => r.y + 1),
+    );
+    wc.attr("width", cell - 2).attr("height", cell - 2).attr("data-term", (r) => r.term)
+      .classed("hl", (r) => r.term === hoverTerm)
+      .on("mouseenter", (event, r) => onTermHover(r.term))
+      .on("mousemove", (event, r) => frameTips.get(`${r.band}|${r.coord.join(",")}`)?.(event))
+      .on("mouseleave", () => {
+        onTermHover(null);
+        tooltip.hide();
+      });
+    move(wc).attr("x", (r) => r.x + 1).attr("y", (r) => r.y + 1);
+    const kt = cellsG.selectAll("text.kidx").data(cell >= 26 ? rects : [], (r) => r.term).join(
+      (enter) => enter.append("text").attr("class", "kidx").attr("x", (r) => r.x + cell - 3).attr("y", (r) => r.y + 9),
+    );
+    kt.attr("text-anchor", "end").attr("pointer-events", "none").text((r) => `${kind === "pool" ? "k" : "w"}${win.kernel_index[r.k].join("")}`);
+    move(kt).attr("x", (r) => r.x + cell - 3).attr("y", (r) => r.y + 9);
     if (!rects.length) return;
-    const s = spanOf(rects);
-    span.attr("x", s.x - 2).attr("y", s.y - 2).attr("width", s.w + 4).attr("height", s.h + 4);
+    const byBand = d3.groups(rects, (r) => r.band).map(([, rs]) => spanOf(rs));
+    const sp = spans.selectAll("rect.win-span").data(byBand).join((enter) =>
+      enter.append("rect").attr("class", "win-span").attr("x", (s) => s.x - 2).attr("y", (s) => s.y - 2));
+    move(sp).attr("x", (s) => s.x - 2).attr("y", (s) => s.y - 2).attr("width", (s) => s.w + 4).attr("height", (s) => s.h + 4);
+    const s = byBand[0];
     if (step > 0) {
-      const prev = spanOf(rectsFor(step - 1).rects);
+      const prev = spanOf(rectsFor(step - 1).rects.filter((r) => r.band === 0));
       ghost.attr("x", prev.x - 2).attr("y", prev.y - 2).attr("width", prev.w + 4).attr("height", prev.h + 4).attr("visibility", "visible");
     } else ghost.attr("visibility", "hidden");
     const o = outRect(oc);
     const x1 = s.x + s.w / 2;
     const y1 = L.stacked ? s.y + s.h : s.y;
     const x2 = o.x + cell / 2;
-    const y2 = L.stacked ? o.y : o.y;
+    const y2 = o.y;
     const lift = L.stacked ? 0 : 22;
-    link.attr("d", L.stacked
+    const path = L.stacked
       ? `M${x1},${y1 + 2} C${x1},${(y1 + y2) / 2} ${x2},${(y1 + y2) / 2} ${x2},${y2 - 2}`
-      : `M${x1},${y1 - 2} C${x1},${Math.min(y1, y2) - lift} ${x2},${Math.min(y1, y2) - lift} ${x2},${y2 - 2}`);
-  }
-
-  function fillOut(coord) {
-    const v = outputValue(coord);
-    return v === undefined ? CELL.output : colorOut(v);
-  }
-  function fmtOut(coord) {
-    const v = outputValue(coord);
-    return v === undefined ? "" : fmt(v, 2);
+      : `M${x1},${y1 - 2} C${x1},${Math.min(y1, y2) - lift} ${x2},${Math.min(y1, y2) - lift} ${x2},${y2 - 2}`;
+    move(link).attr("d", path);
+    current = step;
   }
 
   // A pinned element: ring the output cell, and for max pooling mark the input that won.
@@ -231,7 +351,7 @@ export function createWindowDrawing(container, opts) {
     if (explain && explain.winner !== undefined && explain.winner !== null) {
       // `terms[i].at` is the term's frame cell; older responses only list the window's cells.
       const at = explain.terms?.[explain.winner]?.at ?? explain.window?.at?.[explain.winner] ?? null;
-      const fr = at ? frameRect(at) : null;
+      const fr = at ? frameRect(at, 0) : null;
       if (fr) {
         pinG.append("rect").attr("class", "winner").attr("x", fr.x + 2).attr("y", fr.y + 2).attr("width", cell - 4).attr("height", cell - 4);
         pinG.append("text").attr("class", "winner-label").attr("x", fr.x + cell / 2).attr("y", fr.y + cell - 4).attr("text-anchor", "middle").text("max");
@@ -239,7 +359,23 @@ export function createWindowDrawing(container, opts) {
     }
   }
 
-  return { showStep, pin, count: total, layout: L, svg: svg.node() };
+  // Explanation term `t` (a row of the terms table) ↔ its window cell and kernel cell.
+  function highlightTerm(t) {
+    hoverTerm = t;
+    cellsG.selectAll("rect.win-cell").classed("hl", (r) => r.term === t);
+    g.selectAll("rect.kcell").classed("hl", (d) => d.term === t);
+  }
+
+  // Titles can be wider than their grids (a narrow output on a phone): widen the picture to hold them.
+  const bb = g.node().getBBox?.();
+  if (bb && bb.width && bb.x + bb.width + 6 > L.width) {
+    const w = Math.ceil(bb.x + bb.width + 6);
+    svg.attr("width", w).attr("viewBox", `0 0 ${w} ${Math.ceil(L.height)}`);
+  }
+
+  return { showStep, pin, highlightTerm, count: total, layout: L, svg: svg.node(), get step() {
+    return current;
+  } };
 }
 
 function frameDepthNote(win, z) {

@@ -63,7 +63,7 @@ export function blocksLayout(model, { width, maxHeight = 300, maxUnit = 18, marg
   const opW = 54;
   const labelW = 56;
   // Side by side needs room for three boxes and their labels; a phone gets them stacked.
-  const vertical = width < 600;
+  const vertical = width < 440; // beside the formula panel at 1280 px the host is ~520 px: stay horizontal
   let u;
   if (vertical) {
     const avail = width - margin * 2 - labelW - MAX_CARDS * CARD_STEP - 40;

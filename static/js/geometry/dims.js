@@ -4,7 +4,10 @@
 
 import { prod } from "../util/format.js";
 
-export function diagramKind(type, run) {
+// `entry.diagram` (linear | bilinear | blocks | generic) from the catalog wins; the name matching
+// below is the fallback until every catalog entry carries it.
+export function diagramKind(type, run, entry = null) {
+  if (entry?.diagram) return entry.diagram;
   if (/^(Lazy)?Linear$/.test(type) || type === "BasicLinear") return "linear";
   if (type === "Bilinear") return "bilinear";
   if (run?.windows && !run.windows.omitted) return "blocks";
@@ -210,26 +213,103 @@ export function blocksModel(run, type) {
   };
 }
 
-// Everything else: input shapes from the catalog's conventions, output dims from the formula.
-export function genericModel(run, entry) {
+// torch's own names for the outputs and parameters of layers whose catalog entry has no
+// `output_conventions` yet (the catalog gains that field; this table is the fallback until then).
+// Each is a function of the layer's arguments, so batch_first and average_attn_weights are honoured.
+const RNN_GATES = { LSTM: 4, GRU: 3, RNN: 1, LSTMCell: 4, GRUCell: 3, RNNCell: 1 };
+const OUTPUT_CONVENTIONS = {
+  RNN: (a) => [a.batch_first ? "(N, L, D·H_out) or (L, D·H_out)" : "(L, N, D·H_out) or (L, D·H_out)", "(D·num_layers, N, H_out) or (D·num_layers, H_out)"],
+  GRU: (a) => OUTPUT_CONVENTIONS.RNN(a),
+  LSTM: (a) => [...OUTPUT_CONVENTIONS.RNN(a), "(D·num_layers, N, H_cell) or (D·num_layers, H_cell)"],
+  RNNCell: () => ["(N, H_out) or (H_out)"],
+  GRUCell: () => ["(N, H_out) or (H_out)"],
+  LSTMCell: () => ["(N, H_out) or (H_out)", "(N, H_cell) or (H_cell)"],
+  MultiheadAttention: (a) => [
+    a.batch_first ? "(N, L, E) or (L, E)" : "(L, N, E) or (L, E)",
+    a.average_attn_weights === false ? "(N, num_heads, L, S) or (num_heads, L, S)" : "(N, L, S) or (L, S)",
+  ],
+};
+
+// Parameter axes by name: [pattern, labels(args)].
+const PARAM_CONVENTIONS = {
+  rnn: [
+    [/^weight_ih_l0(_reverse)?$/, (g) => [`${g}·hidden_size`, "H_in"]],
+    [/^weight_ih_l\d+(_reverse)?$/, (g) => [`${g}·hidden_size`, "D·H_out"]],
+    [/^weight_hh_l\d+(_reverse)?$/, (g) => [`${g}·hidden_size`, "H_out"]],
+    [/^bias_(ih|hh)_l\d+(_reverse)?$/, (g) => [`${g}·hidden_size`]],
+    [/^weight_hr_l\d+(_reverse)?$/, () => ["proj_size", "hidden_size"]],
+    [/^weight_ih$/, (g) => [`${g}·hidden_size`, "H_in"]],
+    [/^weight_hh$/, (g) => [`${g}·hidden_size`, "H_out"]],
+    [/^bias_(ih|hh)$/, (g) => [`${g}·hidden_size`]],
+  ],
+  MultiheadAttention: [
+    [/^in_proj_weight$/, () => ["3·E", "E"]],
+    [/^in_proj_bias$/, () => ["3·E"]],
+    [/^q_proj_weight$/, () => ["E", "E_q"]],
+    [/^k_proj_weight$/, () => ["E", "E_k"]],
+    [/^v_proj_weight$/, () => ["E", "E_v"]],
+    [/^out_proj\.weight$/, () => ["E", "E"]],
+    [/^out_proj\.bias$/, () => ["E"]],
+    [/^bias_[kv]$/, () => ["1", "1", "E"]],
+  ],
+};
+
+// The output conventions of a layer: the catalog's field when present, else the table above.
+export function outputConventions(entry, type, args = {}) {
+  if (Array.isArray(entry?.output_conventions)) return entry.output_conventions;
+  const fn = OUTPUT_CONVENTIONS[type ?? entry?.type];
+  return fn ? fn(args || {}) : null;
+}
+
+function paramConvention(type, name, args) {
+  const gates = RNN_GATES[type];
+  const table = gates ? PARAM_CONVENTIONS.rnn : PARAM_CONVENTIONS[type];
+  if (!table) return null;
+  for (const [re, fn] of table) if (re.test(name)) return fn(gates === 1 ? "1" : String(gates), args);
+  return null;
+}
+
+// Labels of every output tensor: torch's conventions, else the formula (first output), else the input's labels.
+export function outputLabels(run, entry, args = {}, inputs = null) {
+  const type = run.type ?? entry?.type;
+  const convs = outputConventions(entry, type, args);
+  const formulaDims = (run.formula || []).map((f) => f.dim);
+  return (run.outputs?.length ? run.outputs : [run.output]).filter(Boolean).map((t, i) => {
+    const shape = t.shape || [];
+    const conv = convs?.[i];
+    if (conv) {
+      const labels = labelsFromConvention(conv, shape.length).map((l) => (l === "1" ? "1" : l));
+      if (!labels.some((l) => /^d\d+$/.test(l))) return labels;
+    }
+    if (i === 0 && formulaDims.length === shape.length) return formulaDims;
+    return matchLabels(shape, inputs?.[0]);
+  });
+}
+
+// Everything else: input shapes from the catalog's conventions, output dims from torch's
+// conventions or the formula, parameter axes by torch's names.
+export function genericModel(run, entry, args = {}) {
+  const type = run.type ?? entry?.type;
   const inputs = (run.inputs || []).map((t, i) => {
     const conv = entry?.inputs?.[i]?.convention;
     const labels = labelsFromConvention(conv, t.shape.length);
     return { name: t.name || entry?.inputs?.[i]?.name || `input${i}`, shape: t.shape, dims: t.shape.map((s, j) => dim(labels[j], s)) };
   });
-  const formulaDims = (run.formula || []).map((f) => f.dim);
+  const labelSets = outputLabels(run, entry, args, inputs);
   const outputs = (run.outputs?.length ? run.outputs : [run.output]).filter(Boolean).map((t, i) => {
     const shape = t.shape || [];
-    let labels;
-    if (i === 0 && formulaDims.length === shape.length) labels = formulaDims;
-    else labels = matchLabels(shape, inputs[0]);
+    const labels = labelSets[i];
     return { name: t.name || `output${i}`, shape, dims: shape.map((s, j) => dim(labels[j], s)) };
   });
-  const params = (run.params || []).map((p) => ({
-    name: p.name,
-    shape: p.shape,
-    dims: p.shape.map((s, j) => dim(paramDimLabel(p.shape, j, s, inputs, outputs), s)),
-  }));
+  const params = (run.params || []).map((p) => {
+    const named = paramConvention(type, p.name, args);
+    const labels = named && named.length === p.shape.length ? named : null;
+    return {
+      name: p.name,
+      shape: p.shape,
+      dims: p.shape.map((s, j) => dim(labels ? labels[j] : paramDimLabel(p.shape, j, s, inputs, outputs), s)),
+    };
+  });
   return { kind: "generic", inputs, outputs, params };
 }
 

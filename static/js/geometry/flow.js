@@ -36,7 +36,10 @@ export function flowLayout(model, layerName, { width, margin = 12 }) {
   const layerH = 40 + Math.max(0, ...paramCols.map((col) => col.reduce((a, p) => a + p.h + 8, 0)));
   const colW = (list) => Math.max(...list.map((t) => t.w), 80);
   const colH = (list) => list.reduce((a, t) => a + t.h + 12, -12);
-  const horizontal = colW(ins) + layerInnerW + colW(outs) + 2 * 70 + margin * 2 <= width;
+  // Arrows shorten before the layout turns vertical (where several outputs would stack under one arrow).
+  const fits = (gapX) => colW(ins) + layerInnerW + colW(outs) + 2 * gapX + margin * 2 <= width;
+  const gapX = fits(70) ? 70 : 44;
+  const horizontal = fits(gapX);
   const layer = { name: layerName, params, w: layerInnerW, h: layerH, paramCols, colWidths };
   if (horizontal) {
     const H = Math.max(colH(ins), layerH, colH(outs));
@@ -44,9 +47,9 @@ export function flowLayout(model, layerName, { width, margin = 12 }) {
     const mid = top + H / 2;
     let x = margin;
     stackColumn(ins, x, mid);
-    x += colW(ins) + 70;
+    x += colW(ins) + gapX;
     Object.assign(layer, { x, y: mid - layerH / 2 });
-    x += layerInnerW + 70;
+    x += layerInnerW + gapX;
     stackColumn(outs, x, mid);
     x += colW(outs);
     placeParams(layer);

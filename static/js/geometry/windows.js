@@ -53,8 +53,10 @@ export function windowSrc(win, outCoord) {
 }
 
 // Grid geometry. 1-D frames are a single row; 2-D frames rows × columns; 3-D frames show the
-// depth planes the chosen output slice reads, side by side.
-export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0 }) {
+// depth planes the chosen output slice reads, side by side. `bands` input channels (every channel
+// that feeds the output channel) are stacked one under another, each with its kernel slice beside
+// it (1-D and 2-D), so the picture holds every term of the sum.
+export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0, bands = 1, kernel = false, maxHeight = 240 }) {
   const sd = win.spatial_dims;
   const fs = win.frame.shape;
   const os = win.output_spatial;
@@ -70,39 +72,95 @@ export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0 }
   const cols = fs[sd - 1];
   const outRows = sd === 1 ? 1 : os[sd - 2];
   const outCols = os[sd - 1];
+  const kShape = kernel && sd <= 2 ? (sd === 1 ? [1, win.kernel[0]] : win.kernel) : null;
+  const kRows = kShape ? kShape[0] : 0;
+  const kCols = kShape ? kShape[1] : 0;
   const gap = 28;
   const planeGap = 14;
+  const kGap = kShape ? 22 : 0;
   const arrowW = 40;
+  const bandGap = bands > 1 ? 24 : 0;
   const nPlanes = planes.length;
-  // Frame planes and output grid share one cell size so their proportions can be compared.
-  const units = nPlanes * cols + outCols;
-  const fixed = (nPlanes - 1) * planeGap + arrowW + gap * 2;
+  // Frame planes, kernel slices and the output grid share one cell size so their proportions can be compared.
+  const units = nPlanes * cols + kCols + outCols;
+  const fixed = (nPlanes - 1) * planeGap + kGap + arrowW + gap * 2;
   let cell = Math.floor((width - fixed) / Math.max(units, 1));
   let stacked = false;
-  if (cell < minCell * 1.6 && sd !== 1) {
+  // Stacked channels are capped by height anyway: side by side as long as cells stay ≥ 4 px.
+  const sideMin = bands > 1 ? 4 : minCell * 1.6;
+  if (cell < sideMin && sd !== 1) {
     // Too narrow side by side: output goes below the frame.
     stacked = true;
-    cell = Math.floor((width - (nPlanes - 1) * planeGap - gap) / Math.max(nPlanes * cols, outCols, 1));
+    cell = Math.floor((width - (nPlanes - 1) * planeGap - kGap - gap) / Math.max(nPlanes * cols + kCols, outCols, 1));
   }
-  cell = Math.max(minCell, Math.min(maxCell, cell));
+  // Several stacked channels share a height budget, so the output stays in view beside them.
+  if (bands > 1) cell = Math.min(cell, Math.floor((maxHeight - (bands - 1) * bandGap) / (bands * Math.max(rows, kRows))));
+  const floor = bands > 1 ? Math.min(minCell, 4) : minCell;
+  cell = Math.max(floor, Math.min(maxCell, cell));
   const top = 30;
-  const frames = planes.map((z, i) => ({ z, x: gap / 2 + i * (cols * cell + planeGap), y: top, rows, cols }));
   const frameW = nPlanes * cols * cell + (nPlanes - 1) * planeGap;
   const frameH = rows * cell;
+  const bandH = Math.max(frameH, kRows * cell) + bandGap;
+  const frames = [];
+  const kernels = [];
+  for (let b = 0; b < bands; b++) {
+    const y = top + b * bandH;
+    planes.forEach((z, i) => frames.push({ band: b, z, x: gap / 2 + i * (cols * cell + planeGap), y, rows, cols }));
+    if (kShape) kernels.push({ band: b, x: gap / 2 + frameW + kGap, y, rows: kRows, cols: kCols });
+  }
+  const blockW = frameW + (kShape ? kGap + kCols * cell : 0);
+  const blockH = bands * bandH - bandGap;
   let output;
-  if (stacked) output = { x: gap / 2, y: top + frameH + 48, rows: outRows, cols: outCols };
-  else output = { x: gap / 2 + frameW + arrowW + gap, y: top, rows: outRows, cols: outCols };
-  const w = Math.max(frames[frames.length - 1].x + cols * cell, output.x + outCols * cell) + gap / 2;
-  const h = Math.max(top + frameH, output.y + outRows * cell) + 34;
-  return { cell, frames, output, width: w, height: h, stacked, rows, cols, sd };
+  if (stacked) output = { x: gap / 2, y: top + blockH + 48, rows: outRows, cols: outCols };
+  else output = { x: gap / 2 + blockW + arrowW + gap, y: top, rows: outRows, cols: outCols };
+  const w = Math.max(gap / 2 + blockW, output.x + outCols * cell) + gap / 2;
+  const h = Math.max(top + blockH, output.y + outRows * cell) + 34;
+  return { cell, frames, kernels, nPlanes, output, width: w, height: h, stacked, rows, cols, sd, bands };
 }
 
 // Frame coordinate → (plane index, row, col) within frameLayout's planes.
-export function placeFrameCoord(coord, layout) {
-  if (layout.sd === 1) return { plane: 0, r: 0, c: coord[0] };
-  if (layout.sd === 2) return { plane: 0, r: coord[0], c: coord[1] };
-  const plane = layout.frames.findIndex((f) => f.z === coord[0]);
-  return { plane, r: coord[1], c: coord[2] };
+// `band` picks the stacked input channel; `plane` indexes layout.frames.
+export function placeFrameCoord(coord, layout, band = 0) {
+  const base = band * (layout.nPlanes ?? 1);
+  if (layout.sd === 1) return { plane: base, r: 0, c: coord[0] };
+  if (layout.sd === 2) return { plane: base, r: coord[0], c: coord[1] };
+  const i = layout.frames.slice(base, base + (layout.nPlanes ?? layout.frames.length)).findIndex((f) => f.z === coord[0]);
+  return { plane: i < 0 ? -1 : base + i, r: coord[1], c: coord[2] };
+}
+
+// Kernel element (its index in the weight, e.g. [kh, kw]) → row and column of the kernel grid.
+export function placeKernelIndex(kidx, layout) {
+  return layout.sd === 1 ? { r: 0, c: kidx[0] } : { r: kidx[0], c: kidx[1] };
+}
+
+// Fast mode: one step per output row (the window sweeps a row at a time); the last step is the last cell.
+export function sweepStride(win, stepTotal, fast) {
+  if (!fast) return 1;
+  const cols = win.output_spatial[win.spatial_dims - 1];
+  return stepTotal > cols ? cols : Math.max(1, Math.ceil(stepTotal / 8));
+}
+
+// Relative luminance of "#rrggbb" or "rgb(r, g, b)": dark fills get white text.
+export function textOn(fill) {
+  let rgb = null;
+  const hex = /^#([0-9a-f]{6})$/i.exec(fill || "");
+  if (hex) rgb = [0, 2, 4].map((i) => parseInt(hex[1].slice(i, i + 2), 16));
+  const m = /rgb\((\d+),\s*(\d+),\s*(\d+)\)/.exec(fill || "");
+  if (m) rgb = m.slice(1, 4).map(Number);
+  if (!rgb) return "#0f172a";
+  const [r, g, b] = rgb.map((v) => {
+    const c = v / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  const lum = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  // contrast against white vs against near-black (#0f172a, luminance ≈ 0.0089)
+  return (1.05 / (lum + 0.05)) >= ((lum + 0.05) / 0.0589) ? "#ffffff" : "#0f172a";
+}
+
+// Font size that fits `text` in a cell of `cell` px (monospace-ish digits ≈ 0.6 em wide).
+export function fitFont(text, cell, max = 11) {
+  const n = Math.max(1, String(text).length);
+  return Math.max(6, Math.min(max, Math.floor(((cell - 4) / (n * 0.6)) * 10) / 10));
 }
 
 export function placeOutputCoord(coord, layout) {

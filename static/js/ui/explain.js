@@ -47,6 +47,20 @@ function expansion(ex) {
   }
 }
 
+// What a padding term contributes, in the operation's own terms (the API's pad_value).
+function padTitle(ex, t) {
+  if (t.excluded) return "a padding position: left out of the sum and the divisor";
+  if (ex.operation === "max") return "a padding position: max pooling reads −∞ here";
+  if (ex.operation === "avg") return "a padding position: adds 0, counted in the divisor";
+  return "a padding position: contributes 0";
+}
+
+function padCell(ex, t) {
+  if (!t.padding) return null;
+  if (t.excluded) return "excluded";
+  return ex.operation === "max" ? "−∞" : "0";
+}
+
 function termsTable(ex) {
   const terms = ex.terms || [];
   const op = ex.operation;
@@ -63,17 +77,22 @@ function termsTable(ex) {
   const body = h("tbody");
   terms.slice(0, MAX_ROWS).forEach((t, i) => {
     const tr = h("tr", t.padding ? "padding" : i === ex.winner ? "winner" : "");
+    tr.dataset.term = String(i);
     const cells = [String(i)];
     if (op === "bilinear") cells.push(idx(t.input_index), fmt(t.input), idx(t.weight_index), fmt(t.weight), idx(t.input2_index), fmt(t.input2), fmt(t.product));
-    else if (op === "max" || op === "avg" || op === "lp") cells.push(idx(t.input_index), fmt(t.input));
-    else cells.push(idx(t.input_index), fmt(t.input), idx(t.weight_index), fmt(t.weight), fmt(t.product));
+    else if (op === "max" || op === "avg" || op === "lp") cells.push(idx(t.input_index), padCell(ex, t) ?? fmt(t.input));
+    else cells.push(idx(t.input_index), padCell(ex, t) ?? fmt(t.input), idx(t.weight_index), fmt(t.weight), fmt(t.product));
     for (const c of cells) tr.append(h("td", null, c));
     if (i === ex.winner) tr.title = "the element max pooling chose";
-    if (t.padding) tr.title = "a padding position: contributes 0";
+    if (t.padding) tr.title = padTitle(ex, t);
+    else if (t.pad_copy) tr.title = "a padding position holding a copy of this input element";
     body.append(tr);
   });
   table.append(body);
   const wrap = h("div", "terms-wrap");
+  wrap.tabIndex = 0;
+  wrap.setAttribute("role", "region");
+  wrap.setAttribute("aria-label", "All terms");
   wrap.append(table);
   if (terms.length > MAX_ROWS) wrap.append(h("p", "aside", `${terms.length - MAX_ROWS} more terms not listed.`));
   return wrap;
@@ -93,6 +112,8 @@ export function renderExplain(root, ex, { outputName, onUnpin }) {
   if (ex.text) body.append(h("p", "explain-text", ex.text));
   const line = h("p", "expansion");
   line.textContent = expansion(ex);
+  // It scrolls sideways when long: keyboard users need to reach it.
+  line.tabIndex = 0;
   body.append(line);
   const notes = [];
   if (ex.operation === "max" && ex.winner !== undefined && ex.winner !== null) {
@@ -100,9 +121,9 @@ export function renderExplain(root, ex, { outputName, onUnpin }) {
     notes.push(`Max pooling chose term ${ex.winner}: input${idx(t?.input_index)} = ${fmt(t?.input, 6)}.`);
   }
   if ((ex.operation === "avg" || ex.operation === "lp") && ex.divisor !== undefined)
-    notes.push(`Divisor ${ex.divisor}${ex.terms?.some((t) => t.padding) ? " (padding positions counted, as count_include_pad does)" : ""}.`);
-  const pads = (ex.terms || []).filter((t) => t.padding).length;
-  if (pads && ex.operation !== "avg") notes.push(`${pads} of ${ex.terms.length} positions fall on padding and add 0.`);
+    notes.push(`Divisor ${ex.divisor}.`);
+  // The server says what padding reads for this operation (−∞, 0 counted, excluded, copies).
+  if (ex.padding_note) notes.push(ex.padding_note);
   for (const n of notes) body.append(h("p", "aside", n));
   const match = h("p", `match ${ex.match ? "ok" : "bad"}`);
   match.dataset.manual = String(toNumber(ex.manual));
@@ -130,6 +151,33 @@ export function renderExplainError(root, message) {
   body.replaceChildren(h("p", "error", message));
 }
 
-export function clearExplain(root) {
-  root.querySelector("#explain-body").replaceChildren(h("p", "aside", "Click an output cell (in the diagram or the sliding-window grid) to see its arithmetic."));
+// `explainable`: whether this layer type has an element-wise explanation at all (the catalog says).
+export function clearExplain(root, { explainable = true } = {}) {
+  root.hidden = !explainable;
+  root.querySelector("#explain-body").replaceChildren(
+    explainable ? h("p", "aside", "Click an output cell (in the diagram or the sliding-window grid) to see its arithmetic.") : "",
+  );
+}
+
+// Hovering a term row highlights its cell in the sliding window (and back: see highlightRow).
+export function wireTermHover(root, onTerm) {
+  root.addEventListener("mouseover", (e) => {
+    const tr = e.target.closest?.("tr[data-term]");
+    onTerm(tr ? Number(tr.dataset.term) : null);
+  });
+  root.addEventListener("mouseleave", () => onTerm(null));
+}
+
+export function highlightRow(root, t) {
+  for (const tr of root.querySelectorAll("tr.hl")) tr.classList.remove("hl");
+  if (t === null || t === undefined) return;
+  const tr = root.querySelector(`tr[data-term="${t}"]`);
+  if (tr) {
+    tr.classList.add("hl");
+    const wrap = tr.closest(".terms-wrap");
+    if (wrap && !tr.closest("details:not([open])")) {
+      const top = tr.offsetTop - wrap.scrollTop;
+      if (top < 0 || top > wrap.clientHeight - tr.offsetHeight) wrap.scrollTop = tr.offsetTop - wrap.clientHeight / 2;
+    }
+  }
 }

@@ -127,7 +127,7 @@ export function createConfigForm(root, { onEdit }) {
     seed.value = request.seed ?? "";
     const device = h("select", { name: "device" });
     const def = devices?.default ?? "cpu";
-    device.append(new Option(`${def} (server default)`, ""));
+    device.append(new Option(`${def} (default)`, ""));
     for (const d of devices?.devices || []) if (d.id !== def) device.append(new Option(d.name && d.name !== d.id ? `${d.id} — ${d.name}` : d.id, d.id));
     device.append(new Option("auto (CUDA when present)", "auto"));
     if (request.device && ![...device.options].some((o) => o.value === request.device)) device.append(new Option(request.device, request.device));
@@ -139,7 +139,7 @@ export function createConfigForm(root, { onEdit }) {
     runBox.replaceChildren(
       h("legend", {}, "Run"),
       fieldRow("seed", "seed", seed, { typeText: "int ≥ 0", hint: "torch.manual_seed before building" }),
-      fieldRow("device", "device", device),
+      fieldRow("device", "device", device, { wide: true }),
       fieldRow("dtype", "dtype", dtype),
     );
   }

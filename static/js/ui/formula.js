@@ -3,6 +3,7 @@
 
 import { katex } from "../vendor.js";
 import { texLabel, shapeStr } from "../util/format.js";
+import { outputLabels } from "../geometry/dims.js";
 
 function tex(f) {
   const parts = [texLabel(f.dim)];
@@ -26,14 +27,38 @@ function plain(f) {
 
 export function renderMath(el, source, fallback) {
   try {
-    katex.render(source, el, { throwOnError: true, displayMode: false, strict: "ignore", output: "htmlAndMathml" });
+    // Display style: fractions (⌊(L + 2p − d(k − 1) − 1) / s⌋) keep full-size numerals instead of
+    // the 8–9 px script size KaTeX gives fractions in inline style.
+    katex.render(`\\displaystyle ${source}`, el, { throwOnError: true, displayMode: false, strict: "ignore", output: "htmlAndMathml" });
   } catch {
     // LaTeX the vendored KaTeX cannot parse: the Unicode form from the API still reads well.
     el.textContent = fallback;
   }
 }
 
-export function renderFormulas(root, run) {
+// Every output of a tuple (output, h_n, c_n; attention output and weights) with torch's dimension names.
+function otherOutputs(list, run, entry, args) {
+  const outs = run.outputs || [];
+  if (outs.length < 2) return;
+  const labels = outputLabels(run, entry, args);
+  outs.forEach((t, i) => {
+    const li = document.createElement("li");
+    li.className = "formula output-shape";
+    li.dataset.output = t.name;
+    const name = document.createElement("code");
+    name.textContent = t.name;
+    const math = document.createElement("span");
+    math.className = "math";
+    const dims = (labels[i] || []).map((l, j) => `${texLabel(l)}{=}${t.shape[j]}`);
+    const plainText = `${t.name}: (${(labels[i] || []).map((l, j) => `${l}=${t.shape[j]}`).join(", ")})`;
+    renderMath(math, `(${dims.join(",\\ ")})`, plainText);
+    li.title = plainText;
+    li.append(name, " ", math);
+    list.append(li);
+  });
+}
+
+export function renderFormulas(root, run, { entry = null, args = {} } = {}) {
   const list = root.querySelector("#formula-list");
   const check = root.querySelector("#shape-check");
   list.replaceChildren();
@@ -52,7 +77,8 @@ export function renderFormulas(root, run) {
     li.title = plain(f);
     list.append(li);
   }
-  if (!(run.formula || []).length) {
+  otherOutputs(list, run, entry, args);
+  if (!(run.formula || []).length && (run.outputs || []).length < 2) {
     const li = document.createElement("li");
     li.className = "aside";
     li.textContent = "No per-dimension formula for this layer.";

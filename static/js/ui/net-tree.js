@@ -20,7 +20,7 @@ export function renderNetTree(root, graph, { selected, onSelect, onMove, onRemov
     const out = it.outShape ? `→ ${shapeStr(it.outShape)}` : it.status === "unreached" ? "→ ?" : "";
     const pick = h(
       "button",
-      { type: "button", class: "nt-pick", "data-action": "select", "aria-pressed": String(selected === it.field), title: `Edit ${name} (${it.type})`, "aria-label": `${name}: ${it.type}${out ? ` ${out}` : ""}. Edit` },
+      { type: "button", class: "nt-pick", "data-action": "select", "aria-pressed": String(selected === it.field), title: `Edit ${name} (${it.type})` },
       // Nesting shows where a layer sits; its own name is enough here (the full path is in the title).
       h("span", { class: "nt-tag" }, it.path ? it.path.split(".").pop() : "·"),
       h("span", { class: "nt-type" }, it.type),

@@ -1,13 +1,17 @@
 // The sliding-window panel: timeline controls, the frame/output drawing, the channel map, and the
 // selectors for sample, channel and depth slice. Shown only when /api/run returns `windows`.
 
-import { createTimeline, SPEEDS } from "../anim/timeline.js";
+import { createTimeline, SPEEDS, BASE_MS } from "../anim/timeline.js";
 import { createWindowDrawing } from "../draw/windows.js";
 import { drawChannelMap } from "../draw/channels.js";
 import { valueColor } from "../draw/common.js";
 import { valueDomain } from "../geometry/heatmap.js";
-import { stepToOutput, outputToStep } from "../geometry/windows.js";
+import { stepToOutput, outputToStep, sweepStride } from "../geometry/windows.js";
 import { getAt, toNumber, fmt } from "../util/format.js";
+
+// Past this many steps the animation starts in fast mode (a row per step): 4,096 steps at 650 ms is 44 minutes.
+const FAST_ABOVE = 400;
+const MAX_BANDS = 16;
 
 const $ = (root, sel) => root.querySelector(sel);
 
@@ -18,17 +22,20 @@ function fillSelect(sel, n, value, label = (i) => String(i)) {
   sel.value = String(value);
 }
 
-export function createWindowPanel(root, { getUi, setUi, onPick }) {
+export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = () => {}, onTermHover = () => {} }) {
   const el = {
     back: $(root, "#win-back"), play: $(root, "#win-play"), fwd: $(root, "#win-fwd"), scrub: $(root, "#win-scrub"),
     speed: $(root, "#win-speed"), step: $(root, "#win-step"), batch: $(root, "#win-batch"), channel: $(root, "#win-channel"),
-    inChannel: $(root, "#win-inchannel"), depth: $(root, "#win-depth"), drawing: $(root, "#win-drawing"),
+    depth: $(root, "#win-depth"), drawing: $(root, "#win-drawing"),
     channels: $(root, "#win-channels"), caption: $(root, "#win-caption"), legendZero: $(root, ".legend li.zero"),
-    pinLine: $(root, "#win-pin"),
+    legendPad: $(root, ".legend li.pad .txt"),
+    pinLine: $(root, "#win-pin"), fast: $(root, "#win-fast"), valuesNote: $(root, "#win-values-note"),
   };
   el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
   el.speed.value = "1";
-  const reduceMotion = window.matchMedia?.("(prefers-reduced-motion: reduce)").matches ?? false;
+  const motionQuery = window.matchMedia?.("(prefers-reduced-motion: reduce)");
+  const reduceMotion = motionQuery?.matches ?? false;
+  let fastChosen = null; // the user's choice; null: automatic (fast past FAST_ABOVE steps)
 
   let run = null;
   let drawing = null;
@@ -48,6 +55,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     el.scrub.value = String(timeline.step);
     const oc = stepToOutput(run.windows, timeline.step, getUi().depth || 0);
     el.step.textContent = `step ${timeline.step + 1} / ${timeline.count} · output (${oc.join(", ")})`;
+    el.fast.checked = timeline.stride > 1;
     root.dataset.step = String(timeline.step);
   };
 
@@ -59,13 +67,13 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     timeline?.seek(Number(el.scrub.value));
   });
   el.speed.addEventListener("change", () => timeline?.setSpeed(Number(el.speed.value)));
+  el.fast.addEventListener("change", () => {
+    fastChosen = el.fast.checked;
+    timeline?.setStride(sweepStride(run.windows, timeline.count, fastChosen));
+  });
   el.batch.addEventListener("change", () => setUi({ batch: Number(el.batch.value) }));
   el.channel.addEventListener("change", () => setUi({ channel: Number(el.channel.value) }));
   el.depth.addEventListener("change", () => setUi({ depth: Number(el.depth.value) }));
-  el.inChannel.addEventListener("change", () => {
-    shownInput = Number(el.inChannel.value);
-    redraw();
-  });
   // Space/arrow shortcuts while focus is inside the panel but not in a form control.
   root.addEventListener("keydown", (e) => {
     if (!timeline || e.target.closest("input, select, textarea, [role=grid]")) return;
@@ -86,35 +94,89 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     return { w, hasBatch, n: hasBatch ? xShape[0] : 1, cOut };
   }
 
+  let firstDraw = false;
+  // The window glides between positions (d3 transitions) unless the user asked for reduced motion.
+  function motionMs() {
+    if (firstDraw || (motionQuery?.matches ?? reduceMotion)) return 0;
+    return Math.round(Math.min(280, (0.45 * BASE_MS) / Number(el.speed.value || 1)));
+  }
+
+  // Real values for the drawn planes: the response's `windows.values` (the sample and channel asked
+  // for, at any tensor size), else the full tensors when small, else none yet (asked for again).
+  function planeSource({ w, input, output, batch, channel, hasBatch, feeds }) {
+    const v = w.values;
+    const pre = (c) => (hasBatch ? [batch, c] : [c]);
+    const at = (nested, coord) => maybe(getAt(nested, coord));
+    if (v && v.batch === batch && v.channel === channel) {
+      const bands = v.input_channels.map((c, i) => ({
+        channel: c,
+        weightChannel: w.kind === "transposed" ? c : c - v.input_channels[0],
+        inputValue: (coord) => at(v.input[i], coord),
+        kernelValue: v.kernel ? (kidx) => at(v.kernel[i], kidx) : null,
+        values: flat(v.input[i]),
+      }));
+      const cut = v.input_channels_total > v.input_channels.length;
+      return {
+        kind: "slice", bands, outputValue: (coord) => at(v.output, coord),
+        inDomain: domainOf(bands.flatMap((b) => b.values)), outDomain: domainOf(flat(v.output)),
+        wDomain: v.kernel ? domainOf(v.kernel.flatMap(flat)) : null,
+        note: cut ? `Showing ${v.input_channels.length} of the ${v.input_channels_total} input channels this output channel reads.` : "",
+      };
+    }
+    const shown = feeds.slice(0, MAX_BANDS);
+    if (input.data && output.data) {
+      const wp = (run.params || []).find((p) => p.name === "weight");
+      const perOut = w.out_channels && w.groups ? w.out_channels / w.groups : 1;
+      const kernelValue = (c) => (wp?.data && w.kind !== "pool"
+        ? (kidx) => at(wp.data, w.kind === "transposed" ? [c, channel % perOut, ...kidx] : [channel, c - feeds[0], ...kidx])
+        : null);
+      return {
+        kind: "data",
+        bands: shown.map((c) => ({ channel: c, weightChannel: w.kind === "transposed" ? c : c - feeds[0], inputValue: (coord) => at(input.data, [...pre(c), ...coord]), kernelValue: kernelValue(c) })),
+        outputValue: (coord) => at(output.data, [...pre(channel), ...coord]),
+        wDomain: wp?.summary ? [wp.summary.min, wp.summary.max] : null,
+        note: feeds.length > shown.length ? `Showing ${shown.length} of the ${feeds.length} input channels this output channel reads.` : "",
+      };
+    }
+    onNeedSlice({ batch, channel });
+    return {
+      kind: "pending",
+      bands: shown.map((c) => ({ channel: c, inputValue: () => undefined, kernelValue: null })),
+      outputValue: () => undefined,
+      note: `Fetching the values of sample ${batch}, channel ${channel} (the tensors are too large to send whole)…`,
+    };
+  }
+
   function redraw() {
     const { w, hasBatch, n, cOut } = dims();
     const ui = getUi();
     const batch = Math.min(ui.batch || 0, n - 1);
     const channel = Math.min(ui.channel || 0, cOut - 1);
     const depth = w.spatial_dims === 3 ? Math.min(ui.depth || 0, w.output_spatial[0] - 1) : 0;
-    const feeds = w.channel_map?.[channel] ?? [channel];
-    if (shownInput === null || !feeds.includes(shownInput)) shownInput = feeds[0] ?? 0;
+    const feeds = w.channel_map?.[channel] ?? (w.kind === "pool" ? [channel] : null) ?? [channel];
     fillSelect(el.batch, n, batch);
     el.batch.closest("label").hidden = !hasBatch || n <= 1;
     fillSelect(el.channel, cOut, channel);
-    el.channel.closest("label").firstChild.textContent = w.channel_map ? "output channel " : "channel ";
-    el.inChannel.replaceChildren(...feeds.map((c) => new Option(String(c), String(c))));
-    el.inChannel.value = String(shownInput);
-    el.inChannel.closest("label").hidden = !w.channel_map;
+    el.channel.closest("label").firstChild.textContent = w.kind === "pool" ? "channel " : "output channel ";
     el.channels.closest("figure").hidden = !w.channel_map;
     el.depth.closest("label").hidden = w.spatial_dims !== 3;
     if (w.spatial_dims === 3) fillSelect(el.depth, w.output_spatial[0], depth);
     el.legendZero.hidden = w.kind !== "transposed";
+    const padLegend = { "-inf": "padding (reads −∞)", excluded: "padding (excluded)", copy: `padding (${w.padding_mode} copy)` }[w.pad_value];
+    el.legendPad.textContent = padLegend ?? (w.kind === "pool" ? "padding (0, counted)" : "padding (0)");
 
     const input = run.inputs[0];
     const output = run.output;
-    const pre = (c) => (hasBatch ? [batch, c] : [c]);
-    const inputValue = (coord) => (input.data ? maybe(getAt(input.data, [...pre(shownInput), ...coord])) : undefined);
-    const outputValue = (coord) => (output.data ? maybe(getAt(output.data, [...pre(channel), ...coord])) : undefined);
+    const src = planeSource({ w, input, output, batch, channel, hasBatch, feeds });
+    shownInput = src.bands[0]?.channel ?? 0;
+    el.valuesNote.textContent = src.note;
+    el.valuesNote.hidden = !src.note;
+    root.dataset.values = src.kind;
     const width = Math.max(260, el.drawing.clientWidth || 600);
     drawing = createWindowDrawing(el.drawing, {
-      win: w, width, depth, inputValue, outputValue,
-      colorIn: valueColor(valueDomain(input)), colorOut: valueColor(valueDomain(output)),
+      win: w, width, depth, bands: src.bands, outputValue: src.outputValue, outChannel: channel,
+      colorIn: valueColor(src.inDomain ?? valueDomain(input)), colorOut: valueColor(src.outDomain ?? valueDomain(output)),
+      colorW: valueColor(src.wDomain ?? [-1, 1]),
       names: { input: input.name || "input", output: output.name || "output" },
       paddingMode: request?.layer?.padding_mode,
       onPick: (coord) => onPick([...(hasBatch ? [batch] : []), channel, ...coord]),
@@ -122,6 +184,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
         timeline?.pause();
         timeline?.seek(outputToStep(w, coord));
       },
+      onTermHover,
     });
     drawChannelMap(el.channels, w, {
       selected: channel, shownInput, isPool: w.kind === "pool",
@@ -134,13 +197,17 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
     timeline = createTimeline({
       count,
       onStep: (s) => {
-        drawing.showStep(s);
+        drawing.showStep(s, motionMs());
         refreshControls();
       },
       onPlayState: refreshControls,
     });
     timeline.setSpeed(Number(el.speed.value));
+    timeline.setStride(sweepStride(w, count, fastChosen ?? count > FAST_ABOVE));
+    firstDraw = true;
     timeline.seek(keep);
+    firstDraw = false;
+    drawing.highlightTerm(null);
     const pinHere = pinned && samePlane(pinned, hasBatch, batch, channel, w, depth);
     drawing.pin(pinHere ? pinned.slice(hasBatch ? 2 : 1) : null, pinHere ? pinnedExplain : null);
     return wasPlaying;
@@ -217,7 +284,9 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
       if (was) timeline.play();
       refreshControls();
     },
-    pin(index, explain) {
+    // `follow`: the user pinned this element, so show its sample/channel/slice. A pin restored from
+    // a link or a re-run keeps the channel the user chose (the ring shows only on its own plane).
+    pin(index, explain, { follow = false } = {}) {
       pinned = index;
       pinnedExplain = explain;
       showPinLine(index, explain);
@@ -231,13 +300,34 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
       timeline?.pause();
       const ui = getUi();
       const want = { batch: hasBatch ? index[0] : 0, channel: index[off], depth: w.spatial_dims === 3 ? spatial[0] : ui.depth };
-      if (want.batch !== (ui.batch || 0) || want.channel !== (ui.channel || 0) || want.depth !== (ui.depth || 0)) {
+      if (follow && (want.batch !== (ui.batch || 0) || want.channel !== (ui.channel || 0) || want.depth !== (ui.depth || 0))) {
         setUi(want); // triggers uiChanged → redraw, which re-pins
       }
-      timeline?.seek(outputToStep(w, spatial));
-      drawing?.pin(spatial, explain);
+      const here = samePlane(index, hasBatch, getUi().batch || 0, getUi().channel || 0, w, getUi().depth || 0);
+      if (here || follow) timeline?.seek(outputToStep(w, spatial));
+      drawing?.pin(here || follow ? spatial : null, explain);
     },
     pause: () => timeline?.pause(),
+    // A term of the pinned element's sum: show that element's window first, so the cell is its own.
+    highlightTerm(t) {
+      if (t !== null && t !== undefined && pinned && run?.windows && !run.windows.omitted && timeline) {
+        const { w, hasBatch } = dims();
+        const ui = getUi();
+        if (samePlane(pinned, hasBatch, ui.batch || 0, ui.channel || 0, w, ui.depth || 0)) {
+          const s = outputToStep(w, pinned.slice(hasBatch ? 2 : 1));
+          if (timeline.step !== s) {
+            timeline.pause();
+            timeline.seek(s);
+          }
+        }
+      }
+      drawing?.highlightTerm(t);
+    },
+    // The window_slice the next /api/run should ask for.
+    slice() {
+      const ui = getUi();
+      return { batch: ui.batch || 0, channel: ui.channel || 0 };
+    },
     get timeline() {
       return timeline;
     },
@@ -245,6 +335,21 @@ export function createWindowPanel(root, { getUi, setUi, onPick }) {
       return el.drawing.querySelector("svg");
     },
   };
+}
+
+function flat(nested) {
+  return Array.isArray(nested) ? nested.flat(Infinity).map(toNumber) : [toNumber(nested)];
+}
+
+function domainOf(values) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (!Number.isFinite(v)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return lo <= hi ? [lo, hi] : [-1, 1];
 }
 
 function maybe(v) {

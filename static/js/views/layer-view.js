@@ -8,7 +8,7 @@ import { api, ApiError, isAbort } from "../api.js";
 import { createConfigForm } from "../ui/form.js";
 import { createWindowPanel } from "../ui/window-panel.js";
 import { renderFormulas } from "../ui/formula.js";
-import { renderExplain, renderExplainError, clearExplain } from "../ui/explain.js";
+import { renderExplain, renderExplainError, clearExplain, wireTermHover, highlightRow } from "../ui/explain.js";
 import { renderTensors } from "../ui/tensors.js";
 import { renderParams, renderCode, wireCopy } from "../ui/params.js";
 import { diagramKind } from "../geometry/dims.js";
@@ -49,14 +49,41 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     getUi: () => store.get().ui,
     setUi: (patch) => store.update({ ui: patch }, "ui"),
     onPick: pin,
+    // The tensors are too large to send whole: ask for the planes of this sample and channel.
+    onNeedSlice: (slice) => {
+      const have = lastRun?.windows?.values;
+      if (sliceAsked && sliceAsked.batch === slice.batch && sliceAsked.channel === slice.channel) return;
+      if (have && have.batch === slice.batch && have.channel === slice.channel) return;
+      sliceAsked = slice;
+      queueMicrotask(runNow);
+    },
+    onTermHover: (t) => {
+      highlightRow(panels.explain, t);
+      windowPanel.highlightTerm(t);
+    },
   });
+  let sliceAsked = null;
+  wireTermHover(panels.explain, (t) => windowPanel.highlightTerm(t));
 
   wireCopy($("#copy-code"), () => lastRun?.code || "");
+  // Tensors and code are folded away, so the form, diagram, formula and animation share one screen.
+  for (const fold of root.querySelectorAll(".fold")) {
+    const toggle = fold.querySelector(".fold-toggle");
+    const body = fold.querySelector(".fold-body");
+    toggle.addEventListener("click", () => {
+      const open = fold.hasAttribute("data-folded");
+      fold.toggleAttribute("data-folded", !open);
+      body.inert = !open;
+      toggle.setAttribute("aria-expanded", String(open));
+    });
+  }
   $("#drill-back").addEventListener("click", () => onLeaveDrill());
   $("#export-svg").addEventListener("click", () => exportFile("svg", diagramSvg(), "diagram"));
   $("#export-png").addEventListener("click", () => exportFile("png", diagramSvg(), "diagram"));
   $("#win-export-svg").addEventListener("click", () => exportFile("svg", windowPanel.svg, "windows"));
   $("#win-export-png").addEventListener("click", () => exportFile("png", windowPanel.svg, "windows"));
+  for (const b of root.querySelectorAll("#win-export button[data-format]"))
+    b.addEventListener("click", () => exportAnimation(b.dataset.format));
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && store.get().ui.pinned && !e.target.closest("input, textarea, select")) unpin();
   });
@@ -82,6 +109,31 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       else await exportPng(svg, name);
     } catch (e) {
       setStatus(`Export failed: ${e.message}`, "error");
+    }
+  }
+
+  // The sliding window as a GIF/WebM/MP4 from POST /api/animate, for the sample and channel shown.
+  async function exportAnimation(format) {
+    const menu = $("#win-export");
+    menu.open = false;
+    const body = { ...(lastRunRequest || store.get().request), window_slice: windowPanel.slice() };
+    setStatus(`rendering the ${format.toUpperCase()}…`, "busy");
+    try {
+      const res = await fetch(`/api/animate?format=${encodeURIComponent(format)}`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      });
+      if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+      const blob = await res.blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = `${entry?.type || "layer"}-window.${format}`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+      setStatus(`${format.toUpperCase()} ready (${Math.round(blob.size / 1024)} KB)`, "ok");
+    } catch (e) {
+      setStatus(`Export failed: ${e instanceof ApiError ? e.detail : e.message}`, "error");
     }
   }
 
@@ -117,10 +169,13 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     try {
       // Drilled in from a network: the layer as it runs there (its real input and weights).
       const inside = insideNetwork(request);
+      // The sliding window's planes come back with real values whatever the tensor size.
+      const slice = entry?.windows ? { window_slice: windowPanel.slice() } : {};
       const run = inside
-        ? await api.run(inside, { signal: runCtl.signal, path: drill.path })
-        : await api.run(request, { signal: runCtl.signal });
+        ? await api.run({ ...inside, ...slice }, { signal: runCtl.signal, path: drill.path })
+        : await api.run({ ...request, ...slice }, { signal: runCtl.signal });
       if (seq !== runSeq) return;
+      sliceAsked = null;
       lastRun = run;
       lastRunRequest = request;
       form.clearErrors();
@@ -144,7 +199,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   function drawDiagram(run) {
     const type = run.type || lastRunRequest.layer.type;
-    const kind = diagramKind(type, run);
+    const kind = diagramKind(type, run, entry);
     const host = $("#diagram");
     host.dataset.kind = kind;
     const opts = {
@@ -154,6 +209,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       onPick: pin,
       layerType: type,
       entry,
+      args: lastRunRequest?.layer ?? {},
     };
     try {
       diagram = DRAWERS[kind](host, run, opts);
@@ -165,7 +221,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     }
     $("#diagram-title").textContent = {
       linear: "y = x·Aᵀ + b",
-      bilinear: "y_k = x₁ᵀ A_k x₂ + b_k",
+      bilinear: "y[n, k] = x₁[n] · A_k · x₂[n]ᵀ + b_k",
       blocks: "input, kernel and output",
       generic: "tensor flow",
     }[host.dataset.kind];
@@ -177,7 +233,8 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     // Drop a pin that does not fit the new output before anything redraws with it.
     if (!pinOk) windowPanel.pin(null);
     drawDiagram(run);
-    renderFormulas(panels.formula, run);
+    renderFormulas(panels.formula, run, { entry, args: lastRunRequest?.layer ?? {} });
+    showPreviousShapes(run);
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
     renderTensors(panels.tensors, run);
     renderParams(panels.params, run);
@@ -185,12 +242,33 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (pinOk) explain(p.index, p.output);
     else {
       if (p) store.update({ ui: { pinned: null } }, "ui");
-      clearExplain(panels.explain);
+      clearExplain(panels.explain, { explainable: canExplain(entry) });
       diagram?.highlight(null);
       windowPanel.pin(null);
     }
     root.dataset.renders = String(++renders);
     root.dataset.type = run.type || "";
+  }
+
+  // The catalog's `explain` kind (null: no element-wise explanation); `explainable` until every entry has it.
+  function canExplain(e) {
+    if (!e) return true;
+    if ("explain" in e) return e.explain !== null;
+    return e.explainable !== false;
+  }
+
+  // After an edit, the shapes before it stay faintly beside the new ones: cause and effect.
+  let shownShapes = null;
+  function showPreviousShapes(run) {
+    const el = $("#shape-prev");
+    const now = { type: run.type, outputs: (run.outputs?.length ? run.outputs : [run.output]).filter(Boolean).map((t) => ({ name: t.name, shape: t.shape })) };
+    const before = shownShapes;
+    shownShapes = now;
+    const changed = before && before.type === now.type && JSON.stringify(before.outputs) !== JSON.stringify(now.outputs);
+    el.hidden = !changed;
+    if (!changed) return;
+    el.replaceChildren("before this edit: ", ...before.outputs.flatMap((t, i) => [i ? ", " : "", `${before.outputs.length > 1 ? `${t.name} ` : ""}${shapeStr(t.shape)}`]));
+    el.dataset.shapes = JSON.stringify(before.outputs.map((t) => t.shape));
   }
 
   function outputShape(run, name) {
@@ -204,7 +282,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   function pin(index, output = null) {
     store.update({ ui: { pinned: { index, output } } }, "pin");
-    explain(index, output);
+    explain(index, output, { follow: true });
   }
 
   function unpin() {
@@ -212,13 +290,13 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     store.update({ ui: { pinned: null } }, "pin");
     diagram?.highlight(null);
     windowPanel.pin(null);
-    clearExplain(panels.explain);
+    clearExplain(panels.explain, { explainable: canExplain(entry) });
   }
 
-  async function explain(index, output) {
+  async function explain(index, output, { follow = false } = {}) {
     diagram?.highlight(index);
-    windowPanel.pin(index, null);
-    if (entry && entry.explainable === false) {
+    windowPanel.pin(index, null, { follow });
+    if (entry && !canExplain(entry)) {
       renderExplainError(panels.explain, `${entry.type} has no element-wise explanation.`);
       return;
     }
@@ -234,7 +312,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       if (req !== lastRunRequest) return;
       renderExplain(panels.explain, ex, { outputName: output || lastRun.output.name || "output", onUnpin: unpin });
       if (inside) noteInside(ex);
-      windowPanel.pin(index, ex);
+      windowPanel.pin(index, ex, { follow });
       panels.explain.dataset.index = index.join(",");
       if (window.matchMedia("(max-width: 900px)").matches) {
         const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;

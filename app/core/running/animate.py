@@ -1,0 +1,421 @@
+"""The sliding window as an animation file (GIF, WebM, MP4), ready for slides.
+
+Same body as ``POST /api/run``. One frame per output position of the drawn plane (the sample and
+output channel of ``window_slice``, default 0/0; for 3-D windows the first output depth slice), plus
+a held last frame. Each frame shows every input channel that feeds the output channel (padded, with
+what the padding reads: −∞ for max pooling, 0, × for excluded, or the copied value), the kernel
+window, and the output filling in, in the page's colours and labels.
+
+Frames are drawn with Pillow; video is encoded by imageio with the ffmpeg binary that ships inside
+the imageio-ffmpeg wheel. Every size and frame limit is checked before anything is rendered.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import imageio.v2 as imageio
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from app.core.errors import InvalidRequest, TooLarge
+from app.core.schema import RunRequest, parse
+from app.core.explaining.windows import window_map, window_values
+from app.core.running.execute import execute
+from app.core.running.plan import plan_request
+
+MEDIA_TYPES = {"gif": "image/gif", "webm": "video/webm", "mp4": "video/mp4"}
+#: most frames one animation may have (output positions of the drawn plane, plus the held last frame)
+MAX_FRAMES = 1200
+#: largest frame, in pixels
+MAX_FRAME_PIXELS = 1600 * 1200
+#: all frames together, in pixels (bounds memory and encoding time)
+MAX_TOTAL_PIXELS = 160_000_000
+#: widest frame; cells shrink to fit
+MAX_WIDTH = 1280
+STEP_MS = 650
+HOLD_MS = 2000
+
+# The page's colours (static/js/geometry/palette.js, static/css/app.css).
+INPUT = (219, 234, 254)
+PADDING = (243, 244, 246)
+HATCH = (203, 213, 225)
+ZERO = (254, 243, 199)
+PENDING = (255, 255, 255)
+WINDOW = (217, 119, 6)
+WINDOW_FILL = (245, 158, 11)
+TEXT = (15, 23, 42)
+MUTED = (71, 85, 105)
+GRID = (203, 213, 225)
+# d3.interpolateRdBu at 11 stops (ColorBrewer RdBu), reversed so negative is blue as on the page.
+_RDBU = [
+    (5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240), (247, 247, 247),
+    (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31),
+]
+
+
+def value_color(v: float, m: float) -> tuple[int, int, int]:
+    """Diverging colour centred on 0: blue below, red above (as valueColor in draw/common.js)."""
+    if math.isnan(v):
+        return (168, 85, 247)
+    if math.isinf(v):
+        return (127, 29, 29) if v > 0 else (30, 58, 138)
+    t = 0.5 + 0.5 * max(-1.0, min(1.0, v / (m or 1.0)))
+    x = t * (len(_RDBU) - 1)
+    i = min(int(x), len(_RDBU) - 2)
+    f = x - i
+    a, b = _RDBU[i], _RDBU[i + 1]
+    return tuple(round(a[j] + (b[j] - a[j]) * f) for j in range(3))  # type: ignore[return-value]
+
+
+def text_on(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """White or near-black text, whichever contrasts more with the cell."""
+
+    def ch(c: int) -> float:
+        s = c / 255
+        return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
+
+    lum = 0.2126 * ch(rgb[0]) + 0.7152 * ch(rgb[1]) + 0.0722 * ch(rgb[2])
+    return (255, 255, 255) if 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.0589 else TEXT
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for path in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",):
+        if os.path.exists(path):
+            return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size=size)
+
+
+def _fit(text: str, c: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A font small enough for ``text`` to fit inside a cell of ``c`` pixels."""
+    return _font(max(7, min(12, int((c - 4) / (0.62 * max(1, len(text)))))))
+
+
+def _fmt(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if v == 0:
+        return "0"
+    s = f"{v:.2g}" if abs(v) < 1e-3 or abs(v) >= 1e3 else f"{v:.2g}" if abs(v) < 0.1 else f"{v:.2f}".rstrip("0").rstrip(".")
+    return s.replace("-", "−")
+
+
+@dataclass
+class Layout:
+    cell: int
+    rows: int
+    cols: int
+    out_rows: int
+    out_cols: int
+    bands: int
+    band_h: int
+    frame_x: int
+    kernel_x: int
+    k_rows: int
+    k_cols: int
+    out_x: int
+    top: int
+    width: int
+    height: int
+
+
+def _layout(win: dict[str, Any], bands: int, kernel: bool = False) -> Layout:
+    d = win["spatial_dims"]
+    k_rows, k_cols = ((1, win["kernel"][0]) if d == 1 else (win["kernel"][-2], win["kernel"][-1])) if kernel else (0, 0)
+    k_gap = 22 if kernel else 0
+    fs = win["frame"]["shape"]
+    os_ = win["output_spatial"]
+    rows, cols = (1, fs[0]) if d == 1 else (fs[-2], fs[-1])
+    out_rows, out_cols = (1, os_[0]) if d == 1 else (os_[-2], os_[-1])
+    gap, arrow, top, band_gap = 24, 48, 44, 26 if bands > 1 else 0
+    cell = (MAX_WIDTH - 2 * gap - arrow - k_gap) // max(cols + k_cols + out_cols, 1)
+    cell = min(36, cell, max(4, (900 - (bands - 1) * band_gap) // max(bands * rows, 1)))
+    cell = max(4, cell)
+    band_h = max(rows, k_rows) * cell + band_gap
+    frame_x = gap
+    kernel_x = frame_x + cols * cell + k_gap
+    out_x = kernel_x + k_cols * cell + arrow
+    width = out_x + out_cols * cell + gap
+    height = top + max(bands * band_h - band_gap, out_rows * cell) + 36
+    return Layout(cell, rows, cols, out_rows, out_cols, bands, band_h, frame_x, kernel_x, k_rows, k_cols, out_x, top, width,
+                  height)
+
+
+def _steps(win: dict[str, Any]) -> list[tuple[int, ...]]:
+    """Output positions of the drawn plane in order (3-D: output depth 0)."""
+    os_ = win["output_spatial"]
+    if win["spatial_dims"] == 3:
+        return [(0, r, c) for r in range(os_[1]) for c in range(os_[2])]
+    return [tuple(int(v) for v in np.unravel_index(i, os_)) for i in range(math.prod(os_))]
+
+
+def plan_animation(win: dict[str, Any]) -> tuple[Layout, list[tuple[int, ...]]]:
+    """Layout and steps, refusing (413) what is too large before anything is drawn."""
+    values = win.get("values") or {}
+    bands = max(1, len(values.get("input_channels") or [0]))
+    lay = _layout(win, bands, kernel=win["kind"] in ("conv", "transposed") and win["spatial_dims"] <= 2)
+    steps = _steps(win)
+    frames = len(steps) + 1
+    if frames > MAX_FRAMES:
+        raise TooLarge(
+            f"the animation would have {frames} frames (one per output position); the limit is {MAX_FRAMES}. "
+            "Use a smaller input or a larger stride.",
+            field="inputs",
+        )
+    if lay.width * lay.height > MAX_FRAME_PIXELS:
+        raise TooLarge(f"a frame would be {lay.width}×{lay.height} pixels; the limit is {MAX_FRAME_PIXELS} pixels")
+    if frames * lay.width * lay.height > MAX_TOTAL_PIXELS:
+        raise TooLarge(
+            f"{frames} frames of {lay.width}×{lay.height} pixels is more than this server renders "
+            f"({MAX_TOTAL_PIXELS} pixels in all)",
+            field="inputs",
+        )
+    return lay, steps
+
+
+def _get(nested: Any, idx: tuple[int, ...]) -> float:
+    v = nested
+    for i in idx:
+        v = v[i]
+    return float(v)  # JSON-safe strings "inf", "-inf", "nan" parse as floats too
+
+
+def _pad_text(win: dict[str, Any]) -> str | None:
+    if win["kind"] == "transposed":
+        return "0"
+    return {"-inf": "−∞", "excluded": "×", "copy": None}.get(win.get("pad_value", "0"), "0")
+
+
+def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -> tuple[Image.Image, dict]:
+    """The still part of every frame: input planes with padding, titles and indices."""
+    values = win["values"]
+    d = win["spatial_dims"]
+    origin = win["frame"]["input_origin"]
+    step = win["frame"]["input_step"]
+    ins = win["input_spatial"]
+    im = Image.new("RGB", (lay.width, lay.height), (255, 255, 255))
+    dr = ImageDraw.Draw(im)
+    c = lay.cell
+    font = _font(max(9, min(12, c // 2 + 2)))
+    title_font = _font(13)
+    all_in = [abs(v) for plane in values["input"] for v in np.asarray(plane, dtype=float).ravel() if math.isfinite(v)]
+    m_in = max(all_in) if all_in else 1.0
+    copies: dict[tuple[int, ...], tuple[int, ...]] = {}
+    if win.get("pad_value") == "copy":
+        at = np.asarray(win["at"]).reshape(-1, d)
+        src = [s for s in _flat_src(win["src"], d)]
+        for a, s in zip(at.tolist(), src):
+            if s is not None:
+                copies[tuple(a)] = tuple(s)
+    pad_text = _pad_text(win)
+    plane_z = None
+    if d == 3:
+        plane_z = origin[0]  # the first input depth slice, as a plane of the frame
+    for b, ch in enumerate(values["input_channels"]):
+        y0 = lay.top + b * lay.band_h
+        title = "padded input" if any(p[0] or p[1] for p in win["padding"]) else "input"
+        if win["kind"] == "transposed":
+            title = "stretched input"
+        dr.text((lay.frame_x, y0 - 18), f"{title} · in ch {ch}" if win["kind"] != "pool" else f"{title} · ch {ch}",
+                fill=TEXT, font=title_font)
+        plane = values["input"][b]
+        for r in range(lay.rows):
+            for col in range(lay.cols):
+                coord = (col,) if d == 1 else (r, col) if d == 2 else (plane_z, r, col)
+                rel = [coord[j] - origin[j] for j in range(d)]
+                inside = all(0 <= rel[j] <= (ins[j] - 1) * step[j] for j in range(d))
+                on_grid = inside and all(rel[j] % step[j] == 0 for j in range(d))
+                x, y = lay.frame_x + col * c, y0 + r * c
+                box = (x, y, x + c - 1, y + c - 1)
+                text = None
+                if on_grid:
+                    v = _get(plane, tuple(rel[j] // step[j] for j in range(d)))
+                    fill = value_color(v, m_in)
+                    text = _fmt(v) if c >= 30 else None
+                elif inside:
+                    fill, text = ZERO, "0" if c >= 16 else None
+                elif coord in copies:
+                    v = _get(plane, copies[coord])
+                    fill = value_color(v, m_in)
+                    text = _fmt(v) if c >= 30 else None
+                else:
+                    fill = PADDING
+                    text = pad_text if c >= 16 else None
+                dr.rectangle(box, fill=fill, outline=GRID)
+                if fill == PADDING:
+                    for k in range(-c, c, 6):  # the page's hatching
+                        dr.line((x + max(0, k), y + max(0, -k), x + min(c, c + k) - 1, y + min(c, c - k) - 1), fill=HATCH)
+                if text:
+                    dr.text((x + c / 2, y + c / 2), text, fill=text_on(fill) if fill not in (PADDING, ZERO) else MUTED,
+                            font=_fit(text, c), anchor="mm")
+        kernel = values.get("kernel")
+        if lay.k_cols and kernel:
+            # the channel's kernel slice, as on the page: w[c_out, c_in - group start, *k]
+            ks = np.asarray(kernel[b], dtype=float).reshape(lay.k_rows, lay.k_cols)
+            m_w = float(np.abs(np.asarray(kernel, dtype=float)).max()) or 1.0
+            wc = ch if win["kind"] == "transposed" else ch - values["input_channels"][0]
+            dr.text((lay.kernel_x, y0 - 16), f"w[{values['channel']}, {wc}]", fill=MUTED, font=_font(11))
+            for r in range(lay.k_rows):
+                for col in range(lay.k_cols):
+                    x, y = lay.kernel_x + col * c, y0 + r * c
+                    fill = value_color(float(ks[r, col]), m_w)
+                    dr.rectangle((x, y, x + c - 1, y + c - 1), fill=fill, outline=WINDOW)
+                    if c >= 30:
+                        t = _fmt(float(ks[r, col]))
+                        dr.text((x + c / 2, y + c / 2), t, fill=text_on(fill), font=_fit(t, c), anchor="mm")
+        if b == lay.bands - 1 and c >= 14:
+            d0 = d - 1
+            for i in range(ins[d0]):
+                x = lay.frame_x + (origin[d0] + i * step[d0]) * c + c / 2
+                dr.text((x, y0 + lay.rows * c + 8), str(i), fill=MUTED, font=_font(10), anchor="mm")
+    dr.text((lay.out_x, lay.top - 18), f"{name_out} · ch {values['channel']}", fill=TEXT, font=title_font)
+    return im, {"font": font}
+
+
+def _flat_src(src: Any, d: int) -> list[list[int] | None]:
+    out: list[list[int] | None] = []
+
+    def walk(node: Any) -> None:
+        if node is None or (isinstance(node, list) and node and isinstance(node[0], int)):
+            out.append(node)
+            return
+        for child in node:
+            walk(child)
+
+    walk(src)
+    return out
+
+
+def render_frames(win: dict[str, Any], name_in: str = "input", name_out: str = "output") -> list[Image.Image]:
+    """Every frame of the animation (checked against the limits first)."""
+    lay, steps = plan_animation(win)
+    base, extra = _frame_base(win, lay, name_in, name_out)
+    values = win["values"]
+    d = win["spatial_dims"]
+    c = lay.cell
+    out = values["output"]
+    out_flat = [abs(v) for v in np.asarray(out, dtype=float).ravel() if math.isfinite(v)]
+    m_out = max(out_flat) if out_flat else 1.0
+    at = win["at"]
+    frames = []
+    filled = base.copy()
+    fdraw = ImageDraw.Draw(filled)
+    for n, pos in enumerate([*steps, None]):
+        if pos is None:  # the held last frame: the whole output, no window
+            frames.append(filled.copy())
+            break
+        oc = pos if d != 3 else pos[1:]
+        r, col = (0, oc[0]) if d == 1 else (oc[0], oc[1])
+        v = _get(out, pos)
+        x, y = lay.out_x + col * c, lay.top + r * c
+        fill = value_color(v, m_out)
+        fdraw.rectangle((x, y, x + c - 1, y + c - 1), fill=fill, outline=GRID)
+        if c >= 30:
+            fdraw.text((x + c / 2, y + c / 2), _fmt(v), fill=text_on(fill), font=_fit(_fmt(v), c), anchor="mm")
+        frame = filled.copy()
+        # pending output cells stay white with a grid line
+        dr = ImageDraw.Draw(frame, "RGBA")
+        for k in range(n + 1, len(steps)):
+            p = steps[k] if d != 3 else steps[k][1:]
+            rr, cc = (0, p[0]) if d == 1 else (p[0], p[1])
+            xx, yy = lay.out_x + cc * c, lay.top + rr * c
+            dr.rectangle((xx, yy, xx + c - 1, yy + c - 1), fill=PENDING, outline=GRID)
+        cells = at
+        for i in pos:
+            cells = cells[i]
+        for b in range(lay.bands):
+            y0 = lay.top + b * lay.band_h
+            xs, ys = [], []
+            for cell_at in cells:
+                fr = cell_at[-1:] if d == 1 else cell_at[-2:]
+                cx = lay.frame_x + fr[-1] * c
+                cy = y0 + (0 if d == 1 else fr[0] * c)
+                dr.rectangle((cx + 1, cy + 1, cx + c - 2, cy + c - 2), fill=(*WINDOW_FILL, 107), outline=WINDOW, width=2)
+                xs.append(cx)
+                ys.append(cy)
+            if b == 0:
+                sx = (min(xs) + max(xs) + c) / 2
+                dr.line((sx, min(ys) - 2, sx, lay.top - 26, x + c / 2, lay.top - 26, x + c / 2, y - 2), fill=WINDOW, width=2)
+        dr.rectangle((x - 2, y - 2, x + c + 1, y + c + 1), outline=(22, 163, 74), width=3)
+        label = f"step {n + 1} / {len(steps)} · output ({', '.join(str(i) for i in pos)})"
+        dr.text((lay.frame_x, lay.height - 14), label, fill=MUTED, font=_font(11), anchor="lm")
+        frames.append(frame)
+    return frames
+
+
+def encode(frames: list[Image.Image], fmt: str) -> bytes:
+    if fmt == "gif":
+        buf = io.BytesIO()
+        durations = [STEP_MS] * (len(frames) - 1) + [HOLD_MS]
+        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
+                       optimize=False, disposal=1)
+        return buf.getvalue()
+    # yuv420p needs even sizes; pad to a multiple of 16 so ffmpeg never resizes (and imageio never warns)
+    w, h = frames[0].size
+    W, H = -(-w // 16) * 16, -(-h // 16) * 16
+    arrays = []
+    for f in frames:
+        canvas = Image.new("RGB", (W, H), (255, 255, 255))
+        canvas.paste(f, (0, 0))
+        arrays.append(np.asarray(canvas))
+    # hold the last frame as the GIF does (video has one frame rate)
+    arrays += [arrays[-1]] * (round(HOLD_MS / STEP_MS) - 1)
+    codec = {"webm": "libvpx-vp9", "mp4": "libx264"}[fmt]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, f"animation.{fmt}")
+        writer = imageio.get_writer(path, format="FFMPEG", mode="I", fps=1000 / STEP_MS, codec=codec,
+                                    macro_block_size=16, pixelformat="yuv420p", ffmpeg_log_level="error")
+        try:
+            for a in arrays:
+                writer.append_data(a)
+        finally:
+            writer.close()
+        with open(path, "rb") as fh:
+            return fh.read()
+
+
+def animate(registry: Any, body: Any, settings: Any, fmt: str) -> tuple[bytes, str]:
+    """The sliding window of the layer in ``body`` (the /api/run body) as ``fmt``: gif, webm or mp4."""
+    if fmt not in MEDIA_TYPES:
+        raise InvalidRequest(f"format must be one of {', '.join(MEDIA_TYPES)}; got {fmt!r}", field="format")
+    req: RunRequest = parse(RunRequest, body)
+    if req.path:
+        raise InvalidRequest("animations are made of one layer; send the layer itself, not a path in a network",
+                             field="path")
+    plan = plan_request(registry, req, settings)
+    win = window_map(plan, settings)
+    if win is None:
+        raise InvalidRequest(f"{plan.spec.type} has no sliding window to animate; convolutions and pooling do",
+                             field="layer.type")
+    if win.get("omitted"):
+        raise TooLarge(f"the sliding window cannot be drawn: {win['omitted']}", field="inputs")
+    if win["spatial_dims"] == 3:
+        raise InvalidRequest("3-D sliding windows are not animated yet (the page draws them); use a 1-D or 2-D layer",
+                             field="layer.type")
+    # Refuse oversized animations on the plan alone, before running or drawing anything.
+    plan_animation({**win, "values": {"input_channels": list(range(_bands_hint(win)))}})
+    ex = execute(registry, req, settings)
+    outputs = ex.outputs
+    win = window_values(win, ex.module, ex.inputs, outputs[0][1] if outputs else None, req.window_slice)
+    frames = render_frames(win, ex.plan.spec.inputs[0].name if ex.plan.spec.inputs else "input",
+                           outputs[0][0] if outputs else "output")
+    return encode(frames, fmt), MEDIA_TYPES[fmt]
+
+
+def _bands_hint(win: dict[str, Any]) -> int:
+    """How many input channels one output channel reads (what the frames will stack)."""
+    cmap = win.get("channel_map")
+    if cmap:
+        return min(len(cmap[0]), 16)
+    if win.get("in_channels") and win.get("groups"):
+        return min(win["in_channels"] // win["groups"], 16)
+    return 1

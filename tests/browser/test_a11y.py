@@ -1,0 +1,57 @@
+"""Issue 11, defect 9: axe-core (vendored from npm, 4.14.1) finds no serious or critical violation
+on the layer page or the network page."""
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import config_url, open_view
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
+
+CONV1D = {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4}, "inputs": [{"shape": [6, 3, 8]}], "seed": 42}
+LSTM = {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20}, "inputs": [{"shape": [5, 3, 10]}]}
+NETWORK = {
+    "layer": {"type": "Sequential", "layers": [
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3},
+        {"type": "ReLU"},
+        {"type": "Residual", "body": [{"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "padding": 1}],
+         "shortcut": {"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 1}},
+        {"type": "Flatten"},
+        {"type": "Linear", "in_features": 6 * 6 * 6, "out_features": 10},
+    ]},
+    "inputs": [{"shape": [1, 1, 8, 8]}],
+}
+
+
+def serious(page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+             .filter(v => v.impact === 'serious' || v.impact === 'critical')
+             .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join('; ')}`)"""
+    )
+    return found
+
+
+def test_axe_version_is_the_pinned_one(page):
+    page.goto("/")
+    page.add_script_tag(path=str(AXE))
+    assert page.evaluate("axe.version") == "4.14.1"
+
+
+@pytest.mark.parametrize("config", [CONV1D, LSTM], ids=["conv1d", "lstm"])
+def test_layer_page_has_no_serious_violations(page, config):
+    open_view(page, config, {"pinned": {"index": [0, 0, 1], "output": None}} if config is CONV1D else None)
+    if config is CONV1D:
+        page.wait_for_function("() => document.querySelector('#explain-panel').dataset.index === '0,0,1'")
+    assert serious(page) == []
+
+
+def test_network_page_has_no_serious_violations(page):
+    page.goto(config_url(NETWORK))
+    page.wait_for_selector("#net-diagram g.net-node.pickable")
+    page.wait_for_selector("#net-tree .nt-pick")
+    assert serious(page) == []

@@ -1,0 +1,163 @@
+"""Issue 11: the sliding window tells the whole truth — padding as the operation reads it, every
+input channel of the sum, real values at any size, and motion between positions."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from .helpers import open_view, wait_render
+
+pytestmark = pytest.mark.browser
+
+NEG = [[[[-(i * 4 + j + 1) for j in range(4)] for i in range(4)]]]
+MAXPOOL = {"layer": {"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1}, "inputs": [{"data": NEG}]}
+CONV1D = {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4}, "inputs": [{"shape": [6, 3, 8]}], "seed": 42}
+GROUPED = {"layer": {"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "groups": 2}, "inputs": [{"shape": [1, 4, 5, 5]}]}
+BIG = {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3}, "inputs": [{"shape": [1, 3, 64, 64]}], "seed": 3}
+
+
+def texts(page, sel):
+    return page.locator(sel).evaluate_all("els => els.map(e => e.textContent)")
+
+
+def pause(page):
+    if page.locator("#win-play").get_attribute("aria-pressed") == "true":
+        page.locator("#win-play").click()
+
+
+def explained(page, index):
+    page.wait_for_function("i => document.querySelector('#explain-panel').dataset.index === i", arg=",".join(map(str, index)))
+
+
+def test_max_pool_padding_reads_minus_infinity(page):
+    open_view(page, MAXPOOL, {"pinned": {"index": [0, 0, 0, 0], "output": None}})
+    explained(page, [0, 0, 0, 0])
+    marks = texts(page, "#win-drawing text.pad-mark")
+    assert marks and set(marks) == {"−∞"}
+    assert page.locator("#win-drawing svg").get_attribute("data-pad-value") == "-inf"
+    body = page.locator("#explain-body").inner_text()
+    assert "−∞" in body and "add 0" not in body
+    assert "= −1" in page.locator("#win-pin").inner_text()
+    # The table says −∞ for the padding rows, and so does the tooltip over a padding cell.
+    assert page.locator("#explain-body tr.padding td:nth-child(3)").all_inner_texts() == ["−∞"] * 5
+    # The pinned window covers frame cell (0, 0), a padding cell: its tooltip shows through.
+    page.locator("#win-drawing rect.win-cell[data-term='0']").hover()
+    assert "−∞" in page.locator(".tooltip").inner_text()
+    assert "padding (reads −∞)" in page.locator(".legend").inner_text()
+
+
+def test_avg_pool_excluded_and_reflect_copies(page):
+    cfg = {"layer": {"type": "AvgPool2d", "kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, "inputs": [{"shape": [1, 1, 6, 6]}]}
+    open_view(page, cfg)
+    assert set(texts(page, "#win-drawing text.pad-mark")) == {"×"}
+    cfg = {"layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1, "padding_mode": "reflect"}, "inputs": [{"shape": [1, 1, 5, 5]}]}
+    open_view(page, cfg)
+    copies = page.locator("#win-drawing rect.fcell.pad-copy")
+    assert copies.count() == 7 * 7 - 5 * 5
+    assert page.locator("#win-drawing text.pad-mark").count() == 0
+    # A copied cell has the colour of the input element it repeats: reflect of row -1 is row 1.
+    fill = page.locator("#win-drawing rect.fcell[data-coord='0,1']").get_attribute("fill")
+    assert fill == page.locator("#win-drawing rect.fcell[data-coord='2,1']").get_attribute("fill")
+    assert not fill.startswith("url(")
+
+
+def test_every_input_channel_of_the_sum_is_drawn(page):
+    page.emulate_media(reduced_motion="reduce")
+    open_view(page, CONV1D, {"pinned": {"index": [0, 0, 2], "output": None}})
+    explained(page, [0, 0, 2])
+    assert page.locator("#win-drawing g.frame").evaluate_all("els => els.map(e => e.dataset.channel)") == ["0", "1", "2"]
+    assert page.locator("#win-drawing rect.win-cell").count() == 12  # the 12-term sum
+    assert page.locator("#win-drawing rect.kcell").count() == 12  # each channel's kernel slice
+    assert "Σ of 12 terms" in page.locator("#win-pin").inner_text()
+    # Row → cell and cell → row; hovering a row first brings the window back to the pinned element.
+    pause(page)
+    page.locator("#win-scrub").fill("4")
+    page.locator("#explain-body tr[data-term='5']").hover()
+    assert page.locator("#window-panel").get_attribute("data-step") == "2"
+    assert page.locator("#win-drawing rect.win-cell.hl").evaluate_all("els => els.map(e => e.dataset.term)") == ["5"]
+    assert page.locator("#win-drawing rect.kcell.hl").count() == 1
+    page.locator("#win-drawing rect.win-cell[data-term='7']").hover()
+    assert page.locator("#explain-body tr.hl").evaluate_all("els => els.map(e => e.dataset.term)") == ["7"]
+
+
+def test_grouped_conv_draws_its_group(page):
+    open_view(page, GROUPED, {"channel": 4, "pinned": {"index": [0, 4, 1, 1], "output": None}})
+    explained(page, [0, 4, 1, 1])
+    assert page.locator("#win-drawing g.frame").evaluate_all("els => els.map(e => e.dataset.channel)") == ["2", "3"]
+    assert page.locator("#win-drawing rect.win-cell").count() == 18
+    assert "Σ of 18 terms" in page.locator("#win-pin").inner_text()
+
+
+def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
+    open_view(page, BIG)
+    panel = page.locator("#window-panel")
+    page.wait_for_function("() => document.querySelector('#window-panel').dataset.values === 'slice'")
+    pause(page)
+    api = api_run({**BIG, "window_slice": {"batch": 0, "channel": 0}})["windows"]["values"]
+    filled = page.locator("#win-drawing g.frame[data-band='0'] rect.fcell.role-input").evaluate_all(
+        "els => els.filter(e => e.getAttribute('fill') !== '#dbeafe').length")
+    assert filled == 64 * 64
+    page.locator("#win-drawing g.frame[data-band='1'] rect.fcell[data-coord='3,5']").hover()
+    shown = float(page.locator(".tooltip code").inner_text().replace("−", "-"))
+    assert shown == pytest.approx(api["input"][1][3][5], rel=1e-6)
+    # Fast mode is on for 3,844 steps; one step moves a whole output row.
+    assert page.locator("#win-fast").is_checked()
+    page.locator("#win-scrub").fill("0")
+    page.locator("#win-play").click()
+    page.wait_for_function("() => Number(document.querySelector('#window-panel').dataset.step) > 0", timeout=5000)
+    assert int(panel.get_attribute("data-step")) % 62 == 0
+    pause(page)
+    # Click an output cell to jump there.
+    page.locator("#win-drawing rect.ocell[data-coord='40,7']").click()
+    assert int(panel.get_attribute("data-step")) == 40 * 62 + 7
+    # Another output channel: its planes are fetched, with real values again.
+    n = int(page.evaluate("document.querySelector('#layer-view').dataset.renders"))
+    page.locator("#win-channel").select_option("2")
+    wait_render(page, n)
+    page.wait_for_function("() => document.querySelector('#window-panel').dataset.values === 'slice'")
+    page.locator("#win-drawing rect.ocell[data-coord='0,0']").hover()
+    api2 = api_run({**BIG, "window_slice": {"batch": 0, "channel": 2}})["windows"]["values"]
+    assert float(page.locator(".tooltip code").inner_text().replace("−", "-")) == pytest.approx(api2["output"][0][0], rel=1e-5)
+
+
+def _x(page):
+    return page.evaluate("+document.querySelector('#win-drawing rect.win-cell[data-term=\"0\"]').getAttribute('x')")
+
+
+def test_window_glides_between_positions(page):
+    open_view(page, CONV1D)
+    pause(page)
+    page.locator("#win-scrub").fill("0")
+    page.wait_for_timeout(400)
+    start = _x(page)
+    cell = page.evaluate("+document.querySelector('#win-drawing rect.fcell').getAttribute('width')")
+    page.locator("#win-fwd").click()
+    page.wait_for_timeout(90)
+    mid = _x(page)
+    assert start < mid < start + cell  # in motion, not a jump
+    page.wait_for_timeout(400)
+    assert _x(page) == pytest.approx(start + cell)
+
+
+def test_reduced_motion_jumps(page):
+    page.emulate_media(reduced_motion="reduce")
+    open_view(page, CONV1D)
+    pause(page)
+    page.locator("#win-scrub").fill("0")
+    start = _x(page)
+    cell = page.evaluate("+document.querySelector('#win-drawing rect.fcell').getAttribute('width')")
+    page.locator("#win-fwd").click()
+    assert _x(page) == pytest.approx(start + cell)
+
+
+def test_export_menu_downloads_a_gif(page):
+    open_view(page, CONV1D)
+    page.locator("#win-export > summary").click()
+    with page.expect_download() as dl:
+        page.locator("#win-export button[data-format='gif']").click()
+    d = dl.value
+    assert d.suggested_filename == "Conv1d-window.gif"
+    data = open(d.path(), "rb").read()
+    assert data[:6] == b"GIF89a"
+    assert Image.open(io.BytesIO(data)).n_frames == 6
