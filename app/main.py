@@ -1,15 +1,31 @@
-"""Assembles the ASGI app: settings, catalog, routers, error handler, static files."""
+"""Assembles the ASGI app: settings, catalog, worker pool, routers, middleware, error handler, static files."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import AsyncIterator
+
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from app import __version__
-from app.api import devices, errors, health, layers, pages, presets, run
+from app.api import devices, errors, health, layers, middleware, openapi, pages, presets, run
 from app.core.config import Settings
 from app.core.registry import default_registry
+from app.core.workers import WorkerPool
 from app.paths import STATIC_DIR
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Workers start with the server and stop with it (SIGTERM: uvicorn drains, then this stops them)."""
+    await run_in_threadpool(app.state.pool.start)
+    try:
+        yield
+    finally:
+        await run_in_threadpool(app.state.pool.close)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -18,13 +34,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Layer Explorer",
         version=__version__,
         description="Build any torch.nn layer from JSON, run it, predict its shapes, explain any output element.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
+    # the catalog is plain data here (for /api/layers); the torch work runs in the pool's workers
     app.state.registry = default_registry(settings.plugins)
+    app.state.pool = WorkerPool(settings)
     errors.install(app)
     for module in (health, devices, layers, presets, run, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    openapi.install(app)
+    # added last = outermost: the Host check comes first, and every answer carries the security headers
+    app.add_middleware(middleware.RequireJSON)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+        )
+    app.add_middleware(middleware.JSONTrustedHost, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(middleware.SecurityHeaders)
     return app
 
 

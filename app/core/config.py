@@ -15,6 +15,26 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return tuple(p for p in raw.replace(",", " ").split() if p)
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine (the default server-wide budget is half of it)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume a modest 8 GiB
+        return 8 * 1024**3
+
+
 @dataclass(frozen=True)
 class Settings:
     #: where forward passes run when a request names no device
@@ -31,6 +51,26 @@ class Settings:
     max_window_cells: int = 200_000
     #: plugin modules imported at start-up (chosen by whoever starts the server)
     plugins: tuple[str, ...] = field(default_factory=tuple)
+    #: worker processes that run the torch work (0: one per core)
+    workers: int = 0
+    #: requests that may wait for a free worker; past this the server answers 503 with Retry-After
+    queue: int = 64
+    #: seconds a request may take, waiting included; past it the worker is killed and the answer is 504
+    timeout_s: float = 10.0
+    #: the sum of the memory estimates of the requests in flight stays below this (0: half the machine's RAM)
+    memory_budget_bytes: int = 0
+    #: Host header values this server answers (DNS-rebinding protection); the port is ignored
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    #: origins allowed to call the API from another site (CORS); empty: none
+    cors_origins: tuple[str, ...] = ()
+    #: seconds a client may take to send its request body
+    body_timeout_s: float = 30.0
+
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
+
+    def memory_budget(self) -> int:
+        return self.memory_budget_bytes if self.memory_budget_bytes > 0 else machine_memory_bytes() // 2
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -41,5 +81,12 @@ class Settings:
             max_body_bytes=_env_int("LAYER_EXPLORER_MAX_BODY", cls.max_body_bytes),
             max_elements=_env_int("LAYER_EXPLORER_MAX_ELEMENTS", cls.max_elements),
             plugins=plugins,
+            workers=_env_int("LAYER_EXPLORER_WORKERS", cls.workers),
+            queue=_env_int("LAYER_EXPLORER_QUEUE", cls.queue),
+            timeout_s=_env_float("LAYER_EXPLORER_TIMEOUT", cls.timeout_s),
+            memory_budget_bytes=_env_int("LAYER_EXPLORER_MEMORY_BUDGET", cls.memory_budget_bytes),
+            allowed_hosts=_env_list("LAYER_EXPLORER_ALLOWED_HOSTS", cls.allowed_hosts),
+            cors_origins=_env_list("LAYER_EXPLORER_CORS_ORIGINS", cls.cors_origins),
+            body_timeout_s=_env_float("LAYER_EXPLORER_BODY_TIMEOUT", cls.body_timeout_s),
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.core import codegen, tensors
+from app.core import budget, codegen, tensors
 from app.core.build import tensor_from_json, torch_message
 from app.core.catalog import LayerSpec, Registry
 from app.core.config import Settings
@@ -272,6 +272,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
             estimate_bytes=total,
             limit_bytes=settings.memory_limit_bytes,
         )
+    budget.reserve(total if enforce_limit else 0)  # the server-wide budget (a no-op outside a worker)
     return Plan(
         spec=spec, kwargs=kwargs, meta=meta, inputs=plans, dtype=dtype, device=device, seed=req.seed,
         train=req.train, predicted=predicted, meta_shapes=meta_shapes, estimate_bytes=total, warnings=caught,
