@@ -21,7 +21,7 @@ from app.paths import STATIC_DIR
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Workers start with the server and stop with it (SIGTERM: uvicorn drains, then this stops them)."""
-    await run_in_threadpool(app.state.pool.start)
+    await run_in_threadpool(app.state.pool.start, 120)
     try:
         yield
     finally:

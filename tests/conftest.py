@@ -28,7 +28,7 @@ def registry():
 def app(settings):
     """The app with its worker pool started once for the session (ASGITransport runs no lifespan)."""
     application = create_app(settings)
-    application.state.pool.start()
+    application.state.pool.start(wait=120)
     yield application
     application.state.pool.close()
 

@@ -129,33 +129,49 @@ class WorkerPool:
         self.size = settings.worker_count()
         # cores // workers torch threads each, so that busy workers do not oversubscribe the cores
         self.threads = max(1, (os.cpu_count() or 1) // self.size)
-        self._ctx = multiprocessing.get_context("spawn")
+        # forkserver: a clean single-threaded server process that has imported torch and this module once
+        # (never run a kernel) forks each worker, so a replacement is ready in about a second instead of
+        # re-importing torch; forking the web process itself, with its threads, would be unsafe.
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["app.core.workers"])
         self._lock = threading.Lock()
         self._pool: ProcessPool | None = None
         self._free: list[int] = []
         self._waiting: collections.deque[Future] = collections.deque()
         self._closed = False
         self.ledger: budget.Ledger | None = None
+        self._started: Future | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the worker processes (idempotent; the first request starts them if nobody did)."""
+    def start(self, wait: float = 0) -> None:
+        """Start the worker processes (idempotent; the first request starts them if nobody did).
+
+        With ``wait``, block up to that many seconds until a worker answers (the server's start-up).
+        """
         with self._lock:
-            if self._pool is not None or self._closed:
-                return
-            cells = self._ctx.RawArray("q", self.size + 1)
-            self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
-            self._free = list(range(self.size))
-            self._pool = ProcessPool(
-                max_workers=self.size,
-                initializer=_init_worker,
-                initargs=(self.settings, self.threads, self.ledger),
-                context=self._ctx,
-            )
-            # scheduling starts pebble's manager threads, which launch every worker now, not on first use
-            self._pool.schedule(_ping)
-        atexit.register(self.close)
+            if self._pool is None and not self._closed:
+                self._started = self._start()
+                atexit.register(self.close)
+            started = self._started
+        if wait and started is not None:
+            try:
+                started.result(timeout=wait)
+            except (FutureTimeout, TimeoutError):
+                print(f"layer-explorer: no worker process was ready after {wait:g} s", file=sys.stderr)
+
+    def _start(self) -> Future:
+        cells = self._ctx.RawArray("q", self.size + 1)
+        self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
+        self._free = list(range(self.size))
+        self._pool = ProcessPool(
+            max_workers=self.size,
+            initializer=_init_worker,
+            initargs=(self.settings, self.threads, self.ledger),
+            context=self._ctx,
+        )
+        # scheduling starts pebble's manager threads, which launch every worker now, not on first use
+        return self._pool.schedule(_ping)
 
     def close(self) -> None:
         """Refuse new work, drop waiting requests, stop the workers (running tasks are killed)."""
