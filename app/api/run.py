@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api", tags=["run"])
 @router.post("/run")
 async def run(
     request: Request,
-    body: Any = Depends(json_body),
+    body: bytes = Depends(json_body),
     format: Literal["json", "npy"] = Query("json", description="npy: the output tensor as a NumPy .npy file"),
     tensor: str | None = Query(None, description="with format=npy: which output (default: the first)"),
 ) -> Any:
@@ -31,12 +31,12 @@ async def run(
 
 
 @router.post("/shape")
-async def shape(request: Request, body: Any = Depends(json_body)) -> Any:
+async def shape(request: Request, body: bytes = Depends(json_body)) -> Any:
     """Output shapes, parameter shapes and formulas without allocating a tensor (meta device)."""
     return await in_worker(request, "shape", body)
 
 
 @router.post("/explain")
-async def explain(request: Request, body: Any = Depends(json_body)) -> Any:
+async def explain(request: Request, body: bytes = Depends(json_body)) -> Any:
     """One output element recomputed by hand from its inputs, weights and bias."""
     return await in_worker(request, "explain", body)

@@ -41,6 +41,7 @@ from typing import Any, Awaitable, Callable
 import torch
 from pebble import ProcessExpired, ProcessPool
 
+from app.core import body as body_mod
 from app.core import budget, engine, tensors
 from app.core.config import Settings
 from app.core.errors import (
@@ -90,6 +91,8 @@ def _task(name: str, body: Any, settings: Settings, slot: int | None, options: d
     """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
     budget.begin(slot)
     try:
+        if isinstance(body, (bytes, bytearray)):
+            body = body_mod.decode_json(bytes(body))
         return ("ok", TASKS[name](_registry or default_registry(settings.plugins), body, settings, **options))
     except LayerExplorerError as exc:
         return ("error", exc.status, exc.to_dict(), exc.headers())
