@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    from app import serving
     from app.core.config import Settings
     from app.main import create_app
 
@@ -36,10 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         engine.resolve_device(settings.device, settings)  # fail at start-up, not on the first request
         app = create_app(settings)
-        engine.warm_up(app.state.registry, settings)
     except (LayerExplorerError, PluginError) as exc:
         parser.exit(2, f"layer-explorer: {exc}\n")
-    uvicorn.run(app, host=args.host, port=args.port)
+    # timeouts, head size and SIGTERM grace (app/serving.py); the worker processes warm up themselves
+    uvicorn.run(app, host=args.host, port=args.port, **serving.uvicorn_options(settings))
 
 
 if __name__ == "__main__":

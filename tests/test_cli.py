@@ -10,8 +10,8 @@ from app import cli
 def test_defaults_and_plugins(monkeypatch):
     seen = {}
 
-    def fake_run(app, host, port):
-        seen.update(app=app, host=host, port=port)
+    def fake_run(app, host, port, **options):
+        seen.update(app=app, host=host, port=port, **options)
 
     monkeypatch.setattr("uvicorn.run", fake_run)
     monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
@@ -19,11 +19,14 @@ def test_defaults_and_plugins(monkeypatch):
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
     assert seen["app"].state.settings.device == "cpu"
     assert "ScaledTanh" in seen["app"].state.registry
+    # the limits of app/serving.py reach uvicorn
+    assert seen["timeout_keep_alive"] == 5 and seen["h11_max_incomplete_event_size"] == 16 * 1024
+    assert seen["http"].header_timeout_s == 10.0 and seen["timeout_graceful_shutdown"] == 3
 
 
 def test_plugins_from_environment(monkeypatch):
     seen = {}
-    monkeypatch.setattr("uvicorn.run", lambda app, host, port: seen.update(app=app))
+    monkeypatch.setattr("uvicorn.run", lambda app, host, port, **options: seen.update(app=app))
     monkeypatch.setenv("LAYER_EXPLORER_PLUGINS", "examples/my_layers.py")
     cli.main(["--port", "9000"])
     assert "GatedLinear" in seen["app"].state.registry

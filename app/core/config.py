@@ -65,6 +65,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: seconds a client may take to send its request body
     body_timeout_s: float = 30.0
+    #: seconds a client may take to send a request's headers (from connecting, or after the last response)
+    header_timeout_s: float = 10.0
+    #: on SIGTERM, seconds in-flight requests get to finish before they are cancelled
+    shutdown_grace_s: float = 3.0
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else max(1, os.cpu_count() or 1)
@@ -88,5 +92,7 @@ class Settings:
             allowed_hosts=_env_list("LAYER_EXPLORER_ALLOWED_HOSTS", cls.allowed_hosts),
             cors_origins=_env_list("LAYER_EXPLORER_CORS_ORIGINS", cls.cors_origins),
             body_timeout_s=_env_float("LAYER_EXPLORER_BODY_TIMEOUT", cls.body_timeout_s),
+            header_timeout_s=_env_float("LAYER_EXPLORER_HEADER_TIMEOUT", cls.header_timeout_s),
+            shutdown_grace_s=_env_float("LAYER_EXPLORER_SHUTDOWN_GRACE", cls.shutdown_grace_s),
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})

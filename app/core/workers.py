@@ -60,11 +60,13 @@ from app.core.registry import default_registry
 # ---------------------------------------------------------------------------------------------
 
 _registry = None
+_skip: Any = None  # per slot: 1 when the web process gave up on a task before a worker picked it up
 
 
-def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger) -> None:
+def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger, skip: Any) -> None:
     """Runs once in each new worker: torch threads, the catalog (with plugins), the budget, warm kernels."""
-    global _registry
+    global _registry, _skip
+    _skip = skip
     # pebble installs a Python SIGTERM handler, which only runs once a running torch kernel returns;
     # the default action stops a worker past its deadline at once, whatever it is doing.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -89,6 +91,8 @@ TASKS: dict[str, Callable[..., Any]] = {
 
 def _task(name: str, body: Any, settings: Settings, slot: int | None, options: dict[str, Any]) -> tuple[Any, ...]:
     """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
+    if _skip is not None and slot is not None and _skip[slot]:
+        return ("skipped",)  # its client is gone: nothing to do (and no reason to kill this worker)
     budget.begin(slot)
     try:
         if isinstance(body, (bytes, bytearray)):
@@ -144,6 +148,7 @@ class WorkerPool:
         self._closed = False
         self.ledger: budget.Ledger | None = None
         self._started: Future | None = None
+        self._skip: Any = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -166,11 +171,12 @@ class WorkerPool:
     def _start(self) -> Future:
         cells = self._ctx.RawArray("q", self.size + 1)
         self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
+        self._skip = self._ctx.RawArray("b", self.size)
         self._free = list(range(self.size))
         self._pool = ProcessPool(
             max_workers=self.size,
             initializer=_init_worker,
-            initargs=(self.settings, self.threads, self.ledger),
+            initargs=(self.settings, self.threads, self.ledger, self._skip),
             context=self._ctx,
         )
         # scheduling starts pebble's manager threads, which launch every worker now, not on first use
@@ -289,11 +295,12 @@ class WorkerPool:
                 self._release(slot)
                 raise ServerBusy("the server is shutting down; retry shortly", retry_after=2)
             remaining = max(deadline - loop.time(), 0.05)
+            self._skip[slot] = 0
             future = pool.schedule(_task, args=(name, body, self.settings, slot, options or {}), timeout=remaining + 1)
             future.add_done_callback(lambda _f, s=slot: self._release(s))
             await self._wait(future, deadline, disconnected)
             if not future.done():
-                future.cancel()
+                self._stop(future, slot)
                 raise DeadlineExceeded(
                     f"this request ran past the server's deadline of {timeout:g} s (LAYER_EXPLORER_TIMEOUT); "
                     "its worker was stopped and replaced. Try a smaller input or layer",
@@ -302,11 +309,22 @@ class WorkerPool:
         except BaseException:
             # Deadline, disconnect, or the request's task was cancelled (client gone, server stopping).
             if future is not None:
-                future.cancel()
+                self._stop(future, slot)
             else:
                 self._abandon(ticket)
             raise
         return self._outcome(future, name, timeout)
+
+    def _stop(self, future: Future, slot: int) -> None:
+        """Stop a task: a running one is cancelled (pebble kills its worker, which is replaced); one still
+        in the pipe to the workers is marked, so the worker that picks it up returns at once, unkilled."""
+        if future.done():
+            return
+        if not future.running():
+            self._skip[slot] = 1
+            if not future.running():
+                return
+        future.cancel()
 
     async def _wait(self, future: Future, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None) -> None:
         """Wait for ``future`` until the deadline; raise ClientClosed when the client goes away."""
@@ -349,5 +367,7 @@ class WorkerPool:
             raise InternalError(f"the server failed on this {name} request (an internal error)") from None
         if outcome[0] == "ok":
             return outcome[1]
+        if outcome[0] == "skipped":
+            raise ClientClosed("the request was given up before a worker started it")
         _, status, body, headers = outcome
         raise Reported(status, body, headers)
