@@ -21,11 +21,12 @@ from app.paths import STATIC_DIR
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Workers start with the server and stop with it (SIGTERM: uvicorn drains, then this stops them)."""
-    await run_in_threadpool(app.state.pool.start, 120)
+    owner = await run_in_threadpool(app.state.pool.start, 120)
     try:
         yield
     finally:
-        await run_in_threadpool(app.state.pool.close)
+        if owner:  # a pool started by someone else (a test fixture) is theirs to stop
+            await run_in_threadpool(app.state.pool.close)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,7 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     openapi.install(app)
     # added last = outermost: the Host check comes first, and every answer carries the security headers
-    app.add_middleware(middleware.RequireJSON)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],

@@ -9,7 +9,7 @@ from fastapi import Request
 
 from app.core.catalog import Registry
 from app.core.config import Settings
-from app.core.errors import BadRequest, RequestTimeout, TooLarge
+from app.core.errors import BadRequest, RequestTimeout, TooLarge, UnsupportedMediaType
 from app.core.workers import WorkerPool
 
 
@@ -32,12 +32,18 @@ async def in_worker(request: Request, name: str, body: Any, **options: Any) -> A
 
 
 async def json_body(request: Request) -> Any:
-    """The raw body, refusing oversized or slow ones; the worker that serves the request decodes it.
+    """The raw body, refusing non-JSON, oversized or slow ones; the worker that serves the request decodes it.
 
     Reading is bounded in time (``body_timeout_s``) and size; the depth check and the parse run in the
     worker process (:func:`app.core.body.decode_json`), so a large body never stalls the event loop.
     """
     settings: Settings = request.app.state.settings
+    # A cross-site <form> or no-cors fetch can only send text/plain, form or multipart bodies without a
+    # CORS preflight: insisting on application/json keeps other web pages from running layers here.
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        got = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
+        raise UnsupportedMediaType(f"send the request body as JSON with Content-Type: application/json (got {got})")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise TooLarge(f"the request body is {declared} bytes; the limit is {settings.max_body_bytes}")

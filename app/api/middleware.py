@@ -1,9 +1,8 @@
 """Protection for a service on localhost that any web page the user visits could otherwise reach.
 
 - Host allowlist (DNS rebinding): Starlette's ``TrustedHostMiddleware`` decides; the refusal is JSON.
-- Requests with a body must be ``Content-Type: application/json`` (415 otherwise): a cross-site
-  ``<form>`` or ``fetch(..., {mode: "no-cors"})`` can only send ``text/plain``, form or multipart
-  bodies without a CORS preflight, so this keeps other sites from running layers here.
+- Request bodies must be ``Content-Type: application/json`` (415 otherwise): checked where bodies are
+  read, :func:`app.api.deps.json_body`.
 - Security headers on every response: CSP (pages: only this app's own scripts, styles and fonts),
   ``X-Content-Type-Options: nosniff``, ``Referrer-Policy``, ``frame-ancestors 'none'``,
   ``Cross-Origin-Resource-Policy: same-origin``.
@@ -80,30 +79,6 @@ class JSONTrustedHost:
             status_code=400,
         )
         await response(scope, receive, send)
-
-
-class RequireJSON:
-    """POST, PUT and PATCH bodies must be declared as application/json; anything else is a 415."""
-
-    METHODS = ("POST", "PUT", "PATCH")
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in self.METHODS:
-            declared = Headers(scope=scope).get("content-type", "")
-            media = declared.split(";", 1)[0].strip().lower()
-            if media != "application/json":
-                got = f"Content-Type {declared!r}" if declared else "no Content-Type"
-                response = JSONResponse(
-                    {"detail": f"send the request body as JSON with Content-Type: application/json (got {got})",
-                     "error": "unsupported_media_type", "field": None},
-                    status_code=415,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:

@@ -152,13 +152,15 @@ class WorkerPool:
 
     # -- life cycle -------------------------------------------------------------------------
 
-    def start(self, wait: float = 0) -> None:
+    def start(self, wait: float = 0) -> bool:
         """Start the worker processes (idempotent; the first request starts them if nobody did).
 
         With ``wait``, block up to that many seconds until a worker answers (the server's start-up).
+        True when this call started them (its caller then owns :meth:`close`).
         """
         with self._lock:
-            if self._pool is None and not self._closed:
+            fresh = self._pool is None and not self._closed
+            if fresh:
                 self._started = self._start()
                 atexit.register(self.close)
             started = self._started
@@ -167,6 +169,7 @@ class WorkerPool:
                 started.result(timeout=wait)
             except (FutureTimeout, TimeoutError):
                 print(f"layer-explorer: no worker process was ready after {wait:g} s", file=sys.stderr)
+        return fresh
 
     def _start(self) -> Future:
         cells = self._ctx.RawArray("q", self.size + 1)
