@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MIX = [
     ("/api/run", {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}]}),
     ("/api/shape", {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3},
-                    "inputs": [{"shape": [1, 3, 64, 64]}]}),
+                    "inputs": [{"shape": [1, 3, 16, 16]}]}),
     ("/api/explain", {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
                       "inputs": [{"shape": [6, 3, 8]}], "index": [0, 1, 2]}),
     ("/api/run", {"layer": {"type": "Sequential", "layers": [

@@ -28,7 +28,8 @@ def test_local_hosts_are_answered(app, host):
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.2", "[::2]", ""])
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.2",
+                                  "[::2]", ""])
 def test_other_hosts_get_a_json_400(app, host):
     # DNS rebinding: a page on evil.example resolved to 127.0.0.1 still sends Host: evil.example
     r = _request(app, "POST", "/api/run", json=LINEAR, headers={"host": host})

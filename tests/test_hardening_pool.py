@@ -57,7 +57,8 @@ def test_deadline_is_a_504_and_healthz_keeps_answering(pool_app):
     body = r.json()
     assert body["error"] == "deadline_exceeded" and "3 s" in body["detail"] and body["timeout_s"] == 3.0
     assert after.status_code == 200
-    assert pool_app.state.pool.stats()["running"] == 0
+    stats = pool_app.state.pool.stats()
+    assert stats["running"] == 0 and stats["reserved_bytes"] == 0  # the killed task's reservation was given back
 
 
 @pytest.mark.parametrize("how, named", [("segv", "SIGSEGV"), ("exit", "exit code 3"), ("abort", "SIGABRT")])

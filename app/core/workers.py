@@ -362,7 +362,7 @@ class WorkerPool:
                 timeout_s=timeout,
             ) from None
         except CancelledError:
-            raise ServerBusy("the request was cancelled while the server stopped; retry shortly", retry_after=2) from None
+            raise ServerBusy("the request was cancelled as the server stopped; retry shortly", retry_after=2) from None
         except BrokenProcessPool:
             raise WorkerCrashed(f"the worker pool failed while running this {name} request") from None
         except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back
