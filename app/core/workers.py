@@ -117,6 +117,13 @@ def _ping() -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+# Imported once by the forkserver, so a new worker starts with them: this module, and what torch imports
+# lazily on the first meta-device forward (decompositions pull in dynamo and sympy, about 2 s). Imports
+# only: no kernel runs there, so no thread pool exists when the forkserver forks.
+PRELOAD = ["app.core.workers", "app.core.containers", "app.core.windows", "torch._dynamo",
+           "torch._decomp.decompositions", "sympy"]
+
+
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "it stopped unexpectedly"
@@ -140,7 +147,7 @@ class WorkerPool:
         # (never run a kernel) forks each worker, so a replacement is ready in about a second instead of
         # re-importing torch; forking the web process itself, with its threads, would be unsafe.
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["app.core.workers"])
+        self._ctx.set_forkserver_preload(PRELOAD)
         self._lock = threading.Lock()
         self._pool: ProcessPool | None = None
         self._free: list[int] = []
