@@ -7,10 +7,16 @@ for as long as it is told and one that kills its own process, and runs 2 workers
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import signal
+import time
 
 import pytest
 
+from app.core import budget
 from app.core.config import Settings
+from app.core.errors import ServerBusy
 from app.main import create_app
 from tests.hardening_helpers import LINEAR, PLUGIN, client, run_async, spin
 
@@ -79,6 +85,27 @@ def test_a_crashed_worker_is_a_json_500_and_others_are_unaffected(pool_app, how,
     assert "Traceback" not in crash.text
     assert other.status_code == 200, other.text  # the request on the other worker ran to the end
     assert after.status_code == 200
+
+
+def test_a_worker_dying_while_idle_does_not_break_the_pool(pool_app):
+    # pebble gives up on a pool whose idle worker dies (as the OOM killer might do); a new one takes over
+    pool = pool_app.state.pool
+    run_async(lambda: _ready_client(pool_app))
+    victim = pool.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    time.sleep(0.5)
+
+    async def go():
+        async with client(pool_app) as c:
+            return await asyncio.gather(*[c.post("/api/run", json=LINEAR) for _ in range(4)])
+
+    assert [r.status_code for r in run_async(go)] == [200] * 4
+    assert victim not in pool.worker_pids()
+
+
+async def _ready_client(app) -> None:
+    async with client(app) as c:
+        await _ready(c)
 
 
 def test_a_client_that_goes_away_cancels_its_work(pool_app):
@@ -178,3 +205,21 @@ def test_concurrent_losses_are_each_their_own(app):
     expected = [r.json()["output"]["data"] for r in alone]
     assert len(set(map(str, expected))) == 6
     assert [r.json()["output"]["data"] for r in together] == expected * 4
+
+
+def test_a_ledger_lock_left_by_a_dead_worker_is_broken():
+    ctx = multiprocessing.get_context("spawn")
+    ledger = budget.Ledger(ctx.RawArray("q", 3), ctx.Lock(), 100)
+    ledger.lock.acquire()  # as if a worker had died holding it
+    budget.install(ledger)
+    budget.begin(0)
+    try:
+        budget.reserve(40)
+        assert ledger.in_use() == 40 and ledger.peak() == 40
+        budget.begin(1)
+        with pytest.raises(ServerBusy):
+            budget.reserve(70)  # 40 + 70 > 100
+    finally:
+        budget.end()
+        budget.install(None)
+    assert ledger.cells[1] == 0

@@ -12,9 +12,10 @@ any way, including its worker being killed; the worker zeroes it too when a task
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from app.core.errors import ServerBusy, TooLarge
 
@@ -45,6 +46,29 @@ class Ledger:
 
 _ledger: Ledger | None = None
 _slot: int | None = None
+#: the lock guards a few arithmetic operations; one held this long belongs to a dead process
+STALE_LOCK_S = 2.0
+
+
+@contextlib.contextmanager
+def _acquire(lock: Any) -> Iterator[None]:
+    """Hold the ledger lock, breaking it if its holder died inside the critical section.
+
+    Blocking SIGTERM covers this thread only: a signal delivered to one of torch's threads, or a
+    SIGKILL, can still end a worker that holds the lock. A multiprocessing Lock has no owner, so it
+    can be released here and taken again; without this, every later request would wait for ever.
+    """
+    if not lock.acquire(timeout=STALE_LOCK_S):
+        try:
+            lock.release()
+        except ValueError:  # released meanwhile
+            pass
+        if not lock.acquire(timeout=STALE_LOCK_S):
+            raise ServerBusy("the server's memory ledger is busy; retry shortly")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def install(ledger: Ledger | None) -> None:
@@ -87,10 +111,10 @@ def reserve(nbytes: int) -> None:
             limit_bytes=ledger.limit,
         )
     # SIGTERM (how the pool stops a worker past its deadline) waits until the lock is released, so a
-    # killed worker never leaves the lock held.
+    # killed worker does not leave the lock held (see _acquire for when it still could).
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
-        with ledger.lock:
+        with _acquire(ledger.lock):
             others = ledger.in_use() - ledger.cells[slot]
             if others + ledger.cells[slot] + nbytes > ledger.limit:
                 raise ServerBusy(

@@ -124,6 +124,14 @@ PRELOAD = ["app.core.workers", "app.core.containers", "app.core.windows", "torch
            "torch._decomp.decompositions", "sympy"]
 
 
+def _dispose(pool: ProcessPool) -> None:
+    pool.stop()
+    try:
+        pool.join(timeout=10)
+    except (TimeoutError, FutureTimeout, RuntimeError):
+        pass
+
+
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "it stopped unexpectedly"
@@ -183,6 +191,9 @@ class WorkerPool:
         self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
         self._skip = self._ctx.RawArray("b", self.size)
         self._free = list(range(self.size))
+        return self._new_pool()
+
+    def _new_pool(self) -> Future:
         self._pool = ProcessPool(
             max_workers=self.size,
             initializer=_init_worker,
@@ -191,6 +202,24 @@ class WorkerPool:
         )
         # scheduling starts pebble's manager threads, which launch every worker now, not on first use
         return self._pool.schedule(_ping)
+
+    def _live_pool(self) -> ProcessPool | None:
+        """The pebble pool, replaced first if it has failed.
+
+        pebble gives up on the whole pool when a worker dies while no task runs (killed while idle, e.g.
+        by the kernel's OOM killer, or a failed start); its tasks in flight then fail with
+        BrokenProcessPool (answered 500). A new pool is started for the requests that follow.
+        """
+        with self._lock:
+            old = self._pool
+            if old is None or self._closed or old.active:
+                return old
+            print("layer-explorer: the worker pool failed (a worker died while idle); starting a new one",
+                  file=sys.stderr)
+            self._new_pool()
+            pool = self._pool
+        threading.Thread(target=_dispose, args=(old,), name="dispose-pool", daemon=True).start()
+        return pool
 
     def close(self) -> None:
         """Refuse new work, drop waiting requests, stop the workers (running tasks are killed)."""
@@ -204,11 +233,14 @@ class WorkerPool:
         for ticket in waiting:
             ticket.cancel()
         if pool is not None:
-            pool.stop()
-            try:
-                pool.join(timeout=10)
-            except (TimeoutError, FutureTimeout, RuntimeError):
-                pass
+            _dispose(pool)
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the current worker processes (for tests and the load benchmark)."""
+        pool = self._pool
+        if pool is None:
+            return []
+        return list(pool._pool_manager.worker_manager.workers)  # pebble keeps no public list
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -299,8 +331,7 @@ class WorkerPool:
                     timeout_s=timeout,
                 )
             slot = ticket.result()
-            with self._lock:
-                pool = self._pool
+            pool = self._live_pool()
             if pool is None or self._closed:
                 self._release(slot)
                 raise ServerBusy("the server is shutting down; retry shortly", retry_after=2)
