@@ -32,6 +32,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -61,12 +62,13 @@ from app.core.registry import default_registry
 
 _registry = None
 _skip: Any = None  # per slot: 1 when the web process gave up on a task before a worker picked it up
+_pids: Any = None  # per slot: the PID of the worker running its task
 
 
-def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger, skip: Any) -> None:
+def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger, skip: Any, pids: Any) -> None:
     """Runs once in each new worker: torch threads, the catalog (with plugins), the budget, warm kernels."""
-    global _registry, _skip
-    _skip = skip
+    global _registry, _skip, _pids
+    _skip, _pids = skip, pids
     # pebble installs a Python SIGTERM handler, which only runs once a running torch kernel returns;
     # the default action stops a worker past its deadline at once, whatever it is doing.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -93,6 +95,8 @@ def _task(name: str, body: Any, settings: Settings, slot: int | None, options: d
     """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
     if _skip is not None and slot is not None and _skip[slot]:
         return ("skipped",)  # its client is gone: nothing to do (and no reason to kill this worker)
+    if _pids is not None and slot is not None:
+        _pids[slot] = os.getpid()
     budget.begin(slot)
     try:
         if isinstance(body, (bytes, bytearray)):
@@ -132,6 +136,23 @@ def _dispose(pool: ProcessPool) -> None:
         pass
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie no longer counts: its memory is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 def _describe_exit(code: int | None) -> str:
     if code is None:
         return "it stopped unexpectedly"
@@ -164,6 +185,8 @@ class WorkerPool:
         self.ledger: budget.Ledger | None = None
         self._started: Future | None = None
         self._skip: Any = None
+        self._pids: Any = None
+        self._dying: dict[int, int] = {}  # slot -> PID of a worker being stopped for a cancelled task
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -190,6 +213,7 @@ class WorkerPool:
         cells = self._ctx.RawArray("q", self.size + 1)
         self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
         self._skip = self._ctx.RawArray("b", self.size)
+        self._pids = self._ctx.RawArray("q", self.size)
         self._free = list(range(self.size))
         return self._new_pool()
 
@@ -197,7 +221,7 @@ class WorkerPool:
         self._pool = ProcessPool(
             max_workers=self.size,
             initializer=_init_worker,
-            initargs=(self.settings, self.threads, self.ledger, self._skip),
+            initargs=(self.settings, self.threads, self.ledger, self._skip, self._pids),
             context=self._ctx,
         )
         # scheduling starts pebble's manager threads, which launch every worker now, not on first use
@@ -279,7 +303,25 @@ class WorkerPool:
         return ticket
 
     def _release(self, slot: int) -> None:
-        """A task is over (done, failed, timed out, cancelled, crashed): its slot goes to the next in line."""
+        """A task is over (done, failed, timed out, cancelled, crashed): its slot goes to the next in line.
+
+        A cancelled task's future is done at once, while its worker lives on until pebble kills it (up to
+        a tenth of a second later): its reservation is kept until that process is gone.
+        """
+        with self._lock:
+            pid = self._dying.pop(slot, 0)
+        if pid:
+            threading.Thread(target=self._release_after_exit, args=(slot, pid), name="release", daemon=True).start()
+            return
+        self._release_now(slot)
+
+    def _release_after_exit(self, slot: int, pid: int) -> None:
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._release_now(slot)
+
+    def _release_now(self, slot: int) -> None:
         if self.ledger is not None:
             self.ledger.clear(slot)
         with self._lock:
@@ -365,6 +407,8 @@ class WorkerPool:
             self._skip[slot] = 1
             if not future.running():
                 return
+        with self._lock:
+            self._dying[slot] = int(self._pids[slot])
         future.cancel()
 
     async def _wait(self, future: Future, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None) -> None:
