@@ -142,7 +142,7 @@ def test_a_full_queue_is_a_503_with_retry_after(pool_app):
         async with client(pool_app) as c:
             await _ready(c)
             # 2 run, 16 wait, the rest are refused at once
-            return await asyncio.gather(*[c.post("/api/run", json=spin(0.2)) for _ in range(22)])
+            return await asyncio.gather(*[c.post("/api/run", json=spin(1.5)) for _ in range(22)])
 
     results = run_async(go)
     codes = [r.status_code for r in results]

@@ -110,6 +110,8 @@ def _task(name: str, body: Any, settings: Settings, slot: int | None, options: d
                                             "the server log has the details)").to_dict(), {})
     finally:
         budget.end()
+        if _pids is not None and slot is not None:
+            _pids[slot] = -1  # finished: nothing of this task is left in this process
 
 
 def _ping() -> int:
@@ -186,7 +188,7 @@ class WorkerPool:
         self._started: Future | None = None
         self._skip: Any = None
         self._pids: Any = None
-        self._dying: dict[int, int] = {}  # slot -> PID of a worker being stopped for a cancelled task
+        self._dying: dict[int, bool] = {}  # slots whose cancelled task's worker is being stopped
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -309,15 +311,21 @@ class WorkerPool:
         a tenth of a second later): its reservation is kept until that process is gone.
         """
         with self._lock:
-            pid = self._dying.pop(slot, 0)
-        if pid:
-            threading.Thread(target=self._release_after_exit, args=(slot, pid), name="release", daemon=True).start()
+            dying = self._dying.pop(slot, False)
+        if dying:
+            threading.Thread(target=self._release_after_exit, args=(slot,), name="release", daemon=True).start()
             return
         self._release_now(slot)
 
-    def _release_after_exit(self, slot: int, pid: int) -> None:
+    def _release_after_exit(self, slot: int) -> None:
+        # The worker writes its PID as it starts the task and -1 when the task ends (it may have ended just
+        # as it was cancelled); one killed before it started never allocated anything.
+        deadline = time.monotonic() + 0.5
+        while not self._pids[slot] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = int(self._pids[slot])
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid > 0 and self._pids[slot] == pid and _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         self._release_now(slot)
 
@@ -379,6 +387,7 @@ class WorkerPool:
                 raise ServerBusy("the server is shutting down; retry shortly", retry_after=2)
             remaining = max(deadline - loop.time(), 0.05)
             self._skip[slot] = 0
+            self._pids[slot] = 0  # written by the worker that starts the task
             future = pool.schedule(_task, args=(name, body, self.settings, slot, options or {}), timeout=remaining + 1)
             future.add_done_callback(lambda _f, s=slot: self._release(s))
             await self._wait(future, deadline, disconnected)
@@ -408,7 +417,7 @@ class WorkerPool:
             if not future.running():
                 return
         with self._lock:
-            self._dying[slot] = int(self._pids[slot])
+            self._dying[slot] = True
         future.cancel()
 
     async def _wait(self, future: Future, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None) -> None:
