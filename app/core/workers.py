@@ -9,8 +9,9 @@ The pool is `pebble <https://pypi.org/project/Pebble/>`_'s ``ProcessPool``: a pe
 kills and replaces the worker, ``future.cancel()`` that stops a running task, a crashed worker
 reported as ``ProcessExpired`` for that task only while the others keep running, and an initializer
 per worker. (loky's reusable executor has no per-task timeout and breaks the whole executor when a
-worker dies, failing every other request in flight.) Workers start with the *spawn* method: forking
-a process that has already started torch's thread pools is unsafe.
+worker dies, failing every other request in flight.) Workers are forked by a *forkserver*: a clean,
+single-threaded process that has imported torch but never run a kernel. Forking the web process
+itself, with its threads (and possibly torch's thread pools), would be unsafe.
 
 Admission happens here, in the parent, before pebble sees a task: at most one task per worker is
 handed to pebble, so a request that is abandoned while it waits is simply dropped (nothing to kill),
@@ -174,9 +175,8 @@ class WorkerPool:
         self.size = settings.worker_count()
         # cores // workers torch threads each, so that busy workers do not oversubscribe the cores
         self.threads = max(1, (os.cpu_count() or 1) // self.size)
-        # forkserver: a clean single-threaded server process that has imported torch and this module once
-        # (never run a kernel) forks each worker, so a replacement is ready in about a second instead of
-        # re-importing torch; forking the web process itself, with its threads, would be unsafe.
+        # forkserver: a clean single-threaded process that has imported torch and PRELOAD once (never run a
+        # kernel) forks each worker, so a replacement is ready in ~0.2 s instead of ~3 s re-importing torch.
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
         self._lock = threading.Lock()
