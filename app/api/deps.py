@@ -21,10 +21,6 @@ def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def get_pool(request: Request) -> WorkerPool:
-    return request.app.state.pool
-
-
 async def in_worker(request: Request, name: str, body: Any, **options: Any) -> Any:
     """Run one task in the worker pool; the client going away cancels it."""
     pool: WorkerPool = request.app.state.pool
