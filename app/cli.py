@@ -9,39 +9,18 @@ options there and never imports torch, so the supervisor of several HTTP workers
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import uvicorn
 
-from app.core.config import Settings
+from app import serving
+from app.core.config import Settings, threads_per_worker
+from app.core.config import machine_cpus as available_cpus
 
 #: the import string uvicorn loads in each server process (a factory: called once per process)
 WORKER_FACTORY = "app.server:worker_app"
-
-
-def available_cpus(cgroup_dir: Path = Path("/sys/fs/cgroup")) -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota.
-
-    ``os.cpu_count()`` reports the node's cores; a container started with ``--cpus 2`` or a pod
-    with ``limits.cpu: 2`` sees all of them but is throttled to two, so the quota is what counts.
-    """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        quota, period = (cgroup_dir / "cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):  # no cgroup v2 CPU controller here: the affinity mask is all we know
-        pass
-    return cpus
-
-
-def threads_per_worker(cpus: int, http_workers: int) -> int:
-    """torch intra-op threads for each of ``http_workers`` processes sharing ``cpus`` (no oversubscription)."""
-    return max(1, cpus // max(1, http_workers))
 
 
 def _env_int(name: str, default: int) -> int:
@@ -115,11 +94,15 @@ def server_environment(args: argparse.Namespace) -> dict[str, str]:
         memory_limit_bytes=args.memory_limit,
         plugins=tuple(dict.fromkeys(env_plugins + tuple(args.plugin))) or None,
     )
-    threads = args.torch_threads if args.torch_threads > 0 else threads_per_worker(available_cpus(), args.http_workers)
+    # each HTTP process has its own pool of torch workers: the CPUs are shared out over all of them
+    pool = Settings.from_env(http_workers=args.http_workers).worker_count()
+    threads = args.torch_threads if args.torch_threads > 0 else threads_per_worker(available_cpus(),
+                                                                                   args.http_workers * pool)
     return {
         "LAYER_EXPLORER_DEVICE": settings.device,
         "LAYER_EXPLORER_MEMORY_LIMIT": str(settings.memory_limit_bytes),
         "LAYER_EXPLORER_PLUGINS": " ".join(settings.plugins),
+        "LAYER_EXPLORER_HTTP_WORKERS": str(args.http_workers),
         "LAYER_EXPLORER_TORCH_THREADS": str(threads),
     }
 
@@ -132,15 +115,17 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
     os.environ.update(server_environment(args))
+    # timeouts, head size and SIGTERM grace (app/serving.py)
+    options = serving.uvicorn_options(Settings.from_env())
     if args.http_workers == 1:
         # one process: uvicorn calls the factory here; a start-up error exits 2 from inside it
-        uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port)
+        uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port, **options)
         return
     # several: check once, in a short-lived process, before uvicorn starts (and would restart) N workers
     checked = subprocess.run([sys.executable, "-m", "app.server", "--check"], check=False)
     if checked.returncode != 0:
         parser.exit(checked.returncode or 2)
-    uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port, workers=args.http_workers)
+    uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port, workers=args.http_workers, **options)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Assembles the ASGI app: settings, catalog, routers, error handler, static files.
+"""Assembles the ASGI app: settings, catalog, worker pool, routers, middleware, error handler, static files.
 
 No app is built at import time (that would read the environment and import plugins as a side
 effect of an import); servers call the factory: ``uvicorn --factory app.main:create_app``, or
@@ -7,13 +7,31 @@ effect of an import); servers call the factory: ``uvicorn --factory app.main:cre
 
 from __future__ import annotations
 
+import contextlib
+from typing import AsyncIterator
+
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from app import __version__
-from app.api import animate, devices, errors, health, imports, layers, pages, presets, receptive_field, run
-from app.core.service import Settings, default_registry
+from app.api import (
+    animate, devices, errors, health, imports, layers, middleware, openapi, pages, presets, receptive_field, run,
+)
+from app.core.service import Settings, WorkerPool, default_registry
 from app.paths import STATIC_DIR
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Workers start with the server and stop with it (SIGTERM: uvicorn drains, then this stops them)."""
+    owner = await run_in_threadpool(app.state.pool.start, 120)
+    try:
+        yield
+    finally:
+        if owner:  # a pool started by someone else (a test fixture) is theirs to stop
+            await run_in_threadpool(app.state.pool.close)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,11 +40,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Layer Explorer",
         version=__version__,
         description="Build any torch.nn layer from JSON, run it, predict its shapes, explain any output element.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
+    # the catalog is plain data here (for /api/layers); the torch work runs in the pool's workers
     app.state.registry = default_registry(settings.plugins)
+    app.state.pool = WorkerPool(settings)
     errors.install(app)
     for module in (health, devices, layers, presets, run, imports, receptive_field, animate, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    openapi.install(app)
+    # added last = outermost: the Host check comes first, and every answer carries the security headers
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+        )
+    app.add_middleware(middleware.JSONTrustedHost, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(middleware.SecurityHeaders)
     return app

@@ -41,10 +41,8 @@ def check(settings: Settings) -> None:
 
 
 def build(settings: Settings) -> FastAPI:
-    app = create_app(settings)
-    # torch initialises kernels lazily; pay that at start-up, not on the first user's request
-    service.warm_up(app.state.registry, settings)
-    return app
+    # the torch work (and its warm-up) happens in the app's worker processes, which start with it
+    return create_app(settings)
 
 
 def worker_app() -> FastAPI:

@@ -15,7 +15,8 @@ from app.main import create_app
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(memory_limit_bytes=512 * 1024**2)
+    # two worker processes are enough for the suite (and for the concurrency tests) on a small machine
+    return Settings(memory_limit_bytes=512 * 1024**2, workers=2, timeout_s=120)
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,11 @@ def registry():
 
 @pytest.fixture(scope="session")
 def app(settings):
-    return create_app(settings)
+    """The app with its worker pool started once for the session (ASGITransport runs no lifespan)."""
+    application = create_app(settings)
+    application.state.pool.start(wait=120)
+    yield application
+    application.state.pool.close()
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +48,7 @@ def api(app):
         def request(self, method: str, path: str, **kw):
             async def go():
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
                     return await c.request(method, path, **kw)
 
             return asyncio.run_coroutine_threadsafe(go(), loop).result(timeout=120)

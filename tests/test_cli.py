@@ -42,7 +42,8 @@ def test_defaults_and_plugins(monkeypatch):
     assert seen["target"] == "app.server:worker_app" and seen["factory"] is True
     assert seen["app"].state.settings.device == "cpu"
     assert "ScaledTanh" in seen["app"].state.registry
-    assert torch.get_num_threads() == cli.threads_per_worker(cli.available_cpus(), 1)
+    pool = cli.Settings.from_env().worker_count()
+    assert torch.get_num_threads() == cli.threads_per_worker(cli.available_cpus(), pool)
 
 
 def test_plugins_from_environment(monkeypatch):
@@ -92,8 +93,12 @@ def test_http_workers_get_the_options_through_the_environment(monkeypatch):
     # uvicorn needs an import string and a factory to start several processes
     assert seen["app"] == cli.WORKER_FACTORY == "app.server:worker_app"
     assert seen["factory"] is True and seen["workers"] == 2
-    threads = cli.threads_per_worker(cli.available_cpus(), 2)
+    # the CPUs are shared out over every torch worker of both HTTP processes
+    pool = cli.Settings.from_env().worker_count()
+    threads = cli.threads_per_worker(cli.available_cpus(), 2 * pool)
+    assert os.environ["LAYER_EXPLORER_HTTP_WORKERS"] == "2"
     assert os.environ["LAYER_EXPLORER_TORCH_THREADS"] == str(threads)
+    assert threads * 2 * pool <= max(cli.available_cpus(), 2 * pool)
     assert os.environ["LAYER_EXPLORER_MEMORY_LIMIT"] == "1234567"
     # what each worker process then does with that environment
     app = import_from_string(seen["app"])()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 
 from app.core import service
@@ -215,19 +217,23 @@ def test_module_nodes_carry_the_config_read_back_from_the_module(api):
             assert r.json()["output_shapes"][0] == node["shape"]
 
 
-def test_graphs_are_kept_per_network_and_shape(api, monkeypatch):
-    from collections import OrderedDict
-
-
+def test_graphs_are_kept_per_network_and_shape(monkeypatch):
+    # the cache lives in each worker process: exercise it in this one, through the service
     monkeypatch.setattr(dataflow, "_CACHE", OrderedDict())  # earlier tests may have filled it
+    registry, settings = service.default_registry(), service.Settings()
+
+    def shape(body):
+        return service.shape(registry, body, settings)["graph"]
+
     body = REQUESTS["tutorial-residual-block"]
-    first = api.post("/api/shape", json=body).json()["graph"]
+    first = shape(body)
     size = len(dataflow._CACHE)
-    again = api.post("/api/shape", json={**body, "seed": 7}).json()["graph"]
+    assert size == 1
+    again = shape({**body, "seed": 7})
     assert again == first and len(dataflow._CACHE) == size  # the seed does not change the graph
-    other = api.post("/api/shape", json={**body, "inputs": [{"shape": [3, 7, 10]}]}).json()["graph"]
+    other = shape({**body, "inputs": [{"shape": [3, 7, 10]}]})
     assert other["nodes"][0]["shape"] == [3, 7, 10] and len(dataflow._CACHE) == size + 1
-    wider = api.post("/api/shape", json={**body, "layer": {**body["layer"], "out_features": 30}}).json()["graph"]
+    wider = shape({**body, "layer": {**body["layer"], "out_features": 30}})
     assert wider["nodes"][-1]["shape"] == [5, 30]
 
 

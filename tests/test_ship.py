@@ -37,6 +37,7 @@ import pytest
 import yaml
 
 from app.cli import available_cpus, threads_per_worker
+from app.core.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
@@ -299,7 +300,8 @@ def serve(installed: Installed, command: list[str], env: dict[str, str], tmp_pat
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
+    # by the name the Deployment and compose allow (LAYER_EXPLORER_ALLOWED_HOSTS), as their probes do
+    url = f"http://localhost:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -549,7 +551,8 @@ def test_compose_environment_runs_two_http_workers_concurrently(installed, docke
     with serve(installed, container_command(stages), env, tmp_path) as server:
         workers = _spawned_workers(server.proc.pid)
         assert len(workers) == 2, workers
-        expected_threads = str(threads_per_worker(available_cpus(), 2))
+        pool = Settings.from_env(http_workers=2).worker_count()
+        expected_threads = str(threads_per_worker(available_cpus(), 2 * pool))
         for pid in workers:
             assert _environ(pid)["LAYER_EXPLORER_TORCH_THREADS"] == expected_threads
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import get_registry, get_settings, json_body
-from app.core import service
-from app.core.service import Registry, RunRequest, Settings
+from app.api.deps import in_worker, json_body
+from app.core.service import RunRequest
 
 router = APIRouter(prefix="/api", tags=["animate"])
 
@@ -19,13 +17,11 @@ _SCHEMA = {"requestBody": {"required": True, "content": {"application/json": {"s
 
 @router.post("/animate", openapi_extra=_SCHEMA, response_class=Response)
 async def animate(
-    body: Any = Depends(json_body),
+    request: Request,
+    body: bytes = Depends(json_body),
     format: Literal["gif", "webm", "mp4"] = Query("gif", description="gif, webm or mp4"),
-    registry: Registry = Depends(get_registry),
-    settings: Settings = Depends(get_settings),
 ) -> Response:
     """The sliding window of a convolution or pooling layer (the /api/run body) as an animation file."""
-    data, media_type = await run_in_threadpool(service.animate, registry, body, settings, format)
-    layer = body.get("layer", {}).get("type", "layer") if isinstance(body, dict) and isinstance(body.get("layer"), dict) else "layer"
-    name = "".join(ch for ch in str(layer) if ch.isalnum())[:40] or "layer"
-    return Response(data, media_type=media_type, headers={"content-disposition": f'attachment; filename="{name}-window.{format}"'})
+    data, media_type, name = await in_worker(request, "animate", body, fmt=format)
+    return Response(data, media_type=media_type,
+                    headers={"content-disposition": f'attachment; filename="{name}-window.{format}"'})

@@ -1,13 +1,13 @@
-"""Shared request plumbing: settings and catalog from app state, and a guarded JSON body."""
+"""Shared request plumbing: settings, catalog and worker pool from app state, and a guarded JSON body."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 from typing import Any
 
 from fastapi import Request
 
-from app.core.service import BadRequest, Registry, Settings, TooLarge
+from app.core.service import BadRequest, Registry, RequestTimeout, Settings, TooLarge, UnsupportedMediaType, WorkerPool
 
 
 def get_settings(request: Request) -> Settings:
@@ -18,51 +18,40 @@ def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
+async def in_worker(request: Request, name: str, body: Any, **options: Any) -> Any:
+    """Run one task in the worker pool; the client going away cancels it."""
+    pool: WorkerPool = request.app.state.pool
+    return await pool.call(name, body, options=options, disconnected=request.is_disconnected)
+
+
 async def json_body(request: Request) -> Any:
-    """The body as JSON, refusing oversized or too deeply nested documents before parsing."""
+    """The raw body, refusing non-JSON, oversized or slow ones; the worker that serves the request decodes it.
+
+    Reading is bounded in time (``body_timeout_s``) and size; the depth check and the parse run in the
+    worker process (:func:`app.core.body.decode_json`), so a large body never stalls the event loop.
+    """
     settings: Settings = request.app.state.settings
+    # A cross-site <form> or no-cors fetch can only send text/plain, form or multipart bodies without a
+    # CORS preflight: insisting on application/json keeps other web pages from running layers here.
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        got = f"Content-Type {content_type!r}" if content_type else "no Content-Type"
+        raise UnsupportedMediaType(f"send the request body as JSON with Content-Type: application/json (got {got})")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise TooLarge(f"the request body is {declared} bytes; the limit is {settings.max_body_bytes}")
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > settings.max_body_bytes:
-            raise TooLarge(f"the request body is larger than the limit of {settings.max_body_bytes} bytes")
+    try:
+        async with asyncio.timeout(settings.body_timeout_s):
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > settings.max_body_bytes:
+                    raise TooLarge(f"the request body is larger than the limit of {settings.max_body_bytes} bytes")
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {settings.body_timeout_s:g} s"
+        ) from None
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON object with 'layer' and 'inputs'")
-    _check_depth(raw)
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("the request body is nested too deeply") from None
-
-
-MAX_DEPTH = 64
-
-
-def _check_depth(raw: bytes | bytearray) -> None:
-    """Reject deep nesting cheaply: count brackets outside strings (bytes.translate is C-speed)."""
-    if raw.count(b"[") + raw.count(b"{") < MAX_DEPTH:
-        return
-    depth = 0
-    in_string = False
-    escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise BadRequest(f"the request body is nested deeper than {MAX_DEPTH} levels")
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
+    # Parsed in the worker (app.core.body): json.loads of a large body holds the GIL for seconds.
+    return bytes(raw)

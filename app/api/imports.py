@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Request
 
-from app.api.deps import get_registry, get_settings, json_body
-from app.core import service
-from app.core.service import Registry, Settings
+from app.api.deps import in_worker, json_body
 
 router = APIRouter(prefix="/api", tags=["import"])
 
@@ -25,10 +22,6 @@ _SCHEMA = {
 
 
 @router.post("/import", openapi_extra=_SCHEMA)
-async def import_code(
-    body: Any = Depends(json_body),
-    registry: Registry = Depends(get_registry),
-    settings: Settings = Depends(get_settings),
-) -> Any:
+async def import_code(request: Request, body: bytes = Depends(json_body)) -> Any:
     """Constructor calls of catalog layers with literal arguments -> {"layer": config, "inputs": [...]}."""
-    return await run_in_threadpool(service.import_model, registry, body, settings)
+    return await in_worker(request, "import", body)

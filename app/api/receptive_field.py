@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Request
 
-from app.api.deps import get_registry, get_settings, json_body
-from app.core import service
-from app.core.service import Registry, Settings
+from app.api.deps import in_worker, json_body
 from app.core.service import ReceptiveFieldRequest
 
 router = APIRouter(prefix="/api", tags=["receptive-field"])
@@ -23,10 +20,6 @@ _SCHEMA = {
 
 
 @router.post("/receptive-field", openapi_extra=_SCHEMA)
-async def receptive_field(
-    body: Any = Depends(json_body),
-    registry: Registry = Depends(get_registry),
-    settings: Settings = Depends(get_settings),
-) -> Any:
+async def receptive_field(request: Request, body: bytes = Depends(json_body)) -> Any:
     """Structural (and effective, |∂y/∂x|) receptive field of one element, for every node of the graph."""
-    return await run_in_threadpool(service.receptive_field, registry, body, settings)
+    return await in_worker(request, "receptive_field", body)

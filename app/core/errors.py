@@ -26,6 +26,10 @@ class LayerExplorerError(Exception):
         body.update(self.extra)
         return body
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with the response (Retry-After for a busy server)."""
+        return {}
+
 
 class BadRequest(LayerExplorerError):
     status = 400
@@ -60,3 +64,64 @@ class DeviceUnavailable(LayerExplorerError):
 
 class NotExplainable(LayerExplorerError):
     code = "not_explainable"
+
+
+class UnsupportedMediaType(LayerExplorerError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class RequestTimeout(LayerExplorerError):
+    status = 408
+    code = "request_timeout"
+
+
+class ServerBusy(LayerExplorerError):
+    """Admission control refused the request for now (queue full, memory budget in use): retry later."""
+
+    status = 503
+    code = "server_busy"
+
+    def __init__(self, detail: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.extra.get("retry_after", 1))}
+
+
+class DeadlineExceeded(LayerExplorerError):
+    status = 504
+    code = "deadline_exceeded"
+
+
+class WorkerCrashed(LayerExplorerError):
+    status = 500
+    code = "worker_crashed"
+
+
+class InternalError(LayerExplorerError):
+    status = 500
+    code = "internal_error"
+
+
+class ClientClosed(LayerExplorerError):
+    """The client went away before the answer was ready; its work was cancelled (nobody reads this)."""
+
+    status = 499
+    code = "client_closed_request"
+
+
+class Reported(LayerExplorerError):
+    """An error raised in a worker process, carried back to the web process as plain data."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(str(body.get("detail", "")), field=body.get("field"))
+        self.status = status
+        self.body = body
+        self._headers = headers or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.body)
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)

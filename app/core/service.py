@@ -9,7 +9,7 @@ from __future__ import annotations
 from app.core.catalog.plugins import PluginError
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
-from app.core.errors import BadRequest, LayerExplorerError, TooLarge
+from app.core.errors import BadRequest, LayerExplorerError, RequestTimeout, TooLarge, UnsupportedMediaType
 from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.graphs.receptive import ReceptiveFieldRequest
 from app.core.presets import presets
@@ -18,9 +18,10 @@ from app.core.running.animate import animate
 from app.core.running.devices import list_devices, resolve_device
 from app.core.running.requests import explain, npy, output_tensor, run, shape, warm_up
 from app.core.schema import ExplainRequest, RunRequest
+from app.core.workers import WorkerPool
 
 __all__ = [
-    "BadRequest", "animate", "ExplainRequest", "ReceptiveFieldRequest", "import_model", "receptive_field", "LayerExplorerError", "LayerSpec", "PluginError", "Registry", "RunRequest",
+    "BadRequest", "RequestTimeout", "UnsupportedMediaType", "WorkerPool", "animate", "ExplainRequest", "ReceptiveFieldRequest", "import_model", "receptive_field", "LayerExplorerError", "LayerSpec", "PluginError", "Registry", "RunRequest",
     "Settings", "TooLarge", "default_registry", "explain", "list_devices", "npy", "output_tensor", "presets",
     "resolve_device", "run", "shape", "warm_up",
 ]

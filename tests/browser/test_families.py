@@ -2,7 +2,7 @@
 
 import pytest
 
-from .helpers import open_view, wait_render, renders
+from .helpers import open_view, renders, wait_js, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,7 @@ def test_every_family_example_renders_cleanly(page, catalog):
         if layer["family"] == "container":
             # Sequential / Residual open the network builder (tests/browser/test_network.py).
             page.locator(f'.cat-item[data-type="{layer["type"]}"]').click()
-            page.wait_for_function("document.querySelector('#network-view').dataset.state === 'ok'")
+            wait_js(page, "document.querySelector('#network-view').dataset.state === 'ok'")
             assert page.locator("#net-diagram svg.drawing").count() == 1
             assert page.locator("#net-error").is_hidden()
             continue

@@ -8,7 +8,7 @@ import urllib.parse
 import httpx
 import pytest
 
-from .helpers import config_url, renders, wait_render
+from .helpers import config_url, renders, wait_js, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -32,13 +32,14 @@ def net_renders(page) -> int:
 
 def wait_net(page, after: int = 0, state: str | None = None) -> int:
     """Wait for the network view to draw a new response (and, if given, to be in `state`)."""
-    page.wait_for_function(
+    wait_js(
+        page,
         """([n, state]) => {
             const v = document.querySelector('#network-view');
             return Number(v.dataset.renders || 0) > n && v.getAttribute('aria-busy') === 'false' && (!state || v.dataset.state === state);
         }""",
-        arg=[after, state],
-        timeout=15_000,
+        [after, state],
+        15_000,
     )
     return net_renders(page)
 

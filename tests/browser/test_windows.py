@@ -2,7 +2,7 @@
 
 import pytest
 
-from .helpers import config_url, open_view, wait_render
+from .helpers import config_url, open_view, wait_js, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ def test_animation_plays_and_the_controls_step(page, api_run):
     panel = page.locator("#window-panel")
     assert panel.is_visible()
     assert page.locator("#win-play").get_attribute("aria-pressed") == "true"
-    page.wait_for_function("() => Number(document.querySelector('#window-panel').dataset.step) > 0", timeout=5000)
+    wait_js(page, "() => Number(document.querySelector('#window-panel').dataset.step) > 0", None, 5000)
     page.locator("#win-play").click()
     assert page.locator("#win-play").get_attribute("aria-pressed") == "false"
     page.locator("#win-scrub").fill("0")

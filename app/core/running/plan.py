@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.core import tensors
+from app.core import budget, tensors
 from app.core.catalog.args import tensor_from_json
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
@@ -203,6 +203,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
         listed = ", ".join(f"{name} {human(n)}" for name, n in parts.items() if n)
         raise refuse(f"this request needs about {human(plan.estimate_bytes)} ({listed})", plan.estimate_bytes,
                      settings.memory_limit_bytes)
+    budget.reserve(plan.estimate_bytes if enforce_limit else 0)  # the server-wide budget (a no-op outside a worker)
     return plan
 
 

@@ -91,9 +91,9 @@ def output_tensor(registry: Registry, body: Any, settings: Settings, name: str |
                          field="tensor")
 
 
-def npy(registry: Registry, body: Any, settings: Settings, name: str | None) -> tuple[str, bytes]:
+def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, bytes]:
     """``?format=npy``: the output's name and its bytes as a NumPy .npy file."""
-    out_name, t = output_tensor(registry, body, settings, name)
+    out_name, t = output_tensor(registry, body, settings, tensor)
     return out_name, tensors.npy_bytes(t)
 
 

@@ -1,0 +1,111 @@
+"""Protection for a service on localhost that any web page the user visits could otherwise reach.
+
+- Host allowlist (DNS rebinding): Starlette's ``TrustedHostMiddleware`` decides; the refusal is JSON.
+- Request bodies must be ``Content-Type: application/json`` (415 otherwise): checked where bodies are
+  read, :func:`app.api.deps.json_body`.
+- Security headers on every response: CSP (pages: only this app's own scripts, styles and fonts),
+  ``X-Content-Type-Options: nosniff``, ``Referrer-Policy``, ``frame-ancestors 'none'``,
+  ``Cross-Origin-Resource-Policy: same-origin``.
+
+CORS is off unless ``LAYER_EXPLORER_CORS_ORIGINS`` names origins (see :func:`app.main.create_app`).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The app's pages: scripts, styles and fonts from this origin only. Style *attributes* stay allowed:
+# KaTeX writes its layout as inline style attributes and the SVG export copies computed styles onto
+# the copy it saves; neither can run script.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; manifest-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from jsDelivr and start them inline.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "font-src https://fonts.gstatic.com; worker-src blob:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+def _host_pattern(host: str) -> str:
+    """'localhost:8000' -> 'localhost', '[::1]:8000' -> '[::1]': TrustedHostMiddleware compares hosts without ports."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.index("]") + 1] if "]" in host else host
+    if host.count(":") == 1:
+        return host.split(":", 1)[0]
+    return host
+
+
+class JSONTrustedHost:
+    """Starlette's TrustedHostMiddleware decides whether the Host header is allowed; a refusal is JSON 400."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = [_host_pattern(h) for h in allowed_hosts] or ["localhost"]
+        self.check = TrustedHostMiddleware(self._passed, allowed_hosts=self.allowed, www_redirect=False)
+
+    @staticmethod
+    async def _passed(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["layer_explorer.host_ok"] = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+
+        async def discard(message: Message) -> None:
+            return None
+
+        await self.check(scope, receive, discard)
+        if scope.pop("layer_explorer.host_ok", False):
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host")
+        response = JSONResponse(
+            {"detail": f"this server does not answer to the host {host!r}; it answers to "
+                       f"{', '.join(self.allowed)} (LAYER_EXPLORER_ALLOWED_HOSTS)",
+             "error": "bad_host", "field": None},
+            status_code=400,
+        )
+        await response(scope, receive, send)
+
+
+class SecurityHeaders:
+    """nosniff, Referrer-Policy, CORP and a Content-Security-Policy on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+                if path in DOCS_PATHS:
+                    csp = DOCS_CSP
+                elif headers.get("content-type", "").startswith("text/html"):
+                    csp = PAGE_CSP
+                else:
+                    csp = OTHER_CSP
+                headers.setdefault("Content-Security-Policy", csp)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,132 @@
+"""One memory budget for the whole server: the hook that ``engine.plan_request`` calls.
+
+``reserve(nbytes)`` is called once a request's memory estimate is known. In a plain process (tests,
+scripts, the CLI's warm-up) nothing is installed and it does nothing. In a worker process the pool
+installs a shared ledger: one int64 slot per task the pool may run at once, plus one cell for the peak
+of the sum. A reservation is admitted only while the sum over all slots plus ``nbytes`` fits in the
+budget; otherwise the request is refused with 503 (``ServerBusy``) and may be retried.
+
+The parent owns the accounting: it hands each task a slot and zeroes that slot when the task ends in
+any way, including its worker being killed; the worker zeroes it too when a task returns normally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from app.core.errors import ServerBusy, TooLarge
+
+
+@dataclass
+class Ledger:
+    """The shared state: ``cells`` is a raw shared int64 array (slots, then the peak), ``lock`` guards admission."""
+
+    cells: Any
+    lock: Any
+    limit: int
+
+    @property
+    def slots(self) -> int:
+        return len(self.cells) - 1
+
+    def in_use(self) -> int:
+        return sum(self.cells[i] for i in range(self.slots))
+
+    def peak(self) -> int:
+        return int(self.cells[self.slots])
+
+    def clear(self, slot: int) -> None:
+        # One aligned 8-byte store: readers see the old value or zero, never a torn one, so no lock
+        # is needed to release (and a lock held by a killed worker can never block a release).
+        self.cells[slot] = 0
+
+
+_ledger: Ledger | None = None
+_slot: int | None = None
+#: the lock guards a few arithmetic operations; one held this long belongs to a dead process
+STALE_LOCK_S = 2.0
+
+
+@contextlib.contextmanager
+def _acquire(lock: Any) -> Iterator[None]:
+    """Hold the ledger lock, breaking it if its holder died inside the critical section.
+
+    Blocking SIGTERM covers this thread only: a signal delivered to one of torch's threads, or a
+    SIGKILL, can still end a worker that holds the lock. A multiprocessing Lock has no owner, so it
+    can be released here and taken again; without this, every later request would wait for ever.
+    """
+    if not lock.acquire(timeout=STALE_LOCK_S):
+        try:
+            lock.release()
+        except ValueError:  # released meanwhile
+            pass
+        if not lock.acquire(timeout=STALE_LOCK_S):
+            raise ServerBusy("the server's memory ledger is busy; retry shortly")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def install(ledger: Ledger | None) -> None:
+    """Called once in each worker process by the pool's initializer."""
+    global _ledger
+    _ledger = ledger
+
+
+def begin(slot: int | None) -> None:
+    """The task about to run in this process owns ``slot``."""
+    global _slot
+    _slot = slot
+
+
+def end() -> None:
+    """The task is over: give its reservation back."""
+    global _slot
+    if _ledger is not None and _slot is not None:
+        _ledger.clear(_slot)
+    _slot = None
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def reserve(nbytes: int) -> None:
+    """Count ``nbytes`` against the server's budget for the running task, or refuse the request."""
+    ledger, slot = _ledger, _slot
+    if ledger is None or slot is None or nbytes <= 0:
+        return
+    if nbytes > ledger.limit:
+        raise TooLarge(
+            f"this request needs about {_human(nbytes)}; the whole server's memory budget is {_human(ledger.limit)}",
+            estimate_bytes=int(nbytes),
+            limit_bytes=ledger.limit,
+        )
+    # SIGTERM (how the pool stops a worker past its deadline) waits until the lock is released, so a
+    # killed worker does not leave the lock held (see _acquire for when it still could).
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        with _acquire(ledger.lock):
+            others = ledger.in_use() - ledger.cells[slot]
+            if others + ledger.cells[slot] + nbytes > ledger.limit:
+                raise ServerBusy(
+                    f"the server is busy: this request needs about {_human(nbytes)} and "
+                    f"{_human(others)} of the {_human(ledger.limit)} memory budget is in use by other "
+                    "requests; retry shortly",
+                    estimate_bytes=int(nbytes),
+                    budget_bytes=ledger.limit,
+                )
+            ledger.cells[slot] += nbytes
+            total = others + ledger.cells[slot]
+            if total > ledger.cells[ledger.slots]:
+                ledger.cells[ledger.slots] = total
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

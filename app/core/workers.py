@@ -1,0 +1,477 @@
+"""The torch work runs in a pool of worker processes; the web process only waits for answers.
+
+Why processes: a request can crash libtorch (a segfault takes the whole process with it), run for
+hours inside one C++ kernel (a thread cannot be stopped, a process can), or draw from torch's
+process-global RNG while another request seeds it. In a worker each request has the process to itself,
+and the pool kills and replaces a worker that crashes or runs past the deadline.
+
+The pool is `pebble <https://pypi.org/project/Pebble/>`_'s ``ProcessPool``: a per-task timeout that
+kills and replaces the worker, ``future.cancel()`` that stops a running task, a crashed worker
+reported as ``ProcessExpired`` for that task only while the others keep running, and an initializer
+per worker. (loky's reusable executor has no per-task timeout and breaks the whole executor when a
+worker dies, failing every other request in flight.) Workers are forked by a *forkserver*: a clean,
+single-threaded process that has imported torch but never run a kernel. Forking the web process
+itself, with its threads (and possibly torch's thread pools), would be unsafe.
+
+Admission happens here, in the parent, before pebble sees a task: at most one task per worker is
+handed to pebble, so a request that is abandoned while it waits is simply dropped (nothing to kill),
+and at most ``settings.queue`` requests may wait (more: 503 with Retry-After). Each running task owns
+one slot of the memory-budget ledger (:mod:`app.core.budget`); the parent zeroes the slot when the
+task ends in any way, including its worker being killed.
+
+Tasks are dispatched by name (``"run"``, ``"shape"``, ``"explain"``, ``"npy"``): plain request data
+and :class:`Settings` in, plain data (or ``.npy`` bytes) out. Nothing here imports the web framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Awaitable, Callable
+
+import torch
+from pebble import ProcessExpired, ProcessPool
+
+from app.core import body as body_mod
+from app.core import budget
+from app.core.graphs.endpoints import import_model, receptive_field
+from app.core.running import requests
+from app.core.running.animate import animate
+from app.core.config import Settings
+from app.core.errors import (
+    ClientClosed,
+    DeadlineExceeded,
+    InternalError,
+    LayerExplorerError,
+    Reported,
+    ServerBusy,
+    WorkerCrashed,
+)
+from app.core.registry import default_registry
+
+# ---------------------------------------------------------------------------------------------
+# inside a worker process
+# ---------------------------------------------------------------------------------------------
+
+_registry = None
+_skip: Any = None  # per slot: 1 when the web process gave up on a task before a worker picked it up
+_pids: Any = None  # per slot: the PID of the worker running its task
+
+
+def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger, skip: Any, pids: Any) -> None:
+    """Runs once in each new worker: torch threads, the catalog (with plugins), the budget, warm kernels."""
+    global _registry, _skip, _pids
+    _skip, _pids = skip, pids
+    # pebble installs a Python SIGTERM handler, which only runs once a running torch kernel returns;
+    # the default action stops a worker past its deadline at once, whatever it is doing.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    torch.set_num_threads(threads)
+    _registry = default_registry(settings.plugins)
+    budget.install(ledger)
+    requests.warm_up(_registry, settings)
+
+
+def _animate(registry: Any, body: Any, settings: Settings, fmt: str) -> tuple[bytes, str, str]:
+    """The animation's bytes and media type, and a file name stem from the layer's type."""
+    data, media_type = animate(registry, body, settings, fmt)
+    layer = body.get("layer") if isinstance(body, dict) else None
+    kind = layer.get("type", "layer") if isinstance(layer, dict) else "layer"
+    return data, media_type, "".join(ch for ch in str(kind) if ch.isalnum())[:40] or "layer"
+
+
+TASKS: dict[str, Callable[..., Any]] = {
+    "run": requests.run,
+    "shape": requests.shape,
+    "explain": requests.explain,
+    "npy": requests.npy,
+    "animate": _animate,
+    "receptive_field": receptive_field,
+    "import": import_model,
+}
+
+
+def _task(name: str, body: Any, settings: Settings, slot: int | None, options: dict[str, Any]) -> tuple[Any, ...]:
+    """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
+    if _skip is not None and slot is not None and _skip[slot]:
+        return ("skipped",)  # its client is gone: nothing to do (and no reason to kill this worker)
+    if _pids is not None and slot is not None:
+        _pids[slot] = os.getpid()
+    budget.begin(slot)
+    try:
+        if isinstance(body, (bytes, bytearray)):
+            body = body_mod.decode_json(bytes(body))
+        return ("ok", TASKS[name](_registry or default_registry(settings.plugins), body, settings, **options))
+    except LayerExplorerError as exc:
+        return ("error", exc.status, exc.to_dict(), exc.headers())
+    except Exception:  # noqa: BLE001 - a bug: the traceback goes to the server log, not to the client
+        traceback.print_exc(file=sys.stderr)
+        return ("error", 500, InternalError(f"the server failed on this {name} request (an internal error; "
+                                            "the server log has the details)").to_dict(), {})
+    finally:
+        budget.end()
+        if _pids is not None and slot is not None:
+            _pids[slot] = -1  # finished: nothing of this task is left in this process
+
+
+def _ping() -> int:
+    return os.getpid()
+
+
+# ---------------------------------------------------------------------------------------------
+# in the web process
+# ---------------------------------------------------------------------------------------------
+
+
+# Imported once by the forkserver, so a new worker starts with them: this module, and what torch imports
+# lazily on the first meta-device forward (decompositions pull in dynamo and sympy, about 2 s). Imports
+# only: no kernel runs there, so no thread pool exists when the forkserver forks.
+PRELOAD = ["app.core.workers", "app.core.networks.containers", "app.core.explaining.windows", "torch._dynamo",
+           "torch._decomp.decompositions", "sympy"]
+
+
+def _dispose(pool: ProcessPool) -> None:
+    pool.stop()
+    try:
+        pool.join(timeout=10)
+    except (TimeoutError, FutureTimeout, RuntimeError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie no longer counts: its memory is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "it stopped unexpectedly"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class WorkerPool:
+    """Worker processes with a bounded wait queue, a deadline per request and one shared memory budget."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.size = settings.worker_count()
+        # the CPUs shared out over every worker of every HTTP process, so that busy workers do not
+        # oversubscribe the cores
+        self.threads = settings.worker_threads()
+        # forkserver: a clean single-threaded process that has imported torch and PRELOAD once (never run a
+        # kernel) forks each worker, so a replacement is ready in ~0.2 s instead of ~3 s re-importing torch.
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(PRELOAD)
+        self._lock = threading.Lock()
+        self._pool: ProcessPool | None = None
+        self._free: list[int] = []
+        self._waiting: collections.deque[Future] = collections.deque()
+        self._closed = False
+        self.ledger: budget.Ledger | None = None
+        self._started: Future | None = None
+        self._skip: Any = None
+        self._pids: Any = None
+        self._dying: dict[int, bool] = {}  # slots whose cancelled task's worker is being stopped
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self, wait: float = 0) -> bool:
+        """Start the worker processes (idempotent; the first request starts them if nobody did).
+
+        With ``wait``, block up to that many seconds until a worker answers (the server's start-up).
+        True when this call started them (its caller then owns :meth:`close`).
+        """
+        with self._lock:
+            fresh = self._pool is None and not self._closed
+            if fresh:
+                self._started = self._start()
+                atexit.register(self.close)
+            started = self._started
+        if wait and started is not None:
+            try:
+                started.result(timeout=wait)
+            except (FutureTimeout, TimeoutError):
+                print(f"layer-explorer: no worker process was ready after {wait:g} s", file=sys.stderr)
+        return fresh
+
+    def _start(self) -> Future:
+        cells = self._ctx.RawArray("q", self.size + 1)
+        self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
+        self._skip = self._ctx.RawArray("b", self.size)
+        self._pids = self._ctx.RawArray("q", self.size)
+        self._free = list(range(self.size))
+        return self._new_pool()
+
+    def _new_pool(self) -> Future:
+        self._pool = ProcessPool(
+            max_workers=self.size,
+            initializer=_init_worker,
+            initargs=(self.settings, self.threads, self.ledger, self._skip, self._pids),
+            context=self._ctx,
+        )
+        # scheduling starts pebble's manager threads, which launch every worker now, not on first use
+        return self._pool.schedule(_ping)
+
+    def _live_pool(self) -> ProcessPool | None:
+        """The pebble pool, replaced first if it has failed.
+
+        pebble gives up on the whole pool when a worker dies while no task runs (killed while idle, e.g.
+        by the kernel's OOM killer, or a failed start); its tasks in flight then fail with
+        BrokenProcessPool (answered 500). A new pool is started for the requests that follow.
+        """
+        with self._lock:
+            old = self._pool
+            if old is None or self._closed or old.active:
+                return old
+            print("layer-explorer: the worker pool failed (a worker died while idle); starting a new one",
+                  file=sys.stderr)
+            self._new_pool()
+            pool = self._pool
+        threading.Thread(target=_dispose, args=(old,), name="dispose-pool", daemon=True).start()
+        return pool
+
+    def close(self) -> None:
+        """Refuse new work, drop waiting requests, stop the workers (running tasks are killed)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            pool = self._pool
+        for ticket in waiting:
+            ticket.cancel()
+        if pool is not None:
+            _dispose(pool)
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the current worker processes (for tests and the load benchmark)."""
+        pool = self._pool
+        if pool is None:
+            return []
+        return list(pool._pool_manager.worker_manager.workers)  # pebble keeps no public list
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            running = self.size - len(self._free) if self._pool is not None else 0
+            waiting = len(self._waiting)
+        ledger = self.ledger
+        return {
+            "workers": self.size,
+            "running": running,
+            "waiting": waiting,
+            "queue": self.settings.queue,
+            "reserved_bytes": ledger.in_use() if ledger else 0,
+            "peak_reserved_bytes": ledger.peak() if ledger else 0,
+            "budget_bytes": ledger.limit if ledger else self.settings.memory_budget(),
+        }
+
+    # -- admission --------------------------------------------------------------------------
+
+    def _admit(self) -> Future:
+        """A ticket that resolves to a budget slot once a worker is free; 503 when the queue is full."""
+        ticket: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise ServerBusy("the server is shutting down; retry shortly", retry_after=2)
+            if self._free and not self._waiting:
+                ticket.set_running_or_notify_cancel()
+                ticket.set_result(self._free.pop())
+            elif len(self._waiting) >= self.settings.queue:
+                raise ServerBusy(
+                    f"the server is busy: all {self.size} workers are running and {len(self._waiting)} "
+                    f"requests are waiting (the queue holds {self.settings.queue}); retry shortly",
+                    retry_after=1,
+                )
+            else:
+                self._waiting.append(ticket)
+        return ticket
+
+    def _release(self, slot: int) -> None:
+        """A task is over (done, failed, timed out, cancelled, crashed): its slot goes to the next in line.
+
+        A cancelled task's future is done at once, while its worker lives on until pebble kills it (up to
+        a tenth of a second later): its reservation is kept until that process is gone.
+        """
+        with self._lock:
+            dying = self._dying.pop(slot, False)
+        if dying:
+            threading.Thread(target=self._release_after_exit, args=(slot,), name="release", daemon=True).start()
+            return
+        self._release_now(slot)
+
+    def _release_after_exit(self, slot: int) -> None:
+        # The worker writes its PID as it starts the task and -1 when the task ends (it may have ended just
+        # as it was cancelled); one killed before it started never allocated anything.
+        deadline = time.monotonic() + 0.5
+        while not self._pids[slot] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = int(self._pids[slot])
+        deadline = time.monotonic() + 10
+        while pid > 0 and self._pids[slot] == pid and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._release_now(slot)
+
+    def _release_now(self, slot: int) -> None:
+        if self.ledger is not None:
+            self.ledger.clear(slot)
+        with self._lock:
+            while self._waiting:
+                ticket = self._waiting.popleft()
+                if ticket.set_running_or_notify_cancel():  # False: it was abandoned meanwhile
+                    ticket.set_result(slot)
+                    return
+            self._free.append(slot)
+
+    def _abandon(self, ticket: Future) -> None:
+        with self._lock:
+            if ticket in self._waiting:
+                self._waiting.remove(ticket)
+                ticket.cancel()
+                return
+        if ticket.done() and not ticket.cancelled():  # granted, but its task was never scheduled
+            self._release(ticket.result())
+
+    # -- one request ------------------------------------------------------------------------
+
+    async def call(
+        self,
+        name: str,
+        body: Any,
+        *,
+        options: dict[str, Any] | None = None,
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Any:
+        """Run task ``name`` on ``body`` in a worker; raises a LayerExplorerError for every failure.
+
+        ``disconnected`` is polled while waiting: when the client has gone, its work is cancelled
+        (a running worker is killed and replaced). The deadline counts from arrival, waiting included.
+        """
+        if name not in TASKS:
+            raise KeyError(name)
+        self.start()
+        loop = asyncio.get_running_loop()
+        timeout = self.settings.timeout_s
+        deadline = loop.time() + timeout
+        ticket = self._admit()
+        future: Future | None = None
+        try:
+            await self._wait(ticket, deadline, disconnected)
+            if not ticket.done():
+                raise DeadlineExceeded(
+                    f"no worker became free within the server's deadline of {timeout:g} s "
+                    "(LAYER_EXPLORER_TIMEOUT); the server is busy, retry shortly",
+                    timeout_s=timeout,
+                )
+            slot = ticket.result()
+            pool = self._live_pool()
+            if pool is None or self._closed:
+                self._release(slot)
+                raise ServerBusy("the server is shutting down; retry shortly", retry_after=2)
+            remaining = max(deadline - loop.time(), 0.05)
+            self._skip[slot] = 0
+            self._pids[slot] = 0  # written by the worker that starts the task
+            future = pool.schedule(_task, args=(name, body, self.settings, slot, options or {}), timeout=remaining + 1)
+            future.add_done_callback(lambda _f, s=slot: self._release(s))
+            await self._wait(future, deadline, disconnected)
+            if not future.done():
+                self._stop(future, slot)
+                raise DeadlineExceeded(
+                    f"this request ran past the server's deadline of {timeout:g} s (LAYER_EXPLORER_TIMEOUT); "
+                    "its worker was stopped and replaced. Try a smaller input or layer",
+                    timeout_s=timeout,
+                )
+        except BaseException:
+            # Deadline, disconnect, or the request's task was cancelled (client gone, server stopping).
+            if future is not None:
+                self._stop(future, slot)
+            else:
+                self._abandon(ticket)
+            raise
+        return self._outcome(future, name, timeout)
+
+    def _stop(self, future: Future, slot: int) -> None:
+        """Stop a task: a running one is cancelled (pebble kills its worker, which is replaced); one still
+        in the pipe to the workers is marked, so the worker that picks it up returns at once, unkilled."""
+        if future.done():
+            return
+        if not future.running():
+            self._skip[slot] = 1
+            if not future.running():
+                return
+        with self._lock:
+            self._dying[slot] = True
+        future.cancel()
+
+    async def _wait(self, future: Future, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None) -> None:
+        """Wait for ``future`` until the deadline; raise ClientClosed when the client goes away."""
+        loop = asyncio.get_running_loop()
+        waiter = asyncio.Event()
+        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(waiter.set) if not loop.is_closed() else None)
+        while not future.done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(waiter.wait(), timeout=min(remaining, 0.25))
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
+            if not future.done() and disconnected is not None and await disconnected():
+                raise ClientClosed("the client closed the connection; its work was cancelled")
+
+    @staticmethod
+    def _outcome(future: Future, name: str, timeout: float) -> Any:
+        try:
+            outcome = future.result()
+        except ProcessExpired as exc:
+            raise WorkerCrashed(
+                f"the worker process running this {name} request crashed ({_describe_exit(exc.exitcode)}); "
+                "it has been replaced and other requests were not affected",
+                exit_code=exc.exitcode,
+            ) from None
+        except FutureTimeout:
+            raise DeadlineExceeded(
+                f"this request ran past the server's deadline of {timeout:g} s (LAYER_EXPLORER_TIMEOUT); "
+                "its worker was stopped and replaced. Try a smaller input or layer",
+                timeout_s=timeout,
+            ) from None
+        except CancelledError:
+            raise ServerBusy("the request was cancelled as the server stopped; retry shortly", retry_after=2) from None
+        except BrokenProcessPool:
+            raise WorkerCrashed(f"the worker pool failed while running this {name} request") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back
+            print(f"layer-explorer: {name} task failed in the pool: {exc!r}", file=sys.stderr)
+            raise InternalError(f"the server failed on this {name} request (an internal error)") from None
+        if outcome[0] == "ok":
+            return outcome[1]
+        if outcome[0] == "skipped":
+            raise ClientClosed("the request was given up before a worker started it")
+        _, status, body, headers = outcome
+        raise Reported(status, body, headers)
