@@ -28,7 +28,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch
 from app.core.networks.containers import check_structure, predict
 from app.core.networks.trace import tracing
-from app.core.networks.tree import LayerNode, build, resolve
+from app.core.networks.tree import LayerNode, build, resolve, walk
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import human, refuse, response_bytes, tensor_bytes, workspace_bytes
 from app.core.schema import RunRequest, TensorInput
@@ -194,7 +194,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
     # Formula first: a layer's own formula answers in microseconds at any size, while a meta pass
     # costs time that grows with the sizes (hours for a deep LSTM over a long sequence). The meta
     # device is asked only where there is no formula, or when checking formulas against it.
-    if predicted is None or settings.meta_check:
+    if predicted is None or settings.meta_check or _needs_meta_trace(plan):
         with collect_warnings(caught):
             plan.meta_shapes = _meta_forward(plan)
     parts = estimate(plan, settings, param_bytes=param_bytes, input_bytes=input_bytes)
@@ -205,6 +205,16 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
                      settings.memory_limit_bytes)
     budget.reserve(plan.estimate_bytes if enforce_limit else 0)  # the server-wide budget (a no-op outside a worker)
     return plan
+
+
+def _needs_meta_trace(plan: Plan) -> bool:
+    """Layers built of submodules by their own forward() (SimpleResidualBlock, a transformer layer, a
+    plugin) have no predicted trace for those submodules: the trace then comes from a meta pass,
+    unless a recurrent layer inside would make that pass slow."""
+    configured = sum(1 for _ in walk(plan.node))
+    if sum(1 for _ in plan.meta.modules()) <= configured:
+        return False
+    return not any(isinstance(m, nn.RNNBase) for m in plan.meta.modules())
 
 
 def _calls(plan: Plan) -> list[tuple[nn.Module, list[list[int]], list[list[int]]]]:

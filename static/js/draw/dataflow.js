@@ -39,25 +39,34 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
       .attr("data-path", node.path ?? "")
       .attr("transform", `translate(${n.x},${n.y})`);
     const title = `${node.path ? `${node.path}: ` : ""}${node.type || node.label}${node.shape ? ` → ${JSON.stringify(node.shape)}` : ""}`;
-    ng.append("title").text(title);
+    const tip = ng.append("title").text(title);
+    // the accessible name starts with the text the node shows (WCAG 2.5.3, label in name)
+    let shown = "+";
     if (n.kind === "add") {
       ng.append("circle").attr("class", "df-box").attr("cx", n.w / 2).attr("cy", n.h / 2).attr("r", n.w / 2);
       ng.append("text").attr("class", "df-add").attr("x", n.w / 2).attr("y", n.h / 2 + 6).attr("text-anchor", "middle").text("+");
     } else if (n.kind === "module") {
       ng.append("rect").attr("class", "df-box").attr("width", n.w).attr("height", n.h).attr("rx", 6);
-      ng.append("text").attr("class", "df-type").attr("x", n.w / 2).attr("y", 18).attr("text-anchor", "middle").text(node.label);
+      // the trailing space is not drawn (SVG collapses it) but keeps "Conv2d" and the path two words
+      // in the node's text, which its accessible name repeats
+      ng.append("text").attr("class", "df-type").attr("x", n.w / 2).attr("y", 18).attr("text-anchor", "middle").text(`${node.label} `);
       ng.append("text").attr("class", "df-path").attr("x", n.w / 2).attr("y", 34).attr("text-anchor", "middle").text(node.path || "");
+      shown = `${node.label} ${node.path || ""}`.trim();
     } else {
       ng.append("rect").attr("class", "df-box").attr("width", n.w).attr("height", n.h).attr("rx", n.h / 2);
       const text = n.kind === "io" && node.shape ? `${node.label} ${JSON.stringify(node.shape).replaceAll(",", ", ").replace("[", "(").replace("]", ")")}` : node.label;
       ng.append("text").attr("class", "df-label").attr("x", n.w / 2).attr("y", n.h / 2 + 4).attr("text-anchor", "middle").text(text);
+      shown = text;
     }
     // a module opens in the layer view; any other node with a shape (⊕, relu, the output) is chosen
     // for the receptive field
     const act = pick ? onPick : onOther && node.shape && node.op !== "input" ? onOther : null;
     if (act) {
       ng.classed("pickable", true).attr("role", "button").attr("tabindex", 0);
-      ng.attr("aria-label", pick ? `open ${title}` : `receptive field of ${title}`);
+      ng.attr("aria-label", `${shown}: ${pick ? "open in the layer view" : "choose for the receptive field"} (${title})`);
+      // a button's tooltip would be read as part of its text, ahead of what it shows: the label has it
+      tip.remove();
+      ng.attr("data-tip", title);
       ng.on("click", (ev) => act(node, ev));
       ng.on("keydown", (ev) => {
         if (ev.key === "Enter" || ev.key === " ") {

@@ -20,7 +20,7 @@ export function drawGrid(container, grid, { mode = "structural", label = "", onP
     .attr("width", w + 2)
     .attr("height", h + 2)
     .attr("viewBox", `-1 -1 ${w + 2} ${h + 2}`)
-    .attr("role", onPick ? "grid" : "img")
+    .attr("role", onPick ? "group" : "img")
     .attr("aria-label", label);
   const data = [];
   for (let r = 0; r < grid.rows; r++) for (let c = 0; c < grid.cols; c++) data.push({ r, c, v: grid.values ? grid.values[r * grid.cols + c] : 0 });
@@ -37,7 +37,11 @@ export function drawGrid(container, grid, { mode = "structural", label = "", onP
     .attr("class", (d) => (d.v > 0 ? "rf-on" : "rf-off"))
     .attr("fill", (d) => (onPick ? "#e2e8f0" : mode === "effective" ? heatColor(d.v) : d.v > 0 ? ON : OFF));
   if (onPick) {
-    rects.attr("tabindex", 0).attr("role", "gridcell").style("cursor", "pointer");
+    rects
+      .attr("tabindex", 0)
+      .attr("role", "button")
+      .attr("aria-label", (d) => `element row ${d.r}, column ${d.c}`)
+      .style("cursor", "pointer");
     rects.on("click", (ev, d) => onPick(d.r, d.c));
     rects.on("keydown", (ev, d) => {
       if (ev.key === "Enter" || ev.key === " ") {
