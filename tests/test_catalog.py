@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from torch import nn
 
@@ -78,3 +81,79 @@ def test_entry_is_documented(spec):
     assert d["example"]["layer"]["type"] == spec.type
     for p in d["params"]:
         assert p["type"] in {"int", "float", "bool", "str", "ints", "floats", "int_list", "float_list", "tensor", "layer", "layers"}
+
+
+# ---------------------------------------------------------------------------------------------
+# facts the client reads instead of matching type names
+# ---------------------------------------------------------------------------------------------
+
+FACTS = {"explain", "container", "slots", "chain", "spatial_rank", "dtypes", "diagram", "fit_to_input", "fit_to_output"}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)
+def test_entry_publishes_the_facts_the_client_needs(spec):
+    d = spec.to_dict()
+    assert FACTS <= set(d)
+    assert d["explain"] in (None, "linear", "bilinear", "conv", "transposed", "pool")
+    assert d["diagram"] in ("linear", "bilinear", "blocks", "generic")
+    assert set(d["dtypes"]) == {"float32", "float64", "float16", "bfloat16"}
+    names = {p["name"] for p in d["params"]}
+    for fit in d["fit_to_input"] + d["fit_to_output"]:
+        assert fit["param"] in names and isinstance(fit["dim"], int)
+
+
+@pytest.mark.parametrize("type_name, param, dim", [
+    ("Linear", "in_features", -1), ("Bilinear", "in1_features", -1), ("BasicLinear", "input_features", -1),
+    ("Conv1d", "in_channels", -2), ("Conv2d", "in_channels", -3), ("ConvTranspose3d", "in_channels", -4),
+    ("BatchNorm1d", "num_features", 1), ("BatchNorm2d", "num_features", -3), ("GroupNorm", "num_channels", 1),
+    ("LayerNorm", "normalized_shape", -1), ("LSTM", "input_size", -1),
+])
+def test_fit_to_input_follows_the_input_shape(type_name, param, dim):
+    fits = {f["param"]: f for f in REGISTRY.get(type_name).to_dict()["fit_to_input"]}
+    assert fits[param]["dim"] == dim
+
+
+def test_fits_agree_with_torch():
+    # a layer set by fit_to_input from its example input builds and runs on that input
+    for spec in SPECS:
+        d = spec.to_dict()
+        shapes = [i.get("shape") for i in d["example"]["inputs"]]
+        if not d["fit_to_input"] or not shapes or shapes[0] is None:
+            continue
+        layer = dict(d["example"]["layer"])
+        for fit in d["fit_to_input"]:
+            size = shapes[0][fit["dim"]]
+            layer[fit["param"]] = [size] if fit["as"] == "list" else size
+        assert layer == {**d["example"]["layer"], **{k: layer[k] for k in layer}}
+        service.run(REGISTRY, {**d["example"], "layer": layer}, SETTINGS)
+
+
+def test_spatial_rank_and_containers():
+    assert REGISTRY.get("Conv3d").to_dict()["spatial_rank"] == 3
+    assert REGISTRY.get("MaxPool1d").to_dict()["spatial_rank"] == 1
+    assert REGISTRY.get("Linear").to_dict()["spatial_rank"] is None
+    seq, res = REGISTRY.get("Sequential").to_dict(), REGISTRY.get("Residual").to_dict()
+    assert seq["container"] and seq["chain"] and seq["slots"] == {"layers": ""}
+    assert res["container"] and not res["chain"] and res["slots"] == {"body": "body", "shortcut": "shortcut"}
+    assert not REGISTRY.get("SimpleResidualBlock").to_dict()["container"]
+    assert REGISTRY.get("Conv2d").to_dict()["diagram"] == "blocks"
+    assert REGISTRY.get("MaxPool2d").to_dict()["explain"] == "pool"
+    assert REGISTRY.get("LSTM").to_dict()["diagram"] == "generic"
+
+
+def test_client_matches_no_layer_type_names():
+    # the client decides by catalog facts (container, chain, diagram, explain, spatial_rank, fits); a
+    # comparison with a type name, a set of names or a pattern over names would be a second copy of one
+    static = Path(__file__).parent.parent / "static" / "js"
+    types = {spec.type for spec in SPECS}
+    literal = re.compile(r"""["'`]([A-Za-z0-9]+)["'`]""")
+    decides = re.compile(r"""[!=]==?|\.has\(|new Set\(|\bcase\b|\.includes\(""")
+    name_pattern = re.compile(r"""/[^/\n]*(Conv|Pool|Linear|Norm|LSTM|Sequential|Residual)[^/\n]*/\.test\(|\[123\]\)?d""")
+    found = []
+    for path in static.rglob("*.js"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("//", 1)[0]
+            named = [w for w in literal.findall(code) if w in types]
+            if (named and decides.search(code)) or name_pattern.search(code):
+                found.append(f"{path.relative_to(static)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -9,7 +9,7 @@ import { createLayerView } from "./views/layer-view.js";
 import { createNetworkView } from "./views/network-view.js";
 import { wireCopy } from "./ui/params.js";
 import { deepCopy } from "./util/format.js";
-import { isContainer, childRequest, withChild } from "./net/model.js";
+import { isContainer, childRequest, setCatalog, withChild } from "./net/model.js";
 
 const statusEl = document.querySelector("#status");
 function setStatus(text, kind = "ok") {
@@ -43,6 +43,7 @@ async function boot() {
     return;
   }
   const byType = new Map(catalog.layers.map((l) => [l.type, l]));
+  setCatalog(catalog); // the network model reads container facts from it
 
   // Device and dtype are the user's machine choice, not part of a layer or preset: keep them.
   function keepMachine(request) {

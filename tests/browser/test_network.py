@@ -300,7 +300,7 @@ def test_network_model_is_pure(page):
     page.goto("/")
     wait_render(page)
     out = page.evaluate(
-        """import('/static/js/net/model.js').then(m => {
+        """Promise.all([import('/static/js/net/model.js'), fetch('/api/layers/Conv2d').then(r => r.json())]).then(([m, conv]) => {
             const req = {layer: {type: "Sequential", layers: [
                 {type: "Linear", in_features: 4, out_features: 5, name: "fc"},
                 {type: "Residual", body: [{type: "Linear", in_features: 6, out_features: 5}], shortcut: null}]},
@@ -315,8 +315,8 @@ def test_network_model_is_pure(page):
               wrapped: m.wrapResidual(req, "layer.layers[0]").request.layer.layers[0],
               moved: m.move(req, "layer.layers[1]", -1).field,
               child: m.childRequest(req, "layer.layers[0]", [[2, 4]]),
-              fit: m.fitToInput({type: "Conv2d", in_channels: 3, out_channels: 8, kernel_size: 3},
-                                {params: [{name: "in_channels"}, {name: "out_channels"}]}, [1, 6, 14, 14]),
+              // which argument follows which input dimension is the catalog's fact (fit_to_input)
+              fit: m.fitToInput({type: "Conv2d", in_channels: 3, out_channels: 8, kernel_size: 3}, conv, [1, 6, 14, 14]),
             };
         })"""
     )

@@ -209,6 +209,7 @@ class LayerSpec:
             "windows": self.windows,
             "container": self.container is not None,
             "slots": dict(self.container.slots) if self.container else None,
+            "chain": bool(self.container and self.container.chain),
             "spatial_rank": self.spatial_rank,
             "dtypes": list(DTYPES),
             "diagram": self.diagram,

@@ -87,8 +87,15 @@ def _scope(stack: Any, own: str | None) -> list[dict[str, str]]:
     for key, value in (stack or {}).items():
         path, cls = value if isinstance(value, tuple) else (key, value)
         if path != own and path:
-            out.append({"path": str(path), "type": getattr(cls, "__name__", str(cls))})
+            out.append(_scope_entry(str(path), cls))
     return out
+
+
+def _scope_entry(path: str, cls: Any) -> dict[str, Any]:
+    """An enclosing module; ``chain``: it only passes each child's output to the next (nn.Sequential),
+    so a drawing need not frame it."""
+    chain = isinstance(cls, type) and issubclass(cls, nn.Sequential)
+    return {"path": path, "type": getattr(cls, "__name__", str(cls)), "chain": chain}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,7 +270,7 @@ def _hook_graph(module: nn.Module, inputs: list[torch.Tensor], *, grad: bool = F
     for path, sub in module.named_modules():
         if path and not is_leaf(sub):
             def enter(mod, args, path=path):
-                g.stack.append({"path": path, "type": type(mod).__name__})
+                g.stack.append(_scope_entry(path, type(mod)))
 
             def leave(mod, args, output):
                 g.stack.pop()

@@ -50,8 +50,8 @@ function drawBox(g, b, colorOf, cardStep) {
   return { box, topY };
 }
 
-export function drawBlocks(container, run, { colorOf, width, layerType }) {
-  const model = blocksModel(run, layerType);
+export function drawBlocks(container, run, { colorOf, width, layerType, entry }) {
+  const model = blocksModel(run, entry);
   const lay = blocksLayout(model, { width, hasBias: Boolean(model.bias && model.weight) });
   const w = run.windows && !run.windows.omitted ? run.windows : null;
   const captions = captionLines(model, w, run, lay.vertical);

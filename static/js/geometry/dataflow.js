@@ -33,10 +33,10 @@ export function edgeText(edge) {
   return Array.isArray(edge.shape) ? shapeStr(edge.shape) : "";
 }
 
-// The modules whose forward() made a call frame it (a residual block, an encoder layer); a plain
-// Sequential only chains its children and gets no frame.
+// The modules whose forward() made a call frame it (a residual block, an encoder layer); a chain
+// (the server marks nn.Sequential scopes `chain`) only passes outputs on and gets no frame.
 function frames(node) {
-  return (node.scope || []).filter((s) => s.type !== "Sequential");
+  return (node.scope || []).filter((s) => !s.chain);
 }
 
 export function layoutDataflow(graph) {

@@ -6,13 +6,9 @@ import { prod } from "../util/format.js";
 
 // `entry.diagram` (linear | bilinear | blocks | generic) from the catalog wins; the name matching
 // below is the fallback until every catalog entry carries it.
-export function diagramKind(type, run, entry = null) {
-  if (entry?.diagram) return entry.diagram;
-  if (/^(Lazy)?Linear$/.test(type) || type === "BasicLinear") return "linear";
-  if (type === "Bilinear") return "bilinear";
-  if (run?.windows && !run.windows.omitted) return "blocks";
-  if (/^(Lazy)?Conv(Transpose)?[123]d$/.test(type) || /Pool[123]d$/.test(type)) return "blocks";
-  return "generic";
+// The picture a layer gets is a fact of its catalog entry (GET /api/layers: `diagram`).
+export function diagramKind(entry) {
+  return entry?.diagram || "generic";
 }
 
 export function spatialLetters(n) {
@@ -153,16 +149,16 @@ export function bilinearModel(run) {
 }
 
 // Conv / pool / transposed conv: (N, C, *spatial) blocks and the weight (C_out, C_in/groups, k…).
-export function blocksModel(run, type) {
+export function blocksModel(run, entry) {
   const win = run.windows && !run.windows.omitted ? run.windows : null;
   const xShape = run.inputs[0].shape;
   const yShape = run.output.shape;
-  const m = /([123])d$/.exec(type);
-  const sd = win?.spatial_dims ?? (m ? Number(m[1]) : Math.max(1, xShape.length - 2));
+  // spatial rank and the kind of window are catalog facts (`spatial_rank`, `explain`)
+  const sd = win?.spatial_dims ?? entry?.spatial_rank ?? Math.max(1, xShape.length - 2);
   const letters = spatialLetters(sd);
   const hasBatch = xShape.length === sd + 2;
-  const isPool = /Pool/.test(type) || win?.kind === "pool";
-  const isTransposed = /Transpose/.test(type) || win?.kind === "transposed";
+  const isPool = (win?.kind ?? entry?.explain) === "pool";
+  const isTransposed = (win?.kind ?? entry?.explain) === "transposed";
   const cIn = xShape[hasBatch ? 1 : 0];
   const cOut = yShape[hasBatch ? 1 : 0];
   const chanIn = isPool ? "C" : "C_in";
@@ -217,19 +213,6 @@ export function blocksModel(run, type) {
 // `output_conventions` yet (the catalog gains that field; this table is the fallback until then).
 // Each is a function of the layer's arguments, so batch_first and average_attn_weights are honoured.
 const RNN_GATES = { LSTM: 4, GRU: 3, RNN: 1, LSTMCell: 4, GRUCell: 3, RNNCell: 1 };
-const OUTPUT_CONVENTIONS = {
-  RNN: (a) => [a.batch_first ? "(N, L, D·H_out) or (L, D·H_out)" : "(L, N, D·H_out) or (L, D·H_out)", "(D·num_layers, N, H_out) or (D·num_layers, H_out)"],
-  GRU: (a) => OUTPUT_CONVENTIONS.RNN(a),
-  LSTM: (a) => [...OUTPUT_CONVENTIONS.RNN(a), "(D·num_layers, N, H_cell) or (D·num_layers, H_cell)"],
-  RNNCell: () => ["(N, H_out) or (H_out)"],
-  GRUCell: () => ["(N, H_out) or (H_out)"],
-  LSTMCell: () => ["(N, H_out) or (H_out)", "(N, H_cell) or (H_cell)"],
-  MultiheadAttention: (a) => [
-    a.batch_first ? "(N, L, E) or (L, E)" : "(L, N, E) or (L, E)",
-    a.average_attn_weights === false ? "(N, num_heads, L, S) or (num_heads, L, S)" : "(N, L, S) or (L, S)",
-  ],
-};
-
 // Parameter axes by name: [pattern, labels(args)].
 const PARAM_CONVENTIONS = {
   rnn: [
@@ -254,13 +237,6 @@ const PARAM_CONVENTIONS = {
   ],
 };
 
-// The output conventions of a layer: the catalog's field when present, else the table above.
-export function outputConventions(entry, type, args = {}) {
-  if (Array.isArray(entry?.output_conventions)) return entry.output_conventions;
-  const fn = OUTPUT_CONVENTIONS[type ?? entry?.type];
-  return fn ? fn(args || {}) : null;
-}
-
 function paramConvention(type, name, args) {
   const gates = RNN_GATES[type];
   const table = gates ? PARAM_CONVENTIONS.rnn : PARAM_CONVENTIONS[type];
@@ -271,17 +247,13 @@ function paramConvention(type, name, args) {
 
 // Labels of every output tensor: torch's conventions, else the formula (first output), else the input's labels.
 export function outputLabels(run, entry, args = {}, inputs = null) {
-  const type = run.type ?? entry?.type;
-  const convs = outputConventions(entry, type, args);
-  const formulaDims = (run.formula || []).map((f) => f.dim);
+  // every output's dimensions are named by the layer's own shape rule, in torch's vocabulary
+  // (L, N, D·H_out; D·num_layers; N, L, S), as /api/run and /api/shape return them in `formulas`
+  const formulas = run.formulas?.length ? run.formulas : run.formula ? [run.formula] : [];
   return (run.outputs?.length ? run.outputs : [run.output]).filter(Boolean).map((t, i) => {
     const shape = t.shape || [];
-    const conv = convs?.[i];
-    if (conv) {
-      const labels = labelsFromConvention(conv, shape.length).map((l) => (l === "1" ? "1" : l));
-      if (!labels.some((l) => /^d\d+$/.test(l))) return labels;
-    }
-    if (i === 0 && formulaDims.length === shape.length) return formulaDims;
+    const dims = (formulas[i] || []).map((f) => f.dim);
+    if (dims.length === shape.length && shape.length) return dims;
     return matchLabels(shape, inputs?.[0]);
   });
 }

@@ -1,15 +1,69 @@
 // The network builder's model: pure functions over a request whose layer is a network config
-// ({"type": "Sequential", "layers": [...]}, {"type": "Residual", "body": [...], "shortcut": ...}).
+// (a container of the catalog: a chain of `layers`, or a residual `body` with a `shortcut`).
 // No DOM, no d3. Children are addressed two ways, as the API does:
 //   field — where the child's config sits in the request: "layer.layers[1].body[0]"
 //   path  — the torch module path the trace uses:        "1.body.0"  (a child's "name" replaces its index)
 
 import { deepCopy } from "../util/format.js";
 
-export const CONTAINERS = new Set(["Sequential", "Residual"]);
+// What the builder needs to know about containers comes from the catalog (GET /api/layers): whether a
+// type holds other layers (`container`), in which parameters and under which module path (`slots`),
+// and whether it chains them (`chain`: Sequential) or adds a main path to a skip path (Residual).
+const facts = new Map();
+
+export function setCatalog(catalog) {
+  facts.clear();
+  for (const entry of catalog?.layers || []) facts.set(entry.type, entry);
+}
+
+function fact(type) {
+  return facts.get(type) || null;
+}
 
 export function isContainer(config) {
-  return Boolean(config) && CONTAINERS.has(config.type);
+  return Boolean(config) && Boolean(fact(config.type)?.container);
+}
+
+// A container that chains its layers (its outputs are its last layer's).
+export function isChain(config) {
+  const f = fact(config?.type);
+  return Boolean(f?.container && f.chain);
+}
+
+// A container that adds a main path (a list of layers) and a skip path (one layer, or the identity).
+export function isSum(config) {
+  const f = fact(config?.type);
+  return Boolean(f?.container && !f.chain);
+}
+
+// The parameter of a container that holds a list of layers, and the one that holds a single layer.
+function listSlot(type) {
+  return (fact(type)?.params || []).find((p) => p.type === "layers")?.name ?? null;
+}
+
+function layerSlot(type) {
+  return (fact(type)?.params || []).find((p) => p.type === "layer")?.name ?? null;
+}
+
+// The module path under which a container's slot puts its children ("" = directly under it).
+function slotPrefix(type, param) {
+  const slots = fact(type)?.slots || {};
+  return param in slots ? slots[param] : param;
+}
+
+// The parameter that holds a sum container's skip path (Residual's shortcut), and every parameter
+// that holds nested configs (the form does not edit those).
+export function skipSlotOf(config) {
+  return isSum(config) ? layerSlot(config.type) : null;
+}
+
+export function slotsOf(config) {
+  return isContainer(config) ? Object.keys(fact(config.type)?.slots || {}) : [];
+}
+
+function containerType(chain) {
+  for (const [type, f] of facts) if (f.container && Boolean(f.chain) === chain) return type;
+  return null;
 }
 
 // ---------- fields ----------
@@ -119,19 +173,21 @@ export function move(request, field, delta) {
 export function wrapResidual(request, field) {
   const child = deepCopy(getField(request, field));
   const { name, ...inner } = child;
-  const block = { type: "Residual", ...(name !== undefined ? { name } : {}), body: [inner], shortcut: null };
+  const type = containerType(false);
+  const block = { type, ...(name !== undefined ? { name } : {}), [listSlot(type)]: [inner], [layerSlot(type)]: null };
   return { request: setField(request, field, block), field };
 }
 
 // Replace a residual block (or a nested Sequential) by its layers, in place.
 export function unwrap(request, field) {
   const block = getField(request, field);
-  const layers = block?.type === "Residual" ? block.body : block?.type === "Sequential" ? block.layers : null;
+  const layers = isContainer(block) ? block[listSlot(block.type)] : null;
   if (!Array.isArray(layers)) return { request, field };
   const at = splitItem(field);
   if (!at) {
     // The root: a one-layer body becomes the root itself, more become a Sequential.
-    const layer = layers.length === 1 ? layers[0] : { type: "Sequential", layers };
+    const chain = containerType(true);
+    const layer = layers.length === 1 ? layers[0] : { type: chain, [listSlot(chain)]: layers };
     return { request: { ...deepCopy(request), layer: deepCopy(layer) }, field: "layer" };
   }
   const arr = getField(request, at.list).slice();
@@ -145,9 +201,13 @@ export function insertionPoint(request, selected) {
   const sel = selected ? splitItem(selected) : null;
   if (sel && Array.isArray(getField(request, sel.list))) return { request, list: sel.list, index: sel.index + 1 };
   const root = request.layer;
-  if (root?.type === "Sequential" && Array.isArray(root.layers)) return { request, list: "layer.layers", index: root.layers.length };
-  const wrapped = { ...deepCopy(request), layer: { type: "Sequential", layers: [deepCopy(root)] } };
-  return { request: wrapped, list: "layer.layers", index: 1, wrappedRoot: true };
+  const chain = containerType(true);
+  const slot = listSlot(chain);
+  if (isChain(root) && Array.isArray(root[listSlot(root.type)])) {
+    return { request, list: `layer.${listSlot(root.type)}`, index: root[listSlot(root.type)].length };
+  }
+  const wrapped = { ...deepCopy(request), layer: { type: chain, [slot]: [deepCopy(root)] } };
+  return { request: wrapped, list: `layer.${slot}`, index: 1, wrappedRoot: true };
 }
 
 // The torch module path of the child at `field` (the root's path is "").
@@ -162,12 +222,10 @@ export function pathOf(request, field) {
       v = next;
       continue;
     }
-    if (t === "layers") {
-      // handled with the following index
-    } else if (t === "body") {
-      parts.push("body");
-    } else if (t === "shortcut") {
-      parts.push("shortcut");
+    if (typeof t === "string" && isContainer(v)) {
+      // a container's parameter: its children sit under the slot's module path ("" for a chain's list)
+      const prefix = slotPrefix(v.type, t);
+      if (prefix) parts.push(prefix);
     } else if (typeof t === "number") {
       parts.push(next?.name !== undefined && next?.name !== null ? String(next.name) : String(t));
     }
@@ -197,52 +255,35 @@ export function withChild(request, field, layer) {
 
 // ---------- smart defaults for a new layer ----------
 
-const LAST_DIM = ["in_features", "input_features", "in1_features", "normalized_shape", "input_size", "embed_dim", "d_model"];
-const CHANNEL = ["in_channels", "num_features", "num_channels"];
-
-function spatialDims(type) {
-  const m = /([123])d$/.exec(type || "");
-  return m ? Number(m[1]) : null;
+// The arguments that must agree with the incoming shape (in_features from its last dimension,
+// in_channels / num_features from its channel dimension) are catalog facts: `fit_to_input`, each a
+// parameter and the dimension it follows (negative: counted from the end).
+function dimOf(shape, dim) {
+  const i = dim < 0 ? shape.length + dim : dim;
+  return i >= 0 && i < shape.length ? shape[i] : undefined;
 }
 
-// Set the arguments that must agree with the incoming shape (in_features from its last dimension,
-// in_channels / num_features from its channel dimension) so a new layer fits where it is added.
 export function fitToInput(config, entry, shape) {
   if (!Array.isArray(shape) || !shape.length || !entry) return config;
   const out = { ...config };
-  const names = new Set((entry.params || []).map((p) => p.name));
-  const last = shape[shape.length - 1];
-  for (const n of LAST_DIM) {
-    if (!names.has(n)) continue;
-    if (n === "normalized_shape") out[n] = [last];
-    else if (n === "embed_dim" || n === "d_model") continue; // heads must divide it: leave the example
-    else out[n] = last;
+  for (const { param, dim, as } of entry.fit_to_input || []) {
+    const size = dimOf(shape, dim);
+    if (size === undefined) continue;
+    out[param] = as === "list" ? [size] : size;
+    if (param === "num_channels" && typeof out.num_groups === "number" && size % out.num_groups) out.num_groups = 1;
   }
-  const sd = spatialDims(config.type);
-  let ci = null;
-  // (N, C) or (N, C, L): the channels are the second dimension whatever the rank.
-  if (/^(BatchNorm1d|InstanceNorm1d|LazyBatchNorm1d|GroupNorm)$/.test(config.type || "")) ci = shape.length >= 2 ? 1 : 0;
-  else if (sd !== null && shape.length >= sd + 1) ci = shape.length - sd - 1;
-  if (ci !== null && ci >= 0)
-    for (const n of CHANNEL) {
-      if (!names.has(n)) continue;
-      out[n] = shape[ci];
-      if (n === "num_channels" && typeof out.num_groups === "number" && shape[ci] % out.num_groups) out.num_groups = 1;
-    }
   return out;
 }
 
-// The other end: out_features / out_channels from the shape a layer must produce (a residual
-// block's projection shortcut must give the body's output shape).
+// The other end (`fit_to_output`): out_features / out_channels from the shape a layer must produce
+// (a residual block's projection shortcut must give the body's output shape).
 export function fitToOutput(config, entry, shape) {
   if (!Array.isArray(shape) || !shape.length || !entry) return config;
   const out = { ...config };
-  const names = new Set((entry.params || []).map((p) => p.name));
-  const last = shape[shape.length - 1];
-  if (names.has("out_features")) out.out_features = last;
-  if (names.has("output_features")) out.output_features = last;
-  const sd = spatialDims(config.type);
-  if (names.has("out_channels") && sd !== null && shape.length >= sd + 1) out.out_channels = shape[shape.length - sd - 1];
+  for (const { param, dim } of entry.fit_to_output || []) {
+    const size = dimOf(shape, dim);
+    if (size !== undefined) out[param] = size;
+  }
   return out;
 }
 
@@ -262,32 +303,36 @@ function childName(config, index) {
 }
 
 function buildItem(config, field, path) {
-  if (config?.type === "Sequential" && Array.isArray(config.layers)) {
+  if (isChain(config) && Array.isArray(config[listSlot(config.type)])) {
+    const slot = listSlot(config.type);
+    const prefix = join(path, slotPrefix(config.type, slot));
     return {
       kind: "seq",
-      type: "Sequential",
+      type: config.type,
       config,
       field,
       path,
-      items: config.layers.map((c, i) => buildItem(c, `${field}.layers[${i}]`, join(path, childName(c, i)))),
+      items: config[slot].map((c, i) => buildItem(c, `${field}.${slot}[${i}]`, join(prefix, childName(c, i)))),
     };
   }
-  if (config?.type === "Residual" && Array.isArray(config.body)) {
-    const bodyPath = join(path, "body");
+  if (isSum(config) && Array.isArray(config[listSlot(config.type)])) {
+    const slot = listSlot(config.type);
+    const skip = layerSlot(config.type);
+    const bodyPath = join(path, slotPrefix(config.type, slot));
     return {
       kind: "res",
-      type: "Residual",
+      type: config.type,
       config,
       field,
       path,
       body: {
         kind: "seq",
-        type: "Sequential",
-        field: `${field}.body`,
+        type: containerType(true),
+        field: `${field}.${slot}`,
         path: bodyPath,
-        items: config.body.map((c, j) => buildItem(c, `${field}.body[${j}]`, join(bodyPath, childName(c, j)))),
+        items: config[slot].map((c, j) => buildItem(c, `${field}.${slot}[${j}]`, join(bodyPath, childName(c, j)))),
       },
-      shortcut: config.shortcut ? buildItem(config.shortcut, `${field}.shortcut`, join(path, "shortcut")) : null,
+      shortcut: skip && config[skip] ? buildItem(config[skip], `${field}.${skip}`, join(path, slotPrefix(config.type, skip))) : null,
     };
   }
   return { kind: "layer", type: config?.type ?? "?", config, field, path };

@@ -11,7 +11,6 @@ import { parseValue, parseShape, parseData, formatValue, describeDefault, descri
 import { shapeOf } from "../util/format.js";
 import { h } from "../util/dom.js";
 
-const DTYPES = ["float32", "float64", "float16", "bfloat16"];
 
 
 let uid = 0;
@@ -133,7 +132,8 @@ export function createConfigForm(root, { onEdit }) {
     if (request.device && ![...device.options].some((o) => o.value === request.device)) device.append(new Option(request.device, request.device));
     device.value = request.device ?? "";
     const dtype = h("select", { name: "dtype" });
-    for (const d of DTYPES) dtype.append(new Option(d, d));
+    // the dtypes this layer type can run in: a fact of its catalog entry
+    for (const d of entry?.dtypes || ["float32"]) dtype.append(new Option(d, d));
     dtype.value = request.dtype ?? "float32";
     runControls = { seed, device, dtype };
     runBox.replaceChildren(

@@ -199,7 +199,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   function drawDiagram(run) {
     const type = run.type || lastRunRequest.layer.type;
-    const kind = diagramKind(type, run, entry);
+    const kind = diagramKind(entry);
     const host = $("#diagram");
     host.dataset.kind = kind;
     const opts = {
@@ -250,11 +250,10 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     root.dataset.type = run.type || "";
   }
 
-  // The catalog's `explain` kind (null: no element-wise explanation); `explainable` until every entry has it.
+  // The catalog's `explain` kind (null: no element-wise explanation).
   function canExplain(e) {
     if (!e) return true;
-    if ("explain" in e) return e.explain !== null;
-    return e.explainable !== false;
+    return e.explain !== null && e.explain !== undefined;
   }
 
   // After an edit, the shapes before it stay faintly beside the new ones: cause and effect.

@@ -31,6 +31,10 @@ import {
   addableTypes,
   splitItem,
   isContainer,
+  isChain,
+  isSum,
+  skipSlotOf,
+  slotsOf,
   fmtCount,
 } from "../net/model.js";
 
@@ -93,7 +97,8 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     for (const e of entries) og.append(new Option(e.type, e.type));
     els.addType.append(og);
   }
-  els.addType.value = byType.has("Linear") ? "Linear" : addable[0]?.type;
+  // the first dense layer of the catalog (Linear) is what a new layer defaults to
+  els.addType.value = (addable.find((l) => l.explain === "linear") ?? addable[0])?.type;
   els.shortcut.append(new Option("identity (no layer)", ""));
   for (const fam of families) {
     const entries = addable.filter((l) => l.family === fam && !isContainer({ type: l.type }));
@@ -142,7 +147,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
   els.shortcut.addEventListener("change", () => {
     if (!selected) return;
     const type = els.shortcut.value;
-    const field = `${selected}.shortcut`;
+    const field = `${selected}.${skipSlotOf(getField(request(), selected))}`;
     let cfg = null;
     if (type) {
       const entry = byType.get(type);
@@ -251,7 +256,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     const cfg = { ...req.layer };
     // Keys the form does not edit (the name, a container's layers) come from the current config,
     // not from the one the form was built with: the name may have changed since.
-    for (const k of ["name", "layers", "body", "shortcut"]) {
+    for (const k of ["name", ...slotsOf(old)]) {
       if (k in old) cfg[k] = old[k];
       else delete cfg[k];
     }
@@ -473,9 +478,10 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     els.nameRow.hidden = !inList;
     if (document.activeElement !== els.name) els.name.value = cfg.name ?? "";
     els.name.placeholder = inList ? String(splitItem(selected).index) : "";
-    els.scRow.hidden = cfg.type !== "Residual";
-    if (cfg.type === "Residual") els.shortcut.value = cfg.shortcut?.type && [...els.shortcut.options].some((o) => o.value === cfg.shortcut.type) ? cfg.shortcut.type : "";
-    els.unwrap.hidden = !(cfg.type === "Residual" || (cfg.type === "Sequential" && selected !== "layer"));
+    const skip = skipSlotOf(cfg);
+    els.scRow.hidden = !skip;
+    if (skip) els.shortcut.value = cfg[skip]?.type && [...els.shortcut.options].some((o) => o.value === cfg[skip].type) ? cfg[skip].type : "";
+    els.unwrap.hidden = !(isSum(cfg) || (isChain(cfg) && selected !== "layer"));
     els.wrap.hidden = false;
     els.open.hidden = isContainer(cfg);
     els.open.disabled = !(it && canPick(it));
