@@ -213,6 +213,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     };
     try {
       diagram = DRAWERS[kind](host, run, opts);
+      showEmpty(host, run);
     } catch (e) {
       // A shape the family drawing did not foresee still gets the generic diagram.
       console.warn(`${kind} diagram failed, drawing the generic one:`, e);
@@ -225,6 +226,21 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       blocks: "input, kernel and output",
       generic: "tensor flow",
     }[host.dataset.kind];
+  }
+
+  // torch returns an empty tensor where an output dimension is 0 (negative padding that crops it all,
+  // a fractional pool to size 0, an 'area' upsample below one pixel): the page says so, plainly
+  function showEmpty(host, run) {
+    host.querySelector(".empty-output")?.remove();
+    const empty = (run.outputs?.length ? run.outputs : [run.output]).filter((t) => t && t.numel === 0);
+    if (!empty.length) return;
+    const p = document.createElement("p");
+    p.className = "empty-output aside";
+    p.setAttribute("role", "status");
+    p.textContent = empty
+      .map((t) => `${t.name} is empty: its shape (${t.shape.join(", ")}) has a dimension of size 0, so it holds no values.`)
+      .join(" ");
+    host.prepend(p);
   }
 
   function render(run) {
