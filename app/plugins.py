@@ -22,14 +22,15 @@ server loads the module, so importing a plugin elsewhere has no side effects.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from app.core.catalog.plugins import PluginLayer, pending
 from app.core.catalog.spec import InputSpec as Input
 from app.core.catalog.spec import ParamSpec as Param
 from app.core.shapes.expr import Dim, Sym
 
-__all__ = ["register_layer", "Param", "Input", "Dim", "Sym"]
+__all__ = ["Dim", "Input", "Param", "Sym", "register_layer"]
 
 
 def register_layer(

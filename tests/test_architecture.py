@@ -88,7 +88,7 @@ def test_no_function_local_imports():
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top | guarded:
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                if not set(n.split(".")[0] for n in names) <= OPTIONAL:
+                if not {n.split(".")[0] for n in names} <= OPTIONAL:
                     bad.append(f"{name}:{node.lineno} imports {', '.join(names)} inside a function")
     assert not bad, "\n".join(bad)
 

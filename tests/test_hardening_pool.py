@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-from app.core import budget
-from app.core import service
+from app.core import budget, service
 from app.core.config import Settings
 from app.core.errors import ServerBusy
 from app.main import create_app

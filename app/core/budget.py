@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from app.core.errors import ServerBusy, TooLarge
 
@@ -59,10 +60,8 @@ def _acquire(lock: Any) -> Iterator[None]:
     can be released here and taken again; without this, every later request would wait for ever.
     """
     if not lock.acquire(timeout=STALE_LOCK_S):
-        try:
+        with contextlib.suppress(ValueError):  # released meanwhile
             lock.release()
-        except ValueError:  # released meanwhile
-            pass
         if not lock.acquire(timeout=STALE_LOCK_S):
             raise ServerBusy("the server's memory ledger is busy; retry shortly")
     try:

@@ -117,7 +117,7 @@ class Settings:
         return machine_memory_bytes() // 2 // max(1, self.http_workers)
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         plugins = tuple(p for p in os.environ.get("LAYER_EXPLORER_PLUGINS", "").replace(",", " ").split() if p)
         base = cls(
             device=os.environ.get("LAYER_EXPLORER_DEVICE", "cpu"),

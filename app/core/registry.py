@@ -9,7 +9,7 @@ from app.core.catalog.spec import Registry
 from app.core.networks import containers
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def default_registry(plugin_targets: tuple[str, ...] = ()) -> Registry:
     """Build the catalog once per process (and per plugin list); it is plain data after that."""
     registry = Registry()

@@ -22,7 +22,7 @@ class TensorInput(BaseModel):
     dtype: str | None = None
 
     @model_validator(mode="after")
-    def _one_of(self) -> "TensorInput":
+    def _one_of(self) -> TensorInput:
         if (self.shape is None) == (self.data is None):
             raise ValueError("give either 'shape' (a list of sizes) or 'data' (a nested list of numbers)")
         if self.shape is not None and any(s < 1 for s in self.shape):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .helpers import open_view, wait_render, renders
+from .helpers import open_view, renders, wait_render
 
 pytestmark = pytest.mark.browser
 

@@ -1,5 +1,7 @@
 """Every family's example renders without console errors; the page works narrow and exports."""
 
+from pathlib import Path
+
 import pytest
 
 from .helpers import open_view, renders, wait_js, wait_render
@@ -36,7 +38,7 @@ def test_every_family_example_renders_cleanly(page, catalog):
 
 @pytest.mark.parametrize("layer_type", ["BasicLinear", "Bilinear", "Conv3d", "AvgPool1d", "GroupNorm", "SimpleResidualBlock"])
 def test_family_drawings(page, catalog, layer_type):
-    entry = next((l for l in catalog["layers"] if l["type"] == layer_type), None)
+    entry = next((e for e in catalog["layers"] if e["type"] == layer_type), None)
     assert entry is not None, f"{layer_type} is missing from the catalog"
     open_view(page, entry["example"])
     kind = page.locator("#diagram").get_attribute("data-kind")
@@ -61,10 +63,10 @@ def test_export_svg_and_png(page):
         page.locator("#export-svg").click()
     svg = info.value
     assert svg.suggested_filename == "Linear-diagram.svg"
-    text = open(svg.path(), encoding="utf-8").read()
+    text = Path(svg.path()).read_text(encoding="utf-8")
     assert text.startswith("<?xml") and "<svg" in text and "fill:" in text
     with page.expect_download() as info:
         page.locator("#export-png").click()
     png = info.value
     assert png.suggested_filename == "Linear-diagram.png"
-    assert open(png.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert Path(png.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from .helpers import open_view, wait_render, renders, config_url
+from .helpers import config_url, open_view, renders, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -122,7 +122,8 @@ def test_shared_link_reproduces_the_view(page, context):
         assert other.locator(sel).inner_text() == page.locator(sel).inner_text(), sel
     assert other.locator("#explain-body .match").get_attribute("data-torch") == page.locator("#explain-body .match").get_attribute("data-torch")
     assert other.locator("#explain-panel").get_attribute("data-index") == "0,0,1,2"
-    out = lambda p: p.locator("#diagram svg.drawing").get_attribute("aria-label")
+    def out(p):
+        return p.locator("#diagram svg.drawing").get_attribute("aria-label")
     assert out(other) == out(page)
     other.close()
 

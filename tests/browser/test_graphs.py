@@ -1,8 +1,7 @@
 """The graph features in the browser: a model pasted as code, the dataflow graph, receptive fields."""
 
-import pytest
-
 import httpx
+import pytest
 
 from .helpers import config_url
 from .test_network import MLP, current_config, current_ui, net_renders, open_net, total_params, tree_types, wait_net

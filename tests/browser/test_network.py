@@ -4,6 +4,7 @@ really receives, share a network by its link, and load every preset."""
 
 import json
 import urllib.parse
+from pathlib import Path
 
 import httpx
 import pytest
@@ -284,7 +285,7 @@ def test_every_preset_loads_and_matches_the_api(page, presets, api_run):
     with page.expect_download() as info:
         page.locator("#net-export-svg").click()
     assert info.value.suggested_filename == "network.svg"
-    text = open(info.value.path(), encoding="utf-8").read()
+    text = Path(info.value.path()).read_text(encoding="utf-8")
     assert "<svg" in text and "net-node" in text
 
 

@@ -2,6 +2,7 @@
 input channel of the sum, real values at any size, and motion between positions."""
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -158,6 +159,6 @@ def test_export_menu_downloads_a_gif(page):
         page.locator("#win-export button[data-format='gif']").click()
     d = dl.value
     assert d.suggested_filename == "Conv1d-window.gif"
-    data = open(d.path(), "rb").read()
+    data = Path(d.path()).read_bytes()
     assert data[:6] == b"GIF89a"
     assert Image.open(io.BytesIO(data)).n_frames == 6

@@ -17,6 +17,7 @@ from torch import nn
 from app.core.catalog.spec import LayerSpec, ParamSpec, Registry
 from app.core.errors import InvalidArgument, TooLarge
 
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 

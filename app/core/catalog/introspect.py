@@ -26,7 +26,7 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
         nullable = len(args) != len(typing.get_args(tp))
         if len(args) == 1:
             return args[0], nullable
-        return Union[tuple(args)], nullable  # type: ignore[return-value]
+        return Union[tuple(args)], nullable  # type: ignore[return-value]  # noqa: UP007 - built at run time
     return tp, False
 
 
@@ -147,7 +147,7 @@ def introspect_params(cls: type, *, skip: Sequence[str] = ()) -> list[ParamSpec]
     sig = inspect.signature(cls.__init__)
     try:
         hints = typing.get_type_hints(cls.__init__)
-    except Exception:  # forward references torch never resolves (e.g. 'TransformerEncoderLayer')
+    except (NameError, TypeError, AttributeError):  # forward references torch never resolves ('TransformerEncoderLayer')
         hints = {}
     docs = arg_docs(cls)
     out: list[ParamSpec] = []

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -19,10 +20,10 @@ from app.core.tensors import flatten_outputs
 
 # Classes offered by plugin modules as they are imported, in this process. The list only grows
 # while a plugin module is being imported; load() turns the entries into catalog specs.
-_PENDING: list["PluginLayer"] = []
+_PENDING: list[PluginLayer] = []
 
 
-def pending() -> list["PluginLayer"]:
+def pending() -> list[PluginLayer]:
     return _PENDING
 
 
@@ -103,7 +104,7 @@ def load(registry: Registry, targets: tuple[str, ...]) -> list[str]:
     for target in targets:
         start = len(_PENDING)
         module = _import(target)
-        offered = [p for p in _PENDING[start:]] or [p for p in _PENDING if p.module == module.__name__]
+        offered = list(_PENDING[start:]) or [p for p in _PENDING if p.module == module.__name__]
         if not offered:
             raise PluginError(f"plugin {target!r} registered no layer (use @register_layer)")
         for p in offered:

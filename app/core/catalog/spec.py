@@ -18,6 +18,7 @@ from torch import nn
 from app.core.errors import UnknownLayer
 from app.core.tensors import DTYPES
 
+
 @dataclass
 class ParamSpec:
     """One constructor argument, named exactly as torch names it.

@@ -73,7 +73,7 @@ def _kernel_grid(kernel: tuple[int, ...]) -> torch.Tensor:
 def _positions(out_spatial: tuple[int, ...], kernel_idx: torch.Tensor, stride, dilation) -> torch.Tensor:
     """Frame coordinates o·stride + k·dilation for every (output position, kernel element)."""
     grids = torch.meshgrid(*[torch.arange(o) for o in out_spatial], indexing="ij")
-    o = torch.stack([g for g in grids], dim=-1)  # (*out, d)
+    o = torch.stack(list(grids), dim=-1)  # (*out, d)
     s = torch.tensor(stride)
     dl = torch.tensor(dilation)
     return o.unsqueeze(-2) * s + kernel_idx * dl  # (*out, K, d)

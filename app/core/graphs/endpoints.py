@@ -11,11 +11,11 @@ from typing import Any
 
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
-from app.core.networks.tree import resolve
-from app.core.running.plan import plan_request
 from app.core.errors import InvalidRequest, LayerExplorerError
 from app.core.graphs import receptive
 from app.core.graphs.importer import Imported, parse_model
+from app.core.networks.tree import resolve
+from app.core.running.plan import plan_request
 from app.core.schema import RunRequest
 
 # spatial sizes tried, in order, when the first layer's example input does not fit the network
@@ -93,11 +93,9 @@ def suggest_inputs(registry: Registry, config: dict[str, Any], settings: Setting
     spatial = len(shape) - 2
     if spatial < 1:
         return inputs
-    tries = 0
-    for side in _SIDES:
+    for tries, side in enumerate(_SIDES):
         if tries >= _MAX_TRIES or math.prod(shape[:2]) * side**spatial > 4_000_000:
             break
-        tries += 1
         candidate = [{**inputs[0], "shape": [*shape[:2], *([side] * spatial)]}, *inputs[1:]]
         if _fits(registry, config, candidate, settings):
             return candidate

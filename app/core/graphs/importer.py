@@ -388,7 +388,7 @@ def _bracket_depth(code: str) -> int:
 
 
 def _statement(tree: ast.Module) -> ast.expr:
-    body = [s for s in tree.body if not (isinstance(s, ast.Import) or isinstance(s, ast.ImportFrom))]
+    body = [s for s in tree.body if not (isinstance(s, (ast.Import, ast.ImportFrom)))]
     for s in tree.body:
         if isinstance(s, (ast.Import, ast.ImportFrom)):
             # import lines are read as text and ignored, never run; only torch's own are tolerated

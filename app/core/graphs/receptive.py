@@ -137,7 +137,7 @@ _FLAT = [
     torch.tanh, torch.Tensor.tanh, F.tanh, torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid, F.logsigmoid, F.elu,
     F.selu, F.celu, F.gelu, F.silu, F.mish, F.softplus, F.softsign, F.tanhshrink,
 ]
-_REPLACE: dict[Any, Callable[[tuple, dict], torch.Tensor]] = {f: _identity for f in _FLAT}
+_REPLACE: dict[Any, Callable[[tuple, dict], torch.Tensor]] = dict.fromkeys(_FLAT, _identity)
 _REPLACE.update({
     F.max_pool1d: _sum_pool(1), F.max_pool2d: _sum_pool(2), F.max_pool3d: _sum_pool(3),
     F.adaptive_max_pool1d: _adaptive(1), F.adaptive_max_pool2d: _adaptive(2), F.adaptive_max_pool3d: _adaptive(3),

@@ -189,7 +189,7 @@ _SKIP_FUNCTIONS = {"size", "dim", "__len__", "numel", "__get__", "__bool__", "is
 class _Recorder(TorchFunctionMode):
     """Every torch function / tensor method called outside a leaf module, with the tensors it links."""
 
-    def __init__(self, graph: "_HookGraph") -> None:
+    def __init__(self, graph: _HookGraph) -> None:
         super().__init__()
         self.graph = graph
 

@@ -23,7 +23,6 @@ from app.core.errors import LayerExplorerError
 from app.core.torch_errors import TORCH_FAULTS, build_error
 
 
-
 @dataclass
 class LayerNode:
     """One validated layer config: its spec, its plain arguments and its nested layer configs."""

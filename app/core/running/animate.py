@@ -25,10 +25,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.core.errors import InvalidRequest, TooLarge
-from app.core.schema import RunRequest, parse
 from app.core.explaining.windows import window_map, window_values
 from app.core.running.execute import execute
 from app.core.running.plan import plan_request
+from app.core.schema import RunRequest, parse
 
 MEDIA_TYPES = {"gif": "image/gif", "webm": "video/webm", "mp4": "video/mp4"}
 #: most frames one animation may have (output positions of the drawn plane, plus the held last frame)
@@ -212,7 +212,7 @@ def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -
     copies: dict[tuple[int, ...], tuple[int, ...]] = {}
     if win.get("pad_value") == "copy":
         at = np.asarray(win["at"]).reshape(-1, d)
-        src = [s for s in _flat_src(win["src"], d)]
+        src = list(_flat_src(win["src"], d))
         for a, s in zip(at.tolist(), src):
             if s is not None:
                 copies[tuple(a)] = tuple(s)
@@ -298,7 +298,7 @@ def _flat_src(src: Any, d: int) -> list[list[int] | None]:
 def render_frames(win: dict[str, Any], name_in: str = "input", name_out: str = "output") -> list[Image.Image]:
     """Every frame of the animation (checked against the limits first)."""
     lay, steps = plan_animation(win)
-    base, extra = _frame_base(win, lay, name_in, name_out)
+    base, _extra = _frame_base(win, lay, name_in, name_out)
     values = win["values"]
     d = win["spatial_dims"]
     c = lay.cell

@@ -63,9 +63,12 @@ def execute(registry: Registry, req: RunRequest, settings: Settings, *, hooks: H
     module, xs = materialise(plan)
     extra: dict[str, Any] = {}
     try:
-        with torch.no_grad(), collect_warnings(plan.warnings):
-            with hooks(module, extra) if hooks is not None else contextlib.nullcontext():
-                result = module(*xs)
+        with (
+            torch.no_grad(),
+            collect_warnings(plan.warnings),
+            hooks(module, extra) if hooks is not None else contextlib.nullcontext(),
+        ):
+            result = module(*xs)
     except LayerExplorerError:
         raise
     except (*TORCH_FAULTS, torch.cuda.OutOfMemoryError) as exc:  # every torch complaint becomes a 4xx

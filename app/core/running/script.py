@@ -67,7 +67,7 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
         lines += [body, "", ""]
     lines += [f"torch.manual_seed({plan.seed})", f"layer = {build}"]
     names = []
-    for i, (p, ispec) in enumerate(zip(plan.inputs, plan.spec.inputs)):
+    for i, (p, _ispec) in enumerate(zip(plan.inputs, plan.spec.inputs)):
         var = f"x{i + 1}" if len(plan.inputs) > 1 else "x"
         names.append(var)
         if p.data is not None:

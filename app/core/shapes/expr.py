@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Union
 
-Number = Union[int, Fraction]
+Number = int | Fraction
 
 # Binding strength: higher binds tighter. Used to decide where parentheses are needed.
 _ADD, _MUL, _ATOM = 1, 2, 3
@@ -23,25 +22,25 @@ class Expr:
     prec: int = _ATOM
 
     # -- construction -------------------------------------------------------------------
-    def __add__(self, other: "ExprLike") -> "Expr":
+    def __add__(self, other: ExprLike) -> Expr:
         return BinOp("+", self, lift(other))
 
-    def __radd__(self, other: "ExprLike") -> "Expr":
+    def __radd__(self, other: ExprLike) -> Expr:
         return BinOp("+", lift(other), self)
 
-    def __sub__(self, other: "ExprLike") -> "Expr":
+    def __sub__(self, other: ExprLike) -> Expr:
         return BinOp("-", self, lift(other))
 
-    def __rsub__(self, other: "ExprLike") -> "Expr":
+    def __rsub__(self, other: ExprLike) -> Expr:
         return BinOp("-", lift(other), self)
 
-    def __mul__(self, other: "ExprLike") -> "Expr":
+    def __mul__(self, other: ExprLike) -> Expr:
         return BinOp("*", self, lift(other))
 
-    def __rmul__(self, other: "ExprLike") -> "Expr":
+    def __rmul__(self, other: ExprLike) -> Expr:
         return BinOp("*", lift(other), self)
 
-    def __truediv__(self, other: "ExprLike") -> "Expr":
+    def __truediv__(self, other: ExprLike) -> Expr:
         return Div(self, lift(other))
 
     # -- evaluation and rendering ------------------------------------------------------
@@ -63,7 +62,7 @@ class Expr:
         return int(v)
 
 
-ExprLike = Union[Expr, int]
+ExprLike = Expr | int
 
 
 def lift(x: ExprLike) -> Expr:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import inp, shape, torch_entry
-from app.core.shapes.expr import Dim, floor_div
+from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
-    ShapeContext, fmt_shape,
+    ShapeContext,
+    fmt_shape,
 )
+from app.core.shapes.expr import Dim, floor_div
 from app.core.shapes.rules import (
     same,
 )

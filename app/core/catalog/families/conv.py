@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-
-
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import EXAMPLE_SPATIAL, inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.errors import InvalidArgument
 from app.core.shapes.context import (
-    SPATIAL_LETTERS, ShapeContext, sym_list,
+    SPATIAL_LETTERS,
+    ShapeContext,
+    sym_list,
 )
 from app.core.shapes.expr import Dim, Sym, floor_div, lift
 from app.core.shapes.rules import (
     Rule,
-    check_positive, check_spatial_rank, lead, spatial_in,
+    check_positive,
+    check_spatial_rank,
+    lead,
+    spatial_in,
 )
 
 _SPATIAL_CONV = {1: "(N, C_in, L_in)", 2: "(N, C_in, H_in, W_in)", 3: "(N, C_in, D_in, H_in, W_in)"}

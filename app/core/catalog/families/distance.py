@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-
-
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
-    ShapeContext, axis, keep,
+    ShapeContext,
+    axis,
+    keep,
 )
 from app.core.shapes.expr import Const, Dim
 from app.core.shapes.rules import (
     broadcast,
 )
+
 
 def _cosine_similarity_rule(ctx: ShapeContext) -> list[list[Dim]]:
     """x1, x2 (*1, D, *2) (broadcastable) -> (*1, *2): dimension dim is reduced."""

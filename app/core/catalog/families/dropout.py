@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
-
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.shapes.rules import (
     same,
 )
+
 
 def register(reg: Registry) -> None:
     for name, conv, ex in (

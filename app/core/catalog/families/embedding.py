@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-
 from torch import nn
 
-from app.core.catalog.spec import Registry
 from app.core.catalog import guards
 from app.core.catalog.entries import hooked, inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
-    ShapeContext, fmt_shape, generic_names, keep, syms,
+    ShapeContext,
+    fmt_shape,
+    generic_names,
+    keep,
+    syms,
 )
 from app.core.shapes.expr import Dim, Expr, Sym
+
 
 def _embedding_rule(ctx: ShapeContext) -> list[list[Dim]]:
     """Input (*) of indices -> output (*, H), H = embedding_dim."""

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-
-
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
-    ShapeContext, fmt_shape,
+    ShapeContext,
+    fmt_shape,
 )
 from app.core.shapes.expr import Dim, Sym
 from app.core.shapes.rules import (
     same,
 )
+
 
 def linear(ctx: ShapeContext, *, in_name: str = "in_features", out_name: str = "out_features") -> list[list[Dim]]:
     """Input: (*, H_in) -> Output: (*, H_out), H_in = in_features."""

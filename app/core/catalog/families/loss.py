@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
 import torch
-
-from app.core.catalog.spec import Registry
 from torch import nn
 
 from app.core.catalog import guards
-from app.core.catalog.entries import hooked, data, inp, shape, torch_entry
+from app.core.catalog.entries import data, hooked, inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
-    ShapeContext, fmt_shape, generic_names, keep, sym_list, syms,
+    ShapeContext,
+    fmt_shape,
+    generic_names,
+    keep,
+    sym_list,
+    syms,
 )
 from app.core.shapes.expr import Dim, Sym
 from app.core.shapes.rules import (
-    broadcast, loss, same_shape,
+    broadcast,
+    loss,
+    same_shape,
 )
 
 _POINTWISE = "(*)"

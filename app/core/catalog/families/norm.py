@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import EXAMPLE_SPATIAL, inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
-    ShapeContext, fmt_shape,
+    ShapeContext,
+    fmt_shape,
 )
 from app.core.shapes.rules import (
     Rule,
     same,
 )
+
 
 def register(reg: Registry) -> None:
     for n, conv in ((1, "(N, C, L)"), (2, "(N, C, H, W)"), (3, "(N, C, D, H, W)")):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
-    ShapeContext, fmt_shape, out_name,
+    ShapeContext,
+    fmt_shape,
+    out_name,
 )
 from app.core.shapes.expr import Dim, Sym
 from app.core.shapes.rules import (

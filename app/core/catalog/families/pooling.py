@@ -5,19 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from app.core.catalog.spec import Registry
 from torch import nn
 
 from app.core.catalog import guards
-from app.core.catalog.entries import hooked, EXAMPLE_SPATIAL, data, inp, shape, torch_entry
+from app.core.catalog.entries import EXAMPLE_SPATIAL, data, hooked, inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.errors import ShapeMismatch
 from app.core.shapes.context import (
-    SPATIAL_LETTERS, ShapeContext, fmt_shape, keep, ntuple, sym_list, syms,
+    SPATIAL_LETTERS,
+    ShapeContext,
+    fmt_shape,
+    keep,
+    ntuple,
+    sym_list,
+    syms,
 )
 from app.core.shapes.expr import Dim, Expr, ScaledFloor, Sym, ceil_div, floor_div, lift
 from app.core.shapes.rules import (
-    Rule, check_positive, check_spatial_rank, lead, spatial_in,
+    Rule,
+    check_positive,
+    check_spatial_rank,
+    lead,
+    spatial_in,
 )
 
 _SPATIAL = {1: "(N, C, L_in)", 2: "(N, C, H_in, W_in)", 3: "(N, C, D_in, H_in, W_in)"}

@@ -7,13 +7,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import MAX_REPEATS, declared, hooked, inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.errors import InvalidRequest
 from app.core.shapes.context import (
-    ShapeContext, fmt_shape,
+    ShapeContext,
+    fmt_shape,
 )
 from app.core.shapes.expr import Dim, Sym
+
 
 def _pack_lstm_state(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """LSTM/LSTMCell take their state as one tuple: (input, h_0, c_0) -> (input, (h_0, c_0))."""

@@ -5,15 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-
-
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.errors import ShapeMismatch
 from app.core.shapes.context import (
-    ShapeContext, axis, fmt_shape, generic_names, keep, ntuple, sym_list, syms,
+    ShapeContext,
+    axis,
+    fmt_shape,
+    generic_names,
+    keep,
+    ntuple,
+    sym_list,
+    syms,
 )
 from app.core.shapes.expr import Const, Dim, Expr, ScaledFloor, Sym, floor_div, prod
+
 
 def _flatten_rule(ctx: ShapeContext) -> list[list[Dim]]:
     """(*, S_start, …, S_end, *) -> (*, S_start·…·S_end, *)."""

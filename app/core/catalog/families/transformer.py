@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-
 from torch import nn
 
-from app.core.catalog.spec import Registry
 from app.core.catalog.entries import declared, inp, shape, torch_entry
+from app.core.catalog.spec import Registry
 from app.core.errors import ShapeMismatch
 from app.core.shapes.context import (
-    ShapeContext, fmt_shape, syms,
+    ShapeContext,
+    fmt_shape,
+    syms,
 )
 from app.core.shapes.expr import Dim, Expr, Sym
+
 
 def _seq_dims(x: Sequence[int], batch_first: bool, seq: str, feat: str) -> tuple[list[Sym], int | None, int]:
     """Named dims of a (seq, N, E) / (N, seq, E) / (seq, E) tensor, its batch size and length."""
@@ -47,7 +49,7 @@ def _mha_rule(ctx: ShapeContext) -> list[list[Dim]]:
     qd, n_q, L = _seq_dims(q, m.batch_first, "L", "E_q")
     _, n_k, S = _seq_dims(k, m.batch_first, "S", "E_k")
     _, n_v, S_v = _seq_dims(v, m.batch_first, "S", "E_v")
-    if S != S_v or n_k != n_v:
+    if S_v != S or n_k != n_v:
         raise ctx.fail(f"expects key and value to share S and N, got {fmt_shape(k)} and {fmt_shape(v)}", 2)
     if n_q != n_k:
         raise ctx.fail(f"expects query and key to share the batch size N, got {fmt_shape(q)} and {fmt_shape(k)}", 1)
@@ -148,7 +150,8 @@ def _decoder_layer_rule(ctx: ShapeContext) -> list[list[Dim]]:
     _, n_s, s = _check_seq(ctx, 1, e, bf, "S")
     if n_t != n_s:
         raise ctx.fail(f"expects tgt and memory to share the batch size N, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}", 1)
-    pad = (lambda length: (n_t, length) if n_t is not None else (length,))
+    def pad(length):
+        return ((n_t, length) if n_t is not None else (length,))
     _check_masks(ctx, 2, [(t, t), (t, s), pad(t), pad(s)])
     return [_with_e(dims, e)]
 
@@ -163,7 +166,8 @@ def _transformer_rule(ctx: ShapeContext) -> list[list[Dim]]:
         raise ctx.fail(f"expects src and tgt of the same rank, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}", 1)
     if n_s != n_t:
         raise ctx.fail(f"expects src and tgt to share the batch size N, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}", 1)
-    pad = (lambda length: (n_s, length) if n_s is not None else (length,))
+    def pad(length):
+        return ((n_s, length) if n_s is not None else (length,))
     _check_masks(ctx, 2, [(s, s), (t, t), (t, s), pad(s), pad(t), pad(s)])
     return [_with_e(dims, e)]
 
