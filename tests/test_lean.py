@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 CONV = {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3},
@@ -29,3 +30,9 @@ def test_later_outputs_keep_their_data(api):
     assert d["output"]["data"] is not None
     for o in d["outputs"][1:]:
         assert "same_as" not in o and o["data"] is not None and o["summary"] is not None
+
+
+def test_workers_freeze_what_warm_up_left(app):
+    # gc.freeze() after warm-up: torch, the catalog and warmed kernels are out of every later collection
+    frozen = app.state.pool._pool.schedule(gc.get_freeze_count).result(timeout=60)
+    assert frozen > 10_000, frozen
