@@ -41,6 +41,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   let runCtl = null;
   let shapeCtl = null;
   let shapes = 0;
+  let drawnSeq = 0; // the runSeq whose /api/run answer was drawn last
   let explainCtl = null;
   let renders = 0;
   let drill = null; // state.ui.drill when this layer was opened from a network
@@ -162,7 +163,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (insideNetwork(request)) return; // a drilled layer's shapes come with the network's run
     try {
       const shape = await api.shape(request, { signal: shapeCtl.signal });
-      if (seq !== runSeq || lastRunRequest === request) return; // the run for this edit already drew
+      if (seq !== runSeq || drawnSeq === seq) return; // a newer edit, or this edit's run already drew
       const inputs = (request.inputs || []).map((x, i) => ({ name: entry?.inputs?.[i]?.name ?? `input${i}`, shape: x.shape }));
       const outputs = shape.output_shapes.map((s, i) => ({ name: shape.output_names?.[i] ?? "output", shape: s }));
       const pseudo = { ...shape, inputs, outputs, output: outputs[0] ?? null, shape_check: null };
@@ -206,6 +207,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
         ? await api.run({ ...inside, ...slice }, { signal: runCtl.signal, path: drill.path })
         : await api.run({ ...request, ...slice }, { signal: runCtl.signal });
       if (seq !== runSeq) return;
+      drawnSeq = seq;
       sliceAsked = null;
       lastRun = run;
       lastRunRequest = request;
