@@ -132,3 +132,9 @@ def test_module_graph_follows_static_dynamic_and_re_exports(tmp_path):
     (js / "sub" / "lazy.js").write_text("")
     assert module_graph(tmp_path) == ["js/main.js", "js/a.js", "js/sub/lazy.js", "js/sub/b.js", "js/side.js"]
 
+
+
+def test_catalog_is_compressed_once_at_start_up(api, app):
+    r = api.get("/api/layers", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip" and r.headers["vary"] == "Accept-Encoding"
+    assert r.num_bytes_downloaded == len(app.state.catalog.layers.gzipped)  # not gzipped a second time

@@ -10,11 +10,12 @@
   browser fetches them in parallel instead of one import level at a time.
 - The catalog and the presets do not change while the server runs: their JSON is serialised once and
   answered with a strong ETag (a hash of the bytes), ``Cache-Control: no-cache`` and 304 on a match.
-Compression is Starlette's GZipMiddleware (added in app.main).
+Compression is Starlette's GZipMiddleware (added in app.main); these JSON answers are gzipped once, at start-up.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -96,9 +97,12 @@ class Prebuilt:
 
     body: bytes
     etag: str = field(init=False)
+    gzipped: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "etag", f'"{hashlib.sha256(self.body).hexdigest()[:32]}"')
+        # compressed once too (GZipMiddleware passes a body that already has a Content-Encoding through)
+        object.__setattr__(self, "gzipped", gzip.compress(self.body, compresslevel=9, mtime=0))
 
     @classmethod
     def of(cls, content: Any) -> Prebuilt:
@@ -108,6 +112,9 @@ class Prebuilt:
         headers = {"ETag": self.etag, "Cache-Control": REVALIDATE}
         if _matches(request.headers, self.etag):
             return Response(status_code=304, headers=headers)
+        headers["Vary"] = "Accept-Encoding"
+        if "gzip" in request.headers.get("accept-encoding", "").lower():
+            return Response(self.gzipped, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
         return Response(self.body, media_type="application/json", headers=headers)
 
 
