@@ -15,6 +15,12 @@ VENDOR = {"d3_version": "7.9.2", "katex_version": "0.16.47"}
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def index(request: Request) -> HTMLResponse:
-    # Root-relative and independent of how the static mount is named.
-    static = f"{request.scope.get('root_path', '').rstrip('/')}/static"
-    return templates.TemplateResponse(request, "index.html", {"static": static, **VENDOR})
+    # Root-relative, under the content-hashed prefix (cached for a year, immutable): a new release changes
+    # the hash, so the page itself must always be revalidated (no-cache) and never a module.
+    root = request.scope.get("root_path", "").rstrip("/")
+    static = f"{root}/static/v/{request.app.state.static_version}"
+    # every module main.js reaches, preloaded in parallel instead of one import level at a time
+    preload = [m for m in request.app.state.modules if m != "js/main.js"]
+    response = templates.TemplateResponse(request, "index.html", {"static": static, "preload": preload, **VENDOR})
+    response.headers["Cache-Control"] = "no-cache"
+    return response

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import gc
 import multiprocessing
 import os
 import signal
@@ -80,6 +81,11 @@ def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger, skip: 
     _registry = default_registry(settings.plugins)
     budget.install(ledger)
     requests.warm_up(_registry, settings)
+    # torch, the catalog and the warmed kernels leave ~215k tracked objects that live as long as the worker;
+    # a full collection walked all of them (measured ~100 ms on the dev machine, inside a request). Frozen,
+    # the collector skips them: a full collection after warm-up measured ~0 ms.
+    gc.collect()
+    gc.freeze()
 
 
 def _animate(registry: Any, body: Any, settings: Settings, fmt: str) -> tuple[bytes, str, str]:

@@ -63,7 +63,8 @@ export const api = {
   presets: () => call("/api/presets"),
   // opts.path: run the network in `request` and report that child layer as it ran inside it.
   run: (request, opts = {}) =>
-    call("/api/run", { method: "POST", body: opts.path ? { ...request, path: opts.path } : request, signal: opts.signal }),
+    call("/api/run", { method: "POST", body: opts.path ? { ...request, path: opts.path } : request, signal: opts.signal })
+      .then(resolveSameAs),
   shape: (request, opts = {}) => call("/api/shape", { method: "POST", body: request, signal: opts.signal }),
   // opts.path: explain an element of that child's output inside a network (the request is the network's).
   explain(request, index, output, opts = {}) {
@@ -73,6 +74,13 @@ export const api = {
     return call("/api/explain", { method: "POST", body, signal: opts.signal });
   },
 };
+
+// The server sends the first output's numbers once, in `output`; `outputs[0]` says {"same_as": "output"}.
+// Point it back at that tensor so the views can read every output from one list.
+export function resolveSameAs(run) {
+  if (run && Array.isArray(run.outputs)) run.outputs = run.outputs.map((t) => (t?.same_as ? run[t.same_as] ?? t : t));
+  return run;
+}
 
 export function isAbort(err) {
   return err?.name === "AbortError";

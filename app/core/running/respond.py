@@ -39,8 +39,20 @@ def shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, An
     return fields
 
 
+def outputs_json(outputs: list[tuple[str, torch.Tensor]], settings: Settings) -> list[dict[str, Any]]:
+    """Each output summarised once. ``outputs[0]`` is the same tensor as ``output``: it keeps its name, shape,
+    dtype and numel (what clients list) and says ``"same_as": "output"`` instead of a second copy of the data."""
+    out = [tensors.tensor_json(n, t, max_elements=settings.max_elements) for n, t in outputs]
+    if out:
+        first = out[0]
+        out[0] = {k: first[k] for k in ("name", "shape", "dtype", "numel")} | {"same_as": "output"}
+        out.insert(0, first)
+    return out
+
+
 def run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs: list[tuple[str, torch.Tensor]],
                  settings: Settings, *, code: str, view: Any = None) -> dict[str, Any]:
+    first, *listed = outputs_json(outputs, settings) or [None]
     return {
         "type": plan.spec.type,
         "repr": repr(module),
@@ -52,8 +64,8 @@ def run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs:
             tensors.tensor_json(spec.name, t, max_elements=settings.max_elements)
             for spec, t in zip(plan.spec.inputs, xs)
         ],
-        "output": tensors.tensor_json(*outputs[0], max_elements=settings.max_elements) if outputs else None,
-        "outputs": [tensors.tensor_json(n, t, max_elements=settings.max_elements) for n, t in outputs],
+        "output": first,
+        "outputs": listed,
         "params": params_json(module, settings, with_data=True),
         "param_count": sum(p.numel() for p in module.parameters()),
         **shape_fields(plan, [tuple(t.shape) for _, t in outputs]),

@@ -21,7 +21,6 @@ import { debounce, sameShape, shapeStr } from "../util/format.js";
 import { withChild } from "../net/model.js";
 
 const DRAWERS = { linear: drawLinear, bilinear: drawBilinear, blocks: drawBlocks, generic: drawFlow };
-const RUN_DEBOUNCE_MS = 300;
 
 export function createLayerView(root, { store, byType, devices, setStatus, onLeaveDrill = () => {} }) {
   const $ = (sel) => root.querySelector(sel);
@@ -40,6 +39,9 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   let diagram = null;
   let runSeq = 0;
   let runCtl = null;
+  let shapeCtl = null;
+  let shapes = 0;
+  let drawnSeq = 0; // the runSeq whose /api/run answer was drawn last
   let explainCtl = null;
   let renders = 0;
   let drill = null; // state.ui.drill when this layer was opened from a network
@@ -88,7 +90,9 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (e.key === "Escape" && store.get().ui.pinned && !e.target.closest("input, textarea, select")) unpin();
   });
 
-  const scheduleRun = debounce(runNow, RUN_DEBOUNCE_MS);
+  // An edit asks for the shapes (formula only, answered in milliseconds) and the run at once; the shapes
+  // redraw the diagram and the formula, the run fills in the values. A newer edit aborts both.
+  const scheduleRun = { cancel: () => {} };
 
   store.subscribe((state, prev, reason) => {
     if (reason === "ui" && state.ui !== prev.ui) {
@@ -148,7 +152,35 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     }
     form.clearErrors();
     setStatus("editing…", "busy");
-    scheduleRun();
+    shapeNow(request, runSeq + 1);
+    runNow();
+  }
+
+  // The /api/shape answer drawn as if it were a run without numbers: the diagram and the formula first.
+  async function shapeNow(request, seq) {
+    shapeCtl?.abort();
+    shapeCtl = new AbortController();
+    if (insideNetwork(request)) return; // a drilled layer's shapes come with the network's run
+    try {
+      const shape = await api.shape(request, { signal: shapeCtl.signal });
+      if (seq !== runSeq || drawnSeq === seq) return; // a newer edit, or this edit's run already drew
+      const inputs = (request.inputs || []).map((x, i) => ({ name: entry?.inputs?.[i]?.name ?? `input${i}`, shape: x.shape }));
+      const outputs = shape.output_shapes.map((s, i) => ({ name: shape.output_names?.[i] ?? "output", shape: s }));
+      const pseudo = { ...shape, inputs, outputs, output: outputs[0] ?? null, shape_check: null };
+      const prevRequest = lastRunRequest;
+      lastRunRequest = request;
+      try {
+        drawDiagram(pseudo);
+      } finally {
+        lastRunRequest = prevRequest;
+      }
+      renderFormulas(panels.formula, pseudo, { entry, args: request.layer ?? {} });
+      setStatus("shapes ready, running…", "busy");
+      root.dataset.shapes = String(++shapes);
+    } catch (e) {
+      if (isAbort(e)) return;
+      // the run reports the same problem at its field; the shapes are only a head start
+    }
   }
 
   function markStale(on, msg = "") {
@@ -175,6 +207,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
         ? await api.run({ ...inside, ...slice }, { signal: runCtl.signal, path: drill.path })
         : await api.run({ ...request, ...slice }, { signal: runCtl.signal });
       if (seq !== runSeq) return;
+      drawnSeq = seq;
       sliceAsked = null;
       lastRun = run;
       lastRunRequest = request;
