@@ -96,8 +96,9 @@ def server_environment(args: argparse.Namespace) -> dict[str, str]:
     )
     # each HTTP process has its own pool of torch workers: the CPUs are shared out over all of them
     pool = Settings.from_env(http_workers=args.http_workers).worker_count()
-    threads = args.torch_threads if args.torch_threads > 0 else threads_per_worker(available_cpus(),
-                                                                                   args.http_workers * pool)
+    threads = (
+        args.torch_threads if args.torch_threads > 0 else threads_per_worker(available_cpus(), args.http_workers * pool)
+    )
     return {
         "LAYER_EXPLORER_DEVICE": settings.device,
         "LAYER_EXPLORER_MEMORY_LIMIT": str(settings.memory_limit_bytes),

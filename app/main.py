@@ -8,7 +8,7 @@ effect of an import); servers call the factory: ``uvicorn --factory app.main:cre
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -17,7 +17,18 @@ from starlette.concurrency import run_in_threadpool
 
 from app import __version__
 from app.api import (
-    animate, delivery, devices, errors, health, imports, layers, middleware, openapi, pages, presets, receptive_field,
+    animate,
+    delivery,
+    devices,
+    errors,
+    health,
+    imports,
+    layers,
+    middleware,
+    openapi,
+    pages,
+    presets,
+    receptive_field,
     run,
 )
 from app.core.service import Settings, WorkerPool, default_registry
@@ -65,7 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # added last = outermost: the Host check comes first, and every answer carries the security headers
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
             allow_headers=["content-type"],
         )
     # JSON, HTML, JS, CSS and SVG shrink 4-10x; woff2/PNG are compressed already and gain nothing (the

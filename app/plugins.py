@@ -48,8 +48,11 @@ def register_layer(
     """Decorator (or function) that offers ``cls`` to the catalog under ``name`` (default: class name)."""
 
     def wrap(klass: type) -> type:
-        pending().append(PluginLayer(klass, name or klass.__name__, family, params, inputs, outputs,
-                                     example, rule, doc, klass.__module__))
+        pending().append(
+            PluginLayer(
+                klass, name or klass.__name__, family, params, inputs, outputs, example, rule, doc, klass.__module__
+            )
+        )
         return klass
 
     return wrap(cls) if cls is not None else wrap

@@ -33,12 +33,19 @@ from app.core.config import Settings
 from app.main import create_app
 
 LINEAR = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42}
-GRU = {"layer": {"type": "GRU", "input_size": 8, "hidden_size": 8, "num_layers": 2, "bidirectional": True},
-       "inputs": [{"shape": [400, 1, 8]}]}
-LSTM_BIG = {"layer": {"type": "LSTM", "input_size": 4096, "hidden_size": 4096, "num_layers": 4},
-            "inputs": [{"shape": [256, 2048, 4096]}]}
-CONV64 = {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 16, "kernel_size": 3},
-          "inputs": [{"shape": [1, 3, 64, 64]}], "seed": 1}
+GRU = {
+    "layer": {"type": "GRU", "input_size": 8, "hidden_size": 8, "num_layers": 2, "bidirectional": True},
+    "inputs": [{"shape": [400, 1, 8]}],
+}
+LSTM_BIG = {
+    "layer": {"type": "LSTM", "input_size": 4096, "hidden_size": 4096, "num_layers": 4},
+    "inputs": [{"shape": [256, 2048, 4096]}],
+}
+CONV64 = {
+    "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 16, "kernel_size": 3},
+    "inputs": [{"shape": [1, 3, 64, 64]}],
+    "seed": 1,
+}
 BIG = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [16, 1024, 1024]}], "seed": 3}  # 16 M-element output
 
 
@@ -108,58 +115,118 @@ async def main(quick: bool) -> None:
     try:
         headers = {"Accept-Encoding": "identity"}
         async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=300,
-                              headers=headers) as c,
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=bare_app()), base_url="http://localhost",
-                              headers=headers) as bare,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=300, headers=headers
+            ) as c,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=bare_app()), base_url="http://localhost", headers=headers
+            ) as bare,
         ):
             # 1. small /api/run against the bare endpoint
             ours = await timed(lambda: c.post("/api/run", json=LINEAR), repeat)
             peer = await timed(lambda: bare.post("/run", json=LINEAR), repeat)
-            rows.append(("/api/run Linear(10,5) p50, 1 client", f"{ours * 1e3:.2f} ms", "bare endpoint",
-                         f"{peer * 1e3:.2f} ms", f"{ours / peer:.2f}× (target ≤ 1.5×)"))
+            rows.append(
+                (
+                    "/api/run Linear(10,5) p50, 1 client",
+                    f"{ours * 1e3:.2f} ms",
+                    "bare endpoint",
+                    f"{peer * 1e3:.2f} ms",
+                    f"{ours / peer:.2f}× (target ≤ 1.5×)",
+                )
+            )
             ours = await throughput(c, "/api/run", LINEAR, 4, seconds)
             peer = await throughput(bare, "/run", LINEAR, 4, seconds)
-            rows.append(("/api/run Linear throughput, 4 clients", f"{ours:.0f} req/s", "bare endpoint",
-                         f"{peer:.0f} req/s", f"{ours / peer:.2f}× (target ≥ 0.7×)"))
+            rows.append(
+                (
+                    "/api/run Linear throughput, 4 clients",
+                    f"{ours:.0f} req/s",
+                    "bare endpoint",
+                    f"{peer:.0f} req/s",
+                    f"{ours / peer:.2f}× (target ≥ 0.7×)",
+                )
+            )
 
             # 2. shapes at any size, against the target (the formula itself is what answers)
-            for name, body in (("GRU bidir [400,1,8]", GRU), ("LSTM(4096)×4 [256,2048,4096]", LSTM_BIG),
-                               ("Conv2d [1,3,64,64]", CONV64)):
+            for name, body in (
+                ("GRU bidir [400,1,8]", GRU),
+                ("LSTM(4096)×4 [256,2048,4096]", LSTM_BIG),
+                ("Conv2d [1,3,64,64]", CONV64),
+            ):
                 t = await timed(lambda b=body: c.post("/api/shape", json=b), max(5, repeat // 5), warm=1)
                 source = (await c.post("/api/shape", json=body)).json().get("source")
-                rows.append((f"/api/shape {name}", f"{t * 1e3:.2f} ms", "target", "10 ms",
-                             f"{t / 0.010:.2f}× (source: {source})"))
+                rows.append(
+                    (
+                        f"/api/shape {name}",
+                        f"{t * 1e3:.2f} ms",
+                        "target",
+                        "10 ms",
+                        f"{t / 0.010:.2f}× (source: {source})",
+                    )
+                )
 
             # 3. the 16 M-element output: JSON against .npy, and .npy against np.save in-process
             n = 2 if quick else 4
             js = await timed(lambda: c.post("/api/run", json=BIG), n, warm=1)
             npy = await timed(lambda: c.post("/api/run?format=npy", json=BIG), n, warm=1)
-            rows.append(("/api/run 16 M-element output, JSON", f"{js * 1e3:.0f} ms", ".npy path", f"{npy * 1e3:.0f} ms",
-                         f"{js / npy:.2f}× (target ≤ 1×)"))
+            rows.append(
+                (
+                    "/api/run 16 M-element output, JSON",
+                    f"{js * 1e3:.0f} ms",
+                    ".npy path",
+                    f"{npy * 1e3:.0f} ms",
+                    f"{js / npy:.2f}× (target ≤ 1×)",
+                )
+            )
             arr = np.random.default_rng(0).standard_normal((16, 1024, 1024), dtype=np.float32)
 
             async def save() -> None:
                 np.save(io.BytesIO(), arr, allow_pickle=False)
 
             peer = await timed(save, n, warm=1)
-            rows.append(("/api/run?format=npy 16 M elements", f"{npy * 1e3:.0f} ms", "np.save in-process",
-                         f"{peer * 1e3:.0f} ms", f"{npy / peer:.2f}×"))
+            rows.append(
+                (
+                    "/api/run?format=npy 16 M elements",
+                    f"{npy * 1e3:.0f} ms",
+                    "np.save in-process",
+                    f"{peer * 1e3:.0f} ms",
+                    f"{npy / peer:.2f}×",
+                )
+            )
 
             # 4. the catalog on the wire, and served from its prebuilt bytes
             plain = await c.get("/api/layers")
             packed = await c.get("/api/layers", headers={"Accept-Encoding": "gzip"})
             wire = packed.num_bytes_downloaded
-            rows.append(("/api/layers on the wire (gzip)", f"{wire / 1024:.1f} KB", "uncompressed",
-                         f"{len(plain.content) / 1024:.1f} KB", f"{len(plain.content) / wire:.1f}× smaller (target ≥ 5×)"))
-            rows.append(("/api/layers gzip vs gzip -9 of the same bytes", f"{wire / 1024:.1f} KB", "gzip.compress -9",
-                         f"{len(gzip.compress(plain.content, 9)) / 1024:.1f} KB",
-                         f"{wire / len(gzip.compress(plain.content, 9)):.2f}×"))
+            rows.append(
+                (
+                    "/api/layers on the wire (gzip)",
+                    f"{wire / 1024:.1f} KB",
+                    "uncompressed",
+                    f"{len(plain.content) / 1024:.1f} KB",
+                    f"{len(plain.content) / wire:.1f}× smaller (target ≥ 5×)",
+                )
+            )
+            rows.append(
+                (
+                    "/api/layers gzip vs gzip -9 of the same bytes",
+                    f"{wire / 1024:.1f} KB",
+                    "gzip.compress -9",
+                    f"{len(gzip.compress(plain.content, 9)) / 1024:.1f} KB",
+                    f"{wire / len(gzip.compress(plain.content, 9)):.2f}×",
+                )
+            )
             etag = plain.headers["etag"]
             t200 = await timed(lambda: c.get("/api/layers", headers={"Accept-Encoding": "gzip"}), repeat)
             t304 = await timed(lambda: c.get("/api/layers", headers={"If-None-Match": etag}), repeat)
-            rows.append(("/api/layers revalidation (304)", f"{t304 * 1e3:.2f} ms", "full gzip answer",
-                         f"{t200 * 1e3:.2f} ms", f"{t304 / t200:.2f}×"))
+            rows.append(
+                (
+                    "/api/layers revalidation (304)",
+                    f"{t304 * 1e3:.2f} ms",
+                    "full gzip answer",
+                    f"{t200 * 1e3:.2f} ms",
+                    f"{t304 / t200:.2f}×",
+                )
+            )
 
             # 5. the page: every file it references, identity against gzip, and how many are fetched up front
             page = await c.get("/")
@@ -172,17 +239,33 @@ async def main(quick: bool) -> None:
                 z = await c.get(url, headers={"Accept-Encoding": "gzip"})
                 raw += len(r.content)
                 zipped += z.num_bytes_downloaded  # the bytes on the wire, before httpx decodes them
-            rows.append(("static page, HTML+JS+CSS on the wire", f"{zipped / 1024:.0f} KB", "uncompressed",
-                         f"{raw / 1024:.0f} KB", f"{raw / zipped:.1f}× smaller; {len(parser.urls)} files named "
-                         "up front (modulepreload: no waterfall)"))
+            rows.append(
+                (
+                    "static page, HTML+JS+CSS on the wire",
+                    f"{zipped / 1024:.0f} KB",
+                    "uncompressed",
+                    f"{raw / 1024:.0f} KB",
+                    f"{raw / zipped:.1f}× smaller; {len(parser.urls)} files named "
+                    "up front (modulepreload: no waterfall)",
+                )
+            )
             cc = (await c.get(parser.urls[0])).headers.get("cache-control")
-            rows.append(("static asset caching", cc or "none", "page", page.headers.get("cache-control", "none"),
-                         "reload revalidates only the page"))
+            rows.append(
+                (
+                    "static asset caching",
+                    cc or "none",
+                    "page",
+                    page.headers.get("cache-control", "none"),
+                    "reload revalidates only the page",
+                )
+            )
     finally:
         app.state.pool.close()
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"torch {torch.__version__}; {'--quick' if quick else 'full'} run")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"torch {torch.__version__}; {'--quick' if quick else 'full'} run"
+    )
     print("| measurement | ours | peer | peer value | ratio |")
     print("|---|---|---|---|---|")
     for row in rows:

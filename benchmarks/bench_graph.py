@@ -55,10 +55,13 @@ def main() -> None:
         run = median_ms(lambda: service.run(registry, body, settings), max(3, args.repeat // 4))
         out = service.shape(registry, body, settings)["output_shapes"][0]
         index = [n // 2 for n in out]
-        rf = median_ms(lambda: receptive.receptive_field(registry, {**body, "index": index}, settings),
-                       max(3, args.repeat // 4))
-        print(f"{preset['id']:28} {warm:8.1f} {bare:9.1f} {cold_ms:8.1f} {cold_ms / bare:6.2f} {run:8.1f} {rf:8.1f} "
-              f"{rf / run:7.1f}")
+        rf = median_ms(
+            lambda: receptive.receptive_field(registry, {**body, "index": index}, settings), max(3, args.repeat // 4)
+        )
+        print(
+            f"{preset['id']:28} {warm:8.1f} {bare:9.1f} {cold_ms:8.1f} {cold_ms / bare:6.2f} {run:8.1f} {rf:8.1f} "
+            f"{rf / run:7.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def main() -> None:
     from fastapi.testclient import TestClient  # runs the ASGI app in-process, like a local server
 
     with TestClient(create_app(), base_url="http://localhost") as tc:  # the Host allowlist
+
         def api_once() -> None:
             r = tc.post("/api/run", json=BODY)
             r.raise_for_status()

@@ -28,17 +28,44 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 MIX = [
     ("/api/run", {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}]}),
-    ("/api/shape", {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3},
-                    "inputs": [{"shape": [1, 3, 16, 16]}]}),
-    ("/api/explain", {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
-                      "inputs": [{"shape": [6, 3, 8]}], "index": [0, 1, 2]}),
-    ("/api/run", {"layer": {"type": "Sequential", "layers": [
-        {"type": "Linear", "in_features": 32, "out_features": 64}, {"type": "ReLU"},
-        {"type": "Linear", "in_features": 64, "out_features": 10}]}, "inputs": [{"shape": [16, 32]}]}),
+    (
+        "/api/shape",
+        {
+            "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3},
+            "inputs": [{"shape": [1, 3, 16, 16]}],
+        },
+    ),
+    (
+        "/api/explain",
+        {
+            "layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
+            "inputs": [{"shape": [6, 3, 8]}],
+            "index": [0, 1, 2],
+        },
+    ),
+    (
+        "/api/run",
+        {
+            "layer": {
+                "type": "Sequential",
+                "layers": [
+                    {"type": "Linear", "in_features": 32, "out_features": 64},
+                    {"type": "ReLU"},
+                    {"type": "Linear", "in_features": 64, "out_features": 10},
+                ],
+            },
+            "inputs": [{"shape": [16, 32]}],
+        },
+    ),
 ]
 # Legitimately slow: a deep LSTM over many steps (past a short deadline, so the worker is killed).
-SLOW = ("/api/run", {"layer": {"type": "LSTM", "input_size": 64, "hidden_size": 256, "num_layers": 8},
-                     "inputs": [{"shape": [4000, 1, 64]}]})
+SLOW = (
+    "/api/run",
+    {
+        "layer": {"type": "LSTM", "input_size": 64, "hidden_size": 256, "num_layers": 8},
+        "inputs": [{"shape": [4000, 1, 64]}],
+    },
+)
 
 
 def _port() -> int:
@@ -99,8 +126,13 @@ def main() -> None:
     port = _port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LAYER_EXPLORER_WORKERS": str(args.workers), "LAYER_EXPLORER_TIMEOUT": str(args.timeout)}
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         t0 = time.monotonic()
         while True:
@@ -112,8 +144,10 @@ def main() -> None:
             if server.poll() is not None or time.monotonic() - t0 > 120:
                 sys.exit("the server did not start")
             time.sleep(0.2)
-        print(f"server up in {time.monotonic() - t0:.1f} s (pid {server.pid}, {args.workers} workers, "
-              f"deadline {args.timeout:g} s)")
+        print(
+            f"server up in {time.monotonic() - t0:.1f} s (pid {server.pid}, {args.workers} workers, "
+            f"deadline {args.timeout:g} s)"
+        )
         for path, body in MIX:  # one of each first, so both workers have served every kind
             httpx.post(f"{url}{path}", json=body, timeout=60)
         web0, workers0, n0 = memory(server.pid)
@@ -123,8 +157,9 @@ def main() -> None:
         started = time.perf_counter()
 
         async def drive():
-            await asyncio.gather(*[client(url, stop_at, MIX, 0.05 if args.slow else 0.0, results)
-                                   for _ in range(args.concurrency)])
+            await asyncio.gather(
+                *[client(url, stop_at, MIX, 0.05 if args.slow else 0.0, results) for _ in range(args.concurrency)]
+            )
 
         asyncio.run(drive())
         elapsed = time.perf_counter() - started
@@ -143,10 +178,14 @@ def main() -> None:
     def pct(p: float) -> float:
         return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000 if lat else float("nan")
 
-    print(f"{len(results)} requests in {elapsed:.1f} s with {args.concurrency} clients: "
-          f"{len(results) / elapsed:.1f} req/s ({len(lat) / elapsed:.1f} ok/s)")
-    print(f"latency of 200s (ms): p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {pct(100):.1f}"
-          + (f"  mean {statistics.mean(lat) * 1000:.1f}" if lat else ""))
+    print(
+        f"{len(results)} requests in {elapsed:.1f} s with {args.concurrency} clients: "
+        f"{len(results) / elapsed:.1f} req/s ({len(lat) / elapsed:.1f} ok/s)"
+    )
+    print(
+        f"latency of 200s (ms): p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {pct(100):.1f}"
+        + (f"  mean {statistics.mean(lat) * 1000:.1f}" if lat else "")
+    )
     print("answers: " + ", ".join(f"{s}: {n}" for s, n in sorted(by_status.items(), key=str)))
     errors = sum(n for s, n in by_status.items() if s != 200)
     print(f"errors (not 200): {errors}; /healthz after the run: {health}")

@@ -41,7 +41,9 @@ def _gated_rule(ctx):
     """Output: (N, *, out_features) — declared, so the UI shows the formula."""
     dims = ctx.dims(0)
     if dims[-1].v != ctx.arg("in_features"):
-        raise ctx.fail(f"expects the last dimension of input 0 to be in_features={ctx.arg('in_features')}, got {dims[-1].v}")
+        raise ctx.fail(
+            f"expects the last dimension of input 0 to be in_features={ctx.arg('in_features')}, got {dims[-1].v}"
+        )
     return [[Dim(d.name, d) for d in dims[:-1]] + [Dim("H_out", Sym("out_features", ctx.arg("out_features")))]]
 
 

@@ -7,9 +7,15 @@ from PIL import Image
 
 from app.core.running import animate as anim
 
-CONV1D = {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4}, "inputs": [{"shape": [6, 3, 8]}], "seed": 42}
-MAXPOOL = {"layer": {"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1},
-           "inputs": [{"data": [[[[-(i * 4 + j + 1) for j in range(4)] for i in range(4)]]]}]}
+CONV1D = {
+    "layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
+    "inputs": [{"shape": [6, 3, 8]}],
+    "seed": 42,
+}
+MAXPOOL = {
+    "layer": {"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1},
+    "inputs": [{"data": [[[[-(i * 4 + j + 1) for j in range(4)] for i in range(4)]]]}],
+}
 
 
 def gif(api, body):
@@ -76,14 +82,20 @@ def test_too_many_frames_is_413_before_rendering(api, monkeypatch):
 
     monkeypatch.setattr(anim, "render_frames", boom)
     monkeypatch.setattr(anim, "execute", boom)
-    body = {"layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3}, "inputs": [{"shape": [1, 1, 64, 64]}]}
+    body = {
+        "layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3},
+        "inputs": [{"shape": [1, 1, 64, 64]}],
+    }
     r = api.post("/api/animate?format=gif", json=body)
     assert r.status_code == 413
     assert r.json()["error"] == "too_large" and "3845 frames" in r.json()["detail"]
 
 
 def test_not_a_window_layer_or_bad_format(api):
-    r = api.post("/api/animate?format=gif", json={"layer": {"type": "Linear", "in_features": 3, "out_features": 2}, "inputs": [{"shape": [2, 3]}]})
+    r = api.post(
+        "/api/animate?format=gif",
+        json={"layer": {"type": "Linear", "in_features": 3, "out_features": 2}, "inputs": [{"shape": [2, 3]}]},
+    )
     assert r.status_code == 422 and r.json()["field"] == "layer.type"
     r = api.post("/api/animate?format=bmp", json=CONV1D)
     assert r.status_code == 422

@@ -39,8 +39,14 @@ def test_layers_catalog_shape(api):
 
 
 def test_issue_example_conv1d(api):
-    r = api.post("/api/run", json={"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5,
-                                                      "kernel_size": 4}, "inputs": [{"shape": [6, 3, 8]}], "seed": 42})
+    r = api.post(
+        "/api/run",
+        json={
+            "layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
+            "inputs": [{"shape": [6, 3, 8]}],
+            "seed": 42,
+        },
+    )
     assert r.status_code == 200
     d = r.json()
     assert d["output"]["shape"] == d["predicted_shape"] == [6, 5, 5]
@@ -83,15 +89,18 @@ def test_npy_named_output(api):
 
 
 def test_tuple_outputs_are_named(api):
-    d = api.post("/api/run", json=body({"type": "LSTM", "input_size": 4, "hidden_size": 3},
-                                       [{"shape": [2, 1, 4]}])).json()
+    d = api.post(
+        "/api/run", json=body({"type": "LSTM", "input_size": 4, "hidden_size": 3}, [{"shape": [2, 1, 4]}])
+    ).json()
     assert [o["name"] for o in d["outputs"]] == ["output", "h_n", "c_n"]
     assert d["predicted_shapes"] == [o["shape"] for o in d["outputs"]]
 
 
 def test_non_finite_values_are_strings(api):
-    d = api.post("/api/run", json=body({"type": "Linear", "in_features": 2, "out_features": 1},
-                                       [{"data": [[1e38, 1e38], ["inf", "nan"]]}])).json()
+    d = api.post(
+        "/api/run",
+        json=body({"type": "Linear", "in_features": 2, "out_features": 1}, [{"data": [[1e38, 1e38], ["inf", "nan"]]}]),
+    ).json()
     text = json.dumps(d)  # valid JSON: json.dumps would write Infinity/NaN for float values
     assert "Infinity" not in text and "NaN" not in text
     flat = [v for row in d["output"]["data"] for v in row]
@@ -100,8 +109,13 @@ def test_non_finite_values_are_strings(api):
 
 
 def test_shape_endpoint_does_not_allocate(api):
-    r = api.post("/api/shape", json=body({"type": "Conv2d", "in_channels": 512, "out_channels": 512, "kernel_size": 3},
-                                         [{"shape": [64, 512, 224, 224]}]))
+    r = api.post(
+        "/api/shape",
+        json=body(
+            {"type": "Conv2d", "in_channels": 512, "out_channels": 512, "kernel_size": 3},
+            [{"shape": [64, 512, 224, 224]}],
+        ),
+    )
     d = r.json()
     assert r.status_code == 200
     assert d["output_shape"] == [64, 512, 222, 222]
@@ -115,21 +129,64 @@ def test_shape_endpoint_does_not_allocate(api):
     [
         (body({"type": "Linaer"}), 404, "unknown_layer", "layer.type", "Did you mean 'Linear'"),
         (body({"type": "os.system"}), 404, "unknown_layer", "layer.type", "Unknown layer type"),
-        (body({**LINEAR, "out_feature": 5}), 422, "invalid_argument", "layer.out_feature", "Did you mean 'out_features'"),
+        (
+            body({**LINEAR, "out_feature": 5}),
+            422,
+            "invalid_argument",
+            "layer.out_feature",
+            "Did you mean 'out_features'",
+        ),
         (body({**LINEAR, "in_features": "ten"}), 422, "invalid_argument", "layer.in_features", "integer"),
         (body({**LINEAR, "in_features": 0}), 422, "invalid_argument", "layer.in_features", ">= 1"),
-        (body({"type": "Linear", "in_features": 10}), 422, "invalid_argument", "layer.out_features", "needs out_features"),
+        (
+            body({"type": "Linear", "in_features": 10}),
+            422,
+            "invalid_argument",
+            "layer.out_features",
+            "needs out_features",
+        ),
         (body({"type": "Dropout", "p": 1.5}, [{"shape": [2]}]), 422, "invalid_argument", "layer.p", "between 0 and 1"),
-        (body({"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding_mode": "mirror"},
-              [{"shape": [1, 3, 5, 5]}]), 422, "invalid_argument", "layer.padding_mode", "one of"),
-        (body(inputs=[{"shape": [5, 7]}]), 422, "shape_mismatch", "inputs[0].shape",
-         "Linear expects the last dimension of input 0 to be in_features=10, got 7"),
-        (body({"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 10}, [{"shape": [6, 3, 8]}]),
-         422, "shape_mismatch", "inputs[0].shape", "kernel"),
-        (body({"type": "Conv1d", "in_channels": 3, "out_channels": 6, "kernel_size": 3, "groups": 2},
-              [{"shape": [6, 3, 8]}]), 422, "invalid_argument", "layer.in_channels", "divisible by groups"),
-        (body({"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 3}, [{"shape": [6, 4, 8]}]),
-         422, "shape_mismatch", "inputs[0].shape", "in_channels=3"),
+        (
+            body(
+                {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding_mode": "mirror"},
+                [{"shape": [1, 3, 5, 5]}],
+            ),
+            422,
+            "invalid_argument",
+            "layer.padding_mode",
+            "one of",
+        ),
+        (
+            body(inputs=[{"shape": [5, 7]}]),
+            422,
+            "shape_mismatch",
+            "inputs[0].shape",
+            "Linear expects the last dimension of input 0 to be in_features=10, got 7",
+        ),
+        (
+            body({"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 10}, [{"shape": [6, 3, 8]}]),
+            422,
+            "shape_mismatch",
+            "inputs[0].shape",
+            "kernel",
+        ),
+        (
+            body(
+                {"type": "Conv1d", "in_channels": 3, "out_channels": 6, "kernel_size": 3, "groups": 2},
+                [{"shape": [6, 3, 8]}],
+            ),
+            422,
+            "invalid_argument",
+            "layer.in_channels",
+            "divisible by groups",
+        ),
+        (
+            body({"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 3}, [{"shape": [6, 4, 8]}]),
+            422,
+            "shape_mismatch",
+            "inputs[0].shape",
+            "in_channels=3",
+        ),
         (body(device="cuda"), 422, "device_unavailable", "device", "no CUDA device"),
         (body(device="tpu"), 422, "device_unavailable", "device", "not a device name"),
         (body(seed=-1), 422, "invalid_request", "seed", "seed must be an integer"),
@@ -141,8 +198,13 @@ def test_shape_endpoint_does_not_allocate(api):
         (body(inputs=[{"data": [[1, 2], [3]]}]), 422, "invalid_argument", "inputs[0].data", "ragged"),
         (body(inputs=[{"data": [["a"]]}]), 422, "invalid_argument", "inputs[0].data", "only numbers"),
         (body(inputs=[{"shape": [200000, 200000]}]), 413, "too_large", "inputs", "limit"),
-        (body({"type": "Linear", "in_features": 10**6, "out_features": 10**6}, [{"shape": [1, 10**6]}]),
-         413, "too_large", "layer", "parameters would take"),
+        (
+            body({"type": "Linear", "in_features": 10**6, "out_features": 10**6}, [{"shape": [1, 10**6]}]),
+            413,
+            "too_large",
+            "layer",
+            "parameters would take",
+        ),
     ],
 )
 def test_errors_are_clear_4xx(api, req, status, error, field, words):
@@ -197,8 +259,13 @@ def test_half_precision_on_cpu_is_clear(api):
 
 
 def test_torch_warnings_are_reported_not_raised(api):
-    r = api.post("/api/run", json=body({"type": "Conv1d", "in_channels": 1, "out_channels": 1, "kernel_size": 2,
-                                        "padding": "same"}, [{"shape": [1, 1, 5]}]))
+    r = api.post(
+        "/api/run",
+        json=body(
+            {"type": "Conv1d", "in_channels": 1, "out_channels": 1, "kernel_size": 2, "padding": "same"},
+            [{"shape": [1, 1, 5]}],
+        ),
+    )
     assert r.status_code == 200
     d = r.json()
     assert d["output"]["shape"] == [1, 1, 5]
@@ -209,16 +276,19 @@ def test_index_data_must_be_whole_numbers(api):
     req = body({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 3}, [{"data": [[1, 2.5]]}])
     r = api.post("/api/run", json=req)
     assert r.status_code == 422 and "whole numbers" in r.json()["detail"]
-    r = api.post("/api/run", json=body({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 3},
-                                       [{"data": [[1, 12]]}]))
+    r = api.post(
+        "/api/run", json=body({"type": "Embedding", "num_embeddings": 10, "embedding_dim": 3}, [{"data": [[1, 12]]}])
+    )
     assert r.status_code == 422 and "between 0 and 9" in r.json()["detail"]
 
 
 def test_lstm_with_state_snippet_reproduces(api):
     import torch
 
-    req = body({"type": "LSTM", "input_size": 4, "hidden_size": 3},
-               [{"shape": [2, 1, 4]}, {"shape": [1, 1, 3]}, {"shape": [1, 1, 3]}])
+    req = body(
+        {"type": "LSTM", "input_size": 4, "hidden_size": 3},
+        [{"shape": [2, 1, 4]}, {"shape": [1, 1, 3]}, {"shape": [1, 1, 3]}],
+    )
     d = api.post("/api/run", json=req).json()
     assert "layer(x1.to(" in d["code"] and ", (x2.to(" in d["code"]
     ns: dict = {}
@@ -240,6 +310,8 @@ def test_absurd_sizes_are_answered_from_the_formula_or_refused(api):
     assert d["output_shape"] == [5, 10**9] and d["source"] == "formula"
     assert api.post("/api/run", json=req).status_code == 413
     # stacked copies are built one by one, so their count is bounded before anything is built
-    r = api.post("/api/shape", json=body({"type": "LSTM", "input_size": 4, "hidden_size": 4, "num_layers": 10**9},
-                                         [{"shape": [2, 1, 4]}]))
+    r = api.post(
+        "/api/shape",
+        json=body({"type": "LSTM", "input_size": 4, "hidden_size": 4, "num_layers": 10**9}, [{"shape": [2, 1, 4]}]),
+    )
     assert r.status_code == 422 and r.json()["field"] == "layer.num_layers" and "between 1 and 64" in r.json()["detail"]

@@ -110,7 +110,7 @@ def test_no_import_cycles():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = stack[stack.index(nxt) :] + [nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)
@@ -138,8 +138,11 @@ def test_web_layer_enters_the_core_only_through_the_service():
 def _run_in_child(queue):
     from app.core import service
 
-    out = service.run(service.default_registry(), {"layer": {"type": "Linear", "in_features": 10, "out_features": 5},
-                                                   "inputs": [{"shape": [5, 10]}], "seed": 42}, service.Settings())
+    out = service.run(
+        service.default_registry(),
+        {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42},
+        service.Settings(),
+    )
     queue.put(out["output"]["data"][0][0])
 
 

@@ -80,7 +80,19 @@ def test_entry_is_documented(spec):
     assert d["inputs"] and all(i["convention"].startswith("(") for i in d["inputs"])
     assert d["example"]["layer"]["type"] == spec.type
     for p in d["params"]:
-        assert p["type"] in {"int", "float", "bool", "str", "ints", "floats", "int_list", "float_list", "tensor", "layer", "layers"}
+        assert p["type"] in {
+            "int",
+            "float",
+            "bool",
+            "str",
+            "ints",
+            "floats",
+            "int_list",
+            "float_list",
+            "tensor",
+            "layer",
+            "layers",
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,12 +114,22 @@ def test_entry_publishes_the_facts_the_client_needs(spec):
         assert fit["param"] in names and isinstance(fit["dim"], int)
 
 
-@pytest.mark.parametrize("type_name, param, dim", [
-    ("Linear", "in_features", -1), ("Bilinear", "in1_features", -1), ("BasicLinear", "input_features", -1),
-    ("Conv1d", "in_channels", -2), ("Conv2d", "in_channels", -3), ("ConvTranspose3d", "in_channels", -4),
-    ("BatchNorm1d", "num_features", 1), ("BatchNorm2d", "num_features", -3), ("GroupNorm", "num_channels", 1),
-    ("LayerNorm", "normalized_shape", -1), ("LSTM", "input_size", -1),
-])
+@pytest.mark.parametrize(
+    "type_name, param, dim",
+    [
+        ("Linear", "in_features", -1),
+        ("Bilinear", "in1_features", -1),
+        ("BasicLinear", "input_features", -1),
+        ("Conv1d", "in_channels", -2),
+        ("Conv2d", "in_channels", -3),
+        ("ConvTranspose3d", "in_channels", -4),
+        ("BatchNorm1d", "num_features", 1),
+        ("BatchNorm2d", "num_features", -3),
+        ("GroupNorm", "num_channels", 1),
+        ("LayerNorm", "normalized_shape", -1),
+        ("LSTM", "input_size", -1),
+    ],
+)
 def test_fit_to_input_follows_the_input_shape(type_name, param, dim):
     fits = {f["param"]: f for f in REGISTRY.get(type_name).to_dict()["fit_to_input"]}
     assert fits[param]["dim"] == dim
@@ -148,7 +170,9 @@ def test_client_matches_no_layer_type_names():
     types = {spec.type for spec in SPECS}
     literal = re.compile(r"""["'`]([A-Za-z0-9]+)["'`]""")
     decides = re.compile(r"""[!=]==?|\.has\(|new Set\(|\bcase\b|\.includes\(""")
-    name_pattern = re.compile(r"""/[^/\n]*(Conv|Pool|Linear|Norm|LSTM|Sequential|Residual)[^/\n]*/\.test\(|\[123\]\)?d""")
+    name_pattern = re.compile(
+        r"""/[^/\n]*(Conv|Pool|Linear|Norm|LSTM|Sequential|Residual)[^/\n]*/\.test\(|\[123\]\)?d"""
+    )
     found = []
     for path in static.rglob("*.js"):
         for n, line in enumerate(path.read_text().splitlines(), 1):

@@ -55,10 +55,13 @@ def test_plugins_from_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("argv, words", [
-    (["--device", "cuda"], "no CUDA device"),
-    (["--plugin", "no_such_plugin_module"], "cannot import plugin"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--device", "cuda"], "no CUDA device"),
+        (["--plugin", "no_such_plugin_module"], "cannot import plugin"),
+    ],
+)
 def test_start_up_errors_exit_cleanly(monkeypatch, capfd, argv, words, workers):
     seen = {}
     monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
@@ -117,11 +120,14 @@ def test_http_workers_from_environment(monkeypatch):
     assert seen["workers"] == 3 and os.environ["LAYER_EXPLORER_TORCH_THREADS"] == "1"
 
 
-@pytest.mark.parametrize("argv, env, words", [
-    (["--http-workers", "0"], {}, "--http-workers must be at least 1"),
-    ([], {"LAYER_EXPLORER_HTTP_WORKERS": "many"}, "LAYER_EXPLORER_HTTP_WORKERS='many' is not a whole number"),
-    (["--port", "70000"], {}, "--port must be between 1 and 65535"),
-])
+@pytest.mark.parametrize(
+    "argv, env, words",
+    [
+        (["--http-workers", "0"], {}, "--http-workers must be at least 1"),
+        ([], {"LAYER_EXPLORER_HTTP_WORKERS": "many"}, "LAYER_EXPLORER_HTTP_WORKERS='many' is not a whole number"),
+        (["--port", "70000"], {}, "--port must be between 1 and 65535"),
+    ],
+)
 def test_bad_worker_or_port_settings_exit_cleanly(monkeypatch, capsys, argv, env, words):
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("must not start"))
     for key, value in env.items():
@@ -132,13 +138,16 @@ def test_bad_worker_or_port_settings_exit_cleanly(monkeypatch, capsys, argv, env
     assert words in capsys.readouterr().err + str(exc.value.code)
 
 
-@pytest.mark.parametrize("cpu_max, cap", [
-    ("150000 100000\n", 2),   # docker run --cpus 1.5: two threads' worth, rounded up
-    ("50000 100000\n", 1),
-    ("400000 100000\n", 4),
-    ("max 100000\n", None),   # no quota: the affinity mask decides
-    (None, None),              # no cgroup v2 file at all
-])
+@pytest.mark.parametrize(
+    "cpu_max, cap",
+    [
+        ("150000 100000\n", 2),  # docker run --cpus 1.5: two threads' worth, rounded up
+        ("50000 100000\n", 1),
+        ("400000 100000\n", 4),
+        ("max 100000\n", None),  # no quota: the affinity mask decides
+        (None, None),  # no cgroup v2 file at all
+    ],
+)
 def test_available_cpus_honours_the_cgroup_quota(tmp_path, cpu_max, cap):
     if cpu_max is not None:
         (tmp_path / "cpu.max").write_text(cpu_max)

@@ -65,8 +65,9 @@ def test_catalog_etag_and_304(api):
 
 
 def test_etags_differ_per_document(api):
-    tags = {api.get(p).headers["etag"] for p in ("/api/layers", "/api/layers/Conv2d", "/api/layers/Linear",
-                                                  "/api/presets")}
+    tags = {
+        api.get(p).headers["etag"] for p in ("/api/layers", "/api/layers/Conv2d", "/api/layers/Linear", "/api/presets")
+    }
     assert len(tags) == 4
 
 
@@ -131,7 +132,6 @@ def test_module_graph_follows_static_dynamic_and_re_exports(tmp_path):
     (js / "sub" / "b.js").write_text('import { a } from "../a.js";\n')  # a cycle
     (js / "sub" / "lazy.js").write_text("")
     assert module_graph(tmp_path) == ["js/main.js", "js/a.js", "js/sub/lazy.js", "js/sub/b.js", "js/side.js"]
-
 
 
 def test_catalog_is_compressed_once_at_start_up(api, app):

@@ -23,8 +23,11 @@ def sh(*dims: int) -> dict:
 
 def test_lstm_input_size_mismatch_is_explained():
     with pytest.raises(ShapeMismatch) as info:
-        service.shape(REGISTRY, {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20},
-                                "inputs": [sh(5, 3, 7)]}, SETTINGS)
+        service.shape(
+            REGISTRY,
+            {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20}, "inputs": [sh(5, 3, 7)]},
+            SETTINGS,
+        )
     assert "LSTM expects the last dimension of input 0 to be input_size=10, got 7" in info.value.detail
     assert info.value.field == "inputs[0].shape"
     assert info.value.status == 422
@@ -44,8 +47,16 @@ def test_lstm_state_inputs_and_outputs():
 
 def test_rnn_params_are_declared():
     params = {p["name"]: p for p in REGISTRY.get("RNN").to_dict()["params"]}
-    assert list(params) == ["input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
-                            "dropout", "bidirectional"]
+    assert list(params) == [
+        "input_size",
+        "hidden_size",
+        "num_layers",
+        "nonlinearity",
+        "bias",
+        "batch_first",
+        "dropout",
+        "bidirectional",
+    ]
     assert params["input_size"]["required"] and params["input_size"]["minimum"] == 1
     assert params["nonlinearity"]["choices"] == ["tanh", "relu"]
     assert (params["dropout"]["minimum"], params["dropout"]["maximum"]) == (0, 1)
@@ -70,8 +81,13 @@ def test_kl_div_batchmean_is_scalar():
 def test_transformer_encoder_nested_config_runs():
     layer = {
         "type": "TransformerEncoder",
-        "encoder_layer": {"type": "TransformerEncoderLayer", "d_model": 16, "nhead": 2, "dim_feedforward": 32,
-                          "batch_first": True},
+        "encoder_layer": {
+            "type": "TransformerEncoderLayer",
+            "d_model": 16,
+            "nhead": 2,
+            "dim_feedforward": 32,
+            "batch_first": True,
+        },
         "num_layers": 2,
         "norm": {"type": "LayerNorm", "normalized_shape": [16]},
     }

@@ -28,8 +28,9 @@ def test_local_hosts_are_answered(app, host):
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.2",
-                                  "[::2]", ""])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.2", "[::2]", ""]
+)
 def test_other_hosts_get_a_json_400(app, host):
     # DNS rebinding: a page on evil.example resolved to 127.0.0.1 still sends Host: evil.example
     r = _request(app, "POST", "/api/run", json=LINEAR, headers={"host": host})
@@ -44,8 +45,16 @@ def test_allowed_hosts_come_from_settings():
     assert _request(app, "GET", "/healthz", headers={"host": "localhost"}).status_code == 400
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "text/plain;charset=UTF-8",
-                                          "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ],
+)
 def test_posts_must_be_declared_json(app, content_type):
     # A cross-site <form> or no-cors fetch can send exactly these without a CORS preflight.
     headers = {"content-type": content_type} if content_type else {}
@@ -55,30 +64,51 @@ def test_posts_must_be_declared_json(app, content_type):
 
 
 def test_json_with_a_charset_is_fine(app):
-    r = _request(app, "POST", "/api/shape", content=json.dumps(LINEAR).encode(),
-                 headers={"content-type": "application/json; charset=utf-8"})
+    r = _request(
+        app,
+        "POST",
+        "/api/shape",
+        content=json.dumps(LINEAR).encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
     assert r.status_code == 200, r.text
 
 
 def test_cross_site_text_plain_post_does_not_run(app):
-    r = _request(app, "POST", "/api/run", content=json.dumps(LINEAR).encode(),
-                 headers={"content-type": "text/plain", "origin": "https://evil.example",
-                          "sec-fetch-site": "cross-site"})
+    r = _request(
+        app,
+        "POST",
+        "/api/run",
+        content=json.dumps(LINEAR).encode(),
+        headers={"content-type": "text/plain", "origin": "https://evil.example", "sec-fetch-site": "cross-site"},
+    )
     assert r.status_code == 415
     assert "access-control-allow-origin" not in r.headers
 
 
 def test_no_cors_unless_configured(app):
-    r = _request(app, "OPTIONS", "/api/run", headers={"origin": "https://evil.example",
-                                                      "access-control-request-method": "POST"})
+    r = _request(
+        app, "OPTIONS", "/api/run", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
+    )
     assert "access-control-allow-origin" not in r.headers
     configured = create_app(Settings(cors_origins=("https://notebook.example",)))
-    ok = _request(configured, "OPTIONS", "/api/run", headers={"origin": "https://notebook.example",
-                                                             "access-control-request-method": "POST",
-                                                             "access-control-request-headers": "content-type"})
+    ok = _request(
+        configured,
+        "OPTIONS",
+        "/api/run",
+        headers={
+            "origin": "https://notebook.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
     assert ok.headers["access-control-allow-origin"] == "https://notebook.example"
-    other = _request(configured, "OPTIONS", "/api/run", headers={"origin": "https://evil.example",
-                                                                "access-control-request-method": "POST"})
+    other = _request(
+        configured,
+        "OPTIONS",
+        "/api/run",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
     assert "access-control-allow-origin" not in other.headers
 
 
@@ -128,8 +158,7 @@ def test_a_large_bracket_body_does_not_stall_healthz(app):
 
     async def go():
         async with client(app) as c:
-            post = asyncio.create_task(
-                c.post("/api/run", content=big, headers={"content-type": "application/json"}))
+            post = asyncio.create_task(c.post("/api/run", content=big, headers={"content-type": "application/json"}))
             await asyncio.sleep(0.05)
             health = await c.get("/healthz")
             return health, post.done(), await post
@@ -150,8 +179,11 @@ def test_unexpected_errors_are_json_500_without_a_traceback():
     app.include_router(router)
     r = _request(app, "GET", "/api/boom")
     assert r.status_code == 500
-    assert r.json() == {"detail": "the server failed on this request (an internal error; the server log has the "
-                                  "details)", "error": "internal_error", "field": None}
+    assert r.json() == {
+        "detail": "the server failed on this request (an internal error; the server log has the details)",
+        "error": "internal_error",
+        "field": None,
+    }
     assert "secret" not in r.text and "Traceback" not in r.text
 
 

@@ -146,6 +146,7 @@ def test_a_client_that_goes_away_cancels_its_work(pool_app):
 
 def test_a_full_queue_is_a_503_with_retry_after(pool_app):
     assert _settled(pool_app.state.pool)  # workers stopped by earlier tests have exited
+
     async def go():
         async with client(pool_app) as c:
             await _ready(c)
@@ -212,8 +213,9 @@ def test_same_seed_dropout_is_identical_under_concurrency(app):
 
 
 def test_concurrent_losses_are_each_their_own(app):
-    bodies = [{"layer": {"type": "MSELoss"}, "inputs": [{"shape": [4, 3]}, {"shape": [4, 3]}], "seed": s}
-              for s in range(6)]
+    bodies = [
+        {"layer": {"type": "MSELoss"}, "inputs": [{"shape": [4, 3]}, {"shape": [4, 3]}], "seed": s} for s in range(6)
+    ]
 
     async def go():
         async with client(app) as c:

@@ -44,11 +44,23 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.pidfile = tmp / "worker.pid"
         self.log = tmp / "server.log"
-        env = {**os.environ, "LAYER_EXPLORER_WORKERS": "2", "LAYER_EXPLORER_TIMEOUT": "2",
-               "LAYER_EXPLORER_QUEUE": "4", "LAYER_EXPLORER_PLUGINS": PLUGIN, "LAYER_EXPLORER_BODY_TIMEOUT": "1",
-               "LAYER_EXPLORER_HEADER_TIMEOUT": "1", "LAYER_EXPLORER_TEST_PIDFILE": str(self.pidfile)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "--port", str(self.port)], cwd=ROOT, env=env,
-                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        env = {
+            **os.environ,
+            "LAYER_EXPLORER_WORKERS": "2",
+            "LAYER_EXPLORER_TIMEOUT": "2",
+            "LAYER_EXPLORER_QUEUE": "4",
+            "LAYER_EXPLORER_PLUGINS": PLUGIN,
+            "LAYER_EXPLORER_BODY_TIMEOUT": "1",
+            "LAYER_EXPLORER_HEADER_TIMEOUT": "1",
+            "LAYER_EXPLORER_TEST_PIDFILE": str(self.pidfile),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "--port", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -138,8 +150,11 @@ def _abandon(url: str, body: dict) -> socket.socket:
     data = json.dumps(body).encode()
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(b"POST /api/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    sock.sendall(
+        b"POST /api/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
     return sock
 
 
@@ -159,8 +174,10 @@ def test_slow_headers_and_bodies_are_cut_off(server):
         slow_head.settimeout(20)
         assert slow_head.recv(1024) == b""  # closed by the server after the 1 s header timeout
     with socket.create_connection((host, int(port))) as slow_body:
-        slow_body.sendall(b"POST /api/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                          b"Content-Length: 100\r\n\r\n{\"layer\":")
+        slow_body.sendall(
+            b"POST /api/run HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"layer":'
+        )
         slow_body.settimeout(20)
         answer = b""
         while b"request_timeout" not in answer and (chunk := slow_body.recv(4096)):

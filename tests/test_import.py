@@ -26,10 +26,14 @@ model = nn.Sequential(
 """
 
 # the tutorial's networks, spelled as its code spells the layers
-TUTORIAL_NET = "nn.Sequential(OrderedDict([('layer1', BasicLinear(input_features=10, output_features=15)), " \
-               "('layer2', BasicLinear(input_features=15, output_features=20))]))"
-TUTORIAL_BLOCKS = "torch.nn.Sequential(collections.OrderedDict({'block1': SimpleResidualBlock(10, 50), " \
-                  "'block2': SimpleResidualBlock(in_features=50, out_features=50)}))"
+TUTORIAL_NET = (
+    "nn.Sequential(OrderedDict([('layer1', BasicLinear(input_features=10, output_features=15)), "
+    "('layer2', BasicLinear(input_features=15, output_features=20))]))"
+)
+TUTORIAL_BLOCKS = (
+    "torch.nn.Sequential(collections.OrderedDict({'block1': SimpleResidualBlock(10, 50), "
+    "'block2': SimpleResidualBlock(in_features=50, out_features=50)}))"
+)
 
 PRINTOUT = """Sequential(
   (0): Conv2d(3, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
@@ -54,7 +58,7 @@ VALID = {
     "lstm": "torch.nn.LSTM(8, 16, num_layers=2, batch_first=True)",
     "printout": PRINTOUT,
     "literals": "nn.Sequential(nn.Linear(2 ** 4, (64 // 2) % 20 - -1, bias=False), nn.Dropout(p=0.25), "
-                "nn.LeakyReLU(negative_slope=-0.01), nn.Linear(13, 1 << 2))",
+    "nn.LeakyReLU(negative_slope=-0.01), nn.Linear(13, 1 << 2))",
 }
 
 
@@ -77,21 +81,31 @@ def test_lenet_is_the_preset(api):
 
 def test_named_children_and_positional_arguments(api):
     body = api.post("/api/import", json={"code": TUTORIAL_BLOCKS}).json()
-    assert body["layer"] == {"type": "Sequential", "layers": [
-        {"type": "SimpleResidualBlock", "in_features": 10, "out_features": 50, "name": "block1"},
-        {"type": "SimpleResidualBlock", "in_features": 50, "out_features": 50, "name": "block2"},
-    ]}
+    assert body["layer"] == {
+        "type": "Sequential",
+        "layers": [
+            {"type": "SimpleResidualBlock", "in_features": 10, "out_features": 50, "name": "block1"},
+            {"type": "SimpleResidualBlock", "in_features": 50, "out_features": 50, "name": "block2"},
+        ],
+    }
     assert body["inputs"] == [{"shape": [5, 10]}]
 
 
 def test_printout_of_a_sequential(api):
     body = api.post("/api/import", json={"code": PRINTOUT}).json()
     layer = body["layer"]
-    assert body["warnings"] == ["line 4, column 21: ReLU's inplace is ignored (it changes where the result is "
-                                "stored, not the result)"]
+    assert body["warnings"] == [
+        "line 4, column 21: ReLU's inplace is ignored (it changes where the result is stored, not the result)"
+    ]
     assert [c.get("name") for c in layer["layers"]] == [None, None, None, "head", "3"]
-    assert layer["layers"][0] == {"type": "Conv2d", "in_channels": 3, "out_channels": 16, "kernel_size": [3, 3],
-                                  "stride": [1, 1], "padding": [1, 1]}
+    assert layer["layers"][0] == {
+        "type": "Conv2d",
+        "in_channels": 3,
+        "out_channels": 16,
+        "kernel_size": [3, 3],
+        "stride": [1, 1],
+        "padding": [1, 1],
+    }
     assert layer["layers"][3]["layers"][1] == {"type": "Flatten", "start_dim": 1, "end_dim": -1}
 
 
@@ -161,15 +175,18 @@ def test_hostile_code_is_refused_with_its_place(api, name):
     assert body["detail"].startswith(f"line {line}, column {column}: ")
 
 
-@pytest.mark.parametrize("code", [
-    "(" * 200 + "1" + ")" * 200,
-    "nn.Linear(" + "-" * 15000 + "1, 2)",
-    "nn.Linear(" + "+".join(["1"] * 3000) + ", 2)",
-    "nn.Sequential(" + "nn.Sequential(" * 60 + "nn.ReLU()" + ")" * 61,
-    "nn.Linear(1, 2)" + " " * 30_000,
-    "nn.Linear(1,\x00 2)",
-    "",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "(" * 200 + "1" + ")" * 200,
+        "nn.Linear(" + "-" * 15000 + "1, 2)",
+        "nn.Linear(" + "+".join(["1"] * 3000) + ", 2)",
+        "nn.Sequential(" + "nn.Sequential(" * 60 + "nn.ReLU()" + ")" * 61,
+        "nn.Linear(1, 2)" + " " * 30_000,
+        "nn.Linear(1,\x00 2)",
+        "",
+    ],
+)
 def test_oversized_or_deep_code_gets_a_4xx(api, code):
     r = api.post("/api/import", json={"code": code})
     assert r.status_code in (413, 422), r.text
@@ -192,8 +209,11 @@ def test_nothing_is_imported_evaluated_or_called(registry, monkeypatch):
         # ast.parse itself raises "compile" (with the AST-only flag), and reading a catalog constructor's
         # signature reads its __code__/__defaults__; a SyntaxError looks for the source "file" by the name ast
         # was given (not a path from the request); anything else would be the pasted code at work
-        benign = event in ("compile", "builtins.id") or (event == "open" and args[0] == PASTE_NAME) or (
-            event == "object.__getattr__" and args[1] in ("__code__", "__defaults__", "__kwdefaults__"))
+        benign = (
+            event in ("compile", "builtins.id")
+            or (event == "open" and args[0] == PASTE_NAME)
+            or (event == "object.__getattr__" and args[1] in ("__code__", "__defaults__", "__kwdefaults__"))
+        )
         if watching["on"] and not benign:
             events.append(event)
 
@@ -231,7 +251,7 @@ def test_nothing_is_imported_evaluated_or_called(registry, monkeypatch):
     assert set(sys.modules) == before
     # the corpus was really read: every hostile snippet refused, every valid one parsed
     assert outcomes[: len(HOSTILE)].count(422) >= len(HOSTILE) - 1  # the catalog's own check runs later
-    assert all(isinstance(o, str) for o in outcomes[len(HOSTILE):])
+    assert all(isinstance(o, str) for o in outcomes[len(HOSTILE) :])
 
 
 def test_the_importer_needs_no_torch_and_the_graphs_package_no_web_framework():

@@ -5,17 +5,24 @@ from __future__ import annotations
 import gc
 import json
 
-CONV = {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3},
-        "inputs": [{"shape": [2, 3, 64, 64]}], "seed": 1}
-LSTM = {"layer": {"type": "LSTM", "input_size": 4, "hidden_size": 6},
-        "inputs": [{"shape": [5, 3, 4]}], "seed": 2}
+CONV = {
+    "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3},
+    "inputs": [{"shape": [2, 3, 64, 64]}],
+    "seed": 1,
+}
+LSTM = {"layer": {"type": "LSTM", "input_size": 4, "hidden_size": 6}, "inputs": [{"shape": [5, 3, 4]}], "seed": 2}
 
 
 def test_first_output_is_not_sent_twice(api):
     d = api.post("/api/run", json=CONV).json()
     first = d["outputs"][0]
-    assert first == {"name": "output", "shape": [2, 8, 62, 62], "dtype": "float32", "numel": 2 * 8 * 62 * 62,
-                     "same_as": "output"}
+    assert first == {
+        "name": "output",
+        "shape": [2, 8, 62, 62],
+        "dtype": "float32",
+        "numel": 2 * 8 * 62 * 62,
+        "same_as": "output",
+    }
     assert d["output"]["shape"] == [2, 8, 62, 62]
     assert d["output"]["preview"] is not None and d["output"]["summary"]
     # the preview's numbers appear once in the whole answer

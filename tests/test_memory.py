@@ -104,6 +104,9 @@ def test_measured_peak_is_within_the_estimate():
     assert len(cases) > 100
     results = _in_fresh_process(cases)
     assert len(results) > 100  # the scaled cases are admitted and measured, not refused
-    over = [f"{name}: measured {peak / 2**20:.1f} MiB > estimated {est / 2**20:.1f} MiB"
-            for name, est, peak in results if peak > est]
+    over = [
+        f"{name}: measured {peak / 2**20:.1f} MiB > estimated {est / 2**20:.1f} MiB"
+        for name, est, peak in results
+        if peak > est
+    ]
     assert not over, "\n".join(over)

@@ -20,9 +20,18 @@ LENET = next(p for p in PRESETS if p["id"] == "lenet5")["request"]
 
 def torch_lenet() -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
-        nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10),
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.Tanh(),
+        nn.Linear(120, 84),
+        nn.Tanh(),
+        nn.Linear(84, 10),
     )
 
 
@@ -48,34 +57,60 @@ def test_lenet5_trace_matches_torch(api):
 
 
 def test_mismatch_names_the_child_and_returns_the_trace_so_far(api):
-    req = {"layer": {"type": "Sequential", "layers": [
-        {"type": "Linear", "in_features": 10, "out_features": 5},
-        {"type": "Linear", "in_features": 6, "out_features": 3},
-    ]}, "inputs": [{"shape": [4, 10]}]}
+    req = {
+        "layer": {
+            "type": "Sequential",
+            "layers": [
+                {"type": "Linear", "in_features": 10, "out_features": 5},
+                {"type": "Linear", "in_features": 6, "out_features": 3},
+            ],
+        },
+        "inputs": [{"shape": [4, 10]}],
+    }
     for path in ("/api/run", "/api/shape"):
         r = api.post(path, json=req)
         assert r.status_code == 422
         d = r.json()
-        assert d["detail"].startswith("layer 1 (Linear) expects the last dimension of its input to be in_features=6, got 5")
+        assert d["detail"].startswith(
+            "layer 1 (Linear) expects the last dimension of its input to be in_features=6, got 5"
+        )
         assert "layer 0 (Linear) outputs (4, 5)" in d["detail"]
         assert d["path"] == "1" and d["field"] == "layer.layers[1]"
         assert [e["path"] for e in d["trace"]] == ["0"] and d["trace"][0]["output_shape"] == [4, 5]
 
 
 def test_nested_mismatch_path(api):
-    req = {"layer": {"type": "Sequential", "layers": [
-        {"type": "Linear", "in_features": 4, "out_features": 8, "name": "inp"},
-        {"type": "Sequential", "name": "stage", "layers": [
-            {"type": "ReLU"}, {"type": "Linear", "in_features": 9, "out_features": 2, "name": "head"}]},
-    ]}, "inputs": [{"shape": [2, 4]}]}
+    req = {
+        "layer": {
+            "type": "Sequential",
+            "layers": [
+                {"type": "Linear", "in_features": 4, "out_features": 8, "name": "inp"},
+                {
+                    "type": "Sequential",
+                    "name": "stage",
+                    "layers": [
+                        {"type": "ReLU"},
+                        {"type": "Linear", "in_features": 9, "out_features": 2, "name": "head"},
+                    ],
+                },
+            ],
+        },
+        "inputs": [{"shape": [2, 4]}],
+    }
     d = api.post("/api/run", json=req).json()
     assert d["path"] == "stage.head" and d["field"] == "layer.layers[1].layers[1]"
     assert "layer stage.0 (ReLU) outputs (2, 8)" in d["detail"]
 
 
 def test_residual_mismatch_explains_the_fix(api):
-    req = {"layer": {"type": "Residual", "body": [{"type": "Linear", "in_features": 10, "out_features": 20}],
-                     "shortcut": None}, "inputs": [{"shape": [4, 10]}]}
+    req = {
+        "layer": {
+            "type": "Residual",
+            "body": [{"type": "Linear", "in_features": 10, "out_features": 20}],
+            "shortcut": None,
+        },
+        "inputs": [{"shape": [4, 10]}],
+    }
     d = api.post("/api/run", json=req).json()
     assert "body outputs (4, 20)" in d["detail"] and "identity" in d["detail"]
     req["layer"]["shortcut"] = {"type": "Linear", "in_features": 10, "out_features": 20}
@@ -131,8 +166,11 @@ def test_example_plugin_loads_and_runs():
         out = service.run(registry, spec.example, Settings())
         assert out["shape_check"] is True
     with pytest.raises(ShapeMismatch, match="in_features=8, got 5"):
-        service.run(registry, {"layer": {"type": "GatedLinear", "in_features": 8, "out_features": 2},
-                              "inputs": [{"shape": [2, 5]}]}, Settings())
+        service.run(
+            registry,
+            {"layer": {"type": "GatedLinear", "in_features": 8, "out_features": 2}, "inputs": [{"shape": [2, 5]}]},
+            Settings(),
+        )
     # the default catalog is untouched: plugins are chosen at start-up, per server
     assert "ScaledTanh" not in default_registry()
 
@@ -149,9 +187,17 @@ def test_plugin_errors_are_start_up_errors():
 
 def test_sequential_equivalent_to_torch():
     registry = default_registry()
-    req = {"layer": {"type": "Sequential", "layers": [
-        {"type": "Linear", "in_features": 3, "out_features": 4, "name": "fc"}, {"type": "ReLU", "name": "act"}]},
-        "inputs": [{"shape": [2, 3]}], "seed": 5}
+    req = {
+        "layer": {
+            "type": "Sequential",
+            "layers": [
+                {"type": "Linear", "in_features": 3, "out_features": 4, "name": "fc"},
+                {"type": "ReLU", "name": "act"},
+            ],
+        },
+        "inputs": [{"shape": [2, 3]}],
+        "seed": 5,
+    }
     out = service.run(registry, req, Settings())
     torch.manual_seed(5)
     model = nn.Sequential(OrderedDict([("fc", nn.Linear(3, 4)), ("act", nn.ReLU())]))

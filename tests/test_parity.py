@@ -147,10 +147,16 @@ def test_max_unpool_including_empty_results(case):
 @st.composite
 def upsample_case(draw):
     rank = draw(st.sampled_from([3, 4, 5]))
-    modes = {3: ["nearest", "linear", "area", "nearest-exact"], 4: ["nearest", "bilinear", "bicubic", "area"],
-             5: ["nearest", "trilinear", "area"]}[rank]
-    layer = {"type": "Upsample", "mode": draw(st.sampled_from(modes)),
-             "scale_factor": draw(st.sampled_from([0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 3.0]))}
+    modes = {
+        3: ["nearest", "linear", "area", "nearest-exact"],
+        4: ["nearest", "bilinear", "bicubic", "area"],
+        5: ["nearest", "trilinear", "area"],
+    }[rank]
+    layer = {
+        "type": "Upsample",
+        "mode": draw(st.sampled_from(modes)),
+        "scale_factor": draw(st.sampled_from([0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 3.0])),
+    }
     shape = [1, 1] + [draw(st.integers(1, 5)) for _ in range(rank - 2)]
     return layer, shape
 
@@ -167,9 +173,13 @@ def test_upsample_scales_including_empty_area_results(case):
 def transposed_case(draw):
     n = draw(st.integers(1, 2))
     layer = {
-        "type": f"ConvTranspose{n}d", "in_channels": 1, "out_channels": 2,
-        "kernel_size": draw(st.integers(1, 4)), "stride": draw(st.integers(1, 3)),
-        "dilation": draw(st.integers(1, 3)), "padding": draw(st.integers(0, 6)),
+        "type": f"ConvTranspose{n}d",
+        "in_channels": 1,
+        "out_channels": 2,
+        "kernel_size": draw(st.integers(1, 4)),
+        "stride": draw(st.integers(1, 3)),
+        "dilation": draw(st.integers(1, 3)),
+        "padding": draw(st.integers(0, 6)),
         "output_padding": draw(st.integers(0, 3)),
     }
     return layer, [1, 1] + [draw(st.integers(1, 5)) for _ in range(n)]
@@ -187,8 +197,11 @@ def test_transposed_conv_output_padding_and_large_padding(case):
 @FAST
 @given(st.sampled_from([0.5, 1.5, 2.5, 3.0]), st.lists(st.floats(-3, 3, allow_nan=False), min_size=4, max_size=8))
 def test_lp_pool_explain_matches_torch_on_negative_inputs(norm_type, values):
-    body = {"layer": {"type": "LPPool1d", "norm_type": norm_type, "kernel_size": 2},
-            "inputs": [{"data": [[values]]}], "index": [0, 0, 0]}
+    body = {
+        "layer": {"type": "LPPool1d", "norm_type": norm_type, "kernel_size": 2},
+        "inputs": [{"data": [[values]]}],
+        "index": [0, 0, 0],
+    }
     torch_value = nn.LPPool1d(norm_type, 2)(torch.tensor([[values]]))[0, 0, 0].item()
     ex = service.explain(REGISTRY, body, SETTINGS)
     if math.isnan(torch_value):
@@ -198,8 +211,10 @@ def test_lp_pool_explain_matches_torch_on_negative_inputs(norm_type, values):
 
 
 def test_empty_results_are_answered_with_their_shape():
-    body = {"layer": {"type": "FractionalMaxPool2d", "kernel_size": 2, "output_size": 0},
-            "inputs": [{"shape": [1, 1, 6, 6]}]}
+    body = {
+        "layer": {"type": "FractionalMaxPool2d", "kernel_size": 2, "output_size": 0},
+        "inputs": [{"shape": [1, 1, 6, 6]}],
+    }
     run = service.run(REGISTRY, body, SETTINGS)
     assert run["output"]["shape"] == [1, 1, 0, 0]
     assert run["output"]["numel"] == 0 and run["output"]["data"] == [[[]]]

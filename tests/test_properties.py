@@ -61,7 +61,8 @@ def conv_case(draw, transposed=False):
     spatial = [draw(st.integers(1, 9 if n < 3 else 5)) for _ in range(n)]
     layer = {
         "type": f"ConvTranspose{n}d" if transposed else f"Conv{n}d",
-        "in_channels": cin, "out_channels": cout,
+        "in_channels": cin,
+        "out_channels": cout,
         "kernel_size": [draw(st.integers(1, 4)) for _ in range(n)],
         "stride": [draw(st.integers(1, 3)) for _ in range(n)],
         "dilation": [draw(st.integers(1, 3)) for _ in range(n)],
@@ -123,7 +124,7 @@ def test_conv_formula_meta_real_and_explain(body, data):
     real = _shapes_agree(body)
     if real is not None:
         w = real["windows"]
-        assert w["output_spatial"] == real["output"]["shape"][-len(w["output_spatial"]):]
+        assert w["output_spatial"] == real["output"]["shape"][-len(w["output_spatial"]) :]
         _explain_random_element(body, real, data)
 
 

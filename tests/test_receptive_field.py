@@ -24,24 +24,66 @@ def conv(cin, cout, k, **kw):
 
 
 NETS = {
-    "stacked conv": ({"type": "Sequential", "layers": [
-        conv(1, 2, 3), {"type": "ReLU"}, conv(2, 2, 3, stride=2), {"type": "Tanh"}, conv(2, 1, 2)]}, [1, 1, 12, 12]),
-    "max pooling and dilation": ({"type": "Sequential", "layers": [
-        conv(1, 2, 3, dilation=2), {"type": "MaxPool2d", "kernel_size": 2},
-        {"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True},
-        conv(2, 1, 2)]}, [1, 1, 16, 15]),
-    "conv1d dilation, reflect padding": ({"type": "Sequential", "layers": [
-        {"type": "Conv1d", "in_channels": 2, "out_channels": 2, "kernel_size": 3, "dilation": 3, "padding": 2,
-         "padding_mode": "reflect"},
-        {"type": "ReLU"}, {"type": "MaxPool1d", "kernel_size": 3, "stride": 2, "ceil_mode": True},
-        {"type": "Conv1d", "in_channels": 2, "out_channels": 1, "kernel_size": 2}]}, [1, 2, 17]),
-    "residual block": ({"type": "Residual", "body": [
-        conv(2, 2, 3, padding=1), {"type": "ReLU"}, conv(2, 2, 3, padding=1)], "shortcut": None}, [1, 2, 6, 6]),
+    "stacked conv": (
+        {
+            "type": "Sequential",
+            "layers": [conv(1, 2, 3), {"type": "ReLU"}, conv(2, 2, 3, stride=2), {"type": "Tanh"}, conv(2, 1, 2)],
+        },
+        [1, 1, 12, 12],
+    ),
+    "max pooling and dilation": (
+        {
+            "type": "Sequential",
+            "layers": [
+                conv(1, 2, 3, dilation=2),
+                {"type": "MaxPool2d", "kernel_size": 2},
+                {"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True},
+                conv(2, 1, 2),
+            ],
+        },
+        [1, 1, 16, 15],
+    ),
+    "conv1d dilation, reflect padding": (
+        {
+            "type": "Sequential",
+            "layers": [
+                {
+                    "type": "Conv1d",
+                    "in_channels": 2,
+                    "out_channels": 2,
+                    "kernel_size": 3,
+                    "dilation": 3,
+                    "padding": 2,
+                    "padding_mode": "reflect",
+                },
+                {"type": "ReLU"},
+                {"type": "MaxPool1d", "kernel_size": 3, "stride": 2, "ceil_mode": True},
+                {"type": "Conv1d", "in_channels": 2, "out_channels": 1, "kernel_size": 2},
+            ],
+        },
+        [1, 2, 17],
+    ),
+    "residual block": (
+        {
+            "type": "Residual",
+            "body": [conv(2, 2, 3, padding=1), {"type": "ReLU"}, conv(2, 2, 3, padding=1)],
+            "shortcut": None,
+        },
+        [1, 2, 6, 6],
+    ),
     "tutorial residual block": ({"type": "SimpleResidualBlock", "in_features": 4, "out_features": 3}, [2, 4]),
-    "dense layer": ({"type": "Sequential", "layers": [
-        conv(1, 2, 3), {"type": "ReLU"}, {"type": "Flatten"},
-        {"type": "Linear", "in_features": 32, "out_features": 3}]},
-        [1, 1, 6, 6]),
+    "dense layer": (
+        {
+            "type": "Sequential",
+            "layers": [
+                conv(1, 2, 3),
+                {"type": "ReLU"},
+                {"type": "Flatten"},
+                {"type": "Linear", "in_features": 32, "out_features": 3},
+            ],
+        },
+        [1, 1, 6, 6],
+    ),
 }
 
 
@@ -75,8 +117,10 @@ def test_structural_field_equals_brute_force(api, registry, name):
     indices = list(itertools.product(*[range(n) for n in out_shape]))
     # every output element of the small nets, or an even sample of the larger ones
     for flat, index in list(enumerate(indices))[:: max(1, len(indices) // 12)]:
-        r = api.post("/api/receptive-field", json={"layer": layer, "inputs": [{"shape": shape}], "index": list(index),
-                                                    "train": False})
+        r = api.post(
+            "/api/receptive-field",
+            json={"layer": layer, "inputs": [{"shape": shape}], "index": list(index), "train": False},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         field = body["input"]
@@ -123,8 +167,9 @@ def test_lenet_intermediate_node_and_formula(api):
 
 def test_max_pooling_depends_on_its_whole_window(api):
     layer = {"type": "MaxPool2d", "kernel_size": 3, "stride": 2}
-    body = api.post("/api/receptive-field", json={"layer": layer, "inputs": [{"shape": [1, 1, 7, 7]}],
-                                                  "index": [0, 0, 1, 2]}).json()
+    body = api.post(
+        "/api/receptive-field", json={"layer": layer, "inputs": [{"shape": [1, 1, 7, 7]}], "index": [0, 0, 1, 2]}
+    ).json()
     assert body["method"] == "module"
     assert body["input"]["bbox"] == [[0, 0], [0, 0], [2, 4], [4, 6]] and body["input"]["count"] == 9
     assert body["input"]["effective"]["count"] == 1  # the gradient reaches only the element max picked
@@ -137,13 +182,16 @@ def test_transformer_encoder_mixes_the_sequence_but_not_the_batch(api):
     assert body["input"]["bbox"] == [[1, 1], [0, 4], [0, 15]] and body["input"]["count"] == 80
 
 
-@pytest.mark.parametrize("extra, field", [
-    ({"index": [0, 99]}, "index"),
-    ({"index": [0]}, "index"),
-    ({"index": [0, 0], "path": "nope"}, "path"),
-    ({"index": [0, 0], "node": "nope"}, "node"),
-    ({"index": [0, 0], "bogus": 1}, "bogus"),
-])
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        ({"index": [0, 99]}, "index"),
+        ({"index": [0]}, "index"),
+        ({"index": [0, 0], "path": "nope"}, "path"),
+        ({"index": [0, 0], "node": "nope"}, "node"),
+        ({"index": [0, 0], "bogus": 1}, "bogus"),
+    ],
+)
 def test_bad_requests(api, extra, field):
     body = {"layer": {"type": "Linear", "in_features": 3, "out_features": 2}, "inputs": [{"shape": [4, 3]}], **extra}
     r = api.post("/api/receptive-field", json=body)
@@ -154,8 +202,14 @@ def test_bad_requests(api, extra, field):
 
 
 def test_integer_inputs_have_no_field(api):
-    r = api.post("/api/receptive-field", json={"layer": {"type": "Embedding", "num_embeddings": 5, "embedding_dim": 3},
-                                               "inputs": [{"shape": [2, 4]}], "index": [0, 0, 0]})
+    r = api.post(
+        "/api/receptive-field",
+        json={
+            "layer": {"type": "Embedding", "num_embeddings": 5, "embedding_dim": 3},
+            "inputs": [{"shape": [2, 4]}],
+            "index": [0, 0, 0],
+        },
+    )
     assert r.status_code == 422 and r.json()["field"] == "inputs"
 
 
@@ -173,9 +227,13 @@ def test_nodes_after_the_chosen_one_take_no_part_and_large_nodes_come_folded(api
 def test_too_large_for_autograd_is_a_413(api, settings):
     # fits a no-grad run under the test server's limit, not every intermediate tensor and gradient in float64
     side = 1024
-    body = {"layer": {"type": "Sequential", "layers": [conv(3, 8, 3, padding=1), {"type": "ReLU"},
-                                                       conv(8, 8, 3, padding=1)]},
-            "inputs": [{"shape": [1, 3, side, side]}]}
+    body = {
+        "layer": {
+            "type": "Sequential",
+            "layers": [conv(3, 8, 3, padding=1), {"type": "ReLU"}, conv(8, 8, 3, padding=1)],
+        },
+        "inputs": [{"shape": [1, 3, side, side]}],
+    }
     assert api.post("/api/shape", json=body).json()["estimate_bytes"] < settings.memory_limit_bytes
     r = api.post("/api/receptive-field", json={**body, "index": [0, 0, 5, 5]})
     assert r.status_code == 413, r.text

@@ -29,7 +29,9 @@ def test_max_pool_padding_reads_minus_infinity(api):
 @pytest.mark.parametrize("include, reads, divisor", [(True, "0", 9), (False, "excluded", 4)])
 def test_avg_pool_padding_counted_or_excluded(api, include, reads, divisor):
     layer = {"type": "AvgPool2d", "kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": include}
-    r = api.post("/api/explain", json={"layer": layer, "inputs": [{"shape": [1, 1, 4, 4]}], "index": [0, 0, 0, 0]}).json()
+    r = api.post(
+        "/api/explain", json={"layer": layer, "inputs": [{"shape": [1, 1, 4, 4]}], "index": [0, 0, 0, 0]}
+    ).json()
     assert r["match"] and r["divisor"] == divisor and r["pad_value"] == reads
     pads = [t for t in r["terms"] if t["padding"]]
     assert all(t.get("excluded", False) is (not include) for t in pads)
@@ -38,8 +40,17 @@ def test_avg_pool_padding_counted_or_excluded(api, include, reads, divisor):
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
 def test_copy_padding_reads_input_values(api, mode):
-    layer = {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1, "padding_mode": mode}
-    r = api.post("/api/explain", json={"layer": layer, "inputs": [{"shape": [1, 1, 5, 5]}], "index": [0, 0, 0, 0]}).json()
+    layer = {
+        "type": "Conv2d",
+        "in_channels": 1,
+        "out_channels": 1,
+        "kernel_size": 3,
+        "padding": 1,
+        "padding_mode": mode,
+    }
+    r = api.post(
+        "/api/explain", json={"layer": layer, "inputs": [{"shape": [1, 1, 5, 5]}], "index": [0, 0, 0, 0]}
+    ).json()
     assert r["match"] and r["pad_value"] == "copy"
     copies = [t for t in r["terms"] if t.get("pad_copy")]
     assert len(copies) == 5 and all(t["input_index"] is not None for t in copies)
@@ -56,7 +67,12 @@ def test_zero_padding_adds_zero(api):
 
 def test_large_input_still_sends_the_drawn_planes(api):
     layer = {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3}
-    body = {"layer": layer, "inputs": [{"shape": [2, 3, 64, 64]}], "seed": 1, "window_slice": {"batch": 1, "channel": 2}}
+    body = {
+        "layer": layer,
+        "inputs": [{"shape": [2, 3, 64, 64]}],
+        "seed": 1,
+        "window_slice": {"batch": 1, "channel": 2},
+    }
     r = api.post("/api/run", json=body).json()
     assert r["inputs"][0]["data"] is None  # too large for the full listing
     v = r["windows"]["values"]

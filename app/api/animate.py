@@ -12,7 +12,9 @@ from app.core.service import RunRequest
 
 router = APIRouter(prefix="/api", tags=["animate"])
 
-_SCHEMA = {"requestBody": {"required": True, "content": {"application/json": {"schema": RunRequest.model_json_schema()}}}}
+_SCHEMA = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": RunRequest.model_json_schema()}}}
+}
 
 
 @router.post("/animate", openapi_extra=_SCHEMA, response_class=Response)
@@ -23,5 +25,6 @@ async def animate(
 ) -> Response:
     """The sliding window of a convolution or pooling layer (the /api/run body) as an animation file."""
     data, media_type, name = await in_worker(request, "animate", body, fmt=format)
-    return Response(data, media_type=media_type,
-                    headers={"content-disposition": f'attachment; filename="{name}-window.{format}"'})
+    return Response(
+        data, media_type=media_type, headers={"content-disposition": f'attachment; filename="{name}-window.{format}"'}
+    )

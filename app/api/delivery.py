@@ -114,7 +114,9 @@ class Prebuilt:
             return Response(status_code=304, headers=headers)
         headers["Vary"] = "Accept-Encoding"
         if "gzip" in request.headers.get("accept-encoding", "").lower():
-            return Response(self.gzipped, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
+            return Response(
+                self.gzipped, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"}
+            )
         return Response(self.body, media_type="application/json", headers=headers)
 
 

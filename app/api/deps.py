@@ -48,9 +48,7 @@ async def json_body(request: Request) -> Any:
                 if len(raw) > settings.max_body_bytes:
                     raise TooLarge(f"the request body is larger than the limit of {settings.max_body_bytes} bytes")
     except TimeoutError:
-        raise RequestTimeout(
-            f"the request body did not arrive within {settings.body_timeout_s:g} s"
-        ) from None
+        raise RequestTimeout(f"the request body did not arrive within {settings.body_timeout_s:g} s") from None
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON object with 'layer' and 'inputs'")
     # Parsed in the worker (app.core.body): json.loads of a large body holds the GIL for seconds.

@@ -32,7 +32,11 @@ async def handle_validation(request: Request, exc: RequestValidationError) -> JS
     err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     field = ".".join(str(p) for p in err["loc"] if p not in ("body", "query"))
     return JSONResponse(
-        {"detail": f"{field}: {err['msg']}" if field else err["msg"], "error": "invalid_request", "field": field or None},
+        {
+            "detail": f"{field}: {err['msg']}" if field else err["msg"],
+            "error": "invalid_request",
+            "field": field or None,
+        },
         status_code=422,
     )
 
@@ -48,8 +52,11 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     """Anything else is a bug: JSON 500 without the traceback (which goes to the server log)."""
     traceback.print_exception(exc, file=sys.stderr)
     return JSONResponse(
-        {"detail": "the server failed on this request (an internal error; the server log has the details)",
-         "error": "internal_error", "field": None},
+        {
+            "detail": "the server failed on this request (an internal error; the server log has the details)",
+            "error": "internal_error",
+            "field": None,
+        },
         status_code=500,
     )
 

@@ -13,10 +13,15 @@ router = APIRouter(prefix="/api", tags=["import"])
 _SCHEMA = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {
-            "type": "object", "required": ["code"],
-            "properties": {"code": {"type": "string", "example": "nn.Sequential(nn.Linear(10, 5), nn.ReLU())"}},
-        }}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["code"],
+                    "properties": {"code": {"type": "string", "example": "nn.Sequential(nn.Linear(10, 5), nn.ReLU())"}},
+                }
+            }
+        },
     }
 }
 

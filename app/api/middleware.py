@@ -12,7 +12,7 @@ CORS is off unless ``LAYER_EXPLORER_CORS_ORIGINS`` names origins (see :func:`app
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -73,9 +73,12 @@ class JSONTrustedHost:
             return
         host = Headers(scope=scope).get("host")
         response = JSONResponse(
-            {"detail": f"this server does not answer to the host {host!r}; it answers to "
-                       f"{', '.join(self.allowed)} (LAYER_EXPLORER_ALLOWED_HOSTS)",
-             "error": "bad_host", "field": None},
+            {
+                "detail": f"this server does not answer to the host {host!r}; it answers to "
+                f"{', '.join(self.allowed)} (LAYER_EXPLORER_ALLOWED_HOSTS)",
+                "error": "bad_host",
+                "field": None,
+            },
             status_code=400,
         )
         await response(scope, receive, send)

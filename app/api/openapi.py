@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.errors import ErrorBody
 from app.core.service import ExplainRequest, ReceptiveFieldRequest, RunRequest
@@ -33,18 +33,26 @@ DESCRIPTIONS = {
 }
 EVERY = (400, 500)
 BODIED = (400, 404, 408, 413, 415, 422, 499, 500, 503, 504)
+
+
 class ImportBody(BaseModel):
     """POST /api/import: PyTorch code to read (parsed with ast, never run)."""
 
     model_config = ConfigDict(extra="forbid")
     # at most 20,000 characters: longer code is a 413, like every other size limit of this server
-    code: str = Field(examples=["nn.Sequential(nn.Linear(10, 5), nn.ReLU())"],
-                      description="PyTorch code: constructor calls of catalog layers (20,000 characters at most)")
+    code: str = Field(
+        examples=["nn.Sequential(nn.Linear(10, 5), nn.ReLU())"],
+        description="PyTorch code: constructor calls of catalog layers (20,000 characters at most)",
+    )
 
 
 BODIES = {
-    "/api/run": RunRequest, "/api/shape": RunRequest, "/api/explain": ExplainRequest, "/api/animate": RunRequest,
-    "/api/receptive-field": ReceptiveFieldRequest, "/api/import": ImportBody,
+    "/api/run": RunRequest,
+    "/api/shape": RunRequest,
+    "/api/explain": ExplainRequest,
+    "/api/animate": RunRequest,
+    "/api/receptive-field": ReceptiveFieldRequest,
+    "/api/import": ImportBody,
 }
 MEDIA = {
     "/api/run": {"application/octet-stream": "with ?format=npy the output tensor as a NumPy .npy file"},
@@ -72,7 +80,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         components.update(js.pop("$defs", {}))
         components[model.__name__] = js
     for path, item in schema.get("paths", {}).items():
-        for method, op in item.items():
+        for _method, op in item.items():
             responses = op.setdefault("responses", {})
             statuses = BODIED if path in BODIES else EVERY + ((404, 422) if "{" in path else ())
             for status in statuses:

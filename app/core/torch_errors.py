@@ -17,8 +17,15 @@ from app.core.errors import InvalidArgument, InvalidRequest, LayerExplorerError,
 # What torch raises while building or running a layer because of what the request asked for. Anything
 # else (a MemoryError, a bug of ours) is not the user's fault and is not translated here.
 TORCH_FAULTS: tuple[type[BaseException], ...] = (
-    RuntimeError, ValueError, TypeError, AssertionError, IndexError, KeyError, ZeroDivisionError,
-    OverflowError, NotImplementedError,
+    RuntimeError,
+    ValueError,
+    TypeError,
+    AssertionError,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+    OverflowError,
+    NotImplementedError,
 )
 
 
@@ -37,8 +44,11 @@ _TABLE: tuple[tuple[tuple[type[BaseException], ...], re.Pattern[str] | None, str
     ((NotImplementedError,), None, "no_meta"),
     ((RuntimeError,), re.compile(r"\bmeta\b|data-dependent|Cannot copy out of", re.I), "no_meta"),
     (TORCH_FAULTS, re.compile(r"not implemented for '"), "dtype"),
-    ((ValueError, TypeError, AssertionError, KeyError, OverflowError, ZeroDivisionError),
-     re.compile(r"shape|size|dimension", re.I), "shape"),
+    (
+        (ValueError, TypeError, AssertionError, KeyError, OverflowError, ZeroDivisionError),
+        re.compile(r"shape|size|dimension", re.I),
+        "shape",
+    ),
     ((ValueError, TypeError, AssertionError, KeyError, OverflowError, ZeroDivisionError), None, "argument"),
     ((RuntimeError, IndexError), None, "shape"),
 )

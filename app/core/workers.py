@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -36,19 +37,17 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import torch
 from pebble import ProcessExpired, ProcessPool
 
 from app.core import body as body_mod
 from app.core import budget
-from app.core.graphs.endpoints import import_model, receptive_field
-from app.core.running import requests
-from app.core.running.animate import animate
 from app.core.config import Settings
 from app.core.errors import (
     ClientClosed,
@@ -59,7 +58,10 @@ from app.core.errors import (
     ServerBusy,
     WorkerCrashed,
 )
+from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.registry import default_registry
+from app.core.running import requests
+from app.core.running.animate import animate
 
 # ---------------------------------------------------------------------------------------------
 # inside a worker process
@@ -122,8 +124,14 @@ def _task(name: str, body: Any, settings: Settings, slot: int | None, options: d
         return ("error", exc.status, exc.to_dict(), exc.headers())
     except Exception:  # noqa: BLE001 - a bug: the traceback goes to the server log, not to the client
         traceback.print_exc(file=sys.stderr)
-        return ("error", 500, InternalError(f"the server failed on this {name} request (an internal error; "
-                                            "the server log has the details)").to_dict(), {})
+        return (
+            "error",
+            500,
+            InternalError(
+                f"the server failed on this {name} request (an internal error; the server log has the details)"
+            ).to_dict(),
+            {},
+        )
     finally:
         budget.end()
         if _pids is not None and slot is not None:
@@ -142,16 +150,20 @@ def _ping() -> int:
 # Imported once by the forkserver, so a new worker starts with them: this module, and what torch imports
 # lazily on the first meta-device forward (decompositions pull in dynamo and sympy, about 2 s). Imports
 # only: no kernel runs there, so no thread pool exists when the forkserver forks.
-PRELOAD = ["app.core.workers", "app.core.networks.containers", "app.core.explaining.windows", "torch._dynamo",
-           "torch._decomp.decompositions", "sympy"]
+PRELOAD = [
+    "app.core.workers",
+    "app.core.networks.containers",
+    "app.core.explaining.windows",
+    "torch._dynamo",
+    "torch._decomp.decompositions",
+    "sympy",
+]
 
 
 def _dispose(pool: ProcessPool) -> None:
     pool.stop()
-    try:
+    with contextlib.suppress(TimeoutError, FutureTimeout, RuntimeError):
         pool.join(timeout=10)
-    except (TimeoutError, FutureTimeout, RuntimeError):
-        pass
 
 
 def _alive(pid: int) -> bool:
@@ -256,8 +268,9 @@ class WorkerPool:
             old = self._pool
             if old is None or self._closed or old.active:
                 return old
-            print("layer-explorer: the worker pool failed (a worker died while idle); starting a new one",
-                  file=sys.stderr)
+            print(
+                "layer-explorer: the worker pool failed (a worker died while idle); starting a new one", file=sys.stderr
+            )
             self._new_pool()
             pool = self._pool
         threading.Thread(target=_dispose, args=(old,), name="dispose-pool", daemon=True).start()
@@ -445,10 +458,8 @@ class WorkerPool:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wait(), timeout=min(remaining, 0.25))
-            except (asyncio.TimeoutError, TimeoutError):
-                pass
             if not future.done() and disconnected is not None and await disconnected():
                 raise ClientClosed("the client closed the connection; its work was cancelled")
 

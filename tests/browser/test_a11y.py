@@ -11,17 +11,27 @@ pytestmark = pytest.mark.browser
 
 AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1.min.js"
 
-CONV1D = {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4}, "inputs": [{"shape": [6, 3, 8]}], "seed": 42}
+CONV1D = {
+    "layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
+    "inputs": [{"shape": [6, 3, 8]}],
+    "seed": 42,
+}
 LSTM = {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20}, "inputs": [{"shape": [5, 3, 10]}]}
 NETWORK = {
-    "layer": {"type": "Sequential", "layers": [
-        {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3},
-        {"type": "ReLU"},
-        {"type": "Residual", "body": [{"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "padding": 1}],
-         "shortcut": {"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 1}},
-        {"type": "Flatten"},
-        {"type": "Linear", "in_features": 6 * 6 * 6, "out_features": 10},
-    ]},
+    "layer": {
+        "type": "Sequential",
+        "layers": [
+            {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3},
+            {"type": "ReLU"},
+            {
+                "type": "Residual",
+                "body": [{"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "padding": 1}],
+                "shortcut": {"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 1},
+            },
+            {"type": "Flatten"},
+            {"type": "Linear", "in_features": 6 * 6 * 6, "out_features": 10},
+        ],
+    },
     "inputs": [{"shape": [1, 1, 8, 8]}],
 }
 

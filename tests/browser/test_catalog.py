@@ -14,9 +14,11 @@ def test_catalog_lists_every_layer_by_family(page, catalog):
     listed = page.locator(".cat-item").evaluate_all("els => els.map(e => e.dataset.type)")
     assert sorted(listed) == sorted(layer["type"] for layer in catalog["layers"])
     for layer in catalog["layers"]:
-        fam = page.locator(f'.cat-item[data-type="{layer["type"]}"]').evaluate("b => b.closest('.cat-family').dataset.family")
+        fam = page.locator(f'.cat-item[data-type="{layer["type"]}"]').evaluate(
+            "b => b.closest('.cat-family').dataset.family"
+        )
         assert fam == layer["family"]
-    assert page.locator('.cat-item.current').inner_text() == "Linear"
+    assert page.locator(".cat-item.current").inner_text() == "Linear"
 
 
 def test_search_filters_and_enter_opens_first_match(page):

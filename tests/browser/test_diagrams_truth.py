@@ -8,10 +8,14 @@ from .helpers import open_view
 pytestmark = pytest.mark.browser
 
 LSTM = {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20}, "inputs": [{"shape": [5, 3, 10]}]}
-MHA = {"layer": {"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 2, "batch_first": True},
-       "inputs": [{"shape": [2, 4, 8]}, {"shape": [2, 5, 8]}, {"shape": [2, 5, 8]}]}
-BILINEAR = {"layer": {"type": "Bilinear", "in1_features": 3, "in2_features": 4, "out_features": 2},
-            "inputs": [{"shape": [5, 3]}, {"shape": [5, 4]}]}
+MHA = {
+    "layer": {"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 2, "batch_first": True},
+    "inputs": [{"shape": [2, 4, 8]}, {"shape": [2, 5, 8]}, {"shape": [2, 5, 8]}],
+}
+BILINEAR = {
+    "layer": {"type": "Bilinear", "in1_features": 3, "in2_features": 4, "out_features": 2},
+    "inputs": [{"shape": [5, 3]}, {"shape": [5, 4]}],
+}
 
 
 def chips(page, name):

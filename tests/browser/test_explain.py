@@ -10,6 +10,7 @@ from .helpers import open_view, renders, wait_render
 
 pytestmark = pytest.mark.browser
 
+
 def flat(v):
     return [x for row in v for x in flat(row)] if isinstance(v, list) else [v]
 
@@ -52,7 +53,11 @@ def test_keyboard_reaches_and_explains_an_output_cell(page):
 
 
 def test_click_conv_and_pool_cells_in_the_window_grid(page, api_run):
-    cfg = {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1}, "inputs": [{"shape": [1, 3, 5, 5]}], "seed": 1}
+    cfg = {
+        "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1},
+        "inputs": [{"shape": [1, 3, 5, 5]}],
+        "seed": 1,
+    }
     open_view(page, cfg)
     page.locator("#win-channel").select_option("2")
     page.locator('#win-drawing rect.ocell[data-coord="0,4"]').click()
@@ -117,7 +122,11 @@ def test_switching_layer_drops_the_pin_cleanly(page):
 
 
 def test_window_grid_pin_shows_a_one_line_result(page):
-    cfg = {"layer": {"type": "AvgPool1d", "kernel_size": 3, "stride": 2, "padding": 1}, "inputs": [{"shape": [1, 2, 7]}], "seed": 5}
+    cfg = {
+        "layer": {"type": "AvgPool1d", "kernel_size": 3, "stride": 2, "padding": 1},
+        "inputs": [{"shape": [1, 2, 7]}],
+        "seed": 5,
+    }
     open_view(page, cfg)
     page.locator('#win-drawing rect.ocell[data-coord="0"]').click()
     line = page.locator("#win-pin")

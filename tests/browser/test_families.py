@@ -36,13 +36,17 @@ def test_every_family_example_renders_cleanly(page, catalog):
     assert seen == set(catalog["families"])
 
 
-@pytest.mark.parametrize("layer_type", ["BasicLinear", "Bilinear", "Conv3d", "AvgPool1d", "GroupNorm", "SimpleResidualBlock"])
+@pytest.mark.parametrize(
+    "layer_type", ["BasicLinear", "Bilinear", "Conv3d", "AvgPool1d", "GroupNorm", "SimpleResidualBlock"]
+)
 def test_family_drawings(page, catalog, layer_type):
     entry = next((e for e in catalog["layers"] if e["type"] == layer_type), None)
     assert entry is not None, f"{layer_type} is missing from the catalog"
     open_view(page, entry["example"])
     kind = page.locator("#diagram").get_attribute("data-kind")
-    expected = {"BasicLinear": "linear", "Bilinear": "bilinear", "Conv3d": "blocks", "AvgPool1d": "blocks"}.get(layer_type, "generic")
+    expected = {"BasicLinear": "linear", "Bilinear": "bilinear", "Conv3d": "blocks", "AvgPool1d": "blocks"}.get(
+        layer_type, "generic"
+    )
     assert kind == expected
     if layer_type == "BasicLinear":
         assert "weights" in page.locator("#diagram").inner_text()
@@ -52,7 +56,13 @@ def test_family_drawings(page, catalog, layer_type):
 
 def test_narrow_window_has_no_horizontal_scroll(page):
     page.set_viewport_size({"width": 420, "height": 800})
-    open_view(page, {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3}, "inputs": [{"shape": [1, 3, 8, 8]}]})
+    open_view(
+        page,
+        {
+            "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3},
+            "inputs": [{"shape": [1, 3, 8, 8]}],
+        },
+    )
     assert page.evaluate("document.documentElement.scrollWidth") <= 421
     assert page.locator("#diagram svg.drawing").bounding_box()["width"] <= 420
 

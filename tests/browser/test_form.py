@@ -11,7 +11,15 @@ from .helpers import config_url, open_view, renders, wait_render
 pytestmark = pytest.mark.browser
 
 CONV2D = {
-    "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2},
+    "layer": {
+        "type": "Conv2d",
+        "in_channels": 3,
+        "out_channels": 4,
+        "kernel_size": 3,
+        "stride": 2,
+        "padding": 1,
+        "dilation": 2,
+    },
     "inputs": [{"shape": [1, 3, 9, 9]}],
     "seed": 7,
 }
@@ -98,7 +106,21 @@ def test_api_error_is_shown_at_the_field_it_names(page, console):
     assert "invalid" in shape.get_attribute("class")
     assert page.locator("#status").get_attribute("data-kind") == "error"
     # A server-side constructor check lands at the argument.
-    page.goto(config_url({"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4, "padding": "same", "stride": 2}, "inputs": [{"shape": [1, 3, 8]}]}))
+    page.goto(
+        config_url(
+            {
+                "layer": {
+                    "type": "Conv1d",
+                    "in_channels": 3,
+                    "out_channels": 5,
+                    "kernel_size": 4,
+                    "padding": "same",
+                    "stride": 2,
+                },
+                "inputs": [{"shape": [1, 3, 8]}],
+            }
+        )
+    )
     err = field(page, "layer.padding").locator(".field-error")
     err.wait_for(state="visible")
     assert err.inner_text()
@@ -120,10 +142,14 @@ def test_shared_link_reproduces_the_view(page, context):
     other.locator("#explain-body .match").wait_for()
     for sel in ["#form-layer", "#formula-list", "#shape-check", "#code", "#repr", "#params-table"]:
         assert other.locator(sel).inner_text() == page.locator(sel).inner_text(), sel
-    assert other.locator("#explain-body .match").get_attribute("data-torch") == page.locator("#explain-body .match").get_attribute("data-torch")
+    assert other.locator("#explain-body .match").get_attribute("data-torch") == page.locator(
+        "#explain-body .match"
+    ).get_attribute("data-torch")
     assert other.locator("#explain-panel").get_attribute("data-index") == "0,0,1,2"
+
     def out(p):
         return p.locator("#diagram svg.drawing").get_attribute("aria-label")
+
     assert out(other) == out(page)
     other.close()
 

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.browser
 def presets(base_url):
     return httpx.get(f"{base_url}/api/presets", timeout=30).json()["presets"]
 
+
 LENET_CODE = """model = nn.Sequential(
     nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
     nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
@@ -40,8 +41,20 @@ def test_paste_a_model_as_code(page, console):
     page.click("#net-paste-open")
     wait_net(page, n, "ok")
     assert err.is_hidden()
-    assert tree_types(page) == ["Conv2d", "Tanh", "AvgPool2d", "Conv2d", "Tanh", "AvgPool2d", "Flatten",
-                                "Linear", "Tanh", "Linear", "Tanh", "Linear"]
+    assert tree_types(page) == [
+        "Conv2d",
+        "Tanh",
+        "AvgPool2d",
+        "Conv2d",
+        "Tanh",
+        "AvgPool2d",
+        "Flatten",
+        "Linear",
+        "Tanh",
+        "Linear",
+        "Tanh",
+        "Linear",
+    ]
     config = current_config(page)
     assert config["inputs"] == [{"shape": [1, 1, 28, 28]}]
     assert config["layer"]["layers"][7] == {"type": "Linear", "in_features": 400, "out_features": 120}
@@ -50,7 +63,8 @@ def test_paste_a_model_as_code(page, console):
 
 def graph_nodes(page):
     return page.locator("#net-graph g.df-node").evaluate_all(
-        "els => els.map(e => [e.dataset.id, e.dataset.path, e.classList.contains('pickable')])")
+        "els => els.map(e => [e.dataset.id, e.dataset.path, e.classList.contains('pickable')])"
+    )
 
 
 def test_graph_view_of_residual_networks(page, presets):
@@ -60,12 +74,24 @@ def test_graph_view_of_residual_networks(page, presets):
     open_net(page, net)
     page.locator("#net-graph svg").wait_for()
     nodes = graph_nodes(page)
-    assert [n[0] for n in nodes] == ["input_1", "block1_fc1", "block1_relu", "block1_fc2", "block1_downsample", "add",
-                                     "block2_fc1", "block2_relu", "block2_fc2", "add_1", "output"]
+    assert [n[0] for n in nodes] == [
+        "input_1",
+        "block1_fc1",
+        "block1_relu",
+        "block1_fc2",
+        "block1_downsample",
+        "add",
+        "block2_fc1",
+        "block2_relu",
+        "block2_fc2",
+        "add_1",
+        "output",
+    ]
     frames = page.locator("#net-graph g.df-group").evaluate_all("els => els.map(e => e.dataset.path)")
     assert frames == ["block1", "block2"]
     edges = page.locator("#net-graph g.df-edge").evaluate_all(
-        "els => els.map(e => [e.dataset.from, e.dataset.to, e.classList.contains('skip'), e.textContent])")
+        "els => els.map(e => [e.dataset.from, e.dataset.to, e.classList.contains('skip'), e.textContent])"
+    )
     assert ["block1_downsample", "add", False, "(5, 50)"] in edges
     assert ["block1_fc2", "add", False, "(5, 50)"] in edges
     assert ["add", "add_1", True, "(5, 50)"] in edges  # block2's identity: a skip path into ⊕
@@ -109,10 +135,24 @@ def test_graph_of_the_transformer_layer(page, presets):
     wait_net(page)
     page.locator("#net-graph svg").wait_for()
     ids = [n[0] for n in graph_nodes(page)]
-    assert ids == ["input", "self_attn", "dropout1", "add", "norm1", "linear1", "relu", "dropout", "linear2",
-                   "dropout2", "add_1", "norm2", "output"]
+    assert ids == [
+        "input",
+        "self_attn",
+        "dropout1",
+        "add",
+        "norm1",
+        "linear1",
+        "relu",
+        "dropout",
+        "linear2",
+        "dropout2",
+        "add_1",
+        "norm2",
+        "output",
+    ]
     skips = page.locator("#net-graph g.df-edge.skip").evaluate_all(
-        "els => els.map(e => [e.dataset.from, e.dataset.to])")
+        "els => els.map(e => [e.dataset.from, e.dataset.to])"
+    )
     assert skips == [["input", "add"], ["norm1", "add_1"]]  # both residuals
     assert "could not trace" in page.locator("#net-graph-meta").inner_text()
 

@@ -6,8 +6,11 @@ from .helpers import open_view
 
 pytestmark = pytest.mark.browser
 
-CONV2D = {"layer": {"type": "Conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3},
-          "inputs": [{"shape": [1, 2, 6, 6]}], "seed": 0}
+CONV2D = {
+    "layer": {"type": "Conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3},
+    "inputs": [{"shape": [1, 2, 6, 6]}],
+    "seed": 0,
+}
 LINEAR = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42}
 
 

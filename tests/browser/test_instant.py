@@ -1,5 +1,7 @@
 """An edit redraws the shapes from /api/shape before /api/run answers; a newer edit aborts the stale run."""
 
+import contextlib
+
 import pytest
 
 from .helpers import open_view, renders, wait_js, wait_render
@@ -29,10 +31,8 @@ def hold_runs(page) -> list:
 
 def release(held) -> None:
     for route in held:
-        try:
+        with contextlib.suppress(Exception):  # the page aborted that request already
             route.continue_()
-        except Exception:  # noqa: BLE001 - the page aborted that request already
-            pass
 
 
 def test_shapes_are_drawn_before_the_run_answers(page):

@@ -8,9 +8,23 @@ from .helpers import open_view, wait_render
 
 pytestmark = pytest.mark.browser
 
-CONV1D = {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4}, "inputs": [{"shape": [6, 3, 8]}], "seed": 42}
-GROUPED = {"layer": {"type": "Conv2d", "in_channels": 4, "out_channels": 4, "kernel_size": 3, "groups": 2, "dilation": 2, "padding": 1},
-           "inputs": [{"shape": [1, 4, 7, 7]}]}
+CONV1D = {
+    "layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
+    "inputs": [{"shape": [6, 3, 8]}],
+    "seed": 42,
+}
+GROUPED = {
+    "layer": {
+        "type": "Conv2d",
+        "in_channels": 4,
+        "out_channels": 4,
+        "kernel_size": 3,
+        "groups": 2,
+        "dilation": 2,
+        "padding": 1,
+    },
+    "inputs": [{"shape": [1, 4, 7, 7]}],
+}
 
 
 def box(page, sel):
@@ -27,12 +41,22 @@ def test_form_diagram_formula_and_window_fit_1280x800(page, config):
     page.set_viewport_size({"width": 1280, "height": 800})
     open_view(page, config)
     assert page.evaluate("window.scrollY") == 0
-    for sel in ["#form-layer", "#diagram svg.drawing", "#formula-list", "#win-drawing rect.ocell", "#win-drawing rect.fcell", "#win-play"]:
+    for sel in [
+        "#form-layer",
+        "#diagram svg.drawing",
+        "#formula-list",
+        "#win-drawing rect.ocell",
+        "#win-drawing rect.fcell",
+        "#win-play",
+    ]:
         b = box(page, sel)
         assert b["top"] >= 0 and b["bottom"] <= 800 and b["right"] <= 1280, (sel, b)
     assert page.locator("#tensors-fold .fold-toggle").get_attribute("aria-expanded") == "false"
     assert page.locator("#code-fold .fold-toggle").get_attribute("aria-expanded") == "false"
-    assert page.locator("#tensors-body").bounding_box() is None or page.locator("#tensors-fold-body").bounding_box()["height"] == 0
+    assert (
+        page.locator("#tensors-body").bounding_box() is None
+        or page.locator("#tensors-fold-body").bounding_box()["height"] == 0
+    )
 
 
 def test_previous_shapes_stay_beside_the_new_ones(page):

@@ -23,7 +23,11 @@ def test_state_round_trips_through_the_url(page):
         return {q, back, bad: m.decodeQuery("?config=%7Bnope").error, noType: m.decodeQuery("?config=%7B%7D").error};
         """,
     )
-    assert out["back"]["request"] == {"layer": {"type": "Conv2d", "kernel_size": [3, 3]}, "inputs": [{"shape": [2, 3]}], "seed": 3}
+    assert out["back"]["request"] == {
+        "layer": {"type": "Conv2d", "kernel_size": [3, 3]},
+        "inputs": [{"shape": [2, 3]}],
+        "seed": 3,
+    }
     assert out["back"]["ui"]["channel"] == 2
     assert out["q"].startswith("?config=")
     assert out["bad"] and out["noType"]

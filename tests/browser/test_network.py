@@ -140,7 +140,11 @@ def test_build_a_network_in_the_ui(page, api_run):
     n = net_renders(page)
     page.click("#net-wrap")
     wait_net(page, n, "ok")
-    assert current_config(page)["layer"]["layers"][1] == {"type": "Residual", "body": [{"type": "ReLU"}], "shortcut": None}
+    assert current_config(page)["layer"]["layers"][1] == {
+        "type": "Residual",
+        "body": [{"type": "ReLU"}],
+        "shortcut": None,
+    }
     assert page.locator("#net-diagram .net-group-res").count() == 1
     assert page.locator("#net-diagram .net-add").count() == 1
     assert page.locator("#net-diagram .net-skip").count() == 1
@@ -162,7 +166,9 @@ def test_shapes_that_do_not_fit_show_a_red_edge_and_the_message(page, console):
     message = page.locator("#net-error")
     assert message.is_visible()
     assert "layer 2 (Linear)" in message.inner_text() and "in_features=6" in message.inner_text()
-    assert "layer 2 (Linear)" in " ".join(page.locator("#net-diagram .net-msg tspan").evaluate_all("els => els.map(e => e.textContent)"))
+    assert "layer 2 (Linear)" in " ".join(
+        page.locator("#net-diagram .net-msg tspan").evaluate_all("els => els.map(e => e.textContent)")
+    )
     assert "status-bad" in page.locator('#net-diagram .net-node[data-path="2"]').get_attribute("class")
     assert "status-bad" in page.locator('#net-tree .nt-item[data-path="2"]').get_attribute("class")
     assert page.locator("#net-table-panel tr.failed").count() == 1
@@ -177,7 +183,12 @@ def test_shapes_that_do_not_fit_show_a_red_edge_and_the_message(page, console):
 def test_a_residual_block_whose_shapes_do_not_add_up(page, console):
     console.allow(r"status of 422")
     config = {
-        "layer": {"type": "Sequential", "layers": [{"type": "Residual", "name": "res", "body": [{"type": "Linear", "in_features": 8, "out_features": 4}]}]},
+        "layer": {
+            "type": "Sequential",
+            "layers": [
+                {"type": "Residual", "name": "res", "body": [{"type": "Linear", "in_features": 8, "out_features": 4}]}
+            ],
+        },
         "inputs": [{"shape": [2, 8]}],
     }
     open_net(page, config)
@@ -190,7 +201,11 @@ def test_a_residual_block_whose_shapes_do_not_add_up(page, console):
     n = net_renders(page)
     page.select_option("#net-shortcut", "Linear")
     wait_net(page, n, "ok")
-    assert current_config(page)["layer"]["layers"][0]["shortcut"] == {"type": "Linear", "in_features": 8, "out_features": 4}
+    assert current_config(page)["layer"]["layers"][0]["shortcut"] == {
+        "type": "Linear",
+        "in_features": 8,
+        "out_features": 4,
+    }
     assert page.locator('#net-diagram .net-node[data-path="res.shortcut"]').count() == 1
 
 
@@ -330,7 +345,15 @@ def test_network_model_is_pure(page):
     ]
     assert out["bad"] == "layer.layers[1].body[0]"
     assert out["path"] == "1.body.0"
-    assert out["wrapped"] == {"type": "Residual", "name": "fc", "body": [{"type": "Linear", "in_features": 4, "out_features": 5}], "shortcut": None}
+    assert out["wrapped"] == {
+        "type": "Residual",
+        "name": "fc",
+        "body": [{"type": "Linear", "in_features": 4, "out_features": 5}],
+        "shortcut": None,
+    }
     assert out["moved"] == "layer.layers[0]"
-    assert out["child"] == {"layer": {"type": "Linear", "in_features": 4, "out_features": 5}, "inputs": [{"shape": [2, 4]}]}
+    assert out["child"] == {
+        "layer": {"type": "Linear", "in_features": 4, "out_features": 5},
+        "inputs": [{"shape": [2, 4]}],
+    }
     assert out["fit"]["in_channels"] == 6

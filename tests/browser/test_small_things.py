@@ -8,7 +8,11 @@ from .helpers import open_view
 
 pytestmark = pytest.mark.browser
 
-CONV = {"layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 2}, "inputs": [{"shape": [1, 1, 4, 4]}], "seed": 5}
+CONV = {
+    "layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 2},
+    "inputs": [{"shape": [1, 1, 4, 4]}],
+    "seed": 5,
+}
 LSTM = {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20}, "inputs": [{"shape": [5, 3, 10]}]}
 
 
@@ -89,7 +93,9 @@ def test_fractions_and_grid_labels_are_readable(page):
 def test_device_select_is_not_truncated(page):
     open_view(page, CONV)
     sel = page.locator("#form-run select[name='device']")
-    assert sel.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && e.clientWidth >= e.options[e.selectedIndex].text.length * 6")
+    assert sel.evaluate(
+        "e => e.scrollWidth <= e.clientWidth + 1 && e.clientWidth >= e.options[e.selectedIndex].text.length * 6"
+    )
 
 
 def test_catalog_forgets_an_edited_preset(page):

@@ -13,9 +13,20 @@ pytestmark = pytest.mark.browser
 
 NEG = [[[[-(i * 4 + j + 1) for j in range(4)] for i in range(4)]]]
 MAXPOOL = {"layer": {"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1}, "inputs": [{"data": NEG}]}
-CONV1D = {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4}, "inputs": [{"shape": [6, 3, 8]}], "seed": 42}
-GROUPED = {"layer": {"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "groups": 2}, "inputs": [{"shape": [1, 4, 5, 5]}]}
-BIG = {"layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3}, "inputs": [{"shape": [1, 3, 64, 64]}], "seed": 3}
+CONV1D = {
+    "layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
+    "inputs": [{"shape": [6, 3, 8]}],
+    "seed": 42,
+}
+GROUPED = {
+    "layer": {"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "groups": 2},
+    "inputs": [{"shape": [1, 4, 5, 5]}],
+}
+BIG = {
+    "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3},
+    "inputs": [{"shape": [1, 3, 64, 64]}],
+    "seed": 3,
+}
 
 
 def texts(page, sel):
@@ -28,7 +39,9 @@ def pause(page):
 
 
 def explained(page, index):
-    page.wait_for_function("i => document.querySelector('#explain-panel').dataset.index === i", arg=",".join(map(str, index)))
+    page.wait_for_function(
+        "i => document.querySelector('#explain-panel').dataset.index === i", arg=",".join(map(str, index))
+    )
 
 
 def test_max_pool_padding_reads_minus_infinity(page):
@@ -49,10 +62,23 @@ def test_max_pool_padding_reads_minus_infinity(page):
 
 
 def test_avg_pool_excluded_and_reflect_copies(page):
-    cfg = {"layer": {"type": "AvgPool2d", "kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}, "inputs": [{"shape": [1, 1, 6, 6]}]}
+    cfg = {
+        "layer": {"type": "AvgPool2d", "kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False},
+        "inputs": [{"shape": [1, 1, 6, 6]}],
+    }
     open_view(page, cfg)
     assert set(texts(page, "#win-drawing text.pad-mark")) == {"×"}
-    cfg = {"layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1, "padding_mode": "reflect"}, "inputs": [{"shape": [1, 1, 5, 5]}]}
+    cfg = {
+        "layer": {
+            "type": "Conv2d",
+            "in_channels": 1,
+            "out_channels": 1,
+            "kernel_size": 3,
+            "padding": 1,
+            "padding_mode": "reflect",
+        },
+        "inputs": [{"shape": [1, 1, 5, 5]}],
+    }
     open_view(page, cfg)
     copies = page.locator("#win-drawing rect.fcell.pad-copy")
     assert copies.count() == 7 * 7 - 5 * 5
@@ -67,7 +93,11 @@ def test_every_input_channel_of_the_sum_is_drawn(page):
     page.emulate_media(reduced_motion="reduce")
     open_view(page, CONV1D, {"pinned": {"index": [0, 0, 2], "output": None}})
     explained(page, [0, 0, 2])
-    assert page.locator("#win-drawing g.frame").evaluate_all("els => els.map(e => e.dataset.channel)") == ["0", "1", "2"]
+    assert page.locator("#win-drawing g.frame").evaluate_all("els => els.map(e => e.dataset.channel)") == [
+        "0",
+        "1",
+        "2",
+    ]
     assert page.locator("#win-drawing rect.win-cell").count() == 12  # the 12-term sum
     assert page.locator("#win-drawing rect.kcell").count() == 12  # each channel's kernel slice
     assert "Σ of 12 terms" in page.locator("#win-pin").inner_text()
@@ -97,7 +127,8 @@ def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
     pause(page)
     api = api_run({**BIG, "window_slice": {"batch": 0, "channel": 0}})["windows"]["values"]
     filled = page.locator("#win-drawing g.frame[data-band='0'] rect.fcell.role-input").evaluate_all(
-        "els => els.filter(e => e.getAttribute('fill') !== '#dbeafe').length")
+        "els => els.filter(e => e.getAttribute('fill') !== '#dbeafe').length"
+    )
     assert filled == 64 * 64
     page.locator("#win-drawing g.frame[data-band='1'] rect.fcell[data-coord='3,5']").hover()
     shown = float(page.locator(".tooltip code").inner_text().replace("−", "-"))
@@ -119,7 +150,9 @@ def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
     page.wait_for_function("() => document.querySelector('#window-panel').dataset.values === 'slice'")
     page.locator("#win-drawing rect.ocell[data-coord='0,0']").hover()
     api2 = api_run({**BIG, "window_slice": {"batch": 0, "channel": 2}})["windows"]["values"]
-    assert float(page.locator(".tooltip code").inner_text().replace("−", "-")) == pytest.approx(api2["output"][0][0], rel=1e-5)
+    assert float(page.locator(".tooltip code").inner_text().replace("−", "-")) == pytest.approx(
+        api2["output"][0][0], rel=1e-5
+    )
 
 
 def _x(page):

@@ -6,7 +6,11 @@ from .helpers import config_url, open_view, wait_js, wait_render
 
 pytestmark = pytest.mark.browser
 
-CONV1D = {"layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4}, "inputs": [{"shape": [6, 3, 8]}], "seed": 42}
+CONV1D = {
+    "layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
+    "inputs": [{"shape": [6, 3, 8]}],
+    "seed": 42,
+}
 
 
 def step(page) -> int:
@@ -17,7 +21,8 @@ def window_cells(page, band=0):
     """x of the window's cells over the first stacked input channel (transitions finished)."""
     page.wait_for_timeout(350)
     return page.locator("#win-drawing rect.win-cell").evaluate_all(
-        "(els, band) => els.filter(e => Math.floor(+e.dataset.term / 4) === band).map(e => +e.getAttribute('x')).sort((a, b) => a - b)", band
+        "(els, band) => els.filter(e => Math.floor(+e.dataset.term / 4) === band).map(e => +e.getAttribute('x')).sort((a, b) => a - b)",
+        band,
     )
 
 
@@ -59,7 +64,16 @@ def test_animation_plays_and_the_controls_step(page, api_run):
 
 def test_windows_follow_the_api_for_stride_dilation_and_padding(page, api_run):
     cfg = {
-        "layer": {"type": "Conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "groups": 2},
+        "layer": {
+            "type": "Conv2d",
+            "in_channels": 2,
+            "out_channels": 4,
+            "kernel_size": 3,
+            "stride": 2,
+            "padding": 1,
+            "dilation": 2,
+            "groups": 2,
+        },
         "inputs": [{"shape": [1, 2, 9, 9]}],
     }
     page.emulate_media(reduced_motion="reduce")
@@ -76,7 +90,9 @@ def test_windows_follow_the_api_for_stride_dilation_and_padding(page, api_run):
         "els => els.filter(e => +e.dataset.term < 9).map(e => [+e.getAttribute('y'), +e.getAttribute('x')])"
     )
     expected = win["at"][0][1]
-    assert sorted([round((y - 1 - origin[1]) / cell), round((x - 1 - origin[0]) / cell)] for y, x in drawn) == sorted(expected)
+    assert sorted([round((y - 1 - origin[1]) / cell), round((x - 1 - origin[0]) / cell)] for y, x in drawn) == sorted(
+        expected
+    )
     assert page.locator("#win-drawing rect.fcell.role-padding").count() == 11 * 11 - 9 * 9
     # groups=2: output channel 3 reads input channel 1 only.
     page.locator("#win-channel").select_option("3")
@@ -86,7 +102,10 @@ def test_windows_follow_the_api_for_stride_dilation_and_padding(page, api_run):
 
 
 def test_transposed_conv_shows_inserted_zeros(page, api_run):
-    cfg = {"layer": {"type": "ConvTranspose2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "stride": 2}, "inputs": [{"shape": [1, 1, 3, 3]}]}
+    cfg = {
+        "layer": {"type": "ConvTranspose2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "stride": 2},
+        "inputs": [{"shape": [1, 1, 3, 3]}],
+    }
     open_view(page, cfg)
     win = api_run(cfg)["windows"]
     assert page.locator("#win-drawing rect.fcell").count() == win["frame"]["shape"][0] * win["frame"]["shape"][1]

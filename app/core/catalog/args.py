@@ -71,8 +71,9 @@ def _check_bounds(p: ParamSpec, v: float, field: str, type_name: str) -> None:
         raise InvalidArgument(f"{type_name}: {p.name} must be a finite number, got {v}", field=field)
     if isinstance(v, int) and not -(2**63) <= v < 2**63:
         # torch keeps integer arguments in 64 bits: larger ones fail deep inside its C++ code
-        raise InvalidArgument(f"{type_name}: {p.name} must fit in 64 bits (|value| < 2**63); got {_fmt(v)}",
-                              field=field)
+        raise InvalidArgument(
+            f"{type_name}: {p.name} must fit in 64 bits (|value| < 2**63); got {_fmt(v)}", field=field
+        )
     too_small = p.minimum is not None and (v <= p.minimum if p.exclusive_minimum else v < p.minimum)
     too_big = p.maximum is not None and v > p.maximum
     if too_small or too_big:
@@ -119,9 +120,7 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         if p.choices and value not in p.choices:
             close = difflib.get_close_matches(value, [str(c) for c in p.choices], n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise InvalidArgument(
-                f"{type_name}: {p.name} must be {_describe(p)}; got {value!r}.{hint}", field=field
-            )
+            raise InvalidArgument(f"{type_name}: {p.name} must be {_describe(p)}; got {value!r}.{hint}", field=field)
         return value
     if t in ("ints", "floats"):
         check = _is_int if t == "ints" else _is_number
@@ -170,7 +169,9 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         names = [v.get("name") for v in value if v.get("name") is not None]
         for name in names:
             if not isinstance(name, str) or not name or "." in name:
-                raise InvalidArgument(f"{type_name}: a layer name must be a non-empty string without '.'; got {_fmt(name)}", field=field)
+                raise InvalidArgument(
+                    f"{type_name}: a layer name must be a non-empty string without '.'; got {_fmt(name)}", field=field
+                )
             if name in RESERVED_NAMES:
                 raise InvalidArgument(
                     f"{type_name}: a layer cannot be named {name!r}: torch.nn.Module already uses that name for its "
@@ -190,8 +191,9 @@ MAX_CHILDREN = 256
 RESERVED_NAMES = frozenset(dir(nn.Module())) | frozenset(vars(nn.Module()))
 
 
-def tensor_from_json(value: Any, *, field: str, what: str, dtype: torch.dtype | None = None,
-                     max_elements: int = 1_000_000) -> torch.Tensor:
+def tensor_from_json(
+    value: Any, *, field: str, what: str, dtype: torch.dtype | None = None, max_elements: int = 1_000_000
+) -> torch.Tensor:
     """A tensor from a nested list of numbers, refusing ragged, non-numeric or oversized data."""
     shape: list[int] = []
     probe = value
@@ -220,7 +222,7 @@ def tensor_from_json(value: Any, *, field: str, what: str, dtype: torch.dtype | 
             if isinstance(node, str):
                 if node not in ("inf", "-inf", "nan"):
                     raise InvalidArgument(
-                        f"{what}: data must contain only numbers (or \"inf\", \"-inf\", \"nan\"); found {node!r}",
+                        f'{what}: data must contain only numbers (or "inf", "-inf", "nan"); found {node!r}',
                         field=field,
                     )
                 node = float(node)

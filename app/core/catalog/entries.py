@@ -26,16 +26,45 @@ COMMON_BOUNDS: dict[str, dict[str, Any]] = {
     **{
         name: {"minimum": 1}
         for name in (
-            "in_features", "out_features", "in1_features", "in2_features", "in_channels", "out_channels",
-            "kernel_size", "stride", "dilation", "groups", "num_features", "num_channels", "num_groups",
-            "embedding_dim", "num_embeddings", "input_size", "hidden_size", "num_layers", "embed_dim",
-            "num_heads", "nhead", "d_model", "dim_feedforward", "num_encoder_layers", "num_decoder_layers",
-            "upscale_factor", "downscale_factor", "size", "n_classes", "num_parameters", "num_classes",
+            "in_features",
+            "out_features",
+            "in1_features",
+            "in2_features",
+            "in_channels",
+            "out_channels",
+            "kernel_size",
+            "stride",
+            "dilation",
+            "groups",
+            "num_features",
+            "num_channels",
+            "num_groups",
+            "embedding_dim",
+            "num_embeddings",
+            "input_size",
+            "hidden_size",
+            "num_layers",
+            "embed_dim",
+            "num_heads",
+            "nhead",
+            "d_model",
+            "dim_feedforward",
+            "num_encoder_layers",
+            "num_decoder_layers",
+            "upscale_factor",
+            "downscale_factor",
+            "size",
+            "n_classes",
+            "num_parameters",
+            "num_classes",
         )
     },
     # Stacked copies are built one module at a time: a count in the millions would hang the build
     # long before the memory estimate could refuse it.
-    **{name: {"minimum": 1, "maximum": MAX_REPEATS} for name in ("num_layers", "num_encoder_layers", "num_decoder_layers")},
+    **{
+        name: {"minimum": 1, "maximum": MAX_REPEATS}
+        for name in ("num_layers", "num_encoder_layers", "num_decoder_layers")
+    },
     "padding": {"minimum": 0},
     "output_padding": {"minimum": 0},
     "p": {"minimum": 0, "maximum": 1},
@@ -127,8 +156,9 @@ def data(values: Any, dtype: str | None = None) -> dict[str, Any]:
     return out
 
 
-def hooked(cls: type, hook: Callable[..., Any] | None = None, *,
-           check: Callable[[dict[str, Any]], None] | None = None) -> Callable[..., nn.Module]:
+def hooked(
+    cls: type, hook: Callable[..., Any] | None = None, *, check: Callable[[dict[str, Any]], None] | None = None
+) -> Callable[..., nn.Module]:
     """Build the plain torch module (its class and repr stay torch's), with ``check`` run on the
     arguments first and ``hook`` as a forward pre-hook on the inputs."""
 

@@ -27,8 +27,9 @@ def _name(module: nn.Module) -> str:
     return type(module).__name__
 
 
-def check_range(module: nn.Module, x: torch.Tensor | None, low: int, high: int, *, i: int, what: str,
-                allowed: tuple[int, ...] = ()) -> None:
+def check_range(
+    module: nn.Module, x: torch.Tensor | None, low: int, high: int, *, i: int, what: str, allowed: tuple[int, ...] = ()
+) -> None:
     """Every value of ``x`` must lie in [low, high) (or be one of ``allowed``, e.g. ignore_index)."""
     if x is None:
         return
@@ -64,14 +65,24 @@ def class_targets(module: nn.Module, args: tuple[Any, ...]) -> None:
     if target is None or c is None or (target.is_floating_point() and tuple(target.shape) == tuple(args[0].shape)):
         return  # class probabilities, not indices
     ignore = getattr(module, "ignore_index", None)
-    check_range(module, target, 0, c, i=1, what=f"target class indices, C={c}",
-                allowed=(ignore,) if isinstance(ignore, int) and not 0 <= ignore < c else ())
+    check_range(
+        module,
+        target,
+        0,
+        c,
+        i=1,
+        what=f"target class indices, C={c}",
+        allowed=(ignore,) if isinstance(ignore, int) and not 0 <= ignore < c else (),
+    )
 
 
 def multilabel_targets(module: nn.Module, args: tuple[Any, ...]) -> None:
     """MultiLabelMarginLoss: class indices in [0, C), -1 ends each sample's list."""
-    c = _classes(args) if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 1 else (
-        args[0].shape[-1] if args and isinstance(args[0], torch.Tensor) and args[0].dim() else None)
+    c = (
+        _classes(args)
+        if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 1
+        else (args[0].shape[-1] if args and isinstance(args[0], torch.Tensor) and args[0].dim() else None)
+    )
     if c is not None:
         check_range(module, _values(args, 1), -1, c, i=1, what=f"target class indices, C={c}, -1 ends a list")
 
@@ -81,8 +92,15 @@ def n_classes_targets(module: nn.Module, args: tuple[Any, ...]) -> None:
     n = getattr(module, "n_classes", None) or getattr(module, "num_classes", None)
     ignore = getattr(module, "ignore_index", None)
     if n is not None:
-        check_range(module, _values(args, 1), 0, n, i=1, what=f"target class indices, {n} classes",
-                    allowed=(ignore,) if isinstance(ignore, int) and not 0 <= ignore < n else ())
+        check_range(
+            module,
+            _values(args, 1),
+            0,
+            n,
+            i=1,
+            what=f"target class indices, {n} classes",
+            allowed=(ignore,) if isinstance(ignore, int) and not 0 <= ignore < n else (),
+        )
 
 
 def ctc(module: nn.Module, args: tuple[Any, ...]) -> None:
@@ -93,14 +111,17 @@ def ctc(module: nn.Module, args: tuple[Any, ...]) -> None:
     t_max, c = log_probs.shape[0], log_probs.shape[-1]
     blank = module.blank
     if not 0 <= blank < c:
-        raise InvalidRequest(f"CTCLoss: blank={blank} must be a class of log_probs, between 0 and {c - 1}",
-                             field="layer.blank")
+        raise InvalidRequest(
+            f"CTCLoss: blank={blank} must be a class of log_probs, between 0 and {c - 1}", field="layer.blank"
+        )
     targets, input_lengths, target_lengths = _values(args, 1), _values(args, 2), _values(args, 3)
     if targets is not None:
         check_range(module, targets, 0, c, i=1, what=f"targets, classes of log_probs with C={c}")
         if bool((targets == blank).any()):
-            raise InvalidRequest(f"CTCLoss: input 1 (targets) holds the blank class {blank}; targets are the "
-                                 f"labels between the blanks", field="inputs[1]")
+            raise InvalidRequest(
+                f"CTCLoss: input 1 (targets) holds the blank class {blank}; targets are the labels between the blanks",
+                field="inputs[1]",
+            )
     check_range(module, input_lengths, 0, t_max + 1, i=2, what=f"input_lengths, at most T={t_max}")
     if targets is not None and target_lengths is not None:
         if targets.dim() == 2:

@@ -19,6 +19,7 @@ _PLACEMENT_ARGS = {"self", "device", "dtype", "factory_kwargs"}
 # Introspection of torch.nn
 # ---------------------------------------------------------------------------------------------
 
+
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
@@ -82,15 +83,15 @@ def param_type_from_annotation(tp: Any, default: Any) -> tuple[str, bool, list[A
             if all(n is not None for n in lengths):
                 length = max((n for n in lengths if n), default=None)
                 return "ints", nullable, ([] if str_choice else None), length
-            if any(typing.get_origin(a) in (list, tuple) for a in ints[1:]) or any(
-                a is torch.Size for a in ints[1:]
-            ):
+            if any(typing.get_origin(a) in (list, tuple) for a in ints[1:]) or any(a is torch.Size for a in ints[1:]):
                 return "ints", nullable, None, None
         if ints and ints[0] is float:
             return "floats", nullable, None, None
         if all(a in (int, float) for a in args):
             return "float", nullable, None, None
-        if any(a is torch.Size for a in args) or all(_is_tuple_of(a, int) is not None for a in args if a is not torch.Size):
+        if any(a is torch.Size for a in args) or all(
+            _is_tuple_of(a, int) is not None for a in args if a is not torch.Size
+        ):
             return "int_list", nullable, None, None
         if str_choice:
             # e.g. Transformer's activation: str | Callable — only the string form is JSON
@@ -147,7 +148,11 @@ def introspect_params(cls: type, *, skip: Sequence[str] = ()) -> list[ParamSpec]
     sig = inspect.signature(cls.__init__)
     try:
         hints = typing.get_type_hints(cls.__init__)
-    except (NameError, TypeError, AttributeError):  # forward references torch never resolves ('TransformerEncoderLayer')
+    except (
+        NameError,
+        TypeError,
+        AttributeError,
+    ):  # forward references torch never resolves ('TransformerEncoderLayer')
         hints = {}
     docs = arg_docs(cls)
     out: list[ParamSpec] = []

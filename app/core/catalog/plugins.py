@@ -84,9 +84,17 @@ def to_spec(p: PluginLayer) -> LayerSpec:
     layer["type"] = p.name
     example = {"layer": layer, "inputs": example.get("inputs", [{"shape": [2, 4]}]), "seed": example.get("seed", 0)}
     return LayerSpec(
-        type=p.name, family=p.family, factory=p.cls, params=params, inputs=inputs, example=example,
-        doc=p.doc or doc_summary(p.cls), outputs=p.outputs or ["output"], rule=p.rule or _meta_rule,
-        source="plugin", code_prelude=_import_line(p),
+        type=p.name,
+        family=p.family,
+        factory=p.cls,
+        params=params,
+        inputs=inputs,
+        example=example,
+        doc=p.doc or doc_summary(p.cls),
+        outputs=p.outputs or ["output"],
+        rule=p.rule or _meta_rule,
+        source="plugin",
+        code_prelude=_import_line(p),
         code_name=p.cls.__name__,
     )
 

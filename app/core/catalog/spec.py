@@ -263,5 +263,3 @@ class Registry:
         for spec in self._specs.values():
             seen.setdefault(spec.family, None)
         return list(seen)
-
-

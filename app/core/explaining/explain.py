@@ -19,7 +19,12 @@ from app.core.catalog.spec import LayerSpec
 from app.core.errors import NotExplainable
 from app.core.explaining.windows import Geometry, geometry_for, group_inputs, pad_reads
 
-_TOL = {torch.float64: (1e-9, 1e-9), torch.float32: (1e-4, 1e-5), torch.float16: (1e-2, 1e-2), torch.bfloat16: (2e-2, 2e-2)}
+_TOL = {
+    torch.float64: (1e-9, 1e-9),
+    torch.float32: (1e-4, 1e-5),
+    torch.float16: (1e-2, 1e-2),
+    torch.bfloat16: (2e-2, 2e-2),
+}
 
 
 def _num(x: float) -> Any:
@@ -33,8 +38,7 @@ def _fmt(x: float) -> str:
 def normalise_index(index: list[int], shape: tuple[int, ...], *, what: str = "output") -> tuple[int, ...]:
     if len(index) != len(shape):
         raise NotExplainable(
-            f"index {index} has {len(index)} entries but the {what} has {len(shape)} dimensions "
-            f"(shape {list(shape)})",
+            f"index {index} has {len(index)} entries but the {what} has {len(shape)} dimensions (shape {list(shape)})",
             field="index",
         )
     out = []
@@ -66,8 +70,14 @@ def explain_linear(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, 
     lead, o = index[:-1], index[-1]
     row = x[lead] if lead else x
     terms = [
-        {"input_index": [*lead, i], "input": _num(row[i]), "weight_index": [o, i], "weight": _num(w[o, i]),
-         "product": _num(row[i] * w[o, i]), "padding": False}
+        {
+            "input_index": [*lead, i],
+            "input": _num(row[i]),
+            "weight_index": [o, i],
+            "weight": _num(w[o, i]),
+            "product": _num(row[i] * w[o, i]),
+            "padding": False,
+        }
         for i in range(w.shape[1])
     ]
     total = float((row * w[o]).sum())
@@ -89,12 +99,18 @@ def explain_bilinear(module: nn.Module, xs: list[torch.Tensor], index: tuple[int
     terms = []
     for i in range(a.shape[1]):
         for j in range(a.shape[2]):
-            terms.append({
-                "input_index": [*lead, i], "input": _num(r1[i]),
-                "weight_index": [k, i, j], "weight": _num(a[k, i, j]),
-                "input2_index": [*lead, j], "input2": _num(r2[j]),
-                "product": _num(r1[i] * a[k, i, j] * r2[j]), "padding": False,
-            })
+            terms.append(
+                {
+                    "input_index": [*lead, i],
+                    "input": _num(r1[i]),
+                    "weight_index": [k, i, j],
+                    "weight": _num(a[k, i, j]),
+                    "input2_index": [*lead, j],
+                    "input2": _num(r2[j]),
+                    "product": _num(r1[i] * a[k, i, j] * r2[j]),
+                    "padding": False,
+                }
+            )
     total = float(r1 @ a[k] @ r2)
     bias = None
     if module.bias is not None:
@@ -144,29 +160,51 @@ def explain_conv(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
                 w_index = (c_out, c_in - in_channels[0], *k)
             wv = float(w[w_index])
             if flat < 0:
-                terms.append({"input_index": None, "input": 0.0, "weight_index": list(w_index), "weight": _num(wv),
-                              "product": 0.0, "padding": True, "at": geo.at[pos][slot].tolist()})
+                terms.append(
+                    {
+                        "input_index": None,
+                        "input": 0.0,
+                        "weight_index": list(w_index),
+                        "weight": _num(wv),
+                        "product": 0.0,
+                        "padding": True,
+                        "at": geo.at[pos][slot].tolist(),
+                    }
+                )
                 continue
             coord = geo.unravel(flat)
             i_index = (b_idx, c_in, *coord)
             xv = float(x[i_index])
             total += xv * wv
             at = geo.at[pos][slot].tolist()
-            terms.append({
-                "input_index": list(i_index if batched else i_index[1:]), "input": _num(xv),
-                "weight_index": list(w_index), "weight": _num(wv), "product": _num(xv * wv),
-                "padding": False, "at": at,
-                # reflect/replicate/circular: a padding cell holding a copy of this input element
-                **({"pad_copy": True} if _in_padding(geo, at) else {}),
-            })
+            terms.append(
+                {
+                    "input_index": list(i_index if batched else i_index[1:]),
+                    "input": _num(xv),
+                    "weight_index": list(w_index),
+                    "weight": _num(wv),
+                    "product": _num(xv * wv),
+                    "padding": False,
+                    "at": at,
+                    # reflect/replicate/circular: a padding cell holding a copy of this input element
+                    **({"pad_copy": True} if _in_padding(geo, at) else {}),
+                }
+            )
     bias = None
     if module.bias is not None:
         bv = float(module.bias.detach().double().cpu()[c_out])
         bias = {"index": [c_out], "value": _num(bv)}
         total += bv
     reads = pad_reads(module, geo.kind)
-    return {"operation": "sum", "terms": terms, "bias": bias, "manual": total, "input_channels": in_channels,
-            "pad_value": reads, "padding_note": _conv_pad_note(terms, reads, getattr(module, "padding_mode", "zeros"))}
+    return {
+        "operation": "sum",
+        "terms": terms,
+        "bias": bias,
+        "manual": total,
+        "input_channels": in_channels,
+        "pad_value": reads,
+        "padding_note": _conv_pad_note(terms, reads, getattr(module, "padding_mode", "zeros")),
+    }
 
 
 def _in_padding(geo: Geometry, at: list[int]) -> bool:
@@ -208,7 +246,9 @@ def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
         i_index = (b_idx, c, *coord)
         v = float(x[i_index])
         values.append(v)
-        terms.append({"input_index": list(i_index if batched else i_index[1:]), "input": _num(v), "padding": False, "at": at})
+        terms.append(
+            {"input_index": list(i_index if batched else i_index[1:]), "input": _num(v), "padding": False, "at": at}
+        )
     result: dict[str, Any] = {"terms": terms, "bias": None, "pad_value": reads}
     n_pad = sum(1 for t in terms if t["padding"] and not t.get("outside"))
     result["padding_note"] = _pool_pad_note(name, reads, n_pad, len(terms), module) if n_pad else None
@@ -269,8 +309,10 @@ def _pool_pad_note(name: str, reads: str, k: int, n: int, module: nn.Module) -> 
         if getattr(module, "divisor_override", None):
             return f"{k} of {n} positions fall on padding: they add 0; the divisor is divisor_override."
         if reads == "excluded":
-            return (f"{k} of {n} positions fall on padding: count_include_pad=False leaves them out of the sum "
-                    "and the divisor.")
+            return (
+                f"{k} of {n} positions fall on padding: count_include_pad=False leaves them out of the sum "
+                "and the divisor."
+            )
         return f"{k} of {n} positions fall on padding: they add 0 and count in the divisor (count_include_pad=True)."
     return f"{k} of {n} positions fall on padding and add 0."
 
@@ -280,14 +322,22 @@ def _torch_argmax(module: nn.Module, x: torch.Tensor, index: tuple[int, ...], ba
     xx = x.detach().cpu().double()
     if not batched:
         xx = xx.unsqueeze(0)
-    _, idx = fn(xx, module.kernel_size, module.stride, module.padding, module.dilation,
-                ceil_mode=module.ceil_mode, return_indices=True)
+    _, idx = fn(
+        xx,
+        module.kernel_size,
+        module.stride,
+        module.padding,
+        module.dilation,
+        ceil_mode=module.ceil_mode,
+        return_indices=True,
+    )
     flat = int(idx[index])
     return [int(v) for v in torch.unravel_index(torch.tensor(flat), tuple(xx.shape[-n:]))]
 
 
-def explain_module(spec: LayerSpec, module: nn.Module, xs: list[torch.Tensor], out: torch.Tensor,
-                   index: list[int]) -> dict[str, Any]:
+def explain_module(
+    spec: LayerSpec, module: nn.Module, xs: list[torch.Tensor], out: torch.Tensor, index: list[int]
+) -> dict[str, Any]:
     """Explain ``out[index]`` of ``module`` applied to ``xs``."""
     if spec.explain is None:
         raise NotExplainable(
@@ -312,9 +362,11 @@ def explain_module(spec: LayerSpec, module: nn.Module, xs: list[torch.Tensor], o
     manual = float(result.pop("manual"))
     rtol, atol = _TOL.get(out.dtype, (1e-4, 1e-5))
     scale = _magnitude(result["terms"])
-    match = (math.isnan(value) and math.isnan(manual)) or (
-        math.isfinite(value) and math.isfinite(manual) and abs(value - manual) <= atol * scale + rtol * abs(value)
-    ) or (value == manual)
+    match = (
+        (math.isnan(value) and math.isnan(manual))
+        or (math.isfinite(value) and math.isfinite(manual) and abs(value - manual) <= atol * scale + rtol * abs(value))
+        or (value == manual)
+    )
     response = {
         "type": spec.type,
         "index": list(idx),
@@ -326,7 +378,7 @@ def explain_module(spec: LayerSpec, module: nn.Module, xs: list[torch.Tensor], o
         **result,
     }
     if geo is not None:
-        response["window"] = _window_json(geo, tuple(idx[-geo.d:]))
+        response["window"] = _window_json(geo, tuple(idx[-geo.d :]))
     else:
         response["window"] = None
     response["text"] = _text(response)

@@ -11,6 +11,8 @@ come from ``Tensor.unfold`` over the padded index tensor, cut to the output size
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,11 +89,29 @@ def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry
     cls = type(module)
     with torch.device("cpu"):
         if transposed:
-            probe = cls(1, K, kernel, stride=module.stride, padding=module.padding, output_padding=module.output_padding,
-                        dilation=module.dilation, bias=False, dtype=torch.float64)
+            probe = cls(
+                1,
+                K,
+                kernel,
+                stride=module.stride,
+                padding=module.padding,
+                output_padding=module.output_padding,
+                dilation=module.dilation,
+                bias=False,
+                dtype=torch.float64,
+            )
         else:
-            probe = cls(1, K, kernel, stride=module.stride, padding=module.padding, dilation=module.dilation,
-                        bias=False, padding_mode=module.padding_mode, dtype=torch.float64)
+            probe = cls(
+                1,
+                K,
+                kernel,
+                stride=module.stride,
+                padding=module.padding,
+                dilation=module.dilation,
+                bias=False,
+                padding_mode=module.padding_mode,
+                dtype=torch.float64,
+            )
     with torch.no_grad():
         eye = torch.eye(K, dtype=torch.float64)
         if transposed:
@@ -123,8 +143,11 @@ def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry
         origin = _origin_from_probe(src, at, input_spatial)
         if origin is None:  # every window reads padding only: no evidence, use the declared padding
             origin = (
-                tuple(dilation[j] * (kernel[j] - 1) // 2 for j in range(n)) if module.padding == "same"
-                else (0,) * n if module.padding == "valid" else _tuple(module.padding, n)
+                tuple(dilation[j] * (kernel[j] - 1) // 2 for j in range(n))
+                if module.padding == "same"
+                else (0,) * n
+                if module.padding == "valid"
+                else _tuple(module.padding, n)
             )
         step = (1,) * n
         if module.padding == "same":
@@ -135,7 +158,9 @@ def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry
             after = _tuple(module.padding, n)
         frame = tuple(origin[j] + input_spatial[j] + after[j] for j in range(n))
         kind = "conv"
-    return Geometry(kind, input_spatial, out_spatial, kernel, stride, dilation, frame, origin, step, src, at, kernel_index)
+    return Geometry(
+        kind, input_spatial, out_spatial, kernel, stride, dilation, frame, origin, step, src, at, kernel_index
+    )
 
 
 def _origin_from_probe(src: torch.Tensor, at: torch.Tensor, spatial: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -184,11 +209,14 @@ def pool_geometry(module: nn.Module, input_spatial: tuple[int, ...], output_spat
     kidx = _kernel_grid(kernel)
     at = _positions(output_spatial, kidx, stride, dilation)
     frame = tuple(input_spatial[j] + 2 * pad[j] + extra[j] for j in range(n))
-    return Geometry("pool", input_spatial, output_spatial, kernel, stride, dilation, frame, pad, (1,) * n, src, at, kidx)
+    return Geometry(
+        "pool", input_spatial, output_spatial, kernel, stride, dilation, frame, pad, (1,) * n, src, at, kidx
+    )
 
 
-def geometry_for(module: nn.Module, spec_explain: str | None, in_shape: tuple[int, ...],
-                 out_shape: tuple[int, ...], n: int) -> Geometry | None:
+def geometry_for(
+    module: nn.Module, spec_explain: str | None, in_shape: tuple[int, ...], out_shape: tuple[int, ...], n: int
+) -> Geometry | None:
     if spec_explain in ("conv", "transposed"):
         return conv_geometry(module, tuple(in_shape[-n:]))
     if spec_explain == "pool":
@@ -253,8 +281,12 @@ def geometry_json(geo: Geometry, module: nn.Module) -> dict[str, Any]:
     }
     if hasattr(module, "groups"):
         # the map is for drawing: past a few thousand links it is omitted (groups says it all)
-        out.update(groups=module.groups, in_channels=module.in_channels, out_channels=module.out_channels,
-                   channel_map=channel_map(module, limit=MAX_CHANNEL_LINKS))
+        out.update(
+            groups=module.groups,
+            in_channels=module.in_channels,
+            out_channels=module.out_channels,
+            channel_map=channel_map(module, limit=MAX_CHANNEL_LINKS),
+        )
     else:
         out.update(groups=None, channel_map=None)
     return out
@@ -279,11 +311,31 @@ def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
         return {"omitted": f"{cells} window cells is more than this server lists ({settings.max_window_cells})"}
     if math.prod(in_shape[-n:]) > 4 * settings.max_window_cells:
         return {"omitted": "the input is too large to list window positions"}
-    try:
-        geo = geometry_for(module, spec.explain, in_shape, out_shape, n)
-    except TORCH_FAULTS as exc:  # the probe is the layer itself: what it refuses, the run reports
-        return {"omitted": f"torch refused the window probe: {torch_message(exc)}"}
-    return geometry_json(geo, module) if geo is not None else None
+    # The window map depends only on the layer's geometry and the spatial sizes: an edit of anything
+    # else (the seed, the batch, the data, another layer of a network) finds it already probed.
+    key = (spec.type, spec.explain, repr(module), tuple(in_shape[-n - 1 :]), tuple(out_shape[-n - 1 :]))
+    with _WINDOW_LOCK:
+        cached = _WINDOWS.get(key)
+        if cached is not None:
+            _WINDOWS.move_to_end(key)
+    if cached is None:
+        try:
+            geo = geometry_for(module, spec.explain, in_shape, out_shape, n)
+        except TORCH_FAULTS as exc:  # the probe is the layer itself: what it refuses, the run reports
+            return {"omitted": f"torch refused the window probe: {torch_message(exc)}"}
+        if geo is None:
+            return None
+        cached = geometry_json(geo, module)
+        with _WINDOW_LOCK:
+            _WINDOWS[key] = cached
+            while len(_WINDOWS) > _WINDOW_CACHE_SIZE:
+                _WINDOWS.popitem(last=False)
+    return dict(cached)  # responses add their own keys (values) to a shallow copy
+
+
+_WINDOW_CACHE_SIZE = 64
+_WINDOWS: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+_WINDOW_LOCK = threading.Lock()
 
 
 def pad_reads(module: nn.Module, kind: str) -> str:
@@ -312,8 +364,9 @@ MAX_SHOWN_CHANNELS = 16
 MAX_SHOWN_VALUES = 1 << 18
 
 
-def window_values(windows: dict[str, Any] | None, module: nn.Module, xs: list[torch.Tensor],
-                  out: torch.Tensor | None, view: Any) -> dict[str, Any] | None:
+def window_values(
+    windows: dict[str, Any] | None, module: nn.Module, xs: list[torch.Tensor], out: torch.Tensor | None, view: Any
+) -> dict[str, Any] | None:
     """Real values for the planes the sliding window draws, however large the tensors are.
 
     ``view`` (the request's ``window_slice``: ``batch``, ``channel``; both default 0) picks the sample

@@ -32,8 +32,11 @@ def import_model(registry: Registry, body: Any, settings: Settings) -> dict[str,
         resolve(registry, imported.layer, field="layer")
     except LayerExplorerError as exc:
         raise _located(exc, imported) from None
-    return {"layer": imported.layer, "inputs": suggest_inputs(registry, imported.layer, settings),
-            "warnings": imported.warnings}
+    return {
+        "layer": imported.layer,
+        "inputs": suggest_inputs(registry, imported.layer, settings),
+        "warnings": imported.warnings,
+    }
 
 
 def _located(exc: LayerExplorerError, imported: Imported) -> LayerExplorerError:

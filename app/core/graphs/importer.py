@@ -67,12 +67,24 @@ def _refuse(node: ast.AST, message: str) -> _Refused:
 
 def _describe(node: ast.AST) -> str:
     names = {
-        ast.Name: "a name", ast.Attribute: "attribute access", ast.Lambda: "a lambda",
-        ast.ListComp: "a comprehension", ast.SetComp: "a comprehension", ast.DictComp: "a comprehension",
-        ast.GeneratorExp: "a generator expression", ast.JoinedStr: "an f-string", ast.Subscript: "subscripting",
-        ast.Starred: "unpacking (*)", ast.IfExp: "a conditional expression", ast.BoolOp: "and/or",
-        ast.Compare: "a comparison", ast.Await: "await", ast.Yield: "yield", ast.NamedExpr: "an assignment (:=)",
-        ast.Set: "a set", ast.Dict: "a dict",
+        ast.Name: "a name",
+        ast.Attribute: "attribute access",
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a comprehension",
+        ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension",
+        ast.GeneratorExp: "a generator expression",
+        ast.JoinedStr: "an f-string",
+        ast.Subscript: "subscripting",
+        ast.Starred: "unpacking (*)",
+        ast.IfExp: "a conditional expression",
+        ast.BoolOp: "and/or",
+        ast.Compare: "a comparison",
+        ast.Await: "await",
+        ast.Yield: "yield",
+        ast.NamedExpr: "an assignment (:=)",
+        ast.Set: "a set",
+        ast.Dict: "a dict",
     }
     return names.get(type(node), type(node).__name__)
 
@@ -203,8 +215,12 @@ class _Converter:
         if isinstance(op, (ast.LShift, ast.RShift)) and not 0 <= b < 64:
             raise _refuse(node, "a shift must be between 0 and 63")
         ops = {
-            ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b,
-            ast.FloorDiv: lambda: a // b, ast.Mod: lambda: a % b, ast.LShift: lambda: a << b,
+            ast.Add: lambda: a + b,
+            ast.Sub: lambda: a - b,
+            ast.Mult: lambda: a * b,
+            ast.FloorDiv: lambda: a // b,
+            ast.Mod: lambda: a % b,
+            ast.LShift: lambda: a << b,
             ast.RShift: lambda: a >> b,
         }
         if type(op) not in ops:
@@ -228,8 +244,11 @@ class _Converter:
             if isinstance(arg, ast.Starred):
                 raise _refuse(arg, "unpacking (*) is not allowed")
             if i >= len(names):
-                raise _refuse(arg, f"{type_name} takes at most {len(names)} positional argument(s) here; "
-                                   f"name the others ({', '.join(p.name for p in spec.params)})")
+                raise _refuse(
+                    arg,
+                    f"{type_name} takes at most {len(names)} positional argument(s) here; "
+                    f"name the others ({', '.join(p.name for p in spec.params)})",
+                )
             config[names[i]] = self.argument(spec, names[i], arg, f"{where}.{names[i]}")
         known = {p.name for p in spec.params}
         for kw in node.keywords:
@@ -237,12 +256,17 @@ class _Converter:
                 raise _refuse(kw.value, "unpacking (**) is not allowed")
             if kw.arg in _DROPPABLE and kw.arg not in known:
                 line, col = _where(kw.value)
-                self.warnings.append(f"line {line}, column {col}: {type_name}'s {kw.arg} is ignored (it changes "
-                                     "where the result is stored, not the result)")
+                self.warnings.append(
+                    f"line {line}, column {col}: {type_name}'s {kw.arg} is ignored (it changes "
+                    "where the result is stored, not the result)"
+                )
                 continue
             if kw.arg not in known:
-                raise _refuse(kw.value, f"{type_name} has no argument {kw.arg!r} here; its arguments are: "
-                                        f"{', '.join(sorted(known)) or 'none'}")
+                raise _refuse(
+                    kw.value,
+                    f"{type_name} has no argument {kw.arg!r} here; its arguments are: "
+                    f"{', '.join(sorted(known)) or 'none'}",
+                )
             if kw.arg in config:
                 raise _refuse(kw.value, f"{type_name} got {kw.arg!r} twice")
             config[kw.arg] = self.argument(spec, kw.arg, kw.value, f"{where}.{kw.arg}")
@@ -306,15 +330,20 @@ class _Converter:
         else:
             raise _refuse(arg, 'OrderedDict takes one list of ("name", layer) pairs')
         seen: set[str] = set()
-        for (name, value) in pairs:
+        for name, value in pairs:
             if name in seen:
                 raise _refuse(value, f"the layer name {name!r} is used twice")
             seen.add(name)
         return pairs
 
     def child_name(self, node: ast.expr) -> str:
-        if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or not node.value \
-                or "." in node.value or len(node.value) > 64:
+        if (
+            not isinstance(node, ast.Constant)
+            or not isinstance(node.value, str)
+            or not node.value
+            or "." in node.value
+            or len(node.value) > 64
+        ):
             raise _refuse(node, "a layer name must be a non-empty string without '.' (at most 64 characters)")
         return node.value
 
@@ -324,8 +353,10 @@ def _is_ordered_dict(node: ast.expr) -> bool:
         return False
     f = node.func
     return (isinstance(f, ast.Name) and f.id == "OrderedDict") or (
-        isinstance(f, ast.Attribute) and f.attr == "OrderedDict"
-        and isinstance(f.value, ast.Name) and f.value.id == "collections"
+        isinstance(f, ast.Attribute)
+        and f.attr == "OrderedDict"
+        and isinstance(f.value, ast.Name)
+        and f.value.id == "collections"
     )
 
 
@@ -349,8 +380,7 @@ def _positional_names(spec: LayerSpec) -> list[str]:
     except (TypeError, ValueError):
         params = []
     names = [
-        p.name for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in _PLACEMENT
+        p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in _PLACEMENT
     ]
     if not names:
         return [p.name for p in spec.params]
@@ -422,8 +452,9 @@ def parse_model(registry: Registry, code: Any) -> Imported:
         tree = ast.parse(code, filename=PASTE_NAME, mode="exec")
     except SyntaxError as exc:
         line, col = exc.lineno or 1, exc.offset or 1
-        raise InvalidArgument(f"line {line}, column {col}: not valid Python: {exc.msg}", field="code",
-                              line=line, column=col) from None
+        raise InvalidArgument(
+            f"line {line}, column {col}: not valid Python: {exc.msg}", field="code", line=line, column=col
+        ) from None
     except (RecursionError, MemoryError, ValueError):
         raise InvalidArgument("the code is nested too deeply to read", field="code") from None
     _check_size(tree)

@@ -129,21 +129,63 @@ def _refuse(name: str) -> Callable[[tuple, dict], torch.Tensor]:
 
 _FLAT = [
     # piecewise flat (zero slope somewhere) or random: they would cut dependencies for some inputs only
-    F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6, F.hardtanh,
-    F.hardtanh_, F.threshold, F.threshold_, F.hardshrink, F.softshrink, F.hardsigmoid, F.hardswish, F.rrelu,
-    F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout, torch.clamp,
-    torch.Tensor.clamp, torch.clip, F.leaky_relu,
+    F.relu,
+    F.relu_,
+    torch.relu,
+    torch.relu_,
+    torch.Tensor.relu,
+    torch.Tensor.relu_,
+    F.relu6,
+    F.hardtanh,
+    F.hardtanh_,
+    F.threshold,
+    F.threshold_,
+    F.hardshrink,
+    F.softshrink,
+    F.hardsigmoid,
+    F.hardswish,
+    F.rrelu,
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    F.alpha_dropout,
+    F.feature_alpha_dropout,
+    torch.clamp,
+    torch.Tensor.clamp,
+    torch.clip,
+    F.leaky_relu,
     # element-wise and strictly monotone, but saturating: in floating point their slope underflows to 0
-    torch.tanh, torch.Tensor.tanh, F.tanh, torch.sigmoid, torch.Tensor.sigmoid, F.sigmoid, F.logsigmoid, F.elu,
-    F.selu, F.celu, F.gelu, F.silu, F.mish, F.softplus, F.softsign, F.tanhshrink,
+    torch.tanh,
+    torch.Tensor.tanh,
+    F.tanh,
+    torch.sigmoid,
+    torch.Tensor.sigmoid,
+    F.sigmoid,
+    F.logsigmoid,
+    F.elu,
+    F.selu,
+    F.celu,
+    F.gelu,
+    F.silu,
+    F.mish,
+    F.softplus,
+    F.softsign,
+    F.tanhshrink,
 ]
 _REPLACE: dict[Any, Callable[[tuple, dict], torch.Tensor]] = dict.fromkeys(_FLAT, _identity)
-_REPLACE.update({
-    F.max_pool1d: _sum_pool(1), F.max_pool2d: _sum_pool(2), F.max_pool3d: _sum_pool(3),
-    F.adaptive_max_pool1d: _adaptive(1), F.adaptive_max_pool2d: _adaptive(2), F.adaptive_max_pool3d: _adaptive(3),
-    F.fractional_max_pool2d: _refuse("fractional max pooling"),
-    F.fractional_max_pool3d: _refuse("fractional max pooling"),
-})
+_REPLACE.update(
+    {
+        F.max_pool1d: _sum_pool(1),
+        F.max_pool2d: _sum_pool(2),
+        F.max_pool3d: _sum_pool(3),
+        F.adaptive_max_pool1d: _adaptive(1),
+        F.adaptive_max_pool2d: _adaptive(2),
+        F.adaptive_max_pool3d: _adaptive(3),
+        F.fractional_max_pool2d: _refuse("fractional max pooling"),
+        F.fractional_max_pool3d: _refuse("fractional max pooling"),
+    }
+)
 for _name in ("max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"):
     if hasattr(F, _name):
         _REPLACE[getattr(F, _name)] = _refuse("max pooling with indices")
@@ -186,15 +228,17 @@ def _target(values: dict[str, torch.Tensor], graph: dict[str, Any], req: Recepti
             if n["op"] == "module" and n["path"] == req.path and n["id"] in values:
                 return n["id"]
         paths = ", ".join(n["path"] for n in graph["nodes"] if n["op"] == "module")
-        raise InvalidRequest(f"no module call at path {req.path!r} in the graph; its module calls are: {paths}",
-                             field="path")
+        raise InvalidRequest(
+            f"no module call at path {req.path!r} in the graph; its module calls are: {paths}", field="path"
+        )
     return "output"
 
 
 def _index(shape: tuple[int, ...], index: list[int]) -> tuple[int, ...]:
     if len(index) != len(shape):
-        raise InvalidRequest(f"index must have {len(shape)} entries for a tensor of shape {list(shape)}; got {index}",
-                             field="index")
+        raise InvalidRequest(
+            f"index must have {len(shape)} entries for a tensor of shape {list(shape)}; got {index}", field="index"
+        )
     out = []
     for i, (k, n) in enumerate(zip(index, shape)):
         if not -n <= k < n:
@@ -214,8 +258,9 @@ def _inputs_for_grad(xs: list[torch.Tensor], dtype: torch.dtype | None, generato
     out = []
     for x in xs:
         if not x.is_floating_point():
-            raise NotExplainable("receptive fields need floating-point inputs (this layer takes indices)",
-                                 field="inputs")
+            raise NotExplainable(
+                "receptive fields need floating-point inputs (this layer takes indices)", field="inputs"
+            )
         if generator is not None:
             x = torch.randn(x.shape, generator=generator, dtype=torch.float64).to(x.device)
         else:
@@ -238,9 +283,19 @@ def _fold(t: torch.Tensor) -> torch.Tensor:
 
 
 def _entry(node: dict[str, Any], mask: torch.Tensor | None, heat: torch.Tensor | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": node["id"], "op": node["op"], "label": node["label"], "path": node["path"],
-                             "shape": None, "numel": None, "count": 0, "bbox": None, "mask": None, "grid": None,
-                             "effective": None}
+    entry: dict[str, Any] = {
+        "id": node["id"],
+        "op": node["op"],
+        "label": node["label"],
+        "path": node["path"],
+        "shape": None,
+        "numel": None,
+        "count": 0,
+        "bbox": None,
+        "mask": None,
+        "grid": None,
+        "effective": None,
+    }
     if mask is None:
         return entry
     entry["shape"] = list(mask.shape)
@@ -283,7 +338,8 @@ def _elementwise(module: nn.Module) -> bool:
     if isinstance(module, _MIXING):
         return False
     return type(module).__module__ in (nn.modules.activation.__name__, nn.modules.dropout.__name__) or isinstance(
-        module, nn.Identity)
+        module, nn.Identity
+    )
 
 
 def _window(module: nn.Module) -> tuple[list[int], list[int], list[int]] | None:
@@ -335,13 +391,22 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
         new = [ri + (ki - 1) * di * ji for ri, ki, di, ji in zip(r, k, d, jump)]
         text = ", ".join(f"{ri} + ({ki} − 1)·{di}·{ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new))
         r = new
-        steps.append({"path": node["path"], "type": type(sub).__name__, "kernel": k, "stride": s, "dilation": d,
-                      "jump": list(jump), "r": list(r), "text": text})
+        steps.append(
+            {
+                "path": node["path"],
+                "type": type(sub).__name__,
+                "kernel": k,
+                "stride": s,
+                "dilation": d,
+                "jump": list(jump),
+                "r": list(r),
+                "text": text,
+            }
+        )
         jump = [ji * si for ji, si in zip(jump, s)]
     if not steps:
         return None
-    return {"symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1", "size": r, "jump": jump,
-            "steps": steps}
+    return {"symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1", "size": r, "jump": jump, "steps": steps}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +425,8 @@ def _check_memory(graph: dict[str, Any], module: nn.Module, settings: Settings) 
             f"tracing a receptive field through this network needs about {estimate / 2**20:.0f} MiB (every "
             f"intermediate tensor and its gradient); this server's limit is "
             f"{settings.memory_limit_bytes / 2**20:.0f} MiB. Use a smaller input.",
-            estimate_bytes=estimate, limit_bytes=settings.memory_limit_bytes,
+            estimate_bytes=estimate,
+            limit_bytes=settings.memory_limit_bytes,
         )
 
 
@@ -412,14 +478,19 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     # only the target and what feeds it: an identity stand-in (ReLU, dropout) or an in-place op can make a
     # later node share the target's tensor
     feeds = _ancestors(graph, target)
-    nodes = [_entry(n, masks.get(n["id"]), effective.get(n["id"])) if n["id"] in feeds else _entry(n, None, None)
-             for n in graph["nodes"]]
+    nodes = [
+        _entry(n, masks.get(n["id"]), effective.get(n["id"])) if n["id"] in feeds else _entry(n, None, None)
+        for n in graph["nodes"]
+    ]
     inputs = [n for n in nodes if n["op"] == "input"]
     formula = chain_formula(graph, module, target)
     return {
         "index": list(index),
-        "target": {"id": target, "path": next((n["path"] for n in graph["nodes"] if n["id"] == target), None),
-                   "shape": list(values[target].shape)},
+        "target": {
+            "id": target,
+            "path": next((n["path"] for n in graph["nodes"] if n["id"] == target), None),
+            "shape": list(values[target].shape),
+        },
         "method": method,
         "graph": graph,
         "nodes": nodes,

@@ -44,8 +44,14 @@ def _ints(dims: list[Dim]) -> tuple[int, ...]:
     return tuple(d.expr.int_value() for d in dims)
 
 
-def predict(node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], *, prefix: str = "",
-            trace: list[dict[str, Any]] | None = None) -> list[list[Dim]] | None:
+def predict(
+    node: LayerNode,
+    module: nn.Module,
+    shapes: list[tuple[int, ...]],
+    *,
+    prefix: str = "",
+    trace: list[dict[str, Any]] | None = None,
+) -> list[list[Dim]] | None:
     """Output dimensions of ``node`` from the layers' formulas; None where a layer has no rule.
 
     ``trace`` collects one predicted entry per layer of a network, in execution order.
@@ -58,8 +64,9 @@ def predict(node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], *
     return node.spec.rule(ShapeContext(spec=node.spec, module=module, args=node.args, shapes=list(shapes)))
 
 
-def _chain(node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str,
-           trace: list[dict[str, Any]]) -> list[list[Dim]] | None:
+def _chain(
+    node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
+) -> list[list[Dim]] | None:
     """Apply each child's rule in turn; a child that rejects its input is named by its path."""
     current = [tuple(s) for s in shapes]
     outputs: list[list[Dim]] | None = []
@@ -116,12 +123,19 @@ def one_output(child: LayerNode, path: str, who: str) -> ShapeMismatch:
     return ShapeMismatch(
         f"layer {path} ({child.spec.type}) returns a tuple ({names}); {who} the whole tuple, not a tensor. "
         f"Put it last in a Sequential, or use it on its own.",
-        field=child.field, path=path,
+        field=child.field,
+        path=path,
     )
 
 
-def _named(exc: ShapeMismatch, child: LayerNode, path: str, previous: tuple[str, str] | None,
-           current: list[tuple[int, ...]], trace: list[dict[str, Any]]) -> ShapeMismatch:
+def _named(
+    exc: ShapeMismatch,
+    child: LayerNode,
+    path: str,
+    previous: tuple[str, str] | None,
+    current: list[tuple[int, ...]],
+    trace: list[dict[str, Any]],
+) -> ShapeMismatch:
     if exc.extra.get("path"):
         return exc
     source = f"layer {previous[0]} ({previous[1]}) outputs" if previous else "the network's input is"
@@ -129,14 +143,18 @@ def _named(exc: ShapeMismatch, child: LayerNode, path: str, previous: tuple[str,
     shapes = ", ".join(fmt_shape(s) for s in current)
     return ShapeMismatch(
         f"layer {path} ({child.spec.type}) {detail.replace('input 0', 'its input')}; {source} {shapes}",
-        field=child.field, path=path, trace=trace,
+        field=child.field,
+        path=path,
+        trace=trace,
     )
 
 
-def _residual(node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str,
-              trace: list[dict[str, Any]]) -> list[list[Dim]] | None:
-    body_node = LayerNode(spec=_BODY, args={}, slots={"layers": node.slots["body"]}, name="body",
-                          field=f"{node.field}.body")
+def _residual(
+    node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
+) -> list[list[Dim]] | None:
+    body_node = LayerNode(
+        spec=_BODY, args={}, slots={"layers": node.slots["body"]}, name="body", field=f"{node.field}.body"
+    )
     body = _chain(body_node, module.body, shapes, join(prefix, "body"), trace)
     shortcut = node.slots.get("shortcut")
     short = None
@@ -165,43 +183,83 @@ def _residual(node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]],
         raise ShapeMismatch(
             f"{where}: the body outputs {fmt_shape(body_shape)} but {what}; both must match to be added. "
             f"Add a shortcut layer that maps one to the other.",
-            field=node.field, path=prefix, trace=trace,
+            field=node.field,
+            path=prefix,
+            trace=trace,
         )
     return body
 
 
 # A Residual's body is a chain of its own, under the module path "body".
-_BODY = LayerSpec(type="Sequential", family="container", factory=_sequential, params=[], inputs=[], example={},
-                  container=ContainerSpec(slots={"layers": ""}, chain=True, predict=_chain))
+_BODY = LayerSpec(
+    type="Sequential",
+    family="container",
+    factory=_sequential,
+    params=[],
+    inputs=[],
+    example={},
+    container=ContainerSpec(slots={"layers": ""}, chain=True, predict=_chain),
+)
 
 
 def register(registry: Registry) -> None:
-    registry.add(LayerSpec(
-        type="Sequential", family="container", factory=_sequential,
-        params=[ParamSpec("layers", "layers", required=True, doc="the layers, applied in order; a child may carry \"name\"")],
-        inputs=[InputSpec("input", "(*)")],
-        example={"layer": {"type": "Sequential", "layers": [
-            {"type": "Linear", "in_features": 10, "out_features": 15},
-            {"type": "ReLU"},
-            {"type": "Linear", "in_features": 15, "out_features": 5},
-        ]}, "inputs": [{"shape": [4, 10]}], "seed": 0},
-        doc="A network: its layers applied one after another, each child named by its index unless it has a name.",
-        source="container", container=ContainerSpec(slots={"layers": ""}, chain=True, predict=_chain),
-        code_prelude="from collections import OrderedDict", code_name="torch.nn.Sequential",
-    ))
-    registry.add(LayerSpec(
-        type="Residual", family="container", factory=Residual,
-        params=[
-            ParamSpec("body", "layers", required=True, doc="the layers of the main path"),
-            ParamSpec("shortcut", "layer", nullable=True, doc="a layer on the skip path; null for the identity"),
-        ],
-        inputs=[InputSpec("input", "(*)")],
-        example={"layer": {"type": "Residual", "body": [
-            {"type": "Linear", "in_features": 8, "out_features": 8},
-            {"type": "ReLU"},
-            {"type": "Linear", "in_features": 8, "out_features": 8},
-        ], "shortcut": None}, "inputs": [{"shape": [4, 8]}], "seed": 0},
-        doc="A residual wrapper: output = body(x) + shortcut(x), the shortcut being the identity when null.",
-        source="container", container=ContainerSpec(slots={"body": "body", "shortcut": "shortcut"}, predict=_residual),
-        code_prelude=class_source(Residual, "from collections import OrderedDict"), code_name="Residual",
-    ))
+    registry.add(
+        LayerSpec(
+            type="Sequential",
+            family="container",
+            factory=_sequential,
+            params=[
+                ParamSpec(
+                    "layers", "layers", required=True, doc='the layers, applied in order; a child may carry "name"'
+                )
+            ],
+            inputs=[InputSpec("input", "(*)")],
+            example={
+                "layer": {
+                    "type": "Sequential",
+                    "layers": [
+                        {"type": "Linear", "in_features": 10, "out_features": 15},
+                        {"type": "ReLU"},
+                        {"type": "Linear", "in_features": 15, "out_features": 5},
+                    ],
+                },
+                "inputs": [{"shape": [4, 10]}],
+                "seed": 0,
+            },
+            doc="A network: its layers applied one after another, each child named by its index unless it has a name.",
+            source="container",
+            container=ContainerSpec(slots={"layers": ""}, chain=True, predict=_chain),
+            code_prelude="from collections import OrderedDict",
+            code_name="torch.nn.Sequential",
+        )
+    )
+    registry.add(
+        LayerSpec(
+            type="Residual",
+            family="container",
+            factory=Residual,
+            params=[
+                ParamSpec("body", "layers", required=True, doc="the layers of the main path"),
+                ParamSpec("shortcut", "layer", nullable=True, doc="a layer on the skip path; null for the identity"),
+            ],
+            inputs=[InputSpec("input", "(*)")],
+            example={
+                "layer": {
+                    "type": "Residual",
+                    "body": [
+                        {"type": "Linear", "in_features": 8, "out_features": 8},
+                        {"type": "ReLU"},
+                        {"type": "Linear", "in_features": 8, "out_features": 8},
+                    ],
+                    "shortcut": None,
+                },
+                "inputs": [{"shape": [4, 8]}],
+                "seed": 0,
+            },
+            doc="A residual wrapper: output = body(x) + shortcut(x), the shortcut being the identity when null.",
+            source="container",
+            container=ContainerSpec(slots={"body": "body", "shortcut": "shortcut"}, predict=_residual),
+            code_prelude=class_source(Residual, "from collections import OrderedDict"),
+            code_name="Residual",
+        )
+    )

@@ -33,13 +33,36 @@ from app.core.networks.configs import module_config
 MAX_NODES = 2_000
 
 _SYMBOLS: dict[Any, str] = {
-    operator.add: "+", operator.iadd: "+", torch.add: "+", operator.sub: "−", torch.sub: "−",
-    operator.mul: "×", operator.imul: "×", torch.mul: "×", operator.truediv: "÷", torch.div: "÷",
-    operator.matmul: "@", torch.matmul: "@", operator.neg: "−x",
+    operator.add: "+",
+    operator.iadd: "+",
+    torch.add: "+",
+    operator.sub: "−",
+    torch.sub: "−",
+    operator.mul: "×",
+    operator.imul: "×",
+    torch.mul: "×",
+    operator.truediv: "÷",
+    torch.div: "÷",
+    operator.matmul: "@",
+    torch.matmul: "@",
+    operator.neg: "−x",
 }
-_SYMBOL_NAMES = {"add": "+", "add_": "+", "__add__": "+", "__iadd__": "+", "__radd__": "+", "sub": "−",
-                 "__sub__": "−", "mul": "×", "__mul__": "×", "__rmul__": "×", "__matmul__": "@", "matmul": "@",
-                 "__truediv__": "÷", "div": "÷"}
+_SYMBOL_NAMES = {
+    "add": "+",
+    "add_": "+",
+    "__add__": "+",
+    "__iadd__": "+",
+    "__radd__": "+",
+    "sub": "−",
+    "__sub__": "−",
+    "mul": "×",
+    "__mul__": "×",
+    "__rmul__": "×",
+    "__matmul__": "@",
+    "matmul": "@",
+    "__truediv__": "÷",
+    "div": "÷",
+}
 
 
 def is_leaf(module: nn.Module) -> bool:
@@ -75,11 +98,27 @@ def _function_label(target: Any) -> str:
     return _SYMBOL_NAMES.get(name, name)
 
 
-def _node_entry(node_id: str, op: str, label: str, *, path: str | None = None, type_name: str | None = None,
-                shapes: list[list[int]] | None = None, scope: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def _node_entry(
+    node_id: str,
+    op: str,
+    label: str,
+    *,
+    path: str | None = None,
+    type_name: str | None = None,
+    shapes: list[list[int]] | None = None,
+    scope: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     """One node; ``scope`` lists the modules whose forward() made the call, outermost first."""
-    return {"id": node_id, "op": op, "label": label, "path": path, "type": type_name,
-            "shape": shapes[0] if shapes and len(shapes) == 1 else None, "shapes": shapes, "scope": scope or []}
+    return {
+        "id": node_id,
+        "op": op,
+        "label": label,
+        "path": path,
+        "type": type_name,
+        "shape": shapes[0] if shapes and len(shapes) == 1 else None,
+        "shapes": shapes,
+        "scope": scope or [],
+    }
 
 
 def _scope(stack: Any, own: str | None) -> list[dict[str, str]]:
@@ -130,12 +169,20 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
         if node.op == "placeholder":
             if node.meta.get("tensor_meta") is None and node.users == {}:
                 continue
-            entry = _node_entry(node.name, "input", node.target if isinstance(node.target, str) else "input",
-                                shapes=shapes)
+            entry = _node_entry(
+                node.name, "input", node.target if isinstance(node.target, str) else "input", shapes=shapes
+            )
         elif node.op == "call_module":
             sub = modules[node.target]
-            entry = _node_entry(node.name, "module", type(sub).__name__, path=node.target,
-                                type_name=type(sub).__name__, shapes=shapes, scope=scope)
+            entry = _node_entry(
+                node.name,
+                "module",
+                type(sub).__name__,
+                path=node.target,
+                type_name=type(sub).__name__,
+                shapes=shapes,
+                scope=scope,
+            )
         elif node.op == "call_function":
             if node.target is operator.getitem:
                 label = f"[{node.args[1]}]" if isinstance(node.args[1], int) else "[…]"
@@ -143,8 +190,9 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
                 label = _function_label(node.target)
             entry = _node_entry(node.name, "function", label, shapes=shapes, scope=scope)
         elif node.op == "call_method":
-            entry = _node_entry(node.name, "method", _SYMBOL_NAMES.get(node.target, f".{node.target}()"),
-                                shapes=shapes, scope=scope)
+            entry = _node_entry(
+                node.name, "method", _SYMBOL_NAMES.get(node.target, f".{node.target}()"), shapes=shapes, scope=scope
+            )
         elif node.op == "get_attr":
             entry = _node_entry(node.name, "attribute", str(node.target), shapes=shapes)
         elif node.op == "output":
@@ -180,10 +228,31 @@ def _propagate(gm: fx.GraphModule, inputs: list[torch.Tensor]) -> bool:
 # hooks + TorchFunctionMode (when fx cannot trace)
 # ---------------------------------------------------------------------------------------------
 
-_SKIP_FUNCTIONS = {"size", "dim", "__len__", "numel", "__get__", "__bool__", "is_floating_point", "__format__",
-                   "__repr__", "item", "tolist", "__contains__", "__hash__", "__eq__", "__ne__", "__index__",
-                   "is_nested", "is_contiguous", "stride", "__iter__", "_has_compatible_shallow_copy_type",
-                   "requires_grad_", "detach"}
+_SKIP_FUNCTIONS = {
+    "size",
+    "dim",
+    "__len__",
+    "numel",
+    "__get__",
+    "__bool__",
+    "is_floating_point",
+    "__format__",
+    "__repr__",
+    "item",
+    "tolist",
+    "__contains__",
+    "__hash__",
+    "__eq__",
+    "__ne__",
+    "__index__",
+    "is_nested",
+    "is_contiguous",
+    "stride",
+    "__iter__",
+    "_has_compatible_shallow_copy_type",
+    "requires_grad_",
+    "detach",
+}
 
 
 class _Recorder(TorchFunctionMode):
@@ -231,8 +300,9 @@ class _HookGraph:
         self.stack: list[dict[str, str]] = []  # the non-leaf modules being run, outermost first
         self.values: dict[str, torch.Tensor] = {}  # each node's (first) output tensor
 
-    def add(self, base: str, op: str, label: str, sources: list[torch.Tensor], outputs: list[torch.Tensor],
-            **extra: Any) -> str:
+    def add(
+        self, base: str, op: str, label: str, sources: list[torch.Tensor], outputs: list[torch.Tensor], **extra: Any
+    ) -> str:
         if len(self.nodes) >= MAX_NODES:
             raise _TooManyNodes()
         n = self.counts.get(base, 0)
@@ -260,8 +330,9 @@ class _TooManyNodes(Exception):
     pass
 
 
-def _hook_graph(module: nn.Module, inputs: list[torch.Tensor], *, grad: bool = False,
-                values: dict[str, torch.Tensor] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _hook_graph(
+    module: nn.Module, inputs: list[torch.Tensor], *, grad: bool = False, values: dict[str, torch.Tensor] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     g = _HookGraph()
     names = [f"input_{i}" if i else "input" for i in range(len(inputs))]
     for name, x in zip(names, inputs):
@@ -269,6 +340,7 @@ def _hook_graph(module: nn.Module, inputs: list[torch.Tensor], *, grad: bool = F
     handles = []
     for path, sub in module.named_modules():
         if path and not is_leaf(sub):
+
             def enter(mod, args, path=path):
                 g.stack.append(_scope_entry(path, type(mod)))
 
@@ -286,8 +358,15 @@ def _hook_graph(module: nn.Module, inputs: list[torch.Tensor], *, grad: bool = F
         def post(mod, args, kwargs, output, path=path):
             g.depth -= 1
             if g.depth == 0:
-                g.add(path.replace(".", "_"), "module", type(mod).__name__, _tensors((args, kwargs)), _tensors(output),
-                      path=path, type_name=type(mod).__name__)
+                g.add(
+                    path.replace(".", "_"),
+                    "module",
+                    type(mod).__name__,
+                    _tensors((args, kwargs)),
+                    _tensors(output),
+                    path=path,
+                    type_name=type(mod).__name__,
+                )
 
         handles.append(sub.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(sub.register_forward_hook(post, with_kwargs=True))
@@ -325,8 +404,12 @@ def _ancestors(root: nn.Module, path: str) -> list[nn.Module]:
 
 def _single(module: nn.Module, inputs: list[torch.Tensor], output_shapes: list[list[int]] | None) -> dict[str, Any]:
     type_name = type(module).__name__
-    nodes = [_node_entry("input" if i == 0 else f"input_{i}", "input", "input" if i == 0 else f"input_{i}",
-                         shapes=[list(x.shape)]) for i, x in enumerate(inputs)]
+    nodes = [
+        _node_entry(
+            "input" if i == 0 else f"input_{i}", "input", "input" if i == 0 else f"input_{i}", shapes=[list(x.shape)]
+        )
+        for i, x in enumerate(inputs)
+    ]
     nodes.append(_node_entry("layer", "module", type_name, path="", type_name=type_name, shapes=output_shapes))
     nodes.append(_node_entry("output", "output", "output", shapes=output_shapes))
     edges = [{"from": n["id"], "to": "layer", "shape": n["shape"], "arg": i} for i, n in enumerate(nodes[:-2])]
@@ -334,8 +417,14 @@ def _single(module: nn.Module, inputs: list[torch.Tensor], output_shapes: list[l
     return {"method": "module", "nodes": nodes, "edges": edges}
 
 
-def capture(module: nn.Module, inputs: list[torch.Tensor], *, real: tuple[nn.Module, list[torch.Tensor]] | None = None,
-            output_shapes: list[list[int]] | None = None, propagate: bool = True) -> dict[str, Any]:
+def capture(
+    module: nn.Module,
+    inputs: list[torch.Tensor],
+    *,
+    real: tuple[nn.Module, list[torch.Tensor]] | None = None,
+    output_shapes: list[list[int]] | None = None,
+    propagate: bool = True,
+) -> dict[str, Any]:
     """The graph of ``module`` called on ``inputs`` (meta tensors; ``real`` is used for shapes torch
     cannot infer on meta). Returns ``{"method", "nodes", "edges"}`` (plus ``"note"`` on a fallback).
     Without ``propagate`` nothing runs: the fx graph comes without shapes (and no hooks fallback)."""
@@ -361,12 +450,17 @@ def capture(module: nn.Module, inputs: list[torch.Tensor], *, real: tuple[nn.Mod
         return {"method": "fx", "nodes": nodes, "edges": edges}
     if not propagate:
         return {"method": "none", "nodes": [], "edges": [], "note": note}
-    for mod, xs in ([(module, inputs)] + ([real] if real is not None else [])):
+    for mod, xs in [(module, inputs)] + ([real] if real is not None else []):
         try:
             nodes, edges = _hook_graph(mod, xs)
         except _TooManyNodes:
-            return {"method": "hooks", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes",
-                    "note": note}
+            return {
+                "method": "hooks",
+                "nodes": [],
+                "edges": [],
+                "omitted": f"more than {MAX_NODES} nodes",
+                "note": note,
+            }
         except Exception:  # noqa: BLE001 - no meta kernel: try the real run
             continue
         return {"method": "hooks", "nodes": nodes, "edges": edges, "note": note}

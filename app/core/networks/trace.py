@@ -17,8 +17,15 @@ from torch import nn
 from app.core.catalog.families.tutorial import BasicLinear
 
 
-def trace_entry(path: str, module: nn.Module, type_name: str, input_shapes: Sequence[Sequence[int]],
-                output_shapes: Sequence[Sequence[int]], *, element_size: int | None = None) -> dict[str, Any]:
+def trace_entry(
+    path: str,
+    module: nn.Module,
+    type_name: str,
+    input_shapes: Sequence[Sequence[int]],
+    output_shapes: Sequence[Sequence[int]],
+    *,
+    element_size: int | None = None,
+) -> dict[str, Any]:
     """One submodule call: where it sits, what it took and gave, its parameters and cost.
 
     The same entry whether the shapes were predicted by the formulas or recorded during a forward pass.
@@ -44,7 +51,9 @@ def _element_size(module: nn.Module) -> int:
     return p.element_size() if p is not None else 4
 
 
-def macs(module: nn.Module, input_shapes: Sequence[Sequence[int]], output_shapes: Sequence[Sequence[int]]) -> int | None:
+def macs(
+    module: nn.Module, input_shapes: Sequence[Sequence[int]], output_shapes: Sequence[Sequence[int]]
+) -> int | None:
     """Multiply-adds of one call, for the layers where the count is well defined."""
     if not output_shapes:
         return None
@@ -91,8 +100,9 @@ def tracing(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
             index = stack.pop()
             out = output[0] if isinstance(output, (tuple, list)) else output
             size = out.element_size() if isinstance(out, torch.Tensor) else None
-            entries[index] = trace_entry(path, mod, type(mod).__name__, shapes_of(args), shapes_of(output),
-                                         element_size=size)
+            entries[index] = trace_entry(
+                path, mod, type(mod).__name__, shapes_of(args), shapes_of(output), element_size=size
+            )
 
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))

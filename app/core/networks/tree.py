@@ -144,5 +144,6 @@ def build(node: LayerNode) -> nn.Module:
         raise
     except TORCH_FAULTS as exc:
         shown = ", ".join(f"{k}={v!r}" for k, v in node.args.items() if not isinstance(v, torch.Tensor))
-        raise build_error(exc, signature=f"{node.spec.type}({shown})", argument_names=list(node.args),
-                          field=node.field) from None
+        raise build_error(
+            exc, signature=f"{node.spec.type}({shown})", argument_names=list(node.args), field=node.field
+        ) from None

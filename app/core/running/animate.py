@@ -55,8 +55,17 @@ MUTED = (71, 85, 105)
 GRID = (203, 213, 225)
 # d3.interpolateRdBu at 11 stops (ColorBrewer RdBu), reversed so negative is blue as on the page.
 _RDBU = [
-    (5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240), (247, 247, 247),
-    (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31),
+    (5, 48, 97),
+    (33, 102, 172),
+    (67, 147, 195),
+    (146, 197, 222),
+    (209, 229, 240),
+    (247, 247, 247),
+    (253, 219, 199),
+    (244, 165, 130),
+    (214, 96, 77),
+    (178, 24, 43),
+    (103, 0, 31),
 ]
 
 
@@ -105,7 +114,13 @@ def _fmt(v: float) -> str:
         return "∞" if v > 0 else "−∞"
     if v == 0:
         return "0"
-    s = f"{v:.2g}" if abs(v) < 1e-3 or abs(v) >= 1e3 else f"{v:.2g}" if abs(v) < 0.1 else f"{v:.2f}".rstrip("0").rstrip(".")
+    s = (
+        f"{v:.2g}"
+        if abs(v) < 1e-3 or abs(v) >= 1e3
+        else f"{v:.2g}"
+        if abs(v) < 0.1
+        else f"{v:.2f}".rstrip("0").rstrip(".")
+    )
     return s.replace("-", "−")
 
 
@@ -146,8 +161,23 @@ def _layout(win: dict[str, Any], bands: int, kernel: bool = False) -> Layout:
     out_x = kernel_x + k_cols * cell + arrow
     width = out_x + out_cols * cell + gap
     height = top + max(bands * band_h - band_gap, out_rows * cell) + 36
-    return Layout(cell, rows, cols, out_rows, out_cols, bands, band_h, frame_x, kernel_x, k_rows, k_cols, out_x, top, width,
-                  height)
+    return Layout(
+        cell,
+        rows,
+        cols,
+        out_rows,
+        out_cols,
+        bands,
+        band_h,
+        frame_x,
+        kernel_x,
+        k_rows,
+        k_cols,
+        out_x,
+        top,
+        width,
+        height,
+    )
 
 
 def _steps(win: dict[str, Any]) -> list[tuple[int, ...]]:
@@ -225,8 +255,12 @@ def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -
         title = "padded input" if any(p[0] or p[1] for p in win["padding"]) else "input"
         if win["kind"] == "transposed":
             title = "stretched input"
-        dr.text((lay.frame_x, y0 - 18), f"{title} · in ch {ch}" if win["kind"] != "pool" else f"{title} · ch {ch}",
-                fill=TEXT, font=title_font)
+        dr.text(
+            (lay.frame_x, y0 - 18),
+            f"{title} · in ch {ch}" if win["kind"] != "pool" else f"{title} · ch {ch}",
+            fill=TEXT,
+            font=title_font,
+        )
         plane = values["input"][b]
         for r in range(lay.rows):
             for col in range(lay.cols):
@@ -253,10 +287,17 @@ def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -
                 dr.rectangle(box, fill=fill, outline=GRID)
                 if fill == PADDING:
                     for k in range(-c, c, 6):  # the page's hatching
-                        dr.line((x + max(0, k), y + max(0, -k), x + min(c, c + k) - 1, y + min(c, c - k) - 1), fill=HATCH)
+                        dr.line(
+                            (x + max(0, k), y + max(0, -k), x + min(c, c + k) - 1, y + min(c, c - k) - 1), fill=HATCH
+                        )
                 if text:
-                    dr.text((x + c / 2, y + c / 2), text, fill=text_on(fill) if fill not in (PADDING, ZERO) else MUTED,
-                            font=_fit(text, c), anchor="mm")
+                    dr.text(
+                        (x + c / 2, y + c / 2),
+                        text,
+                        fill=text_on(fill) if fill not in (PADDING, ZERO) else MUTED,
+                        font=_fit(text, c),
+                        anchor="mm",
+                    )
         kernel = values.get("kernel")
         if lay.k_cols and kernel:
             # the channel's kernel slice, as on the page: w[c_out, c_in - group start, *k]
@@ -339,12 +380,16 @@ def render_frames(win: dict[str, Any], name_in: str = "input", name_out: str = "
                 fr = cell_at[-1:] if d == 1 else cell_at[-2:]
                 cx = lay.frame_x + fr[-1] * c
                 cy = y0 + (0 if d == 1 else fr[0] * c)
-                dr.rectangle((cx + 1, cy + 1, cx + c - 2, cy + c - 2), fill=(*WINDOW_FILL, 107), outline=WINDOW, width=2)
+                dr.rectangle(
+                    (cx + 1, cy + 1, cx + c - 2, cy + c - 2), fill=(*WINDOW_FILL, 107), outline=WINDOW, width=2
+                )
                 xs.append(cx)
                 ys.append(cy)
             if b == 0:
                 sx = (min(xs) + max(xs) + c) / 2
-                dr.line((sx, min(ys) - 2, sx, lay.top - 26, x + c / 2, lay.top - 26, x + c / 2, y - 2), fill=WINDOW, width=2)
+                dr.line(
+                    (sx, min(ys) - 2, sx, lay.top - 26, x + c / 2, lay.top - 26, x + c / 2, y - 2), fill=WINDOW, width=2
+                )
         dr.rectangle((x - 2, y - 2, x + c + 1, y + c + 1), outline=(22, 163, 74), width=3)
         label = f"step {n + 1} / {len(steps)} · output ({', '.join(str(i) for i in pos)})"
         dr.text((lay.frame_x, lay.height - 14), label, fill=MUTED, font=_font(11), anchor="lm")
@@ -356,8 +401,16 @@ def encode(frames: list[Image.Image], fmt: str) -> bytes:
     if fmt == "gif":
         buf = io.BytesIO()
         durations = [STEP_MS] * (len(frames) - 1) + [HOLD_MS]
-        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
-                       optimize=False, disposal=1)
+        frames[0].save(
+            buf,
+            format="GIF",
+            save_all=True,
+            append_images=frames[1:],
+            duration=durations,
+            loop=0,
+            optimize=False,
+            disposal=1,
+        )
         return buf.getvalue()
     # yuv420p needs even sizes; pad to a multiple of 16 so ffmpeg never resizes (and imageio never warns)
     w, h = frames[0].size
@@ -372,8 +425,16 @@ def encode(frames: list[Image.Image], fmt: str) -> bytes:
     codec = {"webm": "libvpx-vp9", "mp4": "libx264"}[fmt]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"animation.{fmt}")
-        writer = imageio.get_writer(path, format="FFMPEG", mode="I", fps=1000 / STEP_MS, codec=codec,
-                                    macro_block_size=16, pixelformat="yuv420p", ffmpeg_log_level="error")
+        writer = imageio.get_writer(
+            path,
+            format="FFMPEG",
+            mode="I",
+            fps=1000 / STEP_MS,
+            codec=codec,
+            macro_block_size=16,
+            pixelformat="yuv420p",
+            ffmpeg_log_level="error",
+        )
         try:
             for a in arrays:
                 writer.append_data(a)
@@ -389,25 +450,29 @@ def animate(registry: Any, body: Any, settings: Any, fmt: str) -> tuple[bytes, s
         raise InvalidRequest(f"format must be one of {', '.join(MEDIA_TYPES)}; got {fmt!r}", field="format")
     req: RunRequest = parse(RunRequest, body)
     if req.path:
-        raise InvalidRequest("animations are made of one layer; send the layer itself, not a path in a network",
-                             field="path")
+        raise InvalidRequest(
+            "animations are made of one layer; send the layer itself, not a path in a network", field="path"
+        )
     plan = plan_request(registry, req, settings)
     win = window_map(plan, settings)
     if win is None:
-        raise InvalidRequest(f"{plan.spec.type} has no sliding window to animate; convolutions and pooling do",
-                             field="layer.type")
+        raise InvalidRequest(
+            f"{plan.spec.type} has no sliding window to animate; convolutions and pooling do", field="layer.type"
+        )
     if win.get("omitted"):
         raise TooLarge(f"the sliding window cannot be drawn: {win['omitted']}", field="inputs")
     if win["spatial_dims"] == 3:
-        raise InvalidRequest("3-D sliding windows are not animated yet (the page draws them); use a 1-D or 2-D layer",
-                             field="layer.type")
+        raise InvalidRequest(
+            "3-D sliding windows are not animated yet (the page draws them); use a 1-D or 2-D layer", field="layer.type"
+        )
     # Refuse oversized animations on the plan alone, before running or drawing anything.
     plan_animation({**win, "values": {"input_channels": list(range(_bands_hint(win)))}})
     ex = execute(registry, req, settings)
     outputs = ex.outputs
     win = window_values(win, ex.module, ex.inputs, outputs[0][1] if outputs else None, req.window_slice)
-    frames = render_frames(win, ex.plan.spec.inputs[0].name if ex.plan.spec.inputs else "input",
-                           outputs[0][0] if outputs else "output")
+    frames = render_frames(
+        win, ex.plan.spec.inputs[0].name if ex.plan.spec.inputs else "input", outputs[0][0] if outputs else "output"
+    )
     return encode(frames, fmt), MEDIA_TYPES[fmt]
 
 

@@ -25,8 +25,9 @@ def human(n: float) -> str:
 
 def refuse(what: str, needed: int, limit: int, *, field: str | None = None) -> TooLarge:
     """The 413 for a request estimated at ``needed`` bytes, naming what takes them."""
-    return TooLarge(f"{what}; this server's limit is {human(limit)}", field=field, estimate_bytes=needed,
-                    limit_bytes=limit)
+    return TooLarge(
+        f"{what}; this server's limit is {human(limit)}", field=field, estimate_bytes=needed, limit_bytes=limit
+    )
 
 
 # Bytes a request holds besides its tensors: the response's Python objects and JSON text per number
@@ -45,8 +46,9 @@ def _batch_and_spatial(shape: Sequence[int], rank: int) -> tuple[int, int]:
     return batch, math.prod(shape[-rank:]) if rank else 1
 
 
-def workspace_bytes(module: nn.Module, in_shapes: list[Sequence[int]], out_shapes: list[Sequence[int]],
-                    elt: int) -> int:
+def workspace_bytes(
+    module: nn.Module, in_shapes: list[Sequence[int]], out_shapes: list[Sequence[int]], elt: int
+) -> int:
     """What one call allocates beyond its output: torch's temporaries, per kind of layer.
 
     Element-wise layers, norms and losses make at most a temporary or two the size of their largest
@@ -94,8 +96,9 @@ def workspace_bytes(module: nn.Module, in_shapes: list[Sequence[int]], out_shape
     return extra + (big if known or type(module).__module__.startswith("torch.") else 4 * big)
 
 
-def _attention_bytes(module: nn.Module, attention: list[nn.MultiheadAttention], in_shapes: list[Sequence[int]],
-                     elt: int) -> int:
+def _attention_bytes(
+    module: nn.Module, attention: list[nn.MultiheadAttention], in_shapes: list[Sequence[int]], elt: int
+) -> int:
     """Attention weights (N·heads·L·S, a few copies) and a transformer's feed-forward activations."""
     query = in_shapes[0]
     key = in_shapes[1] if isinstance(module, nn.MultiheadAttention) and len(in_shapes) > 1 else query

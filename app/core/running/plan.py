@@ -94,8 +94,13 @@ class Plan:
         return ", ".join(fmt_shape(p.shape) for p in self.inputs)
 
     def forward_error(self, exc: BaseException) -> LayerExplorerError:
-        return forward_error(exc, layer=self.spec.type, shapes=self.shapes_text(),
-                             dtype=tensors.dtype_name(self.dtype), device=str(self.device))
+        return forward_error(
+            exc,
+            layer=self.spec.type,
+            shapes=self.shapes_text(),
+            dtype=tensors.dtype_name(self.dtype),
+            device=str(self.device),
+        )
 
 
 def _resolve_high(spec_high: Any, args: dict[str, Any], meta: nn.Module, shapes: list[tuple[int, ...]]) -> int | None:
@@ -136,7 +141,10 @@ def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings:
             want = tensors.INPUT_DTYPES[raw.dtype]
         if raw.data is not None:
             t = tensor_from_json(
-                raw.data, field=f"inputs[{i}].data", what=f"input {i} ({ispec.name})", dtype=want,
+                raw.data,
+                field=f"inputs[{i}].data",
+                what=f"input {i} ({ispec.name})",
+                dtype=want,
                 max_elements=settings.max_data_elements,
             )
             plans.append(InputPlan(tuple(t.shape), ispec.kind, want, data=t))
@@ -159,8 +167,9 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
     input_bytes = sum(tensor_bytes(p.shape, p.dtype) for p in plans)
     limit = settings.memory_limit_bytes if enforce_limit else float("inf")
     if input_bytes > limit:
-        raise refuse(f"the inputs would take {human(input_bytes)}", input_bytes, settings.memory_limit_bytes,
-                     field="inputs")
+        raise refuse(
+            f"the inputs would take {human(input_bytes)}", input_bytes, settings.memory_limit_bytes, field="inputs"
+        )
 
     caught: list[str] = []
     with torch.device("meta"), collect_warnings(caught):
@@ -172,7 +181,9 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
     if param_bytes + input_bytes > limit:
         raise refuse(
             f"{spec.type}'s parameters would take {human(param_bytes)} (plus {human(input_bytes)} of inputs)",
-            param_bytes + input_bytes, settings.memory_limit_bytes, field="layer",
+            param_bytes + input_bytes,
+            settings.memory_limit_bytes,
+            field="layer",
         )
 
     for p, ispec in zip(plans, spec.inputs):
@@ -189,8 +200,20 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
             field="inputs",
         ) from None
 
-    plan = Plan(node=node, meta=meta, inputs=plans, dtype=dtype, device=device, seed=req.seed, train=req.train,
-                predicted=predicted, meta_shapes=None, estimate_bytes=0, warnings=caught, predicted_trace=trace)
+    plan = Plan(
+        node=node,
+        meta=meta,
+        inputs=plans,
+        dtype=dtype,
+        device=device,
+        seed=req.seed,
+        train=req.train,
+        predicted=predicted,
+        meta_shapes=None,
+        estimate_bytes=0,
+        warnings=caught,
+        predicted_trace=trace,
+    )
     # Formula first: a layer's own formula answers in microseconds at any size, while a meta pass
     # costs time that grows with the sizes (hours for a deep LSTM over a long sequence). The meta
     # device is asked only where there is no formula, or when checking formulas against it.
@@ -201,8 +224,11 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
     plan.estimate_bytes = sum(parts.values())
     if plan.estimate_bytes > limit:
         listed = ", ".join(f"{name} {human(n)}" for name, n in parts.items() if n)
-        raise refuse(f"this request needs about {human(plan.estimate_bytes)} ({listed})", plan.estimate_bytes,
-                     settings.memory_limit_bytes)
+        raise refuse(
+            f"this request needs about {human(plan.estimate_bytes)} ({listed})",
+            plan.estimate_bytes,
+            settings.memory_limit_bytes,
+        )
     budget.reserve(plan.estimate_bytes if enforce_limit else 0)  # the server-wide budget (a no-op outside a worker)
     return plan
 

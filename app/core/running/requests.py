@@ -34,8 +34,9 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     if req.path:
         return _run_child(registry, req, settings)
     ex = execute(registry, req, settings)
-    response = run_response(ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan),
-                            view=req.window_slice)
+    response = run_response(
+        ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan), view=req.window_slice
+    )
     response.update(trace_fields(ex.module, ex.extra))
     response.update(graph.graph_fields(ex.plan, ex, registry))
     return response
@@ -49,8 +50,9 @@ def _child_node(registry: Registry, network: Plan, path: str, module: torch.nn.M
     type_name = type(module).__name__
     if type_name in registry:
         return LayerNode(spec=registry.get(type_name), args={})
-    return LayerNode(spec=dataclasses.replace(network.spec, type=type_name, rule=None, explain=None, container=None),
-                     args={})
+    return LayerNode(
+        spec=dataclasses.replace(network.spec, type=type_name, rule=None, explain=None, container=None), args={}
+    )
 
 
 def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[str, Any]:
@@ -65,13 +67,22 @@ def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[
     except Exception:  # noqa: BLE001 - a layer built inside another (fc1 of a block) has no config here
         predicted = None
     plan = Plan(
-        node=node, meta=child.module, inputs=[InputPlan(s, "normal", x.dtype) for s, x in zip(shapes, xs)],
-        dtype=network.dtype, device=network.device, seed=network.seed, train=network.train,
-        predicted=predicted, meta_shapes=None, estimate_bytes=network.estimate_bytes, warnings=network.warnings,
+        node=node,
+        meta=child.module,
+        inputs=[InputPlan(s, "normal", x.dtype) for s, x in zip(shapes, xs)],
+        dtype=network.dtype,
+        device=network.device,
+        seed=network.seed,
+        train=network.train,
+        predicted=predicted,
+        meta_shapes=None,
+        estimate_bytes=network.estimate_bytes,
+        warnings=network.warnings,
     )
     outputs = tensors.flatten_outputs(child.output, node.spec.outputs)
-    response = run_response(plan, child.module, xs, outputs, settings, code=script(network, child_path=req.path),
-                            view=req.window_slice)
+    response = run_response(
+        plan, child.module, xs, outputs, settings, code=script(network, child_path=req.path), view=req.window_slice
+    )
     response.update(path=req.path, network_type=network.spec.type)
     return response
 
@@ -87,8 +98,7 @@ def output_tensor(registry: Registry, body: Any, settings: Settings, name: str |
     for n, t in ex.outputs:
         if n == name:
             return n, t
-    raise InvalidRequest(f"no output named {name!r}; outputs are {', '.join(n for n, _ in ex.outputs)}",
-                         field="tensor")
+    raise InvalidRequest(f"no output named {name!r}; outputs are {', '.join(n for n, _ in ex.outputs)}", field="tensor")
 
 
 def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, bytes]:
@@ -126,8 +136,9 @@ def explain(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]
 MAX_EXPLAIN_TERMS = 1 << 16
 
 
-def check_explain_size(spec: LayerSpec, module: torch.nn.Module, xs: list[torch.Tensor], out: torch.Tensor | None,
-                       settings: Settings) -> None:
+def check_explain_size(
+    spec: LayerSpec, module: torch.nn.Module, xs: list[torch.Tensor], out: torch.Tensor | None, settings: Settings
+) -> None:
     """An explanation lists every term of its sum and, for sliding windows, the window map of the
     whole output: both are bounded like /api/run's window map, before any is built (413 past them)."""
     if spec.explain is None or out is None:
@@ -146,7 +157,9 @@ def check_explain_size(spec: LayerSpec, module: torch.nn.Module, xs: list[torch.
             raise TooLarge(
                 f"explaining {spec.type} maps every window of its output: {cells} window cells, more than this "
                 f"server lists ({settings.max_window_cells}); use a smaller input or kernel",
-                field="inputs", estimate_cells=cells, limit_cells=settings.max_window_cells,
+                field="inputs",
+                estimate_cells=cells,
+                limit_cells=settings.max_window_cells,
             )
     if terms > MAX_EXPLAIN_TERMS:
         raise TooLarge(

@@ -50,8 +50,16 @@ def outputs_json(outputs: list[tuple[str, torch.Tensor]], settings: Settings) ->
     return out
 
 
-def run_response(plan: Plan, module: nn.Module, xs: list[torch.Tensor], outputs: list[tuple[str, torch.Tensor]],
-                 settings: Settings, *, code: str, view: Any = None) -> dict[str, Any]:
+def run_response(
+    plan: Plan,
+    module: nn.Module,
+    xs: list[torch.Tensor],
+    outputs: list[tuple[str, torch.Tensor]],
+    settings: Settings,
+    *,
+    code: str,
+    view: Any = None,
+) -> dict[str, Any]:
     first, *listed = outputs_json(outputs, settings) or [None]
     return {
         "type": plan.spec.type,

@@ -78,7 +78,8 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
     if not plan.train:
         lines.append("layer.eval()")
     moved = [
-        f"{v}.to(device={device!r}, dtype={dtype})" if (p.kind in ("normal", "uniform", "sign", "binary") and p.data is None)
+        f"{v}.to(device={device!r}, dtype={dtype})"
+        if (p.kind in ("normal", "uniform", "sign", "binary") and p.data is None)
         else f"{v}.to({device!r})"
         for v, p in zip(names, plan.inputs)
     ]

@@ -34,6 +34,7 @@ class SpecView(Protocol):
 
     def param(self, name: str) -> Any: ...
 
+
 @dataclass
 class ShapeContext:
     spec: SpecView
@@ -127,6 +128,7 @@ def spatial_rank_of(type_name: str) -> int | None:
     m = re.search(r"(\d)d$", type_name)
     return int(m.group(1)) if m else None
 
+
 def syms(names: Sequence[str], sizes: Sequence[int]) -> list[Sym]:
     return [Sym(n, int(v)) for n, v in zip(names, sizes)]
 
@@ -143,7 +145,6 @@ def generic_names(rank: int, lead: str | None = "N") -> list[str]:
     return [f"d{k}" for k in range(rank)]
 
 
-
 def sym_list(name: str, value: Any, n: int) -> list[Sym]:
     values = ntuple(value, n)
     if n == 1:
@@ -153,8 +154,6 @@ def sym_list(name: str, value: Any, n: int) -> list[Sym]:
 
 def input_name(ctx: ShapeContext, i: int) -> str:
     return f"input {i} ({ctx.spec.inputs[i].name})" if i else "input 0"
-
-
 
 
 def axis(ctx: ShapeContext, dim: int, rank: int, arg: str) -> int:

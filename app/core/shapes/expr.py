@@ -314,4 +314,3 @@ class ScaledFloor(Expr):
     def latex(self, subst: bool = False) -> str:
         name = self._factor(subst) if subst else "\\text{" + self.name.replace("_", "\\_") + "}"
         return f"\\left\\lfloor {self.a.latex(subst)} \\cdot {name} \\right\\rfloor"
-

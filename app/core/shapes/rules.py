@@ -13,6 +13,7 @@ from app.core.shapes.expr import Dim, Sym
 
 Rule = Callable[[ShapeContext], list[list[Dim]]]
 
+
 def same(ctx: ShapeContext, i: int = 0) -> list[list[Dim]]:
     """Output has the input's shape (element-wise layers, norms, dropout, activations)."""
     return [[Dim(out_name(s.name), s) for s in ctx.dims(i)]]
@@ -45,9 +46,7 @@ def broadcast(ctx: ShapeContext, idxs: Sequence[int], shapes: Sequence[Sequence[
         distinct = {v for v in sizes if v != 1}
         if len(distinct) > 1:
             listed = " and ".join(f"{input_name(ctx, i)} {fmt_shape(s)}" for i, s in zip(idxs, shapes))
-            raise ctx.fail(
-                f"expects inputs of the same shape (or shapes that broadcast); got {listed}", idxs[-1]
-            )
+            raise ctx.fail(f"expects inputs of the same shape (or shapes that broadcast); got {listed}", idxs[-1])
         out.append(Sym(names[k], max(sizes)))
     return out
 
@@ -74,7 +73,6 @@ def check_spatial_rank(ctx: ShapeContext, n: int, *, channels: int | None, chann
                 f"{conv}, got {c} (input shape {fmt_shape(ctx.shape(0))})"
             )
     return batched
-
 
 
 def lead(ctx: ShapeContext, batched: bool, channel: Dim) -> list[Dim]:

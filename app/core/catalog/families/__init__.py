@@ -21,8 +21,22 @@ from app.core.catalog.families import (
 from app.core.catalog.spec import Registry
 
 # The order the catalog lists them in.
-FAMILIES = (linear, conv, pooling, activation, dropout, norm, loss, recurrent, transformer, embedding, reshape,
-            padding, distance, tutorial)
+FAMILIES = (
+    linear,
+    conv,
+    pooling,
+    activation,
+    dropout,
+    norm,
+    loss,
+    recurrent,
+    transformer,
+    embedding,
+    reshape,
+    padding,
+    distance,
+    tutorial,
+)
 
 
 def register_all(registry: Registry) -> None:

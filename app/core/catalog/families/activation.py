@@ -17,11 +17,33 @@ from app.core.shapes.rules import (
 
 # Element-wise activations: constructor arguments (if any) for the example.
 _ACTIVATIONS: dict[str, dict[str, Any]] = {
-    "ReLU": {}, "ReLU6": {}, "LeakyReLU": {}, "ELU": {}, "CELU": {}, "SELU": {}, "GELU": {}, "SiLU": {},
-    "Mish": {}, "Sigmoid": {}, "Tanh": {}, "Hardtanh": {}, "Hardsigmoid": {}, "Hardswish": {},
-    "Hardshrink": {}, "Softshrink": {}, "Tanhshrink": {}, "Softsign": {}, "Softplus": {}, "LogSigmoid": {},
-    "Threshold": {"threshold": 0.1, "value": 20.0}, "RReLU": {}, "PReLU": {},
-    "Softmax": {"dim": -1}, "Softmin": {"dim": -1}, "LogSoftmax": {"dim": -1}, "Softmax2d": {},
+    "ReLU": {},
+    "ReLU6": {},
+    "LeakyReLU": {},
+    "ELU": {},
+    "CELU": {},
+    "SELU": {},
+    "GELU": {},
+    "SiLU": {},
+    "Mish": {},
+    "Sigmoid": {},
+    "Tanh": {},
+    "Hardtanh": {},
+    "Hardsigmoid": {},
+    "Hardswish": {},
+    "Hardshrink": {},
+    "Softshrink": {},
+    "Tanhshrink": {},
+    "Softsign": {},
+    "Softplus": {},
+    "LogSigmoid": {},
+    "Threshold": {"threshold": 0.1, "value": 20.0},
+    "RReLU": {},
+    "PReLU": {},
+    "Softmax": {"dim": -1},
+    "Softmin": {"dim": -1},
+    "LogSoftmax": {"dim": -1},
+    "Softmax2d": {},
 }
 
 
@@ -34,7 +56,13 @@ def register(reg: Registry) -> None:
             overrides["approximate"] = {"choices": ["none", "tanh"]}
         torch_entry(reg, name, "activation", args, [inp(convention)], example, same, params=overrides)
     torch_entry(
-        reg, "GLU", "activation", {"dim": -1}, [inp("(*, N, *)")], [shape(2, 6)], _glu,
+        reg,
+        "GLU",
+        "activation",
+        {"dim": -1},
+        [inp("(*, N, *)")],
+        [shape(2, 6)],
+        _glu,
     )
 
 

@@ -70,8 +70,7 @@ def conv_transpose(n: int) -> Rule:
                     field="layer.output_padding",
                 )
         out = [
-            Dim(f"{names[j]}_out", (spatial[j] - 1) * s[j] - 2 * p[j] + d[j] * (k[j] - 1) + op[j] + 1)
-            for j in range(n)
+            Dim(f"{names[j]}_out", (spatial[j] - 1) * s[j] - 2 * p[j] + d[j] * (k[j] - 1) + op[j] + 1) for j in range(n)
         ]
         channel = Dim("C_out", Sym("out_channels", ctx.arg("out_channels")))
         return [lead(ctx, batched, channel) + check_positive(ctx, out)]
@@ -83,14 +82,24 @@ def register(reg: Registry) -> None:
     for n in (1, 2, 3):
         spatial = EXAMPLE_SPATIAL[n]
         torch_entry(
-            reg, f"Conv{n}d", "conv", {"in_channels": 3, "out_channels": 5 if n == 1 else 4, "kernel_size": 4 if n == 1 else 3},
-            [inp(_SPATIAL_CONV[n])], [shape(6, 3, 8) if n == 1 else shape(1, 3, *spatial)],
-            conv(n), explain="conv",
+            reg,
+            f"Conv{n}d",
+            "conv",
+            {"in_channels": 3, "out_channels": 5 if n == 1 else 4, "kernel_size": 4 if n == 1 else 3},
+            [inp(_SPATIAL_CONV[n])],
+            [shape(6, 3, 8) if n == 1 else shape(1, 3, *spatial)],
+            conv(n),
+            explain="conv",
             params={"padding": {"choices": ["valid", "same"]}},
         )
         torch_entry(
-            reg, f"ConvTranspose{n}d", "conv", {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2},
-            [inp(_SPATIAL_CONV[n])], [shape(1, 2, *(min(s, 4) for s in spatial))],
-            conv_transpose(n), explain="transposed",
+            reg,
+            f"ConvTranspose{n}d",
+            "conv",
+            {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2},
+            [inp(_SPATIAL_CONV[n])],
+            [shape(1, 2, *(min(s, 4) for s in spatial))],
+            conv_transpose(n),
+            explain="transposed",
             params={"padding_mode": {"choices": ["zeros"]}},
         )

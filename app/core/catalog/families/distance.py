@@ -38,12 +38,21 @@ def _pairwise_distance_rule(ctx: ShapeContext) -> list[list[Dim]]:
 
 def register(reg: Registry) -> None:
     torch_entry(
-        reg, "CosineSimilarity", "distance", {"dim": 1},
-        [inp("(*1, D, *2)", name="x1"), inp("(*1, D, *2)", name="x2")], [shape(4, 8), shape(4, 8)],
+        reg,
+        "CosineSimilarity",
+        "distance",
+        {"dim": 1},
+        [inp("(*1, D, *2)", name="x1"), inp("(*1, D, *2)", name="x2")],
+        [shape(4, 8), shape(4, 8)],
         _cosine_similarity_rule,
     )
     torch_entry(
-        reg, "PairwiseDistance", "distance", {},
-        [inp("(N, D) or (D)", name="x1"), inp("(N, D) or (D)", name="x2")], [shape(4, 8), shape(4, 8)],
-        _pairwise_distance_rule, params={"p": {"minimum": 0, "maximum": None}},
+        reg,
+        "PairwiseDistance",
+        "distance",
+        {},
+        [inp("(N, D) or (D)", name="x1"), inp("(N, D) or (D)", name="x2")],
+        [shape(4, 8), shape(4, 8)],
+        _pairwise_distance_rule,
+        params={"p": {"minimum": 0, "maximum": None}},
     )

@@ -60,17 +60,28 @@ def _embedding_bag_rule(ctx: ShapeContext) -> list[list[Dim]]:
 
 def register(reg: Registry) -> None:
     torch_entry(
-        reg, "Embedding", "embedding", {"num_embeddings": 10, "embedding_dim": 3},
-        [inp("(*)", "index", high="num_embeddings")], [shape(2, 4)], _embedding_rule,
+        reg,
+        "Embedding",
+        "embedding",
+        {"num_embeddings": 10, "embedding_dim": 3},
+        [inp("(*)", "index", high="num_embeddings")],
+        [shape(2, 4)],
+        _embedding_rule,
         params={"max_norm": {"minimum": 0, "exclusive_minimum": True}},
         factory=hooked(nn.Embedding, guards.embedding),
     )
     torch_entry(
-        reg, "EmbeddingBag", "embedding", {"num_embeddings": 10, "embedding_dim": 3, "mode": "mean"},
-        [inp("(B, N) or (N)", "index", high="num_embeddings"),
-         inp("(B)", "index", name="offsets", high="input0.shape[0]", optional=True),
-         inp("(B, N) or (N)", "uniform", name="per_sample_weights", optional=True)],
-        [shape(2, 4)], _embedding_bag_rule,
+        reg,
+        "EmbeddingBag",
+        "embedding",
+        {"num_embeddings": 10, "embedding_dim": 3, "mode": "mean"},
+        [
+            inp("(B, N) or (N)", "index", high="num_embeddings"),
+            inp("(B)", "index", name="offsets", high="input0.shape[0]", optional=True),
+            inp("(B, N) or (N)", "uniform", name="per_sample_weights", optional=True),
+        ],
+        [shape(2, 4)],
+        _embedding_bag_rule,
         params={"mode": {"choices": ["sum", "mean", "max"]}, "max_norm": {"minimum": 0, "exclusive_minimum": True}},
         factory=hooked(nn.EmbeddingBag, guards.embedding),
     )

@@ -48,11 +48,22 @@ def bilinear(ctx: ShapeContext) -> list[list[Dim]]:
 def register(reg: Registry) -> None:
     torch_entry(reg, "Identity", "linear", {}, [inp("(*)")], [shape(2, 3)], same)
     torch_entry(
-        reg, "Linear", "linear", {"in_features": 10, "out_features": 5}, [inp("(N, *, H_in)")],
-        [shape(5, 10)], linear, explain="linear",
+        reg,
+        "Linear",
+        "linear",
+        {"in_features": 10, "out_features": 5},
+        [inp("(N, *, H_in)")],
+        [shape(5, 10)],
+        linear,
+        explain="linear",
     )
     torch_entry(
-        reg, "Bilinear", "linear", {"in1_features": 10, "in2_features": 20, "out_features": 7},
+        reg,
+        "Bilinear",
+        "linear",
+        {"in1_features": 10, "in2_features": 20, "out_features": 7},
         [inp("(N, *, H_in1)", name="input1"), inp("(N, *, H_in2)", name="input2")],
-        [shape(5, 10), shape(5, 20)], bilinear, explain="bilinear",
+        [shape(5, 10), shape(5, 20)],
+        bilinear,
+        explain="bilinear",
     )

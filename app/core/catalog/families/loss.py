@@ -110,9 +110,7 @@ def _multi_margin(ctx: ShapeContext) -> list[Dim]:
         if tuple(t) != tuple(x):
             raise ctx.fail(f"expects target (input 1) to have the input's shape {fmt_shape(x)}, got {fmt_shape(t)}", 1)
     elif tuple(t) != want:
-        raise ctx.fail(
-            f"expects target (input 1) of class indices with shape {fmt_shape(want)}, got {fmt_shape(t)}", 1
-        )
+        raise ctx.fail(f"expects target (input 1) of class indices with shape {fmt_shape(want)}, got {fmt_shape(t)}", 1)
     return keep(out)
 
 
@@ -153,7 +151,9 @@ def _adaptive_log_softmax(ctx: ShapeContext) -> list[list[Dim]]:
         raise ctx.fail(f"expects the last dimension of input 0 to be in_features={want}, got {x[-1]}")
     out = [Dim("N", Sym("N", x[0]))] if len(x) == 2 else []
     if tuple(t) != tuple(x[:-1]):
-        raise ctx.fail(f"expects target (input 1) of class indices with shape {fmt_shape(x[:-1])}, got {fmt_shape(t)}", 1)
+        raise ctx.fail(
+            f"expects target (input 1) of class indices with shape {fmt_shape(x[:-1])}, got {fmt_shape(t)}", 1
+        )
     return [out, []]
 
 
@@ -185,89 +185,182 @@ def register(reg: Registry) -> None:
     ex = [shape(3, 5), shape(3, 5)]
     for name in ("L1Loss", "MSELoss"):
         torch_entry(reg, name, "loss", {}, pair, ex, loss(_pointwise_broadcast))
-    torch_entry(reg, "HuberLoss", "loss", {"delta": 1.0}, pair, ex, loss(_pointwise_broadcast),
-           params={"delta": {"minimum": 0, "exclusive_minimum": True}})
-    torch_entry(reg, "SmoothL1Loss", "loss", {"beta": 1.0}, pair, ex, loss(_pointwise_broadcast),
-           params={"beta": {"minimum": 0}})
     torch_entry(
-        reg, "BCELoss", "loss", {},
-        [inp(_POINTWISE, "uniform"), inp(_POINTWISE, "uniform", name="target")], ex, loss(_pointwise_same),
+        reg,
+        "HuberLoss",
+        "loss",
+        {"delta": 1.0},
+        pair,
+        ex,
+        loss(_pointwise_broadcast),
+        params={"delta": {"minimum": 0, "exclusive_minimum": True}},
     )
     torch_entry(
-        reg, "BCEWithLogitsLoss", "loss", {},
-        [inp(_POINTWISE), inp(_POINTWISE, "binary", name="target")], ex, loss(_pointwise_same),
+        reg,
+        "SmoothL1Loss",
+        "loss",
+        {"beta": 1.0},
+        pair,
+        ex,
+        loss(_pointwise_broadcast),
+        params={"beta": {"minimum": 0}},
     )
     torch_entry(
-        reg, "KLDivLoss", "loss", {"reduction": "batchmean"},
-        [inp(_POINTWISE), inp(_POINTWISE, "uniform", name="target")], ex, loss(_pointwise_broadcast),
+        reg,
+        "BCELoss",
+        "loss",
+        {},
+        [inp(_POINTWISE, "uniform"), inp(_POINTWISE, "uniform", name="target")],
+        ex,
+        loss(_pointwise_same),
+    )
+    torch_entry(
+        reg,
+        "BCEWithLogitsLoss",
+        "loss",
+        {},
+        [inp(_POINTWISE), inp(_POINTWISE, "binary", name="target")],
+        ex,
+        loss(_pointwise_same),
+    )
+    torch_entry(
+        reg,
+        "KLDivLoss",
+        "loss",
+        {"reduction": "batchmean"},
+        [inp(_POINTWISE), inp(_POINTWISE, "uniform", name="target")],
+        ex,
+        loss(_pointwise_broadcast),
         params={"reduction": {"choices": ["none", "batchmean", "mean", "sum"]}},
     )
     torch_entry(
-        reg, "PoissonNLLLoss", "loss", {},
-        [inp(_POINTWISE, name="log_input"), inp(_POINTWISE, "index", name="target", high=5)], ex,
+        reg,
+        "PoissonNLLLoss",
+        "loss",
+        {},
+        [inp(_POINTWISE, name="log_input"), inp(_POINTWISE, "index", name="target", high=5)],
+        ex,
         loss(_pointwise_broadcast),
     )
     torch_entry(
-        reg, "GaussianNLLLoss", "loss", {},
-        [inp("(N, *) or (*)"), inp("(N, *) or (*)", name="target"),
-         inp("(N, *) or (N, *, 1) or (N, 1) or (*)", "uniform", name="var")],
-        [shape(3, 5), shape(3, 5), shape(3, 5)], loss(_gaussian_nll),
+        reg,
+        "GaussianNLLLoss",
+        "loss",
+        {},
+        [
+            inp("(N, *) or (*)"),
+            inp("(N, *) or (*)", name="target"),
+            inp("(N, *) or (N, *, 1) or (N, 1) or (*)", "uniform", name="var"),
+        ],
+        [shape(3, 5), shape(3, 5), shape(3, 5)],
+        loss(_gaussian_nll),
     )
     for name in ("HingeEmbeddingLoss", "SoftMarginLoss"):
         torch_entry(
-            reg, name, "loss", {}, [inp(_POINTWISE), inp(_POINTWISE, "sign", name="target")], ex,
+            reg,
+            name,
+            "loss",
+            {},
+            [inp(_POINTWISE), inp(_POINTWISE, "sign", name="target")],
+            ex,
             loss(_pointwise_broadcast),
         )
     torch_entry(
-        reg, "CrossEntropyLoss", "loss", {},
+        reg,
+        "CrossEntropyLoss",
+        "loss",
+        {},
         [inp("(N, C) or (C) or (N, C, *)"), inp("(N) or () or (N, *)", "index", name="target", high="input0.shape[1]")],
-        [shape(4, 5), shape(4)], loss(_class_targets(True)),
+        [shape(4, 5), shape(4)],
+        loss(_class_targets(True)),
         factory=hooked(nn.CrossEntropyLoss, guards.class_targets),
     )
     torch_entry(
-        reg, "NLLLoss", "loss", {},
+        reg,
+        "NLLLoss",
+        "loss",
+        {},
         [inp("(N, C) or (C) or (N, C, *)"), inp("(N) or () or (N, *)", "index", name="target", high="input0.shape[1]")],
-        [shape(4, 5), shape(4)], loss(_class_targets(False)),
+        [shape(4, 5), shape(4)],
+        loss(_class_targets(False)),
         factory=hooked(nn.NLLLoss, guards.class_targets),
     )
     torch_entry(
-        reg, "MultiMarginLoss", "loss", {},
+        reg,
+        "MultiMarginLoss",
+        "loss",
+        {},
         [inp("(N, C) or (C)"), inp("(N) or ()", "index", name="target", high="input0.shape[1]")],
-        [shape(4, 5), shape(4)], loss(_multi_margin),
+        [shape(4, 5), shape(4)],
+        loss(_multi_margin),
         params={"p": {"minimum": 1, "maximum": 2}},
         factory=hooked(nn.MultiMarginLoss, guards.class_targets),
     )
     torch_entry(
-        reg, "MultiLabelMarginLoss", "loss", {},
+        reg,
+        "MultiLabelMarginLoss",
+        "loss",
+        {},
         [inp("(N, C) or (C)"), inp("(N, C) or (C)", "index", name="target", high="input0.shape[-1]")],
-        [shape(2, 4), data([[3, 0, -1, 1], [1, 2, 3, -1]], "int64")], loss(_multi_margin),
+        [shape(2, 4), data([[3, 0, -1, 1], [1, 2, 3, -1]], "int64")],
+        loss(_multi_margin),
         factory=hooked(nn.MultiLabelMarginLoss, guards.multilabel_targets),
     )
     torch_entry(
-        reg, "MultiLabelSoftMarginLoss", "loss", {},
+        reg,
+        "MultiLabelSoftMarginLoss",
+        "loss",
+        {},
         [inp("(N, C) or (C)"), inp("(N, C) or (C)", "binary", name="target")],
-        [shape(3, 5), shape(3, 5)], loss(_multi_margin),
+        [shape(3, 5), shape(3, 5)],
+        loss(_multi_margin),
     )
     torch_entry(
-        reg, "CosineEmbeddingLoss", "loss", {},
-        [inp("(N, D) or (D)", name="input1"), inp("(N, D) or (D)", name="input2"),
-         inp("(N) or ()", "sign", name="target")],
-        [shape(4, 6), shape(4, 6), shape(4)], loss(_per_sample(2)),
+        reg,
+        "CosineEmbeddingLoss",
+        "loss",
+        {},
+        [
+            inp("(N, D) or (D)", name="input1"),
+            inp("(N, D) or (D)", name="input2"),
+            inp("(N) or ()", "sign", name="target"),
+        ],
+        [shape(4, 6), shape(4, 6), shape(4)],
+        loss(_per_sample(2)),
         params={"margin": {"minimum": -1, "maximum": 1}},
     )
     torch_entry(
-        reg, "MarginRankingLoss", "loss", {},
+        reg,
+        "MarginRankingLoss",
+        "loss",
+        {},
         [inp("(N) or ()", name="input1"), inp("(N) or ()", name="input2"), inp("(N) or ()", "sign", name="target")],
-        [shape(5), shape(5), shape(5)], loss(_margin_ranking),
+        [shape(5), shape(5), shape(5)],
+        loss(_margin_ranking),
     )
-    triplet = [inp("(N, D) or (D)", name="anchor"), inp("(N, D) or (D)", name="positive"),
-               inp("(N, D) or (D)", name="negative")]
+    triplet = [
+        inp("(N, D) or (D)", name="anchor"),
+        inp("(N, D) or (D)", name="positive"),
+        inp("(N, D) or (D)", name="negative"),
+    ]
     torch_entry(
-        reg, "TripletMarginLoss", "loss", {}, triplet, [shape(4, 6)] * 3, loss(_per_sample(3)),
+        reg,
+        "TripletMarginLoss",
+        "loss",
+        {},
+        triplet,
+        [shape(4, 6)] * 3,
+        loss(_per_sample(3)),
         params={"p": {"maximum": None, "minimum": 0}, "margin": {"minimum": 0}},
     )
     torch_entry(
-        reg, "TripletMarginWithDistanceLoss", "loss", {}, triplet, [shape(4, 6)] * 3, loss(_per_sample(3)),
+        reg,
+        "TripletMarginWithDistanceLoss",
+        "loss",
+        {},
+        triplet,
+        [shape(4, 6)] * 3,
+        loss(_per_sample(3)),
         params={"margin": {"minimum": 0, "exclusive_minimum": True}},
     )
     # CTC: log-probabilities over C classes (blank = 0) for T time steps; a valid alignment needs
@@ -276,28 +369,53 @@ def register(reg: Registry) -> None:
     gen = torch.Generator().manual_seed(0)
     log_probs = torch.randn(6, 1, 4, generator=gen).log_softmax(2)
     torch_entry(
-        reg, "CTCLoss", "loss", {},
-        [inp("(T, N, C) or (T, C)", name="log_probs"),
-         inp("(N, S) or (sum(target_lengths))", "index", name="targets", high="input0.shape[-1]"),
-         inp("(N) or ()", "index", name="input_lengths", high="input0.shape[0]"),
-         inp("(N) or ()", "index", name="target_lengths", high="input1.shape[-1]")],
-        [data([[[round(v, 4) for v in row] for row in step] for step in log_probs.tolist()]),
-         data([[1, 2, 2]], "int64"), data([6], "int64"), data([3], "int64")],
-        loss(_ctc), params={"blank": {"minimum": 0}},
+        reg,
+        "CTCLoss",
+        "loss",
+        {},
+        [
+            inp("(T, N, C) or (T, C)", name="log_probs"),
+            inp("(N, S) or (sum(target_lengths))", "index", name="targets", high="input0.shape[-1]"),
+            inp("(N) or ()", "index", name="input_lengths", high="input0.shape[0]"),
+            inp("(N) or ()", "index", name="target_lengths", high="input1.shape[-1]"),
+        ],
+        [
+            data([[[round(v, 4) for v in row] for row in step] for step in log_probs.tolist()]),
+            data([[1, 2, 2]], "int64"),
+            data([6], "int64"),
+            data([3], "int64"),
+        ],
+        loss(_ctc),
+        params={"blank": {"minimum": 0}},
         factory=hooked(nn.CTCLoss, guards.ctc),
     )
     torch_entry(
-        reg, "AdaptiveLogSoftmaxWithLoss", "loss", {"in_features": 16, "n_classes": 10, "cutoffs": [4, 8]},
+        reg,
+        "AdaptiveLogSoftmaxWithLoss",
+        "loss",
+        {"in_features": 16, "n_classes": 10, "cutoffs": [4, 8]},
         [inp("(N, in_features) or (in_features)"), inp("(N) or ()", "index", name="target", high="n_classes")],
-        [shape(3, 16), shape(3)], _adaptive_log_softmax, outputs=["output", "loss"],
-        params={"n_classes": {"minimum": 2}, "cutoffs": {"minimum": 1}, "div_value": {"minimum": 0, "exclusive_minimum": True}},
+        [shape(3, 16), shape(3)],
+        _adaptive_log_softmax,
+        outputs=["output", "loss"],
+        params={
+            "n_classes": {"minimum": 2},
+            "cutoffs": {"minimum": 1},
+            "div_value": {"minimum": 0, "exclusive_minimum": True},
+        },
         factory=hooked(nn.AdaptiveLogSoftmaxWithLoss, guards.n_classes_targets, check=guards.adaptive_softmax_sizes),
     )
     torch_entry(
-        reg, "LinearCrossEntropyLoss", "loss", {"in_features": 8, "num_classes": 5},
-        [inp("(N, in_features) or (in_features)"),
-         inp("(N) or () or (N, *out_features)", "index", name="target", high="num_classes")],
-        [shape(4, 8), shape(4)], loss(_linear_cross_entropy),
+        reg,
+        "LinearCrossEntropyLoss",
+        "loss",
+        {"in_features": 8, "num_classes": 5},
+        [
+            inp("(N, in_features) or (in_features)"),
+            inp("(N) or () or (N, *out_features)", "index", name="target", high="num_classes"),
+        ],
+        [shape(4, 8), shape(4)],
+        loss(_linear_cross_entropy),
         params={"out_features": {"minimum": 1}},
         factory=hooked(nn.LinearCrossEntropyLoss, guards.n_classes_targets),
     )

@@ -21,14 +21,30 @@ def register(reg: Registry) -> None:
         ex = shape(2, 3, *EXAMPLE_SPATIAL[n])
         # BatchNorm1d takes (N, C) and (N, C, L) alike: its channels are dimension 1 either way
         channel_dim = 1 if n == 1 else None
-        torch_entry(reg, f"BatchNorm{n}d", "norm", {"num_features": 3}, [inp(conv)], [ex], _channels_same("num_features"),
-                    channel_dim=channel_dim)
+        torch_entry(
+            reg,
+            f"BatchNorm{n}d",
+            "norm",
+            {"num_features": 3},
+            [inp(conv)],
+            [ex],
+            _channels_same("num_features"),
+            channel_dim=channel_dim,
+        )
         torch_entry(reg, f"InstanceNorm{n}d", "norm", {"num_features": 3}, [inp(conv)], [ex], same)
-    torch_entry(reg, "LayerNorm", "norm", {"normalized_shape": [6]}, [inp("(N, *)")], [shape(2, 4, 6)], _normalized_same)
+    torch_entry(
+        reg, "LayerNorm", "norm", {"normalized_shape": [6]}, [inp("(N, *)")], [shape(2, 4, 6)], _normalized_same
+    )
     torch_entry(reg, "RMSNorm", "norm", {"normalized_shape": [6]}, [inp("(N, *)")], [shape(2, 4, 6)], _normalized_same)
     torch_entry(
-        reg, "GroupNorm", "norm", {"num_groups": 2, "num_channels": 4}, [inp("(N, C, *)")], [shape(2, 4, 5)],
-        _channels_same("num_channels"), channel_dim=1,
+        reg,
+        "GroupNorm",
+        "norm",
+        {"num_groups": 2, "num_channels": 4},
+        [inp("(N, C, *)")],
+        [shape(2, 4, 5)],
+        _channels_same("num_channels"),
+        channel_dim=1,
     )
     torch_entry(reg, "LocalResponseNorm", "norm", {"size": 2}, [inp("(N, C, *)")], [shape(1, 4, 5, 5)], same)
     torch_entry(reg, "CrossMapLRN2d", "norm", {"size": 2}, [inp("(N, C, H, W)")], [shape(1, 4, 5, 5)], same)
@@ -51,7 +67,7 @@ def _channels_same(arg: str) -> Rule:
 
 def _normalized_same(ctx: ShapeContext) -> list[list[Any]]:
     want = tuple(ctx.arg("normalized_shape"))
-    got = ctx.shape(0)[-len(want):] if want else ()
+    got = ctx.shape(0)[-len(want) :] if want else ()
     if tuple(got) != want:
         raise ctx.fail(
             f"normalises the last {len(want)} dimension(s), which must be normalized_shape={list(want)}; "

@@ -80,12 +80,23 @@ def _padding_rule(n: int, mode: str) -> Rule:
 def register(reg: Registry) -> None:
     for n in (1, 2, 3):
         example, pad = _PAD_EXAMPLE[n]
-        for kind, mode in (("Zero", "zeros"), ("Constant", "constant"), ("Reflection", "reflect"),
-                           ("Replication", "replicate"), ("Circular", "circular")):
+        for kind, mode in (
+            ("Zero", "zeros"),
+            ("Constant", "constant"),
+            ("Reflection", "reflect"),
+            ("Replication", "replicate"),
+            ("Circular", "circular"),
+        ):
             args: dict[str, Any] = {"padding": pad}
             if kind == "Constant":
                 args["value"] = 3.5
             torch_entry(
-                reg, f"{kind}Pad{n}d", "padding", args, [inp(_PAD_CONVENTION[n])], [shape(*example)],
-                _padding_rule(n, mode), params={"padding": {"minimum": None}},
+                reg,
+                f"{kind}Pad{n}d",
+                "padding",
+                args,
+                [inp(_PAD_CONVENTION[n])],
+                [shape(*example)],
+                _padding_rule(n, mode),
+                params={"padding": {"minimum": None}},
             )

@@ -30,8 +30,11 @@ from app.core.shapes.rules import (
 )
 
 _SPATIAL = {1: "(N, C, L_in)", 2: "(N, C, H_in, W_in)", 3: "(N, C, D_in, H_in, W_in)"}
-_POOL_CONVENTION = {1: "(N, C, L_in) or (C, L_in)", 2: "(N, C, H_in, W_in) or (C, H_in, W_in)",
-                    3: "(N, C, D_in, H_in, W_in) or (C, D_in, H_in, W_in)"}
+_POOL_CONVENTION = {
+    1: "(N, C, L_in) or (C, L_in)",
+    2: "(N, C, H_in, W_in) or (C, H_in, W_in)",
+    3: "(N, C, D_in, H_in, W_in) or (C, D_in, H_in, W_in)",
+}
 
 
 def pool(n: int, *, has_padding: bool = True, has_dilation: bool = True) -> Rule:
@@ -128,7 +131,8 @@ def _fractional_rule(n: int) -> Rule:
                 raise ctx.fail(
                     f"needs output size + kernel_size − 1 <= input size along {SPATIAL_LETTERS[n][j]}: "
                     f"{value} + {k[j]} − 1 > {spatial[j].v} (input shape {fmt_shape(x)})"
-                    if value >= 0 else f"would have {SPATIAL_LETTERS[n][j]}_out = {value}; use a larger output_ratio"
+                    if value >= 0
+                    else f"would have {SPATIAL_LETTERS[n][j]}_out = {value}; use a larger output_ratio"
                 )
             out.append(Dim(f"{SPATIAL_LETTERS[n][j]}_out", expr))
         result = keep(dims[:-n]) + out
@@ -170,31 +174,61 @@ def _unpool_example(n: int) -> list[dict[str, Any]]:
     return [data(pooled.tolist()), data(indices.tolist(), "int64")]
 
 
-
 def register_pool(reg: Registry) -> None:
     for n in (1, 2, 3):
         spatial = EXAMPLE_SPATIAL[n]
         example = [shape(1, 2, *spatial)]
         torch_entry(
-            reg, f"MaxPool{n}d", "pool", {"kernel_size": 2}, [inp(_SPATIAL[n])], example,
-            with_indices(pool(n)), explain="pool", outputs=["output", "indices"],
+            reg,
+            f"MaxPool{n}d",
+            "pool",
+            {"kernel_size": 2},
+            [inp(_SPATIAL[n])],
+            example,
+            with_indices(pool(n)),
+            explain="pool",
+            outputs=["output", "indices"],
         )
         torch_entry(
-            reg, f"AvgPool{n}d", "pool", {"kernel_size": 2}, [inp(_SPATIAL[n])], example,
-            pool(n, has_dilation=False), explain="pool",
+            reg,
+            f"AvgPool{n}d",
+            "pool",
+            {"kernel_size": 2},
+            [inp(_SPATIAL[n])],
+            example,
+            pool(n, has_dilation=False),
+            explain="pool",
             params={"divisor_override": {"minimum": 1}},
         )
         torch_entry(
-            reg, f"LPPool{n}d", "pool", {"norm_type": 2, "kernel_size": 2}, [inp(_SPATIAL[n])], example,
-            pool(n, has_padding=False, has_dilation=False), explain="pool",
+            reg,
+            f"LPPool{n}d",
+            "pool",
+            {"norm_type": 2, "kernel_size": 2},
+            [inp(_SPATIAL[n])],
+            example,
+            pool(n, has_padding=False, has_dilation=False),
+            explain="pool",
         )
         torch_entry(
-            reg, f"AdaptiveAvgPool{n}d", "pool", {"output_size": 3 if n < 3 else 2}, [inp(_SPATIAL[n])], example,
-            adaptive_pool(n), params={"output_size": {"minimum": 1, "nullable": False, "nullable_items": n > 1}},
+            reg,
+            f"AdaptiveAvgPool{n}d",
+            "pool",
+            {"output_size": 3 if n < 3 else 2},
+            [inp(_SPATIAL[n])],
+            example,
+            adaptive_pool(n),
+            params={"output_size": {"minimum": 1, "nullable": False, "nullable_items": n > 1}},
         )
         torch_entry(
-            reg, f"AdaptiveMaxPool{n}d", "pool", {"output_size": 3 if n < 3 else 2}, [inp(_SPATIAL[n])], example,
-            adaptive_pool(n), outputs=["output", "indices"],
+            reg,
+            f"AdaptiveMaxPool{n}d",
+            "pool",
+            {"output_size": 3 if n < 3 else 2},
+            [inp(_SPATIAL[n])],
+            example,
+            adaptive_pool(n),
+            outputs=["output", "indices"],
             params={"output_size": {"minimum": 1, "nullable": False, "nullable_items": n > 1}},
         )
 
@@ -203,15 +237,29 @@ def register_more(reg: Registry) -> None:
     for n in (2, 3):
         example = shape(1, 2, 6, 6) if n == 2 else shape(1, 2, 5, 5, 5)
         torch_entry(
-            reg, f"FractionalMaxPool{n}d", "pool", {"kernel_size": 2, "output_size": 3},
-            [inp(_POOL_CONVENTION[n])], [example], _fractional_rule(n), outputs=["output", "indices"],
-            params={"output_ratio": {"minimum": 0, "exclusive_minimum": True, "maximum": 1}, "output_size": {"minimum": 0}},
+            reg,
+            f"FractionalMaxPool{n}d",
+            "pool",
+            {"kernel_size": 2, "output_size": 3},
+            [inp(_POOL_CONVENTION[n])],
+            [example],
+            _fractional_rule(n),
+            outputs=["output", "indices"],
+            params={
+                "output_ratio": {"minimum": 0, "exclusive_minimum": True, "maximum": 1},
+                "output_size": {"minimum": 0},
+            },
         )
     for n in (1, 2, 3):
         torch_entry(
-            reg, f"MaxUnpool{n}d", "pool", {"kernel_size": 2},
+            reg,
+            f"MaxUnpool{n}d",
+            "pool",
+            {"kernel_size": 2},
             [inp(_POOL_CONVENTION[n]), inp(_POOL_CONVENTION[n], "index", name="indices")],
-            _unpool_example(n), _unpool_rule(n), factory=hooked(getattr(nn, f"MaxUnpool{n}d"), guards.unpool_indices),
+            _unpool_example(n),
+            _unpool_rule(n),
+            factory=hooked(getattr(nn, f"MaxUnpool{n}d"), guards.unpool_indices),
         )
 
 

@@ -29,7 +29,6 @@ def _pack_lstm_state(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...
     return None
 
 
-
 def _rnn_rule(ctx: ShapeContext) -> list[list[Dim]]:
     """output (L, N, D·H_out), h_n (D·num_layers, N, H_out), c_n (D·num_layers, N, H_cell)."""
     m = ctx.module
@@ -50,7 +49,11 @@ def _rnn_rule(ctx: ShapeContext) -> list[list[Dim]]:
     if batched:
         N, L = (x[0], x[1]) if m.batch_first else (x[1], x[0])
         n_dim = [Dim("N", Sym("N", N))]
-        time = [Dim("N", Sym("N", N)), Dim("L", Sym("L", L))] if m.batch_first else [Dim("L", Sym("L", L)), Dim("N", Sym("N", N))]
+        time = (
+            [Dim("N", Sym("N", N)), Dim("L", Sym("L", L))]
+            if m.batch_first
+            else [Dim("L", Sym("L", L)), Dim("N", Sym("N", N))]
+        )
     else:
         n_dim = []
         time = [Dim("L", Sym("L", x[0]))]
@@ -103,12 +106,14 @@ def _rnn_params(cls: type, *, nonlinearity: bool = False, proj: bool = False) ->
     }
     if nonlinearity:
         params["nonlinearity"] = {"type": "str", "default": "tanh", "choices": ["tanh", "relu"]}
-    params.update({
-        "bias": {"type": "bool", "default": True},
-        "batch_first": {"type": "bool", "default": False},
-        "dropout": {"type": "float", "default": 0.0, "minimum": 0, "maximum": 1},
-        "bidirectional": {"type": "bool", "default": False},
-    })
+    params.update(
+        {
+            "bias": {"type": "bool", "default": True},
+            "batch_first": {"type": "bool", "default": False},
+            "dropout": {"type": "float", "default": 0.0, "minimum": 0, "maximum": 1},
+            "bidirectional": {"type": "bool", "default": False},
+        }
+    )
     if proj:
         params["proj_size"] = {"type": "int", "default": 0, "minimum": 0}
     return declared(cls, **params)
@@ -128,8 +133,17 @@ def register(reg: Registry) -> None:
             outputs.append("c_n")
             kw["factory"] = hooked(nn.LSTM, _pack_lstm_state)
         spec = torch_entry(
-            reg, name, "recurrent", {"input_size": 10, "hidden_size": 20}, inputs, [shape(5, 3, 10)], _rnn_rule,
-            outputs=outputs, params=params, order=list(params), **kw,
+            reg,
+            name,
+            "recurrent",
+            {"input_size": 10, "hidden_size": 20},
+            inputs,
+            [shape(5, 3, 10)],
+            _rnn_rule,
+            outputs=outputs,
+            params=params,
+            order=list(params),
+            **kw,
         )
         if name == "LSTM":
             spec.code_call = {3: "{0}, ({1}, {2})"}
@@ -146,8 +160,16 @@ def register(reg: Registry) -> None:
         if name == "RNNCell":
             overrides["nonlinearity"] = {"choices": ["tanh", "relu"]}
         cell = torch_entry(
-            reg, name, "recurrent", {"input_size": 10, "hidden_size": 20}, inputs, [shape(3, 10)], _cell_rule,
-            outputs=outputs, params=overrides, **kw,
+            reg,
+            name,
+            "recurrent",
+            {"input_size": 10, "hidden_size": 20},
+            inputs,
+            [shape(3, 10)],
+            _cell_rule,
+            outputs=outputs,
+            params=overrides,
+            **kw,
         )
         if name == "LSTMCell":
             cell.code_call = {3: "{0}, ({1}, {2})"}

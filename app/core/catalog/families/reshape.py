@@ -45,8 +45,10 @@ def _unflatten_rule(ctx: ShapeContext) -> list[list[Dim]]:
     dims = syms(generic_names(len(x), None), x)
     known = math.prod(s for s in sizes if s != -1)
     if sizes.count(-1) > 1 or any(s < -1 or s == 0 for s in sizes):
-        raise ShapeMismatch(f"{ctx.type}: unflattened_size may hold positive sizes and at most one -1, got {sizes}",
-                            field="layer.unflattened_size")
+        raise ShapeMismatch(
+            f"{ctx.type}: unflattened_size may hold positive sizes and at most one -1, got {sizes}",
+            field="layer.unflattened_size",
+        )
     new: list[Dim] = []
     for k, s in enumerate(sizes):
         if s == -1:
@@ -81,10 +83,13 @@ def _unfold_rule(ctx: ShapeContext) -> list[list[Dim]]:
     counts = _window_counts(ctx, dims[-2:], 2)
     for j, c in enumerate(counts):
         if c.int_value() < 1:
-            raise ctx.fail(f"finds no complete block along {names[-2 + j]}: the kernel is larger than the padded input {fmt_shape(x)}")
+            raise ctx.fail(
+                f"finds no complete block along {names[-2 + j]}: the kernel is larger than the padded input {fmt_shape(x)}"
+            )
     k = sym_list("kernel_size", ctx.arg("kernel_size"), 2)
     out = ([Dim("N", dims[0])] if batched else []) + [
-        Dim("C×∏(kernel_size)", dims[-3] * k[0] * k[1]), Dim("L", prod(*counts))
+        Dim("C×∏(kernel_size)", dims[-3] * k[0] * k[1]),
+        Dim("L", prod(*counts)),
     ]
     return [out]
 
@@ -109,9 +114,10 @@ def _fold_rule(ctx: ShapeContext) -> list[list[Dim]]:
             f"expects the last dimension of input 0 to be L = {blocks}, the number of blocks that fit in "
             f"output_size={[s.v for s in out_size]}; got {x[-1]}"
         )
-    return [([Dim("N", dims[0])] if batched else []) + [
-        Dim("C", floor_div(dims[-2], prod(*k))), Dim("H_out", out_size[0]), Dim("W_out", out_size[1])
-    ]]
+    return [
+        ([Dim("N", dims[0])] if batched else [])
+        + [Dim("C", floor_div(dims[-2], prod(*k))), Dim("H_out", out_size[0]), Dim("W_out", out_size[1])]
+    ]
 
 
 def _pixel_shuffle_rule(ctx: ShapeContext) -> list[list[Dim]]:
@@ -158,7 +164,9 @@ def _upsample_rule(ctx: ShapeContext) -> list[list[Dim]]:
     mode = m.mode
     if mode in _UPSAMPLE_RANKS and rank != _UPSAMPLE_RANKS[mode]:
         need = _UPSAMPLE_RANKS[mode]
-        raise ctx.fail(f"with mode={mode!r} expects a {need}-D input {('(N, C, W)', '(N, C, H, W)', '(N, C, D, H, W)')[need - 3]}, got {fmt_shape(x)}")
+        raise ctx.fail(
+            f"with mode={mode!r} expects a {need}-D input {('(N, C, W)', '(N, C, H, W)', '(N, C, D, H, W)')[need - 3]}, got {fmt_shape(x)}"
+        )
     n = rank - 2
     letters = {1: ["W"], 2: ["H", "W"], 3: ["D", "H", "W"]}[n]
     dims = syms(["N", "C"] + [f"{s}_in" for s in letters], x)
@@ -166,13 +174,22 @@ def _upsample_rule(ctx: ShapeContext) -> list[list[Dim]]:
     if m.size is not None:
         sizes = ntuple(m.size, n)
         if len(sizes) != n:
-            raise ctx.fail(f"has size={list(sizes)} for {len(sizes)} spatial dimensions, but input 0 {fmt_shape(x)} has {n}")
+            raise ctx.fail(
+                f"has size={list(sizes)} for {len(sizes)} spatial dimensions, but input 0 {fmt_shape(x)} has {n}"
+            )
         for j in range(n):
-            out.append(Dim(f"{letters[j]}_out", Sym("size" if n == 1 or not isinstance(m.size, (tuple, list)) else f"size[{j}]", int(sizes[j]))))
+            out.append(
+                Dim(
+                    f"{letters[j]}_out",
+                    Sym("size" if n == 1 or not isinstance(m.size, (tuple, list)) else f"size[{j}]", int(sizes[j])),
+                )
+            )
     elif m.scale_factor is not None:
         factors = ntuple(m.scale_factor, n)
         if len(factors) != n:
-            raise ctx.fail(f"has scale_factor={list(factors)} for {len(factors)} spatial dimensions, but input 0 {fmt_shape(x)} has {n}")
+            raise ctx.fail(
+                f"has scale_factor={list(factors)} for {len(factors)} spatial dimensions, but input 0 {fmt_shape(x)} has {n}"
+            )
         for j in range(n):
             name = "scale_factor" if not isinstance(m.scale_factor, (tuple, list)) else f"scale_factor[{j}]"
             size = dims[2 + j].v * float(factors[j])
@@ -185,7 +202,9 @@ def _upsample_rule(ctx: ShapeContext) -> list[list[Dim]]:
             expr = ScaledFloor(dims[2 + j], name, float(factors[j]))
             # 'area' is adaptive average pooling, which returns an empty tensor for 0; the others refuse
             if expr.int_value() < (0 if mode == "area" else 1):
-                raise ctx.fail(f"would make {letters[j]}_out = {expr.text(True)} = {expr.int_value()}; use a larger scale_factor")
+                raise ctx.fail(
+                    f"would make {letters[j]}_out = {expr.text(True)} = {expr.int_value()}; use a larger scale_factor"
+                )
             out.append(Dim(f"{letters[j]}_out", expr))
     else:
         raise ShapeMismatch(f"{ctx.type} needs size or scale_factor", field="layer.size")
@@ -195,37 +214,75 @@ def _upsample_rule(ctx: ShapeContext) -> list[list[Dim]]:
 def register(reg: Registry) -> None:
     torch_entry(reg, "Flatten", "shape", {}, [inp("(*, S_start, *, S_end, *)")], [shape(2, 3, 4, 5)], _flatten_rule)
     torch_entry(
-        reg, "Unflatten", "shape", {"dim": 1, "unflattened_size": [2, 5]}, [inp("(*, S_dim, *)")], [shape(3, 10)],
+        reg,
+        "Unflatten",
+        "shape",
+        {"dim": 1, "unflattened_size": [2, 5]},
+        [inp("(*, S_dim, *)")],
+        [shape(3, 10)],
         _unflatten_rule,
     )
     torch_entry(
-        reg, "Unfold", "shape", {"kernel_size": 2}, [inp("(N, C, H_in, W_in) or (C, H_in, W_in)")], [shape(1, 2, 4, 4)],
+        reg,
+        "Unfold",
+        "shape",
+        {"kernel_size": 2},
+        [inp("(N, C, H_in, W_in) or (C, H_in, W_in)")],
+        [shape(1, 2, 4, 4)],
         _unfold_rule,
         params={k: {"length": 2} for k in ("kernel_size", "dilation", "padding", "stride")},
     )
     torch_entry(
-        reg, "Fold", "shape", {"output_size": [4, 4], "kernel_size": 2},
-        [inp("(N, C×∏(kernel_size), L) or (C×∏(kernel_size), L)")], [shape(1, 8, 9)], _fold_rule,
+        reg,
+        "Fold",
+        "shape",
+        {"output_size": [4, 4], "kernel_size": 2},
+        [inp("(N, C×∏(kernel_size), L) or (C×∏(kernel_size), L)")],
+        [shape(1, 8, 9)],
+        _fold_rule,
         params={k: {"length": 2} for k in ("output_size", "kernel_size", "dilation", "padding", "stride")},
     )
     torch_entry(
-        reg, "PixelShuffle", "shape", {"upscale_factor": 2}, [inp("(*, C_in, H_in, W_in)")], [shape(1, 8, 3, 3)],
+        reg,
+        "PixelShuffle",
+        "shape",
+        {"upscale_factor": 2},
+        [inp("(*, C_in, H_in, W_in)")],
+        [shape(1, 8, 3, 3)],
         _pixel_shuffle_rule,
     )
     torch_entry(
-        reg, "PixelUnshuffle", "shape", {"downscale_factor": 2}, [inp("(*, C_in, H_in, W_in)")], [shape(1, 2, 4, 4)],
+        reg,
+        "PixelUnshuffle",
+        "shape",
+        {"downscale_factor": 2},
+        [inp("(*, C_in, H_in, W_in)")],
+        [shape(1, 2, 4, 4)],
         _pixel_shuffle_rule,
     )
-    torch_entry(reg, "ChannelShuffle", "shape", {"groups": 2}, [inp("(N, C, *)")], [shape(1, 4, 2, 2)], _channel_shuffle_rule)
+    torch_entry(
+        reg, "ChannelShuffle", "shape", {"groups": 2}, [inp("(N, C, *)")], [shape(1, 4, 2, 2)], _channel_shuffle_rule
+    )
     modes = ["nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact"]
     factor = {"scale_factor": {"minimum": 0, "exclusive_minimum": True}}
     torch_entry(
-        reg, "Upsample", "shape", {"scale_factor": 2, "mode": "nearest"},
-        [inp("(N, C, W_in) or (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)")], [shape(1, 1, 2, 3)], _upsample_rule,
+        reg,
+        "Upsample",
+        "shape",
+        {"scale_factor": 2, "mode": "nearest"},
+        [inp("(N, C, W_in) or (N, C, H_in, W_in) or (N, C, D_in, H_in, W_in)")],
+        [shape(1, 1, 2, 3)],
+        _upsample_rule,
         params={"mode": {"choices": modes}, **factor},
     )
     for name in ("UpsamplingNearest2d", "UpsamplingBilinear2d"):
         torch_entry(
-            reg, name, "shape", {"scale_factor": 2}, [inp("(N, C, H_in, W_in)")], [shape(1, 1, 2, 3)], _upsample_rule,
+            reg,
+            name,
+            "shape",
+            {"scale_factor": 2},
+            [inp("(N, C, H_in, W_in)")],
+            [shape(1, 1, 2, 3)],
+            _upsample_rule,
             params=factor,
         )

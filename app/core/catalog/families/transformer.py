@@ -57,7 +57,8 @@ def _mha_rule(ctx: ShapeContext) -> list[list[Dim]]:
         want = (n_k, S) if n_k is not None else (S,)
         if tuple(ctx.shape(3)) != want:
             raise ctx.fail(
-                f"expects key_padding_mask (input 3) to have shape (N, S) = {fmt_shape(want)}, got {fmt_shape(ctx.shape(3))}", 3
+                f"expects key_padding_mask (input 3) to have shape (N, S) = {fmt_shape(want)}, got {fmt_shape(ctx.shape(3))}",
+                3,
             )
     out = [Dim(d.name if d.name != "E_q" else "E", d if d.name != "E_q" else Sym("embed_dim", m.embed_dim)) for d in qd]
     s_expr: Expr = Sym("S", S)
@@ -80,11 +81,15 @@ def _d_model(ctx: ShapeContext, layer: nn.Module) -> int:
     return attn.embed_dim
 
 
-def _check_seq(ctx: ShapeContext, i: int, d_model: int, batch_first: bool, seq: str) -> tuple[list[Sym], int | None, int]:
+def _check_seq(
+    ctx: ShapeContext, i: int, d_model: int, batch_first: bool, seq: str
+) -> tuple[list[Sym], int | None, int]:
     x = ctx.shape(i)
     if len(x) not in (2, 3):
         conv = ctx.spec.inputs[i].convention
-        raise ctx.fail(f"expects {ctx.spec.inputs[i].name} (input {i}) to be {conv}, got {len(x)}-D shape {fmt_shape(x)}", i)
+        raise ctx.fail(
+            f"expects {ctx.spec.inputs[i].name} (input {i}) to be {conv}, got {len(x)}-D shape {fmt_shape(x)}", i
+        )
     if x[-1] != d_model:
         raise ctx.fail(
             f"expects the last dimension of {ctx.spec.inputs[i].name} (input {i}) to be d_model={d_model}, "
@@ -149,9 +154,14 @@ def _decoder_layer_rule(ctx: ShapeContext) -> list[list[Dim]]:
     dims, n_t, t = _check_seq(ctx, 0, e, bf, "T")
     _, n_s, s = _check_seq(ctx, 1, e, bf, "S")
     if n_t != n_s:
-        raise ctx.fail(f"expects tgt and memory to share the batch size N, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}", 1)
+        raise ctx.fail(
+            f"expects tgt and memory to share the batch size N, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}",
+            1,
+        )
+
     def pad(length):
-        return ((n_t, length) if n_t is not None else (length,))
+        return (n_t, length) if n_t is not None else (length,)
+
     _check_masks(ctx, 2, [(t, t), (t, s), pad(t), pad(s)])
     return [_with_e(dims, e)]
 
@@ -163,11 +173,18 @@ def _transformer_rule(ctx: ShapeContext) -> list[list[Dim]]:
     _, n_s, s = _check_seq(ctx, 0, e, m.batch_first, "S")
     dims, n_t, t = _check_seq(ctx, 1, e, m.batch_first, "T")
     if len(ctx.shape(0)) != len(ctx.shape(1)):
-        raise ctx.fail(f"expects src and tgt of the same rank, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}", 1)
+        raise ctx.fail(
+            f"expects src and tgt of the same rank, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}", 1
+        )
     if n_s != n_t:
-        raise ctx.fail(f"expects src and tgt to share the batch size N, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}", 1)
+        raise ctx.fail(
+            f"expects src and tgt to share the batch size N, got {fmt_shape(ctx.shape(0))} and {fmt_shape(ctx.shape(1))}",
+            1,
+        )
+
     def pad(length):
-        return ((n_s, length) if n_s is not None else (length,))
+        return (n_s, length) if n_s is not None else (length,)
+
     _check_masks(ctx, 2, [(s, s), (t, t), (t, s), pad(s), pad(t), pad(s)])
     return [_with_e(dims, e)]
 
@@ -181,12 +198,20 @@ def register_attention(reg: Registry) -> None:
         vdim={"type": "int", "nullable": True, "minimum": 1},
     )
     torch_entry(
-        reg, "MultiheadAttention", "attention", {"embed_dim": 8, "num_heads": 2},
-        [inp("(L, N, E_q) or (L, E_q)", name="query"), inp("(S, N, E_k) or (S, E_k)", name="key"),
-         inp("(S, N, E_v) or (S, E_v)", name="value"),
-         inp("(N, S) or (S)", "binary", name="key_padding_mask", optional=True)],
-        [shape(4, 2, 8), shape(5, 2, 8), shape(5, 2, 8)], _mha_rule,
-        outputs=["attn_output", "attn_output_weights"], params=params,
+        reg,
+        "MultiheadAttention",
+        "attention",
+        {"embed_dim": 8, "num_heads": 2},
+        [
+            inp("(L, N, E_q) or (L, E_q)", name="query"),
+            inp("(S, N, E_k) or (S, E_k)", name="key"),
+            inp("(S, N, E_v) or (S, E_v)", name="value"),
+            inp("(N, S) or (S)", "binary", name="key_padding_mask", optional=True),
+        ],
+        [shape(4, 2, 8), shape(5, 2, 8), shape(5, 2, 8)],
+        _mha_rule,
+        outputs=["attn_output", "attn_output_weights"],
+        params=params,
     )
 
 
@@ -197,58 +222,116 @@ def register_transformer(reg: Registry) -> None:
     tgt = "(N, T, E) with batch_first=True, (T, N, E) otherwise, or (T, E)"
     mask = lambda conv, name: inp(conv, "binary", name=name, optional=True)  # noqa: E731
     enc_masks = [mask("(S, S)", "src_mask"), mask("(N, S)", "src_key_padding_mask")]
-    dec_masks = [mask("(T, T)", "tgt_mask"), mask("(T, S)", "memory_mask"),
-                 mask("(N, T)", "tgt_key_padding_mask"), mask("(N, S)", "memory_key_padding_mask")]
+    dec_masks = [
+        mask("(T, T)", "tgt_mask"),
+        mask("(T, S)", "memory_mask"),
+        mask("(N, T)", "tgt_key_padding_mask"),
+        mask("(N, S)", "memory_key_padding_mask"),
+    ]
     torch_entry(
-        reg, "TransformerEncoderLayer", "transformer", layer_args,
-        [inp(src, name="src"), *enc_masks], [shape(2, 5, 16)], _encoder_layer_rule, params=common,
+        reg,
+        "TransformerEncoderLayer",
+        "transformer",
+        layer_args,
+        [inp(src, name="src"), *enc_masks],
+        [shape(2, 5, 16)],
+        _encoder_layer_rule,
+        params=common,
     )
     torch_entry(
-        reg, "TransformerDecoderLayer", "transformer", layer_args,
-        [inp(tgt, name="tgt"), inp(src, name="memory"), *dec_masks], [shape(2, 4, 16), shape(2, 5, 16)],
-        _decoder_layer_rule, params=common,
+        reg,
+        "TransformerDecoderLayer",
+        "transformer",
+        layer_args,
+        [inp(tgt, name="tgt"), inp(src, name="memory"), *dec_masks],
+        [shape(2, 4, 16), shape(2, 5, 16)],
+        _decoder_layer_rule,
+        params=common,
     )
-    norm = {"type": "layer", "nullable": True,
-            "doc": "the layer normalization component (optional): a nested config such as "
-                   "{\"type\": \"LayerNorm\", \"normalized_shape\": [d_model]}"}
+    norm = {
+        "type": "layer",
+        "nullable": True,
+        "doc": "the layer normalization component (optional): a nested config such as "
+        '{"type": "LayerNorm", "normalized_shape": [d_model]}',
+    }
     torch_entry(
-        reg, "TransformerEncoder", "transformer",
-        {"encoder_layer": {"type": "TransformerEncoderLayer", **layer_args}, "num_layers": 2,
-         "norm": {"type": "LayerNorm", "normalized_shape": [16]}},
+        reg,
+        "TransformerEncoder",
+        "transformer",
+        {
+            "encoder_layer": {"type": "TransformerEncoderLayer", **layer_args},
+            "num_layers": 2,
+            "norm": {"type": "LayerNorm", "normalized_shape": [16]},
+        },
         [inp(src, name="src"), mask("(S, S)", "mask"), mask("(N, S)", "src_key_padding_mask")],
-        [shape(2, 5, 16)], _encoder_layer_rule,
+        [shape(2, 5, 16)],
+        _encoder_layer_rule,
         params={
-            "encoder_layer": {"type": "layer", "required": True,
-                              "doc": "a TransformerEncoderLayer config, cloned num_layers times"},
+            "encoder_layer": {
+                "type": "layer",
+                "required": True,
+                "doc": "a TransformerEncoderLayer config, cloned num_layers times",
+            },
             "norm": norm,
         },
     )
     torch_entry(
-        reg, "TransformerDecoder", "transformer",
-        {"decoder_layer": {"type": "TransformerDecoderLayer", **layer_args}, "num_layers": 2,
-         "norm": {"type": "LayerNorm", "normalized_shape": [16]}},
-        [inp(tgt, name="tgt"), inp(src, name="memory"), *dec_masks], [shape(2, 4, 16), shape(2, 5, 16)],
+        reg,
+        "TransformerDecoder",
+        "transformer",
+        {
+            "decoder_layer": {"type": "TransformerDecoderLayer", **layer_args},
+            "num_layers": 2,
+            "norm": {"type": "LayerNorm", "normalized_shape": [16]},
+        },
+        [inp(tgt, name="tgt"), inp(src, name="memory"), *dec_masks],
+        [shape(2, 4, 16), shape(2, 5, 16)],
         _decoder_layer_rule,
         params={
-            "decoder_layer": {"type": "layer", "required": True,
-                              "doc": "a TransformerDecoderLayer config, cloned num_layers times"},
+            "decoder_layer": {
+                "type": "layer",
+                "required": True,
+                "doc": "a TransformerDecoderLayer config, cloned num_layers times",
+            },
             "norm": norm,
         },
     )
     torch_entry(
-        reg, "Transformer", "transformer",
-        {"d_model": 16, "nhead": 2, "num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 32,
-         "batch_first": True},
-        [inp(src, name="src"), inp(tgt, name="tgt"), mask("(S, S)", "src_mask"), mask("(T, T)", "tgt_mask"),
-         mask("(T, S)", "memory_mask"), mask("(N, S)", "src_key_padding_mask"),
-         mask("(N, T)", "tgt_key_padding_mask"), mask("(N, S)", "memory_key_padding_mask")],
-        [shape(2, 5, 16), shape(2, 4, 16)], _transformer_rule,
+        reg,
+        "Transformer",
+        "transformer",
+        {
+            "d_model": 16,
+            "nhead": 2,
+            "num_encoder_layers": 1,
+            "num_decoder_layers": 1,
+            "dim_feedforward": 32,
+            "batch_first": True,
+        },
+        [
+            inp(src, name="src"),
+            inp(tgt, name="tgt"),
+            mask("(S, S)", "src_mask"),
+            mask("(T, T)", "tgt_mask"),
+            mask("(T, S)", "memory_mask"),
+            mask("(N, S)", "src_key_padding_mask"),
+            mask("(N, T)", "tgt_key_padding_mask"),
+            mask("(N, S)", "memory_key_padding_mask"),
+        ],
+        [shape(2, 5, 16), shape(2, 4, 16)],
+        _transformer_rule,
         params={
             **common,
-            "custom_encoder": {"type": "layer", "nullable": True,
-                               "doc": "custom encoder (default=None): a nested config, e.g. a TransformerEncoder"},
-            "custom_decoder": {"type": "layer", "nullable": True,
-                               "doc": "custom decoder (default=None): a nested config, e.g. a TransformerDecoder"},
+            "custom_encoder": {
+                "type": "layer",
+                "nullable": True,
+                "doc": "custom encoder (default=None): a nested config, e.g. a TransformerEncoder",
+            },
+            "custom_decoder": {
+                "type": "layer",
+                "nullable": True,
+                "doc": "custom decoder (default=None): a nested config, e.g. a TransformerDecoder",
+            },
         },
     )
 

@@ -71,29 +71,48 @@ def _residual_block_rule(ctx: ShapeContext) -> list[list[Dim]]:
 
 
 def register(registry: Registry) -> None:
-    registry.add(LayerSpec(
-        type="BasicLinear", family="custom", factory=BasicLinear,
-        params=[
-            ParamSpec("input_features", "int", required=True, minimum=1, doc="size of each input sample"),
-            ParamSpec("output_features", "int", required=True, minimum=1, doc="size of each output sample"),
-        ],
-        inputs=[InputSpec("x", "(N, *, H_in)")],
-        example={"layer": {"type": "BasicLinear", "input_features": 10, "output_features": 5},
-                 "inputs": [{"shape": [5, 10]}], "seed": 42},
-        doc="The tutorial's custom layer: y = x·Aᵀ + b with Parameters `weights` (out, in) and `bias` (out) drawn with torch.randn.",
-        rule=_basic_linear_rule, explain="linear", source="custom",
-        code_prelude=class_source(BasicLinear), code_name="BasicLinear",
-    ))
-    registry.add(LayerSpec(
-        type="SimpleResidualBlock", family="custom", factory=SimpleResidualBlock,
-        params=[
-            ParamSpec("in_features", "int", required=True, minimum=1),
-            ParamSpec("out_features", "int", required=True, minimum=1),
-        ],
-        inputs=[InputSpec("x", "(N, *, H_in)")],
-        example={"layer": {"type": "SimpleResidualBlock", "in_features": 10, "out_features": 20},
-                 "inputs": [{"shape": [5, 10]}], "seed": 42},
-        doc="The tutorial's residual block: fc2(relu(fc1(x))) + downsample(x), with a Linear downsample only when the sizes differ.",
-        rule=_residual_block_rule, source="custom",
-        code_prelude=class_source(SimpleResidualBlock), code_name="SimpleResidualBlock",
-    ))
+    registry.add(
+        LayerSpec(
+            type="BasicLinear",
+            family="custom",
+            factory=BasicLinear,
+            params=[
+                ParamSpec("input_features", "int", required=True, minimum=1, doc="size of each input sample"),
+                ParamSpec("output_features", "int", required=True, minimum=1, doc="size of each output sample"),
+            ],
+            inputs=[InputSpec("x", "(N, *, H_in)")],
+            example={
+                "layer": {"type": "BasicLinear", "input_features": 10, "output_features": 5},
+                "inputs": [{"shape": [5, 10]}],
+                "seed": 42,
+            },
+            doc="The tutorial's custom layer: y = x·Aᵀ + b with Parameters `weights` (out, in) and `bias` (out) drawn with torch.randn.",
+            rule=_basic_linear_rule,
+            explain="linear",
+            source="custom",
+            code_prelude=class_source(BasicLinear),
+            code_name="BasicLinear",
+        )
+    )
+    registry.add(
+        LayerSpec(
+            type="SimpleResidualBlock",
+            family="custom",
+            factory=SimpleResidualBlock,
+            params=[
+                ParamSpec("in_features", "int", required=True, minimum=1),
+                ParamSpec("out_features", "int", required=True, minimum=1),
+            ],
+            inputs=[InputSpec("x", "(N, *, H_in)")],
+            example={
+                "layer": {"type": "SimpleResidualBlock", "in_features": 10, "out_features": 20},
+                "inputs": [{"shape": [5, 10]}],
+                "seed": 42,
+            },
+            doc="The tutorial's residual block: fc2(relu(fc1(x))) + downsample(x), with a Linear downsample only when the sizes differ.",
+            rule=_residual_block_rule,
+            source="custom",
+            code_prelude=class_source(SimpleResidualBlock),
+            code_name="SimpleResidualBlock",
+        )
+    )
