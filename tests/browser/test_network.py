@@ -316,7 +316,10 @@ def test_network_model_is_pure(page):
     page.goto("/")
     wait_render(page)
     out = page.evaluate(
-        """Promise.all([import('/static/js/net/model.js'), fetch('/api/layers/Conv2d').then(r => r.json())]).then(([m, conv]) => {
+        """Promise.all([import('/static/js/net/model.js'), fetch('/api/layers').then(r => r.json())]).then(([m, catalog]) => {
+            // the model decides by the catalog's facts (containers, slots, fits): it is handed the catalog
+            m.setCatalog(catalog);
+            const conv = catalog.layers.find(l => l.type === "Conv2d");
             const req = {layer: {type: "Sequential", layers: [
                 {type: "Linear", in_features: 4, out_features: 5, name: "fc"},
                 {type: "Residual", body: [{type: "Linear", in_features: 6, out_features: 5}], shortcut: null}]},
