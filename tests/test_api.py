@@ -54,7 +54,10 @@ def test_issue_example_conv1d(api):
     assert [(p["name"], p["shape"], p["numel"]) for p in d["params"]] == [("weight", [5, 3, 4], 60), ("bias", [5], 5)]
     assert d["repr"] == "Conv1d(3, 5, kernel_size=(4,), stride=(1,))"
     assert d["device"] == "cpu" and d["shape_check"] is True
-    assert d["windows"]["kind"] == "conv" and len(d["windows"]["at"]) == 5
+    w = d["windows"]
+    assert w["kind"] == "conv" and w["output_spatial"] == [5] and w["window_step"] == [1]
+    # compact: per-dimension frame→input maps, not one entry per window position
+    assert w["frame_map"] == [list(range(8))] and "at" not in w and "src" not in w
 
 
 def test_response_is_reproducible_by_its_code(api):

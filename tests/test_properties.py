@@ -3,6 +3,7 @@ and the hand computation of a random output element equals torch's value."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
@@ -118,6 +119,29 @@ def _explain_random_element(body, real, data):
     return ex
 
 
+def _expanded_window(w, position):
+    """Expand the compact ``windows`` description for one output element, as the page does:
+    slot k (row-major over the kernel) at o·window_step + unravel(k)·dilation, reading frame_map."""
+    at, src = [], []
+    for k in itertools.product(*[range(s) for s in w["kernel"]]):
+        cell = [position[j] * w["window_step"][j] + k[j] * w["dilation"][j] for j in range(len(k))]
+        coords = [w["frame_map"][j][c] for j, c in enumerate(cell)]
+        at.append(cell)
+        src.append(None if min(coords) < 0 else coords)
+    return at, src
+
+
+def _compact_window_is_the_probe(real, ex):
+    """The compact window description says exactly what torch's probe says for the explained element."""
+    w = real["windows"]
+    assert "omitted" not in w, w
+    assert "at" not in w and "src" not in w  # one entry per position is what the compact form replaces
+    d = w["spatial_dims"]
+    at, src = _expanded_window(w, ex["window"]["position"][-d:])
+    assert at == ex["window"]["at"]
+    assert src == ex["window"]["src"]
+
+
 @FAST
 @given(conv_case(), st.data())
 def test_conv_formula_meta_real_and_explain(body, data):
@@ -125,7 +149,8 @@ def test_conv_formula_meta_real_and_explain(body, data):
     if real is not None:
         w = real["windows"]
         assert w["output_spatial"] == real["output"]["shape"][-len(w["output_spatial"]) :]
-        _explain_random_element(body, real, data)
+        ex = _explain_random_element(body, real, data)
+        _compact_window_is_the_probe(real, ex)
 
 
 @FAST
@@ -133,7 +158,8 @@ def test_conv_formula_meta_real_and_explain(body, data):
 def test_transposed_formula_meta_real_and_explain(body, data):
     real = _shapes_agree(body)
     if real is not None:
-        _explain_random_element(body, real, data)
+        ex = _explain_random_element(body, real, data)
+        _compact_window_is_the_probe(real, ex)
 
 
 @FAST
@@ -142,6 +168,7 @@ def test_pool_formula_meta_real_and_explain(body, data):
     real = _shapes_agree(body)
     if real is not None:
         ex = _explain_random_element(body, real, data)
+        _compact_window_is_the_probe(real, ex)
         if ex["operation"] == "max":
             reads_input = any(not t["padding"] for t in ex["terms"])
             # a window entirely in the padding reads only -inf: there is no winner

@@ -70,8 +70,9 @@ class Settings:
     max_elements: int = 4096
     #: most elements a single input or parameter given as JSON data may have
     max_data_elements: int = 1_000_000
-    #: sliding-window maps larger than this many cells are omitted
-    max_window_cells: int = 200_000
+    #: sliding windows with more cells than this (output positions × kernel elements) are omitted: the
+    #: description sent is small, but torch's probe that it is read from grows with the cells
+    max_window_cells: int = 1_000_000
     #: plugin modules imported at start-up (chosen by whoever starts the server)
     plugins: tuple[str, ...] = field(default_factory=tuple)
     #: also run the meta pass where a formula answers, and report its shapes (tests of the formulas)

@@ -1,5 +1,7 @@
 """The pure ES modules (state, parsing, geometry, timeline), exercised in the browser itself."""
 
+import json
+
 import pytest
 
 from .helpers import open_view
@@ -97,3 +99,46 @@ def test_window_geometry_roles(page):
         """,
     )
     assert out == ["padding", "input", "zero", "input", "zero", "input", "padding"]
+
+
+def test_compact_windows_expand_like_the_api(page, api_run):
+    """The page expands the API's compact window description into the cells torch's probe reads."""
+    open_view(page)
+    reflect = api_run(
+        {
+            "layer": {
+                "type": "Conv1d",
+                "in_channels": 1,
+                "out_channels": 1,
+                "kernel_size": 3,
+                "stride": 2,
+                "padding": 2,
+                "padding_mode": "reflect",
+            },
+            "inputs": [{"shape": [1, 1, 5]}],
+        }
+    )["windows"]
+    transposed = api_run(
+        {
+            "layer": {"type": "ConvTranspose2d", "in_channels": 1, "out_channels": 1, "kernel_size": 2, "stride": 2},
+            "inputs": [{"shape": [1, 1, 2, 2]}],
+        }
+    )["windows"]
+    out = run_module(
+        page,
+        "/static/js/geometry/windows.js",
+        f"const [r, t] = {json.dumps([reflect, transposed])};"
+        """
+        return {
+          at: m.windowAt(r, [1]), src: m.windowSrc(r, [1]), copies: [...m.frameCopies(r).entries()],
+          tAt: m.windowAt(t, [1, 2]), tSrc: m.windowSrc(t, [1, 2]),
+        };
+        """,
+    )
+    # reflect, padding 2: frame [x2 x1 x0 x1 x2 x3 x4 x3 x2]; output 1's window starts at frame 2
+    assert out["at"] == [[2], [3], [4]] and out["src"] == [[0], [1], [2]]
+    assert sorted(out["copies"]) == [["0", [2]], ["1", [1]], ["7", [3]], ["8", [2]]]
+    # transposed, kernel 2, stride 2: a direct conv over [pad x0 0 x1 pad] per dimension (window step 1);
+    # output (1, 2) reads frame rows 1-2, cols 2-3, and only frame (1, 3) holds an input: x[0, 1]
+    assert out["tAt"] == [[1, 2], [1, 3], [2, 2], [2, 3]]
+    assert out["tSrc"] == [None, [0, 1], None, None]

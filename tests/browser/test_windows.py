@@ -89,7 +89,12 @@ def test_windows_follow_the_api_for_stride_dilation_and_padding(page, api_run):
     drawn = page.locator("#win-drawing rect.win-cell").evaluate_all(
         "els => els.filter(e => +e.dataset.term < 9).map(e => [+e.getAttribute('y'), +e.getAttribute('x')])"
     )
-    expected = win["at"][0][1]
+    # output (0, 1): the window's corner at (0, 1)·stride, its cells kernel·dilation apart
+    expected = [
+        [0 * win["stride"][0] + kh * win["dilation"][0], 1 * win["stride"][1] + kw * win["dilation"][1]]
+        for kh in range(win["kernel"][0])
+        for kw in range(win["kernel"][1])
+    ]
     assert sorted([round((y - 1 - origin[1]) / cell), round((x - 1 - origin[0]) / cell)] for y, x in drawn) == sorted(
         expected
     )

@@ -10,6 +10,7 @@ come from ``Tensor.unfold`` over the padded index tensor, cut to the output size
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections import OrderedDict
@@ -49,6 +50,8 @@ class Geometry:
     src: torch.Tensor
     at: torch.Tensor
     kernel_index: torch.Tensor
+    #: per spatial dimension, frame coordinate → input coordinate read there (see ``expand_src``)
+    maps: list[list[int]]
 
     @property
     def d(self) -> int:
@@ -140,15 +143,22 @@ def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry
     else:
         at = _positions(out_spatial, kidx, stride, dilation)
         kernel_index = kidx
-        origin = _origin_from_probe(src, at, input_spatial)
-        if origin is None:  # every window reads padding only: no evidence, use the declared padding
-            origin = (
-                tuple(dilation[j] * (kernel[j] - 1) // 2 for j in range(n))
-                if module.padding == "same"
-                else (0,) * n
-                if module.padding == "valid"
-                else _tuple(module.padding, n)
-            )
+        declared = (
+            tuple(dilation[j] * (kernel[j] - 1) // 2 for j in range(n))
+            if module.padding == "same"
+            else (0,) * n
+            if module.padding == "valid"
+            else _tuple(module.padding, n)
+        )
+        # The declared padding places the input in the frame; torch's probe must agree wherever a
+        # window reads the input there. Where it does not, the probe's own evidence wins. (With
+        # reflect/replicate/circular padding on a tiny input every cell reads the input, and several
+        # offsets fit equally well: the declared one is then the true one.)
+        raw = _probe_maps(src, at, input_spatial)
+        origin = tuple(
+            declared[j] if _agrees(raw[j], declared[j], input_spatial[j]) else _mode_offset(raw[j], declared[j])
+            for j in range(n)
+        )
         step = (1,) * n
         if module.padding == "same":
             after = tuple(dilation[j] * (kernel[j] - 1) - origin[j] for j in range(n))
@@ -156,29 +166,63 @@ def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry
             after = (0,) * n
         else:
             after = _tuple(module.padding, n)
-        frame = tuple(origin[j] + input_spatial[j] + after[j] for j in range(n))
+        frame = tuple(max(origin[j] + input_spatial[j] + after[j], raw[j].numel()) for j in range(n))
         kind = "conv"
+    if transposed:
+        raw = _probe_maps(src, at, input_spatial)
+    maps = [_fit(raw[j], frame[j]) for j in range(n)]
     return Geometry(
-        kind, input_spatial, out_spatial, kernel, stride, dilation, frame, origin, step, src, at, kernel_index
+        kind, input_spatial, out_spatial, kernel, stride, dilation, frame, origin, step, src, at, kernel_index, maps
     )
 
 
-def _origin_from_probe(src: torch.Tensor, at: torch.Tensor, spatial: tuple[int, ...]) -> tuple[int, ...] | None:
-    """Padding before each dimension, read off a window cell that torch says reads the input."""
+def _probe_maps(src: torch.Tensor, at: torch.Tensor, spatial: tuple[int, ...]) -> list[torch.Tensor]:
+    """Per dimension, the input coordinate torch's probe reads at each frame coordinate (-1: none).
+
+    Scattered from every window cell that reads the input; each map is as long as the windows reach.
+    """
+    d = len(spatial)
     flat_src = src.reshape(-1)
-    flat_at = at.reshape(-1, at.shape[-1])
-    # the cell reading the first input element has frame coordinate == origin (non-zero padding
-    # modes copy input elements into the padding too, so use the smallest frame coordinate among
-    # cells that read index 0 and lie in the interior)
-    hits = (flat_src >= 0).nonzero().reshape(-1)
-    if hits.numel() == 0:
-        return None
-    coords = torch.stack(torch.unravel_index(flat_src[hits], spatial), dim=1)
-    diff = flat_at[hits] - coords
-    # interior cells give the true offset; padding copies (reflect etc.) give other offsets, and
-    # the interior one is the most common
-    values, counts = torch.unique(diff, dim=0, return_counts=True)
-    return tuple(int(v) for v in values[counts.argmax()])
+    flat_at = at.reshape(-1, d)
+    valid = flat_src >= 0
+    rest = flat_src[valid]
+    reads = flat_at[valid]
+    coords: list[torch.Tensor] = [rest] * d
+    for j in reversed(range(d)):
+        coords[j] = rest % spatial[j]
+        rest = rest // spatial[j]
+    maps = []
+    for j in range(d):
+        m = torch.full((int(flat_at[:, j].max()) + 1 if flat_at.numel() else 0,), -1, dtype=torch.long)
+        m[reads[:, j]] = coords[j]
+        maps.append(m)
+    return maps
+
+
+def _agrees(m: torch.Tensor, origin: int, size: int) -> bool:
+    """Every frame coordinate in the input's place (from ``origin``) that a window reads, reads the
+    input element there."""
+    f = torch.arange(m.numel())
+    inside = (f >= origin) & (f < origin + size) & (m >= 0)
+    return bool((m[inside] == f[inside] - origin).all())
+
+
+def _mode_offset(m: torch.Tensor, fallback: int) -> int:
+    """The most common offset between a frame coordinate and the input coordinate read there:
+    interior cells give the true offset; padding copies (reflect etc.) give others."""
+    f = torch.arange(m.numel())
+    read = m >= 0
+    if not bool(read.any()):
+        return fallback  # every window reads padding only: no evidence, use the declared padding
+    diff = f[read] - m[read]
+    shift = int(diff.min())
+    return int(torch.bincount(diff - shift).argmax()) + shift
+
+
+def _fit(m: torch.Tensor, length: int) -> list[int]:
+    if m.numel() >= length:
+        return m[:length].tolist()
+    return m.tolist() + [-1] * (length - m.numel())
 
 
 def pool_geometry(module: nn.Module, input_spatial: tuple[int, ...], output_spatial: tuple[int, ...]) -> Geometry:
@@ -209,8 +253,15 @@ def pool_geometry(module: nn.Module, input_spatial: tuple[int, ...], output_spat
     kidx = _kernel_grid(kernel)
     at = _positions(output_spatial, kidx, stride, dilation)
     frame = tuple(input_spatial[j] + 2 * pad[j] + extra[j] for j in range(n))
+    raw = _probe_maps(src, at, input_spatial)
+    maps = []
+    for j in range(n):
+        m = _fit(raw[j], frame[j])
+        # ceil_mode: the frame reaches past the padded input (the cells the unfold marks -2)
+        m[input_spatial[j] + 2 * pad[j] :] = [-2] * extra[j]
+        maps.append(m)
     return Geometry(
-        "pool", input_spatial, output_spatial, kernel, stride, dilation, frame, pad, (1,) * n, src, at, kidx
+        "pool", input_spatial, output_spatial, kernel, stride, dilation, frame, pad, (1,) * n, src, at, kidx, maps
     )
 
 
@@ -225,6 +276,10 @@ def geometry_for(
 
 
 MAX_CHANNEL_LINKS = 1 << 16
+
+
+class NotSeparable(ValueError):
+    """The probe's windows are not described by per-dimension frame maps (never seen; checked anyway)."""
 
 
 def channel_map(module: nn.Module, *, limit: int | None = None) -> list[list[int]] | None:
@@ -244,19 +299,48 @@ def group_inputs(module: nn.Module, c_out: int) -> list[int]:
     return list(range(g * per_in, (g + 1) * per_in))
 
 
-def _coords(src: torch.Tensor, spatial: tuple[int, ...]) -> Any:
-    """Nested lists of input coordinates ([h, w]) or None, for JSON."""
-    flat = src.reshape(-1)
-    coords = torch.stack(torch.unravel_index(flat.clamp(min=0), spatial), dim=-1).tolist()
-    valid = (flat >= 0).tolist()
-    items = [c if ok else None for c, ok in zip(coords, valid)]
-    shape = list(src.shape)
-    for size in reversed(shape[1:]):
-        items = [items[i : i + size] for i in range(0, len(items), size)]
-    return items
+def window_offsets(geo: Geometry) -> torch.Tensor:
+    """``(K, d)`` frame offset of each window slot from the window's corner: slot ``k`` (row-major over
+    the kernel's shape) sits at ``unravel(k) · dilation``."""
+    return _kernel_grid(geo.kernel) * torch.tensor(geo.dilation)
+
+
+def window_step(geo: Geometry) -> tuple[int, ...]:
+    """How far the window's corner moves in the frame per output element: the stride, or 1 for a
+    transposed convolution (a direct convolution over the zero-stretched input)."""
+    return (1,) * geo.d if geo.kind == "transposed" else geo.stride
+
+
+def expand_src(maps: list[list[int]], at: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+    """The flat input index every window cell reads (-1 padding / inserted zero, -2 outside), rebuilt
+    from per-dimension frame maps alone; ``at``: ``(..., d)`` frame coordinates.
+
+    ``maps[j][f]``: the input coordinate along dimension ``j`` that frame coordinate ``f`` reads,
+    ``-1`` for padding (or a zero inserted between transposed-convolution inputs) and ``-2`` past
+    the padded input (ceil_mode pooling). Padding and striding act on each dimension on its own, so
+    ``d`` short lists describe every window: the cell at frame coordinate ``(f_0, …)`` reads input
+    ``(maps[0][f_0], …)``, padding if any coordinate is ``-1``, outside if any is ``-2``. A frame
+    coordinate that no window reads from the input stays ``-1``.
+    """
+    flat = torch.zeros(at.shape[:-1], dtype=torch.long)
+    padding = torch.zeros(at.shape[:-1], dtype=torch.bool)
+    outside = torch.zeros(at.shape[:-1], dtype=torch.bool)
+    for j in range(at.shape[-1]):
+        c = torch.tensor(maps[j], dtype=torch.long)[at[..., j]]
+        padding |= c < 0
+        outside |= c == -2
+        flat = flat * spatial[j] + c
+    return torch.where(outside, -2, torch.where(padding, -1, flat))
 
 
 def geometry_json(geo: Geometry, module: nn.Module) -> dict[str, Any]:
+    """The ``windows`` field: the geometry and a compact description of every window.
+
+    Raises ``NotSeparable`` if the per-dimension maps do not rebuild torch's probe exactly.
+    """
+    maps = geo.maps
+    if not torch.equal(expand_src(maps, geo.at, geo.input_spatial), geo.src):
+        raise NotSeparable(f"{type(module).__name__}: the windows do not factor per dimension")
     pad_before = list(geo.origin)
     padding = [
         [int(geo.origin[j]), int(geo.frame_shape[j] - geo.origin[j] - (geo.input_spatial[j] - 1) * geo.step[j] - 1)]
@@ -273,8 +357,11 @@ def geometry_json(geo: Geometry, module: nn.Module) -> dict[str, Any]:
         "padding": padding,
         "frame": {"shape": list(geo.frame_shape), "input_origin": pad_before, "input_step": list(geo.step)},
         "kernel_index": geo.kernel_index.tolist(),
-        "at": geo.at.tolist(),
-        "src": _coords(geo.src, geo.input_spatial),
+        # Not one entry per window position: output element o's window slot k (row-major over the
+        # kernel) sits at frame coordinate o·window_step + unravel(k)·dilation and reads input
+        # (frame_map[0][f_0], …) — see expand_src. The client expands what it draws.
+        "window_step": list(window_step(geo)),
+        "frame_map": maps,
         "outside": (geo.src == -2).any().item(),
         "pad_value": pad_reads(module, geo.kind),
         "padding_mode": getattr(module, "padding_mode", "zeros") if geo.kind == "conv" else "zeros",
@@ -289,6 +376,34 @@ def geometry_json(geo: Geometry, module: nn.Module) -> dict[str, Any]:
         )
     else:
         out.update(groups=None, channel_map=None)
+    return out
+
+
+def window_at(win: dict[str, Any], pos: Any) -> list[list[int]]:
+    """Frame coordinates of output element ``pos``'s window, slot by slot, from a ``windows`` field."""
+    step, dilation = win["window_step"], win["dilation"]
+    corner = [int(pos[j]) * step[j] for j in range(len(step))]
+    cells = itertools.product(*[range(k) for k in win["kernel"]])
+    return [[corner[j] + k[j] * dilation[j] for j in range(len(k))] for k in cells]
+
+
+def frame_source(win: dict[str, Any], coord: Any) -> tuple[int, ...] | None:
+    """The input coordinate frame cell ``coord`` reads (padding copies included), or None."""
+    src = tuple(win["frame_map"][j][c] for j, c in enumerate(coord))
+    return None if any(v < 0 for v in src) else src
+
+
+def frame_copies(win: dict[str, Any]) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """Padding cells that repeat an input element (reflect/replicate/circular): frame → input coordinate."""
+    if win.get("pad_value") != "copy":
+        return {}
+    origin, step, ins = win["frame"]["input_origin"], win["frame"]["input_step"], win["input_spatial"]
+    readable = [[f for f, v in enumerate(m) if v >= 0] for m in win["frame_map"]]
+    out = {}
+    for coord in itertools.product(*readable):
+        inside = all(0 <= coord[j] - origin[j] <= (ins[j] - 1) * step[j] for j in range(len(coord)))
+        if not inside:
+            out[coord] = tuple(win["frame_map"][j][c] for j, c in enumerate(coord))
     return out
 
 
@@ -325,7 +440,10 @@ def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
             return {"omitted": f"torch refused the window probe: {torch_message(exc)}"}
         if geo is None:
             return None
-        cached = geometry_json(geo, module)
+        try:
+            cached = geometry_json(geo, module)
+        except NotSeparable as exc:
+            return {"omitted": str(exc)}
         with _WINDOW_LOCK:
             _WINDOWS[key] = cached
             while len(_WINDOWS) > _WINDOW_CACHE_SIZE:

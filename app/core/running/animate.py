@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.core.errors import InvalidRequest, TooLarge
-from app.core.explaining.windows import window_map, window_values
+from app.core.explaining.windows import frame_copies, window_at, window_map, window_values
 from app.core.running.execute import execute
 from app.core.running.plan import plan_request
 from app.core.schema import RunRequest, parse
@@ -239,13 +239,7 @@ def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -
     title_font = _font(13)
     all_in = [abs(v) for plane in values["input"] for v in np.asarray(plane, dtype=float).ravel() if math.isfinite(v)]
     m_in = max(all_in) if all_in else 1.0
-    copies: dict[tuple[int, ...], tuple[int, ...]] = {}
-    if win.get("pad_value") == "copy":
-        at = np.asarray(win["at"]).reshape(-1, d)
-        src = list(_flat_src(win["src"], d))
-        for a, s in zip(at.tolist(), src):
-            if s is not None:
-                copies[tuple(a)] = tuple(s)
+    copies = frame_copies(win)
     pad_text = _pad_text(win)
     plane_z = None
     if d == 3:
@@ -322,20 +316,6 @@ def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -
     return im, {"font": font}
 
 
-def _flat_src(src: Any, d: int) -> list[list[int] | None]:
-    out: list[list[int] | None] = []
-
-    def walk(node: Any) -> None:
-        if node is None or (isinstance(node, list) and node and isinstance(node[0], int)):
-            out.append(node)
-            return
-        for child in node:
-            walk(child)
-
-    walk(src)
-    return out
-
-
 def render_frames(win: dict[str, Any], name_in: str = "input", name_out: str = "output") -> list[Image.Image]:
     """Every frame of the animation (checked against the limits first)."""
     lay, steps = plan_animation(win)
@@ -346,7 +326,6 @@ def render_frames(win: dict[str, Any], name_in: str = "input", name_out: str = "
     out = values["output"]
     out_flat = [abs(v) for v in np.asarray(out, dtype=float).ravel() if math.isfinite(v)]
     m_out = max(out_flat) if out_flat else 1.0
-    at = win["at"]
     frames = []
     filled = base.copy()
     fdraw = ImageDraw.Draw(filled)
@@ -370,9 +349,7 @@ def render_frames(win: dict[str, Any], name_in: str = "input", name_out: str = "
             rr, cc = (0, p[0]) if d == 1 else (p[0], p[1])
             xx, yy = lay.out_x + cc * c, lay.top + rr * c
             dr.rectangle((xx, yy, xx + c - 1, yy + c - 1), fill=PENDING, outline=GRID)
-        cells = at
-        for i in pos:
-            cells = cells[i]
+        cells = window_at(win, pos)
         for b in range(lay.bands):
             y0 = lay.top + b * lay.band_h
             xs, ys = [], []

@@ -9,7 +9,7 @@ import { d3, svgIn, tooltip, escapeHtml, gridKeys } from "./common.js";
 import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
-  windowAt, frameToInput, stepCount, textOn, fitFont,
+  windowAt, frameToInput, frameCopies, stepCount, textOn, fitFont,
 } from "../geometry/windows.js";
 import { fmt, fmtFull } from "../util/format.js";
 
@@ -77,20 +77,9 @@ export function createWindowDrawing(container, opts) {
     return { x: L.output.x + p.c * cell, y: L.output.y + p.r * cell, w: cell, h: cell };
   };
 
-  // Padding copied from the input (reflect/replicate/circular): learn, from the windows, which
-  // input element each padding cell repeats.
-  const copies = new Map();
-  if (padValue === "copy") {
-    const walk = (at, src) => {
-      if (!Array.isArray(at)) return;
-      if (at.length && Array.isArray(at[0]) && typeof at[0][0] === "number") {
-        at.forEach((c, k) => src?.[k] && copies.set(c.join(","), src[k]));
-        return;
-      }
-      at.forEach((a, i) => walk(a, src?.[i]));
-    };
-    walk(win.at, win.src);
-  }
+  // Padding copied from the input (reflect/replicate/circular): the frame map says which input
+  // element each padding cell repeats.
+  const copies = frameCopies(win);
 
   const frameTips = new Map(); // "band|coord" → tooltip, so the window's cells show what lies under them
   const roleText = { input: "input", padding: "padding", zero: "inserted zero" };

@@ -40,16 +40,53 @@ export function outputToStep(win, outCoord) {
   return ravel(outCoord, win.output_spatial);
 }
 
+// The API describes the windows compactly: output element o's window slot k (row-major over the
+// kernel's shape) sits at frame coordinate o·window_step + unravel(k)·dilation, and frame coordinate
+// f reads input coordinate frame_map[d][f] along each dimension d (−1: padding or an inserted zero,
+// −2: past the padded input). These expand it, one window at a time.
 export function windowAt(win, outCoord) {
-  let v = win.at;
-  for (const i of outCoord) v = v?.[i];
-  return Array.isArray(v) ? v : [];
+  if (!win.window_step || outCoord.length !== win.window_step.length) return [];
+  const K = prod(win.kernel);
+  const cells = [];
+  for (let k = 0; k < K; k++) {
+    const kidx = unravel(k, win.kernel);
+    cells.push(kidx.map((kd, d) => outCoord[d] * win.window_step[d] + kd * win.dilation[d]));
+  }
+  return cells;
+}
+
+// Input coordinate under frame cell `coord` (padding copies included), or null for padding / zeros.
+export function frameSource(win, coord) {
+  const src = coord.map((c, d) => win.frame_map?.[d]?.[c] ?? -1);
+  return src.some((v) => v < 0) ? null : src;
 }
 
 export function windowSrc(win, outCoord) {
-  let v = win.src;
-  for (const i of outCoord) v = v?.[i];
-  return Array.isArray(v) ? v : [];
+  return windowAt(win, outCoord).map((c) => frameSource(win, c));
+}
+
+// Padding cells that repeat an input element (reflect / replicate / circular): "f0,f1" → input coordinate.
+export function frameCopies(win) {
+  const copies = new Map();
+  if (win.pad_value !== "copy" || !win.frame_map) return copies;
+  const readable = win.frame_map.map((m) => m.flatMap((v, f) => (v >= 0 ? [f] : [])));
+  const walk = (prefix) => {
+    const d = prefix.length;
+    if (d === readable.length) {
+      if (frameCellRole(prefix, win) === "padding") copies.set(prefix.join(","), frameSource(win, prefix));
+      return;
+    }
+    for (const f of readable[d]) walk([...prefix, f]);
+  };
+  walk([]);
+  return copies;
+}
+
+// Input depth planes (3-D) that output depth slice `depth` reads, in order.
+export function depthPlanes(win, depth) {
+  const zs = [];
+  for (let k = 0; k < win.kernel[0]; k++) zs.push(depth * win.window_step[0] + k * win.dilation[0]);
+  return [...new Set(zs)].sort((a, b) => a - b);
 }
 
 // Grid geometry. 1-D frames are a single row; 2-D frames rows × columns; 3-D frames show the
@@ -62,10 +99,7 @@ export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0, 
   const os = win.output_spatial;
   let planes = [null];
   if (sd === 3) {
-    const zs = new Set();
-    const outPlane = win.at?.[depth] || [];
-    for (const row of outPlane) for (const cell of row) for (const c of cell) zs.add(c[0]);
-    planes = [...zs].sort((a, b) => a - b);
+    planes = depthPlanes(win, depth);
     if (!planes.length) planes = [0];
   }
   const rows = sd === 1 ? 1 : fs[sd - 2];
