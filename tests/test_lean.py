@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
+
+from app.core import service
+from app.core.body import JSONBytes, encode_json
 
 CONV = {
     "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3},
@@ -43,3 +47,15 @@ def test_workers_freeze_what_warm_up_left(app):
     # gc.freeze() after warm-up: torch, the catalog and warmed kernels are out of every later collection
     frozen = app.state.pool._pool.schedule(gc.get_freeze_count).result(timeout=60)
     assert frozen > 10_000, frozen
+
+
+def test_answers_are_encoded_once_in_the_worker(app, api, registry, settings):
+    """The worker sends /api/run's JSON as bytes; the web process sends those bytes as they are."""
+    body = {"layer": {"type": "Linear", "in_features": 4, "out_features": 3}, "inputs": [{"shape": [2, 4]}], "seed": 5}
+    answer = asyncio.run(app.state.pool.call("run", json.dumps(body).encode()))
+    assert isinstance(answer, JSONBytes)  # encoded in the worker, not a tree of lists to pickle and re-encode
+    expected = encode_json(service.run(registry, body, settings))
+    assert bytes(answer) == bytes(expected)
+    r = api.post("/api/run", json=body, headers={"accept-encoding": "identity"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.content == bytes(expected)  # byte for byte what the worker encoded

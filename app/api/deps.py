@@ -6,8 +6,18 @@ import asyncio
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 
-from app.core.service import BadRequest, Registry, RequestTimeout, Settings, TooLarge, UnsupportedMediaType, WorkerPool
+from app.core.service import (
+    BadRequest,
+    JSONBytes,
+    Registry,
+    RequestTimeout,
+    Settings,
+    TooLarge,
+    UnsupportedMediaType,
+    WorkerPool,
+)
 
 
 def get_settings(request: Request) -> Settings:
@@ -21,7 +31,10 @@ def get_registry(request: Request) -> Registry:
 async def in_worker(request: Request, name: str, body: Any, **options: Any) -> Any:
     """Run one task in the worker pool; the client going away cancels it."""
     pool: WorkerPool = request.app.state.pool
-    return await pool.call(name, body, options=options, disconnected=request.is_disconnected)
+    result = await pool.call(name, body, options=options, disconnected=request.is_disconnected)
+    if isinstance(result, JSONBytes):  # encoded by the worker: sent as it is
+        return Response(bytes(result), media_type="application/json")
+    return result
 
 
 async def json_body(request: Request) -> Any:

@@ -1,4 +1,5 @@
-"""Decoding a request body: depth check, then ``json.loads``, every failure a 400 naming what is wrong.
+"""Decoding a request body: depth check, then ``json.loads``, every failure a 400 naming what is wrong;
+and encoding a response body (:func:`encode_json`), also in the worker.
 
 This runs in a worker process, not in the web process: ``json.loads`` of an 8 MiB body of small
 arrays takes seconds in C while holding the GIL, which in a thread would still stall the event loop.
@@ -46,3 +47,17 @@ def max_depth(raw: bytes) -> int:
     marks = np.frombuffer(skeleton, dtype=np.uint8)
     steps = np.where((marks == ord("[")) | (marks == ord("{")), 1, -1).astype(np.int64)
     return int(np.cumsum(steps).max())
+
+
+class JSONBytes(bytes):
+    """A response body already encoded as JSON (the web layer sends it as it is)."""
+
+
+def encode_json(value: Any) -> JSONBytes:
+    """``value`` as the bytes Starlette's ``JSONResponse`` would send.
+
+    Encoded in the worker that computed it: the web process then neither walks the response
+    (FastAPI's ``jsonable_encoder``) nor encodes it on its event loop, and the pipe between the
+    processes carries one bytes object instead of a pickled tree of lists.
+    """
+    return JSONBytes(json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8"))

@@ -6,6 +6,7 @@ so that it can be called in this process or in a worker process alike.
 
 from __future__ import annotations
 
+from app.core.body import JSONBytes
 from app.core.catalog.plugins import PluginError
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
@@ -23,6 +24,7 @@ from app.core.workers import WorkerPool
 __all__ = [
     "BadRequest",
     "ExplainRequest",
+    "JSONBytes",
     "LayerExplorerError",
     "LayerSpec",
     "PluginError",

@@ -109,6 +109,10 @@ TASKS: dict[str, Callable[..., Any]] = {
 }
 
 
+#: tasks whose answer is a JSON document, encoded in the worker (see app.core.body.encode_json)
+JSON_TASKS = frozenset({"run", "shape", "explain", "receptive_field", "import"})
+
+
 def _task(name: str, body: Any, settings: Settings, slot: int | None, options: dict[str, Any]) -> tuple[Any, ...]:
     """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
     if _skip is not None and slot is not None and _skip[slot]:
@@ -119,7 +123,8 @@ def _task(name: str, body: Any, settings: Settings, slot: int | None, options: d
     try:
         if isinstance(body, (bytes, bytearray)):
             body = body_mod.decode_json(bytes(body))
-        return ("ok", TASKS[name](_registry or default_registry(settings.plugins), body, settings, **options))
+        result = TASKS[name](_registry or default_registry(settings.plugins), body, settings, **options)
+        return ("ok", body_mod.encode_json(result) if name in JSON_TASKS else result)
     except LayerExplorerError as exc:
         return ("error", exc.status, exc.to_dict(), exc.headers())
     except Exception:  # noqa: BLE001 - a bug: the traceback goes to the server log, not to the client
