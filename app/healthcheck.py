@@ -1,4 +1,7 @@
-"""``python -m app.healthcheck``: exit 0 when the server in this container answers ``/healthz``.
+"""``python -m app.healthcheck``: exit 0 when the server in this container is ready (``/readyz``).
+
+Ready, not just up: compose's ``depends_on: condition: service_healthy`` then waits until requests
+are served by a warm worker, not merely until the port opens (``/healthz``).
 
 The container's HEALTHCHECK runs this: the slim image has no curl, and it imports only the
 standard library, so a probe every few seconds costs milliseconds, not a torch import.
@@ -14,7 +17,7 @@ import urllib.request
 
 def check(port: int, timeout_s: float = 4.0) -> bool:
     # "localhost": a Host the default Host allowlist accepts, whatever address the server binds
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Host": f"localhost:{port}"})
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/readyz", headers={"Host": f"localhost:{port}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # a fixed loopback URL
             return response.status == 200

@@ -7,6 +7,7 @@ effect of an import); servers call the factory: ``uvicorn --factory app.main:cre
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -38,11 +39,18 @@ from app.paths import STATIC_DIR
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Workers start with the server and stop with it (SIGTERM: uvicorn drains, then this stops them)."""
-    owner = await run_in_threadpool(app.state.pool.start, 120)
+    """Workers start with the server and stop with it (SIGTERM: uvicorn drains, then this stops them).
+
+    The port opens at once: /healthz answers while the workers import torch and warm up, and
+    /readyz says when they can serve (requests that arrive before then wait for them).
+    """
+    # Starting the pool blocks for seconds (the forkserver imports torch): in a thread, not awaited
+    # here, so that uvicorn opens the port now. A request that comes first waits for it (WorkerPool.call).
+    starting = asyncio.get_running_loop().run_in_executor(None, app.state.pool.start)
     try:
         yield
     finally:
+        owner = await starting
         if owner:  # a pool started by someone else (a test fixture) is theirs to stop
             await run_in_threadpool(app.state.pool.close)
 

@@ -11,10 +11,12 @@ import multiprocessing
 import os
 import signal
 import time
+from concurrent.futures import Future
 
+import httpx
 import pytest
 
-from app.core import budget, service
+from app.core import budget, service, workers
 from app.core.config import Settings
 from app.core.errors import ServerBusy
 from app.main import create_app
@@ -246,3 +248,42 @@ def test_a_ledger_lock_left_by_a_dead_worker_is_broken():
         budget.end()
         budget.install(None)
     assert ledger.cells[1] == 0
+
+
+def test_port_opens_before_the_workers_are_ready(monkeypatch):
+    """/healthz answers while the workers still start; /readyz says 503 until one has answered, then 200;
+    a request that comes first waits for them instead of failing."""
+    gate: Future = Future()
+    real_start = workers.WorkerPool._start
+
+    def slow_start(self):
+        real = real_start(self)  # the real pool; its first answer is held back until the gate opens
+        held: Future = Future()
+        gate.add_done_callback(lambda _g: real.add_done_callback(lambda f: held.set_result(f.result())))
+        return held
+
+    monkeypatch.setattr(workers.WorkerPool, "_start", slow_start)
+    application = create_app(Settings(workers=1))
+
+    async def scenario():
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+                assert (await c.get("/healthz")).json() == {"status": "ok"}
+                starting = await c.get("/readyz")
+                assert starting.status_code == 503 and starting.json()["status"] == "starting"
+                assert starting.headers["retry-after"] == "1"
+                run = asyncio.create_task(c.post("/api/run", json=LINEAR))
+                await asyncio.sleep(0.2)
+                assert (await c.get("/healthz")).status_code == 200  # the event loop is free meanwhile
+                gate.set_result(None)
+                answer = await run
+                assert answer.status_code == 200, answer.text
+                for _ in range(100):
+                    ready = await c.get("/readyz")
+                    if ready.status_code == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                assert ready.status_code == 200 and ready.json() == {"status": "ready", "workers": 1}
+
+    asyncio.run(scenario())

@@ -64,7 +64,7 @@ class Server:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

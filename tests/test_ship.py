@@ -307,7 +307,8 @@ def serve(installed: Installed, command: list[str], env: dict[str, str], tmp_pat
         while True:
             assert proc.poll() is None, f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
             try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                # ready, as the Deployment's readinessProbe and the HEALTHCHECK wait for (/healthz answers earlier)
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -742,9 +743,9 @@ def test_deployment_contract(path, dockerfile):
     c = container_of(doc)
     port = int(container_env(stages)["LAYER_EXPLORER_PORT"])
     assert c["ports"][0]["containerPort"] == port and k8s_env(c)["LAYER_EXPLORER_HOST"] == "0.0.0.0"
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", "/readyz")):
         get = c[probe]["httpGet"]
-        assert get["path"] == "/healthz" and get["port"] == c["ports"][0]["name"]
+        assert get["path"] == path and get["port"] == c["ports"][0]["name"]
         # probes come from the pod IP: they must present a Host the allowlist accepts
         hosts = k8s_env(c)["LAYER_EXPLORER_ALLOWED_HOSTS"].replace(",", " ").split()
         assert {h["name"]: h["value"] for h in get["httpHeaders"]}["Host"] in hosts

@@ -244,6 +244,17 @@ class WorkerPool:
                 print(f"layer-explorer: no worker process was ready after {wait:g} s", file=sys.stderr)
         return fresh
 
+    def ready(self) -> bool:
+        """A worker has answered: requests are served now, not after a start-up wait."""
+        started = self._started
+        return (
+            started is not None
+            and started.done()
+            and not started.cancelled()
+            and started.exception() is None
+            and not self._closed
+        )
+
     def _start(self) -> Future:
         cells = self._ctx.RawArray("q", self.size + 1)
         self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
@@ -400,8 +411,9 @@ class WorkerPool:
         """
         if name not in TASKS:
             raise KeyError(name)
-        self.start()
         loop = asyncio.get_running_loop()
+        if self._started is None:  # (still) starting the processes blocks: not on the event loop
+            await loop.run_in_executor(None, self.start)
         timeout = self.settings.timeout_s
         deadline = loop.time() + timeout
         ticket = self._admit()
