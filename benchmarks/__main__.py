@@ -31,6 +31,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
+from benchmarks import startup
 
 LINEAR = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42}
 GRU = {
@@ -261,6 +262,8 @@ async def main(quick: bool) -> None:
             )
     finally:
         app.state.pool.close()
+    # 6. cold start, in fresh processes (ours: `python -m app.cli`; the peer: a bare app importing torch)
+    rows.extend(startup.rows(repeat=1 if quick else 3))
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
