@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import numpy as np
+import orjson
 
 from app.core.errors import BadRequest
 
@@ -54,10 +55,12 @@ class JSONBytes(bytes):
 
 
 def encode_json(value: Any) -> JSONBytes:
-    """``value`` as the bytes Starlette's ``JSONResponse`` would send.
+    """``value`` as compact UTF-8 JSON (the document Starlette's ``JSONResponse`` would send).
 
     Encoded in the worker that computed it: the web process then neither walks the response
     (FastAPI's ``jsonable_encoder``) nor encodes it on its event loop, and the pipe between the
-    processes carries one bytes object instead of a pickled tree of lists.
+    processes carries one bytes object instead of a pickled tree of lists. orjson, because the
+    standard library's encoder spends most of its time formatting floats. Tensors reach here with
+    non-finite values already written as strings (:mod:`app.core.tensors`).
     """
-    return JSONBytes(json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8"))
+    return JSONBytes(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
