@@ -31,7 +31,7 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.main import create_app
-from benchmarks import startup
+from benchmarks import shapes, startup
 
 LINEAR = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42}
 GRU = {
@@ -262,7 +262,9 @@ async def main(quick: bool) -> None:
             )
     finally:
         app.state.pool.close()
-    # 6. cold start, in fresh processes (ours: `python -m app.cli`; the peer: a bare app importing torch)
+    # 6. every catalog type's shapes, its example and 1024 times larger (in-process, what a worker runs)
+    rows.extend(shapes.rows(repeat=3 if quick else 5))
+    # 7. cold start, in fresh processes (ours: `python -m app.cli`; the peer: a bare app importing torch)
     rows.extend(startup.rows(repeat=1 if quick else 3))
 
     print(

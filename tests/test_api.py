@@ -318,3 +318,19 @@ def test_absurd_sizes_are_answered_from_the_formula_or_refused(api):
         json=body({"type": "LSTM", "input_size": 4, "hidden_size": 4, "num_layers": 10**9}, [{"shape": [2, 1, 4]}]),
     )
     assert r.status_code == 422 and r.json()["field"] == "layer.num_layers" and "between 1 and 64" in r.json()["detail"]
+
+
+def test_shape_detail_shapes_is_the_formulas_answer_alone(api):
+    body = {
+        "layer": {"type": "TransformerEncoderLayer", "d_model": 8, "nhead": 2, "dim_feedforward": 16},
+        "inputs": [{"shape": [5, 2, 8]}],
+    }
+    full = api.post("/api/shape", json=body).json()
+    lean = api.post("/api/shape?detail=shapes", json=body).json()
+    assert lean["output_shapes"] == full["output_shapes"] == [[5, 2, 8]] and lean["source"] == "formula"
+    assert lean["param_count"] == full["param_count"]
+    # the full answer traces the attention and feed-forward the layer builds inside itself, and the graph
+    assert {"self_attn", "linear1", "linear2"} <= {e["path"] for e in full["trace"]} and "graph" in full
+    assert "trace" not in lean and "graph" not in lean
+    bad = api.post("/api/shape?detail=everything", json=body)
+    assert bad.status_code == 422 and "detail" in bad.text

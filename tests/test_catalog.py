@@ -11,6 +11,7 @@ from torch import nn
 from app.core import service
 from app.core.config import Settings
 from app.core.registry import default_registry
+from app.core.running import plan as plan_module
 
 REGISTRY = default_registry()
 SPECS = list(REGISTRY)
@@ -71,6 +72,24 @@ def test_formula_meta_and_real_agree(spec):
     assert response["output_shapes"] == real
     if "meta_shapes" in response:  # absent only where torch has no meta kernel for the layer
         assert response["meta_shapes"] == real and response["shape_check"] is True
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)
+def test_formula_first_means_no_meta_pass(spec, monkeypatch):
+    """Where a formula answers, neither /api/shape?detail=shapes nor /api/run does a meta forward pass
+    (the real forward records a transformer layer's inner calls itself; the formula gives the shapes)."""
+    passes = []
+    real_pass = plan_module._meta_forward
+    monkeypatch.setattr(plan_module, "_meta_forward", lambda plan: passes.append(1) or real_pass(plan))
+    shaped = service.shape(REGISTRY, spec.example, SETTINGS, detail="shapes")
+    assert "graph" not in shaped
+    if shaped["source"] == "formula":
+        assert passes == []
+    passes.clear()
+    run = service.run(REGISTRY, spec.example, SETTINGS)
+    if shaped["source"] == "formula":
+        assert passes == []
+    assert shaped["output_shapes"] == [o["shape"] for o in run["outputs"]]
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.type)

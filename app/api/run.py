@@ -31,9 +31,17 @@ async def run(
 
 
 @router.post("/shape")
-async def shape(request: Request, body: bytes = Depends(json_body)) -> Any:
+async def shape(
+    request: Request,
+    body: bytes = Depends(json_body),
+    detail: Literal["full", "shapes"] = Query(
+        "full",
+        description="shapes: the formulas' answer alone, in milliseconds at any size (no dataflow graph, no "
+        "trace of the submodules a layer builds inside itself, which take meta passes)",
+    ),
+) -> Any:
     """Output shapes, parameter shapes and formulas without allocating a tensor (meta device)."""
-    return await in_worker(request, "shape", body)
+    return await in_worker(request, "shape", body, detail=detail)
 
 
 @router.post("/explain")

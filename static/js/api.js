@@ -65,7 +65,9 @@ export const api = {
   run: (request, opts = {}) =>
     call("/api/run", { method: "POST", body: opts.path ? { ...request, path: opts.path } : request, signal: opts.signal })
       .then(resolveSameAs),
-  shape: (request, opts = {}) => call("/api/shape", { method: "POST", body: request, signal: opts.signal }),
+  // opts.detail "shapes": the formulas' answer alone (no dataflow graph or inner trace: what an edit redraws)
+  shape: (request, opts = {}) =>
+    call(opts.detail ? `/api/shape?detail=${encodeURIComponent(opts.detail)}` : "/api/shape", { method: "POST", body: request, signal: opts.signal }),
   // opts.path: explain an element of that child's output inside a network (the request is the network's).
   explain(request, index, output, opts = {}) {
     const body = { ...request, index };

@@ -72,7 +72,8 @@ def materialise(plan: Plan) -> tuple[nn.Module, list[torch.Tensor]]:
 
 def execute(registry: Registry, req: RunRequest, settings: Settings, *, hooks: Hooks | None = tracing) -> Execution:
     """Plan, build and run; ``hooks`` wraps the forward call (by default, a network's trace)."""
-    plan = plan_request(registry, req, settings)
+    # the real forward records every submodule call itself: no meta pass for the inner trace
+    plan = plan_request(registry, req, settings, inner_trace=False)
     module, xs = materialise(plan)
     extra: dict[str, Any] = {}
     try:

@@ -153,8 +153,15 @@ def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings:
     return plans
 
 
-def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enforce_limit: bool = True) -> Plan:
-    """Validate and predict on the meta device; with ``enforce_limit``, refuse what would not fit."""
+def plan_request(
+    registry: Registry, req: RunRequest, settings: Settings, *, enforce_limit: bool = True, inner_trace: bool = True
+) -> Plan:
+    """Validate and predict on the meta device; with ``enforce_limit``, refuse what would not fit.
+
+    ``inner_trace``: also trace, with a meta pass, the submodules a layer builds inside itself (a
+    transformer layer's attention and feed-forward), which no formula lists. A real run records
+    them itself, so it passes False; so does a shape request that wants only the shapes.
+    """
     device = resolve_device(req.device, settings)
     dtype = resolve_dtype(req.dtype)
     node = resolve(registry, req.layer, field="layer")
@@ -217,7 +224,7 @@ def plan_request(registry: Registry, req: RunRequest, settings: Settings, *, enf
     # Formula first: a layer's own formula answers in microseconds at any size, while a meta pass
     # costs time that grows with the sizes (hours for a deep LSTM over a long sequence). The meta
     # device is asked only where there is no formula, or when checking formulas against it.
-    if predicted is None or settings.meta_check or _needs_meta_trace(plan):
+    if predicted is None or settings.meta_check or (inner_trace and _needs_meta_trace(plan)):
         with collect_warnings(caught):
             plan.meta_shapes = _meta_forward(plan)
     parts = estimate(plan, settings, param_bytes=param_bytes, input_bytes=input_bytes)
@@ -237,10 +244,14 @@ def _needs_meta_trace(plan: Plan) -> bool:
     """Layers built of submodules by their own forward() (SimpleResidualBlock, a transformer layer, a
     plugin) have no predicted trace for those submodules: the trace then comes from a meta pass,
     unless a recurrent layer inside would make that pass slow."""
-    configured = sum(1 for _ in walk(plan.node))
-    if sum(1 for _ in plan.meta.modules()) <= configured:
+    if not builds_submodules(plan):
         return False
     return not any(isinstance(m, nn.RNNBase) for m in plan.meta.modules())
+
+
+def builds_submodules(plan: Plan) -> bool:
+    """The module holds submodules the request did not list (built by a layer's own __init__)."""
+    return sum(1 for _ in plan.meta.modules()) > sum(1 for _ in walk(plan.node))
 
 
 def _calls(plan: Plan) -> list[tuple[nn.Module, list[list[int]], list[list[int]]]]:

@@ -21,7 +21,7 @@ from app.core.networks import graph
 from app.core.networks.containers import predict
 from app.core.networks.tree import LayerNode, find
 from app.core.running.execute import execute, run_child
-from app.core.running.plan import InputPlan, Plan, plan_request
+from app.core.running.plan import InputPlan, Plan, builds_submodules, plan_request
 from app.core.running.respond import run_response, shape_response, trace_fields
 from app.core.running.script import script
 from app.core.schema import ExplainRequest, RunRequest, parse
@@ -107,14 +107,29 @@ def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = 
     return out_name, tensors.npy_bytes(t)
 
 
-def shape(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
-    """Output shapes, parameter shapes and formulas without allocating a tensor."""
+#: what /api/shape answers: ``full`` (default) adds the dataflow graph and the trace of submodules
+#: that layers build inside themselves; ``shapes`` is the formulas' answer alone (what an edit redraws)
+SHAPE_DETAIL = ("full", "shapes")
+
+
+def shape(registry: Registry, body: Any, settings: Settings, detail: str = "full") -> dict[str, Any]:
+    """Output shapes, parameter shapes and formulas without allocating a tensor.
+
+    ``detail="shapes"`` skips what costs meta passes: a transformer layer's inner trace and the
+    dataflow graph (tens of milliseconds for a decoder stack); networks keep their predicted trace.
+    """
+    if detail not in SHAPE_DETAIL:
+        raise InvalidRequest(f"detail must be one of {', '.join(SHAPE_DETAIL)}; got {detail!r}", field="detail")
     req = parse(RunRequest, body)
+    full = detail == "full"
     # nothing is allocated here, so the memory limit does not apply: the estimate is reported
-    plan = plan_request(registry, req, settings, enforce_limit=False)
+    plan = plan_request(registry, req, settings, enforce_limit=False, inner_trace=full)
     trace = plan.meta_trace if plan.meta_trace is not None else plan.predicted_trace
+    if not full and plan.meta_trace is None and builds_submodules(plan):
+        trace = None  # not traced (detail=shapes): unknown, which an empty trace and zero totals would hide
     response = shape_response(plan, settings, trace)
-    response.update(graph.graph_fields(plan, registry=registry))
+    if full:
+        response.update(graph.graph_fields(plan, registry=registry))
     return response
 
 

@@ -162,7 +162,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     shapeCtl = new AbortController();
     if (insideNetwork(request)) return; // a drilled layer's shapes come with the network's run
     try {
-      const shape = await api.shape(request, { signal: shapeCtl.signal });
+      const shape = await api.shape(request, { signal: shapeCtl.signal, detail: "shapes" });
       if (seq !== runSeq || drawnSeq === seq) return; // a newer edit, or this edit's run already drew
       const inputs = (request.inputs || []).map((x, i) => ({ name: entry?.inputs?.[i]?.name ?? `input${i}`, shape: x.shape }));
       const outputs = shape.output_shapes.map((s, i) => ({ name: shape.output_names?.[i] ?? "output", shape: s }));
