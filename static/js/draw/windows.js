@@ -354,7 +354,10 @@ export function createWindowDrawing(container, opts) {
       const fr = at ? frameRect(at, 0) : null;
       if (fr) {
         pinG.append("rect").attr("class", "winner").attr("x", fr.x + 2).attr("y", fr.y + 2).attr("width", cell - 4).attr("height", cell - 4);
-        pinG.append("text").attr("class", "winner-label").attr("x", fr.x + cell / 2).attr("y", fr.y + cell - 4).attr("text-anchor", "middle").text("max");
+        // In the corner where the kernel index was, on its own backdrop: the cell's value (centre)
+        // stays readable (the table below names the kernel element).
+        pinG.append("rect").attr("class", "winner-tag").attr("x", fr.x + cell - 23).attr("y", fr.y + 2.5).attr("width", 20.5).attr("height", 9).attr("rx", 2);
+        pinG.append("text").attr("class", "winner-label").attr("x", fr.x + cell - 4).attr("y", fr.y + 10).attr("text-anchor", "end").text("max");
       }
     }
   }

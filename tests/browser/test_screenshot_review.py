@@ -1,0 +1,92 @@
+"""Issue 11's screenshot review: what the screenshots at 1280×800 and 420 px showed wrong, fixed.
+
+- The shape diagram's labels ran into each other on small boxes (a 3×3 kernel beside a 64×64 input,
+  the 2×2 output of a pooling): "C_in = 1" over "× C_out = 2", "k_H = 3" over both.
+- The diagram's caption was cut at the drawing's edge ("groups 2: each output channe…").
+- The pinned max-pooling winner's "max" tag covered the winning value (−1) in its cell.
+"""
+
+import pytest
+
+from .helpers import open_view
+
+pytestmark = pytest.mark.browser
+
+NEG = [[[[-(i * 4 + j + 1) for j in range(4)] for i in range(4)]]]
+MAXPOOL = {"layer": {"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1}, "inputs": [{"data": NEG}]}
+CASES = {
+    "conv2d-64": {
+        "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3},
+        "inputs": [{"shape": [1, 3, 64, 64]}],
+    },
+    "dilated": {
+        "layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "dilation": 2, "padding": 1},
+        "inputs": [{"shape": [1, 1, 7, 7]}],
+    },
+    "grouped": {
+        "layer": {"type": "Conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "groups": 2},
+        "inputs": [{"shape": [1, 4, 5, 5]}],
+    },
+    "maxpool": MAXPOOL,
+    "conv1d": {
+        "layer": {"type": "Conv1d", "in_channels": 3, "out_channels": 5, "kernel_size": 4},
+        "inputs": [{"shape": [6, 3, 8]}],
+    },
+    "conv3d": {
+        "layer": {"type": "Conv3d", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2, "padding": 1},
+        "inputs": [{"shape": [1, 2, 5, 6, 6]}],
+    },
+}
+
+# Every label of the shape diagram (dimension labels, "× cards", titles, captions) as screen boxes.
+LABELS = """() => {
+  const svg = document.querySelector('#diagram svg.drawing');
+  const box = svg.getBoundingClientRect();
+  const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim());
+  return {svg: [box.left, box.right], labels: texts.map(t => {
+    const r = t.getBoundingClientRect();
+    return {text: t.textContent, cls: t.getAttribute('class'), l: r.left, r: r.right, t: r.top, b: r.bottom};
+  })};
+}"""
+
+
+def overlaps(a, b, slack=1.0):
+    return a["l"] + slack < b["r"] and b["l"] + slack < a["r"] and a["t"] + slack < b["b"] and b["t"] + slack < a["b"]
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+@pytest.mark.parametrize("name", list(CASES))
+def test_shape_diagram_labels_do_not_collide_or_get_cut(page, name, width):
+    page.set_viewport_size({"width": width, "height": 800})
+    open_view(page, CASES[name])
+    m = page.evaluate(LABELS)
+    labels = m["labels"]
+    assert len(labels) >= 6
+    hits = [
+        (a["text"], b["text"])
+        for i, a in enumerate(labels)
+        for b in labels[i + 1 :]
+        if overlaps(a, b) and "op" not in (a["cls"] or "") + (b["cls"] or "")
+    ]
+    assert not hits, hits
+    left, right = m["svg"]
+    cut = [lab["text"] for lab in labels if lab["r"] > right + 1 or lab["l"] < left - 1]
+    assert not cut, cut
+
+
+def test_max_tag_leaves_the_winning_value_readable(page):
+    open_view(page, MAXPOOL, {"pinned": {"index": [0, 0, 0, 0], "output": None}})
+    page.wait_for_function("() => document.querySelector('#explain-panel').dataset.index === '0,0,0,0'")
+    page.wait_for_function("() => document.querySelector('#win-drawing .winner-label')")
+    boxes = page.evaluate(
+        """() => {
+      const r = (e) => { const b = e.getBoundingClientRect(); return {l: b.left, r: b.right, t: b.top, b: b.bottom, text: e.textContent}; };
+      const ring = document.querySelector('#win-drawing rect.winner').getBoundingClientRect();
+      const inside = (e) => { const b = e.getBoundingClientRect(); const x = (b.left + b.right) / 2, y = (b.top + b.bottom) / 2;
+        return x > ring.left && x < ring.right && y > ring.top && y < ring.bottom; };
+      return {tag: r(document.querySelector('#win-drawing .winner-label')),
+              values: [...document.querySelectorAll('#win-drawing text.fval')].filter(inside).map(r)};
+    }"""
+    )
+    assert [v["text"] for v in boxes["values"]] == ["−1"]  # the winner is input [0, 0, 0, 0] = −1
+    assert not overlaps(boxes["tag"], boxes["values"][0], slack=0)
