@@ -90,3 +90,54 @@ def test_max_tag_leaves_the_winning_value_readable(page):
     )
     assert [v["text"] for v in boxes["values"]] == ["−1"]  # the winner is input [0, 0, 0, 0] = −1
     assert not overlaps(boxes["tag"], boxes["values"][0], slack=0)
+
+
+FLOW = {
+    "lstm": {
+        "layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20, "num_layers": 2},
+        "inputs": [{"shape": [5, 3, 10]}],
+    },
+    "mha": {
+        "layer": {"type": "MultiheadAttention", "embed_dim": 4, "num_heads": 2},
+        "inputs": [{"shape": [5, 2, 4]}, {"shape": [5, 2, 4]}, {"shape": [5, 2, 4]}],
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(FLOW))
+def test_tall_tensor_flow_is_drawn_at_full_size_at_1280(page, name):
+    # At 1280×800 the diagram was capped at 250 px high so the sliding window stays in view; an
+    # LSTM's tensor flow (no sliding window) shrank to 38 % of its size, 4 px text.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_view(page, FLOW[name])
+    scale, text_px = page.evaluate(
+        """() => { const s = document.querySelector('#diagram svg.drawing');
+      const k = s.getBoundingClientRect().width / s.viewBox.baseVal.width;
+      const px = [...s.querySelectorAll('text')].map(t => parseFloat(getComputedStyle(t).fontSize) * k);
+      return [k, Math.min(...px)]; }"""
+    )
+    assert scale > 0.95 and text_px >= 8, (scale, text_px)
+
+
+def test_conv_boxes_stay_short_beside_the_window(page):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_view(page, CASES["dilated"])
+    assert page.locator("#diagram svg.drawing").bounding_box()["height"] <= 250
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_bilinear_caption_is_not_cut(page, width):
+    # "one sample (n = 0), one output feature (k = 0): a row vector · a 3×4 matrix · a column v…"
+    page.set_viewport_size({"width": width, "height": 800})
+    open_view(
+        page,
+        {
+            "layer": {"type": "Bilinear", "in1_features": 3, "in2_features": 4, "out_features": 2},
+            "inputs": [{"shape": [5, 3]}, {"shape": [5, 4]}],
+        },
+    )
+    m = page.evaluate(LABELS)
+    left, right = m["svg"]
+    captions = [lab for lab in m["labels"] if "caption" in (lab["cls"] or "")]
+    assert any("column vector = one number" in c["text"] for c in captions)
+    assert all(c["r"] <= right + 1 and c["l"] >= left - 1 for c in captions), (m["svg"], captions)
