@@ -82,9 +82,12 @@ def test_a_long_fraction_is_written_on_one_line_to_wrap(page):
     assert linear.count() == 1
     tex = linear.locator("annotation").text_content()
     assert "\\frac" not in tex and "\\left" not in tex and "/" in tex and "stride" in tex
-    assert li.locator(".math:not([data-fit]) .mfrac").count() == 1  # ⌊(8 + 2·0 − 1·(4 − 1) − 1) / 1⌋
+    assert li.locator(".math:not([data-fit='linear']) .mfrac").count() == 1  # ⌊(8 + 2·0 − 1·(4 − 1) − 1) / 1⌋
     assert li.locator(".katex").evaluate_all("els => els.map(e => e.getBoundingClientRect().height)")[0] > 30
     # On a phone the formula panel takes the whole width: the same formula fits as a fraction again.
     page.set_viewport_size({"width": 420, "height": 800})
     page.wait_for_function("() => !document.querySelector('#formula-list .math[data-fit=\\'linear\\']')")
     assert li.locator(".mfrac").count() == 2
+    # Each stage ("L_out = ⌊…⌋ + 1", "= ⌊…⌋ + 1", "= 5") is kept on one line: no "+" at a line's end
+    # with its "1" starting the next, where it would read "1 = ⌊…⌋".
+    assert li.locator(".math.stage").evaluate_all("els => els.map(e => e.getClientRects().length)") == [1, 1, 1]

@@ -81,8 +81,10 @@ export function linearTex(src) {
   return out.replace(/\\(?:left|right)\s*\./g, "").replace(/\\(?:left|right)(?![a-zA-Z])\s*/g, "");
 }
 
-// Width of the widest piece KaTeX will not break (a .base), in px.
+// Width of the widest piece that will not break, in px: a whole stage (kept on one line, so
+// "⌊…⌋ + 1" never splits before its "1"), or once written to wrap, KaTeX's widest .base.
 function widest(el) {
+  if (el.classList.contains("stage") && el.dataset.fit !== "linear") return el.getBoundingClientRect().width;
   let w = 0;
   for (const b of el.querySelectorAll(".katex-html > .base")) w = Math.max(w, b.getBoundingClientRect().width);
   return w;
@@ -137,9 +139,9 @@ function watch(list) {
   });
 }
 
-function mathSpan(source, fallback) {
+function mathSpan(source, fallback, { stage = false } = {}) {
   const math = document.createElement("span");
-  math.className = "math";
+  math.className = stage ? "math stage" : "math";
   math.dataset.tex = source;
   math.dataset.plain = fallback;
   return math;
@@ -175,7 +177,7 @@ export function renderFormulas(root, run, { entry = null, args = {} } = {}) {
     li.className = "formula";
     li.dataset.dim = f.dim;
     li.dataset.value = String(f.value);
-    const maths = stages(f).map((t) => mathSpan(t, plain(f)));
+    const maths = stages(f).map((t) => mathSpan(t, plain(f), { stage: true }));
     const text = document.createElement("span");
     text.className = "sr-only plain";
     text.textContent = plain(f);
