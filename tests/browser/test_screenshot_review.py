@@ -141,3 +141,28 @@ def test_bilinear_caption_is_not_cut(page, width):
     captions = [lab for lab in m["labels"] if "caption" in (lab["cls"] or "")]
     assert any("column vector = one number" in c["text"] for c in captions)
     assert all(c["r"] <= right + 1 and c["l"] >= left - 1 for c in captions), (m["svg"], captions)
+
+
+def test_lstm_flow_fits_a_phone(page):
+    # At 420 px the LSTM's parameter box (two columns) was wider than the drawing and centred, so its
+    # left part ("weight_ih_l0", "4·hidden_size=80") lay outside the picture, cut off.
+    page.set_viewport_size({"width": 420, "height": 800})
+    open_view(page, FLOW["lstm"])
+    m = page.evaluate(
+        """() => { const s = document.querySelector('#diagram svg.drawing'); const b = s.getBoundingClientRect();
+      const k = b.width / s.viewBox.baseVal.width;
+      const r = [...s.querySelectorAll('rect, text')].map(e => e.getBoundingClientRect());
+      return {k, left: Math.min(...r.map(x => x.left)) - b.left, right: b.right - Math.max(...r.map(x => x.right))}; }"""
+    )
+    assert m["left"] >= 0 and m["right"] >= 0, m
+    assert m["k"] > 0.95, m  # drawn at its own size, not shrunk to fit
+    names = page.locator("#diagram svg text.tensor-name").evaluate_all("els => els.map(e => e.textContent)")
+    assert {"weight_ih_l0", "weight_hh_l1", "bias_hh_l1", "h_n", "c_n"} <= set(names)
+
+
+def test_output_shape_names_keep_their_underscores(page):
+    # The output-shape panel typeset h_n's "D·num_layers" as "D·num" with a subscript "layers".
+    open_view(page, FLOW["lstm"])
+    h_n = page.locator("#formula-list li.output-shape[data-output='h_n'] .katex-html").text_content()
+    assert "num_layers" in h_n.replace("\u200b", "") and "=2" in h_n.replace(" ", "")
+    assert page.locator("#formula-list li.output-shape[data-output='h_n'] .msupsub").count() == 1  # H_out only
