@@ -166,3 +166,19 @@ def test_output_shape_names_keep_their_underscores(page):
     h_n = page.locator("#formula-list li.output-shape[data-output='h_n'] .katex-html").text_content()
     assert "num_layers" in h_n.replace("\u200b", "") and "=2" in h_n.replace(" ", "")
     assert page.locator("#formula-list li.output-shape[data-output='h_n'] .msupsub").count() == 1  # H_out only
+
+
+@pytest.mark.parametrize("width", [1280, 420])
+def test_3d_plane_titles_do_not_run_into_each_other(page, width):
+    # At 420 px "z=2 (d=1) · in ch 0" ran over "z=3 (d=2)" above the next depth plane.
+    page.set_viewport_size({"width": width, "height": 800})
+    open_view(page, CASES["conv3d"], {"depth": 1})
+    titles = page.evaluate(
+        """() => [...document.querySelectorAll('#win-drawing .frame text.grid-title')].map(t => {
+      const r = t.getBoundingClientRect(); return {text: t.textContent, l: r.left, r: r.right, t: r.top, b: r.bottom}; })"""
+    )
+    texts = {t["text"] for t in titles}
+    assert {"z=3 (d=2)", "z=4 (d=3)"} <= texts and ({"z=2 (d=1)", "in ch 0"} <= texts or "z=2 (d=1) · in ch 0" in texts)
+    assert sum("in ch 1" in t["text"] for t in titles) == 1
+    hits = [(a["text"], b["text"]) for i, a in enumerate(titles) for b in titles[i + 1 :] if overlaps(a, b)]
+    assert not hits, hits
