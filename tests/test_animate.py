@@ -279,3 +279,10 @@ def test_3d_limits_are_checked_before_rendering(api, monkeypatch):
     assert r.status_code == 413
     assert r.json()["error"] == "too_large" and "1729 frames" in r.json()["detail"]
     assert "window_slice.depth" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("fmt, magic", [("webm", b"\x1a\x45\xdf\xa3"), ("mp4", b"ftyp")])
+def test_3d_video_formats(api, fmt, magic):
+    r = api.post(f"/api/animate?format={fmt}", json=MAXPOOL3D | {"window_slice": {"depth": "all"}})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == f"video/{fmt}" and magic in r.content[:16]
