@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -37,6 +37,9 @@ class WindowSlice(BaseModel):
 
     batch: int = Field(default=0, ge=0, lt=2**31)
     channel: int = Field(default=0, ge=0, lt=2**31)
+    #: 3-D windows: the output depth slice an animation draws (clamped to the output), or "all" to
+    #: sweep every slice in one animation; /api/run lists whole volumes and ignores it
+    depth: Annotated[int, Field(ge=0, lt=2**31)] | Literal["all"] = 0
 
 
 class RunRequest(BaseModel):

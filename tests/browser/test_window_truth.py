@@ -195,3 +195,42 @@ def test_export_menu_downloads_a_gif(page):
     data = Path(d.path()).read_bytes()
     assert data[:6] == b"GIF89a"
     assert Image.open(io.BytesIO(data)).n_frames == 6
+
+
+CONV3D = {
+    "layer": {"type": "Conv3d", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 2, "padding": 1},
+    "inputs": [{"shape": [1, 2, 5, 6, 6]}],
+    "seed": 1,
+}
+
+
+def test_export_menu_offers_3d_animation_for_the_depth_shown(page):
+    open_view(page, CONV3D, {"depth": 1, "channel": 2})
+    assert page.locator("#win-depth").input_value() == "1"
+    page.locator("#win-export > summary").click()
+    items = page.locator("#win-export .export-items")
+    assert items.locator("button[data-format]").all_inner_texts() == ["Animated GIF", "WebM video", "MP4 video"]
+    assert items.locator("button[data-format='gif']").is_enabled()
+    assert page.locator("#win-export .export-depths").is_visible()
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if "/api/animate" in r.url else None)
+    with page.expect_download() as dl:
+        items.locator("button[data-format='gif']").click()
+    data = Path(dl.value.path()).read_bytes()
+    assert dl.value.suggested_filename == "Conv3d-window.gif" and data[:6] == b"GIF89a"
+    assert sent[-1]["window_slice"] == {"batch": 0, "channel": 2, "depth": 1}
+    im = Image.open(io.BytesIO(data))
+    assert im.n_frames == 3 * 3 + 1  # one output depth slice: H_out·W_out steps and the held frame
+    # Every depth slice in one animation.
+    page.locator("#win-export > summary").click()
+    page.locator("#win-export-all-depths").check()
+    with page.expect_download() as dl:
+        items.locator("button[data-format='gif']").click()
+    assert sent[-1]["window_slice"]["depth"] == "all"
+    assert Image.open(io.BytesIO(Path(dl.value.path()).read_bytes())).n_frames == 27 + 1
+
+
+def test_export_depth_box_only_for_3d(page):
+    open_view(page, CONV1D)
+    page.locator("#win-export > summary").click()
+    assert not page.locator("#win-export .export-depths").is_visible()

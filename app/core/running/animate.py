@@ -1,10 +1,12 @@
 """The sliding window as an animation file (GIF, WebM, MP4), ready for slides.
 
 Same body as ``POST /api/run``. One frame per output position of the drawn plane (the sample and
-output channel of ``window_slice``, default 0/0; for 3-D windows the first output depth slice), plus
-a held last frame. Each frame shows every input channel that feeds the output channel (padded, with
-what the padding reads: −∞ for max pooling, 0, × for excluded, or the copied value), the kernel
-window, and the output filling in, in the page's colours and labels.
+output channel of ``window_slice``, default 0/0; for 3-D windows the output depth slice
+``window_slice.depth``, default 0, or every slice in turn with ``"all"``), plus a held last frame.
+Each frame shows every input channel that feeds the output channel (padded, with what the padding
+reads: −∞ for max pooling, 0, × for excluded, or the copied value), the kernel window, and the
+output filling in, in the page's colours and labels. A 3-D frame shows, as the page does, the input
+depth planes the output depth slice reads, side by side.
 
 Frames are drawn with Pillow; video is encoded by imageio with the ffmpeg binary that ships inside
 the imageio-ffmpeg wheel. Every size and frame limit is checked before anything is rendered.
@@ -141,9 +143,22 @@ class Layout:
     top: int
     width: int
     height: int
+    #: input depth planes per band, side by side (3-D: the planes one output depth slice reads)
+    planes: int = 1
+    #: output depth slices drawn side by side (3-D sweeping every slice), else 1
+    out_planes: int = 1
+    plane_gap: int = 0
+
+    def plane_x(self, i: int) -> int:
+        """Left edge of input plane ``i`` of a band."""
+        return self.frame_x + i * (self.cols * self.cell + self.plane_gap)
+
+    def out_plane_x(self, j: int) -> int:
+        """Left edge of output depth slice ``j`` (its place among the slices drawn)."""
+        return self.out_x + j * (self.out_cols * self.cell + self.plane_gap)
 
 
-def _layout(win: dict[str, Any], bands: int, kernel: bool = False) -> Layout:
+def _layout(win: dict[str, Any], bands: int, kernel: bool = False, out_planes: int = 1) -> Layout:
     d = win["spatial_dims"]
     k_rows, k_cols = ((1, win["kernel"][0]) if d == 1 else (win["kernel"][-2], win["kernel"][-1])) if kernel else (0, 0)
     k_gap = 22 if kernel else 0
@@ -151,15 +166,20 @@ def _layout(win: dict[str, Any], bands: int, kernel: bool = False) -> Layout:
     os_ = win["output_spatial"]
     rows, cols = (1, fs[0]) if d == 1 else (fs[-2], fs[-1])
     out_rows, out_cols = (1, os_[0]) if d == 1 else (os_[-2], os_[-1])
+    # 3-D: one plane per kernel depth element (o·s + k·dilation are distinct for every k)
+    planes = win["kernel"][0] if d == 3 else 1
+    out_planes = out_planes if d == 3 else 1
+    plane_gap = 14 if d == 3 else 0
     gap, arrow, top, band_gap = 24, 48, 44, 26 if bands > 1 else 0
-    cell = (MAX_WIDTH - 2 * gap - arrow - k_gap) // max(cols + k_cols + out_cols, 1)
+    fixed = 2 * gap + arrow + k_gap + (planes - 1 + out_planes - 1) * plane_gap
+    cell = (MAX_WIDTH - fixed) // max(planes * cols + k_cols + out_planes * out_cols, 1)
     cell = min(36, cell, max(4, (900 - (bands - 1) * band_gap) // max(bands * rows, 1)))
     cell = max(4, cell)
     band_h = max(rows, k_rows) * cell + band_gap
     frame_x = gap
-    kernel_x = frame_x + cols * cell + k_gap
+    kernel_x = frame_x + planes * cols * cell + (planes - 1) * plane_gap + k_gap
     out_x = kernel_x + k_cols * cell + arrow
-    width = out_x + out_cols * cell + gap
+    width = out_x + out_planes * out_cols * cell + (out_planes - 1) * plane_gap + gap
     height = top + max(bands * band_h - band_gap, out_rows * cell) + 36
     return Layout(
         cell,
@@ -177,28 +197,54 @@ def _layout(win: dict[str, Any], bands: int, kernel: bool = False) -> Layout:
         top,
         width,
         height,
+        planes,
+        out_planes,
+        plane_gap,
     )
 
 
-def _steps(win: dict[str, Any]) -> list[tuple[int, ...]]:
-    """Output positions of the drawn plane in order (3-D: output depth 0)."""
+def output_depths(win: dict[str, Any], depth: int | str = 0) -> list[int]:
+    """The output depth slices a 3-D animation draws: ``depth`` clamped to the output, or every one for ``"all"``."""
+    if win["spatial_dims"] != 3:
+        return []
+    d_out = win["output_spatial"][0]
+    if depth == "all":
+        return list(range(d_out))
+    return [min(max(int(depth), 0), d_out - 1)]
+
+
+def _steps(win: dict[str, Any], depth: int | str = 0) -> list[tuple[int, ...]]:
+    """Output positions in the order the window visits them (3-D: the chosen output depth slices)."""
     os_ = win["output_spatial"]
     if win["spatial_dims"] == 3:
-        return [(0, r, c) for r in range(os_[1]) for c in range(os_[2])]
+        return [(z, r, c) for z in output_depths(win, depth) for r in range(os_[1]) for c in range(os_[2])]
     return [tuple(int(v) for v in np.unravel_index(i, os_)) for i in range(math.prod(os_))]
 
 
-def plan_animation(win: dict[str, Any]) -> tuple[Layout, list[tuple[int, ...]]]:
+def depth_planes(win: dict[str, Any], od: int) -> list[int]:
+    """Frame depths (planes) the window reads for output depth slice ``od``, in order."""
+    st = 1 if win["kind"] == "transposed" else win["stride"][0]
+    return sorted({od * st + k * win["dilation"][0] for k in range(win["kernel"][0])})
+
+
+def plan_animation(win: dict[str, Any], depth: int | str = 0) -> tuple[Layout, list[tuple[int, ...]]]:
     """Layout and steps, refusing (413) what is too large before anything is drawn."""
     values = win.get("values") or {}
     bands = max(1, len(values.get("input_channels") or [0]))
-    lay = _layout(win, bands, kernel=win["kind"] in ("conv", "transposed") and win["spatial_dims"] <= 2)
-    steps = _steps(win)
+    n_out = len(output_depths(win, depth)) or 1
+    lay = _layout(
+        win, bands, kernel=win["kind"] in ("conv", "transposed") and win["spatial_dims"] <= 2, out_planes=n_out
+    )
+    steps = _steps(win, depth)
     frames = len(steps) + 1
     if frames > MAX_FRAMES:
         raise TooLarge(
             f"the animation would have {frames} frames (one per output position); the limit is {MAX_FRAMES}. "
-            "Use a smaller input or a larger stride.",
+            + (
+                "Animate one output depth slice (window_slice.depth), use a smaller input or a larger stride."
+                if depth == "all" and win["spatial_dims"] == 3
+                else "Use a smaller input or a larger stride."
+            ),
             field="inputs",
         )
     if lay.width * lay.height > MAX_FRAME_PIXELS:
@@ -225,8 +271,40 @@ def _pad_text(win: dict[str, Any]) -> str | None:
     return {"-inf": "−∞", "excluded": "×", "copy": None}.get(win.get("pad_value", "0"), "0")
 
 
-def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -> tuple[Image.Image, dict]:
-    """The still part of every frame: input planes with padding, titles and indices."""
+def draw_cell(dr: ImageDraw.ImageDraw, x: int, y: int, c: int, fill: tuple[int, int, int], text: str | None) -> None:
+    """One frame cell as the page draws it: fill, grid line, hatching for padding, its text."""
+    dr.rectangle((x, y, x + c - 1, y + c - 1), fill=fill, outline=GRID)
+    if fill == PADDING:
+        for k in range(-c, c, 6):  # the page's hatching
+            dr.line((x + max(0, k), y + max(0, -k), x + min(c, c + k) - 1, y + min(c, c - k) - 1), fill=HATCH)
+    if text:
+        dr.text(
+            (x + c / 2, y + c / 2),
+            text,
+            fill=text_on(fill) if fill not in (PADDING, ZERO) else MUTED,
+            font=_fit(text, c),
+            anchor="mm",
+        )
+
+
+def _depth_note(win: dict[str, Any], z: int) -> str:
+    """What frame depth ``z`` is, as the page's plane titles say: (d=i), pad, or zeros."""
+    o, st = win["frame"]["input_origin"][0], win["frame"]["input_step"][0]
+    rel = z - o
+    if rel < 0 or rel > (win["input_spatial"][0] - 1) * st:
+        return " pad"
+    if rel % st:
+        return " zeros"
+    return f" (d={rel // st})"
+
+
+def _frame_base(
+    win: dict[str, Any], lay: Layout, name_in: str, name_out: str, zs: list[int] | None = None
+) -> tuple[Image.Image, dict]:
+    """The still part of every frame: input planes with padding, titles and indices.
+
+    ``zs``: for 3-D windows, the frame depths of the planes drawn side by side.
+    """
     values = win["values"]
     d = win["spatial_dims"]
     origin = win["frame"]["input_origin"]
@@ -241,57 +319,48 @@ def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -
     m_in = max(all_in) if all_in else 1.0
     copies = frame_copies(win)
     pad_text = _pad_text(win)
-    plane_z = None
-    if d == 3:
-        plane_z = origin[0]  # the first input depth slice, as a plane of the frame
+    planes: list[int | None] = list(zs) if d == 3 and zs else [None]
     for b, ch in enumerate(values["input_channels"]):
         y0 = lay.top + b * lay.band_h
         title = "padded input" if any(p[0] or p[1] for p in win["padding"]) else "input"
         if win["kind"] == "transposed":
             title = "stretched input"
-        dr.text(
-            (lay.frame_x, y0 - 18),
-            f"{title} · in ch {ch}" if win["kind"] != "pool" else f"{title} · ch {ch}",
-            fill=TEXT,
-            font=title_font,
-        )
+        chan = f"in ch {ch}" if win["kind"] != "pool" else f"ch {ch}"
+        if d == 3:
+            for i, z in enumerate(planes):
+                head = f"z={z}{_depth_note(win, z)}" + (f" · {chan}" if i == 0 else "")
+                dr.text((lay.plane_x(i), y0 - 16), head, fill=TEXT, font=_font(11))
+        else:
+            dr.text((lay.frame_x, y0 - 18), f"{title} · {chan}", fill=TEXT, font=title_font)
         plane = values["input"][b]
-        for r in range(lay.rows):
-            for col in range(lay.cols):
-                coord = (col,) if d == 1 else (r, col) if d == 2 else (plane_z, r, col)
-                rel = [coord[j] - origin[j] for j in range(d)]
-                inside = all(0 <= rel[j] <= (ins[j] - 1) * step[j] for j in range(d))
-                on_grid = inside and all(rel[j] % step[j] == 0 for j in range(d))
-                x, y = lay.frame_x + col * c, y0 + r * c
-                box = (x, y, x + c - 1, y + c - 1)
-                text = None
-                if on_grid:
-                    v = _get(plane, tuple(rel[j] // step[j] for j in range(d)))
-                    fill = value_color(v, m_in)
-                    text = _fmt(v) if c >= 30 else None
-                elif inside:
-                    fill, text = ZERO, "0" if c >= 16 else None
-                elif coord in copies:
-                    v = _get(plane, copies[coord])
-                    fill = value_color(v, m_in)
-                    text = _fmt(v) if c >= 30 else None
-                else:
-                    fill = PADDING
-                    text = pad_text if c >= 16 else None
-                dr.rectangle(box, fill=fill, outline=GRID)
-                if fill == PADDING:
-                    for k in range(-c, c, 6):  # the page's hatching
-                        dr.line(
-                            (x + max(0, k), y + max(0, -k), x + min(c, c + k) - 1, y + min(c, c - k) - 1), fill=HATCH
-                        )
-                if text:
-                    dr.text(
-                        (x + c / 2, y + c / 2),
-                        text,
-                        fill=text_on(fill) if fill not in (PADDING, ZERO) else MUTED,
-                        font=_fit(text, c),
-                        anchor="mm",
-                    )
+        for i, z in enumerate(planes):
+            px = lay.plane_x(i)
+            for r in range(lay.rows):
+                for col in range(lay.cols):
+                    coord = (col,) if d == 1 else (r, col) if d == 2 else (z, r, col)
+                    rel = [coord[j] - origin[j] for j in range(d)]
+                    inside = all(0 <= rel[j] <= (ins[j] - 1) * step[j] for j in range(d))
+                    on_grid = inside and all(rel[j] % step[j] == 0 for j in range(d))
+                    text = None
+                    if on_grid:
+                        v = _get(plane, tuple(rel[j] // step[j] for j in range(d)))
+                        fill = value_color(v, m_in)
+                        text = _fmt(v) if c >= 30 else None
+                    elif inside:
+                        fill, text = ZERO, "0" if c >= 16 else None
+                    elif coord in copies:
+                        v = _get(plane, copies[coord])
+                        fill = value_color(v, m_in)
+                        text = _fmt(v) if c >= 30 else None
+                    else:
+                        fill = PADDING
+                        text = pad_text if c >= 16 else None
+                    draw_cell(dr, px + col * c, y0 + r * c, c, fill, text)
+            if b == lay.bands - 1 and c >= 14:
+                d0 = d - 1
+                for k in range(ins[d0]):
+                    x = px + (origin[d0] + k * step[d0]) * c + c / 2
+                    dr.text((x, y0 + lay.rows * c + 8), str(k), fill=MUTED, font=_font(10), anchor="mm")
         kernel = values.get("kernel")
         if lay.k_cols and kernel:
             # the channel's kernel slice, as on the page: w[c_out, c_in - group start, *k]
@@ -307,56 +376,89 @@ def _frame_base(win: dict[str, Any], lay: Layout, name_in: str, name_out: str) -
                     if c >= 30:
                         t = _fmt(float(ks[r, col]))
                         dr.text((x + c / 2, y + c / 2), t, fill=text_on(fill), font=_fit(t, c), anchor="mm")
-        if b == lay.bands - 1 and c >= 14:
-            d0 = d - 1
-            for i in range(ins[d0]):
-                x = lay.frame_x + (origin[d0] + i * step[d0]) * c + c / 2
-                dr.text((x, y0 + lay.rows * c + 8), str(i), fill=MUTED, font=_font(10), anchor="mm")
-    dr.text((lay.out_x, lay.top - 18), f"{name_out} · ch {values['channel']}", fill=TEXT, font=title_font)
     return im, {"font": font}
 
 
-def render_frames(win: dict[str, Any], name_in: str = "input", name_out: str = "output") -> list[Image.Image]:
-    """Every frame of the animation (checked against the limits first)."""
-    lay, steps = plan_animation(win)
-    base, _extra = _frame_base(win, lay, name_in, name_out)
-    values = win["values"]
+def _output_frame(win: dict[str, Any], lay: Layout, im: Image.Image, name_out: str, ods: list[int]) -> None:
+    """The output grid (or, 3-D, its depth slices side by side), every cell still pending."""
+    dr = ImageDraw.Draw(im)
+    c = lay.cell
+    ch = win["values"]["channel"]
+    for j in range(lay.out_planes):
+        x0 = lay.out_plane_x(j)
+        if win["spatial_dims"] == 3:
+            head = f"{name_out} d={ods[j]}" + (f" · ch {ch}" if j == 0 else "")
+            dr.text((x0, lay.top - 16), head, fill=TEXT, font=_font(11))
+        else:
+            dr.text((x0, lay.top - 18), f"{name_out} · ch {ch}", fill=TEXT, font=_font(13))
+        for r in range(lay.out_rows):
+            for col in range(lay.out_cols):
+                x, y = x0 + col * c, lay.top + r * c
+                dr.rectangle((x, y, x + c - 1, y + c - 1), fill=PENDING, outline=GRID)
+
+
+def render_frames(
+    win: dict[str, Any], name_in: str = "input", name_out: str = "output", depth: int | str = 0
+) -> list[Image.Image]:
+    """Every frame of the animation (checked against the limits first).
+
+    ``depth`` (3-D only): the output depth slice to animate, or ``"all"`` to sweep every slice; the
+    input planes change with the slice, the output slices fill in side by side.
+    """
+    lay, steps = plan_animation(win, depth)
     d = win["spatial_dims"]
+    ods = output_depths(win, depth)
+    values = win["values"]
     c = lay.cell
     out = values["output"]
     out_flat = [abs(v) for v in np.asarray(out, dtype=float).ravel() if math.isfinite(v)]
     m_out = max(out_flat) if out_flat else 1.0
     frames = []
-    filled = base.copy()
-    fdraw = ImageDraw.Draw(filled)
+    filled: Image.Image | None = None
+    zs: list[int] = []
+    out_box = (lay.out_x - lay.plane_gap, 0, lay.width, lay.height - 24)
+
+    def out_xy(pos: tuple[int, ...]) -> tuple[int, int]:
+        if d == 1:
+            return lay.out_x + pos[0] * c, lay.top
+        if d == 2:
+            return lay.out_x + pos[1] * c, lay.top + pos[0] * c
+        return lay.out_plane_x(ods.index(pos[0])) + pos[2] * c, lay.top + pos[1] * c
+
     for n, pos in enumerate([*steps, None]):
         if pos is None:  # the held last frame: the whole output, no window
-            frames.append(filled.copy())
+            frames.append(filled.copy())  # type: ignore[union-attr]
             break
-        oc = pos if d != 3 else pos[1:]
-        r, col = (0, oc[0]) if d == 1 else (oc[0], oc[1])
+        if filled is None or (d == 3 and depth_planes(win, pos[0]) != zs):
+            # a new output depth slice reads other input planes: redraw them, keep the output so far
+            zs = depth_planes(win, pos[0]) if d == 3 else []
+            base, _extra = _frame_base(win, lay, name_in, name_out, zs)
+            if filled is None:
+                _output_frame(win, lay, base, name_out, ods)
+            else:
+                base.paste(filled.crop(out_box), out_box[:2])
+            filled = base
+        fdraw = ImageDraw.Draw(filled)
         v = _get(out, pos)
-        x, y = lay.out_x + col * c, lay.top + r * c
+        x, y = out_xy(pos)
         fill = value_color(v, m_out)
         fdraw.rectangle((x, y, x + c - 1, y + c - 1), fill=fill, outline=GRID)
         if c >= 30:
             fdraw.text((x + c / 2, y + c / 2), _fmt(v), fill=text_on(fill), font=_fit(_fmt(v), c), anchor="mm")
         frame = filled.copy()
-        # pending output cells stay white with a grid line
         dr = ImageDraw.Draw(frame, "RGBA")
-        for k in range(n + 1, len(steps)):
-            p = steps[k] if d != 3 else steps[k][1:]
-            rr, cc = (0, p[0]) if d == 1 else (p[0], p[1])
-            xx, yy = lay.out_x + cc * c, lay.top + rr * c
-            dr.rectangle((xx, yy, xx + c - 1, yy + c - 1), fill=PENDING, outline=GRID)
         cells = window_at(win, pos)
         for b in range(lay.bands):
             y0 = lay.top + b * lay.band_h
             xs, ys = [], []
             for cell_at in cells:
-                fr = cell_at[-1:] if d == 1 else cell_at[-2:]
-                cx = lay.frame_x + fr[-1] * c
-                cy = y0 + (0 if d == 1 else fr[0] * c)
+                if d == 3:
+                    cx = lay.plane_x(zs.index(cell_at[0])) + cell_at[2] * c
+                    cy = y0 + cell_at[1] * c
+                else:
+                    fr = cell_at[-1:] if d == 1 else cell_at[-2:]
+                    cx = lay.frame_x + fr[-1] * c
+                    cy = y0 + (0 if d == 1 else fr[0] * c)
                 dr.rectangle(
                     (cx + 1, cy + 1, cx + c - 2, cy + c - 2), fill=(*WINDOW_FILL, 107), outline=WINDOW, width=2
                 )
@@ -438,17 +540,17 @@ def animate(registry: Any, body: Any, settings: Any, fmt: str) -> tuple[bytes, s
         )
     if win.get("omitted"):
         raise TooLarge(f"the sliding window cannot be drawn: {win['omitted']}", field="inputs")
-    if win["spatial_dims"] == 3:
-        raise InvalidRequest(
-            "3-D sliding windows are not animated yet (the page draws them); use a 1-D or 2-D layer", field="layer.type"
-        )
+    depth = req.window_slice.depth if req.window_slice else 0
     # Refuse oversized animations on the plan alone, before running or drawing anything.
-    plan_animation({**win, "values": {"input_channels": list(range(_bands_hint(win)))}})
+    plan_animation({**win, "values": {"input_channels": list(range(_bands_hint(win)))}}, depth)
     ex = execute(registry, req, settings)
     outputs = ex.outputs
     win = window_values(win, ex.module, ex.inputs, outputs[0][1] if outputs else None, req.window_slice)
     frames = render_frames(
-        win, ex.plan.spec.inputs[0].name if ex.plan.spec.inputs else "input", outputs[0][0] if outputs else "output"
+        win,
+        ex.plan.spec.inputs[0].name if ex.plan.spec.inputs else "input",
+        outputs[0][0] if outputs else "output",
+        depth,
     )
     return encode(frames, fmt), MEDIA_TYPES[fmt]
 

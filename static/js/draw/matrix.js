@@ -321,7 +321,17 @@ export function drawBilinear(container, run, { colorOf, width, pinned, onPick })
     caption(g, 10, lay.height + 6, [
       [oneD ? "y[k] = x₁ · A" : "y[n, k] = x₁[n] · A", "formula-text"], ["k", "formula-sub"], [oneD ? " · x₂ᵀ + b" : " · x₂[n]ᵀ + b", "formula-text"], ["k", "formula-sub"],
     ]);
-    caption(g, 10, lay.height + 23, [[`one sample${oneD ? "" : ` (n = ${n})`}, one output feature (k = ${k}): a row vector · a ${in1}×${in2} matrix · a column vector = one number`, "aside"]]);
+    const which = `one sample${oneD ? "" : ` (n = ${n})`}, one output feature (k = ${k}):`;
+    const what = `a row vector · a ${in1}×${in2} matrix · a column vector = one number`;
+    const line = caption(g, 10, lay.height + 23, [[`${which} ${what}`, "aside"]]);
+    // Too long for the drawing (it was cut at the edge): two lines, and room for the second.
+    const [, , vw, vh] = svg.attr("viewBox").split(" ").map(Number);
+    if (10 + (line.node().getComputedTextLength?.() ?? 0) > vw - 4) {
+      line.remove();
+      caption(g, 10, lay.height + 23, [[which, "aside"]]);
+      caption(g, 10, lay.height + 39, [[what, "aside"]]);
+      svg.attr("viewBox", `0 0 ${vw} ${vh + 16}`).attr("height", vh + 16);
+    }
     const overlay = g.append("g").attr("class", "overlay");
     highlightRect(overlay, byId.y, cell, { r0: oneD ? 0 : n, c0: k, rows: 1, cols: 1, cls: "pin pin-y" });
     const keys = gridKeys(parts.g, {

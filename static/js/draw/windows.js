@@ -90,11 +90,17 @@ export function createWindowDrawing(container, opts) {
     const title = kind === "transposed" ? "stretched input" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
     const chan = bands.length > 1 || win.channel_map ? ` · ${kind === "pool" ? "ch" : "in ch"} ${band.channel}` : "";
     const isFirstPlane = L.frames.findIndex((o) => o.band === f.band) === L.frames.indexOf(f);
-    fg.append("text").attr("x", f.x).attr("y", f.y - 8)
+    const head = fg.append("text").attr("x", f.x).attr("y", f.y - 8)
       .attr("class", L.sd === 3 ? "grid-title small" : "grid-title")
       // A narrow frame (phone) keeps only the channel, so the title does not run into the kernel's label.
       .text(L.sd === 3 ? `z=${f.z}${frameDepthNote(win, f.z)}${isFirstPlane ? chan : ""}`
         : f.cols * cell < 150 && chan ? chan.replace(" · ", "") : `${title}${chan}`);
+    // A 3-D plane narrower than "z=2 (d=1) · in ch 0" (a phone): the channel goes on a line above,
+    // so the title does not run into the next plane's.
+    if (L.sd === 3 && isFirstPlane && chan && (head.node().getComputedTextLength?.() ?? 0) > f.cols * cell + 10) {
+      head.text(`z=${f.z}${frameDepthNote(win, f.z)}`);
+      fg.append("text").attr("x", f.x).attr("y", f.y - 19).attr("class", "grid-title small chan-title").text(chan.replace(" · ", ""));
+    }
     const cells = frameCells(win, f).map((d) => {
       const key = d.coord.join(",");
       let value;
@@ -343,7 +349,10 @@ export function createWindowDrawing(container, opts) {
       const fr = at ? frameRect(at, 0) : null;
       if (fr) {
         pinG.append("rect").attr("class", "winner").attr("x", fr.x + 2).attr("y", fr.y + 2).attr("width", cell - 4).attr("height", cell - 4);
-        pinG.append("text").attr("class", "winner-label").attr("x", fr.x + cell / 2).attr("y", fr.y + cell - 4).attr("text-anchor", "middle").text("max");
+        // In the corner where the kernel index was, on its own backdrop: the cell's value (centre)
+        // stays readable (the table below names the kernel element).
+        pinG.append("rect").attr("class", "winner-tag").attr("x", fr.x + cell - 23).attr("y", fr.y + 2.5).attr("width", 20.5).attr("height", 9).attr("rx", 2);
+        pinG.append("text").attr("class", "winner-label").attr("x", fr.x + cell - 4).attr("y", fr.y + 10).attr("text-anchor", "end").text("max");
       }
     }
   }

@@ -103,8 +103,8 @@ export function blocksLayout(model, { width, maxHeight = 300, maxUnit = 18, marg
       b.y = y + 44 + above(b);
       y = b.y + b.h + 22;
       if (b.role === "weight" && hasBias) {
-        biasAt = { x: b.x + b.w / 2, y: y + 10 };
-        y += 24;
+        biasAt = { x: b.x + b.w / 2, y: y + 16 };
+        y += 30;
       }
       if (i < boxes.length - 1) {
         ops.push({ x: cx, y: y + 14, vertical: true });

@@ -27,12 +27,18 @@ export function flowLayout(model, layerName, { width, margin = 12 }) {
   const ins = model.inputs.map((t) => tensorBox(t, "input"));
   const outs = model.outputs.map((t) => tensorBox(t, "output"));
   const params = model.params.map((p) => tensorBox(p, "param"));
-  // Many parameters (a transformer block) go in columns so the box stays within a screen.
-  const ncols = params.length > 14 ? 3 : params.length > 6 ? 2 : 1;
-  const perCol = Math.ceil(params.length / ncols) || 0;
-  const paramCols = Array.from({ length: ncols }, (_, c) => params.slice(c * perCol, (c + 1) * perCol));
-  const colWidths = paramCols.map((col) => Math.max(0, ...col.map((p) => p.w)));
-  const layerInnerW = Math.max(layerName.length * 8 + 30, colWidths.reduce((a, w) => a + w + 10, 10), 140);
+  // Many parameters (a transformer block) go in columns so the box stays within a screen, but no
+  // more columns than the width holds (a phone): a box wider than the drawing was cut at its left.
+  const columns = (ncols) => {
+    const perCol = Math.ceil(params.length / ncols) || 0;
+    const paramCols = Array.from({ length: ncols }, (_, c) => params.slice(c * perCol, (c + 1) * perCol));
+    const colWidths = paramCols.map((col) => Math.max(0, ...col.map((p) => p.w)));
+    const innerW = Math.max(layerName.length * 8 + 30, colWidths.reduce((a, w) => a + w + 10, 10), 140);
+    return { paramCols, colWidths, innerW };
+  };
+  let ncols = params.length > 14 ? 3 : params.length > 6 ? 2 : 1;
+  while (ncols > 1 && columns(ncols).innerW > width - 2 * margin) ncols--;
+  const { paramCols, colWidths, innerW: layerInnerW } = columns(ncols);
   const layerH = 40 + Math.max(0, ...paramCols.map((col) => col.reduce((a, p) => a + p.h + 8, 0)));
   const colW = (list) => Math.max(...list.map((t) => t.w), 80);
   const colH = (list) => list.reduce((a, t) => a + t.h + 12, -12);
@@ -59,7 +65,7 @@ export function flowLayout(model, layerName, { width, margin = 12 }) {
   let y = margin;
   const cx = width / 2;
   y = stackRow(ins, cx, y, width - 2 * margin) + 46;
-  Object.assign(layer, { x: cx - layerInnerW / 2, y });
+  Object.assign(layer, { x: Math.max(margin, cx - layerInnerW / 2), y });
   placeParams(layer);
   y += layerH + 46;
   y = stackRow(outs, cx, y, width - 2 * margin);

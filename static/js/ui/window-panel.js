@@ -30,6 +30,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     channels: $(root, "#win-channels"), caption: $(root, "#win-caption"), legendZero: $(root, ".legend li.zero"),
     legendPad: $(root, ".legend li.pad .txt"),
     pinLine: $(root, "#win-pin"), fast: $(root, "#win-fast"), valuesNote: $(root, "#win-values-note"),
+    exportDepths: $(root, "#win-export .export-depths"), exportAllDepths: $(root, "#win-export-all-depths"),
   };
   el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
   el.speed.value = "1";
@@ -160,6 +161,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     el.channel.closest("label").firstChild.textContent = w.kind === "pool" ? "channel " : "output channel ";
     el.channels.closest("figure").hidden = !w.channel_map;
     el.depth.closest("label").hidden = w.spatial_dims !== 3;
+    if (el.exportDepths) el.exportDepths.hidden = w.spatial_dims !== 3;
     if (w.spatial_dims === 3) fillSelect(el.depth, w.output_spatial[0], depth);
     el.legendZero.hidden = w.kind !== "transposed";
     const padLegend = { "-inf": "padding (reads −∞)", excluded: "padding (excluded)", copy: `padding (${w.padding_mode} copy)` }[w.pad_value];
@@ -327,6 +329,16 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     slice() {
       const ui = getUi();
       return { batch: ui.batch || 0, channel: ui.channel || 0 };
+    },
+    // The window_slice of an exported animation: the plane shown, and for 3-D windows the output
+    // depth slice shown (or every slice, when the Export menu's box is ticked).
+    animationSlice() {
+      const ui = getUi();
+      const out = { batch: ui.batch || 0, channel: ui.channel || 0 };
+      const w = run?.windows;
+      if (w && !w.omitted && w.spatial_dims === 3)
+        out.depth = el.exportAllDepths?.checked ? "all" : Math.min(ui.depth || 0, w.output_spatial[0] - 1);
+      return out;
     },
     get timeline() {
       return timeline;

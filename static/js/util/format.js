@@ -127,6 +127,13 @@ export function splitSub(label) {
 // Plain-text subscript for places (titles, aria labels) where markup is not possible.
 export function texLabel(label) {
   const { base, sub } = splitSub(label);
+  // "D·num_layers", "4·hidden_size": names with an underscore, not "num" with a subscript (as
+  // appendLabel draws them); each factor of a product is its own symbol or name.
+  if (sub && base.split("·").pop().length > 2)
+    return String(label)
+      .split("·")
+      .map((f) => (f.length === 1 || /^\d+$/.test(f) ? escapeTex(f) : `\\text{${f.replace(/[{}\\]/g, "").replace(/_/g, "\\_")}}`))
+      .join(" \\cdot ");
   if (!sub) return escapeTex(base);
   return `${escapeTex(base)}_{\\text{${sub.replace(/[{}\\]/g, "")}}}`;
 }

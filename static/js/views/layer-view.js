@@ -116,11 +116,11 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     }
   }
 
-  // The sliding window as a GIF/WebM/MP4 from POST /api/animate, for the sample and channel shown.
+  // The sliding window as a GIF/WebM/MP4 from POST /api/animate, for the sample, channel and depth slice shown.
   async function exportAnimation(format) {
     const menu = $("#win-export");
     menu.open = false;
-    const body = { ...(lastRunRequest || store.get().request), window_slice: windowPanel.slice() };
+    const body = { ...(lastRunRequest || store.get().request), window_slice: windowPanel.animationSlice() };
     setStatus(`rendering the ${format.toUpperCase()}…`, "busy");
     try {
       const res = await fetch(`/api/animate?format=${encodeURIComponent(format)}`, {
