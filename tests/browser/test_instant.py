@@ -40,8 +40,12 @@ def test_shapes_are_drawn_before_the_run_answers(page):
     before_renders, before_shapes = renders(page), shapes(page)
     assert "4" in page.locator("#formula-list").inner_text()
     held = hold_runs(page)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/shape" in r.url else None)
     out_channels(page).fill("13")
     wait_js(page, "n => Number(document.querySelector('#layer-view').dataset.shapes || 0) > n", before_shapes)
+    # the formulas' answer alone: no dataflow graph or inner trace (meta passes) on the edit's path
+    assert asked and all(u.endswith("/api/shape?detail=shapes") for u in asked)
     assert held, "the run was asked for at once, not after a debounce"
     assert renders(page) == before_renders  # no run has answered yet
     assert "13" in page.locator("#formula-list").inner_text()  # C_out from the formula
