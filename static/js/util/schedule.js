@@ -1,0 +1,30 @@
+// Yielding to the browser between pieces of work, so input and painting run in between and no
+// task blocks the main thread for long (a "long task" is one over 50 ms). No DOM.
+
+// The next task: scheduler.yield() where the browser has it (the continuation keeps its place in
+// line), else a message-channel task (setTimeout(0) is clamped to 4 ms after a few nestings).
+export function nextTask() {
+  if (globalThis.scheduler?.yield) return globalThis.scheduler.yield();
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => resolve();
+    ch.port2.postMessage(null);
+  });
+}
+
+const now = () => globalThis.performance?.now() ?? Date.now();
+
+// Runs `jobs` (functions) in order, yielding whenever `budgetMs` has passed since the last yield.
+// Stops early, resolving false, once `cancelled()` is true (a newer drawing replaced this one).
+export async function runChunked(jobs, { cancelled = () => false, budgetMs = 12 } = {}) {
+  let t0 = now();
+  for (const job of jobs) {
+    if (cancelled()) return false;
+    job();
+    if (now() - t0 > budgetMs) {
+      await nextTask();
+      t0 = now();
+    }
+  }
+  return !cancelled();
+}
