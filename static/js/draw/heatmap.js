@@ -52,7 +52,7 @@ export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 22
         });
   }
   for (const s of lay.placed) {
-    const sg = g.append("g").attr("class", "slice");
+    const sg = g.append("g").attr("class", "slice").attr("data-x", s.x).attr("data-y", s.y);
     if (s.prefix.length) {
       const label = `[${s.prefix.map((p, d) => (info.step ? p * (info.step[d] || 1) : p)).join(",")}]`;
       sg.append("text").attr("class", "slice-label").attr("x", s.x).attr("y", s.y - 4).text(label);

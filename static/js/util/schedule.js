@@ -14,9 +14,11 @@ export function nextTask() {
 
 const now = () => globalThis.performance?.now() ?? Date.now();
 
-// Runs `jobs` (functions) in order, yielding whenever `budgetMs` has passed since the last yield.
-// Stops early, resolving false, once `cancelled()` is true (a newer drawing replaced this one).
+// Runs `jobs` (functions) in order, from the next task on (the caller's task stays short), yielding
+// whenever `budgetMs` has passed since the last yield. Stops early, resolving false, once
+// `cancelled()` is true (a newer drawing replaced this one).
 export async function runChunked(jobs, { cancelled = () => false, budgetMs = 12 } = {}) {
+  await nextTask();
   let t0 = now();
   for (const job of jobs) {
     if (cancelled()) return false;
