@@ -52,12 +52,13 @@ def wait_painted(page, svg: str = "#win-drawing svg.drawing", timeout: float = 3
 def canvas_point(page, fo: str, r: int, c: int, origin=(0, 0)) -> tuple[float, float]:
     """Viewport point at the centre of cell (r, c) of the canvas grid in the foreignObject ``fo``.
 
-    ``origin``: where the grid starts inside the canvas, in drawing units (a heatmap's slice)."""
-    page.locator(fo).scroll_into_view_if_needed()
+    ``origin``: where the grid starts inside the canvas, in drawing units (a heatmap's slice). The grid
+    is scrolled to the middle of the viewport first: "in view" is not enough under the sticky header."""
     return tuple(
         page.evaluate(
             """([sel, r, c, ox, oy]) => {
                  const fo = document.querySelector(sel);
+                 fo.scrollIntoView({block: 'center', inline: 'nearest'});
                  const cell = +fo.ownerSVGElement.dataset.cell;
                  const b = fo.getBoundingClientRect();
                  const k = b.width / +fo.getAttribute('width');

@@ -315,25 +315,49 @@ export function createWindowDrawing(container, opts) {
         .attr("x", (d) => L.output.x + (d.c + 0.5) * cell).attr("y", (d) => L.output.y + (d.r + 0.5) * cell)
         .attr("text-anchor", "middle").attr("dominant-baseline", "central").attr("pointer-events", "none")
     : null;
-  // Output cells on the canvas: those whose step lies between the last painted step and `step`
-  // change (all of them the first time); cells are in step order, so that is one run of cells.
+  // Output cells on the canvas. The first painting goes in pieces with the other canvases (each
+  // row as of the step shown then; rows painted at an older step are redone at the end); after it,
+  // a step repaints only the cells whose state changed, those with steps between the last painted
+  // step and the new one.
   const outFills = new Array(outCells.length);
-  let paintedStep = null;
+  let paintedStep = null; // null until the first painting is done
+  let shownStep = 0;
+  function paintOutCell(d, i, step) {
+    const filled = d.step <= step;
+    const fl = filled ? (outFills[i] ??= fillOut(d)) : CELL.pending;
+    paintCell(outCanvas.ctx, d.c * cell, d.r * cell, cell, fl, cell >= 8 ? "#cbd5e1" : null);
+    if (cell >= 24 && filled && d.value !== undefined) {
+      const t = fmt(d.value, 2);
+      cellText(outCanvas.ctx, t, (d.c + 0.5) * cell, (d.r + 0.5) * cell, { size: fitFont(t, cell, 11), color: textOn(fl), family: font });
+    }
+  }
+  function paintOutRows(r0, r1, step) {
+    for (let i = r0 * L.output.cols; i < r1 * L.output.cols; i++) paintOutCell(outCells[i], i, step);
+  }
   function paintOut(step) {
-    const ctx = outCanvas.ctx;
-    const lo = paintedStep === null ? -Infinity : Math.min(step, paintedStep);
-    const hi = paintedStep === null ? Infinity : Math.max(step, paintedStep);
+    if (paintedStep === null) return; // the first painting is under way and ends at the step shown
+    const lo = Math.min(step, paintedStep);
+    const hi = Math.max(step, paintedStep);
     outCells.forEach((d, i) => {
-      if (d.step <= lo || d.step > hi) return;
-      const filled = d.step <= step;
-      const fl = filled ? (outFills[i] ??= fillOut(d)) : CELL.pending;
-      paintCell(ctx, d.c * cell, d.r * cell, cell, fl, cell >= 8 ? "#cbd5e1" : null);
-      if (cell >= 24 && filled && d.value !== undefined) {
-        const t = fmt(d.value, 2);
-        cellText(ctx, t, (d.c + 0.5) * cell, (d.r + 0.5) * cell, { size: fitFont(t, cell, 11), color: textOn(fl), family: font });
-      }
+      if (d.step > lo && d.step <= hi) paintOutCell(d, i, step);
     });
     paintedStep = step;
+  }
+  if (onCanvas) {
+    const rowStep = new Array(L.output.rows).fill(null);
+    const live = () => outCanvas.canvas.isConnected;
+    paints.unshift(
+      ...rowChunks(L.output.rows, L.output.cols).map(([r0, r1]) => () => {
+        if (!live()) return;
+        paintOutRows(r0, r1, shownStep);
+        rowStep.fill(shownStep, r0, r1);
+      }),
+      () => {
+        if (!live()) return;
+        rowStep.forEach((st, r) => st !== shownStep && paintOutRows(r, r + 1, shownStep));
+        paintedStep = shownStep;
+      },
+    );
   }
   if (cell >= 14) {
     og.selectAll("text.oidx").data(d3.range(L.output.cols)).join("text").attr("class", "idx")
@@ -384,6 +408,7 @@ export function createWindowDrawing(container, opts) {
   // `ms`: how long the window takes to glide to its new place (0: jump, e.g. reduced motion).
   function showStep(step, ms = 0) {
     const { oc, rects } = rectsFor(step);
+    shownStep = step;
     if (outCanvas) {
       paintOut(step);
       const cur = outRect(oc);
