@@ -338,3 +338,37 @@ def test_an_edit_redraws_the_canvas_grids(page):
     assert width == 60 * cell
     assert page.locator("#win-drawing rect.kcell").count() == 75
     assert page.locator("#win-drawing foreignObject.fcanvas").count() == 3
+
+
+CONV3D = {
+    "layer": {"type": "Conv3d", "in_channels": 2, "out_channels": 2, "kernel_size": 3},
+    "inputs": [{"shape": [1, 2, 6, 20, 20]}],
+    "seed": 4,
+}
+
+
+def test_3d_canvas_planes_follow_the_depth_selector(page, api_run):
+    page.emulate_media(reduced_motion="reduce")
+    open_view(page, CONV3D, {"depth": 2})
+    wait_js(page, "() => document.querySelector('#window-panel').dataset.values === 'slice'")
+    wait_painted(page)
+    assert page.locator("#win-drawing svg.drawing").get_attribute("data-cells") == "canvas"
+    planes = page.locator("#win-drawing foreignObject.fcanvas").evaluate_all(
+        "els => els.map(e => [+e.dataset.band, +e.dataset.z])"
+    )
+    assert planes == [[0, 2], [0, 3], [0, 4], [1, 2], [1, 3], [1, 4]]  # output depth 2 reads input depths 2–4
+    values = api_run({**CONV3D, "window_slice": {"batch": 0, "channel": 0}})["windows"]["values"]
+    page.mouse.move(*canvas_point(page, "#win-drawing foreignObject.fcanvas[data-band='1'][data-z='3']", 4, 5))
+    tip = page.locator(".tooltip").inner_text()
+    assert "frame (3, 4, 5)" in tip and "input[1, 3, 4, 5]" in tip
+    assert float(page.locator(".tooltip code").inner_text().replace("−", "-")) == pytest.approx(
+        values["input"][1][3][4][5], rel=1e-6
+    )
+    # The output grid is depth 2's; a click explains [0, 0, 2, r, c].
+    page.mouse.click(*canvas_point(page, OUT, 7, 9))
+    page.wait_for_function("() => document.querySelector('#explain-panel').dataset.index === '0,0,2,7,9'")
+    page.locator("#win-depth").select_option("0")
+    wait_js(
+        page,
+        "() => [...document.querySelectorAll('#win-drawing foreignObject.fcanvas')].map(e => e.dataset.z).join() === '0,1,2,0,1,2'",
+    )
