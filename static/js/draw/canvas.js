@@ -10,8 +10,10 @@ const XHTML = "http://www.w3.org/1999/xhtml";
 // Painting uses drawing units: the context is scaled by the device pixel ratio.
 export function canvasIn(parent, { x, y, width, height, cls }) {
   const dpr = Math.max(1, Math.min(3, window.devicePixelRatio || 1));
+  // Hidden from assistive technology like the SVG cells it stands for: the grid's keyboard cursor
+  // (gridKeys) and the tooltips say what a cell holds.
   const fo = parent.append("foreignObject").attr("class", cls).attr("x", x).attr("y", y)
-    .attr("width", width).attr("height", height);
+    .attr("width", width).attr("height", height).attr("aria-hidden", "true");
   const canvas = document.createElementNS(XHTML, "canvas");
   canvas.width = Math.max(1, Math.ceil(width * dpr));
   canvas.height = Math.max(1, Math.ceil(height * dpr));
