@@ -2,7 +2,7 @@
 // numbers when the tensor is small enough for the API to have sent them.
 
 import { drawHeatmap } from "../draw/heatmap.js";
-import { nextTask } from "../util/schedule.js";
+import { budgetYield } from "../util/schedule.js";
 import { fmt, shapeStr, toNumber } from "../util/format.js";
 
 const NUMBERS_LIMIT = 1024;
@@ -47,10 +47,11 @@ function card(t, role) {
   return { art, host, hasData };
 }
 
-// The cards are built at once; their heatmaps are drawn one card per task (big ones on a canvas,
+// The cards are built at once; their heatmaps are drawn card by card, in a new task whenever the
+// current one has run a while (`pause`, util/schedule.js budgetYield; big heatmaps go on a canvas,
 // in pieces), so no edit blocks the page. Resolves when all are drawn, or stops (false) once
 // `cancelled()` is true or a newer call has replaced the cards.
-export async function renderTensors(root, run, { cancelled = () => false } = {}) {
+export async function renderTensors(root, run, { cancelled = () => false, pause = budgetYield() } = {}) {
   const groups = [
     ["Inputs", "input", run.inputs || []],
     ["Parameters", "param", (run.params || []).map((p) => ({ ...p, name: p.name }))],
@@ -74,7 +75,7 @@ export async function renderTensors(root, run, { cancelled = () => false } = {})
   }
   // Draw once the cards are in the document and have a width.
   for (const [c, t] of pending) {
-    await nextTask();
+    await pause();
     if (cancelled() || !c.art.isConnected) return false;
     const width = Math.max(160, c.host.clientWidth || 300);
     const res = drawHeatmap(c.host, t, { width });

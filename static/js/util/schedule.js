@@ -30,3 +30,15 @@ export async function runChunked(jobs, { cancelled = () => false, budgetMs = 12 
   }
   return !cancelled();
 }
+
+// A yield that happens only once the current task has run `budgetMs`: small drawings (Linear) finish
+// in one task with no wait between their pieces, big ones (Conv2d on 64×64) are cut into tasks.
+export function budgetYield(budgetMs = 12) {
+  let t0 = now();
+  return async () => {
+    if (now() - t0 < budgetMs) return false;
+    await nextTask();
+    t0 = now();
+    return true;
+  };
+}

@@ -18,7 +18,7 @@ import { drawBlocks } from "../draw/blocks.js";
 import { drawFlow } from "../draw/flow.js";
 import { exportSvg, exportPng } from "../export.js";
 import { debounce, sameShape, shapeStr } from "../util/format.js";
-import { nextTask } from "../util/schedule.js";
+import { budgetYield, nextTask } from "../util/schedule.js";
 import { withChild } from "../net/model.js";
 
 const DRAWERS = { linear: drawLinear, bilinear: drawBilinear, blocks: drawBlocks, generic: drawFlow };
@@ -277,13 +277,15 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     host.prepend(p);
   }
 
-  // The panels are drawn in separate tasks (the diagram and formula first, then the sliding window,
-  // then the tensors card by card), so a big layer never blocks the page for long; a newer answer
-  // stops an older one between the pieces. Resolves false when it was stopped.
+  // The panels are drawn in pieces (the diagram and formula first, then the sliding window, then the
+  // tensors card by card), and a new task starts whenever the current one has run a while, so a big
+  // layer never blocks the page for long while a small one draws at once; a newer answer stops an
+  // older one between the pieces. Resolves false when it was stopped.
   let renderSeq = 0;
   async function render(run) {
     const mine = ++renderSeq;
     const stale = () => mine !== renderSeq;
+    const pause = budgetYield();
     const p = store.get().ui.pinned;
     const pinOk = Boolean(p) && validIndex(p.index, outputShape(run, p.output));
     // Drop a pin that does not fit the new output before anything redraws with it.
@@ -293,12 +295,14 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     showPreviousShapes(run);
     renderParams(panels.params, run);
     renderCode(panels.code, run);
-    await nextTask();
+    // the sliding window is the biggest piece: always a task of its own
+    if (run.windows && !run.windows.omitted) await nextTask();
+    else await pause();
     if (stale()) return false;
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
-    await nextTask();
+    await pause();
     if (stale()) return false;
-    await renderTensors(panels.tensors, run, { cancelled: stale }); // false also when a resize redrew them
+    await renderTensors(panels.tensors, run, { cancelled: stale, pause }); // false also when a resize redrew them
     if (stale()) return false;
     if (pinOk) explain(p.index, p.output);
     else {
