@@ -6,10 +6,10 @@ Peers: a bare FastAPI endpoint doing the same torch work in the same process (no
 the layer's own formula (an in-process /api/shape plan), ``np.save`` of the same tensor (the .npy path),
 gzip of the same bytes, and the static page (index.html plus every module it preloads). Everything goes
 through httpx's ASGITransport against the real app with its worker pool, so only process boundaries
-and HTTP parsing by a real server are left out. Then the browser section (benchmarks/browser.py): a real
-uvicorn server and headless Chromium, edit -> drawn and long tasks, each against a raw fetch from the
-same page or the target (skipped, with a note, without Chromium). Prints one Markdown table; absolute
-times are context, the ratios are what to compare between commits.
+and HTTP parsing by a real server are left out. The browser section (benchmarks/browser.py) drives a
+real uvicorn server with headless Chromium: edit -> drawn and long tasks, each against a raw fetch from
+the same page or the target (left out, with a printed note, without Chromium). Prints one Markdown
+table; absolute times are context, the ratios are what to compare between commits.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from fastapi import FastAPI
 
+import benchmarks.browser as browser
 from app.core.config import Settings
 from app.main import create_app
-from benchmarks import browser
 
 LINEAR = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42}
 GRU = {
@@ -108,7 +108,7 @@ class _Refs(html.parser.HTMLParser):
             self.urls.append(url)
 
 
-async def main(quick: bool) -> list[tuple[str, str, str, str, str]]:
+async def main(quick: bool, with_browser: bool = True) -> None:
     repeat = 30 if quick else 150
     seconds = 2.0 if quick else 6.0
     settings = Settings(workers=2, timeout_s=120, memory_limit_bytes=4 * 1024**3)
@@ -262,12 +262,17 @@ async def main(quick: bool) -> list[tuple[str, str, str, str, str]]:
                     "reload revalidates only the page",
                 )
             )
+
+            # the browser: edit -> drawn, long tasks; a real server and Chromium (Playwright's sync API
+            # runs its own event loop, so in a thread of its own)
+            found = await asyncio.to_thread(browser.measure, quick) if with_browser else "browser section left out"
+            if isinstance(found, str):
+                print(found)
+            else:
+                rows.extend(found)
     finally:
         app.state.pool.close()
-    return rows
 
-
-def report(rows: list[tuple[str, str, str, str, str]], quick: bool, notes: list[str]) -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"torch {torch.__version__}; {'--quick' if quick else 'full'} run"
@@ -276,8 +281,6 @@ def report(rows: list[tuple[str, str, str, str, str]], quick: bool, notes: list[
     print("|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    for note in notes:
-        print(note)
 
 
 if __name__ == "__main__":
@@ -285,12 +288,4 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
     ap.add_argument("--no-browser", action="store_true", help="leave out the browser section")
     args = ap.parse_args()
-    table = asyncio.run(main(args.quick))
-    notes: list[str] = []
-    # Playwright's sync API runs its own event loop: the browser section runs after the asyncio one.
-    found = "browser section left out (--no-browser)" if args.no_browser else browser.measure(args.quick)
-    if isinstance(found, str):
-        notes.append(found)
-    else:
-        table += found
-    report(table, args.quick, notes)
+    asyncio.run(main(args.quick, with_browser=not args.no_browser))

@@ -10,8 +10,9 @@ import { canvasIn, pointIn, hatchPattern, paintCell, cellText, drawingFont } fro
 import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
-  windowAt, frameToInput, frameCellRole, stepCount, textOn, fitFont,
+  windowAt, frameToInput, stepCount, textOn, fitFont,
 } from "../geometry/windows.js";
+import { frameCellRole } from "../geometry/windows.js";
 import { useCanvas, frameHit, outputHit, frameCoord, rowChunks } from "../geometry/grid.js";
 import { runChunked } from "../util/schedule.js";
 import { fmt, fmtFull } from "../util/format.js";
