@@ -99,3 +99,25 @@ def tooltip_html(page) -> str:
     return page.evaluate(
         "() => [...document.querySelectorAll('.tooltip')].filter(t => !t.hidden).map(t => t.innerHTML).join('|')"
     )
+
+
+def wait_tooltip(page, expect: str, timeout: float = 5_000) -> str:
+    """Wait for a shown tooltip whose text contains ``expect``; its text. Chromium hands mouse moves to
+    the page with the next animation frame, after Playwright's move has returned."""
+    wait_js(
+        page,
+        "t => [...document.querySelectorAll('.tooltip')].some(e => !e.hidden && e.innerText.includes(t))",
+        expect,
+        timeout,
+    )
+    return page.evaluate(
+        "t => [...document.querySelectorAll('.tooltip')].find(e => !e.hidden && e.innerText.includes(t)).innerText",
+        expect,
+    )
+
+
+def hover_canvas(page, fo: str, r: int, c: int, expect: str, origin=(0, 0), click: bool = False) -> str:
+    """Point at (or click) cell (r, c) of a canvas grid; wait for the tooltip that names ``expect``."""
+    x, y = canvas_point(page, fo, r, c, origin)
+    (page.mouse.click if click else page.mouse.move)(x, y)
+    return wait_tooltip(page, expect)

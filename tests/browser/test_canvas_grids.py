@@ -8,11 +8,13 @@ from .helpers import (
     canvas_pixel,
     canvas_point,
     css_rgb,
+    hover_canvas,
     open_view,
     tooltip_html,
     wait_js,
     wait_painted,
     wait_render,
+    wait_tooltip,
 )
 
 pytestmark = pytest.mark.browser
@@ -32,6 +34,15 @@ SMALL = {
     "seed": 42,
 }
 OUT = "#win-drawing foreignObject.ocanvas"
+
+
+def shown_after(page, action) -> str:
+    """The tooltip that ``action`` (a hover or click) brings up: cleared first, then waited for, since
+    Chromium hands mouse events to the page with the next frame, after Playwright's call returns."""
+    page.evaluate("() => document.querySelectorAll('.tooltip').forEach(t => { t.hidden = true; t.innerHTML = ''; })")
+    action()
+    wait_js(page, "() => [...document.querySelectorAll('.tooltip')].some(t => !t.hidden && t.innerHTML)")
+    return tooltip_html(page)
 
 
 def pause(page):
@@ -144,10 +155,9 @@ def test_heatmap_canvas_colours_and_tooltips(page, api_run):
     lim = max(abs(x["summary"]["min"]), abs(x["summary"]["max"]))
     color = module(page, "/static/js/draw/common.js", "return m.valueColor(arg.d)(arg.v);", {"d": [-lim, lim], "v": v})
     assert canvas_pixel(page, fo, 4, 9, origin=(ox, oy)) == css_rgb(page, color)
-    page.mouse.move(*canvas_point(page, fo, 4, 9, origin=(ox, oy)))
-    tip = page.locator(".tooltip").inner_text()
-    assert "input[0, 1, 8, 18]" in tip  # the preview cell stands for element (8, 18) of the real tensor
-    assert float(page.locator(".tooltip code").inner_text().replace("−", "-")) == pytest.approx(v, rel=1e-6)
+    # the preview cell stands for element (8, 18) of the real tensor
+    tip = hover_canvas(page, fo, 4, 9, "input[0, 1, 8, 18]", origin=(ox, oy))
+    assert float(tip.split("= ")[-1].replace("−", "-")) == pytest.approx(v, rel=1e-6)
 
 
 # The same window drawing twice, from the same API answer: all SVG cells, and all canvas (the
@@ -221,10 +231,12 @@ def test_canvas_cells_answer_like_svg_cells(page, cfg):
                 assert canvas_pixel(page, fo, r, c, at=0.2) == css_rgb(page, fill), (b, coord, fill)
         for r, c in [(0, 0), (0, 3), (2, 2), (rows - 1, cols - 1)]:
             # force: the window's own cells lie on top of some; they show the cell's tooltip too
-            page.locator(f"#twin-svg g.frame[data-band='{b}'] rect.fcell[data-coord='{r},{c}']").hover(force=True)
-            want = tooltip_html(page)
-            page.mouse.move(*canvas_point(page, fo, r, c))
-            assert tooltip_html(page) == want, (b, r, c)
+            cell = page.locator(f"#twin-svg g.frame[data-band='{b}'] rect.fcell[data-coord='{r},{c}']")
+            want = shown_after(page, lambda cell=cell: cell.hover(force=True))
+            assert f"frame ({r}, {c})" in want
+            page.mouse.move(0, 790)  # away from both drawings
+            got = shown_after(page, lambda fo=fo, r=r, c=c: page.mouse.move(*canvas_point(page, fo, r, c)))
+            assert got == want
     # Output cells: the same colour, tooltip and pick.
     orows, ocols = info["out"]
     svg_out = page.locator("#twin-svg rect.ocell")
@@ -232,11 +244,14 @@ def test_canvas_cells_answer_like_svg_cells(page, cfg):
         r, c = map(int, coord.split(","))
         assert canvas_pixel(page, "#twin-canvas foreignObject.ocanvas", r, c, at=0.2) == css_rgb(page, fill), coord
     for r, c in [(0, 0), (orows - 1, ocols - 1), (orows // 2, 1)]:
-        page.locator(f"#twin-svg rect.ocell[data-coord='{r},{c}']").click(force=True)
-        want = tooltip_html(page)
-        assert "click to explain" in want
-        page.mouse.click(*canvas_point(page, "#twin-canvas foreignObject.ocanvas", r, c))
-        assert tooltip_html(page) == want
+        cell = page.locator(f"#twin-svg rect.ocell[data-coord='{r},{c}']")
+        want = shown_after(page, lambda cell=cell: cell.click(force=True))
+        assert f"output</b>[{r}, {c}]" in want and "click to explain" in want
+        page.mouse.move(0, 790)
+        got = shown_after(
+            page, lambda r=r, c=c: page.mouse.click(*canvas_point(page, "#twin-canvas foreignObject.ocanvas", r, c))
+        )
+        assert got == want
     picks = page.evaluate("() => [window.__twins['twin-svg'].picks, window.__twins['twin-canvas'].picks]")
     assert picks[0] == picks[1] == [[r, c] for r, c in [(0, 0), (orows - 1, ocols - 1), (orows // 2, 1)]]
 
@@ -359,11 +374,9 @@ def test_3d_canvas_planes_follow_the_depth_selector(page, api_run):
     assert planes == [[0, 2], [0, 3], [0, 4], [1, 2], [1, 3], [1, 4]]  # output depth 2 reads input depths 2–4
     values = api_run({**CONV3D, "window_slice": {"batch": 0, "channel": 0}})["windows"]["values"]
     page.mouse.move(*canvas_point(page, "#win-drawing foreignObject.fcanvas[data-band='1'][data-z='3']", 4, 5))
-    tip = page.locator(".tooltip").inner_text()
-    assert "frame (3, 4, 5)" in tip and "input[1, 3, 4, 5]" in tip
-    assert float(page.locator(".tooltip code").inner_text().replace("−", "-")) == pytest.approx(
-        values["input"][1][3][4][5], rel=1e-6
-    )
+    tip = wait_tooltip(page, "frame (3, 4, 5)")
+    assert "input[1, 3, 4, 5]" in tip
+    assert float(tip.split("= ")[-1].replace("−", "-")) == pytest.approx(values["input"][1][3][4][5], rel=1e-6)
     # The output grid is depth 2's; a click explains [0, 0, 2, r, c].
     page.mouse.click(*canvas_point(page, OUT, 7, 9))
     page.wait_for_function("() => document.querySelector('#explain-panel').dataset.index === '0,0,2,7,9'")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .helpers import canvas_pixel, canvas_point, css_rgb, open_view, wait_painted, wait_render
+from .helpers import canvas_pixel, canvas_point, css_rgb, hover_canvas, open_view, wait_painted, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -133,11 +133,10 @@ def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
     unfilled = css_rgb(page, "#dbeafe")  # an input cell without its value
     for r, c in [(0, 0), (5, 63), (31, 17), (63, 0), (63, 63)]:
         assert canvas_pixel(page, band0, r, c) != unfilled
-    page.mouse.move(*canvas_point(page, "#win-drawing g.frame[data-band='1'] foreignObject.fcanvas", 3, 5))
-    shown = float(page.locator(".tooltip code").inner_text().replace("−", "-"))
+    tip = hover_canvas(page, "#win-drawing g.frame[data-band='1'] foreignObject.fcanvas", 3, 5, "frame (3, 5)")
+    shown = float(tip.split("= ")[-1].replace("−", "-"))
     assert shown == pytest.approx(api["input"][1][3][5], rel=1e-6)
-    assert "frame (3, 5)" in page.locator(".tooltip").inner_text()
-    assert "input[1, 3, 5]" in page.locator(".tooltip").inner_text()
+    assert "input[1, 3, 5]" in tip
     # Fast mode is on for 3,844 steps; one step moves a whole output row.
     assert page.locator("#win-fast").is_checked()
     page.locator("#win-scrub").fill("0")
@@ -154,11 +153,9 @@ def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
     page.locator("#win-channel").select_option("2")
     wait_render(page, n)
     page.wait_for_function("() => document.querySelector('#window-panel').dataset.values === 'slice'")
-    page.mouse.move(*canvas_point(page, "#win-drawing foreignObject.ocanvas", 0, 0))
+    tip = hover_canvas(page, "#win-drawing foreignObject.ocanvas", 0, 0, "output[0, 0]")
     api2 = api_run({**BIG, "window_slice": {"batch": 0, "channel": 2}})["windows"]["values"]
-    assert float(page.locator(".tooltip code").inner_text().replace("−", "-")) == pytest.approx(
-        api2["output"][0][0], rel=1e-5
-    )
+    assert float(tip.split("= ")[-1].split("\n")[0].replace("−", "-")) == pytest.approx(api2["output"][0][0], rel=1e-5)
 
 
 def _x(page):
