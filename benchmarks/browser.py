@@ -215,7 +215,15 @@ def measure(quick: bool = False) -> list[tuple[str, str, str, str, str]] | str:
             _open(page, url, CONV64)
             load_wall = (time.perf_counter() - t_open) * 1e3
             page.wait_for_timeout(1500)
-            first = page.evaluate("() => window.__probe.longtasks.map(t => t.duration)")
+            # split at the first /api/run answer: before it the page itself loads (HTML, modules, the first
+            # style and layout), after it the layer is drawn
+            answered = page.evaluate(
+                "() => Math.min(...performance.getEntriesByType('resource')"
+                ".filter(e => e.name.includes('/api/run')).map(e => e.responseEnd))"
+            )
+            tasks = page.evaluate("() => window.__probe.longtasks")
+            first = [t["duration"] for t in tasks if t["start"] + t["duration"] >= answered]
+            before = [t["duration"] for t in tasks if t["start"] + t["duration"] < answered]
             counts, longest, values_ms, fetch_run = [], [], [], []
             for i in range(max(3, edits // 2) + 1):
                 seen = page.evaluate("() => window.__probe.longtasks.length")
@@ -236,11 +244,12 @@ def measure(quick: bool = False) -> list[tuple[str, str, str, str, str]] | str:
                 fetch_run.append(fr)
             rows.append(
                 (
-                    "browser: Conv2d 64×64 first load, long tasks",
+                    "browser: Conv2d 64×64 first load, long tasks once /api/run answered",
                     f"{len(first)}, longest {max(first, default=0):.0f} ms",
-                    "target",
-                    f"none over {LONG_TASK_MS} ms",
-                    f"{max(first, default=0) / LONG_TASK_MS:.2f}× (page open to values: {load_wall:.0f} ms)",
+                    "page loading before that answer (HTML, modules, first layout)",
+                    f"{len(before)}, longest {max(before, default=0):.0f} ms",
+                    f"{max(first, default=0) / LONG_TASK_MS:.2f}× of the {LONG_TASK_MS} ms target "
+                    f"(page open to values: {load_wall:.0f} ms)",
                 )
             )
             rows.append(
