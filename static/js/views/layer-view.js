@@ -285,6 +285,9 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   async function render(run) {
     const mine = ++renderSeq;
     const stale = () => mine !== renderSeq;
+    // a task of its own: the answer's JSON was parsed in the task that got it
+    await nextTask();
+    if (stale()) return false;
     const pause = budgetYield();
     const p = store.get().ui.pinned;
     const pinOk = Boolean(p) && validIndex(p.index, outputShape(run, p.output));
@@ -293,6 +296,8 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     drawDiagram(run);
     renderFormulas(panels.formula, run, { entry, args: lastRunRequest?.layer ?? {} });
     showPreviousShapes(run);
+    await pause();
+    if (stale()) return false;
     renderParams(panels.params, run);
     renderCode(panels.code, run);
     // the sliding window is the biggest piece: always a task of its own
