@@ -42,3 +42,18 @@ export function budgetYield(budgetMs = 12) {
     return true;
   };
 }
+
+// After the browser's next frame (its style, layout and paint done), or `maxMs` at most where no frame
+// comes (a hidden tab): work that reads sizes then finds the layout clean instead of forcing it.
+export function afterFrame(maxMs = 100) {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      resolve();
+    };
+    if (globalThis.requestAnimationFrame) globalThis.requestAnimationFrame(() => nextTask().then(finish));
+    setTimeout(finish, maxMs);
+  });
+}

@@ -18,7 +18,7 @@ import { drawBlocks } from "../draw/blocks.js";
 import { drawFlow } from "../draw/flow.js";
 import { exportSvg, exportPng } from "../export.js";
 import { debounce, sameShape, shapeStr } from "../util/format.js";
-import { budgetYield, nextTask } from "../util/schedule.js";
+import { afterFrame, budgetYield, nextTask } from "../util/schedule.js";
 import { withChild } from "../net/model.js";
 
 const DRAWERS = { linear: drawLinear, bilinear: drawBilinear, blocks: drawBlocks, generic: drawFlow };
@@ -300,8 +300,9 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (stale()) return false;
     renderParams(panels.params, run);
     renderCode(panels.code, run);
-    // the sliding window is the biggest piece: always a task of its own
-    if (run.windows && !run.windows.omitted) await nextTask();
+    // the sliding window is the biggest piece: after the next frame, so the layout the pieces above
+    // changed is done by the browser, not forced by the window's size reads in the same task
+    if (run.windows && !run.windows.omitted) await afterFrame();
     else await pause();
     if (stale()) return false;
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
