@@ -173,11 +173,17 @@ export function createWindowDrawing(container, opts) {
     const title = kind === "transposed" ? "stretched input" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
     const chan = bands.length > 1 || win.channel_map ? ` · ${kind === "pool" ? "ch" : "in ch"} ${band.channel}` : "";
     const isFirstPlane = L.frames.findIndex((o) => o.band === f.band) === L.frames.indexOf(f);
-    fg.append("text").attr("x", f.x).attr("y", f.y - 8)
+    const head = fg.append("text").attr("x", f.x).attr("y", f.y - 8)
       .attr("class", L.sd === 3 ? "grid-title small" : "grid-title")
       // A narrow frame (phone) keeps only the channel, so the title does not run into the kernel's label.
       .text(L.sd === 3 ? `z=${f.z}${frameDepthNote(win, f.z)}${isFirstPlane ? chan : ""}`
         : f.cols * cell < 150 && chan ? chan.replace(" · ", "") : `${title}${chan}`);
+    // A 3-D plane narrower than "z=2 (d=1) · in ch 0" (a phone): the channel goes on a line above,
+    // so the title does not run into the next plane's.
+    if (L.sd === 3 && isFirstPlane && chan && (head.node().getComputedTextLength?.() ?? 0) > f.cols * cell + 10) {
+      head.text(`z=${f.z}${frameDepthNote(win, f.z)}`);
+      fg.append("text").attr("x", f.x).attr("y", f.y - 19).attr("class", "grid-title small chan-title").text(chan.replace(" · ", ""));
+    }
     if (onCanvas) {
       const cv = canvasIn(fg, { x: f.x, y: f.y, width: f.cols * cell, height: f.rows * cell, cls: "fcanvas" });
       cv.fo.attr("data-band", f.band).attr("data-z", f.z ?? null)
