@@ -1,13 +1,15 @@
 """Every issue-9 measurement in one run, as ratios against peers measured in the same run.
 
-    python -m benchmarks [--quick]
+    python -m benchmarks [--quick] [--no-browser]
 
 Peers: a bare FastAPI endpoint doing the same torch work in the same process (no pool, no validation),
 the layer's own formula (an in-process /api/shape plan), ``np.save`` of the same tensor (the .npy path),
 gzip of the same bytes, and the static page (index.html plus every module it preloads). Everything goes
 through httpx's ASGITransport against the real app with its worker pool, so only process boundaries
-and HTTP parsing by a real server are left out. Prints one Markdown table; absolute times are context,
-the ratios are what to compare between commits.
+and HTTP parsing by a real server are left out. The browser section (benchmarks/browser.py) drives a
+real uvicorn server with headless Chromium: edit -> drawn and long tasks, each against a raw fetch from
+the same page or the target (left out, with a printed note, without Chromium). Prints one Markdown
+table; absolute times are context, the ratios are what to compare between commits.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 from fastapi import FastAPI
 
+import benchmarks.browser as browser
 from app.core.config import Settings
 from app.main import create_app
 from benchmarks import shapes, startup
@@ -106,7 +109,7 @@ class _Refs(html.parser.HTMLParser):
             self.urls.append(url)
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, with_browser: bool = True) -> None:
     repeat = 30 if quick else 150
     seconds = 2.0 if quick else 6.0
     settings = Settings(workers=2, timeout_s=120, memory_limit_bytes=4 * 1024**3)
@@ -260,6 +263,14 @@ async def main(quick: bool) -> None:
                     "reload revalidates only the page",
                 )
             )
+
+            # the browser: edit -> drawn, long tasks; a real server and Chromium (Playwright's sync API
+            # runs its own event loop, so in a thread of its own)
+            found = await asyncio.to_thread(browser.measure, quick) if with_browser else "browser section left out"
+            if isinstance(found, str):
+                print(found)
+            else:
+                rows.extend(found)
     finally:
         app.state.pool.close()
     # 6. every catalog type's shapes, its example and 1024 times larger (in-process, what a worker runs)
@@ -280,4 +291,6 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
-    asyncio.run(main(ap.parse_args().quick))
+    ap.add_argument("--no-browser", action="store_true", help="leave out the browser section")
+    args = ap.parse_args()
+    asyncio.run(main(args.quick, with_browser=not args.no_browser))

@@ -1,5 +1,10 @@
 // Export a drawn SVG as a standalone .svg or a .png. The page styles SVG with CSS classes, which a
-// file on its own would lose, so computed styles are copied onto the clone first.
+// file on its own would lose, so computed styles are copied onto the clone first. Big grids are
+// painted on canvases inside the SVG (draw/canvas.js); a file cannot hold a live canvas, so each
+// becomes an <image> of its pixels in the same place.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const XLINK_NS = "http://www.w3.org/1999/xlink";
 
 const PROPS = [
   "fill", "fill-opacity", "stroke", "stroke-width", "stroke-dasharray", "stroke-opacity", "opacity",
@@ -15,16 +20,33 @@ function inlineStyles(src, dst) {
   for (let i = 0; i < a.length; i++) if (b[i]) inlineStyles(a[i], b[i]);
 }
 
+function canvasesToImages(src, clone) {
+  const live = src.querySelectorAll("foreignObject");
+  const copies = clone.querySelectorAll("foreignObject");
+  live.forEach((fo, i) => {
+    const canvas = fo.querySelector("canvas");
+    if (!canvas || !copies[i]) return;
+    const img = document.createElementNS(SVG_NS, "image");
+    for (const k of ["x", "y", "width", "height", "class"]) if (fo.hasAttribute(k)) img.setAttribute(k, fo.getAttribute(k));
+    const url = canvas.toDataURL("image/png");
+    img.setAttribute("href", url);
+    img.setAttributeNS(XLINK_NS, "xlink:href", url);
+    img.setAttribute("preserveAspectRatio", "none");
+    copies[i].replaceWith(img);
+  });
+}
+
 export function svgString(svg) {
   const clone = svg.cloneNode(true);
   inlineStyles(svg, clone);
+  canvasesToImages(svg, clone);
   clone.setAttribute("xmlns", "http://www.w3.org/2000/svg");
   clone.setAttribute("xmlns:xlink", "http://www.w3.org/1999/xlink");
   const vb = svg.viewBox.baseVal;
   clone.setAttribute("width", String(vb?.width || svg.clientWidth));
   clone.setAttribute("height", String(vb?.height || svg.clientHeight));
   // A white backdrop: transparent exports look broken in dark viewers.
-  const bg = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+  const bg = document.createElementNS(SVG_NS, "rect");
   bg.setAttribute("width", "100%");
   bg.setAttribute("height", "100%");
   bg.setAttribute("fill", "#ffffff");

@@ -38,3 +38,86 @@ def wait_render(page, after: int = 0, timeout: float = 15_000) -> int:
 def open_view(page, config: dict | None = None, ui: dict | None = None) -> None:
     page.goto(config_url(config, ui) if config else "/")
     wait_render(page)
+
+
+# Big grids are painted on a <canvas> held by an SVG <foreignObject> (draw/canvas.js); these find a
+# cell by the drawing's geometry, as the page's own hit-testing does.
+
+
+def wait_painted(page, svg: str = "#win-drawing svg.drawing", timeout: float = 30_000) -> None:
+    """Wait until every canvas of the drawing ``svg`` is painted (they are painted in pieces)."""
+    wait_js(page, "s => document.querySelector(s)?.dataset.painted === 'true'", svg, timeout)
+
+
+def canvas_point(page, fo: str, r: int, c: int, origin=(0, 0)) -> tuple[float, float]:
+    """Viewport point at the centre of cell (r, c) of the canvas grid in the foreignObject ``fo``.
+
+    ``origin``: where the grid starts inside the canvas, in drawing units (a heatmap's slice). The grid
+    is scrolled to the middle of the viewport first: "in view" is not enough under the sticky header."""
+    return tuple(
+        page.evaluate(
+            """([sel, r, c, ox, oy]) => {
+                 const fo = document.querySelector(sel);
+                 fo.scrollIntoView({block: 'center', inline: 'nearest'});
+                 const cell = +fo.ownerSVGElement.dataset.cell;
+                 const b = fo.getBoundingClientRect();
+                 const k = b.width / +fo.getAttribute('width');
+                 return [b.left + (ox + (c + 0.5) * cell) * k, b.top + (oy + (r + 0.5) * cell) * k];
+               }""",
+            [fo, r, c, *origin],
+        )
+    )
+
+
+def canvas_pixel(page, fo: str, r: int, c: int, origin=(0, 0), at: float = 0.5) -> list[int]:
+    """[r, g, b] of the canvas pixel at the centre of cell (r, c) (``at``: a fraction of the cell
+    from its top-left corner instead, e.g. to stay clear of a value written in the cell)."""
+    return page.evaluate(
+        """([sel, r, c, ox, oy, at]) => {
+             const fo = document.querySelector(sel);
+             const canvas = fo.querySelector('canvas');
+             const cell = +fo.ownerSVGElement.dataset.cell;
+             const k = canvas.width / +fo.getAttribute('width');
+             const px = canvas.getContext('2d').getImageData(
+               Math.floor((ox + (c + at) * cell) * k), Math.floor((oy + (r + at) * cell) * k), 1, 1).data;
+             return [px[0], px[1], px[2]];
+           }""",
+        [fo, r, c, *origin, at],
+    )
+
+
+def css_rgb(page, color: str) -> list[int]:
+    """A CSS colour ("#rrggbb", "rgb(…)") as [r, g, b], parsed by the browser."""
+    return page.evaluate(
+        """s => { const ctx = document.createElement('canvas').getContext('2d'); ctx.fillStyle = s;
+                  const h = ctx.fillStyle; return [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16)); }""",
+        color,
+    )
+
+
+def tooltip_html(page) -> str:
+    return page.evaluate(
+        "() => [...document.querySelectorAll('.tooltip')].filter(t => !t.hidden).map(t => t.innerHTML).join('|')"
+    )
+
+
+def wait_tooltip(page, expect: str, timeout: float = 5_000) -> str:
+    """Wait for a shown tooltip whose text contains ``expect``; its text. Chromium hands mouse moves to
+    the page with the next animation frame, after Playwright's move has returned."""
+    wait_js(
+        page,
+        "t => [...document.querySelectorAll('.tooltip')].some(e => !e.hidden && e.innerText.includes(t))",
+        expect,
+        timeout,
+    )
+    return page.evaluate(
+        "t => [...document.querySelectorAll('.tooltip')].find(e => !e.hidden && e.innerText.includes(t)).innerText",
+        expect,
+    )
+
+
+def hover_canvas(page, fo: str, r: int, c: int, expect: str, origin=(0, 0), click: bool = False) -> str:
+    """Point at (or click) cell (r, c) of a canvas grid; wait for the tooltip that names ``expect``."""
+    x, y = canvas_point(page, fo, r, c, origin)
+    (page.mouse.click if click else page.mouse.move)(x, y)
+    return wait_tooltip(page, expect)

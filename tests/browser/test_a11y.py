@@ -17,6 +17,11 @@ CONV1D = {
     "seed": 42,
 }
 LSTM = {"layer": {"type": "LSTM", "input_size": 10, "hidden_size": 20}, "inputs": [{"shape": [5, 3, 10]}]}
+# big grids: the sliding window and the heatmaps painted on canvases
+CONV64 = {
+    "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3},
+    "inputs": [{"shape": [1, 3, 64, 64]}],
+}
 NETWORK = {
     "layer": {
         "type": "Sequential",
@@ -59,11 +64,14 @@ def test_axe_version_is_the_pinned_one(page):
     assert page.evaluate("axe.version") == "4.14.1"
 
 
-@pytest.mark.parametrize("config", [CONV1D, LSTM], ids=["conv1d", "lstm"])
+@pytest.mark.parametrize("config", [CONV1D, LSTM, CONV64], ids=["conv1d", "lstm", "conv2d-64-canvas"])
 def test_layer_page_has_no_serious_violations(page, config):
     open_view(page, config, {"pinned": {"index": [0, 0, 1], "output": None}} if config is CONV1D else None)
     if config is CONV1D:
         page.wait_for_function("() => document.querySelector('#explain-panel').dataset.index === '0,0,1'")
+    if config is CONV64:
+        page.wait_for_function("() => document.querySelector('#win-drawing svg.drawing')?.dataset.painted === 'true'")
+        assert page.locator("#win-drawing svg.drawing").get_attribute("data-cells") == "canvas"
     found = serious(page)
     assert found == [], "\n".join(found)
 

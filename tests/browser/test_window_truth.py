@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .helpers import open_view, wait_render
+from .helpers import canvas_pixel, canvas_point, css_rgb, hover_canvas, open_view, wait_painted, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -125,14 +125,18 @@ def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
     panel = page.locator("#window-panel")
     page.wait_for_function("() => document.querySelector('#window-panel').dataset.values === 'slice'")
     pause(page)
+    wait_painted(page)
     api = api_run({**BIG, "window_slice": {"batch": 0, "channel": 0}})["windows"]["values"]
-    filled = page.locator("#win-drawing g.frame[data-band='0'] rect.fcell.role-input").evaluate_all(
-        "els => els.filter(e => e.getAttribute('fill') !== '#dbeafe').length"
-    )
-    assert filled == 64 * 64
-    page.locator("#win-drawing g.frame[data-band='1'] rect.fcell[data-coord='3,5']").hover()
-    shown = float(page.locator(".tooltip code").inner_text().replace("−", "-"))
+    # 3 × 64 × 64 frame cells and 62 × 62 output cells: painted on canvases, read back by pixel.
+    assert page.locator("#win-drawing svg").get_attribute("data-cells") == "canvas"
+    band0 = "#win-drawing g.frame[data-band='0'] foreignObject.fcanvas"
+    unfilled = css_rgb(page, "#dbeafe")  # an input cell without its value
+    for r, c in [(0, 0), (5, 63), (31, 17), (63, 0), (63, 63)]:
+        assert canvas_pixel(page, band0, r, c) != unfilled
+    tip = hover_canvas(page, "#win-drawing g.frame[data-band='1'] foreignObject.fcanvas", 3, 5, "frame (3, 5)")
+    shown = float(tip.split("= ")[-1].replace("−", "-"))
     assert shown == pytest.approx(api["input"][1][3][5], rel=1e-6)
+    assert "input[1, 3, 5]" in tip
     # Fast mode is on for 3,844 steps; one step moves a whole output row.
     assert page.locator("#win-fast").is_checked()
     page.locator("#win-scrub").fill("0")
@@ -141,18 +145,17 @@ def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
     assert int(panel.get_attribute("data-step")) % 62 == 0
     pause(page)
     # Click an output cell to jump there.
-    page.locator("#win-drawing rect.ocell[data-coord='40,7']").click()
+    page.mouse.click(*canvas_point(page, "#win-drawing foreignObject.ocanvas", 40, 7))
     assert int(panel.get_attribute("data-step")) == 40 * 62 + 7
+    explained(page, [0, 0, 40, 7])  # the click pinned it (an answer arriving later would follow it back)
     # Another output channel: its planes are fetched, with real values again.
     n = int(page.evaluate("document.querySelector('#layer-view').dataset.renders"))
     page.locator("#win-channel").select_option("2")
     wait_render(page, n)
     page.wait_for_function("() => document.querySelector('#window-panel').dataset.values === 'slice'")
-    page.locator("#win-drawing rect.ocell[data-coord='0,0']").hover()
+    tip = hover_canvas(page, "#win-drawing foreignObject.ocanvas", 0, 0, "output[0, 0]")
     api2 = api_run({**BIG, "window_slice": {"batch": 0, "channel": 2}})["windows"]["values"]
-    assert float(page.locator(".tooltip code").inner_text().replace("−", "-")) == pytest.approx(
-        api2["output"][0][0], rel=1e-5
-    )
+    assert float(tip.split("= ")[-1].split("\n")[0].replace("−", "-")) == pytest.approx(api2["output"][0][0], rel=1e-5)
 
 
 def _x(page):

@@ -6,11 +6,14 @@
 // value (reflect/replicate/circular) or "excluded" (average pooling with count_include_pad=False).
 
 import { d3, svgIn, tooltip, escapeHtml, gridKeys } from "./common.js";
+import { canvasIn, pointIn, hatchPattern, paintCell, cellText, drawingFont } from "./canvas.js";
 import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
-  windowAt, frameToInput, frameCopies, stepCount, textOn, fitFont,
+  windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont,
 } from "../geometry/windows.js";
+import { useCanvas, frameHit, outputHit, frameCoord, rowChunks } from "../geometry/grid.js";
+import { runChunked } from "../util/schedule.js";
 import { fmt, fmtFull } from "../util/format.js";
 
 function patterns(svg) {
@@ -45,6 +48,9 @@ export function padReading(padValue, paddingMode, kind) {
   return { text: "0", say: "zero padding: adds 0" };
 }
 
+// Past geometry/grid.js's CANVAS_ABOVE cells the frames and the output grid are painted on canvases
+// (the frames in pieces, between which the browser may run other tasks; `painted` resolves when
+// done) and hit-tested by geometry; kernels, titles, labels and the moving window stay SVG.
 export function createWindowDrawing(container, opts) {
   const {
     win, width, depth = 0, outputValue, colorIn, colorOut, colorW, onPick, names, onTermHover = () => {},
@@ -63,7 +69,11 @@ export function createWindowDrawing(container, opts) {
     ? "Transposed convolution as a direct convolution over the zero-stretched, padded input"
     : `Sliding window over the padded input${bands.length > 1 ? `, ${bands.length} input channels` : ""}`;
   const svg = svgIn(container, L.width, L.height, label);
-  svg.attr("data-pad-value", padValue).classed("tiny-cells", cell < 8);
+  const onCanvas = useCanvas(L.frames.length * L.rows * L.cols + L.output.rows * L.output.cols, opts.canvasAbove);
+  svg.attr("data-pad-value", padValue).classed("tiny-cells", cell < 8).attr("data-cells", onCanvas ? "canvas" : "svg")
+    .attr("data-cell", cell).attr("data-painted", onCanvas ? "false" : "true");
+  const font = onCanvas ? drawingFont(svg.node()) : null;
+  const paints = []; // canvas painting, in pieces
   patterns(svg);
   const g = svg.append("g");
   const frameRect = (coord, band = 0) => {
@@ -81,9 +91,70 @@ export function createWindowDrawing(container, opts) {
   // element each padding cell repeats.
   const copies = frameCopies(win);
 
-  const frameTips = new Map(); // "band|coord" → tooltip, so the window's cells show what lies under them
   const roleText = { input: "input", padding: "padding", zero: "inserted zero" };
   const showValues = cell >= 26;
+  // What frame cell `d` ({r, c, coord, role}) of band `bi` holds: its value and the input element it is.
+  function cellDatum(bi, d) {
+    const key = copies.size && d.role === "padding" ? d.coord.join(",") : null;
+    const copy = key !== null && copies.has(key);
+    let value;
+    let src = null;
+    if (d.role === "input") {
+      src = frameToInput(d.coord, win);
+      value = bands[bi].inputValue(src);
+    } else if (copy) {
+      src = copies.get(key);
+      value = bands[bi].inputValue(src);
+    }
+    return { ...d, value, src, copy };
+  }
+  const fill = (d) => {
+    if (d.role === "input") return d.value === undefined ? CELL.input : colorIn(d.value);
+    if (d.role === "zero") return CELL.zero;
+    if (d.copy) return d.value === undefined ? "#e2e8f0" : colorIn(d.value);
+    return "url(#pad-hatch)";
+  };
+  // The tooltip of a frame cell: over the cell itself, and through the window's cells on top of it.
+  function frameTip(event, bi, d) {
+    const band = bands[bi];
+    let html = `<b>${roleText[d.role]}</b> · frame (${d.coord.join(", ")})`;
+    if (d.role === "input") {
+      html += `<br>${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
+    } else if (d.copy) {
+      html += `<br>${escapeHtml(reading.say)}: ${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
+    } else if (d.role === "zero") html += " = 0";
+    else html += `<br>${escapeHtml(reading.say)}${reading.text === "×" ? "" : ` = <code>${reading.text}</code>`}`;
+    tooltip.show(event, html);
+  }
+  const tipAt = (event, bi, coord) => frameTip(event, bi, cellDatum(bi, { coord, role: frameCellRole(coord, win) }));
+  // Which cells carry text, and what: values when the cells are wide enough; padding always when ≥ 16 px.
+  const hasText = (d) => {
+    if (d.role === "zero") return cell >= 16;
+    if (d.role === "padding" && !d.copy) return cell >= 16;
+    return showValues && d.value !== undefined;
+  };
+  const textOf = (d) => (d.role === "zero" ? "0" : d.role === "padding" && !d.copy ? reading.text : fmt(d.value, 2));
+  const stroke = { input: "#ffffff", padding: "#e2e8f0", zero: "#fde68a" };
+  let hatch = null;
+  // Rows [r0, r1) of frame plane `f` on its canvas (origin at the plane's corner).
+  function paintFrameRows(cv, f, r0, r1) {
+    const ctx = cv.ctx;
+    hatch ??= hatchPattern(ctx);
+    for (let r = r0; r < r1; r++)
+      for (let c = 0; c < f.cols; c++) {
+        const coord = frameCoord(L, f, r, c);
+        const d = cellDatum(f.band, { r, c, coord, role: frameCellRole(coord, win) });
+        const fl = fill(d);
+        paintCell(ctx, c * cell, r * cell, cell, fl === "url(#pad-hatch)" ? hatch : fl, cell >= 8 ? stroke[d.role] : null);
+        if (!hasText(d)) continue;
+        const t = textOf(d);
+        const cx = (c + 0.5) * cell;
+        const cy = (r + 0.6) * cell;
+        if (d.role === "zero") cellText(ctx, t, cx, cy, { size: 10, color: "#9ca3af", family: font });
+        else if (d.role === "padding" && !d.copy) cellText(ctx, t, cx, cy, { size: 12, color: "#475569", weight: 600, family: font });
+        else cellText(ctx, t, cx, cy, { size: fitFont(t, cell, 10), color: textOn(fl), family: font });
+      }
+  }
   L.frames.forEach((f) => {
     const band = bands[f.band];
     const fg = g.append("g").attr("class", "frame").attr("data-band", f.band).attr("data-channel", band.channel);
@@ -101,59 +172,37 @@ export function createWindowDrawing(container, opts) {
       head.text(`z=${f.z}${frameDepthNote(win, f.z)}`);
       fg.append("text").attr("x", f.x).attr("y", f.y - 19).attr("class", "grid-title small chan-title").text(chan.replace(" · ", ""));
     }
-    const cells = frameCells(win, f).map((d) => {
-      const key = d.coord.join(",");
-      let value;
-      let src = null;
-      if (d.role === "input") {
-        src = frameToInput(d.coord, win);
-        value = band.inputValue(src);
-      } else if (d.role === "padding" && copies.has(key)) {
-        src = copies.get(key);
-        value = band.inputValue(src);
-      }
-      return { ...d, value, src, copy: d.role === "padding" && copies.has(key) };
-    });
-    const fill = (d) => {
-      if (d.role === "input") return d.value === undefined ? CELL.input : colorIn(d.value);
-      if (d.role === "zero") return CELL.zero;
-      if (d.copy) return d.value === undefined ? "#e2e8f0" : colorIn(d.value);
-      return "url(#pad-hatch)";
-    };
-    fg.selectAll("rect.fcell").data(cells).join("rect")
-      .attr("class", (d) => `fcell role-${d.role}${d.copy ? " pad-copy" : ""}`)
-      .attr("x", (d) => f.x + d.c * cell).attr("y", (d) => f.y + d.r * cell)
-      .attr("width", cell).attr("height", cell)
-      .attr("data-coord", (d) => d.coord.join(","))
-      .attr("fill", fill)
-      .each((d) => frameTips.set(`${f.band}|${d.coord.join(",")}`, (event) => frameTip(event, d)))
-      .on("mousemove", (event, d) => frameTip(event, d))
-      .on("mouseleave", () => tooltip.hide());
-    function frameTip(event, d) {
-        let html = `<b>${roleText[d.role]}</b> · frame (${d.coord.join(", ")})`;
-        if (d.role === "input") {
-          html += `<br>${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
-        } else if (d.copy) {
-          html += `<br>${escapeHtml(reading.say)}: ${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
-        } else if (d.role === "zero") html += " = 0";
-        else html += `<br>${escapeHtml(reading.say)}${reading.text === "×" ? "" : ` = <code>${reading.text}</code>`}`;
-        tooltip.show(event, html);
+    if (onCanvas) {
+      const cv = canvasIn(fg, { x: f.x, y: f.y, width: f.cols * cell, height: f.rows * cell, cls: "fcanvas" });
+      cv.fo.attr("data-band", f.band).attr("data-z", f.z ?? null)
+        .on("mousemove", (event) => {
+          const p = pointIn(cv, event);
+          const hit = frameHit(L, p.x, p.y);
+          if (hit) tipAt(event, hit.band, hit.coord);
+          else tooltip.hide();
+        })
+        .on("mouseleave", () => tooltip.hide());
+      for (const [r0, r1] of rowChunks(f.rows, f.cols)) paints.push(() => cv.canvas.isConnected && paintFrameRows(cv, f, r0, r1));
+    } else {
+      const cells = frameCells(win, f).map((d) => cellDatum(f.band, d));
+      fg.selectAll("rect.fcell").data(cells).join("rect")
+        .attr("class", (d) => `fcell role-${d.role}${d.copy ? " pad-copy" : ""}`)
+        .attr("x", (d) => f.x + d.c * cell).attr("y", (d) => f.y + d.r * cell)
+        .attr("width", cell).attr("height", cell)
+        .attr("data-coord", (d) => d.coord.join(","))
+        .attr("fill", fill)
+        .on("mousemove", (event, d) => frameTip(event, f.band, d))
+        .on("mouseleave", () => tooltip.hide());
+      fg.selectAll("text.fval").data(cells.filter(hasText)).join("text")
+        .attr("class", (d) => (d.role === "padding" && !d.copy ? "pad-mark" : d.role === "zero" ? "zero-mark" : "fval"))
+        .attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.6) * cell)
+        .attr("text-anchor", "middle").attr("dominant-baseline", "central")
+        .text(textOf)
+        .attr("font-size", function (d) {
+          return fitFont(this.textContent, cell, d.role === "input" || d.copy ? 10 : 12);
+        })
+        .attr("fill", (d) => (d.role === "input" || d.copy ? textOn(fill(d)) : null));
     }
-    // Cell text: what each cell holds (values when the cells are wide enough; padding always when ≥ 16 px).
-    const texts = cells.filter((d) => {
-      if (d.role === "zero") return cell >= 16;
-      if (d.role === "padding" && !d.copy) return cell >= 16;
-      return showValues && d.value !== undefined;
-    });
-    fg.selectAll("text.fval").data(texts).join("text")
-      .attr("class", (d) => (d.role === "padding" && !d.copy ? "pad-mark" : d.role === "zero" ? "zero-mark" : "fval"))
-      .attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.6) * cell)
-      .attr("text-anchor", "middle").attr("dominant-baseline", "central")
-      .text((d) => (d.role === "zero" ? "0" : d.role === "padding" && !d.copy ? reading.text : fmt(d.value, 2)))
-      .attr("font-size", function (d) {
-        return fitFont(this.textContent, cell, d.role === "input" || d.copy ? 10 : 12);
-      })
-      .attr("fill", (d) => (d.role === "input" || d.copy ? textOn(fill(d)) : null));
     // Input indices along the top and left, so stride and dilation can be counted.
     if (cell >= 14 && f.band === bands.length - 1) {
       const origin = win.frame.input_origin;
@@ -218,26 +267,93 @@ export function createWindowDrawing(container, opts) {
       const coord = L.sd === 1 ? [c] : L.sd === 2 ? [r, c] : [depth, r, c];
       outCells.push({ r, c, coord, step: outputToStep(win, coord), value: outputValue(coord) });
     }
-  const outSel = og.selectAll("rect.ocell").data(outCells).join("rect")
-    .attr("class", "ocell")
-    .attr("x", (d) => L.output.x + d.c * cell).attr("y", (d) => L.output.y + d.r * cell)
-    .attr("width", cell).attr("height", cell)
-    .attr("data-coord", (d) => d.coord.join(","))
-    .attr("fill", CELL.pending)
-    .on("click", (event, d) => onPick(d.coord))
-    .on("mousemove", (event, d) => {
-      tooltip.show(event, `<b>${escapeHtml(names.output)}</b>[${d.coord.join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}<br>click to explain`);
-    })
-    .on("mouseleave", () => tooltip.hide());
+  const outTip = (event, d) => tooltip.show(event, `<b>${escapeHtml(names.output)}</b>[${d.coord.join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}<br>click to explain`);
+  let outSel = null;
+  let outCanvas = null;
+  if (onCanvas) {
+    outCanvas = canvasIn(og, { x: L.output.x, y: L.output.y, width: L.output.cols * cell, height: L.output.rows * cell, cls: "ocanvas" });
+    const under = (event) => {
+      const p = pointIn(outCanvas, event);
+      const hit = outputHit(L, p.x, p.y, depth);
+      return hit ? outCells[hit.r * L.output.cols + hit.c] : null;
+    };
+    outCanvas.fo
+      .on("click", (event) => {
+        const d = under(event);
+        if (d) onPick(d.coord);
+      })
+      .on("mousemove", (event) => {
+        const d = under(event);
+        if (d) outTip(event, d);
+        else tooltip.hide();
+      })
+      .on("mouseleave", () => tooltip.hide());
+  } else {
+    outSel = og.selectAll("rect.ocell").data(outCells).join("rect")
+      .attr("class", "ocell")
+      .attr("x", (d) => L.output.x + d.c * cell).attr("y", (d) => L.output.y + d.r * cell)
+      .attr("width", cell).attr("height", cell)
+      .attr("data-coord", (d) => d.coord.join(","))
+      .attr("fill", CELL.pending)
+      .on("click", (event, d) => onPick(d.coord))
+      .on("mousemove", outTip)
+      .on("mouseleave", () => tooltip.hide());
+  }
   // The output's outline: pending (white) cells must still show where the output lies.
   og.append("rect").attr("class", "out-frame").attr("x", L.output.x - 0.5).attr("y", L.output.y - 0.5)
     .attr("width", L.output.cols * cell + 1).attr("height", L.output.rows * cell + 1).attr("fill", "none")
     .attr("stroke", "#94a3b8").attr("pointer-events", "none");
-  const outText = cell >= 24
+  // On a canvas the current output cell is ringed by one SVG rectangle (the SVG cells get a class).
+  const outCurrent = onCanvas ? og.append("rect").attr("class", "out-current").attr("width", cell).attr("height", cell).attr("visibility", "hidden") : null;
+  const outText = cell >= 24 && !onCanvas
     ? og.selectAll("text.oval").data(outCells).join("text").attr("class", "oval")
         .attr("x", (d) => L.output.x + (d.c + 0.5) * cell).attr("y", (d) => L.output.y + (d.r + 0.5) * cell)
         .attr("text-anchor", "middle").attr("dominant-baseline", "central").attr("pointer-events", "none")
     : null;
+  // Output cells on the canvas. The first painting goes in pieces with the other canvases (each
+  // row as of the step shown then; rows painted at an older step are redone at the end); after it,
+  // a step repaints only the cells whose state changed, those with steps between the last painted
+  // step and the new one.
+  const outFills = new Array(outCells.length);
+  let paintedStep = null; // null until the first painting is done
+  let shownStep = 0;
+  function paintOutCell(d, i, step) {
+    const filled = d.step <= step;
+    const fl = filled ? (outFills[i] ??= fillOut(d)) : CELL.pending;
+    paintCell(outCanvas.ctx, d.c * cell, d.r * cell, cell, fl, cell >= 8 ? "#cbd5e1" : null);
+    if (cell >= 24 && filled && d.value !== undefined) {
+      const t = fmt(d.value, 2);
+      cellText(outCanvas.ctx, t, (d.c + 0.5) * cell, (d.r + 0.5) * cell, { size: fitFont(t, cell, 11), color: textOn(fl), family: font });
+    }
+  }
+  function paintOutRows(r0, r1, step) {
+    for (let i = r0 * L.output.cols; i < r1 * L.output.cols; i++) paintOutCell(outCells[i], i, step);
+  }
+  function paintOut(step) {
+    if (paintedStep === null) return; // the first painting is under way and ends at the step shown
+    const lo = Math.min(step, paintedStep);
+    const hi = Math.max(step, paintedStep);
+    outCells.forEach((d, i) => {
+      if (d.step > lo && d.step <= hi) paintOutCell(d, i, step);
+    });
+    paintedStep = step;
+  }
+  if (onCanvas) {
+    const rowStep = new Array(L.output.rows).fill(null);
+    const live = () => outCanvas.canvas.isConnected;
+    paints.unshift(
+      ...rowChunks(L.output.rows, L.output.cols).map(([r0, r1]) => () => {
+        if (!live()) return;
+        paintOutRows(r0, r1, shownStep);
+        rowStep.fill(shownStep, r0, r1);
+      }),
+      () => {
+        if (!live()) return;
+        rowStep.forEach((st, r) => st !== shownStep && paintOutRows(r, r + 1, shownStep));
+        paintedStep = shownStep;
+      },
+    );
+  }
   if (cell >= 14) {
     og.selectAll("text.oidx").data(d3.range(L.output.cols)).join("text").attr("class", "idx")
       .attr("x", (i) => L.output.x + (i + 0.5) * cell).attr("y", L.output.y + L.output.rows * cell + 13).attr("text-anchor", "middle").text((i) => i);
@@ -287,7 +403,12 @@ export function createWindowDrawing(container, opts) {
   // `ms`: how long the window takes to glide to its new place (0: jump, e.g. reduced motion).
   function showStep(step, ms = 0) {
     const { oc, rects } = rectsFor(step);
-    outSel.attr("fill", (d) => (d.step <= step ? fillOut(d) : CELL.pending)).classed("current", (d) => d.step === step);
+    shownStep = step;
+    if (outCanvas) {
+      paintOut(step);
+      const cur = outRect(oc);
+      outCurrent.attr("x", cur.x).attr("y", cur.y).attr("visibility", "visible");
+    } else outSel.attr("fill", (d) => (d.step <= step ? fillOut(d) : CELL.pending)).classed("current", (d) => d.step === step);
     if (outText)
       outText.text((d) => (d.step <= step && d.value !== undefined ? fmt(d.value, 2) : ""))
         .attr("font-size", function () {
@@ -301,7 +422,7 @@ export function createWindowDrawing(container, opts) {
     wc.attr("width", cell - 2).attr("height", cell - 2).attr("data-term", (r) => r.term)
       .classed("hl", (r) => r.term === hoverTerm)
       .on("mouseenter", (event, r) => onTermHover(r.term))
-      .on("mousemove", (event, r) => frameTips.get(`${r.band}|${r.coord.join(",")}`)?.(event))
+      .on("mousemove", (event, r) => tipAt(event, r.band, r.coord))
       .on("mouseleave", () => {
         onTermHover(null);
         tooltip.hide();
@@ -371,7 +492,17 @@ export function createWindowDrawing(container, opts) {
     svg.attr("width", w).attr("viewBox", `0 0 ${w} ${Math.ceil(L.height)}`);
   }
 
-  return { showStep, pin, highlightTerm, count: total, layout: L, svg: svg.node(), get step() {
+  // The canvases are painted in pieces, yielding to the browser in between; a newer drawing in the
+  // same container removes them, which stops the painting.
+  const firstCanvas = container.querySelector("svg.drawing canvas");
+  const painted = onCanvas
+    ? runChunked(paints, { cancelled: () => !firstCanvas?.isConnected }).then((done) => {
+      if (done) svg.attr("data-painted", "true");
+      return done;
+    })
+    : Promise.resolve(true);
+
+  return { showStep, pin, highlightTerm, count: total, layout: L, svg: svg.node(), onCanvas, painted, get step() {
     return current;
   } };
 }

@@ -2,6 +2,7 @@
 // numbers when the tensor is small enough for the API to have sent them.
 
 import { drawHeatmap } from "../draw/heatmap.js";
+import { budgetYield } from "../util/schedule.js";
 import { fmt, shapeStr, toNumber } from "../util/format.js";
 
 const NUMBERS_LIMIT = 1024;
@@ -46,7 +47,11 @@ function card(t, role) {
   return { art, host, hasData };
 }
 
-export function renderTensors(root, run) {
+// The cards are built at once; their heatmaps are drawn card by card, in a new task whenever the
+// current one has run a while (`pause`, util/schedule.js budgetYield; big heatmaps go on a canvas,
+// in pieces), so no edit blocks the page. Resolves when all are drawn, or stops (false) once
+// `cancelled()` is true or a newer call has replaced the cards.
+export async function renderTensors(root, run, { cancelled = () => false, pause = budgetYield() } = {}) {
   const groups = [
     ["Inputs", "input", run.inputs || []],
     ["Parameters", "param", (run.params || []).map((p) => ({ ...p, name: p.name }))],
@@ -70,6 +75,8 @@ export function renderTensors(root, run) {
   }
   // Draw once the cards are in the document and have a width.
   for (const [c, t] of pending) {
+    await pause();
+    if (cancelled() || !c.art.isConnected) return false;
     const width = Math.max(160, c.host.clientWidth || 300);
     const res = drawHeatmap(c.host, t, { width });
     if (res.total > res.shown) c.art.append(h("p", "aside", `showing ${res.shown} of ${res.total} slices`));
@@ -84,5 +91,7 @@ export function renderTensors(root, run) {
       d.append(pre);
       c.art.append(d);
     }
+    if (!(await res.painted)) return false;
   }
+  return true;
 }

@@ -114,13 +114,12 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
         weightChannel: w.kind === "transposed" ? c : c - v.input_channels[0],
         inputValue: (coord) => at(v.input[i], coord),
         kernelValue: v.kernel ? (kidx) => at(v.kernel[i], kidx) : null,
-        values: flat(v.input[i]),
       }));
       const cut = v.input_channels_total > v.input_channels.length;
       return {
         kind: "slice", bands, outputValue: (coord) => at(v.output, coord),
-        inDomain: domainOf(bands.flatMap((b) => b.values)), outDomain: domainOf(flat(v.output)),
-        wDomain: v.kernel ? domainOf(v.kernel.flatMap(flat)) : null,
+        inDomain: domainOf(v.input), outDomain: domainOf(v.output),
+        wDomain: v.kernel ? domainOf(v.kernel) : null,
         note: cut ? `Showing ${v.input_channels.length} of the ${v.input_channels_total} input channels this output channel reads.` : "",
       };
     }
@@ -349,18 +348,22 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
   };
 }
 
-function flat(nested) {
-  return Array.isArray(nested) ? nested.flat(Infinity).map(toNumber) : [toNumber(nested)];
-}
-
-function domainOf(values) {
+// [min, max] of the finite values of a nested list, walked in place (a 3×64×64 slice would cost a
+// flattened copy, and the garbage collection after it, on every edit).
+function domainOf(nested) {
   let lo = Infinity;
   let hi = -Infinity;
-  for (const v of values) {
-    if (!Number.isFinite(v)) continue;
+  const walk = (a) => {
+    if (Array.isArray(a)) {
+      for (const x of a) walk(x);
+      return;
+    }
+    const v = toNumber(a);
+    if (!Number.isFinite(v)) return;
     if (v < lo) lo = v;
     if (v > hi) hi = v;
-  }
+  };
+  walk(nested);
   return lo <= hi ? [lo, hi] : [-1, 1];
 }
 

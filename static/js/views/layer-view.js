@@ -18,6 +18,7 @@ import { drawBlocks } from "../draw/blocks.js";
 import { drawFlow } from "../draw/flow.js";
 import { exportSvg, exportPng } from "../export.js";
 import { debounce, sameShape, shapeStr } from "../util/format.js";
+import { afterFrame, budgetYield, nextTask } from "../util/schedule.js";
 import { withChild } from "../net/model.js";
 
 const DRAWERS = { linear: drawLinear, bilinear: drawBilinear, blocks: drawBlocks, generic: drawFlow };
@@ -213,7 +214,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       lastRunRequest = request;
       form.clearErrors();
       markStale(false);
-      render(run);
+      if (!(await render(run))) return; // a newer answer is being drawn
       setStatus(`ran on ${run.device} in ${run.dtype}`, "ok");
     } catch (e) {
       if (isAbort(e) || seq !== runSeq) return;
@@ -276,7 +277,18 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     host.prepend(p);
   }
 
-  function render(run) {
+  // The panels are drawn in pieces (the diagram and formula first, then the sliding window, then the
+  // tensors card by card), and a new task starts whenever the current one has run a while, so a big
+  // layer never blocks the page for long while a small one draws at once; a newer answer stops an
+  // older one between the pieces. Resolves false when it was stopped.
+  let renderSeq = 0;
+  async function render(run) {
+    const mine = ++renderSeq;
+    const stale = () => mine !== renderSeq;
+    // a task of its own: the answer's JSON was parsed in the task that got it
+    await nextTask();
+    if (stale()) return false;
+    const pause = budgetYield();
     const p = store.get().ui.pinned;
     const pinOk = Boolean(p) && validIndex(p.index, outputShape(run, p.output));
     // Drop a pin that does not fit the new output before anything redraws with it.
@@ -284,10 +296,20 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     drawDiagram(run);
     renderFormulas(panels.formula, run, { entry, args: lastRunRequest?.layer ?? {} });
     showPreviousShapes(run);
-    windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
-    renderTensors(panels.tensors, run);
+    await pause();
+    if (stale()) return false;
     renderParams(panels.params, run);
     renderCode(panels.code, run);
+    // the sliding window is the biggest piece: after the next frame, so the layout the pieces above
+    // changed is done by the browser, not forced by the window's size reads in the same task
+    if (run.windows && !run.windows.omitted) await afterFrame();
+    else await pause();
+    if (stale()) return false;
+    windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
+    await pause();
+    if (stale()) return false;
+    await renderTensors(panels.tensors, run, { cancelled: stale, pause }); // false also when a resize redrew them
+    if (stale()) return false;
     if (pinOk) explain(p.index, p.output);
     else {
       if (p) store.update({ ui: { pinned: null } }, "ui");
@@ -297,6 +319,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     }
     root.dataset.renders = String(++renders);
     root.dataset.type = run.type || "";
+    return true;
   }
 
   // The catalog's `explain` kind (null: no element-wise explanation).
