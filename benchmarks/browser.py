@@ -111,7 +111,7 @@ def server() -> Iterator[str]:
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the server exited with {proc.returncode}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=2) as r:
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
                 if r.status == 200:
                     break
             if time.monotonic() > deadline:

@@ -7,7 +7,7 @@ import { outputLabels } from "../geometry/dims.js";
 
 // The stages of a formula, each typeset on its own: "L_out = ⌊…⌋ + 1", "= ⌊(8 + …) / 1⌋ + 1", "= 5".
 // Lines break between stages (and, inside a stage, where KaTeX allows), and a stage too wide for
-// the panel is fitted on its own (see fitMath) so the others keep their size.
+// the panel is fitted on its own (see fitAll) so the others keep their size.
 function stages(f) {
   const parts = [];
   const add = (s) => {
@@ -90,42 +90,77 @@ function widest(el) {
   return w;
 }
 
-// Shrink `el` so its widest piece fits `avail` px, but no font below MIN_MATH_PX. True if it fits.
-function shrink(el, avail) {
-  const k = el.querySelector(".katex");
-  const w = widest(el);
-  if (!k || w <= avail) return true;
-  const px = parseFloat(getComputedStyle(k).fontSize);
+// The font-size (a percentage of the inherited size) that makes a piece `w` px wide at `px` px fit
+// `avail` px, but no font below MIN_MATH_PX.
+function shrunk(w, px, avail) {
   const scale = Math.max(MIN_MATH_PX / px, (avail / w) * 0.98);
-  el.style.fontSize = `${Math.floor(scale * 1000) / 10}%`;
-  return widest(el) <= avail;
+  return `${Math.floor(scale * 1000) / 10}%`;
 }
 
-// Typeset `source` into `el` so it never needs a sideways scroll: as it is if it fits `avail` px,
+const katexPx = (el) => parseFloat(getComputedStyle(el.querySelector(".katex") || el).fontSize);
+
+// Typeset every formula of `els` so none needs a sideways scroll: as it is if it fits `avail` px,
 // else a little smaller, else written on one line to wrap (no fraction left to shrink), and only
-// then smaller again (never below MIN_MATH_PX).
-export function fitMath(el, source, fallback, avail) {
-  el.style.fontSize = "";
-  delete el.dataset.fit;
-  renderMath(el, source, fallback);
-  if (!(avail > 0) || widest(el) <= avail) return;
-  const px = parseFloat(getComputedStyle(el.querySelector(".katex")).fontSize);
-  if (widest(el) * (MIN_MATH_PX / px) <= avail * 0.98 && shrink(el, avail)) {
-    el.dataset.fit = "scaled";
-    return;
+// then smaller again (never below MIN_MATH_PX). All formulas are written, then all measured, in
+// rounds: measuring one formula right after writing it would lay out the whole page (with its big
+// sliding-window drawing) once per formula, one long task of many layouts.
+export function fitAll(els, avail) {
+  typeset(els);
+  fitTypeset(els, avail);
+}
+
+function typeset(els) {
+  for (const el of els) {
+    el.style.fontSize = "";
+    delete el.dataset.fit;
+    renderMath(el, el.dataset.tex, el.dataset.plain);
   }
-  el.style.fontSize = "";
-  renderMath(el, linearTex(source), fallback);
-  el.dataset.fit = "linear";
-  if (widest(el) > avail) shrink(el, avail);
+}
+
+// Rounds 1-3 of fitAll over formulas already typeset as they are: run after the browser's next frame,
+// the first measuring finds the layout clean (on a fresh page that layout alone takes tens of ms).
+function fitTypeset(els, avail) {
+  if (!(avail > 0)) return;
+  // round 1: who does not fit as typeset (one layout for all)
+  const over = els.map((el) => ({ el, w: widest(el), px: katexPx(el) })).filter((o) => o.w > avail);
+  if (!over.length) return;
+  for (const o of over) {
+    if (o.w * (MIN_MATH_PX / o.px) <= avail * 0.98) {
+      o.el.style.fontSize = shrunk(o.w, o.px, avail);
+      o.try = "scaled";
+    } else {
+      renderMath(o.el, linearTex(o.el.dataset.tex), o.el.dataset.plain);
+      o.el.dataset.fit = "linear";
+      o.try = "linear";
+    }
+  }
+  // round 2: did shrinking do it; does the wrapping form still need shrinking
+  const again = [];
+  for (const o of over) o.w2 = widest(o.el);
+  for (const o of over) {
+    if (o.try === "scaled" && o.w2 <= avail) o.el.dataset.fit = "scaled";
+    else if (o.try === "scaled") {
+      o.el.style.fontSize = "";
+      renderMath(o.el, linearTex(o.el.dataset.tex), o.el.dataset.plain);
+      o.el.dataset.fit = "linear";
+      again.push(o);
+    } else if (o.w2 > avail) o.el.style.fontSize = shrunk(o.w2, o.px, avail);
+  }
+  // round 3: a formula that shrinking could not fit, now written to wrap
+  for (const o of again) o.w3 = widest(o.el);
+  for (const o of again) if (o.w3 > avail) o.el.style.fontSize = shrunk(o.w3, o.px, avail);
 }
 
 // Refit every formula of the list to its current width (after a resize, or once KaTeX's fonts load).
 function refit(list) {
+  if (list.dataset.fitPending) return; // fitFormulas is on its way, after the frame
   const avail = list.clientWidth;
   if (!avail || Number(list.dataset.fitWidth) === avail) return;
   list.dataset.fitWidth = String(avail);
-  for (const el of list.querySelectorAll(".math[data-tex]")) fitMath(el, el.dataset.tex, el.dataset.plain, avail);
+  // only the formulas shrunk or rewritten for the old width are typeset again
+  const els = [...list.querySelectorAll(".math[data-tex]")];
+  typeset(els.filter((el) => el.dataset.fit || el.style.fontSize));
+  fitTypeset(els, avail);
 }
 
 const watched = new WeakSet();
@@ -168,7 +203,17 @@ function otherOutputs(list, run, entry, args) {
   });
 }
 
-export function renderFormulas(root, run, { entry = null, args = {} } = {}) {
+// Fit the formulas renderFormulas(…, { defer: true }) typeset but left unfitted.
+export function fitFormulas(root) {
+  const list = root.querySelector("#formula-list");
+  delete list.dataset.fitPending;
+  const avail = list.clientWidth;
+  list.dataset.fitWidth = String(avail);
+  fitTypeset([...list.querySelectorAll(".math[data-tex]")], avail);
+}
+
+// `defer`: typeset now, fit later with fitFormulas (the caller does it after the next frame).
+export function renderFormulas(root, run, { entry = null, args = {}, defer = false } = {}) {
   const list = root.querySelector("#formula-list");
   const check = root.querySelector("#shape-check");
   list.replaceChildren();
@@ -188,9 +233,15 @@ export function renderFormulas(root, run, { entry = null, args = {} } = {}) {
   }
   otherOutputs(list, run, entry, args);
   // Typeset once the items are in the list, so each fits the width it really has.
-  const avail = list.clientWidth;
-  list.dataset.fitWidth = String(avail);
-  for (const el of list.querySelectorAll(".math[data-tex]")) fitMath(el, el.dataset.tex, el.dataset.plain, avail);
+  if (defer) {
+    list.dataset.fitPending = "1";
+    typeset([...list.querySelectorAll(".math[data-tex]")]);
+  } else {
+    delete list.dataset.fitPending;
+    const avail = list.clientWidth;
+    list.dataset.fitWidth = String(avail);
+    fitAll([...list.querySelectorAll(".math[data-tex]")], avail);
+  }
   watch(list);
   if (!(run.formula || []).length && (run.outputs || []).length < 2) {
     const li = document.createElement("li");

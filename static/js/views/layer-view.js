@@ -7,7 +7,7 @@
 import { api, ApiError, isAbort } from "../api.js";
 import { createConfigForm } from "../ui/form.js";
 import { createWindowPanel } from "../ui/window-panel.js";
-import { renderFormulas } from "../ui/formula.js";
+import { renderFormulas, fitFormulas } from "../ui/formula.js";
 import { renderExplain, renderExplainError, clearExplain, wireTermHover, highlightRow } from "../ui/explain.js";
 import { renderTensors } from "../ui/tensors.js";
 import { renderParams, renderCode, wireCopy } from "../ui/params.js";
@@ -294,7 +294,9 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     // Drop a pin that does not fit the new output before anything redraws with it.
     if (!pinOk) windowPanel.pin(null);
     drawDiagram(run);
-    renderFormulas(panels.formula, run, { entry, args: lastRunRequest?.layer ?? {} });
+    const bigWindow = Boolean(run.windows && !run.windows.omitted);
+    // with a big drawing to come, the formulas are fitted (their widths read) after the next frame too
+    renderFormulas(panels.formula, run, { entry, args: lastRunRequest?.layer ?? {}, defer: bigWindow });
     showPreviousShapes(run);
     await pause();
     if (stale()) return false;
@@ -302,8 +304,12 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     renderCode(panels.code, run);
     // the sliding window is the biggest piece: after the next frame, so the layout the pieces above
     // changed is done by the browser, not forced by the window's size reads in the same task
-    if (run.windows && !run.windows.omitted) await afterFrame();
-    else await pause();
+    if (bigWindow) {
+      await afterFrame();
+      if (stale()) return false;
+      fitFormulas(panels.formula);
+      await pause();
+    } else await pause();
     if (stale()) return false;
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
     await pause();
