@@ -25,8 +25,6 @@ from app.core import tensors
 from app.core.shapes.context import ntuple
 from app.core.torch_errors import TORCH_FAULTS, torch_message
 
-_CONV_GEOMETRY = ("kernel_size", "stride", "padding", "dilation", "padding_mode")
-
 
 @dataclass
 class Geometry:
@@ -299,12 +297,6 @@ def group_inputs(module: nn.Module, c_out: int) -> list[int]:
     return list(range(g * per_in, (g + 1) * per_in))
 
 
-def window_offsets(geo: Geometry) -> torch.Tensor:
-    """``(K, d)`` frame offset of each window slot from the window's corner: slot ``k`` (row-major over
-    the kernel's shape) sits at ``unravel(k) · dilation``."""
-    return _kernel_grid(geo.kernel) * torch.tensor(geo.dilation)
-
-
 def window_step(geo: Geometry) -> tuple[int, ...]:
     """How far the window's corner moves in the frame per output element: the stride, or 1 for a
     transposed convolution (a direct convolution over the zero-stretched input)."""
@@ -385,12 +377,6 @@ def window_at(win: dict[str, Any], pos: Any) -> list[list[int]]:
     corner = [int(pos[j]) * step[j] for j in range(len(step))]
     cells = itertools.product(*[range(k) for k in win["kernel"]])
     return [[corner[j] + k[j] * dilation[j] for j in range(len(k))] for k in cells]
-
-
-def frame_source(win: dict[str, Any], coord: Any) -> tuple[int, ...] | None:
-    """The input coordinate frame cell ``coord`` reads (padding copies included), or None."""
-    src = tuple(win["frame_map"][j][c] for j, c in enumerate(coord))
-    return None if any(v < 0 for v in src) else src
 
 
 def frame_copies(win: dict[str, Any]) -> dict[tuple[int, ...], tuple[int, ...]]:
