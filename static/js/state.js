@@ -20,6 +20,7 @@ export const DEFAULT_UI = Object.freeze({
   channel: 0, // output channel shown by the sliding-window animation
   batch: 0, // sample of the batch shown by the animation
   depth: 0, // output depth slice for 3-D windows
+  inChannel: null, // input channel a 2-D/3-D window draws (null: the first that feeds the output channel)
 });
 
 export function initialState() {

@@ -10,7 +10,7 @@ import { canvasIn, pointIn, hatchPattern, paintCell, cellText, drawingFont } fro
 import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
-  windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont,
+  windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont, placeThumbCoord, READABLE_CELL,
 } from "../geometry/windows.js";
 import { useCanvas, frameHit, outputHit, frameCoord, rowChunks } from "../geometry/grid.js";
 import { runChunked } from "../util/schedule.js";
@@ -58,7 +58,7 @@ export function createWindowDrawing(container, opts) {
   // One band per input channel drawn: {channel, inputValue(coord) → number|undefined, kernelValue(kidx) → number|undefined|null}.
   const bands = opts.bands?.length ? opts.bands : [{ channel: 0, inputValue: opts.inputValue ?? (() => undefined), kernelValue: null }];
   const withKernel = bands.some((b) => b.kernelValue);
-  const L = frameLayout(win, { width, depth, bands: bands.length, kernel: withKernel });
+  const L = frameLayout(win, { width, depth, bands: bands.length, band: opts.band ?? 0, kernel: withKernel });
   const cell = L.cell;
   const kind = win.kind;
   const K = win.kernel_index.length;
@@ -92,7 +92,7 @@ export function createWindowDrawing(container, opts) {
   const copies = frameCopies(win);
 
   const roleText = { input: "input", padding: "padding", zero: "inserted zero" };
-  const showValues = cell >= 26;
+  const showValues = cell >= READABLE_CELL;
   // What frame cell `d` ({r, c, coord, role}) of band `bi` holds: its value and the input element it is.
   function cellDatum(bi, d) {
     const key = copies.size && d.role === "padding" ? d.coord.join(",") : null;
@@ -204,7 +204,7 @@ export function createWindowDrawing(container, opts) {
         .attr("fill", (d) => (d.role === "input" || d.copy ? textOn(fill(d)) : null));
     }
     // Input indices along the top and left, so stride and dilation can be counted.
-    if (cell >= 14 && f.band === bands.length - 1) {
+    if (cell >= 14 && f.band === L.shown[L.shown.length - 1]) {
       const origin = win.frame.input_origin;
       const stepv = win.frame.input_step;
       const d0 = L.sd - 1;
@@ -221,6 +221,52 @@ export function createWindowDrawing(container, opts) {
         .attr("text-anchor", "end").attr("dominant-baseline", "central").text((i) => i);
     }
   });
+
+  // The channel strip (2-D and 3-D with several input channels): every channel small, the one
+  // drawn big ringed; click or arrow keys choose. Each thumbnail shows the window's place.
+  const thumbWins = [];
+  if (L.strip) {
+    const sg = g.append("g").attr("class", "chan-strip").attr("role", "radiogroup")
+      .attr("aria-label", `Input channels: the output sums all ${bands.length}; arrow keys choose the one drawn`);
+    sg.append("text").attr("class", "grid-title small").attr("x", L.strip.x).attr("y", L.strip.y + 12)
+      .text(kind === "pool" ? `channels (${bands.length}), one drawn` : `input channels: the output sums all ${bands.length}`);
+    const cv = canvasIn(sg, { x: L.strip.x, y: L.strip.y, width: L.width - L.strip.x, height: L.strip.height, cls: "scanvas" });
+    cv.fo.attr("pointer-events", "none");
+    const choose = (b) => {
+      if (b !== L.shown[0]) opts.onBand?.(b);
+    };
+    L.strip.thumbs.forEach((t) => {
+      const tg = sg.append("g").attr("class", "thumb").attr("data-band", t.band).attr("data-channel", bands[t.band].channel)
+        .attr("role", "radio").attr("aria-checked", String(t.band === L.shown[0]))
+        .attr("tabindex", t.band === L.shown[0] ? 0 : -1)
+        .attr("aria-label", `${kind === "pool" ? "channel" : "input channel"} ${bands[t.band].channel}`)
+        .classed("selected", t.band === L.shown[0])
+        .on("click", () => choose(t.band));
+      tg.append("text").attr("class", "thumb-label").attr("x", t.x).attr("y", t.y - 4).text(`${kind === "pool" ? "ch" : "in ch"} ${bands[t.band].channel}`);
+      tg.append("rect").attr("class", "thumb-hit").attr("x", t.x - 3).attr("y", t.y - 15).attr("width", Math.max(t.w, 44) + 6)
+        .attr("height", t.h + 18).attr("rx", 3);
+      thumbWins.push({ band: t.band, rect: tg.append("rect").attr("class", "thumb-win").attr("pointer-events", "none") });
+      paints.push(() => {
+        if (!cv.canvas.isConnected) return;
+        for (const pl of t.planes)
+          for (let r = 0; r < t.rows; r++)
+            for (let c = 0; c < t.cols; c++) {
+              const coord = L.sd === 2 ? [r, c] : [pl.z, r, c];
+              const d = cellDatum(t.band, { r, c, coord, role: frameCellRole(coord, win) });
+              const fl = fill(d);
+              paintCell(cv.ctx, pl.x - L.strip.x + c * t.cell, t.y - L.strip.y + r * t.cell, t.cell, fl === "url(#pad-hatch)" ? CELL.padding : fl, null);
+            }
+      });
+    });
+    sg.on("keydown", (event) => {
+      const n = L.strip.thumbs.length;
+      const cur = L.shown[0];
+      const next = { ArrowRight: cur + 1, ArrowDown: cur + 1, ArrowLeft: cur - 1, ArrowUp: cur - 1, Home: 0, End: n - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      choose(Math.max(0, Math.min(n - 1, next)));
+    });
+  }
 
   // Each channel's kernel slice, beside its frame: the weights the window multiplies.
   const kernelCells = [];
@@ -404,6 +450,17 @@ export function createWindowDrawing(container, opts) {
   function showStep(step, ms = 0) {
     const { oc, rects } = rectsFor(step);
     shownStep = step;
+    if (thumbWins.length) {
+      const at = windowAt(win, oc);
+      for (const tw of thumbWins) {
+        const rs = at.map((c) => placeThumbCoord(c, L, tw.band)).filter(Boolean);
+        if (!rs.length) tw.rect.attr("visibility", "hidden");
+        else {
+          const sp = spanOf(rs.map((r) => ({ x: r.x, y: r.y, w: r.w, h: r.h })));
+          tw.rect.attr("visibility", "visible").attr("x", sp.x - 1).attr("y", sp.y - 1).attr("width", sp.w + 2).attr("height", sp.h + 2);
+        }
+      }
+    }
     if (outCanvas) {
       paintOut(step);
       const cur = outRect(oc);
@@ -440,7 +497,7 @@ export function createWindowDrawing(container, opts) {
     move(sp).attr("x", (s) => s.x - 2).attr("y", (s) => s.y - 2).attr("width", (s) => s.w + 4).attr("height", (s) => s.h + 4);
     const s = byBand[0];
     if (step > 0) {
-      const prev = spanOf(rectsFor(step - 1).rects.filter((r) => r.band === 0));
+      const prev = spanOf(rectsFor(step - 1).rects.filter((r) => r.band === L.shown[0]));
       ghost.attr("x", prev.x - 2).attr("y", prev.y - 2).attr("width", prev.w + 4).attr("height", prev.h + 4).attr("visibility", "visible");
     } else ghost.attr("visibility", "hidden");
     const o = outRect(oc);
@@ -494,6 +551,7 @@ export function createWindowDrawing(container, opts) {
 
   // The canvases are painted in pieces, yielding to the browser in between; a newer drawing in the
   // same container removes them, which stops the painting.
+  if (!onCanvas) for (const p of paints.splice(0)) p(); // the strip's small canvas, at once
   const firstCanvas = container.querySelector("svg.drawing canvas");
   const painted = onCanvas
     ? runChunked(paints, { cancelled: () => !firstCanvas?.isConnected }).then((done) => {
@@ -502,7 +560,9 @@ export function createWindowDrawing(container, opts) {
     })
     : Promise.resolve(true);
 
-  return { showStep, pin, highlightTerm, count: total, layout: L, svg: svg.node(), onCanvas, painted, get step() {
+  // Which band (index into `bands`) explanation term `t` belongs to.
+  const bandOfTerm = (t) => Math.floor(t / Math.max(1, K));
+  return { showStep, pin, highlightTerm, bandOfTerm, count: total, layout: L, svg: svg.node(), onCanvas, painted, get step() {
     return current;
   } };
 }

@@ -174,8 +174,12 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     el.valuesNote.hidden = !src.note;
     root.dataset.values = src.kind;
     const width = Math.max(260, el.drawing.clientWidth || 600);
+    // 2-D and 3-D windows draw one input channel at a time (the strip chooses; ui.inChannel).
+    const band = Math.max(0, src.bands.findIndex((b) => b.channel === ui.inChannel));
+    const stripFocused = !!document.activeElement?.closest?.("#win-drawing .chan-strip");
     drawing = createWindowDrawing(el.drawing, {
-      win: w, width, depth, bands: src.bands, outputValue: src.outputValue, outChannel: channel,
+      win: w, width, depth, bands: src.bands, band, outputValue: src.outputValue, outChannel: channel,
+      onBand: (b) => setUi({ inChannel: src.bands[b].channel }),
       colorIn: valueColor(src.inDomain ?? valueDomain(input)), colorOut: valueColor(src.outDomain ?? valueDomain(output)),
       colorW: valueColor(src.wDomain ?? [-1, 1]),
       names: { input: input.name || "input", output: output.name || "output" },
@@ -187,6 +191,9 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       },
       onTermHover,
     });
+    // The strip keeps the keyboard focus across the redraw its choice causes.
+    if (stripFocused) el.drawing.querySelector(".chan-strip .thumb[aria-checked=true]")?.focus();
+    shownInput = src.bands[drawing.layout.shown[0]]?.channel ?? shownInput;
     drawChannelMap(el.channels, w, {
       selected: channel, shownInput, isPool: w.kind === "pool",
       onSelect: (o) => setUi({ channel: o }),
@@ -320,6 +327,15 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
             timeline.pause();
             timeline.seek(s);
           }
+        }
+      }
+      // A term on an input channel not drawn (one channel at a time): draw that channel.
+      if (t !== null && t !== undefined && drawing?.layout.strip) {
+        const b = drawing.bandOfTerm(t);
+        const ch = drawing.layout.shown[0] === b ? null : el.drawing && drawing.layout.strip.thumbs[b] ? b : null;
+        if (ch !== null) {
+          const chan = Number(el.drawing.querySelector(`.chan-strip .thumb[data-band="${b}"]`)?.dataset.channel);
+          if (Number.isFinite(chan)) setUi({ inChannel: chan });
         }
       }
       drawing?.highlightTerm(t);

@@ -97,7 +97,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   store.subscribe((state, prev, reason) => {
     if (reason === "ui" && state.ui !== prev.ui) {
-      const changed = ["channel", "batch", "depth"].some((k) => state.ui[k] !== prev.ui[k]);
+      const changed = ["channel", "batch", "depth", "inChannel"].some((k) => state.ui[k] !== prev.ui[k]);
       if (changed) windowPanel.uiChanged();
     }
   });

@@ -1,0 +1,179 @@
+"""The sliding window as the page's centrepiece: big readable cells at 1280×800 (one input channel
+at a time, with a strip of every channel), hover both ways, playback controls."""
+
+import json
+import urllib.parse
+
+import pytest
+
+from .helpers import open_view, wait_js, wait_painted
+
+pytestmark = pytest.mark.browser
+
+READABLE = 24  # px: a cell wide enough for its value
+
+CONV2D_DEFAULT = {  # the catalog's example for Conv2d
+    "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3},
+    "inputs": [{"shape": [1, 3, 6, 6]}],
+    "seed": 0,
+}
+
+
+def run_module(page, path, body, arg=None):
+    return page.evaluate(f"async (arg) => {{ const m = await import('{path}'); {body} }}", arg)
+
+
+def lenet_conv3(presets):
+    """The single-layer view of LeNet-5's second Conv2d (6 input channels on 14 × 14), as a drill-down."""
+    net = presets["lenet5"]["request"]
+    i = [k for k, lay in enumerate(net["layer"]["layers"]) if lay["type"] == "Conv2d"][1]
+    n = net["inputs"][0]["shape"][0]
+    drill = {"network": net, "field": f"layer.layers[{i}]", "path": str(i), "inputs": [[n, 6, 14, 14]]}
+    req = {"layer": net["layer"]["layers"][i], "inputs": [{"shape": [n, 6, 14, 14]}], "seed": net.get("seed", 42)}
+    return req, {"view": "layer", "drill": drill}
+
+
+@pytest.fixture(scope="module")
+def presets(base_url):
+    import httpx
+
+    return {p["id"]: p for p in httpx.get(f"{base_url}/api/presets", timeout=30).json()["presets"]}
+
+
+def measure(page):
+    """Cell size in screen pixels of the frame, kernel and output grids, and the widths that matter."""
+    return page.evaluate(
+        """() => {
+          const svg = document.querySelector('#win-drawing svg.drawing');
+          const px = (sel) => { const e = svg.querySelector(sel); return e ? e.getBoundingClientRect() : null; };
+          const frame = px('rect.fcell') || px('foreignObject.fcanvas');
+          const cellOf = (sel) => { const r = px(sel); return r ? r.width : null; };
+          return {
+            cell: +svg.dataset.cell,
+            frameCell: svg.querySelector('rect.fcell') ? cellOf('rect.fcell') : null,
+            kernelCell: cellOf('rect.kcell'), outCell: cellOf('rect.ocell'),
+            drawing: svg.getBoundingClientRect().width,
+            panel: document.querySelector('#win-drawing').clientWidth,
+            frames: [...svg.querySelectorAll('g.frame')].map((g) => g.dataset.channel),
+            thumbs: [...svg.querySelectorAll('.chan-strip .thumb')].map((g) => g.dataset.channel),
+            values: svg.querySelectorAll('text.fval').length,
+            kvalues: svg.querySelectorAll('text.kval').length,
+            frameRight: Math.max(...[...svg.querySelectorAll('g.frame')].map((g) => g.getBoundingClientRect().right)),
+            outLeft: svg.querySelector('g.out-grid rect.out-frame').getBoundingClientRect().left,
+          };
+        }"""
+    )
+
+
+@pytest.mark.parametrize("which", ["conv2d-default", "lenet-conv3"])
+def test_windows_with_several_channels_have_readable_cells_at_1280(page, presets, which):
+    assert page.viewport_size == {"width": 1280, "height": 800}
+    if which == "conv2d-default":
+        open_view(page, CONV2D_DEFAULT)
+        n_in, frame_cells, out_cells = 3, 36, 16
+    else:
+        open_view(page, *lenet_conv3(presets))
+        n_in, frame_cells, out_cells = 6, 196, 100
+    wait_painted(page)
+    m = measure(page)
+    # Frame, kernel and output share one cell size, at least 24 px on screen, with their values.
+    for k in ("frameCell", "kernelCell", "outCell"):
+        assert m[k] is not None and m[k] >= READABLE, (k, m)
+    assert m["cell"] >= READABLE
+    assert m["values"] == frame_cells  # every input cell carries its value
+    assert m["kvalues"] == 9 if which == "conv2d-default" else m["kvalues"] == 25
+    # The drawing uses the panel's width (it was 273 px of 746 for LeNet's third layer); a small
+    # frame's cells stop growing where its output would leave the screen.
+    assert m["drawing"] >= (0.9 if which == "lenet-conv3" else 0.65) * m["panel"], m
+    assert m["drawing"] <= m["panel"] + 1
+    # One input channel drawn, every channel in the strip; the output sits beside the frame.
+    assert m["frames"] == ["0"]
+    assert m["thumbs"] == [str(c) for c in range(n_in)]
+    assert m["outLeft"] > m["frameRight"]
+    assert page.locator("#win-drawing rect.ocell").count() == out_cells
+
+
+def test_the_channel_strip_chooses_the_channel_drawn_by_click_and_keys(page):
+    open_view(page, CONV2D_DEFAULT)
+    page.locator("#win-play").click()  # pause
+    strip = page.locator("#win-drawing .chan-strip")
+    assert strip.get_attribute("role") == "radiogroup"
+    # One tab stop: only the checked thumbnail is focusable.
+    assert strip.locator(".thumb[tabindex='0']").count() == 1
+    strip.locator(".thumb[data-channel='2']").click()
+    wait_js(page, "() => document.querySelector('#win-drawing g.frame').dataset.channel === '2'")
+    assert json.loads(urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["ui"][0])["inChannel"] == 2
+    assert page.locator("#win-drawing .kernel-slice text").text_content() == "w[0, 2]"
+    # Arrow keys move the choice (focus stays in the strip across the redraw).
+    strip.locator(".thumb[aria-checked='true']").focus()
+    page.keyboard.press("ArrowLeft")
+    wait_js(page, "() => document.querySelector('#win-drawing g.frame').dataset.channel === '1'")
+    assert page.evaluate("document.activeElement.dataset.channel") == "1"
+    page.keyboard.press("Home")
+    wait_js(page, "() => document.querySelector('#win-drawing g.frame').dataset.channel === '0'")
+    # The choice survives a reload (it is in the link).
+    page.locator("#win-drawing .chan-strip .thumb[data-channel='2']").click()
+    wait_js(page, "() => document.querySelector('#win-drawing g.frame').dataset.channel === '2'")
+    page.reload()
+    wait_js(page, "() => document.querySelector('#win-drawing g.frame')?.dataset.channel === '2'")
+    # Each thumbnail shows the window's place: at step 0 its top-left corner.
+    win = page.locator("#win-drawing .thumb[data-channel='1'] rect.thumb-win")
+    assert win.get_attribute("visibility") == "visible"
+
+
+def test_frame_layout_geometry(page):
+    """geometry/windows.js frameLayout: one channel at a time for 2-D, all channels for 1-D, the
+    output beside the frame when the width allows and under it otherwise."""
+    open_view(page)
+    out = run_module(
+        page,
+        "/static/js/geometry/windows.js",
+        """
+        const win2 = (rows, cols, k, out) => ({spatial_dims: 2, kernel: [k, k], output_spatial: [out, out],
+          frame: {shape: [rows, cols], input_origin: [0, 0], input_step: [1, 1]}, input_spatial: [rows, cols]});
+        const lenet = m.frameLayout(win2(14, 14, 5, 10), {width: 746, bands: 6, band: 2, kernel: true});
+        const conv = m.frameLayout(win2(6, 6, 3, 4), {width: 746, bands: 3, kernel: true});
+        const phone = m.frameLayout(win2(14, 14, 5, 10), {width: 390, bands: 6, kernel: true});
+        const one = m.frameLayout(win2(6, 6, 3, 4), {width: 746, bands: 1, kernel: true});
+        const w1 = {spatial_dims: 1, kernel: [4], output_spatial: [5], frame: {shape: [8], input_origin: [0], input_step: [1]}, input_spatial: [8]};
+        const conv1 = m.frameLayout(w1, {width: 746, bands: 3, kernel: true});
+        const thumb = m.placeThumbCoord([3, 4], lenet, 5);
+        return {
+          lenet: {cell: lenet.cell, frames: lenet.frames.map((f) => f.band), shown: lenet.shown, stacked: lenet.stacked,
+                  width: lenet.width, thumbs: lenet.strip.thumbs.length, kernelUnderOutput: lenet.kernels[0].y > lenet.output.y,
+                  outRight: lenet.output.x > lenet.frames[0].x + 14 * lenet.cell,
+                  strip: {x: lenet.strip.x, y: lenet.strip.y}, outX: lenet.output.x,
+                  kernelBottom: lenet.kernels[0].y + 5 * lenet.cell,
+                  place: m.placeFrameCoord([1, 2], lenet, 2), hidden: m.placeFrameCoord([1, 2], lenet, 0).plane},
+          conv: {cell: conv.cell, width: conv.width},
+          phone: {cell: phone.cell, stacked: phone.stacked, below: phone.output.y > phone.frames[0].y + 14 * phone.cell,
+                  width: phone.width},
+          one: {strip: one.strip, cell: one.cell}, phoneStripTop: phone.strip.y < phone.frames[0].y,
+          conv1: {frames: conv1.frames.map((f) => f.band), strip: conv1.strip},
+          thumb, t5: lenet.strip.thumbs[5], readable: m.READABLE_CELL,
+        };
+        """,
+    )
+    assert out["readable"] == READABLE
+    lenet = out["lenet"]
+    assert lenet["cell"] >= READABLE and not lenet["stacked"] and lenet["outRight"] and lenet["kernelUnderOutput"]
+    assert lenet["frames"] == [2] and lenet["shown"] == [2] and lenet["thumbs"] == 6
+    assert 0.9 * 746 <= lenet["width"] <= 746
+    assert lenet["strip"]["x"] == lenet["outX"] and lenet["strip"]["y"] > lenet["kernelBottom"]  # under the kernel
+    assert lenet["place"] == {"plane": 0, "r": 1, "c": 2} and lenet["hidden"] == -1
+    # Conv2d's default: cells as big as a 240 px frame allows.
+    assert out["conv"]["cell"] == 40 and out["conv"]["width"] <= 746
+    # A phone: the output goes under the frame, which gives bigger cells than beside it.
+    assert out["phone"]["stacked"] and out["phone"]["below"] and out["phone"]["cell"] >= 20
+    assert out["phone"]["width"] <= 390
+    assert out["one"]["strip"] is None and out["one"]["cell"] == 40
+    assert out["phoneStripTop"]
+    # 1-D keeps every channel, stacked, with no strip.
+    assert out["conv1"]["frames"] == [0, 1, 2] and out["conv1"]["strip"] is None
+    t5 = out["t5"]
+    assert out["thumb"] == {
+        "x": t5["x"] + 4 * t5["cell"],
+        "y": t5["y"] + 3 * t5["cell"],
+        "w": t5["cell"],
+        "h": t5["cell"],
+    }
