@@ -177,3 +177,115 @@ def test_frame_layout_geometry(page):
         "w": t5["cell"],
         "h": t5["cell"],
     }
+
+
+# --- Hover both ways -------------------------------------------------------------------------
+
+PADDED_STRIDED = {
+    "layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "stride": 2, "padding": 1},
+    "inputs": [{"shape": [1, 1, 7, 7]}],
+    "seed": 3,
+}
+REFLECT_STRIDED_1D = {
+    "layer": {
+        "type": "Conv1d",
+        "in_channels": 1,
+        "out_channels": 1,
+        "kernel_size": 3,
+        "stride": 2,
+        "padding": 2,
+        "padding_mode": "reflect",
+    },
+    "inputs": [{"shape": [1, 1, 5]}],
+    "seed": 3,
+}
+
+
+def api_windows(win):
+    """Every output's window from the API's compact description, expanded here independently:
+    output o reads frame cells o·window_step + k·dilation, frame cell f holds input frame_map[d][f]."""
+    import itertools
+
+    out = {}
+    for o in itertools.product(*(range(n) for n in win["output_spatial"])):
+        cells = []
+        for k in itertools.product(*(range(n) for n in win["kernel"])):
+            f = tuple(o[d] * win["window_step"][d] + k[d] * win["dilation"][d] for d in range(len(o)))
+            src = tuple(win["frame_map"][d][f[d]] for d in range(len(o)))
+            cells.append((f, src if min(src) >= 0 else None))
+        out[o] = cells
+    return out
+
+
+def lit(page, cls):
+    return sorted(
+        tuple(map(int, c.split(",")))
+        for c in page.locator(f"#win-drawing .win-lit rect.{cls}").evaluate_all("els => els.map(e => e.dataset.coord)")
+    )
+
+
+@pytest.mark.parametrize("cfg", [PADDED_STRIDED, REFLECT_STRIDED_1D], ids=["padded-strided-2d", "reflect-strided-1d"])
+def test_hover_lights_both_ways_as_the_api_windows_say(page, api_run, cfg):
+    page.emulate_media(reduced_motion="reduce")
+    open_view(page, cfg)
+    page.locator("#win-play").click()  # pause: the moving window stays put
+    win = api_run(cfg)["windows"]
+    windows = api_windows(win)
+    sd = win["spatial_dims"]
+    key = (lambda c: f"{c[0]}") if sd == 1 else (lambda c: f"{c[0]},{c[1]}")
+    # Output → its window: the frame cells torch's window reads.
+    for o in list(windows)[:: max(1, len(windows) // 5)]:
+        page.locator(f"#win-drawing rect.ocell[data-coord='{key(o)}']").hover(force=True)
+        assert lit(page, "lit-win") == sorted(f for f, _ in windows[o]), o
+        assert lit(page, "lit-out") == [o]
+    # Input element → every output it feeds (through padding copies too, for reflect padding).
+    frame_shape = win["frame"]["shape"]
+    import itertools
+
+    for f in itertools.product(*(range(n) for n in frame_shape)):
+        src = tuple(win["frame_map"][d][f[d]] for d in range(sd))
+        page.locator(f"#win-drawing rect.fcell[data-coord='{key(f)}']").hover(force=True)
+        if min(src) >= 0:
+            want = sorted(o for o, cells in windows.items() if any(s == src for _, s in cells))
+            holders = sorted(
+                g
+                for g in itertools.product(*(range(n) for n in frame_shape))
+                if tuple(win["frame_map"][d][g[d]] for d in range(sd)) == src
+            )
+            assert lit(page, "lit-in") == holders, f
+        else:  # padding: the outputs whose window covers this very cell
+            want = sorted(o for o, cells in windows.items() if any(g == f for g, _ in cells))
+            assert lit(page, "lit-in") == [f]
+        assert lit(page, "lit-out") == want, f
+    page.mouse.move(0, 790)
+    assert page.locator("#win-drawing .win-lit rect").count() == 0
+    if cfg is PADDED_STRIDED:
+        # stride 2: input (0, 0) (frame (1, 1)) feeds only output (0, 0); input (1, 1) (frame (2, 2)) four outputs.
+        page.locator("#win-drawing rect.fcell[data-coord='2,2']").hover(force=True)
+        assert lit(page, "lit-out") == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    else:
+        # reflect padding: input 1 sits at frame 1 and 3, so it feeds outputs 0 and 1.
+        page.locator("#win-drawing rect.fcell[data-coord='3']").hover(force=True)
+        assert lit(page, "lit-in") == [(1,), (3,)]
+        assert lit(page, "lit-out") == [(0,), (1,)]
+
+
+def test_hover_on_canvas_grids_lights_outputs(page):
+    cfg = {
+        "layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "stride": 2},
+        "inputs": [{"shape": [1, 1, 64, 64]}],
+        "seed": 1,
+    }
+    open_view(page, cfg)
+    page.locator("#win-play").click()
+    wait_painted(page)
+    assert page.locator("#win-drawing svg.drawing").get_attribute("data-cells") == "canvas"
+    from .helpers import canvas_point
+
+    page.mouse.move(*canvas_point(page, "#win-drawing foreignObject.fcanvas", 4, 4))
+    wait_js(page, "() => document.querySelector('#win-drawing svg.drawing').dataset.lit === 'input 4,4'")
+    # frame (4, 4) is read by outputs 1 and 2 along each axis (4 = 2·1 + 2 = 2·2 + 0)
+    assert lit(page, "lit-out") == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    page.mouse.move(*canvas_point(page, "#win-drawing foreignObject.ocanvas", 10, 3))
+    wait_js(page, "() => document.querySelector('#win-drawing svg.drawing').dataset.lit === 'output 10,3'")
+    assert lit(page, "lit-win") == [(r, c) for r in range(20, 23) for c in range(6, 9)]

@@ -11,6 +11,7 @@ import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
   windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont, placeThumbCoord, READABLE_CELL,
+  framesOf, outputsFedBy, outputsReading,
 } from "../geometry/windows.js";
 import { useCanvas, frameHit, outputHit, frameCoord, rowChunks } from "../geometry/grid.js";
 import { runChunked } from "../util/schedule.js";
@@ -178,10 +179,18 @@ export function createWindowDrawing(container, opts) {
         .on("mousemove", (event) => {
           const p = pointIn(cv, event);
           const hit = frameHit(L, p.x, p.y);
-          if (hit) tipAt(event, hit.band, hit.coord);
-          else tooltip.hide();
+          if (hit) {
+            tipAt(event, hit.band, hit.coord);
+            light.fromFrame(hit.band, hit.coord);
+          } else {
+            tooltip.hide();
+            light.clear();
+          }
         })
-        .on("mouseleave", () => tooltip.hide());
+        .on("mouseleave", () => {
+          tooltip.hide();
+          light.clear();
+        });
       for (const [r0, r1] of rowChunks(f.rows, f.cols)) paints.push(() => cv.canvas.isConnected && paintFrameRows(cv, f, r0, r1));
     } else {
       const cells = frameCells(win, f).map((d) => cellDatum(f.band, d));
@@ -191,8 +200,12 @@ export function createWindowDrawing(container, opts) {
         .attr("width", cell).attr("height", cell)
         .attr("data-coord", (d) => d.coord.join(","))
         .attr("fill", fill)
+        .on("mouseenter", (event, d) => light.fromFrame(f.band, d.coord))
         .on("mousemove", (event, d) => frameTip(event, f.band, d))
-        .on("mouseleave", () => tooltip.hide());
+        .on("mouseleave", () => {
+          tooltip.hide();
+          light.clear();
+        });
       fg.selectAll("text.fval").data(cells.filter(hasText)).join("text")
         .attr("class", (d) => (d.role === "padding" && !d.copy ? "pad-mark" : d.role === "zero" ? "zero-mark" : "fval"))
         .attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.6) * cell)
@@ -330,10 +343,18 @@ export function createWindowDrawing(container, opts) {
       })
       .on("mousemove", (event) => {
         const d = under(event);
-        if (d) outTip(event, d);
-        else tooltip.hide();
+        if (d) {
+          outTip(event, d);
+          light.fromOutput(d.coord);
+        } else {
+          tooltip.hide();
+          light.clear();
+        }
       })
-      .on("mouseleave", () => tooltip.hide());
+      .on("mouseleave", () => {
+        tooltip.hide();
+        light.clear();
+      });
   } else {
     outSel = og.selectAll("rect.ocell").data(outCells).join("rect")
       .attr("class", "ocell")
@@ -342,8 +363,12 @@ export function createWindowDrawing(container, opts) {
       .attr("data-coord", (d) => d.coord.join(","))
       .attr("fill", CELL.pending)
       .on("click", (event, d) => onPick(d.coord))
+      .on("mouseenter", (event, d) => light.fromOutput(d.coord))
       .on("mousemove", outTip)
-      .on("mouseleave", () => tooltip.hide());
+      .on("mouseleave", () => {
+        tooltip.hide();
+        light.clear();
+      });
   }
   // The output's outline: pending (white) cells must still show where the output lies.
   og.append("rect").attr("class", "out-frame").attr("x", L.output.x - 0.5).attr("y", L.output.y - 0.5)
@@ -425,6 +450,52 @@ export function createWindowDrawing(container, opts) {
   const link = overlay.append("path").attr("class", "win-link").attr("pointer-events", "none");
   const cellsG = overlay.append("g");
   const pinG = overlay.append("g").attr("pointer-events", "none");
+  // Hover both ways (as in ezyang's convolution visualizer): an output cell lights its window; a
+  // frame cell lights every output that reads it, and an input element every output it feeds
+  // through any frame cell holding it (padding copies included). From the API's compact windows.
+  const litG = overlay.append("g").attr("class", "win-lit").attr("pointer-events", "none");
+  const light = (() => {
+    let last = null;
+    const mark = (r, cls, coord) => litG.append("rect").attr("class", cls).attr("x", r.x + 1.5).attr("y", r.y + 1.5)
+      .attr("width", cell - 3).attr("height", cell - 3).attr("data-coord", coord.join(","));
+    const clear = () => {
+      last = null;
+      litG.selectAll("*").remove();
+      svg.attr("data-lit", null);
+    };
+    return {
+      clear,
+      fromFrame(bi, coord) {
+        const key = `f${bi}:${coord}`;
+        if (key === last) return;
+        clear();
+        last = key;
+        const d = cellDatum(bi, { coord, role: frameCellRole(coord, win) });
+        const ins = d.src ? framesOf(win, d.src) : [coord];
+        let outs = d.src ? outputsFedBy(win, d.src) : outputsReading(win, coord);
+        if (L.sd === 3) outs = outs.filter((o) => o[0] === depth);
+        for (const c of ins) {
+          const r = frameRect(c, bi);
+          if (r) mark(r, "lit-in", c);
+        }
+        for (const o of outs) mark(outRect(o), "lit-out", o);
+        svg.attr("data-lit", d.src ? `input ${d.src.join(",")}` : `frame ${coord.join(",")}`);
+      },
+      fromOutput(oc) {
+        const key = `o:${oc}`;
+        if (key === last) return;
+        clear();
+        last = key;
+        for (const bi of L.shown)
+          for (const c of windowAt(win, oc)) {
+            const r = frameRect(c, bi);
+            if (r) mark(r, "lit-win", c);
+          }
+        mark(outRect(oc), "lit-out", oc);
+        svg.attr("data-lit", `output ${oc.join(",")}`);
+      },
+    };
+  })();
   const total = stepCount(win, L.sd === 3 ? depth : null);
   let current = -1;
   let hoverTerm = null;
@@ -478,11 +549,15 @@ export function createWindowDrawing(container, opts) {
     );
     wc.attr("width", cell - 2).attr("height", cell - 2).attr("data-term", (r) => r.term)
       .classed("hl", (r) => r.term === hoverTerm)
-      .on("mouseenter", (event, r) => onTermHover(r.term))
+      .on("mouseenter", (event, r) => {
+        onTermHover(r.term);
+        light.fromFrame(r.band, r.coord);
+      })
       .on("mousemove", (event, r) => tipAt(event, r.band, r.coord))
       .on("mouseleave", () => {
         onTermHover(null);
         tooltip.hide();
+        light.clear();
       });
     move(wc).attr("x", (r) => r.x + 1).attr("y", (r) => r.y + 1);
     const kt = cellsG.selectAll("text.kidx").data(cell >= 26 ? rects : [], (r) => r.term).join(

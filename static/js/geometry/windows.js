@@ -61,6 +61,42 @@ export function frameSource(win, coord) {
   return src.some((v) => v < 0) ? null : src;
 }
 
+// Hover, the other way round: the output elements whose window covers frame cell `frameCoord`.
+// Along each dimension d, output o reads frame cell f when f = o·window_step + k·dilation for a
+// kernel index 0 ≤ k < kernel; the outputs are every combination of those per-dimension sets.
+export function outputsReading(win, frameCoord) {
+  if (!win.window_step || frameCoord.length !== win.window_step.length) return [];
+  const per = frameCoord.map((f, d) => {
+    const os = [];
+    for (let k = 0; k < win.kernel[d]; k++) {
+      const rest = f - k * win.dilation[d];
+      if (rest < 0 || rest % win.window_step[d]) continue;
+      const o = rest / win.window_step[d];
+      if (o < win.output_spatial[d]) os.push(o);
+    }
+    return [...new Set(os)].sort((a, b) => a - b);
+  });
+  return product(per);
+}
+
+// Every frame cell that holds input element `inputCoord`: the cell itself, and the padding cells
+// that copy it (reflect / replicate / circular), read from the frame map.
+export function framesOf(win, inputCoord) {
+  if (!win.frame_map || inputCoord.length !== win.frame_map.length) return [];
+  return product(win.frame_map.map((m, d) => m.flatMap((v, f) => (v === inputCoord[d] ? [f] : []))));
+}
+
+// The output elements input element `inputCoord` feeds, through any frame cell that holds it.
+export function outputsFedBy(win, inputCoord) {
+  const seen = new Map();
+  for (const f of framesOf(win, inputCoord)) for (const o of outputsReading(win, f)) seen.set(o.join(","), o);
+  return [...seen.values()].sort((a, b) => ravel(a, win.output_spatial) - ravel(b, win.output_spatial));
+}
+
+function product(lists) {
+  return lists.reduce((acc, xs) => acc.flatMap((pre) => xs.map((x) => [...pre, x])), [[]]);
+}
+
 export function windowSrc(win, outCoord) {
   return windowAt(win, outCoord).map((c) => frameSource(win, c));
 }
