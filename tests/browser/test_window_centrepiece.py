@@ -289,3 +289,71 @@ def test_hover_on_canvas_grids_lights_outputs(page):
     page.mouse.move(*canvas_point(page, "#win-drawing foreignObject.ocanvas", 10, 3))
     wait_js(page, "() => document.querySelector('#win-drawing svg.drawing').dataset.lit === 'output 10,3'")
     assert lit(page, "lit-win") == [(r, c) for r in range(20, 23) for c in range(6, 9)]
+
+
+# --- Playback: speed, scrubber, click-to-pin ---------------------------------------------------
+
+
+def ui_of(page):
+    q = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
+    return json.loads(q["ui"][0]) if "ui" in q else {}
+
+
+def test_playback_speed_scrubber_and_pin_by_mouse_and_keyboard(page):
+    open_view(page, PADDED_STRIDED)
+    panel = page.locator("#window-panel")
+    step = lambda _page: int(panel.get_attribute("data-step"))  # noqa: E731
+    assert page.locator("#win-play").get_attribute("aria-pressed") == "true"
+    # Speed: the select, and − / + in the panel; the choice is in the link and survives a reload.
+    page.locator("#win-speed").select_option("2")
+    assert ui_of(page)["speed"] == 2
+    page.locator("#win-play").click()  # pause
+    page.locator("#win-play").focus()
+    page.keyboard.press("+")
+    assert page.locator("#win-speed").input_value() == "4" and ui_of(page)["speed"] == 4
+    page.keyboard.press("-")
+    page.keyboard.press("-")
+    assert ui_of(page).get("speed", 1) == 1  # the default drops out of the link
+    # Scrubber: arrow keys, Home/End; it says where it is in words.
+    scrub = page.locator("#win-scrub")
+    scrub.focus()
+    page.keyboard.press("End")
+    assert step(page) == 15
+    assert scrub.get_attribute("aria-valuetext") == "step 16 of 16, output (3, 3)"
+    page.keyboard.press("ArrowLeft")
+    assert step(page) == 14
+    page.keyboard.press("Home")
+    assert step(page) == 0
+    # Home/End also work from the panel's buttons.
+    page.locator("#win-fwd").focus()
+    page.keyboard.press("End")
+    assert step(page) == 15
+    # Click to pin: the output cell is explained, the window goes there and stays (paused).
+    page.locator("#win-play").click()
+    assert page.locator("#win-play").get_attribute("aria-pressed") == "true"
+    page.locator("#win-drawing rect.ocell[data-coord='2,1']").click()
+    wait_js(page, "() => document.querySelector('#explain-panel').dataset.index === '0,0,2,1'")
+    assert page.locator("#win-play").get_attribute("aria-pressed") == "false"
+    assert step(page) == 2 * 4 + 1
+    assert ui_of(page)["pinned"]["index"] == [0, 0, 2, 1]
+    assert page.locator("#win-drawing .pin-ring").count() == 1
+    # … and by keyboard: the output grid is one tab stop, arrows move, Enter pins.
+    grid = page.locator("#win-drawing g.out-grid")
+    grid.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    wait_js(page, "() => document.querySelector('#explain-panel').dataset.index === '0,0,3,1'")
+    assert step(page) == 3 * 4 + 1
+    # Fast mode is a choice in the link too.
+    page.locator("#win-fast").check()
+    assert ui_of(page)["fast"] is True
+    page.reload()
+    wait_js(
+        page,
+        "() => document.querySelector('#win-speed')?.value === '1' && !!document.querySelector('#win-drawing svg')",
+    )
+    assert page.locator("#win-fast").is_checked()
+    page.locator("#win-speed").select_option("0.5")
+    page.reload()
+    wait_js(page, "() => document.querySelector('#win-speed')?.value === '0.5'")
+    assert page.locator("#win-fast").is_checked()

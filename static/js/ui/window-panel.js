@@ -33,10 +33,12 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     exportDepths: $(root, "#win-export .export-depths"), exportAllDepths: $(root, "#win-export-all-depths"),
   };
   el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
-  el.speed.value = "1";
+  // Speed and fast mode are the user's choices: they live in ui (and so in the link).
+  const uiSpeed = () => (SPEEDS.includes(Number(getUi().speed)) ? Number(getUi().speed) : 1);
+  el.speed.value = String(uiSpeed());
   const motionQuery = window.matchMedia?.("(prefers-reduced-motion: reduce)");
   const reduceMotion = motionQuery?.matches ?? false;
-  let fastChosen = null; // the user's choice; null: automatic (fast past FAST_ABOVE steps)
+  const fastChosen = () => (typeof getUi().fast === "boolean" ? getUi().fast : null); // null: automatic (fast past FAST_ABOVE steps)
 
   let run = null;
   let drawing = null;
@@ -56,6 +58,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     el.scrub.value = String(timeline.step);
     const oc = stepToOutput(run.windows, timeline.step, getUi().depth || 0);
     el.step.textContent = `step ${timeline.step + 1} / ${timeline.count} · output (${oc.join(", ")})`;
+    el.scrub.setAttribute("aria-valuetext", `step ${timeline.step + 1} of ${timeline.count}, output (${oc.join(", ")})`);
     el.fast.checked = timeline.stride > 1;
     root.dataset.step = String(timeline.step);
   };
@@ -67,10 +70,16 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     timeline?.pause();
     timeline?.seek(Number(el.scrub.value));
   });
-  el.speed.addEventListener("change", () => timeline?.setSpeed(Number(el.speed.value)));
+  const setSpeed = (x) => {
+    el.speed.value = String(x);
+    timeline?.setSpeed(x);
+    setUi({ speed: x });
+  };
+  el.speed.addEventListener("change", () => setSpeed(Number(el.speed.value)));
   el.fast.addEventListener("change", () => {
-    fastChosen = el.fast.checked;
-    timeline?.setStride(sweepStride(run.windows, timeline.count, fastChosen));
+    setUi({ fast: el.fast.checked });
+    timeline?.setStride(sweepStride(run.windows, timeline.count, el.fast.checked));
+    refreshControls();
   });
   el.batch.addEventListener("change", () => setUi({ batch: Number(el.batch.value) }));
   el.channel.addEventListener("change", () => setUi({ channel: Number(el.channel.value) }));
@@ -81,7 +90,13 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     if (e.key === "ArrowRight") timeline.stepBy(1);
     else if (e.key === "ArrowLeft") timeline.stepBy(-1);
     else if (e.key === "k" || (e.key === " " && e.target === root)) timeline.toggle();
-    else return;
+    else if (e.key === "Home") timeline.seek(0);
+    else if (e.key === "End") timeline.seek(timeline.count - 1);
+    else if (e.key === "+" || e.key === "=" || e.key === "-") {
+      // One notch faster or slower.
+      const i = SPEEDS.indexOf(uiSpeed()) + (e.key === "-" ? -1 : 1);
+      setSpeed(SPEEDS[Math.max(0, Math.min(SPEEDS.length - 1, i))]);
+    } else return;
     e.preventDefault();
   });
 
@@ -210,8 +225,9 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       },
       onPlayState: refreshControls,
     });
-    timeline.setSpeed(Number(el.speed.value));
-    timeline.setStride(sweepStride(w, count, fastChosen ?? count > FAST_ABOVE));
+    el.speed.value = String(uiSpeed());
+    timeline.setSpeed(uiSpeed());
+    timeline.setStride(sweepStride(w, count, fastChosen() ?? count > FAST_ABOVE));
     firstDraw = true;
     timeline.seek(keep);
     firstDraw = false;
