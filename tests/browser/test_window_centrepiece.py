@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from .helpers import open_view, wait_js, wait_painted
+from .helpers import config_url, open_view, wait_js, wait_painted
 
 pytestmark = pytest.mark.browser
 
@@ -357,3 +357,72 @@ def test_playback_speed_scrubber_and_pin_by_mouse_and_keyboard(page):
     page.reload()
     wait_js(page, "() => document.querySelector('#win-speed')?.value === '0.5'")
     assert page.locator("#win-fast").is_checked()
+
+
+# --- One layer, one picture: a module built of children is drawn as its dataflow -----------------
+
+
+def diagram_graph(page):
+    wait_js(page, "() => document.querySelector('#diagram')?.dataset.kind === 'dataflow'")
+    return page.evaluate(
+        """() => ({
+          paths: [...document.querySelectorAll('#diagram svg.df-drawing g.df-node.df-module')].map((g) => g.dataset.path).sort(),
+          adds: document.querySelectorAll('#diagram svg.df-drawing g.df-node.df-add').length,
+          text: document.querySelector('#diagram').textContent,
+          title: document.querySelector('#diagram-title').textContent,
+        })"""
+    )
+
+
+def test_catalog_simple_residual_block_is_drawn_as_the_presets_dataflow(page, catalog, presets):
+    entry = next(e for e in catalog["layers"] if e["type"] == "SimpleResidualBlock")
+    # From the catalog's layer list.
+    open_view(page)
+    page.locator("#catalog button.cat-item[data-type='SimpleResidualBlock']").click()
+    wait_js(page, "() => document.querySelector('#layer-view')?.dataset.type === 'SimpleResidualBlock'")
+    got = diagram_graph(page)
+    assert got["paths"] == ["downsample", "fc1", "fc2", "relu"] and got["adds"] == 1
+    assert "H_out=20" not in got["text"] and "dataflow" in got["title"]
+    # The same picture as the preset of the same block in the network view's dataflow panel.
+    preset = presets["tutorial-residual-block"]["request"]
+    page.goto(config_url(preset, {"view": "network"}))
+    wait_js(page, "() => document.querySelectorAll('#net-graph g.df-node').length > 0")
+    net_paths = sorted(
+        page.locator("#net-graph g.df-node.df-module").evaluate_all("els => els.map(e => e.dataset.path)")
+    )
+    assert net_paths == got["paths"]
+    assert page.locator("#net-graph g.df-node.df-add").count() == got["adds"]
+    assert entry["example"]["layer"]["type"] == "SimpleResidualBlock"
+
+
+def test_a_composite_torch_module_and_a_drilled_block_draw_their_dataflow(page, catalog, presets):
+    # A torch module made of children: TransformerEncoderLayer (its catalog example).
+    entry = next(e for e in catalog["layers"] if e["type"] == "TransformerEncoderLayer")
+    open_view(page, entry["example"])
+    got = diagram_graph(page)
+    assert {"self_attn", "linear1", "linear2", "norm1", "norm2"} <= set(got["paths"])
+    assert got["adds"] >= 2  # its two residual additions
+    # A block opened from a network (the two-block preset's block1): the same dataflow.
+    net = presets["tutorial-residual-net"]["request"]
+    first = net["layer"]["layers"][0]
+    drill = {"network": net, "field": "layer.layers[0]", "path": first["name"], "inputs": [net["inputs"][0]["shape"]]}
+    open_view(page, {"layer": first, "inputs": net["inputs"], "seed": net["seed"]}, {"view": "layer", "drill": drill})
+    got = diagram_graph(page)
+    assert got["paths"] == ["downsample", "fc1", "fc2", "relu"] and got["adds"] == 1
+    # A layer that does its own arithmetic keeps its family drawing.
+    open_view(page, {"layer": {"type": "Linear", "in_features": 4, "out_features": 3}, "inputs": [{"shape": [2, 4]}]})
+    wait_js(page, "() => document.querySelector('#diagram')?.dataset.kind === 'linear'")
+
+
+def test_calls_children_decides_from_the_graph(page):
+    open_view(page)
+    out = run_module(
+        page,
+        "/static/js/geometry/dataflow.js",
+        """
+        const leaf = {nodes: [{op: 'input'}, {op: 'module', path: ''}, {op: 'output'}]};
+        const block = {nodes: [{op: 'input'}, {op: 'module', path: 'fc1'}, {op: 'function', label: '+'}]};
+        return [m.callsChildren(leaf), m.callsChildren(block), m.callsChildren(null), m.callsChildren({nodes: []})];
+        """,
+    )
+    assert out == [False, True, False, False]
