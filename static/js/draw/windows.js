@@ -252,7 +252,8 @@ export function createWindowDrawing(container, opts) {
       const tg = sg.append("g").attr("class", "thumb").attr("data-band", t.band).attr("data-channel", bands[t.band].channel)
         .attr("role", "radio").attr("aria-checked", String(t.band === L.shown[0]))
         .attr("tabindex", t.band === L.shown[0] ? 0 : -1)
-        .attr("aria-label", `${kind === "pool" ? "channel" : "input channel"} ${bands[t.band].channel}`)
+        // the accessible name starts with the text shown (WCAG 2.5.3, label in name)
+        .attr("aria-label", `${kind === "pool" ? "ch" : "in ch"} ${bands[t.band].channel} (${kind === "pool" ? "channel" : "input channel"} ${bands[t.band].channel})`)
         .classed("selected", t.band === L.shown[0])
         .on("click", () => choose(t.band));
       tg.append("text").attr("class", "thumb-label").attr("x", t.x).attr("y", t.y - 4).text(`${kind === "pool" ? "ch" : "in ch"} ${bands[t.band].channel}`);
