@@ -164,7 +164,7 @@ def test_frame_layout_geometry(page):
     # Conv2d's default: cells as big as a 240 px frame allows.
     assert out["conv"]["cell"] == 40 and out["conv"]["width"] <= 746
     # A phone: the output goes under the frame, which gives bigger cells than beside it.
-    assert out["phone"]["stacked"] and out["phone"]["below"] and out["phone"]["cell"] >= 20
+    assert out["phone"]["stacked"] and out["phone"]["below"] and out["phone"]["cell"] >= READABLE
     assert out["phone"]["width"] <= 390
     assert out["one"]["strip"] is None and out["one"]["cell"] == 40
     assert out["phoneStripTop"]

@@ -173,6 +173,7 @@ export function frameLayout(win, {
   const planesW = (c) => nPlanes * cols * c + (nPlanes - 1) * planeGap;
   let cell;
   let stacked = false;
+  let kernelBeside = true; // stacked layout: the kernel right of the output (else under it)
   if (sd === 1) {
     // Frame, kernel and output in one row; stacked channels share a height budget so the output
     // stays in view beside them.
@@ -183,10 +184,12 @@ export function frameLayout(win, {
     // Frame planes, kernel slice and output share one cell size so their proportions compare.
     // (`inset`: room left of the frame for two-digit row indices.)
     const beside = Math.floor((width - inset - (nPlanes - 1) * planeGap - arrowW - gap * 2) / Math.max(nPlanes * cols + Math.max(kCols, outCols), 1));
+    // Under the frame: the output, with the kernel beside it when that costs no cell size, else under it.
     const under = Math.min(
       Math.floor((width - inset - (nPlanes - 1) * planeGap - gap) / Math.max(nPlanes * cols, 1)),
-      Math.floor((width - inset - kGap - gap) / Math.max(outCols + kCols, 1)),
+      Math.floor((width - inset - gap) / Math.max(outCols, 1)),
     );
+    kernelBeside = Math.floor((width - inset - kGap - gap) / Math.max(outCols + kCols, 1)) >= under;
     cell = beside;
     if ((beside < READABLE_CELL || beside < minCell * 1.6) && under > beside) {
       stacked = true;
@@ -241,7 +244,8 @@ export function frameLayout(win, {
     planes.forEach((z, i) => frames.push({ band: b, z, x: left + i * (cols * cell + planeGap), y: top, rows, cols }));
     if (stacked) {
       output = { x: left, y: top + frameH + 48, rows: outRows, cols: outCols };
-      if (kShape) kernels.push({ band: b, x: output.x + outCols * cell + kGap, y: output.y, rows: kRows, cols: kCols });
+      if (kShape && kernelBeside) kernels.push({ band: b, x: output.x + outCols * cell + kGap, y: output.y, rows: kRows, cols: kCols });
+      else if (kShape) kernels.push({ band: b, x: output.x, y: output.y + outRows * cell + 40, rows: kRows, cols: kCols });
     } else {
       output = { x: left + frameW + arrowW + gap, y: top, rows: outRows, cols: outCols };
       if (kShape) kernels.push({ band: b, x: output.x, y: output.y + outRows * cell + 40, rows: kRows, cols: kCols });
