@@ -426,3 +426,37 @@ def test_calls_children_decides_from_the_graph(page):
         """,
     )
     assert out == [False, True, False, False]
+
+
+def test_inverse_window_geometry_matches_the_forward_expansion(page):
+    """outputsReading / framesOf / outputsFedBy (geometry/windows.js) invert windowAt and the frame map:
+    checked against expanding every output's window, with stride, dilation and reflect copies."""
+    open_view(page)
+    out = run_module(
+        page,
+        "/static/js/geometry/windows.js",
+        """
+        // 2-D: frame 11 x 9, kernel 3 x 2, stride (3, 2), dilation (2, 3); frame_map as reflect padding 1
+        const reflect = (n, p) => Array.from({length: n + 2 * p}, (_, f) => { const i = f - p; return i < 0 ? -i : i >= n ? 2 * n - 2 - i : i; });
+        const win = {spatial_dims: 2, kernel: [3, 2], window_step: [3, 2], dilation: [2, 3], output_spatial: [3, 3],
+                     frame_map: [reflect(9, 1), reflect(7, 1)]};
+        const bad = [];
+        const outs = [];
+        for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) outs.push([a, b]);
+        for (let r = 0; r < 11; r++) for (let c = 0; c < 9; c++) {
+          const want = outs.filter((o) => m.windowAt(win, o).some((f) => f[0] === r && f[1] === c)).map(String);
+          const got = m.outputsReading(win, [r, c]).map(String);
+          if (want.join(';') !== got.join(';')) bad.push(['reading', r, c, want, got]);
+        }
+        for (let i = 0; i < 9; i++) for (let j = 0; j < 7; j++) {
+          const holders = [];
+          for (let r = 0; r < 11; r++) for (let c = 0; c < 9; c++) if (win.frame_map[0][r] === i && win.frame_map[1][c] === j) holders.push(String([r, c]));
+          if (m.framesOf(win, [i, j]).map(String).join(';') !== holders.join(';')) bad.push(['frames', i, j]);
+          const want = outs.filter((o) => m.windowAt(win, o).some((f) => win.frame_map[0][f[0]] === i && win.frame_map[1][f[1]] === j)).map(String);
+          if (m.outputsFedBy(win, [i, j]).map(String).join(';') !== want.join(';')) bad.push(['fed', i, j]);
+        }
+        return {bad, sample: m.outputsFedBy(win, [1, 2]), none: m.outputsReading({...win, window_step: null}, [0, 0])};
+        """,
+    )
+    assert out["bad"] == []
+    assert out["sample"] and out["none"] == []
