@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from .helpers import config_url, open_view, wait_js, wait_painted
+from .helpers import config_url, open_view, renders, wait_js, wait_painted, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -383,6 +383,19 @@ def test_catalog_simple_residual_block_is_drawn_as_the_presets_dataflow(page, ca
     got = diagram_graph(page)
     assert got["paths"] == ["downsample", "fc1", "fc2", "relu"] and got["adds"] == 1
     assert "H_out=20" not in got["text"] and "dataflow" in got["title"]
+    # An edit redraws the dataflow with the new shapes (never the parameter boxes in between).
+    n = renders(page)
+    kinds = []
+    page.expose_function("__kind", lambda k: kinds.append(k))
+    page.evaluate(
+        "() => new MutationObserver(() => window.__kind(document.querySelector('#diagram').dataset.kind))"
+        ".observe(document.querySelector('#diagram'), {attributes: true, childList: true})"
+    )
+    page.locator('[data-field="layer.out_features"] input').fill("30")
+    wait_render(page, n)
+    got = diagram_graph(page)
+    assert got["paths"] == ["downsample", "fc1", "fc2", "relu"] and "(5, 30)" in got["text"]
+    assert set(kinds) == {"dataflow"}, kinds
     # The same picture as the preset of the same block in the network view's dataflow panel.
     preset = presets["tutorial-residual-block"]["request"]
     page.goto(config_url(preset, {"view": "network"}))

@@ -260,10 +260,11 @@ export function createWindowDrawing(container, opts) {
       tg.append("rect").attr("class", "thumb-hit").attr("x", t.x - 3).attr("y", t.y - 15).attr("width", Math.max(t.w, 44) + 6)
         .attr("height", t.h + 18).attr("rx", 3);
       thumbWins.push({ band: t.band, rect: tg.append("rect").attr("class", "thumb-win").attr("pointer-events", "none") });
-      paints.push(() => {
+      // In pieces of rows, like the frames: a 3 × 128 × 128 strip is 49,000 cells.
+      for (const [r0, r1] of rowChunks(t.rows, t.cols * t.planes.length)) paints.push(() => {
         if (!cv.canvas.isConnected) return;
         for (const pl of t.planes)
-          for (let r = 0; r < t.rows; r++)
+          for (let r = r0; r < r1; r++)
             for (let c = 0; c < t.cols; c++) {
               const coord = L.sd === 2 ? [r, c] : [pl.z, r, c];
               const d = cellDatum(t.band, { r, c, coord, role: frameCellRole(coord, win) });

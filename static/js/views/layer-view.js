@@ -245,6 +245,10 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     const type = run.type || lastRunRequest.layer.type;
     const kind = diagramKind(entry);
     const host = $("#diagram");
+    // The shapes' head start carries no graph: a composite's dataflow stays until the run redraws it,
+    // instead of flashing the generic drawing in between.
+    if (!run.graph && host.dataset.kind === "dataflow" && host.dataset.type === type) return;
+    host.dataset.type = type;
     host.dataset.kind = kind;
     const opts = {
       colorOf: createPalette(),
