@@ -104,11 +104,14 @@ def test_the_channel_strip_chooses_the_channel_drawn_by_click_and_keys(page):
     wait_js(page, "() => document.querySelector('#win-drawing g.frame').dataset.channel === '2'")
     assert json.loads(urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["ui"][0])["inChannel"] == 2
     assert page.locator("#win-drawing .kernel-slice text").text_content() == "w[0, 2]"
-    # Arrow keys move the choice (focus stays in the strip across the redraw).
+    # Arrow keys move the choice (focus stays in the strip across the redraw), and only that: the
+    # animation's step stays where it was.
+    page.locator("#win-scrub").fill("5")
     strip.locator(".thumb[aria-checked='true']").focus()
     page.keyboard.press("ArrowLeft")
     wait_js(page, "() => document.querySelector('#win-drawing g.frame').dataset.channel === '1'")
     assert page.evaluate("document.activeElement.dataset.channel") == "1"
+    assert page.locator("#window-panel").get_attribute("data-step") == "5"
     page.keyboard.press("Home")
     wait_js(page, "() => document.querySelector('#win-drawing g.frame').dataset.channel === '0'")
     # The choice survives a reload (it is in the link).
@@ -341,9 +344,11 @@ def test_playback_speed_scrubber_and_pin_by_mouse_and_keyboard(page):
     grid = page.locator("#win-drawing g.out-grid")
     grid.focus()
     page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowRight")  # the grid's cursor moves; the timeline does not step on top
+    assert step(page) == 3 * 4 + 2
     page.keyboard.press("Enter")
-    wait_js(page, "() => document.querySelector('#explain-panel').dataset.index === '0,0,3,1'")
-    assert step(page) == 3 * 4 + 1
+    wait_js(page, "() => document.querySelector('#explain-panel').dataset.index === '0,0,3,2'")
+    assert step(page) == 3 * 4 + 2
     # Fast mode is a choice in the link too.
     page.locator("#win-fast").check()
     assert ui_of(page)["fast"] is True

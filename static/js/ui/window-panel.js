@@ -86,7 +86,8 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
   el.depth.addEventListener("change", () => setUi({ depth: Number(el.depth.value) }));
   // Space/arrow shortcuts while focus is inside the panel but not in a form control.
   root.addEventListener("keydown", (e) => {
-    if (!timeline || e.target.closest("input, select, textarea, [role=grid]")) return;
+    // Keys a part of the drawing handled (the output grid, the channel strip) are theirs alone.
+    if (!timeline || e.defaultPrevented || e.target.closest("input, select, textarea, [role=grid], [role=radiogroup]")) return;
     if (e.key === "ArrowRight") timeline.stepBy(1);
     else if (e.key === "ArrowLeft") timeline.stepBy(-1);
     else if (e.key === "k" || (e.key === " " && e.target === root)) timeline.toggle();
