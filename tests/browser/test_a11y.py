@@ -82,3 +82,30 @@ def test_network_page_has_no_serious_violations(page):
     page.wait_for_selector("#net-tree .nt-pick")
     found = serious(page)
     assert found == [], "\n".join(found)
+
+
+def test_window_strip_hover_and_dataflow_diagram_have_no_serious_violations(page):
+    """The sliding window's channel strip with an output's window lit, and a custom module's
+    dataflow drawn in the layer view."""
+    conv = {
+        "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3},
+        "inputs": [{"shape": [1, 3, 6, 6]}],
+        "seed": 0,
+    }
+    open_view(page, conv)
+    page.locator("#win-play").click()
+    page.locator("#win-drawing .chan-strip .thumb[data-channel='1']").click()
+    page.wait_for_function("() => document.querySelector('#win-drawing g.frame').dataset.channel === '1'")
+    page.locator("#win-drawing rect.ocell[data-coord='1,1']").hover()
+    assert page.locator("#win-drawing .win-lit rect.lit-win").count() == 9
+    found = serious(page)
+    assert found == [], "\n".join(found)
+    block = {
+        "layer": {"type": "SimpleResidualBlock", "in_features": 10, "out_features": 20},
+        "inputs": [{"shape": [5, 10]}],
+        "seed": 42,
+    }
+    open_view(page, block)
+    page.wait_for_function("() => document.querySelector('#diagram').dataset.kind === 'dataflow'")
+    found = serious(page)
+    assert found == [], "\n".join(found)

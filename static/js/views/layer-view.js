@@ -16,6 +16,8 @@ import { createPalette } from "../geometry/palette.js";
 import { drawLinear, drawBilinear } from "../draw/matrix.js";
 import { drawBlocks } from "../draw/blocks.js";
 import { drawFlow } from "../draw/flow.js";
+import { drawDataflow } from "../draw/dataflow.js";
+import { callsChildren } from "../geometry/dataflow.js";
 import { exportSvg, exportPng } from "../export.js";
 import { debounce, sameShape, shapeStr } from "../util/format.js";
 import { afterFrame, budgetYield, nextTask } from "../util/schedule.js";
@@ -97,7 +99,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   store.subscribe((state, prev, reason) => {
     if (reason === "ui" && state.ui !== prev.ui) {
-      const changed = ["channel", "batch", "depth"].some((k) => state.ui[k] !== prev.ui[k]);
+      const changed = ["channel", "batch", "depth", "inChannel"].some((k) => state.ui[k] !== prev.ui[k]);
       if (changed) windowPanel.uiChanged();
     }
   });
@@ -207,6 +209,14 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       const run = inside
         ? await api.run({ ...inside, ...slice }, { signal: runCtl.signal, path: drill.path })
         : await api.run({ ...request, ...slice }, { signal: runCtl.signal });
+      // A run with `path` answers without the child's own graph: a drilled module that is not a
+      // family drawing asks for it (meta device, no numbers), so a composite draws its dataflow here too.
+      if (inside && !run.graph && diagramKind(entry) === "generic") {
+        run.graph = (await api.shape(request, { signal: runCtl.signal }).catch((e) => {
+          if (isAbort(e)) throw e;
+          return null;
+        }))?.graph ?? null;
+      }
       if (seq !== runSeq) return;
       drawnSeq = seq;
       sliceAsked = null;
@@ -235,6 +245,10 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     const type = run.type || lastRunRequest.layer.type;
     const kind = diagramKind(entry);
     const host = $("#diagram");
+    // The shapes' head start carries no graph: a composite's dataflow stays until the run redraws it,
+    // instead of flashing the generic drawing in between.
+    if (!run.graph && host.dataset.kind === "dataflow" && host.dataset.type === type) return;
+    host.dataset.type = type;
     host.dataset.kind = kind;
     const opts = {
       colorOf: createPalette(),
@@ -246,7 +260,13 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       args: lastRunRequest?.layer ?? {},
     };
     try {
-      diagram = DRAWERS[kind](host, run, opts);
+      if (callsChildren(run.graph)) {
+        // One layer, one picture: a module built of children is drawn as its dataflow.
+        host.dataset.kind = "dataflow";
+        host.replaceChildren();
+        drawDataflow(host, run.graph);
+        diagram = { highlight() {} };
+      } else diagram = DRAWERS[kind](host, run, opts);
       showEmpty(host, run);
     } catch (e) {
       // A shape the family drawing did not foresee still gets the generic diagram.
@@ -259,6 +279,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       bilinear: "y[n, k] = x₁[n] · A_k · x₂[n]ᵀ + b_k",
       blocks: "input, kernel and output",
       generic: "tensor flow",
+      dataflow: "dataflow of its forward(): the child modules it calls",
     }[host.dataset.kind];
   }
 
