@@ -20,6 +20,8 @@ export const DEFAULT_UI = Object.freeze({
   channel: 0, // output channel shown by the sliding-window animation
   batch: 0, // sample of the batch shown by the animation
   depth: 0, // output depth slice for 3-D windows
+  // the network view's receptive field: {node: graph node id, index: [...], mode: "structural"|"effective"}
+  rf: null,
 });
 
 export function initialState() {

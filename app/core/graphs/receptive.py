@@ -430,6 +430,56 @@ def _check_memory(graph: dict[str, Any], module: nn.Module, settings: Settings) 
         )
 
 
+_SAMPLE_NORMS = (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm, nn.LocalResponseNorm)
+
+
+def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[dict[str, Any]]:
+    """Why a field may cover more than the windows suggest, in words and in a code a client can act on:
+    normalisation statistics couple every position they are taken over."""
+    batch: list[str] = []
+    eval_fixes = True
+    sample: list[str] = []
+    for n in graph["nodes"]:
+        if n["op"] != "module" or n["id"] not in feeds:
+            continue
+        sub = module.get_submodule(n["path"]) if n["path"] else module
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm) and (sub.training or not sub.track_running_stats):
+            batch.append(n["path"] or type(sub).__name__)
+            eval_fixes = eval_fixes and sub.track_running_stats
+        elif isinstance(sub, _SAMPLE_NORMS) and not (
+            isinstance(sub, nn.modules.instancenorm._InstanceNorm) and sub.track_running_stats and not sub.training
+        ):
+            sample.append(n["path"] or type(sub).__name__)
+    notes: list[dict[str, Any]] = []
+    if batch:
+        fix = (
+            " In eval mode (train: false) they use their running statistics instead, and the field is the windows' own."
+            if eval_fixes
+            else " They keep no running statistics (track_running_stats=False), so eval mode does not change this."
+        )
+        notes.append(
+            {
+                "code": "batch_statistics",
+                "paths": batch,
+                "eval_fixes": eval_fixes,
+                "message": f"{', '.join(batch)}: batch normalisation in training mode divides by the mean and "
+                "variance of the whole batch, so every output depends on every position of every sample: the "
+                f"structural field covers the whole input.{fix}",
+            }
+        )
+    if sample:
+        notes.append(
+            {
+                "code": "sample_statistics",
+                "paths": sample,
+                "eval_fixes": False,
+                "message": f"{', '.join(sample)}: this normalisation divides by statistics taken over many "
+                "positions of a sample, so an output depends on all of them, in training and eval mode alike.",
+            }
+        )
+    return notes
+
+
 def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
     into: dict[str, list[str]] = {}
     for e in graph["edges"]:
@@ -490,12 +540,16 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             "id": target,
             "path": next((n["path"] for n in graph["nodes"] if n["id"] == target), None),
             "shape": list(values[target].shape),
+            # the element's own value (real weights and input), as the forward pass computed it
+            "value": tensors.to_nested(tensors.numpy_of(values[target][index])),
         },
         "method": method,
         "graph": graph,
         "nodes": nodes,
         "input": inputs[0] if inputs else None,
         "formula": formula,
+        "notes": _notes(graph, module, feeds),
+        "train": module.training,
         "draws": DRAWS,
         "mask_limit": MASK_LIMIT,
         "dtype": tensors.dtype_name(ex.plan.dtype),

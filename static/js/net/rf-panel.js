@@ -7,9 +7,11 @@ import { ApiError, isAbort } from "../api.js";
 import { graphApi } from "./graph-api.js";
 import { drawGrid } from "../draw/receptive.js";
 import { foldToGrid, gridDims, cellIndex, gridCaption } from "../geometry/receptive.js";
-import { shapeStr } from "../util/format.js";
+import { shapeStr, fmtFull } from "../util/format.js";
 
-export function createRfPanel(root, { setStatus }) {
+// `store`: the pick ({node, index, mode}) lives in state.ui.rf, so the share link reopens it;
+// `setTrain(on)`: switch the network between training and eval mode (the BatchNorm note's button).
+export function createRfPanel(root, { setStatus, setTrain = null, store = null }) {
   const $ = (s) => root.querySelector(s);
   const els = {
     node: $("#rf-node"),
@@ -17,6 +19,7 @@ export function createRfPanel(root, { setStatus }) {
     target: $("#rf-target"),
     summary: $("#rf-summary"),
     formula: $("#rf-formula"),
+    notes: $("#rf-notes"),
     nodes: $("#rf-nodes"),
     panel: $("#net-rf-panel"),
   };
@@ -28,16 +31,53 @@ export function createRfPanel(root, { setStatus }) {
   let picked = null;
   let result = null;
   let ctl = null;
+  let picker = null;
+  let outputRun = null; // the /api/run answer: the final output's values, for the picker's tooltips
 
   const mode = () => root.querySelector('input[name="rf-mode"]:checked')?.value || "structural";
-  for (const r of root.querySelectorAll('input[name="rf-mode"]')) r.addEventListener("change", () => renderResult());
+  const setMode = (m) => {
+    const r = root.querySelector(`input[name="rf-mode"][value="${m === "effective" ? "effective" : "structural"}"]`);
+    if (r) r.checked = true;
+  };
+  for (const r of root.querySelectorAll('input[name="rf-mode"]'))
+    r.addEventListener("change", () => {
+      renderResult();
+      remember();
+    });
   els.node.addEventListener("change", () => {
     targetId = els.node.value;
     lead = [];
     picked = null;
     clearResult();
+    remember();
     renderPicker();
   });
+
+  // The pick, in the state (and so in the link): {node, index, mode}; null when nothing is picked.
+  function remember() {
+    if (!store) return;
+    const rf = result && picked ? { node: picked.node, index: result.index, mode: mode() } : null;
+    if (JSON.stringify(store.get().ui.rf ?? null) !== JSON.stringify(rf)) store.update({ ui: { rf } }, "ui");
+  }
+
+  // Re-pick a remembered element on the current graph (a link opened, or the network edited): the
+  // node must still be there and the index inside its shape.
+  function restore(rf) {
+    const node = rf && nodeOf(rf.node);
+    if (!node || !Array.isArray(rf.index)) return false;
+    const shape = node.shape;
+    const idx = rf.index;
+    if (idx.length !== shape.length || idx.some((v, i) => !Number.isInteger(v) || v < 0 || v >= shape[i])) return false;
+    targetId = node.id;
+    els.node.value = targetId;
+    lead = shape.length > 2 ? idx.slice(0, -2) : [];
+    leadFor = "";
+    const cell = shape.length === 1 ? [0, idx[0]] : idx.slice(-2);
+    if (rf.mode) setMode(rf.mode);
+    renderPicker();
+    pick(node, cell[0], cell[1]);
+    return true;
+  }
 
   function nodeOf(id) {
     return graph?.nodes.find((n) => n.id === id) || null;
@@ -56,16 +96,35 @@ export function createRfPanel(root, { setStatus }) {
     graph = shapeResult?.graph?.nodes?.length ? shapeResult.graph : null;
     els.panel.hidden = !graph;
     if (!graph) return;
-    if (nextKey !== key) {
-      key = nextKey;
-      clearResult();
-      if (!nodeOf(targetId)) targetId = "output";
-    }
     const opts = candidates();
     els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : n.path || n.label} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
+    if (nextKey !== key) {
+      key = nextKey;
+      // what was picked (in this session, or in the link that opened it) is traced again on the new network
+      const rf = store ? store.get().ui.rf : picked && result ? { node: picked.node, index: result.index, mode: mode() } : null;
+      clearResult();
+      picked = null;
+      if (!nodeOf(targetId)) targetId = "output";
+      els.node.value = targetId;
+      if (restore(rf)) return annotateGraph();
+      if (store && store.get().ui.rf) store.update({ ui: { rf: null } }, "ui");
+    }
     els.node.value = targetId;
     renderPicker();
     annotateGraph();
+  }
+
+  // The final output's values (from /api/run): the picker shows them on hover.
+  function setRun(run) {
+    outputRun = run;
+  }
+
+  function valueOf(node, r, c) {
+    if (node.op !== "output" || !outputRun?.output?.data) return null;
+    const idx = cellIndex(node.shape, lead, r, c);
+    let v = outputRun.output.data;
+    for (const i of idx) v = Array.isArray(v) ? v[i] : undefined;
+    return typeof v === "number" || typeof v === "string" ? v : null;
   }
 
   // The leading dimensions (sample, channel) of the chosen node are fixed with number inputs; the grid
@@ -92,6 +151,8 @@ export function createRfPanel(root, { setStatus }) {
         lead[i] = Math.max(0, Math.min(shape[i] - 1, Number(input.value) || 0));
         picked = null;
         renderPicker();
+        clearResult();
+        remember();
       });
       label.append(input);
       els.lead.append(label);
@@ -109,9 +170,12 @@ export function createRfPanel(root, { setStatus }) {
     renderLeads(node);
     els.target.replaceChildren();
     const [rows, cols] = gridDims(node.shape);
-    drawGrid(els.target, { rows, cols, values: null }, {
-      label: `elements of ${node.path || node.label} ${shapeStr(node.shape)}: click one`,
+    const name = node.op === "output" ? "output" : node.path || node.label;
+    picker = drawGrid(els.target, { rows, cols, values: null }, {
+      label: `Elements of ${name} ${shapeStr(node.shape)}`,
+      name,
       picked: picked && picked.node === targetId ? picked.cell : null,
+      valueAt: (r, c) => valueOf(node, r, c),
       onPick: (r, c) => pick(node, r, c),
     });
   }
@@ -119,7 +183,7 @@ export function createRfPanel(root, { setStatus }) {
   async function pick(node, r, c) {
     const index = cellIndex(node.shape, lead, r, c);
     picked = { node: node.id, cell: [r, c] };
-    renderPicker();
+    picker?.setPicked([r, c]);
     ctl?.abort();
     ctl = new AbortController();
     const opts = { signal: ctl.signal };
@@ -130,6 +194,7 @@ export function createRfPanel(root, { setStatus }) {
     try {
       result = await graphApi.receptiveField(request, index, opts);
       renderResult();
+      remember();
       setStatus(`receptive field of ${node.path || node.label}[${index.join(", ")}]`, "ok");
     } catch (e) {
       if (isAbort(e)) return;
@@ -146,16 +211,53 @@ export function createRfPanel(root, { setStatus }) {
     els.summary.textContent = "Click an element: every layer back to the input lights up what it depends on.";
     els.formula.textContent = "";
     els.nodes.replaceChildren();
+    renderNotes();
     annotateGraph();
+  }
+
+  // The API's notes (why a field is wider than the windows), in its words, with the one-click way
+  // out where there is one: batch statistics in training mode go away in eval mode.
+  function renderNotes() {
+    els.notes.replaceChildren();
+    const notes = result?.notes || [];
+    for (const n of notes) {
+      const p = document.createElement("p");
+      p.className = "rf-note";
+      p.dataset.code = n.code;
+      p.textContent = n.message;
+      if (n.eval_fixes && setTrain) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "rf-eval";
+        b.textContent = "Use eval mode";
+        b.addEventListener("click", () => setTrain(false));
+        p.append(" ", b);
+      }
+      els.notes.append(p);
+    }
+    if (request && request.train === false && setTrain) {
+      const p = document.createElement("p");
+      p.className = "rf-note rf-mode-note";
+      p.textContent = "The network runs in eval mode (train: false): batch normalisation uses its running statistics.";
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "rf-train link";
+      b.textContent = "Back to training mode";
+      b.addEventListener("click", () => setTrain(true));
+      p.append(" ", b);
+      els.notes.append(p);
+    }
   }
 
   function renderResult() {
     els.nodes.replaceChildren();
+    renderNotes();
     if (!result) return;
     const m = mode();
     const input = result.input;
     const t = result.target;
-    els.summary.textContent = `${t.path || t.id}[${result.index.join(", ")}] depends on ${input.count.toLocaleString("en")} of the input's ${input.numel.toLocaleString("en")} elements` +
+    const value = t.value === undefined || t.value === null ? "" : ` = ${fmtFull(t.value)}`;
+    els.summary.textContent = `${t.path || t.id}[${result.index.join(", ")}]${value} depends on ${input.count.toLocaleString("en")} of the input's ${input.numel.toLocaleString("en")} elements` +
       (input.bbox ? ` (rows ${input.bbox.slice(-2).map(([a, b]) => `${a}–${b}`).join(", columns ")}; ${input.bbox.slice(-2).map(([a, b]) => b - a + 1).join(" × ")})` : "") +
       (m === "effective" ? `; the gradient is non-zero on ${input.effective?.count ?? 0} of them.` : ".");
     const f = result.formula;
@@ -216,9 +318,10 @@ export function createRfPanel(root, { setStatus }) {
     lead = [];
     picked = null;
     clearResult();
+    remember();
     renderPicker();
     els.panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
   }
 
-  return { update, annotateGraph, choose };
+  return { update, annotateGraph, choose, setRun };
 }
