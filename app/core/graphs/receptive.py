@@ -439,10 +439,12 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
     batch: list[str] = []
     eval_fixes = True
     sample: list[str] = []
+    named: dict[str, str] = {}
     for n in graph["nodes"]:
         if n["op"] != "module" or n["id"] not in feeds:
             continue
         sub = module.get_submodule(n["path"]) if n["path"] else module
+        named[n["path"] or type(sub).__name__] = f"{type(sub).__name__} {n['path']}" if n["path"] else type(sub).__name__
         if isinstance(sub, nn.modules.batchnorm._BatchNorm) and (sub.training or not sub.track_running_stats):
             batch.append(n["path"] or type(sub).__name__)
             eval_fixes = eval_fixes and sub.track_running_stats
@@ -462,7 +464,7 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
                 "code": "batch_statistics",
                 "paths": batch,
                 "eval_fixes": eval_fixes,
-                "message": f"{', '.join(batch)}: batch normalisation in training mode divides by the mean and "
+                "message": f"{', '.join(named[p] for p in batch)}: batch normalisation in training mode divides by the mean and "
                 "variance of the whole batch, so every output depends on every position of every sample: the "
                 f"structural field covers the whole input.{fix}",
             }
@@ -473,7 +475,7 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
                 "code": "sample_statistics",
                 "paths": sample,
                 "eval_fixes": False,
-                "message": f"{', '.join(sample)}: this normalisation divides by statistics taken over many "
+                "message": f"{', '.join(named[p] for p in sample)}: this normalisation divides by statistics taken over many "
                 "positions of a sample, so an output depends on all of them, in training and eval mode alike.",
             }
         )

@@ -65,7 +65,14 @@ class ShapeContext:
         return [Sym(n, v) for n, v in zip(self.names(i), self.shapes[i])]
 
     def fail(self, message: str, i: int = 0) -> ShapeMismatch:
-        return ShapeMismatch(f"{self.type} {message}", field=f"inputs[{i}].shape")
+        """The input's shape does not fit; ``related`` names the constructor arguments the message names
+        (kernel_size, in_features…), the other side of the mismatch, so a client can show the message at
+        whichever of them the person just edited."""
+        related: list[str] = []
+        for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", message):
+            if f"layer.{word}" not in related and self.spec.param(word) is not None:
+                related.append(f"layer.{word}")
+        return ShapeMismatch(f"{self.type} {message}", field=f"inputs[{i}].shape", related=related)
 
     def expect_rank(self, ranks: Sequence[int], i: int = 0) -> int:
         rank = len(self.shapes[i])

@@ -7,7 +7,7 @@ import { ApiError, isAbort } from "../api.js";
 import { graphApi } from "./graph-api.js";
 import { drawGrid } from "../draw/receptive.js";
 import { foldToGrid, gridDims, cellIndex, gridCaption } from "../geometry/receptive.js";
-import { shapeStr, fmtFull } from "../util/format.js";
+import { shapeStr, fmt } from "../util/format.js";
 
 // `store`: the pick ({node, index, mode}) lives in state.ui.rf, so the share link reopens it;
 // `setTrain(on)`: switch the network between training and eval mode (the BatchNorm note's button).
@@ -256,7 +256,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     const m = mode();
     const input = result.input;
     const t = result.target;
-    const value = t.value === undefined || t.value === null ? "" : ` = ${fmtFull(t.value)}`;
+    const value = t.value === undefined || t.value === null ? "" : ` = ${fmt(t.value, 6)}`;
     els.summary.textContent = `${t.path || t.id}[${result.index.join(", ")}]${value} depends on ${input.count.toLocaleString("en")} of the input's ${input.numel.toLocaleString("en")} elements` +
       (input.bbox ? ` (rows ${input.bbox.slice(-2).map(([a, b]) => `${a}–${b}`).join(", columns ")}; ${input.bbox.slice(-2).map(([a, b]) => b - a + 1).join(" × ")})` : "") +
       (m === "effective" ? `; the gradient is non-zero on ${input.effective?.count ?? 0} of them.` : ".");

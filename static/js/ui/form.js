@@ -191,6 +191,15 @@ export function createConfigForm(root, { onEdit }) {
     return { request, errors };
   }
 
+  // The field the person edited last: a shape mismatch is shown there when it is one of its two sides.
+  let lastEdited = null;
+  const noteEdit = (e) => {
+    const row = e.target.closest?.("[data-field]");
+    if (row && mine(e.target)) lastEdited = row.dataset.field;
+  };
+  root.addEventListener("input", noteEdit, true);
+  root.addEventListener("change", noteEdit, true);
+
   root.addEventListener("input", (e) => {
     if (!entry || e.target.closest("#catalog") || !mine(e.target)) return;
     const { request, errors } = collect();
@@ -218,6 +227,7 @@ export function createConfigForm(root, { onEdit }) {
   return {
     load(newEntry, request, devices) {
       entry = newEntry;
+      lastEdited = null;
       original = request;
       controls = {};
       const docLine = (entry.doc || "").split("\n")[0];
@@ -275,8 +285,17 @@ export function createConfigForm(root, { onEdit }) {
         row.querySelector("input, select, textarea")?.setAttribute("aria-invalid", "true");
       }
     },
-    showApiError(err) {
-      this.showErrors({ [err.field || ""]: err.detail });
+    // The API names the field (for a mismatch, the input's shape) and the arguments on the other side
+    // (`related`: kernel_size…): the message goes next to the one just edited, else to `field`.
+    showApiError(err, { prefix = "" } = {}) {
+      const strip = (f) => (prefix && f && (f === prefix || f.startsWith(`${prefix}.`) || f.startsWith(`${prefix}[`)) ? `layer${f.slice(prefix.length)}` : f);
+      const sides = [err.field, ...(err.related || [])].filter(Boolean).map(strip);
+      const at = lastEdited && sides.includes(lastEdited) && rowFor(lastEdited) ? lastEdited : strip(err.field || "");
+      this.showErrors({ [at]: err.detail });
+      return at;
+    },
+    get lastEdited() {
+      return lastEdited;
     },
   };
 }

@@ -329,7 +329,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
         markStale(false);
         render();
         showApiError(e);
-        setStatus(e.code === "shape_mismatch" ? "shapes do not fit" : e.code || `error ${e.status}`, "error");
+        setStatus(e.words, "error");
       } else {
         markStale(Boolean(graph), "The server could not be reached.");
         setStatus(`network error: ${e.message}`, "error");
@@ -377,8 +377,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     // A bad argument: open that layer's arguments, so the message sits beside the bad value.
     const it = graph?.bad;
     if (it && it.kind === "layer" && e.code !== "shape_mismatch" && selected !== it.field) select(it.field);
-    const mine = childErrors();
-    if (mine) childForm.showErrors(mine);
+    if (childErrors()) childForm.showApiError(e, { prefix: selected });
   }
 
   // The last error, as the selected layer's form shows it: "layer.layers[2].in_features" → "layer.in_features".
@@ -523,8 +522,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       } else {
         els.childForm.hidden = false;
         childForm.load(entry, { layer: cfg }, devices);
-        const mine = childErrors();
-        if (mine) childForm.showErrors(mine);
+        if (childErrors()) childForm.showApiError({ field: error.field, detail: error.detail, related: error.related || [] }, { prefix: selected });
       }
     }
   }
