@@ -444,7 +444,9 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
         if n["op"] != "module" or n["id"] not in feeds:
             continue
         sub = module.get_submodule(n["path"]) if n["path"] else module
-        named[n["path"] or type(sub).__name__] = f"{type(sub).__name__} {n['path']}" if n["path"] else type(sub).__name__
+        named[n["path"] or type(sub).__name__] = (
+            f"{type(sub).__name__} {n['path']}" if n["path"] else type(sub).__name__
+        )
         if isinstance(sub, nn.modules.batchnorm._BatchNorm) and (sub.training or not sub.track_running_stats):
             batch.append(n["path"] or type(sub).__name__)
             eval_fixes = eval_fixes and sub.track_running_stats
