@@ -390,6 +390,9 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
             return None
         new = [ri + (ki - 1) * di * ji for ri, ki, di, ji in zip(r, k, d, jump)]
         text = ", ".join(f"{ri} + ({ki} − 1)·{di}·{ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new))
+        latex = ",\\; ".join(
+            f"{ri} + ({ki} - 1) \\cdot {di} \\cdot {ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new)
+        )
         r = new
         steps.append(
             {
@@ -401,12 +404,20 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
                 "jump": list(jump),
                 "r": list(r),
                 "text": text,
+                "latex": latex,
             }
         )
         jump = [ji * si for ji, si in zip(jump, s)]
     if not steps:
         return None
-    return {"symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1", "size": r, "jump": jump, "steps": steps}
+    return {
+        "symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1",
+        # the same for KaTeX: r_l is the field after layer l, k its kernel, d its dilation, s the strides before it
+        "latex": "r_l = r_{l-1} + (k_l - 1) \\cdot d_l \\cdot \\prod_{i<l} s_i, \\quad r_0 = 1",
+        "size": r,
+        "jump": jump,
+        "steps": steps,
+    }
 
 
 # ---------------------------------------------------------------------------------------------

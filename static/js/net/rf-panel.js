@@ -8,6 +8,7 @@ import { graphApi } from "./graph-api.js";
 import { drawGrid } from "../draw/receptive.js";
 import { foldToGrid, gridDims, cellIndex, gridCaption } from "../geometry/receptive.js";
 import { shapeStr, fmt } from "../util/format.js";
+import { renderMath } from "../ui/formula.js";
 
 // `store`: the pick ({node, index, mode}) lives in state.ui.rf, so the share link reopens it;
 // `setTrain(on)`: switch the network between training and eval mode (the BatchNorm note's button).
@@ -209,7 +210,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
   function clearResult() {
     result = null;
     els.summary.textContent = "Click an element: every layer back to the input lights up what it depends on.";
-    els.formula.textContent = "";
+    els.formula.replaceChildren();
     els.nodes.replaceChildren();
     renderNotes();
     annotateGraph();
@@ -260,8 +261,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     els.summary.textContent = `${t.path || t.id}[${result.index.join(", ")}]${value} depends on ${input.count.toLocaleString("en")} of the input's ${input.numel.toLocaleString("en")} elements` +
       (input.bbox ? ` (rows ${input.bbox.slice(-2).map(([a, b]) => `${a}–${b}`).join(", columns ")}; ${input.bbox.slice(-2).map(([a, b]) => b - a + 1).join(" × ")})` : "") +
       (m === "effective" ? `; the gradient is non-zero on ${input.effective?.count ?? 0} of them.` : ".");
-    const f = result.formula;
-    els.formula.textContent = f ? `${f.symbolic}: ${f.steps.map((s) => `${s.path} ${s.type}: ${s.text}`).join(" → ")}; size ${f.size.join(" × ")}` : "";
+    renderFormula(result.formula);
     for (const n of result.nodes) {
       if (!n.count || n.op === "output") continue;
       const fig = document.createElement("figure");
@@ -285,6 +285,36 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
       els.nodes.append(fig);
     }
     annotateGraph();
+  }
+
+  // The receptive-field recurrence along the chain, typeset with KaTeX (the API's LaTeX; its Unicode
+  // text where KaTeX cannot parse), then each layer's step and the size it reaches.
+  function renderFormula(f) {
+    els.formula.replaceChildren();
+    if (!f) return;
+    const head = document.createElement("p");
+    head.className = "rf-recurrence";
+    const math = document.createElement("span");
+    math.className = "math";
+    renderMath(math, f.latex || "", f.symbolic);
+    head.append(math);
+    const ol = document.createElement("ol");
+    ol.className = "rf-steps";
+    for (const st of f.steps) {
+      const li = document.createElement("li");
+      const who = document.createElement("span");
+      who.className = "rf-step-layer";
+      who.textContent = `${st.path} ${st.type}`;
+      const m = document.createElement("span");
+      m.className = "math";
+      renderMath(m, st.latex ? `r = ${st.latex}` : "", st.text);
+      li.append(who, " ", m);
+      ol.append(li);
+    }
+    const size = document.createElement("p");
+    size.className = "rf-size";
+    size.textContent = `size ${f.size.join(" × ")}`;
+    els.formula.append(head, ol, size);
   }
 
   // Light up the graph's nodes: the ones the element depends on, with their counts.

@@ -2,6 +2,8 @@
 // search box, and above them the network presets from GET /api/presets. Selecting a type hands its
 // example request to the caller; selecting a preset hands over the preset.
 
+import { plainCode } from "../util/dom.js";
+
 const words = (q) => q.toLowerCase().split(/\s+/).filter(Boolean);
 
 // How well a query names an entry: 4 the exact name, 3 a prefix of it, 2 inside it, 1 every word in
@@ -60,7 +62,7 @@ export function createCatalog(root, { onSelect, onPreset = () => {} }) {
     b.className = "cat-preset";
     b.dataset.preset = p.id;
     b.textContent = presetName(p);
-    b.title = p.description || p.name;
+    b.title = plainCode(p.description || p.name);
     if (`preset:${p.id}` === current) {
       b.classList.add("current");
       b.setAttribute("aria-current", "true");
@@ -78,7 +80,7 @@ export function createCatalog(root, { onSelect, onPreset = () => {} }) {
     b.className = "cat-item";
     b.dataset.type = e.type;
     b.textContent = e.type;
-    b.title = (e.doc || "").split("\n")[0];
+    b.title = plainCode((e.doc || "").split("\n")[0]);
     if (e.type === current) {
       b.classList.add("current");
       b.setAttribute("aria-current", "true");

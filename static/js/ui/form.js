@@ -9,7 +9,7 @@
 
 import { parseValue, parseShape, parseData, formatValue, describeDefault, describeBounds, describeType } from "../util/params.js";
 import { shapeOf } from "../util/format.js";
-import { h } from "../util/dom.js";
+import { h, inlineCode, plainCode } from "../util/dom.js";
 
 
 
@@ -73,7 +73,8 @@ export function createConfigForm(root, { onEdit }) {
         inputmode: numeric && !spec.choices?.length ? (spec.type === "int" ? "numeric" : "decimal") : null,
         autocomplete: "off",
         spellcheck: "false",
-        placeholder: spec.required ? "" : formatValue(spec, spec.default),
+        // left empty, None stands for what the catalog says it means (a pool's stride: kernel_size)
+        placeholder: spec.required ? "" : spec.default === null && spec.default_means ? spec.default_means : formatValue(spec, spec.default),
       });
       if (spec.choices?.length) {
         const listId = idFor(`${path}-choices`);
@@ -83,7 +84,7 @@ export function createConfigForm(root, { onEdit }) {
       control.value = formatValue(spec, value);
     }
     controls[spec.name] = { spec, control };
-    const firstDocLine = (spec.doc || "").split(/\n|(?<=\.)\s/)[0];
+    const firstDocLine = plainCode((spec.doc || "").split(/\n|(?<=\.)\s/)[0]);
     return fieldRow(path, spec.name, control, { hint, title: firstDocLine, typeText, wide: control.tagName === "TEXTAREA" });
   }
 
@@ -234,7 +235,7 @@ export function createConfigForm(root, { onEdit }) {
       if (layerBox) {
         layerBox.replaceChildren(
           h("legend", {}, h("span", { class: "layer-type" }, entry.type), " ", h("span", { class: "family" }, entry.family)),
-          docLine ? h("p", { class: "doc" }, docLine) : "",
+          docLine ? h("p", { class: "doc" }, inlineCode(docLine)) : "",
         );
         for (const spec of entry.params) layerBox.append(buildParam(spec, request.layer?.[spec.name]));
         if (!entry.params.length) layerBox.append(h("p", { class: "aside" }, "No constructor arguments."));

@@ -13,6 +13,7 @@ import { mountPaste } from "../net/paste.js";
 import { renderGraphPanel } from "../net/graph-panel.js";
 import { createRfPanel } from "../net/rf-panel.js";
 import { renderTensorGroups } from "../ui/tensors.js";
+import { inlineCode } from "../util/dom.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -561,7 +562,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       editorFor = null;
       els.preset.value = presetId;
       const p = presets.find((x) => x.id === presetId);
-      els.presetDesc.textContent = p?.description || "";
+      els.presetDesc.replaceChildren(...inlineCode(p?.description || ""));
       renderBuilder();
       markStale(false);
       runNow();
