@@ -77,7 +77,7 @@ _NONE_MEANS = [
 
 
 def none_means(doc: str) -> str | None:
-    """"the stride of the window. Default value is kernel_size" -> "kernel_size"; None when the docstring
+    """ "the stride of the window. Default value is kernel_size" -> "kernel_size"; None when the docstring
     does not say."""
     for pattern in _NONE_MEANS:
         m = pattern.search(doc or "")
