@@ -317,25 +317,35 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     els.formula.append(head, ol, size);
   }
 
-  // Light up the graph's nodes: the ones the element depends on, with their counts.
+  // Light up the graph's nodes: the ones the element depends on, with their counts. The count is drawn
+  // beside the node, not inside its button, so the button's name still starts with what it shows
+  // (WCAG 2.5.3); its label says the count in words.
   function annotateGraph() {
     const svg = root.querySelector("#net-graph svg");
     if (!svg) return;
     const byId = new Map((result?.nodes || []).map((n) => [n.id, n]));
+    for (const t of svg.querySelectorAll("text.rf-count")) t.remove();
     for (const g of svg.querySelectorAll("g.df-node")) {
       const n = byId.get(g.dataset.id);
       g.classList.toggle("rf-hit", Boolean(n && n.count));
       g.classList.toggle("rf-target", Boolean(result && result.target.id === g.dataset.id));
-      g.querySelector("text.rf-count")?.remove();
+      const label = g.getAttribute("aria-label");
+      if (label !== null) {
+        g.dataset.label ??= label;
+        g.setAttribute("aria-label", n && n.count ? `${g.dataset.label}; in the receptive field: ${n.count.toLocaleString("en")} of ${n.numel.toLocaleString("en")} elements` : g.dataset.label);
+      }
       if (n && n.count) {
         const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
         t.setAttribute("class", "rf-count");
+        t.setAttribute("aria-hidden", "true");
+        t.dataset.for = g.dataset.id;
+        t.setAttribute("transform", g.getAttribute("transform") || "");
         const box = g.querySelector(".df-box");
         const w = Number(box?.getAttribute("width") || (Number(box?.getAttribute("r") || 0) * 2));
         t.setAttribute("x", String(w + 4));
         t.setAttribute("y", "12");
         t.textContent = `${n.count.toLocaleString("en")}/${n.numel.toLocaleString("en")}`;
-        g.append(t);
+        g.parentNode.append(t);
       }
     }
   }
