@@ -114,6 +114,24 @@ def test_network_output_values_on_screen_and_on_hover(page, presets, api_run):
     assert float(summary.split("=")[1].split("depends")[0]) == pytest.approx(out["data"][0][3], rel=1e-5)
 
 
+def test_a_layers_own_values_on_hover(page, presets, api_run):
+    req = lenet(presets)
+    open_net(page, req)
+    page.select_option("#rf-node", "_3")
+    page.locator('#rf-lead input[data-dim="1"]').fill("2")
+    want = api_run({**req, "path": "3"})["output"]["data"][0][2][4][7]
+    tip = page.locator(".tooltip")
+    for _ in range(100):  # the layer's values arrive after the node is chosen
+        page.locator('#rf-target rect[data-r="0"][data-c="0"]').hover()
+        page.locator('#rf-target rect[data-r="4"][data-c="7"]').hover()
+        if "=" in tip.inner_text():
+            break
+        page.wait_for_timeout(100)
+    text = tip.inner_text().replace("−", "-")
+    assert text.startswith("3 row 4, column 7 =")
+    assert float(text.split("=")[-1]) == pytest.approx(want, rel=1e-6)
+
+
 BN_NET = {
     "layer": {
         "type": "Sequential",

@@ -3,7 +3,7 @@
 // one depends on. The graph's nodes light up with their counts, and each node's grid shows the field —
 // structural (every element that can change it) or effective (|∂y/∂x| on the real weights and input).
 
-import { ApiError, isAbort } from "../api.js";
+import { ApiError, isAbort, api } from "../api.js";
 import { graphApi } from "./graph-api.js";
 import { drawGrid } from "../draw/receptive.js";
 import { foldToGrid, gridDims, cellIndex, gridCaption } from "../geometry/receptive.js";
@@ -101,6 +101,8 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : n.path || n.label} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
     if (nextKey !== key) {
       key = nextKey;
+      nodeRuns.clear();
+      outputRun = null; // the new network's run (setRun) follows its shapes
       // what was picked (in this session, or in the link that opened it) is traced again on the new network
       const rf = store ? store.get().ui.rf : picked && result ? { node: picked.node, index: result.index, mode: mode() } : null;
       clearResult();
@@ -120,10 +122,28 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     outputRun = run;
   }
 
+  // A module node's own output values: /api/run with its path (the layer as it ran inside the network),
+  // asked once per node and network, when the node is chosen; hovering reads them when they are in.
+  const nodeRuns = new Map();
+  let nodeCtl = null;
+  function fetchNodeValues(node) {
+    if (node.op !== "module" || !node.path) return;
+    const k = `${key}|${node.path}`;
+    if (nodeRuns.has(k)) return;
+    nodeCtl?.abort();
+    nodeCtl = new AbortController();
+    nodeRuns.set(k, null);
+    api
+      .run(request, { path: node.path, signal: nodeCtl.signal })
+      .then((run) => nodeRuns.set(k, run))
+      .catch(() => nodeRuns.delete(k)); // values are a help on hover: without them the picker still works
+  }
+
   function valueOf(node, r, c) {
-    if (node.op !== "output" || !outputRun?.output?.data) return null;
+    const run = node.op === "output" ? outputRun : nodeRuns.get(`${key}|${node.path}`);
+    if (!run?.output?.data || (node.op !== "output" && node.op !== "module")) return null;
     const idx = cellIndex(node.shape, lead, r, c);
-    let v = outputRun.output.data;
+    let v = run.output.data;
     for (const i of idx) v = Array.isArray(v) ? v[i] : undefined;
     return typeof v === "number" || typeof v === "string" ? v : null;
   }
@@ -169,6 +189,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
       return;
     }
     renderLeads(node);
+    fetchNodeValues(node);
     els.target.replaceChildren();
     const [rows, cols] = gridDims(node.shape);
     const name = node.op === "output" ? "output" : node.path || node.label;
