@@ -4,7 +4,19 @@ output values, and the BatchNorm note with its one-click eval mode."""
 import pytest
 
 from .helpers import config_url, wait_js
-from .test_network import current_ui, open_net, wait_net
+from .test_network import current_ui, wait_net
+
+
+def open_net(page, config: dict) -> None:
+    """As test_network's, with room for a cold start: the first LeNet run of a session, on a loaded
+    machine, may take longer than an edit's 15 s."""
+    page.goto(config_url(config))
+    wait_js(
+        page,
+        "() => Number(document.querySelector('#network-view').dataset.renders || 0) > 0 && "
+        "document.querySelector('#network-view').getAttribute('aria-busy') === 'false'",
+        timeout=60_000,
+    )
 
 pytestmark = pytest.mark.browser
 
@@ -78,6 +90,12 @@ def test_the_pick_is_in_the_link_and_comes_back(page, presets):
     assert page.locator("#rf-target rect.picked").evaluate("r => [r.dataset.r, r.dataset.c]") == ["5", "5"]
     assert page.locator('input[name="rf-mode"][value="effective"]').is_checked()
     assert "depends on 196 of the input's 784 elements" in page.locator("#rf-summary").inner_text()
+    # the keyboard cursor starts at the restored pick: one arrow and Enter pick its neighbour
+    page.locator("#rf-target .rf-keys").focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    wait_js(page, "() => new URL(location.href).searchParams.get('ui')?.includes('[0,2,5,6]')")
+    assert page.locator("#rf-target rect.picked").evaluate("r => [r.dataset.r, r.dataset.c]") == ["5", "6"]
     # a pick that no longer fits the network (index out of range) is dropped, not traced
     bad = config_url(lenet(presets), {"view": "network", "rf": {"node": "_3", "index": [0, 2, 50, 5]}})
     page.goto(bad)

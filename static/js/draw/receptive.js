@@ -59,11 +59,19 @@ export function drawGrid(container, grid, { mode = "structural", label = "", onP
   function moveCursor([r, c]) {
     cursor.attr("x", c * cell - 0.5).attr("y", r * cell - 0.5).attr("hidden", null);
   }
-  function setPicked(rc) {
+  // the keyboard cursor follows a pick (a click, or one restored from the link), so arrows start there
+  function setPicked(rc, { cursorToo = true } = {}) {
     rects.classed("picked", false).attr("fill", PICK);
-    if (rc) rects.filter((d) => d.r === rc[0] && d.c === rc[1]).attr("fill", ON).classed("picked", true);
+    if (!rc) return;
+    rects.filter((d) => d.r === rc[0] && d.c === rc[1]).attr("fill", ON).classed("picked", true);
+    if (cursorToo && keys) {
+      keys.set(rc);
+      g.attr("data-cursor", rc.join(","));
+      cursor.attr("x", rc[1] * cell - 0.5).attr("y", rc[0] * cell - 0.5);
+    }
   }
-  const keys = gridKeys(g, {
+  let keys = null;
+  keys = gridKeys(g, {
     rows: grid.rows,
     cols: grid.cols,
     start: picked || [0, 0],
@@ -77,6 +85,6 @@ export function drawGrid(container, grid, { mode = "structural", label = "", onP
     onActivate: (rc) => onPick(rc[0], rc[1]),
   });
   g.attr("class", "rf-keys").on("blur", () => cursor.attr("hidden", true));
-  setPicked(picked);
+  setPicked(picked, { cursorToo: false });
   return { svg, setPicked };
 }
