@@ -18,6 +18,7 @@ def open_net(page, config: dict) -> None:
         timeout=60_000,
     )
 
+
 pytestmark = pytest.mark.browser
 
 
