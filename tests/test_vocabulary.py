@@ -46,4 +46,14 @@ def test_receptive_field_formula_comes_with_latex(api):
     lenet = next(p for p in PRESETS if p["id"] == "lenet5")["request"]
     f = api.post("/api/receptive-field", json={**lenet, "index": [0, 0, 5, 5], "path": "3"}).json()["formula"]
     assert "\\prod_{i<l} s_i" in f["latex"] and "∏" not in f["latex"]
-    assert f["steps"][2]["latex"] == "6 + (5 - 1) \\cdot 1 \\cdot 2 = 14,\\; 6 + (5 - 1) \\cdot 1 \\cdot 2 = 14"
+    assert f["steps"][2]["latex"] == "6 + (5 - 1) \\cdot 1 \\cdot 2 = 14"  # square: one step for H and W
+    rect = {
+        "layer": {
+            "type": "Sequential",
+            "layers": [{"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": [3, 5]}],
+        },
+        "inputs": [{"shape": [1, 1, 8, 8]}],
+        "index": [0, 0, 1, 1],
+    }
+    step = api.post("/api/receptive-field", json=rect).json()["formula"]["steps"][0]
+    assert step["latex"] == "1 + (3 - 1) \\cdot 1 \\cdot 1 = 3,\\; 1 + (5 - 1) \\cdot 1 \\cdot 1 = 5"

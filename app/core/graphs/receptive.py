@@ -390,9 +390,11 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
             return None
         new = [ri + (ki - 1) * di * ji for ri, ki, di, ji in zip(r, k, d, jump)]
         text = ", ".join(f"{ri} + ({ki} − 1)·{di}·{ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new))
-        latex = ",\\; ".join(
+        # typeset once where every dimension takes the same step (a square kernel), else one per dimension
+        per_dim = [
             f"{ri} + ({ki} - 1) \\cdot {di} \\cdot {ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new)
-        )
+        ]
+        latex = per_dim[0] if len(set(per_dim)) == 1 else ",\\; ".join(per_dim)
         r = new
         steps.append(
             {
