@@ -124,3 +124,15 @@ def test_a_drill_down_shows_no_before_this_edit(page, presets):
     page.locator('.cat-item[data-type="Conv2d"]').click()
     wait_render(page, n)
     assert page.locator("#shape-prev").is_hidden()
+
+
+def test_a_message_without_a_control_reads_without_field_paths(page, console):
+    console.allow(r"Failed to load resource: the server responded with a status of 422")
+    bad = {"layer": {"type": "BasicLinear", "in_features": 4, "output_features": 3}, "inputs": [{"shape": [2, 4]}]}
+    page.goto(config_url(bad))
+    msg = page.locator("#form-error")
+    msg.wait_for(state="visible")
+    text = msg.inner_text()
+    assert "has no argument 'in_features'" in text and "input_features" in text
+    assert "layer." not in text  # no field path
+    no_raw_codes(page)

@@ -277,7 +277,10 @@ export function createConfigForm(root, { onEdit }) {
         const slot = row?.querySelector(":scope > .field-error");
         if (!slot) {
           if (!general) continue;
-          general.textContent = field && field !== "null" ? `${field}: ${msg}` : msg;
+          // no control of its own: the message alone (it names the argument in words), or prefixed by the
+          // argument's own name (never a path such as "layer.layers[0]") where it does not
+          const name = field && field !== "null" ? field.split(".").pop().replace(/\[\d+\]$/, "") : "";
+          general.textContent = name && !/^(layer|layers|inputs|body|shortcut)$/.test(name) && !msg.includes(name) ? `${name}: ${msg}` : msg;
           general.hidden = false;
           continue;
         }
