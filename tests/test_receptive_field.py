@@ -295,3 +295,17 @@ def test_the_target_carries_its_own_value(api):
     # the same number the forward pass gives: /api/run with path answers it too
     by_path = api.post("/api/run", json={**lenet, "path": "3"}).json()
     assert by_path["output"]["data"][0][0][5][5] == pytest.approx(body["target"]["value"], rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("preset", ["resnet-basic-block", "small-cnn-batchnorm"])
+def test_presets_with_batch_norm_explain_their_field_and_eval_narrows_it(api, preset):
+    req = next(p for p in PRESETS if p["id"] == preset)["request"]
+    shape = api.post("/api/shape", json=req).json()["output_shape"]
+    index = [0] * len(shape)
+    train = api.post("/api/receptive-field", json={**req, "index": index}).json()
+    assert [n["code"] for n in train["notes"]] == ["batch_statistics"]
+    assert train["notes"][0]["eval_fixes"] is True
+    evaluated = api.post("/api/receptive-field", json={**req, "index": index, "train": False}).json()
+    assert evaluated["notes"] == []
+    if len(shape) == 4:  # a convolutional output: the field is the windows' own, smaller than the input
+        assert evaluated["input"]["count"] < train["input"]["count"] == train["input"]["numel"]
