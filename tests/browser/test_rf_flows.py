@@ -185,3 +185,17 @@ def test_batch_norm_note_and_eval_mode_in_one_click(page):
     page.locator("#rf-notes button.rf-train").click()
     wait_js(page, "() => document.querySelector('#rf-summary').textContent.includes('depends on 162 of')")
     assert '"train"' not in page.evaluate("decodeURIComponent(location.search)")
+
+
+def test_state_round_trips_the_pick(page):
+    page.goto("/")
+    got = page.evaluate(
+        """async () => { const s = await import('/static/js/state.js');
+           const st = s.initialState();
+           st.ui = {...st.ui, view: 'network', rf: {node: '_3', index: [0, 2, 5, 5], mode: 'effective'}};
+           const q = s.encodeQuery(st);
+           const none = s.encodeQuery(s.initialState());
+           return {back: s.decodeQuery(q).ui.rf, q, none}; }"""
+    )
+    assert got["back"] == {"node": "_3", "index": [0, 2, 5, 5], "mode": "effective"}
+    assert "rf" in got["q"] and "rf" not in got["none"]  # no pick, nothing in the link
