@@ -23,6 +23,8 @@ export const DEFAULT_UI = Object.freeze({
   inChannel: null, // input channel a 2-D/3-D window draws (null: the first that feeds the output channel)
   speed: 1, // sliding-window playback speed (a factor of anim/timeline.js SPEEDS)
   fast: null, // a row per step: true/false as chosen, null: automatic (past 400 steps)
+  // the network view's receptive field: {node: graph node id, index: [...], mode: "structural"|"effective"}
+  rf: null,
 });
 
 export function initialState() {

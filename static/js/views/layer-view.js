@@ -154,6 +154,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       return;
     }
     form.clearErrors();
+    editedRun = true;
     setStatus("editing…", "busy");
     shapeNow(request, runSeq + 1);
     runNow();
@@ -229,9 +230,9 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     } catch (e) {
       if (isAbort(e) || seq !== runSeq) return;
       if (e instanceof ApiError) {
-        form.showApiError(e);
+        form.showApiError(e, { prefix: drill?.field });
         markStale(Boolean(lastRun), lastRun ? "The server refused this configuration (see the message at the field); the view shows the last valid one." : "");
-        setStatus(e.code || `error ${e.status}`, "error");
+        setStatus(e.words, "error");
       } else {
         markStale(Boolean(lastRun), "The server could not be reached.");
         setStatus(`network error: ${e.message}`, "error");
@@ -355,14 +356,17 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     return e.explain !== null && e.explain !== undefined;
   }
 
-  // After an edit, the shapes before it stay faintly beside the new ones: cause and effect.
+  // After an edit, the shapes before it stay faintly beside the new ones: cause and effect. Only
+  // after an edit of this layer: a layer opened anew (from the catalog, a link, a network's
+  // drill-down) has no "before", whatever was on screen until then.
   let shownShapes = null;
+  let editedRun = false; // the run being drawn answers an edit in the form
   function showPreviousShapes(run) {
     const el = $("#shape-prev");
     const now = { type: run.type, outputs: (run.outputs?.length ? run.outputs : [run.output]).filter(Boolean).map((t) => ({ name: t.name, shape: t.shape })) };
     const before = shownShapes;
     shownShapes = now;
-    const changed = before && before.type === now.type && JSON.stringify(before.outputs) !== JSON.stringify(now.outputs);
+    const changed = editedRun && before && before.type === now.type && JSON.stringify(before.outputs) !== JSON.stringify(now.outputs);
     el.hidden = !changed;
     if (!changed) return;
     el.replaceChildren("before this edit: ", ...before.outputs.flatMap((t, i) => [i ? ", " : "", `${before.outputs.length > 1 ? `${t.name} ` : ""}${shapeStr(t.shape)}`]));
@@ -482,6 +486,8 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       if (!request.inputs && entry.example?.inputs) request = { ...request, inputs: entry.example.inputs };
       drill = store.get().ui.drill || null;
       renderDrillBar();
+      shownShapes = null;
+      editedRun = false;
       store.update({ request }, "load");
       form.load(entry, request, devices);
       lastWidth = $("#diagram").clientWidth;
