@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ from app.core.errors import InvalidArgument, InvalidRequest, ShapeMismatch, TooL
 from app.core.networks.ops import OPS, OpError, OpParam, OpSpec, Shape
 from app.core.networks.trace import trace_entry
 from app.core.networks.tree import LayerNode, join, predict
-from app.core.shapes.context import fmt_shape, generic_names
+from app.core.shapes.context import generic_names
 from app.core.shapes.expr import Dim, Sym
 
 MAX_NODES = 2_000
@@ -425,7 +426,11 @@ def fx_graph(gdef: GraphDef) -> tuple[fx.Graph, dict[str, str]]:
                 if training is None:
                     training = g.get_attr("training")
                 kwargs["training"] = training
-            env[nd.name] = g.create_node("call_function", op.fn, args, kwargs, name=nd.name)
+            if op.call == "method":
+                target: Any = op.fn.__name__
+                env[nd.name] = g.create_node("call_method", target, args, kwargs, name=nd.name)
+            else:
+                env[nd.name] = g.create_node("call_function", op.fn, args, kwargs, name=nd.name)
         names[env[nd.name].name] = nd.name
     outs = [env[o] for o in gdef.outputs]
     g.output(tuple(outs) if gdef.tuple_output else outs[0])
@@ -558,6 +563,7 @@ def predict_graph(
                 )
             ins = [v.dims for _, v in values]
             sub = module.get_submodule(nd.name)
+            at = len(trace)  # the entry goes before the layers inside it, as a forward pass records them
             try:
                 out = predict(child, sub, ins, prefix=path, trace=trace)
             except ShapeMismatch as exc:
@@ -574,7 +580,7 @@ def predict_graph(
             if out is None:  # no formula for this layer: the meta pass and the real run decide
                 return None
             out_shapes = [[d.expr.int_value() for d in dims] for dims in out]
-            trace.append(trace_entry(path, sub, child.spec.type, ins, out_shapes))
+            trace.insert(at, trace_entry(path, sub, child.spec.type, ins, out_shapes))
             env[nd.name] = _structure(sub, out_shapes)
             continue
         op = OPS[nd.op or ""]
@@ -659,5 +665,34 @@ def register(registry: Registry) -> None:
     )
 
 
-def describe_shape(value: Any) -> str:
-    return fmt_shape(value.dims) if isinstance(value, Shape) else repr(value)
+# ---------------------------------------------------------------------------------------------
+# the reproduction script
+# ---------------------------------------------------------------------------------------------
+
+_FREED = re.compile(r";\s+(?:\w+ = )+None$")
+
+
+def class_source(node: LayerNode, class_name: str, ctor: Callable[[LayerNode], str]) -> str:
+    """``class <class_name>(torch.nn.Module)``: the layers and parameters built in node order in
+    ``__init__`` (``ctor`` writes each layer's constructor), and ``forward`` the graph as fx prints it."""
+    gdef: GraphDef = node.args["graph"]
+    children = {c.name: c for c in node.slots["nodes"]}
+    lines = [f"class {class_name}(torch.nn.Module):", "    def __init__(self):", "        super().__init__()"]
+    for nd in gdef.nodes:
+        if nd.kind == "module":
+            lines.append(f"        self.{nd.name} = {ctor(children[nd.name])}")
+        elif nd.kind == "parameter":
+            lines.append(
+                f"        self.{nd.name} = torch.nn.Parameter(torch.{nd.init}({', '.join(map(str, nd.shape))}))"
+            )
+    graph, _ = fx_graph(gdef)
+    code = graph.python_code("self")
+    lines.append("")
+    for line in code.src.strip("\n").splitlines():
+        line = _FREED.sub("", line.rstrip())
+        for name, value in code.globals.items():
+            # fx names a tensor method it calls as a function "torch_Tensor_view": write what it is
+            if name.startswith("torch_Tensor_"):
+                line = line.replace(name + "(", f"torch.Tensor.{getattr(value, '__name__', name[13:])}(")
+        lines.append(f"    {line}" if line else "")
+    return "\n".join(lines).rstrip() + "\n"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -88,8 +88,6 @@ class OpSpec:
     training: bool = False
     #: how the reproduction script and the graph call it: "function" (fn(*args, **kwargs)) or "method"
     call: str = "function"
-    #: outputs are tensors that the receptive field may follow element by element
-    aliases: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": [p.to_dict() for p in self.params], "doc": self.doc}
@@ -523,13 +521,27 @@ _TABLE: list[OpSpec] = [
         "flatten", (_T, _p("start_dim", "int", 0), _p("end_dim", "int", -1)), _flatten, torch.flatten, doc="flatten"
     ),
     OpSpec("reshape", (_T, _req("shape", "ints")), _reshape, torch.reshape, doc="torch.reshape (one size may be -1)"),
-    OpSpec("view", (_T, _req("shape", "ints")), _reshape, torch.Tensor.view, doc="Tensor.view (one size may be -1)"),
+    OpSpec(
+        "view",
+        (_T, _req("shape", "ints")),
+        _reshape,
+        torch.Tensor.view,
+        doc="Tensor.view (one size may be -1)",
+        call="method",
+    ),
     OpSpec("permute", (_T, _req("dims", "ints")), _permute, torch.permute, doc="torch.permute"),
     OpSpec("transpose", (_T, _req("dim0", "int"), _req("dim1", "int")), _transpose, torch.transpose),
     OpSpec("unsqueeze", (_T, _req("dim", "int")), _unsqueeze, torch.unsqueeze, doc="a new dimension of size 1"),
     OpSpec("squeeze", (_T, _p("dim", "ints", None, nullable=True)), _squeeze, torch.squeeze, doc="torch.squeeze"),
-    OpSpec("contiguous", (_T,), _contiguous, torch.Tensor.contiguous, doc="Tensor.contiguous"),
-    OpSpec("expand", (_T, _req("size", "ints")), _expand, torch.Tensor.expand, doc="Tensor.expand (-1 keeps a size)"),
+    OpSpec("contiguous", (_T,), _contiguous, torch.Tensor.contiguous, doc="Tensor.contiguous", call="method"),
+    OpSpec(
+        "expand",
+        (_T, _req("size", "ints")),
+        _expand,
+        torch.Tensor.expand,
+        doc="Tensor.expand (-1 keeps a size)",
+        call="method",
+    ),
     # indexing and sizes
     OpSpec(
         "getitem",
@@ -538,7 +550,14 @@ _TABLE: list[OpSpec] = [
         operator.getitem,
         doc="input[index]: ints, slices, None, '...' and tuples of them; an element of a tuple output",
     ),
-    OpSpec("size", (_T, _p("dim", "int", None, nullable=True)), _size, torch.Tensor.size, doc="x.size(dim)"),
+    OpSpec(
+        "size",
+        (_T, _p("dim", "int", None, nullable=True)),
+        _size,
+        torch.Tensor.size,
+        doc="x.size(dim): an int, or the whole shape as a tuple",
+        call="method",
+    ),
     # reductions
     *[
         OpSpec(
