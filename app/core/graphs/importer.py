@@ -957,6 +957,13 @@ class _Interpreter:
             return self.call(node, env, hint)
         if isinstance(node, (ast.ListComp, ast.DictComp)):
             return self.comprehension(node, env)
+        if isinstance(node, ast.Slice):
+            bounds = [None if p is None else self.eval(p, env) for p in (node.lower, node.upper, node.step)]
+            if not all(b is None or (isinstance(b, int) and not isinstance(b, bool)) for b in bounds):
+                raise _refuse(node, "a slice of a list takes integers")
+            if bounds[2] == 0:
+                raise _refuse(node, "a slice step cannot be zero")
+            return slice(*bounds)
         raise _refuse(node, f"{_construct(node)} is not supported here")
 
     def bounded(self, node: ast.AST, v: int) -> int:

@@ -1,5 +1,6 @@
 # source: a torchvision-style ResNet BasicBlock with its conv3x3 helper and a downsample
 # input: [2, 64, 16, 16]
+# seeded: differs (the downsample is built first, as an argument; the graph builds it where forward calls it)
 import torch
 import torch.nn as nn
 

@@ -1,5 +1,6 @@
 # source: a torchvision-style VGG with make_layers(cfg) (VGG-11 with batch norm, small classifier)
 # input: [1, 3, 64, 64]
+# seeded: differs (its _initialize_weights re-draws the weights; the importer keeps torch's defaults)
 import torch
 import torch.nn as nn
 
