@@ -58,14 +58,12 @@ def torch_model(code: str, oracle: str | None, monkeypatch: pytest.MonkeyPatch) 
     or argparse are not needed); the model is the last top-level name bound to an nn.Module."""
     ns = _namespace()
     if oracle is not None:
-        return eval(oracle, ns)  # noqa: S307 - the test's own oracle expression, in the test process
+        return eval(oracle, ns)  # the test's own oracle expression, in the test process
     # the snippet's own torch.manual_seed would reseed between the two builds compared below
     monkeypatch.setattr(torch, "manual_seed", lambda seed: None)
-    body = "\n".join(
-        "" if re.match(r"\s*(import |from \S+ import )", line) else line for line in code.splitlines()
-    )
+    body = "\n".join("" if re.match(r"\s*(import |from \S+ import )", line) else line for line in code.splitlines())
     with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(body, "<corpus>", "exec"), ns)  # noqa: S102 - the oracle, in the test process only
+        exec(compile(body, "<corpus>", "exec"), ns)  # the oracle, in the test process only
     monkeypatch.undo()
     names = re.findall(r"^(\w+) = ", code, re.M)
     for name in reversed(names):
@@ -216,7 +214,9 @@ def _mlp_code(draw):
 @st.composite
 def _cnn_code(draw):
     """Convolutions from a cfg list (the make_layers idiom), pooling, flatten, a classifier."""
-    cfg = draw(st.lists(st.one_of(st.integers(1, 8), st.just("M")), min_size=1, max_size=5).filter(lambda c: c.count("M") <= 3))
+    cfg = draw(
+        st.lists(st.one_of(st.integers(1, 8), st.just("M")), min_size=1, max_size=5).filter(lambda c: c.count("M") <= 3)
+    )
     side = draw(st.sampled_from([8, 12, 16]))
     bn = draw(st.booleans())
     pool = draw(st.sampled_from(["F.adaptive_avg_pool2d(x, 1)", "F.adaptive_avg_pool2d(x, (2, 2))"]))
@@ -269,7 +269,7 @@ def test_property_imported_config_builds_what_torch_builds(case):
     layer = parse_model(REGISTRY, code).layer
     ns = _namespace()
     torch.manual_seed(3)
-    exec(compile(code, "<property>", "exec"), ns)  # noqa: S102 - the oracle, in the test process only
+    exec(compile(code, "<property>", "exec"), ns)  # the oracle, in the test process only
     reference = ns["model"]
     torch.manual_seed(3)
     ours = build(resolve(REGISTRY, layer))

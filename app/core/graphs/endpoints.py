@@ -24,19 +24,19 @@ _MAX_TRIES = 40
 
 
 def import_model(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
-    """``{"code": "..."}`` -> ``{"layer": <config>, "inputs": [...]}``; the code is parsed, never run."""
-    if not isinstance(body, dict) or set(body) - {"code"}:
-        raise InvalidRequest('the request body must be {"code": "<PyTorch code>"}', field="code")
-    imported = parse_model(registry, body.get("code"))
+    """``{"code": "...", "entry": "Net(10)"?}`` -> ``{"layer": <config>, "inputs": [...], "warnings": [...]}``;
+    the code is parsed, never run. ``entry`` picks the model where the code has no instantiation line."""
+    if not isinstance(body, dict) or set(body) - {"code", "entry"}:
+        raise InvalidRequest('the request body must be {"code": "<PyTorch code>", "entry": "Net(...)"}', field="code")
+    imported = parse_model(registry, body.get("code"), body.get("entry"))
     try:
         resolve(registry, imported.layer, field="layer")
     except LayerExplorerError as exc:
         raise _located(exc, imported) from None
-    return {
-        "layer": imported.layer,
-        "inputs": suggest_inputs(registry, imported.layer, settings),
-        "warnings": imported.warnings,
-    }
+    inputs = imported.inputs
+    if inputs is None or not _fits(registry, imported.layer, inputs, settings):
+        inputs = suggest_inputs(registry, imported.layer, settings)
+    return {"layer": imported.layer, "inputs": inputs, "warnings": imported.warnings}
 
 
 def _located(exc: LayerExplorerError, imported: Imported) -> LayerExplorerError:
@@ -55,8 +55,20 @@ def _located(exc: LayerExplorerError, imported: Imported) -> LayerExplorerError:
 
 
 def _first_leaf(config: dict[str, Any]) -> dict[str, Any]:
-    while config.get("type") == "Sequential":
-        config = config["layers"][0]
+    """The first layer the network's (first) input meets: into Sequentials and Graphs."""
+    for _ in range(64):
+        if config.get("type") == "Sequential":
+            config = config["layers"][0]
+        elif config.get("type") == "Graph":
+            first = (config.get("inputs") or ["x"])[0]
+            nodes = [n for n in config.get("nodes", []) if "module" in n]
+            # the first module fed by the input itself, else the first module at all
+            feeds = [n for n in nodes if first in n.get("args", [])]
+            if not (feeds or nodes):
+                return config
+            config = (feeds or nodes)[0]["module"]
+        else:
+            break
     return config
 
 

@@ -403,6 +403,7 @@ _SKIPPED_CALLS = {
     "torch.cuda.manual_seed_all": "seeding (the explorer seeds every run itself)",
     "torch.set_grad_enabled": "a gradient switch",
 }
+_MODULE_WALKS = ("modules", "named_modules", "parameters", "named_parameters", "children")
 _MODULE_METHODS_SKIPPED = {"to", "cuda", "cpu", "eval", "train", "float", "requires_grad_", "share_memory"}
 
 
@@ -789,10 +790,10 @@ class _Interpreter:
     def for_loop(self, stmt: ast.For, env: dict[str, Any]) -> None:
         if stmt.orelse:
             raise _refuse(stmt.orelse[0], "a `for ... else` block is not supported")
-        if isinstance(stmt.iter, ast.Call) and isinstance(stmt.iter.func, ast.Attribute):
-            if stmt.iter.func.attr in ("modules", "named_modules", "parameters", "named_parameters", "children"):
-                self.warn(stmt, f"the loop over `.{stmt.iter.func.attr}()` is skipped (weights keep torch's defaults)")
-                return
+        it = stmt.iter
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Attribute) and it.func.attr in _MODULE_WALKS:
+            self.warn(stmt, f"the loop over `.{it.func.attr}()` is skipped (weights keep torch's defaults)")
+            return
         items = self.iterate(stmt.iter, self.eval(stmt.iter, env))
         for item in items:
             self.tick(stmt)
@@ -1534,8 +1535,6 @@ class _Interpreter:
         """A catalog layer: positional arguments named as torch's constructor names them."""
         spec = self.registry.get(type_name)
         self.count(node)
-        if spec.container is not None:
-            raise _refuse(node, f"{type_name} is this explorer's own container; write it as a class or nn.Sequential")
         config: dict[str, Any] = {}
         positions: dict[str, tuple[int, int]] = {}
         names = positional_names(self.registry)[type_name]
@@ -1587,9 +1586,18 @@ class _Interpreter:
             raise _refuse(node, f"{spec.type}: {name} must be a layer")
         if kind == "layers":
             items = self.iterate(node, value)
-            if not all(isinstance(v, _Module) for v in items):
-                raise _refuse(node, f"{spec.type}: {name} must be a list of layers")
-            return items
+            out = []
+            for v in items:
+                # a (name, layer) pair, as the reproduction scripts write Residual's body
+                if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], _Module):
+                    out.append((self.child_name(node, v[0]), v[1]))
+                elif isinstance(v, _Module):
+                    out.append((None, v))
+                else:
+                    raise _refuse(node, f"{spec.type}: {name} must be a list of layers")
+            return out
+        if kind in ("int", "ints") and isinstance(value, float):
+            raise _refuse(node, f"{spec.type}'s {name} takes an integer, and this is {value!r} (use // to divide)")
         return self.literal(node, value)
 
     def literal(self, node: ast.AST, value: Any) -> Any:
@@ -1877,8 +1885,12 @@ class _Interpreter:
                 self.positions[f"{where}.{k}"] = value.positions.get(k, value.pos)
                 if isinstance(v, _Module):
                     out[k] = self.config(v, f"{where}.{k}")
-                elif isinstance(v, list) and v and all(isinstance(x, _Module) for x in v):
-                    out[k] = [self.config(x, f"{where}.{k}[{i}]") for i, x in enumerate(v)]
+                elif isinstance(v, list) and v and all(isinstance(x, tuple) for x in v):
+                    items = []
+                    for i, (name, x) in enumerate(v):
+                        c = self.config(x, f"{where}.{k}[{i}]")
+                        items.append({**c, "name": name} if name is not None and name != str(i) else c)
+                    out[k] = items
                 else:
                     out[k] = v
             return out
@@ -2010,6 +2022,16 @@ def _kind(v: Any) -> str:
     if v is None:
         return "None"
     return f"a {type(v).__name__}"
+
+
+def _walk(node: ast.AST) -> list[ast.AST]:
+    # ast.walk imports collections.deque on every call; the audit test watches for any import
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack.extend(ast.iter_child_nodes(n))
+    return out
 
 
 def _is_main_guard(test: ast.expr) -> bool:
@@ -2160,7 +2182,7 @@ def _entry(interp: _Interpreter, tree: ast.Module, entry: Any) -> tuple[Any, ast
         )
     used = {b.name for c in classes for b in c.bases}
     for c in classes:
-        for n in ast.walk(c.node):
+        for n in _walk(c.node):
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
                 used.add(n.func.id)
     top = [c for c in classes if c.name not in used]
