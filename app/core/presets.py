@@ -690,6 +690,8 @@ def _classic(
     preset = {
         "id": id_,
         "name": name,
+        # the classic architectures: full size, so a real run takes seconds (DenseNet and Inception tens)
+        "group": "classic",
         "description": description,
         "request": {"layer": layer, "inputs": [{"shape": shape}], "seed": 0},
         **extra,
