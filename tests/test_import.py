@@ -349,6 +349,12 @@ def test_the_tutorials_basic_linear_as_written_is_a_graph_of_parameters_and_matm
     assert run.json()["outputs"][0]["shape"] == [5, 5]
 
 
+def test_a_graph_of_parameters_gets_an_input_as_wide_as_its_weights(api):
+    code = (CORPUS / "tutorial_neuralnet.py").read_text()
+    body = api.post("/api/import", json={"code": code}).json()
+    assert body["inputs"] == [{"shape": [1, 10]}]  # BasicLinear(10 -> 15) first: x @ weights.t() with (15, 10)
+
+
 def test_simple_residual_block_keeps_its_in_place_add_and_its_decided_if(api):
     code = (CORPUS / "tutorial_residual_block.py").read_text()
     layer = api.post("/api/import", json={"code": code}).json()["layer"]

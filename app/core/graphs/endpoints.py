@@ -72,6 +72,27 @@ def _first_leaf(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def _parameter_sizes(config: dict[str, Any]) -> list[int]:
+    """The sizes of the first Graph's parameter nodes, last dimension first, without repeats."""
+    leaf = config
+    for _ in range(64):
+        if leaf.get("type") == "Sequential" and leaf.get("layers"):
+            leaf = leaf["layers"][0]
+        elif leaf.get("type") == "Graph":
+            nodes = leaf.get("nodes", [])
+            params = [n["parameter"].get("shape", []) for n in nodes if isinstance(n.get("parameter"), dict)]
+            if params:
+                sizes = [d for shape in params for d in reversed(shape) if isinstance(d, int)]
+                return list(dict.fromkeys(sizes))
+            modules = [n["module"] for n in nodes if isinstance(n.get("module"), dict)]
+            if not modules:
+                break
+            leaf = modules[0]
+        else:
+            break
+    return []
+
+
 def _guess(registry: Registry, config: dict[str, Any]) -> list[dict[str, Any]]:
     """The first layer's example input, resized to the sizes its arguments name."""
     leaf = _first_leaf(config)
@@ -102,7 +123,15 @@ def suggest_inputs(registry: Registry, config: dict[str, Any], settings: Setting
     """Inputs the pasted network accepts: the first layer's example, else (for images and signals)
     the first square size it fits, e.g. 28×28 for a LeNet whose Linear expects 16·4·4 features."""
     inputs = _guess(registry, config)
-    if not inputs or _fits(registry, config, inputs, settings):
+    if inputs and _fits(registry, config, inputs, settings):
+        return inputs
+    # a graph of parameters and ops (the tutorial's BasicLinear: x @ weights.t() + bias): rows of features
+    # as wide as one of its parameters' sizes
+    for width in _parameter_sizes(config)[:_MAX_TRIES]:
+        candidate = [{"shape": [1, width]}]
+        if _fits(registry, config, candidate, settings):
+            return candidate
+    if not inputs:
         return inputs
     shape = inputs[0]["shape"]
     spatial = len(shape) - 2
