@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from app.core import service
+from app.core.graphs.endpoints import import_model
 from app.core.graphs.importer import parse_model
 from app.core.networks.tree import build, resolve
 
@@ -283,3 +284,22 @@ def test_property_imported_config_builds_what_torch_builds(case):
     answer = service.shape(REGISTRY, {"layer": layer, "inputs": [{"shape": shape}]}, SETTINGS)
     assert answer["output_shapes"] == [list(expected.shape)]
     torch.testing.assert_close(got, expected)
+
+
+_TOKENS = ["None", "0", "2", "-1", "1.5", "True", "x", "x.shape", "self", "[]", "()", "'M'", "self.fc", "*x", "**{}"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(CORPUS), st.integers(0, 10_000), st.integers(0, 10_000), st.sampled_from(_TOKENS))
+def test_mangled_real_code_is_imported_or_refused_never_crashes(path, line, word, token):
+    """A word of a real snippet replaced by another: /api/import answers a config or a 4xx, never a 5xx."""
+    lines = path.read_text().splitlines()
+    i = line % len(lines)
+    words = lines[i].split(" ")
+    words[word % len(words)] = token
+    lines[i] = " ".join(words)
+    try:
+        import_model(REGISTRY, {"code": "\n".join(lines)}, SETTINGS)
+    except service.LayerExplorerError as exc:
+        assert 400 <= exc.status < 500
+        assert exc.detail
