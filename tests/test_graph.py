@@ -503,3 +503,53 @@ def test_catalog_lists_graph(api):
     assert g["container"] and g["slots"] == {"nodes": ""}
     example = api.post("/api/run", json=g["example"]).json()
     assert example["shape_check"] is True and example["output"]["shape"] == [1, 8, 8, 8]
+
+
+def test_dataflow_graph_uses_the_config_names(api):
+    """The dataflow view names a Graph config's operation nodes as the config does (not fx's ``relu``/``add``),
+    with the operation as their type, the nested containers' layers by module path, and a shape on every edge."""
+    layer = graph(
+        [
+            mod("conv1", conv(3, 8, 3, padding=1), "x"),
+            op("act", "relu", "conv1"),
+            mod("blk", {"type": "Sequential", "layers": [{"type": "ReLU"}, conv(8, 8, 1)]}, "act"),
+            op("total", "add", "blk", "act"),
+            op("both", "cat", ["total", "act"], dim=1),
+            op("pooled", "max_pool2d", "both", 2),
+            op("flat", "flatten", "pooled", start_dim=1),
+            op("first", "getitem", "flat", [{"slice": [None, None, None]}, {"slice": [0, 4, None]}]),
+        ]
+    )
+    req = {"layer": layer, "inputs": [{"shape": [1, 3, 8, 8]}]}
+    for url in ("/api/shape", "/api/run"):
+        g = api.post(url, json=req).json()["graph"]
+        nodes = {n["id"]: n for n in g["nodes"]}
+        assert list(nodes) == [
+            "x",
+            "conv1",
+            "act",
+            "blk_0",
+            "blk_1",
+            "total",
+            "both",
+            "pooled",
+            "flat",
+            "first",
+            "output",
+        ]
+        ops = {n["id"]: n["type"] for n in g["nodes"] if n["op"] in ("function", "method")}
+        assert ops == {
+            "act": "relu",
+            "total": "add",
+            "both": "cat",
+            "pooled": "max_pool2d",
+            "flat": "flatten",
+            "first": "getitem",
+        }
+        assert nodes["blk_1"]["path"] == "blk.1" and nodes["both"]["shape"] == [1, 16, 8, 8]
+        assert all(e["shape"] is not None for e in g["edges"]), g["edges"]
+        assert {(e["from"], e["to"]) for e in g["edges"]} >= {("blk_1", "total"), ("act", "total"), ("total", "both")}
+    # the receptive field answers by those ids too
+    r = api.post("/api/receptive-field", json={**req, "node": "total", "index": [0, 0, 4, 4]})
+    assert r.status_code == 200, r.text
+    assert r.json()["target"]["id"] == "total" and r.json()["input"]["count"] == 3 * 3 * 3  # conv1: 3 channels, 3x3

@@ -469,8 +469,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     masks: dict[str, torch.Tensor] = {}
     for _ in range(DRAWS):
         zs = _inputs_for_grad(ex.inputs, torch.float64, generator)
-        with torch.enable_grad(), _DependencyMode():
-            _, tv = dataflow.record(twin, zs)
+        with torch.enable_grad():
+            _, tv = dataflow.record(twin, zs, _DependencyMode)
             for k, g in _grads(tv, target, index).items():
                 hit = g != 0
                 masks[k] = masks[k] | hit if k in masks else hit

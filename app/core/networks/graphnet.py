@@ -458,6 +458,7 @@ def build_graph(node: LayerNode, build: Callable[[LayerNode], nn.Module]) -> nn.
     graph, names = fx_graph(gdef)
     gm = fx.GraphModule(root, graph, class_name="Graph")
     gm.meta["config_names"] = names
+    gm.meta["config_ops"] = {nd.name: nd.op for nd in gdef.nodes if nd.kind == "op"}
     return gm
 
 
