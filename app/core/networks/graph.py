@@ -191,6 +191,11 @@ def _concrete_args(module: nn.Module, n_inputs: int) -> dict[str, Any] | None:
     return extra or None
 
 
+def traced(module: nn.Module, n_inputs: int) -> fx.GraphModule:
+    """The traced graph whose node names are the dataflow view's ids (what :func:`capture` and :func:`record` use)."""
+    return _fx_graph(module, n_inputs)
+
+
 def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
     names = _config_ops(module)
     tracer = _LeafTracer(names)
