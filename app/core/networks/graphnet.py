@@ -87,10 +87,11 @@ def _bad(message: str, field: str) -> InvalidArgument:
     return InvalidArgument(f"Graph: {message}", field=field)
 
 
-def _check_name(name: Any, field: str, seen: set[str]) -> str:
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+def _check_name(name: Any, field: str, seen: set[str], *, attribute: bool = True) -> str:
+    """A node's name is a variable of forward(); a module's or parameter's is also an attribute of the graph."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or name == "self":
         raise _bad(f"a node name must be a Python identifier (letters, digits, _); got {name!r}", field)
-    if name in RESERVED_NAMES:
+    if attribute and name in RESERVED_NAMES:
         raise _bad(f"a node cannot be named {name!r}: torch.nn.Module already uses that name; pick another", field)
     if name in seen:
         raise _bad(f"the name {name!r} is used twice; node names must be unique", field)
@@ -163,7 +164,10 @@ def _literal(p: OpParam, value: Any, field: str, defined: dict[str, str], op: st
         return _int_or_ref(value, field, defined, what)
     if t == "ints":
         if isinstance(value, list):
-            return [_int_or_ref(v, f"{field}[{i}]", defined, what) for i, v in enumerate(value)]
+            return [
+                None if v is None and p.nullable_items else _int_or_ref(v, f"{field}[{i}]", defined, what)
+                for i, v in enumerate(value)
+            ]
         return _int_or_ref(value, field, defined, what)
     if t == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -281,7 +285,7 @@ def resolve_graph(
     seen: set[str] = set()
     inputs = _names(config.get("inputs", ["x"]), f"{field}.inputs", "inputs")
     for i, n in enumerate(inputs):
-        _check_name(n, f"{field}.inputs[{i}]", seen)
+        _check_name(n, f"{field}.inputs[{i}]", seen, attribute=False)
     raw = config.get("nodes")
     if not isinstance(raw, list) or not raw:
         raise InvalidArgument("Graph needs nodes: a non-empty list of node objects", field=f"{field}.nodes")
@@ -300,8 +304,8 @@ def resolve_graph(
         unknown = sorted(set(raw_node) - {"name", "module", "op", "parameter", "args", "kwargs"})
         if unknown:
             raise _bad(f"a node has no field {unknown[0]!r} (name, module, op, parameter, args, kwargs)", nf)
-        node_name = _check_name(raw_node.get("name"), f"{nf}.name", seen)
         kind = kinds[0]
+        node_name = _check_name(raw_node.get("name"), f"{nf}.name", seen, attribute=kind != "op")
         if kind == "module":
             args = _module_args(raw_node, nf, defined)
             if len(children) >= MAX_CHILDREN * 4:
@@ -454,6 +458,7 @@ def build_graph(node: LayerNode, build: Callable[[LayerNode], nn.Module]) -> nn.
     graph, names = fx_graph(gdef)
     gm = fx.GraphModule(root, graph, class_name="Graph")
     gm.meta["config_names"] = names
+    gm.meta["config_ops"] = {nd.name: nd.op for nd in gdef.nodes if nd.kind == "op"}
     return gm
 
 
@@ -524,7 +529,9 @@ def _check_ints(op: OpSpec, bound: dict[str, Any]) -> None:
             raise OpError(f"{p.name} must be an integer; got {v!r}")
         if p.type == "ints" and v is not None:
             items = list(v) if isinstance(v, (list, tuple)) else [v]
-            if not all(isinstance(i, int) and not isinstance(i, bool) for i in items):
+            if not all(
+                (i is None and p.nullable_items) or (isinstance(i, int) and not isinstance(i, bool)) for i in items
+            ):
                 raise OpError(f"{p.name} must be integers; got {v!r}")
             if isinstance(v, tuple):
                 bound[p.name] = list(v)

@@ -60,6 +60,8 @@ class OpParam:
     required: bool = False
     nullable: bool = False
     choices: tuple[Any, ...] | None = None
+    #: a list may hold nulls (an adaptive pool's output_size: null keeps that dimension)
+    nullable_items: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "required": self.required}
@@ -631,7 +633,13 @@ _TABLE: list[OpSpec] = [
         for n, (_, avg) in _POOL.items()
     ],
     *[
-        OpSpec(f"adaptive_{kind}_pool{n}d", (_T, _req("output_size", "ints")), _meta_rule(fn), fn)
+        OpSpec(
+            f"adaptive_{kind}_pool{n}d",
+            (_T, _req("output_size", "ints", nullable_items=True)),
+            _meta_rule(fn),
+            fn,
+            doc=f"F.adaptive_{kind}_pool{n}d (null keeps a size)",
+        )
         for n, pair in _ADAPTIVE.items()
         for kind, fn in zip(("avg", "max"), pair)
     ],
