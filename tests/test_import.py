@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.core.errors import LayerExplorerError
+from app.core.graphs import importer
 from app.core.graphs.importer import MAX_CODE_CHARS, PASTE_NAME, parse_model
 from app.core.presets import PRESETS
 
@@ -390,6 +391,12 @@ def test_printout_of_a_modulelist_and_unquoted_strings(api):
     layers = body["layer"]["layers"]
     assert [c.get("name") for c in layers] == ["layers", "act", "out"]
     assert [c["type"] for c in layers[0]["layers"]] == ["Linear"] * 3
+    assert body["warnings"] == [
+        "line 4, column 1: a printout does not show Net's forward; its children are read as a chain, in the order "
+        "printed",
+        "line 5, column 1: a printout does not show ModuleList's forward; its children are read as a chain, in the "
+        "order printed",
+    ]
     body = api.post("/api/import", json={"code": (CORPUS / "printout_same_padding.py").read_text()}).json()
     assert body["layer"]["layers"][2]["padding"] == "same"
     assert body["layer"]["layers"][2]["padding_mode"] == "reflect"
@@ -403,3 +410,35 @@ def test_skipped_lines_are_each_named_in_the_warnings(api):
     assert "`.to(...)` is skipped" in text
     assert "`torch.device(...)` is skipped" in text
     assert "ReLU's positional inplace is ignored" in text
+
+
+def test_reading_is_bounded_in_time(registry, monkeypatch):
+    monkeypatch.setattr(importer, "MAX_SECONDS", 0.0)
+    with pytest.raises(LayerExplorerError) as info:
+        parse_model(registry, "layers = []\nfor i in range(100):\n    layers.append(nn.ReLU())\nnn.Sequential(*layers)")
+    assert info.value.status == 413 and "took longer than" in info.value.detail
+
+
+def test_layers_forward_never_uses_are_left_out_with_a_warning(registry):
+    code = (
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 2)\n"
+        "        self.spare = nn.Linear(4, 4)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x)\n"
+        "model = Net()\n"
+    )
+    imported = parse_model(registry, code)
+    assert [n["name"] for n in imported.layer["nodes"]] == ["fc"]
+    assert imported.warnings == [
+        "line 5, column 22: `Net.spare` is built but forward never uses it; it is left out",
+    ]
+
+
+def test_a_stateless_layer_called_twice_is_two_nodes(registry):
+    code = (CORPUS / "pytorch_blitz_cnn.py").read_text()
+    nodes = parse_model(registry, code).layer["nodes"]
+    pools = [n for n in nodes if n.get("module", {}).get("type") == "MaxPool2d"]
+    assert [n["name"] for n in pools] == ["pool", "pool_1"]

@@ -150,6 +150,18 @@ _REPR_CHILD = re.compile(r"^(\s*)\(([A-Za-z0-9_]+)\):\s*(.*)$")
 _REPR_REPEAT = re.compile(r"^(\s*)\((\d+)-(\d+)\):\s*(\d+)\s*x\s*(.*)$")
 
 
+def _printout_containers(code: str) -> list[tuple[int, str]]:
+    """(line, class name) of every container in a printout that is not a Sequential."""
+    out = []
+    for n, raw in enumerate(code.splitlines(), start=1):
+        line = raw.strip()
+        m = _REPR_CHILD.match(raw)
+        head = m.group(3) if m else line
+        if head.endswith("(") and head[:-1] not in ("Sequential", "") and head[:-1].isidentifier():
+            out.append((n, head[:-1]))
+    return out
+
+
 def _from_printout(code: str) -> str:
     """``Sequential(\\n  (0): Conv2d(...)\\n)`` as ``Sequential(OrderedDict([("0",Conv2d(...)), ...]))``.
 
@@ -2136,13 +2148,20 @@ def parse_model(registry: Registry, code: Any, entry: Any = None) -> Imported:
     if "\x00" in code:
         raise InvalidArgument("the code contains a NUL character", field="code")
     printout = _looks_like_printout(code)
+    notes = []
     if printout:
+        for line, name in _printout_containers(code):
+            notes.append(
+                f"line {line}, column 1: a printout does not show {name}'s forward; its children are read as a "
+                "chain, in the order printed"
+            )
         code = _from_printout(code)
     if _bracket_depth(code) > MAX_DEPTH:
         raise InvalidArgument(f"the code is nested deeper than {MAX_DEPTH} levels", field="code")
     tree = _parse(code)
     _check_size(tree)
     interp = _Interpreter(registry, printout=printout)
+    interp.warnings.extend(notes)
     try:
         interp.run_module(tree)
         model, node = _entry(interp, tree, entry)
