@@ -44,6 +44,11 @@ def test_inception_without_its_auxiliary_head():
     assert _count(inception_v3(aux_logits=False)) == 23_834_568 == BY_ID["inception-v3"]["param_count_without_aux"]
 
 
+def test_unet_count():
+    # the U-Net as commonly written (BatchNorm, bias-free 3×3 convolutions, transposed-conv upsampling)
+    assert _count(BY_ID["unet"]["request"]["layer"]) == 31_037_698
+
+
 def test_other_depths_and_sizes_follow_the_same_definitions():
     # torchvision's ResNet-34 and -101, and ViT-L/16: the generators are the architecture, not one size
     assert _count(resnet(34)) == 21_797_672
