@@ -752,13 +752,12 @@ CLASSICS: list[dict[str, Any]] = [
         "inception-v3",
         "Inception-v3",
         "Szegedy et al. (2016): parallel 1×1, 3×3, factorised 7×7 and pooling branches concatenated on the "
-        "channels (Graphs with cat); the auxiliary classifier on Mixed_6e is the second output. 23,834,568 "
-        "parameters without it. Two images: in training mode the auxiliary head's BatchNorm sees a 1×1 "
-        "map and needs more than one value per channel. Randomly initialised.",
-        inception_v3(),
-        [2, 3, 299, 299],
-        27_161_264,
-        param_count_without_aux=23_834_568,
+        "channels (Graphs with cat). Without the auxiliary classifier (inception_v3(aux_logits=True) adds it "
+        "on Mixed_6e as a second output: 27,161,264 parameters). Randomly initialised.",
+        inception_v3(aux_logits=False),
+        [1, 3, 299, 299],
+        23_834_568,
+        param_count_with_aux=27_161_264,
     ),
     _classic(
         "unet",
