@@ -321,6 +321,7 @@ def _entry(
         "op": node["op"],
         "label": node["label"],
         "path": node["path"],
+        "type": node.get("type"),
         "shape": None,
         "numel": None,
         "count": 0,
