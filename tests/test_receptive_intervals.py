@@ -285,3 +285,35 @@ def test_transposed_convolution_and_reshaping_rules_equal_autograd(registry):
                 if nid in masks:
                     got = torch.from_numpy(intervals.dense(sets[nid]))
                     assert torch.equal(got, masks[nid]), (target, index, nid)
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (conv(3, 4, 5, 2, dilation=2, padding=3), [2, 3, 11, 9]),
+        (
+            {"type": "Conv1d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "groups": 2, "padding": "same"},
+            [4, 10],
+        ),
+        ({"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, [1, 2, 8, 7]),
+        ({"type": "AvgPool1d", "kernel_size": 2}, [1, 3, 9]),
+        ({"type": "AdaptiveAvgPool2d", "output_size": [3, 4]}, [1, 2, 7, 9]),
+        ({"type": "ConvTranspose1d", "in_channels": 2, "out_channels": 2, "kernel_size": 4, "stride": 3}, [1, 2, 5]),
+        ({"type": "Linear", "in_features": 6, "out_features": 3}, [2, 4, 6]),
+        ({"type": "Softmax", "dim": 1}, [2, 5, 3]),
+    ],
+    ids=lambda v: v["type"] if isinstance(v, dict) else "x".join(map(str, v)),
+)
+def test_single_layers_equal_autograd(registry, layer, shape):
+    """A layer on its own (the dataflow view's input → layer → output) answers by the same rules."""
+    ex = execute(registry, RunRequest(layer=layer, inputs=[{"shape": shape}], seed=3), Settings())
+    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+    assert graph["method"] == "module"
+    out_shape = next(n for n in graph["nodes"] if n["id"] == "layer")["shape"]
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        index = tuple(int(rng.integers(0, n)) for n in out_shape)
+        sets = receptive.structural_intervals(ex.module, graph, 1, "output", index)
+        assert sets is not None
+        masks = receptive.structural_autograd(ex.module, ex.inputs, "output", index, 0)
+        assert torch.equal(torch.from_numpy(intervals.dense(sets["input"])), masks["input"]), index

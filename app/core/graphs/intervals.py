@@ -460,3 +460,17 @@ def propagate(
     except Unsupported:
         return None
     return demand
+
+
+def propagate_layer(
+    module: nn.Module, in_shape: list[int], out_shape: list[int], index: tuple[int, ...]
+) -> dict[str, Sets] | None:
+    """A single layer (the dataflow view's ``input`` → ``layer`` → ``output``): the same rules, or None."""
+    out = point(out_shape, index)
+    try:
+        sets = _module_rule(module, out, in_shape, out_shape)
+    except Unsupported:
+        return None
+    if [len(x) for x in sets] != list(in_shape):
+        return None
+    return {"input": sets, "layer": out, "output": out}
