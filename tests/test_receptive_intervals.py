@@ -240,3 +240,80 @@ def test_api_answers_without_running(api, registry):
         x["runs"][3][0][1] - x["runs"][3][0][0] + 1
     )
     assert full["input"]["effective"] is not None  # (its count may be 0: a ReLU off at that element)
+
+
+RESHAPING_NET = {
+    "type": "Graph",
+    "nodes": [
+        {
+            "name": "up",
+            "module": {
+                "type": "ConvTranspose2d",
+                "in_channels": 2,
+                "out_channels": 4,
+                "kernel_size": 3,
+                "stride": 2,
+                "padding": 1,
+                "output_padding": 1,
+                "groups": 2,
+                "dilation": 2,
+            },
+            "args": ["x"],
+        },
+        {"name": "t", "op": "transpose", "args": ["up", 2, 3]},
+        {"name": "pm", "op": "permute", "args": ["t", [0, 2, 3, 1]]},
+        {"name": "u", "op": "unsqueeze", "args": ["pm", 1]},
+        {"name": "sq", "op": "squeeze", "args": ["u", 1]},
+        {"name": "st", "op": "stack", "args": [["sq", "pm"]], "kwargs": {"dim": 2}},
+    ],
+}
+
+
+def test_transposed_convolution_and_reshaping_rules_equal_autograd(registry):
+    ex = execute(registry, RunRequest(layer=RESHAPING_NET, inputs=[{"shape": [1, 2, 4, 5]}], seed=2), Settings())
+    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+    shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
+    assert shapes["st"] == [1, 12, 2, 10, 4]
+    rng = np.random.default_rng(0)
+    for target in ("st", "pm", "up"):
+        for _ in range(3):
+            index = tuple(int(rng.integers(0, n)) for n in shapes[target])
+            sets = receptive.structural_intervals(ex.module, graph, 1, target, index)
+            assert sets is not None
+            masks = receptive.structural_autograd(ex.module, ex.inputs, target, index, 0)
+            for nid in receptive._ancestors(graph, target):
+                if nid in masks:
+                    got = torch.from_numpy(intervals.dense(sets[nid]))
+                    assert torch.equal(got, masks[nid]), (target, index, nid)
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (conv(3, 4, 5, 2, dilation=2, padding=3), [2, 3, 11, 9]),
+        (
+            {"type": "Conv1d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "groups": 2, "padding": "same"},
+            [4, 10],
+        ),
+        ({"type": "MaxPool2d", "kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, [1, 2, 8, 7]),
+        ({"type": "AvgPool1d", "kernel_size": 2}, [1, 3, 9]),
+        ({"type": "AdaptiveAvgPool2d", "output_size": [3, 4]}, [1, 2, 7, 9]),
+        ({"type": "ConvTranspose1d", "in_channels": 2, "out_channels": 2, "kernel_size": 4, "stride": 3}, [1, 2, 5]),
+        ({"type": "Linear", "in_features": 6, "out_features": 3}, [2, 4, 6]),
+        ({"type": "Softmax", "dim": 1}, [2, 5, 3]),
+    ],
+    ids=lambda v: v["type"] if isinstance(v, dict) else "x".join(map(str, v)),
+)
+def test_single_layers_equal_autograd(registry, layer, shape):
+    """A layer on its own (the dataflow view's input → layer → output) answers by the same rules."""
+    ex = execute(registry, RunRequest(layer=layer, inputs=[{"shape": shape}], seed=3), Settings())
+    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+    assert graph["method"] == "module"
+    out_shape = next(n for n in graph["nodes"] if n["id"] == "layer")["shape"]
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        index = tuple(int(rng.integers(0, n)) for n in out_shape)
+        sets = receptive.structural_intervals(ex.module, graph, 1, "output", index)
+        assert sets is not None
+        masks = receptive.structural_autograd(ex.module, ex.inputs, "output", index, 0)
+        assert torch.equal(torch.from_numpy(intervals.dense(sets["input"])), masks["input"]), index

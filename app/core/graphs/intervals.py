@@ -147,15 +147,32 @@ def _windows(out: Sets, in_shape: list[int], k: Any, s: Any, p: Any, d: Any, n: 
     return res
 
 
+def _transposed(out: np.ndarray, n: int, k: int, s: int, p: int, d: int) -> np.ndarray:
+    """A transposed convolution: input i feeds outputs i·stride − padding + k·dilation."""
+    o = np.flatnonzero(out)
+    t = (o[:, None] + p - np.arange(k)[None, :] * d).ravel()
+    t = t[t % s == 0] // s
+    res = np.zeros(n, dtype=bool)
+    res[t[(t >= 0) & (t < n)]] = True
+    return res
+
+
 def _conv(m: nn.Module, out: Sets, in_shape: list[int]) -> Sets:
-    if m.transposed or m.padding_mode != "zeros":
+    if m.padding_mode != "zeros":
         raise Unsupported(type(m).__name__)
     n = len(m.kernel_size)
     if isinstance(m.padding, str):  # 'valid' or 'same' (torch puts the odd extra element on the right)
         pad = [0 if m.padding == "valid" else d * (k - 1) // 2 for k, d in zip(m.kernel_size, m.dilation)]
     else:
         pad = list(m.padding)
-    res = _windows(out, in_shape, m.kernel_size, m.stride, pad, m.dilation, n)
+    if m.transposed:
+        lead = len(in_shape) - n
+        res = [x.copy() for x in out[:lead]]
+        for i in range(n):
+            k, st, d = m.kernel_size[i], m.stride[i], m.dilation[i]
+            res.append(_transposed(out[lead + i], in_shape[lead + i], k, st, pad[i], d))
+    else:
+        res = _windows(out, in_shape, m.kernel_size, m.stride, pad, m.dilation, n)
     c = len(in_shape) - n - 1  # the channel dimension (0 when unbatched)
     per_out, per_in = m.out_channels // m.groups, m.in_channels // m.groups
     channels = np.zeros(in_shape[c], dtype=bool)
@@ -313,6 +330,15 @@ def _function_rule(
         return [(a, _broadcast(out, out_shape, shape_of(a))) for a in tensors]
     if not isinstance(first, (fx.Node, list, tuple)):
         raise Unsupported(name)
+    if name == "stack":
+        dim = _arg(node, 1, "dim", 0) % len(out_shape)
+        res = []
+        for k, p in enumerate(first):
+            sets = [x.copy() for i, x in enumerate(out) if i != dim]
+            if not out[dim][k]:
+                sets = _empty([len(x) for x in sets])
+            res.append((p, sets))
+        return res
     if name in ("cat", "concat", "concatenate"):
         parts = first
         dim = _arg(node, 1, "dim", 0) % len(out_shape)
@@ -327,6 +353,33 @@ def _function_rule(
     if not isinstance(first, fx.Node):
         raise Unsupported(name)
     in_shape = shape_of(first)
+    rank = len(in_shape)
+    if name in ("permute", "transpose", "swapaxes", "unsqueeze", "squeeze"):
+        if name == "permute":
+            given = _arg(node, 1, "dims")
+            dims = given if isinstance(given, (list, tuple)) else node.args[1:]
+            order = [int(d) % rank for d in dims]
+        elif name in ("transpose", "swapaxes"):
+            a, b = int(_arg(node, 1, "dim0")) % rank, int(_arg(node, 2, "dim1")) % rank
+            order = list(range(rank))
+            order[a], order[b] = order[b], order[a]
+        elif name == "unsqueeze":
+            at = int(_arg(node, 1, "dim")) % (rank + 1)
+            return [(first, [x.copy() for i, x in enumerate(out) if i != at])]
+        else:  # squeeze: the size-1 dimensions it dropped come back as index 0
+            dim = _arg(node, 1, "dim")
+            if dim is None:
+                dropped = {i for i, n in enumerate(in_shape) if n == 1}
+            else:
+                dropped = {int(d) % rank for d in (dim if isinstance(dim, (list, tuple)) else [dim])}
+                dropped = {i for i in dropped if in_shape[i] == 1}
+            it = iter(out)
+            on = not is_empty(out)
+            return [(first, [np.array([on]) if i in dropped else next(it).copy() for i in range(rank)])]
+        res: Sets = [np.zeros(0, dtype=bool)] * rank
+        for i, d in enumerate(order):
+            res[d] = out[i].copy()
+        return [(first, res)]
     if name in _ELEMENTWISE:
         if in_shape != out_shape:
             raise Unsupported(name)
@@ -407,3 +460,17 @@ def propagate(
     except Unsupported:
         return None
     return demand
+
+
+def propagate_layer(
+    module: nn.Module, in_shape: list[int], out_shape: list[int], index: tuple[int, ...]
+) -> dict[str, Sets] | None:
+    """A single layer (the dataflow view's ``input`` → ``layer`` → ``output``): the same rules, or None."""
+    out = point(out_shape, index)
+    try:
+        sets = _module_rule(module, out, in_shape, out_shape)
+    except Unsupported:
+        return None
+    if [len(x) for x in sets] != list(in_shape):
+        return None
+    return {"input": sets, "layer": out, "output": out}

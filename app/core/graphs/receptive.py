@@ -321,6 +321,7 @@ def _entry(
         "op": node["op"],
         "label": node["label"],
         "path": node["path"],
+        "type": node.get("type"),
         "shape": None,
         "numel": None,
         "count": 0,
@@ -518,10 +519,12 @@ def structural_intervals(
 ) -> dict[str, intervals.Sets] | None:
     """The structural field by index propagation (:mod:`app.core.graphs.intervals`) over the same traced
     graph (same node ids) as the dataflow view; None where an operation has no rule there."""
+    shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
+    if graph["method"] == "module" and n_inputs == 1 and shapes.get("input") and shapes.get("layer"):
+        return intervals.propagate_layer(module, shapes["input"], shapes["layer"], index)
     if graph["method"] != "fx":
         return None
     gm = dataflow.traced(module, n_inputs)
-    shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
     return intervals.propagate(gm, shapes, target, index)
 
 

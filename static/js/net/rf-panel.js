@@ -9,6 +9,9 @@ import { drawGrid } from "../draw/receptive.js";
 import { foldToGrid, gridDims, cellIndex, gridCaption } from "../geometry/receptive.js";
 import { shapeStr } from "../util/format.js";
 
+// a module call by its path; a Graph config's operation by its node name (its type is the operation); else its label
+const nodeName = (n) => n.path || (n.type && n.op !== "module" ? n.id : n.label);
+
 export function createRfPanel(root, { setStatus }) {
   const $ = (s) => root.querySelector(s);
   const els = {
@@ -62,7 +65,7 @@ export function createRfPanel(root, { setStatus }) {
       if (!nodeOf(targetId)) targetId = "output";
     }
     const opts = candidates();
-    els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : n.path || n.label} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
+    els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : nodeName(n)} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
     els.node.value = targetId;
     renderPicker();
     annotateGraph();
@@ -110,7 +113,7 @@ export function createRfPanel(root, { setStatus }) {
     els.target.replaceChildren();
     const [rows, cols] = gridDims(node.shape);
     drawGrid(els.target, { rows, cols, values: null }, {
-      label: `elements of ${node.path || node.label} ${shapeStr(node.shape)}: click one`,
+      label: `elements of ${nodeName(node)} ${shapeStr(node.shape)}: click one`,
       picked: picked && picked.node === targetId ? picked.cell : null,
       onPick: (r, c) => pick(node, r, c),
     });
@@ -130,7 +133,7 @@ export function createRfPanel(root, { setStatus }) {
     try {
       result = await graphApi.receptiveField(request, index, opts);
       renderResult();
-      setStatus(`receptive field of ${node.path || node.label}[${index.join(", ")}]`, "ok");
+      setStatus(`receptive field of ${nodeName(node)}[${index.join(", ")}]`, "ok");
     } catch (e) {
       if (isAbort(e)) return;
       result = null;
@@ -168,7 +171,7 @@ export function createRfPanel(root, { setStatus }) {
       fig.dataset.count = String(n.count);
       const cap = document.createElement("figcaption");
       const fold = gridCaption(n.shape);
-      cap.textContent = `${n.op === "input" ? "input" : n.path || n.label} ${shapeStr(n.shape)}: ${n.count.toLocaleString("en")} / ${n.numel.toLocaleString("en")}${fold ? ` (${fold})` : ""}`;
+      cap.textContent = `${n.op === "input" ? "input" : nodeName(n)} ${shapeStr(n.shape)}: ${n.count.toLocaleString("en")} / ${n.numel.toLocaleString("en")}${fold ? ` (${fold})` : ""}`;
       fig.append(cap);
       const data = m === "effective" ? n.effective?.heat : n.mask;
       const folded = m === "effective" ? n.effective?.grid : n.grid;
