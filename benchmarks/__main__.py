@@ -34,7 +34,7 @@ from fastapi import FastAPI
 import benchmarks.browser as browser
 from app.core.config import Settings
 from app.main import create_app
-from benchmarks import shapes, startup
+from benchmarks import graph_net, shapes, startup
 
 LINEAR = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42}
 GRU = {
@@ -275,6 +275,8 @@ async def main(quick: bool, with_browser: bool = True) -> None:
         app.state.pool.close()
     # 6. every catalog type's shapes, its example and 1024 times larger (in-process, what a worker runs)
     rows.extend(shapes.rows(repeat=3 if quick else 5))
+    # 6b. ResNet-50: shapes (Graph and Sequential/Residual) and the receptive field against torch's forward
+    rows.extend(graph_net.rows(rounds=3, repeat=1 if quick else 3))
     # 7. cold start, in fresh processes (ours: `python -m app.cli`; the peer: a bare app importing torch)
     rows.extend(startup.rows(repeat=1 if quick else 3))
 

@@ -111,6 +111,8 @@ def test_entry_is_documented(spec):
             "tensor",
             "layer",
             "layers",
+            "names",  # a Graph's inputs and outputs: node names
+            "graph_nodes",  # a Graph's nodes (docs/API.md, "Graph networks")
         }
 
 

@@ -93,6 +93,8 @@ def _catalog_cases():
 def _network_cases():
     cases = []
     for preset in service.presets():
+        if preset.get("group") == "classic" and preset["id"] != "vit-tiny":
+            continue  # full-size classics: tens of seconds each at a scaled batch; the small ViT stands for them
         body = scaled(preset["request"], TARGET_ELEMENTS // 4)
         if body is not None:
             cases.append((preset.get("name", "preset"), body))

@@ -1,5 +1,7 @@
 """The graph features in the browser: a model pasted as code, the dataflow graph, receptive fields."""
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -59,6 +61,31 @@ def test_paste_a_model_as_code(page, console):
     assert config["inputs"] == [{"shape": [1, 1, 28, 28]}]
     assert config["layer"]["layers"][7] == {"type": "Linear", "in_features": 400, "out_features": 120}
     assert total_params(page) == 61706  # LeNet-5's count, as torch reports it
+
+
+def test_paste_the_tutorials_classes_as_written(page):
+    """Issue 17: the tutorial's BasicLinear and NeuralNet classes, with their imports, seeding and
+    trailing lines, open as a network; what was skipped is listed one line each."""
+    code = (Path(__file__).parents[1] / "corpus" / "models" / "tutorial_neuralnet.py").read_text()
+    open_net(page, MLP)
+    page.click("#net-paste summary")
+    n = net_renders(page)
+    page.fill("#net-paste-code", code)
+    page.click("#net-paste-open")
+    wait_net(page, n, "ok")
+    assert page.locator("#net-paste-error").is_hidden()
+    layer = current_config(page)["layer"]
+    assert layer["type"] == "Graph"
+    assert [node["name"] for node in layer["nodes"]] == ["layer1", "layer2"]
+    assert layer["nodes"][0]["module"]["type"] == "Graph"  # BasicLinear: parameters and matmul
+    assert total_params(page) == 10 * 15 + 15 + 15 * 20 + 20
+    notes = page.locator("#net-paste-note li").all_text_contents()
+    assert any("import lines are skipped" in t for t in notes)
+    assert any("the loop over `.parameters()` is skipped" in t for t in notes)
+    shots = Path("/work/shots/h17-import")
+    if shots.parent.exists():
+        shots.mkdir(exist_ok=True)
+        page.screenshot(path=str(shots / "paste-tutorial-neuralnet.png"))
 
 
 def graph_nodes(page):

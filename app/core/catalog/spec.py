@@ -154,6 +154,12 @@ class ContainerSpec:
     chain: bool = False
     #: the shape rule over the children: (node, module, shapes, path prefix, trace) -> dims or None
     predict: Callable[..., Any] | None = None
+    #: validates the config itself: (registry, spec, config, field, name, resolve) -> node (Graph)
+    resolve: Callable[..., Any] | None = None
+    #: builds the module itself: (node, build) -> module, children built in its own order (Graph)
+    build: Callable[..., Any] | None = None
+    #: children are called with any of the graph's values, not one tensor each (Graph)
+    dataflow: bool = False
 
 
 @dataclass

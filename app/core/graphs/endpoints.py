@@ -24,19 +24,19 @@ _MAX_TRIES = 40
 
 
 def import_model(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
-    """``{"code": "..."}`` -> ``{"layer": <config>, "inputs": [...]}``; the code is parsed, never run."""
-    if not isinstance(body, dict) or set(body) - {"code"}:
-        raise InvalidRequest('the request body must be {"code": "<PyTorch code>"}', field="code")
-    imported = parse_model(registry, body.get("code"))
+    """``{"code": "...", "entry": "Net(10)"?}`` -> ``{"layer": <config>, "inputs": [...], "warnings": [...]}``;
+    the code is parsed, never run. ``entry`` picks the model where the code has no instantiation line."""
+    if not isinstance(body, dict) or set(body) - {"code", "entry"}:
+        raise InvalidRequest('the request body must be {"code": "<PyTorch code>", "entry": "Net(...)"}', field="code")
+    imported = parse_model(registry, body.get("code"), body.get("entry"))
     try:
         resolve(registry, imported.layer, field="layer")
     except LayerExplorerError as exc:
         raise _located(exc, imported) from None
-    return {
-        "layer": imported.layer,
-        "inputs": suggest_inputs(registry, imported.layer, settings),
-        "warnings": imported.warnings,
-    }
+    inputs = imported.inputs
+    if inputs is None or not _fits(registry, imported.layer, inputs, settings):
+        inputs = suggest_inputs(registry, imported.layer, settings)
+    return {"layer": imported.layer, "inputs": inputs, "warnings": imported.warnings}
 
 
 def _located(exc: LayerExplorerError, imported: Imported) -> LayerExplorerError:
@@ -55,9 +55,42 @@ def _located(exc: LayerExplorerError, imported: Imported) -> LayerExplorerError:
 
 
 def _first_leaf(config: dict[str, Any]) -> dict[str, Any]:
-    while config.get("type") == "Sequential":
-        config = config["layers"][0]
+    """The first layer the network's (first) input meets: into Sequentials and Graphs."""
+    for _ in range(64):
+        if config.get("type") == "Sequential":
+            config = config["layers"][0]
+        elif config.get("type") == "Graph":
+            first = (config.get("inputs") or ["x"])[0]
+            nodes = [n for n in config.get("nodes", []) if "module" in n]
+            # the first module fed by the input itself, else the first module at all
+            feeds = [n for n in nodes if first in n.get("args", [])]
+            if not (feeds or nodes):
+                return config
+            config = (feeds or nodes)[0]["module"]
+        else:
+            break
     return config
+
+
+def _parameter_sizes(config: dict[str, Any]) -> list[int]:
+    """The sizes of the first Graph's parameter nodes, last dimension first, without repeats."""
+    leaf = config
+    for _ in range(64):
+        if leaf.get("type") == "Sequential" and leaf.get("layers"):
+            leaf = leaf["layers"][0]
+        elif leaf.get("type") == "Graph":
+            nodes = leaf.get("nodes", [])
+            params = [n["parameter"].get("shape", []) for n in nodes if isinstance(n.get("parameter"), dict)]
+            if params:
+                sizes = [d for shape in params for d in reversed(shape) if isinstance(d, int)]
+                return list(dict.fromkeys(sizes))
+            modules = [n["module"] for n in nodes if isinstance(n.get("module"), dict)]
+            if not modules:
+                break
+            leaf = modules[0]
+        else:
+            break
+    return []
 
 
 def _guess(registry: Registry, config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,7 +123,15 @@ def suggest_inputs(registry: Registry, config: dict[str, Any], settings: Setting
     """Inputs the pasted network accepts: the first layer's example, else (for images and signals)
     the first square size it fits, e.g. 28×28 for a LeNet whose Linear expects 16·4·4 features."""
     inputs = _guess(registry, config)
-    if not inputs or _fits(registry, config, inputs, settings):
+    if inputs and _fits(registry, config, inputs, settings):
+        return inputs
+    # a graph of parameters and ops (the tutorial's BasicLinear: x @ weights.t() + bias): rows of features
+    # as wide as one of its parameters' sizes
+    for width in _parameter_sizes(config)[:_MAX_TRIES]:
+        candidate = [{"shape": [1, width]}]
+        if _fits(registry, config, candidate, settings):
+            return candidate
+    if not inputs:
         return inputs
     shape = inputs[0]["shape"]
     spatial = len(shape) - 2

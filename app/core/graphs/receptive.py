@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -32,8 +33,10 @@ from app.core import tensors
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, NotExplainable, TooLarge
+from app.core.graphs import intervals
 from app.core.networks import graph as dataflow
 from app.core.running.execute import execute
+from app.core.running.plan import plan_request
 from app.core.schema import MAX_RANK, RunRequest, parse
 
 MASK_LIMIT = 4096
@@ -45,6 +48,9 @@ class ReceptiveFieldRequest(RunRequest):
     index: list[int] = Field(max_length=MAX_RANK + 2)
     #: a node of the graph by id (e.g. "add"), for nodes that are not module calls
     node: str | None = Field(default=None, max_length=256)
+    #: also the effective field (|∂y/∂x| on the real weights and input), which runs the network; without it,
+    #: the structural field is answered from the plan alone where every operation has an index rule
+    effective: bool = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,6 +192,18 @@ _REPLACE.update(
         F.fractional_max_pool3d: _refuse("fractional max pooling"),
     }
 )
+
+
+def _amax_as_sum(args: tuple, kwargs: dict) -> torch.Tensor:
+    """amax/amin depend on every element they reduce (whichever wins for some input): as a sum."""
+    dim = _arg(args, kwargs, 1, "dim", ())
+    keepdim = bool(_arg(args, kwargs, 2, "keepdim", False))
+    x = _first(args, kwargs)
+    return x.sum(dim=dim if dim not in ((), []) else None, keepdim=keepdim)
+
+
+for _fn in (torch.amax, torch.amin, torch.Tensor.amax, torch.Tensor.amin):
+    _REPLACE[_fn] = _amax_as_sum
 for _name in ("max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"):
     if hasattr(F, _name):
         _REPLACE[getattr(F, _name)] = _refuse("max pooling with indices")
@@ -217,21 +235,29 @@ def _structural_copy(module: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------------------------------------
 
 
-def _target(values: dict[str, torch.Tensor], graph: dict[str, Any], req: ReceptiveFieldRequest) -> str:
+def _target(graph: dict[str, Any], req: ReceptiveFieldRequest) -> str:
+    """The chosen node's id: ``node`` by id, ``path`` by module path, else the network's output."""
+    ids = [n["id"] for n in graph["nodes"] if n["op"] not in ("input", "attribute")]
     if req.node is not None:
-        if req.node not in values:
-            ids = ", ".join(n["id"] for n in graph["nodes"])
-            raise InvalidRequest(f"the graph has no node {req.node!r}; its nodes are: {ids}", field="node")
+        if req.node not in ids:
+            raise InvalidRequest(f"the graph has no node {req.node!r}; its nodes are: {', '.join(ids)}", field="node")
         return req.node
     if req.path:
         for n in graph["nodes"]:
-            if n["op"] == "module" and n["path"] == req.path and n["id"] in values:
+            if n["op"] == "module" and n["path"] == req.path:
                 return n["id"]
         paths = ", ".join(n["path"] for n in graph["nodes"] if n["op"] == "module")
         raise InvalidRequest(
             f"no module call at path {req.path!r} in the graph; its module calls are: {paths}", field="path"
         )
     return "output"
+
+
+def _target_shape(graph: dict[str, Any], target: str) -> list[int] | None:
+    node = next(n for n in graph["nodes"] if n["id"] == target)
+    if node["shape"] is None and node["shapes"]:
+        return node["shapes"][0]  # a tuple: the field of its first tensor, as the run's values keep it
+    return node["shape"]
 
 
 def _index(shape: tuple[int, ...], index: list[int]) -> tuple[int, ...]:
@@ -282,34 +308,59 @@ def _fold(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, *t.shape[-2:]).amax(0)
 
 
-def _entry(node: dict[str, Any], mask: torch.Tensor | None, heat: torch.Tensor | None) -> dict[str, Any]:
+def _entry(
+    node: dict[str, Any], sets: intervals.Sets | None, heat: torch.Tensor | None, mask: torch.Tensor | None = None
+) -> dict[str, Any]:
+    """One node's field, from its product set (index propagation) or, where there is none, autograd's mask.
+
+    ``runs``: per dimension, the runs of indices [first, last] whose product is the field (null where the
+    field is not such a product); ``mask`` (whole, up to MASK_LIMIT elements) and ``grid`` (the last two
+    dimensions, the leading ones folded with "any") are what a picture shows."""
     entry: dict[str, Any] = {
         "id": node["id"],
         "op": node["op"],
         "label": node["label"],
         "path": node["path"],
+        "type": node.get("type"),
         "shape": None,
         "numel": None,
         "count": 0,
         "bbox": None,
+        "runs": None,
         "mask": None,
         "grid": None,
         "effective": None,
     }
-    if mask is None:
+    if sets is None and mask is not None:
+        sets = intervals.of_mask(mask)
+        shape = list(mask.shape)
+        total = int(mask.sum())
+    elif sets is not None:
+        shape = [len(x) for x in sets]
+        total = intervals.count(sets)
+    else:
         return entry
-    entry["shape"] = list(mask.shape)
-    entry["numel"] = int(mask.numel())
-    entry["count"] = int(mask.sum())
-    if entry["count"]:
+    entry["shape"] = shape
+    entry["numel"] = math.prod(shape)
+    entry["count"] = total
+    if sets is not None:
+        entry["runs"] = intervals.runs(sets)
+        if total:
+            entry["bbox"] = [[r[0][0], r[-1][1]] for r in entry["runs"]]
+    elif total and mask is not None:
         where = mask.nonzero()
         entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
-    if mask.numel() <= MASK_LIMIT:
-        entry["mask"] = _nested(mask.to(torch.int8))
-    folded = _fold(mask)
-    if folded.numel() <= MASK_LIMIT:
+    if entry["numel"] <= MASK_LIMIT:
+        whole = intervals.dense(sets).astype(np.int8) if sets is not None else mask.to(torch.int8).numpy()
+        entry["mask"] = whole.tolist()
+    if math.prod(shape[-2:]) <= MASK_LIMIT:
         # what a picture of the last two dimensions shows, for tensors too large to send whole
-        entry["grid"] = _nested(folded.to(torch.int8))
+        if sets is not None:
+            on = all(x.any() for x in sets[:-2])
+            grid = intervals.dense(sets[-2:]) & on if len(shape) > 2 else intervals.dense(sets)
+            entry["grid"] = grid.astype(np.int8).tolist()
+        elif mask is not None:
+            entry["grid"] = _nested(_fold(mask).to(torch.int8))
     if heat is not None:
         top = float(heat.max()) if heat.numel() else 0.0
         eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum())}
@@ -497,6 +548,21 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
     return notes
 
 
+def _target_value(
+    values: dict[str, torch.Tensor] | None, ex: Any, target: str, index: tuple[int, ...]
+) -> Any:
+    """The traced element's value as the forward pass computed it (one recorded forward when the field
+    itself needed none)."""
+    if values is None:
+        if ex is None:
+            return None
+        with torch.no_grad():
+            _, values = dataflow.record(ex.module, list(ex.inputs))
+    if target not in values:
+        return None
+    return tensors.to_nested(tensors.numpy_of(values[target][index].detach()))
+
+
 def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
     into: dict[str, list[str]] = {}
     for e in graph["edges"]:
@@ -511,44 +577,86 @@ def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
     return seen
 
 
-def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
-    req = parse(ReceptiveFieldRequest, body)
-    run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path"}))
-    ex = execute(registry, run_req, settings)
-    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
-    if not graph["nodes"]:
-        raise NotExplainable("this network's graph could not be captured", field="layer")
-    _check_memory(graph, ex.module, settings)
-
-    # effective: the real weights and input
-    module = ex.module
-    xs = _inputs_for_grad(ex.inputs, None, None)
-    with torch.enable_grad():
-        method, values = dataflow.record(module, xs)
-        target = _target(values, graph, req)
-        index = _index(tuple(values[target].shape), req.index)
-        effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
-
-    # structural: a dependency-equivalent twin, two random draws
+def structural_autograd(
+    module: nn.Module, inputs: list[torch.Tensor], target: str, index: tuple[int, ...], seed: int
+) -> dict[str, torch.Tensor]:
+    """The structural field by autograd through a dependency-equivalent twin, two random draws: each node's
+    0/1 mask by id. The fallback where index propagation has no rule, and its check in the tests."""
     twin = _structural_copy(module)
     twin.train(module.training)
-    generator = torch.Generator().manual_seed(req.seed)
+    generator = torch.Generator().manual_seed(seed)
     masks: dict[str, torch.Tensor] = {}
     for _ in range(DRAWS):
-        zs = _inputs_for_grad(ex.inputs, torch.float64, generator)
-        with torch.enable_grad(), _DependencyMode():
-            _, tv = dataflow.record(twin, zs)
+        zs = _inputs_for_grad(inputs, torch.float64, generator)
+        with torch.enable_grad():
+            _, tv = dataflow.record(twin, zs, _DependencyMode)
             for k, g in _grads(tv, target, index).items():
                 hit = g != 0
                 masks[k] = masks[k] | hit if k in masks else hit
+    return masks
+
+
+def structural_intervals(
+    module: nn.Module, graph: dict[str, Any], n_inputs: int, target: str, index: tuple[int, ...]
+) -> dict[str, intervals.Sets] | None:
+    """The structural field by index propagation (:mod:`app.core.graphs.intervals`) over the same traced
+    graph (same node ids) as the dataflow view; None where an operation has no rule there."""
+    shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
+    if graph["method"] == "module" and n_inputs == 1 and shapes.get("input") and shapes.get("layer"):
+        return intervals.propagate_layer(module, shapes["input"], shapes["layer"], index)
+    if graph["method"] != "fx":
+        return None
+    gm = dataflow.traced(module, n_inputs)
+    return intervals.propagate(gm, shapes, target, index)
+
+
+def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    req = parse(ReceptiveFieldRequest, body)
+    run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path", "effective"}))
+    # Without the effective field nothing needs to run: the graph and its shapes come from the meta plan
+    ex = execute(registry, run_req, settings) if req.effective else None
+    plan = ex.plan if ex is not None else plan_request(registry, run_req, settings)
+    module = ex.module if ex is not None else plan.meta
+    module.train(plan.train)
+    graph = dataflow.graph_fields(plan, ex, registry)["graph"]
+    if not graph["nodes"]:
+        raise NotExplainable("this network's graph could not be captured", field="layer")
+    target = _target(graph, req)
+    target_shape = _target_shape(graph, target)
+    if target_shape is None:
+        raise NotExplainable(f"node {target} has no known shape before the network runs", field="node")
+    index = _index(tuple(target_shape), req.index)
+    sets = structural_intervals(module, graph, len(plan.inputs), target, index)
+    masks: dict[str, torch.Tensor] = {}
+    if sets is None:
+        if ex is None:
+            ex = execute(registry, run_req, settings)
+            module = ex.module
+            graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+        _check_memory(graph, module, settings)
+        masks = structural_autograd(module, ex.inputs, target, index, req.seed)
+    method = graph["method"]
+    effective: dict[str, torch.Tensor] = {}
+    values: dict[str, torch.Tensor] | None = None
+    if req.effective and ex is not None:
+        # effective: the real weights and input
+        _check_memory(graph, ex.module, settings)
+        xs = _inputs_for_grad(ex.inputs, None, None)
+        with torch.enable_grad():
+            method, values = dataflow.record(ex.module, xs)
+            effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
 
     # only the target and what feeds it: an identity stand-in (ReLU, dropout) or an in-place op can make a
     # later node share the target's tensor
     feeds = _ancestors(graph, target)
-    nodes = [
-        _entry(n, masks.get(n["id"]), effective.get(n["id"])) if n["id"] in feeds else _entry(n, None, None)
-        for n in graph["nodes"]
-    ]
+    nodes = []
+    for n in graph["nodes"]:
+        if n["id"] not in feeds:
+            nodes.append(_entry(n, None, None))
+        elif sets is not None:
+            nodes.append(_entry(n, sets.get(n["id"]), effective.get(n["id"])))
+        else:
+            nodes.append(_entry(n, None, effective.get(n["id"]), masks.get(n["id"])))
     inputs = [n for n in nodes if n["op"] == "input"]
     formula = chain_formula(graph, module, target)
     return {
@@ -556,11 +664,12 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         "target": {
             "id": target,
             "path": next((n["path"] for n in graph["nodes"] if n["id"] == target), None),
-            "shape": list(values[target].shape),
+            "shape": list(target_shape),
             # the element's own value (real weights and input), as the forward pass computed it
-            "value": tensors.to_nested(tensors.numpy_of(values[target][index])),
+            "value": _target_value(values, ex or execute(registry, run_req, settings), target, index),
         },
         "method": method,
+        "structural": "intervals" if sets is not None else "autograd",
         "graph": graph,
         "nodes": nodes,
         "input": inputs[0] if inputs else None,
@@ -569,5 +678,5 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         "train": module.training,
         "draws": DRAWS,
         "mask_limit": MASK_LIMIT,
-        "dtype": tensors.dtype_name(ex.plan.dtype),
+        "dtype": tensors.dtype_name(plan.dtype),
     }

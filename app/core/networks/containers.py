@@ -15,9 +15,10 @@ from torch import nn
 from app.core.catalog.families.tutorial import class_source
 from app.core.catalog.spec import ContainerSpec, InputSpec, LayerSpec, ParamSpec, Registry
 from app.core.errors import InvalidRequest, ShapeMismatch
+from app.core.networks import graphnet
 from app.core.networks.trace import trace_entry
-from app.core.networks.tree import LayerNode, join, walk
-from app.core.shapes.context import ShapeContext, fmt_shape
+from app.core.networks.tree import LayerNode, join, predict, walk
+from app.core.shapes.context import fmt_shape
 from app.core.shapes.expr import Dim
 
 
@@ -42,26 +43,6 @@ def _sequential(layers: list[tuple[str, nn.Module]]) -> nn.Sequential:
 
 def _ints(dims: list[Dim]) -> tuple[int, ...]:
     return tuple(d.expr.int_value() for d in dims)
-
-
-def predict(
-    node: LayerNode,
-    module: nn.Module,
-    shapes: list[tuple[int, ...]],
-    *,
-    prefix: str = "",
-    trace: list[dict[str, Any]] | None = None,
-) -> list[list[Dim]] | None:
-    """Output dimensions of ``node`` from the layers' formulas; None where a layer has no rule.
-
-    ``trace`` collects one predicted entry per layer of a network, in execution order.
-    """
-    trace = trace if trace is not None else []
-    if node.spec.container is not None:
-        return node.spec.container.predict(node, module, shapes, prefix, trace)
-    if node.spec.rule is None:
-        return None
-    return node.spec.rule(ShapeContext(spec=node.spec, module=module, args=node.args, shapes=list(shapes)))
 
 
 def _chain(
@@ -94,6 +75,8 @@ def _chain(
 def check_structure(root: LayerNode) -> None:
     """Before anything is built: every layer a container holds can be called with one tensor."""
     for path, node in walk(root):
+        if node.spec.container is not None and node.spec.container.dataflow:
+            continue  # a graph's nodes say what each layer is called with
         for child_path, child in node.children():
             one_input(child, join(path, child_path))
 
@@ -206,6 +189,7 @@ _BODY = LayerSpec(
 
 
 def register(registry: Registry) -> None:
+    graphnet.register(registry)
     registry.add(
         LayerSpec(
             type="Sequential",

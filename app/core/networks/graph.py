@@ -14,6 +14,7 @@ from the real tensors of the run when there is one.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import operator
 import pickle
@@ -71,8 +72,46 @@ def is_leaf(module: nn.Module) -> bool:
 
 
 class _LeafTracer(fx.Tracer):
+    """Leaf modules stay one node each. ``names``: for a ``Graph`` config's module (a GraphModule built from
+    the config), its operation nodes in order, as (config name, fx op, target): the calls made by the
+    root's own forward() are named as the config names them (``act``, ``sum``), not as fx would (``relu``,
+    ``add``); module calls and parameters already carry their config names, their module paths."""
+
+    def __init__(self, names: list[tuple[str, str, Any]] | None = None) -> None:
+        super().__init__()
+        self.pending = list(reversed(names or []))
+        self.mismatch = False
+        #: fx node name -> the config operation it is (e.g. "act" -> "relu")
+        self.ops: dict[str, str] = {}
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return is_leaf(m)
+
+    def create_node(
+        self, kind: str, target: Any, args: Any, kwargs: Any, name: str | None = None, type_expr: Any = None
+    ) -> fx.Node:
+        if kind in ("call_function", "call_method") and not self.module_stack and not self.mismatch:
+            if self.pending and self.pending[-1][2:] == (kind, target):
+                name, op = self.pending.pop()[:2]
+                node = super().create_node(kind, target, args, kwargs, name=name, type_expr=type_expr)
+                self.ops[node.name] = op
+                return node
+            self.mismatch = True
+        return super().create_node(kind, target, args, kwargs, name=name, type_expr=type_expr)
+
+
+def _config_ops(module: nn.Module) -> list[tuple[str, str, str, Any]] | None:
+    """A Graph config's operation nodes in execution order, as (config name, operation, fx op, target)."""
+    meta = module.meta if isinstance(module, fx.GraphModule) else {}
+    names, ops = meta.get("config_names"), meta.get("config_ops")
+    if names is None or ops is None:
+        return None
+    out = []
+    for n in module.graph.nodes:
+        if n.op in ("call_function", "call_method"):
+            name = names.get(n.name, n.name)
+            out.append((name, ops.get(name, ""), n.op, n.target))
+    return out
 
 
 def _shape(meta: Any) -> list[int] | None:
@@ -152,14 +191,27 @@ def _concrete_args(module: nn.Module, n_inputs: int) -> dict[str, Any] | None:
     return extra or None
 
 
+def traced(module: nn.Module, n_inputs: int) -> fx.GraphModule:
+    """The traced graph whose node names are the dataflow view's ids (what :func:`capture` and :func:`record` use)."""
+    return _fx_graph(module, n_inputs)
+
+
 def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
-    tracer = _LeafTracer()
+    names = _config_ops(module)
+    tracer = _LeafTracer(names)
     graph = tracer.trace(module, concrete_args=_concrete_args(module, n_inputs))
-    return fx.GraphModule(tracer.root, graph)
+    if names is not None and (tracer.mismatch or tracer.pending):
+        # the calls did not line up one to one with the config's operations: fx's own names, consistently
+        tracer = _LeafTracer()
+        graph = tracer.trace(module, concrete_args=_concrete_args(module, n_inputs))
+    gm = fx.GraphModule(tracer.root, graph)
+    gm.meta["config_ops"] = tracer.ops
+    return gm
 
 
 def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     modules = dict(gm.named_modules())
+    config_ops: dict[str, str] = gm.meta.get("config_ops", {})
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     kept: dict[str, dict[str, Any]] = {}
@@ -188,10 +240,17 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
                 label = f"[{node.args[1]}]" if isinstance(node.args[1], int) else "[…]"
             else:
                 label = _function_label(node.target)
-            entry = _node_entry(node.name, "function", label, shapes=shapes, scope=scope)
+            entry = _node_entry(
+                node.name, "function", label, type_name=config_ops.get(node.name), shapes=shapes, scope=scope
+            )
         elif node.op == "call_method":
             entry = _node_entry(
-                node.name, "method", _SYMBOL_NAMES.get(node.target, f".{node.target}()"), shapes=shapes, scope=scope
+                node.name,
+                "method",
+                _SYMBOL_NAMES.get(node.target, f".{node.target}()"),
+                type_name=config_ops.get(node.name),
+                shapes=shapes,
+                scope=scope,
             )
         elif node.op == "get_attr":
             entry = _node_entry(node.name, "attribute", str(node.target), shapes=shapes)
@@ -205,7 +264,10 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
         for i, src in enumerate(sources):
             if src.name not in kept:
                 continue
-            edges.append({"from": src.name, "to": entry["id"], "shape": kept[src.name]["shape"], "arg": i})
+            edge = {"from": src.name, "to": entry["id"], "shape": kept[src.name]["shape"], "arg": i}
+            if edge["shape"] is None and kept[src.name]["shapes"]:
+                edge["shapes"] = kept[src.name]["shapes"]  # a tuple (an LSTM's output and state) travels whole
+            edges.append(edge)
     out = next((n for n in nodes if n["op"] == "output"), None)
     if out is not None:
         into = [e for e in edges if e["to"] == "output"]
@@ -485,11 +547,17 @@ class _Keep(fx.Interpreter):
         return out
 
 
-def record(module: nn.Module, inputs: list[torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
+def record(
+    module: nn.Module, inputs: list[torch.Tensor], mode: Callable[[], Any] = contextlib.nullcontext
+) -> tuple[str, dict[str, torch.Tensor]]:
     """Run ``module`` with autograd on, keeping each graph node's output tensor under the id that
-    :func:`capture` gives that node (same tracing, same names). Returns (method, values)."""
+    :func:`capture` gives that node (same tracing, same names). Returns (method, values).
+
+    ``mode``: a context to run (not trace) under, such as a ``TorchFunctionMode`` that replaces functions;
+    tracing happens outside it, so the graph and its ids are the ones :func:`capture` gives."""
     if is_leaf(module):
-        out = _tensors(module(*inputs))
+        with mode():
+            out = _tensors(module(*inputs))
         values = {("input" if i == 0 else f"input_{i}"): x for i, x in enumerate(inputs)}
         if out:
             values["layer"] = values["output"] = out[0]
@@ -500,10 +568,12 @@ def record(module: nn.Module, inputs: list[torch.Tensor]) -> tuple[str, dict[str
         gm = None
     if gm is not None:
         keep = _Keep(gm)
-        keep.run(*inputs)
+        with mode():
+            keep.run(*inputs)
         return "fx", keep.values
     values: dict[str, torch.Tensor] = {}
-    _hook_graph(module, inputs, grad=True, values=values)
+    with mode():
+        _hook_graph(module, inputs, grad=True, values=values)
     return "hooks", values
 
 

@@ -20,6 +20,8 @@ from torch import nn
 from app.core.catalog.args import lookup, resolve_args
 from app.core.catalog.spec import InputSpec, LayerSpec, Registry
 from app.core.errors import LayerExplorerError
+from app.core.shapes.context import ShapeContext
+from app.core.shapes.expr import Dim
 from app.core.torch_errors import TORCH_FAULTS, build_error
 
 
@@ -88,6 +90,8 @@ def _child_name(config: Any, index: int) -> str:
 def resolve(registry: Registry, config: Any, *, field: str = "layer", name: str = "") -> LayerNode:
     """Validate ``config`` (and every nested config) against the catalog; nothing is built."""
     spec = lookup(registry, config, field=field)
+    if spec.container is not None and spec.container.resolve is not None:
+        return spec.container.resolve(registry, spec, config, field, name, resolve)
     kwargs = resolve_args(spec, config, field=field)
     args: dict[str, Any] = {}
     slots: dict[str, Any] = {}
@@ -132,6 +136,8 @@ def _specialise(node: LayerNode) -> LayerSpec:
 
 def build(node: LayerNode) -> nn.Module:
     """The module, nested configs built first in argument order; torch's refusals name the layer."""
+    if node.spec.container is not None and node.spec.container.build is not None:
+        return node.spec.container.build(node, build)
     kwargs: dict[str, Any] = dict(node.args)
     for param, value in node.slots.items():
         if isinstance(value, list):
@@ -147,3 +153,23 @@ def build(node: LayerNode) -> nn.Module:
         raise build_error(
             exc, signature=f"{node.spec.type}({shown})", argument_names=list(node.args), field=node.field
         ) from None
+
+
+def predict(
+    node: LayerNode,
+    module: nn.Module,
+    shapes: list[tuple[int, ...]],
+    *,
+    prefix: str = "",
+    trace: list[dict[str, Any]] | None = None,
+) -> list[list[Dim]] | None:
+    """Output dimensions of ``node`` from the layers' formulas; None where a layer has no rule.
+
+    ``trace`` collects one predicted entry per layer of a network, in execution order.
+    """
+    trace = trace if trace is not None else []
+    if node.spec.container is not None and node.spec.container.predict is not None:
+        return node.spec.container.predict(node, module, shapes, prefix, trace)
+    if node.spec.rule is None:
+        return None
+    return node.spec.rule(ShapeContext(spec=node.spec, module=module, args=node.args, shapes=list(shapes)))

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from app.core import tensors
+from app.core.networks import graphnet
 from app.core.networks.tree import LayerNode
 from app.core.running.plan import Plan
 
@@ -25,6 +26,12 @@ def ctor(node: LayerNode, preludes: dict[str, str]) -> str:
     if spec.code_prelude:
         preludes.setdefault(spec.type, spec.code_prelude)
     name = spec.code_name or f"torch.nn.{spec.type}"
+    if spec.container is not None and spec.container.dataflow:
+        # a graph is a class of its own: its layers in __init__, the graph as its forward()
+        name = "Graph" if "Graph" not in preludes else f"Graph{len(preludes)}"
+        preludes[name] = ""  # keeps the name taken while the nested classes are written
+        preludes[name] = graphnet.class_source(node, name, lambda child: ctor(child, preludes))
+        return f"{name}()"
     if spec.container is not None and spec.container.chain:
         # a chain is torch.nn.Sequential itself, its children named as they are in the response
         children = ", ".join(f"({child.name!r}, {ctor(child, preludes)})" for _, child in node.nested())

@@ -38,7 +38,7 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
       .attr("data-id", node.id)
       .attr("data-path", node.path ?? "")
       .attr("transform", `translate(${n.x},${n.y})`);
-    const title = `${node.path ? `${node.path}: ` : ""}${node.type || node.label}${node.shape ? ` → ${JSON.stringify(node.shape)}` : ""}`;
+    const title = `${node.path ? `${node.path}: ` : node.type && node.op !== "module" ? `${node.id}: ` : ""}${node.type || node.label}${node.shape ? ` → ${JSON.stringify(node.shape)}` : ""}`;
     const tip = ng.append("title").text(title);
     // the accessible name starts with the text the node shows (WCAG 2.5.3, label in name)
     let shown = "+";

@@ -1,6 +1,7 @@
-// "Paste PyTorch code": a text box in the network builder. The server turns constructor calls of
-// catalog layers into a config (POST /api/import, parsed with ast, never run); the result opens in
-// the builder. A refusal is shown with its line and column, and the caret jumps there.
+// "Paste PyTorch code": a text box in the network builder. The server reads the code (nn.Module
+// classes, Sequentials, helper functions, printouts) into a config (POST /api/import, parsed with ast,
+// never run); the result opens in the builder. What it skipped (imports, print, .to(device)) is listed
+// one line each; a refusal is shown with its line and column, and the caret jumps there.
 
 import { ApiError } from "../api.js";
 import { graphApi } from "./graph-api.js";
@@ -38,8 +39,15 @@ export function mountPaste(root, { onOpen, setStatus }) {
     try {
       const res = await graphApi.importCode(code);
       showError("");
-      note.hidden = !res.warnings?.length;
-      note.textContent = (res.warnings || []).join(" ");
+      const warnings = res.warnings || [];
+      note.hidden = !warnings.length;
+      note.replaceChildren(
+        ...warnings.map((w) => {
+          const li = document.createElement("li");
+          li.textContent = w;
+          return li;
+        }),
+      );
       onOpen({ layer: res.layer, inputs: res.inputs?.length ? res.inputs : undefined, seed: 0 });
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;

@@ -10,6 +10,9 @@ import { foldToGrid, gridDims, cellIndex, gridCaption } from "../geometry/recept
 import { shapeStr, fmt } from "../util/format.js";
 import { renderMath } from "../ui/formula.js";
 
+// a module call by its path; a Graph config's operation by its node name (its type is the operation); else its label
+const nodeName = (n) => n.path || (n.type && n.op !== "module" ? n.id : n.label);
+
 // `store`: the pick ({node, index, mode}) lives in state.ui.rf, so the share link reopens it;
 // `setTrain(on)`: switch the network between training and eval mode (the BatchNorm note's button).
 export function createRfPanel(root, { setStatus, setTrain = null, store = null }) {
@@ -98,7 +101,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     els.panel.hidden = !graph;
     if (!graph) return;
     const opts = candidates();
-    els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : n.path || n.label} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
+    els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : nodeName(n)} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
     if (nextKey !== key) {
       key = nextKey;
       nodeRuns.clear();
@@ -192,7 +195,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     fetchNodeValues(node);
     els.target.replaceChildren();
     const [rows, cols] = gridDims(node.shape);
-    const name = node.op === "output" ? "output" : node.path || node.label;
+    const name = node.op === "output" ? "output" : nodeName(node);
     picker = drawGrid(els.target, { rows, cols, values: null }, {
       label: `Elements of ${name} ${shapeStr(node.shape)}`,
       name,
@@ -217,7 +220,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
       result = await graphApi.receptiveField(request, index, opts);
       renderResult();
       remember();
-      setStatus(`receptive field of ${node.path || node.label}[${index.join(", ")}]`, "ok");
+      setStatus(`receptive field of ${nodeName(node)}[${index.join(", ")}]`, "ok");
     } catch (e) {
       if (isAbort(e)) return;
       result = null;
@@ -291,7 +294,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
       fig.dataset.count = String(n.count);
       const cap = document.createElement("figcaption");
       const fold = gridCaption(n.shape);
-      cap.textContent = `${n.op === "input" ? "input" : n.path || n.label} ${shapeStr(n.shape)}: ${n.count.toLocaleString("en")} / ${n.numel.toLocaleString("en")}${fold ? ` (${fold})` : ""}`;
+      cap.textContent = `${n.op === "input" ? "input" : nodeName(n)} ${shapeStr(n.shape)}: ${n.count.toLocaleString("en")} / ${n.numel.toLocaleString("en")}${fold ? ` (${fold})` : ""}`;
       fig.append(cap);
       const data = m === "effective" ? n.effective?.heat : n.mask;
       const folded = m === "effective" ? n.effective?.grid : n.grid;

@@ -1,0 +1,60 @@
+# source: the tutorial (torch_layers_tutorial.md), NeuralNet of two BasicLinear layers, as written
+# input: [5, 10]
+import torch
+
+torch.manual_seed(42)
+
+
+class BasicLinear(
+    torch.nn.Module
+):  # Inherits from nn.Module. Almost everything in PyTorch is a nn.Module
+    def __init__(self, input_features, output_features):
+        super().__init__()
+        self.weights = torch.nn.Parameter(  # defines weights Parameter
+            data=torch.randn(
+                size=(output_features, input_features)
+            ),  # starts with random value
+            requires_grad=True,  # activate autograd, which allows us to track and update this parameter during backward pass
+        )
+        self.bias = torch.nn.Parameter(  # defines bias Parameter, same as above but with different syntax
+            torch.randn(
+                size=(output_features,), dtype=torch.float32
+            ),  # explicitly sets the dtype to float32 (the default)
+            requires_grad=True,
+        )
+
+    def forward(
+        self, x: torch.Tensor
+    ) -> torch.Tensor:  # defines the way data will be transformed in the layer or block
+        weights = self.weights.t()  # transposes weights tensor
+        input_tensor = x
+        bias = self.bias
+        mul = torch.matmul(
+            input_tensor, weights
+        )  # calculates tensor dot product between transposed weights and input
+        output = mul + bias  # adds offset (bias)
+        return output
+
+
+class NeuralNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer1 = BasicLinear(
+            input_features=10,  # expects input with shape (n, 10)
+            output_features=15,
+        )
+        self.layer2 = BasicLinear(
+            input_features=15,
+            output_features=20,  # should output with shape (n, 20)
+        )
+
+    def forward(self, x: torch.Tensor):
+        output_layer1 = self.layer1(x)
+        output_layer2 = self.layer2(output_layer1)
+        return output_layer2
+
+
+model = NeuralNet()
+for param in model.parameters():
+    print(param, param.shape)
+model
