@@ -30,6 +30,7 @@ from torch.overrides import TorchFunctionMode
 
 from app.core import tensors as tensor_data
 from app.core.networks.configs import module_config
+from app.core.networks.trace import computes_itself
 
 MAX_NODES = 2_000
 
@@ -67,8 +68,8 @@ _SYMBOL_NAMES = {
 
 
 def is_leaf(module: nn.Module) -> bool:
-    """One node in the graph: no submodules, or submodules it never calls (attention reads out_proj's weights)."""
-    return not any(True for _ in module.children()) or isinstance(module, nn.MultiheadAttention)
+    """One node in the graph: a layer that does its own arithmetic (what the trace's totals count)."""
+    return computes_itself(module)
 
 
 class _LeafTracer(fx.Tracer):
