@@ -32,7 +32,9 @@ def _num(x: float) -> Any:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.6g}" if math.isfinite(x) else str(x)
+    """A number in the explanation's text, with the minus sign (U+2212) the page writes everywhere."""
+    text = f"{x:.6g}" if math.isfinite(x) else str(x)
+    return text.replace("-", "\u2212")
 
 
 def normalise_index(index: list[int], shape: tuple[int, ...], *, what: str = "output") -> tuple[int, ...]:

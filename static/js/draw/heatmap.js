@@ -7,8 +7,9 @@ import { svgIn, valueColor, tooltip, escapeHtml } from "./common.js";
 import { canvasIn, pointIn, cellText, drawingFont } from "./canvas.js";
 import { tensorSlices, heatmapLayout, valueDomain } from "../geometry/heatmap.js";
 import { useCanvas, heatmapHit, rowChunks } from "../geometry/grid.js";
+import { fitFont } from "../geometry/windows.js";
 import { runChunked } from "../util/schedule.js";
-import { fmt, fmtFull } from "../util/format.js";
+import { fmtCell, fmtFull } from "../util/format.js";
 
 export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 220 }) {
   const info = tensorSlices(t, { maxSlices });
@@ -47,7 +48,10 @@ export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 22
               const v = s.get(r, c);
               ctx.fillStyle = color(v);
               ctx.fillRect(s.x + c * cell, s.y + r * cell, size, size);
-              if (showNumbers) cellText(ctx, fmt(v, 2), s.x + (c + 0.5) * cell, s.y + (r + 0.5) * cell, { size: 9.5, color: numberColor(v), family: font });
+              if (showNumbers) {
+                const text = fmtCell(v);
+                cellText(ctx, text, s.x + (c + 0.5) * cell, s.y + (r + 0.5) * cell, { size: fitFont(text, cell, 9.5), color: numberColor(v), family: font });
+              }
             }
         });
   }
@@ -72,7 +76,10 @@ export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 22
         .attr("x", (d) => s.x + (d.c + 0.5) * cell).attr("y", (d) => s.y + (d.r + 0.5) * cell)
         .attr("text-anchor", "middle").attr("dominant-baseline", "central")
         .attr("fill", (d) => numberColor(d.v))
-        .text((d) => fmt(d.v, 2));
+        .text((d) => fmtCell(d.v))
+        .style("font-size", function () {
+          return `${fitFont(this.textContent, cell, 9.5)}px`; // a style: the stylesheet's would win over an attribute
+        });
   }
   const painted = onCanvas ? runChunked(jobs, { cancelled: () => !cv.canvas.isConnected }) : Promise.resolve(true);
   return { shown: info.slices.length, total: info.total, full: info.full, step: info.step, onCanvas, painted };

@@ -14,7 +14,7 @@ import {
 } from "../geometry/windows.js";
 import { useCanvas, frameHit, outputHit, frameCoord, rowChunks } from "../geometry/grid.js";
 import { runChunked } from "../util/schedule.js";
-import { fmt, fmtFull } from "../util/format.js";
+import { fmtCell, fmtFull } from "../util/format.js";
 
 function patterns(svg) {
   const defs = svg.append("defs");
@@ -133,7 +133,7 @@ export function createWindowDrawing(container, opts) {
     if (d.role === "padding" && !d.copy) return cell >= 16;
     return showValues && d.value !== undefined;
   };
-  const textOf = (d) => (d.role === "zero" ? "0" : d.role === "padding" && !d.copy ? reading.text : fmt(d.value, 2));
+  const textOf = (d) => (d.role === "zero" ? "0" : d.role === "padding" && !d.copy ? reading.text : fmtCell(d.value));
   const stroke = { input: "#ffffff", padding: "#e2e8f0", zero: "#fde68a" };
   let hatch = null;
   // Rows [r0, r1) of frame plane `f` on its canvas (origin at the plane's corner).
@@ -198,8 +198,9 @@ export function createWindowDrawing(container, opts) {
         .attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.6) * cell)
         .attr("text-anchor", "middle").attr("dominant-baseline", "central")
         .text(textOf)
-        .attr("font-size", function (d) {
-          return fitFont(this.textContent, cell, d.role === "input" || d.copy ? 10 : 12);
+        .style("font-size", function (d) {
+          // a style: the stylesheet's font-size would win over an attribute
+          return `${fitFont(this.textContent, cell, d.role === "input" || d.copy ? 10 : 12)}px`;
         })
         .attr("fill", (d) => (d.role === "input" || d.copy ? textOn(fill(d)) : null));
     }
@@ -252,8 +253,9 @@ export function createWindowDrawing(container, opts) {
     g.selectAll("text.kval").data(kernelCells.filter((d) => d.v !== undefined && d.v !== null)).join("text").attr("class", "kval")
       .attr("x", (d) => d.x + cell / 2).attr("y", (d) => d.y + cell / 2).attr("text-anchor", "middle").attr("dominant-baseline", "central")
       .attr("pointer-events", "none")
-      .text((d) => fmt(d.v, 2)).attr("font-size", function () {
-        return fitFont(this.textContent, cell, 10);
+      .text((d) => fmtCell(d.v)).style("font-size", function () {
+        // a style: the stylesheet's font-size would win over an attribute
+        return `${fitFont(this.textContent, cell, 10)}px`;
       })
       .attr("fill", (d) => textOn(kFill(d)));
 
@@ -322,7 +324,7 @@ export function createWindowDrawing(container, opts) {
     const fl = filled ? (outFills[i] ??= fillOut(d)) : CELL.pending;
     paintCell(outCanvas.ctx, d.c * cell, d.r * cell, cell, fl, cell >= 8 ? "#cbd5e1" : null);
     if (cell >= 24 && filled && d.value !== undefined) {
-      const t = fmt(d.value, 2);
+      const t = fmtCell(d.value);
       cellText(outCanvas.ctx, t, (d.c + 0.5) * cell, (d.r + 0.5) * cell, { size: fitFont(t, cell, 11), color: textOn(fl), family: font });
     }
   }
@@ -410,9 +412,10 @@ export function createWindowDrawing(container, opts) {
       outCurrent.attr("x", cur.x).attr("y", cur.y).attr("visibility", "visible");
     } else outSel.attr("fill", (d) => (d.step <= step ? fillOut(d) : CELL.pending)).classed("current", (d) => d.step === step);
     if (outText)
-      outText.text((d) => (d.step <= step && d.value !== undefined ? fmt(d.value, 2) : ""))
-        .attr("font-size", function () {
-          return fitFont(this.textContent, cell, 11);
+      outText.text((d) => (d.step <= step && d.value !== undefined ? fmtCell(d.value) : ""))
+        .style("font-size", function () {
+          // a style: the stylesheet's font-size would win over an attribute
+          return `${fitFont(this.textContent, cell, 11)}px`;
         })
         .attr("fill", (d) => (d.step <= step ? textOn(fillOut(d)) : "#0f172a"));
     const move = (sel) => (ms > 0 ? sel.transition("move").duration(ms).ease(d3.easeCubicInOut) : sel.interrupt("move"));

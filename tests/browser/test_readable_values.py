@@ -1,0 +1,66 @@
+"""Values you can read: window and grid cells carry at least four significant digits, fit their
+cells, and every minus sign is U+2212; the exact value is one hover away."""
+
+import re
+
+import pytest
+
+from .helpers import open_view, wait_js, wait_painted
+
+pytestmark = pytest.mark.browser
+
+AVGPOOL1D = {
+    "layer": {"type": "AvgPool1d", "kernel_size": 2},
+    "inputs": [{"data": [[[100, 101, 2.5, 3, -12.25, -12]]]}],
+}
+AVGPOOL2D_CEIL = {
+    "layer": {"type": "AvgPool2d", "kernel_size": 2, "stride": 2, "ceil_mode": True},
+    "inputs": [{"data": [[[[10, 20, 15], [30, 40, 20], [15, 20, 17.5]]]]}],
+}
+NUMBER = re.compile(r"^[-\u2212]?(\d|∞)")
+
+
+def cell_texts(page, selector: str) -> list[dict]:
+    """Text, width and cell size of every number drawn in ``selector`` (SVG text elements)."""
+    wait_painted(page)
+    return page.locator(selector).evaluate_all(
+        """els => els.map(e => ({text: e.textContent, width: e.getBBox().width,
+                                  cell: +e.ownerSVGElement.dataset.cell}))"""
+    )
+
+
+def test_avgpool1d_cells_show_four_significant_digits(page):
+    open_view(page, AVGPOOL1D)
+    wait_js(page, "() => document.querySelectorAll('#win-drawing text.oval').length === 3")
+    page.locator("#win-drawing").scroll_into_view_if_needed()
+    page.screenshot(path="/work/shots/h16-values/avgpool1d-1280.png", full_page=False)
+    frame = cell_texts(page, "#win-drawing text.fval")
+    assert [t["text"] for t in frame] == ["100", "101", "2.5", "3", "\u221212.25", "\u221212"]
+    wait_js(page, "() => [...document.querySelectorAll('#win-drawing text.oval')].every(e => e.textContent)")
+    out = cell_texts(page, "#win-drawing text.oval")
+    assert [t["text"] for t in out] == ["100.5", "2.75", "\u221212.13"]
+    for t in frame + out:  # the font shrinks to fit instead of rounding harder
+        assert t["width"] <= t["cell"] - 2, t
+
+
+def test_ceil_mode_average_is_not_rounded(page):
+    open_view(page, AVGPOOL2D_CEIL)
+    wait_js(page, "() => [...document.querySelectorAll('#win-drawing text.oval')].filter(e => e.textContent).length === 4")
+    out = [t["text"] for t in cell_texts(page, "#win-drawing text.oval")]
+    # (10+20+30+40)/4, (15+20)/2, (15+20)/2, 17.5 alone: torch divides by the cells inside the input
+    assert out == ["25", "17.5", "17.5", "17.5"]
+
+
+def test_every_number_drawn_uses_one_minus_sign(page):
+    config = {
+        "layer": {"type": "Conv1d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1},
+        "inputs": [{"data": [[[-1.5, -0.000123, 2, -30000, 0.25]]]}],
+        "seed": 1,
+    }
+    open_view(page, config)
+    wait_painted(page)
+    texts = page.locator("#win-drawing svg text, #layer-view svg text").evaluate_all("els => els.map(e => e.textContent)")
+    numbers = [t for t in texts if NUMBER.match(t.strip())]
+    assert any(t.startswith("\u2212") for t in numbers)
+    assert "\u22121.23e\u22124" in numbers  # the exponent's minus too
+    assert not [t for t in numbers if "-" in t]
