@@ -45,7 +45,9 @@ def test_avgpool1d_cells_show_four_significant_digits(page):
 
 def test_ceil_mode_average_is_not_rounded(page):
     open_view(page, AVGPOOL2D_CEIL)
-    wait_js(page, "() => [...document.querySelectorAll('#win-drawing text.oval')].filter(e => e.textContent).length === 4")
+    wait_js(
+        page, "() => [...document.querySelectorAll('#win-drawing text.oval')].filter(e => e.textContent).length === 4"
+    )
     out = [t["text"] for t in cell_texts(page, "#win-drawing text.oval")]
     # (10+20+30+40)/4, (15+20)/2, (15+20)/2, 17.5 alone: torch divides by the cells inside the input
     assert out == ["25", "17.5", "17.5", "17.5"]
@@ -59,8 +61,32 @@ def test_every_number_drawn_uses_one_minus_sign(page):
     }
     open_view(page, config)
     wait_painted(page)
-    texts = page.locator("#win-drawing svg text, #layer-view svg text").evaluate_all("els => els.map(e => e.textContent)")
+    texts = page.locator("#win-drawing svg text, #layer-view svg text").evaluate_all(
+        "els => els.map(e => e.textContent)"
+    )
     numbers = [t for t in texts if NUMBER.match(t.strip())]
     assert any(t.startswith("\u2212") for t in numbers)
     assert "\u22121.23e\u22124" in numbers  # the exponent's minus too
     assert not [t for t in numbers if "-" in t]
+
+
+BILINEAR = {
+    "layer": {"type": "Bilinear", "in1_features": 3, "in2_features": 4, "out_features": 2},
+    "inputs": [{"shape": [2, 3]}, {"shape": [2, 4]}],
+    "seed": 5,
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bilinear_headline_and_expansion_say_whose_value_they_are(page, dtype):
+    """The headline is torch's value (in the run's dtype), the expansion the float64 hand computation."""
+    open_view(page, {**BILINEAR, "dtype": dtype}, {"pinned": {"output": None, "index": [1, 0]}})
+    page.locator("#explain-body .match").wait_for()
+    headline = page.locator("#explain-body .explain-text").inner_text()
+    expansion = page.locator("#explain-body .expansion").inner_text()
+    match = page.locator("#explain-body .match").inner_text()
+    assert headline.endswith(f"(torch, {dtype})") and headline.startswith("Σ")
+    assert expansion.startswith("by hand (float64): ")
+    assert f"torch ({dtype})" in match and "by hand (float64)" in match
+    page.locator("#explain-body").scroll_into_view_if_needed()
+    page.screenshot(path=f"/work/shots/h16-values/bilinear-explain-{dtype}-1280.png")

@@ -375,6 +375,9 @@ def explain_module(
         "output_shape": list(out.shape),
         "value": _num(value),
         "manual": _num(manual),
+        # torch computes in the run's dtype; the hand computation always in float64
+        "dtype": tensors.dtype_name(out.dtype),
+        "manual_dtype": "float64",
         "match": bool(match),
         "abs_error": _num(abs(value - manual)) if math.isfinite(value) and math.isfinite(manual) else None,
         **result,
@@ -398,6 +401,11 @@ def _magnitude(terms: list[dict[str, Any]]) -> float:
 
 
 def _text(r: dict[str, Any]) -> str:
+    """The headline: the operation and torch's own value, saying it is torch's and in which dtype."""
+    return f"{_headline(r)} (torch, {r['dtype']})"
+
+
+def _headline(r: dict[str, Any]) -> str:
     op = r["operation"]
     value = _fmt(float(r["value"])) if isinstance(r["value"], (int, float)) else r["value"]
     if op == "max":

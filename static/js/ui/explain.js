@@ -98,6 +98,10 @@ function termsTable(ex) {
   return wrap;
 }
 
+function manualDtype(ex) {
+  return ex.manual_dtype ?? "float64";
+}
+
 export function renderExplain(root, ex, { outputName, onUnpin }) {
   const body = root.querySelector("#explain-body");
   body.replaceChildren();
@@ -110,8 +114,9 @@ export function renderExplain(root, ex, { outputName, onUnpin }) {
   head.append(title, unpin);
   body.append(head);
   if (ex.text) body.append(h("p", "explain-text", ex.text));
+  // torch's value (the headline) and the hand computation differ in dtype, and so in the last digits
   const line = h("p", "expansion");
-  line.textContent = expansion(ex);
+  line.append(h("span", "k", `by hand (${manualDtype(ex)}): `), expansion(ex));
   // It scrolls sideways when long: keyboard users need to reach it.
   line.tabIndex = 0;
   body.append(line);
@@ -130,8 +135,8 @@ export function renderExplain(root, ex, { outputName, onUnpin }) {
   match.dataset.torch = String(toNumber(ex.value));
   match.dataset.match = String(Boolean(ex.match));
   match.append(
-    h("span", "k", "by hand "), h("code", "manual", fmtFull(ex.manual)),
-    h("span", "k", "  torch "), h("code", "torch", fmtFull(ex.value)),
+    h("span", "k", `by hand (${manualDtype(ex)}) `), h("code", "manual", fmtFull(ex.manual)),
+    h("span", "k", `  torch (${ex.dtype ?? "float32"}) `), h("code", "torch", fmtFull(ex.value)),
     h("span", "k", `  |Δ| ${fmt(ex.abs_error, 2)}  `),
     h("strong", null, ex.match ? "✓ match" : "✗ differ"),
   );
