@@ -20,6 +20,9 @@ export const DEFAULT_UI = Object.freeze({
   channel: 0, // output channel shown by the sliding-window animation
   batch: 0, // sample of the batch shown by the animation
   depth: 0, // output depth slice for 3-D windows
+  // The sliding window's colour scale: "shared" (one for input and output), "own" (one each), or
+  // null: shared where the catalog says input and output share units (`same_units`).
+  scale: null,
 });
 
 export function initialState() {

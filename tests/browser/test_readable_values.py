@@ -90,3 +90,66 @@ def test_bilinear_headline_and_expansion_say_whose_value_they_are(page, dtype):
     assert f"torch ({dtype})" in match and "by hand (float64)" in match
     page.locator("#explain-body").scroll_into_view_if_needed()
     page.screenshot(path=f"/work/shots/h16-values/bilinear-explain-{dtype}-1280.png")
+
+
+MAXPOOL = {
+    "layer": {"type": "MaxPool2d", "kernel_size": 2},
+    "inputs": [
+        {
+            "data": [
+                [[[-1.1, 0.5, 2.0, -5.0], [0.25, -0.75, 1.5, -2.5], [3.5, -0.2, -1.1, -0.4], [0.9, 1.2, -0.6, -1.3]]]
+            ]
+        }
+    ],
+}
+
+
+def fills(page) -> tuple[dict, dict]:
+    """Fill colour of every input and output cell of the window drawing, by coordinate."""
+    wait_painted(page)
+    frame = page.locator("#win-drawing rect.fcell.role-input").evaluate_all(
+        "els => Object.fromEntries(els.map(e => [e.dataset.coord, e.getAttribute('fill')]))"
+    )
+    page.locator("#win-fwd").click()  # paused at the end: every output cell is filled
+    page.locator("#win-scrub").fill("3")
+    wait_js(page, "() => document.querySelector('#window-panel').dataset.step === '3'")
+    out = page.locator("#win-drawing rect.ocell").evaluate_all(
+        "els => Object.fromEntries(els.map(e => [e.dataset.coord, e.getAttribute('fill')]))"
+    )
+    return frame, out
+
+
+def test_one_colour_scale_where_input_and_output_share_units(page, catalog):
+    """Max pooling shares units (the catalog's same_units): the same value, the same colour, both sides."""
+    entries = {e["type"]: e for e in catalog["layers"]}
+    assert entries["MaxPool2d"]["same_units"] and not entries["Conv2d"]["same_units"]
+    open_view(page, MAXPOOL)
+    page.locator("#win-play").wait_for()
+    if page.locator("#win-play").get_attribute("aria-pressed") == "true":
+        page.locator("#win-play").click()
+    assert page.locator("#window-panel").get_attribute("data-scale") == "shared"
+    assert page.locator("#win-shared-scale").is_checked()
+    frame, out = fills(page)
+    # the maxima: 0.5 at (0,1), 2.0 at (0,2), 3.5 at (2,0), −0.4 at (2,3)
+    for src, dst in [("0,1", "0,0"), ("0,2", "0,1"), ("2,0", "1,0"), ("2,3", "1,1")]:
+        assert frame[src] == out[dst], (src, dst)
+    page.locator("#win-drawing").scroll_into_view_if_needed()
+    page.screenshot(path="/work/shots/h16-values/maxpool-shared-scale-1280.png")
+    # Each its own scale: the input reaches −5, the output only 3.5, so 0.5 is paler in the input.
+    page.locator("#win-shared-scale").uncheck()
+    wait_js(page, "() => document.querySelector('#window-panel').dataset.scale === 'own'")
+    frame, out = fills(page)
+    assert frame["0,1"] != out["0,0"]
+    assert '"scale":"own"' in page.evaluate("decodeURIComponent(location.search)")
+
+
+def test_convolution_defaults_to_each_its_own_scale(page):
+    conv = {
+        "layer": {"type": "Conv1d", "in_channels": 1, "out_channels": 1, "kernel_size": 2},
+        "inputs": [{"shape": [1, 1, 6]}],
+    }
+    open_view(page, conv)
+    page.locator("#win-play").wait_for()
+    wait_js(page, "() => document.querySelector('#window-panel').dataset.scale")
+    assert page.locator("#window-panel").get_attribute("data-scale") == "own"
+    assert not page.locator("#win-shared-scale").is_checked()

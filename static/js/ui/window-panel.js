@@ -31,6 +31,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     legendPad: $(root, ".legend li.pad .txt"),
     pinLine: $(root, "#win-pin"), fast: $(root, "#win-fast"), valuesNote: $(root, "#win-values-note"),
     exportDepths: $(root, "#win-export .export-depths"), exportAllDepths: $(root, "#win-export-all-depths"),
+    sharedScale: $(root, "#win-shared-scale"),
   };
   el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
   el.speed.value = "1";
@@ -46,6 +47,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
   let pinned = null;
   let pinnedExplain = null;
   let request = null;
+  let sameUnits = false; // the catalog's word: input and output values share units
 
   const refreshControls = () => {
     if (!timeline) return;
@@ -75,6 +77,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
   el.batch.addEventListener("change", () => setUi({ batch: Number(el.batch.value) }));
   el.channel.addEventListener("change", () => setUi({ channel: Number(el.channel.value) }));
   el.depth.addEventListener("change", () => setUi({ depth: Number(el.depth.value) }));
+  el.sharedScale.addEventListener("change", () => setUi({ scale: el.sharedScale.checked ? "shared" : "own" }));
   // Space/arrow shortcuts while focus is inside the panel but not in a form control.
   root.addEventListener("keydown", (e) => {
     if (!timeline || e.target.closest("input, select, textarea, [role=grid]")) return;
@@ -174,9 +177,17 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     el.valuesNote.hidden = !src.note;
     root.dataset.values = src.kind;
     const width = Math.max(260, el.drawing.clientWidth || 600);
+    // One scale for both where they share units (the catalog's same_units, or the user's choice), so
+    // the same value has the same colour on both sides; else each tensor uses its own range.
+    const shared = ui.scale === "shared" || (ui.scale !== "own" && sameUnits);
+    el.sharedScale.checked = shared;
+    root.dataset.scale = shared ? "shared" : "own";
+    const inDomain = src.inDomain ?? valueDomain(input);
+    const outDomain = src.outDomain ?? valueDomain(output);
+    const both = [Math.min(inDomain[0], outDomain[0]), Math.max(inDomain[1], outDomain[1])];
     drawing = createWindowDrawing(el.drawing, {
       win: w, width, depth, bands: src.bands, outputValue: src.outputValue, outChannel: channel,
-      colorIn: valueColor(src.inDomain ?? valueDomain(input)), colorOut: valueColor(src.outDomain ?? valueDomain(output)),
+      colorIn: valueColor(shared ? both : inDomain), colorOut: valueColor(shared ? both : outDomain),
       colorW: valueColor(src.wDomain ?? [-1, 1]),
       names: { input: input.name || "input", output: output.name || "output" },
       paddingMode: request?.layer?.padding_mode,
@@ -255,9 +266,10 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
   }
 
   return {
-    update(newRun, { layerType, request: req }) {
+    update(newRun, { layerType, request: req, sameUnits: same = false }) {
       run = newRun;
       request = req;
+      sameUnits = same;
       const w = run.windows;
       if (!w || w.omitted) {
         root.hidden = !w?.omitted;

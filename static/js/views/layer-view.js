@@ -97,7 +97,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   store.subscribe((state, prev, reason) => {
     if (reason === "ui" && state.ui !== prev.ui) {
-      const changed = ["channel", "batch", "depth"].some((k) => state.ui[k] !== prev.ui[k]);
+      const changed = ["channel", "batch", "depth", "scale"].some((k) => state.ui[k] !== prev.ui[k]);
       if (changed) windowPanel.uiChanged();
     }
   });
@@ -311,7 +311,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       await pause();
     } else await pause();
     if (stale()) return false;
-    windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
+    windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest, sameUnits: entry?.same_units ?? false });
     await pause();
     if (stale()) return false;
     await renderTensors(panels.tensors, run, { cancelled: stale, pause }); // false also when a resize redrew them
