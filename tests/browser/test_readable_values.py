@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from .helpers import open_view, wait_js, wait_painted
+from .helpers import open_view, wait_js, wait_painted, wait_tooltip
 
 pytestmark = pytest.mark.browser
 
@@ -153,3 +153,66 @@ def test_convolution_defaults_to_each_its_own_scale(page):
     wait_js(page, "() => document.querySelector('#window-panel').dataset.scale")
     assert page.locator("#window-panel").get_attribute("data-scale") == "own"
     assert not page.locator("#win-shared-scale").is_checked()
+
+
+def test_ceil_mode_overhang_is_outside_the_input_not_padding(page):
+    open_view(page, AVGPOOL2D_CEIL)
+    wait_painted(page)
+    assert page.locator("#win-drawing rect.fcell.role-outside").count() == 4 * 4 - 3 * 3
+    assert page.locator("#win-drawing rect.fcell.role-padding").count() == 0
+    assert page.locator(".legend li.outside").is_visible()
+    assert not page.locator(".legend li.pad").is_visible()  # no padding here
+    assert page.locator("#win-drawing g.frame text.grid-title").first.text_content() == "input"
+    page.locator("#win-drawing rect.fcell.role-outside").last.hover(force=True)
+    tip = wait_tooltip(page, "outside the input, excluded")
+    assert "leaves it out" in tip
+    # the pinned output element: the expansion lists the one cell that counts
+    open_view(page, AVGPOOL2D_CEIL, {"pinned": {"output": None, "index": [0, 0, 1, 1]}})
+    page.locator("#explain-body .match").wait_for()
+    assert page.locator("#explain-body .expansion").inner_text() == "by hand (float64): (17.5) / 1 = 17.5"
+    rows = page.locator("#explain-body table.terms tbody tr.outside td:nth-child(2)").all_inner_texts()
+    assert rows == ["outside"] * 3
+    page.locator("#window-panel").scroll_into_view_if_needed()
+    page.screenshot(path="/work/shots/h16-values/ceil-mode-outside-1280.png")
+
+
+def test_transposed_convolution_calls_its_inserted_zeros_so(page):
+    cfg = {
+        "layer": {"type": "ConvTranspose2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "stride": 2},
+        "inputs": [{"shape": [1, 1, 3, 3]}],
+        "seed": 0,
+    }
+    open_view(page, cfg, {"pinned": {"output": None, "index": [0, 0, 1, 1]}})
+    wait_painted(page)
+    page.locator("#win-drawing rect.fcell.role-zero").last.hover(force=True)
+    tip = wait_tooltip(page, "inserted zero")
+    assert "stride inserts" in tip and "padding" not in tip
+    page.locator("#explain-body .match").wait_for()
+    index_cells = page.locator("#explain-body table.terms tbody tr.inserted td:nth-child(2)").all_inner_texts()
+    assert index_cells and set(index_cells) == {"inserted 0"}
+    assert "zeros the stride inserts" in page.locator("#explain-body").inner_text()
+
+
+def test_count_include_pad_false_expansion_lists_only_the_cells_that_count(page):
+    cfg = {
+        "layer": {"type": "AvgPool2d", "kernel_size": 3, "padding": 1, "stride": 1, "count_include_pad": False},
+        "inputs": [
+            {
+                "data": [
+                    [[[-1.1, 0.5, 2.0, 1.0], [0.25, -0.75, 1.5, 2.5], [3.5, -0.2, -1.1, -0.4], [0.9, 1.2, -0.6, -1.3]]]
+                ]
+            }
+        ],
+    }
+    open_view(page, cfg, {"pinned": {"output": None, "index": [0, 0, 0, 0]}})
+    page.locator("#explain-body .match").wait_for()
+    line = page.locator("#explain-body .expansion").inner_text()
+    assert line.startswith("by hand (float64): (\u22121.1 + 0.5 + 0.25 + (\u22120.75)) / 4 = ")
+    assert " 0 +" not in line
+    assert "mean of 4 (÷4)" in page.locator("#win-pin").inner_text()
+
+
+def test_shape_diagram_does_not_count_the_overhang_as_padding(page):
+    open_view(page, AVGPOOL2D_CEIL)
+    caption = page.locator("#diagram svg").first.text_content()
+    assert "padding 0×0" in caption and "past the input, excluded" in caption

@@ -10,7 +10,7 @@ import { canvasIn, pointIn, hatchPattern, paintCell, cellText, drawingFont } fro
 import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
-  windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont,
+  windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont, hasPadding,
 } from "../geometry/windows.js";
 import { useCanvas, frameHit, outputHit, frameCoord, rowChunks } from "../geometry/grid.js";
 import { runChunked } from "../util/schedule.js";
@@ -40,7 +40,7 @@ function spanOf(rects) {
 
 // What a padding cell reads, as the cell's text and the tooltip's sentence.
 export function padReading(padValue, paddingMode, kind) {
-  if (kind === "transposed") return { text: "0", say: "padding: zeros" };
+  if (kind === "transposed") return { text: "0", say: "padding: zeros around the stretched input" };
   if (padValue === "-inf") return { text: "−∞", say: "padding: max pooling reads −∞ here, so it never wins" };
   if (padValue === "excluded") return { text: "×", say: "padding: excluded from the sum and the divisor (count_include_pad=False)" };
   if (padValue === "copy") return { text: null, say: `${paddingMode} padding: a copy of an input element` };
@@ -91,7 +91,7 @@ export function createWindowDrawing(container, opts) {
   // element each padding cell repeats.
   const copies = frameCopies(win);
 
-  const roleText = { input: "input", padding: "padding", zero: "inserted zero" };
+  const roleText = { input: "input", padding: "padding", zero: "inserted zero", outside: "outside the input, excluded" };
   const showValues = cell >= 26;
   // What frame cell `d` ({r, c, coord, role}) of band `bi` holds: its value and the input element it is.
   function cellDatum(bi, d) {
@@ -111,6 +111,7 @@ export function createWindowDrawing(container, opts) {
   const fill = (d) => {
     if (d.role === "input") return d.value === undefined ? CELL.input : colorIn(d.value);
     if (d.role === "zero") return CELL.zero;
+    if (d.role === "outside") return CELL.outside;
     if (d.copy) return d.value === undefined ? "#e2e8f0" : colorIn(d.value);
     return "url(#pad-hatch)";
   };
@@ -122,7 +123,8 @@ export function createWindowDrawing(container, opts) {
       html += `<br>${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
     } else if (d.copy) {
       html += `<br>${escapeHtml(reading.say)}: ${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
-    } else if (d.role === "zero") html += " = 0";
+    } else if (d.role === "zero") html += `<br>a zero the stride inserts between the inputs (stride ${win.stride.join("×")}) = 0`;
+    else if (d.role === "outside") html += "<br>ceil_mode lets the last window hang past the input: torch reads nothing here and leaves it out";
     else html += `<br>${escapeHtml(reading.say)}${reading.text === "×" ? "" : ` = <code>${reading.text}</code>`}`;
     tooltip.show(event, html);
   }
@@ -130,11 +132,12 @@ export function createWindowDrawing(container, opts) {
   // Which cells carry text, and what: values when the cells are wide enough; padding always when ≥ 16 px.
   const hasText = (d) => {
     if (d.role === "zero") return cell >= 16;
+    if (d.role === "outside") return false;
     if (d.role === "padding" && !d.copy) return cell >= 16;
     return showValues && d.value !== undefined;
   };
   const textOf = (d) => (d.role === "zero" ? "0" : d.role === "padding" && !d.copy ? reading.text : fmtCell(d.value));
-  const stroke = { input: "#ffffff", padding: "#e2e8f0", zero: "#fde68a" };
+  const stroke = { input: "#ffffff", padding: "#e2e8f0", zero: "#fde68a", outside: "#cbd5e1" };
   let hatch = null;
   // Rows [r0, r1) of frame plane `f` on its canvas (origin at the plane's corner).
   function paintFrameRows(cv, f, r0, r1) {
@@ -158,7 +161,7 @@ export function createWindowDrawing(container, opts) {
   L.frames.forEach((f) => {
     const band = bands[f.band];
     const fg = g.append("g").attr("class", "frame").attr("data-band", f.band).attr("data-channel", band.channel);
-    const title = kind === "transposed" ? "stretched input" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
+    const title = kind === "transposed" ? "stretched input" : hasPadding(win) ? "padded input" : "input";
     const chan = bands.length > 1 || win.channel_map ? ` · ${kind === "pool" ? "ch" : "in ch"} ${band.channel}` : "";
     const isFirstPlane = L.frames.findIndex((o) => o.band === f.band) === L.frames.indexOf(f);
     const head = fg.append("text").attr("x", f.x).attr("y", f.y - 8)

@@ -6,7 +6,7 @@ import { createWindowDrawing } from "../draw/windows.js";
 import { drawChannelMap } from "../draw/channels.js";
 import { valueColor } from "../draw/common.js";
 import { valueDomain } from "../geometry/heatmap.js";
-import { stepToOutput, outputToStep, sweepStride } from "../geometry/windows.js";
+import { stepToOutput, outputToStep, sweepStride, hasPadding } from "../geometry/windows.js";
 import { getAt, toNumber, fmt } from "../util/format.js";
 
 // Past this many steps the animation starts in fast mode (a row per step): 4,096 steps at 650 ms is 44 minutes.
@@ -28,7 +28,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     speed: $(root, "#win-speed"), step: $(root, "#win-step"), batch: $(root, "#win-batch"), channel: $(root, "#win-channel"),
     depth: $(root, "#win-depth"), drawing: $(root, "#win-drawing"),
     channels: $(root, "#win-channels"), caption: $(root, "#win-caption"), legendZero: $(root, ".legend li.zero"),
-    legendPad: $(root, ".legend li.pad .txt"),
+    legendPad: $(root, ".legend li.pad .txt"), legendOutside: $(root, ".legend li.outside"),
     pinLine: $(root, "#win-pin"), fast: $(root, "#win-fast"), valuesNote: $(root, "#win-values-note"),
     exportDepths: $(root, "#win-export .export-depths"), exportAllDepths: $(root, "#win-export-all-depths"),
     sharedScale: $(root, "#win-shared-scale"),
@@ -166,6 +166,8 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     if (el.exportDepths) el.exportDepths.hidden = w.spatial_dims !== 3;
     if (w.spatial_dims === 3) fillSelect(el.depth, w.output_spatial[0], depth);
     el.legendZero.hidden = w.kind !== "transposed";
+    el.legendOutside.hidden = !w.outside;
+    el.legendPad.closest("li").hidden = !hasPadding(w); // no padding, no swatch
     const padLegend = { "-inf": "padding (reads −∞)", excluded: "padding (excluded)", copy: `padding (${w.padding_mode} copy)` }[w.pad_value];
     el.legendPad.textContent = padLegend ?? (w.kind === "pool" ? "padding (0, counted)" : "padding (0)");
 
@@ -234,7 +236,8 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       line.replaceChildren();
       return;
     }
-    const n = explain.terms?.length ?? 0;
+    // the cells torch counts: not those it leaves out (count_include_pad=False, past the input)
+    const n = explain.terms?.filter((t) => !t.excluded).length ?? 0;
     const what = { max: `max of ${n}`, avg: `mean of ${n} (÷${explain.divisor})`, lp: `Lp norm of ${n}` }[explain.operation] ?? `Σ of ${n} terms${explain.bias ? " + b" : ""}`;
     const a = document.createElement("a");
     a.href = "#explain-panel";
