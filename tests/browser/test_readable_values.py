@@ -216,3 +216,25 @@ def test_shape_diagram_does_not_count_the_overhang_as_padding(page):
     open_view(page, AVGPOOL2D_CEIL)
     caption = page.locator("#diagram svg").first.text_content()
     assert "padding 0×0" in caption and "past the input, excluded" in caption
+
+
+def test_tensor_heatmaps_share_a_scale_where_units_are_shared(page):
+    """ReLU (no sliding window): its input and output heatmaps use one scale by default, a toggle away."""
+    relu = {"layer": {"type": "ReLU"}, "inputs": [{"data": [[-4, 0.5, 1.5], [3, -1, 0.25]]}]}
+    open_view(page, relu)
+    page.locator("#tensors-fold .fold-toggle").click()
+    heat = "#tensors-panel article.role-{} rect.hcell"
+
+    def colours(role):
+        wait_js(page, "s => document.querySelectorAll(s).length === 6", heat.format(role))
+        return page.locator(heat.format(role)).evaluate_all("els => els.map(e => e.getAttribute('fill'))")
+
+    wait_js(page, "() => document.querySelector('#tensors-panel').dataset.scale === 'shared'")
+    assert page.locator("#tensors-shared-scale").is_checked()
+    x, y = colours("input"), colours("output")
+    assert [x[i] for i in (1, 2, 3, 5)] == [y[i] for i in (1, 2, 3, 5)]  # 0.5, 1.5, 3, 0.25 on both sides
+    page.locator("#tensors-shared-scale").uncheck()
+    wait_js(page, "() => document.querySelector('#tensors-panel').dataset.scale === 'own'")
+    x, y = colours("input"), colours("output")
+    assert x[1] != y[1]  # the input reaches −4, the output only 3
+    assert '"scale":"own"' in page.evaluate("decodeURIComponent(location.search)")

@@ -11,20 +11,22 @@ import { fitFont } from "../geometry/windows.js";
 import { runChunked } from "../util/schedule.js";
 import { fmtCell, fmtFull } from "../util/format.js";
 
-export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 220 }) {
+// `domain`: the colour scale's range when shared with other tensors (else this tensor's own).
+export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 220, domain = null }) {
   const info = tensorSlices(t, { maxSlices });
   if (!info.slices.length) {
     container.replaceChildren();
     return { shown: 0, total: 0, painted: Promise.resolve(true) };
   }
   const lay = heatmapLayout(info, { width, maxHeight });
-  const color = valueColor(valueDomain(t));
+  const range = domain ?? valueDomain(t);
+  const color = valueColor(range);
   const svg = svgIn(container, lay.width, lay.height, `Heatmap of ${t.name} ${t.shape.join("×")}`);
   const g = svg.append("g");
   const cell = lay.cell;
   const size = Math.max(cell - (cell > 6 ? 1 : 0), 0.5);
   const showNumbers = cell >= 38;
-  const numberColor = (v) => (Math.abs(v) > 0.6 * Math.abs(valueDomain(t)[1]) ? "#fff" : "#111");
+  const numberColor = (v) => (Math.abs(v) > 0.6 * Math.max(Math.abs(range[0]), Math.abs(range[1])) ? "#fff" : "#111");
   const tip = (event, s, r, c) => tooltip.show(event, `<b>${escapeHtml(t.name)}</b>[${s.index(r, c).join(", ")}] = <code>${fmtFull(s.get(r, c))}</code>`);
   const onCanvas = useCanvas(lay.placed.reduce((n, s) => n + s.rows * s.cols, 0));
   svg.attr("data-cells", onCanvas ? "canvas" : "svg").attr("data-cell", cell);

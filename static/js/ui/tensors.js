@@ -2,6 +2,7 @@
 // numbers when the tensor is small enough for the API to have sent them.
 
 import { drawHeatmap } from "../draw/heatmap.js";
+import { valueDomain } from "../geometry/heatmap.js";
 import { budgetYield } from "../util/schedule.js";
 import { fmt, shapeStr, toNumber } from "../util/format.js";
 
@@ -51,7 +52,7 @@ function card(t, role) {
 // current one has run a while (`pause`, util/schedule.js budgetYield; big heatmaps go on a canvas,
 // in pieces), so no edit blocks the page. Resolves when all are drawn, or stops (false) once
 // `cancelled()` is true or a newer call has replaced the cards.
-export async function renderTensors(root, run, { cancelled = () => false, pause = budgetYield() } = {}) {
+export async function renderTensors(root, run, { cancelled = () => false, pause = budgetYield(), sharedScale = false } = {}) {
   const groups = [
     ["Inputs", "input", run.inputs || []],
     ["Parameters", "param", (run.params || []).map((p) => ({ ...p, name: p.name }))],
@@ -59,6 +60,12 @@ export async function renderTensors(root, run, { cancelled = () => false, pause 
   ];
   const body = root.querySelector("#tensors-body");
   body.replaceChildren();
+  // one scale for inputs and outputs (where they share units): the same value, the same colour
+  const shared = sharedScale ? groups.filter(([, role]) => role !== "param").flatMap(([, , list]) => list).map(valueDomain) : [];
+  const domain = shared.length ? [Math.min(...shared.map((d) => d[0])), Math.max(...shared.map((d) => d[1]))] : null;
+  root.dataset.scale = domain ? "shared" : "own";
+  const toggle = root.querySelector("#tensors-shared-scale");
+  if (toggle) toggle.checked = Boolean(domain);
   const pending = [];
   for (const [title, role, list] of groups) {
     if (!list.length) continue;
@@ -78,7 +85,7 @@ export async function renderTensors(root, run, { cancelled = () => false, pause 
     await pause();
     if (cancelled() || !c.art.isConnected) return false;
     const width = Math.max(160, c.host.clientWidth || 300);
-    const res = drawHeatmap(c.host, t, { width });
+    const res = drawHeatmap(c.host, t, { width, domain: domain && !c.art.classList.contains("role-param") ? domain : null });
     if (res.total > res.shown) c.art.append(h("p", "aside", `showing ${res.shown} of ${res.total} slices`));
     if (!res.full && res.step) c.art.append(h("p", "aside", `preview: every ${res.step.join("×")}-th element`));
     if (c.hasData && t.numel <= NUMBERS_LIMIT && t.numel > 0) {
