@@ -9,6 +9,7 @@ recorded values and the reproduction script must report what plain torch's hook 
 from __future__ import annotations
 
 import asyncio
+import operator
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from app.core.config import Settings
@@ -237,3 +239,13 @@ def test_receptive_field_of_a_layer_that_is_changed_in_place(api):
     assert nodes["fc2"]["count"] == 1
     # fc2's element depends on sample 0 of the input alone, through fc1
     assert nodes[next(i for i in nodes if nodes[i]["op"] == "input")]["bbox"] == [[0, 0], [0, 9]]
+
+
+def test_in_place_calls_are_recognised():
+    """What the graph recorder copies a kept value before: calls that change their first argument."""
+    assert dataflow._in_place(torch.Tensor.add_, {}) and dataflow._in_place(torch.relu_, {})
+    assert dataflow._in_place(operator.iadd, {}) and dataflow._in_place(torch.Tensor.__iadd__, {})
+    assert dataflow._in_place(torch.Tensor.__setitem__, {})
+    assert dataflow._in_place(F.relu, {"inplace": True}) and dataflow._in_place(torch.add, {"out": torch.empty(1)})
+    assert not dataflow._in_place(torch.add, {}) and not dataflow._in_place(F.relu, {"inplace": False})
+    assert not dataflow._in_place(torch.Tensor.__index__, {}) and not dataflow._in_place(torch.Tensor.__add__, {})

@@ -238,3 +238,24 @@ def test_tensor_heatmaps_share_a_scale_where_units_are_shared(page):
     x, y = colours("input"), colours("output")
     assert x[1] != y[1]  # the input reaches −4, the output only 3
     assert '"scale":"own"' in page.evaluate("decodeURIComponent(location.search)")
+
+
+def test_avgpool1d_values_fit_on_a_phone(browser, base_url):
+    ctx = browser.new_context(base_url=base_url, viewport={"width": 420, "height": 900})
+    page = ctx.new_page()
+    try:
+        open_view(page, AVGPOOL1D)
+        wait_js(
+            page,
+            "() => [...document.querySelectorAll('#win-drawing text.oval')].filter(e => e.textContent).length === 3",
+        )
+        frame = cell_texts(page, "#win-drawing text.fval")
+        out = cell_texts(page, "#win-drawing text.oval")
+        assert [t["text"] for t in frame] == ["100", "101", "2.5", "3", "\u221212.25", "\u221212"]
+        assert [t["text"] for t in out] == ["100.5", "2.75", "\u221212.13"]
+        for t in frame + out:
+            assert t["width"] <= t["cell"] - 2, t
+        page.locator("#win-drawing").scroll_into_view_if_needed()
+        page.screenshot(path="/work/shots/h16-values/avgpool1d-420.png")
+    finally:
+        ctx.close()

@@ -558,7 +558,7 @@ _IN_PLACE_OPERATORS = {
 def _in_place(target: Any, kwargs: dict[str, Any]) -> bool:
     """Whether calling ``target`` changes its first argument (or its ``out=``) in place."""
     name = getattr(target, "__name__", str(target))
-    if "out" in kwargs and kwargs["out"] is not None:
+    if kwargs.get("out") is not None or kwargs.get("inplace") is True:  # F.relu(x, inplace=True)
         return True
     if name.strip("_") in _IN_PLACE_OPERATORS or name.strip("_") == "setitem":
         return True
