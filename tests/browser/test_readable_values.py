@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from .helpers import open_view, wait_js, wait_painted, wait_tooltip
+from .helpers import config_url, open_view, wait_js, wait_painted, wait_tooltip
 
 pytestmark = pytest.mark.browser
 
@@ -259,3 +259,22 @@ def test_avgpool1d_values_fit_on_a_phone(browser, base_url):
         page.screenshot(path="/work/shots/h16-values/avgpool1d-420.png")
     finally:
         ctx.close()
+
+
+def test_network_node_arguments_use_the_minus_sign(page):
+    net = {
+        "layer": {
+            "type": "Sequential",
+            "layers": [
+                {"type": "Linear", "in_features": 4, "out_features": 3},
+                {"type": "LeakyReLU", "negative_slope": -0.01},
+                {"type": "Flatten", "start_dim": 0, "end_dim": -1},
+            ],
+        },
+        "inputs": [{"shape": [2, 4]}],
+    }
+    page.goto(config_url(net))
+    wait_js(page, "() => Number(document.querySelector('#network-view')?.dataset.renders || 0) > 0", timeout=30_000)
+    text = page.locator("#network-view svg").first.text_content()
+    assert "slope=\u22120.01" in text and "end=\u22121" in text
+    assert "=-" not in text
