@@ -191,6 +191,10 @@ def test_transposed_convolution_calls_its_inserted_zeros_so(page):
     index_cells = page.locator("#explain-body table.terms tbody tr.inserted td:nth-child(2)").all_inner_texts()
     assert index_cells and set(index_cells) == {"inserted 0"}
     assert "zeros the stride inserts" in page.locator("#explain-body").inner_text()
+    page.locator("#explain-body").scroll_into_view_if_needed()
+    page.wait_for_timeout(400)
+    assert page.locator("#explain-body .expansion").inner_text().startswith("by hand (float64): ")
+    page.screenshot(path="/work/shots/h16-values/convtranspose-inserted-1280.png")
 
 
 def test_count_include_pad_false_expansion_lists_only_the_cells_that_count(page):
