@@ -334,3 +334,20 @@ def test_shape_detail_shapes_is_the_formulas_answer_alone(api):
     assert "trace" not in lean and "graph" not in lean
     bad = api.post("/api/shape?detail=everything", json=body)
     assert bad.status_code == 422 and "detail" in bad.text
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_explain_says_which_value_is_torchs_and_which_is_by_hand(api, dtype):
+    """The headline text carries torch's value in the run's dtype; the hand computation is float64."""
+    req = body(
+        {"type": "Bilinear", "in1_features": 3, "in2_features": 4, "out_features": 2},
+        [{"shape": [2, 3]}, {"shape": [2, 4]}],
+        dtype=dtype,
+        index=[1, 0],
+    )
+    ex = api.post("/api/explain", json=req).json()
+    assert ex["dtype"] == dtype and ex["manual_dtype"] == "float64"
+    assert ex["text"].endswith(f"(torch, {dtype})")
+    value = ex["text"].split(" = ")[1].split(" (torch")[0].replace("\u2212", "-")
+    assert float(value) == pytest.approx(ex["value"], rel=1e-5)
+    assert "-" not in ex["text"]  # one minus sign, U+2212

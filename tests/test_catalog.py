@@ -202,3 +202,13 @@ def test_client_matches_no_layer_type_names():
             if (named and decides.search(code)) or name_pattern.search(code):
                 found.append(f"{path.relative_to(static)}:{n}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_same_units_is_catalog_data(registry):
+    """Which layers' outputs are in their input's units (one colour scale by default): read from the
+    family, with the exceptions written where the layer is registered."""
+    facts = {spec.type: spec.to_dict()["same_units"] for spec in registry}
+    for shared in ("MaxPool2d", "AvgPool1d", "ReLU", "Sigmoid", "Dropout", "ZeroPad2d", "Flatten", "Identity"):
+        assert facts[shared] is True, shared
+    for own in ("Conv2d", "Linear", "BatchNorm2d", "Softmax", "LogSoftmax", "MSELoss", "Embedding", "LSTM"):
+        assert facts[own] is False, own

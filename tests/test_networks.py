@@ -7,10 +7,12 @@ from collections import OrderedDict
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from app.core import service
 from app.core.config import Settings
 from app.core.errors import ShapeMismatch
+from app.core.networks.trace import macs
 from app.core.presets import PRESETS
 from app.core.registry import default_registry
 from app.main import create_app
@@ -235,3 +237,61 @@ def test_run_child_inside_custom_block_and_errors(api):
     assert d["type"] == "Linear" and d["inputs"][0]["shape"] == [5, 50] and d["shape_check"]
     r = api.post("/api/run", json={**req, "path": "nope"})
     assert r.status_code == 422 and r.json()["field"] == "path" and "block1.fc1" in r.json()["detail"]
+
+
+PRESET_REQUESTS = {p["id"]: p["request"] for p in PRESETS}
+
+
+@pytest.mark.parametrize("preset", list(PRESET_REQUESTS))
+@pytest.mark.parametrize("endpoint", ["/api/run", "/api/shape"])
+def test_totals_count_every_layer_the_graph_draws(api, preset, endpoint):
+    """One counted layer per module node of the dataflow graph: attention counts though it holds out_proj."""
+    body = api.post(endpoint, json=PRESET_REQUESTS[preset]).json()
+    graph_modules = sorted(n["path"] for n in body["graph"]["nodes"] if n["op"] == "module")
+    if "trace" not in body:  # a single layer: no trace, no totals
+        assert graph_modules == [""]
+        return
+    leaves = [e for e in body["trace"] if e["leaf"]]
+    assert body["totals"]["layers"] == len(leaves) == len(graph_modules)
+    assert sorted(e["path"] for e in leaves) == graph_modules
+    assert body["totals"]["macs"] == sum(e["macs"] or 0 for e in leaves)
+    assert body["totals"]["activation_bytes"] == sum(e["activation_bytes"] for e in leaves)
+
+
+def test_tiny_transformer_totals_include_attention(api):
+    body = api.post("/api/run", json=PRESET_REQUESTS["tiny-transformer-encoder"]).json()
+    graph_modules = [n for n in body["graph"]["nodes"] if n["op"] == "module"]
+    assert len(graph_modules) == 8 and body["totals"]["layers"] == 8
+    attn = next(e for e in body["trace"] if e["path"] == "self_attn")
+    assert attn["leaf"] is True and attn["type"] == "MultiheadAttention"
+    # torch's own count of the attention's matrix products (FLOPs are two per multiply-add); with
+    # need_weights the products run as bmm, which the counter sees (CPU's fused attention it does not)
+    model = nn.MultiheadAttention(16, 2, batch_first=True)
+    x = torch.randn(2, 5, 16)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, x, x, need_weights=True)
+    assert attn["macs"] * 2 == counter.get_total_flops() == 2 * 11840
+    others = [e for e in body["trace"] if e["leaf"] and e["path"] != "self_attn"]
+    assert body["totals"]["macs"] == attn["macs"] + sum(e["macs"] or 0 for e in others)
+    assert attn["activation_bytes"] == 2 * 5 * 16 * 4
+    assert body["totals"]["activation_bytes"] == sum(e["activation_bytes"] for e in others) + 640
+    assert not any(e["path"].endswith("out_proj") for e in body["trace"])  # counted inside the attention
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "q", "kv"),
+    [
+        ({"embed_dim": 12, "num_heads": 3}, [7, 2, 12], [4, 2, 12]),
+        ({"embed_dim": 8, "num_heads": 2, "kdim": 5, "vdim": 3, "batch_first": True}, [2, 6, 8], [2, 9, None]),
+        ({"embed_dim": 8, "num_heads": 4}, [6, 8], [3, 8]),
+    ],
+)
+def test_attention_macs_are_torchs_flops(kwargs, q, kv):
+    """Cross-attention with its own key and value sizes, batch-first or not, unbatched: macs = FLOPs / 2."""
+    model = nn.MultiheadAttention(**kwargs)
+    key_shape = [d if d is not None else model.kdim for d in kv]
+    value_shape = [d if d is not None else model.vdim for d in kv]
+    query, key, value = torch.randn(q), torch.randn(key_shape), torch.randn(value_shape)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        out, _ = model(query, key, value, need_weights=True)
+    assert 2 * macs(model, [q, key_shape, value_shape], [list(out.shape)]) == counter.get_total_flops()

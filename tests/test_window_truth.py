@@ -1,6 +1,7 @@
 """Issue 11 (server side): padding shows what the operation reads, and the sliding window always
 gets real values for the planes it draws, however large the tensors are."""
 
+import itertools
 import math
 
 import numpy as np
@@ -100,3 +101,60 @@ def test_window_slice_is_clamped_and_checked(api):
     bad = {**body, "window_slice": {"channel": -1}}
     r = api.post("/api/run", json=bad)
     assert r.status_code == 422 and r.json()["field"] == "window_slice.channel"
+
+
+# --- what padding, overhang and inserted zeros are called (issue 16) ------------------------------
+
+
+def _run_explain(api, layer, inputs, index):
+    body = {"layer": layer, "inputs": inputs}
+    r = api.post("/api/explain", json={**body, "index": index})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_transposed_convolution_says_inserted_zeros_not_padding(api, dims):
+    """The zeros the stride inserts between the inputs are marked ``inserted``; the border is padding."""
+    layer = {"type": f"ConvTranspose{dims}d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "stride": 2}
+    shape = [1, 1] + [3] * dims
+    win = api.post("/api/run", json={"layer": layer, "inputs": [{"shape": shape}]}).json()["windows"]
+    origin, step, span = win["frame"]["input_origin"], win["frame"]["input_step"], win["input_spatial"]
+    out_spatial = win["output_spatial"]
+    seen_inserted = seen_padding = 0
+    for o in itertools.product(*map(range, out_spatial)):
+        ex = _run_explain(api, layer, [{"shape": shape}], [0, 0, *o])
+        for t in ex["terms"]:
+            f = t["at"]
+            inside = all(0 <= f[j] - origin[j] <= (span[j] - 1) * step[j] for j in range(dims))
+            off_grid = any((f[j] - origin[j]) % step[j] for j in range(dims))
+            assert t.get("inserted", False) == (inside and off_grid), (o, t)
+            if t.get("inserted"):
+                assert t["padding"] and t["input"] == 0 and t["product"] == 0
+            seen_inserted += bool(t.get("inserted"))
+            seen_padding += t["padding"] and not t.get("inserted")
+        if any(t.get("inserted") for t in ex["terms"]):
+            assert "zeros the stride inserts" in ex["padding_note"]
+    assert seen_inserted and seen_padding
+
+
+def test_ceil_mode_overhang_is_outside_and_excluded(api):
+    layer = {"type": "AvgPool2d", "kernel_size": 2, "stride": 2, "ceil_mode": True}
+    inputs = [{"data": [[[[10, 20, 15], [30, 40, 20], [15, 20, 17.5]]]]}]
+    ex = _run_explain(api, layer, inputs, [0, 0, 1, 1])
+    assert ex["value"] == 17.5 and ex["divisor"] == 1
+    outside = [t for t in ex["terms"] if t.get("outside")]
+    assert len(outside) == 3 and all(t["excluded"] for t in outside)
+    assert "outside the input (ceil_mode)" in ex["padding_note"] and "padding" not in ex["padding_note"]
+    ex = _run_explain(api, {**layer, "type": "MaxPool2d"}, inputs, [0, 0, 1, 0])
+    assert ex["value"] == 20 and "of the max" in ex["padding_note"]
+
+
+def test_count_include_pad_false_excludes_padding_from_the_mean(api):
+    layer = {"type": "AvgPool2d", "kernel_size": 3, "padding": 1, "stride": 1, "count_include_pad": False}
+    data = [[[[-1.1, 0.5, 2.0, 1.0], [0.25, -0.75, 1.5, 2.5], [3.5, -0.2, -1.1, -0.4], [0.9, 1.2, -0.6, -1.3]]]]
+    ex = _run_explain(api, layer, [{"data": data}], [0, 0, 0, 0])
+    counted = [t for t in ex["terms"] if not t.get("excluded")]
+    assert [t["input"] for t in counted] == pytest.approx([-1.1, 0.5, 0.25, -0.75])
+    assert ex["divisor"] == 4 and ex["value"] == pytest.approx((-1.1 + 0.5 + 0.25 - 0.75) / 4)
+    assert all(t["padding"] for t in ex["terms"] if t.get("excluded"))

@@ -195,3 +195,21 @@ def flatten_outputs(result: Any, names: list[str]) -> list[tuple[str, torch.Tens
         if t is not None:
             named.append((names[i] if i < len(names) else f"output{i}", t))
     return named
+
+
+def snapshot(value: Any) -> Any:
+    """A copy of every tensor in ``value`` (nested tuples, lists and dicts keep their structure).
+
+    What a forward hook records must be taken at the moment of the call: the tensor a hook sees is
+    the live one, and the code after the call may change it in place (``out += identity``,
+    ``ReLU(inplace=True)``), so a kept reference would report a later value as this layer's.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple (PackedSequence, ...)
+        return type(value)(*(snapshot(v) for v in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(snapshot(v) for v in value)
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    return value

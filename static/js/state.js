@@ -25,6 +25,9 @@ export const DEFAULT_UI = Object.freeze({
   fast: null, // a row per step: true/false as chosen, null: automatic (past 400 steps)
   // the network view's receptive field: {node: graph node id, index: [...], mode: "structural"|"effective"}
   rf: null,
+  // The sliding window's colour scale: "shared" (one for input and output), "own" (one each), or
+  // null: shared where the catalog says input and output share units (`same_units`).
+  scale: null,
 });
 
 export function initialState() {

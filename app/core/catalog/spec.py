@@ -162,6 +162,12 @@ class ContainerSpec:
     dataflow: bool = False
 
 
+#: families whose output values are in the input's units: a pooled, activated, dropped, padded or
+#: rearranged element is an input value (or a simple function of one), so the page colours input
+#: and output on one scale by default
+SAME_UNITS_FAMILIES = frozenset({"pool", "activation", "dropout", "padding", "shape"})
+
+
 @dataclass
 class LayerSpec:
     type: str
@@ -187,6 +193,14 @@ class LayerSpec:
     code_name: str = ""
     #: how a script passes the inputs when forward() groups them, e.g. "{0}, ({1}, {2})" for LSTM
     code_call: dict[int, str] = field(default_factory=dict)
+    #: whether the output's values are in the input's units; None: as the family says
+    #: (SAME_UNITS_FAMILIES); set where a layer differs from its family (Softmax's probabilities)
+    units_as_input: bool | None = None
+
+    @property
+    def same_units(self) -> bool:
+        """Whether input and output values share units, so one colour scale compares them."""
+        return self.units_as_input if self.units_as_input is not None else self.family in SAME_UNITS_FAMILIES
 
     @property
     def windows(self) -> bool:
@@ -242,6 +256,7 @@ class LayerSpec:
             "slots": dict(self.container.slots) if self.container else None,
             "chain": bool(self.container and self.container.chain),
             "spatial_rank": self.spatial_rank,
+            "same_units": self.same_units,
             "dtypes": list(DTYPES),
             "diagram": self.diagram,
             "fit_to_input": self.fit_to_input(),

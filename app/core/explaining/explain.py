@@ -32,7 +32,9 @@ def _num(x: float) -> Any:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.6g}" if math.isfinite(x) else str(x)
+    """A number in the explanation's text, with the minus sign (U+2212) the page writes everywhere."""
+    text = f"{x:.6g}" if math.isfinite(x) else str(x)
+    return text.replace("-", "\u2212")
 
 
 def normalise_index(index: list[int], shape: tuple[int, ...], *, what: str = "output") -> tuple[int, ...]:
@@ -160,6 +162,7 @@ def explain_conv(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
                 w_index = (c_out, c_in - in_channels[0], *k)
             wv = float(w[w_index])
             if flat < 0:
+                at = geo.at[pos][slot].tolist()
                 terms.append(
                     {
                         "input_index": None,
@@ -168,7 +171,9 @@ def explain_conv(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
                         "weight": _num(wv),
                         "product": 0.0,
                         "padding": True,
-                        "at": geo.at[pos][slot].tolist(),
+                        "at": at,
+                        # a zero the stride inserts between a transposed convolution's inputs, not padding
+                        **({"inserted": True} if transposed and not _in_padding(geo, at) else {}),
                     }
                 )
                 continue
@@ -217,8 +222,16 @@ def _conv_pad_note(terms: list[dict[str, Any]], reads: str, mode: str) -> str | 
     if reads == "copy":
         k = sum(1 for t in terms if t.get("pad_copy"))
         return f"{k} of {n} positions fall on {mode} padding and read copies of input elements." if k else None
-    k = sum(1 for t in terms if t["padding"])
-    return f"{k} of {n} positions fall on zero padding and add 0." if k else None
+    inserted = sum(1 for t in terms if t.get("inserted"))
+    k = sum(1 for t in terms if t["padding"]) - inserted
+    parts = []
+    if inserted:
+        parts.append(f"{inserted} of {n} positions fall on zeros the stride inserts between the inputs")
+    if k:
+        parts.append(f"{k} of {n} {'on' if inserted else 'positions fall on'} zero padding")
+    if not parts:
+        return None
+    return f"{' and '.join(parts)}; {'each adds' if inserted + k == 1 else 'they add'} 0."
 
 
 def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ...], geo: Geometry) -> dict[str, Any]:
@@ -251,7 +264,15 @@ def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
         )
     result: dict[str, Any] = {"terms": terms, "bias": None, "pad_value": reads}
     n_pad = sum(1 for t in terms if t["padding"] and not t.get("outside"))
-    result["padding_note"] = _pool_pad_note(name, reads, n_pad, len(terms), module) if n_pad else None
+    n_out = sum(1 for t in terms if t.get("outside"))
+    notes = [_pool_pad_note(name, reads, n_pad, len(terms), module)] if n_pad else []
+    if n_out:
+        # ceil_mode: the last window may hang past the (padded) input; torch reads nothing there
+        notes.append(
+            f"{n_out} of {len(terms)} positions lie outside the input (ceil_mode): torch leaves them out"
+            + (" of the max." if name.startswith("MaxPool") else " of the sum and the divisor.")
+        )
+    result["padding_note"] = " ".join(notes) or None
     if name.startswith("MaxPool"):
         result["operation"] = "max"
         for t in terms:
@@ -373,6 +394,9 @@ def explain_module(
         "output_shape": list(out.shape),
         "value": _num(value),
         "manual": _num(manual),
+        # torch computes in the run's dtype; the hand computation always in float64
+        "dtype": tensors.dtype_name(out.dtype),
+        "manual_dtype": "float64",
         "match": bool(match),
         "abs_error": _num(abs(value - manual)) if math.isfinite(value) and math.isfinite(manual) else None,
         **result,
@@ -396,6 +420,11 @@ def _magnitude(terms: list[dict[str, Any]]) -> float:
 
 
 def _text(r: dict[str, Any]) -> str:
+    """The headline: the operation and torch's own value, saying it is torch's and in which dtype."""
+    return f"{_headline(r)} (torch, {r['dtype']})"
+
+
+def _headline(r: dict[str, Any]) -> str:
     op = r["operation"]
     value = _fmt(float(r["value"])) if isinstance(r["value"], (int, float)) else r["value"]
     if op == "max":

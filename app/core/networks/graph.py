@@ -29,7 +29,9 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.overrides import TorchFunctionMode
 
+from app.core import tensors as tensor_data
 from app.core.networks.configs import module_config
+from app.core.networks.trace import computes_itself
 
 MAX_NODES = 2_000
 
@@ -67,8 +69,8 @@ _SYMBOL_NAMES = {
 
 
 def is_leaf(module: nn.Module) -> bool:
-    """One node in the graph: no submodules, or submodules it never calls (attention reads out_proj's weights)."""
-    return not any(True for _ in module.children()) or isinstance(module, nn.MultiheadAttention)
+    """One node in the graph: a layer that does its own arithmetic (what the trace's totals count)."""
+    return computes_itself(module)
 
 
 class _LeafTracer(fx.Tracer):
@@ -326,8 +328,12 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        result = func(*args, **kwargs)
         g = self.graph
+        if g.quiet:  # the recorder's own copies are no part of the network
+            return func(*args, **kwargs)
+        if g.recording and _in_place(func, kwargs):
+            g.protect(_tensors((args[:1], kwargs.get("out"))))
+        result = func(*args, **kwargs)
         name = getattr(func, "__name__", str(func))
         if g.depth == 0 and name not in _SKIP_FUNCTIONS:
             sources = [t for t in _tensors((args, kwargs)) if id(t) in g.producer]
@@ -360,10 +366,33 @@ class _HookGraph:
         self.depth = 0
         self.counts: dict[str, int] = {}
         self.stack: list[dict[str, str]] = []  # the non-leaf modules being run, outermost first
-        self.values: dict[str, torch.Tensor] = {}  # each node's (first) output tensor
+        self.values: dict[str, torch.Tensor] = {}  # each node's (first) output tensor, as it was made
+        self.recording = False  # whether values are kept (then they must not change after their call)
+        self.quiet = False  # while the recorder copies tensors itself
+
+    def copy(self, value: Any) -> Any:
+        self.quiet = True
+        try:
+            return tensor_data.snapshot(value)
+        finally:
+            self.quiet = False
+
+    def protect(self, changing: list[torch.Tensor]) -> None:
+        self.quiet = True
+        try:
+            _protect(self.values, changing)
+        finally:
+            self.quiet = False
 
     def add(
-        self, base: str, op: str, label: str, sources: list[torch.Tensor], outputs: list[torch.Tensor], **extra: Any
+        self,
+        base: str,
+        op: str,
+        label: str,
+        sources: list[torch.Tensor],
+        outputs: list[torch.Tensor],
+        value: torch.Tensor | None = None,
+        **extra: Any,
     ) -> str:
         if len(self.nodes) >= MAX_NODES:
             raise _TooManyNodes()
@@ -383,7 +412,9 @@ class _HookGraph:
         for t in outputs:
             self.producer[id(t)] = node_id
             self.keep.append(t)
-        if outputs:
+        if value is not None:
+            self.values[node_id] = value
+        elif outputs:
             self.values[node_id] = outputs[0]
         return node_id
 
@@ -396,9 +427,17 @@ def _hook_graph(
     module: nn.Module, inputs: list[torch.Tensor], *, grad: bool = False, values: dict[str, torch.Tensor] | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     g = _HookGraph()
+    g.recording = values is not None
     names = [f"input_{i}" if i else "input" for i in range(len(inputs))]
-    for name, x in zip(names, inputs):
-        g.add(name, "input", name, [], [x])
+    if g.recording:
+        # the network runs on copies: a first layer working in place must not change the inputs kept
+        fed = g.copy(list(inputs))
+        for name, x, copy in zip(names, inputs, fed):
+            g.add(name, "input", name, [], [copy], value=x)
+    else:
+        fed = list(inputs)
+        for name, x in zip(names, inputs):
+            g.add(name, "input", name, [], [x])
     handles = []
     for path, sub in module.named_modules():
         if path and not is_leaf(sub):
@@ -415,26 +454,36 @@ def _hook_graph(
             continue
 
         def pre(mod, args, kwargs):
+            if g.recording and g.depth == 0 and getattr(mod, "inplace", False) is True:
+                g.protect(_tensors((args, kwargs)))  # ReLU(inplace=True) is about to change its input
             g.depth += 1
 
         def post(mod, args, kwargs, output, path=path):
             g.depth -= 1
             if g.depth == 0:
+                # recording, the network goes on with a copy and the value kept is the output as made:
+                # whatever the code after the call does in place (out += identity) leaves it alone
+                passed = g.copy(output) if g.recording else output
+                kept = _tensors(output)
                 g.add(
                     path.replace(".", "_"),
                     "module",
                     type(mod).__name__,
                     _tensors((args, kwargs)),
-                    _tensors(output),
+                    _tensors(passed),
+                    value=kept[0] if kept else None,
                     path=path,
                     type_name=type(mod).__name__,
                 )
+                if g.recording:
+                    return passed
+            return None
 
         handles.append(sub.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(sub.register_forward_hook(post, with_kwargs=True))
     try:
         with torch.set_grad_enabled(grad), _Recorder(g):
-            result = module(*inputs)
+            result = module(*fed)
     finally:
         for h in handles:
             h.remove()
@@ -530,21 +579,62 @@ def capture(
 
 
 class _Keep(fx.Interpreter):
-    """Runs a traced graph and keeps every node's (first) output tensor, by node name."""
+    """Runs a traced graph and keeps every node's (first) output tensor, by node name, as it was made.
+
+    Inputs and module outputs go on as copies, so that what the graph does to them in place later
+    (``out += identity``, ``ReLU(inplace=True)``) leaves the kept value alone and in autograd's path;
+    a value another in-place function is about to change is copied first."""
 
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
         self.values: dict[str, torch.Tensor] = {}
 
     def run_node(self, n: fx.Node) -> Any:
+        if n.op in ("call_function", "call_method"):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            if _in_place(n.target, kwargs):
+                _protect(self.values, _tensors((args[:1], kwargs.get("out"))))
+        elif n.op == "call_module":
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            if getattr(self.fetch_attr(n.target), "inplace", False) is True:
+                _protect(self.values, _tensors((args, kwargs)))
         out = super().run_node(n)
         first = _tensors(out)
         if n.op == "output":
             if first:
                 self.values["output"] = first[0]
-        elif first:
+            return out
+        if first:
             self.values[n.name] = first[0]
+        if n.op in ("placeholder", "call_module"):
+            return tensor_data.snapshot(out)
         return out
+
+
+#: operator's in-place functions (``out += x`` traces to operator.iadd)
+_IN_PLACE_OPERATORS = {
+    "iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "imatmul", "iand", "ior", "ixor", "ilshift", "irshift"
+}  # fmt: skip
+
+
+def _in_place(target: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether calling ``target`` changes its first argument (or its ``out=``) in place."""
+    name = getattr(target, "__name__", str(target))
+    if kwargs.get("out") is not None or kwargs.get("inplace") is True:  # F.relu(x, inplace=True)
+        return True
+    if name.strip("_") in _IN_PLACE_OPERATORS or name.strip("_") == "setitem":
+        return True
+    return name.endswith("_") and not name.endswith("__")
+
+
+def _protect(values: dict[str, torch.Tensor], changing: list[torch.Tensor]) -> None:
+    """Copy every kept value that shares memory with a tensor about to be changed in place."""
+    storages = {t.untyped_storage().data_ptr() for t in changing if t.device.type != "meta"}
+    if not storages:
+        return
+    for key, v in list(values.items()):
+        if v.device.type != "meta" and v.untyped_storage().data_ptr() in storages:
+            values[key] = v.clone()
 
 
 def record(

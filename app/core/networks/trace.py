@@ -36,7 +36,7 @@ def trace_entry(
         "path": path,
         "type": type_name,
         "depth": path.count("."),
-        "leaf": not any(True for _ in module.children()),
+        "leaf": computes_itself(module),
         "input_shapes": [list(s) for s in input_shapes],
         "output_shape": outputs[0] if outputs else None,
         "output_shapes": outputs,
@@ -44,6 +44,16 @@ def trace_entry(
         "macs": macs(module, input_shapes, outputs),
         "activation_bytes": math.prod(outputs[0]) * size if outputs else None,
     }
+
+
+def computes_itself(module: nn.Module) -> bool:
+    """Whether a call of ``module`` is one layer's own arithmetic rather than its children's calls.
+
+    True without submodules, and for MultiheadAttention, whose forward reads its ``out_proj``'s
+    weights instead of calling it (so ``out_proj`` never runs as a module and its work is counted in
+    the attention's own multiply-adds). Totals count exactly these calls, each once.
+    """
+    return not any(True for _ in module.children()) or isinstance(module, nn.MultiheadAttention)
 
 
 def _element_size(module: nn.Module) -> int:
@@ -64,6 +74,8 @@ def macs(
         return out * module.in1_features * module.in2_features
     if isinstance(module, BasicLinear):
         return out * module.weights.shape[1]
+    if isinstance(module, nn.MultiheadAttention):
+        return _attention_macs(module, input_shapes)
     if isinstance(module, nn.modules.conv._ConvNd):
         kernel = math.prod(module.kernel_size)
         if module.transposed:
@@ -72,6 +84,26 @@ def macs(
     if not any(True for _ in module.parameters(recurse=False)) and not list(module.children()):
         return 0
     return None
+
+
+def _attention_macs(module: nn.MultiheadAttention, input_shapes: Sequence[Sequence[int]]) -> int | None:
+    """Query, key and value projections, Q·Kᵀ, the weighted sum of values and ``out_proj``.
+
+    Query: (L, N, E), (N, L, E) with batch_first, or (L, E); key: (S, N, kdim) likewise; value: vdim.
+    """
+    if not input_shapes:
+        return None
+    query = input_shapes[0]
+    key = input_shapes[1] if len(input_shapes) > 1 else query
+    value = input_shapes[2] if len(input_shapes) > 2 else key
+    e = module.embed_dim
+    queries = math.prod(query) // e  # N·L
+    keys = math.prod(key) // module.kdim  # N·S
+    values = math.prod(value) // module.vdim
+    s = key[-2] if module.batch_first and len(key) == 3 else key[0]
+    projections = queries * e * e + keys * module.kdim * e + values * module.vdim * e
+    attention = 2 * queries * s * e  # every head: L×S scores of head_dim, then S values of head_dim per query
+    return projections + attention + queries * e * e
 
 
 def shapes_of(value: Any) -> list[list[int]]:

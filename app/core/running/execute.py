@@ -82,7 +82,9 @@ def execute(registry: Registry, req: RunRequest, settings: Settings, *, hooks: H
             collect_warnings(plan.warnings),
             hooks(module, extra) if hooks is not None else contextlib.nullcontext(),
         ):
-            result = module(*xs)
+            # the layer gets copies: one that works in place (ReLU(inplace=True)) would otherwise change
+            # the inputs this run reports as the ones it received
+            result = module(*tensors.snapshot(xs))
     except LayerExplorerError:
         raise
     except (*TORCH_FAULTS, torch.cuda.OutOfMemoryError) as exc:  # every torch complaint becomes a 4xx
@@ -121,17 +123,24 @@ def run_child(registry: Registry, req: RunRequest, settings: Settings) -> Child:
             )
         target = modules[req.path]
 
-        def hook(mod: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-            captured.setdefault("args", args)
-            captured.setdefault("output", output)
+        # copies taken at the call: the network may change them in place afterwards (``out += identity``
+        # changes fc2's output; ``ReLU(inplace=True)`` changes the input it received)
+        def before(mod: nn.Module, args: tuple[Any, ...]) -> None:
+            if "args" not in captured:
+                captured["args"] = tensors.snapshot(args)
 
-        handle = target.register_forward_hook(hook)
+        def after(mod: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if "output" not in captured:
+                captured["output"] = tensors.snapshot(output)
+
+        handles = [target.register_forward_pre_hook(before), target.register_forward_hook(after)]
         captured["module"] = target
         try:
             with tracing(root, sink):
                 yield
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
 
     ex = execute(registry, req, settings, hooks=capture)
     if "args" not in captured:

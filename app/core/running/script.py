@@ -95,8 +95,23 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
     if child_path:
         lines += [
             "captured = {}",
-            f"layer.get_submodule({child_path!r}).register_forward_hook(",
-            "    lambda module, args, output: captured.setdefault('output', output))",
+            "",
+            "",
+            # a def, not a lambda: a hook that returns a value replaces the layer's output
+            "def copy(value):",
+            "    # a copy taken at the call: the network may change the output in place afterwards",
+            "    if isinstance(value, torch.Tensor):",
+            "        return value.clone()",
+            "    if isinstance(value, (tuple, list)):",
+            "        return type(value)(copy(v) for v in value)",
+            "    return value",
+            "",
+            "",
+            "def keep(module, args, output):",
+            "    captured.setdefault('output', copy(output))",
+            "",
+            "",
+            f"layer.get_submodule({child_path!r}).register_forward_hook(keep)",
         ]
     lines += ["with torch.no_grad():", f"    output = layer({args})"]
     lines.append("print(captured['output'])" if child_path else "print(output)")

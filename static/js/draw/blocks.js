@@ -135,7 +135,13 @@ export function drawBlocks(container, run, { colorOf, width, layerType, entry })
 function captionLines(model, w, run, narrow, maxWidth = Infinity) {
   if (!w) return run.windows?.omitted ? [`sliding windows omitted: ${run.windows.omitted}`] : [];
   const parts = [];
-  const pad = w.padding.map((p) => (Array.isArray(p) ? (p[0] === p[1] ? p[0] : `${p[0]}/${p[1]}`) : p));
+  // ceil_mode's overhang past the input (frame_map −2) is not padding: torch reads nothing there
+  const over = w.padding.map((_, d) => w.frame_map?.[d]?.filter((v) => v === -2).length ?? 0);
+  const pad = w.padding.map((p, d) => {
+    if (!Array.isArray(p)) return p;
+    const after = p[1] - over[d];
+    return p[0] === after ? p[0] : `${p[0]}/${after}`;
+  });
   parts.push(`kernel ${w.kernel.join("×")}`);
   if (model.isTransposed) {
     // The windows describe the equivalent direct convolution: stride becomes inserted zeros.
@@ -143,6 +149,7 @@ function captionLines(model, w, run, narrow, maxWidth = Infinity) {
     parts.push(`frame padding ${pad.join("×")}`);
   } else {
     parts.push(`stride ${w.stride.join("×")}`, `padding ${pad.join("×")}`);
+    if (over.some((n) => n > 0)) parts.push(`ceil_mode: last window ${over.join("×")} past the input, excluded`);
   }
   if (w.dilation) parts.push(`dilation ${w.dilation.join("×")}`);
   if (w.groups && w.groups > 1) parts.push(`groups ${w.groups}: each output channel reads ${model.cIn / w.groups} of ${model.cIn} input channels`);

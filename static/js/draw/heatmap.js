@@ -7,23 +7,26 @@ import { svgIn, valueColor, tooltip, escapeHtml } from "./common.js";
 import { canvasIn, pointIn, cellText, drawingFont } from "./canvas.js";
 import { tensorSlices, heatmapLayout, valueDomain } from "../geometry/heatmap.js";
 import { useCanvas, heatmapHit, rowChunks } from "../geometry/grid.js";
+import { fitFont } from "../geometry/windows.js";
 import { runChunked } from "../util/schedule.js";
-import { fmt, fmtFull } from "../util/format.js";
+import { fmtCell, fmtFull } from "../util/format.js";
 
-export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 220 }) {
+// `domain`: the colour scale's range when shared with other tensors (else this tensor's own).
+export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 220, domain = null }) {
   const info = tensorSlices(t, { maxSlices });
   if (!info.slices.length) {
     container.replaceChildren();
     return { shown: 0, total: 0, painted: Promise.resolve(true) };
   }
   const lay = heatmapLayout(info, { width, maxHeight });
-  const color = valueColor(valueDomain(t));
+  const range = domain ?? valueDomain(t);
+  const color = valueColor(range);
   const svg = svgIn(container, lay.width, lay.height, `Heatmap of ${t.name} ${t.shape.join("×")}`);
   const g = svg.append("g");
   const cell = lay.cell;
   const size = Math.max(cell - (cell > 6 ? 1 : 0), 0.5);
   const showNumbers = cell >= 38;
-  const numberColor = (v) => (Math.abs(v) > 0.6 * Math.abs(valueDomain(t)[1]) ? "#fff" : "#111");
+  const numberColor = (v) => (Math.abs(v) > 0.6 * Math.max(Math.abs(range[0]), Math.abs(range[1])) ? "#fff" : "#111");
   const tip = (event, s, r, c) => tooltip.show(event, `<b>${escapeHtml(t.name)}</b>[${s.index(r, c).join(", ")}] = <code>${fmtFull(s.get(r, c))}</code>`);
   const onCanvas = useCanvas(lay.placed.reduce((n, s) => n + s.rows * s.cols, 0));
   svg.attr("data-cells", onCanvas ? "canvas" : "svg").attr("data-cell", cell);
@@ -47,7 +50,10 @@ export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 22
               const v = s.get(r, c);
               ctx.fillStyle = color(v);
               ctx.fillRect(s.x + c * cell, s.y + r * cell, size, size);
-              if (showNumbers) cellText(ctx, fmt(v, 2), s.x + (c + 0.5) * cell, s.y + (r + 0.5) * cell, { size: 9.5, color: numberColor(v), family: font });
+              if (showNumbers) {
+                const text = fmtCell(v);
+                cellText(ctx, text, s.x + (c + 0.5) * cell, s.y + (r + 0.5) * cell, { size: fitFont(text, cell, 9.5), color: numberColor(v), family: font });
+              }
             }
         });
   }
@@ -72,7 +78,10 @@ export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 22
         .attr("x", (d) => s.x + (d.c + 0.5) * cell).attr("y", (d) => s.y + (d.r + 0.5) * cell)
         .attr("text-anchor", "middle").attr("dominant-baseline", "central")
         .attr("fill", (d) => numberColor(d.v))
-        .text((d) => fmt(d.v, 2));
+        .text((d) => fmtCell(d.v))
+        .style("font-size", function () {
+          return `${fitFont(this.textContent, cell, 9.5)}px`; // a style: the stylesheet's would win over an attribute
+        });
   }
   const painted = onCanvas ? runChunked(jobs, { cancelled: () => !cv.canvas.isConnected }) : Promise.resolve(true);
   return { shown: info.slices.length, total: info.total, full: info.full, step: info.step, onCanvas, painted };

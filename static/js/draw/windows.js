@@ -11,11 +11,11 @@ import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
   windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont, placeThumbCoord, READABLE_CELL,
-  framesOf, outputsFedBy, outputsReading,
+  framesOf, outputsFedBy, outputsReading, hasPadding,
 } from "../geometry/windows.js";
 import { useCanvas, frameHit, outputHit, frameCoord, rowChunks } from "../geometry/grid.js";
 import { runChunked } from "../util/schedule.js";
-import { fmt, fmtFull } from "../util/format.js";
+import { fmtCell, fmtFull } from "../util/format.js";
 
 function patterns(svg) {
   const defs = svg.append("defs");
@@ -41,7 +41,7 @@ function spanOf(rects) {
 
 // What a padding cell reads, as the cell's text and the tooltip's sentence.
 export function padReading(padValue, paddingMode, kind) {
-  if (kind === "transposed") return { text: "0", say: "padding: zeros" };
+  if (kind === "transposed") return { text: "0", say: "padding: zeros around the stretched input" };
   if (padValue === "-inf") return { text: "−∞", say: "padding: max pooling reads −∞ here, so it never wins" };
   if (padValue === "excluded") return { text: "×", say: "padding: excluded from the sum and the divisor (count_include_pad=False)" };
   if (padValue === "copy") return { text: null, say: `${paddingMode} padding: a copy of an input element` };
@@ -92,7 +92,7 @@ export function createWindowDrawing(container, opts) {
   // element each padding cell repeats.
   const copies = frameCopies(win);
 
-  const roleText = { input: "input", padding: "padding", zero: "inserted zero" };
+  const roleText = { input: "input", padding: "padding", zero: "inserted zero", outside: "outside the input, excluded" };
   const showValues = cell >= READABLE_CELL;
   // What frame cell `d` ({r, c, coord, role}) of band `bi` holds: its value and the input element it is.
   function cellDatum(bi, d) {
@@ -112,6 +112,7 @@ export function createWindowDrawing(container, opts) {
   const fill = (d) => {
     if (d.role === "input") return d.value === undefined ? CELL.input : colorIn(d.value);
     if (d.role === "zero") return CELL.zero;
+    if (d.role === "outside") return CELL.outside;
     if (d.copy) return d.value === undefined ? "#e2e8f0" : colorIn(d.value);
     return "url(#pad-hatch)";
   };
@@ -123,7 +124,8 @@ export function createWindowDrawing(container, opts) {
       html += `<br>${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
     } else if (d.copy) {
       html += `<br>${escapeHtml(reading.say)}: ${escapeHtml(names.input)}[${[band.channel, ...d.src].join(", ")}]${d.value === undefined ? "" : ` = <code>${fmtFull(d.value)}</code>`}`;
-    } else if (d.role === "zero") html += " = 0";
+    } else if (d.role === "zero") html += `<br>a zero the stride inserts between the inputs (stride ${win.stride.join("×")}) = 0`;
+    else if (d.role === "outside") html += "<br>ceil_mode lets the last window hang past the input: torch reads nothing here and leaves it out";
     else html += `<br>${escapeHtml(reading.say)}${reading.text === "×" ? "" : ` = <code>${reading.text}</code>`}`;
     tooltip.show(event, html);
   }
@@ -131,11 +133,12 @@ export function createWindowDrawing(container, opts) {
   // Which cells carry text, and what: values when the cells are wide enough; padding always when ≥ 16 px.
   const hasText = (d) => {
     if (d.role === "zero") return cell >= 16;
+    if (d.role === "outside") return false;
     if (d.role === "padding" && !d.copy) return cell >= 16;
     return showValues && d.value !== undefined;
   };
-  const textOf = (d) => (d.role === "zero" ? "0" : d.role === "padding" && !d.copy ? reading.text : fmt(d.value, 2));
-  const stroke = { input: "#ffffff", padding: "#e2e8f0", zero: "#fde68a" };
+  const textOf = (d) => (d.role === "zero" ? "0" : d.role === "padding" && !d.copy ? reading.text : fmtCell(d.value));
+  const stroke = { input: "#ffffff", padding: "#e2e8f0", zero: "#fde68a", outside: "#cbd5e1" };
   let hatch = null;
   // Rows [r0, r1) of frame plane `f` on its canvas (origin at the plane's corner).
   function paintFrameRows(cv, f, r0, r1) {
@@ -159,7 +162,7 @@ export function createWindowDrawing(container, opts) {
   L.frames.forEach((f) => {
     const band = bands[f.band];
     const fg = g.append("g").attr("class", "frame").attr("data-band", f.band).attr("data-channel", band.channel);
-    const title = kind === "transposed" ? "stretched input" : win.padding.some((p) => p[0] || p[1]) ? "padded input" : "input";
+    const title = kind === "transposed" ? "stretched input" : hasPadding(win) ? "padded input" : "input";
     const chan = bands.length > 1 || win.channel_map ? ` · ${kind === "pool" ? "ch" : "in ch"} ${band.channel}` : "";
     const isFirstPlane = L.frames.findIndex((o) => o.band === f.band) === L.frames.indexOf(f);
     const head = fg.append("text").attr("x", f.x).attr("y", f.y - 8)
@@ -211,8 +214,9 @@ export function createWindowDrawing(container, opts) {
         .attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.6) * cell)
         .attr("text-anchor", "middle").attr("dominant-baseline", "central")
         .text(textOf)
-        .attr("font-size", function (d) {
-          return fitFont(this.textContent, cell, d.role === "input" || d.copy ? 10 : 12);
+        .style("font-size", function (d) {
+          // a style: the stylesheet's font-size would win over an attribute
+          return `${fitFont(this.textContent, cell, d.role === "input" || d.copy ? 10 : 12)}px`;
         })
         .attr("fill", (d) => (d.role === "input" || d.copy ? textOn(fill(d)) : null));
     }
@@ -313,8 +317,9 @@ export function createWindowDrawing(container, opts) {
     g.selectAll("text.kval").data(kernelCells.filter((d) => d.v !== undefined && d.v !== null)).join("text").attr("class", "kval")
       .attr("x", (d) => d.x + cell / 2).attr("y", (d) => d.y + cell / 2).attr("text-anchor", "middle").attr("dominant-baseline", "central")
       .attr("pointer-events", "none")
-      .text((d) => fmt(d.v, 2)).attr("font-size", function () {
-        return fitFont(this.textContent, cell, 10);
+      .text((d) => fmtCell(d.v)).style("font-size", function () {
+        // a style: the stylesheet's font-size would win over an attribute
+        return `${fitFont(this.textContent, cell, 10)}px`;
       })
       .attr("fill", (d) => textOn(kFill(d)));
 
@@ -395,7 +400,7 @@ export function createWindowDrawing(container, opts) {
     const fl = filled ? (outFills[i] ??= fillOut(d)) : CELL.pending;
     paintCell(outCanvas.ctx, d.c * cell, d.r * cell, cell, fl, cell >= 8 ? "#cbd5e1" : null);
     if (cell >= 24 && filled && d.value !== undefined) {
-      const t = fmt(d.value, 2);
+      const t = fmtCell(d.value);
       cellText(outCanvas.ctx, t, (d.c + 0.5) * cell, (d.r + 0.5) * cell, { size: fitFont(t, cell, 11), color: textOn(fl), family: font });
     }
   }
@@ -540,9 +545,10 @@ export function createWindowDrawing(container, opts) {
       outCurrent.attr("x", cur.x).attr("y", cur.y).attr("visibility", "visible");
     } else outSel.attr("fill", (d) => (d.step <= step ? fillOut(d) : CELL.pending)).classed("current", (d) => d.step === step);
     if (outText)
-      outText.text((d) => (d.step <= step && d.value !== undefined ? fmt(d.value, 2) : ""))
-        .attr("font-size", function () {
-          return fitFont(this.textContent, cell, 11);
+      outText.text((d) => (d.step <= step && d.value !== undefined ? fmtCell(d.value) : ""))
+        .style("font-size", function () {
+          // a style: the stylesheet's font-size would win over an attribute
+          return `${fitFont(this.textContent, cell, 11)}px`;
         })
         .attr("fill", (d) => (d.step <= step ? textOn(fillOut(d)) : "#0f172a"));
     const move = (sel) => (ms > 0 ? sel.transition("move").duration(ms).ease(d3.easeCubicInOut) : sel.interrupt("move"));

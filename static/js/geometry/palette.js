@@ -37,6 +37,7 @@ export const CELL = {
   input: "#dbeafe",
   padding: "#f3f4f6",
   zero: "#fef3c7",
+  outside: "#ffffff", // past the input (ceil_mode): torch reads nothing there
   window: "#f59e0b",
   output: "#bbf7d0",
   pending: "#ffffff",

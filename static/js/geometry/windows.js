@@ -5,6 +5,8 @@ import { prod, unravel, ravel } from "../util/format.js";
 
 // Each frame cell is an input cell, padding, or (transposed conv) a zero inserted between inputs.
 export function frameCellRole(coord, win) {
+  // ceil_mode: the last window may hang past the (padded) input; frame_map says −2 there
+  if (win.outside && coord.some((c, d) => win.frame_map?.[d]?.[c] === -2)) return "outside";
   const { input_origin: origin, input_step: step } = win.frame;
   let inside = true;
   let onGrid = true;
@@ -16,6 +18,12 @@ export function frameCellRole(coord, win) {
   }
   if (!inside) return "padding";
   return onGrid ? "input" : "zero";
+}
+
+// Whether the frame has padding around the input: the ceil_mode overhang past its end (frame_map −2)
+// is not padding, torch reads nothing there.
+export function hasPadding(win) {
+  return win.padding.some((p, d) => p[0] > 0 || p[1] - (win.frame_map?.[d]?.filter((v) => v === -2).length ?? 0) > 0);
 }
 
 export function frameToInput(coord, win) {

@@ -4,7 +4,7 @@
 //   field — where the child's config sits in the request: "layer.layers[1].body[0]"
 //   path  — the torch module path the trace uses:        "1.body.0"  (a child's "name" replaces its index)
 
-import { deepCopy } from "../util/format.js";
+import { deepCopy, minus } from "../util/format.js";
 
 // What the builder needs to know about containers comes from the catalog (GET /api/layers): whether a
 // type holds other layers (`container`), in which parameters and under which module path (`slots`),
@@ -468,6 +468,7 @@ function fmtArg(v) {
   if (Array.isArray(v)) return `(${v.map(fmtArg).join(", ")})`;
   if (typeof v === "object") return "{…}";
   if (typeof v === "boolean") return v ? "True" : "False";
+  if (typeof v === "number") return minus(String(v)); // "end=−1": one minus sign wherever numbers show
   return String(v);
 }
 

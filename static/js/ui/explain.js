@@ -17,9 +17,18 @@ function idx(a) {
   return a ? `[${a.join(", ")}]` : "pad";
 }
 
+// Where a term reads: an input element, padding, a zero the stride inserted, or past the input.
+function termIdx(t) {
+  if (t.input_index) return idx(t.input_index);
+  if (t.outside) return "outside";
+  if (t.inserted) return "inserted 0";
+  return "pad";
+}
+
 // "0.52·(−0.1) + 0.33·0.2 + … (27 terms) + 0.01 = 0.1234"
 function expansion(ex) {
-  const terms = ex.terms || [];
+  // the terms torch leaves out (count_include_pad=False, past the input with ceil_mode) are not listed
+  const terms = (ex.terms || []).filter((t) => !t.excluded);
   const shown = terms.slice(0, EXPANDED_TERMS);
   const more = terms.length - shown.length;
   const val = fmt(ex.manual ?? ex.value, 6);
@@ -29,7 +38,8 @@ function expansion(ex) {
       return `max(${xs.join(", ")}${more > 0 ? `, … ${more} more` : ""}) = ${val}`;
     }
     case "avg": {
-      const xs = shown.map((t) => fmtFactor(t.input));
+      // "(−1.1 + 0.5 + (−0.75)) / 4": a negative addend is bracketed, except the first
+      const xs = shown.map((t, i) => (i === 0 ? fmt(t.input) : fmtFactor(t.input)));
       return `(${xs.join(" + ")}${more > 0 ? ` + … ${more} more` : ""}) / ${ex.divisor} = ${val}`;
     }
     case "lp": {
@@ -49,6 +59,8 @@ function expansion(ex) {
 
 // What a padding term contributes, in the operation's own terms (the API's pad_value).
 function padTitle(ex, t) {
+  if (t.outside) return "outside the input (ceil_mode): torch leaves it out";
+  if (t.inserted) return "a zero the stride inserts between the inputs: contributes 0";
   if (t.excluded) return "a padding position: left out of the sum and the divisor";
   if (ex.operation === "max") return "a padding position: max pooling reads −∞ here";
   if (ex.operation === "avg") return "a padding position: adds 0, counted in the divisor";
@@ -57,6 +69,7 @@ function padTitle(ex, t) {
 
 function padCell(ex, t) {
   if (!t.padding) return null;
+  if (t.outside) return "outside, excluded";
   if (t.excluded) return "excluded";
   return ex.operation === "max" ? "−∞" : "0";
 }
@@ -76,12 +89,12 @@ function termsTable(ex) {
   table.append(thead);
   const body = h("tbody");
   terms.slice(0, MAX_ROWS).forEach((t, i) => {
-    const tr = h("tr", t.padding ? "padding" : i === ex.winner ? "winner" : "");
+    const tr = h("tr", t.outside ? "padding outside" : t.inserted ? "padding inserted" : t.padding ? "padding" : i === ex.winner ? "winner" : "");
     tr.dataset.term = String(i);
     const cells = [String(i)];
-    if (op === "bilinear") cells.push(idx(t.input_index), fmt(t.input), idx(t.weight_index), fmt(t.weight), idx(t.input2_index), fmt(t.input2), fmt(t.product));
-    else if (op === "max" || op === "avg" || op === "lp") cells.push(idx(t.input_index), padCell(ex, t) ?? fmt(t.input));
-    else cells.push(idx(t.input_index), padCell(ex, t) ?? fmt(t.input), idx(t.weight_index), fmt(t.weight), fmt(t.product));
+    if (op === "bilinear") cells.push(termIdx(t), fmt(t.input), idx(t.weight_index), fmt(t.weight), idx(t.input2_index), fmt(t.input2), fmt(t.product));
+    else if (op === "max" || op === "avg" || op === "lp") cells.push(termIdx(t), padCell(ex, t) ?? fmt(t.input));
+    else cells.push(termIdx(t), padCell(ex, t) ?? fmt(t.input), idx(t.weight_index), fmt(t.weight), fmt(t.product));
     for (const c of cells) tr.append(h("td", null, c));
     if (i === ex.winner) tr.title = "the element max pooling chose";
     if (t.padding) tr.title = padTitle(ex, t);
@@ -98,6 +111,10 @@ function termsTable(ex) {
   return wrap;
 }
 
+function manualDtype(ex) {
+  return ex.manual_dtype ?? "float64";
+}
+
 export function renderExplain(root, ex, { outputName, onUnpin }) {
   const body = root.querySelector("#explain-body");
   body.replaceChildren();
@@ -110,8 +127,9 @@ export function renderExplain(root, ex, { outputName, onUnpin }) {
   head.append(title, unpin);
   body.append(head);
   if (ex.text) body.append(h("p", "explain-text", ex.text));
+  // torch's value (the headline) and the hand computation differ in dtype, and so in the last digits
   const line = h("p", "expansion");
-  line.textContent = expansion(ex);
+  line.append(h("span", "k", `by hand (${manualDtype(ex)}): `), expansion(ex));
   // It scrolls sideways when long: keyboard users need to reach it.
   line.tabIndex = 0;
   body.append(line);
@@ -130,8 +148,8 @@ export function renderExplain(root, ex, { outputName, onUnpin }) {
   match.dataset.torch = String(toNumber(ex.value));
   match.dataset.match = String(Boolean(ex.match));
   match.append(
-    h("span", "k", "by hand "), h("code", "manual", fmtFull(ex.manual)),
-    h("span", "k", "  torch "), h("code", "torch", fmtFull(ex.value)),
+    h("span", "k", `by hand (${manualDtype(ex)}) `), h("code", "manual", fmtFull(ex.manual)),
+    h("span", "k", `  torch (${ex.dtype ?? "float32"}) `), h("code", "torch", fmtFull(ex.value)),
     h("span", "k", `  |Δ| ${fmt(ex.abs_error, 2)}  `),
     h("strong", null, ex.match ? "✓ match" : "✗ differ"),
   );

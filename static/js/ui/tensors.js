@@ -2,6 +2,7 @@
 // numbers when the tensor is small enough for the API to have sent them.
 
 import { drawHeatmap } from "../draw/heatmap.js";
+import { valueDomain } from "../geometry/heatmap.js";
 import { budgetYield } from "../util/schedule.js";
 import { fmt, shapeStr, toNumber } from "../util/format.js";
 
@@ -57,12 +58,21 @@ export async function renderTensors(root, run, opts = {}) {
     ["Parameters", "param", (run.params || []).map((p) => ({ ...p, name: p.name }))],
     ["Outputs", "output", run.outputs?.length ? run.outputs : run.output ? [run.output] : []],
   ];
-  return renderTensorGroups(root.querySelector("#tensors-body"), groups, opts);
+  return renderTensorGroups(root.querySelector("#tensors-body"), groups, { ...opts, root });
 }
 
 // The same cards for any list of [title, role, tensors] groups (the network view shows its output).
-export async function renderTensorGroups(body, groups, { cancelled = () => false, pause = budgetYield() } = {}) {
+// `sharedScale`: one colour scale for inputs and outputs; `root`: the panel whose toggle and data-scale follow it.
+export async function renderTensorGroups(body, groups, { cancelled = () => false, pause = budgetYield(), sharedScale = false, root = null } = {}) {
   body.replaceChildren();
+  // one scale for inputs and outputs (where they share units): the same value, the same colour
+  const shared = sharedScale ? groups.filter(([, role]) => role !== "param").flatMap(([, , list]) => list).map(valueDomain) : [];
+  const domain = shared.length ? [Math.min(...shared.map((d) => d[0])), Math.max(...shared.map((d) => d[1]))] : null;
+  if (root) {
+    root.dataset.scale = domain ? "shared" : "own";
+    const toggle = root.querySelector("#tensors-shared-scale");
+    if (toggle) toggle.checked = Boolean(domain);
+  }
   const pending = [];
   for (const [title, role, list] of groups) {
     if (!list.length) continue;
@@ -82,7 +92,7 @@ export async function renderTensorGroups(body, groups, { cancelled = () => false
     await pause();
     if (cancelled() || !c.art.isConnected) return false;
     const width = Math.max(160, c.host.clientWidth || 300);
-    const res = drawHeatmap(c.host, t, { width });
+    const res = drawHeatmap(c.host, t, { width, domain: domain && !c.art.classList.contains("role-param") ? domain : null });
     if (res.total > res.shown) c.art.append(h("p", "aside", `showing ${res.shown} of ${res.total} slices`));
     if (!res.full && res.step) c.art.append(h("p", "aside", `preview: every ${res.step.join("×")}-th element`));
     if (c.hasData && t.numel <= NUMBERS_LIMIT && t.numel > 0) {

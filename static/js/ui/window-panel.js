@@ -6,7 +6,7 @@ import { createWindowDrawing } from "../draw/windows.js";
 import { drawChannelMap } from "../draw/channels.js";
 import { valueColor } from "../draw/common.js";
 import { valueDomain } from "../geometry/heatmap.js";
-import { stepToOutput, outputToStep, sweepStride } from "../geometry/windows.js";
+import { stepToOutput, outputToStep, sweepStride, hasPadding } from "../geometry/windows.js";
 import { getAt, toNumber, fmt } from "../util/format.js";
 
 // Past this many steps the animation starts in fast mode (a row per step): 4,096 steps at 650 ms is 44 minutes.
@@ -28,9 +28,10 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     speed: $(root, "#win-speed"), step: $(root, "#win-step"), batch: $(root, "#win-batch"), channel: $(root, "#win-channel"),
     depth: $(root, "#win-depth"), drawing: $(root, "#win-drawing"),
     channels: $(root, "#win-channels"), caption: $(root, "#win-caption"), legendZero: $(root, ".legend li.zero"),
-    legendPad: $(root, ".legend li.pad .txt"),
+    legendPad: $(root, ".legend li.pad .txt"), legendOutside: $(root, ".legend li.outside"),
     pinLine: $(root, "#win-pin"), fast: $(root, "#win-fast"), valuesNote: $(root, "#win-values-note"),
     exportDepths: $(root, "#win-export .export-depths"), exportAllDepths: $(root, "#win-export-all-depths"),
+    sharedScale: $(root, "#win-shared-scale"),
   };
   el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
   // Speed and fast mode are the user's choices: they live in ui (and so in the link).
@@ -48,6 +49,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
   let pinned = null;
   let pinnedExplain = null;
   let request = null;
+  let sameUnits = false; // the catalog's word: input and output values share units
 
   const refreshControls = () => {
     if (!timeline) return;
@@ -84,6 +86,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
   el.batch.addEventListener("change", () => setUi({ batch: Number(el.batch.value) }));
   el.channel.addEventListener("change", () => setUi({ channel: Number(el.channel.value) }));
   el.depth.addEventListener("change", () => setUi({ depth: Number(el.depth.value) }));
+  el.sharedScale.addEventListener("change", () => setUi({ scale: el.sharedScale.checked ? "shared" : "own" }));
   // Space/arrow shortcuts while focus is inside the panel but not in a form control.
   root.addEventListener("keydown", (e) => {
     // Keys a part of the drawing handled (the output grid, the channel strip) are theirs alone.
@@ -179,6 +182,8 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     if (el.exportDepths) el.exportDepths.hidden = w.spatial_dims !== 3;
     if (w.spatial_dims === 3) fillSelect(el.depth, w.output_spatial[0], depth);
     el.legendZero.hidden = w.kind !== "transposed";
+    el.legendOutside.hidden = !w.outside;
+    el.legendPad.closest("li").hidden = !hasPadding(w); // no padding, no swatch
     const padLegend = { "-inf": "padding (reads −∞)", excluded: "padding (excluded)", copy: `padding (${w.padding_mode} copy)` }[w.pad_value];
     el.legendPad.textContent = padLegend ?? (w.kind === "pool" ? "padding (0, counted)" : "padding (0)");
 
@@ -193,10 +198,18 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     // 2-D and 3-D windows draw one input channel at a time (the strip chooses; ui.inChannel).
     const band = Math.max(0, src.bands.findIndex((b) => b.channel === ui.inChannel));
     const stripFocused = !!document.activeElement?.closest?.("#win-drawing .chan-strip");
+    // One scale for both where they share units (the catalog's same_units, or the user's choice), so
+    // the same value has the same colour on both sides; else each tensor uses its own range.
+    const shared = ui.scale === "shared" || (ui.scale !== "own" && sameUnits);
+    el.sharedScale.checked = shared;
+    root.dataset.scale = shared ? "shared" : "own";
+    const inDomain = src.inDomain ?? valueDomain(input);
+    const outDomain = src.outDomain ?? valueDomain(output);
+    const both = [Math.min(inDomain[0], outDomain[0]), Math.max(inDomain[1], outDomain[1])];
     drawing = createWindowDrawing(el.drawing, {
       win: w, width, depth, bands: src.bands, band, outputValue: src.outputValue, outChannel: channel,
       onBand: (b) => setUi({ inChannel: src.bands[b].channel }),
-      colorIn: valueColor(src.inDomain ?? valueDomain(input)), colorOut: valueColor(src.outDomain ?? valueDomain(output)),
+      colorIn: valueColor(shared ? both : inDomain), colorOut: valueColor(shared ? both : outDomain),
       colorW: valueColor(src.wDomain ?? [-1, 1]),
       names: { input: input.name || "input", output: output.name || "output" },
       paddingMode: request?.layer?.padding_mode,
@@ -247,7 +260,8 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       line.replaceChildren();
       return;
     }
-    const n = explain.terms?.length ?? 0;
+    // the cells torch counts: not those it leaves out (count_include_pad=False, past the input)
+    const n = explain.terms?.filter((t) => !t.excluded).length ?? 0;
     const what = { max: `max of ${n}`, avg: `mean of ${n} (÷${explain.divisor})`, lp: `Lp norm of ${n}` }[explain.operation] ?? `Σ of ${n} terms${explain.bias ? " + b" : ""}`;
     const a = document.createElement("a");
     a.href = "#explain-panel";
@@ -279,9 +293,10 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
   }
 
   return {
-    update(newRun, { layerType, request: req }) {
+    update(newRun, { layerType, request: req, sameUnits: same = false }) {
       run = newRun;
       request = req;
+      sameUnits = same;
       const w = run.windows;
       if (!w || w.omitted) {
         root.hidden = !w?.omitted;

@@ -12,25 +12,38 @@ export function toNumber(v) {
 
 const MINUS = "\u2212";
 
-// Short, readable number: tables and cells have little room, tooltips use fmtFull.
+// Short, readable number with `digits` significant digits (trailing zeros dropped): tables and
+// cells have little room, tooltips use fmtFull. Every minus sign is U+2212, the exponent's too.
 export function fmt(v, digits = 4) {
   const x = toNumber(v);
   if (Number.isNaN(x)) return "NaN";
   if (!Number.isFinite(x)) return x > 0 ? "∞" : `${MINUS}∞`;
   if (x === 0) return "0";
-  if (Number.isInteger(x) && Math.abs(x) < 1e6) return String(x).replace("-", MINUS);
+  if (Number.isInteger(x) && Math.abs(x) < 1e6) return minus(String(x));
   const a = Math.abs(x);
   let s;
-  if (a >= 1e5 || a < 1e-3) s = x.toExponential(Math.max(1, digits - 2));
+  if (a >= 1e5 || a < 1e-3) s = x.toExponential(Math.max(0, digits - 1)).replace(/\.?0+e/, "e");
+  else if (a >= 10 ** digits) s = x.toFixed(0); // 12346, not 1.235e4: whole digits are never fewer
   else s = x.toPrecision(digits);
   if (s.includes(".") && !s.includes("e")) s = s.replace(/0+$/, "").replace(/\.$/, "");
-  return s.replace("-", MINUS).replace("e+", "e").replace(`e${MINUS}`, `e${MINUS}`);
+  return minus(s.replace("e+", "e"));
+}
+
+// What a grid cell shows: at least four significant digits (100.5, −12.25, 17.5), the exact value
+// one hover away (fmtFull); drawings shrink the font to fit rather than round harder.
+export function fmtCell(v) {
+  return fmt(v, 4);
+}
+
+// Every hyphen-minus in a number's text as the minus sign (U+2212).
+export function minus(s) {
+  return String(s).replaceAll("-", MINUS);
 }
 
 export function fmtFull(v) {
   const x = toNumber(v);
   if (!Number.isFinite(x)) return fmt(x);
-  return String(x).replace("-", MINUS);
+  return minus(String(x));
 }
 
 // A signed factor for an expansion like "0.5·(−0.2)": negative factors need brackets.

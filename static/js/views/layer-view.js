@@ -99,10 +99,18 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   store.subscribe((state, prev, reason) => {
     if (reason === "ui" && state.ui !== prev.ui) {
-      const changed = ["channel", "batch", "depth", "inChannel"].some((k) => state.ui[k] !== prev.ui[k]);
+      const changed = ["channel", "batch", "depth", "inChannel", "scale"].some((k) => state.ui[k] !== prev.ui[k]);
       if (changed) windowPanel.uiChanged();
+      if (state.ui.scale !== prev.ui.scale && lastRun) renderTensors(panels.tensors, lastRun, { sharedScale: sharedScale() });
     }
   });
+
+  $("#tensors-shared-scale")?.addEventListener("change", (e) => store.update({ ui: { scale: e.target.checked ? "shared" : "own" } }, "ui"));
+  // One colour scale for inputs and outputs: the user's choice, else the catalog's same_units.
+  function sharedScale() {
+    const { scale } = store.get().ui;
+    return scale === "shared" || (scale !== "own" && Boolean(entry?.same_units));
+  }
 
   function diagramSvg() {
     return $("#diagram svg.drawing");
@@ -333,10 +341,10 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       await pause();
     } else await pause();
     if (stale()) return false;
-    windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest });
+    windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest, sameUnits: entry?.same_units ?? false });
     await pause();
     if (stale()) return false;
-    await renderTensors(panels.tensors, run, { cancelled: stale, pause }); // false also when a resize redrew them
+    await renderTensors(panels.tensors, run, { cancelled: stale, pause, sharedScale: sharedScale() }); // false also when a resize redrew them
     if (stale()) return false;
     if (pinOk) explain(p.index, p.output);
     else {
@@ -466,8 +474,8 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       if (!lastRun || Math.abs(w - lastWidth) < 8) return;
       lastWidth = w;
       drawDiagram(lastRun);
-      windowPanel.update(lastRun, { layerType: lastRun.type, request: lastRunRequest });
-      renderTensors(panels.tensors, lastRun);
+      windowPanel.update(lastRun, { layerType: lastRun.type, request: lastRunRequest, sameUnits: entry?.same_units ?? false });
+      renderTensors(panels.tensors, lastRun, { sharedScale: sharedScale() });
       const p = store.get().ui.pinned;
       if (p) diagram?.highlight(p.index);
     }, 150),

@@ -47,6 +47,11 @@ _ACTIVATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+#: activations whose output is a distribution over a dimension (probabilities or their logs), not
+#: the input's values mapped one by one: their outputs are not in the input's units
+_DISTRIBUTIONS = {"Softmax", "Softmin", "LogSoftmax", "Softmax2d"}
+
+
 def register(reg: Registry) -> None:
     for name, args in _ACTIVATIONS.items():
         convention = "(N, C, H, W)" if name == "Softmax2d" else "(*)"
@@ -54,7 +59,9 @@ def register(reg: Registry) -> None:
         overrides: dict[str, dict[str, Any]] = {}
         if name == "GELU":
             overrides["approximate"] = {"choices": ["none", "tanh"]}
-        torch_entry(reg, name, "activation", args, [inp(convention)], example, same, params=overrides)
+        spec = torch_entry(reg, name, "activation", args, [inp(convention)], example, same, params=overrides)
+        if name in _DISTRIBUTIONS:
+            spec.units_as_input = False
     torch_entry(
         reg,
         "GLU",

@@ -46,7 +46,8 @@ def bilinear(ctx: ShapeContext) -> list[list[Dim]]:
 
 
 def register(reg: Registry) -> None:
-    torch_entry(reg, "Identity", "linear", {}, [inp("(*)")], [shape(2, 3)], same)
+    # the output is the input itself
+    torch_entry(reg, "Identity", "linear", {}, [inp("(*)")], [shape(2, 3)], same).units_as_input = True
     torch_entry(
         reg,
         "Linear",
