@@ -182,7 +182,7 @@ def test_window_strip_hover_and_dataflow_diagram_have_no_serious_violations(page
     page.wait_for_function("() => document.querySelector('#win-drawing g.frame').dataset.channel === '1'")
     page.locator("#win-drawing rect.ocell[data-coord='1,1']").hover()
     assert page.locator("#win-drawing .win-lit rect.lit-win").count() == 9
-    found = serious(page)
+    found = audit(page)
     assert found == [], "\n".join(found)
     block = {
         "layer": {"type": "SimpleResidualBlock", "in_features": 10, "out_features": 20},
@@ -191,5 +191,5 @@ def test_window_strip_hover_and_dataflow_diagram_have_no_serious_violations(page
     }
     open_view(page, block)
     page.wait_for_function("() => document.querySelector('#diagram').dataset.kind === 'dataflow'")
-    found = serious(page)
+    found = audit(page)
     assert found == [], "\n".join(found)
