@@ -93,5 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # middleware still skips bodies under minimum_size and clients that do not send Accept-Encoding: gzip)
     app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
     app.add_middleware(middleware.JSONTrustedHost, allowed_hosts=settings.allowed_hosts)
+    # inside the security headers, outside everything that can be cancelled mid-request
+    app.add_middleware(middleware.CancelledAsJSON)
     app.add_middleware(middleware.SecurityHeaders)
     return app

@@ -12,12 +12,16 @@ CORS is off unless ``LAYER_EXPLORER_CORS_ORIGINS`` names origins (see :func:`app
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.service import ServerBusy
 
 # The app's pages: scripts, styles and fonts from this origin only. Style *attributes* stay allowed:
 # KaTeX writes its layout as inline style attributes and the SVG export copies computed styles onto
@@ -112,3 +116,48 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class CancelledAsJSON:
+    """A request cancelled before its answer started (SIGTERM's grace ran out while it ran) gets a JSON
+    503, not uvicorn's text/plain "Internal Server Error": every error this server sends is JSON."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except asyncio.CancelledError:
+            if started:  # half an answer cannot be replaced: uvicorn closes the connection
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # answered here: the cancellation has done its work
+            refusal = ServerBusy(
+                "the server is shutting down and stopped this request before it finished; send it again "
+                "(another instance, or this one once restarted, will answer)",
+                retry_after=1,
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": refusal.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", str(refusal.headers()["Retry-After"]).encode()),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": json.dumps(refusal.to_dict()).encode()})

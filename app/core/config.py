@@ -121,7 +121,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         plugins = tuple(p for p in os.environ.get("LAYER_EXPLORER_PLUGINS", "").replace(",", " ").split() if p)
         base = cls(
-            device=os.environ.get("LAYER_EXPLORER_DEVICE", "cpu"),
+            device=os.environ.get("LAYER_EXPLORER_DEVICE") or "cpu",
             memory_limit_bytes=_env_int("LAYER_EXPLORER_MEMORY_LIMIT", cls.memory_limit_bytes),
             max_body_bytes=_env_int("LAYER_EXPLORER_MAX_BODY", cls.max_body_bytes),
             max_elements=_env_int("LAYER_EXPLORER_MAX_ELEMENTS", cls.max_elements),

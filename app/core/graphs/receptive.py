@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from app.core.errors import InvalidRequest, NotExplainable, TooLarge
 from app.core.networks import graph as dataflow
 from app.core.running.execute import execute
 from app.core.schema import MAX_RANK, RunRequest, parse
+from app.core.torch_errors import TORCH_FAULTS, torch_message
 
 MASK_LIMIT = 4096
 DRAWS = 2
@@ -254,21 +256,58 @@ def _grads(values: dict[str, torch.Tensor], target: str, index: tuple[int, ...])
     return {k: g for k, g in zip(names, grads) if g is not None}
 
 
-def _inputs_for_grad(xs: list[torch.Tensor], dtype: torch.dtype | None, generator: torch.Generator | None):
+def _inputs_for_grad(
+    xs: list[torch.Tensor], kinds: list[str], dtype: torch.dtype | None, generator: torch.Generator | None
+) -> list[torch.Tensor]:
+    """Leaf copies of the inputs that autograd can follow: the real ones, or (with ``generator``) fresh
+    draws of the same kind (uniform, sign, binary, normal), so that a redrawn input keeps its layer's
+    rules: a probability stays in [0, 1), a variance stays positive, a ±1 target stays ±1."""
     out = []
-    for x in xs:
+    for x, kind in zip(xs, kinds):
         if not x.is_floating_point():
             raise NotExplainable(
                 "receptive fields need floating-point inputs (this layer takes indices)", field="inputs"
             )
         if generator is not None:
-            x = torch.randn(x.shape, generator=generator, dtype=torch.float64).to(x.device)
+            x = _draw(kind, tuple(x.shape), generator).to(x.device)
         else:
             x = x.detach().clone()
         if dtype is not None:
             x = x.to(dtype)
         out.append(x.requires_grad_(True))
     return out
+
+
+def _draw(kind: str, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """An input drawn like :func:`app.core.tensors.draw` draws it, from ``generator``, in float64."""
+    if kind == "uniform":
+        return torch.rand(shape, generator=generator, dtype=torch.float64)
+    if kind in ("sign", "binary"):
+        bits = torch.randint(0, 2, shape, generator=generator).to(torch.float64)
+        return bits * 2 - 1 if kind == "sign" else bits
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+# autograd refuses some arguments outright (a soft-margin loss's target): torch's message names them
+_NOT_DIFFERENTIABLE = re.compile(r"not differentiable with respect to argument '(\w+)'")
+
+
+def _record(
+    module: nn.Module, xs: list[torch.Tensor], names: list[str], frozen: set[int]
+) -> tuple[str, dict[str, torch.Tensor]]:
+    """:func:`dataflow.record` with autograd on every input but those torch will not differentiate,
+    which are added to ``frozen`` as torch names them (they take no part in the field)."""
+    while True:
+        for i, x in enumerate(xs):
+            x.requires_grad_(i not in frozen)
+        try:
+            return dataflow.record(module, xs)
+        except RuntimeError as exc:
+            found = _NOT_DIFFERENTIABLE.search(str(exc))
+            culprit = names.index(found.group(1)) if found and found.group(1) in names else None
+            if culprit is None or culprit in frozen:
+                raise
+            frozen.add(culprit)
 
 
 def _nested(t: torch.Tensor) -> Any:
@@ -453,27 +492,37 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         raise NotExplainable("this network's graph could not be captured", field="layer")
     _check_memory(graph, ex.module, settings)
 
-    # effective: the real weights and input
-    module = ex.module
-    xs = _inputs_for_grad(ex.inputs, None, None)
-    with torch.enable_grad():
-        method, values = dataflow.record(module, xs)
-        target = _target(values, graph, req)
-        index = _index(tuple(values[target].shape), req.index)
-        effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
+    kinds = [p.kind for p in ex.plan.inputs]
+    names = [i.name for i in ex.plan.spec.inputs]
+    frozen: set[int] = set()
+    try:
+        # effective: the real weights and input
+        module = ex.module
+        xs = _inputs_for_grad(ex.inputs, kinds, None, None)
+        with torch.enable_grad():
+            method, values = _record(module, xs, names, frozen)
+            target = _target(values, graph, req)
+            index = _index(tuple(values[target].shape), req.index)
+            effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
 
-    # structural: a dependency-equivalent twin, two random draws
-    twin = _structural_copy(module)
-    twin.train(module.training)
-    generator = torch.Generator().manual_seed(req.seed)
-    masks: dict[str, torch.Tensor] = {}
-    for _ in range(DRAWS):
-        zs = _inputs_for_grad(ex.inputs, torch.float64, generator)
-        with torch.enable_grad(), _DependencyMode():
-            _, tv = dataflow.record(twin, zs)
-            for k, g in _grads(tv, target, index).items():
-                hit = g != 0
-                masks[k] = masks[k] | hit if k in masks else hit
+        # structural: a dependency-equivalent twin, two random draws
+        twin = _structural_copy(module)
+        twin.train(module.training)
+        generator = torch.Generator().manual_seed(req.seed)
+        masks: dict[str, torch.Tensor] = {}
+        for _ in range(DRAWS):
+            zs = _inputs_for_grad(ex.inputs, kinds, torch.float64, generator)
+            with torch.enable_grad(), _DependencyMode():
+                _, tv = _record(twin, zs, names, frozen)
+                for k, g in _grads(tv, target, index).items():
+                    hit = g != 0
+                    masks[k] = masks[k] | hit if k in masks else hit
+    except TORCH_FAULTS as exc:
+        # the run itself succeeded: what failed is autograd through it, which some layers do not allow
+        raise NotExplainable(
+            f"the receptive field of {ex.plan.spec.type} cannot be traced with autograd: {torch_message(exc)}",
+            field="layer",
+        ) from None
 
     # only the target and what feeds it: an identity stand-in (ReLU, dropout) or an in-place op can make a
     # later node share the target's tensor
