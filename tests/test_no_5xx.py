@@ -52,9 +52,9 @@ def _post(api, path: str, raw: str):
         ),
     ],
 )
-def test_an_integer_past_int64_is_a_400_naming_its_field(api, number, path, template, field):
+def test_an_integer_past_int64_is_a_422_naming_its_field(api, number, path, template, field):
     r = _post(api, path, template % number)
-    assert r.status_code == 400, r.text
+    assert r.status_code == 422, r.text
     body = r.json()
     assert body["field"] == field
     assert body["detail"].startswith(f"{field}: ") and "2**63 - 1" in body["detail"]
@@ -62,7 +62,7 @@ def test_an_integer_past_int64_is_a_400_naming_its_field(api, number, path, temp
 
 def test_wide_numbers_inside_strings_are_only_text(api):
     r = api.post("/api/run", json={"layer": {"type": "ReLU", "name": "9" * 40}, "inputs": [{"shape": [1, 2]}]})
-    assert r.status_code != 400 or "out of range" not in r.text
+    assert r.status_code in (200, 422) and "out of range" not in r.text
 
 
 @pytest.mark.parametrize(

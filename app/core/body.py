@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.core.errors import BadRequest
+from app.core.errors import BadRequest, InvalidRequest
 
 MAX_DEPTH = 64
 
@@ -48,14 +48,14 @@ def decode_json(raw: bytes) -> Any:
 
 
 def check_integers(value: Any) -> None:
-    """Refuse an integer outside int64, naming where it is (``layer.in_features``, ``inputs[0].shape[1]``)."""
+    """Refuse (422) an integer outside int64, naming where it is (``layer.in_features``, ``inputs[0].shape[1]``)."""
     place = _wide_integer(value, "")
     if place is not None:
         field, number = place
         digits = str(abs(number))
         shown = digits if len(digits) <= 24 else f"{digits[:6]}…({len(digits)} digits)"
         sign = "-" if number < 0 else ""
-        raise BadRequest(
+        raise InvalidRequest(
             f"{field or 'the request body'}: {sign}{shown} is out of range; integers in a request must lie between "
             f"-2**63 and 2**63 - 1 (torch's 64-bit integers)",
             field=field or None,
