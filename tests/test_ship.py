@@ -614,6 +614,12 @@ def test_dockerfile_contract(dockerfile):
     # CPU torch by default, from the PyTorch CPU index; the CUDA image is a build argument away
     assert arg_defaults(deps)["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
     assert any('--index-url "${TORCH_INDEX}"' in r for r in deps.all("RUN"))
+    # ... and the release a build argument too (empty: the newest pyproject.toml allows), with the rest of
+    # the dependencies installed with torch held, so PyPI's CUDA build never replaces it
+    assert arg_defaults(deps)["TORCH_VERSION"] == ""
+    assert any('"torch==${TORCH_VERSION}"' in r and "-c /tmp/build/held.txt" in r for r in deps.all("RUN"))
+    # podman and buildah building OCI images ignore SHELL: no stage may depend on one
+    assert not any(stage.all("SHELL") for stage in stages) and "SHELL" not in global_args
     # the dependencies layer sees pyproject.toml only, so editing the source does not rebuild it
     assert [a.split()[0] for a in deps.all("COPY")] == ["pyproject.toml"]
     assert any("app" in a.split() for a in wheel.all("COPY")) and any("pip wheel" in r for r in wheel.all("RUN"))
