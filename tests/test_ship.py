@@ -9,6 +9,7 @@ port, since this machine is shared).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import copy
 import html.parser
@@ -36,6 +37,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from app.api.middleware import JSONTrustedHost
 from app.cli import available_cpus, threads_per_worker
 from app.core.config import Settings
 
@@ -159,8 +161,20 @@ def container_of(deploy: dict) -> dict:
     return c
 
 
-def k8s_env(container: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"]}
+#: the namespace the contract tests deploy into (the downward API's metadata.namespace)
+NAMESPACE = "teaching"
+
+
+def k8s_env(container: dict, namespace: str = NAMESPACE) -> dict[str, str]:
+    """The container's environment as the kubelet sets it: the downward API's namespace, and ``$(VAR)``
+    references to variables defined earlier in the list expanded (unknown ones stay as written)."""
+    env: dict[str, str] = {}
+    for e in container["env"]:
+        if "value" in e:
+            env[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), e["value"])
+        elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            env[e["name"]] = namespace
+    return env
 
 
 _UNITS = {
@@ -259,6 +273,20 @@ def _tree(pid: int) -> list[int]:
         out.append(p)
         todo.extend(_children(p))
     return out
+
+
+def tree_pss_bytes(pid: int) -> int:
+    """Proportional set size of a process and its descendants: shared pages split among their sharers,
+    so the sum is what the tree holds (what a cgroup charges), not each process's RSS added up."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Pss:\s+(\d+) kB", rollup, re.M)
+        total += int(m.group(1)) * 1024 if m else 0
+    return total
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -576,8 +604,14 @@ def test_deployment_memory_matches_the_server(installed, dockerfile, tmp_path):
     env = {**container_env(stages), **k8s_env(container)}
     resources = container["resources"]
     with serve(installed, container_command(stages), env, tmp_path) as server:
-        idle = tree_rss_bytes(server.proc.pid)
-        assert quantity_bytes(resources["requests"]["memory"]) >= idle
+        # the request is what a pod holds: the idle tree (PSS) and no more than one request's limit on top
+        idle = tree_pss_bytes(server.proc.pid)
+        request = quantity_bytes(resources["requests"]["memory"])
+        per_request = int(env["LAYER_EXPLORER_MEMORY_LIMIT"])
+        assert idle <= request <= idle + per_request, (
+            f"requests.memory {request / 2**20:.0f} MiB: measured idle {idle / 2**20:.0f} MiB (PSS), "
+            f"so between that and {(idle + per_request) / 2**20:.0f} MiB"
+        )
         _check_memory_limit(server, env, quantity_bytes(resources["limits"]["memory"]), "Deployment limits.memory")
 
 
@@ -767,6 +801,69 @@ def test_deployment_contract(path, dockerfile):
     assert int(k8s_env(c)["LAYER_EXPLORER_MEMORY_BUDGET"]) < quantity_bytes(res["limits"]["memory"])
     labels = pod and doc["spec"]["template"]["metadata"]["labels"]
     assert doc["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_hpa_owns_the_scale():
+    """A replicas field would reset the HPA's scale on every kubectl apply."""
+    doc = deployment(KUBERNETES / "deployment.yaml")
+    (hpa,) = load_manifests(KUBERNETES / "hpa.yaml")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == doc["metadata"]["name"]
+    assert "replicas" not in doc["spec"]
+
+
+@pytest.mark.parametrize(
+    ("path", "service_path"),
+    [
+        (KUBERNETES / "deployment.yaml", KUBERNETES / "service.yaml"),
+        (KUBERNETES / "gpu" / "deployment.yaml", KUBERNETES / "gpu" / "service.yaml"),
+    ],
+    ids=["cpu", "gpu"],
+)
+@pytest.mark.parametrize("namespace", ["default", "teaching"])
+def test_the_service_dns_names_are_allowed_hosts(path, service_path, namespace, monkeypatch):
+    """Every name the cluster DNS gives the Service passes the server's own Host check (with a port, too)."""
+    (service,) = load_manifests(service_path)
+    name = service["metadata"]["name"]
+    env = k8s_env(container_of(deployment(path)), namespace)
+    # read as the server reads it, from the environment the kubelet gives the pod
+    monkeypatch.setenv("LAYER_EXPLORER_ALLOWED_HOSTS", env["LAYER_EXPLORER_ALLOWED_HOSTS"])
+    settings = Settings.from_env()
+    assert not any("$(" in h for h in settings.allowed_hosts), settings.allowed_hosts
+
+    async def ok(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guarded = JSONTrustedHost(ok, allowed_hosts=settings.allowed_hosts)
+
+    def status(host: str) -> int:
+        async def go() -> int:
+            transport = httpx.ASGITransport(app=guarded)
+            async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
+                return (await client.get("/readyz")).status_code
+
+        return asyncio.run(go())
+
+    names = [name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
+    for host in ["localhost", *names, f"{names[-1]}:8000"]:
+        assert status(host) == 204, host
+    # ... and nothing else: another namespace's service of the same name, or an outside host
+    assert status(f"{name}.elsewhere.svc.cluster.local") == 400
+    assert status("evil.example.com") == 400
+
+
+@pytest.mark.parametrize(
+    "path", [KUBERNETES / "deployment.yaml", KUBERNETES / "gpu" / "deployment.yaml"], ids=["cpu", "gpu"]
+)
+def test_pods_keep_serving_while_the_endpoints_drop_them(path):
+    """preStop delays SIGTERM until the endpoints have stopped routing to the pod; the grace period covers
+    that delay and the server's own drain of requests in flight."""
+    doc = deployment(path)
+    c = container_of(doc)
+    command = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and 1 <= int(command[1]) <= 15
+    drain = Settings.from_env().shutdown_grace_s
+    assert doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > int(command[1]) + drain
 
 
 def test_gpu_variant_asks_for_a_gpu_and_runs_cuda():
