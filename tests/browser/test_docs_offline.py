@@ -1,0 +1,21 @@
+"""/docs renders Swagger UI in a real browser with every request answered by this server."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+
+def test_swagger_ui_renders_from_this_server_alone(page, base_url):
+    hosts: set[str] = set()
+    page.on("request", lambda req: hosts.add(urlsplit(req.url).netloc) if req.url.startswith("http") else None)
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if urlsplit(route.request.url).netloc == urlsplit(base_url).netloc else route.abort()
+        ),
+    )
+    page.goto(f"{base_url}/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "Layer Explorer" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector("#operations-run-run_api_run_post, .opblock-summary-path[data-path='/api/run']")
+    assert hosts == {urlsplit(base_url).netloc}
