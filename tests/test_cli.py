@@ -14,6 +14,15 @@ from uvicorn.importer import import_from_string
 from app import cli
 from app.core import config
 
+#: the real check, for the test of a taken port (the others run with the port taken or not: another
+#: server on this machine may hold the default port 8000)
+REAL_PORT_PROBLEM = cli.port_problem
+
+
+@pytest.fixture(autouse=True)
+def _any_port(monkeypatch):
+    monkeypatch.setattr(cli, "port_problem", lambda host, port: None)
+
 
 @pytest.fixture(autouse=True)
 def _isolate():
@@ -177,6 +186,7 @@ def test_help_lists_every_setting_including_the_environment_only_ones(capsys):
 
 
 def test_a_taken_port_is_refused_before_anything_starts(monkeypatch, capfd):
+    monkeypatch.setattr(cli, "port_problem", REAL_PORT_PROBLEM)
     seen: dict = {}
     monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
     with socket.socket() as taken:
