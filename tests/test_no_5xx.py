@@ -102,6 +102,14 @@ def test_openapi_says_exactly_one_of_shape_and_data(api):
         assert (r.status_code == 200) == ok, r.text
 
 
+@pytest.mark.parametrize("path", ["/api/run", "/api/shape", "/api/explain"])
+def test_an_input_too_large_for_any_memory_is_the_memory_413(api, path):
+    body = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2**63 - 1, 2**63 - 1]}], "index": [0, 0]}
+    r = api.post(path, json=body if path == "/api/explain" else {k: v for k, v in body.items() if k != "index"})
+    assert r.status_code == 413, r.text
+    assert r.json()["field"] == "inputs" and r.json()["detail"].startswith("the inputs would take ")
+
+
 @pytest.mark.parametrize("path", ["/api/run", "/api/shape"])
 def test_a_parameter_too_large_for_any_memory_is_the_memory_413(api, path):
     body = {"layer": {"type": "Linear", "in_features": 2**40, "out_features": 2**40}, "inputs": [{"shape": [1, 4]}]}

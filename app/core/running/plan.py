@@ -173,7 +173,10 @@ def plan_request(
 
     input_bytes = sum(tensor_bytes(p.shape, p.dtype) for p in plans)
     limit = settings.memory_limit_bytes if enforce_limit else float("inf")
-    if input_bytes > limit:
+    # past int64 bytes torch cannot describe a tensor at all, not even on the meta device: too large for
+    # /api/shape as well, which otherwise allocates nothing
+    unrepresentable = any(tensor_bytes(p.shape, p.dtype) > 2**63 - 1 for p in plans)
+    if input_bytes > limit or unrepresentable:
         raise refuse(
             f"the inputs would take {human(input_bytes)}", input_bytes, settings.memory_limit_bytes, field="inputs"
         )
