@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -909,3 +910,31 @@ def test_every_shipped_setting_is_documented(dockerfile):
     assert len(settings) >= 8
     for name in sorted(settings):
         assert f"`{name}`" in readme, f"{name} is used by the shipped files but not documented in README.md"
+
+
+# ---------------------------------------------------------------------------------------------
+# the quick start: two commands, a CPU torch on any fresh machine, CI running the second verbatim
+# ---------------------------------------------------------------------------------------------
+
+CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
+def _quick_start() -> list[str]:
+    section = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return [block.strip().splitlines()[-1] for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
+
+
+def test_the_quick_start_installs_a_cpu_torch_and_ci_runs_its_second_command():
+    install, test = _quick_start()
+    # the CPU wheel index as an extra index: its +cpu wheels outrank PyPI's CUDA build of the same release
+    for command in (install, test):
+        assert CPU_INDEX in command and "--index-url" not in command.replace("--extra-index-url", "")
+    assert install.endswith(".venv/bin/layer-explorer") and test.endswith(".venv/bin/python -m pytest")
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test in ci, "'.ci/run' must run the README's second quick-start command verbatim"
+
+
+def test_torch_is_a_range_from_2_11():
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    (torch_req,) = [d for d in deps if re.match(r"torch\b", d)]
+    assert "==" not in torch_req and ">=2.11" in torch_req and "<" in torch_req
