@@ -8,7 +8,11 @@
 # and the NVIDIA Container Toolkit):
 #
 #   docker build -t layer-explorer:cuda --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 \
-#       --build-arg DEVICE=cuda .
+#       --build-arg DEVICE=cuda .          # add --build-arg TORCH_VERSION=2.12.0 to choose the release
+#
+# HEALTHCHECK is a Docker-format instruction: podman and buildah building OCI images (their default)
+# drop it with a warning; build with --format docker to keep it. Kubernetes ignores it either way and
+# uses the Deployment's probes.
 #   docker run --rm --gpus all -p 127.0.0.1:8000:8000 layer-explorer:cuda
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -17,19 +21,26 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS deps
 # the wheel index torch comes from: CPU-only by default, so the image carries no CUDA libraries
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# the torch release to take from it: empty = the newest that pyproject.toml allows and the index has;
+# set it (e.g. 2.12.0) where an index lacks that one. Keep it within pyproject.toml's range: the
+# second step installs the rest with torch held at what the first installed, and fails otherwise.
+ARG TORCH_VERSION=
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN python -m venv /opt/venv
 COPY pyproject.toml /tmp/build/pyproject.toml
-# torch (its version pinned in pyproject.toml) from TORCH_INDEX only, then the rest from PyPI;
-# installing torch first means the second step finds it satisfied and never pulls a CUDA build.
+# torch from TORCH_INDEX only, then the rest from PyPI with torch held where it is, so that the second
+# step never replaces it with PyPI's (CUDA) build. No pipes here: podman and buildah building OCI
+# images ignore SHELL, so no RUN relies on one.
 RUN python -c "import tomllib; print(*tomllib.load(open('/tmp/build/pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
     > /tmp/build/requirements.txt
-RUN grep -E '^torch[=<>~! ]' /tmp/build/requirements.txt > /tmp/build/torch.txt \
+RUN if [ -n "${TORCH_VERSION}" ]; then echo "torch==${TORCH_VERSION}" > /tmp/build/torch.txt; \
+    else grep -E '^torch[=<>~! ]' /tmp/build/requirements.txt > /tmp/build/torch.txt; fi \
     && /opt/venv/bin/pip install --no-cache-dir --index-url "${TORCH_INDEX}" -r /tmp/build/torch.txt \
-    && /opt/venv/bin/pip install --no-cache-dir -r /tmp/build/requirements.txt \
+    && /opt/venv/bin/python -c "from importlib.metadata import version; print('torch==' + version('torch'))" \
+    > /tmp/build/held.txt \
+    && /opt/venv/bin/pip install --no-cache-dir -r /tmp/build/requirements.txt -c /tmp/build/held.txt \
     && rm -rf /tmp/build
 
 # ---- wheel: build the project's wheel (app/ plus static/ and templates/ inside the package)

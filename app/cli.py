@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
+import textwrap
 
 import uvicorn
 
 from app import serving
-from app.core.config import Settings, threads_per_worker
+from app.core.config import ENVIRONMENT_ONLY, Settings, threads_per_worker
 from app.core.config import machine_cpus as available_cpus
 
 #: the import string uvicorn loads in each server process (a factory: called once per process)
@@ -32,10 +34,17 @@ def _env_int(name: str, default: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    width = max(len(name) for name in ENVIRONMENT_ONLY)
     parser = argparse.ArgumentParser(
         prog="layer-explorer",
         description="Serve the Layer Explorer web app and API. Every option can also be set through the "
         "environment variable named in its help.",
+        epilog="settings read from the environment only:\n"
+        + "\n".join(
+            textwrap.fill(what, 100, initial_indent=f"  {name:<{width}}  ", subsequent_indent=" " * (width + 4))
+            for name, what in ENVIRONMENT_ONLY.items()
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--host",
@@ -108,6 +117,26 @@ def server_environment(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (taken, not an address here), or None.
+
+    Checked before anything starts: uvicorn binds only after the app's start-up, so a taken port would
+    otherwise be found after the worker processes had imported torch.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return exc.strerror
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -115,6 +144,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--http-workers must be at least 1")
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
+    access_log = Settings.from_env().access_log
+    if access_log not in ("quiet", "all", "off"):
+        parser.error(f"LAYER_EXPLORER_ACCESS_LOG must be quiet, all or off; got {access_log!r}")
+    problem = port_problem(args.host, args.port)
+    if problem:
+        parser.exit(
+            2,
+            f"layer-explorer: cannot listen on {args.host}:{args.port}: {problem} (is another server running "
+            "there? choose a port with --port or LAYER_EXPLORER_PORT)\n",
+        )
     os.environ.update(server_environment(args))
     # timeouts, head size and SIGTERM grace (app/serving.py)
     options = serving.uvicorn_options(Settings.from_env())

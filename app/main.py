@@ -21,6 +21,7 @@ from app.api import (
     animate,
     delivery,
     devices,
+    docs,
     errors,
     health,
     imports,
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Build any torch.nn layer from JSON, run it, predict its shapes, explain any output element.",
         lifespan=lifespan,
+        # /docs is app.api.docs (Swagger UI from vendored assets); FastAPI's pages would load it from a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # the catalog is plain data here (for /api/layers); the torch work runs in the pool's workers
@@ -72,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.static_version = delivery.static_version(STATIC_DIR)
     app.state.modules = delivery.module_graph(STATIC_DIR)
     errors.install(app)
-    for module in (health, devices, layers, presets, run, imports, receptive_field, animate, pages):
+    for module in (health, devices, layers, presets, run, imports, receptive_field, animate, pages, docs):
         app.include_router(module.router)
     app.mount(
         f"/static/v/{app.state.static_version}",
@@ -93,5 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # middleware still skips bodies under minimum_size and clients that do not send Accept-Encoding: gzip)
     app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
     app.add_middleware(middleware.JSONTrustedHost, allowed_hosts=settings.allowed_hosts)
+    # inside the security headers, outside everything that can be cancelled mid-request
+    app.add_middleware(middleware.CancelledAsJSON)
     app.add_middleware(middleware.SecurityHeaders)
     return app

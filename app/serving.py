@@ -14,8 +14,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import logging
 from typing import Any
 
+import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app.core.config import Settings
@@ -66,6 +69,36 @@ class HeaderTimeoutH11(H11Protocol):
         super().connection_lost(exc)
 
 
+#: paths whose successful answers the quiet access log leaves out: a page load fetches dozens of static
+#: files, and a kubelet probes every few seconds
+QUIET_PREFIXES = ("/static/",)
+QUIET_PATHS = ("/healthz", "/readyz")
+
+
+class QuietAccess(logging.Filter):
+    """uvicorn's access log, less static files and passing health probes (errors are always logged)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn's access record: (client, method, path with query, HTTP version, status)
+        if not isinstance(args, tuple) or len(args) != 5:
+            return True
+        path, status = str(args[2]).split("?", 1)[0], args[4]
+        if isinstance(status, int) and status >= 400:
+            return True
+        return not (path.startswith(QUIET_PREFIXES) or path in QUIET_PATHS)
+
+
+def log_config(mode: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, with :class:`QuietAccess` on the access log unless ``mode`` is
+    "all". A dict (not a filter added here), so each HTTP worker process applies it too."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    if mode != "all":
+        config.setdefault("filters", {})["quiet"] = {"()": "app.serving.QuietAccess"}
+        config["handlers"]["access"]["filters"] = ["quiet"]
+    return config
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config`` that apply these limits."""
     # a class attribute, not a subclass made here: with several HTTP workers uvicorn pickles its config,
@@ -76,4 +109,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": KEEP_ALIVE_S,
         "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
         "timeout_graceful_shutdown": max(1, round(settings.shutdown_grace_s)),
+        "log_config": log_config(settings.access_log),
+        "access_log": settings.access_log != "off",
     }

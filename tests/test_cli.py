@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
+from pathlib import Path
 
 import pytest
 import torch
 from uvicorn.importer import import_from_string
 
 from app import cli
+from app.core import config
+
+#: the real check, for the test of a taken port (the others run with the port taken or not: another
+#: server on this machine may hold the default port 8000)
+REAL_PORT_PROBLEM = cli.port_problem
+
+
+@pytest.fixture(autouse=True)
+def _any_port(monkeypatch):
+    monkeypatch.setattr(cli, "port_problem", lambda host, port: None)
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +172,64 @@ def test_available_cpus_honours_the_cgroup_quota(tmp_path, cpu_max, cap):
 def test_threads_per_worker_never_oversubscribes(cpus, workers, threads):
     assert cli.threads_per_worker(cpus, workers) == threads
     assert cli.threads_per_worker(cpus, workers) * workers <= max(cpus, workers)
+
+
+def test_help_lists_every_setting_including_the_environment_only_ones(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    # every variable the settings read, with or without a command-line option
+    names = set(re.findall(r"LAYER_EXPLORER_[A-Z_]+[A-Z]", Path(config.__file__).read_text()))
+    assert {"LAYER_EXPLORER_WORKERS", "LAYER_EXPLORER_MEMORY_BUDGET", "LAYER_EXPLORER_QUEUE"} <= names
+    missing = sorted(name for name in names if name not in text)
+    assert not missing, f"--help does not mention {missing}"
+
+
+def test_a_taken_port_is_refused_before_anything_starts(monkeypatch, capfd):
+    monkeypatch.setattr(cli, "port_problem", REAL_PORT_PROBLEM)
+    seen: dict = {}
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["--port", str(port), "--http-workers", "2"])
+    assert exc.value.code == 2
+    err = capfd.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err and "Traceback" not in err
+    assert not seen  # neither uvicorn nor the start-up check ran: no worker imported torch
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        (
+            "from app.plugins import register_layer\n\n\n@register_layer\nclass Broken(torch.nn.Module):\n    pass\n",
+            "NameError: name 'torch' is not defined (broken_plugin.py, line 5)",
+        ),
+        ("raise RuntimeError('no licence file')\n", "RuntimeError: no licence file (broken_plugin.py, line 1)"),
+        ("def f(:\n", "SyntaxError"),
+    ],
+    ids=["NameError", "RuntimeError", "SyntaxError"],
+)
+def test_a_plugin_that_raises_on_import_is_one_clean_line(monkeypatch, capfd, tmp_path, source, words, workers):
+    plugin = tmp_path / "broken_plugin.py"
+    plugin.write_text(source)
+    seen: dict = {}
+    monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
+    monkeypatch.delenv("LAYER_EXPLORER_PLUGINS", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--plugin", str(plugin), "--http-workers", str(workers), "--port", str(_free_port())])
+    assert exc.value.code == 2
+    err = capfd.readouterr().err
+    assert f"layer-explorer: plugin '{plugin}' failed while it was imported: " in err
+    assert words in err and "Traceback" not in err
+    assert "app" not in seen
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

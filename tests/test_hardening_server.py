@@ -39,7 +39,7 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, **extra_env: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.pidfile = tmp / "worker.pid"
@@ -53,6 +53,7 @@ class Server:
             "LAYER_EXPLORER_BODY_TIMEOUT": "1",
             "LAYER_EXPLORER_HEADER_TIMEOUT": "1",
             "LAYER_EXPLORER_TEST_PIDFILE": str(self.pidfile),
+            **extra_env,
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "--port", str(self.port)],
@@ -202,3 +203,35 @@ def test_sigterm_drains_and_exits(server):
     assert "Application shutdown complete" in log and "Finished server process" in log
     children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout
     assert children.strip() == ""
+
+
+def test_past_the_grace_a_request_gets_json_and_the_stop_is_clean(tmp_path):
+    """SIGTERM with a request that outlasts the grace: it is cancelled with a JSON 503 (not uvicorn's
+    text/plain 500), the process stops without a leaked semaphore, and the access log kept only the
+    lines worth reading (no static files, no passing probes)."""
+    server = Server(tmp_path, LAYER_EXPLORER_SHUTDOWN_GRACE="1", LAYER_EXPLORER_TIMEOUT="60")
+    try:
+        page = httpx.get(f"{server.url}/", timeout=30)
+        assert page.status_code == 200
+        for asset in ("/static/css/app.css", "/static/js/api.js"):
+            assert httpx.get(f"{server.url}{asset}", timeout=30).status_code == 200
+        assert httpx.get(f"{server.url}/static/no-such-file.js", timeout=30).status_code == 404
+        with ThreadPoolExecutor(1) as ex:
+            started = time.time() - 0.01
+            in_flight = ex.submit(server.post, spin(30))
+            server.worker_pid(started)
+            server.proc.send_signal(signal.SIGTERM)
+            r = in_flight.result()
+        code = server.proc.wait(timeout=30)
+    finally:
+        server.stop()
+    assert r.status_code == 503 and r.headers["content-type"] == "application/json", r.text
+    assert r.json()["error"] == "server_busy" and "shutting down" in r.json()["detail"]
+    log = server.log.read_text()
+    assert code in (0, -signal.SIGTERM), log[-2000:]
+    assert "Finished server process" in log and "leaked semaphore" not in log, log[-2000:]
+    access = [line for line in log.splitlines() if '" 200' in line or '" 404' in line or '" 503' in line]
+    assert any('"GET / HTTP/1.1" 200' in line for line in access), access
+    assert any("/static/no-such-file.js" in line for line in access), access  # errors are always logged
+    assert not any(("/static/css/" in line or "/static/js/" in line) for line in access), access
+    assert not any('"GET /readyz HTTP/1.1" 200' in line for line in access), access

@@ -9,6 +9,7 @@ port, since this machine is shared).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import copy
 import html.parser
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from app.api.middleware import JSONTrustedHost
 from app.cli import available_cpus, threads_per_worker
 from app.core.config import Settings
 
@@ -159,8 +162,20 @@ def container_of(deploy: dict) -> dict:
     return c
 
 
-def k8s_env(container: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"]}
+#: the namespace the contract tests deploy into (the downward API's metadata.namespace)
+NAMESPACE = "teaching"
+
+
+def k8s_env(container: dict, namespace: str = NAMESPACE) -> dict[str, str]:
+    """The container's environment as the kubelet sets it: the downward API's namespace, and ``$(VAR)``
+    references to variables defined earlier in the list expanded (unknown ones stay as written)."""
+    env: dict[str, str] = {}
+    for e in container["env"]:
+        if "value" in e:
+            env[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), e["value"])
+        elif e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            env[e["name"]] = namespace
+    return env
 
 
 _UNITS = {
@@ -259,6 +274,20 @@ def _tree(pid: int) -> list[int]:
         out.append(p)
         todo.extend(_children(p))
     return out
+
+
+def tree_pss_bytes(pid: int) -> int:
+    """Proportional set size of a process and its descendants: shared pages split among their sharers,
+    so the sum is what the tree holds (what a cgroup charges), not each process's RSS added up."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Pss:\s+(\d+) kB", rollup, re.M)
+        total += int(m.group(1)) * 1024 if m else 0
+    return total
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -576,8 +605,14 @@ def test_deployment_memory_matches_the_server(installed, dockerfile, tmp_path):
     env = {**container_env(stages), **k8s_env(container)}
     resources = container["resources"]
     with serve(installed, container_command(stages), env, tmp_path) as server:
-        idle = tree_rss_bytes(server.proc.pid)
-        assert quantity_bytes(resources["requests"]["memory"]) >= idle
+        # the request is what a pod holds: the idle tree (PSS) and no more than one request's limit on top
+        idle = tree_pss_bytes(server.proc.pid)
+        request = quantity_bytes(resources["requests"]["memory"])
+        per_request = int(env["LAYER_EXPLORER_MEMORY_LIMIT"])
+        assert idle <= request <= idle + per_request, (
+            f"requests.memory {request / 2**20:.0f} MiB: measured idle {idle / 2**20:.0f} MiB (PSS), "
+            f"so between that and {(idle + per_request) / 2**20:.0f} MiB"
+        )
         _check_memory_limit(server, env, quantity_bytes(resources["limits"]["memory"]), "Deployment limits.memory")
 
 
@@ -614,6 +649,12 @@ def test_dockerfile_contract(dockerfile):
     # CPU torch by default, from the PyTorch CPU index; the CUDA image is a build argument away
     assert arg_defaults(deps)["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
     assert any('--index-url "${TORCH_INDEX}"' in r for r in deps.all("RUN"))
+    # ... and the release a build argument too (empty: the newest pyproject.toml allows), with the rest of
+    # the dependencies installed with torch held, so PyPI's CUDA build never replaces it
+    assert arg_defaults(deps)["TORCH_VERSION"] == ""
+    assert any('"torch==${TORCH_VERSION}"' in r and "-c /tmp/build/held.txt" in r for r in deps.all("RUN"))
+    # podman and buildah building OCI images ignore SHELL: no stage may depend on one
+    assert not any(stage.all("SHELL") for stage in stages) and "SHELL" not in global_args
     # the dependencies layer sees pyproject.toml only, so editing the source does not rebuild it
     assert [a.split()[0] for a in deps.all("COPY")] == ["pyproject.toml"]
     assert any("app" in a.split() for a in wheel.all("COPY")) and any("pip wheel" in r for r in wheel.all("RUN"))
@@ -763,6 +804,69 @@ def test_deployment_contract(path, dockerfile):
     assert doc["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
+def test_the_hpa_owns_the_scale():
+    """A replicas field would reset the HPA's scale on every kubectl apply."""
+    doc = deployment(KUBERNETES / "deployment.yaml")
+    (hpa,) = load_manifests(KUBERNETES / "hpa.yaml")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == doc["metadata"]["name"]
+    assert "replicas" not in doc["spec"]
+
+
+@pytest.mark.parametrize(
+    ("path", "service_path"),
+    [
+        (KUBERNETES / "deployment.yaml", KUBERNETES / "service.yaml"),
+        (KUBERNETES / "gpu" / "deployment.yaml", KUBERNETES / "gpu" / "service.yaml"),
+    ],
+    ids=["cpu", "gpu"],
+)
+@pytest.mark.parametrize("namespace", ["default", "teaching"])
+def test_the_service_dns_names_are_allowed_hosts(path, service_path, namespace, monkeypatch):
+    """Every name the cluster DNS gives the Service passes the server's own Host check (with a port, too)."""
+    (service,) = load_manifests(service_path)
+    name = service["metadata"]["name"]
+    env = k8s_env(container_of(deployment(path)), namespace)
+    # read as the server reads it, from the environment the kubelet gives the pod
+    monkeypatch.setenv("LAYER_EXPLORER_ALLOWED_HOSTS", env["LAYER_EXPLORER_ALLOWED_HOSTS"])
+    settings = Settings.from_env()
+    assert not any("$(" in h for h in settings.allowed_hosts), settings.allowed_hosts
+
+    async def ok(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guarded = JSONTrustedHost(ok, allowed_hosts=settings.allowed_hosts)
+
+    def status(host: str) -> int:
+        async def go() -> int:
+            transport = httpx.ASGITransport(app=guarded)
+            async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
+                return (await client.get("/readyz")).status_code
+
+        return asyncio.run(go())
+
+    names = [name, f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
+    for host in ["localhost", *names, f"{names[-1]}:8000"]:
+        assert status(host) == 204, host
+    # ... and nothing else: another namespace's service of the same name, or an outside host
+    assert status(f"{name}.elsewhere.svc.cluster.local") == 400
+    assert status("evil.example.com") == 400
+
+
+@pytest.mark.parametrize(
+    "path", [KUBERNETES / "deployment.yaml", KUBERNETES / "gpu" / "deployment.yaml"], ids=["cpu", "gpu"]
+)
+def test_pods_keep_serving_while_the_endpoints_drop_them(path):
+    """preStop delays SIGTERM until the endpoints have stopped routing to the pod; the grace period covers
+    that delay and the server's own drain of requests in flight."""
+    doc = deployment(path)
+    c = container_of(doc)
+    command = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and 1 <= int(command[1]) <= 15
+    drain = Settings.from_env().shutdown_grace_s
+    assert doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > int(command[1]) + drain
+
+
 def test_gpu_variant_asks_for_a_gpu_and_runs_cuda():
     c = container_of(deployment(KUBERNETES / "gpu" / "deployment.yaml"))
     assert c["image"].endswith(":cuda")
@@ -806,3 +910,31 @@ def test_every_shipped_setting_is_documented(dockerfile):
     assert len(settings) >= 8
     for name in sorted(settings):
         assert f"`{name}`" in readme, f"{name} is used by the shipped files but not documented in README.md"
+
+
+# ---------------------------------------------------------------------------------------------
+# the quick start: two commands, a CPU torch on any fresh machine, CI running the second verbatim
+# ---------------------------------------------------------------------------------------------
+
+CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
+def _quick_start() -> list[str]:
+    section = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return [block.strip().splitlines()[-1] for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
+
+
+def test_the_quick_start_installs_a_cpu_torch_and_ci_runs_its_second_command():
+    install, test = _quick_start()
+    # the CPU wheel index as an extra index: its +cpu wheels outrank PyPI's CUDA build of the same release
+    for command in (install, test):
+        assert CPU_INDEX in command and "--index-url" not in command.replace("--extra-index-url", "")
+    assert install.endswith(".venv/bin/layer-explorer") and test.endswith(".venv/bin/python -m pytest")
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test in ci, "'.ci/run' must run the README's second quick-start command verbatim"
+
+
+def test_torch_is_a_range_from_2_11():
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    (torch_req,) = [d for d in deps if re.match(r"torch\b", d)]
+    assert "==" not in torch_req and ">=2.11" in torch_req and "<" in torch_req

@@ -141,7 +141,14 @@ class CatalogAnswers:
     def build(cls, registry: Any, presets: Any) -> CatalogAnswers:
         specs = {spec.type: spec.to_dict() for spec in registry}
         return cls(
-            layers=Prebuilt.of({"families": registry.families(), "layers": list(specs.values())}),
+            layers=Prebuilt.of(
+                {
+                    "families": registry.families(),
+                    "layers": list(specs.values()),
+                    # types this catalog knows of but the installed torch lacks, each with the reason
+                    "unavailable": registry.absent_types(),
+                }
+            ),
             layer={name: Prebuilt.of(d) for name, d in specs.items()},
             presets=Prebuilt.of({"presets": presets}),
         )

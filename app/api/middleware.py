@@ -12,12 +12,16 @@ CORS is off unless ``LAYER_EXPLORER_CORS_ORIGINS`` names origins (see :func:`app
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.service import ServerBusy
 
 # The app's pages: scripts, styles and fonts from this origin only. Style *attributes* stay allowed:
 # KaTeX writes its layout as inline style attributes and the SVG export copies computed styles onto
@@ -27,14 +31,7 @@ PAGE_CSP = (
     "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; manifest-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from jsDelivr and start them inline.
-DOCS_CSP = (
-    "default-src 'none'; script-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
-    "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "font-src https://fonts.gstatic.com; worker-src blob:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
 OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"
-DOCS_PATHS = ("/docs", "/redoc")
 
 
 def _host_pattern(host: str) -> str:
@@ -94,7 +91,6 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -102,9 +98,8 @@ class SecurityHeaders:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("Referrer-Policy", "no-referrer")
                 headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-                if path in DOCS_PATHS:
-                    csp = DOCS_CSP
-                elif headers.get("content-type", "").startswith("text/html"):
+                # /docs sets its own policy (app.api.docs: the hash of its one inline script); setdefault keeps it
+                if headers.get("content-type", "").startswith("text/html"):
                     csp = PAGE_CSP
                 else:
                     csp = OTHER_CSP
@@ -112,3 +107,48 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class CancelledAsJSON:
+    """A request cancelled before its answer started (SIGTERM's grace ran out while it ran) gets a JSON
+    503, not uvicorn's text/plain "Internal Server Error": every error this server sends is JSON."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except asyncio.CancelledError:
+            if started:  # half an answer cannot be replaced: uvicorn closes the connection
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # answered here: the cancellation has done its work
+            refusal = ServerBusy(
+                "the server is shutting down and stopped this request before it finished; send it again "
+                "(another instance, or this one once restarted, will answer)",
+                retry_after=1,
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": refusal.status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", str(refusal.headers()["Retry-After"]).encode()),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": json.dumps(refusal.to_dict()).encode()})

@@ -14,9 +14,15 @@ from typing import Any
 import numpy as np
 import orjson
 
-from app.core.errors import BadRequest
+from app.core.errors import BadRequest, InvalidRequest
 
 MAX_DEPTH = 64
+
+#: every integer in a request must fit torch's int64: no size, index, seed or parameter can be wider, and
+#: a wider one overflows wherever it is turned into a float or a C long (2**1024 is no float at all)
+INT64_MAX = 2**63 - 1
+# 19 digits or more: the only integer literals that can lie outside int64 (a cheap test of the raw bytes)
+_LONG_DIGITS = re.compile(rb"\d{19,}")
 
 # A JSON string (quotes and escapes included): brackets inside strings do not nest.
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -29,13 +35,57 @@ def decode_json(raw: bytes) -> Any:
     if max_depth(raw) > MAX_DEPTH:
         raise BadRequest(f"the request body is nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("the request body is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer literal past Python's 4300-digit conversion limit
         raise BadRequest(f"the request body has a number that cannot be read: {exc}") from None
+    if _LONG_DIGITS.search(raw):  # rare: only then walk the document for the integer and its place
+        check_integers(value)
+    return value
+
+
+def check_integers(value: Any) -> None:
+    """Refuse (422) an integer outside int64, naming where it is (``layer.in_features``, ``inputs[0].shape[1]``)."""
+    place = _wide_integer(value, "")
+    if place is not None:
+        field, number = place
+        digits = str(abs(number))
+        shown = digits if len(digits) <= 24 else f"{digits[:6]}…({len(digits)} digits)"
+        sign = "-" if number < 0 else ""
+        raise InvalidRequest(
+            f"{field or 'the request body'}: {sign}{shown} is out of range; integers in a request must lie between "
+            f"-2**63 and 2**63 - 1 (torch's 64-bit integers)",
+            field=field or None,
+        )
+
+
+def _wide_integer(value: Any, field: str) -> tuple[str, int] | None:
+    # iterative, not recursive; a place is a chain of (parent, key) spelled out only for the culprit,
+    # so a list of a million numbers costs no million strings
+    stack: list[tuple[Any, Any]] = [(value, None)]
+    while stack:
+        node, place = stack.pop()
+        if isinstance(node, int) and not isinstance(node, bool):
+            if not -INT64_MAX - 1 <= node <= INT64_MAX:
+                return _spell(place, field), node
+        elif isinstance(node, dict):
+            stack.extend((v, (place, k)) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((node[i], (place, i)) for i in range(len(node) - 1, -1, -1))
+    return None
+
+
+def _spell(place: Any, field: str) -> str:
+    keys: list[Any] = []
+    while place is not None:
+        place, key = place
+        keys.append(key)
+    for key in reversed(keys):
+        field += f"[{key}]" if isinstance(key, int) else (f".{key}" if field else str(key))
+    return field
 
 
 def max_depth(raw: bytes) -> int:

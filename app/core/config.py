@@ -100,6 +100,9 @@ class Settings:
     http_workers: int = 1
     #: torch intra-op threads per worker process (0: the CPUs divided among every worker of every process)
     torch_threads: int = 0
+    #: access log: "quiet" (API calls and pages, and every error; not static files or passing health
+    #: probes, which a page load and a kubelet make by the dozen), "all", or "off"
+    access_log: str = "quiet"
 
     def worker_count(self) -> int:
         """Worker processes of this server process's pool: one per CPU of its share by default."""
@@ -121,7 +124,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         plugins = tuple(p for p in os.environ.get("LAYER_EXPLORER_PLUGINS", "").replace(",", " ").split() if p)
         base = cls(
-            device=os.environ.get("LAYER_EXPLORER_DEVICE", "cpu"),
+            device=os.environ.get("LAYER_EXPLORER_DEVICE") or "cpu",
             memory_limit_bytes=_env_int("LAYER_EXPLORER_MEMORY_LIMIT", cls.memory_limit_bytes),
             max_body_bytes=_env_int("LAYER_EXPLORER_MAX_BODY", cls.max_body_bytes),
             max_elements=_env_int("LAYER_EXPLORER_MAX_ELEMENTS", cls.max_elements),
@@ -137,5 +140,29 @@ class Settings:
             shutdown_grace_s=_env_float("LAYER_EXPLORER_SHUTDOWN_GRACE", cls.shutdown_grace_s),
             http_workers=_env_int("LAYER_EXPLORER_HTTP_WORKERS", cls.http_workers),
             torch_threads=_env_int("LAYER_EXPLORER_TORCH_THREADS", cls.torch_threads),
+            access_log=os.environ.get("LAYER_EXPLORER_ACCESS_LOG") or cls.access_log,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+#: the settings that have no command-line option, for ``layer-explorer --help``: name -> what and default
+ENVIRONMENT_ONLY: dict[str, str] = {
+    "LAYER_EXPLORER_WORKERS": "torch worker processes per HTTP worker (default: one per CPU of its share)",
+    "LAYER_EXPLORER_MEMORY_BUDGET": "bytes: the sum of the estimates of the requests in flight, per HTTP worker "
+    "(default: half the machine's memory)",
+    "LAYER_EXPLORER_QUEUE": f"requests that may wait for a free worker; more get 503 (default {Settings.queue})",
+    "LAYER_EXPLORER_TIMEOUT": f"seconds a request may take, waiting included; past it 504 (default {Settings.timeout_s:g})",
+    "LAYER_EXPLORER_ALLOWED_HOSTS": "Host header values answered, space- or comma-separated, *.example.com "
+    f"for subdomains (default: {' '.join(Settings.allowed_hosts)})",
+    "LAYER_EXPLORER_CORS_ORIGINS": "origins allowed to call the API from other sites (default: none)",
+    "LAYER_EXPLORER_MAX_BODY": f"bytes: the largest request body (default {Settings.max_body_bytes})",
+    "LAYER_EXPLORER_MAX_ELEMENTS": "tensors with more elements are summarised in JSON, not listed "
+    f"(default {Settings.max_elements})",
+    "LAYER_EXPLORER_BODY_TIMEOUT": f"seconds to send a request body; 408 after (default {Settings.body_timeout_s:g})",
+    "LAYER_EXPLORER_HEADER_TIMEOUT": "seconds to send a request head; the connection is closed after "
+    f"(default {Settings.header_timeout_s:g})",
+    "LAYER_EXPLORER_SHUTDOWN_GRACE": "seconds requests in flight get to finish on SIGTERM "
+    f"(default {Settings.shutdown_grace_s:g})",
+    "LAYER_EXPLORER_ACCESS_LOG": "quiet: API calls, pages and errors, not static files or passing probes; "
+    f"all; off (default {Settings.access_log})",
+}

@@ -12,12 +12,24 @@ MAX_RANK = 8
 MAX_INPUTS = 8
 
 
+#: one size of a shape: a whole number (not true/false, not 2.0), at least 1, within torch's int64
+Size = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+
+#: exactly one of shape and data, as JSON Schema says it (the validator below says it to pydantic)
+_ONE_OF = {
+    "oneOf": [
+        {"required": ["shape"], "properties": {"shape": {"type": "array"}}},
+        {"required": ["data"], "properties": {"data": {"not": {"type": "null"}}}},
+    ]
+}
+
+
 class TensorInput(BaseModel):
     """One forward() argument: a shape to draw, or the numbers themselves."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_OF)
 
-    shape: list[int] | None = Field(default=None, max_length=MAX_RANK)
+    shape: list[Size] | None = Field(default=None, max_length=MAX_RANK)
     data: Any = None
     dtype: str | None = None
 
@@ -25,8 +37,6 @@ class TensorInput(BaseModel):
     def _one_of(self) -> TensorInput:
         if (self.shape is None) == (self.data is None):
             raise ValueError("give either 'shape' (a list of sizes) or 'data' (a nested list of numbers)")
-        if self.shape is not None and any(s < 1 for s in self.shape):
-            raise ValueError(f"every size in 'shape' must be >= 1, got {self.shape}")
         return self
 
 
@@ -48,7 +58,8 @@ class RunRequest(BaseModel):
     layer: dict[str, Any]
     inputs: list[TensorInput] | None = Field(default=None, max_length=MAX_INPUTS)
     seed: int = Field(default=0, ge=0, lt=2**63)
-    device: str | None = None
+    #: cpu, cuda, cuda:N, mps or auto; absent or null: the server's default (an empty name is refused)
+    device: str | None = Field(default=None, min_length=1)
     dtype: str = "float32"
     #: run in training mode (a freshly built module is in training mode, as in a notebook)
     train: bool = True

@@ -10,7 +10,14 @@ from app.core.body import JSONBytes
 from app.core.catalog.plugins import PluginError
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
-from app.core.errors import BadRequest, LayerExplorerError, RequestTimeout, TooLarge, UnsupportedMediaType
+from app.core.errors import (
+    BadRequest,
+    LayerExplorerError,
+    RequestTimeout,
+    ServerBusy,
+    TooLarge,
+    UnsupportedMediaType,
+)
 from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.graphs.receptive import ReceptiveFieldRequest
 from app.core.presets import presets
@@ -32,6 +39,7 @@ __all__ = [
     "Registry",
     "RequestTimeout",
     "RunRequest",
+    "ServerBusy",
     "Settings",
     "TooLarge",
     "UnsupportedMediaType",

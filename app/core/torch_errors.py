@@ -7,6 +7,7 @@ and message once, for every stage that calls torch (building, the meta pass, the
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -77,9 +78,21 @@ def classify(exc: BaseException, *, meta: bool = False) -> Verdict:
     return Verdict("shape", message)
 
 
+# torch's refusal of a tensor whose byte count does not fit int64 (even on the meta device)
+_OVERFLOW = re.compile(r"Storage size calculation overflowed with sizes=\[([\d, ]+)\]")
+
+
 def build_error(exc: BaseException, *, signature: str, argument_names: list[str], field: str) -> LayerExplorerError:
-    """A layer's constructor refused its arguments: name the argument torch's message mentions."""
+    """A layer's constructor refused its arguments: name the argument torch's message mentions.
+
+    A parameter too large for any memory is a 413 like every other size limit, carrying the bytes it
+    would need (float32) for the planner to word as its memory refusal.
+    """
     message = torch_message(exc)
+    overflow = _OVERFLOW.search(message)
+    if overflow:
+        numel = math.prod(int(d) for d in overflow.group(1).split(","))
+        return TooLarge(f"{signature} cannot be built: {message}", field=field, estimate_bytes=numel * 4)
     culprit = next((k for k in argument_names if re.search(rf"\b{re.escape(k)}\b", message)), None)
     return InvalidArgument(f"{signature} cannot be built: {message}", field=f"{field}.{culprit}" if culprit else field)
 

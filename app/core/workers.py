@@ -31,6 +31,7 @@ import collections
 import contextlib
 import gc
 import multiprocessing
+import multiprocessing.util as mp_util
 import os
 import signal
 import sys
@@ -171,6 +172,21 @@ def _dispose(pool: ProcessPool) -> None:
         pool.join(timeout=10)
 
 
+def _release_semaphore(lock: Any) -> None:
+    """Unlink the named semaphore behind a multiprocessing lock now, once no worker will open it again.
+
+    multiprocessing unlinks it in an exit hook; uvicorn ends the process by re-raising SIGTERM after its
+    shutdown, so exit hooks never run and the resource tracker reported "1 leaked semaphore" at every
+    stop. The lock's own finalizer is run (once: it will not run again at exit).
+    """
+    name = getattr(getattr(lock, "_semlock", None), "name", None)
+    if name is None:
+        return
+    for finalizer in list(mp_util._finalizer_registry.values()):
+        if getattr(finalizer, "_args", None) == (name,):
+            finalizer()
+
+
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` still runs (a zombie no longer counts: its memory is gone)."""
     try:
@@ -305,6 +321,8 @@ class WorkerPool:
             ticket.cancel()
         if pool is not None:
             _dispose(pool)
+        if self.ledger is not None:
+            _release_semaphore(self.ledger.lock)
 
     def worker_pids(self) -> list[int]:
         """PIDs of the current worker processes (for tests and the load benchmark)."""

@@ -116,8 +116,24 @@ def wait_tooltip(page, expect: str, timeout: float = 5_000) -> str:
     )
 
 
-def hover_canvas(page, fo: str, r: int, c: int, expect: str, origin=(0, 0), click: bool = False) -> str:
-    """Point at (or click) cell (r, c) of a canvas grid; wait for the tooltip that names ``expect``."""
+def hover_canvas(
+    page, fo: str, r: int, c: int, expect: str, origin=(0, 0), click: bool = False, timeout: float = 30_000
+) -> str:
+    """Point at (or click) cell (r, c) of a canvas grid; wait for the tooltip that names ``expect``.
+
+    Waits on the tooltip itself, not a fixed time: under load the page may still be painting (or the
+    grid still settling) when the first move arrives, so the pointer is moved to the cell again, found
+    afresh, every second until the tooltip shows or ``timeout`` passes. A click is sent once."""
+    deadline = time.monotonic() + timeout / 1000
     x, y = canvas_point(page, fo, r, c, origin)
     (page.mouse.click if click else page.mouse.move)(x, y)
-    return wait_tooltip(page, expect)
+    nudge = 0.5  # a move to the same point fires no mousemove: alternate by half a pixel (the same cell)
+    while True:
+        try:
+            return wait_tooltip(page, expect, timeout=1_000)
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+        x, y = canvas_point(page, fo, r, c, origin)
+        page.mouse.move(x + nudge, y)
+        nudge = 0.5 - nudge

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .helpers import canvas_pixel, canvas_point, css_rgb, hover_canvas, open_view, wait_painted, wait_render
+from .helpers import (
+    canvas_pixel,
+    canvas_point,
+    css_rgb,
+    hover_canvas,
+    open_view,
+    wait_js,
+    wait_painted,
+    wait_render,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -152,7 +161,7 @@ def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
     assert page.locator("#win-fast").is_checked()
     page.locator("#win-scrub").fill("0")
     page.locator("#win-play").click()
-    page.wait_for_function("() => Number(document.querySelector('#window-panel').dataset.step) > 0", timeout=5000)
+    wait_js(page, "() => Number(document.querySelector('#window-panel').dataset.step) > 0")
     assert int(panel.get_attribute("data-step")) % 62 == 0
     pause(page)
     # Click an output cell to jump there.

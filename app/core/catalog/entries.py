@@ -11,6 +11,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from app.core.catalog.introspect import arg_docs, doc_summary, introspect_params
@@ -111,10 +112,19 @@ def torch_entry(
     factory: Callable[..., nn.Module] | None = None,
     channel_dim: int | None = None,
     order: Sequence[str] | None = None,
-) -> LayerSpec:
+    since: str | None = None,
+) -> LayerSpec | None:
     """Register ``torch.nn.<name>``: introspected parameters (in the constructor's order, declared
-    ones included) with curated bounds, its inputs, shape rule and a runnable example."""
-    cls = getattr(nn, name)
+    ones included) with curated bounds, its inputs, shape rule and a runnable example.
+
+    The catalog holds what the installed torch has: a class this torch lacks (``since``: the torch
+    release that added it) is recorded as absent, and a request for it is a 404 that says why.
+    """
+    cls = getattr(nn, name, None)
+    if not isinstance(cls, type):
+        needs = f"needs torch ≥ {since}" if since else "is not in torch.nn"
+        registry.absent(name, f"{name} {needs}; this server runs torch {torch.__version__}")
+        return None
     rank = spatial_rank_of(name)
     spec = LayerSpec(
         type=name,
@@ -157,18 +167,19 @@ def data(values: Any, dtype: str | None = None) -> dict[str, Any]:
 
 
 def hooked(
-    cls: type, hook: Callable[..., Any] | None = None, *, check: Callable[[dict[str, Any]], None] | None = None
+    name: str, hook: Callable[..., Any] | None = None, *, check: Callable[[dict[str, Any]], None] | None = None
 ) -> Callable[..., nn.Module]:
-    """Build the plain torch module (its class and repr stay torch's), with ``check`` run on the
-    arguments first and ``hook`` as a forward pre-hook on the inputs."""
+    """Build the plain ``torch.nn.<name>`` module (its class and repr stay torch's), with ``check`` run on
+    the arguments first and ``hook`` as a forward pre-hook on the inputs. The class is looked up when
+    a module is built, so that a family can declare a type this torch lacks (:func:`torch_entry` skips it)."""
 
     def build(**kwargs: Any) -> nn.Module:
         if check is not None:
             check(kwargs)
-        module = cls(**kwargs)
+        module = getattr(nn, name)(**kwargs)
         if hook is not None:
             module.register_forward_pre_hook(hook)
         return module
 
-    build.__name__ = cls.__name__
+    build.__name__ = name
     return build

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +57,31 @@ def _import(target: str) -> Any:
             raise PluginError(f"cannot load plugin file {target}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise PluginError(_failed(target, exc)) from exc
         return module
     try:
         return importlib.import_module(target)
     except ImportError as exc:
         raise PluginError(f"cannot import plugin module {target!r}: {exc}") from exc
+    except Exception as exc:
+        raise PluginError(_failed(target, exc)) from exc
+
+
+def _failed(target: str, exc: BaseException) -> str:
+    """A plugin's own code raised while it was imported (a NameError, a SyntaxError ...): the error and
+    the plugin's line that raised it, in one sentence, as for a plugin that does not import at all."""
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        where = f" ({Path(exc.filename or target).name}, line {exc.lineno})"
+    else:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "importlib" not in f.filename]
+        if frames:
+            where = f" ({Path(frames[-1].filename).name}, line {frames[-1].lineno})"
+    return f"plugin {target!r} failed while it was imported: {type(exc).__name__}: {exc}{where}"
 
 
 def _meta_rule(ctx: Any) -> list[list[Dim]]:

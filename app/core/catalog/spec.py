@@ -270,6 +270,15 @@ class Registry:
 
     def __init__(self) -> None:
         self._specs: dict[str, LayerSpec] = {}
+        #: types the catalog declares but the installed torch lacks, with the reason in words
+        self._absent: dict[str, str] = {}
+
+    def absent(self, type_name: str, reason: str) -> None:
+        """Record a type this torch does not have (``LinearCrossEntropyLoss`` before torch 2.13)."""
+        self._absent[type_name] = reason
+
+    def absent_types(self) -> dict[str, str]:
+        return dict(self._absent)
 
     def add(self, spec: LayerSpec, *, replace: bool = False) -> LayerSpec:
         if spec.type in self._specs and not replace:
@@ -281,6 +290,12 @@ class Registry:
         if not isinstance(type_name, str) or not type_name:
             raise UnknownLayer("'type' must name a layer, e.g. \"Linear\"", field=field)
         spec = self._specs.get(type_name)
+        if spec is None and type_name in self._absent:
+            raise UnknownLayer(
+                f"{self._absent[type_name]}, so this server cannot build it (GET /api/layers lists the "
+                f"{len(self._specs)} types it can)",
+                field=field,
+            )
         if spec is None:
             close = difflib.get_close_matches(type_name, self._specs, n=3, cutoff=0.6)
             lowered = {k.lower(): k for k in self._specs}

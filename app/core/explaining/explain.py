@@ -317,10 +317,14 @@ def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
 
 def _real_pow(base: float, exponent: float) -> float:
     """``base ** exponent`` as torch.pow computes it on real numbers: NaN, not a complex number, for
-    a negative base and a fractional exponent."""
+    a negative base and a fractional exponent, and ±inf, not an OverflowError, past the float range."""
     if base < 0 and not float(exponent).is_integer():
         return float("nan")
-    return base**exponent
+    try:
+        return base**exponent
+    except OverflowError:  # 10.0 ** 400: torch's answer is inf (the sign an odd power of a negative base keeps)
+        odd = float(exponent).is_integer() and int(exponent) % 2 == 1
+        return -math.inf if base < 0 and odd else math.inf
 
 
 def _pool_pad_note(name: str, reads: str, k: int, n: int, module: nn.Module) -> str:

@@ -1053,8 +1053,10 @@ class _Interpreter:
             if isinstance(a, int) and isinstance(b, int):
                 if not 0 <= b <= MAX_POW_EXPONENT:
                     raise _refuse(node, f"an exponent must be between 0 and {MAX_POW_EXPONENT}")
-                if a not in (0, 1, -1) and abs(a).bit_length() * b > 64:
-                    raise _refuse(node, "the power is too large (|value| must be below 2**63)")
+                # the rule is the value's (|value| < 2**63, as for any integer); this only spares computing a
+                # power that is certainly past it: |a| >= 2**(bits - 1), so |a**b| >= 2**((bits - 1) * b)
+                if (abs(a).bit_length() - 1) * b >= 63:
+                    raise _refuse(node, "the integer is too large (|value| must be below 2**63)")
                 return self.bounded(node, a**b)
             try:
                 return float(a) ** float(b)

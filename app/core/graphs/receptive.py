@@ -17,8 +17,10 @@ is reported next to it where the path from the input to the chosen node is such 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +40,7 @@ from app.core.networks import graph as dataflow
 from app.core.running.execute import execute
 from app.core.running.plan import plan_request
 from app.core.schema import MAX_RANK, RunRequest, parse
+from app.core.torch_errors import TORCH_FAULTS, torch_message
 
 MASK_LIMIT = 4096
 DRAWS = 2
@@ -280,21 +283,62 @@ def _grads(values: dict[str, torch.Tensor], target: str, index: tuple[int, ...])
     return {k: g for k, g in zip(names, grads) if g is not None}
 
 
-def _inputs_for_grad(xs: list[torch.Tensor], dtype: torch.dtype | None, generator: torch.Generator | None):
+def _inputs_for_grad(
+    xs: list[torch.Tensor], kinds: list[str], dtype: torch.dtype | None, generator: torch.Generator | None
+) -> list[torch.Tensor]:
+    """Leaf copies of the inputs that autograd can follow: the real ones, or (with ``generator``) fresh
+    draws of the same kind (uniform, sign, binary, normal), so that a redrawn input keeps its layer's
+    rules: a probability stays in [0, 1), a variance stays positive, a ±1 target stays ±1."""
     out = []
-    for x in xs:
+    for x, kind in zip(xs, kinds):
         if not x.is_floating_point():
             raise NotExplainable(
                 "receptive fields need floating-point inputs (this layer takes indices)", field="inputs"
             )
         if generator is not None:
-            x = torch.randn(x.shape, generator=generator, dtype=torch.float64).to(x.device)
+            x = _draw(kind, tuple(x.shape), generator).to(x.device)
         else:
             x = x.detach().clone()
         if dtype is not None:
             x = x.to(dtype)
         out.append(x.requires_grad_(True))
     return out
+
+
+def _draw(kind: str, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """An input drawn like :func:`app.core.tensors.draw` draws it, from ``generator``, in float64."""
+    if kind == "uniform":
+        return torch.rand(shape, generator=generator, dtype=torch.float64)
+    if kind in ("sign", "binary"):
+        bits = torch.randint(0, 2, shape, generator=generator).to(torch.float64)
+        return bits * 2 - 1 if kind == "sign" else bits
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+# autograd refuses some arguments outright (a soft-margin loss's target): torch's message names them
+_NOT_DIFFERENTIABLE = re.compile(r"not differentiable with respect to argument '(\w+)'")
+
+
+def _record(
+    module: nn.Module,
+    xs: list[torch.Tensor],
+    names: list[str],
+    frozen: set[int],
+    mode: Callable[[], Any] = contextlib.nullcontext,
+) -> tuple[str, dict[str, torch.Tensor]]:
+    """:func:`dataflow.record` with autograd on every input but those torch will not differentiate,
+    which are added to ``frozen`` as torch names them (they take no part in the field)."""
+    while True:
+        for i, x in enumerate(xs):
+            x.requires_grad_(i not in frozen)
+        try:
+            return dataflow.record(module, xs, mode)
+        except RuntimeError as exc:
+            found = _NOT_DIFFERENTIABLE.search(str(exc))
+            culprit = names.index(found.group(1)) if found and found.group(1) in names else None
+            if culprit is None or culprit in frozen:
+                raise
+            frozen.add(culprit)
 
 
 def _nested(t: torch.Tensor) -> Any:
@@ -578,18 +622,31 @@ def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
 
 
 def structural_autograd(
-    module: nn.Module, inputs: list[torch.Tensor], target: str, index: tuple[int, ...], seed: int
+    module: nn.Module,
+    inputs: list[torch.Tensor],
+    target: str,
+    index: tuple[int, ...],
+    seed: int,
+    kinds: list[str] | None = None,
+    names: list[str] | None = None,
+    frozen: set[int] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The structural field by autograd through a dependency-equivalent twin, two random draws: each node's
-    0/1 mask by id. The fallback where index propagation has no rule, and its check in the tests."""
+    0/1 mask by id. The fallback where index propagation has no rule, and its check in the tests.
+
+    ``kinds``: how each input is drawn (a probability stays a probability); ``names``/``frozen``: the inputs
+    autograd refuses (see :func:`_record`)."""
+    kinds = kinds or ["normal"] * len(inputs)
+    names = names or [f"input_{i}" for i in range(len(inputs))]
+    frozen = frozen if frozen is not None else set()
     twin = _structural_copy(module)
     twin.train(module.training)
     generator = torch.Generator().manual_seed(seed)
     masks: dict[str, torch.Tensor] = {}
     for _ in range(DRAWS):
-        zs = _inputs_for_grad(inputs, torch.float64, generator)
+        zs = _inputs_for_grad(inputs, kinds, torch.float64, generator)
         with torch.enable_grad():
-            _, tv = dataflow.record(twin, zs, _DependencyMode)
+            _, tv = _record(twin, zs, names, frozen, _DependencyMode)
             for k, g in _grads(tv, target, index).items():
                 hit = g != 0
                 masks[k] = masks[k] | hit if k in masks else hit
@@ -626,25 +683,35 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     if target_shape is None:
         raise NotExplainable(f"node {target} has no known shape before the network runs", field="node")
     index = _index(tuple(target_shape), req.index)
+    kinds = [p.kind for p in plan.inputs]
+    names = [i.name for i in plan.spec.inputs]
+    frozen: set[int] = set()
     sets = structural_intervals(module, graph, len(plan.inputs), target, index)
     masks: dict[str, torch.Tensor] = {}
-    if sets is None:
-        if ex is None:
-            ex = execute(registry, run_req, settings)
-            module = ex.module
-            graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
-        _check_memory(graph, module, settings)
-        masks = structural_autograd(module, ex.inputs, target, index, req.seed)
-    method = graph["method"]
     effective: dict[str, torch.Tensor] = {}
     values: dict[str, torch.Tensor] | None = None
-    if req.effective and ex is not None:
-        # effective: the real weights and input
-        _check_memory(graph, ex.module, settings)
-        xs = _inputs_for_grad(ex.inputs, None, None)
-        with torch.enable_grad():
-            method, values = dataflow.record(ex.module, xs)
-            effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
+    method = graph["method"]
+    try:
+        if sets is None:
+            if ex is None:
+                ex = execute(registry, run_req, settings)
+                module = ex.module
+                graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+            _check_memory(graph, module, settings)
+            masks = structural_autograd(module, ex.inputs, target, index, req.seed, kinds, names, frozen)
+        if req.effective and ex is not None:
+            # effective: the real weights and input
+            _check_memory(graph, ex.module, settings)
+            xs = _inputs_for_grad(ex.inputs, kinds, None, None)
+            with torch.enable_grad():
+                method, values = _record(ex.module, xs, names, frozen)
+                effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
+    except TORCH_FAULTS as exc:
+        # the run itself succeeded: what failed is autograd through it, which some layers do not allow
+        raise NotExplainable(
+            f"the receptive field of {plan.spec.type} cannot be traced with autograd: {torch_message(exc)}",
+            field="layer",
+        ) from None
 
     # only the target and what feeds it: an identity stand-in (ReLU, dropout) or an in-place op can make a
     # later node share the target's tensor

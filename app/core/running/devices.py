@@ -25,7 +25,8 @@ def list_devices(settings: Settings) -> dict[str, Any]:
 
 
 def resolve_device(name: str | None, settings: Settings) -> torch.device:
-    name = (name or settings.device or "cpu").strip().lower()
+    # None is "the server's default"; an empty or blank name is a mistake, refused below like any unknown name
+    name = (settings.device or "cpu" if name is None else name).strip().lower()
     available = [d["id"] for d in list_devices(settings)["devices"]]
     if name == "auto":
         if torch.cuda.is_available():

@@ -25,7 +25,7 @@ from app.core import budget, tensors
 from app.core.catalog.args import tensor_from_json
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
-from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch
+from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, TooLarge
 from app.core.networks.containers import check_structure, predict
 from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, build, resolve, walk
@@ -173,14 +173,29 @@ def plan_request(
 
     input_bytes = sum(tensor_bytes(p.shape, p.dtype) for p in plans)
     limit = settings.memory_limit_bytes if enforce_limit else float("inf")
-    if input_bytes > limit:
+    # past int64 bytes torch cannot describe a tensor at all, not even on the meta device: too large for
+    # /api/shape as well, which otherwise allocates nothing
+    unrepresentable = any(tensor_bytes(p.shape, p.dtype) > 2**63 - 1 for p in plans)
+    if input_bytes > limit or unrepresentable:
         raise refuse(
             f"the inputs would take {human(input_bytes)}", input_bytes, settings.memory_limit_bytes, field="inputs"
         )
 
     caught: list[str] = []
-    with torch.device("meta"), collect_warnings(caught):
-        meta = build(node)
+    try:
+        with torch.device("meta"), collect_warnings(caught):
+            meta = build(node)
+    except TooLarge as exc:
+        if "estimate_bytes" not in exc.extra:
+            raise
+        # a parameter past int64 bytes (Linear(2**40, 2**40)): the same refusal as any parameter over the limit
+        needed = exc.extra["estimate_bytes"] * dtype.itemsize // 4 + input_bytes
+        raise refuse(
+            f"{spec.type}'s parameters would take {human(needed - input_bytes)} (plus {human(input_bytes)} of inputs)",
+            needed,
+            settings.memory_limit_bytes,
+            field=exc.field or "layer",
+        ) from None
     meta = meta.to(dtype=dtype)
     param_bytes = sum(p.numel() * p.element_size() for p in meta.parameters()) + sum(
         b.numel() * b.element_size() for b in meta.buffers()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from app.core.catalog import guards
 from app.core.catalog.entries import hooked, inp, shape, torch_entry
 from app.core.catalog.spec import Registry
@@ -68,7 +66,7 @@ def register(reg: Registry) -> None:
         [shape(2, 4)],
         _embedding_rule,
         params={"max_norm": {"minimum": 0, "exclusive_minimum": True}},
-        factory=hooked(nn.Embedding, guards.embedding),
+        factory=hooked("Embedding", guards.embedding),
     )
     torch_entry(
         reg,
@@ -83,5 +81,5 @@ def register(reg: Registry) -> None:
         [shape(2, 4)],
         _embedding_bag_rule,
         params={"mode": {"choices": ["sum", "mean", "max"]}, "max_norm": {"minimum": 0, "exclusive_minimum": True}},
-        factory=hooked(nn.EmbeddingBag, guards.embedding),
+        factory=hooked("EmbeddingBag", guards.embedding),
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import nn
 
 from app.core.catalog import guards
 from app.core.catalog.entries import data, hooked, inp, shape, torch_entry
@@ -273,7 +272,7 @@ def register(reg: Registry) -> None:
         [inp("(N, C) or (C) or (N, C, *)"), inp("(N) or () or (N, *)", "index", name="target", high="input0.shape[1]")],
         [shape(4, 5), shape(4)],
         loss(_class_targets(True)),
-        factory=hooked(nn.CrossEntropyLoss, guards.class_targets),
+        factory=hooked("CrossEntropyLoss", guards.class_targets),
     )
     torch_entry(
         reg,
@@ -283,7 +282,7 @@ def register(reg: Registry) -> None:
         [inp("(N, C) or (C) or (N, C, *)"), inp("(N) or () or (N, *)", "index", name="target", high="input0.shape[1]")],
         [shape(4, 5), shape(4)],
         loss(_class_targets(False)),
-        factory=hooked(nn.NLLLoss, guards.class_targets),
+        factory=hooked("NLLLoss", guards.class_targets),
     )
     torch_entry(
         reg,
@@ -294,7 +293,7 @@ def register(reg: Registry) -> None:
         [shape(4, 5), shape(4)],
         loss(_multi_margin),
         params={"p": {"minimum": 1, "maximum": 2}},
-        factory=hooked(nn.MultiMarginLoss, guards.class_targets),
+        factory=hooked("MultiMarginLoss", guards.class_targets),
     )
     torch_entry(
         reg,
@@ -304,7 +303,7 @@ def register(reg: Registry) -> None:
         [inp("(N, C) or (C)"), inp("(N, C) or (C)", "index", name="target", high="input0.shape[-1]")],
         [shape(2, 4), data([[3, 0, -1, 1], [1, 2, 3, -1]], "int64")],
         loss(_multi_margin),
-        factory=hooked(nn.MultiLabelMarginLoss, guards.multilabel_targets),
+        factory=hooked("MultiLabelMarginLoss", guards.multilabel_targets),
     )
     torch_entry(
         reg,
@@ -387,7 +386,7 @@ def register(reg: Registry) -> None:
         ],
         loss(_ctc),
         params={"blank": {"minimum": 0}},
-        factory=hooked(nn.CTCLoss, guards.ctc),
+        factory=hooked("CTCLoss", guards.ctc),
     )
     torch_entry(
         reg,
@@ -403,7 +402,7 @@ def register(reg: Registry) -> None:
             "cutoffs": {"minimum": 1},
             "div_value": {"minimum": 0, "exclusive_minimum": True},
         },
-        factory=hooked(nn.AdaptiveLogSoftmaxWithLoss, guards.n_classes_targets, check=guards.adaptive_softmax_sizes),
+        factory=hooked("AdaptiveLogSoftmaxWithLoss", guards.n_classes_targets, check=guards.adaptive_softmax_sizes),
     )
     torch_entry(
         reg,
@@ -417,5 +416,6 @@ def register(reg: Registry) -> None:
         [shape(4, 8), shape(4)],
         loss(_linear_cross_entropy),
         params={"out_features": {"minimum": 1}},
-        factory=hooked(nn.LinearCrossEntropyLoss, guards.n_classes_targets),
+        factory=hooked("LinearCrossEntropyLoss", guards.n_classes_targets),
+        since="2.13",
     )

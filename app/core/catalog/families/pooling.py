@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from app.core.catalog import guards
 from app.core.catalog.entries import EXAMPLE_SPATIAL, data, hooked, inp, shape, torch_entry
@@ -259,7 +258,7 @@ def register_more(reg: Registry) -> None:
             [inp(_POOL_CONVENTION[n]), inp(_POOL_CONVENTION[n], "index", name="indices")],
             _unpool_example(n),
             _unpool_rule(n),
-            factory=hooked(getattr(nn, f"MaxUnpool{n}d"), guards.unpool_indices),
+            factory=hooked(f"MaxUnpool{n}d", guards.unpool_indices),
         )
 
 

@@ -131,7 +131,7 @@ def register(reg: Registry) -> None:
         if name == "LSTM":
             inputs.append(inp("(D*num_layers, N, H_cell) or (D*num_layers, H_cell)", name="c_0", optional=True))
             outputs.append("c_n")
-            kw["factory"] = hooked(nn.LSTM, _pack_lstm_state)
+            kw["factory"] = hooked("LSTM", _pack_lstm_state)
         spec = torch_entry(
             reg,
             name,
@@ -156,7 +156,7 @@ def register(reg: Registry) -> None:
         if name == "LSTMCell":
             inputs.append(inp(cell_state, name="c_0", optional=True))
             outputs.append("c_1")
-            kw["factory"] = hooked(nn.LSTMCell, _pack_lstm_state)
+            kw["factory"] = hooked("LSTMCell", _pack_lstm_state)
         if name == "RNNCell":
             overrides["nonlinearity"] = {"choices": ["tanh", "relu"]}
         cell = torch_entry(
