@@ -64,8 +64,45 @@ PRODUCERS = {
         },
         Settings(),
     ),
-    "line 3, column 3: open is not a layer type this server knows (GET /api/layers lists them)": lambda: parse_model(
-        REGISTRY, 'nn.Sequential(\n  nn.Linear(2, 3),\n  open("f"))'
+    "node join (cat): sizes must match except in dimension 1: dimension 2 is 6 in tensors[0] but 8 in tensors[1] "
+    "(shapes (1, 4, 6, 6), (1, 4, 8, 8)); its inputs are a (1, 4, 6, 6), b (1, 4, 8, 8)": lambda: service.run(
+        REGISTRY,
+        {
+            "layer": {
+                "type": "Graph",
+                "inputs": ["x"],
+                "nodes": [
+                    {
+                        "name": "a",
+                        "module": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3},
+                        "args": ["x"],
+                    },
+                    {
+                        "name": "b",
+                        "module": {
+                            "type": "Conv2d",
+                            "in_channels": 3,
+                            "out_channels": 4,
+                            "kernel_size": 3,
+                            "padding": 1,
+                        },
+                        "args": ["x"],
+                    },
+                    {"name": "join", "op": "cat", "args": [["a", "b"]], "kwargs": {"dim": 1}},
+                ],
+                "outputs": ["join"],
+            },
+            "inputs": [{"shape": [1, 3, 8, 8]}],
+        },
+        Settings(),
+    ),
+    "line 4, column 9: a `while` loop is not supported here": lambda: parse_model(
+        REGISTRY,
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        while True:\n            pass\n",
+    ),
+    "line 4, column 19: the name `my_helper` is not defined in the code": lambda: parse_model(
+        REGISTRY,
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = my_helper(3)\n",
     ),
 }
 
