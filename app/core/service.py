@@ -13,6 +13,7 @@ from app.core.config import Settings
 from app.core.errors import BadRequest, LayerExplorerError, RequestTimeout, TooLarge, UnsupportedMediaType
 from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.graphs.receptive import ReceptiveFieldRequest
+from app.core.lesson import lesson
 from app.core.presets import presets
 from app.core.registry import default_registry
 from app.core.running.animate import animate
@@ -40,6 +41,7 @@ __all__ = [
     "default_registry",
     "explain",
     "import_model",
+    "lesson",
     "list_devices",
     "npy",
     "output_tensor",
