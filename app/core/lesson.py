@@ -198,13 +198,12 @@ _STEPS: list[dict[str, Any]] = [
         },
         "pinned": {"output": None, "index": [0, 0, 0]},
         "text": [
-            "Max pooling has no weights: a window slides as in a convolution, and each output is the "
-            "largest input under it. Channels stay separate, so C_out = C_in.",
-            "Its padding is −∞, not 0: a padded cell can never win. The first window holds −∞, −1.5, −0.3 "
-            "and answers −0.3; zero padding would have answered 0, a value that is not in the input.",
-            "L_out uses the convolution's formula: ⌊(7 + 2·1 − 1·(3 − 1) − 1) / 2⌋ + 1 = 4, and the "
-            "output is −0.3, 0.8, 0.8, −1.1. stride defaults to kernel_size; dilation spreads the window; "
-            "padding may be at most half the kernel.",
+            "Max pooling has no weights: a window slides as in a convolution and each output is the "
+            "largest input under it, channel by channel (C_out = C_in). Its padding is −∞, not 0: the "
+            "first window holds −∞, −1.5, −0.3 and answers −0.3, where zeros would have made up a 0.",
+            "L_out is the convolution's: ⌊(7 + 2·1 − 1·(3 − 1) − 1) / 2⌋ + 1 = 4; the output is −0.3, 0.8, "
+            "0.8, −1.1. stride defaults to kernel_size, dilation spreads the window, and padding may be at "
+            "most half the kernel.",
         ],
         "look": [
             "the sliding window: the padded cells at both ends, and the winner of each window",

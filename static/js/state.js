@@ -20,6 +20,7 @@ export const DEFAULT_UI = Object.freeze({
   channel: 0, // output channel shown by the sliding-window animation
   batch: 0, // sample of the batch shown by the animation
   depth: 0, // output depth slice for 3-D windows
+  lesson: null, // id of the lesson step being walked (GET /api/lesson), or null outside the lesson
 });
 
 export function initialState() {
@@ -102,6 +103,7 @@ export function decodeQuery(search) {
       const ui = JSON.parse(rawUi);
       for (const k of Object.keys(DEFAULT_UI)) if (ui && k in ui) result.ui[k] = ui[k];
       if (!validDrill(result.ui.drill)) result.ui.drill = null;
+      if (result.ui.lesson !== null && typeof result.ui.lesson !== "string") result.ui.lesson = null;
     } catch {
       // A damaged ui part only loses the selection, never the view itself.
     }
