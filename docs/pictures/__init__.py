@@ -161,6 +161,15 @@ class Shot:
         # two frames, so the last layout and paint are on screen
         self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
 
+    def pause(self) -> None:
+        """Stop the sliding window's autoplay, so the picture shows one chosen frame."""
+        if self.page.locator("#win-play[aria-pressed='true']").count():
+            self.page.click("#win-play")
+            self.wait(
+                "() => document.querySelector('#win-play').getAttribute('aria-pressed') !== 'true'",
+                what="the animation to pause",
+            )
+
     def visible(self, selector: str) -> Any:
         loc = self.page.locator(selector).first
         try:
@@ -169,12 +178,28 @@ class Shot:
             raise StateError(f"{selector} did not appear") from e
         return loc
 
-    def save(self, name: str, selector: str | None = None, full_page: bool = False) -> Path:
+    def save(self, name: str, selector: str | None = None, region: list[str] | None = None) -> Path:
+        """The viewport; or one element (``selector``); or the box around several (``region``)."""
         path = self.out / name
+        if selector or region:
+            # the sticky top bar stays at the top of the page instead of lying over the part (set
+            # through the CSSOM: the app's CSP refuses an injected stylesheet)
+            self.page.evaluate("() => { document.querySelector('.topbar').style.position = 'static'; }")
         if selector:
-            self.visible(selector).screenshot(path=str(path), animations="disabled")
+            self.visible(selector).screenshot(path=str(path))
+        elif region:
+            box = self.page.evaluate(
+                """sels => { const rs = sels.map(s => document.querySelector(s).getBoundingClientRect());
+                     const x = Math.min(...rs.map(r => r.left)), y = Math.min(...rs.map(r => r.top));
+                     return {x: x + scrollX, y: y + scrollY, width: Math.max(...rs.map(r => r.right)) - x,
+                             height: Math.max(...rs.map(r => r.bottom)) - y}; }""",
+                region,
+            )
+            self.page.screenshot(path=str(path), full_page=True, clip=box)
         else:
-            self.page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+            self.page.screenshot(path=str(path))
+        if selector or region:
+            self.page.evaluate("() => { document.querySelector('.topbar').style.position = ''; }")
         return path
 
 
@@ -236,39 +261,38 @@ def _preset(base: str, preset_id: str) -> dict[str, Any]:
     return presets[preset_id]["request"]
 
 
-def _network(shot: Shot, preset_id: str) -> None:
-    shot.open(_preset(shot.base, preset_id), {"view": "network"}, view="network")
+def _network(shot: Shot, preset_id: str, **changes: Any) -> None:
+    shot.open({**_preset(shot.base, preset_id), **changes}, {"view": "network"}, view="network")
     shot.visible("#net-graph svg")
 
 
 def network_receptive_field(shot: Shot) -> Path:
-    """LeNet-5's dataflow graph with the receptive field of one element of its second conv."""
-    _network(shot, "lenet5")
-    _pick_field(shot)
-    shot.page.locator("#net-graph-panel").scroll_into_view_if_needed()
-    shot.page.evaluate("() => document.querySelector('#net-graph-panel').scrollIntoView({block: 'start'})")
-    shot.page.evaluate("() => window.scrollBy(0, -56)")  # under the sticky top bar
+    """The ResNet basic block's dataflow graph (skip path, ⊕) lit by the field of one output element."""
+    # eval mode: in training mode BatchNorm's batch statistics tie every position to every other
+    _network(shot, "resnet-basic-block", train=False)
+    _pick_field(shot, "network output", 3, 4)
     shot.idle()
-    return shot.save("network-receptive-field.png")
+    return shot.save("network-receptive-field.png", region=["#net-graph-panel", '#rf-nodes figure[data-id="input_1"]'])
 
 
-def _pick_field(shot: Shot) -> None:
+def _pick_field(shot: Shot, option: str, r: int, c: int) -> None:
+    """Pick the element (r, c) of the node whose option in the picker starts with ``option``."""
     page = shot.page
     shot.visible("#rf-target svg")
     node = page.evaluate(
-        """() => [...document.querySelectorAll('#rf-node option')].find(o => o.textContent.includes('Conv2d') && o.textContent.includes('10, 10'))?.value"""
+        "t => [...document.querySelectorAll('#rf-node option')].find(o => o.textContent.startsWith(t))?.value", option
     )
     if not node:
-        raise StateError("LeNet-5's second Conv2d is not offered by the receptive-field picker")
+        raise StateError(f"the receptive-field picker offers no {option!r}")
     page.select_option("#rf-node", node)
-    shot.visible('#rf-target rect[data-r="5"][data-c="5"]').click()
+    shot.visible(f'#rf-target rect[data-r="{r}"][data-c="{c}"]').click()
     shot.visible('#rf-nodes figure[data-id="input_1"]')
-    shot.wait("() => document.querySelectorAll('#net-graph g.df-node.rf-hit').length > 3", what="the graph to light up")
+    shot.wait("() => document.querySelectorAll('#net-graph g.df-node.rf-hit').length > 2", what="the graph to light up")
 
 
 def receptive_field_panel(shot: Shot) -> Path:
     _network(shot, "lenet5")
-    _pick_field(shot)
+    _pick_field(shot, "3 ", 5, 5)  # the second Conv2d, (1, 16, 10, 10)
     shot.idle()
     return shot.save("guide-receptive-field.png", "#net-rf-panel")
 
@@ -313,6 +337,8 @@ def shape_diagram(shot: Shot) -> Path:
     shot.visible('#catalog-list button.cat-item:text-is("Conv2d")').click()
     shot.settled(after=before)
     shot.visible("#diagram svg.drawing")
+    shot.pause()
+    shot.idle()
     return shot.save("guide-shape-diagram.png")
 
 
@@ -363,13 +389,15 @@ def drill(shot: Shot) -> Path:
     shot.visible("#net-open").click()
     shot.settled("layer", after=before)
     shot.visible("#drill-bar")
+    shot.pause()
     shot.idle()
     return shot.save("guide-drill.png")
 
 
 def export_menu(shot: Shot) -> Path:
     step = _step(shot.base, "conv1d")
-    shot.open(step["request"])
+    shot.open(step["request"], {"pinned": {"output": None, "index": [0, 0, 2]}})
+    shot.visible("#explain-body .match")
     page = shot.page
     page.evaluate("() => document.querySelector('#window-panel').scrollIntoView({block: 'start'})")
     page.evaluate("() => window.scrollBy(0, -56)")
