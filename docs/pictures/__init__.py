@@ -114,10 +114,11 @@ class Shot:
     page: Any
     base: str
     out: Path
+    timeout_ms: float = TIMEOUT_MS
 
-    def wait(self, expression: str, arg: Any = None, what: str = "", timeout: float = TIMEOUT_MS) -> None:
+    def wait(self, expression: str, arg: Any = None, what: str = "", timeout: float | None = None) -> None:
         """Poll a JS expression until it is truthy (the app's CSP forbids eval, so no wait_for_function)."""
-        deadline = time.monotonic() + timeout / 1000
+        deadline = time.monotonic() + (timeout or self.timeout_ms) / 1000
         while not self.page.evaluate(expression, arg):
             if time.monotonic() > deadline:
                 seen = self.page.evaluate(
@@ -173,7 +174,7 @@ class Shot:
     def visible(self, selector: str) -> Any:
         loc = self.page.locator(selector).first
         try:
-            loc.wait_for(state="visible", timeout=TIMEOUT_MS)
+            loc.wait_for(state="visible", timeout=self.timeout_ms)
         except PlaywrightError as e:  # its TimeoutError
             raise StateError(f"{selector} did not appear") from e
         return loc
@@ -444,7 +445,9 @@ def _chromium() -> str:
     return found
 
 
-def take(states: list[State], out: Path, log: Callable[[str], None] = print) -> list[str]:
+def take(
+    states: list[State], out: Path, log: Callable[[str], None] = print, timeout_ms: float = TIMEOUT_MS
+) -> list[str]:
     """Take ``states`` into ``out``; returns the names of those that failed (each logged with why)."""
     out.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
@@ -457,7 +460,7 @@ def take(states: list[State], out: Path, log: Callable[[str], None] = print) -> 
                 errors: list[str] = []
                 page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
                 try:
-                    path = state.take(Shot(page, base, out))
+                    path = state.take(Shot(page, base, out, timeout_ms))
                     if errors:
                         raise StateError(f"the page threw: {errors[0]}")
                     size = path.stat().st_size
@@ -480,25 +483,26 @@ def take(states: list[State], out: Path, log: Callable[[str], None] = print) -> 
     return failed
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, states: list[State] = STATES) -> int:
     parser = argparse.ArgumentParser(prog="python -m docs.pictures", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=IMAGES, help="folder for the pictures (default docs/images)")
     parser.add_argument("--fast", action="store_true", help="only the states marked fast (a quick check)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these states")
     parser.add_argument("--list", action="store_true", help="list the states and exit")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_MS / 1000, help="seconds to wait for each condition")
     args = parser.parse_args(argv)
     if args.list:
-        for s in STATES:
+        for s in states:
             print(f"{s.name:26} {s.file}{'  (fast)' if s.fast else ''}")
         return 0
-    names = {s.name for s in STATES}
+    names = {s.name for s in states}
     unknown = sorted(set(args.only or []) - names)
     if unknown:
         print(f"unknown state(s): {', '.join(unknown)}; see --list", file=sys.stderr)
         return 2
-    states = [s for s in STATES if (not args.fast or s.fast) and (not args.only or s.name in args.only)]
+    chosen = [s for s in states if (not args.fast or s.fast) and (not args.only or s.name in args.only)]
     try:
-        failed = take(states, args.out)
+        failed = take(chosen, args.out, timeout_ms=args.timeout * 1000)
     except StateError as e:
         print(f"FAIL: {e}", file=sys.stderr)
         return 1
