@@ -69,7 +69,7 @@ _STEPS: list[dict[str, Any]] = [
             "The block's output starts −0.4739, −1.9992, 1.0667.",
         ],
         "look": [
-            "the dataflow graph: the ⊕ where the two paths meet, and the dashed skip path through downsample",
+            "the dataflow graph, below the flow: the ⊕ where the two paths meet, and the skip path through downsample",
             "fc2 and downsample both end in (5, 20): the add needs equal shapes",
         ],
     },

@@ -3,7 +3,7 @@
 // opens in the layer view and comes back), and keeps the address bar in step with the state.
 
 import { api } from "./api.js";
-import { createStore, initialState, decodeQuery, encodeQuery, shareUrl, DEFAULT_REQUEST, DEFAULT_UI } from "./state.js";
+import { createStore, initialState, decodeQuery, encodeQuery, shareUrl, canonicalRequest, DEFAULT_REQUEST, DEFAULT_UI } from "./state.js";
 import { createCatalog } from "./ui/catalog.js";
 import { createLessonBar } from "./ui/lesson.js";
 import { keepFieldsAboveDock } from "./ui/dock.js";
@@ -184,7 +184,11 @@ async function boot() {
     const view = viewFor(request, ui);
     if (ui.lesson !== null && !lessonBar.has(ui.lesson)) ui = { ...ui, lesson: null };
     store.update({ ui: { ...ui, view } }, "load");
-    show(view, request);
+    // a lesson step's network, as the step opened it, is still that preset
+    const step = lesson?.steps?.find((s) => s.id === ui.lesson);
+    const same = step?.preset && JSON.stringify(canonicalRequest(step.request)) === JSON.stringify(canonicalRequest(request));
+    show(view, request, same ? { presetId: step.preset } : undefined);
+    if (same) catalogUi.setCurrent(`preset:${step.preset}`);
   }
 
   store.subscribe((state, prev) => {

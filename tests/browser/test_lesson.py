@@ -118,6 +118,7 @@ def test_a_link_restores_the_step(page, lesson):
     net = next(s for s in lesson if s["id"] == "residual-block")
     page.goto(config_url(net["request"], {"view": "network", "lesson": net["id"]}))
     wait_step(page, net, 3, len(lesson))
+    check_numbers(page, net)  # still the tutorial's preset, by name
     # an unknown step leaves the lesson closed, the view itself opens
     page.goto(config_url(step["request"], {"lesson": "no-such-step"}))
     wait_js(page, "() => Number(document.querySelector('#layer-view').dataset.renders || 0) > 0")
