@@ -325,6 +325,13 @@ def lesson_phone(shot: Shot) -> Path:
     _open_step(shot, "conv1d")
     # the phone layout: the picture stays on screen while an argument is edited
     shot.visible("#config-form input").focus()
+    # docked, the diagram is redrawn for the dock's width (side by side)
+    shot.wait(
+        """() => { const host = document.querySelector('#diagram'), svg = host.querySelector('svg.drawing');
+                   return getComputedStyle(document.querySelector('#diagram-panel')).position === 'fixed'
+                     && svg && Number(svg.getAttribute('viewBox')?.split(' ')[2]) === host.clientWidth; }""",
+        what="the docked diagram",
+    )
     shot.idle()
     return shot.save("lesson-phone.png")
 
