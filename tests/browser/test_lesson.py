@@ -181,3 +181,22 @@ def test_phone_keeps_the_picture_in_view_while_editing(page, lesson, step_id):
     page.evaluate("() => document.activeElement.blur()")
     # editing done: the picture is back in its place in the page
     wait_js(page, "() => getComputedStyle(document.querySelector('#diagram-panel')).position !== 'fixed'")
+
+
+def test_phone_keeps_the_network_in_view_while_editing(page, lesson):
+    page.set_viewport_size({"width": 420, "height": 900})
+    step = next(s for s in lesson if s["id"] == "neural-net")
+    page.goto(config_url(step["request"], {"view": "network", "lesson": step["id"]}))
+    wait_step(page, step, 2, len(lesson))
+    page.locator("#net-diagram svg").first.wait_for()
+    page.locator('#net-form [data-part="inputs"] input[type="text"]').first.focus()
+    wait_js(
+        page,
+        """() => { const f = document.activeElement.getBoundingClientRect();
+                   const p = document.querySelector('#net-diagram-panel');
+                   return getComputedStyle(p).position === 'fixed' && f.bottom <= p.getBoundingClientRect().top + 1
+                     && f.top >= 48; }""",
+        timeout=5_000,
+    )
+    d = page.locator("#net-diagram svg").first.bounding_box()
+    assert d is not None and min(d["y"] + d["height"], 900) - max(d["y"], 48) >= 150
