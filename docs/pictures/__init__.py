@@ -298,8 +298,10 @@ def receptive_field_panel(shot: Shot) -> Path:
     return shot.save("guide-receptive-field.png", "#net-rf-panel")
 
 
-def _open_step(shot: Shot, step_id: str) -> None:
+def _open_step(shot: Shot, step_id: str, pin: bool = True) -> None:
     step = _step(shot.base, step_id)
+    if not pin:
+        step["pinned"] = None
     shot.open(step["request"], {"view": step["view"], "lesson": step_id, "pinned": step["pinned"]}, view=step["view"])
     shot.wait(
         "id => document.querySelector('#lesson')?.dataset.step === id && !document.querySelector('#lesson').hidden",
@@ -322,7 +324,8 @@ def lesson_last(shot: Shot) -> Path:
 
 
 def lesson_phone(shot: Shot) -> Path:
-    _open_step(shot, "conv1d")
+    # no pinned element: the page would bring its explanation into view as it arrives
+    _open_step(shot, "conv1d", pin=False)
     # the phone layout: the picture stays on screen while an argument is edited
     shot.visible("#config-form input").focus()
     # docked, the diagram is redrawn for the dock's width (side by side)
@@ -331,6 +334,12 @@ def lesson_phone(shot: Shot) -> Path:
                    return getComputedStyle(document.querySelector('#diagram-panel')).position === 'fixed'
                      && svg && Number(svg.getAttribute('viewBox')?.split(' ')[2]) === host.clientWidth; }""",
         what="the docked diagram",
+    )
+    shot.wait(
+        """() => { const f = document.activeElement.getBoundingClientRect();
+                   const dock = document.querySelector('#diagram-panel').getBoundingClientRect();
+                   return f.top >= 48 && f.bottom <= dock.top; }""",
+        what="the edited field above the docked diagram",
     )
     shot.idle()
     return shot.save("lesson-phone.png")
