@@ -159,6 +159,18 @@ class Shot:
             "  .filter(s => !s.closest('.fold[data-folded], [hidden]')).every(s => s.dataset.painted === 'true')",
             what="the canvas drawings to be painted",
         )
+        # moving parts come to rest: CSS transitions ended, and the drawings' markup the same twice
+        # running (d3 moves the window by timers); an autoplaying animation never rests, so this
+        # gives up after a few seconds rather than failing
+        snapshot = """() => document.getAnimations().some(a => a.playState === 'running') ? Math.random()
+            : ['#win-drawing', '#diagram', '#net-graph'].map(s => document.querySelector(s)?.innerHTML ?? '').join('|')"""
+        before, deadline = self.page.evaluate(snapshot), time.monotonic() + 5
+        while time.monotonic() < deadline:
+            self.page.wait_for_timeout(150)
+            now = self.page.evaluate(snapshot)
+            if now == before:
+                break
+            before = now
         # two frames, so the last layout and paint are on screen
         self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
 
