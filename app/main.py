@@ -26,6 +26,7 @@ from app.api import (
     health,
     imports,
     layers,
+    lesson,
     middleware,
     openapi,
     pages,
@@ -34,6 +35,7 @@ from app.api import (
     run,
 )
 from app.core.service import Settings, WorkerPool, default_registry
+from app.core.service import lesson as the_lesson
 from app.core.service import presets as all_presets
 from app.paths import STATIC_DIR
 
@@ -73,10 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = WorkerPool(settings)
     # delivery: catalog JSON built once; static files under a content-hashed prefix; modules to preload
     app.state.catalog = delivery.CatalogAnswers.build(app.state.registry, all_presets())
+    app.state.lesson = delivery.Prebuilt.of(the_lesson())
     app.state.static_version = delivery.static_version(STATIC_DIR)
     app.state.modules = delivery.module_graph(STATIC_DIR)
     errors.install(app)
-    for module in (health, devices, layers, presets, run, imports, receptive_field, animate, pages, docs):
+    for module in (health, devices, layers, presets, lesson, run, imports, receptive_field, animate, pages, docs):
         app.include_router(module.router)
     app.mount(
         f"/static/v/{app.state.static_version}",

@@ -19,7 +19,7 @@ LAYERS = [
     ["shapes"],
     ["catalog"],
     ["networks"],
-    ["registry", "presets"],
+    ["registry", "presets", "lesson"],
     ["explaining"],
     ["running"],
     ["graphs"],

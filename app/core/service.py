@@ -20,6 +20,7 @@ from app.core.errors import (
 )
 from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.graphs.receptive import ReceptiveFieldRequest
+from app.core.lesson import lesson
 from app.core.presets import presets
 from app.core.registry import default_registry
 from app.core.running.animate import animate
@@ -48,6 +49,7 @@ __all__ = [
     "default_registry",
     "explain",
     "import_model",
+    "lesson",
     "list_devices",
     "npy",
     "output_tensor",

@@ -88,6 +88,7 @@ export const api = {
   },
   devices: () => call("/api/devices"),
   presets: () => call("/api/presets"),
+  lesson: () => call("/api/lesson"),
   // opts.path: run the network in `request` and report that child layer as it ran inside it.
   run: (request, opts = {}) =>
     call("/api/run", { method: "POST", body: opts.path ? { ...request, path: opts.path } : request, signal: opts.signal })

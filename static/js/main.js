@@ -3,8 +3,10 @@
 // opens in the layer view and comes back), and keeps the address bar in step with the state.
 
 import { api } from "./api.js";
-import { createStore, initialState, decodeQuery, encodeQuery, shareUrl, DEFAULT_REQUEST, DEFAULT_UI } from "./state.js";
+import { createStore, initialState, decodeQuery, encodeQuery, shareUrl, canonicalRequest, DEFAULT_REQUEST, DEFAULT_UI } from "./state.js";
 import { createCatalog } from "./ui/catalog.js";
+import { createLessonBar } from "./ui/lesson.js";
+import { keepFieldsAboveDock } from "./ui/dock.js";
 import { createLayerView } from "./views/layer-view.js";
 import { createNetworkView } from "./views/network-view.js";
 import { wireCopy } from "./ui/params.js";
@@ -31,11 +33,13 @@ async function boot() {
   let catalog;
   let devices = null;
   let presets = [];
+  let lesson = null;
   try {
-    [catalog, devices, presets] = await Promise.all([
+    [catalog, devices, presets, lesson] = await Promise.all([
       api.layers(),
       api.devices().catch(() => null),
       api.presets().then((r) => r.presets || [], () => []),
+      api.lesson().catch(() => null),
     ]);
   } catch (e) {
     setStatus(`The catalog could not be loaded: ${e.message}`, "error");
@@ -113,7 +117,8 @@ async function boot() {
     const network = store.get().request;
     const request = childRequest(network, field, inputs);
     window.history.pushState(null, "", window.location.search);
-    store.update({ ui: { ...DEFAULT_UI, view: "layer", drill: { network, field, path, inputs } } }, "ui");
+    const { lesson: step } = store.get().ui; // a layer opened from a lesson step stays in the lesson
+    store.update({ ui: { ...DEFAULT_UI, view: "layer", lesson: step, drill: { network, field, path, inputs } } }, "ui");
     show("layer", request);
     window.scrollTo({ top: 0 });
   }
@@ -124,8 +129,45 @@ async function boot() {
     if (!d) return;
     const layer = store.get().request.layer;
     const network = d.field === "layer" ? { ...d.network, layer } : withChild(d.network, d.field, layer);
-    store.update({ ui: { ...DEFAULT_UI, view: "network" } }, "ui");
+    store.update({ ui: { ...DEFAULT_UI, view: "network", lesson: store.get().ui.lesson } }, "ui");
     show("network", network, { select: d.field });
+  }
+
+  // The lesson: each step opens its layer (or the network preset) as the tutorial sets it up, with
+  // an element pinned where the step explains one; the step id travels in the link (ui.lesson).
+  const lessonBar = createLessonBar(document.querySelector("#lesson"), {
+    steps: lesson?.steps ?? [],
+    onOpen: openStep,
+    onCode: showCode,
+    onClose: () => store.update({ ui: { lesson: null } }, "ui"),
+  });
+  const lessonBtn = document.querySelector("#lesson-btn");
+  lessonBtn.hidden = !lesson?.steps?.length;
+  lessonBtn.addEventListener("click", () => {
+    const open = lessonBar.current;
+    // a second press while in the lesson brings back the current step as the tutorial set it up
+    openStep(open ?? lessonBar.first());
+  });
+
+  function openStep(step) {
+    const request = keepMachine(deepCopy(step.request));
+    window.history.pushState(null, "", window.location.search);
+    store.update({ ui: { ...DEFAULT_UI, view: step.view, lesson: step.id, pinned: step.pinned ? deepCopy(step.pinned) : null } }, "ui");
+    show(step.view, request, step.preset ? { presetId: step.preset } : undefined);
+    if (step.preset) catalogUi.setCurrent(`preset:${step.preset}`);
+    window.scrollTo({ top: 0 });
+  }
+
+  // The step's PyTorch code is the answer's reproduction script: unfold it and bring it into view.
+  function showCode() {
+    const layerView = store.get().ui.view !== "network";
+    if (layerView) {
+      const fold = document.querySelector("#code-fold");
+      if (fold.hasAttribute("data-folded")) fold.querySelector(".fold-toggle").click();
+    }
+    const panel = document.querySelector(layerView ? "#code-panel" : "#net-code-panel");
+    panel.scrollIntoView({ block: "start" });
+    panel.querySelector("pre.code").focus({ preventScroll: true });
   }
 
   function openFromQuery(search, { notice = true } = {}) {
@@ -140,11 +182,22 @@ async function boot() {
       ui = { ...DEFAULT_UI };
     }
     const view = viewFor(request, ui);
+    if (ui.lesson !== null && !lessonBar.has(ui.lesson)) ui = { ...ui, lesson: null };
     store.update({ ui: { ...ui, view } }, "load");
-    show(view, request);
+    // a lesson step's network, as the step opened it, is still that preset
+    const step = lesson?.steps?.find((s) => s.id === ui.lesson);
+    const same = step?.preset && JSON.stringify(canonicalRequest(step.request)) === JSON.stringify(canonicalRequest(request));
+    show(view, request, same ? { presetId: step.preset } : undefined);
+    if (same) catalogUi.setCurrent(`preset:${step.preset}`);
   }
 
+  store.subscribe((state, prev) => {
+    if (state.ui.lesson !== prev.ui.lesson) lessonBar.render(state.ui.lesson);
+    lessonBtn.setAttribute("aria-pressed", String(state.ui.lesson !== null));
+  });
   openFromQuery(window.location.search);
+  lessonBar.render(store.get().ui.lesson);
+  lessonBtn.setAttribute("aria-pressed", String(store.get().ui.lesson !== null));
   window.addEventListener("popstate", () => openFromQuery(window.location.search, { notice: false }));
 
   // An edited preset is no longer that preset: the catalog stops highlighting it.
@@ -163,6 +216,8 @@ async function boot() {
   });
   window.history.replaceState(null, "", (lastQuery = encodeQuery(store.get())));
 
+  keepFieldsAboveDock(document.querySelector("#config-form"), document.querySelector("#diagram-panel"));
+  keepFieldsAboveDock(document.querySelector("#net-form"), document.querySelector("#net-diagram-panel"));
   wireCopy(document.querySelector("#share-btn"), () => shareUrl(store.get()));
   document.body.dataset.ready = "true";
 }

@@ -28,6 +28,7 @@ export const DEFAULT_UI = Object.freeze({
   // The sliding window's colour scale: "shared" (one for input and output), "own" (one each), or
   // null: shared where the catalog says input and output share units (`same_units`).
   scale: null,
+  lesson: null, // id of the lesson step being walked (GET /api/lesson), or null outside the lesson
 });
 
 export function initialState() {
@@ -110,6 +111,7 @@ export function decodeQuery(search) {
       const ui = JSON.parse(rawUi);
       for (const k of Object.keys(DEFAULT_UI)) if (ui && k in ui) result.ui[k] = ui[k];
       if (!validDrill(result.ui.drill)) result.ui.drill = null;
+      if (result.ui.lesson !== null && typeof result.ui.lesson !== "string") result.ui.lesson = null;
     } catch {
       // A damaged ui part only loses the selection, never the view itself.
     }
