@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .helpers import config_url, wait_js
-from .test_a11y import serious
+from .test_a11y import audit
 
 pytestmark = pytest.mark.browser
 
@@ -38,5 +38,5 @@ def test_lesson_steps_have_no_serious_violations(page, steps, step_id, width):
         # the docked picture while a field is edited
         page.locator("#config-form input[type='text']").first.focus()
         wait_js(page, "() => getComputedStyle(document.querySelector('#diagram-panel')).position === 'fixed'")
-    found = serious(page)
+    found = audit(page)
     assert found == [], "\n".join(found)
