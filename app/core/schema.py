@@ -56,6 +56,9 @@ class RunRequest(BaseModel):
     path: str | None = Field(default=None, max_length=512)
     #: the sample and output channel whose sliding-window planes to list (any tensor size)
     window_slice: WindowSlice | None = None
+    #: values for parameters and buffers by name (``params[].name``): a nested list of numbers or
+    #: ``{"npy": "<base64 .npy>"}`` each, used instead of the seeded initialisation
+    parameters: dict[str, Any] | None = None
 
 
 class ExplainRequest(RunRequest):

@@ -29,6 +29,7 @@ from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch
 from app.core.networks.containers import check_structure, predict
 from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, build, resolve, walk
+from app.core.running import overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import human, refuse, response_bytes, tensor_bytes, workspace_bytes
 from app.core.schema import RunRequest, TensorInput
@@ -75,6 +76,8 @@ class Plan:
     predicted_trace: list[dict[str, Any]] = field(default_factory=list)
     #: the trace the meta forward pass recorded (up to a layer without a meta kernel), if it ran
     meta_trace: list[dict[str, Any]] | None = None
+    #: parameters and buffers set by hand (the request's ``parameters``), checked against ``meta``
+    parameters: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def spec(self) -> LayerSpec:
@@ -193,6 +196,8 @@ def plan_request(
             field="layer",
         )
 
+    given = overrides.decode(req.parameters, meta, max_elements=settings.max_data_elements)
+
     for p, ispec in zip(plans, spec.inputs):
         p.high = _resolve_high(ispec.high, node.args, meta, shapes)
 
@@ -220,6 +225,7 @@ def plan_request(
         estimate_bytes=0,
         warnings=caught,
         predicted_trace=trace,
+        parameters=given,
     )
     # Formula first: a layer's own formula answers in microseconds at any size, while a meta pass
     # costs time that grows with the sizes (hours for a deep LSTM over a long sequence). The meta
@@ -277,6 +283,8 @@ def estimate(plan: Plan, settings: Settings, *, param_bytes: int, input_bytes: i
     return {
         "parameters": param_bytes,
         "inputs": input_bytes,
+        # values set by hand, decoded on the CPU and held until the module has them
+        "given parameters": overrides.nbytes(plan.parameters),
         "outputs": outputs,
         "intermediates": intermediates,
         "working memory": working,

@@ -43,6 +43,20 @@ def ctor(node: LayerNode, preludes: dict[str, str]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+def _set_parameters(plan: Plan) -> list[str]:
+    """The request's ``parameters``, copied in as the server does: after the move, under no_grad."""
+    if not plan.parameters:
+        return []
+    buffers = {name for name, _ in plan.meta.named_buffers()}
+    lines = ["with torch.no_grad():  # parameters set by hand"]
+    for name, t in plan.parameters.items():
+        getter = "get_buffer" if name in buffers else "get_parameter"
+        # float64 holds every float32/float16 value exactly; copy_ casts into the tensor's own dtype
+        dtype = "torch.float64" if t.is_floating_point() else f"torch.{tensors.dtype_name(t.dtype)}"
+        lines.append(f"    layer.{getter}({name!r}).copy_(torch.tensor({t.tolist()!r}, dtype={dtype}))")
+    return lines
+
+
 def script(plan: Plan, *, child_path: str | None = None) -> str:
     """The script; with ``child_path``, it prints what that layer inside the network returned."""
     preludes: dict[str, str] = {}
@@ -75,6 +89,7 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
         else:
             lines.append(f"{var} = {tensors.draw_code(p.kind, p.shape, p.high)}")
     lines.append(f"layer = layer.to(device={device!r}, dtype={dtype})")
+    lines += _set_parameters(plan)
     if not plan.train:
         lines.append("layer.eval()")
     moved = [

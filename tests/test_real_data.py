@@ -1,0 +1,193 @@
+"""Real data (issue 21): parameters set by hand, and images as inputs."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
+CONV = {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "bias": False}
+BLOCKS = {
+    "type": "Sequential",
+    "layers": [
+        {"type": "SimpleResidualBlock", "name": "block1", "in_features": 10, "out_features": 50},
+        {"type": "SimpleResidualBlock", "name": "block2", "in_features": 50, "out_features": 50},
+    ],
+}
+
+
+def npy_b64(array: np.ndarray) -> str:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=array.dtype.hasobject)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def run_script(code: str) -> torch.Tensor:
+    namespace: dict = {}
+    exec(compile(code.replace("print(output)", ""), "<snippet>", "exec"), namespace)  # the server's own script
+    return namespace["output"]
+
+
+# ---- parameters set by hand ----------------------------------------------------------------------
+
+
+def test_sobel_weights_set_by_hand_equal_torch_conv(api):
+    x = torch.arange(36, dtype=torch.float32).reshape(1, 1, 6, 6) ** 1.5 / 10
+    body = {"layer": CONV, "inputs": [{"data": x.tolist()}], "parameters": {"weight": [[SOBEL_X]]}}
+    r = api.post("/api/run", json=body)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    want = F.conv2d(x, torch.tensor([[SOBEL_X]]))
+    assert torch.equal(torch.tensor(d["output"]["data"]), want)
+    weight = next(p for p in d["params"] if p["name"] == "weight")
+    assert weight["data"] == [[SOBEL_X]]
+    # the script sets them too and reproduces the output exactly
+    assert torch.equal(run_script(d["code"]), want)
+
+
+def test_parameters_leave_every_other_draw_unchanged(api):
+    layer = {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3}
+    plain = api.post("/api/run", json={"layer": layer, "inputs": [{"shape": [1, 1, 5, 5]}], "seed": 3}).json()
+    bias = [0.5, -0.25]
+    given = api.post(
+        "/api/run", json={"layer": layer, "inputs": [{"shape": [1, 1, 5, 5]}], "seed": 3, "parameters": {"bias": bias}}
+    ).json()
+    p0 = {p["name"]: p["data"] for p in plain["params"]}
+    p1 = {p["name"]: p["data"] for p in given["params"]}
+    assert p1["weight"] == p0["weight"] and p1["bias"] == bias
+    assert given["inputs"][0]["data"] == plain["inputs"][0]["data"]
+    x, w = torch.tensor(plain["inputs"][0]["data"]), torch.tensor(p0["weight"])
+    assert torch.allclose(torch.tensor(given["output"]["data"]), F.conv2d(x, w, torch.tensor(bias)), atol=1e-6)
+
+
+def test_network_with_fc1_weight_set_by_npy(api):
+    w = np.linspace(-1, 1, 50 * 10, dtype=np.float32).reshape(50, 10)
+    body = {
+        "layer": BLOCKS,
+        "inputs": [{"shape": [2, 10]}],
+        "seed": 5,
+        "parameters": {"block1.fc1.weight": {"npy": npy_b64(w)}, "block2.fc2.bias": [0.0] * 50},
+    }
+    r = api.post("/api/run", json=body)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    got = {p["name"]: p for p in d["params"]}
+    assert np.array_equal(np.array(got["block1.fc1.weight"]["data"], dtype=np.float32), w)
+    assert got["block2.fc2.bias"]["data"] == [0.0] * 50
+    # the script reproduces the network's output, weights and all
+    assert torch.allclose(run_script(d["code"]), torch.tensor(d["output"]["data"]), atol=0)
+    # the layer inside the network sees the weights too
+    child = api.post("/api/run", json={**body, "path": "block1.fc1"}).json()
+    assert np.array_equal(np.array(child["params"][0]["data"], dtype=np.float32), w)
+
+
+def test_float64_request_gets_the_json_values_exactly(api):
+    body = {
+        "layer": {"type": "Linear", "in_features": 2, "out_features": 1, "bias": False},
+        "inputs": [{"data": [[1.0, 1.0]]}],
+        "dtype": "float64",
+        "parameters": {"weight": [[0.1, 0.2]]},
+    }
+    d = api.post("/api/run", json=body).json()
+    assert d["output"]["data"] == [[0.1 + 0.2]]
+    assert run_script(d["code"]).tolist() == [[0.1 + 0.2]]
+
+
+def test_buffers_can_be_set(api):
+    layer = {"type": "BatchNorm1d", "num_features": 2}
+    body = {
+        "layer": layer,
+        "inputs": [{"data": [[1.0, 2.0]]}],
+        "train": False,
+        "parameters": {"running_mean": [1.0, 0.0], "running_var": [1.0, 4.0], "num_batches_tracked": 7},
+    }
+    d = api.post("/api/run", json=body).json()
+    assert torch.allclose(torch.tensor(d["output"]["data"]), torch.tensor([[0.0, 1.0]]), atol=1e-4)
+    assert torch.allclose(run_script(d["code"]), torch.tensor([[0.0, 1.0]]), atol=1e-4)
+
+
+@pytest.mark.parametrize("endpoint", ["/api/explain", "/api/shape", "/api/animate"])
+def test_other_endpoints_take_parameters(api, endpoint):
+    x = [[[[float(i * 5 + j) for j in range(5)] for i in range(5)]]]
+    body = {"layer": CONV, "inputs": [{"data": x}], "parameters": {"weight": [[SOBEL_X]]}}
+    if endpoint == "/api/explain":
+        body["index"] = [0, 0, 1, 1]
+    r = api.post(endpoint, json=body)
+    assert r.status_code == 200, r.text
+    if endpoint == "/api/explain":
+        # x[i][j] = 5i + j: Sobel x sums (1 + 2 + 1) * (j+1 - (j-1)) = 8
+        assert r.json()["value"] == pytest.approx(8.0)
+    bad = api.post(endpoint, json={**body, "parameters": {"wieght": [[SOBEL_X]]}})
+    assert bad.status_code == 422 and bad.json()["field"] == "parameters.wieght"
+
+
+def _refusal(api, parameters, layer=CONV):
+    r = api.post("/api/run", json={"layer": layer, "inputs": [{"shape": [1, 1, 5, 5]}], "parameters": parameters})
+    assert 400 <= r.status_code < 500, r.text
+    return r.json()
+
+
+def test_unknown_name_is_refused_with_the_valid_names(api):
+    d = _refusal(api, {"wieght": [[SOBEL_X]]}, {**CONV, "bias": True})
+    assert d["field"] == "parameters.wieght"
+    assert "did you mean weight" in d["detail"] and d["valid"] == ["weight", "bias"]
+
+
+def test_wrong_shape_is_refused(api):
+    d = _refusal(api, {"weight": SOBEL_X})
+    assert d["field"] == "parameters.weight" and "(1, 1, 3, 3)" in d["detail"] and "(3, 3)" in d["detail"]
+    d = _refusal(api, {"weight": {"npy": npy_b64(np.zeros((3, 3), np.float32))}})
+    assert d["field"] == "parameters.weight" and "(1, 1, 3, 3)" in d["detail"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [[[["a", 0, 0], [0, 0, 0], [0, 0, 0]]]],
+        [[[[True, 0, 0], [0, 0, 0], [0, 0, 0]]]],
+        {"npy": npy_b64(np.zeros((1, 1, 3, 3), np.int32))},
+        {"npy": npy_b64(np.zeros((1, 1, 3, 3), np.complex64))},
+        {"npy": npy_b64(np.zeros((1, 1, 3, 3), "U3"))},
+    ],
+    ids=["string", "bool", "int-npy", "complex-npy", "str-npy"],
+)
+def test_wrong_dtype_is_refused(api, value):
+    d = _refusal(api, {"weight": value})
+    assert d["field"] == "parameters.weight"
+
+
+def test_integer_buffer_refuses_fractions(api):
+    d = _refusal(api, {"num_batches_tracked": 1.5}, {"type": "BatchNorm2d", "num_features": 1})
+    assert d["field"] == "parameters.num_batches_tracked"
+
+
+@pytest.mark.parametrize("npy", ["not base64!!", "aGVsbG8=", 12], ids=["bad-base64", "not-npy", "not-a-string"])
+def test_bad_npy_is_refused(api, npy):
+    d = _refusal(api, {"weight": {"npy": npy}})
+    assert d["field"] == "parameters.weight"
+
+
+def test_pickled_npy_is_refused(api):
+    array = np.empty((1, 1, 3, 3), dtype=object)
+    array[...] = 0.0
+    d = _refusal(api, {"weight": {"npy": npy_b64(array)}})
+    assert d["field"] == "parameters.weight" and "objects" in d["detail"]
+
+
+def test_parameters_must_be_an_object(api):
+    d = _refusal(api, [1, 2])
+    assert d["field"] == "parameters"
+    d = _refusal(api, {"weight": {"npy": "", "extra": 1}})
+    assert d["field"] == "parameters.weight"
+
+
+def test_given_parameters_count_in_the_memory_estimate(api):
+    body = {"layer": CONV, "inputs": [{"shape": [1, 1, 5, 5]}]}
+    plain = api.post("/api/shape", json=body).json()
+    given = api.post("/api/shape", json={**body, "parameters": {"weight": [[SOBEL_X]]}}).json()
+    assert given["estimate_bytes"] - plain["estimate_bytes"] == 9 * 8  # nine float64 values held
