@@ -191,3 +191,152 @@ def test_given_parameters_count_in_the_memory_estimate(api):
     plain = api.post("/api/shape", json=body).json()
     given = api.post("/api/shape", json={**body, "parameters": {"weight": [[SOBEL_X]]}}).json()
     assert given["estimate_bytes"] - plain["estimate_bytes"] == 9 * 8  # nine float64 values held
+
+
+# ---- images as inputs ----------------------------------------------------------------------------
+
+
+def image_b64(im, fmt: str = "PNG", **kw) -> str:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def stripes(h: int = 12, w: int = 16):
+    from PIL import Image
+
+    pixels = np.zeros((h, w), np.uint8)
+    pixels[:, ::4] = 255
+    pixels[:, 1::4] = 128
+    return Image.fromarray(pixels, mode="L")
+
+
+def test_sobel_on_a_png_equals_torch_conv_of_its_pixels(api):
+    im = stripes()
+    body = {"layer": CONV, "inputs": [{"image": image_b64(im), "mode": "L"}], "parameters": {"weight": [[SOBEL_X]]}}
+    r = api.post("/api/run", json=body)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).reshape(1, 1, 12, 16)
+    assert d["inputs"][0]["shape"] == [1, 1, 12, 16]
+    assert torch.equal(torch.tensor(d["inputs"][0]["data"]), x)
+    want = F.conv2d(x, torch.tensor([[SOBEL_X]]))
+    assert torch.allclose(torch.tensor(d["output"]["data"]), want, atol=1e-6)
+    # the script decodes the same bytes with Pillow and gets the same output, bit for bit
+    assert "Image.open" in d["code"]
+    assert torch.equal(run_script(d["code"]), torch.tensor(d["output"]["data"]))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_rgb_resized_imagenet_and_data_url(api, fmt):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8), mode="RGB")
+    url = f"data:image/{fmt.lower()};base64," + image_b64(im, fmt)
+    inp = {"image": url, "mode": "RGB", "size": [10, 15], "scale": "imagenet"}
+    layer = {"type": "Identity"}
+    d = api.post("/api/run", json={"layer": layer, "inputs": [inp]}).json()
+    decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    decoded = decoded.resize((15, 10), Image.Resampling.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(decoded, dtype=np.float32).copy()).permute(2, 0, 1)[None]
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    want = (pixels / 255 - mean) / std
+    assert d["output"]["shape"] == [1, 3, 10, 15]
+    assert torch.allclose(torch.tensor(d["output"]["data"]), want, atol=1e-6)
+    assert torch.equal(run_script(d["code"]), torch.tensor(d["output"]["data"]))
+
+
+def test_raw_scale_and_float64(api):
+    im = stripes(4, 4)
+    inp = {"image": image_b64(im), "mode": "L", "scale": "raw"}
+    d = api.post("/api/run", json={"layer": {"type": "Identity"}, "inputs": [inp], "dtype": "float64"}).json()
+    assert d["output"]["dtype"] == "float64"
+    assert d["output"]["data"][0][0][0] == [255.0, 128.0, 0.0, 0.0]
+    assert run_script(d["code"]).dtype == torch.float64
+
+
+def test_a_max_pool_halves_an_image(api):
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (32, 32))
+    ImageDraw.Draw(im).ellipse((6, 6, 25, 25), fill=255)
+    body = {"layer": {"type": "MaxPool2d", "kernel_size": 2}, "inputs": [{"image": image_b64(im), "mode": "L"}]}
+    d = api.post("/api/run", json=body).json()
+    x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255)[None, None]
+    assert torch.equal(torch.tensor(d["output"]["data"]), F.max_pool2d(x, 2))
+
+
+def _image_refusal(api, inp, layer=None, status=None):
+    r = api.post("/api/run", json={"layer": layer or {"type": "Identity"}, "inputs": [inp]})
+    assert 400 <= r.status_code < 500, r.text[:300]
+    if status:
+        assert r.status_code == status
+    return r.json()
+
+
+def test_image_refusals(api):
+    from PIL import Image
+
+    good = image_b64(stripes())
+    d = _image_refusal(api, {"image": "%%%not base64"})
+    assert d["field"] == "inputs[0].image" and "base64" in d["detail"]
+    d = _image_refusal(api, {"image": base64.b64encode(b"hello, not an image").decode()})
+    assert d["field"] == "inputs[0].image" and "PNG or JPEG" in d["detail"]
+    # other formats: GIF, BMP
+    for fmt in ("GIF", "BMP"):
+        d = _image_refusal(api, {"image": image_b64(stripes(), fmt)})
+        assert "PNG or JPEG" in d["detail"], fmt
+    # corrupt: a PNG and a JPEG of noise cut in half, and a PNG whose pixel data is garbled
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 40), dtype=np.uint8), mode="L")
+    for fmt in ("PNG", "JPEG"):
+        whole = base64.b64decode(image_b64(noise, fmt))
+        d = _image_refusal(api, {"image": base64.b64encode(whole[: len(whole) // 2]).decode()})
+        assert d["field"] == "inputs[0].image" and "could not be" in d["detail"], fmt
+    whole = bytearray(base64.b64decode(image_b64(noise)))
+    whole[60:200] = bytes(140)
+    d = _image_refusal(api, {"image": base64.b64encode(bytes(whole)).decode()})
+    assert d["field"] == "inputs[0].image"
+    # huge dimensions (a few kB of PNG that would decode to 17 million pixels): refused from the header
+    bomb = image_b64(Image.new("L", (4097, 4097)), optimize=True)
+    assert len(bomb) < 100_000
+    d = _image_refusal(api, {"image": bomb}, status=413)
+    assert "4097×4097" in d["detail"]
+    # too many values after resizing, and a size past the per-side limit
+    d = _image_refusal(api, {"image": good, "mode": "RGB", "size": [1000, 1000]}, status=413)
+    assert d["field"] == "inputs[0].image"
+    d = _image_refusal(api, {"image": good, "size": [5000, 10]}, status=422)
+    assert d["field"].startswith("inputs[0].size")
+    d = _image_refusal(api, {"image": good, "mode": "CMYK"}, status=422)
+    assert d["field"] == "inputs[0].mode"
+    d = _image_refusal(api, {"image": good, "mode": "L", "scale": "imagenet"})
+    assert "RGB" in d["detail"]
+    d = _image_refusal(api, {"shape": [1, 1, 4, 4], "mode": "L"})
+    assert "go with 'image'" in d["detail"]
+    d = _image_refusal(api, {"image": good, "shape": [1, 1, 4, 4]})
+    assert "give one of" in d["detail"]
+    # an input of indices does not take an image
+    d = _image_refusal(api, {"image": good}, {"type": "Embedding", "num_embeddings": 10, "embedding_dim": 3})
+    assert "an image gives floats" in d["detail"]
+
+
+def test_image_decoding_is_held_to_the_memory_limit_and_counted():
+    from app.core.errors import TooLarge
+    from app.core.running import images
+
+    text = image_b64(stripes(64, 64))
+    with pytest.raises(TooLarge) as caught:
+        images.decode(text, mode="L", size=None, scale="unit", field="f", memory_limit=10_000, max_elements=10**6)
+    assert caught.value.status == 413 and "decoding the image" in caught.value.detail
+    _, src = images.decode(text, mode="L", size=None, scale="unit", field="f", memory_limit=10**9, max_elements=10**6)
+    assert src.decode_bytes >= 64 * 64 * 4
+
+
+def test_image_decoding_counts_in_the_estimate(api):
+    im = stripes(64, 64)
+    data = (np.asarray(im, dtype=np.float32) / 255).reshape(1, 1, 64, 64).tolist()
+    layer = {"type": "Identity"}
+    as_data = api.post("/api/shape", json={"layer": layer, "inputs": [{"data": data}]}).json()
+    as_image = api.post("/api/shape", json={"layer": layer, "inputs": [{"image": image_b64(im), "mode": "L"}]}).json()
+    assert as_image["estimate_bytes"] - as_data["estimate_bytes"] >= 64 * 64 * 4

@@ -12,19 +12,37 @@ MAX_RANK = 8
 MAX_INPUTS = 8
 
 
+#: the largest side of an image input after resizing (its ``size``)
+MAX_IMAGE_SIDE = 4096
+
+
 class TensorInput(BaseModel):
-    """One forward() argument: a shape to draw, or the numbers themselves."""
+    """One forward() argument: a shape to draw, the numbers themselves, or an image to decode."""
 
     model_config = ConfigDict(extra="forbid")
 
     shape: list[int] | None = Field(default=None, max_length=MAX_RANK)
     data: Any = None
     dtype: str | None = None
+    #: a PNG or JPEG in base64 (or a data: URL), decoded into (1, C, H, W)
+    image: str | None = None
+    #: with ``image``: "L" (one grey channel) or "RGB" (three); default RGB
+    mode: Literal["L", "RGB"] | None = None
+    #: with ``image``: [H, W] to resize to (bilinear); default the image's own size
+    size: list[Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)]] | None = Field(default=None, min_length=2, max_length=2)
+    #: with ``image``: "unit" (pixel / 255, default), "imagenet" (ImageNet's mean and std) or "raw" (0…255)
+    scale: Literal["unit", "imagenet", "raw"] | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> TensorInput:
-        if (self.shape is None) == (self.data is None):
-            raise ValueError("give either 'shape' (a list of sizes) or 'data' (a nested list of numbers)")
+        given = [k for k in ("shape", "data", "image") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give one of 'shape' (a list of sizes), 'data' (a nested list of numbers) or 'image' "
+                "(a base64 PNG or JPEG)"
+            )
+        if self.image is None and (self.mode, self.size, self.scale) != (None, None, None):
+            raise ValueError("'mode', 'size' and 'scale' go with 'image'")
         if self.shape is not None and any(s < 1 for s in self.shape):
             raise ValueError(f"every size in 'shape' must be >= 1, got {self.shape}")
         return self

@@ -29,7 +29,7 @@ from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch
 from app.core.networks.containers import check_structure, predict
 from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, build, resolve, walk
-from app.core.running import overrides
+from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import human, refuse, response_bytes, tensor_bytes, workspace_bytes
 from app.core.schema import RunRequest, TensorInput
@@ -57,6 +57,8 @@ class InputPlan:
     dtype: torch.dtype
     data: torch.Tensor | None = None
     high: int | None = None
+    #: the image this input was decoded from (``data`` holds its tensor)
+    image: images.ImageSource | None = None
 
 
 @dataclass
@@ -142,7 +144,24 @@ def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings:
                     field=f"inputs[{i}].dtype",
                 )
             want = tensors.INPUT_DTYPES[raw.dtype]
-        if raw.data is not None:
+        if raw.image is not None:
+            field = f"inputs[{i}].image"
+            if not want.is_floating_point:
+                raise InvalidRequest(
+                    f"input {i} ({ispec.name}) holds {tensors.dtype_name(want)} values; an image gives floats",
+                    field=field,
+                )
+            t, source = images.decode(
+                raw.image,
+                mode=raw.mode or "RGB",
+                size=tuple(raw.size) if raw.size else None,
+                scale=raw.scale or "unit",
+                field=field,
+                memory_limit=settings.memory_limit_bytes,
+                max_elements=settings.max_data_elements,
+            )
+            plans.append(InputPlan(tuple(t.shape), ispec.kind, want, data=t, image=source))
+        elif raw.data is not None:
             t = tensor_from_json(
                 raw.data,
                 field=f"inputs[{i}].data",
@@ -285,6 +304,7 @@ def estimate(plan: Plan, settings: Settings, *, param_bytes: int, input_bytes: i
         "inputs": input_bytes,
         # values set by hand, decoded on the CPU and held until the module has them
         "given parameters": overrides.nbytes(plan.parameters),
+        "image decoding": sum(p.image.decode_bytes for p in plan.inputs if p.image is not None),
         "outputs": outputs,
         "intermediates": intermediates,
         "working memory": working,

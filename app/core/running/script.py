@@ -8,6 +8,7 @@ import torch
 
 from app.core import tensors
 from app.core.networks.tree import LayerNode
+from app.core.running import images
 from app.core.running.plan import Plan
 
 
@@ -65,6 +66,8 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
     device = str(plan.device)
     # preludes share import lines (OrderedDict for Sequential and Residual): write each once, on top
     imports = ["import torch"]
+    if any(p.image is not None for p in plan.inputs):
+        imports = [*images.IMPORTS, *imports]
     bodies = []
     for source in preludes.values():
         body = []
@@ -84,7 +87,11 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
     for i, (p, _ispec) in enumerate(zip(plan.inputs, plan.spec.inputs)):
         var = f"x{i + 1}" if len(plan.inputs) > 1 else "x"
         names.append(var)
-        if p.data is not None:
+        if p.image is not None:
+            lines += images.code(var, p.image)
+            if p.dtype != torch.float32:
+                lines.append(f"{var} = {var}.to(torch.{tensors.dtype_name(p.dtype)})")
+        elif p.data is not None:
             lines.append(f"{var} = torch.tensor({p.data.tolist()!r}, dtype=torch.{tensors.dtype_name(p.dtype)})")
         else:
             lines.append(f"{var} = {tensors.draw_code(p.kind, p.shape, p.high)}")
