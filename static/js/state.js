@@ -20,6 +20,8 @@ export const DEFAULT_UI = Object.freeze({
   channel: 0, // output channel shown by the sliding-window animation
   batch: 0, // sample of the batch shown by the animation
   depth: 0, // output depth slice for 3-D windows
+  // "Your data" (ui/data-panel.js): {sample: an image id or null, kernel: {preset, grid} or null, cmap}
+  data: null,
 });
 
 export function initialState() {

@@ -1,0 +1,152 @@
+"""Real data in the layer view (issue 21): a sample image in, a Sobel kernel by hand, the edge map."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.browser.helpers import config_url, wait_js
+from tests.browser.helpers import wait_render as _wait_render
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path("/work/shots/h21-data")
+CONV = {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3}
+SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+
+
+def wait_render(page, after: int = 0) -> int:
+    # a loaded 2-core machine: the first answer waits for the worker's warm-up
+    return _wait_render(page, after, timeout=90_000)
+
+
+def open_view(page, config: dict) -> None:
+    page.goto(config_url(config))
+    wait_render(page)
+
+
+def _last_run_body(page, calls):
+    wait_js(page, "() => document.querySelector('#layer-view').getAttribute('aria-busy') === 'false'")
+    return calls[-1]
+
+
+def _canvas_pixels(page, role: str, channel: int = 0) -> tuple[np.ndarray, float, float]:
+    got = page.evaluate(
+        """([role, ch]) => {
+             const c = document.querySelector(`#data-maps canvas[data-role="${role}"][data-channel="${ch}"]`);
+             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+             return {w: c.width, h: c.height, px: Array.from(d), lo: Number(c.dataset.lo), hi: Number(c.dataset.hi)};
+           }""",
+        [role, channel],
+    )
+    rgba = np.array(got["px"], dtype=np.int32).reshape(got["h"], got["w"], 4)
+    return rgba, got["lo"], got["hi"]
+
+
+def _runs(page) -> list[dict]:
+    calls: list[dict] = []
+
+    def on_request(req):
+        if req.url.split("?")[0].endswith("/api/run") and req.method == "POST":
+            calls.append(json.loads(req.post_data))
+
+    page.on("request", on_request)
+    return calls
+
+
+def test_stripes_through_sobel_shows_the_edge_map(page, api_run):
+    calls = _runs(page)
+    open_view(page, {"layer": CONV, "inputs": [{"shape": [1, 1, 24, 24]}], "seed": 0})
+    panel = page.locator("#data-panel")
+    assert panel.is_visible()
+    n = wait_render(page)
+    page.locator("#data-sources button[data-sample='stripes-0']").click()
+    n = wait_render(page, n)
+    page.locator("#kernel-preset").select_option("sobel_x")
+    wait_render(page, n)
+    body = _last_run_body(page, calls)
+    # the request carries the image and the kernel the page chose
+    assert body["inputs"][0]["image"].startswith("data:image/png;base64,")
+    assert body["inputs"][0]["mode"] == "L" and body["inputs"][0]["size"] == [24, 24]
+    assert body["parameters"]["weight"] == [[SOBEL_X]] and body["parameters"]["bias"] == [0]
+    # the API's own answer for that body, pixel by pixel against the drawn output plane
+    ref = api_run(body)
+    out = np.array(ref["output"]["data"], dtype=np.float64)[0, 0]
+    rgba, lo, hi = _canvas_pixels(page, "output")
+    assert rgba.shape[:2] == out.shape == (22, 22)
+    assert lo == pytest.approx(out.min()) and hi == pytest.approx(out.max())
+    want = np.round(255 * (out - out.min()) / (out.max() - out.min()))
+    assert np.abs(rgba[..., 0] - want).max() <= 1
+    # vertical stripes: Sobel x answers at the edges (non-zero columns) and is zero inside the stripes
+    assert (out != 0).any() and (out == 0).any()
+    cols = np.abs(out).sum(axis=0)
+    assert (cols[cols > 0].size < out.shape[1]) and np.allclose(out, out[0])  # columns, the same on every row
+    # the input plane is the image's real pixels (0 or 1)
+    x = np.array(ref["inputs"][0]["data"])[0, 0]
+    assert set(np.unique(x)) <= {0.0, 1.0}
+    # the kernel grid shows the preset
+    values = page.eval_on_selector_all("#kernel-grid input", "els => els.map(e => Number(e.value))")
+    assert values == [v for row in SOBEL_X for v in row]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    panel.screenshot(path=str(SHOTS / "sobel-stripes.png"))
+    page.screenshot(path=str(SHOTS / "sobel-stripes-page.png"), full_page=False)
+
+
+def test_editing_a_kernel_cell_reruns_with_it(page):
+    calls = _runs(page)
+    open_view(page, {"layer": CONV, "inputs": [{"shape": [1, 1, 12, 12]}]})
+    n = wait_render(page)
+    page.locator("#data-sources button[data-sample='disc']").click()
+    n = wait_render(page, n)
+    page.locator("#kernel-preset").select_option("identity")
+    n = wait_render(page, n)
+    page.locator("#kernel-grid input").nth(4).fill("2")
+    wait_render(page, n)
+    body = _last_run_body(page, calls)
+    assert body["parameters"]["weight"][0][0][1] == [0, 2, 0]
+    assert page.locator("#kernel-preset").input_value() == "custom"
+    # the choices travel in the link
+    assert "stripes" not in page.url and "disc" in page.url
+
+
+def test_max_pool_halves_the_disc(page, api_run):
+    calls = _runs(page)
+    open_view(page, {"layer": {"type": "MaxPool2d", "kernel_size": 2}, "inputs": [{"shape": [1, 1, 32, 32]}]})
+    n = wait_render(page)
+    assert page.locator("#data-kernel-row").is_hidden()  # no weight to set
+    page.locator("#data-sources button[data-sample='disc']").click()
+    wait_render(page, n)
+    body = _last_run_body(page, calls)
+    ref = api_run(body)
+    x = np.array(ref["inputs"][0]["data"])[0, 0]
+    out = np.array(ref["output"]["data"])[0, 0]
+    assert out.shape == (16, 16) and np.array_equal(out, x.reshape(16, 2, 16, 2).max(axis=(1, 3)))
+    rgba, _, _ = _canvas_pixels(page, "output")
+    assert rgba.shape[:2] == (16, 16)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#data-panel").screenshot(path=str(SHOTS / "maxpool-disc.png"))
+
+
+def test_uploaded_file_goes_in(page, tmp_path):
+    from PIL import Image
+
+    calls = _runs(page)
+    path = tmp_path / "gradient.png"
+    Image.fromarray(np.tile(np.arange(0, 256, 16, dtype=np.uint8), (16, 1)), mode="L").save(path)
+    open_view(page, {"layer": CONV, "inputs": [{"shape": [1, 1, 16, 16]}]})
+    n = wait_render(page)
+    page.locator("#data-file").set_input_files(str(path))
+    wait_render(page, n)
+    body = _last_run_body(page, calls)
+    assert body["inputs"][0]["image"].startswith("data:image/png")
+    rgba, lo, hi = _canvas_pixels(page, "input")
+    assert rgba.shape[:2] == (16, 16)
+    assert rgba[0, 0, 0] < rgba[0, -1, 0]  # the gradient, dark to light
+
+
+def test_not_shown_for_a_linear_layer(page):
+    open_view(page, {"layer": {"type": "Linear", "in_features": 4, "out_features": 2}, "inputs": [{"shape": [3, 4]}]})
+    assert page.locator("#data-panel").is_hidden()
