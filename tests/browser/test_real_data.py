@@ -145,8 +145,41 @@ def test_uploaded_file_goes_in(page, tmp_path):
     rgba, lo, hi = _canvas_pixels(page, "input")
     assert rgba.shape[:2] == (16, 16)
     assert rgba[0, 0, 0] < rgba[0, -1, 0]  # the gradient, dark to light
+    assert lo == 0.0 and hi == pytest.approx(240 / 255, abs=0.01)  # the file's pixels, scaled to [0, 1]
 
 
 def test_not_shown_for_a_linear_layer(page):
     open_view(page, {"layer": {"type": "Linear", "in_features": 4, "out_features": 2}, "inputs": [{"shape": [3, 4]}]})
     assert page.locator("#data-panel").is_hidden()
+
+
+def test_lenet_activations_on_the_digit(page, api_run):
+    from app.core.presets import PRESETS
+
+    lenet = next(p for p in PRESETS if p["name"] == "LeNet-5")["request"]
+    calls = _runs(page)
+    page.goto(config_url(lenet))
+    wait_js(page, "() => !document.querySelector('#net-act-panel').hidden", timeout=90_000)
+    page.locator("#act-samples button[data-sample='digit']").click()
+    leaves = 12  # conv, tanh, pool, conv, tanh, pool, flatten, linear, tanh, linear, tanh, linear
+    wait_js(page, f"() => document.querySelector('#net-act-panel').dataset.layers === '{leaves}'", timeout=90_000)
+    rows = page.eval_on_selector_all("#act-rows .act-row", "els => els.map(e => e.dataset.path)")
+    assert rows[0] == "input" and len(rows) == leaves + 1
+    # the first conv's six feature maps are the API's values for that layer on the same image
+    body = next(c for c in calls if c.get("path") == "0")
+    ref = api_run(body)
+    assert ref["output"]["shape"] == [1, 6, 28, 28]
+    got = page.evaluate(
+        """() => [...document.querySelectorAll('#act-rows .act-row[data-path="0"] canvas')]
+                .map(c => [Number(c.dataset.lo), Number(c.dataset.hi), c.width, c.height])"""
+    )
+    assert len(got) == 6
+    out = np.array(ref["output"]["data"] if ref["output"]["data"] is not None else ref["output"]["preview"])[0]
+    for ch, (lo, hi, w, h) in enumerate(got):
+        assert lo == pytest.approx(out[ch].min()) and hi == pytest.approx(out[ch].max())
+        assert (h, w) == out[ch].shape
+    # the input row is the digit: dark background, a bright stroke
+    x = np.array(ref["inputs"][0]["data"])[0, 0]
+    assert x.min() == 0.0 and x.max() == 1.0 and 0.05 < x.mean() < 0.5
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#net-act-panel").screenshot(path=str(SHOTS / "lenet-activations-digit.png"))

@@ -12,6 +12,7 @@ import { drawNetwork } from "../draw/network.js";
 import { mountPaste } from "../net/paste.js";
 import { renderGraphPanel } from "../net/graph-panel.js";
 import { createRfPanel } from "../net/rf-panel.js";
+import { createActivationsPanel } from "../net/activations-panel.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -43,6 +44,7 @@ const NETWORK_INPUTS = [{ name: "input", convention: "(*)", kind: "normal" }];
 
 export function createNetworkView(root, { store, byType, catalog, devices, presets = [], setStatus, onDrill, onPreset }) {
   const $ = (sel) => root.querySelector(sel);
+  const activations = createActivationsPanel($("#net-act-panel"));
   const els = {
     tree: $("#net-tree"),
     addType: $("#net-add-type"),
@@ -305,6 +307,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       clearNameError();
       markStale(false);
       render();
+      activations.update(req, res);
       setStatus(`${res.totals?.param_count?.toLocaleString("en") ?? res.param_count} parameters; shapes fit`, "ok");
       fetchCode(req, seq);
     } catch (e) {
