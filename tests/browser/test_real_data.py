@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -183,3 +184,27 @@ def test_lenet_activations_on_the_digit(page, api_run):
     assert x.min() == 0.0 and x.max() == 1.0 and 0.05 < x.mean() < 0.5
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#net-act-panel").screenshot(path=str(SHOTS / "lenet-activations-digit.png"))
+
+
+def test_an_output_too_big_for_json_is_drawn_whole_from_npy(page, base_url):
+    import httpx
+
+    calls = _runs(page)
+    layer = {"type": "Conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3}
+    open_view(page, {"layer": layer, "inputs": [{"shape": [1, 1, 64, 64]}]})
+    n = wait_render(page)
+    page.locator("#data-sources button[data-sample='stripes-45']").click()
+    n = wait_render(page, n)
+    page.locator("#kernel-preset").select_option("sobel_y")
+    wait_render(page, n)
+    wait_js(page, "() => document.querySelector('#data-maps .map-group[data-role=output]')?.dataset.full === 'true'")
+    body = _last_run_body(page, calls)
+    r = httpx.post(f"{base_url}/api/run?format=npy", json={k: v for k, v in body.items() if k != "window_slice"})
+    full = np.load(io.BytesIO(r.content), allow_pickle=False)[0]
+    assert full.shape == (8, 62, 62)
+    for ch in (0, 7):
+        rgba, lo, hi = _canvas_pixels(page, "output", ch)
+        assert rgba.shape[:2] == (62, 62)
+        assert lo == pytest.approx(full[ch].min()) and hi == pytest.approx(full[ch].max())
+        want = np.round(255 * (full[ch] - full[ch].min()) / (full[ch].max() - full[ch].min()))
+        assert np.abs(rgba[..., 0] - want).max() <= 1

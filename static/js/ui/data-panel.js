@@ -9,6 +9,7 @@
 import { api } from "../api.js";
 import { h } from "../util/dom.js";
 import { fmt } from "../util/format.js";
+import { parseNpy, npyPlanes } from "../util/npy.js";
 import { SAMPLES, sampleDataUrl, fileDataUrl, planeCanvas } from "../draw/samples.js";
 import { KERNEL_PRESETS, presetGrid, convParameters, planeRange, planeRgba, channelPlanes, imageShaped } from "../geometry/kernels.js";
 
@@ -22,6 +23,8 @@ export function createDataPanel(root, { getUi, setUi, onChange }) {
   const uploadCache = new Map(); // "h×w" -> data URL of the uploaded file at that size
   const paramShapes = new Map(); // JSON of layer config -> {name: shape} from /api/shape
   let lastRun = null;
+  let fullOutput = null; // {run, planes}: the output's planes from ?format=npy when JSON sent a preview
+  let npyCtl = null;
   let weightShape = null;
 
   const data = () => getUi().data || {};
@@ -131,7 +134,7 @@ export function createDataPanel(root, { getUi, setUi, onChange }) {
     return uploadCache.get(key);
   }
 
-  return {
+  const this_ = {
     // The request the API gets: the chosen image and kernel put in (the store's request is unchanged).
     async apply(request, { signal } = {}) {
       const d = data();
@@ -173,11 +176,31 @@ export function createDataPanel(root, { getUi, setUi, onChange }) {
       if (weightShape) drawKernel(weightShape, run);
       cmapSel.value = d.cmap || "grey";
       drawMaps(run);
+      // JSON sent a strided preview (which aliases stripes and edges): the whole output as .npy
+      if (run.output && run.output.data == null && request && channelPlanes(run.output.preview).length) fetchFull(run, request);
     },
     get root() {
       return root;
     },
   };
+  return this_;
+
+  async function fetchFull(run, request) {
+    npyCtl?.abort();
+    npyCtl = new AbortController();
+    const { signal } = npyCtl;
+    try {
+      const body = await this_.apply(request, { signal });
+      const res = await fetch(`/api/run?format=npy&tensor=${encodeURIComponent(run.output.name || "output")}`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal,
+      });
+      if (!res.ok || run !== lastRun) return;
+      fullOutput = { run, planes: npyPlanes(parseNpy(await res.arrayBuffer()), MAX_CHANNELS_SHOWN) };
+      if (run === lastRun) drawMaps(run);
+    } catch {
+      // the strided preview stays, labelled as one
+    }
+  }
 
   function drawKernel(shape, run) {
     const [, , kh, kw] = shape;
@@ -205,15 +228,15 @@ export function createDataPanel(root, { getUi, setUi, onChange }) {
     host.replaceChildren();
     const tensors = [["input", run.inputs?.[0]], ["output", run.output]];
     // one pixel scale for the input and the output, so a pool that halves the image draws it half as big
-    const sides = tensors.flatMap(([, t]) => channelPlanes(t?.data ?? t?.preview)).map((p) => Math.max(p.length, p[0]?.length ?? 0));
+    const sides = tensors.filter(([, t]) => t?.shape?.length === 4).map(([, t]) => Math.max(t.shape[2], t.shape[3]));
     const scale = Math.max(1, Math.floor(SHOW_PX / Math.max(1, ...sides)));
     for (const [role, t] of tensors) {
       if (!t) continue;
-      const nested = t.data ?? t.preview;
-      const planes = channelPlanes(nested);
+      const full = role === "output" && !t.data && fullOutput?.run === run ? fullOutput.planes : null;
+      const planes = full ?? channelPlanes(t.data ?? t.preview);
       if (!planes.length) continue;
-      const group = h("div", { class: "map-group", dataset: { role } });
-      const step = t.data ? null : t.preview_step;
+      const group = h("div", { class: "map-group", dataset: { role, full: String(Boolean(t.data || full)) } });
+      const step = t.data || full ? null : t.preview_step;
       group.append(h("h3", { class: "sub-h" }, `${role} ${t.name && t.name !== role ? t.name : ""} (${t.shape.join(" × ")})${step ? ` — every ${step.slice(-2).join("×")}-th value (preview)` : ""}`));
       const row = h("div", { class: "map-row" });
       planes.slice(0, MAX_CHANNELS_SHOWN).forEach((plane, ch) => {
@@ -221,8 +244,10 @@ export function createDataPanel(root, { getUi, setUi, onChange }) {
         const hgt = plane.length;
         const wid = plane[0]?.length ?? 0;
         const canvas = planeCanvas(planeRgba(plane, cmap, range), hgt, wid);
-        canvas.style.width = `${wid * scale}px`;
-        canvas.style.height = `${hgt * scale}px`;
+        // a strided preview keeps the tensor's aspect and size: each value covers step × step pixels
+        const [sy, sx] = step ? step.slice(-2) : [1, 1];
+        canvas.style.width = `${wid * sx * scale}px`;
+        canvas.style.height = `${hgt * sy * scale}px`;
         canvas.className = "feature-map";
         Object.assign(canvas.dataset, { role, channel: String(ch), lo: String(range.lo), hi: String(range.hi), cmap });
         canvas.setAttribute("role", "img");
@@ -232,7 +257,7 @@ export function createDataPanel(root, { getUi, setUi, onChange }) {
           : `${fmt(range.lo, 3)} (black) … ${fmt(range.hi, 3)} (white)`;
         row.append(h("figure", { class: "map" }, canvas, h("figcaption", {}, `channel ${ch}: ${rangeText}`)));
       });
-      if (planes.length > MAX_CHANNELS_SHOWN) row.append(h("p", { class: "aside" }, `+ ${planes.length - MAX_CHANNELS_SHOWN} more channels`));
+      if (t.shape[1] > MAX_CHANNELS_SHOWN) row.append(h("p", { class: "aside" }, `+ ${t.shape[1] - MAX_CHANNELS_SHOWN} more channels`));
       group.append(row);
       host.append(group);
     }
