@@ -340,3 +340,18 @@ def test_image_decoding_counts_in_the_estimate(api):
     as_data = api.post("/api/shape", json={"layer": layer, "inputs": [{"data": data}]}).json()
     as_image = api.post("/api/shape", json={"layer": layer, "inputs": [{"image": image_b64(im), "mode": "L"}]}).json()
     assert as_image["estimate_bytes"] - as_data["estimate_bytes"] >= 64 * 64 * 4
+
+
+def test_a_large_weight_is_loaded_from_npy_in_the_script(api, tmp_path, monkeypatch):
+    w = np.random.default_rng(0).standard_normal((300, 256)).astype(np.float32)  # 76,800 values
+    body = {
+        "layer": {"type": "Linear", "in_features": 256, "out_features": 300},
+        "inputs": [{"shape": [2, 256]}],
+        "parameters": {"weight": {"npy": npy_b64(w)}},
+    }
+    d = api.post("/api/run", json=body).json()
+    assert "numpy.load('weight.npy')" in d["code"] and len(d["code"]) < 10_000
+    np.save(tmp_path / "weight.npy", w)
+    monkeypatch.chdir(tmp_path)
+    got = run_script(d["code"])
+    assert torch.allclose(got, torch.tensor(d["output"]["data"]), atol=1e-5)

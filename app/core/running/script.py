@@ -44,6 +44,11 @@ def ctor(node: LayerNode, preludes: dict[str, str]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+#: a parameter set by hand with more values than this is loaded from its .npy in the script, not
+#: written out as a literal (a 1M-value weight would be ~20 MB of script text)
+MAX_LITERAL_ELEMENTS = 1 << 16
+
+
 def _set_parameters(plan: Plan) -> list[str]:
     """The request's ``parameters``, copied in as the server does: after the move, under no_grad."""
     if not plan.parameters:
@@ -52,10 +57,21 @@ def _set_parameters(plan: Plan) -> list[str]:
     lines = ["with torch.no_grad():  # parameters set by hand"]
     for name, t in plan.parameters.items():
         getter = "get_buffer" if name in buffers else "get_parameter"
+        if t.numel() > MAX_LITERAL_ELEMENTS:
+            # a trained weight is not written out as text: the script loads the .npy the request sent
+            lines.append(
+                f"    # {name}: the {tuple(t.shape)} values sent in the request's parameters, saved as a .npy file"
+            )
+            lines.append(f"    layer.{getter}({name!r}).copy_(torch.from_numpy(numpy.load({name + '.npy'!r})))")
+            continue
         # float64 holds every float32/float16 value exactly; copy_ casts into the tensor's own dtype
         dtype = "torch.float64" if t.is_floating_point() else f"torch.{tensors.dtype_name(t.dtype)}"
         lines.append(f"    layer.{getter}({name!r}).copy_(torch.tensor({t.tolist()!r}, dtype={dtype}))")
     return lines
+
+
+def _needs_numpy(plan: Plan) -> bool:
+    return any(t.numel() > MAX_LITERAL_ELEMENTS for t in plan.parameters.values())
 
 
 def script(plan: Plan, *, child_path: str | None = None) -> str:
@@ -68,6 +84,8 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
     imports = ["import torch"]
     if any(p.image is not None for p in plan.inputs):
         imports = [*images.IMPORTS, *imports]
+    if _needs_numpy(plan):
+        imports = ["import numpy", *imports]
     bodies = []
     for source in preludes.values():
         body = []
