@@ -104,13 +104,45 @@ def test_editing_a_kernel_cell_reruns_with_it(page):
     n = wait_render(page, n)
     page.locator("#kernel-preset").select_option("identity")
     n = wait_render(page, n)
-    page.locator("#kernel-grid input").nth(4).fill("2")
-    wait_render(page, n)
+    cell = page.locator("#kernel-grid input").nth(4)
+    cell.fill("")
+    cell.press_sequentially("2.5")
+    n = wait_render(page, n)
+    wait_js(page, "() => document.querySelector('#layer-view').getAttribute('aria-busy') === 'false'")
+    # the cell being typed in keeps its text and the focus while the layer reruns
+    assert cell.input_value() == "2.5" and cell.evaluate("el => el === document.activeElement")
     body = _last_run_body(page, calls)
-    assert body["parameters"]["weight"][0][0][1] == [0, 2, 0]
+    assert body["parameters"]["weight"][0][0][1] == [0, 2.5, 0]
     assert page.locator("#kernel-preset").input_value() == "custom"
     # the choices travel in the link
     assert "stripes" not in page.url and "disc" in page.url
+    # "random (seed)": the layer's own seeded initialisation again, no parameters sent
+    page.locator("#kernel-preset").select_option("random")
+    wait_render(page, n)
+    assert "parameters" not in _last_run_body(page, calls)
+
+
+def test_dropped_file_goes_in(page):
+    calls = _runs(page)
+    open_view(page, {"layer": CONV, "inputs": [{"shape": [1, 1, 8, 8]}]})
+    n = wait_render(page)
+    page.evaluate(
+        """async () => {
+             const c = document.createElement('canvas'); c.width = 8; c.height = 8;
+             const g = c.getContext('2d'); g.fillStyle = '#000'; g.fillRect(0, 0, 8, 8);
+             g.fillStyle = '#fff'; g.fillRect(0, 0, 4, 8);
+             const blob = await new Promise((r) => c.toBlob(r, 'image/png'));
+             const dt = new DataTransfer();
+             dt.items.add(new File([blob], 'half.png', { type: 'image/png' }));
+             document.querySelector('#data-drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+           }"""
+    )
+    wait_render(page, n)
+    body = _last_run_body(page, calls)
+    assert body["inputs"][0]["image"].startswith("data:image/png")
+    assert "half.png" in page.locator("#data-file-note").text_content()
+    rgba, lo, hi = _canvas_pixels(page, "input")
+    assert (lo, hi) == (0.0, 1.0) and rgba[0, 0, 0] == 255 and rgba[0, 7, 0] == 0  # white left half
 
 
 def test_max_pool_halves_the_disc(page, api_run):

@@ -211,6 +211,12 @@ export function createDataPanel(root, { getUi, setUi, onChange }) {
       opt.disabled = Boolean(p?.only3 && !(kh === 3 && kw === 3));
     }
     const grid = kernelGrid(kh, kw) ?? weightSlice(run);
+    // typing in a cell reruns the layer: keep that cell (and its half-typed text) as it is
+    const cells = [...gridBox.querySelectorAll("input")];
+    if (grid && gridBox.contains(document.activeElement) && cells.length === kh * kw) {
+      for (const el of cells) if (el !== document.activeElement) el.value = String(+Number(grid[el.dataset.r][el.dataset.c]).toFixed(4));
+      return;
+    }
     gridBox.replaceChildren();
     $("#kernel-note").textContent = k && k.preset !== "random"
       ? `${shape[0] * shape[1] === 1 ? "the kernel is" : `each of the ${shape[0]}×${shape[1]} kernel slices (out × in channels) is`} this ${kh}×${kw} grid; the bias is 0`
