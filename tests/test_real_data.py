@@ -355,3 +355,30 @@ def test_a_large_weight_is_loaded_from_npy_in_the_script(api, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     got = run_script(d["code"])
     assert torch.allclose(got, torch.tensor(d["output"]["data"]), atol=1e-5)
+
+
+def test_receptive_field_uses_the_parameters_and_the_image(api):
+    # a kernel with a single non-zero tap: the effective field of an output element is that one pixel
+    kernel = [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    body = {
+        "layer": CONV,
+        "inputs": [{"image": image_b64(stripes(8, 8)), "mode": "L"}],
+        "parameters": {"weight": [[kernel]]},
+        "index": [0, 0, 2, 2],
+    }
+    r = api.post("/api/receptive-field", json=body)
+    assert r.status_code == 200, r.text[:300]
+    heat = np.array(r.json()["input"]["effective"]["heat"])
+    assert np.count_nonzero(heat) == 1
+    bad = api.post("/api/receptive-field", json={**body, "parameters": {"wieght": [[kernel]]}})
+    assert bad.status_code == 422 and bad.json()["field"] == "parameters.wieght"
+
+
+def test_animation_runs_on_the_image(api):
+    body = {
+        "layer": CONV,
+        "inputs": [{"image": image_b64(stripes(8, 8)), "mode": "L"}],
+        "parameters": {"weight": [[SOBEL_X]]},
+    }
+    r = api.post("/api/animate?format=gif", json=body)
+    assert r.status_code == 200 and r.content[:6] in (b"GIF89a", b"GIF87a")
