@@ -382,3 +382,38 @@ def test_animation_runs_on_the_image(api):
     }
     r = api.post("/api/animate?format=gif", json=body)
     assert r.status_code == 200 and r.content[:6] in (b"GIF89a", b"GIF87a")
+
+
+# ---- text as input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tokenize, text, tokens",
+    [
+        ("char", "hello", list("hello")),
+        ("whitespace", "the cat sat on the mat", ["the", "cat", "sat", "on", "the", "mat"]),
+    ],
+)
+def test_text_becomes_token_ids_over_its_vocabulary(api, tokenize, text, tokens):
+    layer = {"type": "Embedding", "num_embeddings": 16, "embedding_dim": 3}
+    d = api.post("/api/run", json={"layer": layer, "inputs": [{"text": text, "tokenize": tokenize}], "seed": 1}).json()
+    vocab = sorted(set(tokens))
+    assert d["texts"] == [{"input": 0, "tokens": tokens, "vocabulary": vocab}]
+    ids = [vocab.index(t) for t in tokens]
+    assert d["inputs"][0]["data"] == [ids] and d["inputs"][0]["dtype"] == "int64"
+    torch.manual_seed(1)
+    emb = torch.nn.Embedding(16, 3)
+    assert torch.allclose(torch.tensor(d["output"]["data"]), emb(torch.tensor([ids])).detach())
+    assert torch.equal(run_script(d["code"]), torch.tensor(d["output"]["data"]))
+
+
+def test_text_refusals(api):
+    emb = {"type": "Embedding", "num_embeddings": 3, "embedding_dim": 2}
+    r = api.post("/api/run", json={"layer": CONV, "inputs": [{"text": "abc"}]})
+    assert r.status_code == 422 and r.json()["field"] == "inputs[0].text"
+    r = api.post("/api/run", json={"layer": emb, "inputs": [{"text": "   ", "tokenize": "whitespace"}]})
+    assert r.status_code == 422 and "no tokens" in r.json()["detail"]
+    r = api.post("/api/run", json={"layer": emb, "inputs": [{"text": "abcdef"}]})  # 6 tokens, 3 embeddings
+    assert 400 <= r.status_code < 500
+    r = api.post("/api/run", json={"layer": emb, "inputs": [{"shape": [2], "tokenize": "char"}]})
+    assert r.status_code == 422 and "go" in r.json()["detail"]

@@ -14,6 +14,8 @@ MAX_INPUTS = 8
 
 #: the largest side of an image input after resizing (its ``size``)
 MAX_IMAGE_SIDE = 4096
+#: the longest text input, in characters
+MAX_TEXT = 4096
 
 
 class TensorInput(BaseModel):
@@ -32,17 +34,23 @@ class TensorInput(BaseModel):
     size: list[Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)]] | None = Field(default=None, min_length=2, max_length=2)
     #: with ``image``: "unit" (pixel / 255, default), "imagenet" (ImageNet's mean and std) or "raw" (0…255)
     scale: Literal["unit", "imagenet", "raw"] | None = None
+    #: a short text for an input of indices (an Embedding's): token ids (1, L) over its sorted vocabulary
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    #: with ``text``: "char" (every character a token, the default) or "whitespace" (words)
+    tokenize: Literal["char", "whitespace"] | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> TensorInput:
-        given = [k for k in ("shape", "data", "image") if getattr(self, k) is not None]
+        given = [k for k in ("shape", "data", "image", "text") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give one of 'shape' (a list of sizes), 'data' (a nested list of numbers) or 'image' "
-                "(a base64 PNG or JPEG)"
+                "give one of 'shape' (a list of sizes), 'data' (a nested list of numbers), 'image' "
+                "(a base64 PNG or JPEG) or 'text'"
             )
         if self.image is None and (self.mode, self.size, self.scale) != (None, None, None):
             raise ValueError("'mode', 'size' and 'scale' go with 'image'")
+        if self.text is None and self.tokenize is not None:
+            raise ValueError("'tokenize' goes with 'text'")
         if self.shape is not None and any(s < 1 for s in self.shape):
             raise ValueError(f"every size in 'shape' must be >= 1, got {self.shape}")
         return self

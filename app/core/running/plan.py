@@ -59,6 +59,9 @@ class InputPlan:
     high: int | None = None
     #: the image this input was decoded from (``data`` holds its tensor)
     image: images.ImageSource | None = None
+    #: a text input: its tokens, in order, and the sorted vocabulary their ids index
+    tokens: list[str] | None = None
+    vocabulary: list[str] | None = None
 
 
 @dataclass
@@ -161,6 +164,21 @@ def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings:
                 max_elements=settings.max_data_elements,
             )
             plans.append(InputPlan(tuple(t.shape), ispec.kind, want, data=t, image=source))
+        elif raw.text is not None:
+            field = f"inputs[{i}].text"
+            if want.is_floating_point:
+                raise InvalidRequest(
+                    f"input {i} ({ispec.name}) takes {tensors.dtype_name(want)} values; a text gives token ids, "
+                    "for an input of indices (an Embedding's)",
+                    field=field,
+                )
+            tokens = raw.text.split() if raw.tokenize == "whitespace" else list(raw.text)
+            if not tokens:
+                raise InvalidRequest(f"{field}: the text has no tokens", field=field)
+            vocabulary = sorted(set(tokens))
+            ids = {tok: k for k, tok in enumerate(vocabulary)}
+            t = torch.tensor([[ids[tok] for tok in tokens]], dtype=want)
+            plans.append(InputPlan(tuple(t.shape), ispec.kind, want, data=t, tokens=tokens, vocabulary=vocabulary))
         elif raw.data is not None:
             t = tensor_from_json(
                 raw.data,

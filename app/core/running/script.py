@@ -110,6 +110,10 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
             if p.dtype != torch.float32:
                 lines.append(f"{var} = {var}.to(torch.{tensors.dtype_name(p.dtype)})")
         elif p.data is not None:
+            if p.vocabulary is not None:
+                lines.append(f"vocabulary = {p.vocabulary!r}  # sorted; a token's id is its place here")
+                lines.append(f"{var} = torch.tensor([[vocabulary.index(t) for t in {p.tokens!r}]])")
+                continue
             lines.append(f"{var} = torch.tensor({p.data.tolist()!r}, dtype=torch.{tensors.dtype_name(p.dtype)})")
         else:
             lines.append(f"{var} = {tensors.draw_code(p.kind, p.shape, p.high)}")
