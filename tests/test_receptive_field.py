@@ -202,7 +202,7 @@ def test_bad_requests(api, extra, field):
     assert r.status_code == 422, r.text
     assert r.json()["field"] == field
     if field == "bogus":
-        assert r.json()["detail"].endswith("train, path, window_slice, index, node, effective")
+        assert r.json()["detail"].endswith("train, path, window_slice, parameters, index, node, effective")
 
 
 def test_integer_inputs_have_no_field(api):

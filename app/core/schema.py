@@ -15,28 +15,55 @@ MAX_INPUTS = 8
 #: one size of a shape: a whole number (not true/false, not 2.0), at least 1, within torch's int64
 Size = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
 
-#: exactly one of shape and data, as JSON Schema says it (the validator below says it to pydantic)
+#: exactly one of shape, data, image and text, as JSON Schema says it (the validator below says it to pydantic)
 _ONE_OF = {
     "oneOf": [
         {"required": ["shape"], "properties": {"shape": {"type": "array"}}},
         {"required": ["data"], "properties": {"data": {"not": {"type": "null"}}}},
+        {"required": ["image"], "properties": {"image": {"type": "string"}}},
+        {"required": ["text"], "properties": {"text": {"type": "string"}}},
     ]
 }
 
+#: the largest side of an image input after resizing (its ``size``)
+MAX_IMAGE_SIDE = 4096
+#: the longest text input, in characters
+MAX_TEXT = 4096
+
 
 class TensorInput(BaseModel):
-    """One forward() argument: a shape to draw, or the numbers themselves."""
+    """One forward() argument: a shape to draw, the numbers themselves, or an image to decode."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_OF)
 
     shape: list[Size] | None = Field(default=None, max_length=MAX_RANK)
     data: Any = None
     dtype: str | None = None
+    #: a PNG or JPEG in base64 (or a data: URL), decoded into (1, C, H, W)
+    image: str | None = None
+    #: with ``image``: "L" (one grey channel) or "RGB" (three); default RGB
+    mode: Literal["L", "RGB"] | None = None
+    #: with ``image``: [H, W] to resize to (bilinear); default the image's own size
+    size: list[Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)]] | None = Field(default=None, min_length=2, max_length=2)
+    #: with ``image``: "unit" (pixel / 255, default), "imagenet" (ImageNet's mean and std) or "raw" (0…255)
+    scale: Literal["unit", "imagenet", "raw"] | None = None
+    #: a short text for an input of indices (an Embedding's): token ids (1, L) over its sorted vocabulary
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    #: with ``text``: "char" (every character a token, the default) or "whitespace" (words)
+    tokenize: Literal["char", "whitespace"] | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> TensorInput:
-        if (self.shape is None) == (self.data is None):
-            raise ValueError("give either 'shape' (a list of sizes) or 'data' (a nested list of numbers)")
+        given = [k for k in ("shape", "data", "image", "text") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give one of 'shape' (a list of sizes), 'data' (a nested list of numbers), 'image' "
+                "(a base64 PNG or JPEG) or 'text'"
+            )
+        if self.image is None and (self.mode, self.size, self.scale) != (None, None, None):
+            raise ValueError("'mode', 'size' and 'scale' go with 'image'")
+        if self.text is None and self.tokenize is not None:
+            raise ValueError("'tokenize' goes with 'text'")
         return self
 
 
@@ -67,6 +94,9 @@ class RunRequest(BaseModel):
     path: str | None = Field(default=None, max_length=512)
     #: the sample and output channel whose sliding-window planes to list (any tensor size)
     window_slice: WindowSlice | None = None
+    #: values for parameters and buffers by name (``params[].name``): a nested list of numbers or
+    #: ``{"npy": "<base64 .npy>"}`` each, used instead of the seeded initialisation
+    parameters: dict[str, Any] | None = None
 
 
 class ExplainRequest(RunRequest):

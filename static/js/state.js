@@ -29,6 +29,8 @@ export const DEFAULT_UI = Object.freeze({
   // null: shared where the catalog says input and output share units (`same_units`).
   scale: null,
   lesson: null, // id of the lesson step being walked (GET /api/lesson), or null outside the lesson
+  // "Your data" (ui/data-panel.js): {sample: an image id or null, kernel: {preset, grid} or null, cmap}
+  data: null,
 });
 
 export function initialState() {

@@ -17,6 +17,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError
 from app.core.networks.trace import tracing
 from app.core.networks.tree import build
+from app.core.running import overrides
 from app.core.running.plan import Plan, collect_warnings, plan_request
 from app.core.schema import RunRequest
 from app.core.torch_errors import TORCH_FAULTS
@@ -58,6 +59,7 @@ def materialise(plan: Plan) -> tuple[nn.Module, list[torch.Tensor]]:
         module = build(plan.node)
         drawn = [p.data if p.data is not None else tensors.draw(p.kind, p.shape, p.high) for p in plan.inputs]
     module = module.to(device=plan.device, dtype=plan.dtype)
+    overrides.apply(module, plan.parameters)  # after the draws: no generator is touched
     module.train(plan.train)
     xs = []
     for p, t in zip(plan.inputs, drawn):

@@ -29,6 +29,7 @@ from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, T
 from app.core.networks.containers import check_structure, predict
 from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, build, resolve, walk
+from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import human, refuse, response_bytes, tensor_bytes, workspace_bytes
 from app.core.schema import RunRequest, TensorInput
@@ -56,6 +57,11 @@ class InputPlan:
     dtype: torch.dtype
     data: torch.Tensor | None = None
     high: int | None = None
+    #: the image this input was decoded from (``data`` holds its tensor)
+    image: images.ImageSource | None = None
+    #: a text input: its tokens, in order, and the sorted vocabulary their ids index
+    tokens: list[str] | None = None
+    vocabulary: list[str] | None = None
 
 
 @dataclass
@@ -75,6 +81,8 @@ class Plan:
     predicted_trace: list[dict[str, Any]] = field(default_factory=list)
     #: the trace the meta forward pass recorded (up to a layer without a meta kernel), if it ran
     meta_trace: list[dict[str, Any]] | None = None
+    #: parameters and buffers set by hand (the request's ``parameters``), checked against ``meta``
+    parameters: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def spec(self) -> LayerSpec:
@@ -139,7 +147,39 @@ def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings:
                     field=f"inputs[{i}].dtype",
                 )
             want = tensors.INPUT_DTYPES[raw.dtype]
-        if raw.data is not None:
+        if raw.image is not None:
+            field = f"inputs[{i}].image"
+            if not want.is_floating_point:
+                raise InvalidRequest(
+                    f"input {i} ({ispec.name}) holds {tensors.dtype_name(want)} values; an image gives floats",
+                    field=field,
+                )
+            t, source = images.decode(
+                raw.image,
+                mode=raw.mode or "RGB",
+                size=tuple(raw.size) if raw.size else None,
+                scale=raw.scale or "unit",
+                field=field,
+                memory_limit=settings.memory_limit_bytes,
+                max_elements=settings.max_data_elements,
+            )
+            plans.append(InputPlan(tuple(t.shape), ispec.kind, want, data=t, image=source))
+        elif raw.text is not None:
+            field = f"inputs[{i}].text"
+            if want.is_floating_point:
+                raise InvalidRequest(
+                    f"input {i} ({ispec.name}) takes {tensors.dtype_name(want)} values; a text gives token ids, "
+                    "for an input of indices (an Embedding's)",
+                    field=field,
+                )
+            tokens = raw.text.split() if raw.tokenize == "whitespace" else list(raw.text)
+            if not tokens:
+                raise InvalidRequest(f"{field}: the text has no tokens", field=field)
+            vocabulary = sorted(set(tokens))
+            ids = {tok: k for k, tok in enumerate(vocabulary)}
+            t = torch.tensor([[ids[tok] for tok in tokens]], dtype=want)
+            plans.append(InputPlan(tuple(t.shape), ispec.kind, want, data=t, tokens=tokens, vocabulary=vocabulary))
+        elif raw.data is not None:
             t = tensor_from_json(
                 raw.data,
                 field=f"inputs[{i}].data",
@@ -208,6 +248,8 @@ def plan_request(
             field="layer",
         )
 
+    given = overrides.decode(req.parameters, meta, max_elements=settings.max_data_elements)
+
     for p, ispec in zip(plans, spec.inputs):
         p.high = _resolve_high(ispec.high, node.args, meta, shapes)
 
@@ -235,6 +277,7 @@ def plan_request(
         estimate_bytes=0,
         warnings=caught,
         predicted_trace=trace,
+        parameters=given,
     )
     # Formula first: a layer's own formula answers in microseconds at any size, while a meta pass
     # costs time that grows with the sizes (hours for a deep LSTM over a long sequence). The meta
@@ -292,6 +335,9 @@ def estimate(plan: Plan, settings: Settings, *, param_bytes: int, input_bytes: i
     return {
         "parameters": param_bytes,
         "inputs": input_bytes,
+        # values set by hand, decoded on the CPU and held until the module has them
+        "given parameters": overrides.nbytes(plan.parameters),
+        "image decoding": sum(p.image.decode_bytes for p in plan.inputs if p.image is not None),
         "outputs": outputs,
         "intermediates": intermediates,
         "working memory": working,

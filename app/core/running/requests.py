@@ -39,6 +39,13 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     )
     response.update(trace_fields(ex.module, ex.extra))
     response.update(graph.graph_fields(ex.plan, ex, registry))
+    texts = [
+        {"input": i, "tokens": p.tokens, "vocabulary": p.vocabulary}
+        for i, p in enumerate(ex.plan.inputs)
+        if p.tokens is not None
+    ]
+    if texts:
+        response["texts"] = texts
     return response
 
 

@@ -9,6 +9,7 @@ import torch
 from app.core import tensors
 from app.core.networks import graphnet
 from app.core.networks.tree import LayerNode
+from app.core.running import images
 from app.core.running.plan import Plan
 
 
@@ -50,6 +51,36 @@ def ctor(node: LayerNode, preludes: dict[str, str]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+#: a parameter set by hand with more values than this is loaded from its .npy in the script, not
+#: written out as a literal (a 1M-value weight would be ~20 MB of script text)
+MAX_LITERAL_ELEMENTS = 1 << 16
+
+
+def _set_parameters(plan: Plan) -> list[str]:
+    """The request's ``parameters``, copied in as the server does: after the move, under no_grad."""
+    if not plan.parameters:
+        return []
+    buffers = {name for name, _ in plan.meta.named_buffers()}
+    lines = ["with torch.no_grad():  # parameters set by hand"]
+    for name, t in plan.parameters.items():
+        getter = "get_buffer" if name in buffers else "get_parameter"
+        if t.numel() > MAX_LITERAL_ELEMENTS:
+            # a trained weight is not written out as text: the script loads the .npy the request sent
+            lines.append(
+                f"    # {name}: the {tuple(t.shape)} values sent in the request's parameters, saved as a .npy file"
+            )
+            lines.append(f"    layer.{getter}({name!r}).copy_(torch.from_numpy(numpy.load({name + '.npy'!r})))")
+            continue
+        # float64 holds every float32/float16 value exactly; copy_ casts into the tensor's own dtype
+        dtype = "torch.float64" if t.is_floating_point() else f"torch.{tensors.dtype_name(t.dtype)}"
+        lines.append(f"    layer.{getter}({name!r}).copy_(torch.tensor({t.tolist()!r}, dtype={dtype}))")
+    return lines
+
+
+def _needs_numpy(plan: Plan) -> bool:
+    return any(t.numel() > MAX_LITERAL_ELEMENTS for t in plan.parameters.values())
+
+
 def script(plan: Plan, *, child_path: str | None = None) -> str:
     """The script; with ``child_path``, it prints what that layer inside the network returned."""
     preludes: dict[str, str] = {}
@@ -58,6 +89,10 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
     device = str(plan.device)
     # preludes share import lines (OrderedDict for Sequential and Residual): write each once, on top
     imports = ["import torch"]
+    if any(p.image is not None for p in plan.inputs):
+        imports = [*images.IMPORTS, *imports]
+    if _needs_numpy(plan):
+        imports = ["import numpy", *imports]
     bodies = []
     for source in preludes.values():
         body = []
@@ -77,11 +112,20 @@ def script(plan: Plan, *, child_path: str | None = None) -> str:
     for i, (p, _ispec) in enumerate(zip(plan.inputs, plan.spec.inputs)):
         var = f"x{i + 1}" if len(plan.inputs) > 1 else "x"
         names.append(var)
-        if p.data is not None:
+        if p.image is not None:
+            lines += images.code(var, p.image)
+            if p.dtype != torch.float32:
+                lines.append(f"{var} = {var}.to(torch.{tensors.dtype_name(p.dtype)})")
+        elif p.data is not None:
+            if p.vocabulary is not None:
+                lines.append(f"vocabulary = {p.vocabulary!r}  # sorted; a token's id is its place here")
+                lines.append(f"{var} = torch.tensor([[vocabulary.index(t) for t in {p.tokens!r}]])")
+                continue
             lines.append(f"{var} = torch.tensor({p.data.tolist()!r}, dtype=torch.{tensors.dtype_name(p.dtype)})")
         else:
             lines.append(f"{var} = {tensors.draw_code(p.kind, p.shape, p.high)}")
     lines.append(f"layer = layer.to(device={device!r}, dtype={dtype})")
+    lines += _set_parameters(plan)
     if not plan.train:
         lines.append("layer.eval()")
     moved = [

@@ -7,6 +7,7 @@
 import { api, ApiError, isAbort } from "../api.js";
 import { createConfigForm } from "../ui/form.js";
 import { createWindowPanel } from "../ui/window-panel.js";
+import { createDataPanel } from "../ui/data-panel.js";
 import { renderFormulas, fitFormulas } from "../ui/formula.js";
 import { renderExplain, renderExplainError, clearExplain, wireTermHover, highlightRow } from "../ui/explain.js";
 import { renderTensors } from "../ui/tensors.js";
@@ -50,6 +51,12 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   let drill = null; // state.ui.drill when this layer was opened from a network
 
   const form = createConfigForm($("#config-form"), { onEdit });
+  // an image into the input and a kernel by hand: put into the request the API gets, not the store's
+  const dataPanel = createDataPanel($("#data-panel"), {
+    getUi: () => store.get().ui,
+    setUi: (patch) => store.update({ ui: patch }, "ui"),
+    onChange: () => runNow(),
+  });
   const windowPanel = createWindowPanel(panels.window, {
     getUi: () => store.get().ui,
     setUi: (patch) => store.update({ ui: patch }, "ui"),
@@ -131,7 +138,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   async function exportAnimation(format) {
     const menu = $("#win-export");
     menu.open = false;
-    const body = { ...(lastRunRequest || store.get().request), window_slice: windowPanel.animationSlice() };
+    const body = { ...(await dataPanel.apply(lastRunRequest || store.get().request)), window_slice: windowPanel.animationSlice() };
     setStatus(`rendering the ${format.toUpperCase()}…`, "busy");
     try {
       const res = await fetch(`/api/animate?format=${encodeURIComponent(format)}`, {
@@ -217,7 +224,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       const slice = entry?.windows ? { window_slice: windowPanel.slice() } : {};
       const run = inside
         ? await api.run({ ...inside, ...slice }, { signal: runCtl.signal, path: drill.path })
-        : await api.run({ ...request, ...slice }, { signal: runCtl.signal });
+        : await api.run({ ...(await dataPanel.apply(request, { signal: runCtl.signal })), ...slice }, { signal: runCtl.signal });
       // A run with `path` answers without the child's own graph: a drilled module that is not a
       // family drawing asks for it (meta device, no numbers), so a composite draws its dataflow here too.
       if (inside && !run.graph && diagramKind(entry) === "generic") {
@@ -342,6 +349,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     } else await pause();
     if (stale()) return false;
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest, sameUnits: entry?.same_units ?? false });
+    dataPanel.update(run, insideNetwork(lastRunRequest) ? null : lastRunRequest);
     await pause();
     if (stale()) return false;
     await renderTensors(panels.tensors, run, { cancelled: stale, pause, sharedScale: sharedScale() }); // false also when a resize redrew them
@@ -418,7 +426,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     try {
       const ex = inside
         ? await api.explain(inside, index, output, { signal: explainCtl.signal, path: drill.path })
-        : await api.explain(req, index, output, { signal: explainCtl.signal });
+        : await api.explain(await dataPanel.apply(req, { signal: explainCtl.signal }), index, output, { signal: explainCtl.signal });
       if (req !== lastRunRequest) return;
       renderExplain(panels.explain, ex, { outputName: output || lastRun.output.name || "output", onUnpin: unpin });
       if (inside) noteInside(ex);

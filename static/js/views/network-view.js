@@ -14,6 +14,7 @@ import { renderGraphPanel } from "../net/graph-panel.js";
 import { createRfPanel } from "../net/rf-panel.js";
 import { renderTensorGroups } from "../ui/tensors.js";
 import { inlineCode } from "../util/dom.js";
+import { createActivationsPanel } from "../net/activations-panel.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -45,6 +46,7 @@ const NETWORK_INPUTS = [{ name: "input", convention: "(*)", kind: "normal" }];
 
 export function createNetworkView(root, { store, byType, catalog, devices, presets = [], setStatus, onDrill, onPreset }) {
   const $ = (sel) => root.querySelector(sel);
+  const activations = createActivationsPanel($("#net-act-panel"));
   const els = {
     outPanel: $("#net-output-panel"),
     outBody: $("#net-output-body"),
@@ -320,6 +322,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       clearNameError();
       markStale(false);
       render();
+      activations.update(req, res);
       setStatus(`${res.totals?.param_count?.toLocaleString("en") ?? res.param_count} parameters; shapes fit`, "ok");
       fetchCode(req, seq);
     } catch (e) {
