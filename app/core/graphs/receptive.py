@@ -548,9 +548,7 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
     return notes
 
 
-def _target_value(
-    values: dict[str, torch.Tensor] | None, ex: Any, target: str, index: tuple[int, ...]
-) -> Any:
+def _target_value(values: dict[str, torch.Tensor] | None, ex: Any, target: str, index: tuple[int, ...]) -> Any:
     """The traced element's value as the forward pass computed it (one recorded forward when the field
     itself needed none)."""
     if values is None:
