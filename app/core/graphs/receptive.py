@@ -670,7 +670,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path", "effective"}))
     # Without the effective field nothing needs to run: the graph and its shapes come from the meta plan
     ex = execute(registry, run_req, settings) if req.effective else None
-    plan = ex.plan if ex is not None else plan_request(registry, run_req, settings)
+    # (a plan allocates nothing, so the memory limit applies to the run, when there is one)
+    plan = ex.plan if ex is not None else plan_request(registry, run_req, settings, enforce_limit=False)
     module = ex.module if ex is not None else plan.meta
     module.train(plan.train)
     graph = dataflow.graph_fields(plan, ex, registry)["graph"]
@@ -730,8 +731,9 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             "id": target,
             "path": next((n["path"] for n in graph["nodes"] if n["id"] == target), None),
             "shape": list(target_shape),
-            # the element's own value (real weights and input), as the forward pass computed it
-            "value": _target_value(values, ex or execute(registry, run_req, settings), target, index),
+            # the element's own value (real weights and input), as the forward pass computed it; with
+            # effective=false nothing runs (the structural field needs no numbers), so there is none
+            "value": _target_value(values, ex, target, index) if req.effective or ex is not None else None,
         },
         "method": method,
         "structural": "intervals" if sets is not None else "autograd",
