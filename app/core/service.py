@@ -7,10 +7,18 @@ so that it can be called in this process or in a worker process alike.
 from __future__ import annotations
 
 from app.core.body import JSONBytes
+from app.core.budget import trim as trim_memory
 from app.core.catalog.plugins import PluginError
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
-from app.core.errors import BadRequest, LayerExplorerError, RequestTimeout, TooLarge, UnsupportedMediaType
+from app.core.errors import (
+    BadRequest,
+    LayerExplorerError,
+    RequestTimeout,
+    ServerBusy,
+    TooLarge,
+    UnsupportedMediaType,
+)
 from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.graphs.receptive import ReceptiveFieldRequest
 from app.core.presets import presets
@@ -32,6 +40,7 @@ __all__ = [
     "Registry",
     "RequestTimeout",
     "RunRequest",
+    "ServerBusy",
     "Settings",
     "TooLarge",
     "UnsupportedMediaType",
@@ -48,5 +57,6 @@ __all__ = [
     "resolve_device",
     "run",
     "shape",
+    "trim_memory",
     "warm_up",
 ]
