@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from app.core.catalog.introspect import arg_docs, doc_summary, introspect_params
+from app.core.catalog.memory import MemoryRule
 from app.core.catalog.spec import InputSpec, LayerSpec, ParamSpec, Registry
 from app.core.shapes.context import spatial_rank_of
 
@@ -111,6 +112,7 @@ def torch_entry(
     factory: Callable[..., nn.Module] | None = None,
     channel_dim: int | None = None,
     order: Sequence[str] | None = None,
+    memory: MemoryRule | None = None,
 ) -> LayerSpec:
     """Register ``torch.nn.<name>``: introspected parameters (in the constructor's order, declared
     ones included) with curated bounds, its inputs, shape rule and a runnable example."""
@@ -129,6 +131,7 @@ def torch_entry(
         explain=explain,
         spatial_rank=rank,
         channel_dim=channel_dim,
+        memory=memory,
     )
     position = {n: i for i, n in enumerate(order or inspect.signature(cls.__init__).parameters)}
     spec.params.sort(key=lambda p: position.get(p.name, len(position)))

@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from app.core.catalog.memory import MemoryRule
 from app.core.errors import UnknownLayer
 from app.core.tensors import DTYPES
 
@@ -157,6 +158,8 @@ class LayerSpec:
     code_name: str = ""
     #: how a script passes the inputs when forward() groups them, e.g. "{0}, ({1}, {2})" for LSTM
     code_call: dict[int, str] = field(default_factory=dict)
+    #: working memory of one call beyond its tensors (app.core.catalog.memory); None: the family default
+    memory: MemoryRule | None = None
 
     @property
     def windows(self) -> bool:

@@ -468,6 +468,52 @@ def frame_copies(win: dict[str, Any]) -> dict[tuple[int, ...], tuple[int, ...]]:
     return out
 
 
+def _window_cells(plan: Any, settings: Any) -> tuple[int, int, int] | None:
+    """(window cells, input positions, spatial dims) of a layer whose window map is listed; None if it
+    is omitted (too many cells, too large an input, an unknown output shape) or there is none."""
+    spec = plan.spec
+    if not spec.windows:
+        return None
+    n = spec.spatial_rank
+    in_shape = plan.inputs[0].shape
+    out_shape = plan.predicted_shapes[0] if plan.predicted_shapes else (plan.meta_shapes or [None])[0]
+    if out_shape is None:
+        return None
+    cells = math.prod(out_shape[-n:]) * math.prod(_tuple(plan.meta.kernel_size, n))
+    inputs = math.prod(in_shape[-n:])
+    if cells > settings.max_window_cells or inputs > 4 * settings.max_window_cells:
+        return None
+    return cells, inputs, n
+
+
+#: bytes per window cell while the map is built: ``src`` and the checking convolution's im2col (8 each),
+#: ``at`` (8·d) and the temporary it is made from, the per-dimension scatter (its copies of ``at`` and
+#: ``src``) and the separability check (a rebuilt ``src``, masks): measured about 60 + 24·d, rounded up
+WINDOW_BYTES_PER_CELL = 96
+WINDOW_BYTES_PER_CELL_DIM = 40
+#: bytes per input position: the index tensor, its padded copy, the unfolded view's copy (pooling)
+WINDOW_BYTES_PER_INPUT = 48
+#: bytes per number /api/run lists for the sliding window (Python floats in nested lists, then JSON)
+WINDOW_BYTES_PER_VALUE = 128
+
+
+def window_bytes(plan: Any, settings: Any) -> int:
+    """What listing the ``windows`` field allocates (the probe, its check, and the planes' values a run
+    lists): the window map's term in a request's memory estimate. Bounded by the cells it describes."""
+    sizes = _window_cells(plan, settings)
+    if sizes is None:
+        return 0
+    cells, inputs, d = sizes
+    probe = cells * (WINDOW_BYTES_PER_CELL + WINDOW_BYTES_PER_CELL_DIM * d) + inputs * WINDOW_BYTES_PER_INPUT
+    out_positions = cells // max(1, math.prod(_tuple(plan.meta.kernel_size, d)))
+    listed = (
+        min(inputs * MAX_SHOWN_CHANNELS, MAX_SHOWN_VALUES)
+        + out_positions
+        + MAX_SHOWN_CHANNELS * (cells // max(1, out_positions))
+    )
+    return probe + listed * WINDOW_BYTES_PER_VALUE
+
+
 def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
     """The ``windows`` field of /api/run and /api/shape."""
     spec = plan.spec
@@ -505,14 +551,18 @@ def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
             cached = geometry_json(geo, module)
         except NotSeparable as exc:
             return {"omitted": str(exc)}
-        with _WINDOW_LOCK:
-            _WINDOWS[key] = cached
-            while len(_WINDOWS) > _WINDOW_CACHE_SIZE:
-                _WINDOWS.popitem(last=False)
+        if len(cached["kernel_index"]) <= _WINDOW_CACHE_MAX_KERNEL:
+            with _WINDOW_LOCK:
+                _WINDOWS[key] = cached
+                while len(_WINDOWS) > _WINDOW_CACHE_SIZE:
+                    _WINDOWS.popitem(last=False)
     return dict(cached)  # responses add their own keys (values) to a shallow copy
 
 
 _WINDOW_CACHE_SIZE = 64
+#: a cached map lives as long as its worker: one with a large kernel (its kernel_index lists K·d numbers,
+#: about 4 MB for K = 40,000) is not kept, so an idle worker holds at most a few MB of maps
+_WINDOW_CACHE_MAX_KERNEL = 4096
 _WINDOWS: OrderedDict[Any, dict[str, Any]] = OrderedDict()
 _WINDOW_LOCK = threading.Lock()
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from app.core.catalog import guards
+from app.core.catalog import guards, memory
 from app.core.catalog.entries import data, hooked, inp, shape, torch_entry
 from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
@@ -388,6 +388,7 @@ def register(reg: Registry) -> None:
         loss(_ctc),
         params={"blank": {"minimum": 0}},
         factory=hooked(nn.CTCLoss, guards.ctc),
+        memory=memory.ctc,
     )
     torch_entry(
         reg,
@@ -404,6 +405,7 @@ def register(reg: Registry) -> None:
             "div_value": {"minimum": 0, "exclusive_minimum": True},
         },
         factory=hooked(nn.AdaptiveLogSoftmaxWithLoss, guards.n_classes_targets, check=guards.adaptive_softmax_sizes),
+        memory=memory.adaptive_softmax,
     )
     torch_entry(
         reg,
@@ -418,4 +420,5 @@ def register(reg: Registry) -> None:
         loss(_linear_cross_entropy),
         params={"out_features": {"minimum": 1}},
         factory=hooked(nn.LinearCrossEntropyLoss, guards.n_classes_targets),
+        memory=memory.linear_cross_entropy,
     )
