@@ -31,9 +31,10 @@ from torch.overrides import TorchFunctionMode
 from app.core import tensors
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
-from app.core.errors import InvalidRequest, NotExplainable, TooLarge
+from app.core.errors import InvalidRequest, NotExplainable
 from app.core.networks import graph as dataflow
 from app.core.running.execute import execute
+from app.core.running.memory import reserve_more
 from app.core.schema import MAX_RANK, RunRequest, parse
 
 MASK_LIMIT = 4096
@@ -414,20 +415,21 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_memory(graph: dict[str, Any], module: nn.Module, settings: Settings) -> None:
+#: bytes per element of every node of the graph: autograd keeps each intermediate tensor of the real
+#: run and of the float64 twin's (two draws, the second freed as the first is overwritten), a gradient of
+#: each, the masks and heat maps, and the response's summaries of them
+RECEPTIVE_BYTES_PER_ELEMENT = 64
+#: per parameter: the twin's float64 copy (|w| + 1) and the gradients of both networks
+RECEPTIVE_BYTES_PER_PARAMETER = 32
+
+
+def _check_memory(graph: dict[str, Any], module: nn.Module, planned: int, settings: Settings) -> None:
     """Autograd keeps every intermediate tensor, in float64 for the twin, and a gradient of each: refuse
-    what would not fit before anything is kept."""
+    what would not fit before anything is kept, and reserve it in the server's budget."""
     elements = sum(math.prod(s) for n in graph["nodes"] for s in (n.get("shapes") or []) if s)
     params = sum(p.numel() for p in module.parameters())
-    estimate = 8 * (3 * elements + 2 * params)
-    if estimate > settings.memory_limit_bytes:
-        raise TooLarge(
-            f"tracing a receptive field through this network needs about {estimate / 2**20:.0f} MiB (every "
-            f"intermediate tensor and its gradient); this server's limit is "
-            f"{settings.memory_limit_bytes / 2**20:.0f} MiB. Use a smaller input.",
-            estimate_bytes=estimate,
-            limit_bytes=settings.memory_limit_bytes,
-        )
+    needed = RECEPTIVE_BYTES_PER_ELEMENT * elements + RECEPTIVE_BYTES_PER_PARAMETER * params
+    reserve_more("tracing a receptive field (every intermediate tensor and its gradient)", needed, planned, settings)
 
 
 def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
@@ -451,7 +453,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
     if not graph["nodes"]:
         raise NotExplainable("this network's graph could not be captured", field="layer")
-    _check_memory(graph, ex.module, settings)
+    _check_memory(graph, ex.module, ex.plan.estimate_bytes, settings)
 
     # effective: the real weights and input
     module = ex.module
