@@ -165,7 +165,10 @@ def catalog_cases() -> dict[str, list[tuple[str, str, dict, dict, dict]]]:
                 groups["animate"].append((f"animate {fmt} {t}", "animate", ex, {"fmt": fmt}, ex))
         if out_shape is not None:
             index = _middle(out_shape)
-            rf = (f"receptive field {t}", "receptive_field", {**body, "index": index}, {}, {**ex, "index": [0]})
+            # autograd through the layer and its float64 twin, two draws: a smaller batch keeps it quick
+            small = scaled(spec.example, TARGET_ELEMENTS // 8) or body
+            rf_index = [0, *index[1:]]  # the first element along the (smaller) batch
+            rf = (f"receptive field {t}", "receptive_field", {**small, "index": rf_index}, {}, {**ex, "index": [0]})
             groups["receptive"].append(rf)
     for preset in service.presets():
         body = scaled(preset["request"], TARGET_ELEMENTS // 4)
