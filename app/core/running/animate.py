@@ -45,7 +45,7 @@ MAX_FRAME_PIXELS = 1600 * 1200
 #: on 12×12, 101 frames of 693×960, which took 14.7 s with Pillow's adaptive palettes), WebM 31 ns (VP9
 #: realtime; 54 s at its default speed), MP4 40 ns (x264 veryfast; 7.8 s at its default preset for the
 #: same frames). At each limit drawing and encoding take about 5 s.
-MAX_TOTAL_PIXELS = {"gif": 80_000_000, "webm": 160_000_000, "mp4": 128_000_000}
+MAX_TOTAL_PIXELS = {"gif": 80_000_000, "webm": 160_000_000, "mp4": 140_000_000}
 #: widest frame; cells shrink to fit
 MAX_WIDTH = 1280
 STEP_MS = 650
