@@ -592,11 +592,12 @@ def _palette(first: Image.Image, colors: tuple[Colors, Colors]) -> list[int]:
     return entries + entries[:3] * ((768 - len(entries)) // 3)
 
 
-#: ffmpeg settings that encode within the deadline: VP9 at its realtime speed was 27× faster than at its
+#: ffmpeg settings that encode within the deadline (two threads: an encoder's buffers grow with its threads,
+#: which ffmpeg otherwise sizes from the machine's cores, not from this server's share of them): VP9 at its realtime speed was 27× faster than at its
 #: default (1.4 s against 38 s for 101 frames of 693×960), x264's veryfast preset 3× (2.0 s against 6.4 s)
 VIDEO_OPTIONS = {
-    "webm": ("libvpx-vp9", ["-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]),
-    "mp4": ("libx264", ["-preset", "veryfast"]),
+    "webm": ("libvpx-vp9", ["-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1", "-threads", "2"]),
+    "mp4": ("libx264", ["-preset", "veryfast", "-threads", "2"]),
 }
 
 
@@ -660,8 +661,9 @@ def encode(frames: Iterable[Image.Image], fmt: str, count: int, colors: tuple[Co
 
 
 #: ffmpeg's own process: its code and buffers, and the frames its encoder keeps (lookahead, references)
-ENCODER_FIXED_BYTES = 96 * 1024**2
-ENCODER_FRAMES_HELD = 48
+#: (measured: the worker and ffmpeg together peaked at 355–366 MB for the catalog's Conv2d and MaxPool3d)
+ENCODER_FIXED_BYTES = 256 * 1024**2
+ENCODER_FRAMES_HELD = 96
 
 
 def animation_bytes(lay: Layout, frames: int, fmt: str) -> int:
@@ -675,7 +677,8 @@ def animation_bytes(lay: Layout, frames: int, fmt: str) -> int:
     pixels = lay.width * lay.height
     drawing = 6 * 3 * pixels
     if fmt == "gif":  # and the colour table with what it keeps per pixel
-        return drawing + Indexer.BYTES + Indexer.BYTES_PER_PIXEL * pixels + frames * pixels + frames * pixels // 2
+        # Pillow holds each frame in palette mode and its copy made while comparing it with the one before
+        return drawing + Indexer.BYTES + Indexer.BYTES_PER_PIXEL * pixels + 2 * frames * pixels + frames * pixels // 2
     padded = (-(-lay.width // 16) * 16) * (-(-lay.height // 16) * 16)
     encoder = ENCODER_FIXED_BYTES + ENCODER_FRAMES_HELD * padded * 3 // 2
     return drawing + 4 * 3 * padded + frames * padded // 4 + encoder
