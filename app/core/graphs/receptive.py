@@ -428,7 +428,9 @@ def _check_memory(graph: dict[str, Any], module: nn.Module, planned: int, settin
     what would not fit before anything is kept, and reserve it in the server's budget."""
     elements = sum(math.prod(s) for n in graph["nodes"] for s in (n.get("shapes") or []) if s)
     params = sum(p.numel() for p in module.parameters())
-    needed = RECEPTIVE_BYTES_PER_ELEMENT * elements + RECEPTIVE_BYTES_PER_PARAMETER * params
+    # and what each layer's forward keeps for its backward (a recurrent layer's gates at every step: the
+    # plan's working memory), for the real run and the float64 twin's
+    needed = RECEPTIVE_BYTES_PER_ELEMENT * elements + RECEPTIVE_BYTES_PER_PARAMETER * params + 3 * planned
     reserve_more("tracing a receptive field (every intermediate tensor and its gradient)", needed, planned, settings)
 
 

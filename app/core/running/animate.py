@@ -661,8 +661,8 @@ def encode(frames: Iterable[Image.Image], fmt: str, count: int, colors: tuple[Co
 
 
 #: ffmpeg's own process: its code and buffers, and the frames its encoder keeps (lookahead, references)
-#: (measured: the worker and ffmpeg together peaked at 355–366 MB for the catalog's Conv2d and MaxPool3d)
-ENCODER_FIXED_BYTES = 256 * 1024**2
+#: (measured: the worker and ffmpeg together peaked at 342–366 MB for the catalog's Conv2d and MaxPool3d)
+ENCODER_FIXED_BYTES = 320 * 1024**2
 ENCODER_FRAMES_HELD = 96
 
 
@@ -677,8 +677,9 @@ def animation_bytes(lay: Layout, frames: int, fmt: str) -> int:
     pixels = lay.width * lay.height
     drawing = 6 * 3 * pixels
     if fmt == "gif":  # and the colour table with what it keeps per pixel
-        # Pillow holds each frame in palette mode and its copy made while comparing it with the one before
-        return drawing + Indexer.BYTES + Indexer.BYTES_PER_PIXEL * pixels + 2 * frames * pixels + frames * pixels // 2
+        # Pillow holds each frame in palette mode, its copy made while comparing it with the one before,
+        # and the delta between them (measured 1.14× two bytes a pixel per frame for the catalog's Conv3d)
+        return drawing + Indexer.BYTES + Indexer.BYTES_PER_PIXEL * pixels + 3 * frames * pixels + frames * pixels // 2
     padded = (-(-lay.width // 16) * 16) * (-(-lay.height // 16) * 16)
     encoder = ENCODER_FIXED_BYTES + ENCODER_FRAMES_HELD * padded * 3 // 2
     return drawing + 4 * 3 * padded + frames * padded // 4 + encoder

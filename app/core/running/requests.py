@@ -147,7 +147,9 @@ def explain(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]
         return _explain_child(registry, req, settings)
     ex = execute(registry, req, settings, hooks=None)
     terms = check_explain_size(ex.plan.spec, ex.module, ex.inputs, ex.outputs[0][1] if ex.outputs else None, settings)
-    reserve_more(f"listing {terms} terms", terms * EXPLAIN_BYTES_PER_TERM, ex.plan.estimate_bytes, settings)
+    # and float64 copies of the inputs the terms are read from
+    copies = 8 * sum(x.numel() * x.element_size() for x in ex.inputs)
+    reserve_more(f"listing {terms} terms", terms * EXPLAIN_BYTES_PER_TERM + copies, ex.plan.estimate_bytes, settings)
     names = [n for n, _ in ex.outputs]
     wanted = req.output or names[0]
     if wanted not in names:
