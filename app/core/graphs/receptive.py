@@ -430,7 +430,7 @@ def _check_memory(graph: dict[str, Any], module: nn.Module, planned: int, settin
     params = sum(p.numel() for p in module.parameters())
     # and what each layer's forward keeps for its backward (a recurrent layer's gates at every step: the
     # plan's working memory), for the real run and the float64 twin's
-    needed = RECEPTIVE_BYTES_PER_ELEMENT * elements + RECEPTIVE_BYTES_PER_PARAMETER * params + 3 * planned
+    needed = RECEPTIVE_BYTES_PER_ELEMENT * elements + RECEPTIVE_BYTES_PER_PARAMETER * params + 4 * planned
     reserve_more("tracing a receptive field (every intermediate tensor and its gradient)", needed, planned, settings)
 
 

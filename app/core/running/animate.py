@@ -530,8 +530,9 @@ class Indexer:
 
     #: the table and its "seen" marks: one byte each per 24-bit colour
     BYTES = 2 * (1 << 24)
-    #: per pixel: the frame's RGBX copy and its keys, the previous keys, two index arrays, a mask
-    BYTES_PER_PIXEL = 4 + 4 + 4 + 1 + 1 + 1 + 1
+    #: per pixel: the frame's RGBX copy and its keys, the previous keys, two index arrays, a mask, and the
+    #: palette's choice from the first frame (its colours sorted and counted: about 32 bytes a pixel)
+    BYTES_PER_PIXEL = 64
 
     def __init__(self, palette: list[int]) -> None:
         self.palette = palette
