@@ -99,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # JSON, HTML, JS, CSS and SVG shrink 4-10x; woff2/PNG are compressed already and gain nothing (the
     # middleware still skips bodies under minimum_size and clients that do not send Accept-Encoding: gzip)
     app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
+    app.state.bodies = middleware.BodyTally(settings.max_bodies_bytes)
+    app.add_middleware(middleware.BodyBudget, tally=app.state.bodies)
     app.add_middleware(middleware.JSONTrustedHost, allowed_hosts=settings.allowed_hosts)
     # inside the security headers, outside everything that can be cancelled mid-request
     app.add_middleware(middleware.CancelledAsJSON)

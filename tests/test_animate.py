@@ -285,3 +285,22 @@ def test_3d_video_formats(api, fmt, magic):
     r = api.post(f"/api/animate?format={fmt}", json=MAXPOOL3D | {"window_slice": {"depth": "all"}})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == f"video/{fmt}" and magic in r.content[:16]
+
+
+def test_the_frame_limits_follow_each_format_encode_cost(api, monkeypatch):
+    """Conv3d on 8³ sweeping every depth slice: 513 frames of 1256×190 (122 Mpx). A GIF of it took over
+    the 10 s deadline; it is refused before anything runs, naming the format, while WebM (the fastest
+    encoder) takes it."""
+    body = {
+        "layer": {"type": "Conv3d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1},
+        "inputs": [{"shape": [1, 1, 8, 8, 8]}],
+        "window_slice": {"depth": "all"},
+    }
+    win = api.post("/api/run", json=body).json()["windows"]
+    lay, steps = anim.plan_animation(win | {"values": {"input_channels": [0]}}, "all", "webm")
+    pixels = (len(steps) + 1) * lay.width * lay.height
+    assert anim.MAX_TOTAL_PIXELS["gif"] < pixels <= anim.MAX_TOTAL_PIXELS["webm"]
+    r = api.post("/api/animate?format=gif", json=body)
+    assert r.status_code == 413 and "as GIF within its deadline" in r.json()["detail"]
+    r = api.post("/api/animate?format=webm", json=body)
+    assert r.status_code == 200 and r.content[:4] == b"\x1a\x45\xdf\xa3"

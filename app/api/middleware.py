@@ -3,6 +3,8 @@
 - Host allowlist (DNS rebinding): Starlette's ``TrustedHostMiddleware`` decides; the refusal is JSON.
 - Request bodies must be ``Content-Type: application/json`` (415 otherwise): checked where bodies are
   read, :func:`app.api.deps.json_body`.
+- The request bodies one HTTP process holds at once, over all connections, are capped
+  (``LAYER_EXPLORER_MAX_BODIES``; 503 past it): :class:`BodyBudget`.
 - Security headers on every response: CSP (pages: only this app's own scripts, styles and fonts),
   ``X-Content-Type-Options: nosniff``, ``Referrer-Policy``, ``frame-ancestors 'none'``,
   ``Cross-Origin-Resource-Policy: same-origin``.
@@ -15,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.service import ServerBusy
+from app.core.service import ServerBusy, trim_memory
 
 # The app's pages: scripts, styles and fonts from this origin only. Style *attributes* stay allowed:
 # KaTeX writes its layout as inline style attributes and the SVG export copies computed styles onto
@@ -152,3 +155,66 @@ class CancelledAsJSON:
                 }
             )
             await send({"type": "http.response.body", "body": json.dumps(refusal.to_dict()).encode()})
+
+
+#: a request that held at least this much body makes the process return freed memory once no body is held
+TRIM_AFTER_BYTES = 1024**2
+
+
+@dataclass
+class BodyTally:
+    """Body bytes held now by one HTTP process, its highest so far, and the cap (one event loop: no lock)."""
+
+    limit: int
+    held: int = 0
+    peak: int = 0
+
+
+class BodyBudget:
+    """The request bodies this process holds, all connections together, stay under ``limit`` bytes.
+
+    Each request's limit (``LAYER_EXPLORER_MAX_BODY``) bounds one body; without a total, many clients
+    each sending a body just under it (300 connections × 8 MiB − 1 byte measured 3.6 GB) could fill the
+    web process. Every chunk a request reads is counted until that request has been answered (its body
+    is held until then); a chunk that would take the total past ``limit`` is refused: 503 JSON
+    ``server_busy`` with Retry-After, through the app's error handler like any other refusal.
+    """
+
+    def __init__(self, app: ASGIApp, tally: BodyTally) -> None:
+        self.app = app
+        self.tally = tally
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tally = self.tally
+        mine = 0
+
+        async def counted() -> Message:
+            nonlocal mine
+            message = await receive()
+            size = len(message.get("body", b"")) if message["type"] == "http.request" else 0
+            if size:
+                if tally.held + size > tally.limit:
+                    raise ServerBusy(
+                        f"the server is busy receiving other requests' bodies ({_mib(tally.held)} of its "
+                        f"{_mib(tally.limit)} for all bodies at once, LAYER_EXPLORER_MAX_BODIES); retry shortly",
+                        retry_after=1,
+                    )
+                tally.held += size
+                mine += size
+                tally.peak = max(tally.peak, tally.held)
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        finally:
+            tally.held -= mine
+            if mine >= TRIM_AFTER_BYTES and tally.held == 0:
+                # the bodies' buffers are freed, but glibc keeps the pages: give them back (off the loop)
+                asyncio.get_running_loop().run_in_executor(None, trim_memory)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.1f} MiB"

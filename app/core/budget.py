@@ -13,6 +13,8 @@ any way, including its worker being killed; the worker zeroes it too when a task
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +45,30 @@ class Ledger:
         # One aligned 8-byte store: readers see the old value or zero, never a torn one, so no lock
         # is needed to release (and a lock held by a killed worker can never block a release).
         self.cells[slot] = 0
+
+
+def _libc() -> Any:
+    """glibc, for ``malloc_trim``; None elsewhere (musl, macOS), where freed memory is left to the allocator."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _libc()
+
+
+def trim() -> None:
+    """Return the free pages of every malloc arena to the system (``malloc_trim(0)``).
+
+    glibc keeps memory a process freed for its own reuse, so a process that once held a large request
+    stays that large while idle, and nothing counts it. Trimming after a large request keeps the
+    budget's picture of the server true.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 _ledger: Ledger | None = None

@@ -66,6 +66,8 @@ class Settings:
     memory_limit_bytes: int = 2 * 1024**3
     #: request bodies larger than this are refused before parsing
     max_body_bytes: int = 8 * 1024**2
+    #: request bodies held at once by this HTTP process, all connections together (past it: 503)
+    max_bodies_bytes: int = 64 * 1024**2
     #: tensors with more elements than this are summarised instead of listed in JSON
     max_elements: int = 4096
     #: most elements a single input or parameter given as JSON data may have
@@ -127,6 +129,7 @@ class Settings:
             device=os.environ.get("LAYER_EXPLORER_DEVICE") or "cpu",
             memory_limit_bytes=_env_int("LAYER_EXPLORER_MEMORY_LIMIT", cls.memory_limit_bytes),
             max_body_bytes=_env_int("LAYER_EXPLORER_MAX_BODY", cls.max_body_bytes),
+            max_bodies_bytes=_env_int("LAYER_EXPLORER_MAX_BODIES", cls.max_bodies_bytes),
             max_elements=_env_int("LAYER_EXPLORER_MAX_ELEMENTS", cls.max_elements),
             plugins=plugins,
             workers=_env_int("LAYER_EXPLORER_WORKERS", cls.workers),

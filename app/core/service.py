@@ -7,6 +7,7 @@ so that it can be called in this process or in a worker process alike.
 from __future__ import annotations
 
 from app.core.body import JSONBytes
+from app.core.budget import trim as trim_memory
 from app.core.catalog.plugins import PluginError
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
@@ -58,5 +59,6 @@ __all__ = [
     "resolve_device",
     "run",
     "shape",
+    "trim_memory",
     "warm_up",
 ]

@@ -91,6 +91,28 @@ def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger, skip: 
     gc.freeze()
 
 
+def return_memory() -> int:
+    """Give the memory a finished request freed back to the system; the worker's resident bytes after.
+
+    glibc keeps freed heap memory for reuse: after a large request (an animation's frames, a loss over
+    a big batch) an idle worker measured 870 MB resident against 250 MB before it, memory that no
+    reservation of the budget counts any more. Trimmed, it measured 254 MB. Collecting first frees
+    what only cycles still held.
+    """
+    gc.collect()
+    budget.trim()
+    return resident_bytes()
+
+
+def resident_bytes() -> int:
+    """This process's resident set (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _animate(registry: Any, body: Any, settings: Settings, fmt: str) -> tuple[bytes, str, str]:
     """The animation's bytes and media type, and a file name stem from the layer's type."""
     data, media_type = animate(registry, body, settings, fmt)
@@ -139,6 +161,8 @@ def _task(name: str, body: Any, settings: Settings, slot: int | None, options: d
             {},
         )
     finally:
+        # before the reservation is given back: what the budget counted is gone when it is released
+        return_memory()
         budget.end()
         if _pids is not None and slot is not None:
             _pids[slot] = -1  # finished: nothing of this task is left in this process

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from app.core.catalog.introspect import arg_docs, doc_summary, introspect_params
+from app.core.catalog.memory import MemoryRule
 from app.core.catalog.spec import InputSpec, LayerSpec, ParamSpec, Registry
 from app.core.shapes.context import spatial_rank_of
 
@@ -113,6 +114,7 @@ def torch_entry(
     channel_dim: int | None = None,
     order: Sequence[str] | None = None,
     since: str | None = None,
+    memory: MemoryRule | None = None,
 ) -> LayerSpec | None:
     """Register ``torch.nn.<name>``: introspected parameters (in the constructor's order, declared
     ones included) with curated bounds, its inputs, shape rule and a runnable example.
@@ -139,6 +141,7 @@ def torch_entry(
         explain=explain,
         spatial_rank=rank,
         channel_dim=channel_dim,
+        memory=memory,
     )
     position = {n: i for i, n in enumerate(order or inspect.signature(cls.__init__).parameters)}
     spec.params.sort(key=lambda p: position.get(p.name, len(position)))

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from app.core.catalog.memory import MemoryRule
 from app.core.errors import UnknownLayer
 from app.core.tensors import DTYPES
 
@@ -201,6 +202,9 @@ class LayerSpec:
     def same_units(self) -> bool:
         """Whether input and output values share units, so one colour scale compares them."""
         return self.units_as_input if self.units_as_input is not None else self.family in SAME_UNITS_FAMILIES
+
+    #: working memory of one call beyond its tensors (app.core.catalog.memory); None: the family default
+    memory: MemoryRule | None = None
 
     @property
     def windows(self) -> bool:

@@ -1,11 +1,13 @@
 """Where each output element of a convolution or pooling layer reads its input — asked of torch.
 
-No window arithmetic is re-implemented here. Convolutions are probed with the layer's own class
-and geometry (stride, padding incl. ``'same'``, dilation, ``padding_mode``, ``output_padding``):
-one input channel holding ``index + 1`` and one output channel per kernel element with a one-hot
-kernel, so output channel ``k`` at position ``o`` holds ``1 +`` the flat index of the input
-element that kernel element ``k`` reads there, or 0 where it reads zero padding. Pooling windows
-come from ``Tensor.unfold`` over the padded index tensor, cut to the output size torch reports.
+Convolutions: padding, stride and dilation act on each spatial dimension on its own, so the windows
+are built per dimension — padded by torch itself (``F.pad`` with the layer's ``padding_mode`` and its
+own padding amounts, asymmetric for ``'same'``), then strided and dilated — and checked against the
+layer's own class run on an index tensor (one input and one output channel, kernel weights 1…7: the
+output must be exactly the weighted sum of what the windows say each output element reads). The probe
+costs the ``output positions × K`` cells it describes, never K² (a one-hot kernel per element, as
+before, took 2.2 GB for a 110×110 kernel). Pooling windows come from ``Tensor.unfold`` over the
+padded index tensor, cut to the output size torch reports.
 """
 
 from __future__ import annotations
@@ -82,46 +84,120 @@ def _positions(out_spatial: tuple[int, ...], kernel_idx: torch.Tensor, stride, d
     return o.unsqueeze(-2) * s + kernel_idx * dl  # (*out, K, d)
 
 
+def _combine(tables: list[torch.Tensor], spatial: tuple[int, ...]) -> torch.Tensor:
+    """``(*out, K)`` flat input indices from per-dimension ``(out_j, k_j)`` tables of input coordinates
+    (-1: padding or an inserted zero): the cell reads input ``(t_0, …)``, padding if any is -1."""
+    n = len(tables)
+    flat: torch.Tensor | None = None
+    padding: torch.Tensor | None = None
+    for j, t in enumerate(tables):
+        view = [1] * (2 * n)
+        view[j], view[n + j] = t.shape
+        t = t.reshape(view)
+        flat = t.clamp(min=0) if flat is None else flat * spatial[j] + t.clamp(min=0)
+        padding = t < 0 if padding is None else padding | (t < 0)
+    assert flat is not None and padding is not None
+    out_spatial = tuple(int(t.shape[0]) for t in tables)
+    return torch.where(padding, -1, flat).reshape(*out_spatial, -1)
+
+
+def _padded_coordinates(module: nn.Module, size: int, before: int, after: int) -> torch.Tensor:
+    """Input coordinate at each coordinate of one padded dimension (-1: zero padding), padded by torch
+    itself: ``F.pad`` with the layer's own ``padding_mode``, as its forward pads."""
+    line = torch.arange(1, size + 1, dtype=torch.float64).reshape(1, 1, size)
+    mode = getattr(module, "padding_mode", "zeros")
+    padded = F.pad(line, [before, after]) if mode == "zeros" else F.pad(line, [before, after], mode=mode)
+    return padded.reshape(-1).round().long() - 1
+
+
+def conv_sources(module: nn.Module, input_spatial: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``src`` ``(*out, K)`` of a convolution (window slot order: see ``Geometry``) and the output size.
+
+    Padding, stride and dilation act on each spatial dimension on its own, so the windows are built
+    from one ``(out_j, k_j)`` table per dimension: the probe costs the ``out × K`` cells it describes
+    (and the kernel's K elements for one output position), never K² (a one-hot kernel per element).
+    torch is asked all the same: :func:`_torch_agrees` runs the layer's own class on the index tensor.
+    """
+    n = len(input_spatial)
+    kernel = _tuple(module.kernel_size, n)
+    stride = _tuple(module.stride, n)
+    dilation = _tuple(module.dilation, n)
+    tables = []
+    if getattr(module, "transposed", False):
+        # Dumoulin & Visin: a direct convolution with the flipped kernel, stride 1, over the input with
+        # stride − 1 zeros between elements, placed at d·(k − 1) − padding in the frame (torch's docs
+        # give the output size).
+        pad = _tuple(module.padding, n)
+        extra = _tuple(module.output_padding, n)
+        for j in range(n):
+            size = (input_spatial[j] - 1) * stride[j] - 2 * pad[j] + dilation[j] * (kernel[j] - 1) + extra[j] + 1
+            if size <= 0:
+                raise ValueError(f"the output of {type(module).__name__} would be empty along dimension {j}")
+            rel = (
+                torch.arange(size).unsqueeze(1)
+                + torch.arange(kernel[j]).unsqueeze(0) * dilation[j]
+                - (dilation[j] * (kernel[j] - 1) - pad[j])
+            )
+            on = (rel >= 0) & (rel % stride[j] == 0) & (rel // stride[j] < input_spatial[j])
+            tables.append(torch.where(on, rel // stride[j], -1))
+    else:
+        # torch's own padding amounts (asymmetric for 'same' with an even reach), as its forward uses them
+        pads = module._reversed_padding_repeated_twice
+        for j in range(n):
+            before, after = pads[2 * (n - 1 - j)], pads[2 * (n - 1 - j) + 1]
+            coords = _padded_coordinates(module, input_spatial[j], before, after)
+            reach = dilation[j] * (kernel[j] - 1) + 1
+            if coords.numel() < reach:
+                raise ValueError(
+                    f"the padded input ({coords.numel()}) is smaller than the kernel's reach ({reach}) "
+                    f"along dimension {j}"
+                )
+            size = (coords.numel() - reach) // stride[j] + 1
+            at = torch.arange(size).unsqueeze(1) * stride[j] + torch.arange(kernel[j]).unsqueeze(0) * dilation[j]
+            tables.append(coords[at])
+    return _combine(tables, input_spatial), tuple(int(t.shape[0]) for t in tables)
+
+
+#: the check runs torch's layer on one channel; past this many of its working cells (im2col/col2im) it
+#: is skipped (a transposed convolution with a large padding works on more cells than it outputs)
+MAX_CHECK_CELLS = 1 << 23
+
+
+def _torch_agrees(module: nn.Module, input_spatial: tuple[int, ...], src: torch.Tensor) -> bool:
+    """Whether the layer's own class, with one input and one output channel and a kernel of weights
+    1…7, computes from the index tensor what ``src`` says each output reads (exact: integer sums in
+    float64). It costs one im2col of ``out × K`` cells, where a one-hot probe cost K² for the kernel."""
+    n = len(input_spatial)
+    kernel = _tuple(module.kernel_size, n)
+    K = math.prod(kernel)
+    transposed = bool(getattr(module, "transposed", False))
+    if K * max(math.prod(input_spatial), math.prod(src.shape[:-1])) > MAX_CHECK_CELLS:
+        return True
+    cls = type(module)
+    common = {"stride": module.stride, "padding": module.padding, "dilation": module.dilation, "bias": False}
+    with torch.device("cpu"):
+        if transposed:
+            probe = cls(1, 1, kernel, output_padding=module.output_padding, dtype=torch.float64, **common)
+        else:
+            probe = cls(1, 1, kernel, padding_mode=module.padding_mode, dtype=torch.float64, **common)
+    weights = torch.arange(K, dtype=torch.float64) % 7 + 1
+    with torch.no_grad():
+        probe.weight.copy_(weights.reshape(1, 1, *kernel))
+        out = probe(_index_tensor(input_spatial))[0, 0]
+    if transposed:  # window slot k' meets weight element K − 1 − k'
+        weights = weights[torch.flip(torch.arange(K).reshape(kernel), dims=list(range(n))).reshape(-1)]
+    expected = ((src + 1).to(torch.float64) * weights).sum(-1)
+    return tuple(out.shape) == tuple(expected.shape) and torch.equal(out, expected)
+
+
 def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry:
     n = len(input_spatial)
     kernel = _tuple(module.kernel_size, n)
     K = math.prod(kernel)
     transposed = bool(getattr(module, "transposed", False))
-    cls = type(module)
-    with torch.device("cpu"):
-        if transposed:
-            probe = cls(
-                1,
-                K,
-                kernel,
-                stride=module.stride,
-                padding=module.padding,
-                output_padding=module.output_padding,
-                dilation=module.dilation,
-                bias=False,
-                dtype=torch.float64,
-            )
-        else:
-            probe = cls(
-                1,
-                K,
-                kernel,
-                stride=module.stride,
-                padding=module.padding,
-                dilation=module.dilation,
-                bias=False,
-                padding_mode=module.padding_mode,
-                dtype=torch.float64,
-            )
-    with torch.no_grad():
-        eye = torch.eye(K, dtype=torch.float64)
-        if transposed:
-            probe.weight.copy_(eye.reshape(1, K, *kernel))
-        else:
-            probe.weight.copy_(eye.reshape(K, 1, *kernel))
-        out = probe(_index_tensor(input_spatial))[0]  # (K, *out)
-    out_spatial = tuple(out.shape[1:])
-    src = out.round().long().movedim(0, -1) - 1  # (*out, K); -1 = padding / inserted zero
+    src, out_spatial = conv_sources(module, input_spatial)  # (*out, K); -1 = padding / inserted zero
+    if not _torch_agrees(module, input_spatial, src):
+        raise NotSeparable(f"{type(module).__name__}: the windows disagree with torch's own layer")
     kidx = _kernel_grid(kernel)
     stride = _tuple(module.stride, n)
     dilation = _tuple(module.dilation, n)
@@ -129,7 +205,6 @@ def conv_geometry(module: nn.Module, input_spatial: tuple[int, ...]) -> Geometry
         # Dumoulin & Visin: a direct convolution with the flipped kernel over the zero-inserted
         # input. Window slot k' meets weight element K-1-k'.
         flipped = torch.flip(torch.arange(K).reshape(kernel), dims=list(range(n))).reshape(-1)
-        src = src[..., flipped]
         at = _positions(out_spatial, kidx, (1,) * n, dilation)
         kernel_index = kidx[flipped]
         pad = _tuple(module.padding, n)
@@ -393,6 +468,52 @@ def frame_copies(win: dict[str, Any]) -> dict[tuple[int, ...], tuple[int, ...]]:
     return out
 
 
+def _window_cells(plan: Any, settings: Any) -> tuple[int, int, int] | None:
+    """(window cells, input positions, spatial dims) of a layer whose window map is listed; None if it
+    is omitted (too many cells, too large an input, an unknown output shape) or there is none."""
+    spec = plan.spec
+    if not spec.windows:
+        return None
+    n = spec.spatial_rank
+    in_shape = plan.inputs[0].shape
+    out_shape = plan.predicted_shapes[0] if plan.predicted_shapes else (plan.meta_shapes or [None])[0]
+    if out_shape is None:
+        return None
+    cells = math.prod(out_shape[-n:]) * math.prod(_tuple(plan.meta.kernel_size, n))
+    inputs = math.prod(in_shape[-n:])
+    if cells > settings.max_window_cells or inputs > 4 * settings.max_window_cells:
+        return None
+    return cells, inputs, n
+
+
+#: bytes per window cell while the map is built: ``src`` and the checking convolution's im2col (8 each),
+#: ``at`` (8·d) and the temporary it is made from, the per-dimension scatter (its copies of ``at`` and
+#: ``src``) and the separability check (a rebuilt ``src``, masks): measured about 60 + 24·d, rounded up
+WINDOW_BYTES_PER_CELL = 96
+WINDOW_BYTES_PER_CELL_DIM = 40
+#: bytes per input position: the index tensor, its padded copy, the unfolded view's copy (pooling)
+WINDOW_BYTES_PER_INPUT = 48
+#: bytes per number /api/run lists for the sliding window (Python floats in nested lists, then JSON)
+WINDOW_BYTES_PER_VALUE = 128
+
+
+def window_bytes(plan: Any, settings: Any) -> int:
+    """What listing the ``windows`` field allocates (the probe, its check, and the planes' values a run
+    lists): the window map's term in a request's memory estimate. Bounded by the cells it describes."""
+    sizes = _window_cells(plan, settings)
+    if sizes is None:
+        return 0
+    cells, inputs, d = sizes
+    probe = cells * (WINDOW_BYTES_PER_CELL + WINDOW_BYTES_PER_CELL_DIM * d) + inputs * WINDOW_BYTES_PER_INPUT
+    out_positions = cells // max(1, math.prod(_tuple(plan.meta.kernel_size, d)))
+    listed = (
+        min(inputs * MAX_SHOWN_CHANNELS, MAX_SHOWN_VALUES)
+        + out_positions
+        + MAX_SHOWN_CHANNELS * (cells // max(1, out_positions))
+    )
+    return probe + listed * WINDOW_BYTES_PER_VALUE
+
+
 def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
     """The ``windows`` field of /api/run and /api/shape."""
     spec = plan.spec
@@ -430,14 +551,18 @@ def window_map(plan: Any, settings: Any) -> dict[str, Any] | None:
             cached = geometry_json(geo, module)
         except NotSeparable as exc:
             return {"omitted": str(exc)}
-        with _WINDOW_LOCK:
-            _WINDOWS[key] = cached
-            while len(_WINDOWS) > _WINDOW_CACHE_SIZE:
-                _WINDOWS.popitem(last=False)
+        if len(cached["kernel_index"]) <= _WINDOW_CACHE_MAX_KERNEL:
+            with _WINDOW_LOCK:
+                _WINDOWS[key] = cached
+                while len(_WINDOWS) > _WINDOW_CACHE_SIZE:
+                    _WINDOWS.popitem(last=False)
     return dict(cached)  # responses add their own keys (values) to a shallow copy
 
 
 _WINDOW_CACHE_SIZE = 64
+#: a cached map lives as long as its worker: one with a large kernel (its kernel_index lists K·d numbers,
+#: about 4 MB for K = 40,000) is not kept, so an idle worker holds at most a few MB of maps
+_WINDOW_CACHE_MAX_KERNEL = 4096
 _WINDOWS: OrderedDict[Any, dict[str, Any]] = OrderedDict()
 _WINDOW_LOCK = threading.Lock()
 

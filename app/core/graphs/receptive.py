@@ -34,10 +34,11 @@ from torch.overrides import TorchFunctionMode
 from app.core import tensors
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
-from app.core.errors import InvalidRequest, NotExplainable, TooLarge
+from app.core.errors import InvalidRequest, NotExplainable
 from app.core.graphs import intervals
 from app.core.networks import graph as dataflow
 from app.core.running.execute import execute
+from app.core.running.memory import reserve_more
 from app.core.running.plan import plan_request
 from app.core.schema import MAX_RANK, RunRequest, parse
 from app.core.torch_errors import TORCH_FAULTS, torch_message
@@ -522,20 +523,23 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_memory(graph: dict[str, Any], module: nn.Module, settings: Settings) -> None:
+#: bytes per element of every node of the graph: autograd keeps each intermediate tensor of the real
+#: run and of the float64 twin's (two draws, the second freed as the first is overwritten), a gradient of
+#: each, the masks and heat maps, and the response's summaries of them
+RECEPTIVE_BYTES_PER_ELEMENT = 64
+#: per parameter: the twin's float64 copy (|w| + 1) and the gradients of both networks
+RECEPTIVE_BYTES_PER_PARAMETER = 32
+
+
+def _check_memory(graph: dict[str, Any], module: nn.Module, planned: int, settings: Settings) -> None:
     """Autograd keeps every intermediate tensor, in float64 for the twin, and a gradient of each: refuse
-    what would not fit before anything is kept."""
+    what would not fit before anything is kept, and reserve it in the server's budget."""
     elements = sum(math.prod(s) for n in graph["nodes"] for s in (n.get("shapes") or []) if s)
     params = sum(p.numel() for p in module.parameters())
-    estimate = 8 * (3 * elements + 2 * params)
-    if estimate > settings.memory_limit_bytes:
-        raise TooLarge(
-            f"tracing a receptive field through this network needs about {estimate / 2**20:.0f} MiB (every "
-            f"intermediate tensor and its gradient); this server's limit is "
-            f"{settings.memory_limit_bytes / 2**20:.0f} MiB. Use a smaller input.",
-            estimate_bytes=estimate,
-            limit_bytes=settings.memory_limit_bytes,
-        )
+    # and what each layer's forward keeps for its backward (a recurrent layer's gates at every step: the
+    # plan's working memory), for the real run and the float64 twin's
+    needed = RECEPTIVE_BYTES_PER_ELEMENT * elements + RECEPTIVE_BYTES_PER_PARAMETER * params + 4 * planned
+    reserve_more("tracing a receptive field (every intermediate tensor and its gradient)", needed, planned, settings)
 
 
 _SAMPLE_NORMS = (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm, nn.LocalResponseNorm)
@@ -690,17 +694,20 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     effective: dict[str, torch.Tensor] = {}
     values: dict[str, torch.Tensor] | None = None
     method = graph["method"]
+    reserved = False
     try:
         if sets is None:
             if ex is None:
                 ex = execute(registry, run_req, settings)
                 module = ex.module
                 graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
-            _check_memory(graph, module, settings)
+            _check_memory(graph, module, plan.estimate_bytes, settings)
+            reserved = True
             masks = structural_autograd(module, ex.inputs, target, index, req.seed, kinds, names, frozen)
         if req.effective and ex is not None:
-            # effective: the real weights and input
-            _check_memory(graph, ex.module, settings)
+            # effective: the real weights and input (one reservation covers both passes)
+            if not reserved:
+                _check_memory(graph, ex.module, plan.estimate_bytes, settings)
             xs = _inputs_for_grad(ex.inputs, kinds, None, None)
             with torch.enable_grad():
                 method, values = _record(ex.module, xs, names, frozen)

@@ -18,6 +18,7 @@ import io
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -29,6 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 from app.core.errors import InvalidRequest, TooLarge
 from app.core.explaining.windows import frame_copies, window_at, window_map, window_values
 from app.core.running.execute import execute
+from app.core.running.memory import reserve_more
 from app.core.running.plan import plan_request
 from app.core.schema import RunRequest, parse
 
@@ -37,8 +39,13 @@ MEDIA_TYPES = {"gif": "image/gif", "webm": "video/webm", "mp4": "video/mp4"}
 MAX_FRAMES = 1200
 #: largest frame, in pixels
 MAX_FRAME_PIXELS = 1600 * 1200
-#: all frames together, in pixels (bounds memory and encoding time)
-MAX_TOTAL_PIXELS = 160_000_000
+#: all frames together, in pixels, per format: what the default 10 s deadline can draw and encode, with
+#: room for the run. Measured on the 2-CPU development machine while other work ran on it: drawing about
+#: 10 ns a pixel; encoding a GIF 55 ns (one palette, then Pillow's LZW: 3.7 s for Conv2d with 3 channels
+#: on 12×12, 101 frames of 693×960, which took 14.7 s with Pillow's adaptive palettes), WebM 31 ns (VP9
+#: realtime; 54 s at its default speed), MP4 40 ns (x264 veryfast; 7.8 s at its default preset for the
+#: same frames). At each limit drawing and encoding take about 5 s.
+MAX_TOTAL_PIXELS = {"gif": 80_000_000, "webm": 160_000_000, "mp4": 140_000_000}
 #: widest frame; cells shrink to fit
 MAX_WIDTH = 1280
 STEP_MS = 650
@@ -53,6 +60,7 @@ PENDING = (255, 255, 255)
 WINDOW = (217, 119, 6)
 WINDOW_FILL = (245, 158, 11)
 TEXT = (15, 23, 42)
+DONE = (22, 163, 74)
 MUTED = (71, 85, 105)
 GRID = (203, 213, 225)
 # d3.interpolateRdBu at 11 stops (ColorBrewer RdBu), reversed so negative is blue as on the page.
@@ -227,7 +235,7 @@ def depth_planes(win: dict[str, Any], od: int) -> list[int]:
     return sorted({od * st + k * win["dilation"][0] for k in range(win["kernel"][0])})
 
 
-def plan_animation(win: dict[str, Any], depth: int | str = 0) -> tuple[Layout, list[tuple[int, ...]]]:
+def plan_animation(win: dict[str, Any], depth: int | str = 0, fmt: str = "gif") -> tuple[Layout, list[tuple[int, ...]]]:
     """Layout and steps, refusing (413) what is too large before anything is drawn."""
     values = win.get("values") or {}
     bands = max(1, len(values.get("input_channels") or [0]))
@@ -249,10 +257,17 @@ def plan_animation(win: dict[str, Any], depth: int | str = 0) -> tuple[Layout, l
         )
     if lay.width * lay.height > MAX_FRAME_PIXELS:
         raise TooLarge(f"a frame would be {lay.width}×{lay.height} pixels; the limit is {MAX_FRAME_PIXELS} pixels")
-    if frames * lay.width * lay.height > MAX_TOTAL_PIXELS:
+    limit = MAX_TOTAL_PIXELS.get(fmt, min(MAX_TOTAL_PIXELS.values()))
+    if frames * lay.width * lay.height > limit:
         raise TooLarge(
-            f"{frames} frames of {lay.width}×{lay.height} pixels is more than this server renders "
-            f"({MAX_TOTAL_PIXELS} pixels in all)",
+            f"{frames} frames of {lay.width}×{lay.height} pixels is more than this server encodes as "
+            f"{fmt.upper()} within its deadline ({limit} pixels in all). "
+            + (
+                "Animate one output depth slice (window_slice.depth), use a smaller input or a larger stride."
+                if depth == "all" and win["spatial_dims"] == 3
+                else "Use a smaller input or a larger stride"
+                + ("; WebM allows the most pixels." if fmt != "webm" else ".")
+            ),
             field="inputs",
         )
     return lay, steps
@@ -398,14 +413,21 @@ def _output_frame(win: dict[str, Any], lay: Layout, im: Image.Image, name_out: s
 
 
 def render_frames(
-    win: dict[str, Any], name_in: str = "input", name_out: str = "output", depth: int | str = 0
-) -> list[Image.Image]:
-    """Every frame of the animation (checked against the limits first).
+    win: dict[str, Any], name_in: str = "input", name_out: str = "output", depth: int | str = 0, fmt: str = "gif"
+) -> Iterator[Image.Image]:
+    """Every frame of the animation, one at a time (checked against the limits first): an encoder takes
+    each as it is drawn, so the frames are never all held at once.
 
     ``depth`` (3-D only): the output depth slice to animate, or ``"all"`` to sweep every slice; the
     input planes change with the slice, the output slices fill in side by side.
     """
-    lay, steps = plan_animation(win, depth)
+    lay, steps = plan_animation(win, depth, fmt)
+    return _frames(win, lay, steps, name_in, name_out, depth)
+
+
+def _frames(
+    win: dict[str, Any], lay: Layout, steps: list[tuple[int, ...]], name_in: str, name_out: str, depth: int | str
+) -> Iterator[Image.Image]:
     d = win["spatial_dims"]
     ods = output_depths(win, depth)
     values = win["values"]
@@ -413,7 +435,6 @@ def render_frames(
     out = values["output"]
     out_flat = [abs(v) for v in np.asarray(out, dtype=float).ravel() if math.isfinite(v)]
     m_out = max(out_flat) if out_flat else 1.0
-    frames = []
     filled: Image.Image | None = None
     zs: list[int] = []
     out_box = (lay.out_x - lay.plane_gap, 0, lay.width, lay.height - 24)
@@ -427,7 +448,7 @@ def render_frames(
 
     for n, pos in enumerate([*steps, None]):
         if pos is None:  # the held last frame: the whole output, no window
-            frames.append(filled.copy())  # type: ignore[union-attr]
+            yield filled.copy()  # type: ignore[union-attr]
             break
         if filled is None or (d == 3 and depth_planes(win, pos[0]) != zs):
             # a new output depth slice reads other input planes: redraw them, keep the output so far
@@ -469,22 +490,133 @@ def render_frames(
                 dr.line(
                     (sx, min(ys) - 2, sx, lay.top - 26, x + c / 2, lay.top - 26, x + c / 2, y - 2), fill=WINDOW, width=2
                 )
-        dr.rectangle((x - 2, y - 2, x + c + 1, y + c + 1), outline=(22, 163, 74), width=3)
+        dr.rectangle((x - 2, y - 2, x + c + 1, y + c + 1), outline=DONE, width=3)
         label = f"step {n + 1} / {len(steps)} · output ({', '.join(str(i) for i in pos)})"
         dr.text((lay.frame_x, lay.height - 14), label, fill=MUTED, font=_font(11), anchor="lm")
-        frames.append(frame)
-    return frames
+        yield frame
 
 
-def encode(frames: list[Image.Image], fmt: str) -> bytes:
+#: the page's own colours: always exact in a GIF
+UI_COLORS = [(255, 255, 255), INPUT, PADDING, HATCH, ZERO, PENDING, WINDOW, WINDOW_FILL, TEXT, MUTED, GRID, DONE]
+#: palette entries kept for exact colours; the rest approximate the first frame (text edges, the window's tint)
+EXACT_COLORS = 232
+
+
+Colors = list[tuple[int, int, int]]
+
+
+def frame_colors(win: dict[str, Any]) -> tuple[Colors, Colors]:
+    """The colours the frames fill cells with, as the drawing computes them: (the page's, every output
+    value's and kernel weight's; every input value's)."""
+    values = win["values"]
+
+    def colors_of(data: Any) -> Colors:
+        if data is None:
+            return []
+        flat = np.asarray(data, dtype=float).ravel()
+        finite = np.abs(flat[np.isfinite(flat)])
+        m = float(finite.max()) if finite.size else 1.0
+        return [value_color(float(v), m) for v in flat[: 4 * EXACT_COLORS]]
+
+    first = [*UI_COLORS, *colors_of(values.get("output")), *colors_of(values.get("kernel"))]
+    return list(dict.fromkeys(first)), list(dict.fromkeys(colors_of(values.get("input"))))
+
+
+class Indexer:
+    """RGB frames to palette indices through a lookup table of every 24-bit colour seen so far: a colour
+    of the palette maps to itself exactly, any other to its nearest entry. (Pillow's own conversion to
+    a given palette looks colours up at 6 bits a channel, so white could come out 254, 254, 254.) A
+    frame costs a few array passes: only colours not seen before are matched, a few per frame."""
+
+    #: the table and its "seen" marks: one byte each per 24-bit colour
+    BYTES = 2 * (1 << 24)
+    #: per pixel: the frame's RGBX copy and its keys, the previous keys, two index arrays, a mask, and the
+    #: palette's choice from the first frame (its colours sorted and counted: about 32 bytes a pixel)
+    BYTES_PER_PIXEL = 64
+
+    def __init__(self, palette: list[int]) -> None:
+        self.palette = palette
+        self.rgb = np.asarray(palette, dtype=np.int32).reshape(-1, 3)
+        self.table = np.zeros(1 << 24, dtype=np.uint8)
+        self.seen = np.zeros(1 << 24, dtype=bool)
+        self.keys: np.ndarray | None = None
+        self.index: np.ndarray | None = None
+
+    def _lookup(self, keys: np.ndarray) -> np.ndarray:
+        fresh = np.unique(keys[~self.seen[keys]])
+        if fresh.size:
+            rgb = np.stack([fresh & 255, (fresh >> 8) & 255, (fresh >> 16) & 255], axis=1).astype(np.int32)
+            distance = ((rgb[:, None, :] - self.rgb[None, :, :]) ** 2).sum(-1)
+            self.table[fresh] = distance.argmin(1).astype(np.uint8)
+            self.seen[fresh] = True
+        return self.table[keys]
+
+    def __call__(self, im: Image.Image) -> Image.Image:
+        # 0xBBGGRR per pixel: the RGBX bytes read as little-endian words, X masked off
+        keys = np.asarray(im.convert("RGBX")).view("<u4")[..., 0] & 0xFFFFFF
+        if self.keys is not None and self.index is not None and keys.shape == self.keys.shape:
+            # a frame differs from the one before only where the window moved and a cell filled in
+            changed = keys != self.keys
+            rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+            index = self.index.copy()
+            if rows.size:
+                box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                index[box] = self._lookup(keys[box])
+        else:
+            index = self._lookup(keys)
+        self.keys, self.index = keys, index
+        out = Image.fromarray(index, mode="P")
+        out.putpalette(self.palette)
+        return out
+
+
+def _frequent(im: Image.Image) -> list[tuple[int, int, int]]:
+    """The colours of a frame, most frequent first (cells before text edges)."""
+    a = np.asarray(im, dtype=np.uint8)
+    keys = (a[..., 0].astype(np.uint32) << 16) | (a[..., 1].astype(np.uint32) << 8) | a[..., 2]
+    found, counts = np.unique(keys, return_counts=True)
+    ordered = found[np.argsort(-counts, kind="stable")][: 4 * EXACT_COLORS]
+    return [(int(k >> 16) & 255, int(k >> 8) & 255, int(k) & 255) for k in ordered]
+
+
+def _palette(first: Image.Image, colors: tuple[Colors, Colors]) -> list[int]:
+    """One palette for every frame: the cells' exact colours first, the rest fitted to the first frame
+    (text edges, the window's tint). With one palette Pillow compares frames in palette mode and writes
+    only what changed; an adaptive palette per frame made it convert every frame pair to RGBA
+    (measured 14.7 s against 4.1 s for 101 frames of 693×960)."""
+    # the page's colours and the output's and kernel's first, then the first frame's (its input planes),
+    # then any other input value's (3-D: planes drawn later)
+    cells, inputs = colors
+    exact = list(dict.fromkeys([*cells, *_frequent(first), *inputs]))[:EXACT_COLORS]
+    fitted = first.quantize(256 - len(exact), method=Image.Quantize.FASTOCTREE).getpalette() or []
+    entries = [c for rgb in exact for c in rgb] + fitted[: 3 * (256 - len(exact))]
+    return entries + entries[:3] * ((768 - len(entries)) // 3)
+
+
+#: ffmpeg settings that encode within the deadline (two threads: an encoder's buffers grow with its threads,
+#: which ffmpeg otherwise sizes from the machine's cores, not from this server's share of them): VP9 at its realtime speed was 27× faster than at its
+#: default (1.4 s against 38 s for 101 frames of 693×960), x264's veryfast preset 3× (2.0 s against 6.4 s)
+VIDEO_OPTIONS = {
+    "webm": ("libvpx-vp9", ["-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1", "-threads", "2"]),
+    "mp4": ("libx264", ["-preset", "veryfast", "-threads", "2"]),
+}
+
+
+def encode(frames: Iterable[Image.Image], fmt: str, count: int, colors: tuple[Colors, Colors] | None = None) -> bytes:
+    """The ``count`` frames as ``fmt``, taking each frame as it comes (none is kept in RGB). ``colors``:
+    those a GIF must show exactly (:func:`frame_colors`)."""
+    frames = iter(frames)
+    first = next(frames)
     if fmt == "gif":
+        indexed = Indexer(_palette(first, colors or (list(UI_COLORS), [])))
+
         buf = io.BytesIO()
-        durations = [STEP_MS] * (len(frames) - 1) + [HOLD_MS]
-        frames[0].save(
+        durations = [STEP_MS] * (count - 1) + [HOLD_MS]
+        indexed(first).save(
             buf,
             format="GIF",
             save_all=True,
-            append_images=frames[1:],
+            append_images=(indexed(f) for f in frames),
             duration=durations,
             loop=0,
             optimize=False,
@@ -492,16 +624,15 @@ def encode(frames: list[Image.Image], fmt: str) -> bytes:
         )
         return buf.getvalue()
     # yuv420p needs even sizes; pad to a multiple of 16 so ffmpeg never resizes (and imageio never warns)
-    w, h = frames[0].size
+    w, h = first.size
     W, H = -(-w // 16) * 16, -(-h // 16) * 16
-    arrays = []
-    for f in frames:
+
+    def padded(f: Image.Image) -> np.ndarray:
         canvas = Image.new("RGB", (W, H), (255, 255, 255))
         canvas.paste(f, (0, 0))
-        arrays.append(np.asarray(canvas))
-    # hold the last frame as the GIF does (video has one frame rate)
-    arrays += [arrays[-1]] * (round(HOLD_MS / STEP_MS) - 1)
-    codec = {"webm": "libvpx-vp9", "mp4": "libx264"}[fmt]
+        return np.asarray(canvas)
+
+    codec, options = VIDEO_OPTIONS[fmt]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, f"animation.{fmt}")
         writer = imageio.get_writer(
@@ -513,14 +644,46 @@ def encode(frames: list[Image.Image], fmt: str) -> bytes:
             macro_block_size=16,
             pixelformat="yuv420p",
             ffmpeg_log_level="error",
+            output_params=options,
         )
         try:
-            for a in arrays:
-                writer.append_data(a)
+            last = padded(first)
+            writer.append_data(last)
+            for f in frames:
+                last = padded(f)
+                writer.append_data(last)
+            # hold the last frame as the GIF does (video has one frame rate)
+            for _ in range(round(HOLD_MS / STEP_MS) - 1):
+                writer.append_data(last)
         finally:
             writer.close()
         with open(path, "rb") as fh:
             return fh.read()
+
+
+#: ffmpeg's own process: its code and buffers, and the frames its encoder keeps (lookahead, references)
+#: (measured: the worker and ffmpeg together peaked at 342–366 MB for the catalog's Conv2d and MaxPool3d)
+ENCODER_FIXED_BYTES = 320 * 1024**2
+ENCODER_FRAMES_HELD = 96
+
+
+def animation_bytes(lay: Layout, frames: int, fmt: str) -> int:
+    """What drawing and encoding ``frames`` frames allocate, reserved before anything is drawn.
+
+    Drawing holds a few RGB frames at a time (the base, the filled output, the frame, the palette's
+    reference). A GIF: Pillow keeps every frame in palette mode (1 byte a pixel) until it writes them,
+    and the file (at most about a byte per pixel changed; a quarter of the pixels, twice: the buffer and
+    its copy). A video: the padded frame and its array, the file read back, and the ffmpeg process.
+    """
+    pixels = lay.width * lay.height
+    drawing = 6 * 3 * pixels
+    if fmt == "gif":  # and the colour table with what it keeps per pixel
+        # Pillow holds each frame in palette mode, its copy made while comparing it with the one before,
+        # and the delta between them (measured 1.14× two bytes a pixel per frame for the catalog's Conv3d)
+        return drawing + Indexer.BYTES + Indexer.BYTES_PER_PIXEL * pixels + 3 * frames * pixels + frames * pixels // 2
+    padded = (-(-lay.width // 16) * 16) * (-(-lay.height // 16) * 16)
+    encoder = ENCODER_FIXED_BYTES + ENCODER_FRAMES_HELD * padded * 3 // 2
+    return drawing + 4 * 3 * padded + frames * padded // 4 + encoder
 
 
 def animate(registry: Any, body: Any, settings: Any, fmt: str) -> tuple[bytes, str]:
@@ -541,8 +704,15 @@ def animate(registry: Any, body: Any, settings: Any, fmt: str) -> tuple[bytes, s
     if win.get("omitted"):
         raise TooLarge(f"the sliding window cannot be drawn: {win['omitted']}", field="inputs")
     depth = req.window_slice.depth if req.window_slice else 0
-    # Refuse oversized animations on the plan alone, before running or drawing anything.
-    plan_animation({**win, "values": {"input_channels": list(range(_bands_hint(win)))}}, depth)
+    # Refuse oversized animations on the plan alone, before running or drawing anything, and reserve
+    # what drawing and encoding will take (the plan reserved the run's own memory).
+    lay, steps = plan_animation({**win, "values": {"input_channels": list(range(_bands_hint(win)))}}, depth, fmt)
+    reserve_more(
+        f"drawing and encoding {len(steps) + 1} frames of {lay.width}×{lay.height} as {fmt.upper()}",
+        animation_bytes(lay, len(steps) + 1, fmt),
+        plan.estimate_bytes,
+        settings,
+    )
     ex = execute(registry, req, settings)
     outputs = ex.outputs
     win = window_values(win, ex.module, ex.inputs, outputs[0][1] if outputs else None, req.window_slice)
@@ -551,8 +721,9 @@ def animate(registry: Any, body: Any, settings: Any, fmt: str) -> tuple[bytes, s
         ex.plan.spec.inputs[0].name if ex.plan.spec.inputs else "input",
         outputs[0][0] if outputs else "output",
         depth,
+        fmt,
     )
-    return encode(frames, fmt), MEDIA_TYPES[fmt]
+    return encode(frames, fmt, len(steps) + 1, frame_colors(win)), MEDIA_TYPES[fmt]
 
 
 def _bands_hint(win: dict[str, Any]) -> int:

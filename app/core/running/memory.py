@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from app.core import budget
+from app.core.catalog.spec import LayerSpec
 from app.core.errors import TooLarge
 
 
@@ -30,70 +33,51 @@ def refuse(what: str, needed: int, limit: int, *, field: str | None = None) -> T
     )
 
 
+def reserve_more(what: str, nbytes: int, planned: int, settings: Any) -> None:
+    """Count ``nbytes`` more for the running request (an animation's frames, an autograd graph, a file
+    copy), after the ``planned`` bytes its plan reserved: 413 past the request limit, 503 past the budget."""
+    if planned + nbytes > settings.memory_limit_bytes:
+        raise refuse(
+            f"{what} needs about {human(nbytes)} besides the run's {human(planned)}",
+            planned + nbytes,
+            settings.memory_limit_bytes,
+            field="inputs",
+        )
+    budget.reserve(nbytes)
+
+
 # Bytes a request holds besides its tensors: the response's Python objects and JSON text per number
-# sent, and a fixed allowance for the summaries' chunked working copies and small objects.
+# sent, and a fixed allowance (5 MiB: the catalog test measured up to 0.8 MiB over 4) for the summaries' chunked working copies and small objects.
 BYTES_PER_SENT_NUMBER = 128
-FIXED_OVERHEAD = 4 * 1024**2
+FIXED_OVERHEAD = 5 * 1024**2
 
 
 def _bytes(shape: Sequence[int], elt: int) -> int:
     return math.prod(shape) * elt
 
 
-def _batch_and_spatial(shape: Sequence[int], rank: int) -> tuple[int, int]:
-    """(N, ∏ spatial) of a (N, C, *spatial) or unbatched (C, *spatial) shape."""
-    batch = shape[0] if len(shape) == rank + 2 else 1
-    return batch, math.prod(shape[-rank:]) if rank else 1
-
-
 def workspace_bytes(
-    module: nn.Module, in_shapes: list[Sequence[int]], out_shapes: list[Sequence[int]], elt: int
+    module: nn.Module, spec: LayerSpec | None, in_shapes: list[Sequence[int]], out_shapes: list[Sequence[int]], elt: int
 ) -> int:
-    """What one call allocates beyond its output: torch's temporaries, per kind of layer.
+    """What one call allocates beyond its output: torch's temporaries.
 
-    Element-wise layers, norms and losses make at most a temporary or two the size of their largest
-    tensor; the terms below are the layers whose working memory grows faster than their tensors.
+    The catalog entry's memory rule (:mod:`app.core.catalog.memory`) covers what grows faster than the
+    tensors; every call also makes a temporary or two the size of its largest tensor, and a loss without
+    a rule builds its formula term by term (a few). What is not torch's own gets four.
     """
-    sizes = [_bytes(s, elt) for s in [*in_shapes, *out_shapes]]
-    big = max(sizes, default=0)
-    extra = 0
-    if isinstance(module, nn.modules.conv._ConvNd) and in_shapes and out_shapes:
-        rank = len(module.kernel_size)
-        kernel = math.prod(module.kernel_size)
-        if module.transposed:  # col2im: (C_out/g · ∏k) columns per input position
-            n, positions = _batch_and_spatial(in_shapes[0], rank)
-            extra = n * module.out_channels // module.groups * kernel * positions * elt
-        else:  # im2col: (C_in/g · ∏k) rows per output position
-            n, positions = _batch_and_spatial(out_shapes[0], rank)
-            extra = n * module.in_channels // module.groups * kernel * positions * elt
-    elif isinstance(module, nn.RNNBase) and in_shapes:
-        gates = {"LSTM": 4, "GRU": 3}.get(module.mode, 1)
-        x = in_shapes[0]
-        steps_batch = math.prod(x[:-1])
-        directions = 2 if module.bidirectional else 1
-        # every step's gates are computed for the whole sequence at once, layer by layer
-        extra = 3 * steps_batch * gates * module.hidden_size * directions * elt
-    elif isinstance(module, nn.RNNCellBase) and in_shapes:
-        gates = 4 if isinstance(module, nn.LSTMCell) else 3 if isinstance(module, nn.GRUCell) else 1
-        extra = 4 * math.prod(in_shapes[0][:-1]) * gates * module.hidden_size * elt
-    elif isinstance(module, nn.Bilinear) and in_shapes:
-        extra = 2 * math.prod(in_shapes[0][:-1]) * module.out_features * module.in2_features * elt
-    elif isinstance(module, nn.CTCLoss) and in_shapes:
-        steps, classes = in_shapes[0][0], in_shapes[0][-1]
-        batch = in_shapes[0][1] if len(in_shapes[0]) == 3 else 1
-        target = in_shapes[1][-1] if len(in_shapes) > 1 and in_shapes[1] else 1
-        extra = 4 * steps * batch * (2 * target + 1) * 8 + 2 * steps * batch * classes * 8
-    elif isinstance(module, (nn.LocalResponseNorm, nn.CrossMapLRN2d)):
-        extra = 3 * big
-    elif isinstance(module, nn.modules.loss._Loss):
-        # losses build their formula term by term (log-sigmoids, products with the target, ...)
+    big = max((_bytes(s, elt) for s in [*in_shapes, *out_shapes]), default=0)
+    rule = spec.memory if spec is not None else None
+    if rule is not None:
+        extra = rule(module, in_shapes, out_shapes, elt)
+    elif spec is not None and spec.family == "loss":
         extra = 4 * big
+    else:
+        extra = 0
     attention = [m for m in module.modules() if isinstance(m, nn.MultiheadAttention)]
     if attention and in_shapes:
         extra += _attention_bytes(module, attention, in_shapes, elt)
-    known = isinstance(module, (nn.modules.conv._ConvNd, nn.RNNBase, nn.RNNCellBase, nn.Bilinear, nn.CTCLoss))
-    # one temporary the size of the largest tensor; twice that for what is not modelled at all
-    return extra + (big if known or type(module).__module__.startswith("torch.") else 4 * big)
+    # one temporary the size of the largest tensor; four for what is not modelled at all
+    return extra + (big if rule is not None or type(module).__module__.startswith("torch.") else 4 * big)
 
 
 def _attention_bytes(

@@ -26,12 +26,13 @@ from app.core.catalog.args import tensor_from_json
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, TooLarge
+from app.core.explaining.windows import window_bytes
 from app.core.networks.containers import check_structure, predict
 from app.core.networks.trace import tracing
-from app.core.networks.tree import LayerNode, build, resolve, walk
+from app.core.networks.tree import LayerNode, build, find, resolve, walk
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
-from app.core.running.memory import human, refuse, response_bytes, tensor_bytes, workspace_bytes
+from app.core.running.memory import FIXED_OVERHEAD, human, refuse, response_bytes, tensor_bytes, workspace_bytes
 from app.core.schema import RunRequest, TensorInput
 from app.core.shapes.context import fmt_shape
 from app.core.shapes.expr import Dim
@@ -285,7 +286,7 @@ def plan_request(
     if predicted is None or settings.meta_check or (inner_trace and _needs_meta_trace(plan)):
         with collect_warnings(caught):
             plan.meta_shapes = _meta_forward(plan)
-    parts = estimate(plan, settings, param_bytes=param_bytes, input_bytes=input_bytes)
+    parts = estimate(plan, registry, settings, param_bytes=param_bytes, input_bytes=input_bytes)
     plan.estimate_bytes = sum(parts.values())
     if plan.estimate_bytes > limit:
         listed = ", ".join(f"{name} {human(n)}" for name, n in parts.items() if n)
@@ -294,7 +295,9 @@ def plan_request(
             plan.estimate_bytes,
             settings.memory_limit_bytes,
         )
-    budget.reserve(plan.estimate_bytes if enforce_limit else 0)  # the server-wide budget (a no-op outside a worker)
+    # the server-wide budget (a no-op outside a worker); a shape request allocates only its window map
+    # and its answer's small objects
+    budget.reserve(plan.estimate_bytes if enforce_limit else parts["window map"] + FIXED_OVERHEAD)
     return plan
 
 
@@ -312,24 +315,45 @@ def builds_submodules(plan: Plan) -> bool:
     return sum(1 for _ in plan.meta.modules()) > sum(1 for _ in walk(plan.node))
 
 
-def _calls(plan: Plan) -> list[tuple[nn.Module, list[list[int]], list[list[int]]]]:
-    """Each layer call of the request with its input and output shapes (a network's, one by one)."""
+def _spec_of(registry: Registry, plan: Plan, path: str, module: nn.Module) -> LayerSpec | None:
+    """The catalog entry of the layer at ``path``: its config's, else the entry of its class (or of the
+    nearest torch class it derives from, for a layer built inside another)."""
+    node = find(plan.node, path)
+    if node is not None:
+        return node.spec
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith("torch.nn") and cls.__name__ in registry:
+            return registry.get(cls.__name__)
+    return None
+
+
+def _calls(
+    plan: Plan, registry: Registry
+) -> list[tuple[nn.Module, LayerSpec | None, list[list[int]], list[list[int]]]]:
+    """Each layer call of the request with its catalog entry and its input and output shapes (a
+    network's, one by one)."""
     out_shapes = plan.predicted_shapes or [list(s) for s in plan.meta_shapes or []]
     trace = plan.predicted_trace if plan.predicted is not None else plan.meta_trace
     if trace and plan.node.is_container:
-        return [(plan.meta.get_submodule(e["path"]), e["input_shapes"], e["output_shapes"]) for e in trace]
-    return [(plan.meta, [list(p.shape) for p in plan.inputs], out_shapes)]
+        calls = []
+        for e in trace:
+            sub = plan.meta.get_submodule(e["path"])
+            calls.append((sub, _spec_of(registry, plan, e["path"], sub), e["input_shapes"], e["output_shapes"]))
+        return calls
+    return [(plan.meta, plan.spec, [list(p.shape) for p in plan.inputs], out_shapes)]
 
 
-def estimate(plan: Plan, settings: Settings, *, param_bytes: int, input_bytes: int) -> dict[str, int]:
+def estimate(
+    plan: Plan, registry: Registry, settings: Settings, *, param_bytes: int, input_bytes: int
+) -> dict[str, int]:
     """Bytes of everything the request allocates, by part: what the memory limit and budget count."""
     elt = plan.meta_element_size
-    calls = _calls(plan)
+    calls = _calls(plan, registry)
     out_shapes = plan.predicted_shapes or [list(s) for s in plan.meta_shapes or []]
     outputs = sum(tensor_bytes(tuple(s), plan.dtype) for s in out_shapes)
     # a network keeps (at worst) every intermediate; each call's temporaries are freed before the next
-    intermediates = sum(math.prod(s) * elt for _, _, outs in calls for s in outs) if plan.node.is_container else 0
-    working = max((workspace_bytes(m, ins, outs, elt) for m, ins, outs in calls), default=0)
+    intermediates = sum(math.prod(s) * elt for *_, outs in calls for s in outs) if plan.node.is_container else 0
+    working = max((workspace_bytes(m, spec, ins, outs, elt) for m, spec, ins, outs in calls), default=0)
     numels = [math.prod(p.shape) for p in plan.inputs] + [p.numel() for p in plan.meta.parameters()]
     numels += [math.prod(s) for s in out_shapes] * 2  # output and outputs[0]
     return {
@@ -342,6 +366,7 @@ def estimate(plan: Plan, settings: Settings, *, param_bytes: int, input_bytes: i
         "intermediates": intermediates,
         "working memory": working,
         "response": response_bytes(numels, settings.max_elements, elt),
+        "window map": window_bytes(plan, settings),
     }
 
 

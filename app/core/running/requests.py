@@ -21,6 +21,7 @@ from app.core.networks import graph
 from app.core.networks.containers import predict
 from app.core.networks.tree import LayerNode, find
 from app.core.running.execute import execute, run_child
+from app.core.running.memory import reserve_more
 from app.core.running.plan import InputPlan, Plan, builds_submodules, plan_request
 from app.core.running.respond import run_response, shape_response, trace_fields
 from app.core.running.script import script
@@ -96,8 +97,10 @@ def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[
 
 def output_tensor(registry: Registry, body: Any, settings: Settings, name: str | None) -> tuple[str, torch.Tensor]:
     """One output tensor in full (for ``?format=npy``)."""
-    req = parse(RunRequest, body)
-    ex = execute(registry, req, settings, hooks=None)
+    return _output_of(execute(registry, parse(RunRequest, body), settings, hooks=None), name)
+
+
+def _output_of(ex: Any, name: str | None) -> tuple[str, torch.Tensor]:
     if not ex.outputs:
         raise InvalidRequest(f"{ex.plan.spec.type} returned no tensor")
     if name is None:
@@ -110,7 +113,11 @@ def output_tensor(registry: Registry, body: Any, settings: Settings, name: str |
 
 def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, bytes]:
     """``?format=npy``: the output's name and its bytes as a NumPy .npy file."""
-    out_name, t = output_tensor(registry, body, settings, tensor)
+    ex = execute(registry, parse(RunRequest, body), settings, hooks=None)
+    out_name, t = _output_of(ex, tensor)
+    # the file is the whole tensor (NumPy's copy of it when it is not float32 or float64 already, the
+    # buffer, and the bytes taken from it), where /api/run lists at most max_elements numbers of it
+    reserve_more("writing the output as .npy", 3 * t.numel() * t.element_size(), ex.plan.estimate_bytes, settings)
     return out_name, tensors.npy_bytes(t)
 
 
@@ -146,7 +153,10 @@ def explain(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]
     if req.path:
         return _explain_child(registry, req, settings)
     ex = execute(registry, req, settings, hooks=None)
-    check_explain_size(ex.plan.spec, ex.module, ex.inputs, ex.outputs[0][1] if ex.outputs else None, settings)
+    terms = check_explain_size(ex.plan.spec, ex.module, ex.inputs, ex.outputs[0][1] if ex.outputs else None, settings)
+    # and float64 copies of the inputs the terms are read from
+    copies = 8 * sum(x.numel() * x.element_size() for x in ex.inputs)
+    reserve_more(f"listing {terms} terms", terms * EXPLAIN_BYTES_PER_TERM + copies, ex.plan.estimate_bytes, settings)
     names = [n for n, _ in ex.outputs]
     wanted = req.output or names[0]
     if wanted not in names:
@@ -156,15 +166,18 @@ def explain(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]
 
 #: the most terms one explanation lists (each is a small JSON object)
 MAX_EXPLAIN_TERMS = 1 << 16
+#: one term: its dict of about ten numbers and strings, then its JSON text
+EXPLAIN_BYTES_PER_TERM = 2048
 
 
 def check_explain_size(
     spec: LayerSpec, module: torch.nn.Module, xs: list[torch.Tensor], out: torch.Tensor | None, settings: Settings
-) -> None:
+) -> int:
     """An explanation lists every term of its sum and, for sliding windows, the window map of the
     whole output: both are bounded like /api/run's window map, before any is built (413 past them)."""
+    """Returns how many terms the explanation lists."""
     if spec.explain is None or out is None:
-        return
+        return 0
     if spec.explain == "linear":
         terms = module.in_features if hasattr(module, "in_features") else xs[0].shape[-1]
     elif spec.explain == "bilinear":
@@ -189,6 +202,7 @@ def check_explain_size(
             f"{MAX_EXPLAIN_TERMS}",
             field="index",
         )
+    return int(terms)
 
 
 def _explain_child(registry: Registry, req: ExplainRequest, settings: Settings) -> dict[str, Any]:

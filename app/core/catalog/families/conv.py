@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.core.catalog import memory
 from app.core.catalog.entries import EXAMPLE_SPATIAL, inp, shape, torch_entry
 from app.core.catalog.spec import Registry
 from app.core.errors import InvalidArgument
@@ -91,6 +92,7 @@ def register(reg: Registry) -> None:
             conv(n),
             explain="conv",
             params={"padding": {"choices": ["valid", "same"]}},
+            memory=memory.convolution,
         )
         torch_entry(
             reg,
@@ -102,4 +104,5 @@ def register(reg: Registry) -> None:
             conv_transpose(n),
             explain="transposed",
             params={"padding_mode": {"choices": ["zeros"]}},
+            memory=memory.convolution,
         )

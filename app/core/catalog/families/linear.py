@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.core.catalog import memory
 from app.core.catalog.entries import inp, shape, torch_entry
 from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
@@ -67,4 +68,5 @@ def register(reg: Registry) -> None:
         [shape(5, 10), shape(5, 20)],
         bilinear,
         explain="bilinear",
+        memory=memory.bilinear,
     )

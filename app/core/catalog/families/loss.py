@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from app.core.catalog import guards
+from app.core.catalog import guards, memory
 from app.core.catalog.entries import data, hooked, inp, shape, torch_entry
 from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
@@ -387,6 +387,7 @@ def register(reg: Registry) -> None:
         loss(_ctc),
         params={"blank": {"minimum": 0}},
         factory=hooked("CTCLoss", guards.ctc),
+        memory=memory.ctc,
     )
     torch_entry(
         reg,
@@ -403,6 +404,7 @@ def register(reg: Registry) -> None:
             "div_value": {"minimum": 0, "exclusive_minimum": True},
         },
         factory=hooked("AdaptiveLogSoftmaxWithLoss", guards.n_classes_targets, check=guards.adaptive_softmax_sizes),
+        memory=memory.adaptive_softmax,
     )
     torch_entry(
         reg,
@@ -418,4 +420,5 @@ def register(reg: Registry) -> None:
         params={"out_features": {"minimum": 1}},
         factory=hooked("LinearCrossEntropyLoss", guards.n_classes_targets),
         since="2.13",
+        memory=memory.linear_cross_entropy,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core.catalog import memory
 from app.core.catalog.entries import EXAMPLE_SPATIAL, inp, shape, torch_entry
 from app.core.catalog.spec import Registry
 from app.core.shapes.context import (
@@ -46,8 +47,10 @@ def register(reg: Registry) -> None:
         _channels_same("num_channels"),
         channel_dim=1,
     )
-    torch_entry(reg, "LocalResponseNorm", "norm", {"size": 2}, [inp("(N, C, *)")], [shape(1, 4, 5, 5)], same)
-    torch_entry(reg, "CrossMapLRN2d", "norm", {"size": 2}, [inp("(N, C, H, W)")], [shape(1, 4, 5, 5)], same)
+    for name, convention in (("LocalResponseNorm", "(N, C, *)"), ("CrossMapLRN2d", "(N, C, H, W)")):
+        torch_entry(
+            reg, name, "norm", {"size": 2}, [inp(convention)], [shape(1, 4, 5, 5)], same, memory=memory.cross_channel
+        )
 
 
 def _channels_same(arg: str) -> Rule:

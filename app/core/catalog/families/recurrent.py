@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from app.core.catalog import memory
 from app.core.catalog.entries import MAX_REPEATS, declared, hooked, inp, shape, torch_entry
 from app.core.catalog.spec import Registry
 from app.core.errors import InvalidRequest
@@ -143,6 +144,7 @@ def register(reg: Registry) -> None:
             outputs=outputs,
             params=params,
             order=list(params),
+            memory=memory.recurrent,
             **kw,
         )
         if name == "LSTM":
@@ -169,6 +171,7 @@ def register(reg: Registry) -> None:
             _cell_rule,
             outputs=outputs,
             params=overrides,
+            memory=memory.recurrent_cell({"LSTMCell": 4, "GRUCell": 3}.get(name, 1)),
             **kw,
         )
         if name == "LSTMCell":
