@@ -65,6 +65,8 @@ export function createRfPanel(root, { setStatus }) {
       if (!nodeOf(targetId)) targetId = "output";
     }
     const opts = candidates();
+    // a network with several outputs (a tuple) has no one output tensor to click: start at its first output node
+    if (!opts.some((n) => n.id === targetId)) targetId = opts[0]?.id ?? "output";
     els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : nodeName(n)} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
     els.node.value = targetId;
     renderPicker();
@@ -103,7 +105,7 @@ export function createRfPanel(root, { setStatus }) {
 
   function renderPicker() {
     const node = nodeOf(targetId);
-    if (!node) {
+    if (!node || !Array.isArray(node.shape)) {
       els.target.replaceChildren();
       els.lead.replaceChildren();
       leadFor = "";
