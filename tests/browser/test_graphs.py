@@ -235,6 +235,11 @@ def test_graph_with_two_outputs_draws(page, console):
     summary = page.locator("#network-view").inner_text()
     assert "network error" not in summary
     assert "head (5, 2)" in summary and "act (5, 3)" in summary
+    # the network-flow card reads the graph's nodes by name and kind, not its config's repr
+    card = page.locator('g.net-node[data-type="Graph"]')
+    assert card.locator("text.net-sub").text_content().startswith("x → fc Linear, act relu")
+    assert "{…}" not in card.text_content()
+    assert "x → fc Linear, act relu, head Linear → (head, act)" in card.locator("title").text_content()
     shots = Path("/work/shots/h17-finish")
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "two-outputs.png"), full_page=True)
