@@ -148,7 +148,11 @@ def test_dense_layer_depends_on_everything(api):
 def test_lenet_intermediate_node_and_formula(api):
     lenet = next(p for p in PRESETS if p["id"] == "lenet5")["request"]
     body = api.post("/api/receptive-field", json={**lenet, "index": [0, 0, 5, 5], "path": "3"}).json()
-    assert body["target"] == {"id": "_3", "path": "3", "shape": [1, 16, 10, 10]}
+    assert {k: v for k, v in body["target"].items() if k != "value"} == {
+        "id": "_3",
+        "path": "3",
+        "shape": [1, 16, 10, 10],
+    }
     f = body["formula"]
     # conv 5 (r = 5), pool 2 (r = 6, jump 2), conv 5: r = 6 + (5 − 1)·1·2 = 14
     assert f["size"] == [14, 14]
@@ -238,3 +242,70 @@ def test_too_large_for_autograd_is_a_413(api, settings):
     r = api.post("/api/receptive-field", json={**body, "index": [0, 0, 5, 5]})
     assert r.status_code == 413, r.text
     assert r.json()["error"] == "too_large" and r.json()["estimate_bytes"] > settings.memory_limit_bytes
+
+
+BN_NET = {
+    "type": "Sequential",
+    "layers": [conv(1, 2, 3), {"type": "BatchNorm2d", "num_features": 2}, {"type": "ReLU"}, conv(2, 1, 3)],
+}
+
+
+def test_batch_norm_in_training_mode_says_why_the_field_is_everything(api):
+    # issue 16: with train: true (the default) batch statistics couple every position, and the field
+    # silently covered the whole input; the answer now says so, and that eval mode changes it
+    req = {"layer": BN_NET, "inputs": [{"shape": [2, 1, 9, 9]}], "index": [0, 0, 2, 2]}
+    train = api.post("/api/receptive-field", json=req).json()
+    assert train["train"] is True
+    assert train["input"]["count"] == train["input"]["numel"] == 2 * 81
+    assert [n["code"] for n in train["notes"]] == ["batch_statistics"]
+    note = train["notes"][0]
+    assert note["paths"] == ["1"] and note["eval_fixes"] is True
+    assert "training mode" in note["message"] and "eval mode" in note["message"]
+    evaluated = api.post("/api/receptive-field", json={**req, "train": False}).json()
+    assert evaluated["train"] is False and evaluated["notes"] == []
+    assert evaluated["input"]["count"] == 5 * 5  # two 3×3 convolutions: the windows' own field
+    assert evaluated["formula"]["size"] == [5, 5]
+
+
+def test_normalisation_notes_name_only_layers_that_feed_the_element(api):
+    # a BatchNorm after the chosen node takes no part; one without running statistics is not fixed by eval
+    req = {"layer": BN_NET, "inputs": [{"shape": [2, 1, 9, 9]}], "index": [0, 0, 2, 2], "path": "0"}
+    assert api.post("/api/receptive-field", json=req).json()["notes"] == []
+    plain = {
+        "type": "Sequential",
+        "layers": [conv(1, 2, 3), {"type": "BatchNorm2d", "num_features": 2, "track_running_stats": False}],
+    }
+    body = api.post(
+        "/api/receptive-field",
+        json={"layer": plain, "inputs": [{"shape": [2, 1, 6, 6]}], "index": [0, 0, 1, 1], "train": False},
+    ).json()
+    assert [(n["code"], n["eval_fixes"]) for n in body["notes"]] == [("batch_statistics", False)]
+    group = {"type": "Sequential", "layers": [conv(1, 2, 3), {"type": "GroupNorm", "num_groups": 1, "num_channels": 2}]}
+    body = api.post(
+        "/api/receptive-field", json={"layer": group, "inputs": [{"shape": [1, 1, 6, 6]}], "index": [0, 0, 1, 1]}
+    ).json()
+    assert [n["code"] for n in body["notes"]] == ["sample_statistics"]
+    assert body["input"]["count"] == 36
+
+
+def test_the_target_carries_its_own_value(api):
+    lenet = next(p for p in PRESETS if p["id"] == "lenet5")["request"]
+    body = api.post("/api/receptive-field", json={**lenet, "index": [0, 0, 5, 5], "path": "3"}).json()
+    assert isinstance(body["target"]["value"], float)
+    # the same number the forward pass gives: /api/run with path answers it too
+    by_path = api.post("/api/run", json={**lenet, "path": "3"}).json()
+    assert by_path["output"]["data"][0][0][5][5] == pytest.approx(body["target"]["value"], rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("preset", ["resnet-basic-block", "small-cnn-batchnorm"])
+def test_presets_with_batch_norm_explain_their_field_and_eval_narrows_it(api, preset):
+    req = next(p for p in PRESETS if p["id"] == preset)["request"]
+    shape = api.post("/api/shape", json=req).json()["output_shape"]
+    index = [0] * len(shape)
+    train = api.post("/api/receptive-field", json={**req, "index": index}).json()
+    assert [n["code"] for n in train["notes"]] == ["batch_statistics"]
+    assert train["notes"][0]["eval_fixes"] is True
+    evaluated = api.post("/api/receptive-field", json={**req, "index": index, "train": False}).json()
+    assert evaluated["notes"] == []
+    if len(shape) == 4:  # a convolutional output: the field is the windows' own, smaller than the input
+        assert evaluated["input"]["count"] < train["input"]["count"] == train["input"]["numel"]

@@ -14,7 +14,7 @@ import torch
 from app.core.config import Settings
 from app.core.graphs import intervals, receptive
 from app.core.networks import graph as dataflow
-from app.core.presets import PRESETS
+from app.core.presets import CLASSICS, PRESETS
 from app.core.running.execute import execute
 from app.core.schema import RunRequest
 
@@ -223,8 +223,9 @@ def test_api_answers_without_running(api, registry):
     r = api.post("/api/receptive-field", json={**body, "effective": False})
     assert r.status_code == 200, r.text
     d = r.json()
-    assert d["structural"] == "intervals"
+    assert d["structural"] == "intervals" and d["target"]["value"] is None  # nothing ran
     full = api.post("/api/receptive-field", json=body).json()
+    assert isinstance(full["target"]["value"], float)
     assert full["structural"] == "intervals"
     for a, b in zip(d["nodes"], full["nodes"]):
         assert (a["id"], a["count"], a["runs"], a["grid"], a["bbox"]) == (
@@ -317,3 +318,30 @@ def test_single_layers_equal_autograd(registry, layer, shape):
         assert sets is not None
         masks = receptive.structural_autograd(ex.module, ex.inputs, "output", index, 0)
         assert torch.equal(torch.from_numpy(intervals.dense(sets["input"])), masks["input"]), index
+
+
+CNN_CLASSICS = ["resnet18", "resnet50", "vgg16", "mobilenet-v2", "densenet121", "inception-v3"]
+
+
+@pytest.mark.parametrize("preset_id", CNN_CLASSICS)
+def test_classic_presets_answer_by_index_propagation(api, preset_id):
+    """The classic CNNs at their full input size: the structural field of an output element, from the plan
+    alone (nothing runs), is the whole input — their receptive fields outgrow 224×224 / 299×299."""
+    preset = next(p for p in CLASSICS if p["id"] == preset_id)
+    body = {**preset["request"], "index": [0, 7], "effective": False}
+    r = api.post("/api/receptive-field", json=body)
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["structural"] == "intervals"
+    shape = preset["request"]["inputs"][0]["shape"]
+    assert d["input"]["count"] == d["input"]["numel"] == int(np.prod(shape))
+    assert d["input"]["runs"] == [[[0, n - 1]] for n in shape]
+
+
+@pytest.mark.parametrize("preset_id, size", [("resnet18", 64), ("mobilenet-v2", 64), ("densenet121", 32)])
+def test_classic_presets_equal_autograd_on_a_small_input(registry, preset_id, size):
+    """Depthwise convolutions (MobileNetV2), dense concatenation (DenseNet-121), the residual stages
+    (ResNet-18): propagation equals autograd node by node, on a small input where the early fields do not
+    cover it (and autograd through the float64 twin stays quick)."""
+    preset = next(p for p in CLASSICS if p["id"] == preset_id)
+    assert compare(registry, preset["request"]["layer"], [1, 3, size, size], picks=3) > 10

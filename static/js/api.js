@@ -11,8 +11,35 @@ export class ApiError extends Error {
     this.field = body?.field ?? fieldFromLoc(body) ?? null;
     this.detail = detail || `The server answered ${status}`;
     this.body = body;
+    // the constructor arguments on the other side of a shape mismatch (kernel_size vs the input shape)
+    this.related = Array.isArray(body?.related) ? body.related : [];
+  }
+
+  // What went wrong, in words for the status line: never the raw code.
+  get words() {
+    return ERROR_WORDS[this.code] || (this.status >= 500 ? "the server failed" : "the request was refused");
   }
 }
+
+const ERROR_WORDS = {
+  shape_mismatch: "shapes do not fit",
+  invalid_argument: "invalid argument",
+  invalid_request: "invalid request",
+  bad_request: "bad request",
+  unknown_layer: "unknown layer type",
+  not_explainable: "cannot be explained",
+  too_large: "too large for this server",
+  device_unavailable: "device not available",
+  server_busy: "the server is busy: try again",
+  request_timeout: "took too long",
+  deadline_exceeded: "took too long",
+  worker_crashed: "the computation crashed",
+  internal_error: "the server failed",
+  unsupported_media_type: "not JSON",
+  client_closed_request: "cancelled",
+  bad_host: "wrong host name",
+  http_error: "the request was refused",
+};
 
 // FastAPI's own request validation answers {"detail": [{"loc": [...], "msg": ...}]}: fold it
 // into the same shape as the app's errors.

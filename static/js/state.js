@@ -20,6 +20,11 @@ export const DEFAULT_UI = Object.freeze({
   channel: 0, // output channel shown by the sliding-window animation
   batch: 0, // sample of the batch shown by the animation
   depth: 0, // output depth slice for 3-D windows
+  inChannel: null, // input channel a 2-D/3-D window draws (null: the first that feeds the output channel)
+  speed: 1, // sliding-window playback speed (a factor of anim/timeline.js SPEEDS)
+  fast: null, // a row per step: true/false as chosen, null: automatic (past 400 steps)
+  // the network view's receptive field: {node: graph node id, index: [...], mode: "structural"|"effective"}
+  rf: null,
 });
 
 export function initialState() {

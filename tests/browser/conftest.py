@@ -153,6 +153,13 @@ def catalog(base_url):
 
 
 @pytest.fixture(scope="session")
+def presets(base_url):
+    import httpx
+
+    return httpx.get(f"{base_url}/api/presets", timeout=30).json()["presets"]
+
+
+@pytest.fixture(scope="session")
 def api_run(base_url):
     import httpx
 

@@ -1,5 +1,7 @@
-"""Issue 11, defect 9: axe-core (vendored from npm, 4.14.1) finds no serious or critical violation
-on the layer page or the network page."""
+"""Issue 11, defect 9, and issue 16: axe-core (vendored from npm, 4.14.1) finds no serious or critical
+violation, and no heading out of order, on the layer page, the network page, and the deeper states the
+browser tests reach (a receptive field drawn, layers greyed after a failure, a drill-down, an explained
+element, a catalog search)."""
 
 from pathlib import Path
 
@@ -48,14 +50,15 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "bypass_csp": True}
 
 
-def serious(page) -> list[str]:
+def audit(page) -> list[str]:
+    """Serious and critical violations, and headings out of order (moderate in axe, but a screen reader's
+    outline of the page): none may remain in a state the browser tests reach (issue 16)."""
     page.add_script_tag(path=str(AXE))
-    found = page.evaluate(
+    return page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-             .filter(v => v.impact === 'serious' || v.impact === 'critical')
+             .filter(v => v.impact === 'serious' || v.impact === 'critical' || v.id === 'heading-order')
              .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join('; ')}`)"""
     )
-    return found
 
 
 def test_axe_version_is_the_pinned_one(page):
@@ -72,7 +75,7 @@ def test_layer_page_has_no_serious_violations(page, config):
     if config is CONV64:
         page.wait_for_function("() => document.querySelector('#win-drawing svg.drawing')?.dataset.painted === 'true'")
         assert page.locator("#win-drawing svg.drawing").get_attribute("data-cells") == "canvas"
-    found = serious(page)
+    found = audit(page)
     assert found == [], "\n".join(found)
 
 
@@ -80,5 +83,113 @@ def test_network_page_has_no_serious_violations(page):
     page.goto(config_url(NETWORK))
     page.wait_for_selector("#net-diagram g.net-node.pickable")
     page.wait_for_selector("#net-tree .nt-pick")
+    found = audit(page)
+    assert found == [], "\n".join(found)
+
+
+# Issue 16: deeper states, each audited as the browser tests reach it.
+LENET_UI = {"view": "network", "rf": {"node": "_3", "index": [0, 2, 5, 5]}}
+BROKEN = {
+    "layer": {
+        "type": "Sequential",
+        "layers": [
+            {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3},
+            {"type": "Flatten"},
+            {"type": "Linear", "in_features": 7, "out_features": 10},
+            {"type": "ReLU"},
+            {"type": "Linear", "in_features": 10, "out_features": 2},
+        ],
+    },
+    "inputs": [{"shape": [1, 1, 8, 8]}],
+}
+
+
+@pytest.fixture(scope="module")
+def lenet_request(base_url):
+    import httpx
+
+    presets = httpx.get(f"{base_url}/api/presets", timeout=30).json()["presets"]
+    return next(p for p in presets if p["id"] == "lenet5")["request"]
+
+
+def test_after_a_receptive_field_no_serious_violations(page, lenet_request):
+    from .helpers import wait_js
+
+    page.goto(config_url(lenet_request, LENET_UI))
+    wait_js(page, "() => document.querySelector('#net-graph g.df-node.rf-target')?.dataset.id === '_3'")
+    page.locator('#rf-nodes figure[data-id="input_1"]').wait_for()
+    found = audit(page)
+    assert found == [], "\n".join(found)
+    # effective mode redraws every grid
+    page.check('input[name="rf-mode"][value="effective"]')
+    found = audit(page)
+    assert found == [], "\n".join(found)
+
+
+def test_network_with_unreached_layers_has_no_serious_violations(page, console):
+    console.allow(r"Failed to load resource: the server responded with a status of 422")
+    from .helpers import wait_js
+
+    page.goto(config_url(BROKEN))
+    wait_js(page, "() => document.querySelector('#network-view').dataset.state === 'error'")
+    assert page.locator("#net-tree .status-unreached").count() == 2  # the ReLU and Linear after the failure
+    found = audit(page)
+    assert found == [], "\n".join(found)
+
+
+def test_drill_down_and_explain_have_no_serious_violations(page, lenet_request):
+    from .helpers import wait_js, wait_render
+    from .test_network import wait_net
+
+    page.goto(config_url(lenet_request))
+    wait_net(page)
+    page.locator('#net-diagram .net-node[data-path="3"]').click()
+    wait_render(page, 0)
+    page.locator("#drill-bar").wait_for()
+    found = audit(page)
+    assert found == [], "\n".join(found)
+    # explain an element of the drilled layer from the keyboard: its output grid, Enter
+    page.locator("#win-drawing g.out-grid").focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    wait_js(page, "() => document.querySelector('#explain-panel').dataset.index === '0,0,0,1'")
+    found = audit(page)
+    assert found == [], "\n".join(found)
+
+
+def test_catalog_search_has_no_serious_violations(page):
+    open_view(page)
+    page.fill("#catalog-search", "basic")
+    page.locator(".cat-results").wait_for()
+    found = audit(page)
+    assert found == [], "\n".join(found)
+    page.fill("#catalog-search", "no such layer")
+    found = audit(page)
+    assert found == [], "\n".join(found)
+
+
+def test_window_strip_hover_and_dataflow_diagram_have_no_serious_violations(page):
+    """The sliding window's channel strip with an output's window lit, and a custom module's
+    dataflow drawn in the layer view."""
+    conv = {
+        "layer": {"type": "Conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3},
+        "inputs": [{"shape": [1, 3, 6, 6]}],
+        "seed": 0,
+    }
+    open_view(page, conv)
+    page.locator("#win-play").click()
+    page.locator("#win-drawing .chan-strip .thumb[data-channel='1']").click()
+    page.wait_for_function("() => document.querySelector('#win-drawing g.frame').dataset.channel === '1'")
+    page.locator("#win-drawing rect.ocell[data-coord='1,1']").hover()
+    assert page.locator("#win-drawing .win-lit rect.lit-win").count() == 9
+    found = serious(page)
+    assert found == [], "\n".join(found)
+    block = {
+        "layer": {"type": "SimpleResidualBlock", "in_features": 10, "out_features": 20},
+        "inputs": [{"shape": [5, 10]}],
+        "seed": 42,
+    }
+    open_view(page, block)
+    page.wait_for_function("() => document.querySelector('#diagram').dataset.kind === 'dataflow'")
     found = serious(page)
     assert found == [], "\n".join(found)

@@ -65,6 +65,13 @@ def tensors_painted(page):
     )
 
 
+def show_in_channel(page, channel):
+    """Draw input channel ``channel`` big: click its thumbnail in the channel strip."""
+    page.locator(f"#win-drawing .chan-strip .thumb[data-channel='{channel}']").click()
+    wait_js(page, "c => document.querySelector('#win-drawing g.frame')?.dataset.channel === String(c)", channel)
+    wait_painted(page)
+
+
 def module(page, path, body, arg=None):
     return page.evaluate(f"async (arg) => {{ const m = await import('{path}'); {body} }}", arg)
 
@@ -78,10 +85,13 @@ def test_big_grids_are_canvases_with_a_bounded_number_of_nodes(page, hw):
     nodes = page.evaluate("document.querySelectorAll('#win-drawing *').length")
     assert nodes < 300, nodes
     assert page.locator("#win-drawing rect.fcell, #win-drawing rect.ocell").count() == 0
-    assert page.locator("#win-drawing foreignObject.fcanvas canvas").count() == 3  # one per input channel
+    # One input channel drawn big (a canvas), every channel small in the strip (one more canvas).
+    assert page.locator("#win-drawing foreignObject.fcanvas canvas").count() == 1
+    assert page.locator("#win-drawing .chan-strip .thumb").count() == 3
+    assert page.locator("#win-drawing foreignObject.scanvas canvas").count() == 1
     assert page.locator(f"{OUT} canvas").count() == 1
-    # The kernel slices stay SVG: 3 × 3 × 3 weights.
-    assert page.locator("#win-drawing rect.kcell").count() == 27
+    # The kernel slice stays SVG: the drawn channel's 3 × 3 weights.
+    assert page.locator("#win-drawing rect.kcell").count() == 9
     # The tensors' heatmaps too (the input and output previews are thousands of cells).
     tensors_painted(page)
     heat_nodes = page.evaluate("document.querySelectorAll('#tensors-body svg *').length")
@@ -126,8 +136,10 @@ def test_canvas_pixels_have_the_palette_colour_of_their_values(page, api_run):
         {"domain": [min(flat), max(flat)], "values": [ins[b][r][c] for b, r, c in probes]},
     )
     for (b, r, c), color in zip(probes, expected):
+        show_in_channel(page, b)
         fo = f"#win-drawing g.frame[data-band='{b}'] foreignObject.fcanvas"
         assert canvas_pixel(page, fo, r, c) == css_rgb(page, color), (b, r, c, color)
+    show_in_channel(page, 0)
     # Not yet computed output cells are white, as in the SVG version.
     page.locator("#win-scrub").fill("10")
     assert canvas_pixel(page, OUT, 0, 11) == [255, 255, 255]
@@ -179,7 +191,7 @@ MAXPOOL = {
     "inputs": [{"shape": [1, 1, 7, 7]}],
 }
 
-BUILD_TWINS = """async (cfg) => {
+BUILD_TWINS = """async ({cfg, band}) => {
   const wm = await import('/static/js/draw/windows.js');
   const cm = await import('/static/js/draw/common.js');
   const run = await (await fetch('/api/run', {method: 'POST', headers: {'content-type': 'application/json'},
@@ -198,7 +210,7 @@ BUILD_TWINS = """async (cfg) => {
     Object.assign(div.style, {position: 'fixed', top: '0px', left: `${left}px`, width: '620px', background: '#fff', zIndex: 1000});
     document.body.append(div);
     const picks = [];
-    const d = wm.createWindowDrawing(div, {win: w, width: 600, bands, outChannel: 0, canvasAbove: above,
+    const d = wm.createWindowDrawing(div, {win: w, width: 600, bands, band, outChannel: 0, canvasAbove: above,
       outputValue: (coord) => get(run.output.data, [0, 0, ...coord]),
       colorIn: cm.valueColor([-3, 3]), colorOut: cm.valueColor([-2, 2]), colorW: cm.valueColor([-1, 1]),
       names: {input: 'input', output: 'output'}, onPick: (c) => picks.push(c)});
@@ -214,13 +226,14 @@ BUILD_TWINS = """async (cfg) => {
 @pytest.mark.parametrize("cfg", [TWIN, MAXPOOL], ids=["reflect-padded-conv", "max-pool"])
 def test_canvas_cells_answer_like_svg_cells(page, cfg):
     open_view(page, SMALL)
-    info = page.evaluate(BUILD_TWINS, cfg)
+    info = page.evaluate(BUILD_TWINS, {"cfg": cfg, "band": 0})
     assert info["cells"] == ["canvas"]
     assert page.locator("#twin-svg svg").get_attribute("data-cells") == "svg"
     rows, cols = info["frame"]
     # Every frame cell: the canvas pixel has the SVG cell's fill (hatched padding aside), and hovering
-    # gives the same tooltip.
+    # gives the same tooltip; 2-D draws one input channel at a time, so each is drawn in turn.
     for b in range(info["bands"]):
+        page.evaluate(BUILD_TWINS, {"cfg": cfg, "band": b})
         svg_cells = page.locator(f"#twin-svg g.frame[data-band='{b}'] rect.fcell")
         assert svg_cells.count() == rows * cols
         fills = svg_cells.evaluate_all("els => els.map(e => [e.dataset.coord, e.getAttribute('fill')])")
@@ -302,7 +315,11 @@ def test_export_turns_canvases_into_images(page):
     assert not out["bad"]
     assert out["fo"] == 0
     assert sorted(out["images"]) == sorted(
-        [["fcanvas", "data:image/png;base64,"]] * 3 + [["ocanvas", "data:image/png;base64,"]]
+        [
+            ["fcanvas", "data:image/png;base64,"],
+            ["ocanvas", "data:image/png;base64,"],
+            ["scanvas", "data:image/png;base64,"],
+        ]
     )
     assert out["type"] == "image/png" and out["png"] > 10_000
 
@@ -351,8 +368,9 @@ def test_an_edit_redraws_the_canvas_grids(page):
     width = float(page.locator(OUT).get_attribute("width"))
     cell = float(page.locator("#win-drawing svg.drawing").get_attribute("data-cell"))
     assert width == 60 * cell
-    assert page.locator("#win-drawing rect.kcell").count() == 75
-    assert page.locator("#win-drawing foreignObject.fcanvas").count() == 3
+    assert page.locator("#win-drawing rect.kcell").count() == 25  # the drawn channel's 5 × 5
+    assert page.locator("#win-drawing foreignObject.fcanvas").count() == 1
+    assert page.locator("#win-drawing .chan-strip .thumb").count() == 3
 
 
 CONV3D = {
@@ -371,7 +389,12 @@ def test_3d_canvas_planes_follow_the_depth_selector(page, api_run):
     planes = page.locator("#win-drawing foreignObject.fcanvas").evaluate_all(
         "els => els.map(e => [+e.dataset.band, +e.dataset.z])"
     )
-    assert planes == [[0, 2], [0, 3], [0, 4], [1, 2], [1, 3], [1, 4]]  # output depth 2 reads input depths 2–4
+    assert planes == [[0, 2], [0, 3], [0, 4]]  # output depth 2 reads input depths 2–4
+    show_in_channel(page, 1)
+    planes = page.locator("#win-drawing foreignObject.fcanvas").evaluate_all(
+        "els => els.map(e => [+e.dataset.band, +e.dataset.z])"
+    )
+    assert planes == [[1, 2], [1, 3], [1, 4]]
     values = api_run({**CONV3D, "window_slice": {"batch": 0, "channel": 0}})["windows"]["values"]
     page.mouse.move(*canvas_point(page, "#win-drawing foreignObject.fcanvas[data-band='1'][data-z='3']", 4, 5))
     tip = wait_tooltip(page, "frame (3, 4, 5)")
@@ -383,5 +406,5 @@ def test_3d_canvas_planes_follow_the_depth_selector(page, api_run):
     page.locator("#win-depth").select_option("0")
     wait_js(
         page,
-        "() => [...document.querySelectorAll('#win-drawing foreignObject.fcanvas')].map(e => e.dataset.z).join() === '0,1,2,0,1,2'",
+        "() => [...document.querySelectorAll('#win-drawing foreignObject.fcanvas')].map(e => e.dataset.z).join() === '0,1,2'",
     )

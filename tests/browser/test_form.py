@@ -100,10 +100,12 @@ def test_api_error_is_shown_at_the_field_it_names(page, console):
     open_view(page)
     page.wait_for_timeout(100)
     field(page, "layer.in_features").locator("input").fill("7")
-    shape = field(page, "inputs[0].shape")
-    shape.locator(".field-error").wait_for(state="visible")
-    assert "in_features=7" in shape.locator(".field-error").inner_text()
-    assert "invalid" in shape.get_attribute("class")
+    # a mismatch between in_features and the input's shape: shown at the side just edited (issue 16)
+    edited = field(page, "layer.in_features")
+    edited.locator(".field-error").wait_for(state="visible")
+    assert "in_features=7" in edited.locator(".field-error").inner_text()
+    assert "invalid" in edited.get_attribute("class")
+    assert field(page, "inputs[0].shape").locator(".field-error").inner_text() == ""
     assert page.locator("#status").get_attribute("data-kind") == "error"
     # A server-side constructor check lands at the argument.
     page.goto(

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import canvas_point, config_url, renders, wait_js, wait_render
+from .helpers import config_url, renders, wait_js, wait_render
 
 pytestmark = pytest.mark.browser
 
@@ -239,9 +239,10 @@ def test_drill_into_a_layer_of_lenet_and_back(page, api_run, presets, context):
         assert f"max {tensor['summary']['max']:.3g}" in shown
 
     # Explain an output element from the input the layer really receives inside the network.
-    # 6 input channels of 14 × 14 and a 10 × 10 output: a big grid, painted on a canvas
-    assert page.locator("#win-drawing svg").get_attribute("data-cells") == "canvas"
-    page.mouse.click(*canvas_point(page, "#win-drawing foreignObject.ocanvas", 0, 0))
+    # One input channel of 14 × 14 at a time (the strip holds all 6) and a 10 × 10 output: SVG cells
+    assert page.locator("#win-drawing svg").get_attribute("data-cells") == "svg"
+    assert page.locator("#win-drawing .chan-strip .thumb").count() == 6
+    page.locator("#win-drawing rect.ocell[data-coord='0,0']").click()
     match = page.locator("#explain-body .match")
     match.wait_for()
     assert match.get_attribute("data-match") == "true"

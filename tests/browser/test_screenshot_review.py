@@ -179,6 +179,8 @@ def test_3d_plane_titles_do_not_run_into_each_other(page, width):
     )
     texts = {t["text"] for t in titles}
     assert {"z=3 (d=2)", "z=4 (d=3)"} <= texts and ({"z=2 (d=1)", "in ch 0"} <= texts or "z=2 (d=1) · in ch 0" in texts)
-    assert sum("in ch 1" in t["text"] for t in titles) == 1
+    # one input channel drawn at a time (in ch 1 is in the strip): its channel named once
+    assert sum("in ch 0" in t["text"] for t in titles) == 1
+    assert page.locator("#win-drawing .chan-strip .thumb[data-channel='1']").count() == 1
     hits = [(a["text"], b["text"]) for i, a in enumerate(titles) for b in titles[i + 1 :] if overlaps(a, b)]
     assert not hits, hits

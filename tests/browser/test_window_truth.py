@@ -115,9 +115,18 @@ def test_every_input_channel_of_the_sum_is_drawn(page):
 def test_grouped_conv_draws_its_group(page):
     open_view(page, GROUPED, {"channel": 4, "pinned": {"index": [0, 4, 1, 1], "output": None}})
     explained(page, [0, 4, 1, 1])
-    assert page.locator("#win-drawing g.frame").evaluate_all("els => els.map(e => e.dataset.channel)") == ["2", "3"]
-    assert page.locator("#win-drawing rect.win-cell").count() == 18
+    # The group's two input channels in the strip; one drawn at a time, with its 9 terms.
+    strip = page.locator("#win-drawing .chan-strip .thumb")
+    assert strip.evaluate_all("els => els.map(e => e.dataset.channel)") == ["2", "3"]
+    assert page.locator("#win-drawing g.frame").evaluate_all("els => els.map(e => e.dataset.channel)") == ["2"]
+    assert page.locator("#win-drawing rect.win-cell").count() == 9
     assert "Σ of 18 terms" in page.locator("#win-pin").inner_text()
+    # A term read from the other channel (terms 9–17) draws that channel, with the term's cell lit.
+    page.locator("#explain-body tr[data-term='12']").hover()
+    assert page.locator("#win-drawing g.frame").evaluate_all("els => els.map(e => e.dataset.channel)") == ["3"]
+    assert page.locator("#win-drawing rect.win-cell.hl").evaluate_all("els => els.map(e => e.dataset.term)") == ["12"]
+    assert page.locator("#win-drawing .chan-strip .thumb[aria-checked='true']").get_attribute("data-channel") == "3"
+    assert "inChannel" in page.url and "3" in page.url.split("inChannel")[1][:10]
 
 
 def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
@@ -133,6 +142,8 @@ def test_large_input_shows_real_values_and_sweeps_rows(page, api_run):
     unfilled = css_rgb(page, "#dbeafe")  # an input cell without its value
     for r, c in [(0, 0), (5, 63), (31, 17), (63, 0), (63, 63)]:
         assert canvas_pixel(page, band0, r, c) != unfilled
+    page.locator("#win-drawing .chan-strip .thumb[data-channel='1']").click()
+    wait_painted(page)
     tip = hover_canvas(page, "#win-drawing g.frame[data-band='1'] foreignObject.fcanvas", 3, 5, "frame (3, 5)")
     shown = float(tip.split("= ")[-1].replace("−", "-"))
     assert shown == pytest.approx(api["input"][1][3][5], rel=1e-6)

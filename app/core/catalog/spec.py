@@ -9,6 +9,7 @@ request's ``type`` is only ever a key into this registry.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +60,30 @@ class ParamSpec:
             out["nullable_items"] = True
         if self.doc:
             out["doc"] = self.doc
+        if self.default is None and not self.required:
+            # what torch does when the argument is left out, as its docstring says ("kernel_size"), or null
+            out["default_means"] = none_means(self.doc)
         return out
+
+
+# How torch's docstrings say what an argument left at None stands for; the first group is the answer.
+_NONE_MEANS = [
+    re.compile(r"default(?: value)? is `?([A-Za-z_][\w.]*)`?", re.I),
+    re.compile(r"(?:is )?set to `?([A-Za-z_][\w.]*)`? by default", re.I),
+    re.compile(r"default:?\s*`?None`?\s*\(uses `?(?:\w+=)?([A-Za-z_][\w.]*)`?\)", re.I),
+    re.compile(r"otherwise,? (?:the )?(.{3,40}?) will be used", re.I),
+    re.compile(r"if not specified, uses (?:the )?(.{3,60}?)(?::|\.|$)", re.I),
+]
+
+
+def none_means(doc: str) -> str | None:
+    """ "the stride of the window. Default value is kernel_size" -> "kernel_size"; None when the docstring
+    does not say."""
+    for pattern in _NONE_MEANS:
+        m = pattern.search(doc or "")
+        if m:
+            return m.group(1).strip().rstrip(".")
+    return None
 
 
 def jsonable(value: Any) -> bool:

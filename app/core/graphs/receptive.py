@@ -441,6 +441,11 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
             return None
         new = [ri + (ki - 1) * di * ji for ri, ki, di, ji in zip(r, k, d, jump)]
         text = ", ".join(f"{ri} + ({ki} − 1)·{di}·{ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new))
+        # typeset once where every dimension takes the same step (a square kernel), else one per dimension
+        per_dim = [
+            f"{ri} + ({ki} - 1) \\cdot {di} \\cdot {ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new)
+        ]
+        latex = per_dim[0] if len(set(per_dim)) == 1 else ",\\; ".join(per_dim)
         r = new
         steps.append(
             {
@@ -452,12 +457,20 @@ def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict
                 "jump": list(jump),
                 "r": list(r),
                 "text": text,
+                "latex": latex,
             }
         )
         jump = [ji * si for ji, si in zip(jump, s)]
     if not steps:
         return None
-    return {"symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1", "size": r, "jump": jump, "steps": steps}
+    return {
+        "symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1",
+        # the same for KaTeX: r_l is the field after layer l, k its kernel, d its dilation, s the strides before it
+        "latex": "r_l = r_{l-1} + (k_l - 1) \\cdot d_l \\cdot \\prod_{i<l} s_i, \\quad r_0 = 1",
+        "size": r,
+        "jump": jump,
+        "steps": steps,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,6 +492,73 @@ def _check_memory(graph: dict[str, Any], module: nn.Module, settings: Settings) 
             estimate_bytes=estimate,
             limit_bytes=settings.memory_limit_bytes,
         )
+
+
+_SAMPLE_NORMS = (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm, nn.LocalResponseNorm)
+
+
+def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[dict[str, Any]]:
+    """Why a field may cover more than the windows suggest, in words and in a code a client can act on:
+    normalisation statistics couple every position they are taken over."""
+    batch: list[str] = []
+    eval_fixes = True
+    sample: list[str] = []
+    named: dict[str, str] = {}
+    for n in graph["nodes"]:
+        if n["op"] != "module" or n["id"] not in feeds:
+            continue
+        sub = module.get_submodule(n["path"]) if n["path"] else module
+        named[n["path"] or type(sub).__name__] = (
+            f"{type(sub).__name__} {n['path']}" if n["path"] else type(sub).__name__
+        )
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm) and (sub.training or not sub.track_running_stats):
+            batch.append(n["path"] or type(sub).__name__)
+            eval_fixes = eval_fixes and sub.track_running_stats
+        elif isinstance(sub, _SAMPLE_NORMS) and not (
+            isinstance(sub, nn.modules.instancenorm._InstanceNorm) and sub.track_running_stats and not sub.training
+        ):
+            sample.append(n["path"] or type(sub).__name__)
+    notes: list[dict[str, Any]] = []
+    if batch:
+        fix = (
+            " In eval mode (train: false) they use their running statistics instead, and the field is the windows' own."
+            if eval_fixes
+            else " They keep no running statistics (track_running_stats=False), so eval mode does not change this."
+        )
+        notes.append(
+            {
+                "code": "batch_statistics",
+                "paths": batch,
+                "eval_fixes": eval_fixes,
+                "message": f"{', '.join(named[p] for p in batch)}: batch normalisation in training mode divides by the mean and "
+                "variance of the whole batch, so every output depends on every position of every sample: the "
+                f"structural field covers the whole input.{fix}",
+            }
+        )
+    if sample:
+        notes.append(
+            {
+                "code": "sample_statistics",
+                "paths": sample,
+                "eval_fixes": False,
+                "message": f"{', '.join(named[p] for p in sample)}: this normalisation divides by statistics taken over many "
+                "positions of a sample, so an output depends on all of them, in training and eval mode alike.",
+            }
+        )
+    return notes
+
+
+def _target_value(values: dict[str, torch.Tensor] | None, ex: Any, target: str, index: tuple[int, ...]) -> Any:
+    """The traced element's value as the forward pass computed it (one recorded forward when the field
+    itself needed none)."""
+    if values is None:
+        if ex is None:
+            return None
+        with torch.no_grad():
+            _, values = dataflow.record(ex.module, list(ex.inputs))
+    if target not in values:
+        return None
+    return tensors.to_nested(tensors.numpy_of(values[target][index].detach()))
 
 
 def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
@@ -533,7 +613,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path", "effective"}))
     # Without the effective field nothing needs to run: the graph and its shapes come from the meta plan
     ex = execute(registry, run_req, settings) if req.effective else None
-    plan = ex.plan if ex is not None else plan_request(registry, run_req, settings)
+    # (a plan allocates nothing, so the memory limit applies to the run, when there is one)
+    plan = ex.plan if ex is not None else plan_request(registry, run_req, settings, enforce_limit=False)
     module = ex.module if ex is not None else plan.meta
     module.train(plan.train)
     graph = dataflow.graph_fields(plan, ex, registry)["graph"]
@@ -555,6 +636,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         masks = structural_autograd(module, ex.inputs, target, index, req.seed)
     method = graph["method"]
     effective: dict[str, torch.Tensor] = {}
+    values: dict[str, torch.Tensor] | None = None
     if req.effective and ex is not None:
         # effective: the real weights and input
         _check_memory(graph, ex.module, settings)
@@ -582,6 +664,9 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             "id": target,
             "path": next((n["path"] for n in graph["nodes"] if n["id"] == target), None),
             "shape": list(target_shape),
+            # the element's own value (real weights and input), as the forward pass computed it; with
+            # effective=false nothing runs (the structural field needs no numbers), so there is none
+            "value": _target_value(values, ex, target, index) if req.effective or ex is not None else None,
         },
         "method": method,
         "structural": "intervals" if sets is not None else "autograd",
@@ -589,6 +674,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         "nodes": nodes,
         "input": inputs[0] if inputs else None,
         "formula": formula,
+        "notes": _notes(graph, module, feeds),
+        "train": module.training,
         "draws": DRAWS,
         "mask_limit": MASK_LIMIT,
         "dtype": tensors.dtype_name(plan.dtype),

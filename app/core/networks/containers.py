@@ -124,11 +124,14 @@ def _named(
     source = f"layer {previous[0]} ({previous[1]}) outputs" if previous else "the network's input is"
     detail = exc.detail.removeprefix(child.spec.type + " ")
     shapes = ", ".join(fmt_shape(s) for s in current)
+    # the arguments the message names, as fields of this child ("layer.layers[0].kernel_size")
+    related = [f"{child.field}{r.removeprefix('layer')}" for r in exc.extra.get("related", [])]
     return ShapeMismatch(
         f"layer {path} ({child.spec.type}) {detail.replace('input 0', 'its input')}; {source} {shapes}",
         field=child.field,
         path=path,
         trace=trace,
+        related=related,
     )
 
 

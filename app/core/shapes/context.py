@@ -65,7 +65,14 @@ class ShapeContext:
         return [Sym(n, v) for n, v in zip(self.names(i), self.shapes[i])]
 
     def fail(self, message: str, i: int = 0) -> ShapeMismatch:
-        return ShapeMismatch(f"{self.type} {message}", field=f"inputs[{i}].shape")
+        """The input's shape does not fit; ``related`` names the constructor arguments the message names
+        (kernel_size, in_features…), the other side of the mismatch, so a client can show the message at
+        whichever of them the person just edited."""
+        related: list[str] = []
+        for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", message):
+            if f"layer.{word}" not in related and self.spec.param(word) is not None:
+                related.append(f"layer.{word}")
+        return ShapeMismatch(f"{self.type} {message}", field=f"inputs[{i}].shape", related=related)
 
     def expect_rank(self, ranks: Sequence[int], i: int = 0) -> int:
         rank = len(self.shapes[i])
@@ -95,6 +102,13 @@ def convention_names(convention: str, rank: int) -> list[str]:
     return [f"d{k}" for k in range(rank)]
 
 
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _sub(k: int) -> str:
+    return str(k).translate(_SUBSCRIPTS)
+
+
 def _parse_convention(convention: str, rank: int) -> list[str] | None:
     names = [n.strip() for n in convention.strip().strip("()").split(",") if n.strip()]
     if "*" in names:
@@ -103,7 +117,8 @@ def _parse_convention(convention: str, rank: int) -> list[str] | None:
         if extra < 0:
             names = names[:star] + names[star + 1 :]
         else:
-            names = names[:star] + [f"*{k}" if extra > 1 else "*" for k in range(extra)] + names[star + 1 :]
+            # several dimensions under one "*": *₁, *₂, … (1-based, as the web page names them too)
+            names = names[:star] + [f"*{_sub(k + 1)}" if extra > 1 else "*" for k in range(extra)] + names[star + 1 :]
     if len(names) == rank + 1 and names and names[0] == "N":
         names = names[1:]
     return names if len(names) == rank else None

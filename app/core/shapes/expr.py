@@ -9,6 +9,7 @@ keeps the displayed formula and the predicted value from drifting apart.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -109,7 +110,9 @@ class Sym(Expr):
 def _tex_name(name: str) -> str:
     # "L_in" -> L_{\text{in}}, "kernel_size[0]" -> \text{kernel\_size}_{0}
     if len(name) == 1:
-        return name
+        return "\\ast" if name == "*" else name
+    if name.startswith("*") and name[1:].isdigit():  # "*₂" (subscript digits) -> \ast_{2}
+        return f"\\ast_{{{''.join(str(unicodedata.digit(c)) for c in name[1:])}}}"
     index = ""
     if name.endswith("]") and "[" in name:
         name, index = name[:-1].split("[", 1)

@@ -2,14 +2,20 @@
 // on it (structural: on/off; effective: shaded by |∂y/∂x|), and the picker grid of the chosen node whose
 // cells are buttons.
 
-import { d3 } from "./common.js";
+import { d3, gridKeys, tooltip, escapeHtml } from "./common.js";
+import { fmtFull } from "../util/format.js";
 import { cellSize } from "../geometry/receptive.js";
 
 const ON = "#ea580c";
 const OFF = "#f1f5f9";
+const PICK = "#e2e8f0";
 const heatColor = (v) => (v > 0 ? d3.interpolateBlues(0.15 + 0.85 * v) : OFF);
 
-export function drawGrid(container, grid, { mode = "structural", label = "", onPick = null, picked = null } = {}) {
+// The picker is one Tab stop (gridKeys: arrow keys move a cursor, Enter or Space picks), as the
+// layer view's output grids are; a click picks too. `valueAt(r, c)` (optional) gives the value a
+// cell holds, for its tooltip. Returns {setPicked([r, c])} so a pick does not rebuild the grid (and
+// the keyboard focus stays where it is).
+export function drawGrid(container, grid, { mode = "structural", label = "", onPick = null, picked = null, valueAt = null, name = "" } = {}) {
   const cell = cellSize(grid.rows, grid.cols);
   const w = grid.cols * cell;
   const h = grid.rows * cell;
@@ -20,11 +26,12 @@ export function drawGrid(container, grid, { mode = "structural", label = "", onP
     .attr("width", w + 2)
     .attr("height", h + 2)
     .attr("viewBox", `-1 -1 ${w + 2} ${h + 2}`)
-    .attr("role", onPick ? "group" : "img")
-    .attr("aria-label", label);
+    .attr("role", onPick ? null : "img")
+    .attr("aria-label", onPick ? null : label);
   const data = [];
   for (let r = 0; r < grid.rows; r++) for (let c = 0; c < grid.cols; c++) data.push({ r, c, v: grid.values ? grid.values[r * grid.cols + c] : 0 });
-  const rects = svg
+  const g = svg.append("g");
+  const rects = g
     .selectAll("rect")
     .data(data)
     .join("rect")
@@ -35,21 +42,49 @@ export function drawGrid(container, grid, { mode = "structural", label = "", onP
     .attr("data-r", (d) => d.r)
     .attr("data-c", (d) => d.c)
     .attr("class", (d) => (d.v > 0 ? "rf-on" : "rf-off"))
-    .attr("fill", (d) => (onPick ? "#e2e8f0" : mode === "effective" ? heatColor(d.v) : d.v > 0 ? ON : OFF));
-  if (onPick) {
-    rects
-      .attr("tabindex", 0)
-      .attr("role", "button")
-      .attr("aria-label", (d) => `element row ${d.r}, column ${d.c}`)
-      .style("cursor", "pointer");
-    rects.on("click", (ev, d) => onPick(d.r, d.c));
-    rects.on("keydown", (ev, d) => {
-      if (ev.key === "Enter" || ev.key === " ") {
-        ev.preventDefault();
-        onPick(d.r, d.c);
-      }
-    });
-    if (picked) rects.filter((d) => d.r === picked[0] && d.c === picked[1]).attr("fill", ON).classed("picked", true);
+    .attr("fill", (d) => (onPick ? PICK : mode === "effective" ? heatColor(d.v) : d.v > 0 ? ON : OFF));
+  if (!onPick) return { svg, setPicked() {} };
+  const tipHtml = (r, c) => {
+    const v = valueAt?.(r, c);
+    return `<b>${escapeHtml(name)}</b> row ${r}, column ${c}${v === undefined || v === null ? "" : ` = <code>${fmtFull(v)}</code>`}`;
+  };
+  rects.style("cursor", "pointer");
+  rects.on("click", (ev, d) => {
+    keys.set([d.r, d.c]);
+    moveCursor([d.r, d.c]);
+    onPick(d.r, d.c);
+  });
+  rects.on("mousemove", (ev, d) => tooltip.show(ev, tipHtml(d.r, d.c))).on("mouseleave", () => tooltip.hide());
+  const cursor = g.append("rect").attr("class", "rf-cursor").attr("width", cell).attr("height", cell).attr("fill", "none").attr("pointer-events", "none").attr("hidden", true);
+  function moveCursor([r, c]) {
+    cursor.attr("x", c * cell - 0.5).attr("y", r * cell - 0.5).attr("hidden", null);
   }
-  return svg;
+  // the keyboard cursor follows a pick (a click, or one restored from the link), so arrows start there
+  function setPicked(rc, { cursorToo = true } = {}) {
+    rects.classed("picked", false).attr("fill", PICK);
+    if (!rc) return;
+    rects.filter((d) => d.r === rc[0] && d.c === rc[1]).attr("fill", ON).classed("picked", true);
+    if (cursorToo && keys) {
+      keys.set(rc);
+      g.attr("data-cursor", rc.join(","));
+      cursor.attr("x", rc[1] * cell - 0.5).attr("y", rc[0] * cell - 0.5);
+    }
+  }
+  let keys = null;
+  keys = gridKeys(g, {
+    rows: grid.rows,
+    cols: grid.cols,
+    start: picked || [0, 0],
+    label: `${label}: arrow keys move, Enter picks the element`,
+    onMove: (rc) => {
+      moveCursor(rc);
+      const v = valueAt?.(rc[0], rc[1]);
+      g.attr("data-cursor", rc.join(","));
+      if (v !== undefined && v !== null) g.attr("aria-description", `value ${fmtFull(v)}`);
+    },
+    onActivate: (rc) => onPick(rc[0], rc[1]),
+  });
+  g.attr("class", "rf-keys").on("blur", () => cursor.attr("hidden", true));
+  setPicked(picked, { cursorToo: false });
+  return { svg, setPicked };
 }

@@ -10,7 +10,8 @@ import { canvasIn, pointIn, hatchPattern, paintCell, cellText, drawingFont } fro
 import { CELL } from "../geometry/palette.js";
 import {
   frameLayout, frameCells, placeFrameCoord, placeOutputCoord, placeKernelIndex, stepToOutput, outputToStep,
-  windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont,
+  windowAt, frameToInput, frameCopies, frameCellRole, stepCount, textOn, fitFont, placeThumbCoord, READABLE_CELL,
+  framesOf, outputsFedBy, outputsReading,
 } from "../geometry/windows.js";
 import { useCanvas, frameHit, outputHit, frameCoord, rowChunks } from "../geometry/grid.js";
 import { runChunked } from "../util/schedule.js";
@@ -58,7 +59,7 @@ export function createWindowDrawing(container, opts) {
   // One band per input channel drawn: {channel, inputValue(coord) → number|undefined, kernelValue(kidx) → number|undefined|null}.
   const bands = opts.bands?.length ? opts.bands : [{ channel: 0, inputValue: opts.inputValue ?? (() => undefined), kernelValue: null }];
   const withKernel = bands.some((b) => b.kernelValue);
-  const L = frameLayout(win, { width, depth, bands: bands.length, kernel: withKernel });
+  const L = frameLayout(win, { width, depth, bands: bands.length, band: opts.band ?? 0, kernel: withKernel });
   const cell = L.cell;
   const kind = win.kind;
   const K = win.kernel_index.length;
@@ -92,7 +93,7 @@ export function createWindowDrawing(container, opts) {
   const copies = frameCopies(win);
 
   const roleText = { input: "input", padding: "padding", zero: "inserted zero" };
-  const showValues = cell >= 26;
+  const showValues = cell >= READABLE_CELL;
   // What frame cell `d` ({r, c, coord, role}) of band `bi` holds: its value and the input element it is.
   function cellDatum(bi, d) {
     const key = copies.size && d.role === "padding" ? d.coord.join(",") : null;
@@ -178,10 +179,18 @@ export function createWindowDrawing(container, opts) {
         .on("mousemove", (event) => {
           const p = pointIn(cv, event);
           const hit = frameHit(L, p.x, p.y);
-          if (hit) tipAt(event, hit.band, hit.coord);
-          else tooltip.hide();
+          if (hit) {
+            tipAt(event, hit.band, hit.coord);
+            light.fromFrame(hit.band, hit.coord);
+          } else {
+            tooltip.hide();
+            light.clear();
+          }
         })
-        .on("mouseleave", () => tooltip.hide());
+        .on("mouseleave", () => {
+          tooltip.hide();
+          light.clear();
+        });
       for (const [r0, r1] of rowChunks(f.rows, f.cols)) paints.push(() => cv.canvas.isConnected && paintFrameRows(cv, f, r0, r1));
     } else {
       const cells = frameCells(win, f).map((d) => cellDatum(f.band, d));
@@ -191,8 +200,12 @@ export function createWindowDrawing(container, opts) {
         .attr("width", cell).attr("height", cell)
         .attr("data-coord", (d) => d.coord.join(","))
         .attr("fill", fill)
+        .on("mouseenter", (event, d) => light.fromFrame(f.band, d.coord))
         .on("mousemove", (event, d) => frameTip(event, f.band, d))
-        .on("mouseleave", () => tooltip.hide());
+        .on("mouseleave", () => {
+          tooltip.hide();
+          light.clear();
+        });
       fg.selectAll("text.fval").data(cells.filter(hasText)).join("text")
         .attr("class", (d) => (d.role === "padding" && !d.copy ? "pad-mark" : d.role === "zero" ? "zero-mark" : "fval"))
         .attr("x", (d) => f.x + (d.c + 0.5) * cell).attr("y", (d) => f.y + (d.r + 0.6) * cell)
@@ -204,7 +217,7 @@ export function createWindowDrawing(container, opts) {
         .attr("fill", (d) => (d.role === "input" || d.copy ? textOn(fill(d)) : null));
     }
     // Input indices along the top and left, so stride and dilation can be counted.
-    if (cell >= 14 && f.band === bands.length - 1) {
+    if (cell >= 14 && f.band === L.shown[L.shown.length - 1]) {
       const origin = win.frame.input_origin;
       const stepv = win.frame.input_step;
       const d0 = L.sd - 1;
@@ -221,6 +234,54 @@ export function createWindowDrawing(container, opts) {
         .attr("text-anchor", "end").attr("dominant-baseline", "central").text((i) => i);
     }
   });
+
+  // The channel strip (2-D and 3-D with several input channels): every channel small, the one
+  // drawn big ringed; click or arrow keys choose. Each thumbnail shows the window's place.
+  const thumbWins = [];
+  if (L.strip) {
+    const sg = g.append("g").attr("class", "chan-strip").attr("role", "radiogroup")
+      .attr("aria-label", `Input channels: the output sums all ${bands.length}; arrow keys choose the one drawn`);
+    sg.append("text").attr("class", "grid-title small").attr("x", L.strip.x).attr("y", L.strip.y + 12)
+      .text(kind === "pool" ? `channels (${bands.length}), one drawn` : `input channels: the output sums all ${bands.length}`);
+    const cv = canvasIn(sg, { x: L.strip.x, y: L.strip.y, width: L.width - L.strip.x, height: L.strip.height, cls: "scanvas" });
+    cv.fo.attr("pointer-events", "none");
+    const choose = (b) => {
+      if (b !== L.shown[0]) opts.onBand?.(b);
+    };
+    L.strip.thumbs.forEach((t) => {
+      const tg = sg.append("g").attr("class", "thumb").attr("data-band", t.band).attr("data-channel", bands[t.band].channel)
+        .attr("role", "radio").attr("aria-checked", String(t.band === L.shown[0]))
+        .attr("tabindex", t.band === L.shown[0] ? 0 : -1)
+        // the accessible name starts with the text shown (WCAG 2.5.3, label in name)
+        .attr("aria-label", `${kind === "pool" ? "ch" : "in ch"} ${bands[t.band].channel} (${kind === "pool" ? "channel" : "input channel"} ${bands[t.band].channel})`)
+        .classed("selected", t.band === L.shown[0])
+        .on("click", () => choose(t.band));
+      tg.append("text").attr("class", "thumb-label").attr("x", t.x).attr("y", t.y - 4).text(`${kind === "pool" ? "ch" : "in ch"} ${bands[t.band].channel}`);
+      tg.append("rect").attr("class", "thumb-hit").attr("x", t.x - 3).attr("y", t.y - 15).attr("width", Math.max(t.w, 44) + 6)
+        .attr("height", t.h + 18).attr("rx", 3);
+      thumbWins.push({ band: t.band, rect: tg.append("rect").attr("class", "thumb-win").attr("pointer-events", "none") });
+      // In pieces of rows, like the frames: a 3 × 128 × 128 strip is 49,000 cells.
+      for (const [r0, r1] of rowChunks(t.rows, t.cols * t.planes.length)) paints.push(() => {
+        if (!cv.canvas.isConnected) return;
+        for (const pl of t.planes)
+          for (let r = r0; r < r1; r++)
+            for (let c = 0; c < t.cols; c++) {
+              const coord = L.sd === 2 ? [r, c] : [pl.z, r, c];
+              const d = cellDatum(t.band, { r, c, coord, role: frameCellRole(coord, win) });
+              const fl = fill(d);
+              paintCell(cv.ctx, pl.x - L.strip.x + c * t.cell, t.y - L.strip.y + r * t.cell, t.cell, fl === "url(#pad-hatch)" ? CELL.padding : fl, null);
+            }
+      });
+    });
+    sg.on("keydown", (event) => {
+      const n = L.strip.thumbs.length;
+      const cur = L.shown[0];
+      const next = { ArrowRight: cur + 1, ArrowDown: cur + 1, ArrowLeft: cur - 1, ArrowUp: cur - 1, Home: 0, End: n - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      choose(Math.max(0, Math.min(n - 1, next)));
+    });
+  }
 
   // Each channel's kernel slice, beside its frame: the weights the window multiplies.
   const kernelCells = [];
@@ -284,10 +345,18 @@ export function createWindowDrawing(container, opts) {
       })
       .on("mousemove", (event) => {
         const d = under(event);
-        if (d) outTip(event, d);
-        else tooltip.hide();
+        if (d) {
+          outTip(event, d);
+          light.fromOutput(d.coord);
+        } else {
+          tooltip.hide();
+          light.clear();
+        }
       })
-      .on("mouseleave", () => tooltip.hide());
+      .on("mouseleave", () => {
+        tooltip.hide();
+        light.clear();
+      });
   } else {
     outSel = og.selectAll("rect.ocell").data(outCells).join("rect")
       .attr("class", "ocell")
@@ -296,8 +365,12 @@ export function createWindowDrawing(container, opts) {
       .attr("data-coord", (d) => d.coord.join(","))
       .attr("fill", CELL.pending)
       .on("click", (event, d) => onPick(d.coord))
+      .on("mouseenter", (event, d) => light.fromOutput(d.coord))
       .on("mousemove", outTip)
-      .on("mouseleave", () => tooltip.hide());
+      .on("mouseleave", () => {
+        tooltip.hide();
+        light.clear();
+      });
   }
   // The output's outline: pending (white) cells must still show where the output lies.
   og.append("rect").attr("class", "out-frame").attr("x", L.output.x - 0.5).attr("y", L.output.y - 0.5)
@@ -379,6 +452,52 @@ export function createWindowDrawing(container, opts) {
   const link = overlay.append("path").attr("class", "win-link").attr("pointer-events", "none");
   const cellsG = overlay.append("g");
   const pinG = overlay.append("g").attr("pointer-events", "none");
+  // Hover both ways (as in ezyang's convolution visualizer): an output cell lights its window; a
+  // frame cell lights every output that reads it, and an input element every output it feeds
+  // through any frame cell holding it (padding copies included). From the API's compact windows.
+  const litG = overlay.append("g").attr("class", "win-lit").attr("pointer-events", "none");
+  const light = (() => {
+    let last = null;
+    const mark = (r, cls, coord) => litG.append("rect").attr("class", cls).attr("x", r.x + 1.5).attr("y", r.y + 1.5)
+      .attr("width", cell - 3).attr("height", cell - 3).attr("data-coord", coord.join(","));
+    const clear = () => {
+      last = null;
+      litG.selectAll("*").remove();
+      svg.attr("data-lit", null);
+    };
+    return {
+      clear,
+      fromFrame(bi, coord) {
+        const key = `f${bi}:${coord}`;
+        if (key === last) return;
+        clear();
+        last = key;
+        const d = cellDatum(bi, { coord, role: frameCellRole(coord, win) });
+        const ins = d.src ? framesOf(win, d.src) : [coord];
+        let outs = d.src ? outputsFedBy(win, d.src) : outputsReading(win, coord);
+        if (L.sd === 3) outs = outs.filter((o) => o[0] === depth);
+        for (const c of ins) {
+          const r = frameRect(c, bi);
+          if (r) mark(r, "lit-in", c);
+        }
+        for (const o of outs) mark(outRect(o), "lit-out", o);
+        svg.attr("data-lit", d.src ? `input ${d.src.join(",")}` : `frame ${coord.join(",")}`);
+      },
+      fromOutput(oc) {
+        const key = `o:${oc}`;
+        if (key === last) return;
+        clear();
+        last = key;
+        for (const bi of L.shown)
+          for (const c of windowAt(win, oc)) {
+            const r = frameRect(c, bi);
+            if (r) mark(r, "lit-win", c);
+          }
+        mark(outRect(oc), "lit-out", oc);
+        svg.attr("data-lit", `output ${oc.join(",")}`);
+      },
+    };
+  })();
   const total = stepCount(win, L.sd === 3 ? depth : null);
   let current = -1;
   let hoverTerm = null;
@@ -404,6 +523,17 @@ export function createWindowDrawing(container, opts) {
   function showStep(step, ms = 0) {
     const { oc, rects } = rectsFor(step);
     shownStep = step;
+    if (thumbWins.length) {
+      const at = windowAt(win, oc);
+      for (const tw of thumbWins) {
+        const rs = at.map((c) => placeThumbCoord(c, L, tw.band)).filter(Boolean);
+        if (!rs.length) tw.rect.attr("visibility", "hidden");
+        else {
+          const sp = spanOf(rs.map((r) => ({ x: r.x, y: r.y, w: r.w, h: r.h })));
+          tw.rect.attr("visibility", "visible").attr("x", sp.x - 1).attr("y", sp.y - 1).attr("width", sp.w + 2).attr("height", sp.h + 2);
+        }
+      }
+    }
     if (outCanvas) {
       paintOut(step);
       const cur = outRect(oc);
@@ -421,11 +551,15 @@ export function createWindowDrawing(container, opts) {
     );
     wc.attr("width", cell - 2).attr("height", cell - 2).attr("data-term", (r) => r.term)
       .classed("hl", (r) => r.term === hoverTerm)
-      .on("mouseenter", (event, r) => onTermHover(r.term))
+      .on("mouseenter", (event, r) => {
+        onTermHover(r.term);
+        light.fromFrame(r.band, r.coord);
+      })
       .on("mousemove", (event, r) => tipAt(event, r.band, r.coord))
       .on("mouseleave", () => {
         onTermHover(null);
         tooltip.hide();
+        light.clear();
       });
     move(wc).attr("x", (r) => r.x + 1).attr("y", (r) => r.y + 1);
     const kt = cellsG.selectAll("text.kidx").data(cell >= 26 ? rects : [], (r) => r.term).join(
@@ -440,7 +574,7 @@ export function createWindowDrawing(container, opts) {
     move(sp).attr("x", (s) => s.x - 2).attr("y", (s) => s.y - 2).attr("width", (s) => s.w + 4).attr("height", (s) => s.h + 4);
     const s = byBand[0];
     if (step > 0) {
-      const prev = spanOf(rectsFor(step - 1).rects.filter((r) => r.band === 0));
+      const prev = spanOf(rectsFor(step - 1).rects.filter((r) => r.band === L.shown[0]));
       ghost.attr("x", prev.x - 2).attr("y", prev.y - 2).attr("width", prev.w + 4).attr("height", prev.h + 4).attr("visibility", "visible");
     } else ghost.attr("visibility", "hidden");
     const o = outRect(oc);
@@ -494,6 +628,7 @@ export function createWindowDrawing(container, opts) {
 
   // The canvases are painted in pieces, yielding to the browser in between; a newer drawing in the
   // same container removes them, which stops the painting.
+  if (!onCanvas) for (const p of paints.splice(0)) p(); // the strip's small canvas, at once
   const firstCanvas = container.querySelector("svg.drawing canvas");
   const painted = onCanvas
     ? runChunked(paints, { cancelled: () => !firstCanvas?.isConnected }).then((done) => {
@@ -502,7 +637,9 @@ export function createWindowDrawing(container, opts) {
     })
     : Promise.resolve(true);
 
-  return { showStep, pin, highlightTerm, count: total, layout: L, svg: svg.node(), onCanvas, painted, get step() {
+  // Which band (index into `bands`) explanation term `t` belongs to.
+  const bandOfTerm = (t) => Math.floor(t / Math.max(1, K));
+  return { showStep, pin, highlightTerm, bandOfTerm, count: total, layout: L, svg: svg.node(), onCanvas, painted, get step() {
     return current;
   } };
 }

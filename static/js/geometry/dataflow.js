@@ -29,6 +29,13 @@ function nodeSize(node) {
   return { w: Math.max(40, Math.ceil(text.length * FLOW.CH) + 20), h: FLOW.PILL_H };
 }
 
+// A module whose forward() calls child modules (the tutorial's residual block, an encoder layer):
+// the API's graph has module nodes with a path below it. Such a module is one picture wherever it
+// is opened, its dataflow, as in the network view; a layer that does its own arithmetic has none.
+export function callsChildren(graph) {
+  return Boolean(graph?.nodes?.some((n) => n.op === "module" && n.path));
+}
+
 export function edgeText(edge) {
   return Array.isArray(edge.shape) ? shapeStr(edge.shape) : "";
 }

@@ -61,6 +61,42 @@ export function frameSource(win, coord) {
   return src.some((v) => v < 0) ? null : src;
 }
 
+// Hover, the other way round: the output elements whose window covers frame cell `frameCoord`.
+// Along each dimension d, output o reads frame cell f when f = o·window_step + k·dilation for a
+// kernel index 0 ≤ k < kernel; the outputs are every combination of those per-dimension sets.
+export function outputsReading(win, frameCoord) {
+  if (!win.window_step || frameCoord.length !== win.window_step.length) return [];
+  const per = frameCoord.map((f, d) => {
+    const os = [];
+    for (let k = 0; k < win.kernel[d]; k++) {
+      const rest = f - k * win.dilation[d];
+      if (rest < 0 || rest % win.window_step[d]) continue;
+      const o = rest / win.window_step[d];
+      if (o < win.output_spatial[d]) os.push(o);
+    }
+    return [...new Set(os)].sort((a, b) => a - b);
+  });
+  return product(per);
+}
+
+// Every frame cell that holds input element `inputCoord`: the cell itself, and the padding cells
+// that copy it (reflect / replicate / circular), read from the frame map.
+export function framesOf(win, inputCoord) {
+  if (!win.frame_map || inputCoord.length !== win.frame_map.length) return [];
+  return product(win.frame_map.map((m, d) => m.flatMap((v, f) => (v === inputCoord[d] ? [f] : []))));
+}
+
+// The output elements input element `inputCoord` feeds, through any frame cell that holds it.
+export function outputsFedBy(win, inputCoord) {
+  const seen = new Map();
+  for (const f of framesOf(win, inputCoord)) for (const o of outputsReading(win, f)) seen.set(o.join(","), o);
+  return [...seen.values()].sort((a, b) => ravel(a, win.output_spatial) - ravel(b, win.output_spatial));
+}
+
+function product(lists) {
+  return lists.reduce((acc, xs) => acc.flatMap((pre) => xs.map((x) => [...pre, x])), [[]]);
+}
+
 export function windowSrc(win, outCoord) {
   return windowAt(win, outCoord).map((c) => frameSource(win, c));
 }
@@ -89,11 +125,26 @@ export function depthPlanes(win, depth) {
   return [...new Set(zs)].sort((a, b) => a - b);
 }
 
+// Cells at least this wide carry their values (and the page aims for them at 1280×800).
+export const READABLE_CELL = 24;
+
 // Grid geometry. 1-D frames are a single row; 2-D frames rows × columns; 3-D frames show the
-// depth planes the chosen output slice reads, side by side. `bands` input channels (every channel
-// that feeds the output channel) are stacked one under another, each with its kernel slice beside
-// it (1-D and 2-D), so the picture holds every term of the sum.
-export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0, bands = 1, kernel = false, maxHeight = 240 }) {
+// depth planes the chosen output slice reads, side by side.
+//
+// Several input channels (`bands`, every channel that feeds the output channel):
+// - 1-D: stacked one under another, each with its kernel slice beside it, so the picture holds
+//   every term of the sum (a row per channel costs little height).
+// - 2-D and 3-D: one channel at a time (`band`), big, with a strip of small thumbnails of every
+//   channel above it (`strip`) to switch channels and see the window on each. Side by side does
+//   not fit: even Conv2d's default (3 channels of 6×6, kernel 3, output 4×4) gives 20 px cells in
+//   a 746 px panel, and LeNet's third layer (6 channels of 14×14) 6 px; one at a time they get
+//   52 px and 27 px, wide enough for their values.
+// In 2-D and 3-D the output sits right of the frame with the kernel slice under it, so the frame
+// and the output share the width; a panel too narrow for that (a phone) puts the output and the
+// kernel under the frame instead, when that gives bigger cells.
+export function frameLayout(win, {
+  width, maxCell = 56, minCell = 6, depth = 0, bands = 1, band = 0, kernel = false, maxHeight = 240, frameHeight = 240,
+}) {
   const sd = win.spatial_dims;
   const fs = win.frame.shape;
   const os = win.output_spatial;
@@ -113,53 +164,126 @@ export function frameLayout(win, { width, maxCell = 34, minCell = 6, depth = 0, 
   const planeGap = 14;
   const kGap = kShape ? 22 : 0;
   const arrowW = 40;
-  const bandGap = bands > 1 ? 24 : 0;
   const nPlanes = planes.length;
-  // Frame planes, kernel slices and the output grid share one cell size so their proportions can be compared.
-  const units = nPlanes * cols + kCols + outCols;
-  const fixed = (nPlanes - 1) * planeGap + kGap + arrowW + gap * 2;
-  let cell = Math.floor((width - fixed) / Math.max(units, 1));
+  const useStrip = bands > 1 && sd >= 2;
+  const inset = sd >= 2 ? 8 : 0;
+  const left = gap / 2 + inset;
+  const shown = useStrip ? [Math.max(0, Math.min(bands - 1, band))] : Array.from({ length: bands }, (_, b) => b);
+  const bandGap = shown.length > 1 ? 24 : 0;
+  const planesW = (c) => nPlanes * cols * c + (nPlanes - 1) * planeGap;
+  let cell;
   let stacked = false;
-  // Stacked channels are capped by height anyway: side by side as long as cells stay ≥ 4 px.
-  const sideMin = bands > 1 ? 4 : minCell * 1.6;
-  if (cell < sideMin && sd !== 1) {
-    // Too narrow side by side: output goes below the frame.
-    stacked = true;
-    cell = Math.floor((width - (nPlanes - 1) * planeGap - kGap - gap) / Math.max(nPlanes * cols + kCols, outCols, 1));
+  let kernelBeside = true; // stacked layout: the kernel right of the output (else under it)
+  if (sd === 1) {
+    // Frame, kernel and output in one row; stacked channels share a height budget so the output
+    // stays in view beside them.
+    cell = Math.floor((width - kGap - arrowW - gap * 2) / Math.max(cols + kCols + outCols, 1));
+    if (shown.length > 1) cell = Math.min(cell, Math.floor((maxHeight - (shown.length - 1) * bandGap) / shown.length));
+    cell = Math.max(shown.length > 1 ? Math.min(minCell, 4) : minCell, Math.min(maxCell, cell));
+  } else {
+    // Frame planes, kernel slice and output share one cell size so their proportions compare.
+    // (`inset`: room left of the frame for two-digit row indices.)
+    const beside = Math.floor((width - inset - (nPlanes - 1) * planeGap - arrowW - gap * 2) / Math.max(nPlanes * cols + Math.max(kCols, outCols), 1));
+    // Under the frame: the output, with the kernel beside it when that costs no cell size, else under it.
+    const under = Math.min(
+      Math.floor((width - inset - (nPlanes - 1) * planeGap - gap) / Math.max(nPlanes * cols, 1)),
+      Math.floor((width - inset - gap) / Math.max(outCols, 1)),
+    );
+    kernelBeside = Math.floor((width - inset - kGap - gap) / Math.max(outCols + kCols, 1)) >= under;
+    cell = beside;
+    if ((beside < READABLE_CELL || beside < minCell * 1.6) && under > beside) {
+      stacked = true;
+      cell = under;
+    }
+    // A frame taller than `frameHeight` pushes the output out of a laptop's screen: cells shrink
+    // to fit it, but not below READABLE_CELL (the values come first).
+    if (!stacked) cell = Math.min(cell, Math.max(READABLE_CELL, Math.floor(frameHeight / Math.max(rows, 1))));
+    cell = Math.max(minCell, Math.min(maxCell, cell));
   }
-  // Several stacked channels share a height budget, so the output stays in view beside them.
-  if (bands > 1) cell = Math.min(cell, Math.floor((maxHeight - (bands - 1) * bandGap) / (bands * Math.max(rows, kRows))));
-  const floor = bands > 1 ? Math.min(minCell, 4) : minCell;
-  cell = Math.max(floor, Math.min(maxCell, cell));
-  const top = 30;
-  const frameW = nPlanes * cols * cell + (nPlanes - 1) * planeGap;
+  // The channel strip (one thumbnail per input channel) goes above the frame when the output is
+  // under it (a phone), else in the right-hand column under the output and the kernel, so the frame
+  // starts high enough for the output beside it to stay on a laptop's screen.
+  let top = 30;
+  let strip = null;
+  const stripAt = (x0, y0, avail) => {
+    const stripGap = 12;
+    const tc = Math.max(2, Math.min(6, Math.floor((avail - (bands - 1) * stripGap) / (bands * (nPlanes * cols + (nPlanes - 1))))));
+    const tw = nPlanes * cols * tc + (nPlanes - 1) * 2;
+    const th = rows * tc;
+    const labelW = 44; // "in ch 12" at 11 px
+    const slot = Math.max(tw, labelW) + stripGap;
+    const perRow = Math.max(1, Math.floor((avail + stripGap) / slot));
+    const rowH = 16 + th + 10;
+    const thumbs = Array.from({ length: bands }, (_, b) => {
+      const x = x0 + (b % perRow) * slot;
+      const y = y0 + 16 + Math.floor(b / perRow) * rowH + 16;
+      return { band: b, x, y, w: tw, h: th, cell: tc, rows, cols, planes: planes.map((z, i) => ({ z, x: x + i * (cols * tc + 2) })) };
+    });
+    // A title line (y0 … y0 + 16) above the thumbnails' rows.
+    return { thumbs, cell: tc, height: 16 + Math.ceil(bands / perRow) * rowH, y: y0, x: x0 };
+  };
+  if (useStrip && stacked) {
+    strip = stripAt(gap / 2, 8, width - gap);
+    top = 8 + strip.height + 30;
+  }
+  const frameW = planesW(cell);
   const frameH = rows * cell;
-  const bandH = Math.max(frameH, kRows * cell) + bandGap;
   const frames = [];
   const kernels = [];
-  for (let b = 0; b < bands; b++) {
-    const y = top + b * bandH;
-    planes.forEach((z, i) => frames.push({ band: b, z, x: gap / 2 + i * (cols * cell + planeGap), y, rows, cols }));
-    if (kShape) kernels.push({ band: b, x: gap / 2 + frameW + kGap, y, rows: kRows, cols: kCols });
-  }
-  const blockW = frameW + (kShape ? kGap + kCols * cell : 0);
-  const blockH = bands * bandH - bandGap;
   let output;
-  if (stacked) output = { x: gap / 2, y: top + blockH + 48, rows: outRows, cols: outCols };
-  else output = { x: gap / 2 + blockW + arrowW + gap, y: top, rows: outRows, cols: outCols };
-  const w = Math.max(gap / 2 + blockW, output.x + outCols * cell) + gap / 2;
-  const h = Math.max(top + blockH, output.y + outRows * cell) + 34;
-  return { cell, frames, kernels, nPlanes, output, width: w, height: h, stacked, rows, cols, sd, bands };
+  if (sd === 1) {
+    const bandH = Math.max(frameH, kRows * cell) + bandGap;
+    shown.forEach((b, i) => {
+      const y = top + i * bandH;
+      frames.push({ band: b, z: null, x: gap / 2, y, rows, cols });
+      if (kShape) kernels.push({ band: b, x: gap / 2 + frameW + kGap, y, rows: kRows, cols: kCols });
+    });
+    output = { x: gap / 2 + frameW + kGap + kCols * cell + arrowW + gap, y: top, rows: outRows, cols: outCols };
+  } else {
+    const b = shown[0];
+    planes.forEach((z, i) => frames.push({ band: b, z, x: left + i * (cols * cell + planeGap), y: top, rows, cols }));
+    if (stacked) {
+      output = { x: left, y: top + frameH + 48, rows: outRows, cols: outCols };
+      if (kShape && kernelBeside) kernels.push({ band: b, x: output.x + outCols * cell + kGap, y: output.y, rows: kRows, cols: kCols });
+      else if (kShape) kernels.push({ band: b, x: output.x, y: output.y + outRows * cell + 40, rows: kRows, cols: kCols });
+    } else {
+      output = { x: left + frameW + arrowW + gap, y: top, rows: outRows, cols: outCols };
+      if (kShape) kernels.push({ band: b, x: output.x, y: output.y + outRows * cell + 40, rows: kRows, cols: kCols });
+      if (useStrip) {
+        const below = kernels.length ? kernels[0].y + kRows * cell : output.y + outRows * cell;
+        strip = stripAt(output.x, below + 24, Math.max(120, width - output.x - gap / 2));
+      }
+    }
+  }
+  const right = Math.max(...frames.map((f) => f.x + f.cols * cell), output.x + outCols * cell,
+    ...kernels.map((k) => k.x + k.cols * cell), strip ? Math.max(...strip.thumbs.map((t) => t.x + Math.max(t.w, 44))) : 0);
+  const bottom = Math.max(...frames.map((f) => f.y + f.rows * cell), output.y + outRows * cell, ...kernels.map((k) => k.y + k.rows * cell),
+    strip ? strip.y + strip.height - 34 : 0);
+  return {
+    cell, frames, kernels, nPlanes, output, width: right + gap / 2, height: bottom + 34, stacked, rows, cols, sd,
+    bands, shown, strip,
+  };
 }
 
-// Frame coordinate → (plane index, row, col) within frameLayout's planes.
-// `band` picks the stacked input channel; `plane` indexes layout.frames.
+// Frame coordinate → (plane index, row, col) within frameLayout's planes; plane −1 when the
+// band (input channel) or the depth plane is not drawn.
 export function placeFrameCoord(coord, layout, band = 0) {
-  const base = band * (layout.nPlanes ?? 1);
-  if (layout.sd === 1) return { plane: base, r: 0, c: coord[0] };
-  if (layout.sd === 2) return { plane: base, r: coord[0], c: coord[1] };
-  const i = layout.frames.slice(base, base + (layout.nPlanes ?? layout.frames.length)).findIndex((f) => f.z === coord[0]);
-  return { plane: i < 0 ? -1 : base + i, r: coord[1], c: coord[2] };
+  const at = (z) => layout.frames.findIndex((f) => f.band === band && (z === null || f.z === z));
+  if (layout.sd === 1) return { plane: at(null), r: 0, c: coord[0] };
+  if (layout.sd === 2) return { plane: at(null), r: coord[0], c: coord[1] };
+  return { plane: at(coord[0]), r: coord[1], c: coord[2] };
+}
+
+// Thumbnail of the channel strip: the frame coordinate's cell, in the strip's drawing units, or null.
+export function placeThumbCoord(coord, layout, band) {
+  const t = layout.strip?.thumbs[band];
+  if (!t) return null;
+  const sd = layout.sd;
+  const plane = sd === 3 ? t.planes.find((p) => p.z === coord[0]) : t.planes[0];
+  if (!plane) return null;
+  const r = sd === 1 ? 0 : coord[sd - 2];
+  const c = coord[sd - 1];
+  return { x: plane.x + c * t.cell, y: t.y + r * t.cell, w: t.cell, h: t.cell };
 }
 
 // Kernel element (its index in the weight, e.g. [kh, kw]) → row and column of the kernel grid.

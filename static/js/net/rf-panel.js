@@ -3,16 +3,19 @@
 // one depends on. The graph's nodes light up with their counts, and each node's grid shows the field —
 // structural (every element that can change it) or effective (|∂y/∂x| on the real weights and input).
 
-import { ApiError, isAbort } from "../api.js";
+import { ApiError, isAbort, api } from "../api.js";
 import { graphApi } from "./graph-api.js";
 import { drawGrid } from "../draw/receptive.js";
 import { foldToGrid, gridDims, cellIndex, gridCaption } from "../geometry/receptive.js";
-import { shapeStr } from "../util/format.js";
+import { shapeStr, fmt } from "../util/format.js";
+import { renderMath } from "../ui/formula.js";
 
 // a module call by its path; a Graph config's operation by its node name (its type is the operation); else its label
 const nodeName = (n) => n.path || (n.type && n.op !== "module" ? n.id : n.label);
 
-export function createRfPanel(root, { setStatus }) {
+// `store`: the pick ({node, index, mode}) lives in state.ui.rf, so the share link reopens it;
+// `setTrain(on)`: switch the network between training and eval mode (the BatchNorm note's button).
+export function createRfPanel(root, { setStatus, setTrain = null, store = null }) {
   const $ = (s) => root.querySelector(s);
   const els = {
     node: $("#rf-node"),
@@ -20,6 +23,7 @@ export function createRfPanel(root, { setStatus }) {
     target: $("#rf-target"),
     summary: $("#rf-summary"),
     formula: $("#rf-formula"),
+    notes: $("#rf-notes"),
     nodes: $("#rf-nodes"),
     panel: $("#net-rf-panel"),
   };
@@ -31,16 +35,53 @@ export function createRfPanel(root, { setStatus }) {
   let picked = null;
   let result = null;
   let ctl = null;
+  let picker = null;
+  let outputRun = null; // the /api/run answer: the final output's values, for the picker's tooltips
 
   const mode = () => root.querySelector('input[name="rf-mode"]:checked')?.value || "structural";
-  for (const r of root.querySelectorAll('input[name="rf-mode"]')) r.addEventListener("change", () => renderResult());
+  const setMode = (m) => {
+    const r = root.querySelector(`input[name="rf-mode"][value="${m === "effective" ? "effective" : "structural"}"]`);
+    if (r) r.checked = true;
+  };
+  for (const r of root.querySelectorAll('input[name="rf-mode"]'))
+    r.addEventListener("change", () => {
+      renderResult();
+      remember();
+    });
   els.node.addEventListener("change", () => {
     targetId = els.node.value;
     lead = [];
     picked = null;
     clearResult();
+    remember();
     renderPicker();
   });
+
+  // The pick, in the state (and so in the link): {node, index, mode}; null when nothing is picked.
+  function remember() {
+    if (!store) return;
+    const rf = result && picked ? { node: picked.node, index: result.index, mode: mode() } : null;
+    if (JSON.stringify(store.get().ui.rf ?? null) !== JSON.stringify(rf)) store.update({ ui: { rf } }, "ui");
+  }
+
+  // Re-pick a remembered element on the current graph (a link opened, or the network edited): the
+  // node must still be there and the index inside its shape.
+  function restore(rf) {
+    const node = rf && nodeOf(rf.node);
+    if (!node || !Array.isArray(rf.index)) return false;
+    const shape = node.shape;
+    const idx = rf.index;
+    if (idx.length !== shape.length || idx.some((v, i) => !Number.isInteger(v) || v < 0 || v >= shape[i])) return false;
+    targetId = node.id;
+    els.node.value = targetId;
+    lead = shape.length > 2 ? idx.slice(0, -2) : [];
+    leadFor = "";
+    const cell = shape.length === 1 ? [0, idx[0]] : idx.slice(-2);
+    if (rf.mode) setMode(rf.mode);
+    renderPicker();
+    pick(node, cell[0], cell[1]);
+    return true;
+  }
 
   function nodeOf(id) {
     return graph?.nodes.find((n) => n.id === id) || null;
@@ -59,18 +100,57 @@ export function createRfPanel(root, { setStatus }) {
     graph = shapeResult?.graph?.nodes?.length ? shapeResult.graph : null;
     els.panel.hidden = !graph;
     if (!graph) return;
-    if (nextKey !== key) {
-      key = nextKey;
-      clearResult();
-      if (!nodeOf(targetId)) targetId = "output";
-    }
     const opts = candidates();
     // a network with several outputs (a tuple) has no one output tensor to click: start at its first output node
     if (!opts.some((n) => n.id === targetId)) targetId = opts[0]?.id ?? "output";
     els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : nodeName(n)} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
+    if (nextKey !== key) {
+      key = nextKey;
+      nodeRuns.clear();
+      outputRun = null; // the new network's run (setRun) follows its shapes
+      // what was picked (in this session, or in the link that opened it) is traced again on the new network
+      const rf = store ? store.get().ui.rf : picked && result ? { node: picked.node, index: result.index, mode: mode() } : null;
+      clearResult();
+      picked = null;
+      if (!nodeOf(targetId)) targetId = "output";
+      els.node.value = targetId;
+      if (restore(rf)) return annotateGraph();
+      if (store && store.get().ui.rf) store.update({ ui: { rf: null } }, "ui");
+    }
     els.node.value = targetId;
     renderPicker();
     annotateGraph();
+  }
+
+  // The final output's values (from /api/run): the picker shows them on hover.
+  function setRun(run) {
+    outputRun = run;
+  }
+
+  // A module node's own output values: /api/run with its path (the layer as it ran inside the network),
+  // asked once per node and network, when the node is chosen; hovering reads them when they are in.
+  const nodeRuns = new Map();
+  let nodeCtl = null;
+  function fetchNodeValues(node) {
+    if (node.op !== "module" || !node.path) return;
+    const k = `${key}|${node.path}`;
+    if (nodeRuns.has(k)) return;
+    nodeCtl?.abort();
+    nodeCtl = new AbortController();
+    nodeRuns.set(k, null);
+    api
+      .run(request, { path: node.path, signal: nodeCtl.signal })
+      .then((run) => nodeRuns.set(k, run))
+      .catch(() => nodeRuns.delete(k)); // values are a help on hover: without them the picker still works
+  }
+
+  function valueOf(node, r, c) {
+    const run = node.op === "output" ? outputRun : nodeRuns.get(`${key}|${node.path}`);
+    if (!run?.output?.data || (node.op !== "output" && node.op !== "module")) return null;
+    const idx = cellIndex(node.shape, lead, r, c);
+    let v = run.output.data;
+    for (const i of idx) v = Array.isArray(v) ? v[i] : undefined;
+    return typeof v === "number" || typeof v === "string" ? v : null;
   }
 
   // The leading dimensions (sample, channel) of the chosen node are fixed with number inputs; the grid
@@ -97,6 +177,8 @@ export function createRfPanel(root, { setStatus }) {
         lead[i] = Math.max(0, Math.min(shape[i] - 1, Number(input.value) || 0));
         picked = null;
         renderPicker();
+        clearResult();
+        remember();
       });
       label.append(input);
       els.lead.append(label);
@@ -112,11 +194,15 @@ export function createRfPanel(root, { setStatus }) {
       return;
     }
     renderLeads(node);
+    fetchNodeValues(node);
     els.target.replaceChildren();
     const [rows, cols] = gridDims(node.shape);
-    drawGrid(els.target, { rows, cols, values: null }, {
-      label: `elements of ${nodeName(node)} ${shapeStr(node.shape)}: click one`,
+    const name = node.op === "output" ? "output" : nodeName(node);
+    picker = drawGrid(els.target, { rows, cols, values: null }, {
+      label: `Elements of ${name} ${shapeStr(node.shape)}`,
+      name,
       picked: picked && picked.node === targetId ? picked.cell : null,
+      valueAt: (r, c) => valueOf(node, r, c),
       onPick: (r, c) => pick(node, r, c),
     });
   }
@@ -124,7 +210,7 @@ export function createRfPanel(root, { setStatus }) {
   async function pick(node, r, c) {
     const index = cellIndex(node.shape, lead, r, c);
     picked = { node: node.id, cell: [r, c] };
-    renderPicker();
+    picker?.setPicked([r, c]);
     ctl?.abort();
     ctl = new AbortController();
     const opts = { signal: ctl.signal };
@@ -135,6 +221,7 @@ export function createRfPanel(root, { setStatus }) {
     try {
       result = await graphApi.receptiveField(request, index, opts);
       renderResult();
+      remember();
       setStatus(`receptive field of ${nodeName(node)}[${index.join(", ")}]`, "ok");
     } catch (e) {
       if (isAbort(e)) return;
@@ -149,22 +236,58 @@ export function createRfPanel(root, { setStatus }) {
   function clearResult() {
     result = null;
     els.summary.textContent = "Click an element: every layer back to the input lights up what it depends on.";
-    els.formula.textContent = "";
+    els.formula.replaceChildren();
     els.nodes.replaceChildren();
+    renderNotes();
     annotateGraph();
+  }
+
+  // The API's notes (why a field is wider than the windows), in its words, with the one-click way
+  // out where there is one: batch statistics in training mode go away in eval mode.
+  function renderNotes() {
+    els.notes.replaceChildren();
+    const notes = result?.notes || [];
+    for (const n of notes) {
+      const p = document.createElement("p");
+      p.className = "rf-note";
+      p.dataset.code = n.code;
+      p.textContent = n.message;
+      if (n.eval_fixes && setTrain) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "rf-eval";
+        b.textContent = "Use eval mode";
+        b.addEventListener("click", () => setTrain(false));
+        p.append(" ", b);
+      }
+      els.notes.append(p);
+    }
+    if (request && request.train === false && setTrain) {
+      const p = document.createElement("p");
+      p.className = "rf-note rf-mode-note";
+      p.textContent = "The network runs in eval mode (train: false): batch normalisation uses its running statistics.";
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "rf-train link";
+      b.textContent = "Back to training mode";
+      b.addEventListener("click", () => setTrain(true));
+      p.append(" ", b);
+      els.notes.append(p);
+    }
   }
 
   function renderResult() {
     els.nodes.replaceChildren();
+    renderNotes();
     if (!result) return;
     const m = mode();
     const input = result.input;
     const t = result.target;
-    els.summary.textContent = `${t.path || t.id}[${result.index.join(", ")}] depends on ${input.count.toLocaleString("en")} of the input's ${input.numel.toLocaleString("en")} elements` +
+    const value = t.value === undefined || t.value === null ? "" : ` = ${fmt(t.value, 6)}`;
+    els.summary.textContent = `${t.path || t.id}[${result.index.join(", ")}]${value} depends on ${input.count.toLocaleString("en")} of the input's ${input.numel.toLocaleString("en")} elements` +
       (input.bbox ? ` (rows ${input.bbox.slice(-2).map(([a, b]) => `${a}–${b}`).join(", columns ")}; ${input.bbox.slice(-2).map(([a, b]) => b - a + 1).join(" × ")})` : "") +
       (m === "effective" ? `; the gradient is non-zero on ${input.effective?.count ?? 0} of them.` : ".");
-    const f = result.formula;
-    els.formula.textContent = f ? `${f.symbolic}: ${f.steps.map((s) => `${s.path} ${s.type}: ${s.text}`).join(" → ")}; size ${f.size.join(" × ")}` : "";
+    renderFormula(result.formula);
     for (const n of result.nodes) {
       if (!n.count || n.op === "output") continue;
       const fig = document.createElement("figure");
@@ -190,25 +313,65 @@ export function createRfPanel(root, { setStatus }) {
     annotateGraph();
   }
 
-  // Light up the graph's nodes: the ones the element depends on, with their counts.
+  // The receptive-field recurrence along the chain, typeset with KaTeX (the API's LaTeX; its Unicode
+  // text where KaTeX cannot parse), then each layer's step and the size it reaches.
+  function renderFormula(f) {
+    els.formula.replaceChildren();
+    if (!f) return;
+    const head = document.createElement("p");
+    head.className = "rf-recurrence";
+    const math = document.createElement("span");
+    math.className = "math";
+    renderMath(math, f.latex || "", f.symbolic);
+    head.append(math);
+    const ol = document.createElement("ol");
+    ol.className = "rf-steps";
+    for (const st of f.steps) {
+      const li = document.createElement("li");
+      const who = document.createElement("span");
+      who.className = "rf-step-layer";
+      who.textContent = `${st.path} ${st.type}`;
+      const m = document.createElement("span");
+      m.className = "math";
+      renderMath(m, st.latex ? `r = ${st.latex}` : "", st.text);
+      li.append(who, " ", m);
+      ol.append(li);
+    }
+    const size = document.createElement("p");
+    size.className = "rf-size";
+    size.textContent = `size ${f.size.join(" × ")}`;
+    els.formula.append(head, ol, size);
+  }
+
+  // Light up the graph's nodes: the ones the element depends on, with their counts. The count is drawn
+  // beside the node, not inside its button, so the button's name still starts with what it shows
+  // (WCAG 2.5.3); its label says the count in words.
   function annotateGraph() {
     const svg = root.querySelector("#net-graph svg");
     if (!svg) return;
     const byId = new Map((result?.nodes || []).map((n) => [n.id, n]));
+    for (const t of svg.querySelectorAll("text.rf-count")) t.remove();
     for (const g of svg.querySelectorAll("g.df-node")) {
       const n = byId.get(g.dataset.id);
       g.classList.toggle("rf-hit", Boolean(n && n.count));
       g.classList.toggle("rf-target", Boolean(result && result.target.id === g.dataset.id));
-      g.querySelector("text.rf-count")?.remove();
+      const label = g.getAttribute("aria-label");
+      if (label !== null) {
+        g.dataset.label ??= label;
+        g.setAttribute("aria-label", n && n.count ? `${g.dataset.label}; in the receptive field: ${n.count.toLocaleString("en")} of ${n.numel.toLocaleString("en")} elements` : g.dataset.label);
+      }
       if (n && n.count) {
         const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
         t.setAttribute("class", "rf-count");
+        t.setAttribute("aria-hidden", "true");
+        t.dataset.for = g.dataset.id;
+        t.setAttribute("transform", g.getAttribute("transform") || "");
         const box = g.querySelector(".df-box");
         const w = Number(box?.getAttribute("width") || (Number(box?.getAttribute("r") || 0) * 2));
         t.setAttribute("x", String(w + 4));
         t.setAttribute("y", "12");
         t.textContent = `${n.count.toLocaleString("en")}/${n.numel.toLocaleString("en")}`;
-        g.append(t);
+        g.parentNode.append(t);
       }
     }
   }
@@ -221,9 +384,10 @@ export function createRfPanel(root, { setStatus }) {
     lead = [];
     picked = null;
     clearResult();
+    remember();
     renderPicker();
     els.panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
   }
 
-  return { update, annotateGraph, choose };
+  return { update, annotateGraph, choose, setRun };
 }

@@ -2,24 +2,42 @@
 // search box, and above them the network presets from GET /api/presets. Selecting a type hands its
 // example request to the caller; selecting a preset hands over the preset.
 
-function matches(entry, q) {
-  if (!q) return true;
-  const hay = `${entry.type} ${entry.family} ${entry.doc || ""}`.toLowerCase();
-  return q
-    .toLowerCase()
-    .split(/\s+/)
-    .filter(Boolean)
-    .every((w) => hay.includes(w));
+import { plainCode } from "../util/dom.js";
+
+const words = (q) => q.toLowerCase().split(/\s+/).filter(Boolean);
+
+// How well a query names an entry: 4 the exact name, 3 a prefix of it, 2 inside it, 1 every word in
+// the name, 0 only in the family or description, -1 not at all. Names outrank descriptions, so
+// "basic" + Enter opens BasicLinear, not the Transformer whose doc says "a basic transformer layer".
+export function matchRank(name, rest, q) {
+  const ws = words(q || "");
+  if (!ws.length) return 0;
+  const n = name.toLowerCase();
+  const whole = ws.join(" ");
+  const squeezed = ws.join("");
+  if (n === whole || n === squeezed) return 4;
+  if (n.startsWith(whole) || n.startsWith(squeezed)) return 3;
+  if (n.includes(whole) || n.includes(squeezed)) return 2;
+  if (ws.every((w) => n.includes(w))) return 1;
+  const hay = `${n} ${rest}`.toLowerCase();
+  return ws.every((w) => hay.includes(w)) ? 0 : -1;
 }
 
-function presetMatches(p, q) {
-  if (!q) return true;
-  const hay = `${p.name} ${p.description || ""} ${p.id} network preset`.toLowerCase();
-  return q
-    .toLowerCase()
-    .split(/\s+/)
-    .filter(Boolean)
-    .every((w) => hay.includes(w));
+const presetName = (p) => p.name.replace(/^Tutorial: /, "");
+
+// Every layer and preset the query finds, best first (rank, then layers before networks, then the
+// catalog's own order): the list shows them in this order and Enter opens the first.
+export function rankMatches(layers, presets, q) {
+  const found = [];
+  layers.forEach((l, i) => {
+    const r = matchRank(l.type, `${l.family} ${l.doc || ""}`, q);
+    if (r >= 0) found.push({ kind: "layer", entry: l, rank: r, order: i });
+  });
+  presets.forEach((p, i) => {
+    const r = matchRank(presetName(p), `${p.name} ${p.description || ""} ${p.id} network preset`, q);
+    if (r >= 0) found.push({ kind: "preset", entry: p, rank: r, order: layers.length + i });
+  });
+  return found.sort((a, b) => b.rank - a.rank || a.order - b.order);
 }
 
 export function createCatalog(root, { onSelect, onPreset = () => {} }) {
@@ -38,80 +56,97 @@ export function createCatalog(root, { onSelect, onPreset = () => {} }) {
   let current = null;
   let presets = [];
 
+  function presetButton(p) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "cat-preset";
+    b.dataset.preset = p.id;
+    b.textContent = presetName(p);
+    b.title = plainCode(p.description || p.name);
+    if (`preset:${p.id}` === current) {
+      b.classList.add("current");
+      b.setAttribute("aria-current", "true");
+    }
+    b.addEventListener("click", () => {
+      setOpen(false);
+      onPreset(p);
+    });
+    return b;
+  }
+
+  function layerButton(e) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "cat-item";
+    b.dataset.type = e.type;
+    b.textContent = e.type;
+    b.title = plainCode((e.doc || "").split("\n")[0]);
+    if (e.type === current) {
+      b.classList.add("current");
+      b.setAttribute("aria-current", "true");
+    }
+    b.addEventListener("click", () => {
+      setOpen(false);
+      onSelect(e);
+    });
+    return b;
+  }
+
+  function section(cls, title, buttons, family) {
+    const group = document.createElement("section");
+    group.className = cls;
+    if (family) group.dataset.family = family;
+    const h = document.createElement("h3");
+    h.textContent = title;
+    const ul = document.createElement("ul");
+    for (const b of buttons) {
+      const li = document.createElement("li");
+      li.append(b);
+      ul.append(li);
+    }
+    group.append(h, ul);
+    return group;
+  }
+
   function render() {
     const q = search.value.trim();
+    const total = catalog.layers.length + presets.length;
     const frag = document.createDocumentFragment();
-    let shown = 0;
-    const ps = presets.filter((p) => presetMatches(p, q));
-    if (ps.length) {
-      const group = document.createElement("section");
-      group.className = "cat-presets";
-      const h = document.createElement("h3");
-      h.textContent = "networks";
-      const ul = document.createElement("ul");
-      for (const p of ps) {
-        const li = document.createElement("li");
-        const b = document.createElement("button");
-        b.type = "button";
-        b.className = "cat-preset";
-        b.dataset.preset = p.id;
-        b.textContent = p.name.replace(/^Tutorial: /, "");
-        b.title = p.description || p.name;
-        if (`preset:${p.id}` === current) {
-          b.classList.add("current");
-          b.setAttribute("aria-current", "true");
-        }
-        b.addEventListener("click", () => {
-          setOpen(false);
-          onPreset(p);
-        });
-        li.append(b);
-        ul.append(li);
+    if (q) {
+      // One list, best match first: the order is the ranking, so Enter opens what is on top.
+      const found = rankMatches(catalog.layers, presets, q);
+      const buttons = found.map((m) => {
+        const b = m.kind === "layer" ? layerButton(m.entry) : presetButton(m.entry);
+        const tag = document.createElement("span");
+        tag.className = "cat-tag";
+        tag.textContent = m.kind === "layer" ? m.entry.family : "network";
+        b.append(" ", tag);
+        return b;
+      });
+      if (buttons.length) frag.append(section("cat-results", "best matches first", buttons));
+      list.replaceChildren(frag);
+      if (!found.length) {
+        const p = document.createElement("p");
+        p.className = "aside";
+        p.textContent = `Nothing matches “${q}”: no layer, no network.`;
+        list.append(p);
       }
-      group.append(h, ul);
-      frag.append(group);
+      const layers = found.filter((m) => m.kind === "layer").length;
+      const nets = found.length - layers;
+      count.textContent = `${found.length} of ${total}: ${layers} layer${layers === 1 ? "" : "s"}, ${nets} network${nets === 1 ? "" : "s"}`;
+      list.dataset.shown = String(found.length);
+      rove();
+      return;
     }
+    if (presets.length) frag.append(section("cat-presets", "networks", presets.map(presetButton)));
     const families = catalog.families?.length ? catalog.families : [...new Set(catalog.layers.map((l) => l.family))];
     for (const fam of families) {
-      const entries = catalog.layers.filter((l) => l.family === fam && matches(l, q));
-      if (!entries.length) continue;
-      const group = document.createElement("section");
-      group.className = "cat-family";
-      group.dataset.family = fam;
-      const h = document.createElement("h3");
-      h.textContent = fam;
-      const ul = document.createElement("ul");
-      for (const e of entries) {
-        const li = document.createElement("li");
-        const b = document.createElement("button");
-        b.type = "button";
-        b.className = "cat-item";
-        b.dataset.type = e.type;
-        b.textContent = e.type;
-        b.title = (e.doc || "").split("\n")[0];
-        if (e.type === current) {
-          b.classList.add("current");
-          b.setAttribute("aria-current", "true");
-        }
-        b.addEventListener("click", () => {
-          setOpen(false);
-          onSelect(e);
-        });
-        li.append(b);
-        ul.append(li);
-        shown++;
-      }
-      group.append(h, ul);
-      frag.append(group);
+      const entries = catalog.layers.filter((l) => l.family === fam);
+      if (entries.length) frag.append(section("cat-family", fam, entries.map(layerButton), fam));
     }
     list.replaceChildren(frag);
-    if (!shown && !ps.length) {
-      const p = document.createElement("p");
-      p.className = "aside";
-      p.textContent = `No layer matches “${q}”.`;
-      list.append(p);
-    }
-    count.textContent = q ? `${shown} of ${catalog.layers.length}` : `${catalog.layers.length} layers`;
+    count.textContent = `${catalog.layers.length} layers, ${presets.length} networks`;
+    list.dataset.shown = String(total);
     rove();
   }
 
@@ -137,7 +172,7 @@ export function createCatalog(root, { onSelect, onPreset = () => {} }) {
   // Enter in the search box opens the first match: type "conv2", Enter.
   search.addEventListener("keydown", (e) => {
     if (e.key !== "Enter") return;
-    const first = list.querySelector(".cat-item") || list.querySelector(".cat-preset");
+    const first = list.querySelector(".cat-item, .cat-preset");
     if (first) {
       e.preventDefault();
       first.click();

@@ -9,7 +9,7 @@
 
 import { parseValue, parseShape, parseData, formatValue, describeDefault, describeBounds, describeType } from "../util/params.js";
 import { shapeOf } from "../util/format.js";
-import { h } from "../util/dom.js";
+import { h, inlineCode, plainCode } from "../util/dom.js";
 
 
 
@@ -73,7 +73,8 @@ export function createConfigForm(root, { onEdit }) {
         inputmode: numeric && !spec.choices?.length ? (spec.type === "int" ? "numeric" : "decimal") : null,
         autocomplete: "off",
         spellcheck: "false",
-        placeholder: spec.required ? "" : formatValue(spec, spec.default),
+        // left empty, None stands for what the catalog says it means (a pool's stride: kernel_size)
+        placeholder: spec.required ? "" : spec.default === null && spec.default_means ? spec.default_means : formatValue(spec, spec.default),
       });
       if (spec.choices?.length) {
         const listId = idFor(`${path}-choices`);
@@ -83,7 +84,7 @@ export function createConfigForm(root, { onEdit }) {
       control.value = formatValue(spec, value);
     }
     controls[spec.name] = { spec, control };
-    const firstDocLine = (spec.doc || "").split(/\n|(?<=\.)\s/)[0];
+    const firstDocLine = plainCode((spec.doc || "").split(/\n|(?<=\.)\s/)[0]);
     return fieldRow(path, spec.name, control, { hint, title: firstDocLine, typeText, wide: control.tagName === "TEXTAREA" });
   }
 
@@ -191,6 +192,15 @@ export function createConfigForm(root, { onEdit }) {
     return { request, errors };
   }
 
+  // The field the person edited last: a shape mismatch is shown there when it is one of its two sides.
+  let lastEdited = null;
+  const noteEdit = (e) => {
+    const row = e.target.closest?.("[data-field]");
+    if (row && mine(e.target)) lastEdited = row.dataset.field;
+  };
+  root.addEventListener("input", noteEdit, true);
+  root.addEventListener("change", noteEdit, true);
+
   root.addEventListener("input", (e) => {
     if (!entry || e.target.closest("#catalog") || !mine(e.target)) return;
     const { request, errors } = collect();
@@ -218,13 +228,14 @@ export function createConfigForm(root, { onEdit }) {
   return {
     load(newEntry, request, devices) {
       entry = newEntry;
+      lastEdited = null;
       original = request;
       controls = {};
       const docLine = (entry.doc || "").split("\n")[0];
       if (layerBox) {
         layerBox.replaceChildren(
           h("legend", {}, h("span", { class: "layer-type" }, entry.type), " ", h("span", { class: "family" }, entry.family)),
-          docLine ? h("p", { class: "doc" }, docLine) : "",
+          docLine ? h("p", { class: "doc" }, inlineCode(docLine)) : "",
         );
         for (const spec of entry.params) layerBox.append(buildParam(spec, request.layer?.[spec.name]));
         if (!entry.params.length) layerBox.append(h("p", { class: "aside" }, "No constructor arguments."));
@@ -266,7 +277,10 @@ export function createConfigForm(root, { onEdit }) {
         const slot = row?.querySelector(":scope > .field-error");
         if (!slot) {
           if (!general) continue;
-          general.textContent = field && field !== "null" ? `${field}: ${msg}` : msg;
+          // no control of its own: the message alone (it names the argument in words), or prefixed by the
+          // argument's own name (never a path such as "layer.layers[0]") where it does not
+          const name = field && field !== "null" ? field.split(".").pop().replace(/\[\d+\]$/, "") : "";
+          general.textContent = name && !/^(layer|layers|inputs|body|shortcut)$/.test(name) && !msg.includes(name) ? `${name}: ${msg}` : msg;
           general.hidden = false;
           continue;
         }
@@ -275,8 +289,17 @@ export function createConfigForm(root, { onEdit }) {
         row.querySelector("input, select, textarea")?.setAttribute("aria-invalid", "true");
       }
     },
-    showApiError(err) {
-      this.showErrors({ [err.field || ""]: err.detail });
+    // The API names the field (for a mismatch, the input's shape) and the arguments on the other side
+    // (`related`: kernel_size…): the message goes next to the one just edited, else to `field`.
+    showApiError(err, { prefix = "" } = {}) {
+      const strip = (f) => (prefix && f && (f === prefix || f.startsWith(`${prefix}.`) || f.startsWith(`${prefix}[`)) ? `layer${f.slice(prefix.length)}` : f);
+      const sides = [err.field, ...(err.related || [])].filter(Boolean).map(strip);
+      const at = lastEdited && sides.includes(lastEdited) && rowFor(lastEdited) ? lastEdited : strip(err.field || "");
+      this.showErrors({ [at]: err.detail });
+      return at;
+    },
+    get lastEdited() {
+      return lastEdited;
     },
   };
 }

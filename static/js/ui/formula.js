@@ -254,6 +254,6 @@ export function renderFormulas(root, run, { entry = null, args = {}, defer = fal
   check.className = `shape-check ${run.shape_check ? "ok" : "bad"}`;
   check.dataset.ok = String(Boolean(run.shape_check));
   check.textContent = run.shape_check
-    ? `✓ matches torch: output shape ${shapeStr(real)}`
+    ? `✓ matches torch: ${shapeStr(real)}` // one line in the narrow column, so every formula has room
     : `✗ predicted ${shapeStr(predicted)} but torch produced ${shapeStr(real)}`;
 }

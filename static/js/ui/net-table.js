@@ -47,7 +47,7 @@ export function renderNetTable(root, { result, error, failed = null, pickable, o
     const path = error.path ?? failed?.path ?? "";
     name.style.setProperty("--depth", path ? path.split(".").length - 1 : 0);
     name.append(el("span", "path", path || "network"), " ", el("span", "type", failed?.type || ""));
-    const what = { shape_mismatch: "shapes do not fit", invalid_argument: "invalid argument" }[error.error] || error.error || "error";
+    const what = { shape_mismatch: "shapes do not fit", invalid_argument: "invalid argument" }[error.error] || "error";
     const msg = el("td", "shape", `✕ ${what}`);
     msg.colSpan = 3;
     tr.append(name, msg);

@@ -51,13 +51,17 @@ function card(t, role) {
 // current one has run a while (`pause`, util/schedule.js budgetYield; big heatmaps go on a canvas,
 // in pieces), so no edit blocks the page. Resolves when all are drawn, or stops (false) once
 // `cancelled()` is true or a newer call has replaced the cards.
-export async function renderTensors(root, run, { cancelled = () => false, pause = budgetYield() } = {}) {
+export async function renderTensors(root, run, opts = {}) {
   const groups = [
     ["Inputs", "input", run.inputs || []],
     ["Parameters", "param", (run.params || []).map((p) => ({ ...p, name: p.name }))],
     ["Outputs", "output", run.outputs?.length ? run.outputs : run.output ? [run.output] : []],
   ];
-  const body = root.querySelector("#tensors-body");
+  return renderTensorGroups(root.querySelector("#tensors-body"), groups, opts);
+}
+
+// The same cards for any list of [title, role, tensors] groups (the network view shows its output).
+export async function renderTensorGroups(body, groups, { cancelled = () => false, pause = budgetYield() } = {}) {
   body.replaceChildren();
   const pending = [];
   for (const [title, role, list] of groups) {

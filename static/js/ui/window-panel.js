@@ -33,10 +33,12 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     exportDepths: $(root, "#win-export .export-depths"), exportAllDepths: $(root, "#win-export-all-depths"),
   };
   el.speed.replaceChildren(...SPEEDS.map((s) => new Option(`${s}×`, String(s))));
-  el.speed.value = "1";
+  // Speed and fast mode are the user's choices: they live in ui (and so in the link).
+  const uiSpeed = () => (SPEEDS.includes(Number(getUi().speed)) ? Number(getUi().speed) : 1);
+  el.speed.value = String(uiSpeed());
   const motionQuery = window.matchMedia?.("(prefers-reduced-motion: reduce)");
   const reduceMotion = motionQuery?.matches ?? false;
-  let fastChosen = null; // the user's choice; null: automatic (fast past FAST_ABOVE steps)
+  const fastChosen = () => (typeof getUi().fast === "boolean" ? getUi().fast : null); // null: automatic (fast past FAST_ABOVE steps)
 
   let run = null;
   let drawing = null;
@@ -56,6 +58,7 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     el.scrub.value = String(timeline.step);
     const oc = stepToOutput(run.windows, timeline.step, getUi().depth || 0);
     el.step.textContent = `step ${timeline.step + 1} / ${timeline.count} · output (${oc.join(", ")})`;
+    el.scrub.setAttribute("aria-valuetext", `step ${timeline.step + 1} of ${timeline.count}, output (${oc.join(", ")})`);
     el.fast.checked = timeline.stride > 1;
     root.dataset.step = String(timeline.step);
   };
@@ -67,21 +70,34 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     timeline?.pause();
     timeline?.seek(Number(el.scrub.value));
   });
-  el.speed.addEventListener("change", () => timeline?.setSpeed(Number(el.speed.value)));
+  const setSpeed = (x) => {
+    el.speed.value = String(x);
+    timeline?.setSpeed(x);
+    setUi({ speed: x });
+  };
+  el.speed.addEventListener("change", () => setSpeed(Number(el.speed.value)));
   el.fast.addEventListener("change", () => {
-    fastChosen = el.fast.checked;
-    timeline?.setStride(sweepStride(run.windows, timeline.count, fastChosen));
+    setUi({ fast: el.fast.checked });
+    timeline?.setStride(sweepStride(run.windows, timeline.count, el.fast.checked));
+    refreshControls();
   });
   el.batch.addEventListener("change", () => setUi({ batch: Number(el.batch.value) }));
   el.channel.addEventListener("change", () => setUi({ channel: Number(el.channel.value) }));
   el.depth.addEventListener("change", () => setUi({ depth: Number(el.depth.value) }));
   // Space/arrow shortcuts while focus is inside the panel but not in a form control.
   root.addEventListener("keydown", (e) => {
-    if (!timeline || e.target.closest("input, select, textarea, [role=grid]")) return;
+    // Keys a part of the drawing handled (the output grid, the channel strip) are theirs alone.
+    if (!timeline || e.defaultPrevented || e.target.closest("input, select, textarea, [role=grid], [role=radiogroup]")) return;
     if (e.key === "ArrowRight") timeline.stepBy(1);
     else if (e.key === "ArrowLeft") timeline.stepBy(-1);
     else if (e.key === "k" || (e.key === " " && e.target === root)) timeline.toggle();
-    else return;
+    else if (e.key === "Home") timeline.seek(0);
+    else if (e.key === "End") timeline.seek(timeline.count - 1);
+    else if (e.key === "+" || e.key === "=" || e.key === "-") {
+      // One notch faster or slower.
+      const i = SPEEDS.indexOf(uiSpeed()) + (e.key === "-" ? -1 : 1);
+      setSpeed(SPEEDS[Math.max(0, Math.min(SPEEDS.length - 1, i))]);
+    } else return;
     e.preventDefault();
   });
 
@@ -174,8 +190,12 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
     el.valuesNote.hidden = !src.note;
     root.dataset.values = src.kind;
     const width = Math.max(260, el.drawing.clientWidth || 600);
+    // 2-D and 3-D windows draw one input channel at a time (the strip chooses; ui.inChannel).
+    const band = Math.max(0, src.bands.findIndex((b) => b.channel === ui.inChannel));
+    const stripFocused = !!document.activeElement?.closest?.("#win-drawing .chan-strip");
     drawing = createWindowDrawing(el.drawing, {
-      win: w, width, depth, bands: src.bands, outputValue: src.outputValue, outChannel: channel,
+      win: w, width, depth, bands: src.bands, band, outputValue: src.outputValue, outChannel: channel,
+      onBand: (b) => setUi({ inChannel: src.bands[b].channel }),
       colorIn: valueColor(src.inDomain ?? valueDomain(input)), colorOut: valueColor(src.outDomain ?? valueDomain(output)),
       colorW: valueColor(src.wDomain ?? [-1, 1]),
       names: { input: input.name || "input", output: output.name || "output" },
@@ -187,6 +207,9 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       },
       onTermHover,
     });
+    // The strip keeps the keyboard focus across the redraw its choice causes.
+    if (stripFocused) el.drawing.querySelector(".chan-strip .thumb[aria-checked=true]")?.focus();
+    shownInput = src.bands[drawing.layout.shown[0]]?.channel ?? shownInput;
     drawChannelMap(el.channels, w, {
       selected: channel, shownInput, isPool: w.kind === "pool",
       onSelect: (o) => setUi({ channel: o }),
@@ -203,8 +226,9 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
       },
       onPlayState: refreshControls,
     });
-    timeline.setSpeed(Number(el.speed.value));
-    timeline.setStride(sweepStride(w, count, fastChosen ?? count > FAST_ABOVE));
+    el.speed.value = String(uiSpeed());
+    timeline.setSpeed(uiSpeed());
+    timeline.setStride(sweepStride(w, count, fastChosen() ?? count > FAST_ABOVE));
     firstDraw = true;
     timeline.seek(keep);
     firstDraw = false;
@@ -320,6 +344,15 @@ export function createWindowPanel(root, { getUi, setUi, onPick, onNeedSlice = ()
             timeline.pause();
             timeline.seek(s);
           }
+        }
+      }
+      // A term on an input channel not drawn (one channel at a time): draw that channel.
+      if (t !== null && t !== undefined && drawing?.layout.strip) {
+        const b = drawing.bandOfTerm(t);
+        const ch = drawing.layout.shown[0] === b ? null : el.drawing && drawing.layout.strip.thumbs[b] ? b : null;
+        if (ch !== null) {
+          const chan = Number(el.drawing.querySelector(`.chan-strip .thumb[data-band="${b}"]`)?.dataset.channel);
+          if (Number.isFinite(chan)) setUi({ inChannel: chan });
         }
       }
       drawing?.highlightTerm(t);

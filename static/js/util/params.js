@@ -14,6 +14,8 @@ export function formatValue(spec, v) {
 export function describeDefault(spec) {
   if (spec.required) return "required";
   if (!("default" in spec)) return "";
+  // None stands for something (the stride: the kernel size): say what, as the catalog read it from torch's doc
+  if (spec.default === null) return spec.default_means ? `default: ${spec.default_means}` : "optional (not set by default)";
   return `default ${formatValue(spec, spec.default)}`;
 }
 

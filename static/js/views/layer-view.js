@@ -16,6 +16,8 @@ import { createPalette } from "../geometry/palette.js";
 import { drawLinear, drawBilinear } from "../draw/matrix.js";
 import { drawBlocks } from "../draw/blocks.js";
 import { drawFlow } from "../draw/flow.js";
+import { drawDataflow } from "../draw/dataflow.js";
+import { callsChildren } from "../geometry/dataflow.js";
 import { exportSvg, exportPng } from "../export.js";
 import { debounce, sameShape, shapeStr } from "../util/format.js";
 import { afterFrame, budgetYield, nextTask } from "../util/schedule.js";
@@ -97,7 +99,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
 
   store.subscribe((state, prev, reason) => {
     if (reason === "ui" && state.ui !== prev.ui) {
-      const changed = ["channel", "batch", "depth"].some((k) => state.ui[k] !== prev.ui[k]);
+      const changed = ["channel", "batch", "depth", "inChannel"].some((k) => state.ui[k] !== prev.ui[k]);
       if (changed) windowPanel.uiChanged();
     }
   });
@@ -152,6 +154,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       return;
     }
     form.clearErrors();
+    editedRun = true;
     setStatus("editing…", "busy");
     shapeNow(request, runSeq + 1);
     runNow();
@@ -207,6 +210,14 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       const run = inside
         ? await api.run({ ...inside, ...slice }, { signal: runCtl.signal, path: drill.path })
         : await api.run({ ...request, ...slice }, { signal: runCtl.signal });
+      // A run with `path` answers without the child's own graph: a drilled module that is not a
+      // family drawing asks for it (meta device, no numbers), so a composite draws its dataflow here too.
+      if (inside && !run.graph && diagramKind(entry) === "generic") {
+        run.graph = (await api.shape(request, { signal: runCtl.signal }).catch((e) => {
+          if (isAbort(e)) throw e;
+          return null;
+        }))?.graph ?? null;
+      }
       if (seq !== runSeq) return;
       drawnSeq = seq;
       sliceAsked = null;
@@ -219,9 +230,9 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     } catch (e) {
       if (isAbort(e) || seq !== runSeq) return;
       if (e instanceof ApiError) {
-        form.showApiError(e);
+        form.showApiError(e, { prefix: drill?.field });
         markStale(Boolean(lastRun), lastRun ? "The server refused this configuration (see the message at the field); the view shows the last valid one." : "");
-        setStatus(e.code || `error ${e.status}`, "error");
+        setStatus(e.words, "error");
       } else {
         markStale(Boolean(lastRun), "The server could not be reached.");
         setStatus(`network error: ${e.message}`, "error");
@@ -235,6 +246,10 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     const type = run.type || lastRunRequest.layer.type;
     const kind = diagramKind(entry);
     const host = $("#diagram");
+    // The shapes' head start carries no graph: a composite's dataflow stays until the run redraws it,
+    // instead of flashing the generic drawing in between.
+    if (!run.graph && host.dataset.kind === "dataflow" && host.dataset.type === type) return;
+    host.dataset.type = type;
     host.dataset.kind = kind;
     const opts = {
       colorOf: createPalette(),
@@ -246,7 +261,13 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       args: lastRunRequest?.layer ?? {},
     };
     try {
-      diagram = DRAWERS[kind](host, run, opts);
+      if (callsChildren(run.graph)) {
+        // One layer, one picture: a module built of children is drawn as its dataflow.
+        host.dataset.kind = "dataflow";
+        host.replaceChildren();
+        drawDataflow(host, run.graph);
+        diagram = { highlight() {} };
+      } else diagram = DRAWERS[kind](host, run, opts);
       showEmpty(host, run);
     } catch (e) {
       // A shape the family drawing did not foresee still gets the generic diagram.
@@ -259,6 +280,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       bilinear: "y[n, k] = x₁[n] · A_k · x₂[n]ᵀ + b_k",
       blocks: "input, kernel and output",
       generic: "tensor flow",
+      dataflow: "dataflow of its forward(): the child modules it calls",
     }[host.dataset.kind];
   }
 
@@ -334,14 +356,17 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     return e.explain !== null && e.explain !== undefined;
   }
 
-  // After an edit, the shapes before it stay faintly beside the new ones: cause and effect.
+  // After an edit, the shapes before it stay faintly beside the new ones: cause and effect. Only
+  // after an edit of this layer: a layer opened anew (from the catalog, a link, a network's
+  // drill-down) has no "before", whatever was on screen until then.
   let shownShapes = null;
+  let editedRun = false; // the run being drawn answers an edit in the form
   function showPreviousShapes(run) {
     const el = $("#shape-prev");
     const now = { type: run.type, outputs: (run.outputs?.length ? run.outputs : [run.output]).filter(Boolean).map((t) => ({ name: t.name, shape: t.shape })) };
     const before = shownShapes;
     shownShapes = now;
-    const changed = before && before.type === now.type && JSON.stringify(before.outputs) !== JSON.stringify(now.outputs);
+    const changed = editedRun && before && before.type === now.type && JSON.stringify(before.outputs) !== JSON.stringify(now.outputs);
     el.hidden = !changed;
     if (!changed) return;
     el.replaceChildren("before this edit: ", ...before.outputs.flatMap((t, i) => [i ? ", " : "", `${before.outputs.length > 1 ? `${t.name} ` : ""}${shapeStr(t.shape)}`]));
@@ -461,6 +486,8 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       if (!request.inputs && entry.example?.inputs) request = { ...request, inputs: entry.example.inputs };
       drill = store.get().ui.drill || null;
       renderDrillBar();
+      shownShapes = null;
+      editedRun = false;
       store.update({ request }, "load");
       form.load(entry, request, devices);
       lastWidth = $("#diagram").clientWidth;

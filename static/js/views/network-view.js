@@ -12,6 +12,8 @@ import { drawNetwork } from "../draw/network.js";
 import { mountPaste } from "../net/paste.js";
 import { renderGraphPanel } from "../net/graph-panel.js";
 import { createRfPanel } from "../net/rf-panel.js";
+import { renderTensorGroups } from "../ui/tensors.js";
+import { inlineCode } from "../util/dom.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -44,6 +46,8 @@ const NETWORK_INPUTS = [{ name: "input", convention: "(*)", kind: "normal" }];
 export function createNetworkView(root, { store, byType, catalog, devices, presets = [], setStatus, onDrill, onPreset }) {
   const $ = (sel) => root.querySelector(sel);
   const els = {
+    outPanel: $("#net-output-panel"),
+    outBody: $("#net-output-body"),
     tree: $("#net-tree"),
     addType: $("#net-add-type"),
     add: $("#net-add"),
@@ -109,7 +113,18 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     els.shortcut.append(og);
   }
   for (const p of presets) els.preset.append(new Option(p.name, p.id));
-  const rfPanel = createRfPanel(root, { setStatus });
+  const rfPanel = createRfPanel(root, {
+    setStatus,
+    store,
+    // train: false is eval mode for the whole network (running statistics, no dropout); the link keeps it
+    setTrain: (on) => {
+      const next = { ...request() };
+      if (on) delete next.train;
+      else next.train = false;
+      store.update({ request: next }, "edit");
+      runNow();
+    },
+  });
   // A pasted model opens like a preset (the whole request replaced, view and link updated).
   mountPaste(root, { setStatus, onOpen: (request) => onPreset({ id: "", name: "pasted code", request }) });
 
@@ -315,7 +330,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
         markStale(false);
         render();
         showApiError(e);
-        setStatus(e.code === "shape_mismatch" ? "shapes do not fit" : e.code || `error ${e.status}`, "error");
+        setStatus(e.words, "error");
       } else {
         markStale(Boolean(graph), "The server could not be reached.");
         setStatus(`network error: ${e.message}`, "error");
@@ -332,10 +347,20 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       const run = await api.run(req, { signal: codeCtl.signal });
       if (seq !== runSeq) return;
       els.code.textContent = run.code || "# the server sent no script";
+      rfPanel.setRun(run);
+      renderOutput(run, seq);
     } catch (e) {
       if (isAbort(e) || seq !== runSeq) return;
       els.code.textContent = `# The network could not be run for a script: ${e instanceof ApiError ? e.detail : e.message}`;
     }
+  }
+
+  // The final output's values (the script's run), as the layer view's tensor cards: a heatmap with
+  // values on hover, the numbers when small. Every output of a multi-output network gets a card.
+  function renderOutput(run, seq) {
+    const outs = run.outputs?.length ? run.outputs.map((o) => (o.same_as && o.same_as === run.output?.name ? run.output : o)) : run.output ? [run.output] : [];
+    els.outPanel.hidden = !outs.length;
+    renderTensorGroups(els.outBody, [["Output", "output", outs]], { cancelled: () => seq !== runSeq });
   }
 
   function showApiError(e) {
@@ -353,8 +378,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     // A bad argument: open that layer's arguments, so the message sits beside the bad value.
     const it = graph?.bad;
     if (it && it.kind === "layer" && e.code !== "shape_mismatch" && selected !== it.field) select(it.field);
-    const mine = childErrors();
-    if (mine) childForm.showErrors(mine);
+    if (childErrors()) childForm.showApiError(e, { prefix: selected });
   }
 
   // The last error, as the selected layer's form shows it: "layer.layers[2].in_features" → "layer.in_features".
@@ -385,7 +409,10 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     els.note.textContent = inner
       ? `${graph.root.type} is one module: its ${result.trace.length} submodules are listed in the summary, in the order they run; the dataflow graph below shows how its forward() connects them. Add a layer to make it part of a Sequential.`
       : "";
-    if (!result) els.code.textContent = "# the network's shapes must fit before it can run";
+    if (!result) {
+      els.code.textContent = "# the network's shapes must fit before it can run";
+      els.outPanel.hidden = true;
+    }
     els.error.hidden = !error;
     els.error.textContent = error ? error.detail : "";
     if (error?.path !== undefined && error?.path !== null) els.error.dataset.path = error.path;
@@ -499,8 +526,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       } else {
         els.childForm.hidden = false;
         childForm.load(entry, { layer: cfg }, devices);
-        const mine = childErrors();
-        if (mine) childForm.showErrors(mine);
+        if (childErrors()) childForm.showApiError({ field: error.field, detail: error.detail, related: error.related || [] }, { prefix: selected });
       }
     }
   }
@@ -539,7 +565,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       editorFor = null;
       els.preset.value = presetId;
       const p = presets.find((x) => x.id === presetId);
-      els.presetDesc.textContent = p?.description || "";
+      els.presetDesc.replaceChildren(...inlineCode(p?.description || ""));
       renderBuilder();
       markStale(false);
       runNow();
