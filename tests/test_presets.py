@@ -20,7 +20,7 @@ PUBLISHED = {
     "vgg16": 138_357_544,
     "mobilenet-v2": 3_504_872,
     "densenet121": 7_978_856,
-    "inception-v3": 23_834_568,  # without the auxiliary head; with it below
+    "inception-v3": 27_161_264,  # with its auxiliary head, torchvision's default; without it below
     "vit-b16": 86_567_656,
 }
 BY_ID = {p["id"]: p for p in CLASSICS}
@@ -40,10 +40,11 @@ def test_parameter_count_is_the_published_one(preset_id):
     assert _count(preset["request"]["layer"]) == PUBLISHED[preset_id]
 
 
-def test_inception_with_its_auxiliary_head():
-    assert _count(inception_v3(aux_logits=True)) == 27_161_264 == BY_ID["inception-v3"]["param_count_with_aux"]
-    # the auxiliary classifier is a second output, read from Mixed_6e
-    config = inception_v3(aux_logits=True)
+def test_inception_with_and_without_its_auxiliary_head():
+    assert _count(inception_v3(aux_logits=False)) == 23_834_568 == BY_ID["inception-v3"]["param_count_without_aux"]
+    # the preset ships with the auxiliary classifier, a second output read from Mixed_6e
+    config = BY_ID["inception-v3"]["request"]["layer"]
+    assert config == inception_v3(aux_logits=True)
     assert config["outputs"] == ["fc", "AuxLogits"]
     answer = service.shape(REGISTRY, {"layer": config, "inputs": [{"shape": [2, 3, 299, 299]}]}, SETTINGS)
     assert answer["output_shapes"] == [[2, 1000], [2, 1000]]
@@ -69,6 +70,7 @@ def test_shape_answers_for_every_classic_within_the_default_memory_limit(preset_
     expected = {
         "unet": [[n, 2, *preset["request"]["inputs"][0]["shape"][2:]]],
         "vit-tiny": [[n, 10]],
+        "inception-v3": [[n, 1000], [n, 1000]],  # logits and the auxiliary head's
     }.get(preset_id, [[n, 1000]])
     assert answer["output_shapes"] == expected
     assert answer["param_count"] == preset.get("param_count", answer["param_count"])

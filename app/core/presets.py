@@ -752,12 +752,13 @@ CLASSICS: list[dict[str, Any]] = [
         "inception-v3",
         "Inception-v3",
         "Szegedy et al. (2016): parallel 1×1, 3×3, factorised 7×7 and pooling branches concatenated on the "
-        "channels (Graphs with cat). Without the auxiliary classifier (inception_v3(aux_logits=True) adds it "
-        "on Mixed_6e as a second output: 27,161,264 parameters). Randomly initialised.",
-        inception_v3(aux_logits=False),
+        "channels (Graphs with cat). As torchvision builds it by default, with the auxiliary classifier on "
+        "Mixed_6e as a second output (the network returns (logits, aux_logits)); inception_v3(aux_logits=False) "
+        "leaves it out: 23,834,568 parameters. Randomly initialised.",
+        inception_v3(),
         [1, 3, 299, 299],
-        23_834_568,
-        param_count_with_aux=27_161_264,
+        27_161_264,
+        param_count_without_aux=23_834_568,
     ),
     _classic(
         "unet",

@@ -210,3 +210,36 @@ def test_receptive_field_in_lenet(page, presets):
     page.wait_for_function("() => document.querySelectorAll('#net-graph g.df-node.rf-hit').length === 14")
     assert page.locator('#rf-nodes figure[data-id="input_1"]').get_attribute("data-count") == "784"
     assert page.locator("#rf-formula").inner_text() == ""
+
+
+TWO_OUTPUTS = {
+    "layer": {
+        "type": "Graph",
+        "inputs": ["x"],
+        "nodes": [
+            {"name": "fc", "module": {"type": "Linear", "in_features": 4, "out_features": 3}, "args": ["x"]},
+            {"name": "act", "op": "relu", "args": ["fc"]},
+            {"name": "head", "module": {"type": "Linear", "in_features": 3, "out_features": 2}, "args": ["act"]},
+        ],
+        "outputs": ["head", "act"],
+    },
+    "inputs": [{"shape": [5, 4]}],
+}
+
+
+def test_graph_with_two_outputs_draws(page, console):
+    """A graph that returns a tuple (Inception-v3 with its auxiliary head) draws: every output with its shape."""
+    open_net(page, TWO_OUTPUTS)
+    assert page.locator("#network-view").get_attribute("data-state") == "ok"
+    page.locator("#net-graph svg").wait_for()
+    summary = page.locator("#network-view").inner_text()
+    assert "network error" not in summary
+    assert "head (5, 2)" in summary and "act (5, 3)" in summary
+    # the network-flow card reads the graph's nodes by name and kind, not its config's repr
+    card = page.locator('g.net-node[data-type="Graph"]')
+    assert card.locator("text.net-sub").text_content().startswith("x → fc Linear, act relu")
+    assert "{…}" not in card.text_content()
+    assert "x → fc Linear, act relu, head Linear → (head, act)" in card.locator("title").text_content()
+    shots = Path("/work/shots/h17-finish")
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "two-outputs.png"), full_page=True)

@@ -259,6 +259,8 @@ class LayerSpec:
             "container": self.container is not None,
             "slots": dict(self.container.slots) if self.container else None,
             "chain": bool(self.container and self.container.chain),
+            # a dataflow graph: its nodes are named layers, operations and parameters, not a list of layers
+            "dataflow": bool(self.container and self.container.dataflow),
             "spatial_rank": self.spatial_rank,
             "same_units": self.same_units,
             "dtypes": list(DTYPES),

@@ -5,6 +5,7 @@
 import { addArrowMarker, svgIn } from "./common.js";
 import { layoutNetwork } from "../geometry/network.js";
 import { shapeStr } from "../util/format.js";
+import { graphSummary, isDataflow } from "../net/model.js";
 
 const MARKERS = { ok: "#475569", bad: "#dc2626", unknown: "#94a3b8" };
 
@@ -23,7 +24,9 @@ function paramText(item) {
 export function nodeLabel(item) {
   const io = item.inShape ? ` — input ${shapeStr(item.inShape)}${item.outShape ? ` → output ${shapeStr(item.outShape)}` : ""}` : "";
   const p = item.params !== null && item.params !== undefined ? `, ${item.params.toLocaleString("en")} parameters` : "";
-  return `${item.path || "network"}: ${item.type}${io}${p}`;
+  // a Graph's card is too narrow for its nodes: the tooltip lists them all
+  const nodes = isDataflow(item.config) ? `; ${graphSummary(item.config)}` : "";
+  return `${item.path || "network"}: ${item.type}${io}${p}${nodes}`;
 }
 
 export function drawNetwork(container, graph, { width, message = "", selected = null, onPick = () => {}, canPick = () => true }) {

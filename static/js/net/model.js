@@ -36,6 +36,27 @@ export function isSum(config) {
   return Boolean(f?.container && !f.chain);
 }
 
+// A dataflow graph (Graph): named nodes, each a layer, an operation of a fixed table or a learnable tensor.
+export function isDataflow(config) {
+  return Boolean(fact(config?.type)?.dataflow);
+}
+
+// A graph node in a few words, read from its config: "fc Linear", "act relu", "cls parameter (1, 4)".
+function graphNodeText(node) {
+  if (node.module) return `${node.name} ${node.module.type}`;
+  if (node.op) return `${node.name} ${node.op}`;
+  if (node.parameter) return `${node.name} parameter ${fmtArg(node.parameter.shape ?? [])}`;
+  return String(node.name);
+}
+
+// "x → fc Linear, act relu, head Linear → (head, act)": a graph's inputs, its nodes in the order they
+// run and what it returns.
+export function graphSummary(config) {
+  const outs = config.outputs ?? config.nodes?.at(-1)?.name;
+  const outText = Array.isArray(outs) ? (outs.length === 1 ? outs[0] : `(${outs.join(", ")})`) : String(outs ?? "");
+  return `${(config.inputs ?? ["x"]).join(", ")} → ${(config.nodes || []).map(graphNodeText).join(", ")} → ${outText}`;
+}
+
 // The parameter of a container that holds a list of layers, and the one that holds a single layer.
 function listSlot(type) {
   return (fact(type)?.params || []).find((p) => p.type === "layers")?.name ?? null;
@@ -475,12 +496,15 @@ function fmtArg(v) {
 // "in=6, out=16, k=5" — a node's one-line summary of its arguments.
 export function argSummary(config, maxChars = 40) {
   if (!config) return "";
+  let s = isDataflow(config) ? graphSummary(config) : "";
+  if (s) return s.length > maxChars ? `${s.slice(0, Math.max(1, maxChars - 1))}…` : s;
   const parts = [];
+  const slots = slotsOf(config);
   for (const [k, v] of Object.entries(config)) {
-    if (k === "type" || k === "name" || k === "layers" || k === "body" || k === "shortcut") continue;
+    if (k === "type" || k === "name" || k === "layers" || k === "body" || k === "shortcut" || slots.includes(k)) continue;
     parts.push(`${SHORT[k] || k}=${fmtArg(v)}`);
   }
-  let s = parts.join(", ");
+  s = parts.join(", ");
   if (s.length > maxChars) s = `${s.slice(0, Math.max(1, maxChars - 1))}…`;
   return s;
 }

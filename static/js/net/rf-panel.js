@@ -101,6 +101,8 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     els.panel.hidden = !graph;
     if (!graph) return;
     const opts = candidates();
+    // a network with several outputs (a tuple) has no one output tensor to click: start at its first output node
+    if (!opts.some((n) => n.id === targetId)) targetId = opts[0]?.id ?? "output";
     els.node.replaceChildren(...opts.map((n) => new Option(`${n.op === "output" ? "network output" : nodeName(n)} · ${n.type || n.label} ${shapeStr(n.shape)}`, n.id)));
     if (nextKey !== key) {
       key = nextKey;
@@ -185,7 +187,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
 
   function renderPicker() {
     const node = nodeOf(targetId);
-    if (!node) {
+    if (!node || !Array.isArray(node.shape)) {
       els.target.replaceChildren();
       els.lead.replaceChildren();
       leadFor = "";

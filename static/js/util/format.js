@@ -55,6 +55,8 @@ export function fmtFactor(v, digits = 4) {
 
 export function shapeStr(shape) {
   if (!Array.isArray(shape)) return String(shape);
+  // a tuple of shapes (a network with several outputs): each shape in its own parentheses
+  if (shape.some(Array.isArray)) return `(${shape.map(shapeStr).join(", ")})`;
   return `(${shape.join(", ")}${shape.length === 1 ? "," : ""})`;
 }
 

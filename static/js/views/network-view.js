@@ -442,7 +442,10 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       const t = result.totals || { param_count: result.param_count };
       items.push(["params", t.param_count.toLocaleString("en"), "net-total-params", t.param_count]);
       if (t.macs !== undefined && t.macs !== null) items.push(["mult-adds", `${t.macs_complete ? "" : "≥ "}${fmtCount(t.macs)}`]);
-      items.push(["output", shapeStr(result.output_shape)]);
+      // a network that returns a tuple (Inception-v3 with its auxiliary head): every output by name, with its shape
+      const outs = result.output_shapes?.length > 1 ? result.output_shapes : null;
+      if (outs) items.push([`${outs.length} outputs`, outs.map((s, i) => `${result.output_names?.[i] ?? `output ${i}`} ${shapeStr(s)}`).join(", ")]);
+      else items.push(["output", shapeStr(result.output_shape)]);
     } else if (error) items.push(["network", error.error === "shape_mismatch" ? "shapes do not fit" : "not built", "net-total-params", ""]);
     els.sum.replaceChildren(
       ...items.map(([k, v, id, value]) => {
