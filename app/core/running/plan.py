@@ -26,9 +26,9 @@ from app.core.catalog.args import tensor_from_json
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, TooLarge
-from app.core.networks.containers import check_structure, predict
+from app.core.networks.containers import check_structure
 from app.core.networks.trace import tracing
-from app.core.networks.tree import LayerNode, build, resolve, walk
+from app.core.networks.tree import LayerNode, build, predict, resolve, walk
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import human, refuse, response_bytes, tensor_bytes, workspace_bytes
