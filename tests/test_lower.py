@@ -3,15 +3,18 @@ one engine predicts their shapes, records their trace and words their shape erro
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+import torch
 
 from app.core.errors import ShapeMismatch
 from app.core.networks import graphnet
 from app.core.networks.graphnet import Ref
 from app.core.networks.lower import SUM, lower
-from app.core.networks.tree import resolve
+from app.core.networks.tree import build, resolve, walk
+from app.core.presets import presets
 from app.core.running import requests
 from app.core.running.plan import plan_request
 from app.core.schema import RunRequest, parse
@@ -113,3 +116,25 @@ def test_a_residuals_mismatch_is_found_by_the_engine(registry, settings, engine_
     assert engine_calls == [("", "ResidualSum")]
     assert caught.value.detail.startswith("Residual: the body outputs (4, 5) but the shortcut is the identity")
     assert caught.value.field == "layer"
+
+
+LOWERED = [p for p in presets() if any(c in json.dumps(p["request"]) for c in ('"Sequential"', '"Residual"'))]
+
+
+@pytest.mark.parametrize("preset", LOWERED, ids=[p["id"] for p in LOWERED])
+def test_every_lowered_node_is_the_module_built_at_its_path(registry, preset):
+    """The lowered graph names each layer by the path the built module has it under, in build order."""
+    node = resolve(registry, preset["request"]["layer"])
+    with torch.device("meta"):
+        module = build(node)
+    lowered = 0
+    for path, sub in walk(node):
+        if sub.spec.container is None or sub.spec.container.lower is None:
+            continue
+        gdef = lower(sub)
+        owner = module.get_submodule(path)
+        names = [n.name for n in gdef.nodes if n.kind == "module"]
+        built = [name for name, _ in owner.named_modules() if name in names]
+        assert built == names  # every node is a built submodule, in the order they were built
+        lowered += 1
+    assert lowered
