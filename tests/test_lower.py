@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from app.core.errors import ShapeMismatch
+from app.core.networks import graph as dataflow
 from app.core.networks import graphnet
 from app.core.networks.graphnet import Ref
 from app.core.networks.lower import SUM, lower
@@ -138,3 +139,32 @@ def test_every_lowered_node_is_the_module_built_at_its_path(registry, preset):
         assert built == names  # every node is a built submodule, in the order they were built
         lowered += 1
     assert lowered
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [p for p in presets() if p["id"] in ("lenet5", "resnet-basic-block", "small-cnn-batchnorm", "resnet18", "unet")],
+    ids=lambda p: p["id"],
+)
+def test_the_dataflow_graph_takes_the_formulas_shapes_and_they_equal_a_meta_run(
+    registry, settings, preset, monkeypatch
+):
+    """Leaf layers whose formula answered are not run again on meta for the dataflow graph; the graph
+    is the one a full meta pass gives, shape for shape."""
+    req = {**preset["request"], "seed": 0}
+    fast = requests.shape(registry, req, settings, detail="full")["graph"]
+    dataflow._CACHE.clear()
+    stood_in: list[str] = []
+    real_call = dataflow._KnownShapes.call_module
+
+    def spy(self, target, args, kwargs):
+        stood_in.append(target)
+        return real_call(self, target, args, kwargs)
+
+    monkeypatch.setattr(dataflow._KnownShapes, "call_module", spy)
+    dataflow._CACHE.clear()
+    assert requests.shape(registry, req, settings, detail="full")["graph"] == fast
+    assert stood_in  # the formulas' shapes were used
+    monkeypatch.setattr(dataflow, "_KnownShapes", lambda gm, known: dataflow.ShapeProp(gm))
+    dataflow._CACHE.clear()
+    assert requests.shape(registry, req, settings, detail="full")["graph"] == fast  # a plain meta pass agrees
