@@ -161,6 +161,9 @@ class ContainerSpec:
     build: Callable[..., Any] | None = None
     #: children are called with any of the graph's values, not one tensor each (Graph)
     dataflow: bool = False
+    #: the dataflow graph this container stands for: (node, input count) -> GraphDef (Sequential,
+    #: Residual: sugar over a graph, predicted by the graph's engine)
+    lower: Callable[..., Any] | None = None
 
 
 #: families whose output values are in the input's units: a pooled, activated, dropped, padded or

@@ -16,8 +16,9 @@ from app.core.catalog.families.tutorial import class_source
 from app.core.catalog.spec import ContainerSpec, InputSpec, LayerSpec, ParamSpec, Registry
 from app.core.errors import InvalidRequest, ShapeMismatch
 from app.core.networks import graphnet
-from app.core.networks.trace import trace_entry
-from app.core.networks.tree import LayerNode, join, predict, walk
+from app.core.networks.lower import lower, lower_residual, lower_sequential, lowered_children
+from app.core.networks.ops import Shape
+from app.core.networks.tree import LayerNode, join, walk
 from app.core.shapes.context import fmt_shape
 from app.core.shapes.expr import Dim
 
@@ -41,35 +42,93 @@ def _sequential(layers: list[tuple[str, nn.Module]]) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
-def _ints(dims: list[Dim]) -> tuple[int, ...]:
-    return tuple(d.expr.int_value() for d in dims)
+class Chain(graphnet.Dialect):
+    """How ``Sequential`` and ``Residual`` word what the graph engine finds in their lowered graphs:
+    a layer's input is named by the layer it comes from ("layer 0 (Linear) outputs (4, 5)"), a
+    container's trace entry follows its layers', and the output keeps the last layer's own dims."""
+
+    entry_first = False
+
+    def __init__(self, returns: str) -> None:
+        #: the module node whose output the container returns (a residual: the body's last layer)
+        self.returns = returns
+
+    def module_input(self, ctx: graphnet.Run, nd: graphnet.NodeDef, child: LayerNode, path: str) -> None:
+        one_input(child, path)
+
+    def tuple_input(
+        self, ctx: graphnet.Run, nd: graphnet.NodeDef, child: LayerNode, path: str, bad: tuple[str, Any]
+    ) -> Exception:
+        return one_output(ctx.children[bad[0]], join(ctx.prefix, bad[0]), f"the next layer, {path}, would receive")
+
+    def module_error(
+        self,
+        ctx: graphnet.Run,
+        nd: graphnet.NodeDef,
+        child: LayerNode,
+        path: str,
+        exc: ShapeMismatch,
+        values: list[tuple[str, Any]],
+    ) -> ShapeMismatch:
+        producer = nd.args[0].name
+        previous = None
+        if producer in ctx.children:
+            previous = (join(ctx.prefix, producer), ctx.children[producer].spec.type)
+        return _named(exc, child, path, previous, [v.dims for _, v in values], ctx.trace)
+
+    def result(self, ctx: graphnet.Run, leaves: list[Any]) -> list[list[Dim]]:
+        return ctx.dims[self.returns]
 
 
-def _chain(
+class ResidualSum(Chain):
+    """The residual's sum: both sides single tensors of exactly one shape (no broadcasting)."""
+
+    def __init__(self, node: LayerNode, returns: str) -> None:
+        super().__init__(returns)
+        self.node = node
+
+    def check_op(self, ctx: graphnet.Run, nd: graphnet.NodeDef, bound: dict[str, Any]) -> None:
+        prefix = ctx.prefix
+        shortcut = self.node.slots.get("shortcut")
+        body, short = bound["input"], bound["other"]
+        if shortcut is not None and not isinstance(short, Shape):
+            raise one_output(shortcut, join(prefix, "shortcut"), "the residual sum would receive")
+        if not isinstance(body, Shape):
+            last = self.node.slots["body"][-1]
+            raise one_output(
+                last, join(prefix, "body", last.name), "the residual sum body(x) + shortcut(x) would receive"
+            )
+        if shortcut is not None:
+            what = f"the shortcut ({shortcut.spec.type}) gives {fmt_shape(short.dims)}"
+        else:
+            what = f"the shortcut is the identity, so it gives the input's shape {fmt_shape(short.dims)}"
+        if body.dims != short.dims:
+            where = f"layer {prefix} (Residual)" if prefix else "Residual"
+            raise ShapeMismatch(
+                f"{where}: the body outputs {fmt_shape(body.dims)} but {what}; both must match to be added. "
+                f"Add a shortcut layer that maps one to the other.",
+                field=self.node.field,
+                path=prefix,
+                trace=ctx.trace,
+            )
+
+
+def _predict_sequential(
     node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
 ) -> list[list[Dim]] | None:
-    """Apply each child's rule in turn; a child that rejects its input is named by its path."""
-    current = [tuple(s) for s in shapes]
-    outputs: list[list[Dim]] | None = []
-    previous: tuple[str, str] | None = None
-    children = list(node.children())
-    for k, (path, child) in enumerate(children):
-        full = join(prefix, path)
-        child_module = module.get_submodule(path)
-        one_input(child, full)
-        try:
-            outputs = predict(child, child_module, current, prefix=full, trace=trace)
-        except ShapeMismatch as exc:
-            raise _named(exc, child, full, previous, current, trace) from None
-        if outputs is None:  # no formula for this child: the meta pass and the real run decide
-            return None
-        out_shapes = [_ints(dims) for dims in outputs]
-        trace.append(trace_entry(full, child_module, child.spec.type, current, out_shapes))
-        if len(out_shapes) > 1 and k < len(children) - 1:
-            raise one_output(child, full, f"the next layer, {join(prefix, children[k + 1][0])}, would receive")
-        current = out_shapes
-        previous = (full, child.spec.type)
-    return outputs
+    """The chain's graph (:func:`lower_sequential`) through the graph engine."""
+    gdef = lower(node, len(shapes))
+    dialect = Chain(gdef.outputs[0])
+    return graphnet.run(gdef, lowered_children(node), module, shapes, prefix, trace, dialect, field=node.field)
+
+
+def _predict_residual(
+    node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
+) -> list[list[Dim]] | None:
+    """The residual's graph (:func:`lower_residual`) through the graph engine."""
+    gdef = lower(node, len(shapes))
+    dialect = ResidualSum(node, gdef.nodes[-1].bound["input"].name)
+    return graphnet.run(gdef, lowered_children(node), module, shapes, prefix, trace, dialect, field=node.field)
 
 
 def check_structure(root: LayerNode) -> None:
@@ -135,59 +194,6 @@ def _named(
     )
 
 
-def _residual(
-    node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
-) -> list[list[Dim]] | None:
-    body_node = LayerNode(
-        spec=_BODY, args={}, slots={"layers": node.slots["body"]}, name="body", field=f"{node.field}.body"
-    )
-    body = _chain(body_node, module.body, shapes, join(prefix, "body"), trace)
-    shortcut = node.slots.get("shortcut")
-    short = None
-    if shortcut is not None:
-        one_input(shortcut, join(prefix, "shortcut"))
-        try:
-            short = predict(shortcut, module.shortcut, shapes, prefix=join(prefix, "shortcut"), trace=trace)
-        except ShapeMismatch as exc:
-            raise _named(exc, shortcut, join(prefix, "shortcut"), None, list(shapes), trace) from None
-        if short is not None and len(short) > 1:
-            raise one_output(shortcut, join(prefix, "shortcut"), "the residual sum would receive")
-    if body is not None and len(body) > 1:
-        last_path, last = list(body_node.children())[-1]
-        raise one_output(last, join(prefix, "body", last_path), "the residual sum body(x) + shortcut(x) would receive")
-    if body is None or (shortcut is not None and short is None):
-        return None
-    body_shape = _ints(body[0])
-    if short is not None:
-        short_shape = _ints(short[0])
-        what = f"the shortcut ({shortcut.spec.type}) gives {fmt_shape(short_shape)}"
-    else:
-        short_shape = tuple(shapes[0])
-        what = f"the shortcut is the identity, so it gives the input's shape {fmt_shape(short_shape)}"
-    if body_shape != short_shape:
-        where = f"layer {prefix} (Residual)" if prefix else "Residual"
-        raise ShapeMismatch(
-            f"{where}: the body outputs {fmt_shape(body_shape)} but {what}; both must match to be added. "
-            f"Add a shortcut layer that maps one to the other.",
-            field=node.field,
-            path=prefix,
-            trace=trace,
-        )
-    return body
-
-
-# A Residual's body is a chain of its own, under the module path "body".
-_BODY = LayerSpec(
-    type="Sequential",
-    family="container",
-    factory=_sequential,
-    params=[],
-    inputs=[],
-    example={},
-    container=ContainerSpec(slots={"layers": ""}, chain=True, predict=_chain),
-)
-
-
 def register(registry: Registry) -> None:
     graphnet.register(registry)
     registry.add(
@@ -215,7 +221,9 @@ def register(registry: Registry) -> None:
             },
             doc="A network: its layers applied one after another, each child named by its index unless it has a name.",
             source="container",
-            container=ContainerSpec(slots={"layers": ""}, chain=True, predict=_chain),
+            container=ContainerSpec(
+                slots={"layers": ""}, chain=True, predict=_predict_sequential, lower=lower_sequential
+            ),
             code_prelude="from collections import OrderedDict",
             code_name="torch.nn.Sequential",
         )
@@ -245,7 +253,9 @@ def register(registry: Registry) -> None:
             },
             doc="A residual wrapper: output = body(x) + shortcut(x), the shortcut being the identity when null.",
             source="container",
-            container=ContainerSpec(slots={"body": "body", "shortcut": "shortcut"}, predict=_residual),
+            container=ContainerSpec(
+                slots={"body": "body", "shortcut": "shortcut"}, predict=_predict_residual, lower=lower_residual
+            ),
             code_prelude=class_source(Residual, "from collections import OrderedDict"),
             code_name="Residual",
         )

@@ -537,37 +537,115 @@ def _check_ints(op: OpSpec, bound: dict[str, Any]) -> None:
                 bound[p.name] = list(v)
 
 
+class Dialect:
+    """How the one engine words what it finds, and where a container's trace entry goes.
+
+    A ``Graph`` names a node's inputs by their node names ("it receives conv1 (1, 8, 6, 6)");
+    ``Sequential`` and ``Residual`` lower to graphs (:mod:`app.core.networks.lower`) and keep their
+    own wording ("layer 0 (Linear) outputs (4, 5)") by passing a dialect of their own.
+    """
+
+    #: a nested container's own entry goes before the layers inside it (as forward hooks record a
+    #: call: pre-hook first); a chain lists it after them
+    entry_first = True
+
+    def module_input(self, ctx: Run, nd: NodeDef, child: LayerNode, path: str) -> None:
+        """Called before a module node is predicted (a chain checks that the layer takes one tensor)."""
+
+    def tuple_input(self, ctx: Run, nd: NodeDef, child: LayerNode, path: str, bad: tuple[str, Any]) -> Exception:
+        return ShapeMismatch(
+            f"layer {path} ({child.spec.type}) is called with {bad[0]}, which is "
+            f"{'a tuple' if isinstance(bad[1], tuple) else repr(bad[1])}, not a tensor; "
+            f"take one element with a getitem node",
+            field=f"{nd.field}.args",
+            path=path,
+            trace=ctx.trace,
+        )
+
+    def module_error(
+        self,
+        ctx: Run,
+        nd: NodeDef,
+        child: LayerNode,
+        path: str,
+        exc: ShapeMismatch,
+        values: list[tuple[str, Any]],
+    ) -> ShapeMismatch:
+        detail = exc.detail.removeprefix(child.spec.type + " ")
+        return ShapeMismatch(
+            f"layer {path} ({child.spec.type}) {detail.replace('input 0', 'its input')}; "
+            f"it receives {_describe_inputs(values)}",
+            field=f"{nd.field}.module",
+            path=path,
+            trace=ctx.trace,
+        )
+
+    def check_op(self, ctx: Run, nd: NodeDef, bound: dict[str, Any]) -> None:
+        """Called before an operation's rule (a residual sum checks its two sides match exactly)."""
+
+    def result(self, ctx: Run, leaves: list[Shape]) -> list[list[Dim]]:
+        return [[Dim(n, Sym(n, v)) for n, v in zip(generic_names(s.rank, None), s.dims)] for s in leaves]
+
+
+GRAPH = Dialect()
+
+
+@dataclass
+class Run:
+    """One prediction over a graph: the values so far, each module node's own output dims, the trace."""
+
+    gdef: GraphDef
+    children: dict[str, LayerNode]
+    prefix: str
+    trace: list[dict[str, Any]]
+    env: dict[str, Any] = field(default_factory=dict)
+    #: module nodes' output dims as their formulas named them
+    dims: dict[str, list[list[Dim]]] = field(default_factory=dict)
+
+
 def predict_graph(
     node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
 ) -> list[list[Dim]] | None:
     """Each node's value from the layers' formulas and the operations' rules, in node order."""
     gdef: GraphDef = node.args["graph"]
-    children = {c.name: c for c in node.slots["nodes"]}
     if len(shapes) != len(gdef.inputs):
         raise InvalidRequest(
             f"the graph takes {len(gdef.inputs)} input(s) ({', '.join(gdef.inputs)}); got {len(shapes)}",
             field="inputs",
         )
-    env: dict[str, Any] = {name: Shape(tuple(s)) for name, s in zip(gdef.inputs, shapes)}
+    children = {c.name: c for c in node.slots["nodes"]}
+    return run(gdef, children, module, shapes, prefix, trace, GRAPH, field=node.field)
+
+
+def run(
+    gdef: GraphDef,
+    children: dict[str, LayerNode],
+    module: nn.Module,
+    shapes: list[tuple[int, ...]],
+    prefix: str,
+    trace: list[dict[str, Any]],
+    dialect: Dialect,
+    *,
+    field: str,
+) -> list[list[Dim]] | None:
+    """The engine: every network's shape prediction, trace and shape errors (Graph, and Sequential
+    and Residual lowered to graphs). None where a layer has no formula: the meta pass decides."""
+    ctx = Run(gdef, children, prefix, trace)
+    env = ctx.env
+    env.update({name: Shape(tuple(s)) for name, s in zip(gdef.inputs, shapes)})
     for nd in gdef.nodes:
         path = join(prefix, nd.name)
         if nd.kind == "parameter":
             env[nd.name] = Shape(nd.shape)
             continue
         if nd.kind == "module":
-            child = children[nd.name]
+            child = ctx.children[nd.name]
             flat = [a for arg in nd.args for a in (arg if isinstance(arg, list) else [arg])]
             values = [(r.name, env[r.name]) for r in flat]
             bad = next(((n, v) for n, v in values if not isinstance(v, Shape)), None)
             if bad is not None:
-                raise ShapeMismatch(
-                    f"layer {path} ({child.spec.type}) is called with {bad[0]}, which is "
-                    f"{'a tuple' if isinstance(bad[1], tuple) else repr(bad[1])}, not a tensor; "
-                    f"take one element with a getitem node",
-                    field=f"{nd.field}.args",
-                    path=path,
-                    trace=trace,
-                )
+                raise dialect.tuple_input(ctx, nd, child, path, bad)
+            dialect.module_input(ctx, nd, child, path)
             ins = [v.dims for _, v in values]
             sub = module.get_submodule(nd.name)
             at = len(trace)  # the entry goes before the layers inside it, as a forward pass records them
@@ -576,22 +654,21 @@ def predict_graph(
             except ShapeMismatch as exc:
                 if exc.extra.get("path"):
                     raise
-                detail = exc.detail.removeprefix(child.spec.type + " ")
-                raise ShapeMismatch(
-                    f"layer {path} ({child.spec.type}) {detail.replace('input 0', 'its input')}; "
-                    f"it receives {_describe_inputs(values)}",
-                    field=f"{nd.field}.module",
-                    path=path,
-                    trace=trace,
-                ) from None
+                raise dialect.module_error(ctx, nd, child, path, exc, values) from None
             if out is None:  # no formula for this layer: the meta pass and the real run decide
                 return None
             out_shapes = [[d.expr.int_value() for d in dims] for dims in out]
-            trace.insert(at, trace_entry(path, sub, child.spec.type, ins, out_shapes))
+            entry = trace_entry(path, sub, child.spec.type, ins, out_shapes)
+            if dialect.entry_first:
+                trace.insert(at, entry)
+            else:
+                trace.append(entry)
             env[nd.name] = _structure(sub, out_shapes)
+            ctx.dims[nd.name] = out
             continue
         op = OPS[nd.op or ""]
         bound = {k: _value(v, env) for k, v in nd.bound.items()}
+        dialect.check_op(ctx, nd, bound)
         try:
             _check_ints(op, bound)
             env[nd.name] = op.rule(bound)
@@ -608,10 +685,8 @@ def predict_graph(
     out_values = [env[o] for o in gdef.outputs]
     leaves = [s for v in out_values for s in _leaves(v)]
     if not leaves:
-        raise ShapeMismatch(
-            f"the graph's output {', '.join(gdef.outputs)} is not a tensor", field=f"{node.field}.outputs"
-        )
-    return [[Dim(n, Sym(n, v)) for n, v in zip(generic_names(s.rank, None), s.dims)] for s in leaves]
+        raise ShapeMismatch(f"the graph's output {', '.join(gdef.outputs)} is not a tensor", field=f"{field}.outputs")
+    return dialect.result(ctx, leaves)
 
 
 def register(registry: Registry) -> None:

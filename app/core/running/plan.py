@@ -27,9 +27,9 @@ from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, TooLarge
 from app.core.explaining.windows import window_bytes
-from app.core.networks.containers import check_structure, predict
+from app.core.networks.containers import check_structure
 from app.core.networks.trace import tracing
-from app.core.networks.tree import LayerNode, build, find, resolve, walk
+from app.core.networks.tree import LayerNode, build, find, predict, resolve, walk
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import FIXED_OVERHEAD, human, refuse, response_bytes, tensor_bytes, workspace_bytes

@@ -18,8 +18,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest, NotExplainable, TooLarge
 from app.core.explaining.explain import explain_module
 from app.core.networks import graph
-from app.core.networks.containers import predict
-from app.core.networks.tree import LayerNode, find
+from app.core.networks.tree import LayerNode, find, predict
 from app.core.running.execute import execute, run_child
 from app.core.running.memory import reserve_more
 from app.core.running.plan import InputPlan, Plan, builds_submodules, plan_request

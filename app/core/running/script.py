@@ -34,7 +34,10 @@ def ctor(node: LayerNode, preludes: dict[str, str]) -> str:
         preludes[name] = graphnet.class_source(node, name, lambda child: ctor(child, preludes))
         return f"{name}()"
     if spec.container is not None and spec.container.chain:
-        # a chain is torch.nn.Sequential itself, its children named as they are in the response
+        # a chain is torch.nn.Sequential itself, its children named as they are in the response. Its
+        # shapes come from its lowered graph (app/core/networks/lower.py), but the script prints the
+        # sugar, not the graph: nn.Sequential is what its users write and expect to read, and it builds
+        # the same modules under the same paths in the same order, so the seeded numbers agree
         children = ", ".join(f"({child.name!r}, {ctor(child, preludes)})" for _, child in node.nested())
         return f"{name}(OrderedDict([{children}]))"
     parts = []
