@@ -159,6 +159,8 @@ ENVIRONMENT_ONLY: dict[str, str] = {
     f"for subdomains (default: {' '.join(Settings.allowed_hosts)})",
     "LAYER_EXPLORER_CORS_ORIGINS": "origins allowed to call the API from other sites (default: none)",
     "LAYER_EXPLORER_MAX_BODY": f"bytes: the largest request body (default {Settings.max_body_bytes})",
+    "LAYER_EXPLORER_MAX_BODIES": "bytes: all request bodies held at once, across connections; past it 503 "
+    f"(default {Settings.max_bodies_bytes})",
     "LAYER_EXPLORER_MAX_ELEMENTS": "tensors with more elements are summarised in JSON, not listed "
     f"(default {Settings.max_elements})",
     "LAYER_EXPLORER_BODY_TIMEOUT": f"seconds to send a request body; 408 after (default {Settings.body_timeout_s:g})",

@@ -300,7 +300,8 @@ def test_every_preset_loads_and_matches_the_api(page, presets, api_run):
         assert current_config(page)["layer"] == p["request"]["layer"]
         assert page.locator("#net-table-panel tbody tr").count() == len(api["trace"]), p["id"]
         assert page.locator("#net-error").is_hidden()
-    assert page.locator("#net-code").inner_text().startswith("import torch")
+    # the script is written after the run's answer: wait for it, not for a fixed time
+    page.wait_for_function("() => document.querySelector('#net-code').textContent.startsWith('import torch')")
     with page.expect_download() as info:
         page.locator("#net-export-svg").click()
     assert info.value.suggested_filename == "network.svg"

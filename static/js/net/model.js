@@ -33,7 +33,7 @@ export function isChain(config) {
 // A container that adds a main path (a list of layers) and a skip path (one layer, or the identity).
 export function isSum(config) {
   const f = fact(config?.type);
-  return Boolean(f?.container && !f.chain);
+  return Boolean(f?.container && !f.chain && !f.dataflow);
 }
 
 // A dataflow graph (Graph): named nodes, each a layer, an operation of a fixed table or a learnable tensor.
@@ -82,8 +82,9 @@ export function slotsOf(config) {
   return isContainer(config) ? Object.keys(fact(config.type)?.slots || {}) : [];
 }
 
+// (a dataflow Graph is neither: its nodes are not a list the builder can wrap or add to)
 function containerType(chain) {
-  for (const [type, f] of facts) if (f.container && Boolean(f.chain) === chain) return type;
+  for (const [type, f] of facts) if (f.container && !f.dataflow && Boolean(f.chain) === chain) return type;
   return null;
 }
 
