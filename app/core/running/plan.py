@@ -193,6 +193,14 @@ def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings:
     return plans
 
 
+def _first_embedding_size(meta: nn.Module) -> int | None:
+    """The rows of the first Embedding a network's input meets (its first leaf, if it is one)."""
+    leaves = [m for m in meta.modules() if not any(True for _ in m.children())]
+    if leaves and isinstance(leaves[0], (nn.Embedding, nn.EmbeddingBag)):
+        return leaves[0].num_embeddings
+    return None
+
+
 def plan_request(
     registry: Registry, req: RunRequest, settings: Settings, *, enforce_limit: bool = True, inner_trace: bool = True
 ) -> Plan:
@@ -252,6 +260,15 @@ def plan_request(
 
     for p, ispec in zip(plans, spec.inputs):
         p.high = _resolve_high(ispec.high, node.args, meta, shapes)
+    for i, p in enumerate(plans):
+        high = p.high if p.high is not None else _first_embedding_size(meta) if i == 0 else None
+        if p.vocabulary is not None and high is not None and len(p.vocabulary) > high:
+            # ids run 0..len(vocabulary)-1: past num_embeddings torch would fail with "index out of range"
+            raise InvalidRequest(
+                f"inputs[{i}].text: the text has {len(p.vocabulary)} distinct tokens, but the Embedding has "
+                f"num_embeddings={high} rows (ids 0..{high - 1}); use a shorter text or raise num_embeddings",
+                field=f"inputs[{i}].text",
+            )
 
     trace: list[dict[str, Any]] = []
     try:

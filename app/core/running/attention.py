@@ -1,0 +1,98 @@
+"""Attention weights: what every ``nn.MultiheadAttention`` in a run computed, token × token.
+
+``nn.TransformerEncoderLayer`` calls its ``self_attn`` with ``need_weights=False`` (and in eval mode
+under ``no_grad`` may skip it for a fused kernel), so the weights are not in any output. They are
+not forced inside the real forward either: ``need_weights=True`` takes another code path (explicit
+softmax instead of scaled-dot-product attention), which would change the output's last bits against
+a plain script. Instead the forward records each attention call's inputs, and afterwards the same
+module is called again on exactly those inputs with ``need_weights=True,
+average_attn_weights=False`` — torch's own weights, as ``nn.MultiheadAttention`` returns them.
+
+The second call runs in eval mode: the weights are the softmax before dropout, and the call draws
+nothing from the random generator (the run's numbers stay a plain script's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.core import tensors
+
+#: attention maps larger than this (heads × L × S values, per call) are left out of the answer
+MAX_VALUES = 65_536
+
+
+def _mha_calls(root: nn.Module) -> list[tuple[str, nn.MultiheadAttention]]:
+    return [(p, m) for p, m in root.named_modules() if isinstance(m, nn.MultiheadAttention)]
+
+
+@contextlib.contextmanager
+def recording(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
+    """Record the (args, kwargs) of each attention call into ``sink['attention_calls']``.
+
+    A ``TransformerEncoderLayer`` whose fused fast path skipped ``self_attn`` is recorded at its own
+    entry, with the input its ``_sa_block`` would have received (``norm1(src)`` when ``norm_first``).
+    """
+    calls: list[tuple[str, nn.MultiheadAttention, tuple[Any, ...], dict[str, Any]]] = []
+    layers: list[tuple[str, nn.TransformerEncoderLayer, tuple[Any, ...], dict[str, Any]]] = []
+    handles = []
+    for path, module in root.named_modules():
+        if isinstance(module, nn.MultiheadAttention):
+
+            def pre(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], path: str = path) -> None:
+                calls.append((path, mod, tensors.snapshot(args), dict(kwargs)))
+
+            handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
+        elif isinstance(module, nn.TransformerEncoderLayer):
+
+            def pre_layer(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], path: str = path) -> None:
+                layers.append((path, mod, tensors.snapshot(args), dict(kwargs)))
+
+            handles.append(module.register_forward_pre_hook(pre_layer, with_kwargs=True))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+    seen = {p for p, *_ in calls}
+    for path, layer, args, kwargs in layers:
+        attn_path = f"{path}.self_attn" if path else "self_attn"
+        if attn_path in seen:
+            continue
+        src = args[0] if args else kwargs["src"]
+        mask = args[1] if len(args) > 1 else kwargs.get("src_mask")
+        padding = args[2] if len(args) > 2 else kwargs.get("src_key_padding_mask")
+        x = layer.norm1(src) if layer.norm_first else src
+        calls.append((attn_path, layer.self_attn, (x, x, x), {"attn_mask": mask, "key_padding_mask": padding}))
+    sink["attention_calls"] = calls
+
+
+def weights(sink: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each recorded call's weights: ``(N, heads, L, S)`` (``(heads, L, S)`` unbatched), and their mean.
+
+    ``mean`` is what ``average_attn_weights=True`` returns (the module's own second output).
+    """
+    out: list[dict[str, Any]] = []
+    for path, mod, args, kwargs in sink.get("attention_calls", []):
+        kw = {k: v for k, v in kwargs.items() if k not in ("need_weights", "average_attn_weights")}
+        entry: dict[str, Any] = {"path": path, "heads": mod.num_heads}
+        was_training = mod.training
+        mod.eval()
+        try:
+            with torch.no_grad():
+                _, w = mod(*args, **kw, need_weights=True, average_attn_weights=False)
+        finally:
+            mod.train(was_training)
+        entry["shape"] = list(w.shape)
+        if w.numel() > MAX_VALUES:
+            entry["omitted"] = f"{w.numel():,} values is more than the {MAX_VALUES:,} drawn"
+        else:
+            entry["weights"] = w.float().cpu().tolist()
+            entry["mean"] = w.mean(dim=-3).float().cpu().tolist()
+        out.append(entry)
+    return out
