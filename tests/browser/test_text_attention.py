@@ -22,6 +22,8 @@ SHOTS = Path("/work/shots/h21-text")
 def browser_context_args(browser_context_args):
     # axe is injected as an inline script, which the page's CSP refuses (see test_a11y.py)
     return {**browser_context_args, "bypass_csp": True}
+
+
 NET = {
     "layer": {
         "type": "Sequential",
@@ -139,3 +141,26 @@ def test_a_vocabulary_larger_than_the_embedding_is_said_at_the_field(page, conso
     msg = page.locator("#text-panel [role=alert]").inner_text()
     assert "6 distinct tokens" in msg and "num_embeddings=4" in msg
     assert page.locator("#text-panel textarea").get_attribute("aria-invalid") == "true"
+
+
+@pytest.mark.parametrize(
+    "layer, inputs",
+    [
+        ({"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 2}, [{"shape": [4, 1, 8]}] * 3),
+        (
+            {"type": "TransformerEncoderLayer", "d_model": 8, "nhead": 2, "dim_feedforward": 16, "batch_first": True},
+            [{"shape": [1, 4, 8]}],
+        ),
+    ],
+)
+def test_an_attention_layer_shows_its_weights_by_position(page, api_run, layer, inputs):
+    """Without a text, the heatmap's labels are the positions; its values are the API's."""
+    calls = _runs(page)
+    page.goto(config_url({"layer": layer, "inputs": inputs, "seed": 0}))
+    wait_js(page, "() => document.querySelectorAll('#text-panel .attn-map rect').length === 16", timeout=90_000)
+    assert page.locator("#text-panel textarea").is_hidden()  # float inputs: no text
+    got = page.eval_on_selector_all("#text-panel .attn-map .attn-row-label", "els => els.map(e => e.textContent)")
+    assert got == ["0", "1", "2", "3"]
+    [a] = api_run(calls[-1])["attention"]
+    vals = page.eval_on_selector_all("#text-panel .attn-map rect", "els => els.map(e => Number(e.dataset.v))")
+    np.testing.assert_allclose(np.array(vals).reshape(4, 4), np.array(a["mean"])[0], atol=1e-6)
