@@ -164,3 +164,26 @@ def test_an_attention_layer_shows_its_weights_by_position(page, api_run, layer, 
     [a] = api_run(calls[-1])["attention"]
     vals = page.eval_on_selector_all("#text-panel .attn-map rect", "els => els.map(e => Number(e.dataset.v))")
     np.testing.assert_allclose(np.array(vals).reshape(4, 4), np.array(a["mean"])[0], atol=1e-6)
+
+
+def test_an_embedding_of_a_text_labels_the_tensors_with_its_tokens(page):
+    emb = {
+        "layer": {"type": "Embedding", "num_embeddings": 16, "embedding_dim": 4},
+        "inputs": [{"shape": [1, 4], "dtype": "int64"}],
+    }
+    page.goto(config_url(emb, {"text": {"text": "to be or not to be", "tokenize": "whitespace"}}))
+    wait_js(page, "() => document.querySelectorAll('#tensors-panel .row-labels text').length === 6", timeout=90_000)
+    rows = page.eval_on_selector_all(
+        "#tensors-panel .role-output .row-labels text", "els => els.map(e => e.textContent)"
+    )
+    cols = page.eval_on_selector_all(
+        "#tensors-panel .role-input .col-labels text", "els => els.map(e => e.textContent)"
+    )
+    tokens = ["to", "be", "or", "not", "to", "be"]
+    assert rows == tokens and cols == tokens
+    vocab = page.eval_on_selector_all("#text-panel .vocab-item", "els => els.map(e => e.textContent)")
+    assert vocab == ['"be" → 0', '"not" → 1', '"or" → 2', '"to" → 3']
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.locator("#text-panel").scroll_into_view_if_needed()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "embedding-text-1280x800.png"), full_page=False)
