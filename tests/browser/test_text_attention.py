@@ -187,3 +187,6 @@ def test_an_embedding_of_a_text_labels_the_tensors_with_its_tokens(page):
     page.locator("#text-panel").scroll_into_view_if_needed()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "embedding-text-1280x800.png"), full_page=False)
+    page.locator("#tensors-fold .fold-toggle").click()
+    page.locator("#tensors-panel .role-output").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "embedding-tensors-1280x800.png"), full_page=False)
