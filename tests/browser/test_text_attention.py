@@ -190,3 +190,12 @@ def test_an_embedding_of_a_text_labels_the_tensors_with_its_tokens(page):
     page.locator("#tensors-fold .fold-toggle").click()
     page.locator("#tensors-panel .role-output").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "embedding-tensors-1280x800.png"), full_page=False)
+
+
+def test_the_text_preset_opens_with_its_sentence(page):
+    page.goto("/")
+    page.locator("#catalog button", has_text="Text → Embedding → self-attention").first.click()
+    _wait_tokens(page, 6)
+    assert page.locator("#net-text-panel textarea").input_value() == "the cat sat on the mat"
+    got = _heatmap(page)
+    assert got["rows"] == ["the", "cat", "sat", "on", "the", "mat"] == got["cols"]
