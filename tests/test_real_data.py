@@ -511,3 +511,11 @@ def test_text_vocabulary_larger_than_the_embedding_is_refused_in_words(api):
     }
     r = api.post("/api/run", json={"layer": net, "inputs": [{"text": "a b c d e", "tokenize": "whitespace"}]})
     assert r.status_code == 422 and r.json()["field"] == "inputs[0].text" and "5 distinct tokens" in r.json()["detail"]
+
+
+def test_attention_too_large_to_draw_is_described_not_sent(api):
+    layer = {"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 2, "batch_first": True}
+    x = {"shape": [1, 200, 8]}  # 2 heads × 200 × 200 = 80,000 values
+    d = api.post("/api/run", json={"layer": layer, "inputs": [x, x, x]}).json()
+    [a] = d["attention"]
+    assert a["shape"] == [1, 2, 200, 200] and "weights" not in a and "80,000 values" in a["omitted"]

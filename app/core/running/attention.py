@@ -15,6 +15,7 @@ nothing from the random generator (the run's numbers stay a plain script's).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,6 +73,19 @@ def recording(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
     sink["attention_calls"] = calls
 
 
+def _weights_shape(mod: nn.MultiheadAttention, args: tuple[Any, ...], kw: dict[str, Any]) -> list[int] | None:
+    """``(N, heads, L, S)`` (``(heads, L, S)`` unbatched) from the call's query and key shapes."""
+    q = args[0] if args else kw.get("query")
+    k = args[1] if len(args) > 1 else kw.get("key")
+    if not isinstance(q, torch.Tensor) or not isinstance(k, torch.Tensor):
+        return None
+    if q.dim() == 2:
+        return [mod.num_heads, q.shape[0], k.shape[0]]
+    if mod.batch_first:
+        return [q.shape[0], mod.num_heads, q.shape[1], k.shape[1]]
+    return [q.shape[1], mod.num_heads, q.shape[0], k.shape[0]]
+
+
 def weights(sink: dict[str, Any]) -> list[dict[str, Any]]:
     """Each recorded call's weights: ``(N, heads, L, S)`` (``(heads, L, S)`` unbatched), and their mean.
 
@@ -81,6 +95,13 @@ def weights(sink: dict[str, Any]) -> list[dict[str, Any]]:
     for path, mod, args, kwargs in sink.get("attention_calls", []):
         kw = {k: v for k, v in kwargs.items() if k not in ("need_weights", "average_attn_weights")}
         entry: dict[str, Any] = {"path": path, "heads": mod.num_heads}
+        shape = _weights_shape(mod, args, kw)
+        if shape is not None and math.prod(shape) > MAX_VALUES:
+            # ViT's 197 tokens × 12 heads: not recomputed at all, the answer only says what it would be
+            entry["shape"] = shape
+            entry["omitted"] = f"{math.prod(shape):,} values is more than the {MAX_VALUES:,} drawn"
+            out.append(entry)
+            continue
         was_training = mod.training
         mod.eval()
         try:
