@@ -110,6 +110,13 @@ def test_a_sentence_gives_a_token_by_token_attention_heatmap(page, api_run):
     # the vocabulary, token → id over the sorted set
     vocab = page.eval_on_selector_all("#net-text-panel .vocab-item", "els => els.map(e => e.textContent)")
     assert vocab == [f'"{t}" → {k}' for k, t in enumerate(sorted(set(tokens)))]
+    # no positional encoding before the attention: the two "the" rows are equal, and the page says why
+    np.testing.assert_allclose(mean[0], mean[3], atol=1e-6)
+    assert "same row" in page.locator("#net-text-panel .attn-fig .aside").inner_text()
+    # the numbers as a table: the tokens as row and column headers
+    page.locator("#net-text-panel .attn-fig details summary").click()
+    heads = page.eval_on_selector_all("#net-text-panel .attn-table th[scope=row]", "els => els.map(e => e.textContent)")
+    assert heads == tokens
     # one head: that head's own weights
     page.locator("#net-text-panel select[id$='-head']").select_option("1")
     head = np.array(a["weights"])[0, 1]
@@ -183,6 +190,7 @@ def test_an_embedding_of_a_text_labels_the_tensors_with_its_tokens(page):
     assert rows == tokens and cols == tokens
     vocab = page.eval_on_selector_all("#text-panel .vocab-item", "els => els.map(e => e.textContent)")
     assert vocab == ['"be" → 0', '"not" → 1', '"or" → 2', '"to" → 3']
+    assert audit(page) == []
     page.set_viewport_size({"width": 1280, "height": 800})
     page.locator("#text-panel").scroll_into_view_if_needed()
     SHOTS.mkdir(parents=True, exist_ok=True)

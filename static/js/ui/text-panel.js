@@ -37,6 +37,30 @@ export function splitText(request) {
   return { request: { ...request, inputs: [{ shape: [1, n], dtype: "int64" }, ...request.inputs.slice(1)] }, text: { text: x0.text, tokenize: how } };
 }
 
+// Repeated tokens whose rows are equal (to float32 rounding): there is no positional information.
+function sameRowsForSameTokens(m, tokens) {
+  let repeated = false;
+  for (let i = 0; i < tokens.length; i++)
+    for (let k = i + 1; k < tokens.length; k++) {
+      if (tokens[i] !== tokens[k]) continue;
+      repeated = true;
+      if (m[i].some((v, j) => Math.abs(v - m[k][j]) > 1e-6)) return false;
+    }
+  return repeated;
+}
+
+// The weights as a table (a screen reader's and a copier's view of the heatmap).
+function numbersTable(m, rows, cols, what) {
+  const table = h(
+    "table",
+    { class: "attn-table" },
+    h("caption", {}, `weights (${what}), query token per row`),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "query \\ key"), ...cols.map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, ...m.map((r, i) => h("tr", {}, h("th", { scope: "row" }, rows[i]), ...r.map((v) => h("td", {}, v.toFixed(4)))))),
+  );
+  return h("details", { class: "numbers" }, h("summary", {}, "Numbers"), table);
+}
+
 export function createTextPanel(root, { byType, getUi, setUi, onChange, runsItself = false }) {
   let head = "mean";
   let last = null; // {run, request}
@@ -108,6 +132,10 @@ export function createTextPanel(root, { byType, getUi, setUi, onChange, runsItse
       fig.append(h("figcaption", {}, `${a.path || "attention"} weights (${what}): row = query token, column = key token; each row sums to 1; white 0 … blue ${lay.max.toFixed(3)}`), host);
       maps.append(fig);
       drawHeatmap(host, lay, { title: `Attention weights of ${a.path || "the layer"}, ${what}: ${rows.length} query × ${cols.length} key tokens` });
+      if (tokens && sameRowsForSameTokens(m, rows)) {
+        fig.append(h("p", { class: "aside" }, "A repeated token has the same row: nothing before this attention encodes position, so the same token attends the same way wherever it stands."));
+      }
+      fig.append(numbersTable(m, rows, cols, what));
     }
     const more = (run.attention || []).filter((a) => !a.weights);
     for (const a of more) maps.append(h("p", { class: "aside" }, `${a.path}: ${a.omitted}`));
