@@ -1,6 +1,7 @@
 // Draws a geometry/attention.js heatmap layout as SVG: token labels on both axes (query tokens down
 // the left, key tokens across the top), a cell per weight with its value where the cell is big enough.
 
+import { d3 } from "./common.js";
 import { fmt } from "../util/format.js";
 
 const NS = "http://www.w3.org/2000/svg";
@@ -20,7 +21,8 @@ export function drawHeatmap(host, lay, { title }) {
     svg.append(el("text", { x: c.x, y: c.y, transform: `rotate(-60 ${c.x} ${c.y})`, "text-anchor": "start", class: "attn-col-label" }, c.text));
   const g = el("g", { class: "attn-cells" });
   for (const c of lay.cells) {
-    const rect = el("rect", { x: c.x, y: c.y, width: lay.cell, height: lay.cell, fill: c.fill, "data-i": c.i, "data-j": c.j, "data-v": c.v });
+    // d3's sequential Blues: lightness falls steadily with the weight (near-white 0 … navy max)
+    const rect = el("rect", { x: c.x, y: c.y, width: lay.cell, height: lay.cell, fill: d3.color(d3.interpolateBlues(c.t)).formatRgb(), "data-i": c.i, "data-j": c.j, "data-v": c.v });
     rect.append(el("title", {}, `${lay.rows[c.i].text} → ${lay.cols[c.j].text}: ${fmt(c.v, 4)}`));
     g.append(rect);
     if (lay.showValues)

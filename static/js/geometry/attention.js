@@ -14,11 +14,11 @@ export function attentionMatrix(entry, head) {
   return unbatched ? entry.weights[head] : entry.weights[0][head];
 }
 
-// White (0) to deep blue (max): rgb string, and whether text on it should be white.
+// Where a weight sits on the scale 0 … max (0 to 1; the drawing picks the colour), and whether text
+// on it should be white.
 export function shade(v, max) {
   const t = max > 0 ? Math.max(0, Math.min(1, v / max)) : 0;
-  const mix = (a, b) => Math.round(a + (b - a) * t);
-  return { fill: `rgb(${mix(255, 8)},${mix(255, 48)},${mix(255, 107)})`, light: t > 0.55 };
+  return { t, light: t > 0.55 };
 }
 
 export function heatmapLayout(matrix, rowLabels, colLabels, { maxWidth = 560, charPx = 7.5 } = {}) {
