@@ -183,6 +183,12 @@ async function boot() {
       request = deepCopy(fallback);
       ui = { ...DEFAULT_UI };
     }
+    // an API body with a text input (a pasted link): the text to the text panel, its (1, L) shape to the form
+    const split = splitText(request);
+    if (split.text) {
+      request = split.request;
+      ui = { ...ui, text: split.text };
+    }
     const view = viewFor(request, ui);
     if (ui.lesson !== null && !lessonBar.has(ui.lesson)) ui = { ...ui, lesson: null };
     store.update({ ui: { ...ui, view } }, "load");

@@ -127,7 +127,9 @@ def test_a_sentence_gives_a_token_by_token_attention_heatmap(page, api_run):
     np.testing.assert_allclose(drawn, head, atol=1e-6)
     assert audit(page) == []
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.evaluate("() => { document.querySelector('#net-text-panel').scrollIntoView({block: 'start'}); window.scrollBy(0, -60); }")
+    page.evaluate(
+        "() => { document.querySelector('#net-text-panel').scrollIntoView({block: 'start'}); window.scrollBy(0, -60); }"
+    )
     page.screenshot(path=str(SHOTS / "attention-1280x800.png"))
     page.set_viewport_size({"width": 420, "height": 900})
     page.locator("#net-text-panel select[id$='-head']").select_option("mean")
@@ -207,3 +209,12 @@ def test_the_text_preset_opens_with_its_sentence(page):
     assert page.locator("#net-text-panel textarea").input_value() == "the cat sat on the mat"
     got = _heatmap(page)
     assert got["rows"] == ["the", "cat", "sat", "on", "the", "mat"] == got["cols"]
+
+
+def test_a_link_with_a_text_input_opens_with_that_text(page):
+    """An API body whose input is {"text"} (e.g. the preset's, pasted as a link) opens with the text in the box."""
+    body = {**NET, "inputs": [{"text": "a rose is a rose", "tokenize": "whitespace"}]}
+    page.goto(config_url(body))
+    _wait_tokens(page, 5)
+    assert page.locator("#net-text-panel textarea").input_value() == "a rose is a rose"
+    assert _heatmap(page)["rows"] == ["a", "rose", "is", "a", "rose"]
