@@ -218,3 +218,16 @@ def test_a_link_with_a_text_input_opens_with_that_text(page):
     _wait_tokens(page, 5)
     assert page.locator("#net-text-panel textarea").input_value() == "a rose is a rose"
     assert _heatmap(page)["rows"] == ["a", "rose", "is", "a", "rose"]
+
+
+def test_a_network_text_past_its_embedding_is_said_at_the_text_box(page, console):
+    console.allow(r"Failed to load resource: the server responded with a status of 422")
+    small = json.loads(json.dumps(NET))
+    small["layer"]["layers"][0]["num_embeddings"] = 4
+    page.goto(
+        config_url(small, {"view": "network", "text": {"text": "one two three four five", "tokenize": "whitespace"}})
+    )
+    wait_js(page, "() => !document.querySelector('#net-text-panel [role=alert]').hidden", timeout=90_000)
+    msg = page.locator("#net-text-panel [role=alert]").inner_text()
+    assert "5 distinct tokens" in msg and "num_embeddings=4" in msg
+    assert page.locator("#net-text-panel .attn-map").count() == 0

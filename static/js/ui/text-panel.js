@@ -189,6 +189,7 @@ export function createTextPanel(root, { byType, getUi, setUi, onChange, runsItse
         if (e instanceof ApiError) {
           showError(e.detail);
           maps.replaceChildren();
+          tokensRow.hidden = vocab.hidden = attnRow.hidden = true; // nothing here belongs to this text
         } else throw e;
       } finally {
         root.removeAttribute("aria-busy");
