@@ -227,7 +227,7 @@ def test_a_network_text_past_its_embedding_is_said_at_the_text_box(page, console
     page.goto(
         config_url(small, {"view": "network", "text": {"text": "one two three four five", "tokenize": "whitespace"}})
     )
-    wait_js(page, "() => !document.querySelector('#net-text-panel [role=alert]').hidden", timeout=90_000)
+    wait_js(page, "() => document.querySelector('#net-text-panel [role=alert]')?.hidden === false", timeout=90_000)
     msg = page.locator("#net-text-panel [role=alert]").inner_text()
     assert "5 distinct tokens" in msg and "num_embeddings=4" in msg
     assert page.locator("#net-text-panel .attn-map").count() == 0
