@@ -76,8 +76,7 @@ export function createTextPanel(root, { byType, getUi, setUi, onChange, runsItse
     { class: "data-row text-row" },
     h("label", { class: "data-label", for: area.id }, "text"),
     area,
-    h("label", { for: how.id }, "tokens: "),
-    how,
+    h("label", { class: "tok-choice" }, "tokens: ", how), // one piece: a phone wraps them together
     error,
   );
   const vocab = h("div", { class: "vocab", role: "group", "aria-label": "Vocabulary: token → id" });
