@@ -133,7 +133,9 @@ def test_a_sentence_gives_a_token_by_token_attention_heatmap(page, api_run):
     page.screenshot(path=str(SHOTS / "attention-1280x800.png"))
     page.set_viewport_size({"width": 420, "height": 900})
     page.locator("#net-text-panel select[id$='-head']").select_option("mean")
-    page.evaluate("() => { document.querySelector('#net-text-panel').scrollIntoView({block: 'start'}); window.scrollBy(0, -60); }")
+    page.evaluate(
+        "() => { document.querySelector('#net-text-panel').scrollIntoView({block: 'start'}); window.scrollBy(0, -60); }"
+    )
     page.screenshot(path=str(SHOTS / "attention-420x900.png"))
 
 
