@@ -519,3 +519,10 @@ def test_attention_too_large_to_draw_is_described_not_sent(api):
     d = api.post("/api/run", json={"layer": layer, "inputs": [x, x, x]}).json()
     [a] = d["attention"]
     assert a["shape"] == [1, 2, 200, 200] and "weights" not in a and "80,000 values" in a["omitted"]
+
+
+def test_encoder_layer_in_eval_mode_past_the_limit_is_described(api):
+    """The fast-path record (eval mode) obeys the same limit: its shape, no weights."""
+    body = {"layer": ENCODER, "inputs": [{"shape": [1, 200, 8]}], "train": False}
+    [a] = api.post("/api/run", json=body).json()["attention"]
+    assert a["path"] == "self_attn" and a["shape"] == [1, 2, 200, 200] and "weights" not in a

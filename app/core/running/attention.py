@@ -39,20 +39,26 @@ def recording(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
     A ``TransformerEncoderLayer`` whose fused fast path skipped ``self_attn`` is recorded at its own
     entry, with the input its ``_sa_block`` would have received (``norm1(src)`` when ``norm_first``).
     """
-    calls: list[tuple[str, nn.MultiheadAttention, tuple[Any, ...], dict[str, Any]]] = []
+    #: (path, module, inputs (None where the weights are too many to draw), kwargs, weights' shape)
+    calls: list[tuple[str, nn.MultiheadAttention, tuple[Any, ...] | None, dict[str, Any], list[int] | None]] = []
     layers: list[tuple[str, nn.TransformerEncoderLayer, tuple[Any, ...], dict[str, Any]]] = []
     handles = []
     for path, module in root.named_modules():
         if isinstance(module, nn.MultiheadAttention):
 
             def pre(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], path: str = path) -> None:
-                calls.append((path, mod, tensors.snapshot(args), dict(kwargs)))
+                # copies only of what will be recomputed (ViT's 12 calls on (1, 197, 768) are not)
+                shape = _weights_shape(mod, args, kwargs)
+                drawn = shape is None or math.prod(shape) <= MAX_VALUES
+                calls.append((path, mod, tensors.snapshot(args) if drawn else None, dict(kwargs), shape))
 
             handles.append(module.register_forward_pre_hook(pre, with_kwargs=True))
         elif isinstance(module, nn.TransformerEncoderLayer):
 
             def pre_layer(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], path: str = path) -> None:
-                layers.append((path, mod, tensors.snapshot(args), dict(kwargs)))
+                # torch's fast path needs eval mode: in training self_attn is always called (and recorded)
+                if not mod.training:
+                    layers.append((path, mod, tensors.snapshot(args), dict(kwargs)))
 
             handles.append(module.register_forward_pre_hook(pre_layer, with_kwargs=True))
     try:
@@ -60,7 +66,7 @@ def recording(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
     finally:
         for h in handles:
             h.remove()
-    seen = {p for p, *_ in calls}
+    seen = {c[0] for c in calls}
     for path, layer, args, kwargs in layers:
         attn_path = f"{path}.self_attn" if path else "self_attn"
         if attn_path in seen:
@@ -69,7 +75,10 @@ def recording(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
         mask = args[1] if len(args) > 1 else kwargs.get("src_mask")
         padding = args[2] if len(args) > 2 else kwargs.get("src_key_padding_mask")
         x = layer.norm1(src) if layer.norm_first else src
-        calls.append((attn_path, layer.self_attn, (x, x, x), {"attn_mask": mask, "key_padding_mask": padding}))
+        kw = {"attn_mask": mask, "key_padding_mask": padding}
+        shape = _weights_shape(layer.self_attn, (x, x), kw)
+        drawn = shape is None or math.prod(shape) <= MAX_VALUES
+        calls.append((attn_path, layer.self_attn, (x, x, x) if drawn else None, kw, shape))
     sink["attention_calls"] = calls
 
 
@@ -92,11 +101,10 @@ def weights(sink: dict[str, Any]) -> list[dict[str, Any]]:
     ``mean`` is what ``average_attn_weights=True`` returns (the module's own second output).
     """
     out: list[dict[str, Any]] = []
-    for path, mod, args, kwargs in sink.get("attention_calls", []):
+    for path, mod, args, kwargs, shape in sink.get("attention_calls", []):
         kw = {k: v for k, v in kwargs.items() if k not in ("need_weights", "average_attn_weights")}
         entry: dict[str, Any] = {"path": path, "heads": mod.num_heads}
-        shape = _weights_shape(mod, args, kw)
-        if shape is not None and math.prod(shape) > MAX_VALUES:
+        if args is None and shape is not None:
             # ViT's 197 tokens × 12 heads: not recomputed at all, the answer only says what it would be
             entry["shape"] = shape
             entry["omitted"] = f"{math.prod(shape):,} values is more than the {MAX_VALUES:,} drawn"
