@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from app.core.running.memory import attention_numbers
+
 SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
 CONV = {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "bias": False}
 BLOCKS = {
@@ -526,3 +528,18 @@ def test_encoder_layer_in_eval_mode_past_the_limit_is_described(api):
     body = {"layer": ENCODER, "inputs": [{"shape": [1, 200, 8]}], "train": False}
     [a] = api.post("/api/run", json=body).json()["attention"]
     assert a["path"] == "self_attn" and a["shape"] == [1, 2, 200, 200] and "weights" not in a
+
+
+def test_the_memory_estimate_counts_the_attention_weights_sent(api):
+    """The response's attention numbers are in the estimate, as many as the run sends."""
+    enc = torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+    assert attention_numbers(enc, [[3, 5, 8]], nested=True) == 3 * 2 * 5 * 5 + 3 * 5 * 5
+    mha = torch.nn.MultiheadAttention(8, 4)  # (L, N, E): L=4 queries, S=6 keys, N=1
+    assert attention_numbers(mha, [[4, 1, 8], [6, 1, 8], [6, 1, 8]], nested=False) == 4 * 4 * 6 + 4 * 6
+    assert attention_numbers(enc, [[1, 200, 8]], nested=True) == 0  # past the limit: not sent
+    assert attention_numbers(torch.nn.Linear(8, 8), [[3, 8]], nested=False) == 0
+    body = {"layer": ENCODER, "inputs": [{"shape": [3, 5, 8]}], "seed": 0}
+    d = api.post("/api/run", json=body).json()
+    [a] = d["attention"]
+    sent = np.array(a["weights"]).size + np.array(a["mean"]).size
+    assert sent == attention_numbers(enc, [[3, 5, 8]], nested=True)

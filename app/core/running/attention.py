@@ -23,13 +23,7 @@ import torch
 from torch import nn
 
 from app.core import tensors
-
-#: attention maps larger than this (heads × L × S values, per call) are left out of the answer
-MAX_VALUES = 65_536
-
-
-def _mha_calls(root: nn.Module) -> list[tuple[str, nn.MultiheadAttention]]:
-    return [(p, m) for p, m in root.named_modules() if isinstance(m, nn.MultiheadAttention)]
+from app.core.running.memory import ATTENTION_MAX_VALUES as MAX_VALUES
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, build, resolve, walk
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
-from app.core.running.memory import human, refuse, response_bytes, tensor_bytes, workspace_bytes
+from app.core.running.memory import attention_numbers, human, refuse, response_bytes, tensor_bytes, workspace_bytes
 from app.core.schema import RunRequest, TensorInput
 from app.core.shapes.context import fmt_shape
 from app.core.shapes.expr import Dim
@@ -349,6 +349,9 @@ def estimate(plan: Plan, settings: Settings, *, param_bytes: int, input_bytes: i
     working = max((workspace_bytes(m, ins, outs, elt) for m, ins, outs in calls), default=0)
     numels = [math.prod(p.shape) for p in plan.inputs] + [p.numel() for p in plan.meta.parameters()]
     numels += [math.prod(s) for s in out_shapes] * 2  # output and outputs[0]
+    # the attention weights every MultiheadAttention call sends (app/core/running/attention.py)
+    nested = not plan.node.is_container
+    numels += [attention_numbers(m, ins, nested=nested) for m, ins, _ in calls]
     return {
         "parameters": param_bytes,
         "inputs": input_bytes,
