@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from app.core.running.memory import attention_numbers
+
 SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
 CONV = {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "bias": False}
 BLOCKS = {
@@ -417,3 +419,127 @@ def test_text_refusals(api):
     assert 400 <= r.status_code < 500
     r = api.post("/api/run", json={"layer": emb, "inputs": [{"shape": [2], "tokenize": "char"}]})
     assert r.status_code == 422 and "go" in r.json()["detail"]
+
+
+# ---- attention weights ---------------------------------------------------------------------------
+
+ENCODER = {"type": "TransformerEncoderLayer", "d_model": 8, "nhead": 2, "dim_feedforward": 16, "batch_first": True}
+
+
+@pytest.mark.parametrize("train, dropout, norm_first", [(True, 0.0, False), (True, 0.1, True), (False, 0.1, False)])
+def test_encoder_layer_attention_weights_equal_torch(api, train, dropout, norm_first):
+    """The self_attn weights of a TransformerEncoderLayer equal nn.MultiheadAttention(need_weights=True)."""
+    layer = {**ENCODER, "dropout": dropout, "norm_first": norm_first}
+    body = {"layer": layer, "inputs": [{"shape": [1, 5, 8]}], "seed": 3, "train": train}
+    d = api.post("/api/run", json=body).json()
+    torch.manual_seed(3)
+    ref = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=dropout, batch_first=True, norm_first=norm_first)
+    x = torch.randn(1, 5, 8)
+    ref.train(train)
+    with torch.no_grad():
+        out = ref(x)  # the run's own output is untouched by the capture (same generator draws)
+        h = ref.norm1(x) if norm_first else x
+        ref.eval()
+        _, w = ref.self_attn(h, h, h, need_weights=True, average_attn_weights=False)
+        _, mean = ref.self_attn(h, h, h, need_weights=True)
+    assert torch.allclose(torch.tensor(d["output"]["data"]), out, atol=1e-6)
+    [a] = d["attention"]
+    assert a["path"] == "self_attn" and a["heads"] == 2 and a["shape"] == [1, 2, 5, 5]
+    assert torch.allclose(torch.tensor(a["weights"]), w, atol=1e-6)
+    assert torch.allclose(torch.tensor(a["mean"]), mean, atol=1e-6)
+    assert torch.allclose(torch.tensor(a["weights"]).sum(-1), torch.ones(1, 2, 5), atol=1e-5)
+
+
+def test_multihead_attention_weights_are_its_own_second_output(api):
+    layer = {"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 4}
+    body = {"layer": layer, "inputs": [{"shape": [4, 1, 8]}, {"shape": [6, 1, 8]}, {"shape": [6, 1, 8]}], "seed": 0}
+    d = api.post("/api/run", json=body).json()
+    [a] = d["attention"]
+    assert a["path"] == "" and a["heads"] == 4 and a["shape"] == [1, 4, 4, 6]
+    second = torch.tensor(d["outputs"][1]["data"])
+    assert torch.allclose(torch.tensor(a["mean"]), second, atol=1e-6)
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(8, 4)
+    q, k, v = torch.randn(4, 1, 8), torch.randn(6, 1, 8), torch.randn(6, 1, 8)
+    _, w = F.multi_head_attention_forward(
+        q,
+        k,
+        v,
+        8,
+        4,
+        mha.in_proj_weight,
+        mha.in_proj_bias,
+        None,
+        None,
+        False,
+        0.0,
+        mha.out_proj.weight,
+        mha.out_proj.bias,
+        need_weights=True,
+        average_attn_weights=False,
+    )
+    assert torch.allclose(torch.tensor(a["weights"]), w.detach(), atol=1e-6)
+
+
+def test_text_through_the_attention_preset(api):
+    """The text preset: the tokens' attention, row per query token, equal to plain torch's."""
+    preset = next(p for p in api.get("/api/presets").json()["presets"] if p["id"] == "text-self-attention")
+    d = api.post("/api/run", json=preset["request"]).json()
+    [text] = d["texts"]
+    assert text["tokens"] == ["the", "cat", "sat", "on", "the", "mat"]
+    [a] = d["attention"]
+    assert a["path"] == "encoder.self_attn" and a["shape"] == [1, 2, 6, 6]
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(64, 16)
+    enc = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+    ids = torch.tensor([[text["vocabulary"].index(t) for t in text["tokens"]]])
+    with torch.no_grad():
+        h = emb(ids)
+        _, w = enc.eval().self_attn(h, h, h, need_weights=True, average_attn_weights=False)
+    assert torch.allclose(torch.tensor(a["weights"]), w, atol=1e-6)
+
+
+def test_text_vocabulary_larger_than_the_embedding_is_refused_in_words(api):
+    layer = {"type": "Embedding", "num_embeddings": 4, "embedding_dim": 2}
+    r = api.post("/api/run", json={"layer": layer, "inputs": [{"text": "abcdef"}]})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["field"] == "inputs[0].text"
+    assert "6 distinct tokens" in body["detail"] and "num_embeddings=4" in body["detail"]
+    # in a network: the Embedding its input meets first
+    net = {
+        "type": "Sequential",
+        "layers": [{**layer, "embedding_dim": 4}, {"type": "Linear", "in_features": 4, "out_features": 2}],
+    }
+    r = api.post("/api/run", json={"layer": net, "inputs": [{"text": "a b c d e", "tokenize": "whitespace"}]})
+    assert r.status_code == 422 and r.json()["field"] == "inputs[0].text" and "5 distinct tokens" in r.json()["detail"]
+
+
+def test_attention_too_large_to_draw_is_described_not_sent(api):
+    layer = {"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 2, "batch_first": True}
+    x = {"shape": [1, 200, 8]}  # 2 heads × 200 × 200 = 80,000 values
+    d = api.post("/api/run", json={"layer": layer, "inputs": [x, x, x]}).json()
+    [a] = d["attention"]
+    assert a["shape"] == [1, 2, 200, 200] and "weights" not in a and "80,000 values" in a["omitted"]
+
+
+def test_encoder_layer_in_eval_mode_past_the_limit_is_described(api):
+    """The fast-path record (eval mode) obeys the same limit: its shape, no weights."""
+    body = {"layer": ENCODER, "inputs": [{"shape": [1, 200, 8]}], "train": False}
+    [a] = api.post("/api/run", json=body).json()["attention"]
+    assert a["path"] == "self_attn" and a["shape"] == [1, 2, 200, 200] and "weights" not in a
+
+
+def test_the_memory_estimate_counts_the_attention_weights_sent(api):
+    """The response's attention numbers are in the estimate, as many as the run sends."""
+    enc = torch.nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+    assert attention_numbers(enc, [[3, 5, 8]], nested=True) == 3 * 2 * 5 * 5 + 3 * 5 * 5
+    mha = torch.nn.MultiheadAttention(8, 4)  # (L, N, E): L=4 queries, S=6 keys, N=1
+    assert attention_numbers(mha, [[4, 1, 8], [6, 1, 8], [6, 1, 8]], nested=False) == 4 * 4 * 6 + 4 * 6
+    assert attention_numbers(enc, [[1, 200, 8]], nested=True) == 0  # past the limit: not sent
+    assert attention_numbers(torch.nn.Linear(8, 8), [[3, 8]], nested=False) == 0
+    body = {"layer": ENCODER, "inputs": [{"shape": [3, 5, 8]}], "seed": 0}
+    d = api.post("/api/run", json=body).json()
+    [a] = d["attention"]
+    sent = np.array(a["weights"]).size + np.array(a["mean"]).size
+    assert sent == attention_numbers(enc, [[3, 5, 8]], nested=True)

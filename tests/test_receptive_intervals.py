@@ -141,7 +141,12 @@ def test_resnet_sequential_fields_equal_autograd(registry, train):
     assert compare(registry, resnet_sequential([1, 1, 1, 1], True), [2, 3, 48, 40], train=train) > 30
 
 
-@pytest.mark.parametrize("preset", [p for p in PRESETS if p["id"] != "tiny-transformer-encoder"], ids=lambda p: p["id"])
+# the text preset's input is token ids: integers, which carry no gradient to compare against
+@pytest.mark.parametrize(
+    "preset",
+    [p for p in PRESETS if p["id"] not in ("tiny-transformer-encoder", "text-self-attention")],
+    ids=lambda p: p["id"],
+)
 def test_presets_fields_equal_autograd(registry, preset):
     req = preset["request"]
     shape = req["inputs"][0]["shape"]

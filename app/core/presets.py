@@ -665,6 +665,31 @@ PRESETS: list[dict[str, Any]] = [
         },
     },
     {
+        "id": "text-self-attention",
+        "name": "Text → Embedding → self-attention",
+        "description": "A short sentence, tokenised by words, embedded (d_model 16) and through one "
+        "TransformerEncoderLayer (2 heads): its attention weights, token × token.",
+        "request": {
+            "layer": {
+                "type": "Sequential",
+                "layers": [
+                    {"type": "Embedding", "name": "embed", "num_embeddings": 64, "embedding_dim": 16},
+                    {
+                        "type": "TransformerEncoderLayer",
+                        "name": "encoder",
+                        "d_model": 16,
+                        "nhead": 2,
+                        "dim_feedforward": 32,
+                        "dropout": 0.0,
+                        "batch_first": True,
+                    },
+                ],
+            },
+            "inputs": [{"text": "the cat sat on the mat", "tokenize": "whitespace"}],
+            "seed": 0,
+        },
+    },
+    {
         "id": "tiny-transformer-encoder",
         "name": "Tiny transformer encoder layer",
         "description": "Self-attention and a feed-forward block with residuals and LayerNorm (d_model 16, 2 heads).",

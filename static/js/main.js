@@ -12,6 +12,7 @@ import { createNetworkView } from "./views/network-view.js";
 import { wireCopy } from "./ui/params.js";
 import { deepCopy } from "./util/format.js";
 import { isContainer, childRequest, setCatalog, withChild } from "./net/model.js";
+import { splitText } from "./ui/text-panel.js";
 
 const statusEl = document.querySelector("#status");
 function setStatus(text, kind = "ok") {
@@ -104,8 +105,9 @@ async function boot() {
   catalogUi.setPresets(presets);
 
   function openPreset(preset) {
-    const request = keepMachine(deepCopy(preset.request));
-    store.update({ ui: { ...DEFAULT_UI, view: "network" } }, "ui");
+    // a text input (the text preset's) goes to the text panel; the form edits its (1, L) shape
+    const { request, text } = splitText(keepMachine(deepCopy(preset.request)));
+    store.update({ ui: { ...DEFAULT_UI, view: "network", text } }, "ui");
     show("network", request, { presetId: preset.id });
     catalogUi.setCurrent(`preset:${preset.id}`);
     setStatus(`preset: ${preset.name}`, "busy");
@@ -180,6 +182,12 @@ async function boot() {
       const fallback = byType.has(DEFAULT_REQUEST.layer.type) ? DEFAULT_REQUEST : byType.values().next().value?.example;
       request = deepCopy(fallback);
       ui = { ...DEFAULT_UI };
+    }
+    // an API body with a text input (a pasted link): the text to the text panel, its (1, L) shape to the form
+    const split = splitText(request);
+    if (split.text) {
+      request = split.request;
+      ui = { ...ui, text: split.text };
     }
     const view = viewFor(request, ui);
     if (ui.lesson !== null && !lessonBar.has(ui.lesson)) ui = { ...ui, lesson: null };

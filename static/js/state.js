@@ -31,6 +31,8 @@ export const DEFAULT_UI = Object.freeze({
   lesson: null, // id of the lesson step being walked (GET /api/lesson), or null outside the lesson
   // "Your data" (ui/data-panel.js): {sample: an image id or null, kernel: {preset, grid} or null, cmap}
   data: null,
+  // "Text in, attention out" (ui/text-panel.js): {text, tokenize: "whitespace"|"char"} or null (a default sentence)
+  text: null,
 });
 
 export function initialState() {

@@ -94,6 +94,32 @@ def _attention_bytes(
     return 4 * scores + 3 * math.prod(query[:-1]) * feed_forward * elt
 
 
+#: attention maps larger than this (N × heads × L × S values, per call) are left out of a run's answer
+ATTENTION_MAX_VALUES = 65_536
+
+
+def attention_numbers(module: nn.Module, in_shapes: list[Sequence[int]], *, nested: bool) -> int:
+    """Numbers a run's ``attention`` sends for one call: each head's weights and their mean.
+
+    ``module`` is a MultiheadAttention, or (``nested``) a layer whose MultiheadAttentions run on its
+    first input (a TransformerEncoderLayer's self_attn); a network's trace lists its attention calls
+    themselves, so there ``nested`` is False and other modules count nothing.
+    """
+    mhas = [m for m in module.modules() if isinstance(m, nn.MultiheadAttention)] if nested else [module]
+    total = 0
+    for mha in mhas:
+        if not isinstance(mha, nn.MultiheadAttention) or not in_shapes or not in_shapes[0]:
+            continue
+        query = in_shapes[0]
+        key = in_shapes[1] if mha is module and len(in_shapes) > 1 and in_shapes[1] else query
+        rows = math.prod(query[:-1])  # N·L
+        keys = key[1] if len(key) == 3 and mha.batch_first else key[0]
+        values = mha.num_heads * rows * keys
+        if values <= ATTENTION_MAX_VALUES:
+            total += values + values // mha.num_heads
+    return total
+
+
 def response_bytes(numels: list[int], max_elements: int, elt: int) -> int:
     """The response's numbers (each tensor sends at most ``max_elements``), and a float32 working copy
     of the largest tensor when it is half precision (NumPy summarises it in float32)."""

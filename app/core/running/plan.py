@@ -32,7 +32,15 @@ from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, build, find, predict, resolve, walk
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
-from app.core.running.memory import FIXED_OVERHEAD, human, refuse, response_bytes, tensor_bytes, workspace_bytes
+from app.core.running.memory import (
+    FIXED_OVERHEAD,
+    attention_numbers,
+    human,
+    refuse,
+    response_bytes,
+    tensor_bytes,
+    workspace_bytes,
+)
 from app.core.schema import RunRequest, TensorInput
 from app.core.shapes.context import fmt_shape
 from app.core.shapes.expr import Dim
@@ -194,6 +202,14 @@ def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings:
     return plans
 
 
+def _first_embedding_size(meta: nn.Module) -> int | None:
+    """The rows of the first Embedding a network's input meets (its first leaf, if it is one)."""
+    leaves = [m for m in meta.modules() if not any(True for _ in m.children())]
+    if leaves and isinstance(leaves[0], (nn.Embedding, nn.EmbeddingBag)):
+        return leaves[0].num_embeddings
+    return None
+
+
 def plan_request(
     registry: Registry, req: RunRequest, settings: Settings, *, enforce_limit: bool = True, inner_trace: bool = True
 ) -> Plan:
@@ -253,6 +269,15 @@ def plan_request(
 
     for p, ispec in zip(plans, spec.inputs):
         p.high = _resolve_high(ispec.high, node.args, meta, shapes)
+    for i, p in enumerate(plans):
+        high = p.high if p.high is not None else _first_embedding_size(meta) if i == 0 else None
+        if p.vocabulary is not None and high is not None and len(p.vocabulary) > high:
+            # ids run 0..len(vocabulary)-1: past num_embeddings torch would fail with "index out of range"
+            raise InvalidRequest(
+                f"inputs[{i}].text: the text has {len(p.vocabulary)} distinct tokens, but the Embedding has "
+                f"num_embeddings={high} rows (ids 0..{high - 1}); use a shorter text or raise num_embeddings",
+                field=f"inputs[{i}].text",
+            )
 
     trace: list[dict[str, Any]] = []
     try:
@@ -356,6 +381,9 @@ def estimate(
     working = max((workspace_bytes(m, spec, ins, outs, elt) for m, spec, ins, outs in calls), default=0)
     numels = [math.prod(p.shape) for p in plan.inputs] + [p.numel() for p in plan.meta.parameters()]
     numels += [math.prod(s) for s in out_shapes] * 2  # output and outputs[0]
+    # the attention weights every MultiheadAttention call sends (app/core/running/attention.py)
+    nested = not plan.node.is_container
+    numels += [attention_numbers(m, ins, nested=nested) for m, ins, _ in calls]
     return {
         "parameters": param_bytes,
         "inputs": input_bytes,

@@ -6,8 +6,10 @@ a worker process as it runs here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -18,7 +20,9 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest, NotExplainable, TooLarge
 from app.core.explaining.explain import explain_module
 from app.core.networks import graph
+from app.core.networks.trace import tracing
 from app.core.networks.tree import LayerNode, find, predict
+from app.core.running import attention
 from app.core.running.execute import execute, run_child
 from app.core.running.memory import reserve_more
 from app.core.running.plan import InputPlan, Plan, builds_submodules, plan_request
@@ -33,7 +37,7 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     req = parse(RunRequest, body)
     if req.path:
         return _run_child(registry, req, settings)
-    ex = execute(registry, req, settings)
+    ex = execute(registry, req, settings, hooks=_tracing_and_attention)
     response = run_response(
         ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan), view=req.window_slice
     )
@@ -46,7 +50,17 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
     ]
     if texts:
         response["texts"] = texts
+    attn = attention.weights(ex.extra)
+    if attn:
+        response["attention"] = attn
     return response
+
+
+@contextlib.contextmanager
+def _tracing_and_attention(root: torch.nn.Module, sink: dict[str, Any]) -> Iterator[None]:
+    """A network's trace, and the inputs of every attention call (for their weights afterwards)."""
+    with tracing(root, sink), attention.recording(root, sink):
+        yield
 
 
 def _child_node(registry: Registry, network: Plan, path: str, module: torch.nn.Module) -> LayerNode:

@@ -12,17 +12,25 @@ import { runChunked } from "../util/schedule.js";
 import { fmtCell, fmtFull } from "../util/format.js";
 
 // `domain`: the colour scale's range when shared with other tensors (else this tensor's own).
-export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 220, domain = null }) {
+// `labels`: {rows, cols} (e.g. a text's tokens) drawn beside the rows / above the columns of a
+// tensor drawn as one slice whose rows / columns they count.
+export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 220, domain = null, labels = null }) {
   const info = tensorSlices(t, { maxSlices });
   if (!info.slices.length) {
     container.replaceChildren();
     return { shown: 0, total: 0, painted: Promise.resolve(true) };
   }
-  const lay = heatmapLayout(info, { width, maxHeight });
+  const one = info.slices.length === 1 && info.full ? info.slices[0] : null;
+  const rowLabels = one && labels?.rows?.length === one.rows ? labels.rows : null;
+  const colLabels = one && labels?.cols?.length === one.cols ? labels.cols : null;
+  const longest = (ls) => Math.max(...ls.map((s) => String(s).length));
+  const left = rowLabels ? Math.min(96, 10 + 7 * longest(rowLabels)) : 0;
+  const top = colLabels ? Math.min(64, 10 + 6 * longest(colLabels)) : 0;
+  const lay = heatmapLayout(info, { width: width - left, maxHeight });
   const range = domain ?? valueDomain(t);
   const color = valueColor(range);
-  const svg = svgIn(container, lay.width, lay.height, `Heatmap of ${t.name} ${t.shape.join("×")}`);
-  const g = svg.append("g");
+  const svg = svgIn(container, lay.width + left, lay.height + top, `Heatmap of ${t.name} ${t.shape.join("×")}`);
+  const g = svg.append("g").attr("transform", left || top ? `translate(${left},${top})` : null);
   const cell = lay.cell;
   const size = Math.max(cell - (cell > 6 ? 1 : 0), 0.5);
   const showNumbers = cell >= 38;
@@ -82,6 +90,18 @@ export function drawHeatmap(container, t, { width, maxSlices = 8, maxHeight = 22
         .style("font-size", function () {
           return `${fitFont(this.textContent, cell, 9.5)}px`; // a style: the stylesheet's would win over an attribute
         });
+  }
+  if (rowLabels || colLabels) {
+    const s = lay.placed[0];
+    const size = `${Math.max(8, Math.min(12, cell * 0.8))}px`;
+    if (rowLabels)
+      g.append("g").attr("class", "row-labels").selectAll("text").data(rowLabels).join("text")
+        .attr("x", s.x - 4).attr("y", (_, r) => s.y + (r + 0.5) * cell)
+        .attr("text-anchor", "end").attr("dominant-baseline", "central").style("font-size", size).text((d) => d);
+    if (colLabels)
+      g.append("g").attr("class", "col-labels").selectAll("text").data(colLabels).join("text")
+        .attr("transform", (_, c) => `translate(${s.x + (c + 0.5) * cell},${s.y - 4}) rotate(-60)`)
+        .attr("text-anchor", "start").style("font-size", size).text((d) => d);
   }
   const painted = onCanvas ? runChunked(jobs, { cancelled: () => !cv.canvas.isConnected }) : Promise.resolve(true);
   return { shown: info.slices.length, total: info.total, full: info.full, step: info.step, onCanvas, painted };

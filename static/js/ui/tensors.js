@@ -58,12 +58,14 @@ export async function renderTensors(root, run, opts = {}) {
     ["Parameters", "param", (run.params || []).map((p) => ({ ...p, name: p.name }))],
     ["Outputs", "output", run.outputs?.length ? run.outputs : run.output ? [run.output] : []],
   ];
-  return renderTensorGroups(root.querySelector("#tensors-body"), groups, { ...opts, root });
+  // a text input: its tokens label the input's columns, (1, L), and the rows of an output (…, L, D)
+  const tokens = run.texts?.find((x) => x.input === 0)?.tokens ?? null;
+  return renderTensorGroups(root.querySelector("#tensors-body"), groups, { ...opts, root, tokens });
 }
 
 // The same cards for any list of [title, role, tensors] groups (the network view shows its output).
 // `sharedScale`: one colour scale for inputs and outputs; `root`: the panel whose toggle and data-scale follow it.
-export async function renderTensorGroups(body, groups, { cancelled = () => false, pause = budgetYield(), sharedScale = false, root = null } = {}) {
+export async function renderTensorGroups(body, groups, { cancelled = () => false, pause = budgetYield(), sharedScale = false, root = null, tokens = null } = {}) {
   body.replaceChildren();
   // one scale for inputs and outputs (where they share units): the same value, the same colour
   const shared = sharedScale ? groups.filter(([, role]) => role !== "param").flatMap(([, , list]) => list).map(valueDomain) : [];
@@ -92,7 +94,9 @@ export async function renderTensorGroups(body, groups, { cancelled = () => false
     await pause();
     if (cancelled() || !c.art.isConnected) return false;
     const width = Math.max(160, c.host.clientWidth || 300);
-    const res = drawHeatmap(c.host, t, { width, domain: domain && !c.art.classList.contains("role-param") ? domain : null });
+    const role = c.art.classList.contains("role-input") ? "input" : c.art.classList.contains("role-output") ? "output" : "param";
+    const labels = !tokens ? null : role === "input" && t === groups[0][2][0] ? { cols: tokens } : role === "output" ? { rows: tokens } : null;
+    const res = drawHeatmap(c.host, t, { width, domain: domain && role !== "param" ? domain : null, labels });
     if (res.total > res.shown) c.art.append(h("p", "aside", `showing ${res.shown} of ${res.total} slices`));
     if (!res.full && res.step) c.art.append(h("p", "aside", `preview: every ${res.step.join("×")}-th element`));
     if (c.hasData && t.numel <= NUMBERS_LIMIT && t.numel > 0) {

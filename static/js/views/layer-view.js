@@ -8,6 +8,7 @@ import { api, ApiError, isAbort } from "../api.js";
 import { createConfigForm } from "../ui/form.js";
 import { createWindowPanel } from "../ui/window-panel.js";
 import { createDataPanel } from "../ui/data-panel.js";
+import { createTextPanel } from "../ui/text-panel.js";
 import { renderFormulas, fitFormulas } from "../ui/formula.js";
 import { renderExplain, renderExplainError, clearExplain, wireTermHover, highlightRow } from "../ui/explain.js";
 import { renderTensors } from "../ui/tensors.js";
@@ -53,6 +54,12 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
   const form = createConfigForm($("#config-form"), { onEdit });
   // an image into the input and a kernel by hand: put into the request the API gets, not the store's
   const dataPanel = createDataPanel($("#data-panel"), {
+    getUi: () => store.get().ui,
+    setUi: (patch) => store.update({ ui: patch }, "ui"),
+    onChange: () => runNow(),
+  });
+  const textPanel = createTextPanel($("#text-panel"), {
+    byType,
     getUi: () => store.get().ui,
     setUi: (patch) => store.update({ ui: patch }, "ui"),
     onChange: () => runNow(),
@@ -224,7 +231,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       const slice = entry?.windows ? { window_slice: windowPanel.slice() } : {};
       const run = inside
         ? await api.run({ ...inside, ...slice }, { signal: runCtl.signal, path: drill.path })
-        : await api.run({ ...(await dataPanel.apply(request, { signal: runCtl.signal })), ...slice }, { signal: runCtl.signal });
+        : await api.run({ ...textPanel.apply(await dataPanel.apply(request, { signal: runCtl.signal })), ...slice }, { signal: runCtl.signal });
       // A run with `path` answers without the child's own graph: a drilled module that is not a
       // family drawing asks for it (meta device, no numbers), so a composite draws its dataflow here too.
       if (inside && !run.graph && diagramKind(entry) === "generic") {
@@ -245,6 +252,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     } catch (e) {
       if (isAbort(e) || seq !== runSeq) return;
       if (e instanceof ApiError) {
+        if (/^inputs\[0\]\.text/.test(e.field || "")) textPanel.showError(e.detail);
         form.showApiError(e, { prefix: drill?.field });
         markStale(Boolean(lastRun), lastRun ? "The server refused this configuration (see the message at the field); the view shows the last valid one." : "");
         setStatus(e.words, "error");
@@ -350,6 +358,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (stale()) return false;
     windowPanel.update(run, { layerType: run.type || lastRunRequest.layer.type, request: lastRunRequest, sameUnits: entry?.same_units ?? false });
     dataPanel.update(run, insideNetwork(lastRunRequest) ? null : lastRunRequest);
+    textPanel.update(run, insideNetwork(lastRunRequest) ? null : lastRunRequest);
     await pause();
     if (stale()) return false;
     await renderTensors(panels.tensors, run, { cancelled: stale, pause, sharedScale: sharedScale() }); // false also when a resize redrew them

@@ -15,6 +15,7 @@ import { createRfPanel } from "../net/rf-panel.js";
 import { renderTensorGroups } from "../ui/tensors.js";
 import { inlineCode } from "../util/dom.js";
 import { createActivationsPanel } from "../net/activations-panel.js";
+import { createTextPanel } from "../ui/text-panel.js";
 import { exportSvg, exportPng } from "../export.js";
 import { wireCopy } from "../ui/params.js";
 import { debounce, deepCopy, shapeStr } from "../util/format.js";
@@ -47,6 +48,14 @@ const NETWORK_INPUTS = [{ name: "input", convention: "(*)", kind: "normal" }];
 export function createNetworkView(root, { store, byType, catalog, devices, presets = [], setStatus, onDrill, onPreset }) {
   const $ = (sel) => root.querySelector(sel);
   const activations = createActivationsPanel($("#net-act-panel"));
+  // the network run on a text (its own /api/run, as the activations panel does)
+  const textPanel = createTextPanel($("#net-text-panel"), {
+    byType,
+    getUi: () => store.get().ui,
+    setUi: (patch) => store.update({ ui: patch }, "ui"),
+    onChange: () => textPanel.update(null, request()),
+    runsItself: true,
+  });
   const els = {
     outPanel: $("#net-output-panel"),
     outBody: $("#net-output-body"),
@@ -323,6 +332,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       markStale(false);
       render();
       activations.update(req, res);
+      textPanel.update(res, req);
       setStatus(`${res.totals?.param_count?.toLocaleString("en") ?? res.param_count} parameters; shapes fit`, "ok");
       fetchCode(req, seq);
     } catch (e) {
