@@ -383,10 +383,13 @@ def estimate(
     numels += [math.prod(s) for s in out_shapes] * 2  # output and outputs[0]
     # the attention weights every MultiheadAttention call sends (app/core/running/attention.py)
     nested = not plan.node.is_container
-    numels += [attention_numbers(m, ins, nested=nested) for m, ins, _ in calls]
+    numels += [attention_numbers(m, ins, nested=nested) for m, _spec, ins, _outs in calls]
     return {
         "parameters": param_bytes,
         "inputs": input_bytes,
+        # the forward gets copies of the inputs (execute: an in-place layer must not change what the run
+        # reports it received)
+        "input copies": input_bytes,
         # values set by hand, decoded on the CPU and held until the module has them
         "given parameters": overrides.nbytes(plan.parameters),
         "image decoding": sum(p.image.decode_bytes for p in plan.inputs if p.image is not None),
