@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from app.core.presets import PRESETS
 from app.core.running.memory import attention_numbers
 
 SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
@@ -543,3 +544,18 @@ def test_the_memory_estimate_counts_the_attention_weights_sent(api):
     [a] = d["attention"]
     sent = np.array(a["weights"]).size + np.array(a["mean"]).size
     assert sent == attention_numbers(enc, [[3, 5, 8]], nested=True)
+
+
+def test_npy_with_path_is_that_layers_output_in_full(api):
+    """?format=npy with ``path``: one layer's whole output inside the network (the activations panel
+    draws big feature maps from it), equal to /api/run with the same path."""
+    lenet = next(p for p in PRESETS if p["id"] == "lenet5")["request"]
+    listed = api.post("/api/run", json={**lenet, "path": "0"}).json()["output"]
+    r = api.post("/api/run?format=npy", json={**lenet, "path": "0"})
+    assert r.status_code == 200, r.text
+    got = np.load(io.BytesIO(r.content), allow_pickle=False)
+    assert list(got.shape) == listed["shape"]
+    whole = np.load(io.BytesIO(api.post("/api/run?format=npy", json=lenet).content), allow_pickle=False)
+    assert got.shape != whole.shape  # the layer's, not the network's
+    if listed.get("data") is not None:
+        np.testing.assert_allclose(got, np.array(listed["data"], dtype=np.float32), rtol=1e-6, atol=1e-6)

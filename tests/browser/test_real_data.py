@@ -186,7 +186,9 @@ def test_not_shown_for_a_linear_layer(page):
     assert page.locator("#data-panel").is_hidden()
 
 
-def test_lenet_activations_on_the_digit(page, api_run):
+def test_lenet_activations_on_the_digit(page, api_run, base_url):
+    import httpx
+
     from app.core.presets import PRESETS
 
     lenet = next(p for p in PRESETS if p["name"] == "LeNet-5")["request"]
@@ -207,7 +209,9 @@ def test_lenet_activations_on_the_digit(page, api_run):
                 .map(c => [Number(c.dataset.lo), Number(c.dataset.hi), c.width, c.height])"""
     )
     assert len(got) == 6
-    out = np.array(ref["output"]["data"] if ref["output"]["data"] is not None else ref["output"]["preview"])[0]
+    # drawn whole: from the JSON where it lists every value, else from that layer's .npy (never a preview)
+    r = httpx.post(f"{base_url}/api/run?format=npy", json=body)
+    out = np.load(io.BytesIO(r.content), allow_pickle=False)[0]
     for ch, (lo, hi, w, h) in enumerate(got):
         assert lo == pytest.approx(out[ch].min()) and hi == pytest.approx(out[ch].max())
         assert (h, w) == out[ch].shape

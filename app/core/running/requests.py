@@ -125,8 +125,16 @@ def _output_of(ex: Any, name: str | None) -> tuple[str, torch.Tensor]:
 
 
 def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, bytes]:
-    """``?format=npy``: the output's name and its bytes as a NumPy .npy file."""
-    ex = execute(registry, parse(RunRequest, body), settings, hooks=None)
+    """``?format=npy``: the output's name and its bytes as a NumPy .npy file; with ``path``, the output of
+    that layer inside the network, as it ran there (what /api/run with ``path`` lists)."""
+    req = parse(RunRequest, body)
+    if req.path:
+        child = run_child(registry, req, settings)
+        kind = type(child.module).__name__
+        names = registry.get(kind).outputs if kind in registry else []
+        ex = dataclasses.replace(child.execution, outputs=tensors.flatten_outputs(child.output, names))
+    else:
+        ex = execute(registry, req, settings, hooks=None)
     out_name, t = _output_of(ex, tensor)
     # the file is the whole tensor (NumPy's copy of it when it is not float32 or float64 already, the
     # buffer, and the bytes taken from it), where /api/run lists at most max_elements numbers of it

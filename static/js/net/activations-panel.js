@@ -7,6 +7,7 @@ import { api, isAbort } from "../api.js";
 import { h } from "../util/dom.js";
 import { fmt } from "../util/format.js";
 import { SAMPLES, sampleDataUrl, planeCanvas } from "../draw/samples.js";
+import { parseNpy, npyPlanes } from "../util/npy.js";
 import { planeRange, planeRgba, imageShaped } from "../geometry/kernels.js";
 
 const MAX_CHANNELS = 8;
@@ -60,7 +61,11 @@ export function createActivationsPanel(root) {
           host.append(row("input", `input ${run.inputs?.[0]?.shape ? `(${run.inputs[0].shape.join("×")})` : ""}`, planesOf(run.inputs?.[0]), run.inputs?.[0]));
           first = false;
         }
-        host.append(row(entry.path, `${entry.path} ${entry.type} (${run.output.shape.join("×")})`, planesOf(run.output), run.output));
+        // JSON sent a strided preview of a big (N, C, H, W) map: that layer's whole output as .npy instead
+        const full = !run.output.data && run.output.shape.length === 4 ? await layerNpy(body, entry.path, signal) : null;
+        if (signal.aborted) return;
+        const out = full ? { ...run.output, data: true } : run.output;
+        host.append(row(entry.path, `${entry.path} ${entry.type} (${run.output.shape.join("×")})`, full ?? planesOf(run.output), out));
         root.dataset.layers = String(Number(root.dataset.layers) + 1);
       }
       root.dataset.sample = sample;
@@ -69,6 +74,22 @@ export function createActivationsPanel(root) {
       host.append(h("p", { class: "form-error" }, `The network could not be run on the image: ${e.detail || e.message}`));
     } finally {
       if (!signal.aborted) root.setAttribute("aria-busy", "false");
+    }
+  }
+
+  // A layer's output in full (POST /api/run?format=npy with its path): its first MAX_CHANNELS planes, or
+  // null where the file could not be had (the labelled preview stays).
+  async function layerNpy(body, path, signal) {
+    try {
+      const res = await fetch("/api/run?format=npy", {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, path }), signal,
+      });
+      if (!res.ok) return null;
+      const array = parseNpy(await res.arrayBuffer());
+      return Object.assign(npyPlanes(array, MAX_CHANNELS), { total: array.shape[1] });
+    } catch (e) {
+      if (isAbort(e)) throw e;
+      return null;
     }
   }
 
@@ -92,7 +113,8 @@ export function createActivationsPanel(root) {
       canvas.title = `channel ${ch}: ${fmt(range.lo, 3)} … ${fmt(range.hi, 3)}`;
       maps.append(canvas);
     });
-    if (planes.length > MAX_CHANNELS) maps.append(h("span", { class: "aside" }, `+${planes.length - MAX_CHANNELS}`));
+    const channels = planes.total ?? planes.length;
+    if (channels > MAX_CHANNELS) maps.append(h("span", { class: "aside" }, `+${channels - MAX_CHANNELS}`));
     if (!planes.length) maps.append(h("span", { class: "aside" }, "not drawn (not an image or a vector)"));
     r.append(maps);
     return r;
