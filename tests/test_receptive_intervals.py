@@ -334,6 +334,9 @@ def test_classic_presets_answer_by_index_propagation(api, preset_id):
     alone (nothing runs), is the whole input — their receptive fields outgrow 224×224 / 299×299."""
     preset = next(p for p in CLASSICS if p["id"] == preset_id)
     body = {**preset["request"], "index": [0, 7], "effective": False}
+    if isinstance(preset["request"]["layer"].get("outputs"), list):
+        # a network of two outputs (Inception-v3's logits and auxiliary logits): the field of the logits
+        body["node"] = preset["request"]["layer"]["outputs"][0]
     r = api.post("/api/receptive-field", json=body)
     assert r.status_code == 200, r.text
     d = r.json()

@@ -710,7 +710,15 @@ PRESETS: list[dict[str, Any]] = [
 
 
 def _classic(
-    id_: str, name: str, description: str, layer: Config, shape: list[int], param_count: int | None, **extra: Any
+    id_: str,
+    name: str,
+    description: str,
+    layer: Config,
+    shape: list[int],
+    param_count: int | None,
+    *,
+    train: bool = True,
+    **extra: Any,
 ) -> dict[str, Any]:
     preset = {
         "id": id_,
@@ -718,7 +726,7 @@ def _classic(
         # the classic architectures: full size, so a real run takes seconds (DenseNet and Inception tens)
         "group": "classic",
         "description": description,
-        "request": {"layer": layer, "inputs": [{"shape": shape}], "seed": 0},
+        "request": {"layer": layer, "inputs": [{"shape": shape}], "seed": 0, **({} if train else {"train": False})},
         **extra,
     }
     if param_count is not None:
@@ -779,11 +787,14 @@ CLASSICS: list[dict[str, Any]] = [
         "Szegedy et al. (2016): parallel 1×1, 3×3, factorised 7×7 and pooling branches concatenated on the "
         "channels (Graphs with cat). As torchvision builds it by default, with the auxiliary classifier on "
         "Mixed_6e as a second output (the network returns (logits, aux_logits)); inception_v3(aux_logits=False) "
-        "leaves it out: 23,834,568 parameters. Randomly initialised.",
+        "leaves it out: 23,834,568 parameters. In eval mode (train: false): on one image the auxiliary "
+        "head's BatchNorm sees a 1×1 map, where batch statistics (training mode) need more than one value "
+        "per channel. Randomly initialised.",
         inception_v3(),
         [1, 3, 299, 299],
         27_161_264,
         param_count_without_aux=23_834_568,
+        train=False,
     ),
     _classic(
         "unet",
