@@ -47,6 +47,9 @@ export function svgString(svg) {
   clone.setAttribute("height", String(vb?.height || svg.clientHeight));
   // A white backdrop: transparent exports look broken in dark viewers.
   const bg = document.createElementNS(SVG_NS, "rect");
+  // from the viewBox's corner: a drawing framed from a point other than 0,0 (the whole dataflow graph)
+  bg.setAttribute("x", String(vb?.x || 0));
+  bg.setAttribute("y", String(vb?.y || 0));
   bg.setAttribute("width", "100%");
   bg.setAttribute("height", "100%");
   bg.setAttribute("fill", "#ffffff");
@@ -54,7 +57,7 @@ export function svgString(svg) {
   return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(clone)}`;
 }
 
-function download(blob, filename) {
+export function download(blob, filename) {
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;

@@ -4,6 +4,7 @@
 // a copied address reopens the same view; nothing else in the page is a source of truth.
 
 import { deepCopy } from "./util/format.js";
+import { COST_IDS } from "./geometry/cost.js";
 
 export const DEFAULT_REQUEST = Object.freeze({
   layer: { type: "Linear", in_features: 10, out_features: 5 },
@@ -33,6 +34,10 @@ export const DEFAULT_UI = Object.freeze({
   data: null,
   // "Text in, attention out" (ui/text-panel.js): {text, tokenize: "whitespace"|"char"} or null (a default sentence)
   text: null,
+  // the dataflow graph: nodes coloured by "params", "macs" or "memory" (geometry/cost.js), or "none";
+  // the node whose details sit beside the graph (a graph node id) or null
+  graphCost: "none",
+  graphNode: null,
 });
 
 export function initialState() {
@@ -116,6 +121,8 @@ export function decodeQuery(search) {
       for (const k of Object.keys(DEFAULT_UI)) if (ui && k in ui) result.ui[k] = ui[k];
       if (!validDrill(result.ui.drill)) result.ui.drill = null;
       if (result.ui.lesson !== null && typeof result.ui.lesson !== "string") result.ui.lesson = null;
+      if (!COST_IDS.includes(result.ui.graphCost)) result.ui.graphCost = "none";
+      if (result.ui.graphNode !== null && typeof result.ui.graphNode !== "string") result.ui.graphNode = null;
     } catch {
       // A damaged ui part only loses the selection, never the view itself.
     }

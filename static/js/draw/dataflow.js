@@ -8,7 +8,9 @@ import { layoutDataflow } from "../geometry/dataflow.js";
 
 const line = (pts) => `M${pts.map((p) => p.map((v) => v.toFixed(1)).join(",")).join(" L")}`;
 
-export function drawDataflow(container, graph, { onPick = () => {}, canPick = () => false, onOther = null, onNode = null } = {}) {
+// `pickLabel`: what a click on a pickable node does, in its accessible name (the network view's graph
+// selects the node: its details and the drill-down sit beside the graph).
+export function drawDataflow(container, graph, { onPick = () => {}, canPick = () => false, onOther = null, onNode = null, pickLabel = "open in the layer view" } = {}) {
   const lay = layoutDataflow(graph);
   const modules = graph.nodes.filter((n) => n.op === "module").length;
   const svg = svgIn(container, lay.width, lay.height, `Dataflow graph (${graph.method}): ${graph.nodes.length} nodes, ${modules} module calls`);
@@ -63,7 +65,7 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
     const act = pick ? onPick : onOther && node.shape && node.op !== "input" ? onOther : null;
     if (act) {
       ng.classed("pickable", true).attr("role", "button").attr("tabindex", 0);
-      ng.attr("aria-label", `${shown}: ${pick ? "open in the layer view" : "choose for the receptive field"} (${title})`);
+      ng.attr("aria-label", `${shown}: ${pick ? pickLabel : "choose for the receptive field"} (${title})`);
       // a button's tooltip would be read as part of its text, ahead of what it shows: the label has it
       tip.remove();
       ng.attr("data-tip", title);

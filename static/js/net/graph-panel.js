@@ -23,12 +23,15 @@ function enclosing(builder, path) {
   return best?.field ?? "layer";
 }
 
-export function renderGraphPanel(root, { result, builder, pickable, onDrill, onDrillInner, onOther = null }) {
+// `tools` (graph-tools.js): a click selects a node, whose details (and the drill-down) sit beside the
+// graph, a double click opens it; the view zooms and pans, and the nodes take the cost colouring.
+export function renderGraphPanel(root, { result, builder, pickable, onDrill, onDrillInner, onOther = null, tools = null }) {
   const host = root.querySelector("#net-graph");
   const meta = root.querySelector("#net-graph-meta");
   const graph = result?.graph;
   if (!graph || !graph.nodes?.length) {
     host.replaceChildren();
+    tools?.update({});
     meta.textContent = graph?.omitted ? `The graph is omitted: ${graph.omitted}.` : "The graph is drawn once the shapes fit.";
     return null;
   }
@@ -41,17 +44,30 @@ export function renderGraphPanel(root, { result, builder, pickable, onDrill, onD
     const entry = traceOf.get(node.path);
     return node.config && entry?.input_shapes?.length ? entry : null;
   };
-  return drawDataflow(host, graph, {
-    onOther,
-    canPick: (node) => node.op === "module" && Boolean(pickable(node.path) || inner(node)),
-    onPick: (node) => {
-      const it = pickable(node.path);
-      if (it) return onDrill(it);
-      const entry = inner(node);
-      if (!entry) return;
-      const field = innerField(enclosing(builder, node.path), node.path);
-      rememberInner(field, node.config);
-      onDrillInner({ field, path: node.path, inputs: entry.input_shapes.map((s) => [...s]), type: node.type });
-    },
+  const canPick = (node) => node.op === "module" && Boolean(pickable(node.path) || inner(node));
+  const drill = (node) => {
+    const it = pickable(node.path);
+    if (it) return onDrill(it);
+    const entry = inner(node);
+    if (!entry) return;
+    const field = innerField(enclosing(builder, node.path), node.path);
+    rememberInner(field, node.config);
+    onDrillInner({ field, path: node.path, inputs: entry.input_shapes.map((s) => [...s]), type: node.type });
+  };
+  if (!tools) return drawDataflow(host, graph, { onOther, canPick, onPick: drill });
+  const lay = drawDataflow(host, graph, {
+    canPick,
+    onPick: (node) => tools.select(node),
+    pickLabel: "show its details beside the graph",
+    // a node for the receptive field is chosen, and selected, with one click
+    onOther: onOther
+      ? (node) => {
+          tools.select(node);
+          onOther(node);
+        }
+      : null,
+    onNode: (ng, n) => ng.on("dblclick", () => canPick(n.node) && drill(n.node)),
   });
+  tools.update({ graph, lay, result, drill, canDrill: canPick, onOther });
+  return lay;
 }

@@ -12,6 +12,7 @@ import { drawNetwork } from "../draw/network.js";
 import { mountPaste } from "../net/paste.js";
 import { renderGraphPanel } from "../net/graph-panel.js";
 import { createRfPanel } from "../net/rf-panel.js";
+import { createGraphTools } from "../net/graph-tools.js";
 import { renderTensorGroups } from "../ui/tensors.js";
 import { inlineCode } from "../util/dom.js";
 import { createActivationsPanel } from "../net/activations-panel.js";
@@ -136,6 +137,8 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
       runNow();
     },
   });
+  // zoom and pan, cost colouring, the selected node's details, the graph's and the trace's exports
+  const graphTools = createGraphTools(root, { store, onStatus: (msg, kind) => setStatus?.(msg, kind) });
   // A pasted model opens like a preset (the whole request replaced, view and link updated).
   mountPaste(root, { setStatus, onOpen: (request) => onPreset({ id: "", name: "pasted code", request }) });
 
@@ -412,7 +415,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     renderDiagram();
     renderNetTable(els.table, { result, error, failed: graph.bad, pickable, onPick: (it) => onDrill(drillTarget(it)) });
     renderSummary();
-    renderGraphPanel(root, { result, builder: graph, pickable, onDrill: (it) => onDrill(drillTarget(it)), onDrillInner: onDrill, onOther: (node) => rfPanel.choose(node.id) });
+    renderGraphPanel(root, { result, builder: graph, pickable, onDrill: (it) => onDrill(drillTarget(it)), onDrillInner: onDrill, onOther: (node) => rfPanel.choose(node.id), tools: graphTools });
     rfPanel.update(req, result);
     els.repr.textContent = result?.repr || "(built once the shapes fit)";
     // A single module with submodules of its own (a transformer layer, the tutorial's block): its
