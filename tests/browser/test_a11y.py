@@ -193,3 +193,20 @@ def test_window_strip_hover_and_dataflow_diagram_have_no_serious_violations(page
     page.wait_for_function("() => document.querySelector('#diagram').dataset.kind === 'dataflow'")
     found = audit(page)
     assert found == [], "\n".join(found)
+
+
+def test_graph_tools_no_serious_violations(page, base_url):
+    """Issue 19: the dataflow graph's zoom viewport, its tools, the cost legend and the selected node's
+    details beside it (tests/browser/test_graph_nav.py drives them)."""
+    import httpx
+
+    from .helpers import wait_js
+
+    presets = httpx.get(f"{base_url}/api/presets", timeout=30).json()["presets"]
+    net = next(p for p in presets if p["id"] == "tutorial-residual-net")["request"]
+    for cost in ["params", "memory"]:
+        page.goto(config_url(net, {"view": "network", "graphCost": cost, "graphNode": "block1_fc1"}))
+        wait_js(page, "() => document.querySelector('#net-graph-details')?.innerText.includes('block1.fc1')")
+        page.locator("#net-graph-legend").wait_for(state="visible")
+        found = audit(page)
+        assert found == [], "\n".join(found)

@@ -4,7 +4,7 @@
 
 import { FLOW } from "./dataflow.js";
 
-export const ZOOM = { MIN: 0.04, MAX: 4, STEP: 1.25, PAN: 60, PAD: 16, READABLE: 0.55 };
+export const ZOOM = { MIN: 0.01, MAX: 4, STEP: 1.25, PAN: 60, PAD: 16, READABLE: 0.55 };
 
 // Everything the layout draws: node boxes, frames, edge routes and the shape labels beside them
 // (estimated from their length, as the layout sized them). {x, y, w, h} in drawing units.

@@ -72,7 +72,9 @@ export function attachNav(host, lay) {
   svg.call(nav.zoom).on("dblclick.zoom", null);
   navs.set(host, nav);
   const view = viewOf(host);
-  apply(nav, prev && prev.key === key && prev.t ? prev.t : initialTransform(box, view));
+  // fresh: a graph not shown before (a redraw of the same one keeps its view)
+  nav.fresh = !(prev && prev.key === key && prev.t);
+  apply(nav, nav.fresh ? initialTransform(box, view) : prev.t);
   wireKeys(host);
   return nav;
 }

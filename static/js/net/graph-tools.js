@@ -10,7 +10,7 @@ import { COST_IDS, COST_METRICS, costMetric, legendTicks, rampStops, traceByNode
 import { paintCosts } from "../draw/cost.js";
 import { shapeStr } from "../util/format.js";
 import { traceCsv, traceLatex } from "../util/table-export.js";
-import { attachNav, drawnBox, fit, zoomBy } from "./graph-nav.js";
+import { attachNav, centreOnNode, drawnBox, fit, zoomBy } from "./graph-nav.js";
 import { fmtBytes, fmtCount } from "./model.js";
 
 const PNG_MAX_SIDE = 16384; // Chromium refuses canvases much past this: big graphs get a smaller scale
@@ -243,7 +243,8 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     ];
     if (node.path) rows.push(["path", node.path]);
     if (node.op !== "module" && node.type) rows.push(["operation", node.type]);
-    const within = (node.scope || []).map((s) => `${s.path} (${s.type})`);
+    // each enclosing module by its own name (the path's last part): the full path is above
+    const within = (node.scope || []).map((s) => `${s.path.split(".").pop()} ${s.type}`);
     if (within.length) rows.push(["inside", within.join(" › ")]);
     if (ins.length) rows.push([ins.length > 1 ? "inputs" : "input", ins.map(shapeStr).join(", ")]);
     if (outs.length) rows.push([outs.length > 1 ? "outputs" : "output", outs.map(shapeStr).join(", ")]);
@@ -267,13 +268,18 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
       b.addEventListener("click", () => cur.drill(node));
       actions.append(b);
     }
+    const centre = el("button", "df-centre", "Centre in the view");
+    centre.type = "button";
+    centre.title = "Zoom to 1:1 with this node in the middle of the graph's view";
+    centre.addEventListener("click", () => centreOnNode(els.host, node.id, 1));
+    actions.append(centre);
     if (cur.onOther && node.shape && node.op !== "input") {
       const b = el("button", "df-rf", "Receptive field of this node");
       b.type = "button";
       b.addEventListener("click", () => cur.onOther(node));
       actions.append(b);
     }
-    if (actions.childElementCount) box.append(actions);
+    box.append(actions);
   }
 
   // After each drawing (graph-panel.js): the view, the colours, the selection.
@@ -282,7 +288,8 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     const empty = !graph || !lay;
     for (const b of [els.zoomIn, els.zoomOut, els.fit, els.svg, els.png]) b.disabled = empty;
     els.csv.disabled = els.latex.disabled = !result?.trace?.length;
-    if (!empty) attachNav(els.host, lay);
+    // a graph opened with a node selected (a link) opens on that node
+    if (!empty && attachNav(els.host, lay)?.fresh && selectedNode()) centreOnNode(els.host, ui().graphNode, 1);
     paint();
     markSelected();
   }

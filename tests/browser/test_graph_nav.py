@@ -1,0 +1,332 @@
+"""Issue 19, navigating a big graph: zoom and pan (mouse, keyboard, fit to screen), the selected node's
+details beside the graph, cost colouring with a legend whose numbers are the trace's, and exports that
+hold the whole graph (SVG, PNG) and every row of the trace (CSV, LaTeX)."""
+
+import csv
+import io
+import re
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .helpers import config_url, wait_js
+from .test_network import current_ui, net_renders, wait_net
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path("/work/shots/h19-nav")
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def presets(base_url):
+    return httpx.get(f"{base_url}/api/presets", timeout=30).json()["presets"]
+
+
+@pytest.fixture(scope="module")
+def resnet50(presets):
+    return next(p for p in presets if p["id"] == "resnet50")["request"]
+
+
+@pytest.fixture(scope="module")
+def tutorial(presets):
+    return next(p for p in presets if p["id"] == "tutorial-residual-net")["request"]
+
+
+@pytest.fixture(scope="module")
+def resnet50_shape(base_url, resnet50):
+    """The API's own answer for ResNet-50 (trace, totals, graph), to compare the page with."""
+    r = httpx.post(f"{base_url}/api/shape", json=resnet50, timeout=300)
+    r.raise_for_status()
+    return r.json()
+
+
+def open_graph(page, request: dict, ui: dict | None = None, timeout: float = 180_000) -> None:
+    page.goto(config_url(request, {"view": "network", **(ui or {})}))
+    wait_js(
+        page,
+        "() => document.querySelectorAll('#net-graph svg g.df-node').length > 0 && "
+        "document.querySelector('#network-view').getAttribute('aria-busy') === 'false'",
+        timeout=timeout,
+    )
+    page.locator("#net-graph").scroll_into_view_if_needed()
+
+
+def transform(page) -> dict:
+    """The zoom transform of the graph's drawing: {k, x, y}."""
+    return page.evaluate(
+        """() => { const m = document.querySelector('#net-graph svg.df-drawing > g').transform.baseVal.consolidate().matrix;
+                   return {k: m.a, x: m.e, y: m.f}; }"""
+    )
+
+
+def boxes_outside_viewport(page) -> list[str]:
+    """Ids of the nodes whose box is not wholly inside the graph's viewport."""
+    return page.evaluate(
+        """() => { const v = document.querySelector('#net-graph').getBoundingClientRect();
+                   return [...document.querySelectorAll('#net-graph g.df-node')].filter((g) => {
+                     const b = g.getBoundingClientRect();
+                     return b.left < v.left - 0.5 || b.top < v.top - 0.5 || b.right > v.right + 0.5 || b.bottom > v.bottom + 0.5;
+                   }).map((g) => g.dataset.id); }"""
+    )
+
+
+def test_zoom_pan_fit_with_mouse_buttons_and_keys(page, tutorial):
+    open_graph(page, tutorial)
+    t0 = transform(page)
+    assert boxes_outside_viewport(page) == []  # a small graph opens whole
+
+    page.click("#net-graph-zoom-in")
+    t1 = transform(page)
+    assert t1["k"] == pytest.approx(t0["k"] * 1.25)
+
+    # a drag pans
+    v = page.locator("#net-graph").bounding_box()
+    page.mouse.move(v["x"] + 20, v["y"] + 20)
+    page.mouse.down()
+    page.mouse.move(v["x"] + 80, v["y"] + 50, steps=5)
+    page.mouse.up()
+    t2 = transform(page)
+    assert (t2["x"] - t1["x"], t2["y"] - t1["y"]) == (pytest.approx(60, abs=1), pytest.approx(30, abs=1))
+    assert t2["k"] == pytest.approx(t1["k"])
+
+    # the wheel zooms at the pointer
+    page.mouse.move(v["x"] + v["width"] / 2, v["y"] + v["height"] / 2)
+    page.mouse.wheel(0, -300)
+    wait_js(page, "k => Number(document.querySelector('#net-graph').dataset.zoom) > k * 1.01", t2["k"])
+    t3 = transform(page)
+    assert t3["k"] > t2["k"]
+
+    # fit to screen: every node in the viewport again
+    page.click("#net-graph-fit")
+    assert boxes_outside_viewport(page) == []
+
+    # the keyboard, with the graph focused: + zooms, arrows pan, − zooms out, 0 fits
+    page.locator("#net-graph").focus()
+    before = transform(page)
+    page.keyboard.press("+")
+    assert transform(page)["k"] == pytest.approx(before["k"] * 1.25)
+    at = transform(page)
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowUp")
+    after = transform(page)
+    assert (after["x"] - at["x"], after["y"] - at["y"]) == (pytest.approx(60), pytest.approx(60))
+    page.keyboard.press("-")
+    assert transform(page)["k"] == pytest.approx(at["k"] / 1.25)
+    page.keyboard.press("0")
+    assert transform(page) == pytest.approx(before)
+    assert boxes_outside_viewport(page) == []
+
+
+def test_a_redraw_of_the_same_graph_keeps_the_view(page, tutorial):
+    open_graph(page, tutorial)
+    page.click("#net-graph-zoom-in")
+    page.click("#net-graph-zoom-in")
+    kept = transform(page)
+    # the colouring redraws nothing; an edit's new answer redraws the same graph
+    page.select_option("#net-graph-cost", "params")
+    assert transform(page) == pytest.approx(kept)
+    n = net_renders(page)
+    page.locator('#network-view [data-part="run"] input[name="seed"]').fill("7")
+    wait_net(page, n)
+    wait_js(page, "() => document.querySelector('#net-graph svg g.df-node')")
+    assert transform(page) == pytest.approx(kept)
+
+
+def test_selected_node_details_beside_the_graph(page, tutorial, base_url):
+    shape = httpx.post(f"{base_url}/api/shape", json=tutorial, timeout=60).json()
+    entry = next(t for t in shape["trace"] if t["path"] == "block1.fc1")
+    open_graph(page, tutorial)
+    details = page.locator("#net-graph-details")
+    assert "Click a node" in details.inner_text()
+    page.locator('#net-graph g.df-node[data-path="block1.fc1"]').click()
+    wait_js(page, "() => document.querySelector('#net-graph-details').dataset.node !== ''")
+    text = details.inner_text()
+    assert "Linear block1.fc1" in text
+    assert f"{entry['param_count']:,}" in text
+    assert "(5, 10)" in text and "(5, 50)" in text  # its input and output, as the trace has them
+    assert current_ui(page)["graphNode"] == details.get_attribute("data-node")
+    assert page.locator("#net-graph g.df-node.df-selected").get_attribute("data-path") == "block1.fc1"
+    # beside the graph at 1280 px: the same height band, to its right
+    g = page.locator("#net-graph").bounding_box()
+    d = details.bounding_box()
+    assert d["x"] >= g["x"] + g["width"] and d["y"] < g["y"] + g["height"]
+
+    # the selection travels in the link
+    page.reload()
+    wait_js(page, "() => document.querySelector('#net-graph-details')?.innerText.includes('block1.fc1')")
+    assert "Linear block1.fc1" in details.inner_text()
+
+    # the drill-down sits in the panel
+    page.click("#net-graph-details .df-open")
+    page.locator("#drill-bar").wait_for(state="visible")
+    assert current_ui(page)["drill"]["path"] == "block1.fc1"
+
+
+def test_details_stack_under_the_graph_on_a_phone(page, tutorial):
+    page.set_viewport_size({"width": 420, "height": 900})
+    open_graph(page, tutorial)
+    page.locator('#net-graph g.df-node[data-path="block1.fc2"]').dispatch_event("click")
+    wait_js(page, "() => document.querySelector('#net-graph-details').innerText.includes('block1.fc2')")
+    g = page.locator("#net-graph").bounding_box()
+    d = page.locator("#net-graph-details").bounding_box()
+    assert d["y"] >= g["y"] + g["height"]
+    assert d["x"] + d["width"] <= 420
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#net-graph-panel").screenshot(path=str(SHOTS / "phone-graph-details.png"))
+
+
+def test_resnet50_cost_colouring_fit_and_exports(page, resnet50, resnet50_shape):
+    """ResNet-50 (177 nodes): colour by parameters, mult-adds and memory, the legend's ends are the
+    trace's smallest and largest figure; fit shows every node; the SVG and PNG hold the whole graph
+    however it is zoomed; the CSV and LaTeX hold every trace row."""
+    open_graph(page, resnet50)
+    n_nodes = page.locator("#net-graph g.df-node").count()
+    assert n_nodes == len(resnet50_shape["graph"]["nodes"])
+    assert page.locator("#net-graph-legend").is_hidden()
+    fills0 = page.locator("#net-graph g.df-module .df-box").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).fill)"
+    )
+    assert len(set(fills0)) == 1
+
+    trace = resnet50_shape["trace"]
+    by_path = {t["path"]: t for t in trace}
+    module_paths = [n["path"] for n in resnet50_shape["graph"]["nodes"] if n["op"] == "module"]
+    for metric, field in [("params", "param_count"), ("macs", "macs"), ("memory", "activation_bytes")]:
+        page.select_option("#net-graph-cost", metric)
+        legend = page.locator("#net-graph-legend")
+        legend.wait_for(state="visible")
+        values = [by_path[p][field] for p in module_paths if by_path[p][field] is not None]
+        positive = [v for v in values if v > 0]
+        assert float(legend.get_attribute("data-min")) == min(positive)
+        assert float(legend.get_attribute("data-max")) == max(positive)
+        ticks = legend.locator(".df-legend-tick").evaluate_all("els => els.map(e => Number(e.dataset.value))")
+        assert ticks[0] == min(positive) and ticks[-1] == max(positive)
+        # every module node carries its trace figure, and the fills tell them apart
+        got = page.locator("#net-graph g.df-module").evaluate_all(
+            "els => els.map(e => [e.dataset.path, e.dataset.cost, getComputedStyle(e.querySelector('.df-box')).fill])"
+        )
+        for path, cost, _ in got:
+            want = by_path[path][field]
+            assert cost == ("none" if want is None else str(want))
+        assert len({fill for _, _, fill in got}) >= 8
+        assert current_ui(page)["graphCost"] == metric
+        if metric == "params":
+            assert "0" in legend.inner_text()  # ReLU and MaxPool: zero parameters, a colour of their own
+    assert page.locator("#net-graph-legend").inner_text().startswith("activation memory")
+
+    # fit shows every node
+    page.click("#net-graph-fit")
+    assert boxes_outside_viewport(page) == []
+
+    # select a node, colour by parameters: the screenshot the issue asks for
+    page.select_option("#net-graph-cost", "params")
+    page.evaluate(
+        "() => document.querySelector('#net-graph g.df-node[data-path=\"layer1.0.block.body.conv2\"]')"
+        ".dispatchEvent(new MouseEvent('click', {bubbles: true}))"
+    )
+    wait_js(page, "() => document.querySelector('#net-graph-details').innerText.includes('layer1.0.block.body.conv2')")
+    page.click("#net-graph-details .df-centre")
+    assert transform(page)["k"] == 1
+    sel = page.locator('#net-graph g.df-node[data-path="layer1.0.block.body.conv2"]').get_attribute("data-id")
+    assert sel not in boxes_outside_viewport(page)
+    page.locator("#net-graph-panel").scroll_into_view_if_needed()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "resnet50-cost-details-1280.png"))
+
+    # the SVG: zoomed in, the export still holds every node, and its viewBox covers every box
+    with page.expect_download() as dl:
+        page.click("#net-graph-svg")
+    svg_text = Path(dl.value.path()).read_text()
+    root = ET.fromstring(svg_text.split("?>", 1)[1])
+    nodes = [g for g in root.iter(f"{SVG_NS}g") if "df-node" in (g.get("class") or "").split()]
+    assert len(nodes) == n_nodes
+    vx, vy, vw, vh = map(float, root.get("viewBox").split())
+    assert float(root.get("width")) == vw and float(root.get("height")) == vh
+    drawing = next(g for g in root if g.tag == f"{SVG_NS}g")
+    assert drawing.get("transform") is None  # no zoom or pan in the file
+    for g in nodes:
+        tx, ty = map(float, re.match(r"translate\(([-\d.e]+),([-\d.e]+)\)", g.get("transform")).groups())
+        shape = next(c for c in g if c.tag in (f"{SVG_NS}rect", f"{SVG_NS}circle"))
+        if shape.tag == f"{SVG_NS}rect":
+            w, h = float(shape.get("width")), float(shape.get("height"))
+        else:
+            w = h = 2 * float(shape.get("r"))
+        assert vx <= tx and vy <= ty and tx + w <= vx + vw and ty + h <= vy + vh, g.get("data-id")
+    # styles inlined (the file stands alone), cost colours included, and the legend with it
+    conv = next(g for g in nodes if g.get("data-path") == "fc")
+    assert "fill:" in conv.find(f"{SVG_NS}rect").get("style")
+    assert "parameters" in svg_text and "df-legend-export" in svg_text
+
+    # the PNG: a valid PNG of the exported SVG's size at the export's scale
+    with page.expect_download() as dl:
+        page.click("#net-graph-png")
+    png = Path(dl.value.path()).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", png[16:24])
+    scale = min(2, 16384 / max(vw, vh))
+    assert (w, h) == (int(vw * scale), int(vh * scale))
+
+    # the trace as CSV: every row, in order, with its figures
+    with page.expect_download() as dl:
+        page.click("#net-table-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [r["path"] for r in rows[:-1]] == [t["path"] for t in trace]
+    assert rows[-1]["path"] == "Total" and int(rows[-1]["param_count"]) == 25_557_032
+    for r, t in zip(rows, trace, strict=False):
+        assert int(r["param_count"]) == t["param_count"]
+        assert r["macs"] == ("" if t["macs"] is None else str(t["macs"]))
+        assert r["output_shape"] == "(" + ", ".join(map(str, t["output_shape"])) + ")"
+
+    # and as a LaTeX tabular: a row per trace entry, underscores escaped
+    with page.expect_download() as dl:
+        page.click("#net-table-latex")
+    tex = Path(dl.value.path()).read_text()
+    assert tex.count("\\begin{tabular}") == 1 and tex.rstrip().endswith("\\end{tabular}")
+    body = [ln for ln in tex.splitlines() if ln.endswith("\\\\")]
+    assert len(body) == 1 + len(trace) + 1  # header, the rows, the total
+    assert "25,557,032" in body[-1]
+    assert "BatchNorm2d" in tex and "Param \\#" in tex
+
+
+def test_csv_and_latex_escape_what_they_must(page, tutorial):
+    open_graph(page, tutorial)
+    got = page.evaluate(
+        """async () => {
+             const m = await import('/static/js/util/table-export.js');
+             const rows = [
+               {path: 'a_b&c%d#e$f{g}h~i^j\\\\k', type: 'T_1', depth: 0, leaf: true, input_shapes: [[2, 3], [4]],
+                output_shape: [2, 3], param_count: 1234567, macs: null, activation_bytes: 24},
+               {path: 'x."y",z', type: '=HYPERLINK()', depth: 1, leaf: false, input_shapes: [[1]],
+                output_shape: [1], param_count: 0, macs: 5, activation_bytes: 4},
+             ];
+             return {csv: m.traceCsv(rows, {param_count: 1234567, macs: 5, activation_bytes: 28}),
+                     tex: m.traceLatex(rows, {param_count: 1234567, macs: 5, macs_complete: false}),
+                     esc: m.latexEscape('100% of x_1 & y#2 {z} $w ~ ^ \\\\ < > |')};
+           }"""
+    )
+    rows = list(csv.reader(io.StringIO(got["csv"])))
+    assert rows[0][:3] == ["path", "type", "depth"]
+    assert rows[1][0] == "a_b&c%d#e$f{g}h~i^j\\k"
+    assert rows[1][4] == "(2, 3); (4,)" and rows[1][5] == "(2, 3)" and rows[1][7] == ""
+    assert rows[2][0] == 'x."y",z'  # quotes doubled, the comma kept inside the field
+    assert rows[2][1] == "'=HYPERLINK()"  # never a formula in a spreadsheet
+    assert rows[3][0] == "Total" and rows[3][6] == "1234567"
+    assert got["esc"] == (
+        "100\\% of x\\_1 \\& y\\#2 \\{z\\} \\$w \\textasciitilde{} \\textasciicircum{} \\textbackslash{} "
+        "\\textless{} \\textgreater{} \\textbar{}"
+    )
+    tex = got["tex"]
+    assert (
+        "a\\_b\\&c\\%d\\#e\\$f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k & T\\_1 & (2, 3) & 1,234,567 & -- \\\\"
+        in tex
+    )
+    assert '\\hspace{1em}x."y",z & =HYPERLINK() & (1,) & (0) & (5) \\\\' in tex
+    assert "Total &  &  & 1,234,567 & $\\geq$ 5 \\\\" in tex
+    # no special character left bare in a cell: every & is a column separator or escaped
+    for line in tex.splitlines():
+        if line.endswith("\\\\") and not line.startswith("Layer"):
+            assert line.count(" & ") == 4, line
