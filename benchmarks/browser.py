@@ -9,6 +9,11 @@ measured in the same run in the same page:
 - Linear edit -> values drawn, against the raw ``fetch`` of ``/api/run``; target 150 ms.
 - Conv2d(3, 8, 3) on [1, 3, 64, 64]: how many long tasks (PerformanceObserver ``longtask``, > 50 ms)
   follow an edit and the longest of them, against the 50 ms target, with the raw ``/api/run`` fetch.
+- ResNet-50's dataflow graph (issue 19): the first drawing after ``/api/shape`` answered, against the
+  page's own ``JSON.parse`` of that answer (its text fetched again) and the 200 ms target; the longest
+  task in between; "expand all" laid out and drawn, against the 1 s target, and the longest task while
+  expanding and collapsing everything, against 100 ms. The expand/collapse rows measure whatever the
+  page offers: a button named "Expand all"/"Collapse all" in the graph panel; without one they say so.
 
 "Drawn" is the first frame after the view marks the drawing done (``data-shapes`` / ``data-renders``
 on ``#layer-view``): a ``requestAnimationFrame`` and then a message-channel task, which runs after that
@@ -20,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -70,6 +76,64 @@ FETCH = """async ([path, body]) => {
   const r = await fetch(path, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(body)});
   await r.json();
   return performance.now() - t0;
+}"""
+
+
+RESNET50_MS = {"first": 200, "expand": 1000, "task": 100}
+
+# Installed before the page's own scripts (an init script): the time each /api/shape answer ended, the
+# first frame painted after the dataflow graph's drawing appeared or changed, and long tasks.
+GRAPH_PROBE = """() => {
+  const p = window.__graph = {longtasks: [], drawn: [], answers: []};
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) p.longtasks.push({start: e.startTime, duration: e.duration});
+  }).observe({type: 'longtask', buffered: true});
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (e.name.includes('/api/shape')) p.answers.push(e.responseEnd);
+  }).observe({type: 'resource', buffered: true});
+  const afterPaint = (fn) => requestAnimationFrame(() => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => fn(performance.now());
+    ch.port2.postMessage(null);
+  });
+  const watch = () => {
+    const host = document.querySelector('#net-graph');
+    if (!host) return setTimeout(watch, 5);
+    new MutationObserver(() => {
+      const n = host.querySelectorAll('g.df-node').length;
+      if (n) afterPaint((t) => p.drawn.push({t, n: host.querySelectorAll('g.df-node').length}));
+    }).observe(host, {childList: true, subtree: true});
+  };
+  watch();
+}"""
+
+PARSE = """async () => {
+  const text = await (await fetch(performance.getEntriesByType('resource').find(e => e.name.includes('/api/shape')).name, {
+    method: 'POST', headers: {'content-type': 'application/json'},
+    body: JSON.stringify(window.__body)})).text();
+  // parsed several times: one parse of a few hundred KB is under the timer's resolution
+  const times = 5;
+  const t0 = performance.now();
+  for (let i = 0; i < times; i++) JSON.parse(text);
+  return {ms: (performance.now() - t0) / times, bytes: text.length};
+}"""
+
+
+# The graph's own flat layout and drawing (every leaf a box), alone, on a host outside the view: the
+# share of the first drawing that is the dataflow graph's, the rest being the view's other panels.
+FLAT = """async () => {
+  const m = await import('/static/js/draw/dataflow.js');
+  const r = await fetch('/api/shape', {method: 'POST', headers: {'content-type': 'application/json'},
+                                       body: JSON.stringify(window.__body)});
+  const graph = (await r.json()).graph;
+  const host = document.createElement('div');
+  document.body.append(host);
+  const t0 = performance.now();
+  m.drawDataflow(host, graph);
+  host.getBoundingClientRect();
+  const ms = performance.now() - t0;
+  host.remove();
+  return ms;
 }"""
 
 
@@ -270,8 +334,141 @@ def measure(quick: bool = False) -> list[tuple[str, str, str, str, str]] | str:
                     f"{_median(values_ms) / _median(fetch_run):.1f}×",
                 )
             )
+            rows.extend(_resnet50_graph(browser, url, quick))
         finally:
             browser.close()
+    return rows
+
+
+def _button(page, name: str):
+    """The graph panel's button whose text is ``name`` (case-insensitive), or None."""
+    loc = page.locator("#net-graph-panel button", has_text=re.compile(rf"^\s*{re.escape(name)}\s*$", re.I))
+    return loc.first if loc.count() else None
+
+
+def _settle(page, key: str, since: float, quiet_ms: float = 400, timeout: float = 60) -> float:
+    """Waits until no drawing has been recorded for ``quiet_ms``; the time of the last one after ``since``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = page.evaluate(f"(s) => Math.max(s, ...window.__graph.{key}.map(d => d.t ?? d))", since)
+        page.wait_for_timeout(quiet_ms)
+        if page.evaluate(f"(s) => Math.max(s, ...window.__graph.{key}.map(d => d.t ?? d))", since) == last:
+            return last
+    raise TimeoutError(key)
+
+
+def _resnet50_graph(browser, url: str, quick: bool) -> list[tuple[str, str, str, str, str]]:
+    """ResNet-50's dataflow graph: first drawing after the answer, expand all, long tasks (issue 19)."""
+    import httpx
+
+    presets = httpx.get(f"{url}/api/presets", timeout=60).json()["presets"]
+    body = next(p for p in presets if p["id"] == "resnet50")["request"]
+    query = urllib.parse.quote(json.dumps(body))
+    ui = urllib.parse.quote(json.dumps({"view": "network"}))
+    first, parse, first_tasks, nodes, flat = [], [], [], [], []
+    expand, expand_nodes, tasks_ec = [], [], []
+    has_expand = False
+    for i in range((2 if quick else 4) + 1):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.add_init_script(f"({GRAPH_PROBE})()")
+        page.goto(f"{url}/?config={query}&ui={ui}")
+        _wait(page, "() => window.__graph && window.__graph.answers.length && window.__graph.drawn.length", timeout=300)
+        page.wait_for_timeout(300)
+        got = page.evaluate(
+            """() => { const g = window.__graph; const a = g.answers[0];
+                 const d = g.drawn.find(x => x.t >= a);
+                 return {ms: d.t - a, n: d.n, end: d.t,
+                         tasks: g.longtasks.filter(t => t.start + t.duration >= a && t.start <= d.t).map(t => t.duration)}; }"""
+        )
+        page.evaluate("(b) => { window.__body = b; }", body)
+        parsed = page.evaluate(PARSE)
+        p_ms, p_bytes = parsed["ms"], parsed["bytes"]
+        flat_ms = page.evaluate(FLAT)
+        # expand everything and collapse it again, where the page offers it
+        ex, co = _button(page, "expand all"), _button(page, "collapse all")
+        has_expand = bool(ex and co)
+        ec = None
+        if has_expand:
+            page.wait_for_timeout(300)
+            seen = page.evaluate("() => window.__graph.longtasks.length")
+            t0 = page.evaluate("() => performance.now()")
+            ex.click()
+            t_exp = _settle(page, "drawn", t0)
+            n_exp = page.evaluate("() => document.querySelectorAll('#net-graph g.df-node').length")
+            t1 = page.evaluate("() => performance.now()")
+            co.click()
+            _settle(page, "drawn", t1)
+            ec = {
+                "ms": t_exp - t0,
+                "n": n_exp,
+                "tasks": page.evaluate("(n) => window.__graph.longtasks.slice(n).map(t => t.duration)", seen),
+            }
+        page.close()
+        if i == 0:
+            continue  # warm-up: the server's graph cache and the first JIT of the drawing code
+        first.append(got["ms"])
+        nodes.append(got["n"])
+        first_tasks.append(max(got["tasks"], default=0.0))
+        parse.append(p_ms)
+        flat.append(flat_ms)
+        if ec:
+            expand.append(ec["ms"])
+            expand_nodes.append(ec["n"])
+            tasks_ec.append(max(ec["tasks"], default=0.0))
+    f, pj, fl = _median(first), _median(parse), _median(flat)
+    rows = [
+        (
+            f"browser: ResNet-50 view, graph drawn after /api/shape answered ({_median(nodes):g} boxes)",
+            f"{f:.0f} ms",
+            f"JSON.parse of that answer in the page ({p_bytes / 1e3:.0f} KB)",
+            f"{pj:.1f} ms",
+            f"{f / pj:.0f}×; {f / RESNET50_MS['first']:.2f}× of the {RESNET50_MS['first']} ms target",
+        ),
+        (
+            "browser: ResNet-50 graph alone, flat layout and drawing (drawDataflow, every leaf a box)",
+            f"{fl:.0f} ms",
+            "JSON.parse of the answer",
+            f"{pj:.1f} ms",
+            f"{fl / pj:.0f}×; {fl / f:.2f} of the view's first drawing",
+        ),
+        (
+            "browser: ResNet-50 graph, longest task from the answer to the drawing",
+            f"{_median(first_tasks):.0f} ms (worst {max(first_tasks, default=0):.0f} ms)",
+            "target",
+            f"{RESNET50_MS['task']} ms",
+            f"{_median(first_tasks) / RESNET50_MS['task']:.2f}×",
+        ),
+    ]
+    if has_expand and expand:
+        e = _median(expand)
+        rows.append(
+            (
+                f"browser: ResNet-50 graph, expand all laid out and drawn ({_median(expand_nodes):g} boxes)",
+                f"{e:.0f} ms",
+                "the first drawing after the answer",
+                f"{f:.0f} ms",
+                f"{e / f:.1f}×; {e / RESNET50_MS['expand']:.2f}× of the {RESNET50_MS['expand']} ms target",
+            )
+        )
+        rows.append(
+            (
+                "browser: ResNet-50 graph, longest task while expanding and collapsing all",
+                f"{_median(tasks_ec):.0f} ms (worst {max(tasks_ec, default=0):.0f} ms)",
+                "JSON.parse of the answer",
+                f"{pj:.1f} ms",
+                f"{_median(tasks_ec) / RESNET50_MS['task']:.2f}× of the {RESNET50_MS['task']} ms target",
+            )
+        )
+    else:
+        rows.append(
+            (
+                "browser: ResNet-50 graph, expand all / collapse all",
+                "not measured",
+                "the page has no Expand all / Collapse all button",
+                "—",
+                "the graph is drawn flat (every leaf a box)",
+            )
+        )
     return rows
 
 
