@@ -9,6 +9,8 @@ const XLINK_NS = "http://www.w3.org/1999/xlink";
 const PROPS = [
   "fill", "fill-opacity", "stroke", "stroke-width", "stroke-dasharray", "stroke-opacity", "opacity",
   "font-family", "font-size", "font-weight", "font-style", "text-anchor", "dominant-baseline", "visibility", "display",
+  // a label drawn with a halo (paint-order: stroke) would otherwise have its halo painted over its letters
+  "paint-order", "stroke-linejoin",
 ];
 
 function inlineStyles(src, dst) {

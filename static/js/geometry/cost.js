@@ -98,14 +98,14 @@ export function textOn(fill) {
 }
 
 // The scale over the positive values: {min, max, zero, none, t(v), colour(v)}. One positive value
-// (or all equal) puts them at the dark end.
+// (or all equal) sits in the ramp's middle: nothing is more or less costly than the rest.
 export function costScale(values) {
   const vals = [...values];
   const pos = vals.filter((v) => typeof v === "number" && v > 0);
   const min = pos.length ? Math.min(...pos) : null;
   const max = pos.length ? Math.max(...pos) : null;
   const span = min !== null && max > min ? Math.log(max / min) : 0;
-  const t = (v) => (span > 0 ? Math.log(v / min) / span : 1);
+  const t = (v) => (span > 0 ? Math.log(v / min) / span : 0.5);
   const colour = (v) => {
     if (typeof v !== "number") return NONE_FILL;
     if (v <= 0) return ZERO_FILL;

@@ -76,7 +76,8 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
   els.latex.addEventListener("click", () => {
     const r = cur.result;
     if (!r?.trace) return;
-    const text = traceLatex(r.trace, r.totals, { caption: `${rootType()} on ${(r.input_shapes || []).map(shapeStr).join(", ")}` });
+    const inputs = (store.get().request?.inputs || []).map((i) => (Array.isArray(i.shape) ? shapeStr(i.shape) : "")).filter(Boolean);
+    const text = traceLatex(r.trace, r.totals, { caption: `${rootType()}${inputs.length ? ` on input ${inputs.join(", ")}` : ""}` });
     download(new Blob([text], { type: "application/x-tex" }), `${baseName()}-summary.tex`);
   });
 
@@ -138,8 +139,11 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     defs.append(grad);
     g.append(defs);
     g.append(mk("text", { x: x0, y: y0 + 10, "font-size": 11, "font-weight": 600, fill: "#334155", "font-family": "sans-serif" }, `Colour: ${costMetric(m).label} (log scale)`));
-    g.append(mk("rect", { x: x0, y: y0 + 16, width: w, height: 12, fill: "url(#df-cost-ramp)", stroke: "#94a3b8" }));
-    for (const t of legendTicks(scale)) {
+    const ticks = legendTicks(scale);
+    // one figure for every counted node: a swatch of its colour, not the ramp
+    const single = ticks.length === 1;
+    g.append(mk("rect", { x: x0, y: y0 + 16, width: single ? 24 : w, height: 12, fill: single ? ticks[0].colour : "url(#df-cost-ramp)", stroke: "#94a3b8" }));
+    for (const t of ticks) {
       const x = x0 + t.at * w;
       g.append(mk("line", { x1: x, x2: x, y1: y0 + 28, y2: y0 + 33, stroke: "#475569" }));
       const anchor = t.at === 0 ? "start" : t.at === 1 ? "end" : "middle";
@@ -167,7 +171,16 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     }
     const title = el("span", "df-legend-title", `${costMetric(m).label}:`);
     const parts = [title];
-    if (ticks.length) {
+    if (ticks.length === 1) {
+      // one figure for every counted node: one swatch, no ramp
+      const k = el("span", "df-legend-key");
+      const sw = el("span", "df-swatch");
+      sw.style.background = ticks[0].colour;
+      const v = el("span", "df-legend-tick single", fmtCost(m, ticks[0].value));
+      v.dataset.value = String(ticks[0].value);
+      k.append(sw, v);
+      parts.push(k);
+    } else if (ticks.length) {
       const bar = el("span", "df-legend-bar");
       bar.setAttribute("role", "img");
       bar.setAttribute("aria-label", `colour scale, logarithmic, from ${fmtCost(m, scale.min)} (light) to ${fmtCost(m, scale.max)} (dark)`);
