@@ -330,3 +330,46 @@ def test_csv_and_latex_escape_what_they_must(page, tutorial):
     for line in tex.splitlines():
         if line.endswith("\\\\") and not line.startswith("Layer"):
             assert line.count(" & ") == 4, line
+
+
+def test_cost_scale_and_view_geometry(page, tutorial):
+    """The pure parts: the ramp darkens as the figure grows and its text stays readable on it; the legend
+    runs from the smallest to the largest figure; a module called twice takes its two trace entries in
+    order; fit puts any box inside the viewport; centring puts the point in the middle."""
+    open_graph(page, tutorial)
+    got = page.evaluate(
+        """async () => {
+             const c = await import('/static/js/geometry/cost.js');
+             const v = await import('/static/js/geometry/graph-view.js');
+             const contrast = (a, b) => { const [x, y] = [c.luminance(a), c.luminance(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+             const ramp = Array.from({length: 21}, (_, i) => c.rampColour(i / 20));
+             const scale = c.costScale([0, null, 128, 4096, 2049000, 36864]);
+             const ticks = c.legendTicks(scale);
+             const graph = {nodes: [{id: 'a', op: 'module', path: 'fc'}, {id: 'r', op: 'function', path: null},
+                                    {id: 'b', op: 'module', path: 'fc'}]};
+             const trace = [{path: 'fc', param_count: 6, macs: 10, activation_bytes: 40},
+                            {path: 'fc', param_count: 6, macs: 20, activation_bytes: 80}];
+             const macs = c.nodeCosts(graph, trace, 'macs');
+             const fits = [];
+             for (const box of [{x: 0, y: 0, w: 400, h: 15728}, {x: -20, y: 30, w: 3000, h: 200}, {x: 5, y: 5, w: 50, h: 40}]) {
+               const view = {width: 434, height: 574};
+               const t = v.fitTransform(box, view);
+               fits.push([t.x + t.k * box.x >= 0, t.y + t.k * box.y >= 0, t.x + t.k * (box.x + box.w) <= view.width + 1e-9,
+                          t.y + t.k * (box.y + box.h) <= view.height + 1e-9, t.k <= 1]);
+             }
+             const ct = v.centreTransform({x: 100, y: 900}, 1, {width: 400, height: 600});
+             return {lum: ramp.map(c.luminance), contrast: ramp.map((f) => contrast(f, c.textOn(f))),
+                     ticks: ticks.map((t) => [t.value, t.at]), zero: scale.colour(0), none: scale.colour(null),
+                     zeroFill: c.ZERO_FILL, noneFill: c.NONE_FILL, macs: [...macs.entries()], fits,
+                     centre: [ct.x + 100 * ct.k, ct.y + 900 * ct.k]};
+           }"""
+    )
+    assert all(a > b for a, b in zip(got["lum"], got["lum"][1:], strict=False))
+    assert min(got["contrast"]) >= 4.5
+    ticks = got["ticks"]
+    assert ticks[0] == [128, 0] and ticks[-1] == [2049000, 1]
+    assert [a for _, a in ticks] == sorted(a for _, a in ticks) and len(ticks) >= 3
+    assert got["zero"] == got["zeroFill"] and got["none"] == got["noneFill"]
+    assert got["macs"] == [["a", 10], ["r", None], ["b", 20]]
+    assert all(all(f) for f in got["fits"]), got["fits"]
+    assert got["centre"] == [200, 300]
