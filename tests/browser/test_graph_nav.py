@@ -350,6 +350,13 @@ def test_cost_scale_and_view_geometry(page, tutorial):
              const trace = [{path: 'fc', param_count: 6, macs: 10, activation_bytes: 40},
                             {path: 'fc', param_count: 6, macs: 20, activation_bytes: 80}];
              const macs = c.nodeCosts(graph, trace, 'macs');
+             // a block drawn as one box (collapsed): parameters its own, mult-adds and memory its layers' sum
+             const nested = [{path: 'blk', leaf: false, param_count: 30, macs: null, activation_bytes: 8},
+                             {path: 'blk.a', leaf: true, param_count: 10, macs: 100, activation_bytes: 4},
+                             {path: 'blk.b', leaf: true, param_count: 20, macs: null, activation_bytes: 4},
+                             {path: 'blkx', leaf: true, param_count: 1, macs: 7, activation_bytes: 2}];
+             const block = {nodes: [{id: 'B', op: 'block', path: 'blk'}]};
+             const blockCosts = ['params', 'macs', 'memory'].map((m) => c.nodeCosts(block, nested, m).get('B'));
              const fits = [];
              for (const box of [{x: 0, y: 0, w: 400, h: 15728}, {x: -20, y: 30, w: 3000, h: 200}, {x: 5, y: 5, w: 50, h: 40}]) {
                const view = {width: 434, height: 574};
@@ -360,7 +367,7 @@ def test_cost_scale_and_view_geometry(page, tutorial):
              const ct = v.centreTransform({x: 100, y: 900}, 1, {width: 400, height: 600});
              return {lum: ramp.map(c.luminance), contrast: ramp.map((f) => contrast(f, c.textOn(f))),
                      ticks: ticks.map((t) => [t.value, t.at]), zero: scale.colour(0), none: scale.colour(null),
-                     zeroFill: c.ZERO_FILL, noneFill: c.NONE_FILL, macs: [...macs.entries()], fits,
+                     zeroFill: c.ZERO_FILL, noneFill: c.NONE_FILL, macs: [...macs.entries()], fits, blockCosts,
                      centre: [ct.x + 100 * ct.k, ct.y + 900 * ct.k]};
            }"""
     )
@@ -371,5 +378,6 @@ def test_cost_scale_and_view_geometry(page, tutorial):
     assert [a for _, a in ticks] == sorted(a for _, a in ticks) and len(ticks) >= 3
     assert got["zero"] == got["zeroFill"] and got["none"] == got["noneFill"]
     assert got["macs"] == [["a", 10], ["r", None], ["b", 20]]
+    assert got["blockCosts"] == [30, 100, 8]
     assert all(all(f) for f in got["fits"]), got["fits"]
     assert got["centre"] == [200, 300]

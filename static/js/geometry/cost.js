@@ -29,7 +29,8 @@ export const RAMP = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
 export const ZERO_FILL = "#f1f5f9"; // counted, and nothing: a ReLU's parameters
 export const NONE_FILL = "#ffffff"; // not counted: no trace entry, or torch has no count (macs: null)
 
-// node id -> its trace entry (module calls only).
+// node id -> its trace entry: every node with a module path (a module call; a collapsed block drawn
+// as one box, whose entry is the container's).
 export function traceByNode(graph, trace) {
   const calls = new Map();
   for (const t of trace || []) {
@@ -39,7 +40,7 @@ export function traceByNode(graph, trace) {
   const seen = new Map();
   const out = new Map();
   for (const n of graph?.nodes || []) {
-    if (n.op !== "module" || n.path === null || n.path === undefined) continue;
+    if (typeof n.path !== "string" || n.path === "") continue;
     const k = seen.get(n.path) || 0;
     seen.set(n.path, k + 1);
     const list = calls.get(n.path);
@@ -49,16 +50,27 @@ export function traceByNode(graph, trace) {
   return out;
 }
 
+const number = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+// A figure of one trace entry. A container's (a block drawn collapsed) is its own where torch counts
+// it (parameters), else the sum over the layers inside it, as the totals sum them (each leaf call
+// once); null where none of them has one.
+export function entryCost(entry, field, trace) {
+  if (!entry) return null;
+  if (entry.leaf !== false || field === "param_count") return number(entry[field]);
+  const prefix = `${entry.path}.`;
+  const inside = (trace || []).filter((t) => t.leaf !== false && t.path.startsWith(prefix)).map((t) => number(t[field]));
+  const known = inside.filter((v) => v !== null);
+  return known.length ? known.reduce((a, b) => a + b, 0) : number(entry[field]);
+}
+
 // node id -> the metric's value (a number, or null: not counted).
 export function nodeCosts(graph, trace, metricId) {
   const metric = costMetric(metricId);
   const out = new Map();
   if (!metric.field) return out;
   const entries = traceByNode(graph, trace);
-  for (const n of graph?.nodes || []) {
-    const v = entries.get(n.id)?.[metric.field];
-    out.set(n.id, typeof v === "number" && Number.isFinite(v) ? v : null);
-  }
+  for (const n of graph?.nodes || []) out.set(n.id, entryCost(entries.get(n.id), metric.field, trace));
   return out;
 }
 

@@ -6,7 +6,7 @@
 // The colouring is `ui.graphCost` and the selected node `ui.graphNode`, so both travel in the link.
 
 import { download, pngBlob, svgString } from "../export.js";
-import { COST_IDS, COST_METRICS, costMetric, legendTicks, rampStops, traceByNode } from "../geometry/cost.js";
+import { COST_IDS, COST_METRICS, costMetric, entryCost, legendTicks, rampStops, traceByNode } from "../geometry/cost.js";
 import { paintCosts } from "../draw/cost.js";
 import { shapeStr } from "../util/format.js";
 import { traceCsv, traceLatex } from "../util/table-export.js";
@@ -262,9 +262,12 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     if (ins.length) rows.push([ins.length > 1 ? "inputs" : "input", ins.map(shapeStr).join(", ")]);
     if (outs.length) rows.push([outs.length > 1 ? "outputs" : "output", outs.map(shapeStr).join(", ")]);
     if (entry) {
-      rows.push(["parameters", (entry.param_count ?? 0).toLocaleString("en")]);
-      rows.push(["mult-adds", entry.macs === null || entry.macs === undefined ? "— (torch has no count for it)" : entry.macs.toLocaleString("en")]);
-      rows.push(["activations", fmtBytes(entry.activation_bytes)]);
+      // a block drawn as one box: its layers' sums (entryCost), as the totals count them
+      const trace = cur.result?.trace;
+      const macs = entryCost(entry, "macs", trace);
+      rows.push(["parameters", (entryCost(entry, "param_count", trace) ?? 0).toLocaleString("en")]);
+      rows.push(["mult-adds", macs === null ? "— (torch has no count for it)" : macs.toLocaleString("en")]);
+      rows.push(["activations", fmtBytes(entryCost(entry, "activation_bytes", trace))]);
     } else if (node.op !== "input" && node.op !== "output") rows.push(["cost", "not counted: the totals count module calls"]);
     const dl = el("dl", "df-details-list");
     for (const [k, v] of rows) {
