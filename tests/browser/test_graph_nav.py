@@ -381,3 +381,28 @@ def test_cost_scale_and_view_geometry(page, tutorial):
     assert got["blockCosts"] == [30, 100, 8]
     assert all(all(f) for f in got["fits"]), got["fits"]
     assert got["centre"] == [200, 300]
+
+
+def test_pinch_zooms_on_a_touch_screen(browser, base_url, tutorial):
+    """Two fingers moving apart zoom in, as on a phone (touch events through the DevTools protocol)."""
+    ctx = browser.new_context(base_url=base_url, viewport={"width": 420, "height": 900}, has_touch=True, is_mobile=True)
+    try:
+        page = ctx.new_page()
+        open_graph(page, tutorial)
+        before = transform(page)
+        v = page.locator("#net-graph").bounding_box()
+        cx, cy = v["x"] + v["width"] / 2, v["y"] + min(v["height"], 900 - v["y"]) / 2
+        cdp = ctx.new_cdp_session(page)
+
+        def touch(kind: str, d: float) -> None:
+            points = [] if kind == "touchEnd" else [{"x": cx - d, "y": cy, "id": 1}, {"x": cx + d, "y": cy, "id": 2}]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        touch("touchStart", 30)
+        for d in (40, 50, 60):
+            touch("touchMove", d)
+        touch("touchEnd", 0)
+        after = transform(page)
+        assert after["k"] == pytest.approx(before["k"] * 2, rel=0.05)
+    finally:
+        ctx.close()

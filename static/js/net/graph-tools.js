@@ -302,6 +302,9 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
   function update({ graph = null, lay = null, result = null, drill = null, canDrill = () => false, onOther = null } = {}) {
     cur = { ...cur, graph, lay, result, drill, canDrill, onOther };
     const empty = !graph || !lay;
+    // no graph (omitted, or the shapes do not fit yet): no empty frame where it would be
+    els.host.classList.toggle("df-empty", empty);
+    if (empty) els.host.style.removeProperty("height");
     for (const b of [els.zoomIn, els.zoomOut, els.fit, els.svg, els.png]) b.disabled = empty;
     els.csv.disabled = els.latex.disabled = !result?.trace?.length;
     // a graph opened with a node selected (a link) opens on that node
