@@ -202,12 +202,13 @@ async def main(quick: bool, sections: tuple[str, ...] = SECTIONS) -> None:
             rows.extend(found)
     # cold start and idle memory, in fresh processes (ours: `python -m app.cli`; the peer: a bare app
     # importing torch), launched once for both the start-up rows and issue 18's memory row
+    size = scale.QUICK if quick else scale.FULL
     launches = None
     if "startup" in sections or "scale" in sections:
-        launches = await asyncio.to_thread(startup.launch, scale.QUICK.launches if quick else 7)
+        launches = await asyncio.to_thread(startup.launch, size.launches, size.settle_s)
     # issue 18: networks, big tensors, receptive fields, the GPU, throughput and idle memory at scale
     if "scale" in sections:
-        rows.extend(await scale.rows(scale.QUICK if quick else scale.FULL, launches))
+        rows.extend(await scale.rows(size, launches))
     # every catalog type's shapes, its example and 1024 times larger (in-process, what a worker runs)
     if "catalog" in sections:
         rows.extend(shapes.rows(repeat=3 if quick else 5))
