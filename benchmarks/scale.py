@@ -70,22 +70,30 @@ QUICK = Size(
 # ---------------------------------------------------------------------------------------------
 
 
+def _stages(block: dict[str, Any], depth: int) -> dict[str, Any]:
+    """``depth`` copies of ``block`` (a Sequential), in stages of 64: a Sequential holds at most 256 layers."""
+    stages = [{"type": "Sequential", "layers": [block] * min(64, depth - i)} for i in range(0, depth, 64)]
+    return {"type": "Sequential", "layers": stages}
+
+
 def linear_net(depth: int, width: int) -> dict[str, Any]:
-    layers = [{"type": "Linear", "in_features": width, "out_features": width}, {"type": "ReLU"}] * depth
-    return {"layer": {"type": "Sequential", "layers": layers}, "inputs": [{"shape": [8, width]}], "seed": 0}
+    """``depth`` blocks of Linear(width, width) and ReLU. Input: (8, width)."""
+    block = {"type": "Sequential", "layers": [{"type": "Linear", "in_features": width, "out_features": width}, {"type": "ReLU"}]}  # fmt: skip
+    return {"layer": _stages(block, depth), "inputs": [{"shape": [8, width]}], "seed": 0}
 
 
 def conv_net(depth: int, channels: int, side: int) -> dict[str, Any]:
-    block = [
-        {"type": "Conv2d", "in_channels": channels, "out_channels": channels, "kernel_size": 3, "padding": 1},
-        {"type": "BatchNorm2d", "num_features": channels},
-        {"type": "ReLU"},
-    ]
-    return {
-        "layer": {"type": "Sequential", "layers": block * depth},
-        "inputs": [{"shape": [1, channels, side, side]}],
-        "seed": 0,
+    """``depth`` blocks of Conv2d(channels, channels, 3, padding=1), BatchNorm2d and ReLU.
+    Input: (1, channels, side, side)."""
+    block = {
+        "type": "Sequential",
+        "layers": [
+            {"type": "Conv2d", "in_channels": channels, "out_channels": channels, "kernel_size": 3, "padding": 1},
+            {"type": "BatchNorm2d", "num_features": channels},
+            {"type": "ReLU"},
+        ],
     }
+    return {"layer": _stages(block, depth), "inputs": [{"shape": [1, channels, side, side]}], "seed": 0}
 
 
 def resnet18(side: int) -> dict[str, Any]:
