@@ -192,6 +192,15 @@ async def _api(quick: bool, with_browser: bool) -> list[Row]:
 
 async def main(quick: bool, sections: tuple[str, ...] = SECTIONS) -> None:
     rows: list[Row] = []
+    size = scale.QUICK if quick else scale.FULL
+    # cold start and idle memory, in fresh processes (ours: `python -m app.cli`; the peer: a bare app
+    # importing torch), launched once for both the start-up rows and issue 18's memory row
+    launches = None
+    if "startup" in sections or "scale" in sections:
+        launches = await asyncio.to_thread(startup.launch, size.launches, size.settle_s)
+    # issue 18: networks, big tensors, receptive fields, the GPU, throughput and idle memory at scale
+    if "scale" in sections:
+        rows.extend(await scale.rows(size, launches))
     if "api" in sections:
         rows.extend(await _api(quick, with_browser="browser" in sections))
     elif "browser" in sections:
@@ -200,15 +209,6 @@ async def main(quick: bool, sections: tuple[str, ...] = SECTIONS) -> None:
             print(found)
         else:
             rows.extend(found)
-    # cold start and idle memory, in fresh processes (ours: `python -m app.cli`; the peer: a bare app
-    # importing torch), launched once for both the start-up rows and issue 18's memory row
-    size = scale.QUICK if quick else scale.FULL
-    launches = None
-    if "startup" in sections or "scale" in sections:
-        launches = await asyncio.to_thread(startup.launch, size.launches, size.settle_s)
-    # issue 18: networks, big tensors, receptive fields, the GPU, throughput and idle memory at scale
-    if "scale" in sections:
-        rows.extend(await scale.rows(size, launches))
     # every catalog type's shapes, its example and 1024 times larger (in-process, what a worker runs)
     if "catalog" in sections:
         rows.extend(shapes.rows(repeat=3 if quick else 5))
