@@ -91,8 +91,8 @@ def test_timed_rows_give_cpu_time_beside_the_wall_clock(quick_run):
 
 @pytest.mark.parametrize(
     "req",
-    [scale.linear_net(4, 8), scale.conv_net(3, 4, 8), scale.resnet18(32)],
-    ids=["linear", "conv-bn-relu", "resnet18"],
+    [scale.linear_net(4, 8), scale.linear_net(300, 4), scale.conv_net(3, 4, 8), scale.resnet18(32)],
+    ids=["linear", "linear-two-stages", "conv-bn-relu", "resnet18"],
 )
 def test_the_plain_torch_peer_is_the_same_network(registry, req):
     """The peer is written from the config without the app: same parameters in the same order, and with the
@@ -106,6 +106,21 @@ def test_the_plain_torch_peer_is_the_same_network(registry, req):
     x = torch.randn(req["inputs"][0]["shape"])
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(x), peer.eval()(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("size", [scale.FULL, scale.QUICK], ids=["full", "quick"])
+def test_every_network_of_the_section_is_one_the_app_accepts(registry, size):
+    """The full run's networks pass the request limits (a Sequential holds at most 256 layers) without
+    running them: a full run takes minutes, and a refused request there is found only at its end."""
+    nets = [
+        scale.linear_net(size.depth, size.width),
+        scale.conv_net(size.depth, size.channels, size.side),
+        scale.resnet18(size.image),
+    ]
+    for req in nets:
+        resolve(registry, req["layer"])
+    blocks = [b for stage in nets[0]["layer"]["layers"] for b in stage["layers"]]
+    assert len(blocks) == size.depth
 
 
 def test_resnet18_peer_has_the_published_parameter_count():
