@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from app.core.networks.tree import build, resolve
-from benchmarks import scale
+from benchmarks import scale, startup
 
 ROOT = Path(__file__).resolve().parent.parent
 RATIO = r"\d+\.\d+× \(\d+\.\d+–\d+\.\d+×\)"  # median (min–max)
@@ -146,3 +146,19 @@ def test_verdict_reads_the_median_against_the_target():
     assert scale.verdict([1.0, 1.5, 9.0], 2) == "target ≤ 2×: met"
     assert scale.verdict([0.7, 0.9, 0.85], 0.8, higher_is_better=True) == "target ≥ 0.8×: met"
     assert scale.ratio_text([2.0, 1.0, 3.0]) == "2.00× (1.00–3.00×)"
+
+
+def test_start_up_and_memory_rows_give_median_and_spread_over_every_launch():
+    launches = startup.Launches(
+        healthz=[2.0, 2.2, 2.1], readyz=[5.0, 6.0, 5.5], pss=[600.0, 620.0, 610.0], processes=5,
+        peer_healthz=[2.0, 2.0, 2.0], peer_pss=[160.0, 160.0, 160.0],
+    )  # fmt: skip
+    health, ready = startup.rows(launches)
+    assert health[0] == "cold start to first /healthz (3 launches)"
+    assert health[1] == "2.10 (2.00–2.20) s" and health[4] == "1.05× (1.00–1.10×)"
+    assert ready[4] == "2.75× (2.50–3.00×)"
+    memory = startup.memory_row(launches)
+    assert memory[0].endswith("5 processes, 3 launches")
+    assert re.fullmatch(rf"{RATIO}; target ≤ 1\.8×: missed", memory[4]), memory[4]
+    failed = startup.memory_row(startup.Launches(failed="the server did not answer"))
+    assert failed[1] == "failed" and failed[4] == "the server did not answer"
