@@ -1,6 +1,9 @@
-"""Every issue-9 measurement in one run, as ratios against peers measured in the same run.
+"""Every measurement of issues 9 and 18 in one run, as ratios against peers measured in the same run.
 
-    python -m benchmarks [--quick] [--no-browser]
+    python -m benchmarks [--quick] [--no-browser] [--only SECTION ...]
+
+Issue 18's table (networks, receptive fields, big tensors, the GPU, throughput, idle memory) is the
+``scale`` section, benchmarks/scale.py: plain-torch peers in interleaved rounds, median and min–max.
 
 Peers: a bare FastAPI endpoint doing the same torch work in the same process (no pool, no validation),
 the layer's own formula (an in-process /api/shape plan), ``np.save`` of the same tensor (the .npy path),
@@ -18,25 +21,18 @@ import argparse
 import asyncio
 import gzip
 import html.parser
-import io
 import os
 import platform
-import statistics
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
-import numpy as np
 import torch
-from fastapi import FastAPI
 
 import benchmarks.browser as browser
 from app.core.config import Settings
 from app.main import create_app
-from benchmarks import graph_net, shapes, startup
+from benchmarks import graph_net, scale, shapes, startup
+from benchmarks.common import LINEAR, Row, bare_app, timed
 
-LINEAR = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42}
 GRU = {
     "layer": {"type": "GRU", "input_size": 8, "hidden_size": 8, "num_layers": 2, "bidirectional": True},
     "inputs": [{"shape": [400, 1, 8]}],
@@ -50,51 +46,6 @@ CONV64 = {
     "inputs": [{"shape": [1, 3, 64, 64]}],
     "seed": 1,
 }
-BIG = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [16, 1024, 1024]}], "seed": 3}  # 16 M-element output
-
-
-def bare_app() -> FastAPI:
-    """The peer: the same torch work as /api/run for LINEAR, returned as JSON, nothing else."""
-    bare = FastAPI()
-
-    @bare.post("/run")
-    def run() -> dict[str, Any]:
-        torch.manual_seed(42)
-        layer = torch.nn.Linear(10, 5)
-        x = torch.randn(5, 10)
-        with torch.no_grad():
-            y = layer(x)
-        return {"output": y.tolist(), "weight": layer.weight.tolist(), "bias": layer.bias.tolist()}
-
-    return bare
-
-
-async def timed(fn: Callable[[], Awaitable[Any]], repeat: int, warm: int = 3) -> float:
-    """Median seconds of ``fn`` after ``warm`` untimed calls."""
-    for _ in range(warm):
-        await fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        await fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-async def throughput(client: httpx.AsyncClient, path: str, body: Any, clients: int, seconds: float) -> float:
-    done = 0
-    stop = time.perf_counter() + seconds
-
-    async def loop() -> None:
-        nonlocal done
-        while time.perf_counter() < stop:
-            r = await client.post(path, json=body)
-            r.raise_for_status()
-            done += 1
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(loop() for _ in range(clients)))
-    return done / (time.perf_counter() - t0)
 
 
 class _Refs(html.parser.HTMLParser):
@@ -109,13 +60,17 @@ class _Refs(html.parser.HTMLParser):
             self.urls.append(url)
 
 
-async def main(quick: bool, with_browser: bool = True) -> None:
+SECTIONS = ("api", "browser", "scale", "catalog", "resnet50", "startup")
+
+
+async def _api(quick: bool, with_browser: bool) -> list[Row]:
+    """Issue 9's rows through the real app (small /api/run, shapes at any size, the catalog and the page on
+    the wire), then the browser section."""
     repeat = 30 if quick else 150
-    seconds = 2.0 if quick else 6.0
     settings = Settings(workers=2, timeout_s=120, memory_limit_bytes=4 * 1024**3)
     app = create_app(settings)
     app.state.pool.start(wait=120)
-    rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[Row] = []
     try:
         headers = {"Accept-Encoding": "identity"}
         async with (
@@ -138,18 +93,6 @@ async def main(quick: bool, with_browser: bool = True) -> None:
                     f"{ours / peer:.2f}× (target ≤ 1.5×)",
                 )
             )
-            ours = await throughput(c, "/api/run", LINEAR, 4, seconds)
-            peer = await throughput(bare, "/run", LINEAR, 4, seconds)
-            rows.append(
-                (
-                    "/api/run Linear throughput, 4 clients",
-                    f"{ours:.0f} req/s",
-                    "bare endpoint",
-                    f"{peer:.0f} req/s",
-                    f"{ours / peer:.2f}× (target ≥ 0.7×)",
-                )
-            )
-
             # 2. shapes at any size, against the target (the formula itself is what answers)
             for name, body in (
                 ("GRU bidir [400,1,8]", GRU),
@@ -167,35 +110,6 @@ async def main(quick: bool, with_browser: bool = True) -> None:
                         f"{t / 0.010:.2f}× (source: {source})",
                     )
                 )
-
-            # 3. the 16 M-element output: JSON against .npy, and .npy against np.save in-process
-            n = 2 if quick else 4
-            js = await timed(lambda: c.post("/api/run", json=BIG), n, warm=1)
-            npy = await timed(lambda: c.post("/api/run?format=npy", json=BIG), n, warm=1)
-            rows.append(
-                (
-                    "/api/run 16 M-element output, JSON",
-                    f"{js * 1e3:.0f} ms",
-                    ".npy path",
-                    f"{npy * 1e3:.0f} ms",
-                    f"{js / npy:.2f}× (target ≤ 1×)",
-                )
-            )
-            arr = np.random.default_rng(0).standard_normal((16, 1024, 1024), dtype=np.float32)
-
-            async def save() -> None:
-                np.save(io.BytesIO(), arr, allow_pickle=False)
-
-            peer = await timed(save, n, warm=1)
-            rows.append(
-                (
-                    "/api/run?format=npy 16 M elements",
-                    f"{npy * 1e3:.0f} ms",
-                    "np.save in-process",
-                    f"{peer * 1e3:.0f} ms",
-                    f"{npy / peer:.2f}×",
-                )
-            )
 
             # 4. the catalog on the wire, and served from its prebuilt bytes
             plain = await c.get("/api/layers")
@@ -273,26 +187,57 @@ async def main(quick: bool, with_browser: bool = True) -> None:
                 rows.extend(found)
     finally:
         app.state.pool.close()
-    # 6. every catalog type's shapes, its example and 1024 times larger (in-process, what a worker runs)
-    rows.extend(shapes.rows(repeat=3 if quick else 5))
-    # 6b. ResNet-50: shapes (Graph and Sequential/Residual) and the receptive field against torch's forward
-    rows.extend(graph_net.rows(rounds=3, repeat=1 if quick else 3))
-    # 7. cold start, in fresh processes (ours: `python -m app.cli`; the peer: a bare app importing torch)
-    rows.extend(startup.rows(repeat=1 if quick else 3))
+    return rows
+
+
+async def main(quick: bool, sections: tuple[str, ...] = SECTIONS) -> None:
+    rows: list[Row] = []
+    size = scale.QUICK if quick else scale.FULL
+    # cold start and idle memory, in fresh processes (ours: `python -m app.cli`; the peer: a bare app
+    # importing torch), launched once for both the start-up rows and issue 18's memory row
+    launches = None
+    if "startup" in sections or "scale" in sections:
+        launches = await asyncio.to_thread(startup.launch, size.launches, size.settle_s)
+    # issue 18: networks, big tensors, receptive fields, the GPU, throughput and idle memory at scale
+    if "scale" in sections:
+        rows.extend(await scale.rows(size, launches))
+    if "api" in sections:
+        rows.extend(await _api(quick, with_browser="browser" in sections))
+    elif "browser" in sections:
+        found = await asyncio.to_thread(browser.measure, quick)
+        if isinstance(found, str):
+            print(found)
+        else:
+            rows.extend(found)
+    # every catalog type's shapes, its example and 1024 times larger (in-process, what a worker runs)
+    if "catalog" in sections:
+        rows.extend(shapes.rows(repeat=3 if quick else 5))
+    # ResNet-50: shapes (Graph and Sequential/Residual) and the receptive field against torch's forward
+    if "resnet50" in sections:
+        rows.extend(graph_net.rows(rounds=3, repeat=1 if quick else 3))
+    if "startup" in sections and launches is not None:
+        rows.extend(startup.rows(launches))
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"torch {torch.__version__}; {'--quick' if quick else 'full'} run"
     )
-    print("| measurement | ours | peer | peer value | ratio |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    scale.print_table(rows)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
     ap.add_argument("--no-browser", action="store_true", help="leave out the browser section")
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (repeatable): api (issue 9's requests), browser, scale (issue 18's table), "
+        "catalog (every type's shapes), resnet50, startup (cold start)",
+    )
     args = ap.parse_args()
-    asyncio.run(main(args.quick, with_browser=not args.no_browser))
+    chosen = tuple(args.only or SECTIONS)
+    if args.no_browser:
+        chosen = tuple(s for s in chosen if s != "browser")
+    asyncio.run(main(args.quick, chosen))

@@ -23,6 +23,10 @@ from pathlib import Path
 
 import httpx
 
+if __package__ in (None, ""):  # run as `python benchmarks/measure_rss.py`: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import pss_mib, tree
+
 SMALL = [
     {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}], "seed": 42},
     {
@@ -31,22 +35,6 @@ SMALL = [
         "seed": 1,
     },
 ]
-
-
-def tree(pid: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(parents.get(p, []))
-    return out
 
 
 def rss_mib(pid: int) -> tuple[float, int]:
@@ -98,6 +86,7 @@ def main() -> None:
                     time.sleep(0.5)
             time.sleep(2)
             idle, n = rss_mib(proc.pid)
+            idle_pss, _ = pss_mib(proc.pid)
             for body in SMALL * 3:
                 assert httpx.post(f"{url}/api/run", json=body, timeout=120).status_code == 200
             small, _ = rss_mib(proc.pid)
@@ -113,7 +102,7 @@ def main() -> None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=60)
     print(
-        f"processes {n}: idle {idle:.0f} MiB, after small forward passes {small:.0f} MiB, "
+        f"processes {n}: idle {idle:.0f} MiB (PSS {idle_pss:.0f} MiB), after small forward passes {small:.0f} MiB, "
         f"after a {args.big_mib} MiB output (HTTP {code}) {after_big:.0f} MiB"
     )
 
