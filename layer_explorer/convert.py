@@ -584,7 +584,7 @@ class Converter:
         taken: set[str] = set()
         produced: dict[int, str] = {}
         inputs = []
-        params = [p for p in inspect.signature(module.forward).parameters.values()]
+        params = list(inspect.signature(module.forward).parameters.values())
         for i, a in enumerate(call.args):
             if not isinstance(a, torch.Tensor):
                 raise Unsupported("an input is not a tensor")

@@ -136,7 +136,7 @@ def _plain(p: ParamSpec, value: Any, registry: Registry, collapse: bool = True) 
         value = value.p  # a Dropout submodule holds the dropout argument
     if callable(value) and hasattr(value, "__name__"):
         value = value.__name__  # an activation kept as the function F.relu
-    if isinstance(value, torch.Tensor) or isinstance(value, nn.Module):
+    if isinstance(value, (torch.Tensor, nn.Module)):
         return _MISSING
     if isinstance(value, tuple | list):
         items = list(value)
