@@ -28,6 +28,7 @@ import inspect
 import io
 import json
 import operator
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -360,8 +361,15 @@ class Converter:
         return interp.values
 
     def _graph(
-        self, module: nn.Module, graph: fx.Graph, values: dict[fx.Node, Any], path: str, call: Call
+        self,
+        module: nn.Module,
+        graph: fx.Graph,
+        values: dict[fx.Node, Any],
+        path: str,
+        call: Call,
+        reader: Any = None,
     ) -> dict[str, Any]:
+        reader = reader or self._op
         mark = len(self.sources)
         taken: set[str] = set()
         names: dict[fx.Node, Any] = {}
@@ -404,7 +412,9 @@ class Converter:
                 if not isinstance(attr, nn.Parameter):
                     raise Unsupported(f"forward reads {target}, a tensor that is not a parameter")
                 names[n] = _unique(nice, taken, attribute=True)
-                nodes.append({"name": names[n], "parameter": {"shape": list(attr.shape), "init": "zeros"}})
+                # ones where it holds ones (a scale), zeros otherwise: its values go in "parameters"
+                init = "ones" if attr.numel() and bool((attr == 1).all()) else "zeros"
+                nodes.append({"name": names[n], "parameter": {"shape": list(attr.shape), "init": init}})
                 self.sources.append(Source(_join(path, names[n]), "parameter", attr))
             elif n.op == "call_module":
                 sub = module.get_submodule(str(n.target))
@@ -436,7 +446,7 @@ class Converter:
                 name = _unique(nice, taken, attribute=False)
                 names[n] = name
                 try:
-                    nodes.append({"name": name, **self._op(n, ref)})
+                    nodes.append({"name": name, **reader(n, ref)})
                 except Unsupported:
                     if not isinstance(values.get(n), torch.Tensor) and not (
                         isinstance(values.get(n), tuple) and all(isinstance(t, torch.Tensor) for t in values[n])
@@ -449,6 +459,8 @@ class Converter:
                     nodes.append({"name": name, "module": config, "args": [ref(a) for a in _node_args(n)]})
             elif n.op == "output":
                 out = n.args[0]
+                if isinstance(out, (tuple, list)) and len(out) == 1 and isinstance(call.output, torch.Tensor):
+                    out = out[0]  # torch.export returns a tuple always
                 if isinstance(out, fx.Node):
                     outputs = ref(out)
                 elif isinstance(out, (tuple, list)) and all(isinstance(o, fx.Node) for o in out):
@@ -558,7 +570,14 @@ class Converter:
     # --- torch.export ---------------------------------------------------------------------------
 
     def _export(self, module: nn.Module, path: str, call: Call) -> dict[str, Any]:
-        raise Unsupported("torch.export fallback not available")
+        """torch.export's graph (it follows Python control flow on the example), unflattened back into
+        one call per submodule; its operations are ATen's, read with :func:`_aten_op`."""
+        with _untouched(module), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(module, tuple(call.args), kwargs=call.kwargs or None, strict=False)
+            unflat = torch.export.unflatten(program)
+        values = {n: n.meta.get("val") for n in unflat.graph.nodes}
+        return self._graph(module, unflat.graph, values, path, call, reader=_aten_op)
 
     # --- forward hooks --------------------------------------------------------------------------
 
@@ -640,6 +659,88 @@ class Converter:
         if tied:
             config["tied"] = tied
         return config
+
+
+_BIG = 2**62  # ATen writes an open slice end as a huge number
+
+
+def _open(v: Any) -> Any:
+    return None if isinstance(v, int) and abs(v) >= _BIG else v
+
+
+def _index_at(dim: int, item: Any) -> list[Any]:
+    """x[:, :, item] as a getitem index: full slices up to ``dim`` (counted from the front)."""
+    if dim < 0:
+        return ["...", item] + [slice(None)] * (-dim - 1)
+    return [slice(None)] * dim + [item]
+
+
+def _aten_op(n: fx.Node, ref: Any) -> dict[str, Any]:
+    """One ATen operation of torch.export's graph as an operation of the table."""
+    target = n.target
+    packet = getattr(target, "overloadpacket", None)
+    name = getattr(packet, "__name__", getattr(target, "__name__", str(target)))
+    a = list(n.args)
+    kw = dict(n.kwargs)
+
+    def out(op: str, args: list[Any], kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = {"op": op, "args": [ref(v) for v in args]}
+        if kwargs:
+            result["kwargs"] = {k: ref(v) for k, v in kwargs.items()}
+        return result
+
+    if target is operator.getitem:
+        return out("getitem", a)
+    if name in ("add", "sub") and kw.get("alpha", 1) == 1 and len(a) == 2:
+        return out(name, a)
+    if name in ("mul", "div") and len(a) == 2 and not kw:
+        return out(name, a)
+    if name in ("neg", "relu", "sigmoid", "tanh", "silu", "mish", "hardswish", "hardsigmoid", "selu", "relu6"):
+        if len(a) == 1 and not kw:
+            return out(name, a)
+    if name == "gelu" and len(a) == 1:
+        return out("gelu", a, {"approximate": kw["approximate"]} if "approximate" in kw else None)
+    if name in ("matmul", "mm"):
+        return out("matmul", a)
+    if name == "bmm":
+        return out("bmm", a)
+    if name in ("cat", "stack"):
+        return out(name, [list(a[0])], {"dim": a[1]} if len(a) > 1 else None)
+    if name in ("view", "reshape", "_unsafe_view"):
+        return out("reshape", [a[0], list(a[1])])
+    if name == "flatten":
+        return out("flatten", [a[0]], {"start_dim": a[1], "end_dim": a[2]} if len(a) > 2 else None)
+    if name == "permute":
+        return out("permute", [a[0], list(a[1])])
+    if name == "transpose":
+        return out("transpose", a)
+    if name == "unsqueeze":
+        return out("unsqueeze", a)
+    if name == "squeeze":
+        return out("squeeze", [a[0]], {"dim": a[1]} if len(a) > 1 else None)
+    if name in ("clone", "contiguous") and len(a) == 1:
+        return out("contiguous", a)
+    if name == "expand":
+        return out("expand", [a[0], list(a[1])])
+    if name == "select":
+        return out("getitem", [a[0], _index_at(a[1], a[2])])
+    if name == "slice":
+        dim = a[1] if len(a) > 1 else 0
+        bounds = [_open(a[2]) if len(a) > 2 else None, _open(a[3]) if len(a) > 3 else None, a[4] if len(a) > 4 else 1]
+        step = None if bounds[2] == 1 else bounds[2]
+        return out("getitem", [a[0], _index_at(dim, slice(bounds[0], bounds[1], step))])
+    if name in ("mean", "sum", "amax") and len(a) >= 2:
+        return out(name, [a[0]], {"dim": list(a[1]), **({"keepdim": a[2]} if len(a) > 2 else {})})
+    if name in ("softmax", "_softmax", "log_softmax", "_log_softmax"):
+        return out(name.lstrip("_"), [a[0], a[1]])
+    if name == "dropout":
+        return out("dropout", [a[0]], {"p": a[1]})
+    if name == "sym_size":
+        return out("size", [a[0]], {"dim": a[1]})
+    if name in ("adaptive_avg_pool2d", "_adaptive_avg_pool2d", "adaptive_avg_pool1d"):
+        op = "adaptive_avg_pool1d" if name.endswith("1d") else "adaptive_avg_pool2d"
+        return out(op, [a[0], list(a[1])])
+    raise Unsupported(f"{name} is not an operation of the table")
 
 
 def _node_args(n: fx.Node) -> list[fx.Node]:
