@@ -695,9 +695,9 @@ def _aten_op(n: fx.Node, ref: Any) -> dict[str, Any]:
         return out(name, a)
     if name in ("mul", "div") and len(a) == 2 and not kw:
         return out(name, a)
-    if name in ("neg", "relu", "sigmoid", "tanh", "silu", "mish", "hardswish", "hardsigmoid", "selu", "relu6"):
-        if len(a) == 1 and not kw:
-            return out(name, a)
+    unary = ("neg", "relu", "sigmoid", "tanh", "silu", "mish", "hardswish", "hardsigmoid", "selu", "relu6")
+    if name in unary and len(a) == 1 and not kw:
+        return out(name, a)
     if name == "gelu" and len(a) == 1:
         return out("gelu", a, {"approximate": kw["approximate"]} if "approximate" in kw else None)
     if name in ("matmul", "mm"):
