@@ -13,6 +13,7 @@ otherwise the layer is not read back (the caller makes it an opaque node).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -164,7 +165,9 @@ def _same(a: Any, b: Any) -> bool:
 def _meta(registry: Registry, config: dict[str, Any]) -> nn.Module | None:
     try:
         node = resolve(registry, config)
-        with torch.device("meta"):
+        # torch's advice about the layer (a transformer's fast path) was given when the user built it
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return build(node)
     except (LayerExplorerError, RuntimeError, ValueError, TypeError, AssertionError, KeyError, IndexError):
         return None

@@ -78,15 +78,15 @@ def _rule(ctx: ShapeContext) -> list[list[Dim]]:
     name = ctx.arg("type_name")
     if len(given) != len(recorded):
         raise ctx.fail(
-            f"({name}, opaque) was recorded with {len(recorded)} input(s); it is called with {len(given)}. "
-            "An opaque layer only runs on the shapes of the example it was recorded with."
+            f"stands for {name}, recorded with {len(recorded)} input(s); it is called with {len(given)}. "
+            "An opaque layer runs only on the inputs it was recorded with"
         )
     for i, (g, r) in enumerate(zip(given, recorded)):
         if g != r:
             raise ctx.fail(
-                f"({name}, opaque) was recorded with input {i} of shape {fmt_shape(r)}; it receives "
-                f"{fmt_shape(g)}. An opaque layer only runs on the shapes of the example it was recorded with: "
-                "record it again (layer_explorer.to_config) with an input of this shape.",
+                f"stands for {name}, recorded with input {i} of shape {fmt_shape(r)}; it is called with "
+                f"{fmt_shape(g)}. An opaque layer runs only on the shapes it was recorded with: record it again "
+                "(layer_explorer.to_config) with an input of this shape",
                 i,
             )
     return [[Dim(n, Sym(n, v)) for n, v in zip(generic_names(len(s), None), s)] for s in ctx.arg("output_shapes")]
