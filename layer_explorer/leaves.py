@@ -69,7 +69,9 @@ _DERIVED: dict[str, list[Callable[[nn.Module], Any]]] = {
         lambda m: _sub(m, "linear1", "bias"),
         lambda m: _sub(_first_layer(m, "encoder"), "linear1", "bias"),
         lambda m: _sub(m, "linear", "bias"),
+        lambda m: _sub(m, "in_proj_bias"),  # MultiheadAttention
     ],
+    "add_bias_kv": [lambda m: _sub(m, "bias_k")],
     # the tutorial's layers keep their sizes in their tensors and submodules
     "input_features": [lambda m: _size(_sub(m, "weights"), 1)],
     "output_features": [lambda m: _size(_sub(m, "weights"), 0)],

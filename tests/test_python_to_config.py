@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -592,3 +593,77 @@ def test_graph_ties_are_validated(api):
     r = api.post("/api/run", json=body)
     assert r.status_code == 422
     assert r.json()["field"] == "layer.tied.other.weight"
+
+
+# ---------------------------------------------------------------------------------------------
+# any arguments, not only the examples'
+# ---------------------------------------------------------------------------------------------
+
+
+def _value(p: Any) -> Any:
+    """A hypothesis strategy for one constructor argument, from the catalog's spec of it."""
+    from hypothesis import strategies as st
+
+    low = int(p.minimum) if p.minimum is not None else 0
+    high = int(p.maximum) if p.maximum is not None else low + 4
+    high = min(high, low + 4)
+    if p.choices and p.type == "str":
+        return st.sampled_from(p.choices)
+    if p.type == "bool":
+        return st.booleans()
+    if p.type == "int":
+        return st.integers(low, high)
+    if p.type == "float":
+        lo = p.minimum if p.minimum is not None else -2.0
+        hi = p.maximum if p.maximum is not None else 2.0
+        return st.floats(lo, hi, allow_nan=False, exclude_min=p.exclusive_minimum).map(lambda v: round(v, 3))
+    if p.type == "ints":
+        one = st.integers(max(low, 1), max(low, 1) + 3)
+        return one | st.lists(one, min_size=p.length or 1, max_size=p.length or 3)
+    return None
+
+
+@pytest.fixture(scope="module")
+def plain_specs(registry):
+    """Catalog layers whose arguments are all numbers, flags and names (no nested layers or tensors)."""
+    return [
+        s
+        for s in registry
+        if s.container is None and all(p.type in ("int", "float", "bool", "str", "ints") for p in s.params)
+    ]
+
+
+def test_any_arguments_are_read_back(registry, plain_specs):
+    """Whatever arguments a catalog layer is built with, to_config's config builds the same layer."""
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+
+    from app.core.errors import LayerExplorerError
+
+    @st.composite
+    def configs(draw):
+        spec = draw(st.sampled_from(plain_specs))
+        config = {"type": spec.type, **{k: v for k, v in spec.example["layer"].items() if k != "type"}}
+        for p in spec.params:
+            strategy = _value(p)
+            if strategy is not None and (p.required or draw(st.booleans())):
+                config[p.name] = draw(strategy)
+        return config
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(configs())
+    def check(config):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's advice on the arguments drawn (deprecated names, ...)
+            try:
+                with torch.device("meta"):
+                    module = build(resolve(registry, config))
+            except (LayerExplorerError, RuntimeError, ValueError, TypeError):
+                assume(False)
+            read = leaf_config(registry, module)
+            assert read is not None, config
+            with torch.device("meta"):
+                rebuilt = build(resolve(registry, read))
+        assert _signature(rebuilt) == _signature(module)
+
+    check()
