@@ -264,10 +264,9 @@ class Converter:
                 reasons.append(
                     f"{method.__name__.strip('_')}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                 )
-        self.notes.append(f"{path or 'the model'} ({type(module).__name__}) could not be traced ({'; '.join(reasons)})")
-        return self.opaque(module, path, call), "opaque"
+        return self.opaque(module, path, call, why=f"could not be traced ({'; '.join(reasons)})"), "opaque"
 
-    def opaque(self, module: nn.Module, path: str, call: Call) -> dict[str, Any]:
+    def opaque(self, module: nn.Module, path: str, call: Call, why: str = "is not a catalog layer") -> dict[str, Any]:
         config: dict[str, Any] = {
             "type": "Opaque",
             "type_name": type(module).__name__,
@@ -279,7 +278,7 @@ class Converter:
             config["parameter_shapes"] = params
         self.sources.append(Source(path, "opaque", module))
         self.notes.append(
-            f"{path or 'the model'} ({type(module).__name__}) is not a catalog layer: it is sent as an opaque "
+            f"{path or 'the model'} ({type(module).__name__}) {why}: it is sent as an opaque "
             "layer (drawn, sized and counted from the example run, not computed by the server)"
         )
         return config
@@ -420,11 +419,15 @@ class Converter:
                 sub = module.get_submodule(str(n.target))
                 name = _unique(nice.replace(".", "_"), taken, attribute=True)
                 names[n] = name
+                call_args = list(n.args)
+                while call_args and call_args[-1] is None:
+                    call_args.pop()  # trailing optional inputs left out (an attention mask of None)
+                n.args = tuple(call_args)
                 tensor_args = all(
                     isinstance(a, fx.Node) or (isinstance(a, (tuple, list)) and all(isinstance(b, fx.Node) for b in a))
                     for a in n.args
                 )
-                extra = {k: v for k, v in n.kwargs.items() if v is not None}
+                extra = _call_kwargs(sub, n)
                 if not n.args or not tensor_args or extra:
                     config = self._opaque_call(sub, n, values, _join(path, name))
                     args = [ref(a) for a in _node_args(n)]
@@ -478,7 +481,7 @@ class Converter:
     def _opaque_call(self, sub: nn.Module, n: fx.Node, values: dict[fx.Node, Any], path: str) -> dict[str, Any]:
         """A submodule called with something other than tensors (keyword arguments, numbers): opaque."""
         call = Call(tuple(values[a] for a in _node_args(n)), {}, values.get(n))
-        return self.opaque(sub, path, call)
+        return self.opaque(sub, path, call, why="is called with arguments a graph node cannot pass (keywords, numbers)")
 
     def _opaque_op(self, n: fx.Node, values: dict[fx.Node, Any], path: str) -> dict[str, Any]:
         ins = [values[a] for a in _node_args(n)]
@@ -741,6 +744,30 @@ def _aten_op(n: fx.Node, ref: Any) -> dict[str, Any]:
         op = "adaptive_avg_pool1d" if name.endswith("1d") else "adaptive_avg_pool2d"
         return out(op, [a[0], list(a[1])])
     raise Unsupported(f"{name} is not an operation of the table")
+
+
+#: keyword arguments of a layer call that change only the second output (attention weights): left out
+#: where the code reads only the first (``out, _ = self.attn(q, k, v, need_weights=False)``)
+_SECOND_OUTPUT_ONLY = {"need_weights", "average_attn_weights"}
+
+
+def _call_kwargs(sub: nn.Module, n: fx.Node) -> dict[str, Any]:
+    """The keyword arguments of a layer call a module node cannot pass: not None, not forward()'s
+    default, and not one that only changes an output the code never reads."""
+    try:
+        defaults = {k: p.default for k, p in inspect.signature(sub.forward).parameters.items()}
+    except (TypeError, ValueError):
+        defaults = {}
+    first_only = bool(n.users) and all(
+        u.op == "call_function" and u.target is operator.getitem and (u.args[1] == 0 or not u.users) for u in n.users
+    )
+    return {
+        k: v
+        for k, v in n.kwargs.items()
+        if v is not None
+        and not (k in defaults and defaults[k] is not inspect.Parameter.empty and v == defaults[k])
+        and not (k in _SECOND_OUTPUT_ONLY and first_only)
+    }
 
 
 def _node_args(n: fx.Node) -> list[fx.Node]:

@@ -203,7 +203,7 @@ class Attention(nn.Module):
         self.ff = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16))
 
     def forward(self, x):
-        a, _ = self.attn(x, x, x)
+        a, _ = self.attn(x, x, x, need_weights=False)  # changes only the weights, which are not read
         x = self.norm(x + a)
         return x + self.ff(x)
 
@@ -273,6 +273,34 @@ class Branchy(nn.Module):
         return self.narrow(x).softmax(dim=-1)
 
 
+class ValueBranch(nn.Module):
+    """Control flow on the values: neither torch.fx nor torch.export follows it; forward hooks do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 3)
+
+    def forward(self, x):
+        if x.sum() > -1e9:
+            x = self.a(x)
+        return self.b(x)
+
+
+class Untraceable(nn.Module):
+    """Control flow on the values and arithmetic between its layers: read as one opaque layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 3)
+
+    def forward(self, x):
+        if x.sum() > -1e9:
+            x = self.a(x) * 2
+        return self.b(x)
+
+
 MODELS = {
     "chain": (lambda: nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Dropout(0.1), nn.Linear(12, 3)), [(4, 6)]),
     "residual": (ResNetish, [(2, 3, 8, 8)]),
@@ -283,6 +311,8 @@ MODELS = {
     "tied": (TiedLM, [("int", 2, 5)]),
     "loop": (Looped, [(2, 4, 6)]),
     "export": (Branchy, [(3, 8)]),
+    "hooks": (ValueBranch, [(2, 4)]),
+    "untraceable": (Untraceable, [(2, 4)]),
 }
 
 
@@ -335,6 +365,8 @@ def test_how_each_model_is_read(models):
         "tied": "fx",
         "loop": "fx",
         "export": "export",
+        "hooks": "hooks",
+        "untraceable": "opaque",
     }
 
 
@@ -396,6 +428,20 @@ def test_opaque_node_carries_recorded_shapes(models):
         "parameter_shapes": {"w": [8, 8], "b": [6]},
     }
     assert any("block (MyBlock)" in note for note in conversion.notes)
+
+
+def test_a_model_no_method_reads_is_one_opaque_layer_under_its_own_names(api, models):
+    module, xs = models["untraceable"]
+    conversion = convert(module, *xs)
+    layer = conversion.body["layer"]
+    assert layer["type"] == "Opaque" and layer["type_name"] == "Untraceable"
+    assert layer["parameter_shapes"] == {"a.weight": [4, 4], "a.bias": [4], "b.weight": [3, 4], "b.bias": [3]}
+    assert any("could not be traced (fx:" in note for note in conversion.notes)
+    body = to_config(module, *xs, weights=True)
+    assert sorted(body["parameters"]) == ["a.bias", "a.weight", "b.bias", "b.weight"]
+    answer = api.post("/api/run", json=body).json()
+    assert [p["name"] for p in answer["params"]] == ["a.weight", "a.bias", "b.weight", "b.bias"]
+    assert answer["params"][0]["data"] == module.a.weight.tolist()
 
 
 def test_to_config_leaves_the_model_as_it_was(models):
