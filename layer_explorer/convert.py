@@ -44,7 +44,9 @@ from app.core.catalog.spec import Registry
 from app.core.config import Settings
 from app.core.networks.containers import Residual
 from app.core.networks.ops import OPS
+from app.core.networks.tree import build, resolve
 from app.core.registry import default_registry
+from app.core.running.overrides import named_tensors
 from app.core.tensors import DTYPES, INPUT_DTYPES, dtype_name
 from layer_explorer.leaves import leaf_config
 
@@ -865,7 +867,7 @@ def to_config(
     conversion = convert(module, *example_inputs, data=weights if data is None else data, registry=registry)
     body = conversion.body
     if weights:
-        body["parameters"] = parameters(conversion)
+        body["parameters"] = parameters(conversion, registry)
     return body
 
 
@@ -884,24 +886,39 @@ def npy(t: torch.Tensor) -> dict[str, str]:
     return {"npy": base64.b64encode(buf.getvalue()).decode("ascii")}
 
 
-def parameters(conversion: Conversion) -> dict[str, dict[str, str]]:
+def parameters(conversion: Conversion, registry: Registry | None = None) -> dict[str, dict[str, str]]:
     """The ``"parameters"`` field: every tensor of the config's layers by its name in the built
-    network, once (a tensor tied to another is sent under its first name only, as torch lists it)."""
+    network, once. A tensor tied to another is sent under the one name torch lists it by in the
+    built network (``named_parameters()`` lists a shared tensor once), found by building the config
+    on the meta device."""
+    registry = registry or default_registry()
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        listed = set(named_tensors(build(resolve(registry, conversion.body["layer"]))))
     out: dict[str, dict[str, str]] = {}
     seen: set[int] = set()
+    left: dict[int, str] = {}
     for src in conversion.sources:
         for name, t in _tensors_of(src):
             if id(t) in seen:
                 continue
+            if name not in listed:
+                left.setdefault(id(t), name)
+                continue
             seen.add(id(t))
             out[name] = npy(t)
+    missed = [name for key, name in left.items() if key not in seen]
+    if missed:
+        conversion.notes.append(
+            f"{len(missed)} tensor(s) have no place in the config and are not sent: {', '.join(missed[:5])}"
+        )
     return out
 
 
 def parameters_of(module: nn.Module, *example_inputs: Any, registry: Registry | None = None) -> dict[str, Any]:
     """The module's parameters and buffers as the API's ``"parameters"`` field, named as in the config
     :func:`to_config` writes for the same inputs."""
-    return parameters(convert(module, *example_inputs, registry=registry))
+    return parameters(convert(module, *example_inputs, registry=registry), registry)
 
 
 def body_bytes(body: dict[str, Any]) -> int:

@@ -416,6 +416,28 @@ def test_tied_weights_come_out_once_and_are_tied_on_the_server(api, models):
     assert np.allclose(np.array(answer["output"]["data"]), want.numpy(), atol=1e-5)
 
 
+class ReadsAWeight(nn.Module):
+    """forward reads a layer's weight itself: a parameter node tied to the layer's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x) + F.linear(x, self.fc.weight)
+
+
+def test_a_weight_read_in_forward_is_a_parameter_node_tied_to_its_layer(api):
+    module, x = _trained(ReadsAWeight()), torch.randn(2, 4)
+    body = to_config(module, x, weights=True)
+    assert body["layer"]["tied"] == {"fc_weight": "fc.weight"}
+    assert sorted(body["parameters"]) == ["fc.bias", "fc_weight"]  # the name torch lists it by
+    answer = api.post("/api/run", json=body).json()
+    assert answer["param_count"] == sum(p.numel() for p in module.parameters()) == 20
+    inside = api.post("/api/run", json={**body, "path": "fc"}).json()
+    assert np.allclose(np.array(inside["output"]["data"]), _layer_output(module, module.fc, [x]).numpy(), atol=1e-6)
+
+
 def test_opaque_node_carries_recorded_shapes(models):
     module, xs = models["opaque"]
     conversion = convert(module, *xs)

@@ -270,9 +270,10 @@ def _names(value: Any, field: str, what: str) -> list[str]:
     return list(value)
 
 
-def _tied(value: Any, field: str, modules: set[str]) -> list[tuple[str, str]]:
-    """``{"head.weight": "embed.weight"}``: each key, a parameter of a module node, becomes the value's
-    parameter (one tensor, counted once, as ``head.weight = embed.weight`` makes it in Python)."""
+def _tied(value: Any, field: str, modules: set[str], parameters: set[str]) -> list[tuple[str, str]]:
+    """``{"head.weight": "embed.weight"}``: each key, a parameter of a module node (or a parameter
+    node), becomes the value's parameter (one tensor, counted once, as ``head.weight = embed.weight``
+    makes it in Python)."""
     if not isinstance(value, dict):
         raise _bad('tied is an object {"<node>.<parameter>": "<node>.<parameter>"}', field)
     if len(value) > MAX_NODES:
@@ -281,10 +282,13 @@ def _tied(value: Any, field: str, modules: set[str]) -> list[tuple[str, str]]:
     for key, target in value.items():
         for name in (key, target):
             parts = name.split(".") if isinstance(name, str) else []
-            if len(parts) < 2 or not all(p.isidentifier() for p in parts) or parts[0] not in modules:
+            ok = all(p.isidentifier() for p in parts) and (
+                (len(parts) >= 2 and parts[0] in modules) or (len(parts) == 1 and parts[0] in parameters)
+            )
+            if not parts or not ok:
                 raise _bad(
-                    f"a tied name is a module node's name and its parameter's dotted name (e.g. 'embed.weight'); "
-                    f"got {name!r}",
+                    f"a tied name is a module node's name and its parameter's dotted name (e.g. 'embed.weight'), "
+                    f"or a parameter node's name; got {name!r}",
                     f"{field}.{key}",
                 )
         if key == target or target in value:
@@ -352,7 +356,12 @@ def resolve_graph(
     outputs = _names(config.get("outputs", nodes[-1].name), f"{field}.outputs", "outputs")
     for i, o in enumerate(outputs):
         _ref(o, f"{field}.outputs[{i}]", defined, "an output")
-    tied = _tied(config.get("tied", {}), f"{field}.tied", {n.name for n in nodes if n.kind == "module"})
+    tied = _tied(
+        config.get("tied", {}),
+        f"{field}.tied",
+        {n.name for n in nodes if n.kind == "module"},
+        {n.name for n in nodes if n.kind == "parameter"},
+    )
     gdef = GraphDef(inputs, nodes, outputs, tuple_output=isinstance(config.get("outputs"), list), tied=tied)
     node = LayerNode(spec=spec, args={"graph": gdef}, slots={"nodes": children}, name=name, field=field)
     node.spec = _specialise(spec, gdef, children)
@@ -476,11 +485,11 @@ def _tie(gm: nn.Module, key: str, target: str, field: str) -> None:
     params = dict(gm.named_parameters(remove_duplicate=False))
     for name in (key, target):
         if name not in params:
-            owner = name.split(".", 1)[0]
+            owner, _, rest = name.partition(".")
             known = [p.split(".", 1)[1] for p in params if p.startswith(owner + ".")]
             raise InvalidArgument(
                 f"Graph: tied names {name!r}, but layer {owner} has no parameter "
-                f"{name.split('.', 1)[1]!r}; its parameters are: {', '.join(known) or 'none'}",
+                f"{rest!r}; its parameters are: {', '.join(known) or 'none'}",
                 field=field,
             )
     if params[key].shape != params[target].shape:
@@ -489,7 +498,7 @@ def _tie(gm: nn.Module, key: str, target: str, field: str) -> None:
             f"{tuple(params[target].shape)}; only parameters of one shape can be tied",
             field=field,
         )
-    path, leaf = key.rsplit(".", 1)
+    path, _, leaf = key.rpartition(".")
     setattr(gm.get_submodule(path), leaf, params[target])
 
 
