@@ -900,13 +900,13 @@ def parameters(conversion: Conversion, registry: Registry | None = None) -> dict
     left: dict[int, str] = {}
     for src in conversion.sources:
         for name, t in _tensors_of(src):
-            if id(t) in seen:
-                continue
             if name not in listed:
-                left.setdefault(id(t), name)
+                left.setdefault(id(t), name)  # tied in the built network under another name, or nowhere
                 continue
+            if name not in out:
+                # a tensor the model shares where the config could not tie it goes to each place
+                out[name] = npy(t)
             seen.add(id(t))
-            out[name] = npy(t)
     missed = [name for key, name in left.items() if key not in seen]
     if missed:
         conversion.notes.append(
