@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from typing import Any
 
@@ -718,7 +719,13 @@ def test_any_arguments_are_read_back(registry, plain_specs):
                 config[p.name] = draw(strategy)
         return config
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    # CI runs a fixed sample (a red build is reproducible); HYPOTHESIS_EXAMPLES searches deeper
+    @settings(
+        max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "300")),
+        deadline=None,
+        derandomize=bool(os.environ.get("CI")),
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(configs())
     def check(config):
         with warnings.catch_warnings():
