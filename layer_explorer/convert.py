@@ -253,7 +253,9 @@ class Converter:
             return self._residual(module, path), "residual"
         if call is None:
             raise Unsupported(f"{path or 'the model'} ({type(module).__name__}) was not called in the example run")
-        if not any(True for _ in module.children()):
+        if not any(True for _ in module.children()) and any(True for _ in module.parameters()):
+            # a leaf with weights of its own that is not a catalog type: the user's layer, opaque
+            # (one without weights, a custom activation, is read as the operations it does)
             return self.opaque(module, path, call), "opaque"
         reasons = []
         for method in (self._fx, self._export, self._hooks):
@@ -522,6 +524,11 @@ class Converter:
         if n.op == "call_function":
             with contextlib.suppress(TypeError, ValueError):
                 signature = inspect.signature(target)
+            if signature is not None and any(
+                p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+                for p in signature.parameters.values()
+            ):
+                signature = None  # a dispatcher (F.max_pool2d): bound by the table's own order
         if signature is not None:
             try:
                 call = signature.bind(*args, **kwargs)
@@ -547,7 +554,12 @@ class Converter:
             default = (
                 signature.parameters[key].default if signature is not None and key in signature.parameters else None
             )
-            if key in _DROPPABLE or value is None or (default is not inspect.Parameter.empty and value == default):
+            if (
+                key in _DROPPABLE
+                or value is None
+                or (key == "return_indices" and value is False)
+                or (default is not inspect.Parameter.empty and value == default)
+            ):
                 continue
             raise Unsupported(f"{name} got {key}={value!r}, which the table's {name} does not take")
         if op.training:
@@ -565,7 +577,8 @@ class Converter:
             value = ref(value)
             if p.required:
                 out_args.append(value)
-            else:
+            elif signature is not None or value != p.default:
+                # a dispatcher passes every argument (F.max_pool2d's padding=0): its defaults are left out
                 out_kwargs[p.name] = value
         result: dict[str, Any] = {"op": name, "args": out_args}
         if out_kwargs:

@@ -393,6 +393,29 @@ def test_graph_reads_operations_and_nests_containers(models):
     assert {"name": "cat", "op": "cat", "args": [["b1", "b3", "pool"]], "kwargs": {"dim": 1}} in concat["nodes"]
 
 
+class Functional(nn.Module):
+    """torch.nn.functional calls, dispatchers (max_pool2d) included, and Tensor methods."""
+
+    def forward(self, x):
+        y = F.max_pool2d(x, 2, stride=2, return_indices=False)
+        y = F.interpolate(y, scale_factor=2.0, mode="nearest")
+        return torch.sigmoid(y).mean(dim=[2, 3])
+
+
+def test_functional_calls_are_operations_of_the_table(api):
+    x = torch.randn(1, 3, 8, 8)
+    body = to_config(Functional(), x)
+    assert [n["op"] for n in body["layer"]["nodes"]] == ["max_pool2d", "interpolate", "sigmoid", "mean"]
+    assert body["layer"]["nodes"][0] == {
+        "name": "max_pool2d",
+        "op": "max_pool2d",
+        "args": ["x", 2],
+        "kwargs": {"stride": 2},
+    }
+    answer = api.post("/api/run", json={**body, "inputs": [{"data": x.tolist()}]}).json()
+    assert np.allclose(np.array(answer["output"]["data"]), Functional()(x).numpy(), atol=1e-6)
+
+
 def test_loop_paths_and_parameter_nodes(models):
     module, xs = models["loop"]
     config = to_config(module, *xs)["layer"]
