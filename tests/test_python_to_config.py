@@ -16,6 +16,7 @@ from torch import nn
 
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
+from app.core.networks.ops import OPS
 from app.core.networks.tree import build, resolve
 from app.core.running.execute import materialise
 from app.core.running.plan import plan_request
@@ -44,7 +45,20 @@ def _canonical(registry: Registry, config: Any) -> Any:
         return [_canonical(registry, c) for c in config]
     if not isinstance(config, dict):
         return config
-    if "type" not in config:  # a Graph node
+    if "type" not in config and "op" in config:  # an operation node: its arguments bound by name
+        params = OPS[config["op"]].params
+        bound = dict(zip([p.name for p in params], config.get("args", [])))
+        bound.update(config.get("kwargs", {}))
+        defaults = {p.name: p.default for p in params if not p.required}
+        return {
+            "name": config["name"],
+            "op": config["op"],
+            "bound": {k: v for k, v in bound.items() if k not in defaults or v != defaults[k]},
+        }
+    if "type" not in config and "parameter" in config:
+        # a parameter's init (randn, ...) is not in the module, only its values: weights=True sends them
+        return {"name": config["name"], "shape": config["parameter"]["shape"]}
+    if "type" not in config:  # a module node
         return {k: (_canonical(registry, v) if k == "module" else v) for k, v in config.items()}
     spec = registry.get(config["type"])
     out: dict[str, Any] = {}
@@ -96,6 +110,30 @@ def test_catalog_round_trip(registry, spec):
     assert [i.get("shape", None) or list(np.shape(i.get("data"))) for i in body["inputs"]] == [
         list(x.shape) for x in xs
     ]
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "tutorial-neuralnet",
+        "tutorial-residual-net",
+        "lenet5",
+        "small-cnn-batchnorm",
+        "resnet-basic-block",
+        "text-self-attention",
+        "tiny-transformer-encoder",
+        "vit-tiny",
+    ],
+)
+def test_network_presets_round_trip(registry, preset):
+    """The server's own networks (chains, residuals, a ViT as a Graph with a class token and size
+    nodes): built, then read back, give their configs again."""
+    from app.core.presets import presets
+
+    request = next(p for p in presets() if p["id"] == preset)["request"]
+    module, xs = _server_module(registry, request)
+    config = to_config(module, *xs)["layer"]
+    assert _canonical(registry, config) == _canonical(registry, request["layer"])
 
 
 def test_every_leaf_is_read_from_its_attributes(registry):
