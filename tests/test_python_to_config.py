@@ -631,6 +631,8 @@ def test_opaque_is_counted_drawn_and_noted(api, models):
     assert entry["output_shapes"] == [[3, 6]]
     assert entry["macs"] is None
     assert any("block (MyBlock) is opaque: not computed" in w for w in answer["warnings"])
+    drawn = next(n for n in answer["graph"]["nodes"] if n.get("path") == "block")
+    assert drawn["label"] == "MyBlock · opaque: not computed"
 
 
 def test_opaque_cannot_be_drilled_into_or_explained(api, models):
