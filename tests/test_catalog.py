@@ -113,6 +113,9 @@ def test_entry_is_documented(spec):
             "layers",
             "names",  # a Graph's inputs and outputs: node names
             "graph_nodes",  # a Graph's nodes (docs/API.md, "Graph networks")
+            "tied",  # a Graph's tied parameters: {"head.weight": "embed.weight"}
+            "shapes",  # an Opaque layer's recorded input and output shapes
+            "named_shapes",  # an Opaque layer's parameter shapes by name
         }
 
 

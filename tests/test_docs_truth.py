@@ -42,6 +42,32 @@ def _error(call) -> str:
 
 # Each message docs/API.md quotes, and a request that gets it. A new quotation needs a line here.
 PRODUCERS = {
+    "layer blk (Opaque) stands for MyBlock, recorded with its input of shape (1, 8); it is called with (2, 8). "
+    "An opaque layer runs only on the shapes it was recorded with: record it again (layer_explorer.to_config) "
+    "with an input of this shape; it receives fc (2, 8)": lambda: service.run(
+        REGISTRY,
+        {
+            "layer": {
+                "type": "Graph",
+                "nodes": [
+                    {"name": "fc", "module": {"type": "Linear", "in_features": 4, "out_features": 8}, "args": ["x"]},
+                    {
+                        "name": "blk",
+                        "module": {
+                            "type": "Opaque",
+                            "type_name": "MyBlock",
+                            "input_shapes": [[1, 8]],
+                            "output_shapes": [[1, 8]],
+                            "parameter_shapes": {"w": [8, 8], "proj.bias": [8]},
+                        },
+                        "args": ["fc"],
+                    },
+                ],
+            },
+            "inputs": [{"shape": [2, 4]}],
+        },
+        Settings(),
+    ),
     "Linear expects the last dimension of input 0 to be in_features=10, got 7 (input shape (4, 7))": lambda: (
         service.run(
             REGISTRY,

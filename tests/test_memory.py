@@ -152,6 +152,12 @@ def catalog_cases() -> dict[str, list[tuple[str, str, dict, dict, dict]]]:
         body = scaled(spec.example)
         if body is None:
             continue
+        if spec.to_dict()["opaque"]:
+            # an opaque layer runs only on its recorded shapes: record the scaled batch as well
+            factor = body["inputs"][0]["shape"][0] // spec.example["inputs"][0]["shape"][0]
+            layer = body["layer"]
+            layer["input_shapes"] = [i["shape"] for i in body["inputs"]]
+            layer["output_shapes"] = [[s[0] * factor, *s[1:]] for s in layer["output_shapes"]]
         t, ex = spec.type, spec.example
         groups["run"].append((f"run {t}", "run", body, {}, ex))
         groups["shape"].append((f"shape {t}", "shape", body, {}, ex))

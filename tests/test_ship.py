@@ -503,6 +503,34 @@ def test_js_imports_find_static_dynamic_and_re_exports():
     assert js_imports(js) == ["./a.js", "./side.js", "../d.js", "./all.js", "./lazy.js"]
 
 
+def test_wheel_ships_layer_explorer_for_python_without_the_web_stack(installed):
+    """``pip install`` gives the Python side too: to_config runs with no server and imports no web framework."""
+    code = (
+        "import json, sys, torch\n"
+        "from torch import nn\n"
+        "from layer_explorer import to_config\n"
+        "body = to_config(nn.Sequential(nn.Linear(2, 3), nn.ReLU()), torch.randn(1, 2))\n"
+        "assert 'fastapi' not in sys.modules and 'uvicorn' not in sys.modules, sorted(sys.modules)\n"
+        "print(json.dumps(body))\n"
+    )
+    done = subprocess.run(
+        [str(installed.bin / "python"), "-c", code],
+        cwd=installed.workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": str(installed.bin)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {
+        "layer": {
+            "type": "Sequential",
+            "layers": [{"type": "Linear", "in_features": 2, "out_features": 3}, {"type": "ReLU"}],
+        },
+        "inputs": [{"shape": [1, 2]}],
+    }
+
+
 def test_container_command_serves_from_the_wheel(installed, dockerfile, tmp_path):
     _, stages = dockerfile
     command, env = container_command(stages), container_env(stages)

@@ -50,6 +50,8 @@ def _describe(p: ParamSpec) -> str:
         "tensor": "a (nested) list of numbers",
         "layer": "a layer config object",
         "layers": "a list of layer config objects",
+        "shapes": f"a list of at most {MAX_SHAPES} shapes (lists of at most {MAX_SHAPE_RANK} sizes)",
+        "named_shapes": f"an object of at most {MAX_SHAPES} names (dotted identifiers) -> shapes",
     }
     text = kinds.get(p.type, p.type)
     if p.choices:
@@ -157,6 +159,33 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         return list(value)
     if t == "tensor":
         return tensor_from_json(value, field=field, what=f"{type_name}: {p.name}")
+    if t == "shapes":
+        if not isinstance(value, list) or len(value) > MAX_SHAPES:
+            raise bad
+        return [_shape(v, f"{field}[{i}]", type_name) for i, v in enumerate(value)]
+    if t == "named_shapes":
+        if not isinstance(value, dict) or len(value) > MAX_SHAPES:
+            raise bad
+        out = {}
+        for name, v in value.items():
+            parts = name.split(".")
+            if not all(part.isidentifier() and part not in RESERVED_NAMES for part in parts):
+                raise InvalidArgument(
+                    f"{type_name}: {p.name}: {name!r} is not a parameter name (identifiers joined by '.', none of "
+                    "them a name torch.nn.Module uses itself)",
+                    field=f"{field}.{name}",
+                )
+            out[name] = _shape(v, f"{field}.{name}", type_name)
+        names = list(out)
+        clash = next((a for a in names for b in names if b.startswith(a + ".")), None)
+        if clash is not None:
+            raise InvalidArgument(f"{type_name}: {p.name}: {clash!r} is both a parameter and a module", field=field)
+        total = sum(math.prod(s) for s in out.values())
+        if total > MAX_SHAPE_ELEMENTS:
+            raise TooLarge(
+                f"{type_name}: {p.name} hold {total} elements in all; the limit is {MAX_SHAPE_ELEMENTS}", field=field
+            )
+        return out
     if t == "layer":
         if not isinstance(value, dict):
             raise bad
@@ -186,6 +215,31 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
 
 _MAX_DEPTH = 8
 MAX_CHILDREN = 256
+#: "shapes" and "named_shapes" arguments (an opaque layer's recorded shapes): entries, rank, elements
+MAX_SHAPES = 1024
+MAX_SHAPE_RANK = 8
+MAX_SHAPE_ELEMENTS = 50_000_000
+
+
+def _shape(value: Any, field: str, type_name: str) -> list[int]:
+    """One recorded shape: a list of at most MAX_SHAPE_RANK sizes >= 0, at most MAX_SHAPE_ELEMENTS elements."""
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_SHAPE_RANK
+        or not all(_is_int(v) and 0 <= v < 2**31 for v in value)
+    ):
+        raise InvalidArgument(
+            f"{type_name}: a shape is a list of at most {MAX_SHAPE_RANK} sizes (whole numbers >= 0); got {_fmt(value)}",
+            field=field,
+        )
+    if math.prod(value) > MAX_SHAPE_ELEMENTS:
+        raise TooLarge(
+            f"{type_name}: the shape {_fmt(value)} has {math.prod(value)} elements; the limit is {MAX_SHAPE_ELEMENTS}",
+            field=field,
+        )
+    return list(value)
+
+
 # A child is an attribute of its parent module: names torch.nn.Module itself uses (training, forward,
 # __class__, ...) would shadow them, and torch refuses them with a KeyError.
 RESERVED_NAMES = frozenset(dir(nn.Module())) | frozenset(vars(nn.Module()))

@@ -264,6 +264,9 @@ class LayerSpec:
             "chain": bool(self.container and self.container.chain),
             # a dataflow graph: its nodes are named layers, operations and parameters, not a list of layers
             "dataflow": bool(self.container and self.container.dataflow),
+            # stands in for a layer the server does not run (layer_explorer's opaque node): drawn and
+            # counted, its numbers "opaque: not computed", never explained or drilled into
+            "opaque": self.source == "opaque",
             "spatial_rank": self.spatial_rank,
             "same_units": self.same_units,
             "dtypes": list(DTYPES),

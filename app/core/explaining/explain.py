@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.core import tensors
+from app.core.catalog.families.opaque import NOT_COMPUTED
 from app.core.catalog.spec import LayerSpec
 from app.core.errors import NotExplainable
 from app.core.explaining.windows import Geometry, geometry_for, group_inputs, pad_reads
@@ -364,6 +365,11 @@ def explain_module(
     spec: LayerSpec, module: nn.Module, xs: list[torch.Tensor], out: torch.Tensor, index: list[int]
 ) -> dict[str, Any]:
     """Explain ``out[index]`` of ``module`` applied to ``xs``."""
+    if spec.family == "opaque":
+        raise NotExplainable(
+            f"{spec.type} is a layer the server does not run ({NOT_COMPUTED}): it has no numbers to explain",
+            field="layer.type",
+        )
     if spec.explain is None:
         raise NotExplainable(
             f"{spec.type} has no manual computation yet; /api/explain covers Linear, Bilinear, convolutions, "

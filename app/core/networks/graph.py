@@ -30,6 +30,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.overrides import TorchFunctionMode
 
 from app.core import tensors as tensor_data
+from app.core.catalog.families.opaque import NOT_COMPUTED, Opaque
 from app.core.networks.configs import module_config
 from app.core.networks.trace import computes_itself
 
@@ -139,6 +140,14 @@ def _function_label(target: Any) -> str:
     return _SYMBOL_NAMES.get(name, name)
 
 
+def _module_label(module: nn.Module) -> str:
+    """A module call's label: its class, or for an opaque layer the class it stands for and that its
+    numbers are not computed."""
+    if isinstance(module, Opaque):
+        return f"{module.type_name} · {NOT_COMPUTED}"
+    return type(module).__name__
+
+
 def _node_entry(
     node_id: str,
     op: str,
@@ -231,7 +240,7 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
             entry = _node_entry(
                 node.name,
                 "module",
-                type(sub).__name__,
+                _module_label(sub),
                 path=node.target,
                 type_name=type(sub).__name__,
                 shapes=shapes,

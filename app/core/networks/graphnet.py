@@ -73,6 +73,8 @@ class GraphDef:
     outputs: list[str]
     #: the outputs were given as a list (the module returns a tuple)
     tuple_output: bool = False
+    #: tied parameters: (the parameter replaced, the one it becomes), dotted names inside the graph
+    tied: list[tuple[str, str]] = field(default_factory=list)
 
     def node(self, name: str) -> NodeDef | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -268,6 +270,33 @@ def _names(value: Any, field: str, what: str) -> list[str]:
     return list(value)
 
 
+def _tied(value: Any, field: str, modules: set[str], parameters: set[str]) -> list[tuple[str, str]]:
+    """``{"head.weight": "embed.weight"}``: each key, a parameter of a module node (or a parameter
+    node), becomes the value's parameter (one tensor, counted once, as ``head.weight = embed.weight``
+    makes it in Python)."""
+    if not isinstance(value, dict):
+        raise _bad('tied is an object {"<node>.<parameter>": "<node>.<parameter>"}', field)
+    if len(value) > MAX_NODES:
+        raise TooLarge(f"Graph ties {len(value)} parameters; the limit is {MAX_NODES}", field=field)
+    out: list[tuple[str, str]] = []
+    for key, target in value.items():
+        for name in (key, target):
+            parts = name.split(".") if isinstance(name, str) else []
+            ok = all(p.isidentifier() for p in parts) and (
+                (len(parts) >= 2 and parts[0] in modules) or (len(parts) == 1 and parts[0] in parameters)
+            )
+            if not parts or not ok:
+                raise _bad(
+                    f"a tied name is a module node's name and its parameter's dotted name (e.g. 'embed.weight'), "
+                    f"or a parameter node's name; got {name!r}",
+                    f"{field}.{key}",
+                )
+        if key == target or target in value:
+            raise _bad(f"{key!r} is tied to {target!r}, which is itself tied or the same name", f"{field}.{key}")
+        out.append((key, target))
+    return out
+
+
 Resolver = Callable[..., LayerNode]
 
 
@@ -275,11 +304,11 @@ def resolve_graph(
     registry: Registry, spec: LayerSpec, config: dict[str, Any], field: str, name: str, resolve: Resolver
 ):
     """Validate a Graph config: names, references in order, modules against the catalog, ops against the table."""
-    allowed = {"type", "name", "inputs", "nodes", "outputs"}
+    allowed = {"type", "name", "inputs", "nodes", "outputs", "tied"}
     extra = sorted(set(config) - allowed)
     if extra:
         raise InvalidArgument(
-            f"Graph has no argument {extra[0]!r}; its arguments are: inputs, nodes, outputs",
+            f"Graph has no argument {extra[0]!r}; its arguments are: inputs, nodes, outputs, tied",
             field=f"{field}.{extra[0]}",
         )
     seen: set[str] = set()
@@ -327,7 +356,13 @@ def resolve_graph(
     outputs = _names(config.get("outputs", nodes[-1].name), f"{field}.outputs", "outputs")
     for i, o in enumerate(outputs):
         _ref(o, f"{field}.outputs[{i}]", defined, "an output")
-    gdef = GraphDef(inputs, nodes, outputs, tuple_output=isinstance(config.get("outputs"), list))
+    tied = _tied(
+        config.get("tied", {}),
+        f"{field}.tied",
+        {n.name for n in nodes if n.kind == "module"},
+        {n.name for n in nodes if n.kind == "parameter"},
+    )
+    gdef = GraphDef(inputs, nodes, outputs, tuple_output=isinstance(config.get("outputs"), list), tied=tied)
     node = LayerNode(spec=spec, args={"graph": gdef}, slots={"nodes": children}, name=name, field=field)
     node.spec = _specialise(spec, gdef, children)
     return node
@@ -445,6 +480,28 @@ def _init(shape: tuple[int, ...], init: str) -> torch.Tensor:
     return {"zeros": torch.zeros, "ones": torch.ones, "randn": torch.randn, "rand": torch.rand}[init](shape)
 
 
+def _tie(gm: nn.Module, key: str, target: str, field: str) -> None:
+    """``gm.<key> = gm.<target>``: after every node is built, so the random numbers are the untied ones'."""
+    params = dict(gm.named_parameters(remove_duplicate=False))
+    for name in (key, target):
+        if name not in params:
+            owner, _, rest = name.partition(".")
+            known = [p.split(".", 1)[1] for p in params if p.startswith(owner + ".")]
+            raise InvalidArgument(
+                f"Graph: tied names {name!r}, but layer {owner} has no parameter "
+                f"{rest!r}; its parameters are: {', '.join(known) or 'none'}",
+                field=field,
+            )
+    if params[key].shape != params[target].shape:
+        raise InvalidArgument(
+            f"Graph: {key} has shape {tuple(params[key].shape)} and {target} has shape "
+            f"{tuple(params[target].shape)}; only parameters of one shape can be tied",
+            field=field,
+        )
+    path, _, leaf = key.rpartition(".")
+    setattr(gm.get_submodule(path), leaf, params[target])
+
+
 def build_graph(node: LayerNode, build: Callable[[LayerNode], nn.Module]) -> nn.Module:
     """Modules and parameters in node order (the script's order: same random numbers), then the GraphModule."""
     gdef: GraphDef = node.args["graph"]
@@ -457,6 +514,8 @@ def build_graph(node: LayerNode, build: Callable[[LayerNode], nn.Module]) -> nn.
             root.register_parameter(nd.name, nn.Parameter(_init(nd.shape, nd.init)))
     graph, names = fx_graph(gdef)
     gm = fx.GraphModule(root, graph, class_name="Graph")
+    for key, target in gdef.tied:
+        _tie(gm, key, target, f"{node.field}.tied.{key}")
     gm.meta["config_names"] = names
     gm.meta["config_ops"] = {nd.name: nd.op for nd in gdef.nodes if nd.kind == "op"}
     return gm
@@ -705,6 +764,13 @@ def register(registry: Registry) -> None:
                     '"kwargs", or {"parameter": {"shape", "init"}}',
                 ),
                 ParamSpec("outputs", "names", doc="the node (or list of nodes) the graph returns; default the last"),
+                ParamSpec(
+                    "tied",
+                    "tied",
+                    default={},
+                    doc='tied parameters, {"head.weight": "embed.weight"}: the first becomes the second (one '
+                    "tensor, counted once)",
+                ),
             ],
             inputs=[InputSpec("x", "(*)")],
             example={
@@ -767,6 +833,8 @@ def class_source(node: LayerNode, class_name: str, ctor: Callable[[LayerNode], s
             lines.append(
                 f"        self.{nd.name} = torch.nn.Parameter(torch.{nd.init}({', '.join(map(str, nd.shape))}))"
             )
+    for key, target in gdef.tied:
+        lines.append(f"        self.{key} = self.{target}")
     graph, _ = fx_graph(gdef)
     code = graph.python_code("self")
     lines.append("")

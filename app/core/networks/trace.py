@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from app.core.catalog.families.opaque import Opaque
 from app.core.catalog.families.tutorial import BasicLinear
 
 
@@ -52,8 +53,9 @@ def computes_itself(module: nn.Module) -> bool:
     True without submodules, and for MultiheadAttention, whose forward reads its ``out_proj``'s
     weights instead of calling it (so ``out_proj`` never runs as a module and its work is counted in
     the attention's own multiply-adds). Totals count exactly these calls, each once.
+    An opaque layer is one call too: its submodules only hold its parameters under their own names.
     """
-    return not any(True for _ in module.children()) or isinstance(module, nn.MultiheadAttention)
+    return not any(True for _ in module.children()) or isinstance(module, (nn.MultiheadAttention, Opaque))
 
 
 def _element_size(module: nn.Module) -> int:
@@ -65,7 +67,7 @@ def macs(
     module: nn.Module, input_shapes: Sequence[Sequence[int]], output_shapes: Sequence[Sequence[int]]
 ) -> int | None:
     """Multiply-adds of one call, for the layers where the count is well defined."""
-    if not output_shapes:
+    if not output_shapes or isinstance(module, Opaque):  # an opaque layer's work is unknown
         return None
     out = math.prod(output_shapes[0])
     if isinstance(module, nn.Linear):

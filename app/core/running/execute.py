@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from app.core import tensors
+from app.core.catalog.families.opaque import NOT_COMPUTED, Opaque
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
-from app.core.errors import InvalidRequest, LayerExplorerError
+from app.core.errors import InvalidRequest, LayerExplorerError, NotExplainable
 from app.core.networks.trace import tracing
 from app.core.networks.tree import build
 from app.core.running import overrides
@@ -124,6 +125,15 @@ def run_child(registry: Registry, req: RunRequest, settings: Settings) -> Child:
                 field="path",
             )
         target = modules[req.path]
+        opaque = next(
+            (p for p in modules if isinstance(modules[p], Opaque) and (req.path + ".").startswith(p + ".")), None
+        )
+        if opaque is not None:
+            raise NotExplainable(
+                f"layer {opaque} ({modules[opaque].type_name}) is {NOT_COMPUTED}: the server never runs its code, "
+                "so there is no output of its own to show or explain; drill into the layers around it",
+                field="path",
+            )
 
         # copies taken at the call: the network may change them in place afterwards (``out += identity``
         # changes fc2's output; ``ReLU(inplace=True)`` changes the input it received)

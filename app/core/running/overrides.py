@@ -89,7 +89,8 @@ def _from_npy(raw: bytes, *, field: str, target: torch.Tensor) -> torch.Tensor:
         array = np.load(io.BytesIO(raw), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise InvalidArgument(f"{field}: the .npy could not be read ({exc})", field=field) from None
-    return torch.from_numpy(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("=")))
+    # ascontiguousarray makes a 0-d array 1-d: a scalar buffer (num_batches_tracked) keeps its shape ()
+    return torch.from_numpy(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("="))).reshape(array.shape)
 
 
 def decode(raw: Any, meta: nn.Module, *, max_elements: int) -> dict[str, torch.Tensor]:

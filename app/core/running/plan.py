@@ -23,6 +23,7 @@ from torch import nn
 
 from app.core import budget, tensors
 from app.core.catalog.args import tensor_from_json
+from app.core.catalog.families.opaque import NOT_COMPUTED, Opaque
 from app.core.catalog.spec import LayerSpec, Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, TooLarge
@@ -254,6 +255,7 @@ def plan_request(
             field=exc.field or "layer",
         ) from None
     meta = meta.to(dtype=dtype)
+    caught.extend(opaque_notes(meta))
     param_bytes = sum(p.numel() * p.element_size() for p in meta.parameters()) + sum(
         b.numel() * b.element_size() for b in meta.buffers()
     )
@@ -324,6 +326,16 @@ def plan_request(
     # and its answer's small objects
     budget.reserve(plan.estimate_bytes if enforce_limit else parts["window map"] + FIXED_OVERHEAD)
     return plan
+
+
+def opaque_notes(module: nn.Module) -> list[str]:
+    """One note per opaque layer: its numbers are not computed (its shapes and parameter count are the recorded ones)."""
+    return [
+        f"{f'layer {path} ({m.type_name})' if path else m.type_name} is {NOT_COMPUTED}: the server does not run its code; "
+        "its output is a fixed linspace(-1, 1) of the recorded shape, and its parameters are zeros unless sent"
+        for path, m in module.named_modules()
+        if isinstance(m, Opaque)
+    ]
 
 
 def _needs_meta_trace(plan: Plan) -> bool:

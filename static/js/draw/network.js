@@ -95,7 +95,7 @@ export function drawNetwork(container, graph, { width, message = "", selected = 
     const pickable = canPick(it);
     const ng = g
       .append("g")
-      .attr("class", `net-node status-${it.status}`)
+      .attr("class", `net-node status-${it.status}${n.opaque ? " net-opaque" : ""}`)
       .attr("data-path", it.path)
       .attr("data-field", it.field)
       .attr("data-type", it.type)

@@ -5,7 +5,7 @@
 // the graph from net/model.js and a width, returns positioned primitives for draw/network.js.
 
 import { shapeStr } from "../util/format.js";
-import { argSummary } from "../net/model.js";
+import { argSummary, isOpaque } from "../net/model.js";
 
 export const NET = {
   NODE_H: 48,
@@ -174,6 +174,8 @@ export function layoutNetwork(graph, { width = 600, message = "" } = {}) {
           title: it.type,
           tag: it.path,
           sub: argSummary(it.config, chars),
+          // a layer the server does not run: drawn apart (dashed), its sub line says so
+          opaque: isOpaque(it.config),
           chars,
         });
         return { inY: top, outY: top + m.h };

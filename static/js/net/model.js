@@ -41,8 +41,22 @@ export function isDataflow(config) {
   return Boolean(fact(config?.type)?.dataflow);
 }
 
+// A layer the server does not run (the catalog's `opaque`: a model's own layer sent from Python):
+// drawn and counted from its recorded shapes, its numbers not computed, never drilled into.
+export function isOpaque(config) {
+  return Boolean(fact(config?.type)?.opaque);
+}
+
+export const OPAQUE_NOTE = "opaque: not computed";
+
+// "MyBlock · opaque: not computed": what an opaque layer stands for, and that it is not computed.
+export function opaqueText(config) {
+  return `${config.type_name || config.type} · ${OPAQUE_NOTE}`;
+}
+
 // A graph node in a few words, read from its config: "fc Linear", "act relu", "cls parameter (1, 4)".
 function graphNodeText(node) {
+  if (node.module && isOpaque(node.module)) return `${node.name} ${node.module.type_name} (${OPAQUE_NOTE})`;
   if (node.module) return `${node.name} ${node.module.type}`;
   if (node.op) return `${node.name} ${node.op}`;
   if (node.parameter) return `${node.name} parameter ${fmtArg(node.parameter.shape ?? [])}`;
@@ -497,7 +511,7 @@ function fmtArg(v) {
 // "in=6, out=16, k=5" — a node's one-line summary of its arguments.
 export function argSummary(config, maxChars = 40) {
   if (!config) return "";
-  let s = isDataflow(config) ? graphSummary(config) : "";
+  let s = isDataflow(config) ? graphSummary(config) : isOpaque(config) ? opaqueText(config) : "";
   if (s) return s.length > maxChars ? `${s.slice(0, Math.max(1, maxChars - 1))}…` : s;
   const parts = [];
   const slots = slotsOf(config);

@@ -2,11 +2,15 @@
 // spec (type, length, minimum, maximum, choices, nullable). Pure, so the same rules serve the form
 // and the tests. The server stays the judge; this only catches what is plainly wrong.
 
+// Arguments written as JSON in their field: nested configs, tensors, an opaque layer's recorded shapes,
+// a graph's ties.
+const JSON_TYPES = new Set(["tensor", "layer", "layers", "shapes", "named_shapes", "tied"]);
+
 export function formatValue(spec, v) {
   if (v === undefined) return "";
   if (v === null) return "None";
   if (spec.type === "bool") return v ? "true" : "false";
-  if (spec.type === "tensor" || spec.type === "layer" || spec.type === "layers") return JSON.stringify(v);
+  if (JSON_TYPES.has(spec.type)) return JSON.stringify(v);
   if (Array.isArray(v)) return v.join(", ");
   return String(v);
 }
@@ -38,6 +42,10 @@ export function describeType(spec) {
       return "list of floats";
     case "tensor":
       return "nested list";
+    case "shapes":
+      return "list of shapes";
+    case "named_shapes":
+      return "shapes by name";
     default:
       return spec.type;
   }
@@ -120,7 +128,7 @@ export function parseValue(spec, raw) {
       try {
         return { value: JSON.parse(text) };
       } catch {
-        return spec.type === "tensor" || spec.type === "layer" || spec.type === "layers" ? { error: "not valid JSON" } : { value: text };
+        return JSON_TYPES.has(spec.type) ? { error: "not valid JSON" } : { value: text };
       }
   }
 }

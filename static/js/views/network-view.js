@@ -41,6 +41,7 @@ import {
   skipSlotOf,
   slotsOf,
   fmtCount,
+  isOpaque,
 } from "../net/model.js";
 
 const RUN_DEBOUNCE_MS = 300;
@@ -212,7 +213,8 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
   }
 
   function canPick(it) {
-    return it.kind === "layer" && Array.isArray(it.inShapes) && it.inShapes.every(Array.isArray) && it.status !== "unreached" && it.status !== "unbuilt";
+    // an opaque layer is never run by the server: nothing inside it to open
+    return it.kind === "layer" && !isOpaque(it.config) && Array.isArray(it.inShapes) && it.inShapes.every(Array.isArray) && it.status !== "unreached" && it.status !== "unbuilt";
   }
 
   function drillTarget(it) {

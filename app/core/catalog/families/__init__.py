@@ -11,6 +11,7 @@ from app.core.catalog.families import (
     linear,
     loss,
     norm,
+    opaque,
     padding,
     pooling,
     recurrent,
@@ -36,6 +37,7 @@ FAMILIES = (
     padding,
     distance,
     tutorial,
+    opaque,
 )
 
 
