@@ -257,7 +257,7 @@ async function render({ model, el }) {
     const row = (k, v, cls) => {
       dl.append(h("dt", "", k), h("dd", cls, v));
     };
-    for (const t of run.inputs || []) row(`input ${t.name || ""}`.trim(), `${fmt.shapeStr(t.shape)}  ${stats(t)}`);
+    for (const t of run.inputs || []) row(t.name || "input", `${fmt.shapeStr(t.shape)}  ${stats(t)}`);
     for (const t of run.outputs || [run.output]) if (t && !t.same_as) row(t.name || "output", `${fmt.shapeStr(t.shape)}  ${stats(t)}`, "lew-out");
     for (const p of run.params || []) row(p.name, `${fmt.shapeStr(p.shape)}  ${stats(p)}`, "lew-param");
     row("parameters", (run.param_count ?? 0).toLocaleString("en"));
