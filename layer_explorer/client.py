@@ -16,6 +16,7 @@ import asyncio
 import io
 import time
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -72,6 +73,13 @@ def _npy(response: httpx.Response) -> np.ndarray:
 
 def _with_path(body: Body, path: str | None) -> Body:
     return {**body, "path": path} if path is not None else body
+
+
+def _field_body(body: Body, index: list[int], path: str | None, node: str | None, effective: bool) -> Body:
+    full = {**_with_path(body, path), "index": list(index), "effective": effective}
+    if node is not None:
+        full["node"] = node
+    return full
 
 
 def _run_params(format: str, tensor: str | None) -> dict[str, str]:
@@ -143,7 +151,7 @@ class Client:
 
     def layer(self, type_name: str) -> dict[str, Any]:
         """``GET /api/layers/{type}``: one layer's spec."""
-        return self._get(f"/api/layers/{httpx.URL(type_name).path}")
+        return self._get(f"/api/layers/{quote(type_name, safe='')}")
 
     def presets(self) -> dict[str, Any]:
         """``GET /api/presets``: the network presets."""
@@ -179,9 +187,21 @@ class Client:
         """``POST /api/import``: PyTorch code (parsed, never run) turned into a network config."""
         return self._post("/api/import", {"code": code}).json()
 
-    def receptive_field(self, body: Body) -> dict[str, Any]:
-        """``POST /api/receptive-field``: which input elements one output element depends on."""
-        return self._post("/api/receptive-field", body).json()
+    def receptive_field(
+        self,
+        body: Body,
+        index: list[int],
+        *,
+        path: str | None = None,
+        node: str | None = None,
+        effective: bool = True,
+    ) -> dict[str, Any]:
+        """``POST /api/receptive-field``: which input elements output element ``index`` depends on.
+
+        ``path`` (a module) or ``node`` (a graph node id) chooses whose output; ``effective=False``
+        answers the structural field alone, without running the network.
+        """
+        return self._post("/api/receptive-field", _field_body(body, index, path, node, effective)).json()
 
     def animate(self, body: Body, *, format: AnimationFormat = "gif") -> bytes:
         """``POST /api/animate``: the sliding window as a GIF, WebM or MP4 file's bytes."""
@@ -243,7 +263,7 @@ class AsyncClient:
         return await self._get("/api/layers")
 
     async def layer(self, type_name: str) -> dict[str, Any]:
-        return await self._get(f"/api/layers/{httpx.URL(type_name).path}")
+        return await self._get(f"/api/layers/{quote(type_name, safe='')}")
 
     async def presets(self) -> dict[str, Any]:
         return await self._get("/api/presets")
@@ -271,8 +291,16 @@ class AsyncClient:
     async def import_code(self, code: str) -> dict[str, Any]:
         return (await self._post("/api/import", {"code": code})).json()
 
-    async def receptive_field(self, body: Body) -> dict[str, Any]:
-        return (await self._post("/api/receptive-field", body)).json()
+    async def receptive_field(
+        self,
+        body: Body,
+        index: list[int],
+        *,
+        path: str | None = None,
+        node: str | None = None,
+        effective: bool = True,
+    ) -> dict[str, Any]:
+        return (await self._post("/api/receptive-field", _field_body(body, index, path, node, effective))).json()
 
     async def animate(self, body: Body, *, format: AnimationFormat = "gif") -> bytes:
         return (await self._post("/api/animate", body, {"format": format})).content
