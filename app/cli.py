@@ -9,6 +9,7 @@ options there and never imports torch, so the supervisor of several HTTP workers
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import socket
 import subprocess
@@ -101,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Name (an nn.Module class built with no arguments, an instance, or a function returning one), run it on "
         "random inputs of the --input shapes and open the network in Layer Explorer.",
     )
-    opener.add_argument("target", metavar="FILE.py:Name", help="a Python file and the module class, instance or function in it")
+    opener.add_argument(
+        "target", metavar="FILE.py:Name", help="a Python file and the module class, instance or function in it"
+    )
     opener.add_argument(
         "--input",
         action="append",
@@ -165,9 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "open":
-        # the user's model needs torch and the explore package; serving alone never loads them
-        from layer_explorer import cli_open
-
+        # loaded by name only for `open`: it imports torch and the user's model, which serving never needs
+        cli_open = importlib.import_module("layer_explorer.cli_open")
         try:
             cli_open.run(args)
         except cli_open.OpenError as exc:

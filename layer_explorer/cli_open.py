@@ -10,10 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import inspect
+import os
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
+
+import torch
+from torch import nn
+
+from layer_explorer.explore import NO_BROWSER_ENV, explore
 
 __all__ = ["OpenError", "load_module", "parse_shape", "run"]
 
@@ -27,7 +33,9 @@ def parse_shape(text: str) -> list[int]:
     try:
         shape = [int(p) for p in parts]
     except ValueError:
-        raise OpenError(f"--input {text!r}: give the shape as whole numbers separated by commas, e.g. 1,3,224,224") from None
+        raise OpenError(
+            f"--input {text!r}: give the shape as whole numbers separated by commas, e.g. 1,3,224,224"
+        ) from None
     if not shape or any(n < 0 for n in shape):
         raise OpenError(f"--input {text!r}: a shape is one or more sizes of 0 or more, e.g. 1,3,224,224")
     return shape
@@ -59,7 +67,7 @@ def _import_file(path: Path) -> Any:
         spec.loader.exec_module(module)
     except SystemExit as exc:
         raise OpenError(f"{path} called exit({exc.code}) while it was imported") from None
-    except Exception as exc:  # noqa: BLE001 - the user's code: anything it raises is reported as theirs
+    except Exception as exc:  # the user's code: anything it raises is reported as theirs
         where = traceback.extract_tb(exc.__traceback__)[-1]
         raise OpenError(
             f"{path} raised {type(exc).__name__} while it was imported (line {where.lineno}): {exc}"
@@ -69,8 +77,6 @@ def _import_file(path: Path) -> Any:
 
 def load_module(target: str) -> Any:
     """``FILE.py:Name`` -> the ``nn.Module`` it names (a class built with no arguments, an instance, a factory)."""
-    from torch import nn  # the model's own torch, only once a model is opened
-
     path, name = _split_target(target)
     namespace = _import_file(path)
     if not hasattr(namespace, name):
@@ -78,7 +84,10 @@ def load_module(target: str) -> Any:
             n
             for n, v in vars(namespace).items()
             if not n.startswith("_")
-            and (isinstance(v, nn.Module) or (inspect.isclass(v) and issubclass(v, nn.Module) and v.__module__ == namespace.__name__))
+            and (
+                isinstance(v, nn.Module)
+                or (inspect.isclass(v) and issubclass(v, nn.Module) and v.__module__ == namespace.__name__)
+            )
         )
         hint = f"; modules there: {', '.join(found)}" if found else ""
         raise OpenError(f"{path.name} has no {name!r}{hint}")
@@ -100,7 +109,7 @@ def load_module(target: str) -> Any:
         pass  # no signature to read (a builtin): try the call
     try:
         built = obj()
-    except Exception as exc:  # noqa: BLE001 - the user's code
+    except Exception as exc:  # the user's code
         raise OpenError(f"{name}() raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(built, nn.Module):
         raise OpenError(f"{name}() returned a {type(built).__name__}, not an nn.Module")
@@ -109,12 +118,6 @@ def load_module(target: str) -> Any:
 
 def run(args: argparse.Namespace, *, block: bool = True) -> Any:
     """Build the module and the example inputs, then :func:`layer_explorer.explore.explore` it in the browser."""
-    import os
-
-    import torch
-
-    from layer_explorer.explore import NO_BROWSER_ENV, explore
-
     if not args.input:
         raise OpenError("give the example input's shape with --input, e.g. --input 1,3,224,224")
     shapes = [parse_shape(s) for s in args.input]
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace, *, block: bool = True) -> Any:
     try:
         with torch.no_grad():
             module(*inputs)
-    except Exception as exc:  # noqa: BLE001 - the user's forward, told in their words before anything is drawn
+    except Exception as exc:  # the user's forward, told in their words before anything is drawn
         shown = ", ".join("(" + ", ".join(map(str, s)) + ")" for s in shapes)
         raise OpenError(f"{type(module).__name__} cannot run on input {shown}: {type(exc).__name__}: {exc}") from exc
     return explore(module, *inputs, weights=args.weights, server=args.server, block=block)

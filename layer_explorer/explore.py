@@ -24,20 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+import uvicorn
+
 from app.core.config import Settings
+from app.main import create_app
+from layer_explorer.config import to_config
 
 __all__ = ["Explorer", "explore", "network_url", "weights_note"]
 
 #: the browser is not opened when this is set (tests, headless machines): the URL is printed instead
 NO_BROWSER_ENV = "LAYER_EXPLORER_NO_BROWSER"
-
-
-def _to_config(module: Any, *example_inputs: Any, weights: bool) -> dict[str, Any]:
-    # h20-config's converter (fx, then torch.export, then hooks); imported here so that the client and the
-    # CLI's parser load without torch
-    from layer_explorer.config import to_config
-
-    return to_config(module, *example_inputs, weights=weights)
 
 
 def _mb(n: int) -> str:
@@ -70,7 +66,7 @@ def network_url(base: str, body: dict[str, Any]) -> str:
 
 
 def in_notebook() -> str | None:
-    """"marimo", "jupyter" (Jupyter, VS Code, anything on ipykernel) or None for a plain Python process."""
+    """ "marimo", "jupyter" (Jupyter, VS Code, anything on ipykernel) or None for a plain Python process."""
     marimo = sys.modules.get("marimo")
     if marimo is not None and getattr(marimo, "running_in_notebook", lambda: False)():
         return "marimo"
@@ -121,10 +117,6 @@ class _LocalServer:
 
     @classmethod
     def start(cls, timeout_s: float = 180.0) -> tuple[str, Any]:
-        import uvicorn  # the server's stack only when a script asks for it
-
-        from app.main import create_app
-
         with cls._lock:
             if cls._server is not None and not cls._server.should_exit and cls._thread and cls._thread.is_alive():
                 return cls.base, cls._server
@@ -175,7 +167,7 @@ def explore(
     ``block`` (default: in a plain script, not in an interactive session) keeps a local server
     serving until Ctrl+C, as the script would otherwise end and take the server with it.
     """
-    body = _to_config(module, *example_inputs, weights=weights)
+    body = to_config(module, *example_inputs, weights=weights)
     title = type(module).__name__
     host = in_notebook() if server is None else None
     if host is not None:

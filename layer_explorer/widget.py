@@ -114,7 +114,13 @@ class LocalApi:
                 name = path.removeprefix("/api/layers/")
                 spec = next((s for s in self.registry if s.type == name), None)
                 if spec is None:
-                    return 404, "application/json", json.dumps({"error": "unknown_layer", "field": None, "detail": f"no layer type {name!r}"}).encode()
+                    return (
+                        404,
+                        "application/json",
+                        json.dumps(
+                            {"error": "unknown_layer", "field": None, "detail": f"no layer type {name!r}"}
+                        ).encode(),
+                    )
                 return *ok, json.dumps(spec.to_dict()).encode()
             plain = {
                 "/api/presets": lambda: {"presets": service.presets()},
@@ -128,7 +134,9 @@ class LocalApi:
             if raw is None or not raw.strip():
                 raise service.BadRequest("the request body is empty; send a JSON object with 'layer' and 'inputs'")
             if len(raw) > self.settings.max_body_bytes:
-                raise service.TooLarge(f"the request body is {len(raw)} bytes; the limit is {self.settings.max_body_bytes}")
+                raise service.TooLarge(
+                    f"the request body is {len(raw)} bytes; the limit is {self.settings.max_body_bytes}"
+                )
             body = decode_json(raw)
             reg, settings = self.registry, self.settings
             if path == "/api/run" and query.get("format") == "npy":

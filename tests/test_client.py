@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
-import threading
-import time
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from layer_explorer.client import ApiError, AsyncClient, Client
 
 CONV = {
-    "layer": {"type": "Sequential", "layers": [{"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3}, {"type": "ReLU"}]},
+    "layer": {
+        "type": "Sequential",
+        "layers": [{"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3}, {"type": "ReLU"}],
+    },
     "inputs": [{"shape": [1, 1, 5, 5]}],
     "seed": 3,
 }
-CONV_LAYER = {"layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 2}, "inputs": [{"shape": [1, 1, 3, 3]}]}
+CONV_LAYER = {
+    "layer": {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 2},
+    "inputs": [{"shape": [1, 1, 3, 3]}],
+}
 
 #: (method, path) -> the client method that calls it; a new endpoint without one fails test_every_endpoint_has_a_method
 ENDPOINTS = {
@@ -41,25 +43,8 @@ ENDPOINTS = {
 
 
 @pytest.fixture(scope="module")
-def base(app):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def client(base):
-    with Client(base) as c:
+def client(live_url):
+    with Client(live_url) as c:
         yield c
 
 
@@ -119,9 +104,9 @@ def test_errors_carry_the_servers_words(client):
     assert info.value.field == "layer.in_features"
 
 
-def test_async_client_round_trips(base):
+def test_async_client_round_trips(live_url):
     async def go():
-        async with AsyncClient(base) as api:
+        async with AsyncClient(live_url) as api:
             layers, run, arr = await asyncio.gather(api.layers(), api.run(CONV), api.run_npy(CONV))
             shape = await api.shape(CONV)
             explained = await api.explain(CONV_LAYER, [0, 0, 0, 0])
@@ -143,7 +128,9 @@ def _busy_then_ok(times: int):
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request.url.path)
         if len(calls) <= times:
-            return httpx.Response(503, headers={"retry-after": "0"}, json={"error": "server_busy", "field": None, "detail": "busy"})
+            return httpx.Response(
+                503, headers={"retry-after": "0"}, json={"error": "server_busy", "field": None, "detail": "busy"}
+            )
         buf = io.BytesIO()
         np.save(buf, np.arange(3, dtype=np.float32))
         return httpx.Response(200, content=buf.getvalue())

@@ -71,7 +71,10 @@ def test_widget_draws_the_network_and_a_trained_layer(page, trained):
 
 
 def test_widget_shows_the_kernel_error(page):
-    body = {"layer": {"type": "Sequential", "layers": [{"type": "Linear", "in_features": 4, "out_features": 2}]}, "inputs": [{"shape": [1, 5]}]}
+    body = {
+        "layer": {"type": "Sequential", "layers": [{"type": "Linear", "in_features": 4, "out_features": 2}]},
+        "inputs": [{"shape": [1, 5]}],
+    }
     widget = ExplorerWidget(body, title="Broken")
     open_widget(page, widget)
     error = page.locator(".layer-explorer-widget .lew-error")
