@@ -28,7 +28,7 @@ import uvicorn
 
 from app.core.config import Settings
 from app.main import create_app
-from layer_explorer.config import to_config
+from layer_explorer import to_config
 
 __all__ = ["Explorer", "explore", "network_url", "weights_note"]
 
@@ -49,7 +49,7 @@ def weights_note(body: dict[str, Any], limit: int) -> tuple[dict[str, Any] | Non
     parameters = body.get("parameters")
     if not parameters:
         return None, ""
-    size = len(json.dumps(body, separators=(",", ":")))
+    size = len(json.dumps(body, separators=(",", ":")).encode())
     if size > limit:
         return None, (
             f"weights=True: the module's parameters make a request of {_mb(size)}, above this server's limit of "

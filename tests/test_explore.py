@@ -15,9 +15,9 @@ from torch import nn
 
 from app import cli
 from layer_explorer import explore as explore_mod
+from layer_explorer import to_config
 from layer_explorer.cli_open import OpenError, load_module, parse_shape
 from layer_explorer.client import Client
-from layer_explorer.config import to_config
 from layer_explorer.widget import ExplorerWidget
 
 MODEL_FILE = """
@@ -194,7 +194,7 @@ def test_weights_above_the_limit_fall_back_with_a_note(trained, monkeypatch):
     net, x = trained
     _in_notebook(monkeypatch)
     body = to_config(net, x, weights=True)
-    size = len(json.dumps(body, separators=(",", ":")))
+    size = len(json.dumps(body, separators=(",", ":")).encode())
     monkeypatch.setenv("LAYER_EXPLORER_MAX_BODY", str(size - 1))
     widget = explore_mod.explore(net, x, weights=True)
     assert f"{size / 1024**2:.1f} MB" in widget.note and "LAYER_EXPLORER_MAX_BODY" in widget.note

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from layer_explorer.config import to_config
+from layer_explorer import to_config
 from layer_explorer.widget import ExplorerWidget
 from tests.browser.widget_host import open_widget
 
