@@ -3,6 +3,7 @@ link, the browser opening stubbed; weights=True within and above the request lim
 
 from __future__ import annotations
 
+import importlib
 import json
 import textwrap
 from urllib.parse import parse_qs, urlsplit
@@ -14,11 +15,13 @@ import torch
 from torch import nn
 
 from app import cli
-from layer_explorer import explore as explore_mod
 from layer_explorer import to_config
 from layer_explorer.cli_open import OpenError, load_module, parse_shape
 from layer_explorer.client import Client
 from layer_explorer.widget import ExplorerWidget
+
+# the module, not the function the package exports under the same name
+explore_mod = importlib.import_module("layer_explorer.explore")
 
 MODEL_FILE = """
 import torch
