@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
 import uvicorn
 
 from app.core.config import Settings
 from app.main import create_app
-from layer_explorer import to_config
+from layer_explorer.convert import to_config
 
-__all__ = ["Explorer", "explore", "network_url", "weights_note"]
+__all__ = ["Explorer", "by_shape", "explore", "network_url", "weights_note"]
 
 #: the browser is not opened when this is set (tests, headless machines): the URL is printed instead
 NO_BROWSER_ENV = "LAYER_EXPLORER_NO_BROWSER"
@@ -57,6 +58,22 @@ def weights_note(body: dict[str, Any], limit: int) -> tuple[dict[str, Any] | Non
             "of the trained values. Shapes, parameter counts and the drawing are the same."
         )
     return parameters, f"weights=True: the layers compute with the module's own parameters ({len(parameters)} tensors)."
+
+
+def by_shape(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any] | None]:
+    """``body`` without its parameters, each input given by values (``{"data": ...}``) given by its shape
+    instead; and the inputs as they were (None where none had values)."""
+    config = {k: v for k, v in body.items() if k != "parameters"}
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not any(isinstance(i, dict) and "data" in i for i in inputs):
+        return config, None
+    config["inputs"] = [
+        {**{k: v for k, v in i.items() if k != "data"}, "shape": list(np.shape(i["data"]))}
+        if isinstance(i, dict) and "data" in i
+        else i
+        for i in inputs
+    ]
+    return config, inputs
 
 
 def network_url(base: str, body: dict[str, Any]) -> str:
@@ -174,8 +191,10 @@ def explore(
         from layer_explorer.widget import ExplorerWidget  # anywidget only in a notebook
 
         parameters, note = weights_note(body, Settings.from_env().max_body_bytes)
-        config = {k: v for k, v in body.items() if k != "parameters"}
-        widget = ExplorerWidget(config, title=title, note=note, parameters=parameters)
+        config, inputs = by_shape(body)
+        if parameters is None:
+            inputs = None  # above the limit: the example's values go too (random inputs of the same shapes)
+        widget = ExplorerWidget(config, title=title, note=note, parameters=parameters, inputs=inputs)
         if host == "marimo":
             import marimo
 
@@ -184,7 +203,8 @@ def explore(
 
         display(widget)
         return widget
-    config = {k: v for k, v in body.items() if k != "parameters"}
+    # the link carries the network and its input shapes: values would make it megabytes long
+    config, _ = by_shape(body)
     note = ""
     if weights:
         # the page's link carries the architecture; a request with the parameters would not fit in it

@@ -180,10 +180,14 @@ class ExplorerWidget(anywidget.AnyWidget):
         title: str = "",
         note: str = "",
         parameters: dict[str, Any] | None = None,
+        inputs: list[Any] | None = None,
         api: LocalApi | None = None,
     ) -> None:
+        """``config``: the /api/run body the front end sees (inputs by shape); ``parameters`` and ``inputs``
+        (the example's values): what the kernel puts into every request for that network, kept here."""
         self._api = api or LocalApi()
         self._parameters = parameters
+        self._inputs = inputs
         status, _, data = self._api.answer("POST", "/api/shape", json.dumps(config).encode())
         result = json.loads(data) if status == 200 else {"error": json.loads(data)}
         super().__init__(
@@ -196,18 +200,22 @@ class ExplorerWidget(anywidget.AnyWidget):
         )
         self.on_msg(self._on_request)
 
-    def _with_parameters(self, raw: bytes | None) -> bytes | None:
-        """The module's own parameters go with every request for the network drawn (or one of its layers)."""
-        if not raw or not self._parameters:
+    def _completed(self, raw: bytes | None) -> bytes | None:
+        """A request for the network drawn (or one of its layers) gets the module's own parameters and the
+        example's input values, which stay in the kernel (a notebook's widget state would hold megabytes)."""
+        if not raw or (self._parameters is None and self._inputs is None):
             return raw
         try:
             body = json.loads(raw)
         except ValueError:
             return raw  # answered as the server would answer it: a 400 from decode_json
-        if isinstance(body, dict) and body.get("layer") == self.config.get("layer") and "parameters" not in body:
+        if not isinstance(body, dict) or body.get("layer") != self.config.get("layer"):
+            return raw
+        if self._parameters is not None and "parameters" not in body:
             body["parameters"] = self._parameters
-            return json.dumps(body).encode()
-        return raw
+        if self._inputs is not None and body.get("inputs") == self.config.get("inputs"):
+            body["inputs"] = self._inputs
+        return json.dumps(body).encode()
 
     def _on_request(self, _widget: Any, content: Any, buffers: list[bytes]) -> None:
         if not isinstance(content, dict) or content.get("kind") != "request":
@@ -215,6 +223,6 @@ class ExplorerWidget(anywidget.AnyWidget):
         body = content.get("body")
         raw = body.encode() if isinstance(body, str) else None
         status, media_type, data = self._api.answer(
-            str(content.get("method", "GET")), str(content.get("url", "")), self._with_parameters(raw)
+            str(content.get("method", "GET")), str(content.get("url", "")), self._completed(raw)
         )
         self.send({"kind": "response", "id": content.get("id"), "status": status, "type": media_type}, [data])

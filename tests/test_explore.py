@@ -3,7 +3,9 @@ link, the browser opening stubbed; weights=True within and above the request lim
 
 from __future__ import annotations
 
+import base64
 import importlib
+import io
 import json
 import textwrap
 from urllib.parse import parse_qs, urlsplit
@@ -215,3 +217,40 @@ def test_weights_note_within_the_limit():
     params, note = explore_mod.weights_note(body, 10_000)
     assert params == {"weight": [[1.0]]} and "own parameters (1 tensors)" in note
     assert explore_mod.weights_note({"layer": {}}, 10) == (None, "")
+
+
+def _npy(t: torch.Tensor) -> dict:
+    buf = io.BytesIO()
+    np.save(buf, t.detach().numpy(), allow_pickle=False)
+    return {"npy": base64.b64encode(buf.getvalue()).decode()}
+
+
+def test_inputs_by_value_stay_in_the_kernel_and_the_layer_computes_as_the_trained_one(trained):
+    net, x = trained
+    body = {
+        "layer": {
+            "type": "Sequential",
+            "layers": [
+                {"type": "Conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3},
+                {"type": "ReLU"},
+                {"type": "Conv2d", "in_channels": 3, "out_channels": 2, "kernel_size": 1},
+            ],
+        },
+        "inputs": [{"data": x.tolist(), "dtype": "float32"}],
+        "parameters": {name: _npy(t) for name, t in net.state_dict().items()},
+    }
+    config, inputs = explore_mod.by_shape(body)
+    assert config["inputs"] == [{"dtype": "float32", "shape": [1, 2, 6, 6]}] and "parameters" not in config
+    assert inputs == body["inputs"]
+    widget = ExplorerWidget(config, parameters=body["parameters"], inputs=inputs)
+    assert widget.config == config  # what the front end holds: shapes, no values
+    # the layer the front end opens runs on the example's own values with the trained parameters
+    _, data = _ask(widget, "/api/run", {**config, "path": "2"})
+    run = json.loads(data)
+    with torch.no_grad():
+        np.testing.assert_allclose(np.asarray(run["inputs"][0]["data"]), net[:2](x).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(run["output"]["data"]), net(x).numpy(), rtol=1e-5, atol=1e-6)
+    # a request for another network is answered as sent
+    other = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2]}]}
+    _, data = _ask(widget, "/api/run", other)
+    assert json.loads(data)["output"]["shape"] == [2]
