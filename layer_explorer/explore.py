@@ -179,8 +179,8 @@ def explore(
 ) -> Any:
     """Show ``module``, run on ``example_inputs``, in Layer Explorer.
 
-    In a notebook the widget is displayed inline (and returned). Elsewhere the network opens in the
-    browser, on ``server`` or on a local server started here; an :class:`Explorer` is returned.
+    In Jupyter or VS Code the widget is displayed inline (None is returned); in marimo it is returned,
+    wrapped in ``mo.ui.anywidget``, for the cell to show. Elsewhere the network opens in the browser, on ``server`` or on a local server started here; an :class:`Explorer` is returned.
     ``block`` (default: in a plain script, not in an interactive session) keeps a local server
     serving until Ctrl+C, as the script would otherwise end and take the server with it.
     """
@@ -201,8 +201,9 @@ def explore(
             return marimo.ui.anywidget(widget)
         from IPython.display import display
 
+        # shown here, wherever the call is in the cell; returning it too would show it twice as the cell's value
         display(widget)
-        return widget
+        return None
     # the link carries the network and its input shapes: values would make it megabytes long
     config, _ = by_shape(body)
     note = ""

@@ -182,8 +182,9 @@ def _in_notebook(monkeypatch):
 def test_weights_make_the_drilled_layer_compute_as_the_trained_one(trained, monkeypatch):
     net, x = trained
     shown = _in_notebook(monkeypatch)
-    widget = explore_mod.explore(net, x, weights=True)
-    assert shown == [widget] and isinstance(widget, ExplorerWidget)
+    assert explore_mod.explore(net, x, weights=True) is None  # displayed, not returned (no second copy)
+    (widget,) = shown
+    assert isinstance(widget, ExplorerWidget)
     assert "module's own parameters" in widget.note
     assert "parameters" not in widget.config
     # the front end asks for a layer as it ran: the kernel adds the trained parameters
@@ -197,11 +198,12 @@ def test_weights_make_the_drilled_layer_compute_as_the_trained_one(trained, monk
 
 def test_weights_above_the_limit_fall_back_with_a_note(trained, monkeypatch):
     net, x = trained
-    _in_notebook(monkeypatch)
+    shown = _in_notebook(monkeypatch)
     body = to_config(net, x, weights=True)
     size = len(json.dumps(body, separators=(",", ":")).encode())
     monkeypatch.setenv("LAYER_EXPLORER_MAX_BODY", str(size - 1))
-    widget = explore_mod.explore(net, x, weights=True)
+    explore_mod.explore(net, x, weights=True)
+    (widget,) = shown
     assert f"{size / 1024**2:.1f} MB" in widget.note and "LAYER_EXPLORER_MAX_BODY" in widget.note
     assert "seeded random initialisation" in widget.note
     assert widget._parameters is None
