@@ -31,7 +31,17 @@ __all__ = ["ExplorerWidget", "LocalApi", "page_modules", "widget_css"]
 HERE = Path(__file__).resolve().parent
 
 #: the page modules the widget draws with (and everything they import)
-ENTRIES = ("js/api.js", "js/net/model.js", "js/draw/network.js", "js/net/graph-panel.js", "js/ui/net-table.js")
+ENTRIES = (
+    "js/api.js",
+    "js/net/model.js",
+    "js/draw/network.js",
+    "js/net/graph-panel.js",
+    "js/ui/net-table.js",
+    # a clicked layer's output channels drawn as images, as the network view's activations panel does
+    "js/util/npy.js",
+    "js/geometry/kernels.js",
+    "js/draw/samples.js",
+)
 #: the page reads d3 from a global set by a classic <script>; the widget gets it from this module instead,
 #: built around the same vendored file (no global is touched in the notebook's page)
 VENDOR = "js/vendor.js"
@@ -65,8 +75,8 @@ def _vendor_shim() -> str:
 
 @cache
 def widget_css() -> str:
-    """The page's own styles (app.css, graphs.css), scoped to the widget's shadow root, then the widget's."""
-    parts = [(STATIC_DIR / "css" / name).read_text(encoding="utf-8") for name in ("app.css", "graphs.css")]
+    """The page's own styles (app.css, graphs.css, data.css), scoped to the widget's shadow root, then the widget's."""
+    parts = [(STATIC_DIR / "css" / name).read_text(encoding="utf-8") for name in ("app.css", "graphs.css", "data.css")]
     # custom properties live on :root in the page; in a shadow root the host element plays that part
     page = re.sub(r":root\b", ":host", "\n".join(parts))
     return page + "\n" + (HERE / "static" / "widget.css").read_text(encoding="utf-8")

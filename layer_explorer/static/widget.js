@@ -66,6 +66,9 @@ export function kernelTransport(model) {
   return transport;
 }
 
+const MAX_MAPS = 8;
+const MAP_PX = 56; // the side each output channel is drawn at (pixelated)
+
 const TABS = [
   ["flow", "Flow"],
   ["graph", "Dataflow graph"],
@@ -147,17 +150,16 @@ async function render({ model, el }) {
   const transport = kernelTransport(model);
   let modules;
   try {
-    const [api, fmt, model_, netDraw, graphPanel, table] = await Promise.all(
-      ["js/api.js", "js/util/format.js", "js/net/model.js", "js/draw/network.js", "js/net/graph-panel.js", "js/ui/net-table.js"].map((p) => loader.load(p)),
-    );
-    modules = { api, fmt, model: model_, netDraw, graphPanel, table };
+    const paths = ["js/api.js", "js/util/format.js", "js/net/model.js", "js/draw/network.js", "js/net/graph-panel.js", "js/ui/net-table.js", "js/util/npy.js", "js/geometry/kernels.js", "js/draw/samples.js"];
+    const [api, fmt, model_, netDraw, graphPanel, table, npy, kernels, samples] = await Promise.all(paths.map((p) => loader.load(p)));
+    modules = { api, fmt, model: model_, netDraw, graphPanel, table, npy, kernels, samples };
   } catch (e) {
     $(".lew-error").hidden = false;
     $(".lew-error").textContent = `The widget's modules could not be loaded: ${e.message}`;
     top.dataset.ready = "error";
     return () => transport.close();
   }
-  const { api, fmt, netDraw, graphPanel, table } = modules;
+  const { api, fmt, netDraw, graphPanel, table, npy, kernels, samples } = modules;
   const net = modules.model;
   api.setTransport(transport);
 
@@ -235,8 +237,10 @@ async function render({ model, el }) {
     try {
       const run = await api.api.run(config, { path });
       if (mine !== seq) return;
+      const maps = await featureMaps(run, path);
+      if (mine !== seq) return;
       body.className = "lew-layer-body";
-      body.replaceChildren(...layerFacts(run));
+      body.replaceChildren(...layerFacts(run), ...(maps ? [maps] : []));
       box.dataset.state = "ok";
     } catch (e) {
       if (mine !== seq) return;
@@ -250,6 +254,46 @@ async function render({ model, el }) {
     const s = t?.summary;
     if (!s) return "";
     return ["min", "max", "mean", "std"].filter((k) => s[k] !== undefined && s[k] !== null).map((k) => `${k} ${fmt.fmt(s[k], 3)}`).join(" · ");
+  }
+
+  // The layer's output channels as images (sample 0, diverging around zero): an (N, C, H, W) output whole,
+  // as .npy (JSON carries a strided preview of a big map); a vector output as one strip.
+  async function featureMaps(run, path) {
+    const shape = run.output?.shape || [];
+    let planes = [];
+    let total = 0;
+    if (shape.length === 4) {
+      const res = await api.apiFetch("/api/run?format=npy", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ ...config, path }),
+      });
+      if (!res.ok) return null;
+      planes = npy.npyPlanes(npy.parseNpy(await res.arrayBuffer()), MAX_MAPS);
+      total = shape[1];
+    } else if (shape.length === 2 && Array.isArray(run.output.data?.[0])) {
+      planes = [[run.output.data[0]]];
+      total = 1;
+    }
+    if (!planes.length) return null;
+    const wrap = h("div", "lew-maps");
+    wrap.append(h("p", "lew-maps-h", shape.length === 4 ? `output channels${total > MAX_MAPS ? ` (the first ${MAX_MAPS} of ${total})` : ""}` : "output"));
+    const row = h("div", "act-maps");
+    planes.forEach((plane, ch) => {
+      const range = kernels.planeRange(plane);
+      const ph = plane.length;
+      const pw = plane[0]?.length ?? 0;
+      const canvas = samples.planeCanvas(kernels.planeRgba(plane, "diverging", range), ph, pw);
+      const scale = Math.max(1, Math.floor(MAP_PX / Math.max(ph, pw)));
+      canvas.style.width = `${ph === 1 ? Math.min(pw * 2, 240) : pw * scale}px`;
+      canvas.style.height = `${ph === 1 ? 12 : ph * scale}px`;
+      canvas.className = "feature-map";
+      canvas.dataset.channel = String(ch);
+      canvas.title = `channel ${ch}: ${fmt.fmt(range.lo, 3)} … ${fmt.fmt(range.hi, 3)}`;
+      row.append(canvas);
+    });
+    wrap.append(row);
+    return wrap;
   }
 
   function layerFacts(run) {

@@ -61,6 +61,9 @@ def test_widget_draws_the_network_and_a_trained_layer(page, trained):
     assert w.max().item() > 0.5  # a seeded Conv2d(8, 4, 3) initialisation stays below 1/sqrt(72) ≈ 0.118
     assert f"max {w.max().item():.3g}" in facts
     assert "(4, 8, 3, 3)" in facts
+    # its four output channels drawn as images, from the .npy of the layer's whole output
+    assert box.locator("canvas.feature-map").count() == 4
+    assert "output channels" in facts
 
     # the other views are the page's too: the summary table and the dataflow graph
     host.get_by_role("tab", name="Summary").click()
