@@ -13,6 +13,7 @@ drawn with a seeded random initialisation instead, and the note says so.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import socket
@@ -108,6 +109,13 @@ class Explorer:
     note: str = ""
     server: Any = field(default=None, repr=False)
 
+    def _repr_html_(self) -> str:
+        # in a notebook given server=...: a link, for a kernel whose machine has no browser to open
+        link = (
+            f'<a href="{html.escape(self.url)}" target="_blank" rel="noopener">Open the network in Layer Explorer</a>'
+        )
+        return link + (f"<br><small>{html.escape(self.note)}</small>" if self.note else "")
+
     def wait(self) -> None:
         if self.server is None:
             return
@@ -188,8 +196,15 @@ def explore(
     title = type(module).__name__
     host = in_notebook() if server is None else None
     if host is not None:
-        from layer_explorer.widget import ExplorerWidget  # anywidget only in a notebook
-
+        try:
+            from layer_explorer.widget import ExplorerWidget  # anywidget only in a notebook
+        except ModuleNotFoundError as exc:
+            if exc.name != "anywidget":
+                raise
+            raise ImportError(
+                "explore() draws inline in a notebook with anywidget: pip install 'layer-explorer[notebook]' "
+                "(or give server='http://host:port' to open the network on a running Layer Explorer)"
+            ) from None
         parameters, note = weights_note(body, Settings.from_env().max_body_bytes)
         config, inputs = by_shape(body)
         if parameters is None:

@@ -4,9 +4,11 @@ link, the browser opening stubbed; weights=True within and above the request lim
 from __future__ import annotations
 
 import base64
+import html
 import importlib
 import io
 import json
+import sys
 import textwrap
 from urllib.parse import parse_qs, urlsplit
 
@@ -143,11 +145,21 @@ def test_explore_on_a_running_server(live_url, opened):
         assert api.shape(config)["output_shape"] == [4, 3]
 
 
+def test_explore_in_a_notebook_without_anywidget_says_how_to_get_it(monkeypatch):
+    _in_notebook(monkeypatch)
+    monkeypatch.setitem(sys.modules, "anywidget", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "layer_explorer.widget", raising=False)
+    with pytest.raises(ImportError, match=r"pip install 'layer-explorer\[notebook\]'"):
+        explore_mod.explore(nn.Linear(3, 2), torch.randn(1, 3))
+
+
 def test_explore_in_the_browser_says_the_link_carries_no_weights(live_url, opened, capsys):
     result = explore_mod.explore(nn.Linear(3, 2), torch.randn(1, 3), server=live_url, weights=True)
     assert "parameters" not in _config_of(result.url)
     assert "seeded random initialisation" in result.note
     assert result.note in capsys.readouterr().err
+    # a notebook given server=... shows the link as the cell's value
+    assert f'href="{html.escape(result.url)}"' in result._repr_html_()
 
 
 # --- weights=True in the widget: the trained values, or above the limit the note and a seeded init ---
