@@ -77,10 +77,19 @@ def by_shape(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any] | None]:
     return config, inputs
 
 
+#: longest query sent as such: the server refuses a request head over 16 KiB (h11), and the page's own
+#: address, its headers and the browser's come with it
+QUERY_LIMIT = 8 * 1024
+
+
 def network_url(base: str, body: dict[str, Any]) -> str:
-    """The web app's address that opens ``body`` (an /api/run request, without parameters) in the network view."""
+    """The web app's address that opens ``body`` (an /api/run request, without parameters) in the network view.
+
+    A big network's state goes after ``#`` instead of ``?`` (the page reads either): a fragment is never
+    sent to the server, so no request head limit applies to it.
+    """
     query = urlencode({"config": json.dumps(body, separators=(",", ":")), "ui": json.dumps({"view": "network"})})
-    return f"{base.rstrip('/')}/?{query}"
+    return f"{base.rstrip('/')}/{'?' if len(query) <= QUERY_LIMIT else '#'}{query}"
 
 
 def in_notebook() -> str | None:
