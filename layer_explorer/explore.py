@@ -54,11 +54,15 @@ def weights_note(body: dict[str, Any], limit: int) -> tuple[dict[str, Any] | Non
     size = len(json.dumps(body, separators=(",", ":")).encode())
     if size > limit:
         return None, (
-            f"weights=True: the module's parameters make a request of {_mb(size)}, above this server's limit of "
+            f"weights=True: the module's parameters (with the example's values) make a request of {_mb(size)}, above this server's limit of "
             f"{_mb(limit)} (LAYER_EXPLORER_MAX_BODY), so the layers use a seeded random initialisation instead "
             "of the trained values. Shapes, parameter counts and the drawing are the same."
         )
-    return parameters, f"weights=True: the layers compute with the module's own parameters ({len(parameters)} tensors)."
+    n = len(parameters)
+    return (
+        parameters,
+        f"weights=True: the layers compute with the module's own parameters ({n} tensor{'' if n == 1 else 's'}).",
+    )
 
 
 def by_shape(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any] | None]:
@@ -93,7 +97,7 @@ def network_url(base: str, body: dict[str, Any]) -> str:
 
 
 def in_notebook() -> str | None:
-    """ "marimo", "jupyter" (Jupyter, VS Code, anything on ipykernel) or None for a plain Python process."""
+    """Which notebook this runs in: "marimo", "jupyter" (Jupyter, VS Code, anything on ipykernel) or None."""
     marimo = sys.modules.get("marimo")
     if marimo is not None and getattr(marimo, "running_in_notebook", lambda: False)():
         return "marimo"
@@ -104,10 +108,11 @@ def in_notebook() -> str | None:
     return None
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def _loopback_socket() -> socket.socket:
+    """A socket bound to a free loopback port, handed to uvicorn as it is (no window for another to take it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @dataclass
@@ -154,10 +159,13 @@ class _LocalServer:
         with cls._lock:
             if cls._server is not None and not cls._server.should_exit and cls._thread and cls._thread.is_alive():
                 return cls.base, cls._server
-            port = _free_port()
+            sock = _loopback_socket()
+            port = sock.getsockname()[1]
             config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
             server = uvicorn.Server(config)
-            thread = threading.Thread(target=server.run, name="layer-explorer-server", daemon=True)
+            thread = threading.Thread(
+                target=server.run, kwargs={"sockets": [sock]}, name="layer-explorer-server", daemon=True
+            )
             thread.start()
             deadline = time.monotonic() + timeout_s
             while not server.started:

@@ -229,7 +229,7 @@ def test_weights_above_the_limit_fall_back_with_a_note(trained, monkeypatch):
 def test_weights_note_within_the_limit():
     body = {"layer": {"type": "Linear"}, "parameters": {"weight": [[1.0]]}}
     params, note = explore_mod.weights_note(body, 10_000)
-    assert params == {"weight": [[1.0]]} and "own parameters (1 tensors)" in note
+    assert params == {"weight": [[1.0]]} and "own parameters (1 tensor)" in note
     assert explore_mod.weights_note({"layer": {}}, 10) == (None, "")
 
 
