@@ -242,6 +242,9 @@ async function render({ model, el }) {
       body.className = "lew-layer-body";
       body.replaceChildren(...layerFacts(run), ...(maps ? [maps] : []));
       box.dataset.state = "ok";
+      // one column (a narrow notebook): the answer is below the drawing, bring it into view
+      const r = box.getBoundingClientRect();
+      if (r.top > window.innerHeight || r.bottom < 0) box.scrollIntoView({ block: "nearest" });
     } catch (e) {
       if (mine !== seq) return;
       body.className = "lew-layer-body lew-bad";
