@@ -234,6 +234,7 @@ async function render({ model, el }) {
     box.dataset.path = path;
     box.dataset.state = "busy";
     if (tab === "flow") drawFlow();
+    markSelected();
     try {
       const run = await api.api.run(config, { path });
       if (mine !== seq) return;
@@ -251,6 +252,11 @@ async function render({ model, el }) {
       body.textContent = e.message;
       box.dataset.state = "error";
     }
+  }
+
+  // the dataflow graph and the summary mark the layer shown (the flow draws its own selection)
+  function markSelected() {
+    for (const n of root.querySelectorAll(".df-node, .net-table tbody tr")) n.classList.toggle("lew-selected", n.dataset.path === selected);
   }
 
   function stats(t) {
@@ -329,6 +335,7 @@ async function render({ model, el }) {
     const err = $(".lew-error");
     err.hidden = !error;
     err.textContent = error ? `${error.detail}${error.field ? ` (${error.field})` : ""}` : "";
+    markSelected();
     // a chain draws as a flow; a module whose forward() is its wiring (a Graph, one big layer) as its dataflow
     showTab(tab ?? (graph.root.kind === "layer" && result?.graph?.nodes?.length ? "graph" : "flow"));
   }

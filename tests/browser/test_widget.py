@@ -69,8 +69,10 @@ def test_widget_draws_the_network_and_a_trained_layer(page, trained):
     host.get_by_role("tab", name="Summary").click()
     rows = host.locator(".net-table tbody tr")
     assert rows.count() == 5
+    assert host.locator(".net-table tbody tr.lew-selected").get_attribute("data-path") == "3"
     host.get_by_role("tab", name="Dataflow graph").click()
     assert host.locator(".df-drawing").count() == 1
+    assert host.locator(".df-node.lew-selected").get_attribute("data-path") == "3"
 
 
 def test_widget_shows_the_kernel_error(page):
