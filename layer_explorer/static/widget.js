@@ -293,9 +293,11 @@ async function render({ model, el }) {
       const ph = plane.length;
       const pw = plane[0]?.length ?? 0;
       const canvas = samples.planeCanvas(kernels.planeRgba(plane, "diverging", range), ph, pw);
-      const scale = Math.max(1, Math.floor(MAP_PX / Math.max(ph, pw)));
-      canvas.style.width = `${ph === 1 ? Math.min(pw * 2, 240) : pw * scale}px`;
-      canvas.style.height = `${ph === 1 ? 12 : ph * scale}px`;
+      // every map at the same size, its longest side MAP_PX: whole pixels where they fit, else scaled
+      const side = Math.max(ph, pw);
+      const scale = side <= MAP_PX ? Math.floor(MAP_PX / side) : MAP_PX / side;
+      canvas.style.width = `${ph === 1 ? Math.min(pw * 2, 240) : Math.round(pw * scale)}px`;
+      canvas.style.height = `${ph === 1 ? 12 : Math.round(ph * scale)}px`;
       canvas.className = "feature-map";
       canvas.dataset.channel = String(ch);
       canvas.title = `channel ${ch}: ${fmt.fmt(range.lo, 3)} … ${fmt.fmt(range.hi, 3)}`;
