@@ -293,9 +293,8 @@ async function render({ model, el }) {
       const ph = plane.length;
       const pw = plane[0]?.length ?? 0;
       const canvas = samples.planeCanvas(kernels.planeRgba(plane, "diverging", range), ph, pw);
-      // every map at the same size, its longest side MAP_PX: whole pixels where they fit, else scaled
-      const side = Math.max(ph, pw);
-      const scale = side <= MAP_PX ? Math.floor(MAP_PX / side) : MAP_PX / side;
+      // every map at the same size, its longest side MAP_PX (a 6×6 map and a 32×32 one side by side)
+      const scale = MAP_PX / Math.max(ph, pw);
       canvas.style.width = `${ph === 1 ? Math.min(pw * 2, 240) : Math.round(pw * scale)}px`;
       canvas.style.height = `${ph === 1 ? 12 : Math.round(ph * scale)}px`;
       canvas.className = "feature-map";
