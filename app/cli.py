@@ -9,6 +9,7 @@ options there and never imports torch, so the supervisor of several HTTP workers
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import socket
 import subprocess
@@ -92,6 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch intra-op threads per server process (LAYER_EXPLORER_TORCH_THREADS; default: the CPUs this "
         "container may use divided by --http-workers)",
     )
+    # `layer-explorer open FILE.py:Name`: a model file of yours, imported here (never by the server)
+    commands = parser.add_subparsers(dest="command", metavar="open", title="commands")
+    opener = commands.add_parser(
+        "open",
+        help="import a model from your Python file and explore it in the browser",
+        description="Import FILE.py here, on your machine (a server never imports or runs code it is sent), build "
+        "Name (an nn.Module class built with no arguments, an instance, or a function returning one), run it on "
+        "random inputs of the --input shapes and open the network in Layer Explorer.",
+    )
+    opener.add_argument(
+        "target", metavar="FILE.py:Name", help="a Python file and the module class, instance or function in it"
+    )
+    opener.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="SHAPE",
+        help="an example input's shape, e.g. 1,3,224,224 (random normal values); repeat for several inputs",
+    )
+    opener.add_argument("--weights", action="store_true", help="send the module's own parameters (as Name built them)")
+    opener.add_argument("--server", default=None, metavar="URL", help="open on a running server instead of a local one")
+    opener.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="print the address instead of opening a browser (also LAYER_EXPLORER_NO_BROWSER=1)",
+    )
     return parser
 
 
@@ -140,6 +167,14 @@ def port_problem(host: str, port: int) -> str | None:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "open":
+        # loaded by name only for `open`: it imports torch and the user's model, which serving never needs
+        cli_open = importlib.import_module("layer_explorer.cli_open")
+        try:
+            cli_open.run(args)
+        except cli_open.OpenError as exc:
+            parser.exit(2, f"layer-explorer open: {exc}\n")
+        return
     if args.http_workers < 1:
         parser.error("--http-workers must be at least 1")
     if not 0 < args.port < 65536:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
+import time
 
 import httpx
 import pytest
+import uvicorn
 
 from app.core.config import Settings
 from app.core.registry import default_registry
@@ -63,3 +66,22 @@ def api(app):
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=10)
     loop.close()
+
+
+@pytest.fixture(scope="session")
+def live_url(app):
+    """The session's app served by uvicorn on a free loopback port (for clients that need a real socket)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="uvicorn-live", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the live test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

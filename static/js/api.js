@@ -59,13 +59,29 @@ function fieldFromLoc(body) {
   return s || null;
 }
 
+// Where the requests go: this page's server, unless a host swaps in a transport of its own (the notebook
+// widget sends each one to the Python kernel over the widget's messages). Same signature as fetch.
+const serverFetch = (path, init) => fetch(path, init);
+let transport = serverFetch;
+let catalogPromise = null;
+
+export function setTransport(fn) {
+  transport = fn || serverFetch;
+  catalogPromise = null; // the catalog came from the previous transport
+}
+
+// fetch() through the current transport: every module that talks to the API uses this.
+export function apiFetch(path, init) {
+  return transport(path, init);
+}
+
 async function call(path, { method = "GET", body, signal } = {}) {
   const init = { method, signal, headers: { accept: "application/json" } };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const res = await fetch(path, init);
+  const res = await apiFetch(path, init);
   let data = null;
   try {
     data = await res.json();
@@ -76,7 +92,6 @@ async function call(path, { method = "GET", body, signal } = {}) {
   return data;
 }
 
-let catalogPromise = null;
 
 export const api = {
   layers() {

@@ -28,6 +28,14 @@ function setNotice(text) {
 }
 document.querySelector("#notice-close").addEventListener("click", () => setNotice(""));
 
+// The state in the link: its query, or where the query would pass the server's 16 KiB limit on a request
+// head (a big network opened from Python, layer_explorer.explore), the same parameters after "#", which
+// the browser never sends. The address bar then gets the query form (replaceState below).
+function linkState() {
+  const { search, hash } = window.location;
+  return hash.startsWith("#config=") ? `?${hash.slice(1)}` : search;
+}
+
 async function boot() {
   const store = createStore(initialState());
   setStatus("loading catalog…", "busy");
@@ -203,7 +211,7 @@ async function boot() {
     if (state.ui.lesson !== prev.ui.lesson) lessonBar.render(state.ui.lesson);
     lessonBtn.setAttribute("aria-pressed", String(state.ui.lesson !== null));
   });
-  openFromQuery(window.location.search);
+  openFromQuery(linkState());
   lessonBar.render(store.get().ui.lesson);
   lessonBtn.setAttribute("aria-pressed", String(store.get().ui.lesson !== null));
   window.addEventListener("popstate", () => openFromQuery(window.location.search, { notice: false }));

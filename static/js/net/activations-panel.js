@@ -3,7 +3,7 @@
 // layer in the order they run. The values are the server's: one POST /api/run per layer with its
 // module path (the whole network runs each time; the answer is that layer's output as it ran).
 
-import { api, isAbort } from "../api.js";
+import { api, isAbort, apiFetch } from "../api.js";
 import { h } from "../util/dom.js";
 import { fmt } from "../util/format.js";
 import { SAMPLES, sampleDataUrl, planeCanvas } from "../draw/samples.js";
@@ -81,7 +81,7 @@ export function createActivationsPanel(root) {
   // null where the file could not be had (the labelled preview stays).
   async function layerNpy(body, path, signal) {
     try {
-      const res = await fetch("/api/run?format=npy", {
+      const res = await apiFetch("/api/run?format=npy", {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, path }), signal,
       });
       if (!res.ok) return null;

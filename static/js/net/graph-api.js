@@ -1,10 +1,10 @@
 // Fetch wrappers for the graph features (docs/API.md): a model pasted as code, receptive fields.
 // Errors become the same ApiError the rest of the UI shows (with the server's field, line, column).
 
-import { ApiError } from "../api.js";
+import { ApiError, apiFetch } from "../api.js";
 
 async function post(path, body, signal) {
-  const res = await fetch(path, {
+  const res = await apiFetch(path, {
     method: "POST",
     signal,
     headers: { accept: "application/json", "content-type": "application/json" },

@@ -6,7 +6,7 @@
 // request the API gets: inputs[0] = {"image": PNG data URL, "mode", "size"} and the top-level
 // "parameters" ({weight, bias}); the store's request itself keeps the plain shape the form edits.
 
-import { api } from "../api.js";
+import { api, apiFetch } from "../api.js";
 import { h } from "../util/dom.js";
 import { fmt } from "../util/format.js";
 import { parseNpy, npyPlanes } from "../util/npy.js";
@@ -191,7 +191,7 @@ export function createDataPanel(root, { getUi, setUi, onChange }) {
     const { signal } = npyCtl;
     try {
       const body = await this_.apply(request, { signal });
-      const res = await fetch(`/api/run?format=npy&tensor=${encodeURIComponent(run.output.name || "output")}`, {
+      const res = await apiFetch(`/api/run?format=npy&tensor=${encodeURIComponent(run.output.name || "output")}`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal,
       });
       if (!res.ok || run !== lastRun) return;

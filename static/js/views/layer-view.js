@@ -4,7 +4,7 @@
 // network (state.ui.drill) shows where it sits, a way back, and explains its output elements from
 // the input it really receives inside the network.
 
-import { api, ApiError, isAbort } from "../api.js";
+import { api, ApiError, isAbort, apiFetch } from "../api.js";
 import { createConfigForm } from "../ui/form.js";
 import { createWindowPanel } from "../ui/window-panel.js";
 import { createDataPanel } from "../ui/data-panel.js";
@@ -148,7 +148,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     const body = { ...(await dataPanel.apply(lastRunRequest || store.get().request)), window_slice: windowPanel.animationSlice() };
     setStatus(`rendering the ${format.toUpperCase()}…`, "busy");
     try {
-      const res = await fetch(`/api/animate?format=${encodeURIComponent(format)}`, {
+      const res = await apiFetch(`/api/animate?format=${encodeURIComponent(format)}`, {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
       });
       if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
