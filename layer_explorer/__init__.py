@@ -3,8 +3,11 @@
 ``to_config(model, x)`` needs no server: it traces the model on the example input and writes the
 network config (catalog layers, containers, a ``Graph`` of the forward pass, opaque layers for what
 the server does not know). ``weights=True`` adds the model's own parameters (base64 ``.npy``).
+``explore(model, x)`` shows it (inline in a notebook, or in the browser); ``Client``/``AsyncClient`` speak
+the REST API.
 """
 
+from layer_explorer._exports_explore import ApiError, AsyncClient, Client, explore
 from layer_explorer.convert import (
     Conversion,
     body_bytes,
@@ -15,4 +18,16 @@ from layer_explorer.convert import (
     to_config,
 )
 
-__all__ = ["Conversion", "body_bytes", "body_limit", "convert", "fits", "parameters_of", "to_config"]
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "Conversion",
+    "body_bytes",
+    "body_limit",
+    "convert",
+    "explore",
+    "fits",
+    "parameters_of",
+    "to_config",
+]
