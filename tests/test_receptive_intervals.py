@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from app.core.config import Settings
-from app.core.graphs import intervals, receptive
+from app.core.graphs import intervals, receptive, wire
 from app.core.networks import graph as dataflow
 from app.core.presets import CLASSICS, PRESETS
 from app.core.running.execute import execute
@@ -216,7 +216,8 @@ def test_flatten_of_a_partial_set_falls_back(api, registry):
     assert d["structural"] == "autograd"
     c = next(n for n in d["nodes"] if n["id"] == "c")
     # output 0 of 2 averages flat positions 0..4 of 9: rows 0 (3) and 1 (2) of channel 1, not a product set
-    assert c["count"] == 5 and c["runs"] is None and c["mask"][0][1] == [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
+    assert c["count"] == 5 and c["runs"] is None
+    assert wire.mask(c)[0][1].astype(int).tolist() == [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
     # their 3x3 windows: rows 0..2 x columns 0..4, and row 3 x columns 0..3
     assert d["input"]["count"] == 3 * 5 + 4
 

@@ -411,12 +411,17 @@ def _function_rule(
 
 
 def propagate(
-    gm: fx.GraphModule, shapes: dict[str, list[int] | None], target: str, index: tuple[int, ...]
+    gm: fx.GraphModule,
+    shapes: dict[str, list[int] | None],
+    target: str,
+    index: tuple[int, ...],
+    start: list[int] | None = None,
 ) -> dict[str, Sets] | None:
     """Each node's elements that element ``index`` of node ``target`` depends on (``"output"``: the graph's
     output), for the target and every node that feeds it; None where an operation has no rule here.
 
-    ``shapes``: each node's output shape by fx node name (None for a tuple)."""
+    ``shapes``: each node's output shape by fx node name (None for a tuple); ``start``: the target's shape,
+    where ``shapes`` has none (a network of several outputs: its first one's)."""
     modules = dict(gm.named_modules())
 
     def shape_of(n: Any) -> list[int]:
@@ -425,7 +430,7 @@ def propagate(
             raise Unsupported("a value that is not one tensor")
         return list(s)
 
-    start = shapes.get(target)
+    start = start if start is not None else shapes.get(target)
     if start is None:
         return None
     demand: dict[str, Sets] = {target: point(list(start), index)}
