@@ -72,7 +72,7 @@ def png(levels: np.ndarray) -> str:
 def unpng(text: str, shape: list[int] | tuple[int, ...] | None = None) -> np.ndarray:
     """The uint8 levels of a :func:`png` (reshaped to ``shape`` when given)."""
     with Image.open(io.BytesIO(base64.b64decode(text))) as img:
-        levels = np.asarray(img.convert("L"), dtype=np.uint8)
+        levels = np.array(img.convert("L"), dtype=np.uint8)  # a writable copy
     return levels.reshape(shape) if shape is not None else levels
 
 
