@@ -379,7 +379,8 @@ def _entry(
     ``runs``: per dimension, the runs of indices [first, last] whose product is the field (null where the
     field is not such a product; then ``rle``, the run lengths of the whole mask); ``grid``: the last two
     dimensions, the leading ones folded with "any", as run lengths (what a picture shows); ``effective``:
-    |∂y/∂x| as PNG heat maps (the folded grid, and the whole tensor when it is small)."""
+    |∂y/∂x| as PNG heat maps (the folded grid, and the whole tensor when it is small and has more than two
+    dimensions: up to two, the grid is the whole)."""
     entry: dict[str, Any] = {
         "id": node["id"],
         "op": node["op"],
@@ -422,7 +423,7 @@ def _entry(
     if heat is not None:
         top = float(heat.max()) if heat.numel() else 0.0
         eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum()), "png": None, "grid": None}
-        if heat.numel() <= HEAT_LIMIT:
+        if heat.numel() <= HEAT_LIMIT and heat.dim() > 2:  # up to two dimensions the grid is the whole
             eff["png"] = wire.png(wire.quantise(heat.detach().float().cpu().numpy(), top))
         folded = _fold(heat.detach())
         if folded.numel() <= GRID_LIMIT:

@@ -107,11 +107,16 @@ def grid(entry: dict[str, Any]) -> np.ndarray | None:
 
 
 def heat(entry: dict[str, Any]) -> np.ndarray | None:
-    """The effective field's levels (0..255) over the whole tensor, where it was sent."""
+    """The effective field's levels (0..255) over the whole tensor, where it was sent (up to two dimensions,
+    the grid is the whole tensor)."""
     eff = entry.get("effective")
-    if not eff or eff.get("png") is None:
+    if not eff:
         return None
-    return unpng(eff["png"], entry["shape"])
+    if eff.get("png") is not None:
+        return unpng(eff["png"], entry["shape"])
+    if len(entry["shape"]) <= 2 and eff.get("grid") is not None:
+        return unpng(eff["grid"]["png"], entry["shape"])
+    return None
 
 
 def heat_grid(entry: dict[str, Any]) -> np.ndarray | None:
