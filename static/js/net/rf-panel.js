@@ -286,7 +286,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     const value = t.value === undefined || t.value === null ? "" : ` = ${fmt(t.value, 6)}`;
     els.summary.textContent = `${t.path || t.id}[${result.index.join(", ")}]${value} depends on ${input.count.toLocaleString("en")} of the input's ${input.numel.toLocaleString("en")} elements` +
       (input.bbox ? ` (rows ${input.bbox.slice(-2).map(([a, b]) => `${a}–${b}`).join(", columns ")}; ${input.bbox.slice(-2).map(([a, b]) => b - a + 1).join(" × ")})` : "") +
-      (m === "effective" ? `; the gradient is non-zero on ${input.effective?.count ?? 0} of them.` : ".");
+      (m === "effective" ? `; the gradient is non-zero on ${(input.effective?.count ?? 0).toLocaleString("en")} of them.` : ".");
     renderFormula(result.formula);
     for (const n of result.nodes) {
       if (!n.count || n.op === "output") continue;
