@@ -354,3 +354,50 @@ def test_classic_presets_equal_autograd_on_a_small_input(registry, preset_id, si
     cover it (and autograd through the float64 twin stays quick)."""
     preset = next(p for p in CLASSICS if p["id"] == preset_id)
     assert compare(registry, preset["request"]["layer"], [1, 3, size, size], picks=3) > 10
+
+
+RULES_NET = {
+    "type": "Graph",
+    "nodes": [
+        {"name": "c", "module": conv(2, 4, 3, padding=0), "args": ["x"]},  # (1, 4, 7, 7)
+        {"name": "pd", "op": "pad", "args": ["c", [1, 2, 0, 1]]},  # (1, 4, 8, 10)
+        {
+            "name": "g",
+            "op": "getitem",
+            "args": [
+                "pd",
+                [{"slice": [None, None, None]}, {"slice": [1, 3, 1]}, {"slice": [None, None, 2]}, {"slice": [2, 8, 1]}],
+            ],
+        },  # (1, 2, 4, 6)
+        {"name": "v", "op": "reshape", "args": ["g", [1, 2, 24]]},
+        {"name": "tr", "op": "transpose", "args": ["v", 1, 2]},  # (1, 24, 2)
+        {"name": "mm", "op": "matmul", "args": ["v", "tr"]},  # (1, 2, 2): a Gram matrix
+        {"name": "ch", "op": "chunk", "args": ["mm", 2], "kwargs": {"dim": 2}},
+        {"name": "h", "op": "getitem", "args": ["ch", 1]},  # (1, 2, 1)
+        {"name": "r", "op": "view", "args": ["h", [1, 2]]},
+    ],
+    "outputs": "r",
+}
+
+
+def test_indexing_padding_matmul_and_split_rules_equal_autograd(registry):
+    """pad, view, basic indexing (ints and stepped slices), matmul, a piece of chunk, reshape: exact rules,
+    equal to autograd node by node (issue 18: no fall-back to autograd where a rule is exact)."""
+    ex = execute(registry, RunRequest(layer=RULES_NET, inputs=[{"shape": [1, 2, 9, 9]}], seed=4), Settings())
+    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+    shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
+    assert shapes["r"] == [1, 2] and shapes["g"] == [1, 2, 4, 6]
+    rng = np.random.default_rng(5)
+    checked = 0
+    for target in ("r", "mm", "v", "g"):
+        for _ in range(3):
+            index = tuple(int(rng.integers(0, n)) for n in shapes[target])
+            sets = receptive.structural_intervals(ex.module, graph, 1, target, index)
+            assert sets is not None, (target, index)
+            masks = receptive.structural_autograd(ex.module, ex.inputs, target, index, 0)
+            for nid in receptive._ancestors(graph, target):
+                if nid in masks and nid in sets:
+                    got = torch.from_numpy(intervals.dense(sets[nid]))
+                    assert torch.equal(got, masks[nid]), (target, index, nid, int(got.sum()), int(masks[nid].sum()))
+                    checked += 1
+    assert checked > 30

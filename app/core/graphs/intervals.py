@@ -260,6 +260,113 @@ def _reduce(out: Sets, in_shape: list[int], dims: Any, keepdim: bool) -> Sets:
     return res
 
 
+def _project(mask: np.ndarray) -> Sets:
+    """A boolean array as a product set; Unsupported when it is not one."""
+    sets = []
+    for d in range(mask.ndim):
+        others = tuple(i for i in range(mask.ndim) if i != d)
+        sets.append(mask.any(axis=others) if others else mask.copy())
+    if count(sets) != int(mask.sum()):
+        raise Unsupported("a set that is not a product")
+    return sets
+
+
+def _reshape(out: Sets, in_shape: list[int]) -> Sets:
+    """view / reshape: element k of the output is element k of the input in C order."""
+    if is_empty(out):
+        return _empty(in_shape)
+    return _project(dense(out).reshape(in_shape))
+
+
+def _getitem(out: Sets, in_shape: list[int], index: Any) -> Sets:
+    """Basic indexing (ints, slices, None, ...): each output position reads one input position."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) for i in items):
+        raise Unsupported("advanced indexing")
+    if items.count(Ellipsis) > 1:
+        raise Unsupported("indexing")
+    consumed = sum(1 for i in items if i is not None and i is not Ellipsis)
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items[at : at + 1] = [slice(None)] * (len(in_shape) - consumed)
+    items += [slice(None)] * (len(in_shape) - sum(1 for i in items if i is not None))
+    on = not is_empty(out)
+    res: Sets = []
+    k = 0  # the output dimension
+    for item in items:
+        if item is None:
+            k += 1
+            continue
+        n = in_shape[len(res)]
+        axis = np.zeros(n, dtype=bool)
+        if isinstance(item, int):
+            axis[item % n] = on
+        else:
+            picked = np.arange(n)[item]
+            axis[picked[out[k]]] = True
+            k += 1
+        res.append(axis)
+    return res
+
+
+def _matmul(out: Sets, out_shape: list[int], a_shape: list[int], b_shape: list[int]) -> tuple[Sets, Sets]:
+    """a @ b: an output element (.., i, j) reads row i of a and column j of b, whole along the inner one."""
+    if len(a_shape) < 2 or len(b_shape) < 2:
+        raise Unsupported("matmul of a vector")
+    lead = out[:-2]
+    lead_shape = out_shape[:-2]
+    rows, cols = out[-2], out[-1]
+    on = not is_empty(out)
+    a = _broadcast([*lead, rows, np.ones(1, dtype=bool)], [*lead_shape, len(rows), 1], [*a_shape[:-1], 1])
+    b = _broadcast([*lead, np.ones(1, dtype=bool), cols], [*lead_shape, 1, len(cols)], [*b_shape[:-2], 1, b_shape[-1]])
+    a[-1] = np.full(a_shape[-1], on)
+    b[-2] = np.full(b_shape[-2], on)
+    return a, b
+
+
+def _pad(out: Sets, in_shape: list[int], pad: Any) -> Sets:
+    """F.pad with constant padding: output o along a padded dimension is input o − left, where that is inside."""
+    pad = [int(p) for p in pad]
+    res = [x.copy() for x in out]
+    for j in range(len(pad) // 2):
+        d = len(in_shape) - 1 - j
+        left = pad[2 * j]
+        o = np.flatnonzero(out[d]) - left
+        axis = np.zeros(in_shape[d], dtype=bool)
+        axis[o[(o >= 0) & (o < in_shape[d])]] = True
+        res[d] = axis
+    return res
+
+
+def _piece(split: fx.Node, k: int, out: Sets, shape_of: Callable[[Any], list[int]]) -> tuple[fx.Node, Sets]:
+    """Piece ``k`` of ``chunk``/``split`` (a tuple): the source's elements at that piece's offset."""
+    source = _arg(split, 0, "input")
+    if not isinstance(source, fx.Node):
+        raise Unsupported("split")
+    in_shape = shape_of(source)
+    dim = int(_arg(split, 2, "dim", 0)) % len(in_shape)
+    n = in_shape[dim]
+    if _name(split.target) == "chunk":
+        size = -(-n // int(_arg(split, 1, "chunks")))
+        sizes = [min(size, n - i) for i in range(0, n, size)]
+    else:
+        given = _arg(split, 1, "split_size_or_sections", _arg(split, 1, "split_size"))
+        sizes = (
+            [int(v) for v in given]
+            if isinstance(given, (list, tuple))
+            else [min(int(given), n - i) for i in range(0, n, int(given))]
+        )
+    k = k % len(sizes)
+    start = sum(sizes[:k])
+    if len(out[dim]) != sizes[k]:
+        raise Unsupported("split")
+    res = [x.copy() for x in out]
+    axis = np.zeros(n, dtype=bool)
+    axis[start : start + sizes[k]] = out[dim]
+    res[dim] = axis
+    return source, res
+
+
 def _arg(node: fx.Node, i: int, name: str, default: Any = None) -> Any:
     if len(node.args) > i:
         return node.args[i]
@@ -352,6 +459,8 @@ def _function_rule(
         return res
     if not isinstance(first, fx.Node):
         raise Unsupported(name)
+    if target is operator.getitem and isinstance(node.args[1], int) and _name(first.target) in ("chunk", "split"):
+        return [_piece(first, node.args[1], out, shape_of)]  # one piece of a tuple: its slice of the source
     in_shape = shape_of(first)
     rank = len(in_shape)
     if name in ("permute", "transpose", "swapaxes", "unsqueeze", "squeeze"):
@@ -380,6 +489,25 @@ def _function_rule(
         for i, d in enumerate(order):
             res[d] = out[i].copy()
         return [(first, res)]
+    if name in ("view", "reshape"):
+        return [(first, _reshape(out, in_shape))]
+    if target is operator.getitem:
+        return [(first, _getitem(out, in_shape, node.args[1]))]
+    if name in ("matmul", "mm", "bmm", "__matmul__"):
+        other = _arg(node, 1, "other", _arg(node, 1, "mat2"))
+        if not isinstance(other, fx.Node):
+            raise Unsupported(name)
+        a, b = _matmul(out, out_shape, in_shape, shape_of(other))
+        return [(first, a), (other, b)]
+    if name in ("t",) and rank == 2:
+        return [(first, [out[1].copy(), out[0].copy()])]
+    if name == "linear":  # F.linear(x, weight, bias): the features mixed whole
+        return [(first, _mix(out, [-1], in_shape))]
+    if name == "pad":
+        mode = _arg(node, 2, "mode", "constant")
+        if mode != "constant":
+            raise Unsupported(f"pad mode {mode}")
+        return [(first, _pad(out, in_shape, _arg(node, 1, "pad")))]
     if name in _ELEMENTWISE:
         if in_shape != out_shape:
             raise Unsupported(name)
