@@ -22,6 +22,7 @@ operation without a rule here, or a join that is not a product set, returns None
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 #: one boolean array per dimension; the field is their product
 Sets = list[np.ndarray]
@@ -550,6 +552,18 @@ def propagate(
 
     ``shapes``: each node's output shape by fx node name (None for a tuple); ``start``: the target's shape,
     where ``shapes`` has none (a network of several outputs: its first one's)."""
+    start = start if start is not None else shapes.get(target)
+    if start is None:
+        return None
+    try:
+        return _walk(gm, shapes, {target: point(list(start), index)})
+    except Unsupported:
+        return None
+
+
+def _walk(gm: fx.GraphModule, shapes: dict[str, list[int] | None], demand: dict[str, Sets]) -> dict[str, Sets]:
+    """Back from the nodes ``demand`` starts with, every node's set by its operation's rule; Unsupported
+    where an operation has no rule or a join is not a product set."""
     modules = dict(gm.named_modules())
 
     def shape_of(n: Any) -> list[int]:
@@ -558,41 +572,66 @@ def propagate(
             raise Unsupported("a value that is not one tensor")
         return list(s)
 
-    start = start if start is not None else shapes.get(target)
-    if start is None:
-        return None
-    demand: dict[str, Sets] = {target: point(list(start), index)}
-    try:
-        for node in reversed(list(gm.graph.nodes)):
-            name = "output" if node.op == "output" else node.name
-            out = demand.get(name)
-            if out is None or node.op in ("placeholder", "get_attr"):
-                continue
-            if node.op == "output":
-                value = node.args[0]
-                first = value if isinstance(value, fx.Node) else next(iter(value), None)
-                if not isinstance(first, fx.Node):
-                    return None
-                pairs = [(first, [s.copy() for s in out])]
-            elif node.op == "call_module":
-                x = _arg(node, 0, "input")
-                if not isinstance(x, fx.Node) or len(node.all_input_nodes) != 1:
-                    raise Unsupported(str(node.target))
-                pairs = [(x, _module_rule(modules[node.target], out, shape_of(x), shape_of(node)))]
-            elif node.op in ("call_function", "call_method"):
-                pairs = _function_rule(node, out, shape_of(node), shape_of)
-            else:
-                return None
-            for src, sets in pairs:
-                if [len(x) for x in sets] != shape_of(src):
-                    return None  # a rule that does not fit its input: no answer rather than a wrong one
-                merged = sets if src.name not in demand else join(demand[src.name], sets)
-                if merged is None:
-                    return None
-                demand[src.name] = merged
-    except Unsupported:
-        return None
+    for node in reversed(list(gm.graph.nodes)):
+        name = "output" if node.op == "output" else node.name
+        out = demand.get(name)
+        if out is None or node.op in ("placeholder", "get_attr"):
+            continue
+        if node.op == "output":
+            value = node.args[0]
+            first = value if isinstance(value, fx.Node) else next(iter(value), None)
+            if not isinstance(first, fx.Node):
+                raise Unsupported("output")
+            pairs = [(first, [s.copy() for s in out])]
+        elif node.op == "call_module":
+            x = _arg(node, 0, "input")
+            if not isinstance(x, fx.Node) or len(node.all_input_nodes) != 1:
+                raise Unsupported(str(node.target))
+            m = modules[node.target]
+            try:
+                sets = _module_rule(m, out, shape_of(x), shape_of(node))
+            except Unsupported:
+                sets = _inside(m, out, shape_of(x))
+            pairs = [(x, sets)]
+        elif node.op in ("call_function", "call_method"):
+            pairs = _function_rule(node, out, shape_of(node), shape_of)
+        else:
+            raise Unsupported(node.op)
+        for src, sets in pairs:
+            if [len(x) for x in sets] != shape_of(src):
+                raise Unsupported("a rule that does not fit its input")  # no answer rather than a wrong one
+            merged = sets if src.name not in demand else join(demand[src.name], sets)
+            if merged is None:
+                raise Unsupported("a join that is not a product set")
+            demand[src.name] = merged
     return demand
+
+
+def _inside(m: nn.Module, out: Sets, in_shape: list[int]) -> Sets:
+    """A layer without a rule of its own (the tutorial's ``BasicLinear``, a custom module): the rules of what
+    its forward calls, traced with fx and given shapes on the meta device (a copy: the layer keeps its
+    parameters)."""
+    try:
+        gm = fx.symbolic_trace(m)
+    except Exception:  # noqa: BLE001 - fx cannot trace every forward: no rule
+        raise Unsupported(type(m).__name__) from None
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise Unsupported(type(m).__name__)
+    param = next(m.parameters(), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    meta = gm if param is None or param.is_meta else copy.deepcopy(gm).to("meta")
+    try:
+        ShapeProp(meta).propagate(torch.empty(in_shape, dtype=dtype, device="meta"))
+    except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent shapes: no rule
+        raise Unsupported(type(m).__name__) from None
+    shapes = {
+        n.name: list(n.meta["tensor_meta"].shape)
+        for n in meta.graph.nodes
+        if isinstance(n.meta.get("tensor_meta"), TensorMetadata)
+    }
+    demand = _walk(meta, shapes, {"output": out})
+    return demand.get(placeholders[0].name) or _empty(in_shape)
 
 
 def propagate_layer(
@@ -601,7 +640,10 @@ def propagate_layer(
     """A single layer (the dataflow view's ``input`` → ``layer`` → ``output``): the same rules, or None."""
     out = point(out_shape, index)
     try:
-        sets = _module_rule(module, out, in_shape, out_shape)
+        try:
+            sets = _module_rule(module, out, in_shape, out_shape)
+        except Unsupported:
+            sets = _inside(module, out, in_shape)
     except Unsupported:
         return None
     if [len(x) for x in sets] != list(in_shape):
