@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.errors import ShapeMismatch
+from app.core.graphs import wire
 from app.core.networks.ops import OPS
 from app.core.networks.tree import build, predict, resolve
 from tests.test_receptive_field import brute_force
@@ -474,7 +475,7 @@ def test_receptive_field_through_cat_and_add(api, registry):
     moved, _ = brute_force(registry, layer, shape)
     r = api.post("/api/receptive-field", json={"layer": layer, "inputs": [{"shape": shape}], "index": [0, 0, 3, 3]})
     assert r.status_code == 200, r.text
-    got = torch.tensor(r.json()["input"]["mask"], dtype=torch.bool)
+    got = torch.from_numpy(wire.mask(r.json()["input"]))
     flat = 3 * 7 + 3
     assert torch.equal(got, moved[:, flat].reshape(shape))
     assert r.json()["input"]["count"] == 25  # 3x3 then 3x3: 5x5

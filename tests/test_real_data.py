@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from app.core.graphs import wire
 from app.core.presets import PRESETS
 from app.core.running.memory import attention_numbers
 
@@ -371,7 +372,7 @@ def test_receptive_field_uses_the_parameters_and_the_image(api):
     }
     r = api.post("/api/receptive-field", json=body)
     assert r.status_code == 200, r.text[:300]
-    heat = np.array(r.json()["input"]["effective"]["heat"])
+    heat = wire.heat(r.json()["input"])  # the PNG heat map's levels: 0 only where |∂y/∂x| is 0
     assert np.count_nonzero(heat) == 1
     bad = api.post("/api/receptive-field", json={**body, "parameters": {"wieght": [[kernel]]}})
     assert bad.status_code == 422 and bad.json()["field"] == "parameters.wieght"

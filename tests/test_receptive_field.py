@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from app.core.graphs import wire
 from app.core.networks.tree import build, resolve
 from app.core.presets import PRESETS
 
@@ -125,14 +126,14 @@ def test_structural_field_equals_brute_force(api, registry, name):
         body = r.json()
         field = body["input"]
         want = moved[:, flat].reshape(shape)
-        got = torch.tensor(field["mask"], dtype=torch.bool)
+        got = torch.from_numpy(wire.mask(field))
         assert torch.equal(got, want), (name, index, got.int(), want.int())
         assert field["count"] == int(want.sum())
         if field["count"]:
             nz = want.nonzero()
             assert field["bbox"] == [[int(a), int(b)] for a, b in zip(nz.min(0).values, nz.max(0).values)]
         # the effective field (real weights and input) never reaches outside the structural one
-        heat = torch.tensor(field["effective"]["heat"])
+        heat = torch.from_numpy(wire.heat(field))
         assert not ((heat > 0) & ~got).any()
 
 
@@ -163,7 +164,9 @@ def test_lenet_intermediate_node_and_formula(api):
     assert (h1 - h0 + 1, w1 - w0 + 1) == (14, 14)  # the formula agrees with the structural field
     assert field["count"] == 14 * 14
     later = {n["id"]: n for n in body["nodes"]}["_7"]
-    assert later["count"] == 0 and later["mask"] is None  # layers after the chosen one do not take part
+    assert (
+        later["count"] == 0 and later["shape"] is None and later["grid"] is None
+    )  # layers after the chosen one do not take part
     # the whole output: a dense layer, so every pixel
     full = api.post("/api/receptive-field", json={**lenet, "index": [0, 3]}).json()
     assert full["input"]["count"] == 784 and full["formula"] is None
@@ -223,8 +226,8 @@ def test_nodes_after_the_chosen_one_take_no_part_and_large_nodes_come_folded(api
     by_id = {n["id"]: n for n in body["nodes"]}
     assert by_id["_4"]["count"] == 0  # the Tanh after the chosen conv
     conv1 = by_id["_0"]  # (1, 6, 28, 28): 4704 elements, too many to send whole
-    assert conv1["mask"] is None and conv1["count"] == 6 * 10 * 10
-    grid = torch.tensor(conv1["grid"])  # folded over N and C: the 10 × 10 square of rows and columns 10–19
+    assert conv1["count"] == 6 * 10 * 10 and conv1["runs"][1] == [[0, 5]]
+    grid = torch.from_numpy(wire.grid(conv1))  # folded over N and C: the 10 × 10 square of rows and columns 10–19
     assert grid.shape == (28, 28) and int(grid.sum()) == 100 and int(grid[10:20, 10:20].sum()) == 100
 
 

@@ -199,3 +199,39 @@ def test_state_round_trips_the_pick(page):
     )
     assert got["back"] == {"node": "_3", "index": [0, 2, 5, 5], "mode": "effective"}
     assert "rf" in got["q"] and "rf" not in got["none"]  # no pick, nothing in the link
+
+
+def test_large_grids_are_painted_from_the_compact_answer(page):
+    # issue 18: masks arrive as run lengths and heat maps as PNG images; a grid of more than 4096 cells
+    # (this 72 × 72 input) is painted as one image instead of a rect per cell
+    conv = {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 5}
+    net = {
+        "layer": {
+            "type": "Sequential",
+            "layers": [conv, {"type": "ReLU"}, {**conv, "in_channels": 2, "out_channels": 1, "stride": 2}],
+        },
+        "inputs": [{"shape": [1, 1, 72, 72]}],
+    }
+    open_net(page, net)
+    page.select_option("#rf-node", "output")
+    page.locator('#rf-target rect[data-r="10"][data-c="10"]').click()
+    wait_field(page, "output")
+    # output (10, 10): rows 20–24 of the first conv's output, rows 20–28 of the input: 9 × 9
+    fig = page.locator('#rf-nodes figure[data-id="input_1"]')
+    assert fig.get_attribute("data-count") == "81"
+    assert fig.locator("svg.rf-image").get_attribute("data-on") == "81"
+    assert fig.locator("rect").count() == 0
+    conv1 = page.locator('#rf-nodes figure[data-id="_0"] svg.rf-image')  # 2 × 68 × 68, folded: 5 × 5
+    assert conv1.get_attribute("data-on") == "25"
+    page.check('input[name="rf-mode"][value="effective"]')
+    # the gradient's PNG: non-zero on the same 81 pixels (a random conv has no zero weight)
+    wait_js(
+        page, "() => document.querySelector('#rf-nodes figure[data-id=\"input_1\"] svg.rf-image')?.dataset.on === '81'"
+    )
+    painted = page.evaluate(
+        """() => { const c = document.querySelector('#rf-nodes figure[data-id="input_1"] canvas');
+           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+           let blue = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 2] > d[i] + 40) blue++;
+           return blue; }"""
+    )
+    assert painted > 0  # the heat is drawn (blues), not only counted

@@ -22,6 +22,7 @@ operation without a rule here, or a join that is not a product set, returns None
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 #: one boolean array per dimension; the field is their product
 Sets = list[np.ndarray]
@@ -260,6 +262,113 @@ def _reduce(out: Sets, in_shape: list[int], dims: Any, keepdim: bool) -> Sets:
     return res
 
 
+def _project(mask: np.ndarray) -> Sets:
+    """A boolean array as a product set; Unsupported when it is not one."""
+    sets = []
+    for d in range(mask.ndim):
+        others = tuple(i for i in range(mask.ndim) if i != d)
+        sets.append(mask.any(axis=others) if others else mask.copy())
+    if count(sets) != int(mask.sum()):
+        raise Unsupported("a set that is not a product")
+    return sets
+
+
+def _reshape(out: Sets, in_shape: list[int]) -> Sets:
+    """view / reshape: element k of the output is element k of the input in C order."""
+    if is_empty(out):
+        return _empty(in_shape)
+    return _project(dense(out).reshape(in_shape))
+
+
+def _getitem(out: Sets, in_shape: list[int], index: Any) -> Sets:
+    """Basic indexing (ints, slices, None, ...): each output position reads one input position."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) for i in items):
+        raise Unsupported("advanced indexing")
+    if items.count(Ellipsis) > 1:
+        raise Unsupported("indexing")
+    consumed = sum(1 for i in items if i is not None and i is not Ellipsis)
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items[at : at + 1] = [slice(None)] * (len(in_shape) - consumed)
+    items += [slice(None)] * (len(in_shape) - sum(1 for i in items if i is not None))
+    on = not is_empty(out)
+    res: Sets = []
+    k = 0  # the output dimension
+    for item in items:
+        if item is None:
+            k += 1
+            continue
+        n = in_shape[len(res)]
+        axis = np.zeros(n, dtype=bool)
+        if isinstance(item, int):
+            axis[item % n] = on
+        else:
+            picked = np.arange(n)[item]
+            axis[picked[out[k]]] = True
+            k += 1
+        res.append(axis)
+    return res
+
+
+def _matmul(out: Sets, out_shape: list[int], a_shape: list[int], b_shape: list[int]) -> tuple[Sets, Sets]:
+    """a @ b: an output element (.., i, j) reads row i of a and column j of b, whole along the inner one."""
+    if len(a_shape) < 2 or len(b_shape) < 2:
+        raise Unsupported("matmul of a vector")
+    lead = out[:-2]
+    lead_shape = out_shape[:-2]
+    rows, cols = out[-2], out[-1]
+    on = not is_empty(out)
+    a = _broadcast([*lead, rows, np.ones(1, dtype=bool)], [*lead_shape, len(rows), 1], [*a_shape[:-1], 1])
+    b = _broadcast([*lead, np.ones(1, dtype=bool), cols], [*lead_shape, 1, len(cols)], [*b_shape[:-2], 1, b_shape[-1]])
+    a[-1] = np.full(a_shape[-1], on)
+    b[-2] = np.full(b_shape[-2], on)
+    return a, b
+
+
+def _pad(out: Sets, in_shape: list[int], pad: Any) -> Sets:
+    """F.pad with constant padding: output o along a padded dimension is input o − left, where that is inside."""
+    pad = [int(p) for p in pad]
+    res = [x.copy() for x in out]
+    for j in range(len(pad) // 2):
+        d = len(in_shape) - 1 - j
+        left = pad[2 * j]
+        o = np.flatnonzero(out[d]) - left
+        axis = np.zeros(in_shape[d], dtype=bool)
+        axis[o[(o >= 0) & (o < in_shape[d])]] = True
+        res[d] = axis
+    return res
+
+
+def _piece(split: fx.Node, k: int, out: Sets, shape_of: Callable[[Any], list[int]]) -> tuple[fx.Node, Sets]:
+    """Piece ``k`` of ``chunk``/``split`` (a tuple): the source's elements at that piece's offset."""
+    source = _arg(split, 0, "input")
+    if not isinstance(source, fx.Node):
+        raise Unsupported("split")
+    in_shape = shape_of(source)
+    dim = int(_arg(split, 2, "dim", 0)) % len(in_shape)
+    n = in_shape[dim]
+    if _name(split.target) == "chunk":
+        size = -(-n // int(_arg(split, 1, "chunks")))
+        sizes = [min(size, n - i) for i in range(0, n, size)]
+    else:
+        given = _arg(split, 1, "split_size_or_sections", _arg(split, 1, "split_size"))
+        sizes = (
+            [int(v) for v in given]
+            if isinstance(given, (list, tuple))
+            else [min(int(given), n - i) for i in range(0, n, int(given))]
+        )
+    k = k % len(sizes)
+    start = sum(sizes[:k])
+    if len(out[dim]) != sizes[k]:
+        raise Unsupported("split")
+    res = [x.copy() for x in out]
+    axis = np.zeros(n, dtype=bool)
+    axis[start : start + sizes[k]] = out[dim]
+    res[dim] = axis
+    return source, res
+
+
 def _arg(node: fx.Node, i: int, name: str, default: Any = None) -> Any:
     if len(node.args) > i:
         return node.args[i]
@@ -352,6 +461,8 @@ def _function_rule(
         return res
     if not isinstance(first, fx.Node):
         raise Unsupported(name)
+    if target is operator.getitem and isinstance(node.args[1], int) and _name(first.target) in ("chunk", "split"):
+        return [_piece(first, node.args[1], out, shape_of)]  # one piece of a tuple: its slice of the source
     in_shape = shape_of(first)
     rank = len(in_shape)
     if name in ("permute", "transpose", "swapaxes", "unsqueeze", "squeeze"):
@@ -380,6 +491,25 @@ def _function_rule(
         for i, d in enumerate(order):
             res[d] = out[i].copy()
         return [(first, res)]
+    if name in ("view", "reshape"):
+        return [(first, _reshape(out, in_shape))]
+    if target is operator.getitem:
+        return [(first, _getitem(out, in_shape, node.args[1]))]
+    if name in ("matmul", "mm", "bmm", "__matmul__"):
+        other = _arg(node, 1, "other", _arg(node, 1, "mat2"))
+        if not isinstance(other, fx.Node):
+            raise Unsupported(name)
+        a, b = _matmul(out, out_shape, in_shape, shape_of(other))
+        return [(first, a), (other, b)]
+    if name in ("t",) and rank == 2:
+        return [(first, [out[1].copy(), out[0].copy()])]
+    if name == "linear":  # F.linear(x, weight, bias): the features mixed whole
+        return [(first, _mix(out, [-1], in_shape))]
+    if name == "pad":
+        mode = _arg(node, 2, "mode", "constant")
+        if mode != "constant":
+            raise Unsupported(f"pad mode {mode}")
+        return [(first, _pad(out, in_shape, _arg(node, 1, "pad")))]
     if name in _ELEMENTWISE:
         if in_shape != out_shape:
             raise Unsupported(name)
@@ -411,12 +541,29 @@ def _function_rule(
 
 
 def propagate(
-    gm: fx.GraphModule, shapes: dict[str, list[int] | None], target: str, index: tuple[int, ...]
+    gm: fx.GraphModule,
+    shapes: dict[str, list[int] | None],
+    target: str,
+    index: tuple[int, ...],
+    start: list[int] | None = None,
 ) -> dict[str, Sets] | None:
     """Each node's elements that element ``index`` of node ``target`` depends on (``"output"``: the graph's
     output), for the target and every node that feeds it; None where an operation has no rule here.
 
-    ``shapes``: each node's output shape by fx node name (None for a tuple)."""
+    ``shapes``: each node's output shape by fx node name (None for a tuple); ``start``: the target's shape,
+    where ``shapes`` has none (a network of several outputs: its first one's)."""
+    start = start if start is not None else shapes.get(target)
+    if start is None:
+        return None
+    try:
+        return _walk(gm, shapes, {target: point(list(start), index)})
+    except Unsupported:
+        return None
+
+
+def _walk(gm: fx.GraphModule, shapes: dict[str, list[int] | None], demand: dict[str, Sets]) -> dict[str, Sets]:
+    """Back from the nodes ``demand`` starts with, every node's set by its operation's rule; Unsupported
+    where an operation has no rule or a join is not a product set."""
     modules = dict(gm.named_modules())
 
     def shape_of(n: Any) -> list[int]:
@@ -425,41 +572,66 @@ def propagate(
             raise Unsupported("a value that is not one tensor")
         return list(s)
 
-    start = shapes.get(target)
-    if start is None:
-        return None
-    demand: dict[str, Sets] = {target: point(list(start), index)}
-    try:
-        for node in reversed(list(gm.graph.nodes)):
-            name = "output" if node.op == "output" else node.name
-            out = demand.get(name)
-            if out is None or node.op in ("placeholder", "get_attr"):
-                continue
-            if node.op == "output":
-                value = node.args[0]
-                first = value if isinstance(value, fx.Node) else next(iter(value), None)
-                if not isinstance(first, fx.Node):
-                    return None
-                pairs = [(first, [s.copy() for s in out])]
-            elif node.op == "call_module":
-                x = _arg(node, 0, "input")
-                if not isinstance(x, fx.Node) or len(node.all_input_nodes) != 1:
-                    raise Unsupported(str(node.target))
-                pairs = [(x, _module_rule(modules[node.target], out, shape_of(x), shape_of(node)))]
-            elif node.op in ("call_function", "call_method"):
-                pairs = _function_rule(node, out, shape_of(node), shape_of)
-            else:
-                return None
-            for src, sets in pairs:
-                if [len(x) for x in sets] != shape_of(src):
-                    return None  # a rule that does not fit its input: no answer rather than a wrong one
-                merged = sets if src.name not in demand else join(demand[src.name], sets)
-                if merged is None:
-                    return None
-                demand[src.name] = merged
-    except Unsupported:
-        return None
+    for node in reversed(list(gm.graph.nodes)):
+        name = "output" if node.op == "output" else node.name
+        out = demand.get(name)
+        if out is None or node.op in ("placeholder", "get_attr"):
+            continue
+        if node.op == "output":
+            value = node.args[0]
+            first = value if isinstance(value, fx.Node) else next(iter(value), None)
+            if not isinstance(first, fx.Node):
+                raise Unsupported("output")
+            pairs = [(first, [s.copy() for s in out])]
+        elif node.op == "call_module":
+            x = _arg(node, 0, "input")
+            if not isinstance(x, fx.Node) or len(node.all_input_nodes) != 1:
+                raise Unsupported(str(node.target))
+            m = modules[node.target]
+            try:
+                sets = _module_rule(m, out, shape_of(x), shape_of(node))
+            except Unsupported:
+                sets = _inside(m, out, shape_of(x))
+            pairs = [(x, sets)]
+        elif node.op in ("call_function", "call_method"):
+            pairs = _function_rule(node, out, shape_of(node), shape_of)
+        else:
+            raise Unsupported(node.op)
+        for src, sets in pairs:
+            if [len(x) for x in sets] != shape_of(src):
+                raise Unsupported("a rule that does not fit its input")  # no answer rather than a wrong one
+            merged = sets if src.name not in demand else join(demand[src.name], sets)
+            if merged is None:
+                raise Unsupported("a join that is not a product set")
+            demand[src.name] = merged
     return demand
+
+
+def _inside(m: nn.Module, out: Sets, in_shape: list[int]) -> Sets:
+    """A layer without a rule of its own (the tutorial's ``BasicLinear``, a custom module): the rules of what
+    its forward calls, traced with fx and given shapes on the meta device (a copy: the layer keeps its
+    parameters)."""
+    try:
+        gm = fx.symbolic_trace(m)
+    except Exception:  # noqa: BLE001 - fx cannot trace every forward: no rule
+        raise Unsupported(type(m).__name__) from None
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise Unsupported(type(m).__name__)
+    param = next(m.parameters(), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    meta = gm if param is None or param.is_meta else copy.deepcopy(gm).to("meta")
+    try:
+        ShapeProp(meta).propagate(torch.empty(in_shape, dtype=dtype, device="meta"))
+    except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent shapes: no rule
+        raise Unsupported(type(m).__name__) from None
+    shapes = {
+        n.name: list(n.meta["tensor_meta"].shape)
+        for n in meta.graph.nodes
+        if isinstance(n.meta.get("tensor_meta"), TensorMetadata)
+    }
+    demand = _walk(meta, shapes, {"output": out})
+    return demand.get(placeholders[0].name) or _empty(in_shape)
 
 
 def propagate_layer(
@@ -468,7 +640,10 @@ def propagate_layer(
     """A single layer (the dataflow view's ``input`` → ``layer`` → ``output``): the same rules, or None."""
     out = point(out_shape, index)
     try:
-        sets = _module_rule(module, out, in_shape, out_shape)
+        try:
+            sets = _module_rule(module, out, in_shape, out_shape)
+        except Unsupported:
+            sets = _inside(module, out, in_shape)
     except Unsupported:
         return None
     if [len(x) for x in sets] != list(in_shape):

@@ -35,15 +35,19 @@ from app.core import tensors
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, NotExplainable
-from app.core.graphs import intervals
+from app.core.graphs import intervals, wire
 from app.core.networks import graph as dataflow
-from app.core.running.execute import execute
+from app.core.running.execute import execute, materialise
 from app.core.running.memory import reserve_more
 from app.core.running.plan import plan_request
 from app.core.schema import MAX_RANK, RunRequest, parse
 from app.core.torch_errors import TORCH_FAULTS, torch_message
 
-MASK_LIMIT = 4096
+#: the heat map of a node's grid (its last two dimensions) is sent up to this many cells (a 256 × 256
+#: picture, as large as the page draws one); structural grids are run lengths, whatever their size
+GRID_LIMIT = 65_536
+#: the heat map of a whole tensor is sent up to this many elements
+HEAT_LIMIT = 4096
 DRAWS = 2
 
 
@@ -326,6 +330,7 @@ def _record(
     names: list[str],
     frozen: set[int],
     mode: Callable[[], Any] = contextlib.nullcontext,
+    gm: Any = None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
     """:func:`dataflow.record` with autograd on every input but those torch will not differentiate,
     which are added to ``frozen`` as torch names them (they take no part in the field)."""
@@ -333,7 +338,7 @@ def _record(
         for i, x in enumerate(xs):
             x.requires_grad_(i not in frozen)
         try:
-            return dataflow.record(module, xs, mode)
+            return dataflow.record(module, xs, mode, gm)
         except RuntimeError as exc:
             found = _NOT_DIFFERENTIABLE.search(str(exc))
             culprit = names.index(found.group(1)) if found and found.group(1) in names else None
@@ -342,25 +347,40 @@ def _record(
             frozen.add(culprit)
 
 
-def _nested(t: torch.Tensor) -> Any:
-    return t.tolist()
-
-
 def _fold(t: torch.Tensor) -> torch.Tensor:
-    """The last two dimensions, the leading ones folded with max (for a 0/1 mask: any)."""
-    if t.dim() <= 2:
+    """The grid a picture shows: the last two dimensions, the leading ones folded with max (for a 0/1 mask:
+    any); a vector is one row, a scalar one cell."""
+    if t.dim() == 0:
+        return t.reshape(1, 1)
+    if t.dim() == 1:
+        return t.reshape(1, -1)
+    if t.dim() == 2:
         return t
     return t.reshape(-1, *t.shape[-2:]).amax(0)
+
+
+def _grid_shape(shape: list[int]) -> tuple[int, int]:
+    """[rows, cols] of :func:`_fold`'s grid."""
+    if not shape:
+        return (1, 1)
+    return (1, shape[0]) if len(shape) == 1 else (shape[-2], shape[-1])
+
+
+def _grid(levels: np.ndarray, key: str) -> dict[str, Any]:
+    return {"shape": [int(n) for n in levels.shape], key: wire.rle(levels) if key == "rle" else wire.png(levels)}
 
 
 def _entry(
     node: dict[str, Any], sets: intervals.Sets | None, heat: torch.Tensor | None, mask: torch.Tensor | None = None
 ) -> dict[str, Any]:
-    """One node's field, from its product set (index propagation) or, where there is none, autograd's mask.
+    """One node's field, from its product set (index propagation) or, where there is none, autograd's mask,
+    in the compact wire format of :mod:`app.core.graphs.wire`.
 
     ``runs``: per dimension, the runs of indices [first, last] whose product is the field (null where the
-    field is not such a product); ``mask`` (whole, up to MASK_LIMIT elements) and ``grid`` (the last two
-    dimensions, the leading ones folded with "any") are what a picture shows."""
+    field is not such a product; then ``rle``, the run lengths of the whole mask); ``grid``: the last two
+    dimensions, the leading ones folded with "any", as run lengths (what a picture shows); ``effective``:
+    |∂y/∂x| as PNG heat maps (the folded grid, and the whole tensor when it is small and has more than two
+    dimensions: up to two, the grid is the whole)."""
     entry: dict[str, Any] = {
         "id": node["id"],
         "op": node["op"],
@@ -372,7 +392,7 @@ def _entry(
         "count": 0,
         "bbox": None,
         "runs": None,
-        "mask": None,
+        "rle": None,
         "grid": None,
         "effective": None,
     }
@@ -392,29 +412,22 @@ def _entry(
         entry["runs"] = intervals.runs(sets)
         if total:
             entry["bbox"] = [[r[0][0], r[-1][1]] for r in entry["runs"]]
+            on = all(x.any() for x in sets[:-2])
+            grid = intervals.dense(sets[-2:]) & on if len(shape) > 2 else intervals.dense(sets)
+            entry["grid"] = _grid(grid.reshape(_grid_shape(shape)), "rle")
     elif total and mask is not None:
         where = mask.nonzero()
         entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
-    if entry["numel"] <= MASK_LIMIT:
-        whole = intervals.dense(sets).astype(np.int8) if sets is not None else mask.to(torch.int8).numpy()
-        entry["mask"] = whole.tolist()
-    if math.prod(shape[-2:]) <= MASK_LIMIT:
-        # what a picture of the last two dimensions shows, for tensors too large to send whole
-        if sets is not None:
-            on = all(x.any() for x in sets[:-2])
-            grid = intervals.dense(sets[-2:]) & on if len(shape) > 2 else intervals.dense(sets)
-            entry["grid"] = grid.astype(np.int8).tolist()
-        elif mask is not None:
-            entry["grid"] = _nested(_fold(mask).to(torch.int8))
+        entry["rle"] = wire.rle(mask.cpu().numpy())
+        entry["grid"] = _grid(_fold(mask).cpu().numpy(), "rle")
     if heat is not None:
         top = float(heat.max()) if heat.numel() else 0.0
-        eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum())}
-        scaled = ((heat / top) if top > 0 else heat).to(torch.float64)
-        if heat.numel() <= MASK_LIMIT:
-            eff["heat"] = _nested(torch.round(scaled * 1000) / 1000)
-        folded_heat = _fold(scaled)
-        if folded_heat.numel() <= MASK_LIMIT:
-            eff["grid"] = _nested(torch.round(folded_heat * 1000) / 1000)
+        eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum()), "png": None, "grid": None}
+        if heat.numel() <= HEAT_LIMIT and heat.dim() > 2:  # up to two dimensions the grid is the whole
+            eff["png"] = wire.png(wire.quantise(heat.detach().float().cpu().numpy(), top))
+        folded = _fold(heat.detach())
+        if folded.numel() <= GRID_LIMIT:
+            eff["grid"] = _grid(wire.quantise(folded.float().cpu().numpy(), top), "png")
         entry["effective"] = eff
     return entry
 
@@ -596,19 +609,6 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
     return notes
 
 
-def _target_value(values: dict[str, torch.Tensor] | None, ex: Any, target: str, index: tuple[int, ...]) -> Any:
-    """The traced element's value as the forward pass computed it (one recorded forward when the field
-    itself needed none)."""
-    if values is None:
-        if ex is None:
-            return None
-        with torch.no_grad():
-            _, values = dataflow.record(ex.module, list(ex.inputs))
-    if target not in values:
-        return None
-    return tensors.to_nested(tensors.numpy_of(values[target][index].detach()))
-
-
 def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
     into: dict[str, list[str]] = {}
     for e in graph["edges"]:
@@ -656,29 +656,49 @@ def structural_autograd(
 
 
 def structural_intervals(
-    module: nn.Module, graph: dict[str, Any], n_inputs: int, target: str, index: tuple[int, ...]
+    module: nn.Module,
+    graph: dict[str, Any],
+    n_inputs: int,
+    target: str,
+    index: tuple[int, ...],
+    gm: Any = None,
 ) -> dict[str, intervals.Sets] | None:
     """The structural field by index propagation (:mod:`app.core.graphs.intervals`) over the same traced
-    graph (same node ids) as the dataflow view; None where an operation has no rule there."""
+    graph (same node ids) as the dataflow view; None where an operation has no rule there.
+
+    ``gm``: ``module`` already traced (:func:`dataflow.traced`), to trace it once for this and the run."""
     shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
     if graph["method"] == "module" and n_inputs == 1 and shapes.get("input") and shapes.get("layer"):
         return intervals.propagate_layer(module, shapes["input"], shapes["layer"], index)
     if graph["method"] != "fx":
         return None
-    gm = dataflow.traced(module, n_inputs)
-    return intervals.propagate(gm, shapes, target, index)
+    start = _target_shape(graph, target)  # a network of several outputs: its first one's
+    return intervals.propagate(
+        gm if gm is not None else dataflow.traced(module, n_inputs), shapes, target, index, start
+    )
+
+
+def _shapes_known(graph: dict[str, Any]) -> bool:
+    """Whether the plan's graph has every tensor's shape (a recurrent layer's are known only from a run)."""
+    return all(
+        n["shape"] is not None or n.get("shapes") for n in graph["nodes"] if n["op"] not in ("output", "attribute")
+    )
 
 
 def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
+    """The structural field by index propagation (autograd through the twin where an operation has no
+    rule), and the effective field from one forward and one backward pass on the real weights and input."""
     req = parse(ReceptiveFieldRequest, body)
     run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path", "effective"}))
-    # Without the effective field nothing needs to run: the graph and its shapes come from the meta plan
-    ex = execute(registry, run_req, settings) if req.effective else None
-    # (a plan allocates nothing, so the memory limit applies to the run, when there is one)
-    plan = ex.plan if ex is not None else plan_request(registry, run_req, settings, enforce_limit=False)
-    module = ex.module if ex is not None else plan.meta
-    module.train(plan.train)
-    graph = dataflow.graph_fields(plan, ex, registry)["graph"]
+    # the graph and its shapes come from the plan (nothing runs for them); the memory limit applies to
+    # the run, when there is one
+    plan = plan_request(registry, run_req, settings, enforce_limit=req.effective, inner_trace=not req.effective)
+    graph = dataflow.graph_fields(plan, None, registry)["graph"]
+    ex = None
+    if req.effective and not _shapes_known(graph):
+        # a recurrent layer's shapes come from a real run (its meta kernels are slow); only there two passes
+        ex = execute(registry, run_req, settings, hooks=None)
+        graph = dataflow.graph_fields(plan, ex, registry)["graph"]
     if not graph["nodes"]:
         raise NotExplainable("this network's graph could not be captured", field="layer")
     target = _target(graph, req)
@@ -689,31 +709,36 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     kinds = [p.kind for p in plan.inputs]
     names = [i.name for i in plan.spec.inputs]
     frozen: set[int] = set()
-    sets = structural_intervals(module, graph, len(plan.inputs), target, index)
+    module, xs = (ex.module, ex.inputs) if ex is not None else (plan.meta, [])
+    if req.effective and ex is None:
+        module, xs = materialise(plan)
+    module.train(plan.train)
+    # one trace serves the index rules and the recorded run (the graph's ids are the same tracing's)
+    gm = dataflow.traced(module, len(plan.inputs)) if graph["method"] == "fx" else None
+    sets = structural_intervals(module, graph, len(plan.inputs), target, index, gm)
     masks: dict[str, torch.Tensor] = {}
     effective: dict[str, torch.Tensor] = {}
     values: dict[str, torch.Tensor] | None = None
     method = graph["method"]
-    reserved = False
     try:
-        if sets is None:
-            if ex is None:
-                ex = execute(registry, run_req, settings)
-                module = ex.module
-                graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+        if sets is None and not xs:
+            # no rule on the way: autograd through the twin needs real modules and inputs
+            module, xs = materialise(plan)
+            module.train(plan.train)
+            gm = None
+        if req.effective or sets is None:
             _check_memory(graph, module, plan.estimate_bytes, settings)
-            reserved = True
-            masks = structural_autograd(module, ex.inputs, target, index, req.seed, kinds, names, frozen)
-        if req.effective and ex is not None:
-            # effective: the real weights and input (one reservation covers both passes)
-            if not reserved:
-                _check_memory(graph, ex.module, plan.estimate_bytes, settings)
-            xs = _inputs_for_grad(ex.inputs, kinds, None, None)
+        if sets is None:
+            masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen)
+        if req.effective:
+            # effective: one forward (recording every node's tensor) and one backward, on the real weights
+            # and input
+            leaves = _inputs_for_grad(xs, kinds, None, None)
             with torch.enable_grad():
-                method, values = _record(ex.module, xs, names, frozen)
+                method, values = _record(module, leaves, names, frozen, gm=gm)
                 effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
     except TORCH_FAULTS as exc:
-        # the run itself succeeded: what failed is autograd through it, which some layers do not allow
+        # the forward runs in /api/run; what failed here is autograd through it, which some layers do not allow
         raise NotExplainable(
             f"the receptive field of {plan.spec.type} cannot be traced with autograd: {torch_message(exc)}",
             field="layer",
@@ -732,6 +757,9 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             nodes.append(_entry(n, None, effective.get(n["id"]), masks.get(n["id"])))
     inputs = [n for n in nodes if n["op"] == "input"]
     formula = chain_formula(graph, module, target)
+    value = None
+    if values is not None and target in values:
+        value = tensors.to_nested(tensors.numpy_of(values[target][index].detach()))
     return {
         "index": list(index),
         "target": {
@@ -740,7 +768,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             "shape": list(target_shape),
             # the element's own value (real weights and input), as the forward pass computed it; with
             # effective=false nothing runs (the structural field needs no numbers), so there is none
-            "value": _target_value(values, ex, target, index) if req.effective or ex is not None else None,
+            "value": value,
         },
         "method": method,
         "structural": "intervals" if sets is not None else "autograd",
@@ -751,6 +779,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         "notes": _notes(graph, module, feeds),
         "train": module.training,
         "draws": DRAWS,
-        "mask_limit": MASK_LIMIT,
+        "grid_limit": GRID_LIMIT,
+        "heat_limit": HEAT_LIMIT,
         "dtype": tensors.dtype_name(plan.dtype),
     }

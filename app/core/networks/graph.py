@@ -613,11 +613,14 @@ class _Keep(fx.Interpreter):
 
     Inputs and module outputs go on as copies, so that what the graph does to them in place later
     (``out += identity``, ``ReLU(inplace=True)``) leaves the kept value alone and in autograd's path;
-    a value another in-place function is about to change is copied first."""
+    a value another in-place function is about to change is copied first. A graph that changes nothing
+    in place (every call a function that returns a new tensor, every module one of torch's own without
+    ``inplace=True``) needs no copies: each costs a pass over the tensor, and a node in autograd's graph."""
 
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
         self.values: dict[str, torch.Tensor] = {}
+        self.copies = _mutates(gm)
 
     def run_node(self, n: fx.Node) -> Any:
         if n.op in ("call_function", "call_method"):
@@ -636,9 +639,23 @@ class _Keep(fx.Interpreter):
             return out
         if first:
             self.values[n.name] = first[0]
-        if n.op in ("placeholder", "call_module"):
+        if self.copies and n.op in ("placeholder", "call_module"):
             return tensor_data.snapshot(out)
         return out
+
+
+def _mutates(gm: fx.GraphModule) -> bool:
+    """Whether running ``gm`` may change a tensor in place: an in-place function or method, a module with
+    ``inplace=True``, or a module that is not one of torch's own (what its forward does is unknown here)."""
+    modules = dict(gm.named_modules())
+    for n in gm.graph.nodes:
+        if n.op in ("call_function", "call_method") and _in_place(n.target, dict(n.kwargs)):
+            return True
+        if n.op == "call_module":
+            m = modules[n.target]
+            if getattr(m, "inplace", False) is True or not type(m).__module__.startswith("torch.nn.modules."):
+                return True
+    return False
 
 
 #: operator's in-place functions (``out += x`` traces to operator.iadd)
@@ -668,13 +685,17 @@ def _protect(values: dict[str, torch.Tensor], changing: list[torch.Tensor]) -> N
 
 
 def record(
-    module: nn.Module, inputs: list[torch.Tensor], mode: Callable[[], Any] = contextlib.nullcontext
+    module: nn.Module,
+    inputs: list[torch.Tensor],
+    mode: Callable[[], Any] = contextlib.nullcontext,
+    gm: fx.GraphModule | None = None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
     """Run ``module`` with autograd on, keeping each graph node's output tensor under the id that
     :func:`capture` gives that node (same tracing, same names). Returns (method, values).
 
     ``mode``: a context to run (not trace) under, such as a ``TorchFunctionMode`` that replaces functions;
-    tracing happens outside it, so the graph and its ids are the ones :func:`capture` gives."""
+    tracing happens outside it, so the graph and its ids are the ones :func:`capture` gives.
+    ``gm``: ``module`` already traced (:func:`traced`), so that a caller that reads the graph too traces once."""
     if is_leaf(module):
         with mode():
             out = _tensors(module(*inputs))
@@ -682,10 +703,11 @@ def record(
         if out:
             values["layer"] = values["output"] = out[0]
         return "module", values
-    try:
-        gm = _fx_graph(module, len(inputs))
-    except Exception:  # noqa: BLE001 - as in capture: record a run instead
-        gm = None
+    if gm is None:
+        try:
+            gm = _fx_graph(module, len(inputs))
+        except Exception:  # noqa: BLE001 - as in capture: record a run instead
+            gm = None
     if gm is not None:
         keep = _Keep(gm)
         with mode():

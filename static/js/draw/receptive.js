@@ -4,12 +4,50 @@
 
 import { d3, gridKeys, tooltip, escapeHtml } from "./common.js";
 import { fmtFull } from "../util/format.js";
-import { cellSize } from "../geometry/receptive.js";
+import { canvasIn } from "./canvas.js";
+import { RF, cellSize } from "../geometry/receptive.js";
 
 const ON = "#ea580c";
 const OFF = "#f1f5f9";
 const PICK = "#e2e8f0";
 const heatColor = (v) => (v > 0 ? d3.interpolateBlues(0.15 + 0.85 * v) : OFF);
+
+// A grid too large for one rect per cell (a 224 × 224 input): painted once, a pixel per cell, on a
+// canvas scaled to the drawing's width without smoothing, so each cell stays a sharp square.
+export function drawImage(container, grid, { mode = "structural", label = "" } = {}) {
+  const cell = Math.min(RF.MAX_CELL, RF.MAX_W / Math.max(grid.cols, 1), RF.MAX_W / Math.max(grid.rows, 1));
+  const w = grid.cols * cell;
+  const h = grid.rows * cell;
+  const svg = d3
+    .select(container)
+    .append("svg")
+    .attr("class", "drawing rf-grid rf-image")
+    .attr("width", w)
+    .attr("height", h)
+    .attr("viewBox", `0 0 ${w} ${h}`)
+    .attr("role", "img")
+    .attr("aria-label", label);
+  const c = canvasIn(svg, { x: 0, y: 0, width: w, height: h, cls: "rf-canvas" });
+  const pixels = new ImageData(grid.cols, grid.rows);
+  const colours = new Map();
+  const rgb = (v) => {
+    const k = mode === "effective" ? Math.round(v * 255) : v > 0 ? 1 : 0;
+    if (!colours.has(k)) colours.set(k, d3.rgb(mode === "effective" ? heatColor(k / 255) : k ? ON : OFF));
+    return colours.get(k);
+  };
+  for (let i = 0; i < grid.rows * grid.cols; i++) {
+    const col = rgb(grid.values[i]);
+    pixels.data.set([col.r, col.g, col.b, 255], 4 * i);
+  }
+  const src = document.createElement("canvas");
+  src.width = grid.cols;
+  src.height = grid.rows;
+  src.getContext("2d").putImageData(pixels, 0, 0);
+  c.ctx.imageSmoothingEnabled = false;
+  c.ctx.drawImage(src, 0, 0, w, h);
+  svg.attr("data-on", String(grid.values.reduce((a, v) => a + (v > 0 ? 1 : 0), 0)));
+  return { svg, setPicked() {} };
+}
 
 // The picker is one Tab stop (gridKeys: arrow keys move a cursor, Enter or Space picks), as the
 // layer view's output grids are; a click picks too. `valueAt(r, c)` (optional) gives the value a

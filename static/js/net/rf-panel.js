@@ -5,8 +5,8 @@
 
 import { ApiError, isAbort, api } from "../api.js";
 import { graphApi } from "./graph-api.js";
-import { drawGrid } from "../draw/receptive.js";
-import { foldToGrid, gridDims, cellIndex, gridCaption } from "../geometry/receptive.js";
+import { drawGrid, drawImage } from "../draw/receptive.js";
+import { RF, gridDims, cellIndex, gridCaption } from "../geometry/receptive.js";
 import { shapeStr, fmt } from "../util/format.js";
 import { renderMath } from "../ui/formula.js";
 
@@ -286,7 +286,7 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     const value = t.value === undefined || t.value === null ? "" : ` = ${fmt(t.value, 6)}`;
     els.summary.textContent = `${t.path || t.id}[${result.index.join(", ")}]${value} depends on ${input.count.toLocaleString("en")} of the input's ${input.numel.toLocaleString("en")} elements` +
       (input.bbox ? ` (rows ${input.bbox.slice(-2).map(([a, b]) => `${a}–${b}`).join(", columns ")}; ${input.bbox.slice(-2).map(([a, b]) => b - a + 1).join(" × ")})` : "") +
-      (m === "effective" ? `; the gradient is non-zero on ${input.effective?.count ?? 0} of them.` : ".");
+      (m === "effective" ? `; the gradient is non-zero on ${(input.effective?.count ?? 0).toLocaleString("en")} of them.` : ".");
     renderFormula(result.formula);
     for (const n of result.nodes) {
       if (!n.count || n.op === "output") continue;
@@ -298,10 +298,10 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
       const fold = gridCaption(n.shape);
       cap.textContent = `${n.op === "input" ? "input" : nodeName(n)} ${shapeStr(n.shape)}: ${n.count.toLocaleString("en")} / ${n.numel.toLocaleString("en")}${fold ? ` (${fold})` : ""}`;
       fig.append(cap);
-      const data = m === "effective" ? n.effective?.heat : n.mask;
-      const folded = m === "effective" ? n.effective?.grid : n.grid;
-      if (data) drawGrid(fig, foldToGrid(data, n.shape), { mode: m, label: cap.textContent });
-      else if (folded) drawGrid(fig, foldToGrid(folded, n.shape.slice(-2)), { mode: m, label: cap.textContent });
+      // the last two dimensions, the leading ones folded (decoded from the answer's run lengths / PNG);
+      // a grid of many cells is painted as an image rather than one SVG rect per cell
+      const grid = m === "effective" ? n.heatGrid : n.maskGrid;
+      if (grid) (grid.rows * grid.cols <= RF.SVG_CELLS ? drawGrid : drawImage)(fig, grid, { mode: m, label: cap.textContent });
       else {
         const p = document.createElement("p");
         p.className = "aside";
