@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from app import __version__
 from app.api import (
@@ -97,8 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["content-type"],
         )
     # JSON, HTML, JS, CSS and SVG shrink 4-10x; woff2/PNG are compressed already and gain nothing (the
-    # middleware still skips bodies under minimum_size and clients that do not send Accept-Encoding: gzip)
-    app.add_middleware(GZipMiddleware, minimum_size=500, compresslevel=6)
+    # middleware still skips bodies under minimum_size and clients that do not send Accept-Encoding: gzip).
+    # A .npy (application/octet-stream) is float bits that gzip shrinks by 7% at ~36 MB/s of the web
+    # process's CPU (measured 1.8 s for 16 M random float32): sent as it is instead.
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=500,
+        compresslevel=6,
+        exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/octet-stream"),
+    )
     app.state.bodies = middleware.BodyTally(settings.max_bodies_bytes)
     app.add_middleware(middleware.BodyBudget, tally=app.state.bodies)
     app.add_middleware(middleware.JSONTrustedHost, allowed_hosts=settings.allowed_hosts)

@@ -28,6 +28,7 @@ from app.core.running.animate import animate
 from app.core.running.devices import list_devices, resolve_device
 from app.core.running.requests import explain, npy, output_tensor, run, shape, warm_up
 from app.core.schema import ExplainRequest, RunRequest
+from app.core.spool import read_chunks
 from app.core.workers import WorkerPool
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "npy",
     "output_tensor",
     "presets",
+    "read_chunks",
     "receptive_field",
     "resolve_device",
     "run",

@@ -48,7 +48,7 @@ import torch
 from pebble import ProcessExpired, ProcessPool
 
 from app.core import body as body_mod
-from app.core import budget
+from app.core import budget, spool, tensors
 from app.core.config import Settings
 from app.core.errors import (
     ClientClosed,
@@ -63,6 +63,7 @@ from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.registry import default_registry
 from app.core.running import requests
 from app.core.running.animate import animate
+from app.core.running.memory import reserve_more
 
 # ---------------------------------------------------------------------------------------------
 # inside a worker process
@@ -71,12 +72,16 @@ from app.core.running.animate import animate
 _registry = None
 _skip: Any = None  # per slot: 1 when the web process gave up on a task before a worker picked it up
 _pids: Any = None  # per slot: the PID of the worker running its task
+_spool: spool.Spool | None = None  # where large results are written for the web process
+_slot: int | None = None  # the slot of the task this worker runs now
 
 
-def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger, skip: Any, pids: Any) -> None:
+def _init_worker(
+    settings: Settings, threads: int, ledger: budget.Ledger, skip: Any, pids: Any, spooled: spool.Spool | None = None
+) -> None:
     """Runs once in each new worker: torch threads, the catalog (with plugins), the budget, warm kernels."""
-    global _registry, _skip, _pids
-    _skip, _pids = skip, pids
+    global _registry, _skip, _pids, _spool
+    _skip, _pids, _spool = skip, pids, spooled
     # pebble installs a Python SIGTERM handler, which only runs once a running torch kernel returns;
     # the default action stops a worker past its deadline at once, whatever it is doing.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -121,11 +126,23 @@ def _animate(registry: Any, body: Any, settings: Settings, fmt: str) -> tuple[by
     return data, media_type, "".join(ch for ch in str(kind) if ch.isalnum())[:40] or "layer"
 
 
+def _npy(registry: Any, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, Any]:
+    """``?format=npy``: the output written by ``np.save`` into the web process's spool (shared memory), its
+    file name sent back instead of its bytes (app.core.spool)."""
+    if _spool is None or not _spool.dirs:  # no spool (called outside a pool): the bytes themselves
+        return requests.npy(registry, body, settings, tensor)
+    name, t, estimate = requests.npy_output(registry, body, settings, tensor)
+    # NumPy's copy where the dtype is widened (half precision to float32), and the file in shared memory
+    wide = t.numel() * max(t.element_size(), 4)
+    reserve_more("writing the output as .npy", 2 * wide, estimate, settings)
+    return name, _spool.write_npy(tensors.numpy_of(t), _slot)
+
+
 TASKS: dict[str, Callable[..., Any]] = {
     "run": requests.run,
     "shape": requests.shape,
     "explain": requests.explain,
-    "npy": requests.npy,
+    "npy": _npy,
     "animate": _animate,
     "receptive_field": receptive_field,
     "import": import_model,
@@ -140,8 +157,10 @@ def _task(name: str, body: Any, settings: Settings, slot: int | None, options: d
     """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
     if _skip is not None and slot is not None and _skip[slot]:
         return ("skipped",)  # its client is gone: nothing to do (and no reason to kill this worker)
+    global _slot
     if _pids is not None and slot is not None:
         _pids[slot] = os.getpid()
+    _slot = slot
     budget.begin(slot)
     try:
         if isinstance(body, (bytes, bytearray)):
@@ -262,6 +281,7 @@ class WorkerPool:
         self._skip: Any = None
         self._pids: Any = None
         self._dying: dict[int, bool] = {}  # slots whose cancelled task's worker is being stopped
+        self.spool: spool.Spool | None = None  # large results (.npy) come back through files here
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -300,6 +320,7 @@ class WorkerPool:
         self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
         self._skip = self._ctx.RawArray("b", self.size)
         self._pids = self._ctx.RawArray("q", self.size)
+        self.spool = spool.Spool.create()
         self._free = list(range(self.size))
         return self._new_pool()
 
@@ -307,7 +328,7 @@ class WorkerPool:
         self._pool = ProcessPool(
             max_workers=self.size,
             initializer=_init_worker,
-            initargs=(self.settings, self.threads, self.ledger, self._skip, self._pids),
+            initargs=(self.settings, self.threads, self.ledger, self._skip, self._pids, self.spool),
             context=self._ctx,
         )
         # scheduling starts pebble's manager threads, which launch every worker now, not on first use
@@ -347,6 +368,8 @@ class WorkerPool:
             _dispose(pool)
         if self.ledger is not None:
             _release_semaphore(self.ledger.lock)
+        if self.spool is not None:
+            self.spool.close()
 
     def worker_pids(self) -> list[int]:
         """PIDs of the current worker processes (for tests and the load benchmark)."""
@@ -419,6 +442,8 @@ class WorkerPool:
     def _release_now(self, slot: int) -> None:
         if self.ledger is not None:
             self.ledger.clear(slot)
+        if self.spool is not None:  # a task that failed or was killed while writing its file left it there
+            self.spool.discard(slot)
         with self._lock:
             while self._waiting:
                 ticket = self._waiting.popleft()
@@ -477,6 +502,8 @@ class WorkerPool:
             self._skip[slot] = 0
             self._pids[slot] = 0  # written by the worker that starts the task
             future = pool.schedule(_task, args=(name, body, self.settings, slot, options or {}), timeout=remaining + 1)
+            # first claim a spooled result (open and unlink its file), then give the slot to the next task
+            future.add_done_callback(self._claim)
             future.add_done_callback(lambda _f, s=slot: self._release(s))
             await self._wait(future, deadline, disconnected)
             if not future.done():
@@ -522,8 +549,18 @@ class WorkerPool:
             if not future.done() and disconnected is not None and await disconnected():
                 raise ClientClosed("the client closed the connection; its work was cancelled")
 
-    @staticmethod
-    def _outcome(future: Future, name: str, timeout: float) -> Any:
+    def _claim(self, future: Future) -> None:
+        """A result that came back as a spool file: opened and unlinked now, whoever waits for it (if the
+        request was given up meanwhile, the open file is all that is left, and it closes with the future)."""
+        if future.cancelled() or future.exception() is not None or self.spool is None:
+            return
+        outcome = future.result()
+        if outcome[0] == "ok" and isinstance(outcome[1], tuple) and len(outcome[1]) == 2:
+            name, result = outcome[1]
+            if isinstance(result, spool.Spooled):
+                future.spooled = (name, self.spool.claim(result), result.size)  # type: ignore[attr-defined]
+
+    def _outcome(self, future: Future, name: str, timeout: float) -> Any:
         try:
             outcome = future.result()
         except ProcessExpired as exc:
@@ -546,7 +583,15 @@ class WorkerPool:
             print(f"layer-explorer: {name} task failed in the pool: {exc!r}", file=sys.stderr)
             raise InternalError(f"the server failed on this {name} request (an internal error)") from None
         if outcome[0] == "ok":
-            return outcome[1]
+            # a spooled .npy: (name, open file, size), claimed in _claim
+            spooled = getattr(future, "spooled", None)
+            if (
+                spooled is None
+                and isinstance(outcome[1], tuple)
+                and any(isinstance(v, spool.Spooled) for v in outcome[1])
+            ):
+                raise InternalError(f"the server failed on this {name} request (its result file could not be read)")
+            return spooled or outcome[1]
         if outcome[0] == "skipped":
             raise ClientClosed("the request was given up before a worker started it")
         _, status, body, headers = outcome
