@@ -48,7 +48,7 @@ import torch
 from pebble import ProcessExpired, ProcessPool
 
 from app.core import body as body_mod
-from app.core import budget, spool, tensors
+from app.core import budget, gpu, spool, tensors
 from app.core.config import Settings
 from app.core.errors import (
     ClientClosed,
@@ -182,6 +182,9 @@ def _task(name: str, body: Any, settings: Settings, slot: int | None, options: d
     finally:
         # before the reservation is given back: what the budget counted is gone when it is released
         return_memory()
+        # and the GPU's cached blocks past the idle allowance (a no-op where CUDA was never used)
+        with contextlib.suppress(RuntimeError):  # a CUDA error is the request's, answered already
+            gpu.release_cached(settings)
         budget.end()
         if _pids is not None and slot is not None:
             _pids[slot] = -1  # finished: nothing of this task is left in this process

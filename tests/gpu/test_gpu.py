@@ -6,11 +6,17 @@ torch.cuda's allocator counters describe exactly what the requests left behind.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 
 import numpy as np
 import pytest
 import torch
+
+from app.core import gpu
+from app.core.config import Settings
+from app.main import create_app
 
 pytestmark = pytest.mark.gpu
 
@@ -137,3 +143,34 @@ def test_nothing_stays_allocated_after_many_requests(api):
             assert api.post("/api/run", json=request(layer, inputs, "cuda")).status_code == 200
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() == before
+
+
+@pytest.fixture(scope="module")
+def one_gpu_worker():
+    """A pool of one worker, so that a task scheduled on it is known to run in the process that served."""
+    application = create_app(Settings(memory_limit_bytes=4 * 1024**3, workers=1, timeout_s=120))
+    application.state.pool.start(wait=120)
+    yield application.state.pool
+    application.state.pool.close()
+
+
+def _in_worker(pool, fn):
+    return pool._pool.schedule(fn).result(timeout=60)
+
+
+def test_idle_workers_give_cached_gpu_memory_back(one_gpu_worker):
+    pool = one_gpu_worker
+    allowance = pool.settings.gpu_idle_memory_bytes
+    small = request({"type": "Linear", "in_features": 64, "out_features": 32}, [{"shape": [16, 64]}], "cuda")
+    asyncio.run(pool.call("run", json.dumps(small).encode()))
+    kept = _in_worker(pool, gpu.held_bytes)
+    assert 0 < kept <= allowance  # a small request's blocks stay cached for the next one
+    # about 1 GiB of activations: the cache grows past the allowance during the request...
+    big = request(
+        {"type": "Conv2d", "in_channels": 64, "out_channels": 128, "kernel_size": 3},
+        [{"shape": [64, 64, 112, 112]}],
+        "cuda",
+    )
+    asyncio.run(pool.call("run", json.dumps(big).encode()))
+    # ...and is handed back to the driver after it
+    assert _in_worker(pool, gpu.held_bytes) <= allowance
