@@ -35,7 +35,7 @@ from app.api import (
     receptive_field,
     run,
 )
-from app.core.service import Settings, WorkerPool, default_registry
+from app.core.service import Settings, WorkerPool
 from app.core.service import lesson as the_lesson
 from app.core.service import presets as all_presets
 from app.paths import STATIC_DIR
@@ -71,11 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    # the catalog is plain data here (for /api/layers); the torch work runs in the pool's workers
-    app.state.registry = default_registry(settings.plugins)
+    # this process never imports torch: the torch work, and building the catalog, happen in the pool's
+    # workers; the first one to start reports the catalog and the devices as data (app.api.deps.get_catalog)
     app.state.pool = WorkerPool(settings)
-    # delivery: catalog JSON built once; static files under a content-hashed prefix; modules to preload
-    app.state.catalog = delivery.CatalogAnswers.build(app.state.registry, all_presets())
+    app.state.catalog = None
+    # delivery: JSON built once; static files under a content-hashed prefix; modules to preload
+    app.state.presets = delivery.Prebuilt.of({"presets": all_presets()})
     app.state.lesson = delivery.Prebuilt.of(the_lesson())
     app.state.static_version = delivery.static_version(STATIC_DIR)
     app.state.modules = delivery.module_graph(STATIC_DIR)

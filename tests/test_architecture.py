@@ -23,6 +23,7 @@ LAYERS = [
     ["explaining"],
     ["running"],
     ["graphs"],
+    ["tasks"],
     ["workers"],
     ["service"],
 ]

@@ -9,7 +9,7 @@ import contextlib
 
 import pytest
 
-from app.core import gpu, workers
+from app.core import gpu, tasks
 from app.core.config import Settings
 
 MiB = 1024**2
@@ -97,7 +97,7 @@ def test_a_worker_gives_the_memory_back_after_each_task(monkeypatch):
     # the worker's task wrapper calls it after every request, whatever the outcome
     calls = []
     monkeypatch.setattr(gpu, "release_cached", lambda settings, cuda=None: calls.append(settings) or 0)
-    ok = workers._task("shape", {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2]}]}, Settings(), None, {})
-    bad = workers._task("shape", {"layer": {"type": "Nope"}}, Settings(), None, {})
+    ok = tasks.task("shape", {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2]}]}, Settings(), None, {})
+    bad = tasks.task("shape", {"layer": {"type": "Nope"}}, Settings(), None, {})
     assert ok[0] == "ok" and bad[0] == "error"
     assert len(calls) == 2

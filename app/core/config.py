@@ -119,6 +119,14 @@ class Settings:
             return self.torch_threads
         return threads_per_worker(machine_cpus(), max(1, self.http_workers) * self.worker_count())
 
+    def needs_start_check(self) -> bool:
+        """Whether this configuration can fail at start-up: a device other than the CPU, or plugins to import.
+
+        The CPU without plugins always works; checking it would cost a torch import (~2 s) that the server
+        process never needs otherwise (its workers do the torch work).
+        """
+        return self.device.strip().lower() != "cpu" or bool(self.plugins)
+
     def memory_budget(self) -> int:
         """This process's share of the server-wide budget (half the machine's RAM by default)."""
         if self.memory_budget_bytes > 0:
