@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.core import gpu
+from app.core import gpu, tensors
 from app.core.config import Settings
 from app.main import create_app
 
@@ -174,3 +174,17 @@ def test_idle_workers_give_cached_gpu_memory_back(one_gpu_worker):
     asyncio.run(pool.call("run", json.dumps(big).encode()))
     # ...and is handed back to the driver after it
     assert _in_worker(pool, gpu.held_bytes) <= allowance
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (64, 64), (3, 200, 300)])
+def test_summaries_and_previews_are_computed_on_the_gpu_and_equal_the_cpus(shape):
+    t = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    if t.numel() > 1:
+        t.view(-1)[::17] = float("nan")
+    cpu = tensors.tensor_json("x", t, max_elements=4096)
+    gpu_json = tensors.tensor_json("x", t.cuda(), max_elements=4096)
+    assert gpu_json.keys() == cpu.keys()
+    assert gpu_json["data"] == cpu["data"] and gpu_json["preview"] == cpu["preview"]  # the same float32 values
+    assert gpu_json.get("preview_step") == cpu.get("preview_step")
+    for key, value in cpu["summary"].items():
+        assert gpu_json["summary"][key] == pytest.approx(value, rel=1e-9), key
