@@ -103,6 +103,7 @@ PRELOAD = [
     "torch._dynamo",
     "torch._decomp.decompositions",
     "sympy",
+    "app.core.preloaded",  # last: freezes all of the above, so that forked workers keep sharing it
 ]
 
 
