@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core import service, tasks, workers
+from app.core import budget, service, tasks, workers
 from app.core.config import Settings
 from app.core.errors import UnknownLayer
 from app.core.registry import default_registry
@@ -144,3 +144,15 @@ def test_the_web_sides_unknown_layer_words_are_the_catalogs(name):
         registry.get(name)
     words = service.unknown_layer(name, [s.type for s in registry], registry.absent_types())
     assert str(words) == str(caught.value) and words.field == caught.value.field
+
+
+def test_only_a_large_request_pays_for_giving_memory_back(monkeypatch):
+    # a full collection and a read of /proc after every task cost a small run twice its own time
+    calls = []
+    monkeypatch.setattr(tasks, "return_memory", lambda: calls.append(1) or 0)
+    small = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}]}
+    assert tasks.task("run", json.dumps(small).encode(), Settings(), None, {})[0] == "ok"
+    assert budget.reserved() < tasks.RETURN_MEMORY_FROM and calls == []
+    large = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2048, 2048]}]}  # 16 MiB of input alone
+    assert tasks.task("run", json.dumps(large).encode(), Settings(), None, {})[0] == "ok"
+    assert budget.reserved() >= tasks.RETURN_MEMORY_FROM and calls == [1]
