@@ -27,7 +27,7 @@ from app.core.graphs.endpoints import import_model, receptive_field
 from app.core.registry import default_registry
 from app.core.running import requests
 from app.core.running.animate import animate
-from app.core.running.devices import list_devices, resolve_device
+from app.core.running.devices import list_devices
 from app.core.running.memory import reserve_more
 
 _registry = None
@@ -61,21 +61,16 @@ def hello(settings: Settings) -> dict[str, Any]:
     """The first task of a pool: what the web process serves without torch (the catalog, the devices).
 
     The web process never builds the registry (that imports torch and the plugins): /api/layers and
-    /api/devices answer what a worker reported here. A device the server cannot use is reported, in words.
+    /api/devices answer what a worker reported here. (A default device the server cannot use is found
+    before it starts, by ``python -m app.server --check``, and named by every request that uses it.)
     """
     registry = _registry or default_registry(settings.plugins)
-    try:
-        resolve_device(settings.device, settings)
-        device_error = None
-    except LayerExplorerError as exc:
-        device_error = str(exc)
     return {
         "pid": os.getpid(),
         "families": registry.families(),
         "layers": [spec.to_dict() for spec in registry],
         "unavailable": registry.absent_types(),
         "devices": list_devices(settings),
-        "device_error": device_error,
         "torch": str(torch.__version__),  # a TorchVersion would import torch where it is unpickled
     }
 

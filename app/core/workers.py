@@ -20,7 +20,16 @@ one slot of the memory-budget ledger (:mod:`app.core.budget`); the parent zeroes
 task ends in any way, including its worker being killed.
 
 Tasks are dispatched by name (``"run"``, ``"shape"``, ``"explain"``, ``"npy"``): plain request data
-and :class:`Settings` in, plain data (or ``.npy`` bytes) out. Nothing here imports the web framework.
+and :class:`Settings` in, plain data out (JSON already encoded, or a ``.npy`` file in shared memory:
+:mod:`app.core.spool`). Nothing here imports the web framework, nor torch: the worker side is
+:mod:`app.core.tasks`, loaded by name inside the workers.
+
+Idle workers all wake for each task: pebble's workers share one pipe and each waits in ``poll()`` on
+it, then the first to take the channel's lock reads the task and the others go back to waiting. pebble
+has no per-worker channel to change that. Measured here: about 0.08 ms of CPU per idle worker per task,
+against about 2.3 ms of CPU for the whole of a small /api/run; concurrent.futures' ProcessPoolExecutor
+dispatched a task for the same CPU (0.107 ms against pebble's 0.10 with four in flight) and has no
+per-task timeout or cancellation of a running task, so pebble stays.
 """
 
 from __future__ import annotations
