@@ -192,14 +192,16 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.update(server_environment(args))
     # timeouts, head size and SIGTERM grace (app/serving.py)
     options = serving.uvicorn_options(Settings.from_env())
+    # A device or plugins that cannot work: found once, in a short-lived process (it imports torch, which
+    # the server processes never do), before uvicorn starts (and would restart) its processes
+    if Settings.from_env().needs_start_check():
+        checked = subprocess.run([sys.executable, "-m", "app.server", "--check"], check=False)
+        if checked.returncode != 0:
+            parser.exit(checked.returncode or 2)
     if args.http_workers == 1:
-        # one process: uvicorn calls the factory here; a start-up error exits 2 from inside it
+        # one process: uvicorn calls the factory here
         uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port, **options)
         return
-    # several: check once, in a short-lived process, before uvicorn starts (and would restart) N workers
-    checked = subprocess.run([sys.executable, "-m", "app.server", "--check"], check=False)
-    if checked.returncode != 0:
-        parser.exit(checked.returncode or 2)
     uvicorn.run(WORKER_FACTORY, factory=True, host=args.host, port=args.port, workers=args.http_workers, **options)
 
 

@@ -1,21 +1,20 @@
-"""One server process: torch threads, settings, start-up checks, the app with warmed kernels.
+"""One server process: settings and the app; start-up checks for the CLI.
 
 ``layer-explorer`` (app/cli.py) never imports this module itself: uvicorn imports
 :func:`worker_app` in each server process (``factory=True``), so a supervisor of several HTTP
 workers stays a small process without torch. Settings come from the environment, which the CLI
-fills from its options.
+fills from its options. The server process does not import torch either: its worker pool does the
+torch work (with ``LAYER_EXPLORER_TORCH_THREADS`` threads each) and reports the catalog as data.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-import torch
 from fastapi import FastAPI
 
 from app.core import service
-from app.core.service import LayerExplorerError, PluginError, Settings, default_registry
+from app.core.service import LayerExplorerError, Settings
 from app.main import create_app
 
 
@@ -23,20 +22,13 @@ class StartupError(Exception):
     """The server cannot start as configured (no such device, a plugin that does not import)."""
 
 
-def configure_threads() -> int:
-    """Apply ``LAYER_EXPLORER_TORCH_THREADS`` (set by the CLI to cpus // HTTP workers) to this process."""
-    raw = os.environ.get("LAYER_EXPLORER_TORCH_THREADS", "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        torch.set_num_threads(int(raw))
-    return torch.get_num_threads()
-
-
 def check(settings: Settings) -> None:
-    """Fail at start-up, in words, rather than on the first request."""
+    """Fail at start-up, in words, rather than on the first request (imports torch: run it in a short-lived
+    process, ``python -m app.server --check``, as the CLI does)."""
     try:
         service.resolve_device(settings.device, settings)
-        default_registry(settings.plugins)
-    except (LayerExplorerError, PluginError) as exc:
+        service.default_registry(settings.plugins)
+    except (LayerExplorerError, service.PluginError) as exc:
         raise StartupError(str(exc)) from None
 
 
@@ -47,15 +39,7 @@ def build(settings: Settings) -> FastAPI:
 
 def worker_app() -> FastAPI:
     """The factory uvicorn calls in each server process."""
-    configure_threads()
-    settings = Settings.from_env()
-    try:
-        service.resolve_device(settings.device, settings)
-        return build(settings)
-    except (LayerExplorerError, PluginError) as exc:
-        # SystemExit passes through uvicorn's loader: a clean message and status 2, no traceback
-        print(f"layer-explorer: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+    return build(Settings.from_env())
 
 
 def main() -> None:

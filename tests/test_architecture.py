@@ -15,7 +15,7 @@ CORE = APP / "core"
 
 # app/core, lowest layer first: a module may import only from its own layer or the layers before it.
 LAYERS = [
-    ["errors", "config", "tensors", "schema", "torch_errors", "body", "budget"],
+    ["errors", "config", "tensors", "schema", "torch_errors", "body", "budget", "spool", "gpu", "preloaded"],
     ["shapes"],
     ["catalog"],
     ["networks"],
@@ -23,6 +23,7 @@ LAYERS = [
     ["explaining"],
     ["running"],
     ["graphs"],
+    ["tasks"],
     ["workers"],
     ["service"],
 ]

@@ -35,6 +35,10 @@ def _isolate():
     torch.set_num_threads(threads)
 
 
+def _plugins(app) -> list[str]:
+    return [Path(p).name for p in app.state.settings.plugins]
+
+
 def fake_uvicorn(seen: dict):
     """uvicorn.run as far as loading goes: one process calls the factory here, several only record it."""
 
@@ -54,9 +58,10 @@ def test_defaults_and_plugins(monkeypatch):
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
     assert seen["target"] == "app.server:worker_app" and seen["factory"] is True
     assert seen["app"].state.settings.device == "cpu"
-    assert "ScaledTanh" in seen["app"].state.registry
+    # the plugin was checked in a short-lived process (it imports torch), and goes to the workers
+    assert _plugins(seen["app"]) == ["my_layers.py"]
     pool = cli.Settings.from_env().worker_count()
-    assert torch.get_num_threads() == cli.threads_per_worker(cli.available_cpus(), pool)
+    assert seen["app"].state.pool.threads == cli.threads_per_worker(cli.available_cpus(), pool)
 
 
 def test_plugins_from_environment(monkeypatch):
@@ -64,7 +69,7 @@ def test_plugins_from_environment(monkeypatch):
     monkeypatch.setattr("uvicorn.run", fake_uvicorn(seen))
     monkeypatch.setenv("LAYER_EXPLORER_PLUGINS", "examples/my_layers.py")
     cli.main(["--port", "9000"])
-    assert "GatedLinear" in seen["app"].state.registry
+    assert _plugins(seen["app"]) == ["my_layers.py"]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -119,8 +124,8 @@ def test_http_workers_get_the_options_through_the_environment(monkeypatch):
     # what each worker process then does with that environment
     app = import_from_string(seen["app"])()
     assert app.state.settings.memory_limit_bytes == 1234567
-    assert "ScaledTanh" in app.state.registry
-    assert torch.get_num_threads() == threads
+    assert _plugins(app) == ["my_layers.py"]
+    assert app.state.pool.threads == threads  # each of its torch workers
 
 
 def test_http_workers_from_environment(monkeypatch):

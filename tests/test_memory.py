@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from app.core import body as body_mod
-from app.core import budget, service, workers
+from app.core import budget, service, tasks
 from app.core.errors import LayerExplorerError
 
 # 1 MiB per scaled float32 input by default: large beside the process's noise, quick on 2 cores; set
@@ -70,8 +70,8 @@ def scaled(body: dict, target: int = TARGET_ELEMENTS) -> dict | None:
 
 def _call(registry, settings, task: str, body: Any, options: dict) -> str:
     try:
-        result = workers.TASKS[task](registry, body, settings, **options)
-        if task in workers.JSON_TASKS:
+        result = tasks.TASKS[task](registry, body, settings, **options)
+        if task in tasks.JSON_TASKS:
             result = body_mod.encode_json(result)
         del result
     except LayerExplorerError as exc:

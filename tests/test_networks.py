@@ -15,7 +15,6 @@ from app.core.errors import ShapeMismatch
 from app.core.networks.trace import macs
 from app.core.presets import PRESETS
 from app.core.registry import default_registry
-from app.main import create_app
 
 LENET = next(p for p in PRESETS if p["id"] == "lenet5")["request"]
 
@@ -160,8 +159,7 @@ def test_network_code_snippet_reproduces(api, preset):
 
 
 def test_example_plugin_loads_and_runs():
-    app = create_app(Settings(plugins=("examples/my_layers.py",)))
-    registry = app.state.registry
+    registry = default_registry(("examples/my_layers.py",))
     assert "ScaledTanh" in registry and "GatedLinear" in registry
     for name in ("ScaledTanh", "GatedLinear"):
         spec = registry.get(name)

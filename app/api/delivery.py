@@ -131,24 +131,27 @@ def _matches(headers: Headers, etag: str) -> bool:
 
 @dataclass(frozen=True)
 class CatalogAnswers:
-    """/api/layers, /api/layers/{type} and /api/presets, serialised once at start-up."""
+    """/api/layers, /api/layers/{type} and /api/devices, serialised once from what the first worker reported
+    (app.core.tasks.hello): the web process never builds the catalog itself, which would import torch."""
 
     layers: Prebuilt
     layer: dict[str, Prebuilt]
-    presets: Prebuilt
+    unavailable: dict[str, str]
+    devices: dict[str, Any]
 
     @classmethod
-    def build(cls, registry: Any, presets: Any) -> CatalogAnswers:
-        specs = {spec.type: spec.to_dict() for spec in registry}
+    def of(cls, facts: dict[str, Any]) -> CatalogAnswers:
+        specs = {spec["type"]: spec for spec in facts["layers"]}
         return cls(
             layers=Prebuilt.of(
                 {
-                    "families": registry.families(),
+                    "families": facts["families"],
                     "layers": list(specs.values()),
                     # types this catalog knows of but the installed torch lacks, each with the reason
-                    "unavailable": registry.absent_types(),
+                    "unavailable": facts["unavailable"],
                 }
             ),
             layer={name: Prebuilt.of(d) for name, d in specs.items()},
-            presets=Prebuilt.of({"presets": presets}),
+            unavailable=dict(facts["unavailable"]),
+            devices=facts["devices"],
         )

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from app.api.delivery import CatalogAnswers
 from app.core.service import (
     BadRequest,
     JSONBytes,
-    Registry,
     RequestTimeout,
     Settings,
     TooLarge,
@@ -24,8 +24,15 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> Registry:
-    return request.app.state.registry
+async def get_catalog(request: Request) -> CatalogAnswers:
+    """The catalog and devices as the first worker reported them, serialised once (waits for the workers
+    to start when a request comes first)."""
+    state = request.app.state
+    if state.catalog is None:
+        facts = await state.pool.facts()
+        if state.catalog is None:  # another request may have built it while this one waited
+            state.catalog = CatalogAnswers.of(facts)
+    return state.catalog
 
 
 async def in_worker(request: Request, name: str, body: Any, **options: Any) -> Any:

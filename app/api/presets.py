@@ -11,4 +11,4 @@ def presets(request: Request) -> Response:
     """Ready-made networks (the tutorial's, LeNet-5, ...), each a complete /api/run request.
 
     Serialised once at start-up (app.api.delivery), with a strong ETag and 304 on If-None-Match."""
-    return request.app.state.catalog.presets.respond(request)
+    return request.app.state.presets.respond(request)

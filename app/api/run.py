@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 
 from app.api.deps import in_worker, json_body
+from app.core.service import read_chunks
 
 router = APIRouter(prefix="/api", tags=["run"])
 
@@ -21,11 +22,12 @@ async def run(
 ) -> Any:
     """Build the layer, run a real forward pass, return output, params, predicted shape and formula."""
     if format == "npy":
-        name, data = await in_worker(request, "npy", body, tensor=tensor)
-        return Response(
-            data,
+        # the worker wrote the file into shared memory; it is streamed from there (app.core.spool)
+        name, fh, size = await in_worker(request, "npy", body, tensor=tensor)
+        return StreamingResponse(
+            read_chunks(fh),
             media_type="application/octet-stream",
-            headers={"content-disposition": f'attachment; filename="{name}.npy"'},
+            headers={"content-disposition": f'attachment; filename="{name}.npy"', "content-length": str(size)},
         )
     return await in_worker(request, "run", body)
 

@@ -73,6 +73,8 @@ def trim() -> None:
 
 _ledger: Ledger | None = None
 _slot: int | None = None
+#: bytes the running task has reserved in this process (counted with or without a ledger)
+_reserved = 0
 #: the lock guards a few arithmetic operations; one held this long belongs to a dead process
 STALE_LOCK_S = 2.0
 
@@ -104,8 +106,13 @@ def install(ledger: Ledger | None) -> None:
 
 def begin(slot: int | None) -> None:
     """The task about to run in this process owns ``slot``."""
-    global _slot
-    _slot = slot
+    global _slot, _reserved
+    _slot, _reserved = slot, 0
+
+
+def reserved() -> int:
+    """What the running (or last) task reserved in this process: its memory estimate and what it added."""
+    return _reserved
 
 
 def end() -> None:
@@ -126,7 +133,10 @@ def _human(n: float) -> str:
 
 def reserve(nbytes: int) -> None:
     """Count ``nbytes`` against the server's budget for the running task, or refuse the request."""
+    global _reserved
     ledger, slot = _ledger, _slot
+    if nbytes > 0:
+        _reserved += nbytes
     if ledger is None or slot is None or nbytes <= 0:
         return
     if nbytes > ledger.limit:

@@ -87,6 +87,9 @@ class Settings:
     timeout_s: float = 10.0
     #: the sum of the memory estimates of the requests in flight stays below this (0: half the machine's RAM)
     memory_budget_bytes: int = 0
+    #: GPU memory a worker's caching allocator may keep between requests; past it, the worker hands its
+    #: unused blocks back to the driver after the request (app.core.gpu)
+    gpu_idle_memory_bytes: int = 128 * 1024**2
     #: Host header values this server answers (DNS-rebinding protection); the port is ignored
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
     #: origins allowed to call the API from another site (CORS); empty: none
@@ -116,6 +119,14 @@ class Settings:
             return self.torch_threads
         return threads_per_worker(machine_cpus(), max(1, self.http_workers) * self.worker_count())
 
+    def needs_start_check(self) -> bool:
+        """Whether this configuration can fail at start-up: a device other than the CPU, or plugins to import.
+
+        The CPU without plugins always works; checking it would cost a torch import (~2 s) that the server
+        process never needs otherwise (its workers do the torch work).
+        """
+        return self.device.strip().lower() != "cpu" or bool(self.plugins)
+
     def memory_budget(self) -> int:
         """This process's share of the server-wide budget (half the machine's RAM by default)."""
         if self.memory_budget_bytes > 0:
@@ -136,6 +147,7 @@ class Settings:
             queue=_env_int("LAYER_EXPLORER_QUEUE", cls.queue),
             timeout_s=_env_float("LAYER_EXPLORER_TIMEOUT", cls.timeout_s),
             memory_budget_bytes=_env_int("LAYER_EXPLORER_MEMORY_BUDGET", cls.memory_budget_bytes),
+            gpu_idle_memory_bytes=_env_int("LAYER_EXPLORER_GPU_IDLE_MEMORY", cls.gpu_idle_memory_bytes),
             allowed_hosts=_env_list("LAYER_EXPLORER_ALLOWED_HOSTS", cls.allowed_hosts),
             cors_origins=_env_list("LAYER_EXPLORER_CORS_ORIGINS", cls.cors_origins),
             body_timeout_s=_env_float("LAYER_EXPLORER_BODY_TIMEOUT", cls.body_timeout_s),
@@ -153,6 +165,8 @@ ENVIRONMENT_ONLY: dict[str, str] = {
     "LAYER_EXPLORER_WORKERS": "torch worker processes per HTTP worker (default: one per CPU of its share)",
     "LAYER_EXPLORER_MEMORY_BUDGET": "bytes: the sum of the estimates of the requests in flight, per HTTP worker "
     "(default: half the machine's memory)",
+    "LAYER_EXPLORER_GPU_IDLE_MEMORY": "bytes: GPU memory each torch worker keeps cached between requests; past "
+    f"it the worker returns its unused blocks to the driver (default {Settings.gpu_idle_memory_bytes})",
     "LAYER_EXPLORER_QUEUE": f"requests that may wait for a free worker; more get 503 (default {Settings.queue})",
     "LAYER_EXPLORER_TIMEOUT": f"seconds a request may take, waiting included; past it 504 (default {Settings.timeout_s:g})",
     "LAYER_EXPLORER_ALLOWED_HOSTS": "Host header values answered, space- or comma-separated, *.example.com "

@@ -131,3 +131,14 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         else:
             msg = f"{field}: {msg}" if field else msg
         raise InvalidRequest(msg, field=field or None) from None
+
+
+class ReceptiveFieldRequest(RunRequest):
+    # POST /api/receptive-field (a comment, not a docstring: the OpenAPI document shows docstrings)
+    #: an element of the output (or of the node chosen with ``path`` / ``node``); negative counts from the end
+    index: list[int] = Field(max_length=MAX_RANK + 2)
+    #: a node of the graph by id (e.g. "add"), for nodes that are not module calls
+    node: str | None = Field(default=None, max_length=256)
+    #: also the effective field (|∂y/∂x| on the real weights and input), which runs the network; without it,
+    #: the structural field is answered from the plan alone where every operation has an index rule
+    effective: bool = True

@@ -132,6 +132,50 @@ def summary(array: np.ndarray) -> dict[str, Any]:
     return {"min": low, "max": high, "mean": mean, "std": math.sqrt(m2 / count), "nonfinite": int(nonfinite)}
 
 
+#: elements per chunk when summarising on a GPU: float64 working copies of 32 MiB on the device
+DEVICE_SUMMARY_CHUNK = 1 << 22
+
+
+def device_summary(t: torch.Tensor) -> dict[str, Any]:
+    """:func:`summary` computed where the tensor lives (a GPU): per chunk, the count, mean, M2, min, max
+    and non-finite count of its float64 values are computed on the device; one small table comes back
+    (the one synchronisation the answer needs) and is merged here as :func:`summary` merges its chunks.
+
+    Copying the tensor to the CPU to summarise it would move all of it (64 MB for 16 M float32) where
+    the answer sends five numbers.
+    """
+    flat = t.detach().reshape(-1)
+    if flat.is_complex():
+        flat = flat.abs()
+    rows = []
+    for start in range(0, flat.numel(), DEVICE_SUMMARY_CHUNK):
+        chunk = flat[start : start + DEVICE_SUMMARY_CHUNK].to(torch.float64)
+        finite = torch.isfinite(chunk)
+        n = finite.sum(dtype=torch.float64)
+        # masked, not indexed: a boolean index needs its count on the host (a synchronisation per chunk)
+        mean = torch.where(finite, chunk, 0.0).sum() / n.clamp(min=1)
+        m2 = torch.where(finite, chunk - mean, 0.0).square().sum()
+        low = torch.where(finite, chunk, math.inf).min()
+        high = torch.where(finite, chunk, -math.inf).max()
+        rows.append(torch.stack([n, mean, m2, low, high, chunk.numel() - n]))
+    count, mean, m2, nonfinite = 0, 0.0, 0.0, 0
+    low, high = math.inf, -math.inf
+    for n, chunk_mean, chunk_m2, chunk_low, chunk_high, bad in torch.stack(rows).tolist() if rows else []:
+        nonfinite += int(bad)
+        if not n:
+            continue
+        n = int(n)
+        delta = chunk_mean - mean
+        total = count + n
+        mean += delta * n / total
+        m2 += chunk_m2 + delta * delta * count * n / total
+        count = total
+        low, high = min(low, chunk_low), max(high, chunk_high)
+    if count == 0:
+        return {"min": None, "max": None, "mean": None, "std": None, "nonfinite": int(nonfinite)}
+    return {"min": low, "max": high, "mean": mean, "std": math.sqrt(m2 / count), "nonfinite": int(nonfinite)}
+
+
 def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: bool = True) -> dict[str, Any]:
     """A tensor as JSON: all numbers when small, else a summary and an evenly strided preview."""
     out: dict[str, Any] = {
@@ -142,6 +186,19 @@ def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: boo
     }
     if t.device.type == "meta":
         out.update(data=None, summary=None, preview=None)
+        return out
+    if t.device.type != "cpu":
+        # on a GPU: summarised there, and only the numbers sent (all of them, or the preview) copied back
+        out["summary"] = device_summary(t)
+        if with_data and t.numel() <= max_elements:
+            out["data"] = to_nested(_numpy(t))
+            out["preview"] = None
+        else:
+            steps = preview_steps(tuple(t.shape), max_elements)
+            sampled = t.detach()[tuple(slice(None, None, st) for st in steps)]
+            out["data"] = None
+            out["preview"] = to_nested(np.ascontiguousarray(_numpy(sampled))) if with_data else None
+            out["preview_step"] = steps
         return out
     array = _numpy(t)
     out["summary"] = summary(array)

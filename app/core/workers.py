@@ -20,7 +20,16 @@ one slot of the memory-budget ledger (:mod:`app.core.budget`); the parent zeroes
 task ends in any way, including its worker being killed.
 
 Tasks are dispatched by name (``"run"``, ``"shape"``, ``"explain"``, ``"npy"``): plain request data
-and :class:`Settings` in, plain data (or ``.npy`` bytes) out. Nothing here imports the web framework.
+and :class:`Settings` in, plain data out (JSON already encoded, or a ``.npy`` file in shared memory:
+:mod:`app.core.spool`). Nothing here imports the web framework, nor torch: the worker side is
+:mod:`app.core.tasks`, loaded by name inside the workers.
+
+Idle workers all wake for each task: pebble's workers share one pipe and each waits in ``poll()`` on
+it, then the first to take the channel's lock reads the task and the others go back to waiting. pebble
+has no per-worker channel to change that. Measured here: about 0.08 ms of CPU per idle worker per task,
+against about 2.3 ms of CPU for the whole of a small /api/run; concurrent.futures' ProcessPoolExecutor
+dispatched a task for the same CPU (0.107 ms against pebble's 0.10 with four in flight) and has no
+per-task timeout or cancellation of a running task, so pebble stays.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import asyncio
 import atexit
 import collections
 import contextlib
-import gc
+import importlib
 import multiprocessing
 import multiprocessing.util as mp_util
 import os
@@ -37,139 +46,54 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import torch
 from pebble import ProcessExpired, ProcessPool
 
-from app.core import body as body_mod
-from app.core import budget
+from app.core import budget, spool
 from app.core.config import Settings
 from app.core.errors import (
     ClientClosed,
     DeadlineExceeded,
     InternalError,
-    LayerExplorerError,
     Reported,
     ServerBusy,
     WorkerCrashed,
 )
-from app.core.graphs.endpoints import import_model, receptive_field
-from app.core.registry import default_registry
-from app.core.running import requests
-from app.core.running.animate import animate
 
 # ---------------------------------------------------------------------------------------------
-# inside a worker process
+# inside a worker process: entry points pebble pickles by name; the work itself is app.core.tasks
 # ---------------------------------------------------------------------------------------------
 
-_registry = None
-_skip: Any = None  # per slot: 1 when the web process gave up on a task before a worker picked it up
-_pids: Any = None  # per slot: the PID of the worker running its task
+#: the worker side, loaded by name inside the worker (the forkserver has it preloaded): importing it
+#: here would import torch into the web process, which only waits for answers
+WORKER_SIDE = "app.core.tasks"
+_side: Any = None
 
 
-def _init_worker(settings: Settings, threads: int, ledger: budget.Ledger, skip: Any, pids: Any) -> None:
-    """Runs once in each new worker: torch threads, the catalog (with plugins), the budget, warm kernels."""
-    global _registry, _skip, _pids
-    _skip, _pids = skip, pids
-    # pebble installs a Python SIGTERM handler, which only runs once a running torch kernel returns;
-    # the default action stops a worker past its deadline at once, whatever it is doing.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    torch.set_num_threads(threads)
-    _registry = default_registry(settings.plugins)
-    budget.install(ledger)
-    requests.warm_up(_registry, settings)
-    # torch, the catalog and the warmed kernels leave ~215k tracked objects that live as long as the worker;
-    # a full collection walked all of them (measured ~100 ms on the dev machine, inside a request). Frozen,
-    # the collector skips them: a full collection after warm-up measured ~0 ms.
-    gc.collect()
-    gc.freeze()
+def _init_worker(*args: Any) -> None:
+    global _side
+    _side = importlib.import_module(WORKER_SIDE)
+    _side.init(*args)
 
 
-def return_memory() -> int:
-    """Give the memory a finished request freed back to the system; the worker's resident bytes after.
-
-    glibc keeps freed heap memory for reuse: after a large request (an animation's frames, a loss over
-    a big batch) an idle worker measured 870 MB resident against 250 MB before it, memory that no
-    reservation of the budget counts any more. Trimmed, it measured 254 MB. Collecting first frees
-    what only cycles still held.
-    """
-    gc.collect()
-    budget.trim()
-    return resident_bytes()
+def _task(*args: Any) -> tuple[Any, ...]:
+    return _side.task(*args)
 
 
-def resident_bytes() -> int:
-    """This process's resident set (0 where /proc is missing)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
+def _hello(settings: Settings) -> dict[str, Any]:
+    """The pool's first task: the catalog and the devices, which the web process serves as data."""
+    return _side.hello(settings)
 
 
-def _animate(registry: Any, body: Any, settings: Settings, fmt: str) -> tuple[bytes, str, str]:
-    """The animation's bytes and media type, and a file name stem from the layer's type."""
-    data, media_type = animate(registry, body, settings, fmt)
-    layer = body.get("layer") if isinstance(body, dict) else None
-    kind = layer.get("type", "layer") if isinstance(layer, dict) else "layer"
-    return data, media_type, "".join(ch for ch in str(kind) if ch.isalnum())[:40] or "layer"
-
-
-TASKS: dict[str, Callable[..., Any]] = {
-    "run": requests.run,
-    "shape": requests.shape,
-    "explain": requests.explain,
-    "npy": requests.npy,
-    "animate": _animate,
-    "receptive_field": receptive_field,
-    "import": import_model,
-}
-
-
-#: tasks whose answer is a JSON document, encoded in the worker (see app.core.body.encode_json)
-JSON_TASKS = frozenset({"run", "shape", "explain", "receptive_field", "import"})
-
-
-def _task(name: str, body: Any, settings: Settings, slot: int | None, options: dict[str, Any]) -> tuple[Any, ...]:
-    """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
-    if _skip is not None and slot is not None and _skip[slot]:
-        return ("skipped",)  # its client is gone: nothing to do (and no reason to kill this worker)
-    if _pids is not None and slot is not None:
-        _pids[slot] = os.getpid()
-    budget.begin(slot)
-    try:
-        if isinstance(body, (bytes, bytearray)):
-            body = body_mod.decode_json(bytes(body))
-        result = TASKS[name](_registry or default_registry(settings.plugins), body, settings, **options)
-        return ("ok", body_mod.encode_json(result) if name in JSON_TASKS else result)
-    except LayerExplorerError as exc:
-        return ("error", exc.status, exc.to_dict(), exc.headers())
-    except Exception:  # noqa: BLE001 - a bug: the traceback goes to the server log, not to the client
-        traceback.print_exc(file=sys.stderr)
-        return (
-            "error",
-            500,
-            InternalError(
-                f"the server failed on this {name} request (an internal error; the server log has the details)"
-            ).to_dict(),
-            {},
-        )
-    finally:
-        # before the reservation is given back: what the budget counted is gone when it is released
-        return_memory()
-        budget.end()
-        if _pids is not None and slot is not None:
-            _pids[slot] = -1  # finished: nothing of this task is left in this process
-
-
-def _ping() -> int:
-    return os.getpid()
+#: the tasks a worker runs (app.core.tasks.TASKS), by name
+TASK_NAMES = frozenset({"run", "shape", "explain", "npy", "animate", "receptive_field", "import"})
+#: seconds a request that needs the catalog waits for the first worker to start (torch import, warm-up)
+STARTUP_WAIT_S = 120.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,11 +106,13 @@ def _ping() -> int:
 # only: no kernel runs there, so no thread pool exists when the forkserver forks.
 PRELOAD = [
     "app.core.workers",
+    WORKER_SIDE,
     "app.core.networks.containers",
     "app.core.explaining.windows",
     "torch._dynamo",
     "torch._decomp.decompositions",
     "sympy",
+    "app.core.preloaded",  # last: freezes all of the above, so that forked workers keep sharing it
 ]
 
 
@@ -262,6 +188,7 @@ class WorkerPool:
         self._skip: Any = None
         self._pids: Any = None
         self._dying: dict[int, bool] = {}  # slots whose cancelled task's worker is being stopped
+        self.spool: spool.Spool | None = None  # large results (.npy) come back through files here
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -300,6 +227,7 @@ class WorkerPool:
         self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
         self._skip = self._ctx.RawArray("b", self.size)
         self._pids = self._ctx.RawArray("q", self.size)
+        self.spool = spool.Spool.create()
         self._free = list(range(self.size))
         return self._new_pool()
 
@@ -307,11 +235,11 @@ class WorkerPool:
         self._pool = ProcessPool(
             max_workers=self.size,
             initializer=_init_worker,
-            initargs=(self.settings, self.threads, self.ledger, self._skip, self._pids),
+            initargs=(self.settings, self.threads, self.ledger, self._skip, self._pids, self.spool),
             context=self._ctx,
         )
         # scheduling starts pebble's manager threads, which launch every worker now, not on first use
-        return self._pool.schedule(_ping)
+        return self._pool.schedule(_hello, args=(self.settings,))
 
     def _live_pool(self) -> ProcessPool | None:
         """The pebble pool, replaced first if it has failed.
@@ -347,6 +275,8 @@ class WorkerPool:
             _dispose(pool)
         if self.ledger is not None:
             _release_semaphore(self.ledger.lock)
+        if self.spool is not None:
+            self.spool.close()
 
     def worker_pids(self) -> list[int]:
         """PIDs of the current worker processes (for tests and the load benchmark)."""
@@ -419,6 +349,8 @@ class WorkerPool:
     def _release_now(self, slot: int) -> None:
         if self.ledger is not None:
             self.ledger.clear(slot)
+        if self.spool is not None:  # a task that failed or was killed while writing its file left it there
+            self.spool.discard(slot)
         with self._lock:
             while self._waiting:
                 ticket = self._waiting.popleft()
@@ -451,7 +383,7 @@ class WorkerPool:
         ``disconnected`` is polled while waiting: when the client has gone, its work is cancelled
         (a running worker is killed and replaced). The deadline counts from arrival, waiting included.
         """
-        if name not in TASKS:
+        if name not in TASK_NAMES:
             raise KeyError(name)
         loop = asyncio.get_running_loop()
         if self._started is None:  # (still) starting the processes blocks: not on the event loop
@@ -477,6 +409,8 @@ class WorkerPool:
             self._skip[slot] = 0
             self._pids[slot] = 0  # written by the worker that starts the task
             future = pool.schedule(_task, args=(name, body, self.settings, slot, options or {}), timeout=remaining + 1)
+            # first claim a spooled result (open and unlink its file), then give the slot to the next task
+            future.add_done_callback(self._claim)
             future.add_done_callback(lambda _f, s=slot: self._release(s))
             await self._wait(future, deadline, disconnected)
             if not future.done():
@@ -494,6 +428,25 @@ class WorkerPool:
                 self._abandon(ticket)
             raise
         return self._outcome(future, name, timeout)
+
+    async def facts(self) -> dict[str, Any]:
+        """What the first worker reported (app.core.tasks.hello): the catalog as data, and the devices.
+
+        Waits for the workers to start (a request that comes first waits, as :meth:`call` does).
+        """
+        loop = asyncio.get_running_loop()
+        if self._started is None:
+            await loop.run_in_executor(None, self.start)
+        started = self._started
+        if started is None:
+            raise ServerBusy("the server is shutting down; retry shortly", retry_after=2)
+        await self._wait(started, loop.time() + STARTUP_WAIT_S, None)
+        if not started.done():
+            raise ServerBusy("the worker processes are still starting; retry shortly", retry_after=2)
+        try:
+            return started.result()
+        except Exception as exc:  # noqa: BLE001 - the workers could not start: said in words, not a traceback
+            raise WorkerCrashed(f"the worker processes could not start ({exc})") from None
 
     def _stop(self, future: Future, slot: int) -> None:
         """Stop a task: a running one is cancelled (pebble kills its worker, which is replaced); one still
@@ -522,8 +475,18 @@ class WorkerPool:
             if not future.done() and disconnected is not None and await disconnected():
                 raise ClientClosed("the client closed the connection; its work was cancelled")
 
-    @staticmethod
-    def _outcome(future: Future, name: str, timeout: float) -> Any:
+    def _claim(self, future: Future) -> None:
+        """A result that came back as a spool file: opened and unlinked now, whoever waits for it (if the
+        request was given up meanwhile, the open file is all that is left, and it closes with the future)."""
+        if future.cancelled() or future.exception() is not None or self.spool is None:
+            return
+        outcome = future.result()
+        if outcome[0] == "ok" and isinstance(outcome[1], tuple) and len(outcome[1]) == 2:
+            name, result = outcome[1]
+            if isinstance(result, spool.Spooled):
+                future.spooled = (name, self.spool.claim(result), result.size)  # type: ignore[attr-defined]
+
+    def _outcome(self, future: Future, name: str, timeout: float) -> Any:
         try:
             outcome = future.result()
         except ProcessExpired as exc:
@@ -546,7 +509,15 @@ class WorkerPool:
             print(f"layer-explorer: {name} task failed in the pool: {exc!r}", file=sys.stderr)
             raise InternalError(f"the server failed on this {name} request (an internal error)") from None
         if outcome[0] == "ok":
-            return outcome[1]
+            # a spooled .npy: (name, open file, size), claimed in _claim
+            spooled = getattr(future, "spooled", None)
+            if (
+                spooled is None
+                and isinstance(outcome[1], tuple)
+                and any(isinstance(v, spool.Spooled) for v in outcome[1])
+            ):
+                raise InternalError(f"the server failed on this {name} request (its result file could not be read)")
+            return spooled or outcome[1]
         if outcome[0] == "skipped":
             raise ClientClosed("the request was given up before a worker started it")
         _, status, body, headers = outcome

@@ -6,11 +6,17 @@ torch.cuda's allocator counters describe exactly what the requests left behind.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 
 import numpy as np
 import pytest
 import torch
+
+from app.core import gpu, tensors
+from app.core.config import Settings
+from app.main import create_app
 
 pytestmark = pytest.mark.gpu
 
@@ -137,3 +143,48 @@ def test_nothing_stays_allocated_after_many_requests(api):
             assert api.post("/api/run", json=request(layer, inputs, "cuda")).status_code == 200
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() == before
+
+
+@pytest.fixture(scope="module")
+def one_gpu_worker():
+    """A pool of one worker, so that a task scheduled on it is known to run in the process that served."""
+    application = create_app(Settings(memory_limit_bytes=4 * 1024**3, workers=1, timeout_s=120))
+    application.state.pool.start(wait=120)
+    yield application.state.pool
+    application.state.pool.close()
+
+
+def _in_worker(pool, fn):
+    return pool._pool.schedule(fn).result(timeout=60)
+
+
+def test_idle_workers_give_cached_gpu_memory_back(one_gpu_worker):
+    pool = one_gpu_worker
+    allowance = pool.settings.gpu_idle_memory_bytes
+    small = request({"type": "Linear", "in_features": 64, "out_features": 32}, [{"shape": [16, 64]}], "cuda")
+    asyncio.run(pool.call("run", json.dumps(small).encode()))
+    kept = _in_worker(pool, gpu.held_bytes)
+    assert 0 < kept <= allowance  # a small request's blocks stay cached for the next one
+    # about 1 GiB of activations: the cache grows past the allowance during the request...
+    big = request(
+        {"type": "Conv2d", "in_channels": 64, "out_channels": 128, "kernel_size": 3},
+        [{"shape": [64, 64, 112, 112]}],
+        "cuda",
+    )
+    asyncio.run(pool.call("run", json.dumps(big).encode()))
+    # ...and is handed back to the driver after it
+    assert _in_worker(pool, gpu.held_bytes) <= allowance
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (64, 64), (3, 200, 300)])
+def test_summaries_and_previews_are_computed_on_the_gpu_and_equal_the_cpus(shape):
+    t = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    if t.numel() > 1:
+        t.view(-1)[::17] = float("nan")
+    cpu = tensors.tensor_json("x", t, max_elements=4096)
+    gpu_json = tensors.tensor_json("x", t.cuda(), max_elements=4096)
+    assert gpu_json.keys() == cpu.keys()
+    assert gpu_json["data"] == cpu["data"] and gpu_json["preview"] == cpu["preview"]  # the same float32 values
+    assert gpu_json.get("preview_step") == cpu.get("preview_step")
+    for key, value in cpu["summary"].items():
+        assert gpu_json["summary"][key] == pytest.approx(value, rel=1e-9), key

@@ -8,7 +8,6 @@ request's ``type`` is only ever a key into this registry.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from app.core.catalog.memory import MemoryRule
+from app.core.catalog.names import unknown_layer
 from app.core.errors import UnknownLayer
 from app.core.tensors import DTYPES
 
@@ -302,23 +302,8 @@ class Registry:
         if not isinstance(type_name, str) or not type_name:
             raise UnknownLayer("'type' must name a layer, e.g. \"Linear\"", field=field)
         spec = self._specs.get(type_name)
-        if spec is None and type_name in self._absent:
-            raise UnknownLayer(
-                f"{self._absent[type_name]}, so this server cannot build it (GET /api/layers lists the "
-                f"{len(self._specs)} types it can)",
-                field=field,
-            )
         if spec is None:
-            close = difflib.get_close_matches(type_name, self._specs, n=3, cutoff=0.6)
-            lowered = {k.lower(): k for k in self._specs}
-            if type_name.lower() in lowered:
-                close = [lowered[type_name.lower()]]
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise UnknownLayer(
-                f"Unknown layer type {type_name!r}.{hint} GET /api/layers lists the "
-                f"{len(self._specs)} types this server knows.",
-                field=field,
-            )
+            raise unknown_layer(type_name, self._specs, self._absent, field=field)
         return spec
 
     def __contains__(self, type_name: object) -> bool:

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -40,7 +39,7 @@ from app.core.networks import graph as dataflow
 from app.core.running.execute import execute, materialise
 from app.core.running.memory import reserve_more
 from app.core.running.plan import plan_request
-from app.core.schema import MAX_RANK, RunRequest, parse
+from app.core.schema import ReceptiveFieldRequest, RunRequest, parse
 from app.core.torch_errors import TORCH_FAULTS, torch_message
 
 #: the heat map of a node's grid (its last two dimensions) is sent up to this many cells (a 256 × 256
@@ -49,16 +48,6 @@ GRID_LIMIT = 65_536
 #: the heat map of a whole tensor is sent up to this many elements
 HEAT_LIMIT = 4096
 DRAWS = 2
-
-
-class ReceptiveFieldRequest(RunRequest):
-    #: an element of the output (or of the node chosen with ``path`` / ``node``); negative counts from the end
-    index: list[int] = Field(max_length=MAX_RANK + 2)
-    #: a node of the graph by id (e.g. "add"), for nodes that are not module calls
-    node: str | None = Field(default=None, max_length=256)
-    #: also the effective field (|∂y/∂x| on the real weights and input), which runs the network; without it,
-    #: the structural field is answered from the plan alone where every operation has an index rule
-    effective: bool = True
 
 
 # ---------------------------------------------------------------------------------------------

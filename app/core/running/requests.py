@@ -124,9 +124,11 @@ def _output_of(ex: Any, name: str | None) -> tuple[str, torch.Tensor]:
     raise InvalidRequest(f"no output named {name!r}; outputs are {', '.join(n for n, _ in ex.outputs)}", field="tensor")
 
 
-def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, bytes]:
-    """``?format=npy``: the output's name and its bytes as a NumPy .npy file; with ``path``, the output of
-    that layer inside the network, as it ran there (what /api/run with ``path`` lists)."""
+def npy_output(
+    registry: Registry, body: Any, settings: Settings, tensor: str | None = None
+) -> tuple[str, torch.Tensor, int]:
+    """The output ``?format=npy`` sends: its name, the tensor, and the request's memory estimate; with
+    ``path``, the output of that layer inside the network, as it ran there (what /api/run with ``path`` lists)."""
     req = parse(RunRequest, body)
     if req.path:
         child = run_child(registry, req, settings)
@@ -136,9 +138,16 @@ def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = 
     else:
         ex = execute(registry, req, settings, hooks=None)
     out_name, t = _output_of(ex, tensor)
+    return out_name, t, ex.plan.estimate_bytes
+
+
+def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, bytes]:
+    """``?format=npy`` in this process: the output's name and its bytes as a NumPy .npy file (the server's
+    workers write the file to shared memory instead: app.core.workers)."""
+    out_name, t, estimate = npy_output(registry, body, settings, tensor)
     # the file is the whole tensor (NumPy's copy of it when it is not float32 or float64 already, the
     # buffer, and the bytes taken from it), where /api/run lists at most max_elements numbers of it
-    reserve_more("writing the output as .npy", 3 * t.numel() * t.element_size(), ex.plan.estimate_bytes, settings)
+    reserve_more("writing the output as .npy", 3 * t.numel() * t.element_size(), estimate, settings)
     return out_name, tensors.npy_bytes(t)
 
 

@@ -1,0 +1,176 @@
+"""What a worker process runs: its start-up, and each task by name (the torch side of app.core.workers).
+
+The web process never imports this module (it would import torch): the pool's picklable entry points
+in :mod:`app.core.workers` load it by name inside the worker. Tasks are dispatched by name (``"run"``,
+``"shape"``, ``"explain"``, ``"npy"``, ...): plain request data and :class:`Settings` in, plain data out
+(JSON already encoded, or a spooled ``.npy`` file's name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from app.core import body as body_mod
+from app.core import budget, gpu, spool, tensors
+from app.core.config import Settings
+from app.core.errors import InternalError, LayerExplorerError
+from app.core.graphs.endpoints import import_model, receptive_field
+from app.core.registry import default_registry
+from app.core.running import requests
+from app.core.running.animate import animate
+from app.core.running.devices import list_devices
+from app.core.running.memory import reserve_more
+
+_registry = None
+_skip: Any = None  # per slot: 1 when the web process gave up on a task before a worker picked it up
+_pids: Any = None  # per slot: the PID of the worker running its task
+_spool: spool.Spool | None = None  # where large results are written for the web process
+_slot: int | None = None  # the slot of the task this worker runs now
+
+
+def init(
+    settings: Settings, threads: int, ledger: budget.Ledger, skip: Any, pids: Any, spooled: spool.Spool | None = None
+) -> None:
+    """Runs once in each new worker: torch threads, the catalog (with plugins), the budget, warm kernels."""
+    global _registry, _skip, _pids, _spool
+    _skip, _pids, _spool = skip, pids, spooled
+    # pebble installs a Python SIGTERM handler, which only runs once a running torch kernel returns;
+    # the default action stops a worker past its deadline at once, whatever it is doing.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    torch.set_num_threads(threads)
+    _registry = default_registry(settings.plugins)
+    budget.install(ledger)
+    requests.warm_up(_registry, settings)
+    # torch, the catalog and the warmed kernels leave ~215k tracked objects that live as long as the worker;
+    # a full collection walked all of them (measured ~100 ms on the dev machine, inside a request). Frozen,
+    # the collector skips them: a full collection after warm-up measured ~0 ms.
+    gc.collect()
+    gc.freeze()
+
+
+def hello(settings: Settings) -> dict[str, Any]:
+    """The first task of a pool: what the web process serves without torch (the catalog, the devices).
+
+    The web process never builds the registry (that imports torch and the plugins): /api/layers and
+    /api/devices answer what a worker reported here. (A default device the server cannot use is found
+    before it starts, by ``python -m app.server --check``, and named by every request that uses it.)
+    """
+    registry = _registry or default_registry(settings.plugins)
+    return {
+        "pid": os.getpid(),
+        "families": registry.families(),
+        "layers": [spec.to_dict() for spec in registry],
+        "unavailable": registry.absent_types(),
+        "devices": list_devices(settings),
+        "torch": str(torch.__version__),  # a TorchVersion would import torch where it is unpickled
+    }
+
+
+#: a task that reserved at least this much gives the memory it freed back to the system afterwards
+RETURN_MEMORY_FROM = 16 * 1024**2
+
+
+def return_memory() -> int:
+    """Give the memory a finished request freed back to the system; the worker's resident bytes after.
+
+    glibc keeps freed heap memory for reuse: after a large request (an animation's frames, a loss over
+    a big batch) an idle worker measured 870 MB resident against 250 MB before it, memory that no
+    reservation of the budget counts any more. Trimmed, it measured 254 MB. Collecting first frees
+    what only cycles still held.
+    """
+    gc.collect()
+    budget.trim()
+    return resident_bytes()
+
+
+def resident_bytes() -> int:
+    """This process's resident set (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _animate(registry: Any, body: Any, settings: Settings, fmt: str) -> tuple[bytes, str, str]:
+    """The animation's bytes and media type, and a file name stem from the layer's type."""
+    data, media_type = animate(registry, body, settings, fmt)
+    layer = body.get("layer") if isinstance(body, dict) else None
+    kind = layer.get("type", "layer") if isinstance(layer, dict) else "layer"
+    return data, media_type, "".join(ch for ch in str(kind) if ch.isalnum())[:40] or "layer"
+
+
+def _npy(registry: Any, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, Any]:
+    """``?format=npy``: the output written by ``np.save`` into the web process's spool (shared memory), its
+    file name sent back instead of its bytes (app.core.spool)."""
+    if _spool is None or not _spool.dirs:  # no spool (called outside a pool): the bytes themselves
+        return requests.npy(registry, body, settings, tensor)
+    name, t, estimate = requests.npy_output(registry, body, settings, tensor)
+    # NumPy's copy where the dtype is widened (half precision to float32), and the file in shared memory
+    wide = t.numel() * max(t.element_size(), 4)
+    reserve_more("writing the output as .npy", 2 * wide, estimate, settings)
+    return name, _spool.write_npy(tensors.numpy_of(t), _slot)
+
+
+TASKS: dict[str, Callable[..., Any]] = {
+    "run": requests.run,
+    "shape": requests.shape,
+    "explain": requests.explain,
+    "npy": _npy,
+    "animate": _animate,
+    "receptive_field": receptive_field,
+    "import": import_model,
+}
+
+
+#: tasks whose answer is a JSON document, encoded in the worker (see app.core.body.encode_json)
+JSON_TASKS = frozenset({"run", "shape", "explain", "receptive_field", "import"})
+
+
+def task(name: str, body: Any, settings: Settings, slot: int | None, options: dict[str, Any]) -> tuple[Any, ...]:
+    """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
+    global _slot
+    if _skip is not None and slot is not None and _skip[slot]:
+        return ("skipped",)  # its client is gone: nothing to do (and no reason to kill this worker)
+    if _pids is not None and slot is not None:
+        _pids[slot] = os.getpid()
+    _slot = slot
+    budget.begin(slot)
+    try:
+        if isinstance(body, (bytes, bytearray)):
+            body = body_mod.decode_json(bytes(body))
+        result = TASKS[name](_registry or default_registry(settings.plugins), body, settings, **options)
+        return ("ok", body_mod.encode_json(result) if name in JSON_TASKS else result)
+    except LayerExplorerError as exc:
+        return ("error", exc.status, exc.to_dict(), exc.headers())
+    except Exception:  # noqa: BLE001 - a bug: the traceback goes to the server log, not to the client
+        traceback.print_exc(file=sys.stderr)
+        return (
+            "error",
+            500,
+            InternalError(
+                f"the server failed on this {name} request (an internal error; the server log has the details)"
+            ).to_dict(),
+            {},
+        )
+    finally:
+        # before the reservation is given back: what the budget counted is gone when it is released.
+        # Only after a large request: a full collection and reading /proc cost 0.85 ms, more than a
+        # small run itself (0.7 ms for Linear(10, 5)), and a small request leaves little to give back.
+        if budget.reserved() >= RETURN_MEMORY_FROM:
+            return_memory()
+        # and the GPU's cached blocks past the idle allowance (a no-op where CUDA was never used)
+        with contextlib.suppress(RuntimeError):  # a CUDA error is the request's, answered already
+            gpu.release_cached(settings)
+        budget.end()
+        if _pids is not None and slot is not None:
+            _pids[slot] = -1  # finished: nothing of this task is left in this process

@@ -1,0 +1,158 @@
+"""The web process never imports torch: its workers do the torch work and report the catalog as data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from app.core import budget, service, tasks, workers
+from app.core.config import Settings
+from app.core.errors import UnknownLayer
+from app.core.registry import default_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A real server (uvicorn, the app's lifespan, its worker pool) in a fresh interpreter; a few requests of
+# every kind over HTTP; then what that process has imported.
+SERVER = textwrap.dedent(
+    """
+    import asyncio, json, socket, sys, threading, time
+    import httpx, uvicorn
+    from app.core.config import Settings
+    from app.main import create_app
+
+    def main():
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        app = create_app(Settings(workers=1, timeout_s=120))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws="none"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{port}"
+        linear = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [2, 10]}]}
+        statuses = {}
+        with httpx.Client(base_url=base, timeout=120) as c:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if c.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            torch_at_start = "torch" in sys.modules
+            private = {}
+            for pid in app.state.pool.worker_pids():
+                with open(f"/proc/{pid}/smaps_rollup") as fh:
+                    private[pid] = next(int(l.split()[1]) for l in fh if l.startswith("Private_Dirty:")) * 1024
+            for expected, method, path, body in [
+                (200, "GET", "/", None),
+                (200, "GET", "/api/layers", None),
+                (200, "GET", "/api/layers/Linear", None),
+                (404, "GET", "/api/layers/linear", None),
+                (200, "GET", "/api/devices", None),
+                (200, "GET", "/api/presets", None),
+                (200, "GET", "/api/lesson", None),
+                (200, "GET", "/openapi.json", None),
+                (200, "POST", "/api/run", linear),
+                (200, "POST", "/api/run?format=npy", linear),
+                (200, "POST", "/api/shape", linear),
+                (200, "POST", "/api/explain", {**linear, "index": [0, 0]}),
+                (422, "POST", "/api/run", {"layer": {"type": "Linear"}, "inputs": []}),
+                (200, "POST", "/api/import", {"code": "nn.Sequential(nn.Linear(4, 2), nn.ReLU())"}),
+            ]:
+                got = c.request(method, path, json=body).status_code
+                statuses[f"{method} {path} {json.dumps(body)[:40]}"] = [expected, got]
+            devices = c.get("/api/devices").json()
+            layers = len(c.get("/api/layers").json()["layers"])
+        server.should_exit = True
+        thread.join(30)
+        print(json.dumps({
+            "torch_at_start": torch_at_start,
+            "torch": sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")),
+            "statuses": statuses, "devices": devices, "layers": layers, "private": list(private.values()),
+        }))
+
+    if __name__ == "__main__":
+        main()
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    script = tmp_path_factory.mktemp("lean") / "serve.py"
+    script.write_text(SERVER)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env()
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_the_web_process_never_imports_torch(served):
+    assert served["torch_at_start"] is False
+    assert served["torch"] == []  # after requests of every kind, answered by its workers
+
+
+def test_it_serves_every_kind_of_request_without_it(served, registry):
+    # 404: the catalog's words for an unknown type, from data; 422: a request the worker refused
+    wrong = {what: codes for what, codes in served["statuses"].items() if codes[0] != codes[1]}
+    assert not wrong, wrong
+    assert len(served["statuses"]) == 14
+    assert served["layers"] == len(registry)
+    assert served["devices"] == service.list_devices(Settings())
+
+
+def test_an_idle_worker_shares_what_the_forkserver_imported(served):
+    # torch, sympy, dynamo and the app's modules are imported and frozen in the forkserver
+    # (app.core.preloaded); a worker's own pages are what it built since (catalog, warm-up): measured
+    # 24 MB, against 90 MB when the collector's first pass copied every page it visited
+    assert served["private"] and all(p < 60 * 1024**2 for p in served["private"]), served["private"]
+
+
+def test_the_pool_knows_every_task_the_workers_run():
+    assert set(tasks.TASKS) == workers.TASK_NAMES
+
+
+def test_the_catalog_is_reported_as_plain_data():
+    facts = tasks.hello(Settings())
+    # only builtins: the web process unpickles it without importing torch (a TorchVersion would)
+    pending = [facts]
+    while pending:
+        item = pending.pop()
+        assert type(item) in (dict, list, str, int, float, bool, type(None)), type(item)
+        pending += list(item.values()) if isinstance(item, dict) else item if isinstance(item, list) else []
+    assert [d["type"] for d in facts["layers"]] == [spec.type for spec in default_registry()]
+
+
+@pytest.mark.parametrize("name", ["linear", "Conv2", "LinearCrossEntropyLos", "Nothing"])
+def test_the_web_sides_unknown_layer_words_are_the_catalogs(name):
+    registry = default_registry()
+    with pytest.raises(UnknownLayer) as caught:
+        registry.get(name)
+    words = service.unknown_layer(name, [s.type for s in registry], registry.absent_types())
+    assert str(words) == str(caught.value) and words.field == caught.value.field
+
+
+def test_only_a_large_request_pays_for_giving_memory_back(monkeypatch):
+    # a full collection and a read of /proc after every task cost a small run twice its own time
+    calls = []
+    monkeypatch.setattr(tasks, "return_memory", lambda: calls.append(1) or 0)
+    small = {"layer": {"type": "Linear", "in_features": 10, "out_features": 5}, "inputs": [{"shape": [5, 10]}]}
+    assert tasks.task("run", json.dumps(small).encode(), Settings(), None, {})[0] == "ok"
+    assert budget.reserved() < tasks.RETURN_MEMORY_FROM and calls == []
+    large = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2048, 2048]}]}  # 16 MiB of input alone
+    assert tasks.task("run", json.dumps(large).encode(), Settings(), None, {})[0] == "ok"
+    assert budget.reserved() >= tasks.RETURN_MEMORY_FROM and calls == [1]
