@@ -33,6 +33,9 @@ export const DEFAULT_UI = Object.freeze({
   data: null,
   // "Text in, attention out" (ui/text-panel.js): {text, tokenize: "whitespace"|"char"} or null (a default sentence)
   text: null,
+  // the dataflow graph's open containers and folds (geometry/collapse.js): null, the graph's default
+  // (a small graph whole, a big one collapsed to its top-level blocks); "all"; or the list of keys
+  expand: null,
 });
 
 export function initialState() {
@@ -116,11 +119,16 @@ export function decodeQuery(search) {
       for (const k of Object.keys(DEFAULT_UI)) if (ui && k in ui) result.ui[k] = ui[k];
       if (!validDrill(result.ui.drill)) result.ui.drill = null;
       if (result.ui.lesson !== null && typeof result.ui.lesson !== "string") result.ui.lesson = null;
+      if (!validExpand(result.ui.expand)) result.ui.expand = null;
     } catch {
       // A damaged ui part only loses the selection, never the view itself.
     }
   }
   return result;
+}
+
+function validExpand(e) {
+  return e === null || e === "all" || (Array.isArray(e) && e.every((k) => typeof k === "string"));
 }
 
 function validDrill(d) {

@@ -2,8 +2,18 @@
 // module node in the layer view on the input it received: a layer of the builder as the flow diagram
 // does, and a module built inside another one (the tutorial block's fc1) by the config the server read
 // back from it (see innerField in model.js).
+//
+// A big graph opens collapsed by module (geometry/collapse.js): a closed container or a fold of equal
+// blocks is one box that a click or Enter opens; an open container's frame label closes it; "Expand
+// all" / "Collapse all"; the open keys live in `state.ui.expand` (null: the graph's default, "all",
+// or the list of keys), so the link reopens the same view. "Find" suggests nodes by name, path or
+// type, opens the containers around the chosen one and centres it (`centreOn`, which a zooming view
+// may replace). Layouts are cached per graph and expansion, so closing what was open is instant.
 
 import { drawDataflow } from "../draw/dataflow.js";
+import { layoutDataflow, layoutNested } from "../geometry/dataflow.js";
+import { budgetYield } from "../util/schedule.js";
+import { allKeys, expansionValue, findNodes, moduleTree, openSet, revealKeys, visibleGraph, SMALL_GRAPH } from "../geometry/collapse.js";
 import { innerField, rememberInner, walk } from "./model.js";
 
 const METHODS = {
@@ -23,35 +33,273 @@ function enclosing(builder, path) {
   return best?.field ?? "layer";
 }
 
-export function renderGraphPanel(root, { result, builder, pickable, onDrill, onDrillInner, onOther = null }) {
+export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}) {
   const host = root.querySelector("#net-graph");
   const meta = root.querySelector("#net-graph-meta");
-  const graph = result?.graph;
-  if (!graph || !graph.nodes?.length) {
-    host.replaceChildren();
-    meta.textContent = graph?.omitted ? `The graph is omitted: ${graph.omitted}.` : "The graph is drawn once the shapes fit.";
-    return null;
+  const tools = root.querySelector("#net-graph-tools");
+  const find = root.querySelector("#net-graph-find");
+  const suggest = root.querySelector("#net-graph-suggest");
+  const count = root.querySelector("#net-graph-count");
+  const trees = new WeakMap(); // the API's graph -> its module tree
+  const layouts = new WeakMap(); // the API's graph -> Map(expansion key -> {visible, layout})
+  let args = null;
+  let tree = null;
+  let open = new Set();
+  let shown = null; // the visible graph drawn last
+  let centre = defaultCentre;
+
+  function treeOf(graph) {
+    let t = trees.get(graph);
+    if (!t) trees.set(graph, (t = moduleTree(graph)));
+    return t;
   }
-  const calls = graph.nodes.filter((n) => n.op === "module").length;
-  const ops = graph.nodes.filter((n) => n.op === "function" || n.op === "method").length;
-  meta.textContent = `${calls} module call${calls === 1 ? "" : "s"} and ${ops} function or method call${ops === 1 ? "" : "s"}; ${METHODS[graph.method] || graph.method}.`;
-  host.dataset.method = graph.method;
-  const traceOf = new Map((result.trace || []).map((t) => [t.path, t]));
-  const inner = (node) => {
-    const entry = traceOf.get(node.path);
-    return node.config && entry?.input_shapes?.length ? entry : null;
+
+  // The visible graph and its layout for the current expansion, laid out once per graph and
+  // expansion: a small graph by dagre in one piece (frames as dagre's clusters), a big one container
+  // by container (layoutNested), yielding between pieces so the page stays responsive; returns the
+  // cached answer, or a promise of it.
+  function viewFor() {
+    const graph = args.result.graph;
+    let cache = layouts.get(graph);
+    if (!cache) layouts.set(graph, (cache = { views: new Map(), pieces: new Map() }));
+    const key = [...open].sort().join("\n");
+    const hit = cache.views.get(key);
+    if (hit) {
+      cache.views.delete(key);
+      cache.views.set(key, hit);
+      return hit;
+    }
+    const big = tree.byNode.size > SMALL_GRAPH;
+    const visible = visibleGraph(tree, open, { trace: args.result.trace, subtotals: args.result.subtotals, frameChains: big });
+    const keep = (layout) => {
+      const view = { visible, layout };
+      cache.views.set(key, view);
+      if (cache.views.size > 24) cache.views.delete(cache.views.keys().next().value);
+      if (cache.pieces.size > 4000) cache.pieces.clear();
+      return view;
+    };
+    if (!big) return keep(layoutDataflow(visible));
+    const pause = budgetYield(40);
+    return layoutNested(visible, { cache: cache.pieces, pause }).then(keep);
+  }
+
+  function render(next) {
+    args = next;
+    const graph = args.result?.graph;
+    if (!graph || !graph.nodes?.length) {
+      host.replaceChildren();
+      tools.hidden = true;
+      tree = null;
+      shown = null;
+      meta.textContent = graph?.omitted ? `The graph is omitted: ${graph.omitted}.` : "The graph is drawn once the shapes fit.";
+      return null;
+    }
+    const calls = graph.nodes.filter((n) => n.op === "module").length;
+    const ops = graph.nodes.filter((n) => n.op === "function" || n.op === "method").length;
+    meta.textContent = `${calls} module call${calls === 1 ? "" : "s"} and ${ops} function or method call${ops === 1 ? "" : "s"}; ${METHODS[graph.method] || graph.method}.`;
+    host.dataset.method = graph.method;
+    tree = treeOf(graph);
+    open = openSet(tree, store ? store.get().ui.expand : null);
+    firstAfterAnswer = performance.getEntriesByName("net:answer", "mark").length > 0;
+    tools.hidden = allKeys(tree).length === 0;
+    return draw();
+  }
+
+  let seq = 0;
+  let firstAfterAnswer = false;
+  function draw() {
+    const my = ++seq;
+    performance.mark("graph:draw-start");
+    host.setAttribute("aria-busy", "true");
+    const view = viewFor();
+    if (view instanceof Promise) return view.then((v) => (my === seq ? paint(v) : null));
+    return paint(view);
+  }
+
+  function paint({ visible, layout }) {
+    shown = visible;
+    const { result, builder, pickable, onDrill, onDrillInner, onOther = null } = args;
+    const traceOf = new Map((result.trace || []).map((t) => [t.path, t]));
+    const inner = (node) => {
+      const entry = traceOf.get(node.path);
+      return node.config && entry?.input_shapes?.length ? entry : null;
+    };
+    const total = tree.byNode.size;
+    const boxes = visible.nodes.length;
+    const label = boxes < total ? `Dataflow graph (${visible.method}): ${boxes} boxes showing all ${total} nodes, some inside collapsed blocks` : null;
+    const lay = drawDataflow(host, visible, {
+      layout,
+      label,
+      onOther,
+      onToggle: allKeys(tree).length ? toggle : null,
+      canPick: (node) => node.op === "module" && Boolean(pickable(node.path) || inner(node)),
+      onPick: (node) => {
+        const it = pickable(node.path);
+        if (it) return onDrill(it);
+        const entry = inner(node);
+        if (!entry) return;
+        const field = innerField(enclosing(builder, node.path), node.path);
+        rememberInner(field, node.config);
+        onDrillInner({ field, path: node.path, inputs: entry.input_shapes.map((s) => [...s]), type: node.type });
+      },
+    });
+    const hidden = visible.nodes.filter((n) => n.members).length;
+    count.textContent = hidden ? `${boxes} boxes for ${total} nodes` : `all ${total} nodes`;
+    host.dataset.boxes = String(boxes);
+    host.dataset.nodes = String(total);
+    host.dataset.expand = JSON.stringify(expansionValue(tree, open));
+    host.setAttribute("aria-busy", "false");
+    performance.mark("graph:drawn");
+    performance.measure("graph:draw", "graph:draw-start", "graph:drawn");
+    if (firstAfterAnswer) {
+      // from the /api/shape answer to this network's graph on the page
+      performance.measure("graph:first", "net:answer", "graph:drawn");
+      firstAfterAnswer = false;
+    }
+    onDrawn();
+    return lay;
+  }
+
+  function setOpen(next, focusKey = null) {
+    open = next;
+    if (store) {
+      const value = expansionValue(tree, open);
+      if (JSON.stringify(store.get().ui.expand ?? null) !== JSON.stringify(value)) store.update({ ui: { expand: value } }, "ui");
+    }
+    // keep the keyboard where it was: on the box or frame label that stands for what was toggled
+    return Promise.resolve(draw()).then(() => {
+      if (focusKey !== null) focusFor(focusKey)?.focus({ preventScroll: true });
+    });
+  }
+
+  function focusFor(key) {
+    const esc = CSS.escape(key);
+    return host.querySelector(`.df-collapse[data-key="${esc}"]`) || host.querySelector(`g.df-node[data-id="${CSS.escape(`block:${key}`)}"], g.df-node[data-id="${esc}"]`);
+  }
+
+  function toggle(key) {
+    if (!tree) return;
+    const next = new Set(open);
+    if (next.has(key)) {
+      next.delete(key);
+      // closing a container closes what was open inside it, so it opens again one level at a time
+      for (const k of [...next]) if (k.startsWith(`${key}.`) || k.startsWith(`fold:${key}.`)) next.delete(k);
+    } else next.add(key);
+    setOpen(next, key);
+  }
+
+  // Opens every container and fold around node `id`, draws, and centres it.
+  async function reveal(id) {
+    if (!tree || !tree.byNode.has(id)) return false;
+    const next = new Set(open);
+    for (const k of revealKeys(tree, id)) next.add(k);
+    await setOpen(next);
+    const el = host.querySelector(`g.df-node[data-id="${CSS.escape(id)}"]`);
+    for (const other of host.querySelectorAll("g.df-node.df-found")) other.classList.remove("df-found");
+    if (!el) return false;
+    el.classList.add("df-found");
+    centre(id, el);
+    return true;
+  }
+
+  function defaultCentre(id, el = host.querySelector(`g.df-node[data-id="${CSS.escape(id)}"]`)) {
+    el?.scrollIntoView({ block: "center", inline: "center" });
+    if (el?.getAttribute("tabindex") !== null) el?.focus({ preventScroll: true });
+  }
+
+  tools.querySelector("#net-graph-expand-all").addEventListener("click", () => tree && setOpen(new Set(allKeys(tree))));
+  tools.querySelector("#net-graph-collapse-all").addEventListener("click", () => tree && setOpen(new Set()));
+
+  // ---------- find: a combobox with a list of suggestions ----------
+  let hits = [];
+  let active = -1;
+  const closeList = () => {
+    suggest.hidden = true;
+    find.setAttribute("aria-expanded", "false");
+    find.removeAttribute("aria-activedescendant");
+    active = -1;
   };
-  return drawDataflow(host, graph, {
-    onOther,
-    canPick: (node) => node.op === "module" && Boolean(pickable(node.path) || inner(node)),
-    onPick: (node) => {
-      const it = pickable(node.path);
-      if (it) return onDrill(it);
-      const entry = inner(node);
-      if (!entry) return;
-      const field = innerField(enclosing(builder, node.path), node.path);
-      rememberInner(field, node.config);
-      onDrillInner({ field, path: node.path, inputs: entry.input_shapes.map((s) => [...s]), type: node.type });
-    },
+  function showList() {
+    hits = tree ? findNodes(tree, find.value) : [];
+    suggest.replaceChildren(
+      ...hits.map((n, i) => {
+        const li = document.createElement("li");
+        li.id = `net-graph-s${i}`;
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", "false");
+        li.dataset.id = n.id;
+        const p = document.createElement("span");
+        p.className = "df-s-path";
+        p.textContent = n.path || n.id;
+        const t = document.createElement("span");
+        t.className = "df-s-type";
+        t.textContent = n.type || n.label;
+        li.append(p, t);
+        li.addEventListener("mousedown", (ev) => ev.preventDefault()); // keep the focus in the box
+        li.addEventListener("click", () => choose(i));
+        return li;
+      }),
+    );
+    if (!hits.length && find.value.trim()) {
+      const li = document.createElement("li");
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-disabled", "true");
+      li.textContent = "no node matches";
+      suggest.append(li);
+    }
+    suggest.hidden = !find.value.trim();
+    find.setAttribute("aria-expanded", String(!suggest.hidden));
+    setActive(hits.length ? 0 : -1);
+  }
+  function setActive(i) {
+    active = i;
+    for (const [k, li] of [...suggest.children].entries()) li.setAttribute("aria-selected", String(k === i));
+    if (i >= 0) {
+      find.setAttribute("aria-activedescendant", `net-graph-s${i}`);
+      suggest.children[i].scrollIntoView({ block: "nearest" });
+    } else find.removeAttribute("aria-activedescendant");
+  }
+  function choose(i) {
+    const n = hits[i];
+    if (!n) return;
+    find.value = n.path || n.id;
+    closeList();
+    return reveal(n.id);
+  }
+  find.addEventListener("input", showList);
+  find.addEventListener("focus", () => find.value.trim() && showList());
+  find.addEventListener("blur", closeList);
+  find.addEventListener("keydown", (ev) => {
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      if (suggest.hidden) showList();
+      if (!hits.length) return;
+      setActive(ev.key === "ArrowDown" ? (active + 1) % hits.length : (active - 1 + hits.length) % hits.length);
+    } else if (ev.key === "Enter") {
+      ev.preventDefault();
+      if (suggest.hidden) showList();
+      choose(active >= 0 ? active : 0);
+    } else if (ev.key === "Escape" && !suggest.hidden) {
+      ev.preventDefault();
+      closeList();
+    }
   });
+
+  return {
+    render,
+    reveal,
+    toggle,
+    // the API's node ids a drawn box stands for (itself for a node drawn as it is)
+    membersOf: (id) => shown?.nodes.find((n) => n.id === id)?.members ?? [id],
+    get visible() {
+      return shown;
+    },
+    // a zooming view replaces how a found node is brought into sight: fn(id, element)
+    set centreOn(fn) {
+      centre = fn || defaultCentre;
+    },
+    get centreOn() {
+      return (id) => centre(id, host.querySelector(`g.df-node[data-id="${CSS.escape(id)}"]`));
+    },
+  };
 }
