@@ -49,6 +49,9 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
     let shown = "+";
     if (n.kind === "block" || n.kind === "fold") {
       shown = drawBox(ng, n);
+      ng.attr("data-key", node.key).attr("data-members", node.members.length);
+      if (node.params !== null) ng.attr("data-params", node.params);
+      if (node.macs !== null) ng.attr("data-macs", node.macs);
       if (onToggle) {
         ng.classed("pickable", true).attr("role", "button").attr("tabindex", 0).attr("aria-expanded", "false");
         ng.attr("aria-label", `${shown}: expand (${node.contents.join(", ")})`);
@@ -143,7 +146,8 @@ function toggleOn(sel, act) {
 // it shows, which the button's accessible name starts with.
 function drawBox(ng, n) {
   const node = n.node;
-  const fold = n.kind === "fold";
+  // a fold, or a container that is one run of equal blocks, is drawn as a stack of cards
+  const fold = n.kind === "fold" || Boolean(node.n);
   const w = fold ? n.w - 6 : n.w;
   const h = fold ? n.h - 6 : n.h;
   if (fold) {

@@ -280,6 +280,14 @@ export function visibleGraph(tree, open, { trace = [], subtotals = null, frameCh
       frames: frameOf(u.parent),
       ...facts,
     };
+    // a container that is nothing but a run of equal blocks (ViT's encoder) says so: "TransformerEncoderLayer × 12"
+    const only = u.kind === "scope" && u.runs.length === 1 && u.runs[0].kind === "fold" ? u.runs[0] : null;
+    if (only) {
+      const m = only.members[0];
+      node.n = only.members.length;
+      node.foldType = m.kind === "node" ? m.node.type || m.node.label : m.type;
+      node.foldKey = only.key;
+    }
     if (u.kind === "fold") {
       node.n = u.members.length;
       node.last = last.kind === "node" ? last.node.path || last.id : last.path;

@@ -24,7 +24,7 @@ const shapesText = (shapes) => (Array.isArray(shapes) && shapes.length ? shapes.
 // The lines a collapsed block (or a fold of N equal blocks) shows: its type (× N), where it sits, the
 // shapes in and out, its parameters and mult-adds (≥ where some of its layers have no count).
 export function boxLines(node) {
-  const head = node.op === "fold" ? `${node.type} × ${node.n}` : node.type;
+  const head = node.op === "fold" ? `${node.type} × ${node.n}` : node.n ? `${node.foldType} × ${node.n}` : node.type;
   const where = node.op === "fold" ? node.range : node.path;
   const macs = node.macs === null || node.macs === undefined ? "—" : `${node.macsComplete ? "" : "≥ "}${fmtCount(node.macs)}`;
   return [
@@ -41,7 +41,7 @@ function nodeSize(node) {
     const lines = boxLines(node);
     const chars = Math.max(lines[0].length * 1.1, lines[1].length * 0.95, lines[2].length * 1.02, lines[3].length);
     // a fold's stacked cards stick out 6 px to the right and below
-    const extra = kind === "fold" ? 6 : 0;
+    const extra = kind === "fold" || node.n ? 6 : 0;
     return { w: Math.ceil(chars * FLOW.CH) + 28 + extra, h: 12 + lines.length * FLOW.LINE + 6 + extra };
   }
   if (kind === "add") return { w: FLOW.ADD_R * 2, h: FLOW.ADD_R * 2 };

@@ -79,7 +79,7 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
       return view;
     };
     if (!big) return keep(layoutDataflow(visible));
-    const pause = budgetYield(40);
+    const pause = budgetYield(25);
     return layoutNested(visible, { cache: cache.pieces, pause }).then(keep);
   }
 
@@ -172,14 +172,24 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
     });
   }
 
+  // The frame label or box that now stands for `key`: an opened container's frame label, a closed
+  // one's box, and for an unfolded run its first block.
   function focusFor(key) {
-    const esc = CSS.escape(key);
-    return host.querySelector(`.df-collapse[data-key="${esc}"]`) || host.querySelector(`g.df-node[data-id="${CSS.escape(`block:${key}`)}"], g.df-node[data-id="${esc}"]`);
+    const ids = [key, `block:${key}`];
+    if (key.startsWith("fold:")) ids.push(`block:${key.slice(5)}`, key.slice(5));
+    const q = [`.df-collapse[data-key="${CSS.escape(key)}"]`, ...ids.map((id) => `g.df-node[data-id="${CSS.escape(id)}"]`)];
+    for (const sel of q) {
+      const el = host.querySelector(sel);
+      if (el) return el;
+    }
+    return null;
   }
 
-  function toggle(key) {
+  function toggle(key, node = null) {
     if (!tree) return;
     const next = new Set(open);
+    // a container that is one run of equal blocks opens to its N blocks at once
+    if (node?.foldKey && !next.has(key)) next.add(node.foldKey);
     if (next.has(key)) {
       next.delete(key);
       // closing a container closes what was open inside it, so it opens again one level at a time
