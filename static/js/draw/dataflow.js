@@ -54,7 +54,7 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
       if (node.macs !== null) ng.attr("data-macs", node.macs);
       if (onToggle) {
         ng.classed("pickable", true).attr("role", "button").attr("tabindex", 0).attr("aria-expanded", "false");
-        ng.attr("aria-label", `${shown}: expand (${node.contents.join(", ")})`);
+        ng.attr("aria-label", `${shown}: expand`);
         tip.remove();
         ng.attr("data-tip", `${title}: ${node.contents.join(", ")}`);
         toggleOn(ng, () => onToggle(node.key, node));
@@ -156,7 +156,7 @@ function drawBox(ng, n) {
   }
   ng.append("rect").attr("class", "df-box").attr("width", w).attr("height", h).attr("rx", 8);
   const lines = boxLines(node);
-  const cls = ["df-type", "df-path", "df-io-shapes", "df-cost"];
+  const cls = ["df-type", "df-path", "df-io-shapes", "df-cost", "df-contents"];
   lines.forEach((t, i) => {
     ng.append("text").attr("class", cls[i]).attr("x", w / 2).attr("y", 18 + i * FLOW.LINE).attr("text-anchor", "middle").text(i < lines.length - 1 ? `${t} ` : t);
   });

@@ -32,14 +32,26 @@ export function boxLines(node) {
     where,
     `${shapesText(node.inputShapes)} → ${shapesText(node.outputShapes)}`,
     `${fmtCount(node.params)} params · ${macs} mult-adds`,
+    contentsLine(node.contents || []),
   ];
+}
+
+// What is inside, most frequent first, cut to a line: "10 Conv2d · 10 BatchNorm2d · 9 ReLU · 3 +".
+function contentsLine(parts, max = 44) {
+  let out = "";
+  for (const p of parts) {
+    const next = out ? `${out} · ${p}` : p;
+    if (next.length > max) return `${out} …`;
+    out = next;
+  }
+  return out;
 }
 
 function nodeSize(node) {
   const kind = nodeKind(node);
   if (kind === "block" || kind === "fold") {
     const lines = boxLines(node);
-    const chars = Math.max(lines[0].length * 1.1, lines[1].length * 0.95, lines[2].length * 1.02, lines[3].length);
+    const chars = Math.max(lines[0].length * 1.1, lines[1].length * 0.95, lines[2].length * 1.02, lines[3].length, lines[4].length * 0.95);
     // a fold's stacked cards stick out 6 px to the right and below
     const extra = kind === "fold" || node.n ? 6 : 0;
     return { w: Math.ceil(chars * FLOW.CH) + 28 + extra, h: 12 + lines.length * FLOW.LINE + 6 + extra };

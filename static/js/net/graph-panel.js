@@ -12,7 +12,10 @@
 
 import { drawDataflow } from "../draw/dataflow.js";
 import { layoutDataflow, layoutNested } from "../geometry/dataflow.js";
-import { budgetYield } from "../util/schedule.js";
+import { budgetYield, nextTask } from "../util/schedule.js";
+
+// The browser's next idle moment (a task at the latest after 200 ms), for work nobody waits for.
+const idle = () => (globalThis.requestIdleCallback ? new Promise((r) => requestIdleCallback(() => r(), { timeout: 200 })) : nextTask());
 import { allKeys, expansionValue, findNodes, moduleTree, openSet, revealKeys, visibleGraph, SMALL_GRAPH } from "../geometry/collapse.js";
 import { innerField, rememberInner, walk } from "./model.js";
 
@@ -58,11 +61,11 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
   // expansion: a small graph by dagre in one piece (frames as dagre's clusters), a big one container
   // by container (layoutNested), yielding between pieces so the page stays responsive; returns the
   // cached answer, or a promise of it.
-  function viewFor() {
+  function viewFor(keys = open, pause = budgetYield(25)) {
     const graph = args.result.graph;
     let cache = layouts.get(graph);
     if (!cache) layouts.set(graph, (cache = { views: new Map(), pieces: new Map() }));
-    const key = [...open].sort().join("\n");
+    const key = [...keys].sort().join("\n");
     const hit = cache.views.get(key);
     if (hit) {
       cache.views.delete(key);
@@ -70,17 +73,35 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
       return hit;
     }
     const big = tree.byNode.size > SMALL_GRAPH;
-    const visible = visibleGraph(tree, open, { trace: args.result.trace, subtotals: args.result.subtotals, frameChains: big });
+    const visible = visibleGraph(tree, keys, { trace: args.result.trace, subtotals: args.result.subtotals, frameChains: big });
     const keep = (layout) => {
       const view = { visible, layout };
       cache.views.set(key, view);
-      if (cache.views.size > 24) cache.views.delete(cache.views.keys().next().value);
+      if (cache.views.size > 48) cache.views.delete(cache.views.keys().next().value);
       if (cache.pieces.size > 4000) cache.pieces.clear();
       return view;
     };
     if (!big) return keep(layoutDataflow(visible));
-    const pause = budgetYield(25);
     return layoutNested(visible, { cache: cache.pieces, pause }).then(keep);
+  }
+
+  // While the page is idle, lay out what one click on each closed box would show, so the click finds
+  // its layout ready (a big graph only; a small one lays out in a few ms). A newer drawing stops it.
+  async function prefetch(my) {
+    if (!tree || tree.byNode.size <= SMALL_GRAPH || !shown) return;
+    const closed = shown.nodes.filter((n) => n.key && !open.has(n.key)).slice(0, 16);
+    for (const n of closed) {
+      await idle();
+      if (my !== seq) return;
+      const next = new Set(open).add(n.key);
+      if (n.foldKey) next.add(n.foldKey);
+      const pause = async () => {
+        await idle();
+        return true;
+      };
+      const view = viewFor(next, pause);
+      if (view instanceof Promise) await view;
+    }
   }
 
   function render(next) {
@@ -151,6 +172,7 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
     host.setAttribute("aria-busy", "false");
     performance.mark("graph:drawn");
     performance.measure("graph:draw", "graph:draw-start", "graph:drawn");
+    prefetch(seq);
     if (firstAfterAnswer) {
       // from the /api/shape answer to this network's graph on the page
       performance.measure("graph:first", "net:answer", "graph:drawn");
