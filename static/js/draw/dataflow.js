@@ -7,34 +7,40 @@
 // container's frame closes it again.
 
 import { addArrowMarker, svgIn } from "./common.js";
+import { runChunked } from "../util/schedule.js";
 import { FLOW, boxLines, layoutDataflow } from "../geometry/dataflow.js";
 
 const line = (pts) => `M${pts.map((p) => p.map((v) => v.toFixed(1)).join(",")).join(" L")}`;
 
-export function drawDataflow(container, graph, { onPick = () => {}, canPick = () => false, onOther = null, onNode = null, onToggle = null, layout = null, label = null } = {}) {
+// The drawing is built off the page and replaces the old one whole. `chunked` (a big graph): it is
+// built in pieces, yielding to the browser between them (a promise of the layout, or null if
+// `cancelled()` first); otherwise at once, and the layout returned.
+export function drawDataflow(container, graph, { onPick = () => {}, canPick = () => false, onOther = null, onNode = null, onToggle = null, layout = null, label = null, chunked = false, cancelled = () => false } = {}) {
   const lay = layout || layoutDataflow(graph);
   const modules = graph.nodes.filter((n) => n.op === "module").length;
-  const svg = svgIn(container, lay.width, lay.height, label || `Dataflow graph (${graph.method}): ${graph.nodes.length} nodes, ${modules} module calls`);
+  // built off the page and swapped in whole: removing a big old drawing node by node is slow
+  const host = document.createElement("div");
+  const svg = svgIn(host, lay.width, lay.height, label || `Dataflow graph (${graph.method}): ${graph.nodes.length} nodes, ${modules} module calls`);
   svg.classed("df-drawing", true);
   const defs = svg.insert("defs", ":first-child");
   addArrowMarker(defs, "df-arrow", "#475569");
   addArrowMarker(defs, "df-arrow-rf", "#c2410c");
   const g = svg.append("g");
 
-  for (const fr of lay.groups) {
+  const drawFrame = (fr) => {
     const fg = g.append("g").attr("class", `df-group${fr.chain ? " chain" : ""}`).attr("data-path", fr.path);
     fg.append("rect").attr("x", fr.x).attr("y", fr.y).attr("width", fr.w).attr("height", fr.h).attr("rx", 10);
-  }
+  };
 
-  for (const e of lay.edges) {
+  const drawEdge = (e) => {
     const eg = g.append("g").attr("class", `df-edge${e.skip ? " skip" : ""}`).attr("data-from", e.from).attr("data-to", e.to);
     const path = eg.append("path").attr("d", line(e.points));
     // a leg that ends at an open container's frame goes on inside it: the arrow is at the node it reaches
     if (e.arrow !== false) path.attr("marker-end", "url(#df-arrow)");
     if (e.text) eg.append("text").attr("class", "df-shape").attr("x", e.lx).attr("y", e.ly + 4).attr("text-anchor", "middle").text(e.text);
-  }
+  };
 
-  for (const n of lay.nodes) {
+  const drawNode = (n) => {
     const node = n.node;
     const pick = canPick(node);
     const ng = g
@@ -60,7 +66,7 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
         toggleOn(ng, () => onToggle(node.key, node));
       } else tip.text(`${title}: ${node.contents.join(", ")}`);
       if (onNode) onNode(ng, n);
-      continue;
+      return;
     }
     if (n.kind === "add") {
       ng.append("circle").attr("class", "df-box").attr("cx", n.w / 2).attr("cy", n.h / 2).attr("r", n.w / 2);
@@ -90,9 +96,9 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
       toggleOn(ng, (ev) => act(node, ev));
     }
     if (onNode) onNode(ng, n);
-  }
+  };
 
-  for (const fr of lay.groups) {
+  const drawFrameLabel = (fr) => {
     if (onToggle && fr.key) {
       // an open container's label, at the frame's top left, is the button that closes it
       // it sits on the frame's top border, at the left unless an edge enters the frame there
@@ -107,15 +113,32 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
       lg.append("rect").attr("class", "df-collapse-bg").attr("x", x).attr("y", fr.y - 8).attr("width", w).attr("height", 16).attr("rx", 4);
       lg.append("text").attr("x", x + 6).attr("y", fr.y + 4).text(text);
       toggleOn(lg, () => onToggle(fr.key, fr));
-      continue;
+      return;
     }
     // frame labels run up the frame's left border, where edges entering from above do not pass
     const x = fr.x + 12;
     const y = fr.y + fr.h - 8;
     g.append("text").attr("class", "df-group-label").attr("data-path", fr.path).attr("x", x).attr("y", y)
       .attr("transform", `rotate(-90 ${x} ${y})`).text(fr.label);
+  };
+
+  // frames under edges under nodes; frame labels on top
+  const jobs = [...lay.groups.map((fr) => () => drawFrame(fr)), ...lay.edges.map((e) => () => drawEdge(e)), ...lay.nodes.map((n) => () => drawNode(n)), ...lay.groups.map((fr) => () => drawFrameLabel(fr))];
+  const swap = () => {
+    const old = container.querySelector(":scope > svg.drawing");
+    if (old) old.replaceWith(svg.node());
+    else container.append(svg.node());
+  };
+  if (!chunked) {
+    for (const job of jobs) job();
+    swap();
+    return lay;
   }
-  return lay;
+  return runChunked(jobs, { cancelled, budgetMs: 12 }).then((done) => {
+    if (!done) return null;
+    swap();
+    return lay;
+  });
 }
 
 // Where the edges cross the horizontal line at y (a frame's top border).

@@ -14,8 +14,8 @@ import { drawDataflow } from "../draw/dataflow.js";
 import { layoutDataflow, layoutNested } from "../geometry/dataflow.js";
 import { budgetYield, nextTask } from "../util/schedule.js";
 
-// The browser's next idle moment (a task at the latest after 200 ms), for work nobody waits for.
-const idle = () => (globalThis.requestIdleCallback ? new Promise((r) => requestIdleCallback(() => r(), { timeout: 200 })) : nextTask());
+// The browser's next idle moment, for work nobody waits for.
+const idle = () => (globalThis.requestIdleCallback ? new Promise((r) => requestIdleCallback(() => r())) : nextTask());
 import { allKeys, expansionValue, findNodes, moduleTree, openSet, revealKeys, visibleGraph, SMALL_GRAPH } from "../geometry/collapse.js";
 import { innerField, rememberInner, walk } from "./model.js";
 
@@ -138,7 +138,7 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
   }
 
   function paint({ visible, layout }) {
-    shown = visible;
+    const my = seq;
     const { result, builder, pickable, onDrill, onDrillInner, onOther = null } = args;
     const traceOf = new Map((result.trace || []).map((t) => [t.path, t]));
     const inner = (node) => {
@@ -148,9 +148,12 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
     const total = tree.byNode.size;
     const boxes = visible.nodes.length;
     const label = boxes < total ? `Dataflow graph (${visible.method}): ${boxes} boxes showing all ${total} nodes, some inside collapsed blocks` : null;
-    const lay = drawDataflow(host, visible, {
+    const drawn = drawDataflow(host, visible, {
       layout,
       label,
+      // many boxes are drawn off the page in pieces (no long task), then shown at once
+      chunked: boxes > 60,
+      cancelled: () => my !== seq,
       onOther,
       onToggle: allKeys(tree).length ? toggle : null,
       canPick: (node) => node.op === "module" && Boolean(pickable(node.path) || inner(node)),
@@ -164,6 +167,14 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
         onDrillInner({ field, path: node.path, inputs: entry.input_shapes.map((s) => [...s]), type: node.type });
       },
     });
+    if (drawn instanceof Promise) return drawn.then((lay) => (lay ? finish(visible, lay) : null));
+    return finish(visible, drawn);
+  }
+
+  function finish(visible, lay) {
+    shown = visible;
+    const total = tree.byNode.size;
+    const boxes = visible.nodes.length;
     const hidden = visible.nodes.filter((n) => n.members).length;
     count.textContent = hidden ? `${boxes} boxes for ${total} nodes` : `all ${total} nodes`;
     host.dataset.boxes = String(boxes);
