@@ -154,7 +154,7 @@ def test_resnet50_opens_collapsed_expands_folds_and_collapses(page, console, res
 
 def test_expand_all_collapse_all_and_find(page, console, resnet50):
     console.allow(SLOW_RUN)
-    req, _ = resnet50
+    req, answer = resnet50
     open_graph(page, req)
     collapsed = boxes(page)
     click_and_draw(page, page.locator("#net-graph-expand-all"))
@@ -169,6 +169,16 @@ def test_expand_all_collapse_all_and_find(page, console, resnet50):
     )
     click_and_draw(page, page.locator("#net-graph-collapse-all"))
     assert boxes(page) == collapsed
+    # Shift+click opens a block whole: every layer of stage 4 is drawn, the other stages stay boxes
+    before = page.locator("#net-graph").get_attribute("data-expand")
+    page.locator('#net-graph g.df-node[data-id="block:layer4"]').click(modifiers=["Shift"])
+    wait_js(page, "b => document.querySelector('#net-graph').dataset.expand !== b", before)
+    wait_graph(page)
+    ids = boxes(page)
+    assert not [i for i in ids if i.startswith("block:layer4") or i.startswith("fold:layer4")]
+    stage4 = {n["id"] for n in answer["graph"]["nodes"] if any(sc["path"] == "layer4" for sc in n["scope"])}
+    assert len(stage4) == 32 and stage4 <= set(ids) and "block:layer3" in ids  # 3 bottlenecks: 29 layers, 3 ⊕
+    click_and_draw(page, page.locator("#net-graph-collapse-all"))
 
     # find: suggestions by path and type, keyboard operable; the chosen node is revealed and centred
     find = page.locator("#net-graph-find")

@@ -63,7 +63,7 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
         ng.attr("aria-label", `${shown}: expand`);
         tip.remove();
         ng.attr("data-tip", `${title}: ${node.contents.join(", ")}`);
-        toggleOn(ng, () => onToggle(node.key, node));
+        toggleOn(ng, (ev) => onToggle(node.key, node, ev));
       } else tip.text(`${title}: ${node.contents.join(", ")}`);
       if (onNode) onNode(ng, n);
       return;

@@ -218,17 +218,28 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
     return null;
   }
 
-  function toggle(key, node = null) {
+  function toggle(key, node = null, ev = null) {
     if (!tree) return;
     const next = new Set(open);
-    // a container that is one run of equal blocks opens to its N blocks at once
-    if (node?.foldKey && !next.has(key)) next.add(node.foldKey);
-    if (next.has(key)) {
+    if (open.has(key)) {
       next.delete(key);
       // closing a container closes what was open inside it, so it opens again one level at a time
       for (const k of [...next]) if (k.startsWith(`${key}.`) || k.startsWith(`fold:${key}.`)) next.delete(k);
-    } else next.add(key);
+    } else {
+      next.add(key);
+      // a container that is one run of equal blocks opens to its N blocks at once
+      if (node?.foldKey) next.add(node.foldKey);
+      // Shift opens everything inside as well
+      if (ev?.shiftKey) for (const k of inside(key)) next.add(k);
+    }
     setOpen(next, key);
+  }
+
+  // Every key below `key` (a container's path, or a fold's members), itself included.
+  function inside(key) {
+    const fold = tree.folds.get(key);
+    const bases = fold ? fold.members.filter((m) => m.kind === "scope").map((m) => m.path) : [key];
+    return allKeys(tree).filter((k) => k === key || bases.some((b) => k === b || k.startsWith(`${b}.`) || k.startsWith(`fold:${b}.`)));
   }
 
   // Opens every container and fold around node `id`, draws, and centres it.
