@@ -72,9 +72,13 @@ def click_and_draw(page, locator):
     )
 
 
-def shot(page, name):
+def shot(page, name, centre=None):
+    """A 1280×800 picture: the panel's toolbar at the top, or the node `centre` in the middle."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator("#net-graph-panel").scroll_into_view_if_needed()
+    if centre:
+        page.locator(f'#net-graph g.df-node[data-id="{centre}"]').evaluate("e => e.scrollIntoView({block: 'center'})")
+    else:
+        page.locator("#net-graph-panel").evaluate("e => e.scrollIntoView({block: 'start'})")
     page.screenshot(path=str(SHOTS / name))
 
 
@@ -125,7 +129,7 @@ def test_resnet50_opens_collapsed_expands_folds_and_collapses(page, console, res
     assert page.locator('#net-graph .df-collapse[data-key="layer2"]').get_attribute("aria-expanded") == "true"
     # only the open stage shows its fold; the others stay one box each
     assert page.locator("#net-graph g.df-fold").count() == 1
-    shot(page, "resnet50-stage-expanded.png")
+    shot(page, "resnet50-stage-expanded.png", centre="block:layer2.0")
     assert audit(page) == []
 
     # Enter on the fold unfolds the three blocks
@@ -233,7 +237,7 @@ def test_vit_folds_its_encoder(page, console, preset_requests):
     click_and_draw(page, page.locator('#net-graph g.df-node[data-id="block:layers.encoder_layer_3"]'))
     assert page.locator('#net-graph g.df-node[data-path="layers.encoder_layer_3.self_attn"]').count() == 1
     assert page.locator("#net-graph g.df-node.df-add").count() == adds + 2
-    shot(page, "vit-layer-expanded.png")
+    shot(page, "vit-layer-expanded.png", centre="layers_encoder_layer_3_self_attn")
 
 
 BLOCK = {
