@@ -101,15 +101,31 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
   const drawFrameLabel = (fr) => {
     if (onToggle && fr.key) {
       // an open container's label, at the frame's top left, is the button that closes it
-      // it sits on the frame's top border, at the left unless an edge enters the frame there
-      const text = `▾ ${fr.label}`;
+      // it sits on the frame's top border, in the first gap between the edges that enter the frame
+      // there; where the full "path · type" fits no gap, the path alone (the type is in its name)
+      const full = `▾ ${fr.label}`;
+      const xs = crossings(lay.edges, fr.y)
+        .filter((v) => v > fr.x && v < fr.x + fr.w)
+        .sort((a, b) => a - b);
+      const bounds = [fr.x + 6 - 8, ...xs, fr.x + fr.w - 6 + 8];
+      const gapFor = (w) => {
+        for (let i = 1; i < bounds.length; i++) if (bounds[i] - bounds[i - 1] - 16 >= w) return bounds[i - 1] + 8;
+        return null;
+      };
+      let text = full;
+      let w = Math.ceil(text.length * FLOW.CH) + 12;
+      let x = gapFor(w);
+      if (x === null) {
+        const short = `▾ ${fr.path}`;
+        const ws = Math.ceil(short.length * FLOW.CH) + 12;
+        const xShort = gapFor(ws);
+        if (xShort !== null) [text, w, x] = [short, ws, xShort];
+        else x = Math.max(2, fr.x + 6);
+      }
       const lg = g.append("g").attr("class", "df-group-label df-collapse pickable").attr("data-path", fr.path).attr("data-key", fr.key)
-        .attr("role", "button").attr("tabindex", 0).attr("aria-expanded", "true").attr("aria-label", `${text}: collapse`);
-      const w = Math.ceil(text.length * FLOW.CH) + 12;
-      const xs = crossings(lay.edges, fr.y);
-      const clear = (x0) => xs.every((x) => x < x0 - 8 || x > x0 + w + 8);
-      const inside = xs.filter((v) => v > fr.x && v < fr.x + fr.w);
-      const x = [fr.x + 6, fr.x + fr.w - 6 - w].find(clear) ?? Math.max(2, Math.min(...inside, fr.x + fr.w) - 8 - w);
+        .attr("role", "button").attr("tabindex", 0).attr("aria-expanded", "true").attr("aria-label", `${text}${text === full ? "" : ` · ${fr.type}`}: collapse`);
+      // the tooltip (the button's description; its name is the aria-label) keeps the type when only the path shows
+      lg.append("title").text(`${fr.label}: collapse`);
       lg.append("rect").attr("class", "df-collapse-bg").attr("x", x).attr("y", fr.y - 8).attr("width", w).attr("height", 16).attr("rx", 4);
       lg.append("text").attr("x", x + 6).attr("y", fr.y + 4).text(text);
       toggleOn(lg, () => onToggle(fr.key, fr));
