@@ -102,7 +102,8 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
     if (onToggle && fr.key) {
       // an open container's label, at the frame's top left, is the button that closes it
       // it sits on the frame's top border, in the first gap between the edges that enter the frame
-      // there; where the full "path · type" fits no gap, the path alone (the type is in its name)
+      // there; where the full "path · type" fits no gap, the path alone (its accessible name adds the
+      // type; no tooltip, which a button's name check would read as text shown ahead of the label)
       const full = `▾ ${fr.label}`;
       const xs = crossings(lay.edges, fr.y)
         .filter((v) => v > fr.x && v < fr.x + fr.w)
@@ -124,8 +125,6 @@ export function drawDataflow(container, graph, { onPick = () => {}, canPick = ()
       }
       const lg = g.append("g").attr("class", "df-group-label df-collapse pickable").attr("data-path", fr.path).attr("data-key", fr.key)
         .attr("role", "button").attr("tabindex", 0).attr("aria-expanded", "true").attr("aria-label", `${text}${text === full ? "" : ` · ${fr.type}`}: collapse`);
-      // the tooltip (the button's description; its name is the aria-label) keeps the type when only the path shows
-      lg.append("title").text(`${fr.label}: collapse`);
       lg.append("rect").attr("class", "df-collapse-bg").attr("x", x).attr("y", fr.y - 8).attr("width", w).attr("height", 16).attr("rx", 4);
       lg.append("text").attr("x", x + 6).attr("y", fr.y + 4).text(text);
       toggleOn(lg, () => onToggle(fr.key, fr));
