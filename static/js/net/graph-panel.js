@@ -8,16 +8,17 @@
 // all" / "Collapse all"; the open keys live in `state.ui.expand` (null: the graph's default, "all",
 // or the list of keys), so the link reopens the same view. "Find" suggests nodes by name, path or
 // type, opens the containers around the chosen one and centres it (`centreOn`, which a zooming view
-// may replace). Layouts are cached per graph and expansion, so closing what was open is instant.
+// may replace). Layouts are cached per graph and expansion, so closing what was open is instant, and
+// while the page is idle the views one click away are laid out ahead.
 
 import { drawDataflow } from "../draw/dataflow.js";
+import { allKeys, expansionValue, findNodes, moduleTree, openSet, revealKeys, visibleGraph, SMALL_GRAPH } from "../geometry/collapse.js";
 import { layoutDataflow, layoutNested } from "../geometry/dataflow.js";
 import { budgetYield, nextTask } from "../util/schedule.js";
+import { innerField, rememberInner, walk } from "./model.js";
 
 // The browser's next idle moment, for work nobody waits for.
 const idle = () => (globalThis.requestIdleCallback ? new Promise((r) => requestIdleCallback(() => r())) : nextTask());
-import { allKeys, expansionValue, findNodes, moduleTree, openSet, revealKeys, visibleGraph, SMALL_GRAPH } from "../geometry/collapse.js";
-import { innerField, rememberInner, walk } from "./model.js";
 
 const METHODS = {
   fx: "captured with torch.fx symbolic tracing",
@@ -44,7 +45,8 @@ export function createGraphPanel(root, { store = null, onDrawn = () => {} } = {}
   const suggest = root.querySelector("#net-graph-suggest");
   const count = root.querySelector("#net-graph-count");
   const trees = new WeakMap(); // the API's graph -> its module tree
-  const layouts = new WeakMap(); // the API's graph -> Map(expansion key -> {visible, layout})
+  // the API's graph -> {views: expansion -> {visible, layout}, pieces: layoutNested's per-container cache}
+  const layouts = new WeakMap();
   let args = null;
   let tree = null;
   let open = new Set();
