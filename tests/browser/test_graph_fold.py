@@ -355,3 +355,48 @@ def test_collapse_module_in_the_page(page):
     assert out["findType"] == ["b2_fc"]
     assert out["ranges"] == ["layer2.1–3", "a.x … b.y"]
     assert out["reveal"] == ["1", "fold:0"]
+
+
+def test_nested_layout_keeps_every_node_in_its_frames(page, resnet50):
+    """layoutNested on ResNet-50 fully open, and with one stage open: each node lies inside every frame
+    around it, frames of different containers never cross, no two boxes overlap, and every edge of the
+    visible graph is drawn, ending with an arrow at its node."""
+    _, answer = resnet50
+    page.goto("/")
+    page.wait_for_function("document.body.dataset.ready === 'true'")
+    out = page.evaluate(
+        """async (answer) => {
+          const c = await import('/static/js/geometry/collapse.js');
+          const d = await import('/static/js/geometry/dataflow.js');
+          const tree = c.moduleTree(answer.graph);
+          const problems = [];
+          const sizes = [];
+          for (const expand of ['all', ['layer2', 'fold:layer2.1'], []]) {
+            const v = c.visibleGraph(tree, c.openSet(tree, expand), {...answer, frameChains: true});
+            const lay = await d.layoutNested(v);
+            sizes.push([v.nodes.length, lay.nodes.length, lay.groups.length]);
+            const frame = new Map(lay.groups.map((g) => [g.path, g]));
+            const inside = (a, b) => a.x >= b.x - 0.5 && a.y >= b.y - 0.5 && a.x + a.w <= b.x + b.w + 0.5 && a.y + a.h <= b.y + b.h + 0.5;
+            const cross = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+            for (const n of lay.nodes)
+              for (const f of n.node.frames) if (!inside(n, frame.get(f.path))) problems.push(`${n.id} outside ${f.path}`);
+            for (let i = 0; i < lay.nodes.length; i++)
+              for (let j = i + 1; j < lay.nodes.length; j++)
+                if (cross(lay.nodes[i], lay.nodes[j])) problems.push(`${lay.nodes[i].id} overlaps ${lay.nodes[j].id}`);
+            for (const a of lay.groups)
+              for (const b of lay.groups) {
+                if (a === b || b.path.startsWith(`${a.path}.`) || a.path.startsWith(`${b.path}.`)) continue;
+                if (cross(a, b)) problems.push(`frame ${a.path} crosses ${b.path}`);
+              }
+            for (const e of v.edges) {
+              const legs = lay.edges.filter((s) => s.from === e.from && s.to === e.to);
+              if (!legs.some((s) => s.arrow)) problems.push(`edge ${e.from} → ${e.to} has no arrow at its node`);
+            }
+          }
+          return {problems: problems.slice(0, 10), sizes};
+        }""",
+        answer,
+    )
+    assert out["problems"] == []
+    assert out["sizes"][0] == [177, 177, 56]  # 16 bottlenecks × (block, Residual, body) + 4 shortcuts + 4 stages
+    assert out["sizes"][1][0] == out["sizes"][1][1] == 16 and out["sizes"][2] == [13, 13, 0]
