@@ -64,13 +64,26 @@ export function entryCost(entry, field, trace) {
   return known.length ? known.reduce((a, b) => a + b, 0) : number(entry[field]);
 }
 
+// The figure a collapsed block or fold of the view (geometry/collapse.js) carries: the server's
+// subtotals summed over what it holds ({op: "block" | "fold", params, macs, memory}).
+const BLOCK_FACT = { params: "params", macs: "macs", memory: "memory" };
+
+// One drawn node's figure: a collapsed block's or fold's own totals (a fold of N blocks counts all N,
+// not its first), any other node its trace entry's.
+export function nodeCost(node, entry, metricId, trace) {
+  const metric = costMetric(metricId);
+  if (!metric.field) return null;
+  if (node && (node.op === "block" || node.op === "fold")) return number(node[BLOCK_FACT[metric.id]]);
+  return entryCost(entry, metric.field, trace);
+}
+
 // node id -> the metric's value (a number, or null: not counted).
 export function nodeCosts(graph, trace, metricId) {
   const metric = costMetric(metricId);
   const out = new Map();
   if (!metric.field) return out;
   const entries = traceByNode(graph, trace);
-  for (const n of graph?.nodes || []) out.set(n.id, entryCost(entries.get(n.id), metric.field, trace));
+  for (const n of graph?.nodes || []) out.set(n.id, nodeCost(n, entries.get(n.id), metricId, trace));
   return out;
 }
 
