@@ -14,7 +14,7 @@ from .test_network import current_ui
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path("/work/shots/h19-fold")
+SHOTS = Path("/work/shots/h19-merge")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,9 @@ def boxes(page):
 
 def click_and_draw(page, locator):
     before = page.locator("#net-graph").get_attribute("data-expand")
+    # the graph sits in a zoomed viewport: a box reached by the keyboard is brought into its view,
+    # as a user pans to what they click
+    locator.focus()
     locator.click()
     wait_js(
         page,
@@ -73,12 +76,14 @@ def click_and_draw(page, locator):
 
 
 def shot(page, name, centre=None):
-    """A 1280×800 picture: the panel's toolbar at the top, or the node `centre` in the middle."""
+    """A 1280×800 picture: the panel's toolbar at the top, and the node `centre` in the middle of the graph's view."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#net-graph-panel").evaluate("e => e.scrollIntoView({block: 'start'})")
     if centre:
-        page.locator(f'#net-graph g.df-node[data-id="{centre}"]').evaluate("e => e.scrollIntoView({block: 'center'})")
-    else:
-        page.locator("#net-graph-panel").evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.evaluate(
+            "async id => (await import('/static/js/net/graph-nav.js')).centreOnNode(document.querySelector('#net-graph'), id, 1)",
+            centre,
+        )
     page.screenshot(path=str(SHOTS / name))
 
 
@@ -175,7 +180,9 @@ def test_expand_all_collapse_all_and_find(page, console, resnet50):
     assert boxes(page) == collapsed
     # Shift+click opens a block whole: every layer of stage 4 is drawn, the other stages stay boxes
     before = page.locator("#net-graph").get_attribute("data-expand")
-    page.locator('#net-graph g.df-node[data-id="block:layer4"]').click(modifiers=["Shift"])
+    stage4_box = page.locator('#net-graph g.df-node[data-id="block:layer4"]')
+    stage4_box.focus()  # brought into the zoomed view
+    stage4_box.click(modifiers=["Shift"])
     wait_js(page, "b => document.querySelector('#net-graph').dataset.expand !== b", before)
     wait_graph(page)
     ids = boxes(page)
@@ -203,10 +210,14 @@ def test_expand_all_collapse_all_and_find(page, console, resnet50):
         "layer3.4.block.body",
         "fold:layer3.1",
     }
+    # centred in the graph's zoomed view at 1:1 (not by scrolling the page), selected, its details beside
     box = node.bounding_box()
-    view = page.viewport_size
-    assert box["y"] >= 0 and box["y"] + box["height"] <= view["height"]
-    assert abs(box["y"] + box["height"] / 2 - view["height"] / 2) < view["height"] / 4  # centred, not just inside
+    host = page.locator("#net-graph").bounding_box()
+    assert abs(box["x"] + box["width"] / 2 - (host["x"] + host["width"] / 2)) < 2
+    assert abs(box["y"] + box["height"] / 2 - (host["y"] + host["height"] / 2)) < 2
+    assert float(page.locator("#net-graph").get_attribute("data-zoom")) == 1
+    assert page.locator("#net-graph-details").get_attribute("data-node") == "layer3_4_block_body_conv2"
+    assert current_ui(page)["graphNode"] == "layer3_4_block_body_conv2"
     # a type finds every layer of it; arrows move the choice
     find.fill("MaxPool2d")
     assert page.locator("#net-graph-suggest [role=option]").all_text_contents() == ["maxpoolMaxPool2d"]
