@@ -157,12 +157,13 @@ export function legendTicks(scale, most = 5) {
       const v = 10 ** e;
       if (v > scale.min) inner.push(v);
     }
-    // keep at most `most - 2` of them, evenly spread, clear of the ends
+    // keep at most `most - 2` of them, evenly spread, clear of the ends (a fifth of the bar: the end
+    // labels are drawn from there inwards and would overlap one close by)
     const keep = Math.max(0, most - 2);
     const step = Math.max(1, Math.ceil(inner.length / Math.max(1, keep)));
     for (let i = 0; i < inner.length && keep > 0; i += step) {
       const at = scale.t(inner[i]);
-      if (at > 0.08 && at < 0.92) ticks.push({ value: inner[i], at, colour: scale.colour(inner[i]) });
+      if (at > 0.2 && at < 0.8) ticks.push({ value: inner[i], at, colour: scale.colour(inner[i]) });
     }
     ticks.push({ value: scale.max, at: 1, colour: scale.colour(scale.max) });
   }

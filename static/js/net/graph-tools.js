@@ -230,7 +230,8 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     for (const g of els.host.querySelectorAll("g.df-node")) {
       const on = g.dataset.id === id;
       g.classList.toggle("df-selected", on);
-      if (g.hasAttribute("role")) g.setAttribute("aria-pressed", String(on));
+      // a collapsed block's button opens it (aria-expanded): it is not a pressed/unpressed choice
+      if (g.hasAttribute("role") && !g.hasAttribute("aria-expanded")) g.setAttribute("aria-pressed", String(on));
     }
   }
 
