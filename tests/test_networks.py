@@ -254,6 +254,17 @@ def test_totals_count_every_layer_the_graph_draws(api, preset, endpoint):
     assert sorted(e["path"] for e in leaves) == graph_modules
     assert body["totals"]["macs"] == sum(e["macs"] or 0 for e in leaves)
     assert body["totals"]["activation_bytes"] == sum(e["activation_bytes"] for e in leaves)
+    # every container's own totals (a collapsed block in the graph): the leaves below it, each call once
+    containers = {e["path"]: e for e in body["trace"] if not e["leaf"]}
+    assert set(body["subtotals"]) == set(containers)
+    for path, sub in body["subtotals"].items():
+        below = [e for e in leaves if e["path"].startswith(f"{path}.")]
+        assert sub["type"] == containers[path]["type"]
+        assert sub["param_count"] == containers[path]["param_count"]
+        assert sub["layers"] == len(below) > 0
+        assert sub["macs"] == sum(e["macs"] or 0 for e in below)
+        assert sub["macs_complete"] == all(e["macs"] is not None for e in below)
+        assert sub["activation_bytes"] == sum(e["activation_bytes"] for e in below)
 
 
 def test_tiny_transformer_totals_include_attention(api):

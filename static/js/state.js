@@ -38,6 +38,9 @@ export const DEFAULT_UI = Object.freeze({
   // the node whose details sit beside the graph (a graph node id) or null
   graphCost: "none",
   graphNode: null,
+  // the dataflow graph's open containers and folds (geometry/collapse.js): null, the graph's default
+  // (a small graph whole, a big one collapsed to its top-level blocks); "all"; or the list of keys
+  expand: null,
 });
 
 export function initialState() {
@@ -123,11 +126,16 @@ export function decodeQuery(search) {
       if (result.ui.lesson !== null && typeof result.ui.lesson !== "string") result.ui.lesson = null;
       if (!COST_IDS.includes(result.ui.graphCost)) result.ui.graphCost = "none";
       if (result.ui.graphNode !== null && typeof result.ui.graphNode !== "string") result.ui.graphNode = null;
+      if (!validExpand(result.ui.expand)) result.ui.expand = null;
     } catch {
       // A damaged ui part only loses the selection, never the view itself.
     }
   }
   return result;
+}
+
+function validExpand(e) {
+  return e === null || e === "all" || (Array.isArray(e) && e.every((k) => typeof k === "string"));
 }
 
 function validDrill(d) {

@@ -17,7 +17,7 @@ from .test_network import current_ui, net_renders, wait_net
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path("/work/shots/h19-nav")
+SHOTS = Path("/work/shots/h19-merge")
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
@@ -83,7 +83,8 @@ def test_zoom_pan_fit_with_mouse_buttons_and_keys(page, tutorial):
     t1 = transform(page)
     assert t1["k"] == pytest.approx(t0["k"] * 1.25)
 
-    # a drag pans
+    # a drag pans (the viewport on the screen: the toolbar's click may have scrolled the page above it)
+    page.locator("#net-graph").scroll_into_view_if_needed()
     v = page.locator("#net-graph").bounding_box()
     page.mouse.move(v["x"] + 20, v["y"] + 20)
     page.mouse.down()
@@ -182,8 +183,9 @@ def test_details_stack_under_the_graph_on_a_phone(page, tutorial):
 def test_resnet50_cost_colouring_fit_and_exports(page, resnet50, resnet50_shape):
     """ResNet-50 (177 nodes): colour by parameters, mult-adds and memory, the legend's ends are the
     trace's smallest and largest figure; fit shows every node; the SVG and PNG hold the whole graph
-    however it is zoomed; the CSV and LaTeX hold every trace row."""
-    open_graph(page, resnet50)
+    however it is zoomed; the CSV and LaTeX hold every trace row. Collapsed, a stage (and a fold of N
+    blocks) is coloured by its totals, the legend spans the boxes drawn, the SVG holds every box drawn."""
+    open_graph(page, resnet50, {"expand": "all"})  # every node drawn (a big graph opens collapsed)
     n_nodes = page.locator("#net-graph g.df-node").count()
     assert n_nodes == len(resnet50_shape["graph"]["nodes"])
     assert page.locator("#net-graph-legend").is_hidden()
@@ -291,6 +293,47 @@ def test_resnet50_cost_colouring_fit_and_exports(page, resnet50, resnet50_shape)
     assert "25,557,032" in body[-1]
     assert "BatchNorm2d" in tex and "Param \\#" in tex
 
+    # collapsed: a stage is one box coloured by its totals (the API's subtotals), and the legend's ends
+    # are the smallest and largest figure among the boxes drawn now
+    page.click("#net-graph-collapse-all")
+    wait_js(
+        page,
+        "() => document.querySelector('#net-graph').getAttribute('aria-busy') === 'false' && "
+        "document.querySelectorAll('#net-graph g.df-node').length <= 40",
+    )
+    page.locator('#net-graph g.df-node[data-id="block:layer2"]').focus()  # brought into the view
+    page.keyboard.press("Enter")  # opens the stage: its first block, then the other three folded "× 3"
+    wait_js(
+        page,
+        """() => document.querySelector('#net-graph g.df-node[data-id="fold:layer2.1"]') && """
+        "document.querySelector('#net-graph').getAttribute('aria-busy') === 'false'",
+    )
+    subtotals = resnet50_shape["subtotals"]
+    for metric, field in [("params", "param_count"), ("macs", "macs"), ("memory", "activation_bytes")]:
+        page.select_option("#net-graph-cost", metric)
+        got = page.locator("#net-graph g.df-node").evaluate_all("els => els.map(e => [e.dataset.id, e.dataset.cost])")
+        cost = dict(got)
+        for stage in ["layer1", "layer3", "layer4"]:
+            assert cost[f"block:{stage}"] == str(subtotals[stage][field])
+        assert cost["block:layer2.0"] == str(subtotals["layer2.0"][field])
+        # the fold stands for three bottlenecks: all three counted, not its first
+        assert cost["fold:layer2.1"] == str(sum(subtotals[f"layer2.{i}"][field] for i in (1, 2, 3)))
+        drawn = [float(c) for c in cost.values() if c != "none" and float(c) > 0]
+        legend = page.locator("#net-graph-legend")
+        assert float(legend.get_attribute("data-min")) == min(drawn)
+        assert float(legend.get_attribute("data-max")) == max(drawn)
+    # a stage's box is as costly as its layers together: darker than any one layer of it drawn flat
+    assert float(cost["block:layer4"]) > max(
+        by_path[p]["activation_bytes"] for p in module_paths if p.startswith("layer4.")
+    )
+    shown = set(cost)
+    # the SVG holds the graph as it is drawn now: every box, closed blocks and the fold included
+    with page.expect_download() as dl:
+        page.click("#net-graph-svg")
+    root = ET.fromstring(Path(dl.value.path()).read_text().split("?>", 1)[1])
+    exported = {g.get("data-id") for g in root.iter(f"{SVG_NS}g") if "df-node" in (g.get("class") or "").split()}
+    assert exported == shown and {"block:layer4", "fold:layer2.1"} <= exported
+
 
 def test_csv_and_latex_escape_what_they_must(page, tutorial):
     open_graph(page, tutorial)
@@ -355,8 +398,11 @@ def test_cost_scale_and_view_geometry(page, tutorial):
                              {path: 'blk.a', leaf: true, param_count: 10, macs: 100, activation_bytes: 4},
                              {path: 'blk.b', leaf: true, param_count: 20, macs: null, activation_bytes: 4},
                              {path: 'blkx', leaf: true, param_count: 1, macs: 7, activation_bytes: 2}];
-             const block = {nodes: [{id: 'B', op: 'block', path: 'blk'}]};
-             const blockCosts = ['params', 'macs', 'memory'].map((m) => c.nodeCosts(block, nested, m).get('B'));
+             // a collapsed block carries its totals (geometry/collapse.js, from the API's subtotals): those
+             // are its figures, not its trace entry's
+             const block = {nodes: [{id: 'B', op: 'block', path: 'blk', params: 30, macs: 100, memory: 8},
+                                    {id: 'F', op: 'fold', path: 'blk.a', params: 60, macs: 300, memory: 24}]};
+             const blockCosts = ['params', 'macs', 'memory'].map((m) => [c.nodeCosts(block, nested, m).get('B'), c.nodeCosts(block, nested, m).get('F')]);
              const fits = [];
              for (const box of [{x: 0, y: 0, w: 400, h: 15728}, {x: -20, y: 30, w: 3000, h: 200}, {x: 5, y: 5, w: 50, h: 40}]) {
                const view = {width: 434, height: 574};
@@ -378,7 +424,7 @@ def test_cost_scale_and_view_geometry(page, tutorial):
     assert [a for _, a in ticks] == sorted(a for _, a in ticks) and len(ticks) >= 3
     assert got["zero"] == got["zeroFill"] and got["none"] == got["noneFill"]
     assert got["macs"] == [["a", 10], ["r", None], ["b", 20]]
-    assert got["blockCosts"] == [30, 100, 8]
+    assert got["blockCosts"] == [[30, 60], [100, 300], [8, 24]]
     assert all(all(f) for f in got["fits"]), got["fits"]
     assert got["centre"] == [200, 300]
 

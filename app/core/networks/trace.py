@@ -161,5 +161,39 @@ def totals(entries: list[dict[str, Any]], root: nn.Module) -> dict[str, Any]:
     }
 
 
+def subtotals(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The totals of every container in the trace, by its path: what a collapsed block stands for.
+
+    Each container adds up the leaf calls below it, as :func:`totals` does for the whole network (a module
+    called twice counts twice, as it runs twice); its parameters are its trace entry's own count."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        if not e["leaf"] and e["path"] not in out:
+            out[e["path"]] = {
+                "type": e["type"],
+                "param_count": e["param_count"],
+                "macs": 0,
+                "macs_complete": True,
+                "activation_bytes": 0,
+                "layers": 0,
+            }
+    for e in entries:
+        if not e["leaf"]:
+            continue
+        parts = e["path"].split(".")
+        # every enclosing container: "layer1.0.block" lies in "layer1.0" and "layer1"
+        for k in range(1, len(parts)):
+            box = out.get(".".join(parts[:k]))
+            if box is None:
+                continue
+            if e.get("macs") is None:
+                box["macs_complete"] = False
+            else:
+                box["macs"] += e["macs"]
+            box["activation_bytes"] += e.get("activation_bytes") or 0
+            box["layers"] += 1
+    return out
+
+
 def is_network(module: nn.Module) -> bool:
     return any(True for _ in module.children())

@@ -10,7 +10,7 @@ from torch import nn
 from app.core import tensors
 from app.core.config import Settings
 from app.core.explaining.windows import window_map, window_values
-from app.core.networks.trace import is_network, totals
+from app.core.networks.trace import is_network, subtotals, totals
 from app.core.running.plan import Plan
 
 
@@ -108,12 +108,13 @@ def shape_response(plan: Plan, settings: Settings, trace: list[dict[str, Any]] |
     if plan.meta_shapes is not None:
         response["meta_shapes"] = [list(s) for s in plan.meta_shapes]
     if trace is not None and is_network(plan.meta):
-        response.update(trace=trace, totals=totals(trace, plan.meta))
+        response.update(trace=trace, totals=totals(trace, plan.meta), subtotals=subtotals(trace))
     return response
 
 
 def trace_fields(module: nn.Module, extra: dict[str, Any]) -> dict[str, Any]:
-    """The trace of a network's real run, and its totals."""
+    """The trace of a network's real run, its totals and each container's (``subtotals``)."""
     if not is_network(module) or "trace" not in extra:
         return {}
-    return {"trace": extra["trace"], "totals": totals(extra["trace"], module)}
+    trace = extra["trace"]
+    return {"trace": trace, "totals": totals(trace, module), "subtotals": subtotals(trace)}

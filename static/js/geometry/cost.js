@@ -64,13 +64,26 @@ export function entryCost(entry, field, trace) {
   return known.length ? known.reduce((a, b) => a + b, 0) : number(entry[field]);
 }
 
+// The figure a collapsed block or fold of the view (geometry/collapse.js) carries: the server's
+// subtotals summed over what it holds ({op: "block" | "fold", params, macs, memory}).
+const BLOCK_FACT = { params: "params", macs: "macs", memory: "memory" };
+
+// One drawn node's figure: a collapsed block's or fold's own totals (a fold of N blocks counts all N,
+// not its first), any other node its trace entry's.
+export function nodeCost(node, entry, metricId, trace) {
+  const metric = costMetric(metricId);
+  if (!metric.field) return null;
+  if (node && (node.op === "block" || node.op === "fold")) return number(node[BLOCK_FACT[metric.id]]);
+  return entryCost(entry, metric.field, trace);
+}
+
 // node id -> the metric's value (a number, or null: not counted).
 export function nodeCosts(graph, trace, metricId) {
   const metric = costMetric(metricId);
   const out = new Map();
   if (!metric.field) return out;
   const entries = traceByNode(graph, trace);
-  for (const n of graph?.nodes || []) out.set(n.id, entryCost(entries.get(n.id), metric.field, trace));
+  for (const n of graph?.nodes || []) out.set(n.id, nodeCost(n, entries.get(n.id), metricId, trace));
   return out;
 }
 
@@ -144,12 +157,13 @@ export function legendTicks(scale, most = 5) {
       const v = 10 ** e;
       if (v > scale.min) inner.push(v);
     }
-    // keep at most `most - 2` of them, evenly spread, clear of the ends
+    // keep at most `most - 2` of them, evenly spread, clear of the ends (a fifth of the bar: the end
+    // labels are drawn from there inwards and would overlap one close by)
     const keep = Math.max(0, most - 2);
     const step = Math.max(1, Math.ceil(inner.length / Math.max(1, keep)));
     for (let i = 0; i < inner.length && keep > 0; i += step) {
       const at = scale.t(inner[i]);
-      if (at > 0.08 && at < 0.92) ticks.push({ value: inner[i], at, colour: scale.colour(inner[i]) });
+      if (at > 0.2 && at < 0.8) ticks.push({ value: inner[i], at, colour: scale.colour(inner[i]) });
     }
     ticks.push({ value: scale.max, at: 1, colour: scale.colour(scale.max) });
   }

@@ -4,7 +4,8 @@
 // nodes no longer makes the page as long as itself. The transforms are geometry/graph-view.js's.
 //
 // `centreOn(host, point)` centres a drawing point (a node's layout position, {x, y} or {cx, cy}):
-// find uses it. A redraw of the same graph (an edit elsewhere in the network) keeps the view.
+// find uses it. A redraw of the same graph (an edit elsewhere in the network, a block opened or
+// closed: the caller's `key`) keeps the view.
 
 import { d3 } from "../vendor.js";
 import {
@@ -48,11 +49,12 @@ export function drawnBox(host) {
   return unionBox(nav.box, bb);
 }
 
-export function attachNav(host, lay) {
+// `key`: what makes two drawings "the same graph" (default: the layout's node ids and size); `reset`:
+// open this drawing as a new one all the same.
+export function attachNav(host, lay, { key = keyOf(lay), reset = false } = {}) {
   const svg = d3.select(host).select("svg.df-drawing");
   if (svg.empty()) return null;
   const prev = navs.get(host);
-  const key = keyOf(lay);
   const box = layoutBounds(lay);
   // the viewport: the drawing's own height where it is short, at most most of the screen
   const most = Math.max(320, Math.round((window.innerHeight || 800) * 0.72));
@@ -73,7 +75,7 @@ export function attachNav(host, lay) {
   navs.set(host, nav);
   const view = viewOf(host);
   // fresh: a graph not shown before (a redraw of the same one keeps its view)
-  nav.fresh = !(prev && prev.key === key && prev.t);
+  nav.fresh = reset || !(prev && prev.key === key && prev.t);
   apply(nav, nav.fresh ? initialTransform(box, view) : prev.t);
   wireKeys(host);
   return nav;
@@ -125,12 +127,20 @@ export function centreOnNode(host, id, k = null) {
   return true;
 }
 
-// A node reached with Tab is brought into view.
-function reveal(host, id) {
+// A node (or an open block's collapse label) reached with Tab is brought into view.
+function reveal(host, id, el = null) {
   const nav = navs.get(host);
-  const n = nav?.lay.nodes.find((x) => x.id === id);
+  let n = id !== null ? nav?.lay.nodes.find((x) => x.id === id) : null;
+  if (!n && el && nav) {
+    try {
+      const b = el.getBBox(); // in the drawing's units: the element sits inside the zoomed group
+      n = { x: b.x, y: b.y, w: b.width, h: b.height };
+    } catch {
+      n = null;
+    }
+  }
   if (!n || !nav.t) return;
-  if (!boxVisible(n, nav.t, viewOf(host))) centreOnNode(host, id);
+  if (!boxVisible(n, nav.t, viewOf(host))) centreOn(host, { x: n.x + n.w / 2, y: n.y + n.h / 2 });
 }
 
 function wireKeys(host) {
@@ -158,5 +168,6 @@ function wireKeys(host) {
   host.addEventListener("focusin", (ev) => {
     const g = ev.target.closest?.("g.df-node");
     if (g) reveal(host, g.dataset.id);
+    else if (ev.target.closest?.(".df-collapse")) reveal(host, null, ev.target);
   });
 }

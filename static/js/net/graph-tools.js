@@ -6,7 +6,7 @@
 // The colouring is `ui.graphCost` and the selected node `ui.graphNode`, so both travel in the link.
 
 import { download, pngBlob, svgString } from "../export.js";
-import { COST_IDS, COST_METRICS, costMetric, entryCost, legendTicks, rampStops, traceByNode } from "../geometry/cost.js";
+import { COST_IDS, COST_METRICS, costMetric, legendTicks, nodeCost, rampStops, traceByNode } from "../geometry/cost.js";
 import { paintCosts } from "../draw/cost.js";
 import { shapeStr } from "../util/format.js";
 import { traceCsv, traceLatex } from "../util/table-export.js";
@@ -220,17 +220,23 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     renderDetails();
   }
 
+  // The drawn box that stands for node `id`: itself, or the collapsed block or fold holding it.
+  function shownId(id) {
+    return id === null || id === undefined ? null : (cur.graph?.owner?.get(id) ?? id);
+  }
+
   function markSelected() {
-    const id = ui().graphNode;
+    const id = shownId(ui().graphNode);
     for (const g of els.host.querySelectorAll("g.df-node")) {
       const on = g.dataset.id === id;
       g.classList.toggle("df-selected", on);
-      if (g.hasAttribute("role")) g.setAttribute("aria-pressed", String(on));
+      // a collapsed block's button opens it (aria-expanded): it is not a pressed/unpressed choice
+      if (g.hasAttribute("role") && !g.hasAttribute("aria-expanded")) g.setAttribute("aria-pressed", String(on));
     }
   }
 
   function selectedNode() {
-    const id = ui().graphNode;
+    const id = shownId(ui().graphNode);
     return id ? cur.graph?.nodes.find((n) => n.id === id) || null : null;
   }
 
@@ -249,6 +255,7 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     box.dataset.node = node.id;
     h.textContent = node.op === "module" ? `${node.label} ${node.path ?? ""}`.trim() : `${node.label}`;
     const entry = traceByNode(cur.graph, cur.result?.trace).get(node.id) || null;
+    const block = node.op === "block" || node.op === "fold"; // a collapsed block: its totals
     const ins = entry?.input_shapes?.length ? entry.input_shapes : cur.graph.edges.filter((e) => e.to === node.id && Array.isArray(e.shape)).map((e) => e.shape);
     const outs = node.shapes?.length ? node.shapes : entry?.output_shapes || [];
     const rows = [
@@ -261,13 +268,14 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     if (within.length) rows.push(["inside", within.join(" › ")]);
     if (ins.length) rows.push([ins.length > 1 ? "inputs" : "input", ins.map(shapeStr).join(", ")]);
     if (outs.length) rows.push([outs.length > 1 ? "outputs" : "output", outs.map(shapeStr).join(", ")]);
-    if (entry) {
-      // a block drawn as one box: its layers' sums (entryCost), as the totals count them
+    if (block && node.n) rows.push(["blocks", `${node.n} × ${node.foldType || node.type}`]);
+    if (entry || block) {
+      // a block drawn as one box: its layers' sums, as the totals count them
       const trace = cur.result?.trace;
-      const macs = entryCost(entry, "macs", trace);
-      rows.push(["parameters", (entryCost(entry, "param_count", trace) ?? 0).toLocaleString("en")]);
+      const macs = nodeCost(node, entry, "macs", trace);
+      rows.push(["parameters", (nodeCost(node, entry, "params", trace) ?? 0).toLocaleString("en")]);
       rows.push(["mult-adds", macs === null ? "— (torch has no count for it)" : macs.toLocaleString("en")]);
-      rows.push(["activations", fmtBytes(entryCost(entry, "activation_bytes", trace))]);
+      rows.push(["activations", fmtBytes(nodeCost(node, entry, "memory", trace))]);
     } else if (node.op !== "input" && node.op !== "output") rows.push(["cost", "not counted: the totals count module calls"]);
     const dl = el("dl", "df-details-list");
     for (const [k, v] of rows) {
@@ -299,7 +307,9 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
   }
 
   // After each drawing (graph-panel.js): the view, the colours, the selection.
-  function update({ graph = null, lay = null, result = null, drill = null, canDrill = () => false, onOther = null } = {}) {
+  // `viewKey` / `reset`: graph-nav's "same graph" (a block opened or closed keeps the view), and a
+  // drawing to open afresh (expand all, collapse all).
+  function update({ graph = null, lay = null, result = null, drill = null, canDrill = () => false, onOther = null, viewKey = undefined, reset = false } = {}) {
     cur = { ...cur, graph, lay, result, drill, canDrill, onOther };
     const empty = !graph || !lay;
     // no graph (omitted, or the shapes do not fit yet): no empty frame where it would be
@@ -308,7 +318,7 @@ export function createGraphTools(root, { store, onStatus = () => {} }) {
     for (const b of [els.zoomIn, els.zoomOut, els.fit, els.svg, els.png]) b.disabled = empty;
     els.csv.disabled = els.latex.disabled = !result?.trace?.length;
     // a graph opened with a node selected (a link) opens on that node
-    if (!empty && attachNav(els.host, lay)?.fresh && selectedNode()) centreOnNode(els.host, ui().graphNode, 1);
+    if (!empty && attachNav(els.host, lay, { key: viewKey, reset })?.fresh && selectedNode()) centreOnNode(els.host, shownId(ui().graphNode), 1);
     paint();
     markSelected();
   }

@@ -538,16 +538,5 @@ export function fmtBytes(n) {
   return `${x.toFixed(x < 10 ? 2 : 1)} ${units[u]}`;
 }
 
-// 416520 → "416.52 K"; small numbers as they are, with thousands separators.
-export function fmtCount(n) {
-  if (n === null || n === undefined) return "—";
-  if (Math.abs(n) < 1e4) return n.toLocaleString("en");
-  const units = [
-    [1e12, "T"],
-    [1e9, "G"],
-    [1e6, "M"],
-    [1e3, "K"],
-  ];
-  for (const [v, u] of units) if (Math.abs(n) >= v) return `${(n / v).toFixed(2).replace(/\.?0+$/, "")} ${u}`;
-  return String(n);
-}
+// (moved to util/format.js, where geometry can use it too)
+export { fmtCount } from "../util/format.js";

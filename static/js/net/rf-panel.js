@@ -15,7 +15,8 @@ const nodeName = (n) => n.path || (n.type && n.op !== "module" ? n.id : n.label)
 
 // `store`: the pick ({node, index, mode}) lives in state.ui.rf, so the share link reopens it;
 // `setTrain(on)`: switch the network between training and eval mode (the BatchNorm note's button).
-export function createRfPanel(root, { setStatus, setTrain = null, store = null }) {
+// `membersOf(id)`: the API's node ids a drawn box stands for (a collapsed block's calls).
+export function createRfPanel(root, { setStatus, setTrain = null, store = null, membersOf = (id) => [id] }) {
   const $ = (s) => root.querySelector(s);
   const els = {
     node: $("#rf-node"),
@@ -350,30 +351,57 @@ export function createRfPanel(root, { setStatus, setTrain = null, store = null }
     const svg = root.querySelector("#net-graph svg");
     if (!svg) return;
     const byId = new Map((result?.nodes || []).map((n) => [n.id, n]));
-    for (const t of svg.querySelectorAll("text.rf-count")) t.remove();
+    for (const t of svg.querySelectorAll("text.rf-count, .rf-bar, .rf-bar-track")) t.remove();
     for (const g of svg.querySelectorAll("g.df-node")) {
+      const box = g.querySelector(".df-box");
+      const w = Number(box?.getAttribute("width") || (Number(box?.getAttribute("r") || 0) * 2));
+      const label = g.getAttribute("aria-label");
+      if (label !== null) g.dataset.label ??= label;
+      if (g.classList.contains("df-block") || g.classList.contains("df-fold")) {
+        // a collapsed block is lit by how much of it the field touches: its calls with an element in it
+        const members = membersOf(g.dataset.id);
+        const hit = result ? members.filter((id) => byId.get(id)?.count).length : 0;
+        const frac = members.length ? hit / members.length : 0;
+        g.classList.toggle("rf-hit", hit > 0);
+        g.classList.toggle("rf-target", Boolean(result && members.includes(result.target.id)));
+        g.dataset.rfFraction = result ? frac.toFixed(3) : "";
+        if (label !== null) g.setAttribute("aria-label", hit ? `${g.dataset.label}; in the receptive field: ${hit} of its ${members.length} calls` : g.dataset.label);
+        if (!hit) continue;
+        const h = Number(box?.getAttribute("height") || 0);
+        for (const [cls, bw] of [["rf-bar-track", w - 16], ["rf-bar", (w - 16) * frac]]) {
+          const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+          r.setAttribute("class", cls);
+          r.setAttribute("aria-hidden", "true");
+          r.setAttribute("x", "8");
+          r.setAttribute("y", String(h - 6));
+          r.setAttribute("width", String(Math.max(0, bw)));
+          r.setAttribute("height", "3");
+          g.append(r);
+        }
+        countText(g, w, `${hit}/${members.length} calls`);
+        continue;
+      }
       const n = byId.get(g.dataset.id);
       g.classList.toggle("rf-hit", Boolean(n && n.count));
       g.classList.toggle("rf-target", Boolean(result && result.target.id === g.dataset.id));
-      const label = g.getAttribute("aria-label");
       if (label !== null) {
-        g.dataset.label ??= label;
         g.setAttribute("aria-label", n && n.count ? `${g.dataset.label}; in the receptive field: ${n.count.toLocaleString("en")} of ${n.numel.toLocaleString("en")} elements` : g.dataset.label);
       }
-      if (n && n.count) {
-        const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
-        t.setAttribute("class", "rf-count");
-        t.setAttribute("aria-hidden", "true");
-        t.dataset.for = g.dataset.id;
-        t.setAttribute("transform", g.getAttribute("transform") || "");
-        const box = g.querySelector(".df-box");
-        const w = Number(box?.getAttribute("width") || (Number(box?.getAttribute("r") || 0) * 2));
-        t.setAttribute("x", String(w + 4));
-        t.setAttribute("y", "12");
-        t.textContent = `${n.count.toLocaleString("en")}/${n.numel.toLocaleString("en")}`;
-        g.parentNode.append(t);
-      }
+      if (n && n.count) countText(g, w, `${n.count.toLocaleString("en")}/${n.numel.toLocaleString("en")}`);
     }
+  }
+
+  // The count beside a node (not inside it, so the node's accessible name stays its text).
+  function countText(g, w, text) {
+    const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
+    t.setAttribute("class", "rf-count");
+    t.setAttribute("aria-hidden", "true");
+    t.dataset.for = g.dataset.id;
+    t.setAttribute("transform", g.getAttribute("transform") || "");
+    t.setAttribute("x", String(w + 4));
+    t.setAttribute("y", "12");
+    t.textContent = text;
+    g.parentNode.append(t);
   }
 
   // Choose a node (a click on ⊕ or the output in the graph) and bring the panel into view.

@@ -156,3 +156,17 @@ export function texLabel(label) {
 function escapeTex(s) {
   return s.replace(/([#$%&{}])/g, "\\$1").replace(/\*/g, "\\ast ");
 }
+
+// 416520 → "416.52 K"; small numbers as they are, with thousands separators.
+export function fmtCount(n) {
+  if (n === null || n === undefined) return "—";
+  if (Math.abs(n) < 1e4) return n.toLocaleString("en");
+  const units = [
+    [1e12, "T"],
+    [1e9, "G"],
+    [1e6, "M"],
+    [1e3, "K"],
+  ];
+  for (const [v, u] of units) if (Math.abs(n) >= v) return `${(n / v).toFixed(2).replace(/\.?0+$/, "")} ${u}`;
+  return String(n);
+}

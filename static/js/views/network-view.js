@@ -10,9 +10,10 @@ import { renderNetTree } from "../ui/net-tree.js";
 import { renderNetTable } from "../ui/net-table.js";
 import { drawNetwork } from "../draw/network.js";
 import { mountPaste } from "../net/paste.js";
-import { renderGraphPanel } from "../net/graph-panel.js";
+import { createGraphPanel } from "../net/graph-panel.js";
 import { createRfPanel } from "../net/rf-panel.js";
 import { createGraphTools } from "../net/graph-tools.js";
+import { centreOnNode } from "../net/graph-nav.js";
 import { renderTensorGroups } from "../ui/tensors.js";
 import { inlineCode } from "../util/dom.js";
 import { createActivationsPanel } from "../net/activations-panel.js";
@@ -126,9 +127,13 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     els.shortcut.append(og);
   }
   for (const p of presets) els.preset.append(new Option(p.name, p.id));
+  // the dataflow graph, collapsed by module; every drawing (an edit's, or an expand/collapse) is lit
+  // again with the receptive field, collapsed blocks by how much of them it touches
+  let graphPanel = null;
   const rfPanel = createRfPanel(root, {
     setStatus,
     store,
+    membersOf: (id) => graphPanel?.membersOf(id) ?? [id],
     // train: false is eval mode for the whole network (running statistics, no dropout); the link keeps it
     setTrain: (on) => {
       const next = { ...request() };
@@ -140,6 +145,15 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
   });
   // zoom and pan, cost colouring, the selected node's details, the graph's and the trace's exports
   const graphTools = createGraphTools(root, { store, onStatus: (msg, kind) => setStatus?.(msg, kind) });
+  graphPanel = createGraphPanel(root, { store, tools: graphTools, onDrawn: () => rfPanel.annotateGraph() });
+  // find brings the node into the zoomed view (not by scrolling the page): centred at 1:1, selected,
+  // its details beside the graph
+  graphPanel.centreOn = (id, el) => {
+    centreOnNode(root.querySelector("#net-graph"), id, 1);
+    const node = graphPanel.visible?.nodes.find((n) => n.id === id);
+    if (node) graphTools.select(node);
+    if (el?.getAttribute("tabindex") !== null) el?.focus({ preventScroll: true });
+  };
   // A pasted model opens like a preset (the whole request replaced, view and link updated).
   mountPaste(root, { setStatus, onOpen: (request) => onPreset({ id: "", name: "pasted code", request }) });
 
@@ -329,6 +343,8 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     try {
       const res = await api.shape(req, { signal: runCtl.signal });
       if (seq !== runSeq) return;
+      // the answer is in: the graph panel measures its first drawing from here ("graph:first")
+      performance.mark("net:answer");
       result = res;
       error = null;
       netForm.clearErrors();
@@ -417,7 +433,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     renderDiagram();
     renderNetTable(els.table, { result, error, failed: graph.bad, pickable, onPick: (it) => onDrill(drillTarget(it)) });
     renderSummary();
-    renderGraphPanel(root, { result, builder: graph, pickable, onDrill: (it) => onDrill(drillTarget(it)), onDrillInner: onDrill, onOther: (node) => rfPanel.choose(node.id), tools: graphTools });
+    graphPanel.render({ result, builder: graph, pickable, onDrill: (it) => onDrill(drillTarget(it)), onDrillInner: onDrill, onOther: (node) => rfPanel.choose(node.id) });
     rfPanel.update(req, result);
     els.repr.textContent = result?.repr || "(built once the shapes fit)";
     // A single module with submodules of its own (a transformer layer, the tutorial's block): its
@@ -597,6 +613,10 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     },
     get graph() {
       return graph;
+    },
+    // the dataflow-graph panel: reveal(id), toggle(key), and `centreOn`, which a zooming view replaces
+    get graphPanel() {
+      return graphPanel;
     },
   };
 }
