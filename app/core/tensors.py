@@ -132,8 +132,46 @@ def summary(array: np.ndarray) -> dict[str, Any]:
     return {"min": low, "max": high, "mean": mean, "std": math.sqrt(m2 / count), "nonfinite": int(nonfinite)}
 
 
-def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: bool = True) -> dict[str, Any]:
-    """A tensor as JSON: all numbers when small, else a summary and an evenly strided preview."""
+#: JSON bytes one number may take in ``data`` or ``preview``, at most: float64's shortest repr of a
+#: float32 value ("-1.2345678901234567e-05", 23 characters) and its comma; integers take fewer
+NUMBER_BYTES = 24
+#: a ``summary`` object: four numbers, a count and their keys
+SUMMARY_BYTES = 160
+
+
+class ValueBudget:
+    """Bytes of tensor values (``data``, ``preview``, ``summary``) one answer may still send.
+
+    One budget per response, spent tensor by tensor in the order the answer fills them (outputs,
+    inputs, parameters): whatever the network, the answer stays bounded. A tensor past it is sent as
+    its name, shape and dtype, with ``"values"`` saying what was left out.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.left = max(0, int(total))
+
+    def take(self, nbytes: int) -> bool:
+        if nbytes > self.left:
+            return False
+        self.left -= nbytes
+        return True
+
+
+def json_bytes(shape: tuple[int, ...] | list[int]) -> int:
+    """The most JSON bytes a nested list of this shape takes: its numbers, and every list's brackets and comma."""
+    lists = sum(math.prod(shape[:k]) for k in range(len(shape)))
+    return math.prod(shape) * NUMBER_BYTES + 3 * lists
+
+
+def tensor_json(
+    name: str, t: torch.Tensor, *, max_elements: int, with_data: bool = True, budget: ValueBudget | None = None
+) -> dict[str, Any]:
+    """A tensor as JSON: all numbers when small, else a summary and an evenly strided preview.
+
+    ``values`` says which: ``"data"`` (every number), ``"preview"`` (a strided sample), ``"summary"``
+    (the statistics alone: the answer's ``budget`` was spent), ``"none"`` (nothing: not even the
+    statistics fitted). The summary is computed only for a tensor that sends one.
+    """
     out: dict[str, Any] = {
         "name": name,
         "shape": list(t.shape),
@@ -143,17 +181,34 @@ def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: boo
     if t.device.type == "meta":
         out.update(data=None, summary=None, preview=None)
         return out
+    budget = budget if budget is not None else ValueBudget(2**62)
+    if not budget.take(SUMMARY_BYTES):
+        out.update(values="none", data=None, summary=None, preview=None)
+        return out
     array = _numpy(t)
     out["summary"] = summary(array)
-    if with_data and array.size <= max_elements:
+    if with_data and array.size <= max_elements and budget.take(json_bytes(array.shape)):
         out["data"] = to_nested(array)
         out["preview"] = None
-    else:
-        steps = preview_steps(array.shape, max_elements)
-        sampled = array[tuple(slice(None, None, st) for st in steps)]
-        out["data"] = None
-        out["preview"] = to_nested(np.ascontiguousarray(sampled)) if with_data else None
-        out["preview_step"] = steps
+        out["values"] = "data"
+        return out
+    out["data"] = None
+    out["preview"] = None
+    out["values"] = "summary"
+    if not with_data or array.ndim == 0:
+        return out
+    # the preview: at most max_elements numbers, fewer where the budget has less left
+    room = min(max_elements, array.size, budget.left // NUMBER_BYTES)
+    while room >= 1:
+        steps = preview_steps(array.shape, room)
+        counts = [math.ceil(s / st) if s else 0 for s, st in zip(array.shape, steps)]
+        if budget.take(json_bytes(counts)):
+            sampled = array[tuple(slice(None, None, st) for st in steps)]
+            out["preview"] = to_nested(np.ascontiguousarray(sampled))
+            out["preview_step"] = steps
+            out["values"] = "preview"
+            break
+        room //= 2
     return out
 
 
