@@ -240,7 +240,7 @@ def plan_request(
 
     caught: list[str] = []
     try:
-        with torch.device("meta"), collect_warnings(caught):
+        with tensors.on_meta_without_init(), collect_warnings(caught):
             meta = build(node)
     except TooLarge as exc:
         if "estimate_bytes" not in exc.extra:
