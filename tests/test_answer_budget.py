@@ -185,7 +185,7 @@ class _Spy(torch.overrides.TorchFunctionMode):
         self.calls: list[tuple[str, bool]] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        first = args[0] if args else None
+        first = args[0] if args else (kwargs or {}).get("tensor")  # torch.nn.init passes ``tensor=``
         meta = isinstance(first, torch.Tensor) and first.is_meta
         self.calls.append((getattr(func, "__name__", str(func)), meta))
         return func(*args, **(kwargs or {}))
