@@ -8,8 +8,9 @@ on the meta device instead: forward hooks mark the leaf calls and a ``TorchFunct
 torch function and tensor method called between them. ``method`` says which: ``fx``, ``hooks`` or
 ``module`` (a single layer).
 
-Shapes come from running the graph on meta tensors (nothing allocated); where torch has no meta kernel,
-from the real tensors of the run when there is one.
+Layers' shapes come from the real run's own trace (``/api/run``: no layer runs twice) or from their
+formulas (``/api/shape``); the operations between layers, and layers without either, run on meta
+tensors (nothing allocated); where torch has no meta kernel, the real tensors of the run when there is one.
 """
 
 from __future__ import annotations
