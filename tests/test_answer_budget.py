@@ -19,6 +19,7 @@ from torch import nn
 
 from app.core import service, tensors
 from app.core.config import Settings
+from app.core.networks.trace import tracing
 
 DEPTH = 512  # blocks: two Sequentials of 256 (a Sequential holds at most 256 layers)
 WIDTH = 32
@@ -233,3 +234,15 @@ def test_a_real_run_graph_runs_no_layer_again_on_meta(registry, settings):
     nodes = {n["path"]: n for n in d["graph"]["nodes"] if n["op"] == "module"}
     traced = {e["path"]: e["output_shape"] for e in d["trace"] if e["leaf"]}
     assert nodes and {p: n["shape"] for p, n in nodes.items()} == traced
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_trace_param_counts_are_what_parameters_gives(tied):
+    net = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.Linear(4, 4)), nn.Linear(4, 4))
+    if tied:
+        net[2].weight = net[0].weight  # one parameter in two layers: each module counts it once
+    sink: dict = {}
+    with torch.no_grad(), tracing(net, sink):
+        net(torch.randn(2, 4))
+    for e in sink["trace"]:
+        assert e["param_count"] == sum(p.numel() for p in net.get_submodule(e["path"]).parameters())
