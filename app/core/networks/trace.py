@@ -42,7 +42,7 @@ def trace_entry(
         "input_shapes": [list(s) for s in input_shapes],
         "output_shape": outputs[0] if outputs else None,
         "output_shapes": outputs,
-        "param_count": param_count if param_count is not None else sum(p.numel() for p in module.parameters()),
+        "param_count": param_count if param_count is not None else _param_count(module),
         "macs": macs(module, input_shapes, outputs),
         "activation_bytes": math.prod(outputs[0]) * size if outputs else None,
     }
@@ -154,6 +154,13 @@ def tracing(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
     finally:
         for h in handles:
             h.remove()
+
+
+def _param_count(module: nn.Module) -> int:
+    """``sum(p.numel() for p in module.parameters())``; a module without children reads only its own."""
+    if next(module.children(), None) is None:
+        return sum(p.numel() for p in module.parameters(recurse=False))
+    return sum(p.numel() for p in module.parameters())
 
 
 def _param_counts(root: nn.Module) -> dict[int, int]:
