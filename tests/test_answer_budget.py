@@ -246,3 +246,11 @@ def test_trace_param_counts_are_what_parameters_gives(tied):
         net(torch.randn(2, 4))
     for e in sink["trace"]:
         assert e["param_count"] == sum(p.numel() for p in net.get_submodule(e["path"]).parameters())
+
+
+def test_the_memory_estimate_counts_the_answer_the_budget_allows(registry, settings):
+    """The response's share of the estimate is what the budget lets it send, not every tensor's preview."""
+    small = service.shape(registry, LINEAR_NET, settings, detail="shapes")["estimate_bytes"]
+    unbounded = dataclasses.replace(settings, response_budget_bytes=1 << 40)
+    large = service.shape(registry, LINEAR_NET, unbounded, detail="shapes")["estimate_bytes"]
+    assert small < large

@@ -401,7 +401,9 @@ def estimate(
         "outputs": outputs,
         "intermediates": intermediates,
         "working memory": working,
-        "response": response_bytes(numels, settings.max_elements, elt),
+        "response": response_bytes(
+            numels, settings.max_elements, elt, most=settings.response_budget_bytes // tensors.NUMBER_BYTES
+        ),
         "window map": window_bytes(plan, settings),
     }
 
