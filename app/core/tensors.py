@@ -30,6 +30,8 @@ INPUT_DTYPES: dict[str, torch.dtype] = {
 }
 
 PREVIEW_MAX = 32
+#: the fewest numbers a preview is worth sending (fewer: the summary alone)
+PREVIEW_MIN = 64
 
 
 #: what fills a freshly built module's tensors with numbers: on the meta device there are no numbers, so
@@ -230,9 +232,10 @@ def tensor_json(
     out["values"] = "summary"
     if not with_data or array.ndim == 0:
         return out
-    # the preview: at most max_elements numbers, fewer where the budget has less left
+    # the preview: at most max_elements numbers, fewer where the budget has less left, but not a
+    # handful of cells standing for a big tensor (the statistics say more than a 2 × 4 sample)
     room = min(max_elements, array.size, budget.left // NUMBER_BYTES)
-    while room >= 1:
+    while room >= min(PREVIEW_MIN, array.size):
         steps = preview_steps(array.shape, room)
         counts = [math.ceil(s / st) if s else 0 for s, st in zip(array.shape, steps)]
         if budget.take(json_bytes(counts)):

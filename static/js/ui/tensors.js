@@ -131,6 +131,8 @@ export async function renderTensorGroups(body, groups, { cancelled = () => false
     const res = drawHeatmap(c.host, t, { width, domain: domain && role !== "param" ? domain : null, labels });
     if (res.total > res.shown) c.art.append(h("p", "aside", `showing ${res.shown} of ${res.total} slices`));
     if (!res.full && res.step) c.art.append(h("p", "aside", `preview: every ${res.step.join("×")}-th element`));
+    const download = c.art.querySelector("button.npy-download");
+    if (download) c.art.append(download); // after the notes on what is drawn
     if (c.hasData && t.numel <= NUMBERS_LIMIT && t.numel > 0) {
       const d = h("details", "numbers");
       d.append(h("summary", null, "Numbers"));
