@@ -70,6 +70,9 @@ class Settings:
     max_bodies_bytes: int = 64 * 1024**2
     #: tensors with more elements than this are summarised instead of listed in JSON
     max_elements: int = 4096
+    #: bytes of tensor values (data, previews, summaries) one answer sends at most, all tensors together;
+    #: past it tensors are sent as their shape and a pointer to their ``.npy``
+    response_budget_bytes: int = 2 * 1024**2
     #: most elements a single input or parameter given as JSON data may have
     max_data_elements: int = 1_000_000
     #: sliding windows with more cells than this (output positions × kernel elements) are omitted: the
@@ -142,6 +145,7 @@ class Settings:
             max_body_bytes=_env_int("LAYER_EXPLORER_MAX_BODY", cls.max_body_bytes),
             max_bodies_bytes=_env_int("LAYER_EXPLORER_MAX_BODIES", cls.max_bodies_bytes),
             max_elements=_env_int("LAYER_EXPLORER_MAX_ELEMENTS", cls.max_elements),
+            response_budget_bytes=_env_int("LAYER_EXPLORER_RESPONSE_BUDGET", cls.response_budget_bytes),
             plugins=plugins,
             workers=_env_int("LAYER_EXPLORER_WORKERS", cls.workers),
             queue=_env_int("LAYER_EXPLORER_QUEUE", cls.queue),
@@ -177,6 +181,9 @@ ENVIRONMENT_ONLY: dict[str, str] = {
     f"(default {Settings.max_bodies_bytes})",
     "LAYER_EXPLORER_MAX_ELEMENTS": "tensors with more elements are summarised in JSON, not listed "
     f"(default {Settings.max_elements})",
+    "LAYER_EXPLORER_RESPONSE_BUDGET": "bytes: the tensor values (data, previews, summaries) of one answer, all "
+    "tensors together; past it a tensor is sent as its shape and where its .npy is "
+    f"(default {Settings.response_budget_bytes})",
     "LAYER_EXPLORER_BODY_TIMEOUT": f"seconds to send a request body; 408 after (default {Settings.body_timeout_s:g})",
     "LAYER_EXPLORER_HEADER_TIMEOUT": "seconds to send a request head; the connection is closed after "
     f"(default {Settings.header_timeout_s:g})",

@@ -6,12 +6,15 @@ and ``"nan"``, and summary statistics are taken over the finite values only.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -27,6 +30,38 @@ INPUT_DTYPES: dict[str, torch.dtype] = {
 }
 
 PREVIEW_MAX = 32
+#: the fewest numbers a preview is worth sending (fewer: the summary alone)
+PREVIEW_MIN = 64
+
+
+#: what fills a freshly built module's tensors with numbers: on the meta device there are no numbers, so
+#: planning skips them (``Linear.__init__`` running ``kaiming_uniform_`` on meta tensors was 39% of a shape
+#: request). None of these changes a shape.
+_FILLS = frozenset(
+    {"uniform_", "normal_", "zero_", "fill_", "random_", "bernoulli_", "exponential_", "fill_diagonal_", "copy_"}
+)
+
+
+class NoInit(TorchFunctionMode):
+    """Building on the meta device without initialising: ``torch.nn.init``'s functions and the in-place
+    fills return their (meta) tensor untouched. The mode is this thread's only, so a real build running in
+    another thread at the same time initialises as always (and draws the same numbers)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        first = args[0] if args else kwargs.get("tensor")
+        if isinstance(first, torch.Tensor) and first.is_meta:
+            name = getattr(func, "__name__", "")
+            if getattr(func, "__module__", "") == "torch.nn.init" or name in _FILLS:
+                return first
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def on_meta_without_init() -> Iterator[None]:
+    """Build modules on the meta device, their parameters and buffers shaped but never filled."""
+    with torch.device("meta"), NoInit():
+        yield
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -176,8 +211,46 @@ def device_summary(t: torch.Tensor) -> dict[str, Any]:
     return {"min": low, "max": high, "mean": mean, "std": math.sqrt(m2 / count), "nonfinite": int(nonfinite)}
 
 
-def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: bool = True) -> dict[str, Any]:
-    """A tensor as JSON: all numbers when small, else a summary and an evenly strided preview."""
+#: JSON bytes one number may take in ``data`` or ``preview``, at most: float64's shortest repr of a
+#: float32 value ("-1.2345678901234567e-05", 23 characters) and its comma; integers take fewer
+NUMBER_BYTES = 24
+#: a ``summary`` object: four numbers, a count and their keys
+SUMMARY_BYTES = 160
+
+
+class ValueBudget:
+    """Bytes of tensor values (``data``, ``preview``, ``summary``) one answer may still send.
+
+    One budget per response, spent tensor by tensor in the order the answer fills them (outputs,
+    inputs, parameters): whatever the network, the answer stays bounded. A tensor past it is sent as
+    its name, shape and dtype, with ``"values"`` saying what was left out.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.left = max(0, int(total))
+
+    def take(self, nbytes: int) -> bool:
+        if nbytes > self.left:
+            return False
+        self.left -= nbytes
+        return True
+
+
+def json_bytes(shape: tuple[int, ...] | list[int]) -> int:
+    """The most JSON bytes a nested list of this shape takes: its numbers, and every list's brackets and comma."""
+    lists = sum(math.prod(shape[:k]) for k in range(len(shape)))
+    return math.prod(shape) * NUMBER_BYTES + 3 * lists
+
+
+def tensor_json(
+    name: str, t: torch.Tensor, *, max_elements: int, with_data: bool = True, budget: ValueBudget | None = None
+) -> dict[str, Any]:
+    """A tensor as JSON: all numbers when small, else a summary and an evenly strided preview.
+
+    ``values`` says which: ``"data"`` (every number), ``"preview"`` (a strided sample), ``"summary"``
+    (the statistics alone: the answer's ``budget`` was spent), ``"none"`` (nothing: not even the
+    statistics fitted). The summary is computed only for a tensor that sends one.
+    """
     out: dict[str, Any] = {
         "name": name,
         "shape": list(t.shape),
@@ -187,30 +260,40 @@ def tensor_json(name: str, t: torch.Tensor, *, max_elements: int, with_data: boo
     if t.device.type == "meta":
         out.update(data=None, summary=None, preview=None)
         return out
-    if t.device.type != "cpu":
-        # on a GPU: summarised there, and only the numbers sent (all of them, or the preview) copied back
-        out["summary"] = device_summary(t)
-        if with_data and t.numel() <= max_elements:
-            out["data"] = to_nested(_numpy(t))
-            out["preview"] = None
-        else:
-            steps = preview_steps(tuple(t.shape), max_elements)
-            sampled = t.detach()[tuple(slice(None, None, st) for st in steps)]
-            out["data"] = None
-            out["preview"] = to_nested(np.ascontiguousarray(_numpy(sampled))) if with_data else None
-            out["preview_step"] = steps
+    budget = budget if budget is not None else ValueBudget(2**62)
+    if not budget.take(SUMMARY_BYTES):
+        out.update(values="none", data=None, summary=None, preview=None)
         return out
-    array = _numpy(t)
-    out["summary"] = summary(array)
-    if with_data and array.size <= max_elements:
-        out["data"] = to_nested(array)
+    # on a GPU the summary is computed there, and only the numbers sent (all, or the preview) come back
+    on_device = t.device.type != "cpu"
+    array = None if on_device else _numpy(t)
+    out["summary"] = device_summary(t) if on_device else summary(array)
+    shape = tuple(t.shape)
+    if with_data and t.numel() <= max_elements and budget.take(json_bytes(shape)):
+        out["data"] = to_nested(_numpy(t) if array is None else array)
         out["preview"] = None
-    else:
-        steps = preview_steps(array.shape, max_elements)
-        sampled = array[tuple(slice(None, None, st) for st in steps)]
-        out["data"] = None
-        out["preview"] = to_nested(np.ascontiguousarray(sampled)) if with_data else None
-        out["preview_step"] = steps
+        out["values"] = "data"
+        return out
+    out["data"] = None
+    out["preview"] = None
+    out["values"] = "summary"
+    if not with_data or t.dim() == 0:
+        return out
+    # the preview: at most max_elements numbers, fewer where the budget has less left, but not a
+    # handful of cells standing for a big tensor (the statistics say more than a 2 × 4 sample)
+    size = t.numel()
+    room = min(max_elements, size, budget.left // NUMBER_BYTES)
+    while room >= min(PREVIEW_MIN, size):
+        steps = preview_steps(shape, room)
+        counts = [math.ceil(d / st) if d else 0 for d, st in zip(shape, steps)]
+        if budget.take(json_bytes(counts)):
+            index = tuple(slice(None, None, st) for st in steps)
+            sampled = array[index] if array is not None else _numpy(t.detach()[index])
+            out["preview"] = to_nested(np.ascontiguousarray(sampled))
+            out["preview_step"] = steps
+            out["values"] = "preview"
+            break
+        room //= 2
     return out
 
 

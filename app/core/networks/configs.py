@@ -4,6 +4,7 @@ open it on the input it received there."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 from app.core.catalog.args import resolve_args
 from app.core.catalog.spec import Registry
 from app.core.errors import LayerExplorerError
+from app.core.tensors import on_meta_without_init
 
 _MISSING = object()
 
@@ -50,16 +52,34 @@ def module_config(registry: Registry | None, module: nn.Module) -> dict[str, Any
         if not p.required and value == p.default:
             continue
         config[p.name] = value
+    shapes = tuple((n, tuple(t.shape)) for n, t in module.named_parameters())
+    key = (type_name, repr(sorted(config.items())), shapes)
+    with _LOCK:
+        known = _CHECKED.get(key)
+    if known is None:
+        known = _rebuilds(spec, config, shapes)
+        with _LOCK:
+            _CHECKED[key] = known
+            if len(_CHECKED) > _CHECKED_SIZE:
+                _CHECKED.pop(next(iter(_CHECKED)))
+    return dict(config) if known else None
+
+
+#: configs already checked, by (type, config, parameter shapes): a network of 512 equal blocks rebuilds one
+_CHECKED: dict[tuple[Any, ...], bool] = {}
+_CHECKED_SIZE = 4096
+_LOCK = threading.Lock()  # requests run in a thread pool
+
+
+def _rebuilds(spec: Any, config: dict[str, Any], shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> bool:
+    """Whether ``config`` builds a module with these parameter shapes (on meta, nothing initialised)."""
     try:
-        resolve_args(spec, config, field="layer")
+        kwargs = resolve_args(spec, config, field="layer")
     except LayerExplorerError:
-        return None
-    shapes = {n: tuple(t.shape) for n, t in module.named_parameters()}
+        return False
     try:
-        with torch.device("meta"):
-            rebuilt = spec.factory(**resolve_args(spec, config, field="layer"))
+        with on_meta_without_init():
+            rebuilt = spec.factory(**kwargs)
     except Exception:  # noqa: BLE001 - a config torch refuses is no config
-        return None
-    if {n: tuple(t.shape) for n, t in rebuilt.named_parameters()} != shapes:
-        return None
-    return config
+        return False
+    return tuple((n, tuple(t.shape)) for n, t in rebuilt.named_parameters()) == shapes

@@ -8,8 +8,9 @@ on the meta device instead: forward hooks mark the leaf calls and a ``TorchFunct
 torch function and tensor method called between them. ``method`` says which: ``fx``, ``hooks`` or
 ``module`` (a single layer).
 
-Shapes come from running the graph on meta tensors (nothing allocated); where torch has no meta kernel,
-from the real tensors of the run when there is one.
+Layers' shapes come from the real run's own trace (``/api/run``: no layer runs twice) or from their
+formulas (``/api/shape``); the operations between layers, and layers without either, run on meta
+tensors (nothing allocated); where torch has no meta kernel, the real tensors of the run when there is one.
 """
 
 from __future__ import annotations
@@ -765,6 +766,19 @@ def graph_fields(plan: Any, execution: Any = None, registry: Any = None) -> dict
     return result
 
 
+def _leaf_shapes(trace: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Each leaf layer's output shape by path, for the layers called once with one tensor out (a layer
+    called twice, ResNet's shared ReLU, may give two shapes: it is run on meta tensors instead)."""
+    calls: dict[str, int] = {}
+    for e in trace:
+        calls[e["path"]] = calls.get(e["path"], 0) + 1
+    return {
+        e["path"]: e["output_shapes"][0]
+        for e in trace
+        if e["leaf"] and len(e["output_shapes"]) == 1 and calls[e["path"]] == 1
+    }
+
+
 def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
     xs = [torch.empty(p.shape, dtype=p.dtype, device="meta") for p in plan.inputs]
     out_shapes = [list(s) for s in plan.meta_shapes] if plan.meta_shapes is not None else plan.predicted_shapes
@@ -779,10 +793,12 @@ def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
     recurrent = any(isinstance(m, nn.RNNBase) for m in plan.meta.modules())
     propagate = execution is not None or plan.meta_shapes is not None or not recurrent
     known = None
-    if execution is None and plan.predicted is not None and plan.dtype.is_floating_point:
+    ran = execution.extra.get("trace") if execution is not None else None
+    if ran:
+        # the real run's own hooks recorded every layer's output: no layer runs again on meta tensors
+        known = _leaf_shapes(ran)
+    elif execution is None and plan.predicted is not None and plan.dtype.is_floating_point:
         # the formulas' answer for each leaf layer (a tensor output, not a tuple): not run again on meta
-        known = {
-            e["path"]: e["output_shapes"][0] for e in plan.predicted_trace if e["leaf"] and len(e["output_shapes"]) == 1
-        }
+        known = _leaf_shapes(plan.predicted_trace)
     graph = capture(plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate, known=known)
     return {"graph": _add_configs(graph, plan.meta, registry)}

@@ -26,10 +26,12 @@ def trace_entry(
     output_shapes: Sequence[Sequence[int]],
     *,
     element_size: int | None = None,
+    param_count: int | None = None,
 ) -> dict[str, Any]:
     """One submodule call: where it sits, what it took and gave, its parameters and cost.
 
     The same entry whether the shapes were predicted by the formulas or recorded during a forward pass.
+    ``param_count``: the module's parameters, when the caller counted them already.
     """
     outputs = [list(s) for s in output_shapes]
     size = element_size if element_size is not None else _element_size(module)
@@ -41,7 +43,7 @@ def trace_entry(
         "input_shapes": [list(s) for s in input_shapes],
         "output_shape": outputs[0] if outputs else None,
         "output_shapes": outputs,
-        "param_count": sum(p.numel() for p in module.parameters()),
+        "param_count": param_count if param_count is not None else _param_count(module),
         "macs": macs(module, input_shapes, outputs),
         "activation_bytes": math.prod(outputs[0]) * size if outputs else None,
     }
@@ -122,12 +124,14 @@ def tracing(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
     entries: list[dict[str, Any]] = []
     handles = []
     stack: list[int] = []
+    # every module's parameter count, read once (per call, a container would walk its whole subtree again)
+    counts = _param_counts(root)
     for path, module in root.named_modules():
         if not path:
             continue
 
         def pre(mod: nn.Module, args: tuple[Any, ...], path: str = path) -> None:
-            entries.append(trace_entry(path, mod, type(mod).__name__, shapes_of(args), []))
+            entries.append(trace_entry(path, mod, type(mod).__name__, shapes_of(args), [], param_count=counts[id(mod)]))
             stack.append(len(entries) - 1)
 
         def post(mod: nn.Module, args: tuple[Any, ...], output: Any, path: str = path) -> None:
@@ -135,7 +139,13 @@ def tracing(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
             out = output[0] if isinstance(output, (tuple, list)) else output
             size = out.element_size() if isinstance(out, torch.Tensor) else None
             entries[index] = trace_entry(
-                path, mod, type(mod).__name__, shapes_of(args), shapes_of(output), element_size=size
+                path,
+                mod,
+                type(mod).__name__,
+                entries[index]["input_shapes"],
+                shapes_of(output),
+                element_size=size,
+                param_count=counts[id(mod)],
             )
 
         handles.append(module.register_forward_pre_hook(pre))
@@ -146,6 +156,31 @@ def tracing(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
     finally:
         for h in handles:
             h.remove()
+
+
+def _param_count(module: nn.Module) -> int:
+    """``sum(p.numel() for p in module.parameters())``; a module without children reads only its own."""
+    if next(module.children(), None) is None:
+        return sum(p.numel() for p in module.parameters(recurse=False))
+    return sum(p.numel() for p in module.parameters())
+
+
+def _param_counts(root: nn.Module) -> dict[int, int]:
+    """Parameters of every module under ``root``, by ``id``: what ``sum(p.numel() for p in
+    module.parameters())`` gives, added up from the leaves once instead of walking each subtree again."""
+    every = [p for _, p in root.named_parameters(remove_duplicate=False)]
+    if len({id(p) for p in every}) != len(every):  # a parameter shared (tied weights): each module counts it once
+        return {id(m): sum(p.numel() for p in m.parameters()) for m in root.modules()}
+    counts: dict[int, int] = {}
+
+    def count(module: nn.Module) -> int:
+        if id(module) not in counts:
+            own = sum(p.numel() for p in module.parameters(recurse=False))
+            counts[id(module)] = own + sum(count(c) for c in module.children())
+        return counts[id(module)]
+
+    count(root)
+    return counts
 
 
 def totals(entries: list[dict[str, Any]], root: nn.Module) -> dict[str, Any]:

@@ -120,9 +120,12 @@ def attention_numbers(module: nn.Module, in_shapes: list[Sequence[int]], *, nest
     return total
 
 
-def response_bytes(numels: list[int], max_elements: int, elt: int) -> int:
-    """The response's numbers (each tensor sends at most ``max_elements``), and a float32 working copy
-    of the largest tensor when it is half precision (NumPy summarises it in float32)."""
+def response_bytes(numels: list[int], max_elements: int, elt: int, most: int | None = None) -> int:
+    """The response's numbers (each tensor sends at most ``max_elements``, all together at most ``most``:
+    the response budget's worth), and a float32 working copy of the largest tensor when it is half
+    precision (NumPy summarises it in float32)."""
     sent = sum(min(n, max_elements) for n in numels)
+    if most is not None:
+        sent = min(sent, most)
     half = max(numels, default=0) * 4 if elt < 4 else 0
     return sent * BYTES_PER_SENT_NUMBER + half + FIXED_OVERHEAD

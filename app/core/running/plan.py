@@ -30,7 +30,7 @@ from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, T
 from app.core.explaining.windows import window_bytes
 from app.core.networks.containers import check_structure
 from app.core.networks.trace import tracing
-from app.core.networks.tree import LayerNode, build, find, predict, resolve, walk
+from app.core.networks.tree import LayerNode, build, predict, resolve, walk
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import (
@@ -241,7 +241,7 @@ def plan_request(
 
     caught: list[str] = []
     try:
-        with torch.device("meta"), collect_warnings(caught):
+        with tensors.on_meta_without_init(), collect_warnings(caught):
             meta = build(node)
     except TooLarge as exc:
         if "estimate_bytes" not in exc.extra:
@@ -352,10 +352,10 @@ def builds_submodules(plan: Plan) -> bool:
     return sum(1 for _ in plan.meta.modules()) > sum(1 for _ in walk(plan.node))
 
 
-def _spec_of(registry: Registry, plan: Plan, path: str, module: nn.Module) -> LayerSpec | None:
+def _spec_of(registry: Registry, nodes: dict[str, LayerNode], path: str, module: nn.Module) -> LayerSpec | None:
     """The catalog entry of the layer at ``path``: its config's, else the entry of its class (or of the
     nearest torch class it derives from, for a layer built inside another)."""
-    node = find(plan.node, path)
+    node = nodes.get(path)
     if node is not None:
         return node.spec
     for cls in type(module).__mro__:
@@ -372,10 +372,15 @@ def _calls(
     out_shapes = plan.predicted_shapes or [list(s) for s in plan.meta_shapes or []]
     trace = plan.predicted_trace if plan.predicted is not None else plan.meta_trace
     if trace and plan.node.is_container:
+        # the config's layers by path, read once (a lookup per call would walk the tree per call: n²)
+        nodes: dict[str, LayerNode] = {}
+        for path, node in walk(plan.node):
+            nodes.setdefault(path, node)
+        modules = dict(plan.meta.named_modules())
         calls = []
         for e in trace:
-            sub = plan.meta.get_submodule(e["path"])
-            calls.append((sub, _spec_of(registry, plan, e["path"], sub), e["input_shapes"], e["output_shapes"]))
+            sub = modules[e["path"]]
+            calls.append((sub, _spec_of(registry, nodes, e["path"], sub), e["input_shapes"], e["output_shapes"]))
         return calls
     return [(plan.meta, plan.spec, [list(p.shape) for p in plan.inputs], out_shapes)]
 
@@ -408,7 +413,9 @@ def estimate(
         "outputs": outputs,
         "intermediates": intermediates,
         "working memory": working,
-        "response": response_bytes(numels, settings.max_elements, elt),
+        "response": response_bytes(
+            numels, settings.max_elements, elt, most=settings.response_budget_bytes // tensors.NUMBER_BYTES
+        ),
         "window map": window_bytes(plan, settings),
     }
 

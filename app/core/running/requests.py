@@ -102,7 +102,14 @@ def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[
     )
     outputs = tensors.flatten_outputs(child.output, node.spec.outputs)
     response = run_response(
-        plan, child.module, xs, outputs, settings, code=script(network, child_path=req.path), view=req.window_slice
+        plan,
+        child.module,
+        xs,
+        outputs,
+        settings,
+        code=script(network, child_path=req.path),
+        view=req.window_slice,
+        path=req.path,
     )
     response.update(path=req.path, network_type=network.spec.type)
     return response
@@ -127,28 +134,60 @@ def _output_of(ex: Any, name: str | None) -> tuple[str, torch.Tensor]:
 def npy_output(
     registry: Registry, body: Any, settings: Settings, tensor: str | None = None
 ) -> tuple[str, torch.Tensor, int]:
-    """The output ``?format=npy`` sends: its name, the tensor, and the request's memory estimate; with
-    ``path``, the output of that layer inside the network, as it ran there (what /api/run with ``path`` lists)."""
+    """The tensor ``?format=npy`` sends: its name, the tensor, and the request's memory estimate; with
+    ``path``, inside the network, as it ran there (what /api/run with ``path`` lists).
+
+    ``tensor`` names any tensor the JSON answer lists, by the name it has there: an output, else an
+    input, else a parameter or buffer (``0.0.weight``; with ``path``, the layer's own, ``weight``)."""
     req = parse(RunRequest, body)
     if req.path:
         child = run_child(registry, req, settings)
         kind = type(child.module).__name__
-        names = registry.get(kind).outputs if kind in registry else []
-        ex = dataclasses.replace(child.execution, outputs=tensors.flatten_outputs(child.output, names))
+        spec = registry.get(kind) if kind in registry else None
+        ex = dataclasses.replace(
+            child.execution, outputs=tensors.flatten_outputs(child.output, spec.outputs if spec else [])
+        )
+        names = [i.name for i in spec.inputs] if spec else []
+        inputs = [(names[i] if i < len(names) else f"input{i}", t) for i, t in enumerate(child.inputs)]
+        module = child.module
     else:
         ex = execute(registry, req, settings, hooks=None)
-    out_name, t = _output_of(ex, tensor)
+        inputs = [(i.name, t) for i, t in zip(ex.plan.spec.inputs, ex.inputs)]
+        module = ex.module
+    out_name, t = _tensor_of(ex, tensor, inputs, module)
     return out_name, t, ex.plan.estimate_bytes
 
 
 def npy(registry: Registry, body: Any, settings: Settings, tensor: str | None = None) -> tuple[str, bytes]:
-    """``?format=npy`` in this process: the output's name and its bytes as a NumPy .npy file (the server's
+    """``?format=npy`` in this process: the tensor's name and its bytes as a NumPy .npy file (the server's
     workers write the file to shared memory instead: app.core.workers)."""
     out_name, t, estimate = npy_output(registry, body, settings, tensor)
     # the file is the whole tensor (NumPy's copy of it when it is not float32 or float64 already, the
     # buffer, and the bytes taken from it), where /api/run lists at most max_elements numbers of it
     reserve_more("writing the output as .npy", 3 * t.numel() * t.element_size(), estimate, settings)
     return out_name, tensors.npy_bytes(t)
+
+
+def _tensor_of(
+    ex: Any, name: str | None, inputs: list[tuple[str, torch.Tensor]], module: torch.nn.Module
+) -> tuple[str, torch.Tensor]:
+    """The tensor ``name`` names in the JSON answer: an output first, then an input, a parameter, a buffer."""
+    if name is None or any(n == name for n, _ in ex.outputs):
+        return _output_of(ex, name)
+    for n, t in inputs:
+        if n == name:
+            return n, t
+    held = dict(module.named_parameters()) | dict(module.named_buffers())
+    if name in held:
+        return name, held[name].detach()
+    listed = [n for n, _ in ex.outputs] + [n for n, _ in inputs]
+    own = list(held)
+    shown = ", ".join(own[:4]) + (", …" if len(own) > 4 else "")
+    raise InvalidRequest(
+        f"no tensor named {name!r}; outputs and inputs are {', '.join(listed)}"
+        + (f"; parameters and buffers are {shown}" if own else ""),
+        field="tensor",
+    )
 
 
 #: what /api/shape answers: ``full`` (default) adds the dataflow graph and the trace of submodules

@@ -14,15 +14,25 @@ from app.core.networks.trace import is_network, subtotals, totals
 from app.core.running.plan import Plan
 
 
-def params_json(module: nn.Module, settings: Settings, *, with_data: bool) -> list[dict[str, Any]]:
+def params_json(
+    module: nn.Module, settings: Settings, *, with_data: bool, budget: tensors.ValueBudget | None = None
+) -> list[dict[str, Any]]:
     out = []
     for name, p in module.named_parameters():
         entry = {"name": name, "shape": list(p.shape), "numel": int(p.numel()), "dtype": tensors.dtype_name(p.dtype)}
         if with_data and p.device.type != "meta":
-            t = tensors.tensor_json(name, p, max_elements=settings.max_elements)
-            entry.update({k: t[k] for k in ("data", "summary", "preview", "preview_step") if k in t})
+            t = tensors.tensor_json(name, p, max_elements=settings.max_elements, budget=budget)
+            entry.update({k: t[k] for k in ("data", "summary", "preview", "preview_step", "values") if k in t})
         out.append(entry)
     return out
+
+
+def fetch_pointer(entry: dict[str, Any], path: str | None) -> dict[str, Any]:
+    """Where a tensor sent without all its numbers is had whole: ``POST /api/run?format=npy&tensor=<name>``
+    with the same body (``path`` included, for a layer inside a network)."""
+    if entry.get("values") in ("preview", "summary", "none"):
+        entry["full"] = {"format": "npy", "tensor": entry["name"], **({"path": path} if path else {})}
+    return entry
 
 
 def shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, Any]:
@@ -39,10 +49,12 @@ def shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, An
     return fields
 
 
-def outputs_json(outputs: list[tuple[str, torch.Tensor]], settings: Settings) -> list[dict[str, Any]]:
+def outputs_json(
+    outputs: list[tuple[str, torch.Tensor]], settings: Settings, budget: tensors.ValueBudget | None = None
+) -> list[dict[str, Any]]:
     """Each output summarised once. ``outputs[0]`` is the same tensor as ``output``: it keeps its name, shape,
     dtype and numel (what clients list) and says ``"same_as": "output"`` instead of a second copy of the data."""
-    out = [tensors.tensor_json(n, t, max_elements=settings.max_elements) for n, t in outputs]
+    out = [tensors.tensor_json(n, t, max_elements=settings.max_elements, budget=budget) for n, t in outputs]
     if out:
         first = out[0]
         out[0] = {k: first[k] for k in ("name", "shape", "dtype", "numel")} | {"same_as": "output"}
@@ -59,8 +71,20 @@ def run_response(
     *,
     code: str,
     view: Any = None,
+    path: str | None = None,
 ) -> dict[str, Any]:
-    first, *listed = outputs_json(outputs, settings) or [None]
+    # one budget for the whole answer, spent on what matters most first: the outputs, the inputs, then
+    # the parameters in the module's order
+    budget = tensors.ValueBudget(settings.response_budget_bytes)
+    first, *listed = outputs_json(outputs, settings, budget) or [None]
+    inputs = [
+        tensors.tensor_json(spec.name, t, max_elements=settings.max_elements, budget=budget)
+        for spec, t in zip(plan.spec.inputs, xs)
+    ]
+    params = params_json(module, settings, with_data=True, budget=budget)
+    for entry in [first, *listed, *inputs, *params]:
+        if entry is not None:
+            fetch_pointer(entry, path)
     return {
         "type": plan.spec.type,
         "repr": repr(module),
@@ -68,13 +92,10 @@ def run_response(
         "dtype": tensors.dtype_name(plan.dtype),
         "seed": plan.seed,
         "train": plan.train,
-        "inputs": [
-            tensors.tensor_json(spec.name, t, max_elements=settings.max_elements)
-            for spec, t in zip(plan.spec.inputs, xs)
-        ],
+        "inputs": inputs,
         "output": first,
         "outputs": listed,
-        "params": params_json(module, settings, with_data=True),
+        "params": params,
         "param_count": sum(p.numel() for p in module.parameters()),
         **shape_fields(plan, [tuple(t.shape) for _, t in outputs]),
         # the window map, with the values of the slice the client draws (``view``)

@@ -31,7 +31,7 @@ function stats(t) {
   return parts.join(" · ");
 }
 
-function card(t, role) {
+function card(t, role, request = null) {
   const art = h("article", `tensor-card role-${role}`);
   art.dataset.name = t.name;
   const head = h("header");
@@ -43,9 +43,40 @@ function card(t, role) {
   art.append(host);
   const hasData = t.data !== null && t.data !== undefined;
   if (!hasData && (t.preview === null || t.preview === undefined)) {
-    art.append(h("p", "aside", "Values not sent (too large); statistics only."));
+    // `values` (the API's response budget): "summary" sent statistics only, "none" not even those
+    const why = t.values === "none" ? "Values not sent: this answer's budget went to the tensors listed before it." : t.values === "summary" ? "Values not sent (this answer's budget went to the tensors listed before it); statistics only." : "Values not sent (too large); statistics only.";
+    art.append(h("p", "aside", why));
   }
+  if (t.full && request) art.append(npyLink(t, request));
   return { art, host, hasData };
+}
+
+// The whole tensor, one request away: the same body with ?format=npy&tensor=<name> (and the layer's
+// path inside a network), saved as <name>.npy.
+function npyLink(t, request) {
+  const b = h("button", "npy-download", "Download all values (.npy)");
+  b.type = "button";
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      const body = t.full.path ? { ...request, path: t.full.path } : request;
+      const res = await fetch(`/api/run?format=npy&tensor=${encodeURIComponent(t.full.tensor)}`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const url = URL.createObjectURL(await res.blob());
+      const a = Object.assign(document.createElement("a"), { href: url, download: `${t.name}.npy` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (e) {
+      b.textContent = `Download failed (${e.message})`;
+    } finally {
+      b.disabled = false;
+    }
+  });
+  return b;
 }
 
 // The cards are built at once; their heatmaps are drawn card by card, in a new task whenever the
@@ -65,7 +96,8 @@ export async function renderTensors(root, run, opts = {}) {
 
 // The same cards for any list of [title, role, tensors] groups (the network view shows its output).
 // `sharedScale`: one colour scale for inputs and outputs; `root`: the panel whose toggle and data-scale follow it.
-export async function renderTensorGroups(body, groups, { cancelled = () => false, pause = budgetYield(), sharedScale = false, root = null, tokens = null } = {}) {
+// `request`: the /api/run body the tensors came from (a card sent without all its numbers offers them as .npy).
+export async function renderTensorGroups(body, groups, { cancelled = () => false, pause = budgetYield(), sharedScale = false, root = null, tokens = null, request = null } = {}) {
   body.replaceChildren();
   // one scale for inputs and outputs (where they share units): the same value, the same colour
   const shared = sharedScale ? groups.filter(([, role]) => role !== "param").flatMap(([, , list]) => list).map(valueDomain) : [];
@@ -82,7 +114,7 @@ export async function renderTensorGroups(body, groups, { cancelled = () => false
     sec.append(h("h3", null, title));
     const grid = h("div", "tensor-grid");
     for (const t of list) {
-      const c = card(t, role);
+      const c = card(t, role, request);
       grid.append(c.art);
       pending.push([c, t]);
     }
@@ -99,6 +131,8 @@ export async function renderTensorGroups(body, groups, { cancelled = () => false
     const res = drawHeatmap(c.host, t, { width, domain: domain && role !== "param" ? domain : null, labels });
     if (res.total > res.shown) c.art.append(h("p", "aside", `showing ${res.shown} of ${res.total} slices`));
     if (!res.full && res.step) c.art.append(h("p", "aside", `preview: every ${res.step.join("×")}-th element`));
+    const download = c.art.querySelector("button.npy-download");
+    if (download) c.art.append(download); // after the notes on what is drawn
     if (c.hasData && t.numel <= NUMBERS_LIMIT && t.numel > 0) {
       const d = h("details", "numbers");
       d.append(h("summary", null, "Numbers"));

@@ -115,7 +115,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     if (reason === "ui" && state.ui !== prev.ui) {
       const changed = ["channel", "batch", "depth", "inChannel", "scale"].some((k) => state.ui[k] !== prev.ui[k]);
       if (changed) windowPanel.uiChanged();
-      if (state.ui.scale !== prev.ui.scale && lastRun) renderTensors(panels.tensors, lastRun, { sharedScale: sharedScale() });
+      if (state.ui.scale !== prev.ui.scale && lastRun) renderTensors(panels.tensors, lastRun, { sharedScale: sharedScale(), request: lastRunRequest });
     }
   });
 
@@ -361,7 +361,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
     textPanel.update(run, insideNetwork(lastRunRequest) ? null : lastRunRequest);
     await pause();
     if (stale()) return false;
-    await renderTensors(panels.tensors, run, { cancelled: stale, pause, sharedScale: sharedScale() }); // false also when a resize redrew them
+    await renderTensors(panels.tensors, run, { cancelled: stale, pause, sharedScale: sharedScale(), request: lastRunRequest }); // false also when a resize redrew them
     if (stale()) return false;
     if (pinOk) explain(p.index, p.output);
     else {
@@ -492,7 +492,7 @@ export function createLayerView(root, { store, byType, devices, setStatus, onLea
       lastWidth = w;
       drawDiagram(lastRun);
       windowPanel.update(lastRun, { layerType: lastRun.type, request: lastRunRequest, sameUnits: entry?.same_units ?? false });
-      renderTensors(panels.tensors, lastRun, { sharedScale: sharedScale() });
+      renderTensors(panels.tensors, lastRun, { sharedScale: sharedScale(), request: lastRunRequest });
       const p = store.get().ui.pinned;
       if (p) diagram?.highlight(p.index);
     }, 150),

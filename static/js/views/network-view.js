@@ -98,6 +98,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
   let runSeq = 0;
   let runCtl = null;
   let codeCtl = null;
+  let lastCodeRequest = null; // the body of the run whose output is drawn (its .npy link asks the same)
   let renders = 0;
   let rootType = null;
 
@@ -380,6 +381,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
     try {
       const run = await api.run(req, { signal: codeCtl.signal });
       if (seq !== runSeq) return;
+      lastCodeRequest = req;
       els.code.textContent = run.code || "# the server sent no script";
       rfPanel.setRun(run);
       renderOutput(run, seq);
@@ -394,7 +396,7 @@ export function createNetworkView(root, { store, byType, catalog, devices, prese
   function renderOutput(run, seq) {
     const outs = run.outputs?.length ? run.outputs.map((o) => (o.same_as && o.same_as === run.output?.name ? run.output : o)) : run.output ? [run.output] : [];
     els.outPanel.hidden = !outs.length;
-    renderTensorGroups(els.outBody, [["Output", "output", outs]], { cancelled: () => seq !== runSeq });
+    renderTensorGroups(els.outBody, [["Output", "output", outs]], { cancelled: () => seq !== runSeq, request: lastCodeRequest });
   }
 
   function showApiError(e) {
