@@ -91,6 +91,17 @@ const MARKUP = `
       <section class="lew-pane" data-pane="flow" role="tabpanel"><div id="net-diagram" class="drawing-host"></div></section>
       <section class="lew-pane" data-pane="graph" role="tabpanel" hidden>
         <p id="net-graph-meta" class="df-meta"></p>
+        <div id="net-graph-tools" class="df-tools" hidden>
+          <div class="df-find">
+            <label for="net-graph-find">Find</label>
+            <input id="net-graph-find" type="search" role="combobox" autocomplete="off" spellcheck="false"
+                   aria-autocomplete="list" aria-expanded="false" aria-controls="net-graph-suggest">
+            <ul id="net-graph-suggest" class="df-suggest" role="listbox" aria-label="Matching nodes" hidden></ul>
+          </div>
+          <button type="button" id="net-graph-expand-all">Expand all</button>
+          <button type="button" id="net-graph-collapse-all">Collapse all</button>
+          <span id="net-graph-count" class="df-count" aria-live="polite"></span>
+        </div>
         <div id="net-graph" class="drawing-host"></div>
       </section>
       <section class="lew-pane" data-pane="table" role="tabpanel" hidden>
@@ -162,6 +173,8 @@ async function render({ model, el }) {
   const { api, fmt, netDraw, graphPanel, table, npy, kernels, samples } = modules;
   const net = modules.model;
   api.setTransport(transport);
+  // one graph panel per widget: it keeps the expansion (big models open collapsed by module) between drawings
+  const graphView = graphPanel.createGraphPanel(root);
 
   const config = model.get("config");
   let result = model.get("result") || null;
@@ -326,7 +339,7 @@ async function render({ model, el }) {
     graph = net.buildGraph(config, { result, error });
     totals();
     table.renderNetTable($("#net-table-panel"), { result, error, failed: graph.bad, pickable, onPick: (it) => openLayer(it.path, it.type) });
-    graphPanel.renderGraphPanel(root, {
+    graphView.render({
       result,
       builder: graph,
       pickable,
