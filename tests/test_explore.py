@@ -268,3 +268,36 @@ def test_inputs_by_value_stay_in_the_kernel_and_the_layer_computes_as_the_traine
     other = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2]}]}
     _, data = _ask(widget, "/api/run", other)
     assert json.loads(data)["output"]["shape"] == [2]
+
+
+# --- weights=True from a script: the local server adds the trained values to the page's requests ---
+
+
+def test_the_local_server_computes_with_the_trained_weights(trained, opened, capsys):
+    net, x = trained
+    result = explore_mod.explore(net, x, weights=True)
+    assert "this local server adds them" not in result.note  # that advice is for server=...
+    assert "module's own parameters (4 tensors)" in result.note and result.note in capsys.readouterr().err
+    config = _config_of(result.url)
+    assert "parameters" not in config and config["inputs"] == [{"dtype": "float32", "shape": [1, 2, 6, 6]}]
+    base = result.url.split("/?")[0]
+    with torch.no_grad():
+        inside, out = net[:2](x), net(x)
+    # the page's own requests, as it sends them: the drilled layer, then an element explained
+    run = httpx.post(f"{base}/api/run", json={**config, "path": "2"}, timeout=60).json()
+    np.testing.assert_allclose(np.asarray(run["inputs"][0]["data"]), inside.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(run["output"]["data"]), out.numpy(), rtol=1e-5, atol=1e-6)
+    explained = httpx.post(f"{base}/api/explain", json={**config, "path": "2", "index": [0, 1, 2, 3]}, timeout=60)
+    assert explained.status_code == 200, explained.text
+    assert explained.json()["value"] == pytest.approx(out[0, 1, 2, 3].item(), rel=1e-5, abs=1e-6)
+    # another network is answered as sent; what the client sends is still held to the app's limit
+    other = httpx.post(f"{base}/api/run", json={"layer": {"type": "ReLU"}, "inputs": [{"shape": [2]}]}, timeout=60)
+    assert other.json()["output"]["shape"] == [2]
+    limit = explore_mod.Settings.from_env().max_body_bytes
+    big = httpx.post(f"{base}/api/run", content=b" " * (limit + 1), headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"] == "too_large"
+    # the same network explored again without weights: the seeded initialisation again
+    plain = _config_of(explore_mod.explore(net, x).url)
+    assert plain["layer"] == config["layer"]
+    seeded = httpx.post(f"{base}/api/run", json={**plain, "path": "2"}, timeout=60).json()
+    assert not np.allclose(np.asarray(seeded["output"]["data"]), out.numpy(), atol=1e-3)
