@@ -301,3 +301,32 @@ def test_the_local_server_computes_with_the_trained_weights(trained, opened, cap
     assert plain["layer"] == config["layer"]
     seeded = httpx.post(f"{base}/api/run", json={**plain, "path": "2"}, timeout=60).json()
     assert not np.allclose(np.asarray(seeded["output"]["data"]), out.numpy(), atol=1e-3)
+
+
+def test_layer_explorer_open_with_weights_computes_with_the_files_parameters(tmp_path, opened):
+    path = tmp_path / "fixed.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import torch
+            from torch import nn
+
+
+            def build():
+                net = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
+                with torch.no_grad():
+                    net[0].weight.fill_(0.75)
+                    net[0].bias.copy_(torch.tensor([-0.5, 0.25]))
+                return net
+            """
+        )
+    )
+    cli.main(["open", f"{path}:build", "--input", "4,3", "--weights"])
+    (url,) = opened
+    base = f"{urlsplit(url).scheme}://{urlsplit(url).netloc}"
+    run = httpx.post(f"{base}/api/run", json={**_config_of(url), "path": "0"}, timeout=60).json()
+    weight = next(p for p in run["params"] if p["name"] == "weight")
+    assert weight["summary"]["min"] == weight["summary"]["max"] == 0.75
+    x = torch.tensor(run["inputs"][0]["data"])
+    expected = x.sum(dim=1, keepdim=True) * 0.75 + torch.tensor([-0.5, 0.25])
+    np.testing.assert_allclose(np.asarray(run["output"]["data"]), expected.numpy(), rtol=1e-5, atol=1e-6)
