@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -223,6 +224,11 @@ def explore(
     ``block`` (default: in a plain script, not in an interactive session) keeps a local server
     serving until Ctrl+C, as the script would otherwise end and take the server with it.
     """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # a worker of the local server importing the user's script as __mp_main__ while it starts (a
+        # forkserver's child does; multiprocessing's own check reads the same flag): the call is the
+        # parent's to serve, and a server started here could not start its own workers
+        return Explorer(url="", note="a worker of the local Layer Explorer server: nothing is opened here")
     body = to_config(module, *example_inputs, weights=weights)
     title = type(module).__name__
     host = in_notebook() if server is None else None

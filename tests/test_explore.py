@@ -8,6 +8,8 @@ import html
 import importlib
 import io
 import json
+import os
+import subprocess
 import sys
 import textwrap
 from urllib.parse import parse_qs, urlsplit
@@ -330,3 +332,36 @@ def test_layer_explorer_open_with_weights_computes_with_the_files_parameters(tmp
     x = torch.tensor(run["inputs"][0]["data"])
     expected = x.sum(dim=1, keepdim=True) * 0.75 + torch.tensor([-0.5, 0.25])
     np.testing.assert_allclose(np.asarray(run["output"]["data"]), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+SCRIPT = """
+import json, os, sys
+import httpx, torch
+from torch import nn
+from layer_explorer import explore
+
+# no `if __name__ == "__main__":` guard: the local server's workers import this file as they start
+net = nn.Sequential(nn.Linear(3, 2))
+with torch.no_grad():
+    net[0].weight.fill_(2.5)
+    net[0].bias.fill_(-1.0)
+x = torch.ones(1, 3)
+result = explore(net, x, weights=True, block=False)
+if result.url:  # empty in a worker
+    config = json.loads(__import__("urllib.parse").parse.parse_qs(result.url.split("?", 1)[1])["config"][0])
+    run = httpx.post(result.url.split("/?")[0] + "/api/run", json={**config, "path": "0"}, timeout=60)
+    print(json.dumps({"status": run.status_code, "output": run.json().get("output", {}).get("data")}))
+    result.stop()
+"""
+
+
+def test_a_script_without_a_main_guard_is_served(tmp_path):
+    # a forkserver's workers import the script as __mp_main__: explore() there must not start a second server
+    script = tmp_path / "unguarded.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, explore_mod.NO_BROWSER_ENV: "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    answer = json.loads(line)
+    assert answer["status"] == 200 and answer["output"] == [[6.5, 6.5]]  # 3 × 2.5 − 1: the script's weights
