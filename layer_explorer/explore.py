@@ -70,6 +70,22 @@ def weights_note(body: dict[str, Any], limit: int) -> tuple[dict[str, Any] | Non
     )
 
 
+def oversized_tensor(module: Any, example_inputs: tuple[Any, ...], max_elements: int) -> str:
+    """A note naming the module's first parameter, buffer or example input with more than ``max_elements``
+    elements (the server takes no bigger tensor given as data: ``Settings.max_data_elements``), or ""."""
+    named = [(name, t) for name, t in module.state_dict().items()]
+    named += [(f"example input {i}", t) for i, t in enumerate(example_inputs)]
+    for name, t in named:
+        n = int(np.prod(np.shape(t)))
+        if n > max_elements:
+            return (
+                f"weights=True: {name} has {n:,} elements, above the {max_elements:,} the server takes for one tensor "
+                "given as data, so the layers use a seeded random initialisation instead of the trained values. "
+                "Shapes, parameter counts and the drawing are the same."
+            )
+    return ""
+
+
 def by_shape(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any] | None]:
     """``body`` without its parameters, each input given by values (``{"data": ...}``) given by its shape
     instead; and the inputs as they were (None where none had values)."""
@@ -242,7 +258,11 @@ def explore(
                 "explore() draws inline in a notebook with anywidget: pip install 'layer-explorer[notebook]' "
                 "(or give server='http://host:port' to open the network on a running Layer Explorer)"
             ) from None
-        parameters, note = weights_note(body, Settings.from_env().max_body_bytes)
+        settings = Settings.from_env()
+        parameters, note = weights_note(body, settings.max_body_bytes)
+        oversized = oversized_tensor(module, example_inputs, settings.max_data_elements) if parameters else ""
+        if oversized:
+            parameters, note = None, oversized
         config, inputs = by_shape(body)
         if parameters is None:
             inputs = None  # above the limit: the example's values go too (random inputs of the same shapes)
@@ -262,11 +282,15 @@ def explore(
     running = None
     if server is None:
         base, running = _LocalServer.start()
+        parameters = body.get("parameters")
+        note = oversized_tensor(module, example_inputs, Settings.from_env().max_data_elements) if parameters else ""
+        if note:
+            parameters = None
         # this process serves the page: its requests for the network get the parameters and values here
         # (weights=False: none, even where an earlier call explored the same network with them)
-        _LocalServer.explored(Explored(config, body.get("parameters"), inputs if body.get("parameters") else None))
-        if weights and body.get("parameters"):
-            n = len(body["parameters"])
+        _LocalServer.explored(Explored(config, parameters, inputs if parameters else None))
+        if parameters:
+            n = len(parameters)
             note = (
                 f"weights=True: the layers compute with the module's own parameters ({n} tensor{'' if n == 1 else 's'})"
                 " on the example's input values, which this local server adds to the page's requests for the network "

@@ -365,3 +365,20 @@ def test_a_script_without_a_main_guard_is_served(tmp_path):
     (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     answer = json.loads(line)
     assert answer["status"] == 200 and answer["output"] == [[6.5, 6.5]]  # 3 × 2.5 − 1: the script's weights
+
+
+def test_a_tensor_above_the_servers_element_limit_falls_back_with_a_note(opened, monkeypatch):
+    # the app takes no tensor given as data above Settings.max_data_elements: every request would be refused
+    net = nn.Sequential(nn.Linear(1001, 1000), nn.ReLU())
+    x = torch.randn(1, 1001)
+    result = explore_mod.explore(net, x, weights=True)
+    assert "0.weight has 1,001,000 elements, above the 1,000,000" in result.note
+    assert "seeded random initialisation" in result.note
+    base = result.url.split("/?")[0]
+    run = httpx.post(f"{base}/api/run", json={**_config_of(result.url), "path": "0"}, timeout=60)
+    assert run.status_code == 200, run.text
+    assert run.json()["output"]["shape"] == [1, 1000]
+    shown = _in_notebook(monkeypatch)
+    explore_mod.explore(net, x, weights=True)
+    (widget,) = shown
+    assert widget._parameters is None and "0.weight has 1,001,000 elements" in widget.note
