@@ -112,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SHAPE",
         help="an example input's shape, e.g. 1,3,224,224 (random normal values); repeat for several inputs",
     )
-    opener.add_argument("--weights", action="store_true", help="send the module's own parameters (as Name built them)")
+    opener.add_argument(
+        "--weights",
+        action="store_true",
+        help="compute with the module's own parameters (as Name built them); a local server adds them to the page's requests",
+    )
     opener.add_argument("--server", default=None, metavar="URL", help="open on a running server instead of a local one")
     opener.add_argument(
         "--no-browser",

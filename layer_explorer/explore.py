@@ -6,15 +6,19 @@
   browser on the network view, with the network in the link.
 - With ``server="http://host:8000"`` it opens that running instance instead.
 
-``weights=True`` sends the module's own parameters (``.npy`` in base64, never pickle) so that a layer
-opened in the widget computes with its trained values; above the server's request limit the network is
-drawn with a seeded random initialisation instead, and the note says so.
+``weights=True`` makes the layers compute with the module's own parameters (``.npy`` in base64, never
+pickle) on the example's own input values. In the widget the kernel adds them to each request for the
+network (above the request limit the network is drawn with a seeded random initialisation instead, and
+the note says so); on the local server an ASGI layer in this process adds them
+(:class:`layer_explorer.weighted.AddsWeights`). A link to another server cannot carry them: there the
+layers use the seeded initialisation, and the note says what to do.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -31,6 +35,7 @@ import uvicorn
 from app.core.config import Settings
 from app.main import create_app
 from layer_explorer.convert import to_config
+from layer_explorer.weighted import AddsWeights, Explored
 
 __all__ = ["Explorer", "by_shape", "explore", "network_url", "weights_note"]
 
@@ -63,6 +68,22 @@ def weights_note(body: dict[str, Any], limit: int) -> tuple[dict[str, Any] | Non
         parameters,
         f"weights=True: the layers compute with the module's own parameters ({n} tensor{'' if n == 1 else 's'}).",
     )
+
+
+def oversized_tensor(module: Any, example_inputs: tuple[Any, ...], max_elements: int) -> str:
+    """A note naming the module's first parameter, buffer or example input with more than ``max_elements``
+    elements (the server takes no bigger tensor given as data: ``Settings.max_data_elements``), or ""."""
+    named = [(name, t) for name, t in module.state_dict().items()]
+    named += [(f"example input {i}", t) for i, t in enumerate(example_inputs)]
+    for name, t in named:
+        n = int(np.prod(np.shape(t)))
+        if n > max_elements:
+            return (
+                f"weights=True: {name} has {n:,} elements, above the {max_elements:,} the server takes for one tensor "
+                "given as data, so the layers use a seeded random initialisation instead of the trained values. "
+                "Shapes, parameter counts and the drawing are the same."
+            )
+    return ""
 
 
 def by_shape(body: dict[str, Any]) -> tuple[dict[str, Any], list[Any] | None]:
@@ -147,10 +168,12 @@ class Explorer:
 
 
 class _LocalServer:
-    """The web app as it is (``app.main.create_app``) on a free loopback port, in a thread, once per process."""
+    """The web app as it is (``app.main.create_app``) on a free loopback port, in a thread, once per process;
+    wrapped in :class:`AddsWeights`, which adds an explored network's parameters to the page's requests."""
 
     _lock = threading.Lock()
     _server: Any = None
+    app: AddsWeights | None = None
     _thread: threading.Thread | None = None
     base = ""
 
@@ -161,7 +184,8 @@ class _LocalServer:
                 return cls.base, cls._server
             sock = _loopback_socket()
             port = sock.getsockname()[1]
-            config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+            app = AddsWeights(create_app())
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
             server = uvicorn.Server(config)
             thread = threading.Thread(
                 target=server.run, kwargs={"sockets": [sock]}, name="layer-explorer-server", daemon=True
@@ -173,8 +197,15 @@ class _LocalServer:
                     server.should_exit = True
                     raise RuntimeError(f"the local Layer Explorer server did not start on 127.0.0.1:{port}")
                 time.sleep(0.05)
-            cls._server, cls._thread, cls.base = server, thread, f"http://127.0.0.1:{port}"
+            cls._server, cls._thread, cls.base, cls.app = server, thread, f"http://127.0.0.1:{port}", app
             return cls.base, server
+
+    @classmethod
+    def explored(cls, explored: Explored) -> None:
+        """Requests for ``explored``'s network get its parameters and values (or, given none, nothing)."""
+        with cls._lock:
+            if cls.app is not None:
+                cls.app.add(explored)
 
     @classmethod
     def stop(cls) -> None:
@@ -183,7 +214,7 @@ class _LocalServer:
                 cls._server.should_exit = True
                 if cls._thread is not None:
                     cls._thread.join(timeout=30)
-            cls._server = cls._thread = None
+            cls._server = cls._thread = cls.app = None
             cls.base = ""
 
 
@@ -209,6 +240,11 @@ def explore(
     ``block`` (default: in a plain script, not in an interactive session) keeps a local server
     serving until Ctrl+C, as the script would otherwise end and take the server with it.
     """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # a worker of the local server importing the user's script as __mp_main__ while it starts (a
+        # forkserver's child does; multiprocessing's own check reads the same flag): the call is the
+        # parent's to serve, and a server started here could not start its own workers
+        return Explorer(url="", note="a worker of the local Layer Explorer server: nothing is opened here")
     body = to_config(module, *example_inputs, weights=weights)
     title = type(module).__name__
     host = in_notebook() if server is None else None
@@ -222,7 +258,11 @@ def explore(
                 "explore() draws inline in a notebook with anywidget: pip install 'layer-explorer[notebook]' "
                 "(or give server='http://host:port' to open the network on a running Layer Explorer)"
             ) from None
-        parameters, note = weights_note(body, Settings.from_env().max_body_bytes)
+        settings = Settings.from_env()
+        parameters, note = weights_note(body, settings.max_body_bytes)
+        oversized = oversized_tensor(module, example_inputs, settings.max_data_elements) if parameters else ""
+        if oversized:
+            parameters, note = None, oversized
         config, inputs = by_shape(body)
         if parameters is None:
             inputs = None  # above the limit: the example's values go too (random inputs of the same shapes)
@@ -237,21 +277,36 @@ def explore(
         display(widget)
         return None
     # the link carries the network and its input shapes: values would make it megabytes long
-    config, _ = by_shape(body)
+    config, inputs = by_shape(body)
     note = ""
-    if weights:
-        # the page's link carries the architecture; a request with the parameters would not fit in it
-        note = (
-            "weights=True: the web page opens from a link, which carries the network but not its parameters, so "
-            "its layers use a seeded random initialisation. In a notebook the widget computes with the trained "
-            "values; from a script, layer_explorer.Client(url).run(body, path=...) does."
-        )
-        print(note, file=sys.stderr)
     running = None
     if server is None:
         base, running = _LocalServer.start()
+        parameters = body.get("parameters")
+        note = oversized_tensor(module, example_inputs, Settings.from_env().max_data_elements) if parameters else ""
+        if note:
+            parameters = None
+        # this process serves the page: its requests for the network get the parameters and values here
+        # (weights=False: none, even where an earlier call explored the same network with them)
+        _LocalServer.explored(Explored(config, parameters, inputs if parameters else None))
+        if parameters:
+            n = len(parameters)
+            note = (
+                f"weights=True: the layers compute with the module's own parameters ({n} tensor{'' if n == 1 else 's'})"
+                " on the example's input values, which this local server adds to the page's requests for the network "
+                "(the link carries only the architecture and the input shapes)."
+            )
     else:
         base = server
+        if weights:
+            note = (
+                f"weights=True: {server} is opened from a link, which carries the network but not its parameters, so "
+                "its layers use a seeded random initialisation. For the trained values call explore() without "
+                "server= (a local server in this process adds them), or in a notebook (the widget); or send them "
+                "yourself: layer_explorer.Client(url).run(body, path=...)."
+            )
+    if note:
+        print(note, file=sys.stderr)
     explorer = Explorer(network_url(base, config), note=note, server=running)
     _open_browser(explorer.url)
     if running is not None and (block if block is not None else not _interactive()):

@@ -25,6 +25,7 @@ from app.core import service
 from app.core.body import decode_json, encode_json
 from app.core.errors import InternalError
 from app.paths import STATIC_DIR
+from layer_explorer.weighted import Explored, completed
 
 __all__ = ["ExplorerWidget", "LocalApi", "page_modules", "widget_css"]
 
@@ -213,19 +214,7 @@ class ExplorerWidget(anywidget.AnyWidget):
     def _completed(self, raw: bytes | None) -> bytes | None:
         """A request for the network drawn (or one of its layers) gets the module's own parameters and the
         example's input values, which stay in the kernel (a notebook's widget state would hold megabytes)."""
-        if not raw or (self._parameters is None and self._inputs is None):
-            return raw
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return raw  # answered as the server would answer it: a 400 from decode_json
-        if not isinstance(body, dict) or body.get("layer") != self.config.get("layer"):
-            return raw
-        if self._parameters is not None and "parameters" not in body:
-            body["parameters"] = self._parameters
-        if self._inputs is not None and body.get("inputs") == self.config.get("inputs"):
-            body["inputs"] = self._inputs
-        return json.dumps(body).encode()
+        return completed(raw, [Explored(dict(self.config), self._parameters, self._inputs)])
 
     def _on_request(self, _widget: Any, content: Any, buffers: list[bytes]) -> None:
         if not isinstance(content, dict) or content.get("kind") != "request":

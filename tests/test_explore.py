@@ -8,6 +8,8 @@ import html
 import importlib
 import io
 import json
+import os
+import subprocess
 import sys
 import textwrap
 from urllib.parse import parse_qs, urlsplit
@@ -268,3 +270,115 @@ def test_inputs_by_value_stay_in_the_kernel_and_the_layer_computes_as_the_traine
     other = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2]}]}
     _, data = _ask(widget, "/api/run", other)
     assert json.loads(data)["output"]["shape"] == [2]
+
+
+# --- weights=True from a script: the local server adds the trained values to the page's requests ---
+
+
+def test_the_local_server_computes_with_the_trained_weights(trained, opened, capsys):
+    net, x = trained
+    result = explore_mod.explore(net, x, weights=True)
+    assert "this local server adds them" not in result.note  # that advice is for server=...
+    assert "module's own parameters (4 tensors)" in result.note and result.note in capsys.readouterr().err
+    config = _config_of(result.url)
+    assert "parameters" not in config and config["inputs"] == [{"dtype": "float32", "shape": [1, 2, 6, 6]}]
+    base = result.url.split("/?")[0]
+    with torch.no_grad():
+        inside, out = net[:2](x), net(x)
+    # the page's own requests, as it sends them: the drilled layer, then an element explained
+    run = httpx.post(f"{base}/api/run", json={**config, "path": "2"}, timeout=60).json()
+    np.testing.assert_allclose(np.asarray(run["inputs"][0]["data"]), inside.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(run["output"]["data"]), out.numpy(), rtol=1e-5, atol=1e-6)
+    explained = httpx.post(f"{base}/api/explain", json={**config, "path": "2", "index": [0, 1, 2, 3]}, timeout=60)
+    assert explained.status_code == 200, explained.text
+    assert explained.json()["value"] == pytest.approx(out[0, 1, 2, 3].item(), rel=1e-5, abs=1e-6)
+    # another network is answered as sent; what the client sends is still held to the app's limit
+    other = httpx.post(f"{base}/api/run", json={"layer": {"type": "ReLU"}, "inputs": [{"shape": [2]}]}, timeout=60)
+    assert other.json()["output"]["shape"] == [2]
+    limit = explore_mod.Settings.from_env().max_body_bytes
+    big = httpx.post(f"{base}/api/run", content=b" " * (limit + 1), headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"] == "too_large"
+    # the same network explored again without weights: the seeded initialisation again
+    plain = _config_of(explore_mod.explore(net, x).url)
+    assert plain["layer"] == config["layer"]
+    seeded = httpx.post(f"{base}/api/run", json={**plain, "path": "2"}, timeout=60).json()
+    assert not np.allclose(np.asarray(seeded["output"]["data"]), out.numpy(), atol=1e-3)
+
+
+def test_layer_explorer_open_with_weights_computes_with_the_files_parameters(tmp_path, opened):
+    path = tmp_path / "fixed.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import torch
+            from torch import nn
+
+
+            def build():
+                net = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
+                with torch.no_grad():
+                    net[0].weight.fill_(0.75)
+                    net[0].bias.copy_(torch.tensor([-0.5, 0.25]))
+                return net
+            """
+        )
+    )
+    cli.main(["open", f"{path}:build", "--input", "4,3", "--weights"])
+    (url,) = opened
+    base = f"{urlsplit(url).scheme}://{urlsplit(url).netloc}"
+    run = httpx.post(f"{base}/api/run", json={**_config_of(url), "path": "0"}, timeout=60).json()
+    weight = next(p for p in run["params"] if p["name"] == "weight")
+    assert weight["summary"]["min"] == weight["summary"]["max"] == 0.75
+    x = torch.tensor(run["inputs"][0]["data"])
+    expected = x.sum(dim=1, keepdim=True) * 0.75 + torch.tensor([-0.5, 0.25])
+    np.testing.assert_allclose(np.asarray(run["output"]["data"]), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+SCRIPT = """
+import json, os, sys
+import httpx, torch
+from torch import nn
+from layer_explorer import explore
+
+# no `if __name__ == "__main__":` guard: the local server's workers import this file as they start
+net = nn.Sequential(nn.Linear(3, 2))
+with torch.no_grad():
+    net[0].weight.fill_(2.5)
+    net[0].bias.fill_(-1.0)
+x = torch.ones(1, 3)
+result = explore(net, x, weights=True, block=False)
+if result.url:  # empty in a worker
+    config = json.loads(__import__("urllib.parse").parse.parse_qs(result.url.split("?", 1)[1])["config"][0])
+    run = httpx.post(result.url.split("/?")[0] + "/api/run", json={**config, "path": "0"}, timeout=60)
+    print(json.dumps({"status": run.status_code, "output": run.json().get("output", {}).get("data")}))
+    result.stop()
+"""
+
+
+def test_a_script_without_a_main_guard_is_served(tmp_path):
+    # a forkserver's workers import the script as __mp_main__: explore() there must not start a second server
+    script = tmp_path / "unguarded.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, explore_mod.NO_BROWSER_ENV: "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    answer = json.loads(line)
+    assert answer["status"] == 200 and answer["output"] == [[6.5, 6.5]]  # 3 × 2.5 − 1: the script's weights
+
+
+def test_a_tensor_above_the_servers_element_limit_falls_back_with_a_note(opened, monkeypatch):
+    # the app takes no tensor given as data above Settings.max_data_elements: every request would be refused
+    net = nn.Sequential(nn.Linear(1001, 1000), nn.ReLU())
+    x = torch.randn(1, 1001)
+    result = explore_mod.explore(net, x, weights=True)
+    assert "0.weight has 1,001,000 elements, above the 1,000,000" in result.note
+    assert "seeded random initialisation" in result.note
+    base = result.url.split("/?")[0]
+    run = httpx.post(f"{base}/api/run", json={**_config_of(result.url), "path": "0"}, timeout=60)
+    assert run.status_code == 200, run.text
+    assert run.json()["output"]["shape"] == [1, 1000]
+    shown = _in_notebook(monkeypatch)
+    explore_mod.explore(net, x, weights=True)
+    (widget,) = shown
+    assert widget._parameters is None and "0.weight has 1,001,000 elements" in widget.note
