@@ -11,7 +11,7 @@ import math
 import os
 
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -171,7 +171,7 @@ def test_upsample_scales_including_empty_area_results(case):
 
 @st.composite
 def transposed_case(draw):
-    n = draw(st.integers(1, 2))
+    n = draw(st.integers(1, 3))
     layer = {
         "type": f"ConvTranspose{n}d",
         "in_channels": 1,
@@ -185,8 +185,21 @@ def transposed_case(draw):
     return layer, [1, 1] + [draw(st.integers(1, 5)) for _ in range(n)]
 
 
+def _transposed(n: int, k: int, s: int, d: int, p: int, op: int, spatial: list[int]) -> tuple[dict, list[int]]:
+    layer = {"type": f"ConvTranspose{n}d", "in_channels": 1, "out_channels": 2, "kernel_size": k, "stride": s}
+    return {**layer, "dilation": d, "padding": p, "output_padding": op}, [1, 1, *spatial]
+
+
 @FAST
 @given(transposed_case())
+# torch returns (1, 2, 0, 0) here: the formula answers 0, not a refusal (the meta kernel refuses it)
+@example(_transposed(2, 4, 1, 2, 4, 0, [2, 2]))
+@example(_transposed(2, 4, 2, 1, 2, 0, [1, 1]))
+# a size of 0 torch refuses (1-D): the run is refused with a 4xx
+@example(_transposed(1, 1, 2, 1, 1, 1, [1]))
+@example(_transposed(3, 4, 1, 1, 2, 0, [1, 1, 1]))
+# a negative size: refused everywhere
+@example(_transposed(2, 1, 1, 1, 3, 0, [2, 2]))
 def test_transposed_conv_output_padding_and_large_padding(case):
     layer, shape = case
     x = torch.randn(shape)

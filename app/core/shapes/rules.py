@@ -86,10 +86,12 @@ def spatial_in(ctx: ShapeContext, n: int, batched: bool) -> list[Sym]:
     return [Sym(f"{names[k]}_in", ctx.shape(0)[offset + k]) for k in range(n)]
 
 
-def check_positive(ctx: ShapeContext, dims: list[Dim]) -> list[Dim]:
+def check_positive(ctx: ShapeContext, dims: list[Dim], *, least: int = 1) -> list[Dim]:
+    """Refuse an output size below ``least``: 1 where torch refuses an empty window (convolution,
+    pooling), 0 where torch itself may return an empty dimension (a transposed convolution)."""
     for d in dims:
         v = d.expr.int_value()
-        if v < 1:
+        if v < least:
             raise ctx.fail(
                 f"output would have {d.name} = {d.expr.text(True)} = {v}: the kernel (with dilation) is larger "
                 f"than the padded input {fmt_shape(ctx.shape(0))}. Use a larger input, more padding or a smaller "
