@@ -240,3 +240,20 @@ def test_empty_results_are_answered_with_their_shape():
     assert run["output"]["summary"]["min"] is None
     shape = service.shape(REGISTRY, body, SETTINGS)
     assert shape["output_shapes"][0] == [1, 1, 0, 0]
+
+
+def test_transposed_conv_refusal_says_padding_trims_the_output():
+    """A negative transposed-convolution size comes from too much padding: the advice is less padding
+    (a convolution's advice, more padding, would make it worse)."""
+    body = {
+        "layer": {"type": "ConvTranspose2d", "in_channels": 1, "out_channels": 2, "kernel_size": 1, "padding": 3},
+        "inputs": [{"shape": [1, 1, 2, 2]}],
+    }
+    try:
+        service.shape(REGISTRY, body, SETTINGS)
+    except service.LayerExplorerError as exc:
+        assert exc.status == 422
+        assert "H_out = (2 − 1)·1 − 2·3 + 1·(1 − 1) + 0 + 1 = -4" in exc.detail
+        assert "Use less padding" in exc.detail and "more padding" not in exc.detail
+    else:
+        raise AssertionError("a negative output size was answered")

@@ -13,6 +13,7 @@ from app.core.shapes.context import (
 )
 from app.core.shapes.expr import Dim, Sym, floor_div, lift
 from app.core.shapes.rules import (
+    TRANSPOSED_TOO_SMALL,
     Rule,
     check_positive,
     check_spatial_rank,
@@ -77,7 +78,7 @@ def conv_transpose(n: int) -> Rule:
         # A size of 0 is torch's to judge: its CPU kernels return an empty tensor (e.g. (1, 2, 0, 0))
         # where its shape checks let one through, and refuse otherwise, so the formula answers 0 and
         # the run reports torch's own verdict; a negative size no kernel accepts.
-        return [lead(ctx, batched, channel) + check_positive(ctx, out, least=0)]
+        return [lead(ctx, batched, channel) + check_positive(ctx, out, least=0, why=TRANSPOSED_TOO_SMALL)]
 
     return rule
 
