@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -257,3 +258,19 @@ def test_transposed_conv_refusal_says_padding_trims_the_output():
         assert "Use less padding" in exc.detail and "more padding" not in exc.detail
     else:
         raise AssertionError("a negative output size was answered")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lp_pool_explain_adds_in_torchs_order_and_dtype(n, dtype):
+    """1e8 + 1 − 1e8 is 0 in float32 (torch adds the window's x^p in order, in the run's dtype) and 1 in
+    float64: the hand computation gives torch's number for both, not float64's."""
+    x = torch.tensor([1e8, 1.0, -1e8], dtype=getattr(torch, dtype)).reshape([1, 1] + [1] * (n - 1) + [3])
+    kernel = [1] * (n - 1) + [3]
+    layer = {"type": f"LPPool{n}d", "norm_type": 1.0, "kernel_size": kernel if n > 1 else 3}
+    expected = getattr(nn, layer["type"])(1.0, tuple(kernel) if n > 1 else 3)(x).flatten()[0].item()
+    body = {"layer": layer, "inputs": [{"data": x.tolist()}], "dtype": dtype, "index": [0, 0] + [0] * n}
+    ex = service.explain(REGISTRY, body, SETTINGS)
+    assert expected == (0.0 if dtype == "float32" else 1.0)
+    assert ex["manual"] == ex["value"] == expected and ex["match"]
+    assert ex["manual_dtype"] == dtype

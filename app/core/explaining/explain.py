@@ -323,8 +323,18 @@ def _lp_manual(values: list[float], p: float, count: int, k: int, dtype: torch.d
     The dtype matters at the edges: in float32 a subnormal x^p underflows to ±0 (a 0, not a NaN, after
     the 1/p power) where float64 keeps a tiny negative sum whose fractional root is NaN."""
     powered = torch.tensor(values, dtype=dtype).pow(p)
-    s = powered.sum() / count
+    # avg_pool's CPU kernel adds the window's cells one by one, in order, in the op-math type (float32
+    # for half types), then divides: the same order keeps cancellation (x^p of ±1e15) torch's own
+    acc = _ACC.get(dtype, dtype)
+    total = torch.zeros((), dtype=acc)
+    for v in powered.to(acc):
+        total = total + v
+    s = (total / count).to(dtype)
     return float((torch.sign(s) * torch.relu(torch.abs(s))).mul(k).pow(1.0 / p))
+
+
+#: the type torch's CPU kernels accumulate a reduced-precision dtype in (at::opmath_type)
+_ACC = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 
 
 def _pool_pad_note(name: str, reads: str, k: int, n: int, module: nn.Module) -> str:
