@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 
+import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -171,7 +172,7 @@ def test_upsample_scales_including_empty_area_results(case):
 
 @st.composite
 def transposed_case(draw):
-    n = draw(st.integers(1, 2))
+    n = draw(st.integers(1, 3))
     layer = {
         "type": f"ConvTranspose{n}d",
         "in_channels": 1,
@@ -185,8 +186,21 @@ def transposed_case(draw):
     return layer, [1, 1] + [draw(st.integers(1, 5)) for _ in range(n)]
 
 
+def _transposed(n: int, k: int, s: int, d: int, p: int, op: int, spatial: list[int]) -> tuple[dict, list[int]]:
+    layer = {"type": f"ConvTranspose{n}d", "in_channels": 1, "out_channels": 2, "kernel_size": k, "stride": s}
+    return {**layer, "dilation": d, "padding": p, "output_padding": op}, [1, 1, *spatial]
+
+
 @FAST
 @given(transposed_case())
+# torch returns (1, 2, 0, 0) here: the formula answers 0, not a refusal (the meta kernel refuses it)
+@example(_transposed(2, 4, 1, 2, 4, 0, [2, 2]))
+@example(_transposed(2, 4, 2, 1, 2, 0, [1, 1]))
+# a size of 0 torch refuses (1-D): the run is refused with a 4xx
+@example(_transposed(1, 1, 2, 1, 1, 1, [1]))
+@example(_transposed(3, 4, 1, 1, 2, 0, [1, 1, 1]))
+# a negative size: refused everywhere
+@example(_transposed(2, 1, 1, 1, 3, 0, [2, 2]))
 def test_transposed_conv_output_padding_and_large_padding(case):
     layer, shape = case
     x = torch.randn(shape)
@@ -196,6 +210,12 @@ def test_transposed_conv_output_padding_and_large_padding(case):
 
 @FAST
 @given(st.sampled_from([0.5, 1.5, 2.5, 3.0]), st.lists(st.floats(-3, 3, allow_nan=False), min_size=4, max_size=8))
+# float32 x^3 of a subnormal underflows to −0: torch answers 0 where a float64 hand computation gives NaN
+@example(3.0, [-4.0e-40, 0.0, 0.0, 0.0])
+@example(3.0, [-4.0e-40, 1.0e-45, 1.0, 1.0])
+@example(1.5, [1.0e-40, 0.0, -1.0, 2.0])
+# a negative base under a fractional power: NaN in both
+@example(2.5, [-1.0, 0.5, 0.5, 0.5])
 def test_lp_pool_explain_matches_torch_on_negative_inputs(norm_type, values):
     body = {
         "layer": {"type": "LPPool1d", "norm_type": norm_type, "kernel_size": 2},
@@ -221,3 +241,36 @@ def test_empty_results_are_answered_with_their_shape():
     assert run["output"]["summary"]["min"] is None
     shape = service.shape(REGISTRY, body, SETTINGS)
     assert shape["output_shapes"][0] == [1, 1, 0, 0]
+
+
+def test_transposed_conv_refusal_says_padding_trims_the_output():
+    """A negative transposed-convolution size comes from too much padding: the advice is less padding
+    (a convolution's advice, more padding, would make it worse)."""
+    body = {
+        "layer": {"type": "ConvTranspose2d", "in_channels": 1, "out_channels": 2, "kernel_size": 1, "padding": 3},
+        "inputs": [{"shape": [1, 1, 2, 2]}],
+    }
+    try:
+        service.shape(REGISTRY, body, SETTINGS)
+    except service.LayerExplorerError as exc:
+        assert exc.status == 422
+        assert "H_out = (2 − 1)·1 − 2·3 + 1·(1 − 1) + 0 + 1 = -4" in exc.detail
+        assert "Use less padding" in exc.detail and "more padding" not in exc.detail
+    else:
+        raise AssertionError("a negative output size was answered")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lp_pool_explain_adds_in_torchs_order_and_dtype(n, dtype):
+    """1e8 + 1 − 1e8 is 0 in float32 (torch adds the window's x^p in order, in the run's dtype) and 1 in
+    float64: the hand computation gives torch's number for both, not float64's."""
+    x = torch.tensor([1e8, 1.0, -1e8], dtype=getattr(torch, dtype)).reshape([1, 1] + [1] * (n - 1) + [3])
+    kernel = [1] * (n - 1) + [3]
+    layer = {"type": f"LPPool{n}d", "norm_type": 1.0, "kernel_size": kernel if n > 1 else 3}
+    expected = getattr(nn, layer["type"])(1.0, tuple(kernel) if n > 1 else 3)(x).flatten()[0].item()
+    body = {"layer": layer, "inputs": [{"data": x.tolist()}], "dtype": dtype, "index": [0, 0] + [0] * n}
+    ex = service.explain(REGISTRY, body, SETTINGS)
+    assert expected == (0.0 if dtype == "float32" else 1.0)
+    assert ex["manual"] == ex["value"] == expected and ex["match"]
+    assert ex["manual_dtype"] == dtype

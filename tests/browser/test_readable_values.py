@@ -282,3 +282,19 @@ def test_network_node_arguments_use_the_minus_sign(page):
     text = page.locator("#network-view svg").first.text_content()
     assert "slope=\u22120.01" in text and "end=\u22121" in text
     assert "=-" not in text
+
+
+def test_lp_pool_explain_is_worked_in_the_runs_dtype(page):
+    """LP pooling's hand computation follows torch's lp_pool in the run's dtype: a subnormal cubed
+    underflows to 0 in float32, so the pinned element reads 0 by hand as torch does, not NaN."""
+    cfg = {
+        "layer": {"type": "LPPool1d", "norm_type": 3, "kernel_size": 2},
+        "inputs": [{"data": [[[-4.0e-40, 0, 1, 2]]]}],
+    }
+    open_view(page, cfg, {"pinned": {"output": None, "index": [0, 0, 0]}})
+    page.locator("#explain-body .match").wait_for()
+    expansion = page.locator("#explain-body .expansion").inner_text()
+    assert expansion.startswith("by hand (float32)")
+    assert "NaN" not in page.locator("#explain-body").inner_text()
+    page.locator("#explain-body").scroll_into_view_if_needed()
+    page.screenshot(path="/work/shots/parity-fix/lp-pool-subnormal-1280.png")

@@ -304,28 +304,37 @@ def explain_pool(module: nn.Module, xs: list[torch.Tensor], index: tuple[int, ..
     elif name.startswith("LPPool"):
         p = float(module.norm_type)
         result["operation"] = "lp"
-        k = math.prod(geo.kernel)
-        # torch: (avg_pool(x^p) · K)^(1/p); a ceil_mode window cut short averages fewer cells
+        # a ceil_mode window cut short averages fewer cells
         count = len(values) + n_pad
-        s = sum(_real_pow(v, p) for v in values) / count * k
         result["divisor"] = count
         result["norm_type"] = p
-        result["manual"] = _real_pow(s, 1 / p)
+        dtype = xs[0].dtype if xs[0].is_floating_point() else torch.get_default_dtype()
+        result["manual"] = _lp_manual(values, p, count, math.prod(geo.kernel), dtype)
+        result["manual_dtype"] = tensors.dtype_name(dtype)
     else:
         raise NotExplainable(f"{name} has no manual computation")
     return result
 
 
-def _real_pow(base: float, exponent: float) -> float:
-    """``base ** exponent`` as torch.pow computes it on real numbers: NaN, not a complex number, for
-    a negative base and a fractional exponent, and ±inf, not an OverflowError, past the float range."""
-    if base < 0 and not float(exponent).is_integer():
-        return float("nan")
-    try:
-        return base**exponent
-    except OverflowError:  # 10.0 ** 400: torch's answer is inf (the sign an odd power of a negative base keeps)
-        odd = float(exponent).is_integer() and int(exponent) % 2 == 1
-        return -math.inf if base < 0 and odd else math.inf
+def _lp_manual(values: list[float], p: float, count: int, k: int, dtype: torch.dtype) -> float:
+    """One LP-pooling window step by step as torch.nn.functional.lp_pool{1,2,3}d computes it, in the
+    run's dtype: avg_pool(x^p) (padding adds 0), then sign(s)·relu(|s|)·K, then ^(1/p).
+
+    The dtype matters at the edges: in float32 a subnormal x^p underflows to ±0 (a 0, not a NaN, after
+    the 1/p power) where float64 keeps a tiny negative sum whose fractional root is NaN."""
+    powered = torch.tensor(values, dtype=dtype).pow(p)
+    # avg_pool's CPU kernel adds the window's cells one by one, in order, in the op-math type (float32
+    # for half types), then divides: the same order keeps cancellation (x^p of ±1e15) torch's own
+    acc = _ACC.get(dtype, dtype)
+    total = torch.zeros((), dtype=acc)
+    for v in powered.to(acc):
+        total = total + v
+    s = (total / count).to(dtype)
+    return float((torch.sign(s) * torch.relu(torch.abs(s))).mul(k).pow(1.0 / p))
+
+
+#: the type torch's CPU kernels accumulate a reduced-precision dtype in (at::opmath_type)
+_ACC = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 
 
 def _pool_pad_note(name: str, reads: str, k: int, n: int, module: nn.Module) -> str:

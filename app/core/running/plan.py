@@ -431,7 +431,12 @@ def _meta_forward(plan: Plan) -> list[tuple[int, ...]] | None:
     except LayerExplorerError:
         raise
     except TORCH_FAULTS as exc:
-        if classify(exc, meta=True).kind == "no_meta":  # the formula (and the real run) decide
+        # the formula (and the real run) decide where the meta device has no kernel, and where the
+        # formula predicts an empty output: the meta kernel's verdict on a 0-size dimension is not the
+        # CPU kernel's (ConvTranspose2d to (1, 2, 0, 0) runs on CPU, the meta kernel refuses it)
+        predicted = plan.predicted_shapes
+        empty = predicted is not None and any(0 in s for s in predicted)
+        if empty or classify(exc, meta=True).kind == "no_meta":
             plan.meta_trace = sink.get("trace")
             return None
         raise plan.forward_error(exc) from None

@@ -86,13 +86,23 @@ def spatial_in(ctx: ShapeContext, n: int, batched: bool) -> list[Sym]:
     return [Sym(f"{names[k]}_in", ctx.shape(0)[offset + k]) for k in range(n)]
 
 
-def check_positive(ctx: ShapeContext, dims: list[Dim]) -> list[Dim]:
+_TOO_SMALL = (
+    "the kernel (with dilation) is larger than the padded input {shape}. Use a larger input, more padding or a "
+    "smaller kernel_size/dilation."
+)
+#: a transposed convolution's padding trims its output: less of it, not more, makes the output larger
+TRANSPOSED_TOO_SMALL = (
+    "padding trims more than the transposed convolution produces from the input {shape}. Use less padding, a "
+    "larger input, stride, kernel_size or dilation."
+)
+
+
+def check_positive(ctx: ShapeContext, dims: list[Dim], *, least: int = 1, why: str = _TOO_SMALL) -> list[Dim]:
+    """Refuse an output size below ``least``: 1 where torch refuses an empty window (convolution,
+    pooling), 0 where torch itself may return an empty dimension (a transposed convolution)."""
     for d in dims:
         v = d.expr.int_value()
-        if v < 1:
-            raise ctx.fail(
-                f"output would have {d.name} = {d.expr.text(True)} = {v}: the kernel (with dilation) is larger "
-                f"than the padded input {fmt_shape(ctx.shape(0))}. Use a larger input, more padding or a smaller "
-                f"kernel_size/dilation."
-            )
+        if v < least:
+            reason = why.format(shape=fmt_shape(ctx.shape(0)))
+            raise ctx.fail(f"output would have {d.name} = {d.expr.text(True)} = {v}: {reason}")
     return dims

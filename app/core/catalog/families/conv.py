@@ -13,6 +13,7 @@ from app.core.shapes.context import (
 )
 from app.core.shapes.expr import Dim, Sym, floor_div, lift
 from app.core.shapes.rules import (
+    TRANSPOSED_TOO_SMALL,
     Rule,
     check_positive,
     check_spatial_rank,
@@ -74,7 +75,10 @@ def conv_transpose(n: int) -> Rule:
             Dim(f"{names[j]}_out", (spatial[j] - 1) * s[j] - 2 * p[j] + d[j] * (k[j] - 1) + op[j] + 1) for j in range(n)
         ]
         channel = Dim("C_out", Sym("out_channels", ctx.arg("out_channels")))
-        return [lead(ctx, batched, channel) + check_positive(ctx, out)]
+        # A size of 0 is torch's to judge: its CPU kernels return an empty tensor (e.g. (1, 2, 0, 0))
+        # where its shape checks let one through, and refuse otherwise, so the formula answers 0 and
+        # the run reports torch's own verdict; a negative size no kernel accepts.
+        return [lead(ctx, batched, channel) + check_positive(ctx, out, least=0, why=TRANSPOSED_TOO_SMALL)]
 
     return rule
 
