@@ -7,7 +7,6 @@ the server does not know). ``weights=True`` adds the model's own parameters (bas
 the REST API.
 """
 
-from layer_explorer._exports_explore import ApiError, AsyncClient, Client, explore
 from layer_explorer.convert import (
     Conversion,
     body_bytes,
@@ -17,6 +16,19 @@ from layer_explorer.convert import (
     parameters_of,
     to_config,
 )
+
+# explore() and the clients need the web stack (uvicorn, httpx, the app): loaded on first use, so that
+# ``to_config`` alone imports no web framework (a script or a notebook that only converts stays light)
+_EXPLORE = frozenset({"ApiError", "AsyncClient", "Client", "explore"})
+
+
+def __getattr__(name: str):
+    if name in _EXPLORE:
+        from layer_explorer import _exports_explore
+
+        return getattr(_exports_explore, name)
+    raise AttributeError(f"module 'layer_explorer' has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError",

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from layer_explorer.explore import NO_BROWSER_ENV, explore
+from layer_explorer.explorer import NO_BROWSER_ENV, explore
 
 __all__ = ["OpenError", "load_module", "parse_shape", "run"]
 
@@ -117,7 +117,7 @@ def load_module(target: str) -> Any:
 
 
 def run(args: argparse.Namespace, *, block: bool = True) -> Any:
-    """Build the module and the example inputs, then :func:`layer_explorer.explore.explore` it in the browser."""
+    """Build the module and the example inputs, then :func:`layer_explorer.explorer.explore` it in the browser."""
     if not args.input:
         raise OpenError("give the example input's shape with --input, e.g. --input 1,3,224,224")
     shapes = [parse_shape(s) for s in args.input]

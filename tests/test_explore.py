@@ -27,7 +27,7 @@ from layer_explorer.client import Client
 from layer_explorer.widget import ExplorerWidget
 
 # the module, not the function the package exports under the same name
-explore_mod = importlib.import_module("layer_explorer.explore")
+explore_mod = importlib.import_module("layer_explorer.explorer")
 
 MODEL_FILE = """
 import torch

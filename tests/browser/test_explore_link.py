@@ -17,7 +17,7 @@ from tests.browser.helpers import wait_js
 
 pytestmark = pytest.mark.browser
 
-explore_mod = importlib.import_module("layer_explorer.explore")
+explore_mod = importlib.import_module("layer_explorer.explorer")
 
 
 def _wait_network(page) -> None:

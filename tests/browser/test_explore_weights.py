@@ -14,7 +14,7 @@ from tests.browser.helpers import wait_js, wait_render
 
 pytestmark = pytest.mark.browser
 
-explore_mod = importlib.import_module("layer_explorer.explore")
+explore_mod = importlib.import_module("layer_explorer.explorer")
 
 
 @pytest.fixture
