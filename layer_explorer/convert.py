@@ -47,7 +47,7 @@ from app.core.networks.ops import OPS
 from app.core.networks.tree import build, resolve
 from app.core.registry import default_registry
 from app.core.running.overrides import named_tensors
-from app.core.tensors import DTYPES, INPUT_DTYPES, dtype_name
+from app.core.tensors import DTYPES, INPUT_DTYPES, dtype_name, tensors_in
 from layer_explorer.leaves import leaf_config
 
 
@@ -162,18 +162,8 @@ def _join(*parts: str) -> str:
     return ".".join(p for p in parts if p)
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
-
-
 def _shapes(value: Any) -> list[list[int]]:
-    return [list(t.shape) for t in _tensors(value)]
+    return [list(t.shape) for t in tensors_in(value)]
 
 
 @contextlib.contextmanager

@@ -63,14 +63,21 @@ def _owner(name: str) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie no longer counts: its memory is gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-    except PermissionError:
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
 
 
 def candidate_roots() -> list[str]:
@@ -89,7 +96,7 @@ def sweep(roots: list[str] | None = None) -> list[str]:
         with contextlib.suppress(OSError):
             for entry in os.scandir(root):
                 pid = _owner(entry.name) if entry.name.startswith(PREFIX) else None
-                if pid is not None and pid != os.getpid() and not _alive(pid) and entry.is_dir(follow_symlinks=False):
+                if pid is not None and pid != os.getpid() and not alive(pid) and entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, ignore_errors=True)
                     removed.append(entry.path)
     return removed

@@ -353,3 +353,14 @@ def snapshot(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: snapshot(v) for k, v in value.items()}
     return value
+
+
+def tensors_in(value: Any) -> list[torch.Tensor]:
+    """Every tensor in a nest of tuples, lists and dicts (a module's arguments or its output), in order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in tensors_in(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in tensors_in(v)]
+    return []

@@ -41,7 +41,6 @@ import contextlib
 import importlib
 import multiprocessing
 import multiprocessing.util as mp_util
-import os
 import signal
 import sys
 import threading
@@ -135,23 +134,6 @@ def _release_semaphore(lock: Any) -> None:
     for finalizer in list(mp_util._finalizer_registry.values()):
         if getattr(finalizer, "_args", None) == (name,):
             finalizer()
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a zombie no longer counts: its memory is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 def _describe_exit(code: int | None) -> str:
@@ -342,7 +324,7 @@ class WorkerPool:
             time.sleep(0.01)
         pid = int(self._pids[slot])
         deadline = time.monotonic() + 10
-        while pid > 0 and self._pids[slot] == pid and _alive(pid) and time.monotonic() < deadline:
+        while pid > 0 and self._pids[slot] == pid and spool.alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         self._release_now(slot)
 

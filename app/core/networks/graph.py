@@ -361,12 +361,12 @@ class _Recorder(TorchFunctionMode):
         if g.quiet:  # the recorder's own copies are no part of the network
             return func(*args, **kwargs)
         if g.recording and _in_place(func, kwargs):
-            g.protect(_tensors((args[:1], kwargs.get("out"))))
+            g.protect(tensor_data.tensors_in((args[:1], kwargs.get("out"))))
         result = func(*args, **kwargs)
         name = getattr(func, "__name__", str(func))
         if g.depth == 0 and name not in _SKIP_FUNCTIONS:
-            sources = [t for t in _tensors((args, kwargs)) if id(t) in g.producer]
-            outputs = _tensors(result)
+            sources = [t for t in tensor_data.tensors_in((args, kwargs)) if id(t) in g.producer]
+            outputs = tensor_data.tensors_in(result)
             if sources and outputs:
                 label = _function_label(func)
                 if name == "__getitem__":
@@ -374,16 +374,6 @@ class _Recorder(TorchFunctionMode):
                 op = "method" if name.startswith("__") or "Tensor" in getattr(func, "__qualname__", "") else "function"
                 g.add(f"{name.strip('_')}", op, label, sources, outputs)
         return result
-
-
-def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
 
 
 class _HookGraph:
@@ -484,7 +474,7 @@ def _hook_graph(
 
         def pre(mod, args, kwargs):
             if g.recording and g.depth == 0 and getattr(mod, "inplace", False) is True:
-                g.protect(_tensors((args, kwargs)))  # ReLU(inplace=True) is about to change its input
+                g.protect(tensor_data.tensors_in((args, kwargs)))  # ReLU(inplace=True) is about to change its input
             g.depth += 1
 
         def post(mod, args, kwargs, output, path=path):
@@ -493,13 +483,13 @@ def _hook_graph(
                 # recording, the network goes on with a copy and the value kept is the output as made:
                 # whatever the code after the call does in place (out += identity) leaves it alone
                 passed = g.copy(output) if g.recording else output
-                kept = _tensors(output)
+                kept = tensor_data.tensors_in(output)
                 g.add(
                     path.replace(".", "_"),
                     "module",
                     type(mod).__name__,
-                    _tensors((args, kwargs)),
-                    _tensors(passed),
+                    tensor_data.tensors_in((args, kwargs)),
+                    tensor_data.tensors_in(passed),
                     value=kept[0] if kept else None,
                     path=path,
                     type_name=type(mod).__name__,
@@ -516,10 +506,10 @@ def _hook_graph(
     finally:
         for h in handles:
             h.remove()
-    g.add("output", "output", "output", _tensors(result), [])
+    g.add("output", "output", "output", tensor_data.tensors_in(result), [])
     if values is not None:
         values.update(g.values)
-        outs = _tensors(result)
+        outs = tensor_data.tensors_in(result)
         if outs:
             values["output"] = outs[0]
     out = g.nodes[-1]
@@ -627,13 +617,13 @@ class _Keep(fx.Interpreter):
         if n.op in ("call_function", "call_method"):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             if _in_place(n.target, kwargs):
-                _protect(self.values, _tensors((args[:1], kwargs.get("out"))))
+                _protect(self.values, tensor_data.tensors_in((args[:1], kwargs.get("out"))))
         elif n.op == "call_module":
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             if getattr(self.fetch_attr(n.target), "inplace", False) is True:
-                _protect(self.values, _tensors((args, kwargs)))
+                _protect(self.values, tensor_data.tensors_in((args, kwargs)))
         out = super().run_node(n)
-        first = _tensors(out)
+        first = tensor_data.tensors_in(out)
         if n.op == "output":
             if first:
                 self.values["output"] = first[0]
@@ -699,7 +689,7 @@ def record(
     ``gm``: ``module`` already traced (:func:`traced`), so that a caller that reads the graph too traces once."""
     if is_leaf(module):
         with mode():
-            out = _tensors(module(*inputs))
+            out = tensor_data.tensors_in(module(*inputs))
         values = {("input" if i == 0 else f"input_{i}"): x for i, x in enumerate(inputs)}
         if out:
             values["layer"] = values["output"] = out[0]
