@@ -7,6 +7,8 @@ the server does not know). ``weights=True`` adds the model's own parameters (bas
 the REST API.
 """
 
+import importlib
+
 from layer_explorer.convert import (
     Conversion,
     body_bytes,
@@ -24,9 +26,7 @@ _EXPLORE = frozenset({"ApiError", "AsyncClient", "Client", "explore"})
 
 def __getattr__(name: str):
     if name in _EXPLORE:
-        from layer_explorer import _exports_explore
-
-        return getattr(_exports_explore, name)
+        return getattr(importlib.import_module("layer_explorer._exports_explore"), name)
     raise AttributeError(f"module 'layer_explorer' has no attribute {name!r}")
 
 

@@ -17,6 +17,7 @@ layers use the seeded initialisation, and the note says what to do.
 from __future__ import annotations
 
 import html
+import importlib
 import json
 import multiprocessing
 import os
@@ -250,7 +251,8 @@ def explore(
     host = in_notebook() if server is None else None
     if host is not None:
         try:
-            from layer_explorer.widget import ExplorerWidget  # anywidget only in a notebook
+            # loaded here: the widget needs anywidget, an optional dependency (the "notebook" extra)
+            ExplorerWidget = importlib.import_module("layer_explorer.widget").ExplorerWidget
         except ModuleNotFoundError as exc:
             if exc.name != "anywidget":
                 raise
@@ -268,10 +270,8 @@ def explore(
             inputs = None  # above the limit: the example's values go too (random inputs of the same shapes)
         widget = ExplorerWidget(config, title=title, note=note, parameters=parameters, inputs=inputs)
         if host == "marimo":
-            import marimo
-
-            return marimo.ui.anywidget(widget)
-        from IPython.display import display
+            return importlib.import_module("marimo").ui.anywidget(widget)
+        display = importlib.import_module("IPython.display").display
 
         # shown here, wherever the call is in the cell; returning it too would show it twice as the cell's value
         display(widget)
