@@ -49,7 +49,12 @@ def _shapes_agree(body):
         return None
     real_shapes = [o["shape"] for o in real["outputs"]]
     assert planned["predicted_shapes"] == planned["output_shapes"] == real_shapes
-    assert planned["meta_shapes"] == real_shapes
+    if "meta_shapes" in planned:
+        assert planned["meta_shapes"] == real_shapes
+    else:
+        # torch's meta kernels refuse a few empty results its CPU kernels return (a ConvTranspose with a
+        # 0-size output): there the plan leaves meta aside and the real run decides; nowhere else
+        assert any(0 in s for s in real_shapes), planned
     return real
 
 
