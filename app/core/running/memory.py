@@ -47,9 +47,11 @@ def reserve_more(what: str, nbytes: int, planned: int, settings: Any) -> None:
 
 
 # Bytes a request holds besides its tensors: the response's Python objects and JSON text per number
-# sent, and a fixed allowance (5 MiB: the catalog test measured up to 0.8 MiB over 4) for the summaries' chunked working copies and small objects.
+# sent, and a fixed allowance for the summaries' chunked working copies and small objects (8 MiB: in a
+# full run of the catalog test, after every other layer, EmbeddingBag's peak passed a 5 MiB allowance by
+# 1.7 MiB, where alone it stays 1 MiB under).
 BYTES_PER_SENT_NUMBER = 128
-FIXED_OVERHEAD = 5 * 1024**2
+FIXED_OVERHEAD = 8 * 1024**2
 
 
 def _bytes(shape: Sequence[int], elt: int) -> int:
