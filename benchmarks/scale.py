@@ -41,6 +41,14 @@ from benchmarks.common import LINEAR, Row, bare_app, throughput, tree_cpu
 
 Fn = Callable[[], Awaitable[Any]]
 
+#: the rows ``--only`` may name; all of them by default
+ROWS = ("linear", "conv", "resnet", "rf", "npy", "gpu", "throughput", "memory")
+_only: set[str] = set(ROWS)
+
+
+def wanted(key: str) -> bool:
+    return key in _only
+
 
 @dataclass(frozen=True)
 class Size:
@@ -247,20 +255,37 @@ async def _networks(c: httpx.AsyncClient, size: Size) -> list[Row]:
     # the 512-block nets take seconds a call: one untimed call each (the other worker's first-call imports
     # are then in the first round); the smaller rows warm both workers
     deep_warm = 2 if size.quick else 1
-    for label, req, target in (
-        (f"/api/run of a {size.depth}-block Linear+ReLU net [8, {size.width}]", linear_net(size.depth, size.width), 2),
+    for key, label, req, target in (
         (
+            "linear",
+            f"/api/run of a {size.depth}-block Linear+ReLU net [8, {size.width}]",
+            linear_net(size.depth, size.width),
+            2,
+        ),
+        (
+            "conv",
             f"/api/run of a {size.depth}-block Conv+BN+ReLU net [1, {size.channels}, {size.side}, {size.side}]",
             conv_net(size.depth, size.channels, size.side),
             2,
         ),
     ):
+        if not wanted(key):
+            continue
         got = await rounds(
             {"ours": lambda b=req: _post(c, "/api/run", b), "peer": _sync(seed_build_forward(req))}, n, warm=deep_warm
         )
         rows.append(timed_row(label, got["ours"], got["peer"], "seed + build + forward, plain torch", target))
 
-    # ResNet-18: against the whole script, and against its forward alone (the module and input made once)
+    if wanted("resnet"):
+        rows.append(await _resnet(c, size))
+    if wanted("rf"):
+        rows += await _fields(c, size)
+    return rows
+
+
+async def _resnet(c: httpx.AsyncClient, size: Size) -> Row:
+    """ResNet-18: against the whole script, and against its forward alone (the module and input made once)."""
+    n = size.rounds
     req = resnet18(size.image)
     torch.manual_seed(0)
     module = plain(req["layer"])
@@ -279,18 +304,20 @@ async def _networks(c: httpx.AsyncClient, size: Size) -> list[Row]:
         n,
     )
     alone = [o / f for o, f in zip(got["ours"].wall, got["forward"].wall, strict=True)]
-    rows.append(
-        timed_row(
-            f"/api/run ResNet-18 on {size.image}²",
-            got["ours"],
-            got["peer"],
-            f"seed + build + forward, plain torch (forward alone: {_seconds(got['forward'].wall)})",
-            1.5,
-            note=f"{ratio_text(alone)} the forward alone",
-        )
+    return timed_row(
+        f"/api/run ResNet-18 on {size.image}²",
+        got["ours"],
+        got["peer"],
+        f"seed + build + forward, plain torch (forward alone: {_seconds(got['forward'].wall)})",
+        1.5,
+        note=f"{ratio_text(alone)} the forward alone",
     )
 
-    # receptive fields: one element's, against autograd through the same net (seed, build, forward, backward)
+
+async def _fields(c: httpx.AsyncClient, size: Size) -> list[Row]:
+    """Receptive fields: one element's, against autograd through the same net (seed, build, forward, backward)."""
+    rows: list[Row] = []
+    n = size.rounds
     for label, rf, target in (
         ("receptive field, ResNet-18, one logit", {**resnet18(size.image), "index": [0, 0]}, 1.5),
         (f"receptive field, {size.depth}-block Linear net, one element", {**linear_net(size.depth, size.width), "index": [0, 0]}, 2),
@@ -433,15 +460,19 @@ async def rows(size: Size, launches: startup.Launches | None = None) -> list[Row
             transport=httpx.ASGITransport(app=app), base_url="http://localhost", timeout=900
         ) as c:
             out = await _networks(c, size)
-            out += await _big(c, size)
-            out += await _gpu(c, size)
-            out.append(await _throughput(c, size))
+            if wanted("npy"):
+                out += await _big(c, size)
+            if wanted("gpu"):
+                out += await _gpu(c, size)
+            if wanted("throughput"):
+                out.append(await _throughput(c, size))
     finally:
         torch.set_num_threads(threads)
         app.state.pool.close()
-    if launches is None:
-        launches = await asyncio.to_thread(startup.launch, size.launches, size.settle_s)
-    out.append(startup.memory_row(launches))
+    if wanted("memory"):
+        if launches is None:
+            launches = await asyncio.to_thread(startup.launch, size.launches, size.settle_s)
+        out.append(startup.memory_row(launches))
     return out
 
 
@@ -455,5 +486,11 @@ def print_table(table: list[Row]) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller work, shorter rounds (under a minute)")
+    ap.add_argument("--only", default="", help=f"comma-separated rows to measure, of: {', '.join(ROWS)}")
     args = ap.parse_args()
+    if args.only:
+        unknown = set(args.only.split(",")) - set(ROWS)
+        if unknown:
+            ap.error(f"unknown rows {sorted(unknown)}; choose from {', '.join(ROWS)}")
+        _only = set(args.only.split(","))
     print_table(asyncio.run(rows(QUICK if args.quick else FULL)))
