@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from app.core.catalog.families.opaque import Opaque
 from app.core.catalog.families.tutorial import BasicLinear
@@ -31,10 +32,13 @@ def trace_entry(
     """One submodule call: where it sits, what it took and gave, its parameters and cost.
 
     The same entry whether the shapes were predicted by the formulas or recorded during a forward pass.
-    ``param_count``: the module's parameters, when the caller counted them already.
+    ``param_count``: the module's parameters, when the caller counted them already; ``element_size``:
+    the bytes of one output element (the output tensor's, or the plan's dtype), when the caller knows it.
+    Given both, nothing walks the module's subtree (a container's generators cost per call).
     """
     outputs = [list(s) for s in output_shapes]
-    size = element_size if element_size is not None else _element_size(module)
+    # without an output there are no activation bytes to size: no need to look for a parameter's dtype
+    size = element_size if element_size is not None or not outputs else _element_size(module)
     return {
         "path": path,
         "type": type_name,
@@ -57,7 +61,12 @@ def computes_itself(module: nn.Module) -> bool:
     the attention's own multiply-adds). Totals count exactly these calls, each once.
     An opaque layer is one call too: its submodules only hold its parameters under their own names.
     """
-    return not any(True for _ in module.children()) or isinstance(module, (nn.MultiheadAttention, Opaque))
+    return not _has_children(module) or isinstance(module, (nn.MultiheadAttention, Opaque))
+
+
+def _has_children(module: nn.Module) -> bool:
+    """``any(True for _ in module.children())`` without the generator chain (read per trace entry)."""
+    return any(m is not None for m in module._modules.values())
 
 
 def _element_size(module: nn.Module) -> int:
@@ -85,7 +94,9 @@ def macs(
         if module.transposed:
             return math.prod(input_shapes[0]) * (module.out_channels // module.groups) * kernel
         return out * (module.in_channels // module.groups) * kernel
-    if not any(True for _ in module.parameters(recurse=False)) and not list(module.children()):
+    # no parameters of its own and no children (an activation, a reshape): no multiply-adds; read from
+    # the module's own dicts, as parameters(recurse=False) and children() do, without their generators
+    if all(p is None for p in module._parameters.values()) and not _has_children(module):
         return 0
     return None
 
@@ -120,42 +131,56 @@ def shapes_of(value: Any) -> list[list[int]]:
 
 @contextlib.contextmanager
 def tracing(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
-    """Record every submodule call (pre-order, as execution enters it) into ``sink['trace']``."""
+    """Record every submodule call (pre-order, as execution enters it) into ``sink['trace']``.
+
+    One global hook pair (torch's ``register_module_forward_pre_hook`` / ``register_module_forward_hook``)
+    instead of two handles per module: registering and removing 3076 handles for a 1538-module network
+    cost more than its whole forward. The hooks see every module call in the process while they are
+    registered, so each looks its module up among the root's and ignores the rest (the root itself, a
+    module of another request running in another thread).
+    """
     entries: list[dict[str, Any]] = []
-    handles = []
-    stack: list[int] = []
     # every module's parameter count, read once (per call, a container would walk its whole subtree again)
     counts = _param_counts(root)
-    for path, module in root.named_modules():
-        if not path:
-            continue
+    paths = {id(m): path for path, m in root.named_modules() if path}
 
-        def pre(mod: nn.Module, args: tuple[Any, ...], path: str = path) -> None:
-            entries.append(trace_entry(path, mod, type(mod).__name__, shapes_of(args), [], param_count=counts[id(mod)]))
-            stack.append(len(entries) - 1)
+    # a call still open holds (path, module, input shapes) until it returns: its entry is made once, by
+    # the post hook; a call that never returns (its forward raised) gets its entry without outputs at the end
+    open_calls: list[tuple[int, str, nn.Module, list[list[int]]]] = []
 
-        def post(mod: nn.Module, args: tuple[Any, ...], output: Any, path: str = path) -> None:
-            index = stack.pop()
-            out = output[0] if isinstance(output, (tuple, list)) else output
-            size = out.element_size() if isinstance(out, torch.Tensor) else None
-            entries[index] = trace_entry(
-                path,
-                mod,
-                type(mod).__name__,
-                entries[index]["input_shapes"],
-                shapes_of(output),
-                element_size=size,
-                param_count=counts[id(mod)],
-            )
+    def pre(mod: nn.Module, args: tuple[Any, ...]) -> None:
+        path = paths.get(id(mod))
+        if path is None:
+            return
+        open_calls.append((len(entries), path, mod, shapes_of(args)))
+        entries.append({})  # its place in pre-order, filled when the call returns
 
-        handles.append(module.register_forward_pre_hook(pre))
-        handles.append(module.register_forward_hook(post))
+    def post(mod: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if id(mod) not in paths:
+            return
+        index, path, _, input_shapes = open_calls.pop()
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        size = out.element_size() if isinstance(out, torch.Tensor) else None
+        entries[index] = trace_entry(
+            path,
+            mod,
+            type(mod).__name__,
+            input_shapes,
+            shapes_of(output),
+            element_size=size,
+            param_count=counts[id(mod)],
+        )
+
     sink["trace"] = entries
+    handles = [register_module_forward_pre_hook(pre)]
     try:
+        handles.append(register_module_forward_hook(post))
         yield
     finally:
         for h in handles:
             h.remove()
+        for index, path, mod, input_shapes in open_calls:
+            entries[index] = trace_entry(path, mod, type(mod).__name__, input_shapes, [], param_count=counts[id(mod)])
 
 
 def _param_count(module: nn.Module) -> int:
@@ -167,19 +192,30 @@ def _param_count(module: nn.Module) -> int:
 
 def _param_counts(root: nn.Module) -> dict[int, int]:
     """Parameters of every module under ``root``, by ``id``: what ``sum(p.numel() for p in
-    module.parameters())`` gives, added up from the leaves once instead of walking each subtree again."""
-    every = [p for _, p in root.named_parameters(remove_duplicate=False)]
-    if len({id(p) for p in every}) != len(every):  # a parameter shared (tied weights): each module counts it once
-        return {id(m): sum(p.numel() for p in m.parameters()) for m in root.modules()}
+    module.parameters())`` gives, added up from the leaves once instead of walking each subtree again
+    (read from the modules' own dicts, as ``parameters(recurse=False)`` and ``children()`` do)."""
     counts: dict[int, int] = {}
+    seen: set[int] = set()
+    shared = False
 
     def count(module: nn.Module) -> int:
-        if id(module) not in counts:
-            own = sum(p.numel() for p in module.parameters(recurse=False))
-            counts[id(module)] = own + sum(count(c) for c in module.children())
+        nonlocal shared
+        if id(module) in counts:
+            # a module under two paths: its parameters (if any) are shared
+            shared = shared or counts[id(module)] > 0
+            return counts[id(module)]
+        own = 0
+        for p in module._parameters.values():
+            if p is not None:
+                shared = shared or id(p) in seen
+                seen.add(id(p))
+                own += p.numel()
+        counts[id(module)] = own + sum(count(c) for c in module._modules.values() if c is not None)
         return counts[id(module)]
 
     count(root)
+    if shared:  # a parameter in two places (tied weights): each module counts it once, as parameters() does
+        return {id(m): sum(p.numel() for p in m.parameters()) for m in root.modules()}
     return counts
 
 
