@@ -18,6 +18,7 @@ from app.core.errors import InvalidRequest, ShapeMismatch
 from app.core.networks import graphnet
 from app.core.networks.lower import lower, lower_residual, lower_sequential, lowered_children
 from app.core.networks.ops import Shape
+from app.core.networks.trace import Counted
 from app.core.networks.tree import LayerNode, join, walk
 from app.core.shapes.context import fmt_shape
 from app.core.shapes.expr import Dim
@@ -114,21 +115,35 @@ class ResidualSum(Chain):
 
 
 def _predict_sequential(
-    node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
+    node: LayerNode,
+    module: nn.Module,
+    shapes: list[tuple[int, ...]],
+    prefix: str,
+    trace: list[dict[str, Any]],
+    counted: Counted | None = None,
 ) -> list[list[Dim]] | None:
     """The chain's graph (:func:`lower_sequential`) through the graph engine."""
     gdef = lower(node, len(shapes))
     dialect = Chain(gdef.outputs[0])
-    return graphnet.run(gdef, lowered_children(node), module, shapes, prefix, trace, dialect, field=node.field)
+    return graphnet.run(
+        gdef, lowered_children(node), module, shapes, prefix, trace, dialect, field=node.field, counted=counted
+    )
 
 
 def _predict_residual(
-    node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
+    node: LayerNode,
+    module: nn.Module,
+    shapes: list[tuple[int, ...]],
+    prefix: str,
+    trace: list[dict[str, Any]],
+    counted: Counted | None = None,
 ) -> list[list[Dim]] | None:
     """The residual's graph (:func:`lower_residual`) through the graph engine."""
     gdef = lower(node, len(shapes))
     dialect = ResidualSum(node, gdef.nodes[-1].bound["input"].name)
-    return graphnet.run(gdef, lowered_children(node), module, shapes, prefix, trace, dialect, field=node.field)
+    return graphnet.run(
+        gdef, lowered_children(node), module, shapes, prefix, trace, dialect, field=node.field, counted=counted
+    )
 
 
 def check_structure(root: LayerNode) -> None:

@@ -34,7 +34,7 @@ from app.core.catalog.args import MAX_CHILDREN, RESERVED_NAMES
 from app.core.catalog.spec import ContainerSpec, InputSpec, LayerSpec, ParamSpec, Registry
 from app.core.errors import InvalidArgument, InvalidRequest, ShapeMismatch, TooLarge
 from app.core.networks.ops import OPS, OpError, OpParam, OpSpec, Shape
-from app.core.networks.trace import trace_entry
+from app.core.networks.trace import Counted, trace_entry
 from app.core.networks.tree import LayerNode, join, predict
 from app.core.shapes.context import generic_names
 from app.core.shapes.expr import Dim, Sym
@@ -663,7 +663,12 @@ class Run:
 
 
 def predict_graph(
-    node: LayerNode, module: nn.Module, shapes: list[tuple[int, ...]], prefix: str, trace: list[dict[str, Any]]
+    node: LayerNode,
+    module: nn.Module,
+    shapes: list[tuple[int, ...]],
+    prefix: str,
+    trace: list[dict[str, Any]],
+    counted: Counted | None = None,
 ) -> list[list[Dim]] | None:
     """Each node's value from the layers' formulas and the operations' rules, in node order."""
     gdef: GraphDef = node.args["graph"]
@@ -673,7 +678,7 @@ def predict_graph(
             field="inputs",
         )
     children = {c.name: c for c in node.slots["nodes"]}
-    return run(gdef, children, module, shapes, prefix, trace, GRAPH, field=node.field)
+    return run(gdef, children, module, shapes, prefix, trace, GRAPH, field=node.field, counted=counted)
 
 
 def run(
@@ -686,6 +691,7 @@ def run(
     dialect: Dialect,
     *,
     field: str,
+    counted: Counted | None = None,
 ) -> list[list[Dim]] | None:
     """The engine: every network's shape prediction, trace and shape errors (Graph, and Sequential
     and Residual lowered to graphs). None where a layer has no formula: the meta pass decides."""
@@ -709,7 +715,7 @@ def run(
             sub = module.get_submodule(nd.name)
             at = len(trace)  # the entry goes before the layers inside it, as a forward pass records them
             try:
-                out = predict(child, sub, ins, prefix=path, trace=trace)
+                out = predict(child, sub, ins, prefix=path, trace=trace, counted=counted)
             except ShapeMismatch as exc:
                 if exc.extra.get("path"):
                     raise
@@ -717,7 +723,18 @@ def run(
             if out is None:  # no formula for this layer: the meta pass and the real run decide
                 return None
             out_shapes = [[d.expr.int_value() for d in dims] for dims in out]
-            entry = trace_entry(path, sub, child.spec.type, ins, out_shapes)
+            if counted is None:
+                entry = trace_entry(path, sub, child.spec.type, ins, out_shapes)
+            else:
+                entry = trace_entry(
+                    path,
+                    sub,
+                    child.spec.type,
+                    ins,
+                    out_shapes,
+                    element_size=counted.element_size,
+                    param_count=counted.param_counts.get(id(sub)),
+                )
             if dialect.entry_first:
                 trace.insert(at, entry)
             else:

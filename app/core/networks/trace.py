@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,6 +18,17 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 
 from app.core.catalog.families.opaque import Opaque
 from app.core.catalog.families.tutorial import BasicLinear
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What a plan counted once of its modules, so that predicted trace entries walk no module's subtree."""
+
+    #: every module's parameters, by ``id`` (a module of a planning skeleton shared by several paths
+    #: counts the same at each)
+    param_counts: dict[int, int]
+    #: bytes of one element of the plan's dtype (the activations' size)
+    element_size: int
 
 
 def trace_entry(

@@ -20,6 +20,7 @@ from torch import nn
 from app.core.catalog.args import lookup, resolve_args
 from app.core.catalog.spec import InputSpec, LayerSpec, Registry
 from app.core.errors import LayerExplorerError
+from app.core.networks.trace import Counted
 from app.core.shapes.context import ShapeContext
 from app.core.shapes.expr import Dim
 from app.core.torch_errors import TORCH_FAULTS, build_error
@@ -69,9 +70,13 @@ def join(*parts: str) -> str:
 
 def walk(node: LayerNode, prefix: str = "") -> Iterator[tuple[str, LayerNode]]:
     """Every layer of the tree in execution order, pre-order, with its module path."""
-    yield prefix, node
-    for path, child in node.children():
-        yield from walk(child, join(prefix, path))
+    # a stack, not nested generators: each layer of a 512-block network would otherwise pass up
+    # through one generator per level above it
+    stack = [(prefix, node)]
+    while stack:
+        path, current = stack.pop()
+        yield path, current
+        stack.extend(reversed([(join(path, sub), child) for sub, child in current.children()]))
 
 
 def find(node: LayerNode, path: str) -> LayerNode | None:
@@ -134,18 +139,25 @@ def _specialise(node: LayerNode) -> LayerSpec:
     return dataclasses.replace(node.spec, inputs=inputs, outputs=outputs)
 
 
-def build(node: LayerNode) -> nn.Module:
-    """The module, nested configs built first in argument order; torch's refusals name the layer."""
+def build(node: LayerNode, shared: dict[Any, nn.Module] | None = None) -> nn.Module:
+    """The module, nested configs built first in argument order; torch's refusals name the layer.
+
+    ``shared``: a layer whose config was built already (the same type and arguments) is that module
+    again, for planning (:func:`build_skeleton`); a run builds every layer, each with its own numbers.
+    """
     if node.spec.container is not None and node.spec.container.build is not None:
         return node.spec.container.build(node, build)
+    key = _config_key(node) if shared is not None else None
+    if shared is not None and key in shared:
+        return shared[key]
     kwargs: dict[str, Any] = dict(node.args)
     for param, value in node.slots.items():
         if isinstance(value, list):
-            kwargs[param] = [(child.name, build(child)) for child in value]
+            kwargs[param] = [(child.name, build(child, shared)) for child in value]
         else:
-            kwargs[param] = None if value is None else build(value)
+            kwargs[param] = None if value is None else build(value, shared)
     try:
-        return node.spec.factory(**kwargs)
+        module = node.spec.factory(**kwargs)
     except LayerExplorerError:
         raise
     except TORCH_FAULTS as exc:
@@ -153,6 +165,103 @@ def build(node: LayerNode) -> nn.Module:
         raise build_error(
             exc, signature=f"{node.spec.type}({shown})", argument_names=list(node.args), field=node.field
         ) from None
+    if shared is not None and node.spec.container is None:
+        # a layer built on its own (a tensor argument, nested configs) is kept under its node: every
+        # leaf module the skeleton holds is in ``shared``
+        shared[key if key is not None else ("node", id(node))] = module
+    return module
+
+
+class _Unkeyed(Exception):
+    """An argument that cannot be compared as plain data (a tensor): the layer is built on its own."""
+
+
+def _frozen(value: Any) -> Any:
+    """An argument as a hashable key that tells apart what torch tells apart (1 from True from 1.0,
+    0.0 from -0.0: a module's repr shows them differently)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return (type(value).__name__, value)
+    if isinstance(value, float):
+        return ("float", repr(value))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _frozen(v)) for k, v in value.items()))
+    raise _Unkeyed
+
+
+def _config_key(node: LayerNode) -> Any:
+    """What makes two leaf layers the same module but for their numbers: the catalog entry and the
+    arguments. None for a container or a layer holding nested configs (each is built itself)."""
+    if node.spec.container is not None or node.slots:
+        return None
+    try:
+        return (id(node.spec), _frozen(node.args))
+    except _Unkeyed:
+        return None
+
+
+def _holds_self_built(node: LayerNode) -> bool:
+    """The tree holds a container that builds its module itself (a Graph)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.spec.container is not None and current.spec.container.build is not None:
+            return True
+        stack.extend(child for _, child in current.nested())
+    return False
+
+
+@dataclass
+class Skeleton:
+    """A network's modules for planning (on the meta device): containers built as a run builds them,
+    and each distinct leaf config built once, that one module standing at every path with that config.
+
+    512 identical blocks build one Linear and one ReLU, not 1024 modules: the formulas, trace entries
+    and memory estimate read only a layer's arguments and parameter shapes, which every copy shares.
+    Where the tree holds a container that builds itself (a Graph: tied weights, parameter nodes), every
+    layer is built as in a run.
+    """
+
+    module: nn.Module
+    #: each distinct leaf module once, with how many paths it stands at
+    leaves: list[tuple[nn.Module, int]]
+    #: every container module once (Sequential, Residual and the Sequential inside a Residual)
+    containers: list[nn.Module]
+
+    @property
+    def shared(self) -> bool:
+        """Some leaf module stands at several paths: this is not the module a run builds."""
+        return any(n > 1 for _, n in self.leaves)
+
+
+def build_skeleton(node: LayerNode) -> Skeleton:
+    """The planning module of ``node`` (:class:`Skeleton`), under the caller's device context."""
+    if _holds_self_built(node):
+        module = build(node)
+        return Skeleton(module, [(module, 1)], [])
+    shared: dict[Any, nn.Module] = {}
+    module = build(node, shared)
+    if node.spec.container is None:
+        return Skeleton(module, [(module, 1)], [])
+    # every leaf config's module with its number of paths, every container once (containers are never
+    # shared): one pass over the containers' own child dicts, which list a shared module at every path
+    leaf_ids = {id(m) for m in shared.values()}
+    uses: dict[int, list[Any]] = {}
+    containers: list[nn.Module] = []
+
+    def visit(m: nn.Module) -> None:
+        containers.append(m)
+        for child in m._modules.values():
+            if child is None:
+                continue
+            if id(child) in leaf_ids:
+                uses.setdefault(id(child), [child, 0])[1] += 1
+            else:
+                visit(child)
+
+    visit(module)
+    return Skeleton(module, [(m, n) for m, n in uses.values()], containers)
 
 
 def predict(
@@ -162,14 +271,17 @@ def predict(
     *,
     prefix: str = "",
     trace: list[dict[str, Any]] | None = None,
+    counted: Counted | None = None,
 ) -> list[list[Dim]] | None:
     """Output dimensions of ``node`` from the layers' formulas; None where a layer has no rule.
 
-    ``trace`` collects one predicted entry per layer of a network, in execution order.
+    ``trace`` collects one predicted entry per layer of a network, in execution order; ``counted``:
+    the modules' parameter counts and the element size, counted once by the caller (a skeleton's
+    shared modules are counted at every path; without it each entry counts its module's own).
     """
     trace = trace if trace is not None else []
     if node.spec.container is not None and node.spec.container.predict is not None:
-        return node.spec.container.predict(node, module, shapes, prefix, trace)
+        return node.spec.container.predict(node, module, shapes, prefix, trace, counted)
     if node.spec.rule is None:
         return None
     return node.spec.rule(ShapeContext(spec=node.spec, module=module, args=node.args, shapes=list(shapes)))

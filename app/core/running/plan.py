@@ -29,8 +29,8 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, TooLarge
 from app.core.explaining.windows import window_bytes
 from app.core.networks.containers import check_structure
-from app.core.networks.trace import tracing
-from app.core.networks.tree import LayerNode, build, predict, resolve, walk
+from app.core.networks.trace import Counted, tracing
+from app.core.networks.tree import LayerNode, Skeleton, build, build_skeleton, predict, resolve, walk
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import (
@@ -77,7 +77,9 @@ class InputPlan:
 @dataclass
 class Plan:
     node: LayerNode
-    meta: nn.Module
+    #: the modules planning reads, on the meta device (:class:`~app.core.networks.tree.Skeleton`): where
+    #: ``shared``, one module stands for every layer of one config; else it is ``meta`` itself
+    skeleton: nn.Module
     inputs: list[InputPlan]
     dtype: torch.dtype
     device: torch.device
@@ -93,6 +95,28 @@ class Plan:
     meta_trace: list[dict[str, Any]] | None = None
     #: parameters and buffers set by hand (the request's ``parameters``), checked against ``meta``
     parameters: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: some module of ``skeleton`` stands at several paths (512 identical blocks: one Linear)
+    shared: bool = False
+    #: the number of elements of every parameter the module holds (each layer's own), counted once
+    param_numels: list[int] | None = None
+    #: ``meta`` once built (where ``shared``)
+    built_meta: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def meta(self) -> nn.Module:
+        """The module on the meta device as a run builds it, every layer its own module.
+
+        Where the skeleton shares modules it is built on first use, for what reads the module as a whole
+        (/api/shape's repr and parameter list, the dataflow graph, a meta pass, parameters set by hand);
+        planning a run needs only the skeleton."""
+        if not self.shared:
+            return self.skeleton
+        if self.built_meta is None:
+            # the same configs the skeleton built: any warning torch gives was collected then
+            with tensors.on_meta_without_init(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.built_meta = build(self.node).to(dtype=self.dtype)
+        return self.built_meta
 
     @property
     def spec(self) -> LayerSpec:
@@ -203,12 +227,65 @@ def _input_plans(spec: LayerSpec, req: RunRequest, dtype: torch.dtype, settings:
     return plans
 
 
-def _first_embedding_size(meta: nn.Module) -> int | None:
+def _first_embedding_size(module: nn.Module) -> int | None:
     """The rows of the first Embedding a network's input meets (its first leaf, if it is one)."""
-    leaves = [m for m in meta.modules() if not any(True for _ in m.children())]
-    if leaves and isinstance(leaves[0], (nn.Embedding, nn.EmbeddingBag)):
-        return leaves[0].num_embeddings
+    first = next((m for m in module.modules() if not any(True for _ in m.children())), None)
+    if isinstance(first, (nn.Embedding, nn.EmbeddingBag)):
+        return first.num_embeddings
     return None
+
+
+def _to_dtype(skeleton: Skeleton, dtype: torch.dtype) -> None:
+    """``module.to(dtype=dtype)``, each distinct module once (a shared layer is not converted at each path)."""
+    if not skeleton.shared:
+        skeleton.module.to(dtype=dtype)
+        return
+    for leaf, _ in skeleton.leaves:
+        leaf.to(dtype=dtype)
+    for container in skeleton.containers:
+        # what Module.to converts, in the container's own tensors (its children are converted above)
+        container._apply(lambda t: t.to(dtype) if t.is_floating_point() or t.is_complex() else t, recurse=False)
+
+
+def _own(module: nn.Module) -> tuple[list[int], int]:
+    """Elements of each of a container's own parameters, and the bytes of its own parameters and buffers."""
+    params = [p for p in module._parameters.values() if p is not None]
+    buffers = [b for b in module._buffers.values() if b is not None]
+    return [p.numel() for p in params], sum(t.numel() * t.element_size() for t in params + buffers)
+
+
+def _tally(skeleton: Skeleton) -> tuple[dict[int, int], list[int], int]:
+    """What the module a run builds holds, from the skeleton: every module's parameter count (by
+    ``id``), the elements of each parameter, and the bytes of parameters and buffers.
+
+    A leaf module counts as ``parameters()`` and ``buffers()`` give (a weight tied inside it once),
+    once per path it stands at; a container adds up its children at every path they stand at.
+    """
+    counts: dict[int, int] = {}
+    numels: list[int] = []
+    nbytes = 0
+    for leaf, uses in skeleton.leaves:
+        own = [p.numel() for p in leaf.parameters()]
+        counts[id(leaf)] = sum(own)
+        numels += own * uses
+        nbytes += uses * (
+            sum(p.numel() * p.element_size() for p in leaf.parameters())
+            + sum(b.numel() * b.element_size() for b in leaf.buffers())
+        )
+    # containers are listed parents first: children are counted before the containers holding them
+    for container in reversed(skeleton.containers):
+        own, own_bytes = _own(container)
+        numels += own
+        nbytes += own_bytes
+        counts[id(container)] = sum(own) + sum(counts[id(c)] for c in container._modules.values() if c is not None)
+    return counts, numels, nbytes
+
+
+def _opaque_notes(skeleton: Skeleton) -> list[str]:
+    """:func:`opaque_notes` of the module a run builds: every path of a shared opaque layer."""
+    if not any(isinstance(m, Opaque) for leaf, _ in skeleton.leaves for m in leaf.modules()):
+        return []
+    return opaque_notes(skeleton.module, remove_duplicate=not skeleton.shared)
 
 
 def plan_request(
@@ -242,7 +319,7 @@ def plan_request(
     caught: list[str] = []
     try:
         with tensors.on_meta_without_init(), collect_warnings(caught):
-            meta = build(node)
+            skeleton = build_skeleton(node)
     except TooLarge as exc:
         if "estimate_bytes" not in exc.extra:
             raise
@@ -254,11 +331,9 @@ def plan_request(
             settings.memory_limit_bytes,
             field=exc.field or "layer",
         ) from None
-    meta = meta.to(dtype=dtype)
-    caught.extend(opaque_notes(meta))
-    param_bytes = sum(p.numel() * p.element_size() for p in meta.parameters()) + sum(
-        b.numel() * b.element_size() for b in meta.buffers()
-    )
+    _to_dtype(skeleton, dtype)
+    counts, numels, param_bytes = _tally(skeleton)
+    caught.extend(_opaque_notes(skeleton))
     if param_bytes + input_bytes > limit:
         raise refuse(
             f"{spec.type}'s parameters would take {human(param_bytes)} (plus {human(input_bytes)} of inputs)",
@@ -267,12 +342,32 @@ def plan_request(
             field="layer",
         )
 
-    given = overrides.decode(req.parameters, meta, max_elements=settings.max_data_elements)
+    plan = Plan(
+        node=node,
+        skeleton=skeleton.module,
+        inputs=plans,
+        dtype=dtype,
+        device=device,
+        seed=req.seed,
+        train=req.train,
+        predicted=None,
+        meta_shapes=None,
+        estimate_bytes=0,
+        warnings=caught,
+        shared=skeleton.shared,
+        param_numels=numels,
+    )
+    # checked against the module a run builds, by every parameter's own name (only when some are given)
+    plan.parameters = overrides.decode(
+        req.parameters,
+        plan.meta if req.parameters is not None else skeleton.module,
+        max_elements=settings.max_data_elements,
+    )
 
     for p, ispec in zip(plans, spec.inputs):
-        p.high = _resolve_high(ispec.high, node.args, meta, shapes)
+        p.high = _resolve_high(ispec.high, node.args, skeleton.module, shapes)
     for i, p in enumerate(plans):
-        high = p.high if p.high is not None else _first_embedding_size(meta) if i == 0 else None
+        high = p.high if p.high is not None else _first_embedding_size(skeleton.module) if i == 0 else None
         if p.vocabulary is not None and high is not None and len(p.vocabulary) > high:
             # ids run 0..len(vocabulary)-1: past num_embeddings torch would fail with "index out of range"
             raise InvalidRequest(
@@ -283,7 +378,7 @@ def plan_request(
 
     trace: list[dict[str, Any]] = []
     try:
-        predicted = predict(node, meta, shapes, trace=trace)
+        predicted = predict(node, skeleton.module, shapes, trace=trace, counted=Counted(counts, plan.meta_element_size))
     except (LayerExplorerError, ZeroDivisionError):
         raise
     except (IndexError, KeyError, TypeError, ValueError, OverflowError) as exc:
@@ -291,22 +386,8 @@ def plan_request(
             f"{spec.type} cannot take input shape(s) {', '.join(fmt_shape(s) for s in shapes)}: {exc}",
             field="inputs",
         ) from None
-
-    plan = Plan(
-        node=node,
-        meta=meta,
-        inputs=plans,
-        dtype=dtype,
-        device=device,
-        seed=req.seed,
-        train=req.train,
-        predicted=predicted,
-        meta_shapes=None,
-        estimate_bytes=0,
-        warnings=caught,
-        predicted_trace=trace,
-        parameters=given,
-    )
+    plan.predicted = predicted
+    plan.predicted_trace = trace
     # Formula first: a layer's own formula answers in microseconds at any size, while a meta pass
     # costs time that grows with the sizes (hours for a deep LSTM over a long sequence). The meta
     # device is asked only where there is no formula, or when checking formulas against it.
@@ -328,12 +409,12 @@ def plan_request(
     return plan
 
 
-def opaque_notes(module: nn.Module) -> list[str]:
+def opaque_notes(module: nn.Module, *, remove_duplicate: bool = True) -> list[str]:
     """One note per opaque layer: its numbers are not computed (its shapes and parameter count are the recorded ones)."""
     return [
         f"{f'layer {path} ({m.type_name})' if path else m.type_name} is {NOT_COMPUTED}: the server does not run its code; "
         "its output is a fixed linspace(-1, 1) of the recorded shape, and its parameters are zeros unless sent"
-        for path, m in module.named_modules()
+        for path, m in module.named_modules(remove_duplicate=remove_duplicate)
         if isinstance(m, Opaque)
     ]
 
@@ -344,12 +425,14 @@ def _needs_meta_trace(plan: Plan) -> bool:
     unless a recurrent layer inside would make that pass slow."""
     if not builds_submodules(plan):
         return False
-    return not any(isinstance(m, nn.RNNBase) for m in plan.meta.modules())
+    return not any(isinstance(m, nn.RNNBase) for m in plan.skeleton.modules())
 
 
 def builds_submodules(plan: Plan) -> bool:
     """The module holds submodules the request did not list (built by a layer's own __init__)."""
-    return sum(1 for _ in plan.meta.modules()) > sum(1 for _ in walk(plan.node))
+    # a shared module is counted at every path it stands at, as the module a run builds holds it
+    modules = plan.skeleton.named_modules(remove_duplicate=not plan.shared)
+    return sum(1 for _ in modules) > sum(1 for _ in walk(plan.node))
 
 
 def _spec_of(registry: Registry, nodes: dict[str, LayerNode], path: str, module: nn.Module) -> LayerSpec | None:
@@ -376,13 +459,13 @@ def _calls(
         nodes: dict[str, LayerNode] = {}
         for path, node in walk(plan.node):
             nodes.setdefault(path, node)
-        modules = dict(plan.meta.named_modules())
         calls = []
         for e in trace:
-            sub = modules[e["path"]]
+            # the skeleton's module at the path (a shared one reads the same at each)
+            sub = plan.skeleton.get_submodule(e["path"])
             calls.append((sub, _spec_of(registry, nodes, e["path"], sub), e["input_shapes"], e["output_shapes"]))
         return calls
-    return [(plan.meta, plan.spec, [list(p.shape) for p in plan.inputs], out_shapes)]
+    return [(plan.skeleton, plan.spec, [list(p.shape) for p in plan.inputs], out_shapes)]
 
 
 def estimate(
@@ -396,7 +479,8 @@ def estimate(
     # a network keeps (at worst) every intermediate; each call's temporaries are freed before the next
     intermediates = sum(math.prod(s) * elt for *_, outs in calls for s in outs) if plan.node.is_container else 0
     working = max((workspace_bytes(m, spec, ins, outs, elt) for m, spec, ins, outs in calls), default=0)
-    numels = [math.prod(p.shape) for p in plan.inputs] + [p.numel() for p in plan.meta.parameters()]
+    params = plan.param_numels if plan.param_numels is not None else [p.numel() for p in plan.meta.parameters()]
+    numels = [math.prod(p.shape) for p in plan.inputs] + params
     numels += [math.prod(s) for s in out_shapes] * 2  # output and outputs[0]
     # the attention weights every MultiheadAttention call sends (app/core/running/attention.py)
     nested = not plan.node.is_container

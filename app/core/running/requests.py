@@ -89,7 +89,7 @@ def _run_child(registry: Registry, req: RunRequest, settings: Settings) -> dict[
         predicted = None
     plan = Plan(
         node=node,
-        meta=child.module,
+        skeleton=child.module,
         inputs=[InputPlan(s, "normal", x.dtype) for s, x in zip(shapes, xs)],
         dtype=network.dtype,
         device=network.device,
