@@ -730,7 +730,9 @@ _CACHE_LOCK = threading.Lock()  # requests run in a thread pool
 def _cache_key(plan: Any, execution: Any) -> Any:
     # the module's repr names every layer and argument, nested ones included; weights do not matter
     shapes = tuple((p.shape, str(p.dtype)) for p in plan.inputs)
-    return (plan.spec.type, repr(plan.meta), shapes, str(plan.dtype), plan.train, execution is not None)
+    # a run's own module has the same repr: the plan's meta module is then built only on a cache miss
+    module = execution.module if execution is not None else plan.meta
+    return (plan.spec.type, repr(module), shapes, str(plan.dtype), plan.train, execution is not None)
 
 
 def graph_fields(plan: Any, execution: Any = None, registry: Any = None) -> dict[str, Any]:
