@@ -712,7 +712,11 @@ def run(
                 raise dialect.tuple_input(ctx, nd, child, path, bad)
             dialect.module_input(ctx, nd, child, path)
             ins = [v.dims for _, v in values]
-            sub = module.get_submodule(nd.name)
+            # a direct child (a chain's "0", a graph's node name) from the module's own dict: get_submodule
+            # splits and checks the path for each of a deep network's layers
+            sub = module._modules.get(nd.name)
+            if sub is None:
+                sub = module.get_submodule(nd.name)
             at = len(trace)  # the entry goes before the layers inside it, as a forward pass records them
             try:
                 out = predict(child, sub, ins, prefix=path, trace=trace, counted=counted)

@@ -65,6 +65,10 @@ class LayerNode:
 
 
 def join(*parts: str) -> str:
+    """Module path parts joined by dots, empty parts left out ("" is the root)."""
+    if len(parts) == 2:  # the common case, called for every layer of every walk: no generator
+        a, b = parts
+        return f"{a}.{b}" if a and b else a or b
     return ".".join(p for p in parts if p)
 
 

@@ -59,13 +59,20 @@ def _bytes(shape: Sequence[int], elt: int) -> int:
 
 
 def workspace_bytes(
-    module: nn.Module, spec: LayerSpec | None, in_shapes: list[Sequence[int]], out_shapes: list[Sequence[int]], elt: int
+    module: nn.Module,
+    spec: LayerSpec | None,
+    in_shapes: list[Sequence[int]],
+    out_shapes: list[Sequence[int]],
+    elt: int,
+    *,
+    attention: list[nn.MultiheadAttention] | None = None,
 ) -> int:
     """What one call allocates beyond its output: torch's temporaries.
 
     The catalog entry's memory rule (:mod:`app.core.catalog.memory`) covers what grows faster than the
     tensors; every call also makes a temporary or two the size of its largest tensor, and a loss without
     a rule builds its formula term by term (a few). What is not torch's own gets four.
+    ``attention``: the MultiheadAttention modules under ``module``, when the caller listed them already.
     """
     big = max((_bytes(s, elt) for s in [*in_shapes, *out_shapes]), default=0)
     rule = spec.memory if spec is not None else None
@@ -75,7 +82,8 @@ def workspace_bytes(
         extra = 4 * big
     else:
         extra = 0
-    attention = [m for m in module.modules() if isinstance(m, nn.MultiheadAttention)]
+    if attention is None:
+        attention = [m for m in module.modules() if isinstance(m, nn.MultiheadAttention)]
     if attention and in_shapes:
         extra += _attention_bytes(module, attention, in_shapes, elt)
     # one temporary the size of the largest tensor; four for what is not modelled at all

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, T
 from app.core.explaining.windows import window_bytes
 from app.core.networks.containers import check_structure
 from app.core.networks.trace import Counted, tracing
-from app.core.networks.tree import LayerNode, Skeleton, build, build_skeleton, predict, resolve, walk
+from app.core.networks.tree import LayerNode, Skeleton, build, build_skeleton, join, predict, resolve, walk
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import (
@@ -447,6 +447,37 @@ def _spec_of(registry: Registry, nodes: dict[str, LayerNode], path: str, module:
     return None
 
 
+def _by_path(root: nn.Module) -> dict[str, nn.Module]:
+    """Every module under ``root`` by its path, a shared module at each of its paths (as
+    ``named_modules(remove_duplicate=False)``, without a generator per level)."""
+    out: dict[str, nn.Module] = {}
+    stack = [("", root)]
+    while stack:
+        path, module = stack.pop()
+        out[path] = module
+        stack.extend((join(path, name), child) for name, child in module._modules.items() if child is not None)
+    return out
+
+
+def _attention_under(calls: list[Any]) -> Callable[[nn.Module], list[nn.MultiheadAttention]]:
+    """The MultiheadAttention modules under a module, each module's list made once from its children's
+    (``[m for m in module.modules() if isinstance(m, nn.MultiheadAttention)]`` walks each container's
+    whole subtree again, for every container of a deep network)."""
+    memo: dict[int, list[nn.MultiheadAttention]] = {}
+
+    def under(module: nn.Module) -> list[nn.MultiheadAttention]:
+        found = memo.get(id(module))
+        if found is None:
+            found = [module] if isinstance(module, nn.MultiheadAttention) else []
+            for child in module._modules.values():
+                if child is not None:
+                    found = found + under(child)
+            memo[id(module)] = found
+        return found
+
+    return under
+
+
 def _calls(
     plan: Plan, registry: Registry
 ) -> list[tuple[nn.Module, LayerSpec | None, list[list[int]], list[list[int]]]]:
@@ -459,10 +490,11 @@ def _calls(
         nodes: dict[str, LayerNode] = {}
         for path, node in walk(plan.node):
             nodes.setdefault(path, node)
+        # the skeleton's modules by path, read once (a shared one reads the same at each of its paths)
+        modules = _by_path(plan.skeleton)
         calls = []
         for e in trace:
-            # the skeleton's module at the path (a shared one reads the same at each)
-            sub = plan.skeleton.get_submodule(e["path"])
+            sub = modules[e["path"]]
             calls.append((sub, _spec_of(registry, nodes, e["path"], sub), e["input_shapes"], e["output_shapes"]))
         return calls
     return [(plan.skeleton, plan.spec, [list(p.shape) for p in plan.inputs], out_shapes)]
@@ -478,7 +510,10 @@ def estimate(
     outputs = sum(tensor_bytes(tuple(s), plan.dtype) for s in out_shapes)
     # a network keeps (at worst) every intermediate; each call's temporaries are freed before the next
     intermediates = sum(math.prod(s) * elt for *_, outs in calls for s in outs) if plan.node.is_container else 0
-    working = max((workspace_bytes(m, spec, ins, outs, elt) for m, spec, ins, outs in calls), default=0)
+    under = _attention_under(calls)
+    working = max(
+        (workspace_bytes(m, spec, ins, outs, elt, attention=under(m)) for m, spec, ins, outs in calls), default=0
+    )
     params = plan.param_numels if plan.param_numels is not None else [p.numel() for p in plan.meta.parameters()]
     numels = [math.prod(p.shape) for p in plan.inputs] + params
     numels += [math.prod(s) for s in out_shapes] * 2  # output and outputs[0]
