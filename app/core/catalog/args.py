@@ -94,31 +94,37 @@ def _fmt(v: Any) -> str:
 
 def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any:
     """Check one JSON value against its ParamSpec and convert it to what torch expects."""
-    bad = InvalidArgument(f"{type_name}: {p.name} must be {_describe(p)}; got {_fmt(value)}", field=field)
+
+    given = value
+
+    def bad() -> InvalidArgument:
+        # worded only when raised: a network checks thousands of values, nearly all of them good
+        return InvalidArgument(f"{type_name}: {p.name} must be {_describe(p)}; got {_fmt(given)}", field=field)
+
     if value is None:
         if p.nullable:
             return None
-        raise bad
+        raise bad()
     t = p.type
     if t == "bool":
         if not isinstance(value, bool):
-            raise bad
+            raise bad()
         return value
     if t == "int":
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             value = int(value)
         if not _is_int(value):
-            raise bad
+            raise bad()
         _check_bounds(p, value, field, type_name)
         return value
     if t == "float":
         if not _is_number(value):
-            raise bad
+            raise bad()
         _check_bounds(p, float(value), field, type_name)
         return float(value)
     if t == "str":
         if not isinstance(value, str):
-            raise bad
+            raise bad()
         if p.choices and value not in p.choices:
             close = difflib.get_close_matches(value, [str(c) for c in p.choices], n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -129,7 +135,7 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         if isinstance(value, str):
             if p.choices and value in p.choices:
                 return value
-            raise bad
+            raise bad()
         if check(value):
             _check_bounds(p, value, field, type_name)
             return value if t == "ints" else float(value)
@@ -145,11 +151,11 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
                 # 1-d layers take a plain number everywhere; some (LPPool1d) break on a 1-tuple
                 return value[0] if t == "ints" else float(value[0])
             return tuple(value) if t == "ints" else tuple(float(v) for v in value)
-        raise bad
+        raise bad()
     if t in ("int_list", "float_list"):
         check = _is_int if t == "int_list" else _is_number
         if not isinstance(value, list) or not all(check(v) for v in value):
-            raise bad
+            raise bad()
         if p.length and len(value) != p.length:
             raise InvalidArgument(
                 f"{type_name}: {p.name} must be a list of {p.length}; got {len(value)} values", field=field
@@ -161,11 +167,11 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         return tensor_from_json(value, field=field, what=f"{type_name}: {p.name}")
     if t == "shapes":
         if not isinstance(value, list) or len(value) > MAX_SHAPES:
-            raise bad
+            raise bad()
         return [_shape(v, f"{field}[{i}]", type_name) for i, v in enumerate(value)]
     if t == "named_shapes":
         if not isinstance(value, dict) or len(value) > MAX_SHAPES:
-            raise bad
+            raise bad()
         out = {}
         for name, v in value.items():
             parts = name.split(".")
@@ -188,7 +194,7 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         return out
     if t == "layer":
         if not isinstance(value, dict):
-            raise bad
+            raise bad()
         return value
     if t == "layers":
         if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
@@ -210,7 +216,7 @@ def coerce_value(p: ParamSpec, value: Any, *, field: str, type_name: str) -> Any
         if len(set(names)) != len(names):
             raise InvalidArgument(f"{type_name}: layer names must be unique; got {names}", field=field)
         return value
-    raise bad
+    raise bad()
 
 
 _MAX_DEPTH = 8
