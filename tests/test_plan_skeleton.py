@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from app.core import service
+from app.core.errors import ShapeMismatch
 from app.core.networks import tree
 from app.core.networks.trace import tracing
-from app.core.networks.tree import Skeleton, build_skeleton, resolve
+from app.core.networks.tree import Skeleton, build_skeleton, resolve, subtree_ids
 from app.core.presets import CLASSICS, PRESETS
 from app.core.running import plan as plan_mod
 from app.core.running.execute import execute
@@ -29,14 +30,17 @@ def _whole(node: tree.LayerNode) -> Skeleton:
 
 @pytest.fixture
 def whole(monkeypatch):
-    """Plan with the whole meta module (the reference path) inside the ``with``."""
+    """Plan as before skeletons inside the ``with`` (the reference path): the whole meta module, and every
+    block predicted by its layers' rules (no block answered from an identical one's prediction)."""
 
     class Whole:
         def __enter__(self) -> None:
             monkeypatch.setattr(plan_mod, "build_skeleton", _whole)
+            monkeypatch.setattr(plan_mod, "subtree_ids", lambda node: {})
 
         def __exit__(self, *exc: Any) -> None:
             monkeypatch.setattr(plan_mod, "build_skeleton", build_skeleton)
+            monkeypatch.setattr(plan_mod, "subtree_ids", subtree_ids)
 
     return Whole()
 
@@ -60,6 +64,7 @@ OPAQUE = {
     "output_shapes": [[2, 8]],
     "parameter_shapes": {"w": [8, 8]},
 }
+STRIDED = {"type": "Conv2d", "in_channels": 4, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1}
 ENCODER = {"type": "TransformerEncoderLayer", "d_model": 16, "nhead": 2, "dim_feedforward": 32, "batch_first": True}
 
 # deep networks of repeated blocks: where a skeleton shares its modules
@@ -70,6 +75,12 @@ REPEATED = {
     "opaque": {"layer": _block(OPAQUE, {"type": "ReLU"}, OPAQUE), "inputs": [{"shape": [2, 8]}], "seed": 0},
     "encoder": {"layer": _block(*[ENCODER] * 3), "inputs": [{"shape": [2, 5, 16]}], "seed": 1},
     "float64": {**linear_net(6, 4), "dtype": "float64"},
+    # one block config on shrinking inputs: a block met before answers only for the same input shapes
+    "strided": {
+        "layer": _block(*[_block(STRIDED, {"type": "ReLU"})] * 4, _block({"type": "ReLU", "name": "a"})),
+        "inputs": [{"shape": [1, 4, 16, 16]}],
+        "seed": 0,
+    },
     "text": {
         "layer": _block(
             {"type": "Embedding", "num_embeddings": 8, "embedding_dim": 16}, ENCODER, ENCODER, {"type": "Dropout"}
@@ -196,3 +207,20 @@ def test_the_run_trace_counts_a_module_at_two_paths_once_in_its_container():
     counts = {e["path"]: e["param_count"] for e in sink["trace"]}
     assert counts == {p: sum(x.numel() for x in net.get_submodule(p).parameters()) for p in counts}
     assert counts["0"] == 12 and [e["path"] for e in sink["trace"]] == ["0", "0.0", "0.1", "0.0", "1"]
+
+
+def test_a_repeated_block_that_cannot_take_its_input_is_named_as_before(registry, settings, whole):
+    """The fifth of one block config shrinks 16x16 to nothing: the refusal names it, as without sharing."""
+    conv = {**STRIDED, "padding": 0}
+    body = {"layer": _block(*[_block(conv, {"type": "ReLU"})] * 5), "inputs": [{"shape": [1, 4, 20, 20]}]}
+
+    def refusal() -> dict[str, Any]:
+        with pytest.raises(ShapeMismatch) as info:
+            plan_mod.plan_request(registry, parse(RunRequest, copy.deepcopy(body)), settings)
+        return {"message": info.value.detail, **info.value.extra}
+
+    got = refusal()
+    with whole:
+        want = refusal()
+    assert got == want
+    assert got["path"] == "3.0" and len(got["trace"]) == 3 * 3

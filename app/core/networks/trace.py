@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,6 +29,11 @@ class Counted:
     param_counts: dict[int, int]
     #: bytes of one element of the plan's dtype (the activations' size)
     element_size: int
+    #: an id per container config, equal for identical subtrees (:func:`app.core.networks.tree.subtree_ids`)
+    subtrees: dict[int, int] = field(default_factory=dict)
+    #: what a subtree predicted, by (its id, its input shapes): its output and its trace entries by
+    #: path inside it; the next identical block on the same shapes is answered from here
+    predictions: dict[Any, Any] = field(default_factory=dict)
 
 
 def trace_entry(

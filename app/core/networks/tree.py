@@ -216,6 +216,35 @@ def _holds_self_built(node: LayerNode) -> bool:
     return False
 
 
+def subtree_ids(root: LayerNode) -> dict[int, int]:
+    """An id for every container node (by ``id(node)``) that is equal for two subtrees of the same configs:
+    the same types, arguments and child names, all the way down. A subtree holding a layer whose config
+    cannot be compared as plain data (a tensor argument), or a container that is not sugar over a graph
+    (a Graph), gets none."""
+    table: dict[Any, int] = {}
+    ids: dict[int, int] = {}
+
+    def identify(node: LayerNode) -> int | None:
+        if node.spec.container is None:
+            key = _config_key(node)
+        else:
+            kids = tuple((param, child.name, identify(child)) for param, child in node.nested())
+            key = None
+            if node.spec.container.lower is not None and all(k is not None for *_, k in kids):
+                try:
+                    # a container's spec is specialised per node (its inputs are its first layer's): its type
+                    key = (node.spec.type, _frozen(node.args), kids)
+                except _Unkeyed:
+                    key = None
+        if key is None:
+            return None
+        ids[id(node)] = table.setdefault(key, len(table))
+        return ids[id(node)]
+
+    identify(root)
+    return ids
+
+
 @dataclass
 class Skeleton:
     """A network's modules for planning (on the meta device): containers built as a run builds them,
@@ -285,7 +314,23 @@ def predict(
     """
     trace = trace if trace is not None else []
     if node.spec.container is not None and node.spec.container.predict is not None:
-        return node.spec.container.predict(node, module, shapes, prefix, trace, counted)
+        # a block met before on the same shapes (512 identical blocks) answers as it did then: the rules are
+        # functions of the configs and shapes alone; only the paths of its trace entries move
+        memo = counted.predictions if counted is not None and prefix else None
+        sid = counted.subtrees.get(id(node)) if counted is not None and memo is not None else None
+        key = (sid, tuple(tuple(s) for s in shapes))
+        if memo is not None and sid is not None and key in memo:
+            out, entries = memo[key]
+            for inner, entry in entries:
+                path = f"{prefix}.{inner}"
+                trace.append({**entry, "path": path, "depth": path.count(".")})
+            return out
+        start = len(trace)
+        out = node.spec.container.predict(node, module, shapes, prefix, trace, counted)
+        if memo is not None and sid is not None and out is not None:
+            cut = len(prefix) + 1
+            memo[key] = (out, [(e["path"][cut:], e) for e in trace[start:]])
+        return out
     if node.spec.rule is None:
         return None
     return node.spec.rule(ShapeContext(spec=node.spec, module=module, args=node.args, shapes=list(shapes)))

@@ -30,7 +30,17 @@ from app.core.errors import InvalidRequest, LayerExplorerError, ShapeMismatch, T
 from app.core.explaining.windows import window_bytes
 from app.core.networks.containers import check_structure
 from app.core.networks.trace import Counted, tracing
-from app.core.networks.tree import LayerNode, Skeleton, build, build_skeleton, join, predict, resolve, walk
+from app.core.networks.tree import (
+    LayerNode,
+    Skeleton,
+    build,
+    build_skeleton,
+    join,
+    predict,
+    resolve,
+    subtree_ids,
+    walk,
+)
 from app.core.running import images, overrides
 from app.core.running.devices import resolve_device, resolve_dtype
 from app.core.running.memory import (
@@ -378,7 +388,13 @@ def plan_request(
 
     trace: list[dict[str, Any]] = []
     try:
-        predicted = predict(node, skeleton.module, shapes, trace=trace, counted=Counted(counts, plan.meta_element_size))
+        predicted = predict(
+            node,
+            skeleton.module,
+            shapes,
+            trace=trace,
+            counted=Counted(counts, plan.meta_element_size, subtrees=subtree_ids(node)),
+        )
     except (LayerExplorerError, ZeroDivisionError):
         raise
     except (IndexError, KeyError, TypeError, ValueError, OverflowError) as exc:
