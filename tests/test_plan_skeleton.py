@@ -22,7 +22,7 @@ from app.core.schema import RunRequest, parse
 from benchmarks.scale import conv_net, linear_net
 
 
-def _whole(node: tree.LayerNode) -> Skeleton:
+def _whole(node: tree.LayerNode, keys: Any = None) -> Skeleton:
     """The planning module as it was before skeletons: every layer built, nothing shared."""
     module = tree.build(node)
     return Skeleton(module, [(module, 1)], [])

@@ -148,11 +148,17 @@ def _predict_residual(
 
 def check_structure(root: LayerNode) -> None:
     """Before anything is built: every layer a container holds can be called with one tensor."""
+    # whether a catalog entry takes one tensor, read once per entry (not once per layer of a deep network)
+    single: dict[int, bool] = {}
     for path, node in walk(root):
         if node.spec.container is not None and node.spec.container.dataflow:
             continue  # a graph's nodes say what each layer is called with
         for child_path, child in node.children():
-            one_input(child, join(path, child_path))
+            ok = single.get(id(child.spec))
+            if ok is None:
+                ok = single[id(child.spec)] = sum(1 for i in child.spec.inputs if not i.optional) == 1
+            if not ok:
+                one_input(child, join(path, child_path))
 
 
 def one_input(child: LayerNode, path: str) -> None:

@@ -137,29 +137,51 @@ def _specialise(node: LayerNode) -> LayerSpec:
         return node.spec
     inputs = _first_leaf_inputs(node) or node.spec.inputs
     outputs = node.spec.outputs
-    children = [child for _, child in node.children()]
-    if container.chain and children:
-        outputs = children[-1].spec.outputs
-    return dataclasses.replace(node.spec, inputs=inputs, outputs=outputs)
+    last = None
+    for _, child in node.children():
+        last = child
+    if container.chain and last is not None:
+        outputs = last.spec.outputs
+    # one specialised entry per (entry, inputs, outputs): 512 identical blocks share one, where
+    # dataclasses.replace for each was a fifth of resolving them
+    key = (id(node.spec), id(inputs), id(outputs))
+    kept = _SPECIALISED.get(key)
+    if kept is None:
+        if len(_SPECIALISED) >= 4096:
+            _SPECIALISED.clear()
+        # the key's objects are kept with the answer, so that their ids are not reused while it is kept
+        kept = _SPECIALISED[key] = (
+            node.spec,
+            inputs,
+            outputs,
+            dataclasses.replace(node.spec, inputs=inputs, outputs=outputs),
+        )
+    return kept[3]
 
 
-def build(node: LayerNode, shared: dict[Any, nn.Module] | None = None) -> nn.Module:
+_SPECIALISED: dict[tuple[int, int, int], tuple[Any, Any, Any, LayerSpec]] = {}
+
+
+def build(node: LayerNode, shared: dict[Any, nn.Module] | None = None, keys: dict[int, int] | None = None) -> nn.Module:
     """The module, nested configs built first in argument order; torch's refusals name the layer.
 
     ``shared``: a layer whose config was built already (the same type and arguments) is that module
     again, for planning (:func:`build_skeleton`); a run builds every layer, each with its own numbers.
+    ``keys``: the configs' ids (:func:`subtree_ids`), when the caller has them.
     """
     if node.spec.container is not None and node.spec.container.build is not None:
         return node.spec.container.build(node, build)
-    key = _config_key(node) if shared is not None else None
+    key = None
+    if shared is not None and node.spec.container is None:
+        key = keys.get(id(node)) if keys is not None else _config_key(node)
     if shared is not None and key in shared:
         return shared[key]
     kwargs: dict[str, Any] = dict(node.args)
     for param, value in node.slots.items():
         if isinstance(value, list):
-            kwargs[param] = [(child.name, build(child, shared)) for child in value]
+            kwargs[param] = [(child.name, build(child, shared, keys)) for child in value]
         else:
-            kwargs[param] = None if value is None else build(value, shared)
+            kwargs[param] = None if value is None else build(value, shared, keys)
     try:
         module = node.spec.factory(**kwargs)
     except LayerExplorerError:
@@ -217,8 +239,8 @@ def _holds_self_built(node: LayerNode) -> bool:
 
 
 def subtree_ids(root: LayerNode) -> dict[int, int]:
-    """An id for every container node (by ``id(node)``) that is equal for two subtrees of the same configs:
-    the same types, arguments and child names, all the way down. A subtree holding a layer whose config
+    """An id for every node (by ``id(node)``) that is equal for two subtrees of the same configs: the
+    same types, arguments and child names, all the way down (for a layer, its type and arguments). A subtree holding a layer whose config
     cannot be compared as plain data (a tensor argument), or a container that is not sugar over a graph
     (a Graph), gets none."""
     table: dict[Any, int] = {}
@@ -268,13 +290,14 @@ class Skeleton:
         return any(n > 1 for _, n in self.leaves)
 
 
-def build_skeleton(node: LayerNode) -> Skeleton:
-    """The planning module of ``node`` (:class:`Skeleton`), under the caller's device context."""
+def build_skeleton(node: LayerNode, keys: dict[int, int] | None = None) -> Skeleton:
+    """The planning module of ``node`` (:class:`Skeleton`), under the caller's device context; ``keys``:
+    the configs' ids (:func:`subtree_ids`), when the caller has them."""
     if _holds_self_built(node):
         module = build(node)
         return Skeleton(module, [(module, 1)], [])
     shared: dict[Any, nn.Module] = {}
-    module = build(node, shared)
+    module = build(node, shared, keys)
     if node.spec.container is None:
         return Skeleton(module, [(module, 1)], [])
     # every leaf config's module with its number of paths, every container once (containers are never

@@ -326,10 +326,13 @@ def plan_request(
             f"the inputs would take {human(input_bytes)}", input_bytes, settings.memory_limit_bytes, field="inputs"
         )
 
+    # identical layers and blocks, found once: the skeleton builds one module per layer config, and
+    # the formulas answer a repeated block once per input shape
+    subtrees = subtree_ids(node)
     caught: list[str] = []
     try:
         with tensors.on_meta_without_init(), collect_warnings(caught):
-            skeleton = build_skeleton(node)
+            skeleton = build_skeleton(node, subtrees)
     except TooLarge as exc:
         if "estimate_bytes" not in exc.extra:
             raise
@@ -393,7 +396,7 @@ def plan_request(
             skeleton.module,
             shapes,
             trace=trace,
-            counted=Counted(counts, plan.meta_element_size, subtrees=subtree_ids(node)),
+            counted=Counted(counts, plan.meta_element_size, subtrees=subtrees),
         )
     except (LayerExplorerError, ZeroDivisionError):
         raise
