@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from app.core import service
 from app.core.errors import ShapeMismatch
@@ -224,3 +227,45 @@ def test_a_repeated_block_that_cannot_take_its_input_is_named_as_before(registry
         want = refusal()
     assert got == want
     assert got["path"] == "3.0" and len(got["trace"]) == 3 * 3
+
+
+def _layer(width: int) -> st.SearchStrategy[dict[str, Any]]:
+    """A layer that maps (N, width) to (N, width), from a small palette whose members repeat often."""
+    return st.sampled_from(
+        [
+            {"type": "Linear", "in_features": width, "out_features": width},
+            {"type": "Linear", "in_features": width, "out_features": width, "bias": False},
+            {"type": "ReLU"},
+            {"type": "Tanh"},
+            {"type": "Dropout", "p": 0.25},
+            {"type": "LayerNorm", "normalized_shape": width},
+            {"type": "BatchNorm1d", "num_features": width},
+        ]
+    )
+
+
+def _network(width: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Sequentials and Residuals of those layers, nested, each block often repeated whole."""
+
+    def extend(inner: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+        blocks = st.lists(inner, min_size=1, max_size=3)
+        repeated = st.tuples(blocks, st.integers(1, 4)).map(lambda bk: bk[0] * bk[1])
+        return st.one_of(
+            repeated.map(lambda layers: _block(*layers)),
+            repeated.map(lambda layers: {"type": "Residual", "body": layers}),
+        )
+
+    return st.recursive(_layer(width), extend, max_leaves=12)
+
+
+@examples(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(st.integers(1, 5).flatmap(lambda w: st.tuples(st.just(w), _network(w))), st.sampled_from(["float32", "float64"]))
+def test_any_network_of_repeated_blocks_plans_as_the_whole_module(registry, settings, whole, case, dtype):
+    width, layer = case
+    body = {"layer": _block(layer), "inputs": [{"shape": [3, width]}], "seed": 0, "dtype": dtype}
+    got = _plan_facts(registry, settings, body, inner_trace=True)
+    with whole:
+        want = _plan_facts(registry, settings, body, inner_trace=True)
+    assert got == want
