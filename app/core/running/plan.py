@@ -3,8 +3,11 @@
 The order of work is the same for every request, and it is the order a notebook uses:
 
 1. validate the config against the catalog (nothing built yet);
-2. build the module on the *meta* device, predict shapes with the layers' formulas, estimate the
-   memory of every tensor involved, and refuse what is over the limit (413) — nothing allocated;
+2. build a skeleton of the module on the *meta* device, without initialising it — one module per
+   distinct layer config, shared by every layer with that config (512 identical blocks build one
+   Linear) — predict shapes with the layers' formulas (a repeated block once per input shape),
+   estimate the memory of every tensor involved, and refuse what is over the limit (413) — nothing
+   allocated; the whole meta module is built only where an answer reads it as a whole (``Plan.meta``);
 3. then (:mod:`app.core.running.execute`) ``torch.manual_seed(seed)``, build the real module, draw
    each ``{"shape"}`` input in order, move to the device and dtype, run under ``torch.no_grad()``.
 """
@@ -478,7 +481,7 @@ def _by_path(root: nn.Module) -> dict[str, nn.Module]:
     return out
 
 
-def _attention_under(calls: list[Any]) -> Callable[[nn.Module], list[nn.MultiheadAttention]]:
+def _attention_under() -> Callable[[nn.Module], list[nn.MultiheadAttention]]:
     """The MultiheadAttention modules under a module, each module's list made once from its children's
     (``[m for m in module.modules() if isinstance(m, nn.MultiheadAttention)]`` walks each container's
     whole subtree again, for every container of a deep network)."""
@@ -529,7 +532,7 @@ def estimate(
     outputs = sum(tensor_bytes(tuple(s), plan.dtype) for s in out_shapes)
     # a network keeps (at worst) every intermediate; each call's temporaries are freed before the next
     intermediates = sum(math.prod(s) * elt for *_, outs in calls for s in outs) if plan.node.is_container else 0
-    under = _attention_under(calls)
+    under = _attention_under()
     working = max(
         (workspace_bytes(m, spec, ins, outs, elt, attention=under(m)) for m, spec, ins, outs in calls), default=0
     )
