@@ -269,3 +269,24 @@ def test_any_network_of_repeated_blocks_plans_as_the_whole_module(registry, sett
     with whole:
         want = _plan_facts(registry, settings, body, inner_trace=True)
     assert got == want
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_the_plan_converts_dtypes_as_module_to_does(dtype):
+    """Each module converted once, skipping those with nothing to change: the tensors ``Module.to`` gives."""
+
+    def net() -> torch.nn.Module:
+        with torch.device("meta"):
+            m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2), torch.nn.ReLU())
+            m[2].register_buffer("f64", torch.zeros(2, dtype=torch.float64))
+            m.register_buffer("steps", torch.zeros(1, dtype=torch.int32))
+        return m
+
+    ours, torchs = net(), net().to(dtype=dtype)
+    plan_mod._to_dtype(ours.modules(), dtype)
+
+    def dtypes(m: torch.nn.Module) -> dict[str, torch.dtype]:
+        return {n: t.dtype for n, t in [*m.named_parameters(), *m.named_buffers()]}
+
+    assert dtypes(ours) == dtypes(torchs)
+    assert dtypes(ours)["steps"] == torch.int32 and dtypes(ours)["0.weight"] == dtype
