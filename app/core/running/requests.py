@@ -42,7 +42,8 @@ def run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
         ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan), view=req.window_slice
     )
     response.update(trace_fields(ex.module, ex.extra))
-    response.update(graph.graph_fields(ex.plan, ex, registry))
+    # the answer's repr is the network's: the graph's cache key reuses it
+    response.update(graph.graph_fields(ex.plan, ex, registry, text=response["repr"]))
     texts = [
         {"input": i, "tokens": p.tokens, "vocabulary": p.vocabulary}
         for i, p in enumerate(ex.plan.inputs)
