@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from app.core import body, tensors
 from app.core.config import Settings
 from app.core.networks import graph
 from app.core.presets import PRESETS, resnet
+from app.core.registry import default_registry
 from app.core.running import execute as execute_mod
 from app.core.running import requests
 from app.core.running.execute import execute
@@ -184,3 +186,73 @@ def test_graph_key_reuses_the_answers_repr(registry, monkeypatch):
     second = requests.run(registry, req, SETTINGS)
     assert spelled == []  # the key was the answer's own repr, not the meta module's spelled again
     assert second["graph"] == first["graph"] and first["graph"]["method"] != "none"
+
+
+# -------------------------------------------------------------------------------------------------
+# the forward's inputs: lent where large, copied where the layer may change them
+# -------------------------------------------------------------------------------------------------
+
+
+#: test-only networks that change tensors in place, their own input included (the catalog builds none)
+PLUGIN = str(Path(__file__).parent / "plugins" / "in_place_layers.py")
+
+
+@pytest.fixture(scope="module")
+def with_in_place():
+    return default_registry((PLUGIN,))
+
+
+def _catalog_requests(registry) -> list[dict]:
+    return [spec.example for spec in registry if spec.example] + [p["request"] for p in PRESETS]
+
+
+def _answers(registry, reqs: list[dict]) -> list[bytes]:
+    out = []
+    for req in reqs:
+        try:
+            out.append(body.encode_json(requests.run(registry, req, SETTINGS)))
+        except Exception as exc:  # noqa: BLE001 - a refusal is an answer too, and must stay the same
+            out.append(f"{type(exc).__name__}: {exc}".encode())
+    return out
+
+
+def test_lent_inputs_answer_as_copied_ones_over_the_catalog(with_in_place, monkeypatch):
+    """Every input lent (none is small enough to copy) against every input copied: the same answers,
+    in-place layers included (they are copied, or caught by their inputs' version counters and run again)."""
+    reqs = _catalog_requests(with_in_place)
+    monkeypatch.setattr(execute_mod, "LEND_BYTES", -1)
+    lent = _answers(with_in_place, reqs)
+    monkeypatch.setattr(execute_mod, "_in_place", lambda module: False)  # none says so: versions catch them
+    unannounced = _answers(with_in_place, reqs)
+    monkeypatch.setattr(execute_mod, "LEND_BYTES", 2**62)
+    copied = _answers(with_in_place, reqs)
+    assert lent == unannounced
+    assert len(lent) > 100
+    assert lent == copied
+
+
+def test_an_input_changed_in_place_unannounced_is_run_again_on_copies(with_in_place, monkeypatch):
+    # its first layer is ReLU(inplace=True) on the network's input, of 1.2 MB
+    req = {"layer": {"type": "InPlaceFirst"}, "inputs": [{"shape": [60_000, 5]}], "seed": 5}
+    want = requests.run(with_in_place, req, SETTINGS)  # a layer says inplace: copied
+    runs = []
+    real_run = execute_mod._run
+    monkeypatch.setattr(execute_mod, "_run", lambda *a, **k: runs.append(k["copy"]) or real_run(*a, **k))
+    monkeypatch.setattr(execute_mod, "_in_place", lambda module: False)  # as if it did not say so
+    got = requests.run(with_in_place, req, SETTINGS)
+    assert runs == [None, True]  # lent, changed, run again on copies
+    assert body.encode_json(got) == body.encode_json(want)
+    assert want["inputs"][0]["summary"]["min"] < 0  # the input as drawn, not as the layer left it
+
+
+def test_a_large_input_is_lent_once(registry, monkeypatch):
+    req = {"layer": {"type": "ReLU"}, "inputs": [{"shape": [2, 3, 300, 300]}], "seed": 5}
+    runs = []
+    real_run = execute_mod._run
+    monkeypatch.setattr(execute_mod, "_run", lambda *a, **k: runs.append(k["copy"]) or real_run(*a, **k))
+    snapshots = []
+    real_snapshot = tensors.snapshot
+    monkeypatch.setattr(tensors, "snapshot", lambda v: snapshots.append(v) or real_snapshot(v))
+    ex = execute(registry, parse(RunRequest, req), SETTINGS, hooks=None)
+    assert runs == [None] and snapshots == []  # no copy of the 2 MiB input
+    assert torch.equal(ex.outputs[0][1], torch.relu(ex.inputs[0])) and ex.inputs[0].min() < 0
