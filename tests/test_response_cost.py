@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import gc
 import math
 from pathlib import Path
 
@@ -256,3 +257,38 @@ def test_a_large_input_is_lent_once(registry, monkeypatch):
     ex = execute(registry, parse(RunRequest, req), SETTINGS, hooks=None)
     assert runs == [None] and snapshots == []  # no copy of the 2 MiB input
     assert torch.equal(ex.outputs[0][1], torch.relu(ex.inputs[0])) and ex.inputs[0].min() < 0
+
+
+# -------------------------------------------------------------------------------------------------
+# the cyclic collector: paused while a run builds its answer, as it was afterwards
+# -------------------------------------------------------------------------------------------------
+
+
+def test_the_collector_is_paused_during_a_run_and_runs_again_after(registry, monkeypatch):
+    seen = []
+    real = execute_mod.materialise
+    monkeypatch.setattr(execute_mod, "materialise", lambda plan: seen.append(gc.isenabled()) or real(plan))
+    assert gc.isenabled()
+    linear = {"layer": {"type": "Linear", "in_features": 3, "out_features": 2}, "inputs": [{"shape": [4, 3]}]}
+    requests.run(registry, linear, SETTINGS)
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(Exception, match="no argument"):  # a refused request resumes it too
+        requests.run(registry, {"layer": {"type": "Linear", "nope": 1}}, SETTINGS)
+    assert gc.isenabled()
+
+
+def test_the_pause_is_shared_by_overlapping_requests_and_keeps_a_disabled_collector_off():
+    first, second = requests.collector_paused(), requests.collector_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the other request still runs
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with requests.collector_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
