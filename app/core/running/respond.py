@@ -18,13 +18,23 @@ def params_json(
     module: nn.Module, settings: Settings, *, with_data: bool, budget: tensors.ValueBudget | None = None
 ) -> list[dict[str, Any]]:
     out = []
+    dtype_name = tensors.dtype_name
     for name, p in module.named_parameters():
-        entry = {"name": name, "shape": list(p.shape), "numel": int(p.numel()), "dtype": tensors.dtype_name(p.dtype)}
+        entry = {"name": name, "shape": list(p.shape), "numel": p.numel(), "dtype": dtype_name(p.dtype)}
         if with_data and p.device.type != "meta":
-            t = tensors.tensor_json(name, p, max_elements=settings.max_elements, budget=budget)
-            entry.update({k: t[k] for k in ("data", "summary", "preview", "preview_step", "values") if k in t})
+            if budget is not None and budget.spent:
+                # past the answer's budget: what tensor_json would say, without reading the tensor (a 512-block
+                # network has 2000 such parameters)
+                entry.update(data=None, summary=None, preview=None, values="none")
+            else:
+                t = tensors.tensor_json(name, p, max_elements=settings.max_elements, budget=budget)
+                entry.update({k: t[k] for k in _VALUE_KEYS if k in t})
         out.append(entry)
     return out
+
+
+#: what a parameter's entry takes from its tensor_json, in this order
+_VALUE_KEYS = ("data", "summary", "preview", "preview_step", "values")
 
 
 def fetch_pointer(entry: dict[str, Any], path: str | None) -> dict[str, Any]:
@@ -96,7 +106,8 @@ def run_response(
         "output": first,
         "outputs": listed,
         "params": params,
-        "param_count": sum(p.numel() for p in module.parameters()),
+        # the entries above are named_parameters(): each shared parameter once, as parameters() counts them
+        "param_count": sum(p["numel"] for p in params),
         **shape_fields(plan, [tuple(t.shape) for _, t in outputs]),
         # the window map, with the values of the slice the client draws (``view``)
         "windows": window_values(window_map(plan, settings), module, xs, outputs[0][1] if outputs else None, view),
