@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -319,7 +323,7 @@ def _record(
     names: list[str],
     frozen: set[int],
     mode: Callable[[], Any] = contextlib.nullcontext,
-    gm: Any = None,
+    gm: fx.GraphModule | fx.Graph | None = None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
     """:func:`dataflow.record` with autograd on every input but those torch will not differentiate,
     which are added to ``frozen`` as torch names them (they take no part in the field)."""
@@ -355,12 +359,55 @@ def _grid_shape(shape: list[int]) -> tuple[int, int]:
     return (1, shape[0]) if len(shape) == 1 else (shape[-2], shape[-1])
 
 
-def _grid(levels: np.ndarray, key: str) -> dict[str, Any]:
-    return {"shape": [int(n) for n in levels.shape], key: wire.rle(levels) if key == "rle" else wire.png(levels)}
+class _Encoder:
+    """A response's masks and heat maps in the wire format, each distinct one encoded once.
+
+    A deep network's nodes repeat the same sets and pictures: in a 512-block Linear net, every one of
+    its 1026 nodes depends on the same row of the same [8, 64] shape, and past the first blocks their
+    gradients are the same zeros; encoding each again cost more than the forward pass. Results are
+    keyed by the bytes they are made from, so an answer is exactly what encoding each one gives."""
+
+    #: pictures up to this many pixels are remembered (a larger one is rarely repeated, and its key costs)
+    SMALL = 4096
+
+    def __init__(self) -> None:
+        self._runs: dict[bytes, list[list[int]]] = {}
+        self._grids: dict[tuple[bytes, ...], list[int]] = {}
+        self._pngs: dict[tuple[tuple[int, ...], bytes], str] = {}
+
+    def runs(self, sets: intervals.Sets) -> list[list[list[int]]]:
+        out = []
+        for s in sets:
+            key = s.tobytes()  # a boolean axis: one byte per index, so equal bytes are an equal set
+            if key not in self._runs:
+                self._runs[key] = intervals.runs([s])[0]
+            out.append([list(r) for r in self._runs[key]])
+        return out
+
+    def grid(self, sets: intervals.Sets, shape: list[int]) -> dict[str, Any]:
+        """The structural grid of a non-empty product set: its last two dimensions' product (the leading
+        ones are non-empty, so folding them with "any" leaves it whole), as run lengths."""
+        tail = sets[-2:]
+        key = tuple(s.tobytes() for s in tail)
+        if key not in self._grids:
+            self._grids[key] = wire.rle(intervals.dense(tail))
+        return {"shape": list(_grid_shape(shape)), "rle": list(self._grids[key])}
+
+    def png(self, levels: np.ndarray) -> str:
+        if levels.size > self.SMALL:
+            return wire.png(levels)
+        key = (levels.shape, levels.tobytes())
+        if key not in self._pngs:
+            self._pngs[key] = wire.png(levels)
+        return self._pngs[key]
 
 
 def _entry(
-    node: dict[str, Any], sets: intervals.Sets | None, heat: torch.Tensor | None, mask: torch.Tensor | None = None
+    node: dict[str, Any],
+    sets: intervals.Sets | None,
+    heat: torch.Tensor | None,
+    mask: torch.Tensor | None = None,
+    encoder: _Encoder | None = None,
 ) -> dict[str, Any]:
     """One node's field, from its product set (index propagation) or, where there is none, autograd's mask,
     in the compact wire format of :mod:`app.core.graphs.wire`.
@@ -369,7 +416,8 @@ def _entry(
     field is not such a product; then ``rle``, the run lengths of the whole mask); ``grid``: the last two
     dimensions, the leading ones folded with "any", as run lengths (what a picture shows); ``effective``:
     |∂y/∂x| as PNG heat maps (the folded grid, and the whole tensor when it is small and has more than two
-    dimensions: up to two, the grid is the whole)."""
+    dimensions: up to two, the grid is the whole). ``encoder``: the response's (see :class:`_Encoder`)."""
+    encoder = encoder if encoder is not None else _Encoder()
     entry: dict[str, Any] = {
         "id": node["id"],
         "op": node["op"],
@@ -398,25 +446,26 @@ def _entry(
     entry["numel"] = math.prod(shape)
     entry["count"] = total
     if sets is not None:
-        entry["runs"] = intervals.runs(sets)
+        entry["runs"] = encoder.runs(sets)
         if total:
             entry["bbox"] = [[r[0][0], r[-1][1]] for r in entry["runs"]]
-            on = all(x.any() for x in sets[:-2])
-            grid = intervals.dense(sets[-2:]) & on if len(shape) > 2 else intervals.dense(sets)
-            entry["grid"] = _grid(grid.reshape(_grid_shape(shape)), "rle")
+            entry["grid"] = encoder.grid(sets, shape)
     elif total and mask is not None:
         where = mask.nonzero()
         entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
         entry["rle"] = wire.rle(mask.cpu().numpy())
-        entry["grid"] = _grid(_fold(mask).cpu().numpy(), "rle")
+        entry["grid"] = {"shape": list(_grid_shape(shape)), "rle": wire.rle(_fold(mask).cpu().numpy())}
     if heat is not None:
-        top = float(heat.max()) if heat.numel() else 0.0
+        heat = heat.detach()
+        # the fold is a max over the leading dimensions, so its maximum is the tensor's: one pass fewer
+        folded = _fold(heat)
+        top = float(folded.max()) if heat.numel() else 0.0
         eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum()), "png": None, "grid": None}
-        if heat.numel() <= HEAT_LIMIT and heat.dim() > 2:  # up to two dimensions the grid is the whole
-            eff["png"] = wire.png(wire.quantise(heat.detach().float().cpu().numpy(), top))
-        folded = _fold(heat.detach())
-        if folded.numel() <= GRID_LIMIT:
-            eff["grid"] = _grid(wire.quantise(folded.float().cpu().numpy(), top), "png")
+        if 0 < heat.numel() <= HEAT_LIMIT and heat.dim() > 2:  # up to two dimensions the grid is the whole
+            eff["png"] = encoder.png(wire.quantise(heat.float().cpu().numpy(), top))
+        if 0 < folded.numel() <= GRID_LIMIT:
+            levels = wire.quantise(folded.float().cpu().numpy(), top)
+            eff["grid"] = {"shape": [int(n) for n in levels.shape], "png": encoder.png(levels)}
         entry["effective"] = eff
     return entry
 
@@ -621,12 +670,14 @@ def structural_autograd(
     kinds: list[str] | None = None,
     names: list[str] | None = None,
     frozen: set[int] | None = None,
+    gm: fx.Graph | None = None,
 ) -> dict[str, torch.Tensor]:
     """The structural field by autograd through a dependency-equivalent twin, two random draws: each node's
     0/1 mask by id. The fallback where index propagation has no rule, and its check in the tests.
 
     ``kinds``: how each input is drawn (a probability stays a probability); ``names``/``frozen``: the inputs
-    autograd refuses (see :func:`_record`)."""
+    autograd refuses (see :func:`_record`); ``gm``: the network's trace (:func:`_trace`), which the twin,
+    a copy, shares (else each draw traces it)."""
     kinds = kinds or ["normal"] * len(inputs)
     names = names or [f"input_{i}" for i in range(len(inputs))]
     frozen = frozen if frozen is not None else set()
@@ -637,7 +688,7 @@ def structural_autograd(
     for _ in range(DRAWS):
         zs = _inputs_for_grad(inputs, kinds, torch.float64, generator)
         with torch.enable_grad():
-            _, tv = _record(twin, zs, names, frozen, _DependencyMode)
+            _, tv = _record(twin, zs, names, frozen, _DependencyMode, gm)
             for k, g in _grads(tv, target, index).items():
                 hit = g != 0
                 masks[k] = masks[k] | hit if k in masks else hit
@@ -650,21 +701,51 @@ def structural_intervals(
     n_inputs: int,
     target: str,
     index: tuple[int, ...],
-    gm: Any = None,
+    gm: fx.GraphModule | fx.Graph | None = None,
 ) -> dict[str, intervals.Sets] | None:
     """The structural field by index propagation (:mod:`app.core.graphs.intervals`) over the same traced
     graph (same node ids) as the dataflow view; None where an operation has no rule there.
 
-    ``gm``: ``module`` already traced (:func:`dataflow.traced`), to trace it once for this and the run."""
+    ``gm``: ``module`` already traced (:func:`dataflow.traced`), or the trace of a module built from the
+    same config (:func:`_trace`), to trace once for this and the run; layers are read from ``module``."""
     shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
     if graph["method"] == "module" and n_inputs == 1 and shapes.get("input") and shapes.get("layer"):
         return intervals.propagate_layer(module, shapes["input"], shapes["layer"], index)
     if graph["method"] != "fx":
         return None
     start = _target_shape(graph, target)  # a network of several outputs: its first one's
-    return intervals.propagate(
-        gm if gm is not None else dataflow.traced(module, n_inputs), shapes, target, index, start
-    )
+    traced = gm if gm is not None else dataflow.traced(module, n_inputs)
+    return intervals.propagate(traced, shapes, target, index, start, root=module)
+
+
+#: fx traces of the networks asked about lately, by config (see :func:`_trace`)
+_TRACES: OrderedDict[str, fx.Graph] = OrderedDict()
+_TRACES_SIZE = 16
+_TRACES_LOCK = threading.Lock()  # a server without a pool answers from a thread pool
+
+
+def _trace(plan: Any, req: RunRequest) -> fx.Graph:
+    """The fx graph of the request's network, traced from the plan's meta module once per config.
+
+    Tracing costs more than the forward itself for deep networks (a 512-block Linear net: about 60 ms,
+    where its forward takes 5), and a page asks for one network's fields element after element. The
+    graph depends only on the modules' structure, which the config fixes (the dataflow view's node ids
+    come from the same tracing); it names each call's module by its path, so one graph serves any module
+    built from that config: the real one, its float64 twin, the meta one. The key is the config itself,
+    not the module's repr, which does not show how a ``Graph`` config wires its nodes."""
+    key = json.dumps([req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype)], sort_keys=True, default=repr)
+    with _TRACES_LOCK:
+        kept = _TRACES.get(key)
+        if kept is not None:
+            _TRACES.move_to_end(key)
+            return kept
+    # the meta module: the kept graph's owner then holds no weights
+    graph = dataflow.traced(plan.meta, len(plan.inputs)).graph
+    with _TRACES_LOCK:
+        _TRACES[key] = graph
+        while len(_TRACES) > _TRACES_SIZE:
+            _TRACES.popitem(last=False)
+    return graph
 
 
 def _shapes_known(graph: dict[str, Any]) -> bool:
@@ -703,7 +784,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         module, xs = materialise(plan)
     module.train(plan.train)
     # one trace serves the index rules and the recorded run (the graph's ids are the same tracing's)
-    gm = dataflow.traced(module, len(plan.inputs)) if graph["method"] == "fx" else None
+    gm = _trace(plan, run_req) if graph["method"] == "fx" else None
     sets = structural_intervals(module, graph, len(plan.inputs), target, index, gm)
     masks: dict[str, torch.Tensor] = {}
     effective: dict[str, torch.Tensor] = {}
@@ -714,11 +795,10 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             # no rule on the way: autograd through the twin needs real modules and inputs
             module, xs = materialise(plan)
             module.train(plan.train)
-            gm = None
         if req.effective or sets is None:
             _check_memory(graph, module, plan.estimate_bytes, settings)
         if sets is None:
-            masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen)
+            masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen, gm)
         if req.effective:
             # effective: one forward (recording every node's tensor) and one backward, on the real weights
             # and input
@@ -737,13 +817,14 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     # later node share the target's tensor
     feeds = _ancestors(graph, target)
     nodes = []
+    encoder = _Encoder()
     for n in graph["nodes"]:
         if n["id"] not in feeds:
             nodes.append(_entry(n, None, None))
         elif sets is not None:
-            nodes.append(_entry(n, sets.get(n["id"]), effective.get(n["id"])))
+            nodes.append(_entry(n, sets.get(n["id"]), effective.get(n["id"]), encoder=encoder))
         else:
-            nodes.append(_entry(n, None, effective.get(n["id"]), masks.get(n["id"])))
+            nodes.append(_entry(n, None, effective.get(n["id"]), masks.get(n["id"]), encoder))
     inputs = [n for n in nodes if n["op"] == "input"]
     formula = chain_formula(graph, module, target)
     value = None

@@ -608,10 +608,12 @@ class _Keep(fx.Interpreter):
     in place (every call a function that returns a new tensor, every module one of torch's own without
     ``inplace=True``) needs no copies: each costs a pass over the tensor, and a node in autograd's graph."""
 
-    def __init__(self, gm: fx.GraphModule) -> None:
-        super().__init__(gm)
+    def __init__(self, module: nn.Module, graph: fx.Graph) -> None:
+        # ``graph``: ``module``'s trace, or the trace of a module built from the same config (the same
+        # paths): the interpreter fetches each call's module from ``module`` by its path
+        super().__init__(module, graph=graph)
         self.values: dict[str, torch.Tensor] = {}
-        self.copies = _mutates(gm)
+        self.copies = _mutates(module, graph)
 
     def run_node(self, n: fx.Node) -> Any:
         if n.op in ("call_function", "call_method"):
@@ -635,15 +637,15 @@ class _Keep(fx.Interpreter):
         return out
 
 
-def _mutates(gm: fx.GraphModule) -> bool:
-    """Whether running ``gm`` may change a tensor in place: an in-place function or method, a module with
-    ``inplace=True``, or a module that is not one of torch's own (what its forward does is unknown here)."""
-    modules = dict(gm.named_modules())
-    for n in gm.graph.nodes:
+def _mutates(module: nn.Module, graph: fx.Graph) -> bool:
+    """Whether running ``graph`` over ``module`` may change a tensor in place: an in-place function or
+    method, a module with ``inplace=True``, or a module that is not one of torch's own (what its forward
+    does is unknown here)."""
+    for n in graph.nodes:
         if n.op in ("call_function", "call_method") and _in_place(n.target, dict(n.kwargs)):
             return True
         if n.op == "call_module":
-            m = modules[n.target]
+            m = module.get_submodule(n.target)
             if getattr(m, "inplace", False) is True or not type(m).__module__.startswith("torch.nn.modules."):
                 return True
     return False
@@ -679,14 +681,15 @@ def record(
     module: nn.Module,
     inputs: list[torch.Tensor],
     mode: Callable[[], Any] = contextlib.nullcontext,
-    gm: fx.GraphModule | None = None,
+    gm: fx.GraphModule | fx.Graph | None = None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
     """Run ``module`` with autograd on, keeping each graph node's output tensor under the id that
     :func:`capture` gives that node (same tracing, same names). Returns (method, values).
 
     ``mode``: a context to run (not trace) under, such as a ``TorchFunctionMode`` that replaces functions;
     tracing happens outside it, so the graph and its ids are the ones :func:`capture` gives.
-    ``gm``: ``module`` already traced (:func:`traced`), so that a caller that reads the graph too traces once."""
+    ``gm``: ``module`` already traced (:func:`traced`), or the graph of a module built from the same
+    config (a copy, or the plan's meta module), so that a caller that reads the graph too traces once."""
     if is_leaf(module):
         with mode():
             out = tensor_data.tensors_in(module(*inputs))
@@ -700,7 +703,7 @@ def record(
         except Exception:  # noqa: BLE001 - as in capture: record a run instead
             gm = None
     if gm is not None:
-        keep = _Keep(gm)
+        keep = _Keep(module, gm.graph if isinstance(gm, fx.GraphModule) else gm)
         with mode():
             keep.run(*inputs)
         return "fx", keep.values
