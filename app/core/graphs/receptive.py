@@ -405,7 +405,7 @@ class _Encoder:
 def _entry(
     node: dict[str, Any],
     sets: intervals.Sets | None,
-    heat: torch.Tensor | None,
+    grad: torch.Tensor | None,
     mask: torch.Tensor | None = None,
     encoder: _Encoder | None = None,
 ) -> dict[str, Any]:
@@ -416,7 +416,8 @@ def _entry(
     field is not such a product; then ``rle``, the run lengths of the whole mask); ``grid``: the last two
     dimensions, the leading ones folded with "any", as run lengths (what a picture shows); ``effective``:
     |∂y/∂x| as PNG heat maps (the folded grid, and the whole tensor when it is small and has more than two
-    dimensions: up to two, the grid is the whole). ``encoder``: the response's (see :class:`_Encoder`)."""
+    dimensions: up to two, the grid is the whole), from ``grad``, ∂y/∂x at the node. ``encoder``: the
+    response's (see :class:`_Encoder`)."""
     encoder = encoder if encoder is not None else _Encoder()
     entry: dict[str, Any] = {
         "id": node["id"],
@@ -455,19 +456,33 @@ def _entry(
         entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
         entry["rle"] = wire.rle(mask.cpu().numpy())
         entry["grid"] = {"shape": list(_grid_shape(shape)), "rle": wire.rle(_fold(mask).cpu().numpy())}
-    if heat is not None:
-        heat = heat.detach()
-        # the fold is a max over the leading dimensions, so its maximum is the tensor's: one pass fewer
-        folded = _fold(heat)
-        top = float(folded.max()) if heat.numel() else 0.0
-        eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum()), "png": None, "grid": None}
-        if 0 < heat.numel() <= HEAT_LIMIT and heat.dim() > 2:  # up to two dimensions the grid is the whole
-            eff["png"] = encoder.png(wire.quantise(heat.float().cpu().numpy(), top))
+    if grad is not None:
+        g = grad.detach()
+        folded = _fold_abs(g)
+        # the fold is a max over the leading dimensions, so its maximum is the tensor's: no pass of its own
+        top = float(folded.max()) if g.numel() else 0.0
+        # the elements with |∂y/∂x| > 0: the non-zero ones, but for NaN (non-zero, and not > 0), which a
+        # NaN maximum shows (max propagates NaN). Not count_nonzero: on a gradient that ReLUs made sparse
+        # it measured 2–4× slower than comparing and summing
+        count = int((g.abs() > 0).sum()) if math.isnan(top) else int((g != 0).sum())
+        eff: dict[str, Any] = {"max": top, "count": count, "png": None, "grid": None}
+        if 0 < g.numel() <= HEAT_LIMIT and g.dim() > 2:  # up to two dimensions the grid is the whole
+            eff["png"] = encoder.png(wire.quantise(g.abs().float().cpu().numpy(), top))
         if 0 < folded.numel() <= GRID_LIMIT:
             levels = wire.quantise(folded.float().cpu().numpy(), top)
             eff["grid"] = {"shape": [int(n) for n in levels.shape], "png": encoder.png(levels)}
         entry["effective"] = eff
     return entry
+
+
+def _fold_abs(g: torch.Tensor) -> torch.Tensor:
+    """:func:`_fold` of |g| without making |g|: over the leading dimensions, max |x| = max(max x, −min x)
+    (abs and negation are exact, NaN propagates; the final abs makes a zero +0). Two reductions, not
+    ``aminmax``, which measured ten times slower over a leading dimension (torch 2.13, CPU)."""
+    if g.dim() <= 2:
+        return _fold(g.abs())
+    stack = g.reshape(-1, *g.shape[-2:])
+    return torch.maximum(stack.amax(0), stack.amin(0).neg()).abs()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,7 +820,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             leaves = _inputs_for_grad(xs, kinds, None, None)
             with torch.enable_grad():
                 method, values = _record(module, leaves, names, frozen, gm=gm)
-                effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
+                # ∂y/∂x itself: each node's entry reads |∂y/∂x| from it without a copy of its own
+                effective = _grads(values, target, index)
     except TORCH_FAULTS as exc:
         # the forward runs in /api/run; what failed here is autograd through it, which some layers do not allow
         raise NotExplainable(
