@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,12 @@ from hypothesis.extra.numpy import array_shapes, arrays
 
 from app.core.config import Settings
 from app.core.graphs import intervals, receptive, wire
+from app.core.networks import graph as dataflow
 from app.core.presets import PRESETS
+from app.core.registry import default_registry
+from app.core.running.execute import materialise
+from app.core.running.plan import plan_request
+from app.core.schema import RunRequest
 from benchmarks.scale import conv_net, linear_net
 
 
@@ -31,9 +38,21 @@ def _json(registry, body: dict[str, Any]) -> str:
     return json.dumps(receptive.receptive_field(registry, body, Settings()))
 
 
+#: the test plugin's networks change tensors in place (``out += x``, ReLU(inplace=True)): the recorded
+#: run copies them first, so there is no generated recorder
+PLUGIN = str(Path(__file__).parent / "plugins" / "in_place_layers.py")
+IN_PLACE = {"layer": {"type": "InPlaceResidual"}, "inputs": [{"shape": [2, 6]}], "seed": 7}
+
+
+@pytest.fixture(scope="module")
+def plugged():
+    return default_registry((PLUGIN,))
+
+
 def _requests() -> list[tuple[str, dict[str, Any]]]:
     """Networks through every path: index rules (fx), autograd through the twin (an Upsample has no rule),
-    recorded with copies (the tutorial block changes a tensor in place), eval mode, float64."""
+    recorded by the interpreter with copies (a ReLU in place) or by the generated recorder, eval mode,
+    float64."""
     upsample = {
         "type": "Sequential",
         "layers": [
@@ -50,13 +69,15 @@ def _requests() -> list[tuple[str, dict[str, Any]]]:
         ("conv-float64", {**conv_net(2, 2, 5), "index": [0, 0, 4, 4], "dtype": "float64"}),
         ("upsample", {"layer": upsample, "inputs": [{"shape": [1, 1, 6, 6]}], "index": [0, 0, 3, 4]}),
         ("upsample-structural", {"layer": upsample, "inputs": [{"shape": [1, 1, 6, 6]}], "index": [0, 0, 1, 2], "effective": False}),
-        ("in-place", {**block, "path": "fc2", "index": [0, 1]}),
+        ("block", {**block, "path": "fc2", "index": [0, 1]}),
+        ("in-place", {**IN_PLACE, "index": [1, 2]}),
     ]  # fmt: skip
     return out
 
 
 @pytest.mark.parametrize(("name", "body"), _requests(), ids=lambda v: v if isinstance(v, str) else "")
-def test_kept_trace_answers_as_tracing_each_time(registry, monkeypatch, name, body):
+def test_kept_trace_answers_as_tracing_each_time(plugged, monkeypatch, name, body):
+    registry = plugged
     receptive._TRACES.clear()
     cold = _json(registry, body)
     warm = _json(registry, body)  # from the kept trace
@@ -174,3 +195,39 @@ def test_a_nan_gradient_counts_as_before(shape):
     eff, want = _effective(g), _reference(g)
     assert math.isnan(eff["max"]) and math.isnan(want["max"])
     assert eff["count"] == want["count"] == g.numel() - 2  # NaN is not > 0, and one zero
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        linear_net(5, 6),
+        conv_net(3, 2, 6),
+        *(p["request"] for p in PRESETS if p["id"] in ("tutorial-residual-net", "lenet5", "resnet-basic-block")),
+    ],
+    ids=["linear", "conv", "residual-net", "lenet5", "resnet-block"],
+)
+def test_generated_recorder_keeps_what_the_interpreter_keeps(registry, request_):
+    """The same values, by the same names in the same order, the same gradients; under the twin's
+    dependency mode too. A graph that changes a tensor in place has no recorder (the interpreter copies)."""
+    plan = plan_request(registry, RunRequest.model_validate(request_), Settings(), inner_trace=False)
+    module, xs = materialise(plan)
+    graph = dataflow.traced(plan.meta, len(xs)).graph
+    run = dataflow.recorder(plan.meta, graph)
+    assert run is not None
+    for mode in (contextlib.nullcontext, receptive._DependencyMode):
+        fed = [x.clone().requires_grad_(True) for x in xs]
+        with torch.enable_grad():
+            with mode():
+                fast = run(module, fed)
+            _, slow = dataflow.record(module, fed, mode, graph)
+        assert list(fast) == list(slow)
+        for name in slow:
+            assert torch.equal(fast[name], slow[name]), name
+        out = fast["output"].reshape(-1)[0]
+        grads = [torch.autograd.grad(v["output"].reshape(-1)[0], fed)[0] for v in (fast, slow)]
+        assert torch.equal(grads[0], grads[1]) and out.requires_grad
+
+
+def test_a_graph_that_changes_tensors_in_place_has_no_recorder(plugged):
+    plan = plan_request(plugged, RunRequest.model_validate(IN_PLACE), Settings(), inner_trace=False)
+    assert dataflow.recorder(plan.meta, dataflow.traced(plan.meta, 1).graph) is None

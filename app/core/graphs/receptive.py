@@ -25,6 +25,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -317,21 +318,34 @@ def _draw(kind: str, shape: tuple[int, ...], generator: torch.Generator) -> torc
 _NOT_DIFFERENTIABLE = re.compile(r"not differentiable with respect to argument '(\w+)'")
 
 
+@dataclass(frozen=True)
+class Traced:
+    """A network's fx trace, kept per config (:func:`_trace`): the graph, and where it changes no tensor
+    in place, its generated recorder (:func:`dataflow.recorder`); both serve any module of that config."""
+
+    graph: fx.Graph
+    run: Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]] | None
+
+
 def _record(
     module: nn.Module,
     xs: list[torch.Tensor],
     names: list[str],
     frozen: set[int],
     mode: Callable[[], Any] = contextlib.nullcontext,
-    gm: fx.GraphModule | fx.Graph | None = None,
+    traced: Traced | None = None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
     """:func:`dataflow.record` with autograd on every input but those torch will not differentiate,
-    which are added to ``frozen`` as torch names them (they take no part in the field)."""
+    which are added to ``frozen`` as torch names them (they take no part in the field). ``traced``: the
+    network's kept trace, whose recorder, where it has one, runs instead of the interpreter."""
     while True:
         for i, x in enumerate(xs):
             x.requires_grad_(i not in frozen)
         try:
-            return dataflow.record(module, xs, mode, gm)
+            if traced is not None and traced.run is not None:
+                with mode():
+                    return "fx", traced.run(module, xs)
+            return dataflow.record(module, xs, mode, traced.graph if traced is not None else None)
         except RuntimeError as exc:
             found = _NOT_DIFFERENTIABLE.search(str(exc))
             culprit = names.index(found.group(1)) if found and found.group(1) in names else None
@@ -685,14 +699,14 @@ def structural_autograd(
     kinds: list[str] | None = None,
     names: list[str] | None = None,
     frozen: set[int] | None = None,
-    gm: fx.Graph | None = None,
+    traced: Traced | None = None,
 ) -> dict[str, torch.Tensor]:
     """The structural field by autograd through a dependency-equivalent twin, two random draws: each node's
     0/1 mask by id. The fallback where index propagation has no rule, and its check in the tests.
 
     ``kinds``: how each input is drawn (a probability stays a probability); ``names``/``frozen``: the inputs
-    autograd refuses (see :func:`_record`); ``gm``: the network's trace (:func:`_trace`), which the twin,
-    a copy, shares (else each draw traces it)."""
+    autograd refuses (see :func:`_record`); ``traced``: the network's trace (:func:`_trace`), which the
+    twin, a copy, shares (else each draw traces it)."""
     kinds = kinds or ["normal"] * len(inputs)
     names = names or [f"input_{i}" for i in range(len(inputs))]
     frozen = frozen if frozen is not None else set()
@@ -703,7 +717,7 @@ def structural_autograd(
     for _ in range(DRAWS):
         zs = _inputs_for_grad(inputs, kinds, torch.float64, generator)
         with torch.enable_grad():
-            _, tv = _record(twin, zs, names, frozen, _DependencyMode, gm)
+            _, tv = _record(twin, zs, names, frozen, _DependencyMode, traced)
             for k, g in _grads(tv, target, index).items():
                 hit = g != 0
                 masks[k] = masks[k] | hit if k in masks else hit
@@ -734,13 +748,14 @@ def structural_intervals(
 
 
 #: fx traces of the networks asked about lately, by config (see :func:`_trace`)
-_TRACES: OrderedDict[str, fx.Graph] = OrderedDict()
+_TRACES: OrderedDict[str, Traced] = OrderedDict()
 _TRACES_SIZE = 16
 _TRACES_LOCK = threading.Lock()  # a server without a pool answers from a thread pool
 
 
-def _trace(plan: Any, req: RunRequest) -> fx.Graph:
-    """The fx graph of the request's network, traced from the plan's meta module once per config.
+def _trace(plan: Any, req: RunRequest) -> Traced:
+    """The fx graph of the request's network, traced from the plan's meta module once per config, with
+    its recorder (generated once too).
 
     Tracing costs more than the forward itself for deep networks (a 512-block Linear net: about 60 ms,
     where its forward takes 5), and a page asks for one network's fields element after element. The
@@ -756,11 +771,12 @@ def _trace(plan: Any, req: RunRequest) -> fx.Graph:
             return kept
     # the meta module: the kept graph's owner then holds no weights
     graph = dataflow.traced(plan.meta, len(plan.inputs)).graph
+    kept = Traced(graph, dataflow.recorder(plan.meta, graph))
     with _TRACES_LOCK:
-        _TRACES[key] = graph
+        _TRACES[key] = kept
         while len(_TRACES) > _TRACES_SIZE:
             _TRACES.popitem(last=False)
-    return graph
+    return kept
 
 
 def _shapes_known(graph: dict[str, Any]) -> bool:
@@ -799,8 +815,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         module, xs = materialise(plan)
     module.train(plan.train)
     # one trace serves the index rules and the recorded run (the graph's ids are the same tracing's)
-    gm = _trace(plan, run_req) if graph["method"] == "fx" else None
-    sets = structural_intervals(module, graph, len(plan.inputs), target, index, gm)
+    traced = _trace(plan, run_req) if graph["method"] == "fx" else None
+    sets = structural_intervals(module, graph, len(plan.inputs), target, index, traced.graph if traced else None)
     masks: dict[str, torch.Tensor] = {}
     effective: dict[str, torch.Tensor] = {}
     values: dict[str, torch.Tensor] | None = None
@@ -813,13 +829,13 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         if req.effective or sets is None:
             _check_memory(graph, module, plan.estimate_bytes, settings)
         if sets is None:
-            masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen, gm)
+            masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen, traced)
         if req.effective:
             # effective: one forward (recording every node's tensor) and one backward, on the real weights
             # and input
             leaves = _inputs_for_grad(xs, kinds, None, None)
             with torch.enable_grad():
-                method, values = _record(module, leaves, names, frozen, gm=gm)
+                method, values = _record(module, leaves, names, frozen, traced=traced)
                 # ∂y/∂x itself: each node's entry reads |∂y/∂x| from it without a copy of its own
                 effective = _grads(values, target, index)
     except TORCH_FAULTS as exc:

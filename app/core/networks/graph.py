@@ -713,6 +713,49 @@ def record(
     return "hooks", values
 
 
+def recorder(
+    owner: nn.Module, graph: fx.Graph
+) -> Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]] | None:
+    """:func:`record`'s values by generated Python instead of the interpreter, for a ``graph`` that changes
+    no tensor in place (where :class:`_Keep` makes no copies and only keeps what each node returns).
+
+    fx generates the traced forward with every node's value returned beside the output; the returned
+    function runs it on any module built from the same config (the code fetches each layer by its path),
+    and gives the values :class:`_Keep` would, by node name in the graph's order, then ``"output"``.
+    Generating costs about as much as tracing, once per graph; running skips the interpreter's work per
+    node (a 512-block Linear net: 1026 nodes, about 20 µs each, four times its plain forward). ``owner``:
+    the module the graph was traced from, asked only for its layers' kinds. None where the graph changes
+    a tensor in place (then the interpreter's copies are needed)."""
+    if _mutates(owner, graph):
+        return None
+    copy = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    names: list[str] = []
+    result: Any = None
+    for node in graph.nodes:
+        if node.op == "output":
+            result = fx.map_arg(node.args[0], env.__getitem__)
+            continue
+        env[node] = copy.node_copy(node, env.__getitem__)
+        names.append(node.name)
+    copy.output((result, tuple(env[n] for n in graph.nodes if n.op != "output")))
+    forward = type(fx.GraphModule(owner, copy)).forward
+
+    def run(module: nn.Module, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        out, every = forward(module, *inputs)
+        values: dict[str, torch.Tensor] = {}
+        for name, value in zip(names, every):
+            first = tensor_data.tensors_in(value)
+            if first:
+                values[name] = first[0]
+        first = tensor_data.tensors_in(out)
+        if first:
+            values["output"] = first[0]
+        return values
+
+    return run
+
+
 def _add_configs(graph: dict[str, Any], module: nn.Module, registry: Any) -> dict[str, Any]:
     """Module nodes carry the config of their layer where it can be read back (for the drill-down)."""
     for node in graph["nodes"]:
