@@ -83,7 +83,8 @@ def join(a: Sets, b: Sets) -> Sets | None:
 
 
 def count(sets: Sets) -> int:
-    return math.prod(int(s.sum()) for s in sets)
+    # count_nonzero, not sum: a boolean sum converts to integers first (four times slower on small axes)
+    return math.prod(int(np.count_nonzero(s)) for s in sets)
 
 
 def dense(sets: Sets) -> np.ndarray:

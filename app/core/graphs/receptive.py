@@ -636,6 +636,8 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
         if n["op"] != "module" or n["id"] not in feeds:
             continue
         sub = module.get_submodule(n["path"]) if n["path"] else module
+        if not isinstance(sub, (nn.modules.batchnorm._BatchNorm, *_SAMPLE_NORMS)):
+            continue  # most nodes of a deep network: no statistics, and no name to make
         named[n["path"] or type(sub).__name__] = (
             f"{type(sub).__name__} {n['path']}" if n["path"] else type(sub).__name__
         )
