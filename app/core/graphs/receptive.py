@@ -772,7 +772,7 @@ def _trace(plan: Any, req: RunRequest) -> Traced:
             _TRACES.move_to_end(key)
             return kept
     # the meta module: the kept graph's owner then holds no weights
-    graph = dataflow.traced(plan.meta, len(plan.inputs)).graph
+    graph = dataflow.traced_graph(plan.meta, len(plan.inputs))
     kept = Traced(graph, dataflow.recorder(plan.meta, graph))
     with _TRACES_LOCK:
         _TRACES[key] = kept

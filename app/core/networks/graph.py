@@ -208,7 +208,13 @@ def traced(module: nn.Module, n_inputs: int) -> fx.GraphModule:
     return _fx_graph(module, n_inputs)
 
 
-def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
+def traced_graph(module: nn.Module, n_inputs: int) -> fx.Graph:
+    """:func:`traced`'s graph alone: no GraphModule, whose generated code costs as much as the tracing
+    (for a caller that interprets the graph, or generates code of its own from it)."""
+    return _leaf_trace(module, n_inputs)[0]
+
+
+def _leaf_trace(module: nn.Module, n_inputs: int) -> tuple[fx.Graph, _LeafTracer]:
     names = _config_ops(module)
     tracer = _LeafTracer(names)
     graph = tracer.trace(module, concrete_args=_concrete_args(module, n_inputs))
@@ -216,6 +222,11 @@ def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
         # the calls did not line up one to one with the config's operations: fx's own names, consistently
         tracer = _LeafTracer()
         graph = tracer.trace(module, concrete_args=_concrete_args(module, n_inputs))
+    return graph, tracer
+
+
+def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
+    graph, tracer = _leaf_trace(module, n_inputs)
     gm = fx.GraphModule(tracer.root, graph)
     gm.meta["config_ops"] = tracer.ops
     return gm
