@@ -632,12 +632,17 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
     eval_fixes = True
     sample: list[str] = []
     named: dict[str, str] = {}
+    # the normalisation layers by every path they are called by, found in one walk (a deep network's
+    # other layers need no name, and no look-up by path each)
+    norms = {
+        path: m
+        for path, m in module.named_modules(remove_duplicate=False)
+        if isinstance(m, (nn.modules.batchnorm._BatchNorm, *_SAMPLE_NORMS))
+    }
     for n in graph["nodes"]:
-        if n["op"] != "module" or n["id"] not in feeds:
+        if n["op"] != "module" or n["id"] not in feeds or n["path"] not in norms:
             continue
-        sub = module.get_submodule(n["path"]) if n["path"] else module
-        if not isinstance(sub, (nn.modules.batchnorm._BatchNorm, *_SAMPLE_NORMS)):
-            continue  # most nodes of a deep network: no statistics, and no name to make
+        sub = norms[n["path"]]
         named[n["path"] or type(sub).__name__] = (
             f"{type(sub).__name__} {n['path']}" if n["path"] else type(sub).__name__
         )
