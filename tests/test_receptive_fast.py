@@ -40,13 +40,13 @@ def _json(registry, body: dict[str, Any]) -> str:
 
 #: the test plugin's networks change tensors in place (``out += x``, ReLU(inplace=True)): the recorded
 #: run copies them first, so there is no generated recorder
-PLUGIN = str(Path(__file__).parent / "plugins" / "in_place_layers.py")
+PLUGINS = tuple(str(Path(__file__).parent / "plugins" / name) for name in ("in_place_layers.py", "mode_branch.py"))
 IN_PLACE = {"layer": {"type": "InPlaceResidual"}, "inputs": [{"shape": [2, 6]}], "seed": 7}
 
 
 @pytest.fixture(scope="module")
 def plugged():
-    return default_registry((PLUGIN,))
+    return default_registry(PLUGINS)
 
 
 def _requests() -> list[tuple[str, dict[str, Any]]]:
@@ -113,6 +113,19 @@ def test_configs_wired_differently_do_not_share_a_trace(registry):
 
 
 _Encoder = receptive._Encoder
+
+
+def test_a_forward_that_branches_on_its_mode_is_traced_per_mode(plugged):
+    """fx traces the branch the module is in: training mode calls one layer, eval mode the other."""
+    receptive._TRACES.clear()
+    for train, called in ((True, "train_path"), (False, "eval_path"), (True, "train_path")):
+        body = {"layer": {"type": "ModeBranch"}, "inputs": [{"shape": [2, 4]}], "index": [1, 2], "train": train}
+        answer = json.loads(_json(plugged, body))
+        nodes = {n["id"]: n for n in answer["nodes"]}
+        assert [k for k, n in nodes.items() if n["op"] == "module"] == [called]
+        # the called layer's own element, reached by the index rules and by the gradient
+        assert nodes[called]["count"] == 1 and nodes[called]["effective"]["count"] == 1
+        assert answer["input"]["count"] == 4
 
 
 class _EachOnItsOwn(_Encoder):

@@ -769,16 +769,25 @@ def _trace(plan: Any, req: RunRequest) -> Traced:
     graph depends only on the modules' structure, which the config fixes (the dataflow view's node ids
     come from the same tracing); it names each call's module by its path, so one graph serves any module
     built from that config: the real one, its float64 twin, the meta one. The key is the config itself,
-    not the module's repr, which does not show how a ``Graph`` config wires its nodes."""
-    key = json.dumps([req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype)], sort_keys=True, default=repr)
+    not the module's repr, which does not show how a ``Graph`` config wires its nodes; and the mode, which
+    a traced forward may branch on (``if self.training``)."""
+    key = json.dumps(
+        [req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype), plan.train], sort_keys=True, default=repr
+    )
     with _TRACES_LOCK:
         kept = _TRACES.get(key)
         if kept is not None:
             _TRACES.move_to_end(key)
             return kept
-    # the meta module: the kept graph's owner then holds no weights
+    # the meta module: the kept graph's owner then holds no weights; in the request's mode, as the
+    # dataflow view traced it
+    plan.meta.train(plan.train)
     graph = dataflow.traced_graph(plan.meta, len(plan.inputs))
-    kept = Traced(graph, dataflow.recorder(plan.meta, graph))
+    try:
+        run = dataflow.recorder(plan.meta, graph)
+    except Exception:  # noqa: BLE001 - fx could not generate code for this graph: the interpreter runs it
+        run = None
+    kept = Traced(graph, run)
     with _TRACES_LOCK:
         _TRACES[key] = kept
         while len(_TRACES) > _TRACES_SIZE:
