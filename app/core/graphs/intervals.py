@@ -83,7 +83,8 @@ def join(a: Sets, b: Sets) -> Sets | None:
 
 
 def count(sets: Sets) -> int:
-    return math.prod(int(s.sum()) for s in sets)
+    # count_nonzero, not sum: a boolean sum converts to integers first (four times slower on small axes)
+    return math.prod(int(np.count_nonzero(s)) for s in sets)
 
 
 def dense(sets: Sets) -> np.ndarray:
@@ -541,30 +542,39 @@ def _function_rule(
 
 
 def propagate(
-    gm: fx.GraphModule,
+    gm: fx.GraphModule | fx.Graph,
     shapes: dict[str, list[int] | None],
     target: str,
     index: tuple[int, ...],
     start: list[int] | None = None,
+    root: nn.Module | None = None,
 ) -> dict[str, Sets] | None:
     """Each node's elements that element ``index`` of node ``target`` depends on (``"output"``: the graph's
     output), for the target and every node that feeds it; None where an operation has no rule here.
 
     ``shapes``: each node's output shape by fx node name (None for a tuple); ``start``: the target's shape,
-    where ``shapes`` has none (a network of several outputs: its first one's)."""
+    where ``shapes`` has none (a network of several outputs: its first one's). ``gm`` may be a bare graph
+    (a trace kept from a module built from the same config): ``root`` is then the module whose layers its
+    calls name by path (their rules read the layers' own settings, such as training mode)."""
     start = start if start is not None else shapes.get(target)
     if start is None:
         return None
+    graph = gm.graph if isinstance(gm, fx.GraphModule) else gm
+    owner = root if root is not None else gm
+    if not isinstance(owner, nn.Module):
+        raise TypeError("propagate over a bare fx.Graph needs the root module its calls name")
     try:
-        return _walk(gm, shapes, {target: point(list(start), index)})
+        return _walk(graph, owner, shapes, {target: point(list(start), index)})
     except Unsupported:
         return None
 
 
-def _walk(gm: fx.GraphModule, shapes: dict[str, list[int] | None], demand: dict[str, Sets]) -> dict[str, Sets]:
+def _walk(
+    graph: fx.Graph, root: nn.Module, shapes: dict[str, list[int] | None], demand: dict[str, Sets]
+) -> dict[str, Sets]:
     """Back from the nodes ``demand`` starts with, every node's set by its operation's rule; Unsupported
-    where an operation has no rule or a join is not a product set."""
-    modules = dict(gm.named_modules())
+    where an operation has no rule or a join is not a product set. ``root``: where a call's module is
+    found by its path."""
 
     def shape_of(n: Any) -> list[int]:
         s = shapes.get(n.name) if isinstance(n, fx.Node) else None
@@ -572,7 +582,7 @@ def _walk(gm: fx.GraphModule, shapes: dict[str, list[int] | None], demand: dict[
             raise Unsupported("a value that is not one tensor")
         return list(s)
 
-    for node in reversed(list(gm.graph.nodes)):
+    for node in reversed(list(graph.nodes)):
         name = "output" if node.op == "output" else node.name
         out = demand.get(name)
         if out is None or node.op in ("placeholder", "get_attr"):
@@ -587,7 +597,7 @@ def _walk(gm: fx.GraphModule, shapes: dict[str, list[int] | None], demand: dict[
             x = _arg(node, 0, "input")
             if not isinstance(x, fx.Node) or len(node.all_input_nodes) != 1:
                 raise Unsupported(str(node.target))
-            m = modules[node.target]
+            m = root.get_submodule(node.target)
             try:
                 sets = _module_rule(m, out, shape_of(x), shape_of(node))
             except Unsupported:
@@ -630,7 +640,7 @@ def _inside(m: nn.Module, out: Sets, in_shape: list[int]) -> Sets:
         for n in meta.graph.nodes
         if isinstance(n.meta.get("tensor_meta"), TensorMetadata)
     }
-    demand = _walk(meta, shapes, {"output": out})
+    demand = _walk(meta.graph, meta, shapes, {"output": out})
     return demand.get(placeholders[0].name) or _empty(in_shape)
 
 

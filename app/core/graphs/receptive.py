@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -313,21 +318,34 @@ def _draw(kind: str, shape: tuple[int, ...], generator: torch.Generator) -> torc
 _NOT_DIFFERENTIABLE = re.compile(r"not differentiable with respect to argument '(\w+)'")
 
 
+@dataclass(frozen=True)
+class Traced:
+    """A network's fx trace, kept per config (:func:`_trace`): the graph, and where it changes no tensor
+    in place, its generated recorder (:func:`dataflow.recorder`); both serve any module of that config."""
+
+    graph: fx.Graph
+    run: Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]] | None
+
+
 def _record(
     module: nn.Module,
     xs: list[torch.Tensor],
     names: list[str],
     frozen: set[int],
     mode: Callable[[], Any] = contextlib.nullcontext,
-    gm: Any = None,
+    traced: Traced | None = None,
 ) -> tuple[str, dict[str, torch.Tensor]]:
     """:func:`dataflow.record` with autograd on every input but those torch will not differentiate,
-    which are added to ``frozen`` as torch names them (they take no part in the field)."""
+    which are added to ``frozen`` as torch names them (they take no part in the field). ``traced``: the
+    network's kept trace, whose recorder, where it has one, runs instead of the interpreter."""
     while True:
         for i, x in enumerate(xs):
             x.requires_grad_(i not in frozen)
         try:
-            return dataflow.record(module, xs, mode, gm)
+            if traced is not None and traced.run is not None:
+                with mode():
+                    return "fx", traced.run(module, xs)
+            return dataflow.record(module, xs, mode, traced.graph if traced is not None else None)
         except RuntimeError as exc:
             found = _NOT_DIFFERENTIABLE.search(str(exc))
             culprit = names.index(found.group(1)) if found and found.group(1) in names else None
@@ -355,12 +373,55 @@ def _grid_shape(shape: list[int]) -> tuple[int, int]:
     return (1, shape[0]) if len(shape) == 1 else (shape[-2], shape[-1])
 
 
-def _grid(levels: np.ndarray, key: str) -> dict[str, Any]:
-    return {"shape": [int(n) for n in levels.shape], key: wire.rle(levels) if key == "rle" else wire.png(levels)}
+class _Encoder:
+    """A response's masks and heat maps in the wire format, each distinct one encoded once.
+
+    A deep network's nodes repeat the same sets and pictures: in a 512-block Linear net, every one of
+    its 1026 nodes depends on the same row of the same [8, 64] shape, and past the first blocks their
+    gradients are the same zeros; encoding each again cost more than the forward pass. Results are
+    keyed by the bytes they are made from, so an answer is exactly what encoding each one gives."""
+
+    #: pictures up to this many pixels are remembered (a larger one is rarely repeated, and its key costs)
+    SMALL = 4096
+
+    def __init__(self) -> None:
+        self._runs: dict[bytes, list[list[int]]] = {}
+        self._grids: dict[tuple[bytes, ...], list[int]] = {}
+        self._pngs: dict[tuple[tuple[int, ...], bytes], str] = {}
+
+    def runs(self, sets: intervals.Sets) -> list[list[list[int]]]:
+        out = []
+        for s in sets:
+            key = s.tobytes()  # a boolean axis: one byte per index, so equal bytes are an equal set
+            if key not in self._runs:
+                self._runs[key] = intervals.runs([s])[0]
+            out.append([list(r) for r in self._runs[key]])
+        return out
+
+    def grid(self, sets: intervals.Sets, shape: list[int]) -> dict[str, Any]:
+        """The structural grid of a non-empty product set: its last two dimensions' product (the leading
+        ones are non-empty, so folding them with "any" leaves it whole), as run lengths."""
+        tail = sets[-2:]
+        key = tuple(s.tobytes() for s in tail)
+        if key not in self._grids:
+            self._grids[key] = wire.rle(intervals.dense(tail))
+        return {"shape": list(_grid_shape(shape)), "rle": list(self._grids[key])}
+
+    def png(self, levels: np.ndarray) -> str:
+        if levels.size > self.SMALL:
+            return wire.png(levels)
+        key = (levels.shape, levels.tobytes())
+        if key not in self._pngs:
+            self._pngs[key] = wire.png(levels)
+        return self._pngs[key]
 
 
 def _entry(
-    node: dict[str, Any], sets: intervals.Sets | None, heat: torch.Tensor | None, mask: torch.Tensor | None = None
+    node: dict[str, Any],
+    sets: intervals.Sets | None,
+    grad: torch.Tensor | None,
+    mask: torch.Tensor | None = None,
+    encoder: _Encoder | None = None,
 ) -> dict[str, Any]:
     """One node's field, from its product set (index propagation) or, where there is none, autograd's mask,
     in the compact wire format of :mod:`app.core.graphs.wire`.
@@ -369,7 +430,9 @@ def _entry(
     field is not such a product; then ``rle``, the run lengths of the whole mask); ``grid``: the last two
     dimensions, the leading ones folded with "any", as run lengths (what a picture shows); ``effective``:
     |∂y/∂x| as PNG heat maps (the folded grid, and the whole tensor when it is small and has more than two
-    dimensions: up to two, the grid is the whole)."""
+    dimensions: up to two, the grid is the whole), from ``grad``, ∂y/∂x at the node. ``encoder``: the
+    response's (see :class:`_Encoder`)."""
+    encoder = encoder if encoder is not None else _Encoder()
     entry: dict[str, Any] = {
         "id": node["id"],
         "op": node["op"],
@@ -398,27 +461,42 @@ def _entry(
     entry["numel"] = math.prod(shape)
     entry["count"] = total
     if sets is not None:
-        entry["runs"] = intervals.runs(sets)
+        entry["runs"] = encoder.runs(sets)
         if total:
             entry["bbox"] = [[r[0][0], r[-1][1]] for r in entry["runs"]]
-            on = all(x.any() for x in sets[:-2])
-            grid = intervals.dense(sets[-2:]) & on if len(shape) > 2 else intervals.dense(sets)
-            entry["grid"] = _grid(grid.reshape(_grid_shape(shape)), "rle")
+            entry["grid"] = encoder.grid(sets, shape)
     elif total and mask is not None:
         where = mask.nonzero()
         entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
         entry["rle"] = wire.rle(mask.cpu().numpy())
-        entry["grid"] = _grid(_fold(mask).cpu().numpy(), "rle")
-    if heat is not None:
-        top = float(heat.max()) if heat.numel() else 0.0
-        eff: dict[str, Any] = {"max": top, "count": int((heat > 0).sum()), "png": None, "grid": None}
-        if heat.numel() <= HEAT_LIMIT and heat.dim() > 2:  # up to two dimensions the grid is the whole
-            eff["png"] = wire.png(wire.quantise(heat.detach().float().cpu().numpy(), top))
-        folded = _fold(heat.detach())
-        if folded.numel() <= GRID_LIMIT:
-            eff["grid"] = _grid(wire.quantise(folded.float().cpu().numpy(), top), "png")
+        entry["grid"] = {"shape": list(_grid_shape(shape)), "rle": wire.rle(_fold(mask).cpu().numpy())}
+    if grad is not None:
+        g = grad.detach()
+        folded = _fold_abs(g)
+        # the fold is a max over the leading dimensions, so its maximum is the tensor's: no pass of its own
+        top = float(folded.max()) if g.numel() else 0.0
+        # the elements with |∂y/∂x| > 0: the non-zero ones, but for NaN (non-zero, and not > 0), which a
+        # NaN maximum shows (max propagates NaN). Not count_nonzero: on a gradient that ReLUs made sparse
+        # it measured 2–4× slower than comparing and summing
+        count = int((g.abs() > 0).sum()) if math.isnan(top) else int((g != 0).sum())
+        eff: dict[str, Any] = {"max": top, "count": count, "png": None, "grid": None}
+        if 0 < g.numel() <= HEAT_LIMIT and g.dim() > 2:  # up to two dimensions the grid is the whole
+            eff["png"] = encoder.png(wire.quantise(g.abs().float().cpu().numpy(), top))
+        if 0 < folded.numel() <= GRID_LIMIT:
+            levels = wire.quantise(folded.float().cpu().numpy(), top)
+            eff["grid"] = {"shape": [int(n) for n in levels.shape], "png": encoder.png(levels)}
         entry["effective"] = eff
     return entry
+
+
+def _fold_abs(g: torch.Tensor) -> torch.Tensor:
+    """:func:`_fold` of |g| without making |g|: over the leading dimensions, max |x| = max(max x, −min x)
+    (abs and negation are exact, NaN propagates; the final abs makes a zero +0). Two reductions, not
+    ``aminmax``, which measured ten times slower over a leading dimension (torch 2.13, CPU)."""
+    if g.dim() <= 2:
+        return _fold(g.abs())
+    stack = g.reshape(-1, *g.shape[-2:])
+    return torch.maximum(stack.amax(0), stack.amin(0).neg()).abs()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -554,10 +632,17 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
     eval_fixes = True
     sample: list[str] = []
     named: dict[str, str] = {}
+    # the normalisation layers by every path they are called by, found in one walk (a deep network's
+    # other layers need no name, and no look-up by path each)
+    norms = {
+        path: m
+        for path, m in module.named_modules(remove_duplicate=False)
+        if isinstance(m, (nn.modules.batchnorm._BatchNorm, *_SAMPLE_NORMS))
+    }
     for n in graph["nodes"]:
-        if n["op"] != "module" or n["id"] not in feeds:
+        if n["op"] != "module" or n["id"] not in feeds or n["path"] not in norms:
             continue
-        sub = module.get_submodule(n["path"]) if n["path"] else module
+        sub = norms[n["path"]]
         named[n["path"] or type(sub).__name__] = (
             f"{type(sub).__name__} {n['path']}" if n["path"] else type(sub).__name__
         )
@@ -621,12 +706,14 @@ def structural_autograd(
     kinds: list[str] | None = None,
     names: list[str] | None = None,
     frozen: set[int] | None = None,
+    traced: Traced | None = None,
 ) -> dict[str, torch.Tensor]:
     """The structural field by autograd through a dependency-equivalent twin, two random draws: each node's
     0/1 mask by id. The fallback where index propagation has no rule, and its check in the tests.
 
     ``kinds``: how each input is drawn (a probability stays a probability); ``names``/``frozen``: the inputs
-    autograd refuses (see :func:`_record`)."""
+    autograd refuses (see :func:`_record`); ``traced``: the network's trace (:func:`_trace`), which the
+    twin, a copy, shares (else each draw traces it)."""
     kinds = kinds or ["normal"] * len(inputs)
     names = names or [f"input_{i}" for i in range(len(inputs))]
     frozen = frozen if frozen is not None else set()
@@ -637,7 +724,7 @@ def structural_autograd(
     for _ in range(DRAWS):
         zs = _inputs_for_grad(inputs, kinds, torch.float64, generator)
         with torch.enable_grad():
-            _, tv = _record(twin, zs, names, frozen, _DependencyMode)
+            _, tv = _record(twin, zs, names, frozen, _DependencyMode, traced)
             for k, g in _grads(tv, target, index).items():
                 hit = g != 0
                 masks[k] = masks[k] | hit if k in masks else hit
@@ -650,21 +737,62 @@ def structural_intervals(
     n_inputs: int,
     target: str,
     index: tuple[int, ...],
-    gm: Any = None,
+    gm: fx.GraphModule | fx.Graph | None = None,
 ) -> dict[str, intervals.Sets] | None:
     """The structural field by index propagation (:mod:`app.core.graphs.intervals`) over the same traced
     graph (same node ids) as the dataflow view; None where an operation has no rule there.
 
-    ``gm``: ``module`` already traced (:func:`dataflow.traced`), to trace it once for this and the run."""
+    ``gm``: ``module`` already traced (:func:`dataflow.traced`), or the trace of a module built from the
+    same config (:func:`_trace`), to trace once for this and the run; layers are read from ``module``."""
     shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
     if graph["method"] == "module" and n_inputs == 1 and shapes.get("input") and shapes.get("layer"):
         return intervals.propagate_layer(module, shapes["input"], shapes["layer"], index)
     if graph["method"] != "fx":
         return None
     start = _target_shape(graph, target)  # a network of several outputs: its first one's
-    return intervals.propagate(
-        gm if gm is not None else dataflow.traced(module, n_inputs), shapes, target, index, start
+    traced = gm if gm is not None else dataflow.traced(module, n_inputs)
+    return intervals.propagate(traced, shapes, target, index, start, root=module)
+
+
+#: fx traces of the networks asked about lately, by config (see :func:`_trace`)
+_TRACES: OrderedDict[str, Traced] = OrderedDict()
+_TRACES_SIZE = 16
+_TRACES_LOCK = threading.Lock()  # a server without a pool answers from a thread pool
+
+
+def _trace(plan: Any, req: RunRequest) -> Traced:
+    """The fx graph of the request's network, traced from the plan's meta module once per config, with
+    its recorder (generated once too).
+
+    Tracing costs more than the forward itself for deep networks (a 512-block Linear net: about 60 ms,
+    where its forward takes 5), and a page asks for one network's fields element after element. The
+    graph depends only on the modules' structure, which the config fixes (the dataflow view's node ids
+    come from the same tracing); it names each call's module by its path, so one graph serves any module
+    built from that config: the real one, its float64 twin, the meta one. The key is the config itself,
+    not the module's repr, which does not show how a ``Graph`` config wires its nodes; and the mode, which
+    a traced forward may branch on (``if self.training``)."""
+    key = json.dumps(
+        [req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype), plan.train], sort_keys=True, default=repr
     )
+    with _TRACES_LOCK:
+        kept = _TRACES.get(key)
+        if kept is not None:
+            _TRACES.move_to_end(key)
+            return kept
+    # the meta module: the kept graph's owner then holds no weights; in the request's mode, as the
+    # dataflow view traced it
+    plan.meta.train(plan.train)
+    graph = dataflow.traced_graph(plan.meta, len(plan.inputs))
+    try:
+        run = dataflow.recorder(plan.meta, graph)
+    except Exception:  # noqa: BLE001 - fx could not generate code for this graph: the interpreter runs it
+        run = None
+    kept = Traced(graph, run)
+    with _TRACES_LOCK:
+        _TRACES[key] = kept
+        while len(_TRACES) > _TRACES_SIZE:
+            _TRACES.popitem(last=False)
+    return kept
 
 
 def _shapes_known(graph: dict[str, Any]) -> bool:
@@ -678,7 +806,9 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     """The structural field by index propagation (autograd through the twin where an operation has no
     rule), and the effective field from one forward and one backward pass on the real weights and input."""
     req = parse(ReceptiveFieldRequest, body)
-    run_req = RunRequest.model_validate(req.model_dump(exclude={"index", "node", "path", "effective"}))
+    # the run's own fields, as they were validated (a dump and re-validation copied a deep network's
+    # config: 6 ms at 512 blocks); ``path`` here picks the target, not a layer to report
+    run_req = RunRequest.model_validate({k: getattr(req, k) for k in RunRequest.model_fields if k != "path"})
     # the graph and its shapes come from the plan (nothing runs for them); the memory limit applies to
     # the run, when there is one
     plan = plan_request(registry, run_req, settings, enforce_limit=req.effective, inner_trace=not req.effective)
@@ -703,8 +833,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         module, xs = materialise(plan)
     module.train(plan.train)
     # one trace serves the index rules and the recorded run (the graph's ids are the same tracing's)
-    gm = dataflow.traced(module, len(plan.inputs)) if graph["method"] == "fx" else None
-    sets = structural_intervals(module, graph, len(plan.inputs), target, index, gm)
+    traced = _trace(plan, run_req) if graph["method"] == "fx" else None
+    sets = structural_intervals(module, graph, len(plan.inputs), target, index, traced.graph if traced else None)
     masks: dict[str, torch.Tensor] = {}
     effective: dict[str, torch.Tensor] = {}
     values: dict[str, torch.Tensor] | None = None
@@ -714,18 +844,18 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             # no rule on the way: autograd through the twin needs real modules and inputs
             module, xs = materialise(plan)
             module.train(plan.train)
-            gm = None
         if req.effective or sets is None:
             _check_memory(graph, module, plan.estimate_bytes, settings)
         if sets is None:
-            masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen)
+            masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen, traced)
         if req.effective:
             # effective: one forward (recording every node's tensor) and one backward, on the real weights
             # and input
             leaves = _inputs_for_grad(xs, kinds, None, None)
             with torch.enable_grad():
-                method, values = _record(module, leaves, names, frozen, gm=gm)
-                effective = {k: g.abs() for k, g in _grads(values, target, index).items()}
+                method, values = _record(module, leaves, names, frozen, traced=traced)
+                # ∂y/∂x itself: each node's entry reads |∂y/∂x| from it without a copy of its own
+                effective = _grads(values, target, index)
     except TORCH_FAULTS as exc:
         # the forward runs in /api/run; what failed here is autograd through it, which some layers do not allow
         raise NotExplainable(
@@ -737,13 +867,14 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     # later node share the target's tensor
     feeds = _ancestors(graph, target)
     nodes = []
+    encoder = _Encoder()
     for n in graph["nodes"]:
         if n["id"] not in feeds:
             nodes.append(_entry(n, None, None))
         elif sets is not None:
-            nodes.append(_entry(n, sets.get(n["id"]), effective.get(n["id"])))
+            nodes.append(_entry(n, sets.get(n["id"]), effective.get(n["id"]), encoder=encoder))
         else:
-            nodes.append(_entry(n, None, effective.get(n["id"]), masks.get(n["id"])))
+            nodes.append(_entry(n, None, effective.get(n["id"]), masks.get(n["id"]), encoder))
     inputs = [n for n in nodes if n["op"] == "input"]
     formula = chain_formula(graph, module, target)
     value = None

