@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from app.core.body import JSONBytes
+from app.core.body import GzippedJSON, JSONBytes
 from app.core.budget import trim as trim_memory
 from app.core.catalog.names import unknown_layer
 from app.core.config import Settings
@@ -64,6 +64,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BadRequest",
     "ExplainRequest",
+    "GzippedJSON",
     "JSONBytes",
     "LayerExplorerError",
     "ReceptiveFieldRequest",

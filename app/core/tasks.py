@@ -136,8 +136,14 @@ TASKS: dict[str, Callable[..., Any]] = {
 JSON_TASKS = frozenset({"run", "shape", "explain", "receptive_field", "import"})
 
 
-def task(name: str, body: Any, settings: Settings, slot: int | None, options: dict[str, Any]) -> tuple[Any, ...]:
-    """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data."""
+def task(
+    name: str, body: Any, settings: Settings, slot: int | None, options: dict[str, Any], gzip: bool = False
+) -> tuple[Any, ...]:
+    """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data.
+
+    ``gzip``: the client accepts gzip, so a JSON answer comes back compressed (:func:`app.core.body.gzip_json`)
+    where it is large enough to gain from it.
+    """
     global _slot
     if _skip is not None and slot is not None and _skip[slot]:
         return ("skipped",)  # its client is gone: nothing to do (and no reason to kill this worker)
@@ -149,7 +155,10 @@ def task(name: str, body: Any, settings: Settings, slot: int | None, options: di
         if isinstance(body, (bytes, bytearray)):
             body = body_mod.decode_json(bytes(body))
         result = TASKS[name](_registry or default_registry(settings.plugins), body, settings, **options)
-        return ("ok", body_mod.encode_json(result) if name in JSON_TASKS else result)
+        if name not in JSON_TASKS:
+            return ("ok", result)
+        encoded = body_mod.encode_json(result)
+        return ("ok", body_mod.gzip_json(encoded) if gzip else encoded)
     except LayerExplorerError as exc:
         return ("error", exc.status, exc.to_dict(), exc.headers())
     except Exception:  # noqa: BLE001 - a bug: the traceback goes to the server log, not to the client

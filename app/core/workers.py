@@ -359,8 +359,12 @@ class WorkerPool:
         *,
         options: dict[str, Any] | None = None,
         disconnected: Callable[[], Awaitable[bool]] | None = None,
+        gzip: bool = False,
     ) -> Any:
         """Run task ``name`` on ``body`` in a worker; raises a LayerExplorerError for every failure.
+
+        ``gzip``: the client accepts gzip; a large JSON answer then comes back compressed by the worker
+        (:class:`app.core.body.GzippedJSON`), in parallel with the other workers and off the event loop.
 
         ``disconnected`` is polled while waiting: when the client has gone, its work is cancelled
         (a running worker is killed and replaced). The deadline counts from arrival, waiting included.
@@ -390,7 +394,9 @@ class WorkerPool:
             remaining = max(deadline - loop.time(), 0.05)
             self._skip[slot] = 0
             self._pids[slot] = 0  # written by the worker that starts the task
-            future = pool.schedule(_task, args=(name, body, self.settings, slot, options or {}), timeout=remaining + 1)
+            future = pool.schedule(
+                _task, args=(name, body, self.settings, slot, options or {}, gzip), timeout=remaining + 1
+            )
             # first claim a spooled result (open and unlink its file), then give the slot to the next task
             future.add_done_callback(self._claim)
             future.add_done_callback(lambda _f, s=slot: self._release(s))
