@@ -1,5 +1,5 @@
 """JSON answers of the torch work are gzipped by the worker that computed them, once, and only for clients
-that accept gzip (app.core.body.gzip_json, app.api.deps.in_worker)."""
+that accept gzip (app.core.compress.gzip_json, app.api.deps.in_worker)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.api.middleware import accepts_gzip
-from app.core.body import GZIP_MINIMUM, GzippedJSON, JSONBytes, gzip_json
+from app.core.body import JSONBytes
+from app.core.compress import GZIP_MINIMUM, GzippedJSON, gzip_json
 
 # a 16-block Linear+ReLU net: an answer of about 1.4 MB
 DEEP = {

@@ -40,7 +40,7 @@ async def get_catalog(request: Request) -> CatalogAnswers:
 async def in_worker(request: Request, name: str, body: Any, **options: Any) -> Any:
     """Run one task in the worker pool; the client going away cancels it.
 
-    A client that accepts gzip gets a large JSON answer compressed by the worker (app.core.body.gzip_json):
+    A client that accepts gzip gets a large JSON answer compressed by the worker (app.core.compress.gzip_json):
     it is sent as it is, with Content-Encoding: gzip, which GZipMiddleware passes through untouched.
     """
     pool: WorkerPool = request.app.state.pool

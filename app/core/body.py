@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from isal import igzip
 
 from app.core.errors import BadRequest, InvalidRequest
 
@@ -115,30 +114,3 @@ def encode_json(value: Any) -> JSONBytes:
     non-finite values already written as strings (:mod:`app.core.tensors`).
     """
     return JSONBytes(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
-
-
-#: answers smaller than this go out as they are (GZipMiddleware's minimum_size in app.main: a few hundred
-#: bytes gain little and a gzip header and trailer cost 18)
-GZIP_MINIMUM = 500
-#: ISA-L's level 2 (its default): measured on the answers of issue 18's networks (1.2-3.3 MB) at 3-5 ms and
-#: 26-43 % of the size, against zlib's level 6 (Starlette's default here until then) at 45-90 ms and 24-40 %,
-#: and zlib's level 1 at 8-15 ms and 26-47 %
-GZIP_LEVEL = 2
-
-
-class GzippedJSON(JSONBytes):
-    """A JSON answer already gzip-compressed (sent with ``Content-Encoding: gzip`` as it is)."""
-
-
-def gzip_json(data: JSONBytes) -> JSONBytes:
-    """``data`` gzip-compressed where it is worth it (:data:`GZIP_MINIMUM`), else ``data`` itself.
-
-    Compressed in the worker that encoded it, so that the one web process does not compress every answer
-    on its own core (Starlette's GZipMiddleware at level 6 took 65 ms of a 1.4 MB answer's 88 ms), the
-    workers compress in parallel, and the pipe between the processes carries a third of the bytes. ISA-L
-    (``isal``), whose gzip streams any gzip reader decodes, compresses 3-4x faster than zlib's fastest level
-    and smaller. ``mtime=0``: the same answer gives the same bytes.
-    """
-    if len(data) < GZIP_MINIMUM:
-        return data
-    return GzippedJSON(igzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))

@@ -14,9 +14,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from app.core.body import GzippedJSON, JSONBytes
+from app.core.body import JSONBytes
 from app.core.budget import trim as trim_memory
 from app.core.catalog.names import unknown_layer
+from app.core.compress import GzippedJSON
 from app.core.config import Settings
 from app.core.errors import (
     BadRequest,

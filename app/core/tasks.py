@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from app.core import body as body_mod
-from app.core import budget, gpu, spool, tensors
+from app.core import budget, compress, gpu, spool, tensors
 from app.core.config import Settings
 from app.core.errors import InternalError, LayerExplorerError
 from app.core.graphs.endpoints import import_model, receptive_field
@@ -132,7 +132,7 @@ TASKS: dict[str, Callable[..., Any]] = {
 }
 
 
-#: tasks whose answer is a JSON document, encoded in the worker (see app.core.body.encode_json)
+#: tasks whose answer is a JSON document, encoded in the worker (see app.core.body.encode_json; gzipped by app.core.compress)
 JSON_TASKS = frozenset({"run", "shape", "explain", "receptive_field", "import"})
 
 
@@ -141,7 +141,7 @@ def task(
 ) -> tuple[Any, ...]:
     """One request in a worker: ("ok", result) or ("error", status, body, headers), all plain data.
 
-    ``gzip``: the client accepts gzip, so a JSON answer comes back compressed (:func:`app.core.body.gzip_json`)
+    ``gzip``: the client accepts gzip, so a JSON answer comes back compressed (:func:`app.core.compress.gzip_json`)
     where it is large enough to gain from it.
     """
     global _slot
@@ -158,7 +158,7 @@ def task(
         if name not in JSON_TASKS:
             return ("ok", result)
         encoded = body_mod.encode_json(result)
-        return ("ok", body_mod.gzip_json(encoded) if gzip else encoded)
+        return ("ok", compress.gzip_json(encoded) if gzip else encoded)
     except LayerExplorerError as exc:
         return ("error", exc.status, exc.to_dict(), exc.headers())
     except Exception:  # noqa: BLE001 - a bug: the traceback goes to the server log, not to the client

@@ -364,7 +364,7 @@ class WorkerPool:
         """Run task ``name`` on ``body`` in a worker; raises a LayerExplorerError for every failure.
 
         ``gzip``: the client accepts gzip; a large JSON answer then comes back compressed by the worker
-        (:class:`app.core.body.GzippedJSON`), in parallel with the other workers and off the event loop.
+        (:class:`app.core.compress.GzippedJSON`), in parallel with the other workers and off the event loop.
 
         ``disconnected`` is polled while waiting: when the client has gone, its work is cancelled
         (a running worker is killed and replaced). The deadline counts from arrival, waiting included.
