@@ -15,20 +15,8 @@ CORE = APP / "core"
 
 # app/core, lowest layer first: a module may import only from its own layer or the layers before it.
 LAYERS = [
-    [
-        "errors",
-        "config",
-        "tensors",
-        "schema",
-        "torch_errors",
-        "body",
-        "compress",
-        "budget",
-        "spool",
-        "gpu",
-        "preloaded",
-    ],
-    ["shapes"],
+    ["errors", "config", "tensors", "schema", "torch_errors", "body", "budget", "spool", "gpu", "preloaded"],
+    ["shapes", "compress"],
     ["catalog"],
     ["networks"],
     ["registry", "presets", "lesson"],
