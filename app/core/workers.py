@@ -91,6 +91,11 @@ def _hello(settings: Settings) -> dict[str, Any]:
 
 #: the tasks a worker runs (app.core.tasks.TASKS), by name
 TASK_NAMES = frozenset({"run", "shape", "explain", "npy", "animate", "receptive_field", "import"})
+#: the tasks that write their result into the spool (app.core.tasks._npy): only their slots can hold a
+#: file to remove when the task is over
+SPOOLED_TASKS = frozenset({"npy"})
+#: seconds between two looks at whether a waiting request's client is still there
+POLL_S = 0.25
 #: seconds a request that needs the catalog waits for the first worker to start (torch import, warm-up)
 STARTUP_WAIT_S = 120.0
 
@@ -170,6 +175,9 @@ class WorkerPool:
         self._skip: Any = None
         self._pids: Any = None
         self._dying: dict[int, bool] = {}  # slots whose cancelled task's worker is being stopped
+        # slots whose task may have left a spool file (SPOOLED_TASKS): removing a file that cannot be there
+        # cost every small request two failed unlink calls in the thread that delivers results
+        self._spooling: set[int] = set()
         self.spool: spool.Spool | None = None  # large results (.npy) come back through files here
 
     # -- life cycle -------------------------------------------------------------------------
@@ -331,7 +339,9 @@ class WorkerPool:
     def _release_now(self, slot: int) -> None:
         if self.ledger is not None:
             self.ledger.clear(slot)
-        if self.spool is not None:  # a task that failed or was killed while writing its file left it there
+        if self.spool is not None and slot in self._spooling:
+            # a task that failed or was killed while writing its file left it there
+            self._spooling.discard(slot)
             self.spool.discard(slot)
         with self._lock:
             while self._waiting:
@@ -394,6 +404,8 @@ class WorkerPool:
             remaining = max(deadline - loop.time(), 0.05)
             self._skip[slot] = 0
             self._pids[slot] = 0  # written by the worker that starts the task
+            if name in SPOOLED_TASKS:
+                self._spooling.add(slot)
             future = pool.schedule(
                 _task, args=(name, body, self.settings, slot, options or {}, gzip), timeout=remaining + 1
             )
@@ -450,17 +462,35 @@ class WorkerPool:
         future.cancel()
 
     async def _wait(self, future: Future, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None) -> None:
-        """Wait for ``future`` until the deadline; raise ClientClosed when the client goes away."""
+        """Wait for ``future`` until the deadline; raise ClientClosed when the client goes away.
+
+        One plain asyncio future per :data:`POLL_S`, woken by the pool's thread or by a timer: no task and
+        no ``wait_for`` per wait (each made a Task, an Event and a timeout), which a small request paid for
+        on the one event loop that serves every client.
+        """
+        if future.done():
+            return
         loop = asyncio.get_running_loop()
-        waiter = asyncio.Event()
-        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(waiter.set) if not loop.is_closed() else None)
+        woken = [loop.create_future()]  # the future the loop waits on now (a new one each round)
+
+        def wake() -> None:
+            if not woken[0].done():
+                woken[0].set_result(None)
+
+        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(wake) if not loop.is_closed() else None)
         while not future.done():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), timeout=min(remaining, 0.25))
-            if not future.done() and disconnected is not None and await disconnected():
+            timer = loop.call_later(min(remaining, POLL_S), wake)
+            try:
+                await woken[0]
+            finally:
+                timer.cancel()
+            if future.done():
+                return
+            woken[0] = loop.create_future()
+            if disconnected is not None and await disconnected():
                 raise ClientClosed("the client closed the connection; its work was cancelled")
 
     def _claim(self, future: Future) -> None:
