@@ -30,7 +30,7 @@ from app.core.errors import (
 from app.core.lesson import lesson
 from app.core.presets import presets
 from app.core.schema import ExplainRequest, ReceptiveFieldRequest, RunRequest
-from app.core.spool import read_chunks
+from app.core.spool import stream as stream_file
 from app.core.workers import WorkerPool
 
 #: the torch side, by name: imported where one of these is first used, never by the web process
@@ -78,7 +78,7 @@ __all__ = [
     "WorkerPool",
     "lesson",
     "presets",
-    "read_chunks",
+    "stream_file",
     "trim_memory",
     "unknown_layer",
     *TORCH_SIDE,
