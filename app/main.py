@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.static_version = delivery.static_version(STATIC_DIR)
     app.state.modules = delivery.module_graph(STATIC_DIR)
     errors.install(app)
-    for module in (health, devices, layers, presets, lesson, run, imports, receptive_field, animate, pages, docs):
+    for module in (run, receptive_field, health, devices, layers, presets, lesson, imports, animate, pages, docs):
         app.include_router(module.router)
     app.mount(
         f"/static/v/{app.state.static_version}",
