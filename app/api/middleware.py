@@ -15,6 +15,7 @@ CORS is off unless ``LAYER_EXPLORER_CORS_ORIGINS`` names origins (see :func:`app
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -221,6 +222,7 @@ def _mib(n: int) -> str:
     return f"{n / 1024**2:.1f} MiB"
 
 
+@functools.lru_cache(maxsize=64)  # clients send the same few headers again and again
 def accepts_gzip(accept_encoding: str) -> bool:
     """Whether an ``Accept-Encoding`` header allows gzip (RFC 9110 12.5.3): ``gzip`` (or ``x-gzip``) with a
     non-zero q-value, or ``*`` with one where gzip is not named. ``gzip;q=0`` refuses it."""
