@@ -117,3 +117,20 @@ def test_gzip_json_gives_back_the_same_bytes(data):
     else:
         assert isinstance(out, GzippedJSON) and gzip.decompress(out) == data
         assert gzip_json(encoded) == out  # no timestamp: the same answer, the same bytes
+
+
+def test_over_a_real_connection_the_answer_is_gzipped_and_decodes_the_same(live_url):
+    with httpx.Client(base_url=live_url, timeout=60) as client:
+        packed = client.post("/api/run", json=DEEP, headers={"Accept-Encoding": "gzip"})
+        plain = client.post("/api/run", json=DEEP, headers={"Accept-Encoding": "identity"})
+    assert packed.status_code == plain.status_code == 200
+    assert packed.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert packed.num_bytes_downloaded * 2 < plain.num_bytes_downloaded
+    assert packed.content == plain.content  # httpx decoded it: the same bytes
+
+
+def test_the_prebuilt_answers_read_accept_encoding_the_same_way(api):
+    refused = api.get("/api/layers", headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert refused.status_code == 200 and "content-encoding" not in refused.headers
+    taken = api.get("/api/layers", headers={"Accept-Encoding": "br;q=1, gzip;q=0.5"})
+    assert taken.headers["content-encoding"] == "gzip" and taken.json() == refused.json()
