@@ -13,11 +13,13 @@ worker dies, failing every other request in flight.) Workers are forked by a *fo
 single-threaded process that has imported torch but never run a kernel. Forking the web process
 itself, with its threads (and possibly torch's thread pools), would be unsafe.
 
-Admission happens here, in the parent, before pebble sees a task: at most one task per worker is
-handed to pebble, so a request that is abandoned while it waits is simply dropped (nothing to kill),
-and at most ``settings.queue`` requests may wait (more: 503 with Retry-After). Each running task owns
-one slot of the memory-budget ledger (:mod:`app.core.budget`); the parent zeroes the slot when the
-task ends in any way, including its worker being killed.
+Admission happens here, in the parent, before pebble sees a task: at most two tasks per worker are
+handed to pebble (the one it runs and its next, :data:`PREFETCH`), so a request that is abandoned while
+it waits here is simply dropped, and one abandoned in pebble's pipe is marked and skipped by the worker
+that takes it (nothing to kill); at most ``settings.queue`` requests may wait, here or in the pipe (more:
+503 with Retry-After). Each task handed to pebble owns one slot of the memory-budget ledger
+(:mod:`app.core.budget`; a task reserves only once it runs); the parent zeroes the slot when the task
+ends in any way, including its worker being killed.
 
 Tasks are dispatched by name (``"run"``, ``"shape"``, ``"explain"``, ``"npy"``): plain request data
 and :class:`Settings` in, plain data out (JSON already encoded, or a ``.npy`` file in shared memory:
@@ -96,6 +98,11 @@ TASK_NAMES = frozenset({"run", "shape", "explain", "npy", "animate", "receptive_
 SPOOLED_TASKS = frozenset({"npy"})
 #: seconds between two looks at whether a waiting request's client is still there
 POLL_S = 0.25
+#: tasks handed to pebble per worker while requests wait: the one a worker runs, and the next, already in
+#: pebble's pipe, which a worker that finishes takes at once. Handing each task over only once a worker
+#: was free put a round trip through the web process (pebble's result thread, the event loop, pebble's
+#: scheduling thread, each waiting for the GIL) between every two tasks of a busy worker.
+PREFETCH = 2
 #: seconds a request that needs the catalog waits for the first worker to start (torch import, warm-up)
 STARTUP_WAIT_S = 120.0
 
@@ -158,6 +165,8 @@ class WorkerPool:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.size = settings.worker_count()
+        # one budget slot per task handed to pebble: running, or next in its pipe (PREFETCH)
+        self.slots = self.size * PREFETCH
         # the CPUs shared out over every worker of every HTTP process, so that busy workers do not
         # oversubscribe the cores
         self.threads = settings.worker_threads()
@@ -213,12 +222,12 @@ class WorkerPool:
         )
 
     def _start(self) -> Future:
-        cells = self._ctx.RawArray("q", self.size + 1)
+        cells = self._ctx.RawArray("q", self.slots + 1)
         self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
-        self._skip = self._ctx.RawArray("b", self.size)
-        self._pids = self._ctx.RawArray("q", self.size)
+        self._skip = self._ctx.RawArray("b", self.slots)
+        self._pids = self._ctx.RawArray("q", self.slots)
         self.spool = spool.Spool.create()
-        self._free = list(range(self.size))
+        self._free = list(reversed(range(self.slots)))  # slot 0 first: a one-worker pool runs in slot 0
         return self._new_pool()
 
     def _new_pool(self) -> Future:
@@ -277,8 +286,9 @@ class WorkerPool:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            running = self.size - len(self._free) if self._pool is not None else 0
-            waiting = len(self._waiting)
+            handed = self.slots - len(self._free) if self._pool is not None else 0
+            running = min(handed, self.size)
+            waiting = len(self._waiting) + handed - running  # in this queue, or next in pebble's pipe
         ledger = self.ledger
         return {
             "workers": self.size,
@@ -293,17 +303,23 @@ class WorkerPool:
     # -- admission --------------------------------------------------------------------------
 
     def _admit(self) -> Future:
-        """A ticket that resolves to a budget slot once a worker is free; 503 when the queue is full."""
+        """A ticket that resolves to a budget slot once a worker is free, or a worker's next task may wait
+        in pebble's pipe (:data:`PREFETCH`); 503 when the queue is full.
+
+        The queue (``settings.queue``) counts every request that waits, here or in pebble's pipe.
+        """
         ticket: Future = Future()
         with self._lock:
             if self._closed:
                 raise ServerBusy("the server is shutting down; retry shortly", retry_after=2)
-            if self._free and not self._waiting:
+            handed = self.slots - len(self._free)
+            waiting = len(self._waiting) + max(handed - self.size, 0)
+            if self._free and not self._waiting and (handed < self.size or waiting < self.settings.queue):
                 ticket.set_running_or_notify_cancel()
                 ticket.set_result(self._free.pop())
-            elif len(self._waiting) >= self.settings.queue:
+            elif waiting >= self.settings.queue:
                 raise ServerBusy(
-                    f"the server is busy: all {self.size} workers are running and {len(self._waiting)} "
+                    f"the server is busy: all {self.size} workers are running and {waiting} "
                     f"requests are waiting (the queue holds {self.settings.queue}); retry shortly",
                     retry_after=1,
                 )
