@@ -16,7 +16,7 @@ CORE = APP / "core"
 # app/core, lowest layer first: a module may import only from its own layer or the layers before it.
 LAYERS = [
     ["errors", "config", "tensors", "schema", "torch_errors", "body", "budget", "spool", "gpu", "preloaded"],
-    ["shapes"],
+    ["shapes", "compress"],
     ["catalog"],
     ["networks"],
     ["registry", "presets", "lesson"],

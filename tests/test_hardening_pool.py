@@ -287,3 +287,46 @@ def test_port_opens_before_the_workers_are_ready(monkeypatch):
                 assert ready.status_code == 200 and ready.json() == {"status": "ready", "workers": 1}
 
     asyncio.run(scenario())
+
+
+def test_a_request_abandoned_in_pebbles_pipe_is_skipped_not_killed(pool_app):
+    # every worker busy: the next request is handed to pebble at once (workers.PREFETCH), so that the
+    # worker that finishes first takes it without a round trip through the web process
+    pool = pool_app.state.pool
+    assert _settled(pool)
+
+    async def go():
+        async with client(pool_app) as c:
+            await _ready(c)
+            pids = set(pool.worker_pids())
+            busy = [asyncio.create_task(c.post("/api/run", json=spin(1.0))) for _ in range(pool.size)]
+            await asyncio.sleep(0.4)
+            queued = asyncio.create_task(c.post("/api/run", json=spin(30)))
+            await asyncio.sleep(0.2)
+            stats = {**pool.stats(), "waiting here": len(pool._waiting)}
+            queued.cancel()  # its client gives up while it is next in pebble's pipe
+            await asyncio.gather(queued, return_exceptions=True)
+            done = await asyncio.gather(*busy)
+            after = await asyncio.gather(*[c.post("/api/run", json=LINEAR) for _ in range(2 * pool.size + 1)])
+            return pids, stats, done, after
+
+    pids, stats, done, after = run_async(go)
+    assert stats["running"] == pool.size and stats["waiting"] == 1 and stats["waiting here"] == 0, stats
+    assert [r.status_code for r in done] == [200] * pool.size
+    assert [r.status_code for r in after] == [200] * (2 * pool.size + 1)
+    assert set(pool.worker_pids()) == pids  # nobody was killed: the worker that took it skipped it
+    assert _settled(pool)
+
+
+def test_prefetch_hands_pebble_at_most_two_tasks_per_worker_and_counts_them_as_waiting():
+    pool = workers.WorkerPool(Settings(workers=3, queue=4))
+    pool._free = list(reversed(range(pool.slots)))
+    assert pool.slots == 3 * workers.PREFETCH
+    granted = [pool._admit() for _ in range(3 + 4)]  # 3 run, 3 next in pebble's pipe, 1 waits here
+    assert sum(t.done() for t in granted) == pool.slots and not granted[-1].done()
+    with pytest.raises(ServerBusy, match="4 requests are waiting"):
+        pool._admit()
+    pool._pool = object()  # stats() counts slots only once a pool exists
+    assert pool.stats()["running"] == 3 and pool.stats()["waiting"] == 4
+    pool._release_now(granted[0].result())  # a task ends: its slot goes to the one that waited here
+    assert granted[-1].done() and pool.stats()["waiting"] == 3

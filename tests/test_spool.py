@@ -10,6 +10,7 @@ import os
 import threading
 import time
 
+import httpx
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given
@@ -69,8 +70,18 @@ def test_spooled_file_is_np_save_bit_for_bit(fresh_spool, array):
 )
 def test_any_array_round_trips_exactly(fresh_spool, array):
     spooled = fresh_spool.write_npy(array, slot=1)
-    assert b"".join(spool.read_chunks(fresh_spool.claim(spooled), size=7)) == _np_save(array)
+    assert _streamed(fresh_spool.claim(spooled), size=7) == _np_save(array)
     assert fresh_spool.files() == []
+
+
+def _streamed(fh, size: int) -> bytes:
+    async def collect() -> list[bytes]:
+        return [bytes(chunk) async for chunk in spool.stream(fh, size=size)]
+
+    chunks = asyncio.run(collect())
+    assert all(len(c) == size for c in chunks[:-1]) and 0 < len(chunks[-1]) <= size
+    assert fh.closed  # the mapping holds the (unlinked) file, not the descriptor
+    return b"".join(chunks)
 
 
 def test_claim_refuses_files_outside_the_spool(fresh_spool, tmp_path):
@@ -139,6 +150,15 @@ def test_npy_answer_is_np_save_of_the_output(api, app, registry, case):
     _, expected = npy_in_process(registry, req, Settings(memory_limit_bytes=1024**3))
     assert r.content == expected
     assert app.state.pool.spool.files() == []
+
+
+def test_npy_over_a_real_connection_is_np_save_of_the_output(live_url, registry):
+    # uvicorn writes the mapped file's chunks to a socket (the ASGI tests above collect them in-process)
+    req = CASES["16 M elements"]
+    r = httpx.post(f"{live_url}/api/run?format=npy", json=req, timeout=120)
+    assert r.status_code == 200, r.text
+    _, expected = npy_in_process(registry, req, Settings(memory_limit_bytes=1024**3))
+    assert int(r.headers["content-length"]) == len(expected) and r.content == expected
 
 
 def test_npy_is_not_gzipped(api):

@@ -30,6 +30,8 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from app.api.middleware import accepts_gzip
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
@@ -113,7 +115,7 @@ class Prebuilt:
         if _matches(request.headers, self.etag):
             return Response(status_code=304, headers=headers)
         headers["Vary"] = "Accept-Encoding"
-        if "gzip" in request.headers.get("accept-encoding", "").lower():
+        if accepts_gzip(request.headers.get("accept-encoding", "")):
             return Response(
                 self.gzipped, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"}
             )

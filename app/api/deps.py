@@ -9,8 +9,10 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from app.api.delivery import CatalogAnswers
+from app.api.middleware import accepts_gzip
 from app.core.service import (
     BadRequest,
+    GzippedJSON,
     JSONBytes,
     RequestTimeout,
     Settings,
@@ -36,9 +38,20 @@ async def get_catalog(request: Request) -> CatalogAnswers:
 
 
 async def in_worker(request: Request, name: str, body: Any, **options: Any) -> Any:
-    """Run one task in the worker pool; the client going away cancels it."""
+    """Run one task in the worker pool; the client going away cancels it.
+
+    A client that accepts gzip gets a large JSON answer compressed by the worker (app.core.compress.gzip_json):
+    it is sent as it is, with Content-Encoding: gzip, which GZipMiddleware passes through untouched.
+    """
     pool: WorkerPool = request.app.state.pool
-    result = await pool.call(name, body, options=options, disconnected=request.is_disconnected)
+    gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
+    result = await pool.call(name, body, options=options, disconnected=request.is_disconnected, gzip=gzip)
+    if isinstance(result, GzippedJSON):
+        return Response(
+            bytes(result),
+            media_type="application/json",
+            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+        )
     if isinstance(result, JSONBytes):  # encoded by the worker: sent as it is
         return Response(bytes(result), media_type="application/json")
     return result

@@ -15,11 +15,13 @@ CORS is off unless ``LAYER_EXPLORER_CORS_ORIGINS`` names origins (see :func:`app
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -218,3 +220,50 @@ class BodyBudget:
 
 def _mib(n: int) -> str:
     return f"{n / 1024**2:.1f} MiB"
+
+
+@functools.lru_cache(maxsize=64)  # clients send the same few headers again and again
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header allows gzip (RFC 9110 12.5.3): ``gzip`` (or ``x-gzip``) with a
+    non-zero q-value, or ``*`` with one where gzip is not named. ``gzip;q=0`` refuses it."""
+    named: float | None = None
+    star: float | None = None
+    for item in accept_encoding.lower().split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if coding in ("gzip", "x-gzip"):
+            named = q if named is None else max(named, q)
+        elif coding == "*":
+            star = q
+    if named is not None:
+        return named > 0
+    return star is not None and star > 0
+
+
+class GZip(GZipMiddleware):
+    """Starlette's GZipMiddleware, deciding from :func:`accepts_gzip` (Starlette looks for the substring
+    "gzip", so ``gzip;q=0`` got gzip): the same answer as the workers, which compress the JSON answers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        responder: ASGIApp
+        if accepts_gzip(Headers(scope=scope).get("accept-encoding", "")):
+            responder = GZipResponder(
+                self.app,
+                self.minimum_size,
+                compresslevel=self.compresslevel,
+                thread_minimum_size=self.thread_minimum_size,
+                exclude_content_types=self.exclude_content_types,
+            )
+        else:
+            responder = IdentityResponder(self.app, self.minimum_size, exclude_content_types=self.exclude_content_types)
+        await responder(scope, receive, send)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import in_worker, json_body
-from app.core.service import read_chunks
+from app.core.service import stream_file
 
 router = APIRouter(prefix="/api", tags=["run"])
 
@@ -25,7 +25,7 @@ async def run(
         # the worker wrote the file into shared memory; it is streamed from there (app.core.spool)
         name, fh, size = await in_worker(request, "npy", body, tensor=tensor)
         return StreamingResponse(
-            read_chunks(fh),
+            stream_file(fh),
             media_type="application/octet-stream",
             headers={"content-disposition": f'attachment; filename="{name}.npy"', "content-length": str(size)},
         )

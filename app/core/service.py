@@ -17,6 +17,7 @@ from typing import Any
 from app.core.body import JSONBytes
 from app.core.budget import trim as trim_memory
 from app.core.catalog.names import unknown_layer
+from app.core.compress import GzippedJSON
 from app.core.config import Settings
 from app.core.errors import (
     BadRequest,
@@ -29,7 +30,7 @@ from app.core.errors import (
 from app.core.lesson import lesson
 from app.core.presets import presets
 from app.core.schema import ExplainRequest, ReceptiveFieldRequest, RunRequest
-from app.core.spool import read_chunks
+from app.core.spool import stream as stream_file
 from app.core.workers import WorkerPool
 
 #: the torch side, by name: imported where one of these is first used, never by the web process
@@ -64,6 +65,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BadRequest",
     "ExplainRequest",
+    "GzippedJSON",
     "JSONBytes",
     "LayerExplorerError",
     "ReceptiveFieldRequest",
@@ -76,7 +78,7 @@ __all__ = [
     "WorkerPool",
     "lesson",
     "presets",
-    "read_chunks",
+    "stream_file",
     "trim_memory",
     "unknown_layer",
     *TORCH_SIDE,

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -174,12 +175,21 @@ class Spool:
         return out
 
 
-#: bytes per read when streaming a spooled file (each read is one hop to a thread)
+#: bytes per chunk when streaming a spooled file
 CHUNK = 1 << 20
 
 
-def read_chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
-    """A claimed file's bytes, chunk by chunk; the file is closed at the end, or when the stream is dropped."""
+async def stream(fh: BinaryIO, size: int = CHUNK) -> AsyncIterator[memoryview]:
+    """A claimed file's bytes, chunk by chunk, as views of the file mapped into memory.
+
+    Nothing is copied here and no chunk goes through a thread: the file is on tmpfs, i.e. in memory
+    already (or, in the temporary directory, in the page cache, having just been written), so the
+    server's own write of each chunk to the connection is the one copy. (Reading it in 1 MiB chunks,
+    each ``read`` in the thread pool, measured 64 thread hops and a 64 MiB copy for 16 M elements.)
+    The mapping holds the file, unlinked already, until the last chunk sent is dropped.
+    """
     with fh:
-        while chunk := fh.read(size):
-            yield chunk
+        length = os.fstat(fh.fileno()).st_size
+        view = memoryview(mmap.mmap(fh.fileno(), length, access=mmap.ACCESS_READ)) if length else memoryview(b"")
+    for start in range(0, length, size):
+        yield view[start : start + size]

@@ -13,11 +13,13 @@ worker dies, failing every other request in flight.) Workers are forked by a *fo
 single-threaded process that has imported torch but never run a kernel. Forking the web process
 itself, with its threads (and possibly torch's thread pools), would be unsafe.
 
-Admission happens here, in the parent, before pebble sees a task: at most one task per worker is
-handed to pebble, so a request that is abandoned while it waits is simply dropped (nothing to kill),
-and at most ``settings.queue`` requests may wait (more: 503 with Retry-After). Each running task owns
-one slot of the memory-budget ledger (:mod:`app.core.budget`); the parent zeroes the slot when the
-task ends in any way, including its worker being killed.
+Admission happens here, in the parent, before pebble sees a task: at most two tasks per worker are
+handed to pebble (the one it runs and its next, :data:`PREFETCH`), so a request that is abandoned while
+it waits here is simply dropped, and one abandoned in pebble's pipe is marked and skipped by the worker
+that takes it (nothing to kill); at most ``settings.queue`` requests may wait, here or in the pipe (more:
+503 with Retry-After). Each task handed to pebble owns one slot of the memory-budget ledger
+(:mod:`app.core.budget`; a task reserves only once it runs); the parent zeroes the slot when the task
+ends in any way, including its worker being killed.
 
 Tasks are dispatched by name (``"run"``, ``"shape"``, ``"explain"``, ``"npy"``): plain request data
 and :class:`Settings` in, plain data out (JSON already encoded, or a ``.npy`` file in shared memory:
@@ -91,6 +93,16 @@ def _hello(settings: Settings) -> dict[str, Any]:
 
 #: the tasks a worker runs (app.core.tasks.TASKS), by name
 TASK_NAMES = frozenset({"run", "shape", "explain", "npy", "animate", "receptive_field", "import"})
+#: the tasks that write their result into the spool (app.core.tasks._npy): only their slots can hold a
+#: file to remove when the task is over
+SPOOLED_TASKS = frozenset({"npy"})
+#: seconds between two looks at whether a waiting request's client is still there
+POLL_S = 0.25
+#: tasks handed to pebble per worker while requests wait: the one a worker runs, and the next, already in
+#: pebble's pipe, which a worker that finishes takes at once. Handing each task over only once a worker
+#: was free put a round trip through the web process (pebble's result thread, the event loop, pebble's
+#: scheduling thread, each waiting for the GIL) between every two tasks of a busy worker.
+PREFETCH = 2
 #: seconds a request that needs the catalog waits for the first worker to start (torch import, warm-up)
 STARTUP_WAIT_S = 120.0
 
@@ -153,6 +165,8 @@ class WorkerPool:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.size = settings.worker_count()
+        # one budget slot per task handed to pebble: running, or next in its pipe (PREFETCH)
+        self.slots = self.size * PREFETCH
         # the CPUs shared out over every worker of every HTTP process, so that busy workers do not
         # oversubscribe the cores
         self.threads = settings.worker_threads()
@@ -170,6 +184,9 @@ class WorkerPool:
         self._skip: Any = None
         self._pids: Any = None
         self._dying: dict[int, bool] = {}  # slots whose cancelled task's worker is being stopped
+        # slots whose task may have left a spool file (SPOOLED_TASKS): removing a file that cannot be there
+        # cost every small request two failed unlink calls in the thread that delivers results
+        self._spooling: set[int] = set()
         self.spool: spool.Spool | None = None  # large results (.npy) come back through files here
 
     # -- life cycle -------------------------------------------------------------------------
@@ -205,12 +222,12 @@ class WorkerPool:
         )
 
     def _start(self) -> Future:
-        cells = self._ctx.RawArray("q", self.size + 1)
+        cells = self._ctx.RawArray("q", self.slots + 1)
         self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
-        self._skip = self._ctx.RawArray("b", self.size)
-        self._pids = self._ctx.RawArray("q", self.size)
+        self._skip = self._ctx.RawArray("b", self.slots)
+        self._pids = self._ctx.RawArray("q", self.slots)
         self.spool = spool.Spool.create()
-        self._free = list(range(self.size))
+        self._free = list(reversed(range(self.slots)))  # slot 0 first: a one-worker pool runs in slot 0
         return self._new_pool()
 
     def _new_pool(self) -> Future:
@@ -269,8 +286,9 @@ class WorkerPool:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            running = self.size - len(self._free) if self._pool is not None else 0
-            waiting = len(self._waiting)
+            handed = self.slots - len(self._free) if self._pool is not None else 0
+            running = min(handed, self.size)
+            waiting = len(self._waiting) + handed - running  # in this queue, or next in pebble's pipe
         ledger = self.ledger
         return {
             "workers": self.size,
@@ -285,17 +303,23 @@ class WorkerPool:
     # -- admission --------------------------------------------------------------------------
 
     def _admit(self) -> Future:
-        """A ticket that resolves to a budget slot once a worker is free; 503 when the queue is full."""
+        """A ticket that resolves to a budget slot once a worker is free, or a worker's next task may wait
+        in pebble's pipe (:data:`PREFETCH`); 503 when the queue is full.
+
+        The queue (``settings.queue``) counts every request that waits, here or in pebble's pipe.
+        """
         ticket: Future = Future()
         with self._lock:
             if self._closed:
                 raise ServerBusy("the server is shutting down; retry shortly", retry_after=2)
-            if self._free and not self._waiting:
+            handed = self.slots - len(self._free)
+            waiting = len(self._waiting) + max(handed - self.size, 0)
+            if self._free and not self._waiting and (handed < self.size or waiting < self.settings.queue):
                 ticket.set_running_or_notify_cancel()
                 ticket.set_result(self._free.pop())
-            elif len(self._waiting) >= self.settings.queue:
+            elif waiting >= self.settings.queue:
                 raise ServerBusy(
-                    f"the server is busy: all {self.size} workers are running and {len(self._waiting)} "
+                    f"the server is busy: all {self.size} workers are running and {waiting} "
                     f"requests are waiting (the queue holds {self.settings.queue}); retry shortly",
                     retry_after=1,
                 )
@@ -331,7 +355,9 @@ class WorkerPool:
     def _release_now(self, slot: int) -> None:
         if self.ledger is not None:
             self.ledger.clear(slot)
-        if self.spool is not None:  # a task that failed or was killed while writing its file left it there
+        if self.spool is not None and slot in self._spooling:
+            # a task that failed or was killed while writing its file left it there
+            self._spooling.discard(slot)
             self.spool.discard(slot)
         with self._lock:
             while self._waiting:
@@ -359,8 +385,12 @@ class WorkerPool:
         *,
         options: dict[str, Any] | None = None,
         disconnected: Callable[[], Awaitable[bool]] | None = None,
+        gzip: bool = False,
     ) -> Any:
         """Run task ``name`` on ``body`` in a worker; raises a LayerExplorerError for every failure.
+
+        ``gzip``: the client accepts gzip; a large JSON answer then comes back compressed by the worker
+        (:class:`app.core.compress.GzippedJSON`), in parallel with the other workers and off the event loop.
 
         ``disconnected`` is polled while waiting: when the client has gone, its work is cancelled
         (a running worker is killed and replaced). The deadline counts from arrival, waiting included.
@@ -390,7 +420,11 @@ class WorkerPool:
             remaining = max(deadline - loop.time(), 0.05)
             self._skip[slot] = 0
             self._pids[slot] = 0  # written by the worker that starts the task
-            future = pool.schedule(_task, args=(name, body, self.settings, slot, options or {}), timeout=remaining + 1)
+            if name in SPOOLED_TASKS:
+                self._spooling.add(slot)
+            future = pool.schedule(
+                _task, args=(name, body, self.settings, slot, options or {}, gzip), timeout=remaining + 1
+            )
             # first claim a spooled result (open and unlink its file), then give the slot to the next task
             future.add_done_callback(self._claim)
             future.add_done_callback(lambda _f, s=slot: self._release(s))
@@ -444,17 +478,35 @@ class WorkerPool:
         future.cancel()
 
     async def _wait(self, future: Future, deadline: float, disconnected: Callable[[], Awaitable[bool]] | None) -> None:
-        """Wait for ``future`` until the deadline; raise ClientClosed when the client goes away."""
+        """Wait for ``future`` until the deadline; raise ClientClosed when the client goes away.
+
+        One plain asyncio future per :data:`POLL_S`, woken by the pool's thread or by a timer: no task and
+        no ``wait_for`` per wait (each made a Task, an Event and a timeout), which a small request paid for
+        on the one event loop that serves every client.
+        """
+        if future.done():
+            return
         loop = asyncio.get_running_loop()
-        waiter = asyncio.Event()
-        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(waiter.set) if not loop.is_closed() else None)
+        woken = [loop.create_future()]  # the future the loop waits on now (a new one each round)
+
+        def wake() -> None:
+            if not woken[0].done():
+                woken[0].set_result(None)
+
+        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(wake) if not loop.is_closed() else None)
         while not future.done():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), timeout=min(remaining, 0.25))
-            if not future.done() and disconnected is not None and await disconnected():
+            timer = loop.call_later(min(remaining, POLL_S), wake)
+            try:
+                await woken[0]
+            finally:
+                timer.cancel()
+            if future.done():
+                return
+            woken[0] = loop.create_future()
+            if disconnected is not None and await disconnected():
                 raise ClientClosed("the client closed the connection; its work was cancelled")
 
     def _claim(self, future: Future) -> None:
