@@ -184,3 +184,28 @@ def test_giving_memory_back_walks_only_what_requests_made_since_and_still_frees_
         assert gone() is None
     finally:
         gc.unfreeze()  # this is the test session's process, not a worker
+
+
+def test_a_cycle_frozen_while_kept_is_freed_by_a_later_sweep(monkeypatch):
+    # a worker's cache holds a cycle (a kept fx graph) when a large request freezes the survivors; the cache
+    # drops it later. Only a collection that looks at the frozen objects again can free it.
+    class Node:
+        pass
+
+    cache = [Node(), Node()]
+    cache[0].other, cache[1].other = cache[1], cache[0]
+    gone = weakref.ref(cache[0])
+    monkeypatch.setattr(tasks, "_large_requests", 0)  # the sweep comes at the SWEEP_EVERY-th call from here
+    try:
+        tasks.return_memory()  # frozen while the cache keeps it
+        assert gc.get_freeze_count() > 0
+        cache.clear()  # dropped from the cache: garbage now, but frozen
+        tasks.return_memory()
+        survivors = 0
+        for _ in range(tasks.SWEEP_EVERY):
+            survivors += gone() is not None
+            tasks.return_memory()
+        assert gone() is None, "the sweep never looked at the frozen cycle"
+        assert survivors >= 1  # it did outlive the plain collections: the sweep freed it, not them
+    finally:
+        gc.unfreeze()

@@ -78,6 +78,10 @@ def hello(settings: Settings) -> dict[str, Any]:
 #: a task that reserved at least this much gives the memory it freed back to the system afterwards
 RETURN_MEMORY_FROM = 16 * 1024**2
 
+#: every this many large requests, the collection looks at the frozen objects too (see return_memory)
+SWEEP_EVERY = 32
+_large_requests = 0
+
 
 def return_memory() -> int:
     """Give the memory a finished request freed back to the system; the worker's resident bytes after.
@@ -93,8 +97,15 @@ def return_memory() -> int:
     the 16- and 512-block nets, before the answer could go; frozen, the walk is over what the requests
     made since (0.3-2 ms). Frozen objects are still freed when nothing refers to them (this request's
     own data, acyclic, is freed as the task returns); only a cycle among them that became garbage later
-    would stay, which the caches that live as long as the worker do not make.
+    would stay. The worker's caches do make such cycles: the receptive fields' kept fx graphs (whose
+    nodes and graph refer to each other) are dropped, oldest first, long after they were frozen. So every
+    ``SWEEP_EVERY``-th large request unfreezes everything first: one collection over the whole heap (about
+    100 ms), a few ms a large request spread out, and a shared server's memory stays bounded.
     """
+    global _large_requests
+    _large_requests += 1
+    if _large_requests % SWEEP_EVERY == 0:
+        gc.unfreeze()
     gc.collect()
     gc.freeze()
     budget.trim()
