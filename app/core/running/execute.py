@@ -16,7 +16,7 @@ from app.core.catalog.families.opaque import NOT_COMPUTED, Opaque
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, NotExplainable
-from app.core.networks.trace import tracing
+from app.core.networks.trace import named_modules, tracing
 from app.core.networks.tree import build
 from app.core.running import overrides
 from app.core.running.plan import Plan, collect_warnings, plan_request
@@ -85,7 +85,7 @@ def _settled(module: nn.Module, device: torch.device, dtype: torch.dtype, train:
     one of another dtype (``nn.Module.to``'s own rule); ``train`` is called where a module is in the
     other mode or has its own ``train`` (which may do more than set the flag)."""
     moving = switching = False
-    for m in module.modules():
+    for _, m in named_modules(module):
         if m.training != train or type(m).train is not nn.Module.train:
             switching = True
         if not moving:
@@ -153,7 +153,7 @@ def _run(plan: Plan, hooks: Hooks | None, *, copy: bool | None) -> Execution | N
 
 def _in_place(module: nn.Module) -> bool:
     """Whether a layer of the module says it works in place (torch.nn's ``inplace=True``)."""
-    return any(getattr(m, "inplace", False) is True for m in module.modules())
+    return any(getattr(m, "inplace", False) is True for _, m in named_modules(module))
 
 
 @dataclass

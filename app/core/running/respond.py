@@ -10,7 +10,7 @@ from torch import nn
 from app.core import tensors
 from app.core.config import Settings
 from app.core.explaining.windows import window_map, window_values
-from app.core.networks.trace import is_network, subtotals, totals
+from app.core.networks.trace import is_network, named_parameters, subtotals, totals
 from app.core.running.plan import Plan
 
 
@@ -19,7 +19,7 @@ def params_json(
 ) -> list[dict[str, Any]]:
     out = []
     dtype_name = tensors.dtype_name
-    for name, p in module.named_parameters():
+    for name, p in named_parameters(module):
         entry = {"name": name, "shape": list(p.shape), "numel": p.numel(), "dtype": dtype_name(p.dtype)}
         if with_data and p.device.type != "meta":
             if budget is not None and budget.spent:

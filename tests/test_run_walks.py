@@ -1,0 +1,64 @@
+"""The run path's own module walks say exactly what torch's walks say.
+
+``named_modules`` and ``named_parameters`` of app.core.networks.trace stand in for torch's
+(a stack instead of a generator per level); the trace's paths, the answer's parameter list and
+the totals rest on them, so they must list the same modules and parameters, under the same
+names, in the same order — a module or parameter shared by two paths included.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from app.core.networks.trace import named_modules, named_parameters
+from app.core.networks.tree import build, resolve
+from app.core.presets import resnet
+
+
+@st.composite
+def _modules(draw: st.DrawFn) -> nn.Module:
+    """A random tree of Sequentials over a small palette of leaves, some of them shared (the same module
+    at two paths) and some with a weight tied to another's, some slots None."""
+    pool: list[nn.Module] = draw(
+        st.lists(st.sampled_from(["linear", "relu", "bn"]), min_size=1, max_size=3).map(
+            lambda kinds: [
+                nn.Linear(2, 2) if k == "linear" else nn.ReLU() if k == "relu" else nn.BatchNorm1d(2) for k in kinds
+            ]
+        )
+    )
+
+    def tree(level: int) -> nn.Module:
+        n = draw(st.integers(0 if level else 1, 4))
+        seq = nn.Sequential()
+        for i in range(n):
+            choice = draw(st.integers(0, 3))
+            if choice == 0 and level < 3:
+                seq.add_module(str(i), tree(level + 1))
+            elif choice == 1:
+                seq.add_module(f"none{i}", None)
+            else:
+                seq.add_module(str(i), draw(st.sampled_from(pool)))  # the same module at several paths
+        return seq
+
+    root = tree(0)
+    linears = [m for m in pool if isinstance(m, nn.Linear)]
+    if len(linears) > 1 and draw(st.booleans()):
+        linears[1].weight = linears[0].weight  # a tied weight: one parameter in two modules
+    return root
+
+
+@settings(max_examples=150, deadline=None)
+@given(_modules())
+def test_walks_equal_torchs(module):
+    assert [(p, id(m)) for p, m in named_modules(module)] == [(p, id(m)) for p, m in module.named_modules()]
+    assert [(n, id(p)) for n, p in named_parameters(module)] == [(n, id(p)) for n, p in module.named_parameters()]
+
+
+def test_walks_equal_torchs_on_resnet(registry):
+    with torch.device("meta"):
+        module = build(resolve(registry, resnet(18)))
+    assert [(p, id(m)) for p, m in named_modules(module)] == [(p, id(m)) for p, m in module.named_modules()]
+    assert [(n, id(p)) for n, p in named_parameters(module)] == [(n, id(p)) for n, p in module.named_parameters()]
