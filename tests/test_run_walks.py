@@ -1,4 +1,4 @@
-"""The run path's own module walks say exactly what torch's walks say.
+"""The run path's own module walks say exactly what torch's walks say; container subtotals as before.
 
 ``named_modules`` and ``named_parameters`` of app.core.networks.trace stand in for torch's
 (a stack instead of a generator per level); the trace's paths, the answer's parameter list and
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from app.core.networks.trace import named_modules, named_parameters
+from app.core.networks.trace import named_modules, named_parameters, subtotals, tracing
 from app.core.networks.tree import build, resolve
 from app.core.presets import resnet
 
@@ -62,3 +62,59 @@ def test_walks_equal_torchs_on_resnet(registry):
         module = build(resolve(registry, resnet(18)))
     assert [(p, id(m)) for p, m in named_modules(module)] == [(p, id(m)) for p, m in module.named_modules()]
     assert [(n, id(p)) for n, p in named_parameters(module)] == [(n, id(p)) for n, p in module.named_parameters()]
+
+
+def _subtotals_by_split(entries):
+    """The container totals as the trace first added them up: each leaf's path split and joined per level."""
+    out = {}
+    for e in entries:
+        if not e["leaf"] and e["path"] not in out:
+            out[e["path"]] = {"type": e["type"], "param_count": e["param_count"], "macs": 0, "macs_complete": True, "activation_bytes": 0, "layers": 0}  # fmt: skip
+    for e in entries:
+        if not e["leaf"]:
+            continue
+        parts = e["path"].split(".")
+        for k in range(1, len(parts)):
+            box = out.get(".".join(parts[:k]))
+            if box is None:
+                continue
+            if e.get("macs") is None:
+                box["macs_complete"] = False
+            else:
+                box["macs"] += e["macs"]
+            box["activation_bytes"] += e.get("activation_bytes") or 0
+            box["layers"] += 1
+    return out
+
+
+_names = st.sampled_from(["0", "1", "10", "layer1", "body", "a"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(_names, min_size=1, max_size=4).map(".".join),
+            st.booleans(),
+            st.one_of(st.none(), st.integers(0, 10**6)),
+            st.one_of(st.none(), st.integers(0, 10**6)),
+        ),
+        max_size=30,
+    )
+)
+def test_subtotals_equal_the_split_and_join_sums(rows):
+    entries = [
+        {"path": p, "type": "T", "param_count": 3, "leaf": leaf, "macs": m, "activation_bytes": a}
+        for p, leaf, m, a in rows
+    ]
+    assert subtotals(entries) == _subtotals_by_split(entries)
+
+
+def test_subtotals_of_a_real_trace(registry):
+    with torch.device("meta"):
+        module = build(resolve(registry, resnet(18)))
+    sink = {}
+    with torch.no_grad(), tracing(module, sink):
+        module(torch.empty(2, 3, 32, 32, device="meta"))
+    assert subtotals(sink["trace"]) == _subtotals_by_split(sink["trace"])
+    assert subtotals(sink["trace"])["layer1"]["layers"] > 0
