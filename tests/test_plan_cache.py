@@ -7,6 +7,9 @@ from it must be the one a fresh plan gives, bit for bit, whatever the seed; what
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import pytest
 
 from app.core import body
@@ -122,6 +125,13 @@ def test_the_key_tells_apart_what_torch_tells_apart(registry):
     ]
     assert None not in keys and len(set(keys)) == len(keys)
     assert key(seed=5) == key(seed=6)  # the seed is not planned: it decides only the numbers
+
+
+def test_a_worker_finds_the_plan_with_the_settings_each_task_unpickles(registry):
+    req = parse(RunRequest, linear_net(2, 3))
+    first = execute_mod._plan_key(registry, req, SETTINGS)
+    assert execute_mod._plan_key(registry, req, pickle.loads(pickle.dumps(SETTINGS))) == first
+    assert execute_mod._plan_key(registry, req, dataclasses.replace(SETTINGS, max_elements=7)) != first
 
 
 def test_the_cache_keeps_the_most_recent_plans(registry, monkeypatch):

@@ -146,7 +146,8 @@ def _plan_key(registry: Registry, req: RunRequest, settings: Settings) -> Any:
             json.dumps(req.layer, allow_nan=False)
     except (TypeError, ValueError):  # an integer past 64 bits, a NaN, (in-process) not JSON: planned afresh
         return None
-    return (id(registry), id(settings), config, inputs, req.device, req.dtype, req.train)
+    # settings by value (a frozen dataclass): a worker gets its own unpickled copy with every task
+    return (id(registry), settings, config, inputs, req.device, req.dtype, req.train)
 
 
 def planned(registry: Registry, req: RunRequest, settings: Settings) -> Plan:
@@ -168,7 +169,7 @@ def planned(registry: Registry, req: RunRequest, settings: Settings) -> Plan:
         plan = plan_request(registry, req, settings, inner_trace=False)
         if key is not None:
             with _PLANS_LOCK:
-                # the registry and settings are held with their plan: their ids in the key stay theirs
+                # the registry is held with its plan: its id in the key stays its own
                 _PLANS[key] = (registry, settings, _own_copy(plan, plan.seed))
                 while len(_PLANS) > PLAN_CACHE_SIZE:
                     _PLANS.popitem(last=False)
