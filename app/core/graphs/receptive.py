@@ -760,7 +760,17 @@ _TRACES_SIZE = 16
 _TRACES_LOCK = threading.Lock()  # a server without a pool answers from a thread pool
 
 
-def _trace(plan: Any, req: RunRequest) -> Traced:
+def _config_key(plan: Any, req: RunRequest) -> str:
+    """The request's network as a cache key: its config itself (which, unlike the module's ``repr``, shows
+    how a ``Graph`` config wires its nodes), the input shapes, the dtype and the mode, which a traced
+    forward may branch on (``if self.training``). Half a millisecond at 512 blocks, where spelling the
+    ``repr`` needs the whole meta module built (about 40 ms)."""
+    return json.dumps(
+        [req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype), plan.train], sort_keys=True, default=repr
+    )
+
+
+def _trace(plan: Any, key: str) -> Traced:
     """The fx graph of the request's network, traced from the plan's meta module once per config, with
     its recorder (generated once too).
 
@@ -768,12 +778,7 @@ def _trace(plan: Any, req: RunRequest) -> Traced:
     where its forward takes 5), and a page asks for one network's fields element after element. The
     graph depends only on the modules' structure, which the config fixes (the dataflow view's node ids
     come from the same tracing); it names each call's module by its path, so one graph serves any module
-    built from that config: the real one, its float64 twin, the meta one. The key is the config itself,
-    not the module's repr, which does not show how a ``Graph`` config wires its nodes; and the mode, which
-    a traced forward may branch on (``if self.training``)."""
-    key = json.dumps(
-        [req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype), plan.train], sort_keys=True, default=repr
-    )
+    built from that config: the real one, its float64 twin, the meta one. ``key``: :func:`_config_key`."""
     with _TRACES_LOCK:
         kept = _TRACES.get(key)
         if kept is not None:
@@ -812,7 +817,9 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     # the graph and its shapes come from the plan (nothing runs for them); the memory limit applies to
     # the run, when there is one
     plan = plan_request(registry, run_req, settings, enforce_limit=req.effective, inner_trace=not req.effective)
-    graph = dataflow.graph_fields(plan, None, registry)["graph"]
+    # keyed by the config, the cached graph needs no meta module built (only a miss builds one)
+    key = _config_key(plan, run_req)
+    graph = dataflow.graph_fields(plan, None, registry, text=key)["graph"]
     ex = None
     if req.effective and not _shapes_known(graph):
         # a recurrent layer's shapes come from a real run (its meta kernels are slow); only there two passes
@@ -828,12 +835,19 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     kinds = [p.kind for p in plan.inputs]
     names = [i.name for i in plan.spec.inputs]
     frozen: set[int] = set()
-    module, xs = (ex.module, ex.inputs) if ex is not None else (plan.meta, [])
-    if req.effective and ex is None:
+    # the meta module only where nothing runs: a deep network's is built on first use (about 40 ms at
+    # 512 blocks), which a run's own module makes needless
+    module: nn.Module
+    xs: list[torch.Tensor]
+    if ex is not None:
+        module, xs = ex.module, ex.inputs
+    elif req.effective:
         module, xs = materialise(plan)
+    else:
+        module, xs = plan.meta, []
     module.train(plan.train)
     # one trace serves the index rules and the recorded run (the graph's ids are the same tracing's)
-    traced = _trace(plan, run_req) if graph["method"] == "fx" else None
+    traced = _trace(plan, key) if graph["method"] == "fx" else None
     sets = structural_intervals(module, graph, len(plan.inputs), target, index, traced.graph if traced else None)
     masks: dict[str, torch.Tensor] = {}
     effective: dict[str, torch.Tensor] = {}
