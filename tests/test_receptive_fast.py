@@ -282,3 +282,24 @@ def test_structural_fields_repeated_sets_answer_as_each_alone():
     assert first == again == _Encoder().structural(sets)
     assert first["count"] == 1 and first["bbox"] == [[1, 1], [2, 2], [4, 4]]
     assert first["runs"] is not again["runs"] and first["grid"]["rle"] is not again["grid"]["rle"]
+
+
+def test_a_deep_networks_field_builds_no_meta_module_once_its_graph_is_kept(registry, monkeypatch):
+    """A repeated block plans from a skeleton that shares its layers; the whole meta module (the slowest
+    part of a deep network's field when it was built for the graph cache's key) is built only on a miss
+    of the kept graph and trace, and the answer is the same either way."""
+    body = {**linear_net(12, 8), "index": [1, 2]}
+    plans = []
+
+    def keep(*args, **kwargs):
+        plans.append(plan_request(*args, **kwargs))
+        return plans[-1]
+
+    monkeypatch.setattr(receptive, "plan_request", keep)
+    dataflow._CACHE.clear()
+    receptive._TRACES.clear()
+    first = _json(registry, body)
+    again = _json(registry, body)
+    assert first == again
+    assert plans[0].shared and plans[0].built_meta is not None  # a miss: traced from the meta module
+    assert plans[1].shared and plans[1].built_meta is None
