@@ -670,11 +670,15 @@ RECEPTIVE_BYTES_PER_ELEMENT = 64
 RECEPTIVE_BYTES_PER_PARAMETER = 32
 
 
-def _check_memory(graph: dict[str, Any], module: nn.Module, planned: int, settings: Settings) -> None:
+def _check_memory(
+    graph: dict[str, Any], module: nn.Module, planned: int, settings: Settings, param_numels: list[int] | None = None
+) -> None:
     """Autograd keeps every intermediate tensor, in float64 for the twin, and a gradient of each: refuse
-    what would not fit before anything is kept, and reserve it in the server's budget."""
+    what would not fit before anything is kept, and reserve it in the server's budget. ``param_numels``:
+    the plan's count of the module's parameters, where it has one (walking a 512-block network's
+    parameters took 2 ms)."""
     elements = sum(math.prod(s) for n in graph["nodes"] for s in (n.get("shapes") or []) if s)
-    params = sum(p.numel() for p in module.parameters())
+    params = sum(param_numels) if param_numels is not None else sum(p.numel() for p in module.parameters())
     # and what each layer's forward keeps for its backward (a recurrent layer's gates at every step: the
     # plan's working memory), for the real run and the float64 twin's
     needed = RECEPTIVE_BYTES_PER_ELEMENT * elements + RECEPTIVE_BYTES_PER_PARAMETER * params + 4 * planned
@@ -918,7 +922,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             module, xs = materialise(plan)
             module.train(plan.train)
         if req.effective or sets is None:
-            _check_memory(graph, module, plan.estimate_bytes, settings)
+            _check_memory(graph, module, plan.estimate_bytes, settings, plan.param_numels)
         if sets is None:
             masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen, traced)
         if req.effective:
