@@ -131,6 +131,9 @@ def test_a_forward_that_branches_on_its_mode_is_traced_per_mode(plugged):
 class _EachOnItsOwn(_Encoder):
     """The general path: every set and picture encoded as if no other entry had been."""
 
+    def structural(self, sets: intervals.Sets) -> dict[str, Any]:
+        return _Encoder().structural(sets)
+
     def runs(self, sets: intervals.Sets) -> list[list[list[int]]]:
         return _Encoder().runs(sets)
 
@@ -244,3 +247,59 @@ def test_generated_recorder_keeps_what_the_interpreter_keeps(registry, request_)
 def test_a_graph_that_changes_tensors_in_place_has_no_recorder(plugged):
     plan = plan_request(plugged, RunRequest.model_validate(IN_PLACE), Settings(), inner_trace=False)
     assert dataflow.recorder(plan.meta, dataflow.traced(plan.meta, 1).graph) is None
+
+
+_any_values = st.one_of(
+    _values,
+    st.just(float("nan")),
+    st.just(float("inf")),
+    st.just(float("-inf")),
+    st.floats(-(2.0**-130), 2.0**-130, width=32),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    arrays(np.float32, array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=6), elements=_any_values),
+    st.sampled_from([torch.float32, torch.float64, torch.float16]),
+)
+def test_a_small_gradient_read_through_numpy_gives_the_torch_entry(values, dtype):
+    """The NumPy path for small CPU gradients (what _entry takes for them) and the torch path (large or
+    device gradients) give the same entry: NaN, infinities, signed zeros and float16 included."""
+    g = torch.from_numpy(values).to(dtype)
+    with np.errstate(invalid="ignore"):
+        small = receptive._effective_small(g.numpy(), _EachOnItsOwn())
+        general = receptive._effective(g, _EachOnItsOwn())
+        taken = _effective(g)  # what _entry takes for it
+    assert repr(small) == repr(general) == repr(taken)
+
+
+def test_structural_fields_repeated_sets_answer_as_each_alone():
+    """A set met again answers from the encoder's memory: the same fields as a fresh encoder, own lists."""
+    encoder = _Encoder()
+    sets = intervals.point([3, 8, 5], (1, 2, 4))
+    first, again = encoder.structural(sets), encoder.structural(sets)
+    assert first == again == _Encoder().structural(sets)
+    assert first["count"] == 1 and first["bbox"] == [[1, 1], [2, 2], [4, 4]]
+    assert first["runs"] is not again["runs"] and first["grid"]["rle"] is not again["grid"]["rle"]
+
+
+def test_a_deep_networks_field_builds_no_meta_module_once_its_graph_is_kept(registry, monkeypatch):
+    """A repeated block plans from a skeleton that shares its layers; the whole meta module (the slowest
+    part of a deep network's field when it was built for the graph cache's key) is built only on a miss
+    of the kept graph and trace, and the answer is the same either way."""
+    body = {**linear_net(12, 8), "index": [1, 2]}
+    plans = []
+
+    def keep(*args, **kwargs):
+        plans.append(plan_request(*args, **kwargs))
+        return plans[-1]
+
+    monkeypatch.setattr(receptive, "plan_request", keep)
+    dataflow._CACHE.clear()
+    receptive._TRACES.clear()
+    first = _json(registry, body)
+    again = _json(registry, body)
+    assert first == again
+    assert plans[0].shared and plans[0].built_meta is not None  # a miss: traced from the meta module
+    assert plans[1].shared and plans[1].built_meta is None

@@ -385,6 +385,7 @@ class _Encoder:
     SMALL = 4096
 
     def __init__(self) -> None:
+        self._fields: dict[tuple[bytes, ...], tuple[list[int], int, list[list[list[int]]], dict[str, Any] | None]] = {}
         self._runs: dict[bytes, list[list[int]]] = {}
         self._grids: dict[tuple[bytes, ...], list[int]] = {}
         self._pngs: dict[tuple[tuple[int, ...], bytes], str] = {}
@@ -397,6 +398,29 @@ class _Encoder:
                 self._runs[key] = intervals.runs([s])[0]
             out.append([list(r) for r in self._runs[key]])
         return out
+
+    def structural(self, sets: intervals.Sets) -> dict[str, Any]:
+        """A product set's fields (shape, numel, count, runs, bbox, grid), worked out once per distinct set:
+        a deep network's nodes repeat a few (counting and encoding each measured about 30 µs a node). Each
+        call gives lists of its own (a client may change one entry's)."""
+        key = tuple(s.tobytes() for s in sets)
+        kept = self._fields.get(key)
+        if kept is None:
+            shape = [len(x) for x in sets]
+            total = intervals.count(sets)
+            kept = (shape, total, self.runs(sets), self.grid(sets, shape) if total else None)
+            self._fields[key] = kept
+        shape, total, runs, grid = kept
+        fields: dict[str, Any] = {
+            "shape": list(shape),
+            "numel": math.prod(shape),
+            "count": total,
+            "runs": [[list(r) for r in axis] for axis in runs],
+        }
+        if total:
+            fields["bbox"] = [[r[0][0], r[-1][1]] for r in runs]
+            fields["grid"] = {"shape": list(grid["shape"]), "rle": list(grid["rle"])}
+        return fields
 
     def grid(self, sets: intervals.Sets, shape: list[int]) -> dict[str, Any]:
         """The structural grid of a non-empty product set: its last two dimensions' product (the leading
@@ -452,41 +476,76 @@ def _entry(
         sets = intervals.of_mask(mask)
         shape = list(mask.shape)
         total = int(mask.sum())
+        entry["shape"] = shape
+        entry["numel"] = math.prod(shape)
+        entry["count"] = total
+        if sets is not None:
+            entry["runs"] = encoder.runs(sets)
+            if total:
+                entry["bbox"] = [[r[0][0], r[-1][1]] for r in entry["runs"]]
+                entry["grid"] = encoder.grid(sets, shape)
+        elif total:
+            where = mask.nonzero()
+            entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
+            entry["rle"] = wire.rle(mask.cpu().numpy())
+            entry["grid"] = {"shape": list(_grid_shape(shape)), "rle": wire.rle(_fold(mask).cpu().numpy())}
     elif sets is not None:
-        shape = [len(x) for x in sets]
-        total = intervals.count(sets)
+        entry.update(encoder.structural(sets))
     else:
         return entry
-    entry["shape"] = shape
-    entry["numel"] = math.prod(shape)
-    entry["count"] = total
-    if sets is not None:
-        entry["runs"] = encoder.runs(sets)
-        if total:
-            entry["bbox"] = [[r[0][0], r[-1][1]] for r in entry["runs"]]
-            entry["grid"] = encoder.grid(sets, shape)
-    elif total and mask is not None:
-        where = mask.nonzero()
-        entry["bbox"] = [[int(lo), int(hi)] for lo, hi in zip(where.min(0).values, where.max(0).values)]
-        entry["rle"] = wire.rle(mask.cpu().numpy())
-        entry["grid"] = {"shape": list(_grid_shape(shape)), "rle": wire.rle(_fold(mask).cpu().numpy())}
     if grad is not None:
         g = grad.detach()
-        folded = _fold_abs(g)
-        # the fold is a max over the leading dimensions, so its maximum is the tensor's: no pass of its own
-        top = float(folded.max()) if g.numel() else 0.0
-        # the elements with |∂y/∂x| > 0: the non-zero ones, but for NaN (non-zero, and not > 0), which a
-        # NaN maximum shows (max propagates NaN). Not count_nonzero: on a gradient that ReLUs made sparse
-        # it measured 2–4× slower than comparing and summing
-        count = int((g.abs() > 0).sum()) if math.isnan(top) else int((g != 0).sum())
-        eff: dict[str, Any] = {"max": top, "count": count, "png": None, "grid": None}
-        if 0 < g.numel() <= HEAT_LIMIT and g.dim() > 2:  # up to two dimensions the grid is the whole
-            eff["png"] = encoder.png(wire.quantise(g.abs().float().cpu().numpy(), top))
-        if 0 < folded.numel() <= GRID_LIMIT:
-            levels = wire.quantise(folded.float().cpu().numpy(), top)
-            eff["grid"] = {"shape": [int(n) for n in levels.shape], "png": encoder.png(levels)}
-        entry["effective"] = eff
+        # a small CPU gradient through NumPy; a large or device one where torch has the faster reductions
+        small = g.device.type == "cpu" and g.dtype in _NUMPY_FLOATS and g.numel() <= GRID_LIMIT and not g.is_neg()
+        entry["effective"] = _effective_small(g.numpy(), encoder) if small else _effective(g, encoder)
     return entry
+
+
+def _effective(g: torch.Tensor, encoder: _Encoder) -> dict[str, Any]:
+    """The effective entry from ∂y/∂x at a node: the maximum and count of |∂y/∂x| > 0, and its PNG heat
+    maps (see :func:`_entry`)."""
+    folded = _fold_abs(g)
+    # the fold is a max over the leading dimensions, so its maximum is the tensor's: no pass of its own
+    top = float(folded.max()) if g.numel() else 0.0
+    # the elements with |∂y/∂x| > 0: the non-zero ones, but for NaN (non-zero, and not > 0), which a
+    # NaN maximum shows (max propagates NaN). Not count_nonzero: on a gradient that ReLUs made sparse
+    # it measured 2–4× slower than comparing and summing
+    count = int((g.abs() > 0).sum()) if math.isnan(top) else int((g != 0).sum())
+    eff: dict[str, Any] = {"max": top, "count": count, "png": None, "grid": None}
+    if 0 < g.numel() <= HEAT_LIMIT and g.dim() > 2:  # up to two dimensions the grid is the whole
+        eff["png"] = encoder.png(wire.quantise(g.abs().float().cpu().numpy(), top))
+    if 0 < folded.numel() <= GRID_LIMIT:
+        levels = wire.quantise(folded.float().cpu().numpy(), top)
+        eff["grid"] = {"shape": [int(n) for n in levels.shape], "png": encoder.png(levels)}
+    return eff
+
+
+#: gradients NumPy reads without a copy (bfloat16 it has not)
+_NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
+
+
+def _effective_small(g: np.ndarray, encoder: _Encoder) -> dict[str, Any]:
+    """The effective entry of a small CPU gradient, read through NumPy: the same numbers as the torch
+    path (max and abs are exact, both propagate NaN; the pictures quantise the same float32 values), at
+    a few µs where each torch call costs its dispatch (a deep network's 1026 nodes of [8, 64]: about
+    60 µs a node in torch, 10 in NumPy)."""
+    heat = np.abs(g)
+    top = float(heat.max()) if g.size else 0.0
+    # as in torch: a NaN counts as non-zero but not as > 0, which a NaN maximum shows
+    count = int(np.count_nonzero(heat > 0)) if math.isnan(top) else int(np.count_nonzero(g))
+    eff: dict[str, Any] = {"max": top, "count": count, "png": None, "grid": None}
+    if g.size == 0:
+        return eff
+    # pictures from float32 values, as ``.float()`` gives them in the torch path
+    if g.size <= HEAT_LIMIT and g.ndim > 2:
+        eff["png"] = encoder.png(wire.quantise(heat.astype(np.float32, copy=False), top))
+    if g.ndim <= 2:
+        folded = heat.reshape(1, -1) if g.ndim < 2 else heat
+    else:
+        folded = heat.reshape(-1, *heat.shape[-2:]).max(0)
+    levels = wire.quantise(folded.astype(np.float32, copy=False), top)
+    eff["grid"] = {"shape": [int(n) for n in levels.shape], "png": encoder.png(levels)}
+    return eff
 
 
 def _fold_abs(g: torch.Tensor) -> torch.Tensor:
@@ -611,11 +670,15 @@ RECEPTIVE_BYTES_PER_ELEMENT = 64
 RECEPTIVE_BYTES_PER_PARAMETER = 32
 
 
-def _check_memory(graph: dict[str, Any], module: nn.Module, planned: int, settings: Settings) -> None:
+def _check_memory(
+    graph: dict[str, Any], module: nn.Module, planned: int, settings: Settings, param_numels: list[int] | None = None
+) -> None:
     """Autograd keeps every intermediate tensor, in float64 for the twin, and a gradient of each: refuse
-    what would not fit before anything is kept, and reserve it in the server's budget."""
+    what would not fit before anything is kept, and reserve it in the server's budget. ``param_numels``:
+    the plan's count of the module's parameters, where it has one (walking a 512-block network's
+    parameters took 2 ms)."""
     elements = sum(math.prod(s) for n in graph["nodes"] for s in (n.get("shapes") or []) if s)
-    params = sum(p.numel() for p in module.parameters())
+    params = sum(param_numels) if param_numels is not None else sum(p.numel() for p in module.parameters())
     # and what each layer's forward keeps for its backward (a recurrent layer's gates at every step: the
     # plan's working memory), for the real run and the float64 twin's
     needed = RECEPTIVE_BYTES_PER_ELEMENT * elements + RECEPTIVE_BYTES_PER_PARAMETER * params + 4 * planned
@@ -760,7 +823,17 @@ _TRACES_SIZE = 16
 _TRACES_LOCK = threading.Lock()  # a server without a pool answers from a thread pool
 
 
-def _trace(plan: Any, req: RunRequest) -> Traced:
+def _config_key(plan: Any, req: RunRequest) -> str:
+    """The request's network as a cache key: its config itself (which, unlike the module's ``repr``, shows
+    how a ``Graph`` config wires its nodes), the input shapes, the dtype and the mode, which a traced
+    forward may branch on (``if self.training``). Half a millisecond at 512 blocks, where spelling the
+    ``repr`` needs the whole meta module built (about 40 ms)."""
+    return json.dumps(
+        [req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype), plan.train], sort_keys=True, default=repr
+    )
+
+
+def _trace(plan: Any, key: str) -> Traced:
     """The fx graph of the request's network, traced from the plan's meta module once per config, with
     its recorder (generated once too).
 
@@ -768,12 +841,7 @@ def _trace(plan: Any, req: RunRequest) -> Traced:
     where its forward takes 5), and a page asks for one network's fields element after element. The
     graph depends only on the modules' structure, which the config fixes (the dataflow view's node ids
     come from the same tracing); it names each call's module by its path, so one graph serves any module
-    built from that config: the real one, its float64 twin, the meta one. The key is the config itself,
-    not the module's repr, which does not show how a ``Graph`` config wires its nodes; and the mode, which
-    a traced forward may branch on (``if self.training``)."""
-    key = json.dumps(
-        [req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype), plan.train], sort_keys=True, default=repr
-    )
+    built from that config: the real one, its float64 twin, the meta one. ``key``: :func:`_config_key`."""
     with _TRACES_LOCK:
         kept = _TRACES.get(key)
         if kept is not None:
@@ -812,7 +880,9 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     # the graph and its shapes come from the plan (nothing runs for them); the memory limit applies to
     # the run, when there is one
     plan = plan_request(registry, run_req, settings, enforce_limit=req.effective, inner_trace=not req.effective)
-    graph = dataflow.graph_fields(plan, None, registry)["graph"]
+    # keyed by the config, the cached graph needs no meta module built (only a miss builds one)
+    key = _config_key(plan, run_req)
+    graph = dataflow.graph_fields(plan, None, registry, text=key)["graph"]
     ex = None
     if req.effective and not _shapes_known(graph):
         # a recurrent layer's shapes come from a real run (its meta kernels are slow); only there two passes
@@ -828,12 +898,19 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     kinds = [p.kind for p in plan.inputs]
     names = [i.name for i in plan.spec.inputs]
     frozen: set[int] = set()
-    module, xs = (ex.module, ex.inputs) if ex is not None else (plan.meta, [])
-    if req.effective and ex is None:
+    # the meta module only where nothing runs: a deep network's is built on first use (about 40 ms at
+    # 512 blocks), which a run's own module makes needless
+    module: nn.Module
+    xs: list[torch.Tensor]
+    if ex is not None:
+        module, xs = ex.module, ex.inputs
+    elif req.effective:
         module, xs = materialise(plan)
+    else:
+        module, xs = plan.meta, []
     module.train(plan.train)
     # one trace serves the index rules and the recorded run (the graph's ids are the same tracing's)
-    traced = _trace(plan, run_req) if graph["method"] == "fx" else None
+    traced = _trace(plan, key) if graph["method"] == "fx" else None
     sets = structural_intervals(module, graph, len(plan.inputs), target, index, traced.graph if traced else None)
     masks: dict[str, torch.Tensor] = {}
     effective: dict[str, torch.Tensor] = {}
@@ -845,7 +922,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
             module, xs = materialise(plan)
             module.train(plan.train)
         if req.effective or sets is None:
-            _check_memory(graph, module, plan.estimate_bytes, settings)
+            _check_memory(graph, module, plan.estimate_bytes, settings, plan.param_numels)
         if sets is None:
             masks = structural_autograd(module, xs, target, index, req.seed, kinds, names, frozen, traced)
         if req.effective:
