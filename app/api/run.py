@@ -5,15 +5,30 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
-from app.api.deps import in_worker, json_body
+from app.api.deps import LeanRoute, answer, in_worker, json_body, query_choice, served_by
 from app.core.service import stream_file
 
-router = APIRouter(prefix="/api", tags=["run"])
+# LeanRoute: these endpoints' signatures document them; the handlers below serve them (app.api.deps)
+router = APIRouter(prefix="/api", tags=["run"], route_class=LeanRoute)
+
+
+async def serve_run(request: Request) -> Response:
+    body = await json_body(request)  # first, as the dependency was: a bad body is refused before the query
+    if query_choice(request, "format", ("json", "npy")) == "npy":
+        # the worker wrote the file into shared memory; it is streamed from there (app.core.spool)
+        name, fh, size = await in_worker(request, "npy", body, tensor=request.query_params.get("tensor"))
+        return StreamingResponse(
+            stream_file(fh),
+            media_type="application/octet-stream",
+            headers={"content-disposition": f'attachment; filename="{name}.npy"', "content-length": str(size)},
+        )
+    return answer(await in_worker(request, "run", body))
 
 
 @router.post("/run")
+@served_by(serve_run)
 async def run(
     request: Request,
     body: bytes = Depends(json_body),
@@ -21,18 +36,17 @@ async def run(
     tensor: str | None = Query(None, description="with format=npy: which output (default: the first)"),
 ) -> Any:
     """Build the layer, run a real forward pass, return output, params, predicted shape and formula."""
-    if format == "npy":
-        # the worker wrote the file into shared memory; it is streamed from there (app.core.spool)
-        name, fh, size = await in_worker(request, "npy", body, tensor=tensor)
-        return StreamingResponse(
-            stream_file(fh),
-            media_type="application/octet-stream",
-            headers={"content-disposition": f'attachment; filename="{name}.npy"', "content-length": str(size)},
-        )
-    return await in_worker(request, "run", body)
+    return await serve_run(request)
+
+
+async def serve_shape(request: Request) -> Response:
+    body = await json_body(request)
+    detail = query_choice(request, "detail", ("full", "shapes"))
+    return answer(await in_worker(request, "shape", body, detail=detail))
 
 
 @router.post("/shape")
+@served_by(serve_shape)
 async def shape(
     request: Request,
     body: bytes = Depends(json_body),
@@ -43,10 +57,15 @@ async def shape(
     ),
 ) -> Any:
     """Output shapes, parameter shapes and formulas without allocating a tensor (meta device)."""
-    return await in_worker(request, "shape", body, detail=detail)
+    return await serve_shape(request)
+
+
+async def serve_explain(request: Request) -> Response:
+    return answer(await in_worker(request, "explain", await json_body(request)))
 
 
 @router.post("/explain")
+@served_by(serve_explain)
 async def explain(request: Request, body: bytes = Depends(json_body)) -> Any:
     """One output element recomputed by hand from its inputs, weights and bias."""
-    return await in_worker(request, "explain", body)
+    return await serve_explain(request)
