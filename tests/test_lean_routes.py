@@ -14,9 +14,11 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from app.api import errors, run
 from app.api.deps import LeanRoute
+from app.api.middleware import GZip
 
 LINEAR = {"layer": {"type": "Linear", "in_features": 3, "out_features": 2}, "inputs": [{"shape": [2, 3]}], "seed": 1}
 #: (path, query parameter, its choices) of every lean route with a query parameter
@@ -34,7 +36,7 @@ def plain_twin(app: FastAPI) -> FastAPI:
     return twin
 
 
-def post(app: FastAPI, url: str, **kw: Any) -> httpx.Response:
+def post(app: Any, url: str, **kw: Any) -> httpx.Response:
     """One request through ``app``; an exception in the app is its JSON 500, as a server would send it."""
 
     async def go() -> httpx.Response:
@@ -127,3 +129,23 @@ def test_lean_routes_documented(api):
     shape_params = {p["name"]: p for p in paths["/api/shape"]["post"]["parameters"]}
     assert shape_params["detail"]["schema"]["enum"] == ["full", "shapes"]
     assert "/api/explain" in paths
+
+
+@pytest.mark.parametrize(
+    ("media", "compressed"),
+    [("application/json", True), ("image/png", False), ("application/octet-stream", False), ("font/woff2", False)],
+)
+@pytest.mark.parametrize("accept", ["gzip", "identity"])
+def test_gzip_layer_keeps_its_exclusions(media, compressed, accept):
+    """The exclusions normalised once by app.api.middleware.GZip still hold for every responder."""
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", media.encode())]})
+        await send({"type": "http.response.body", "body": b"0" * 4096})
+
+    layer = GZip(
+        answer, minimum_size=500, exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/octet-stream")
+    )
+    r = post(layer, "/", headers={"accept-encoding": accept})  # type: ignore[arg-type]
+    assert r.status_code == 200 and r.content == b"0" * 4096
+    assert r.headers.get("content-encoding") == ("gzip" if compressed and accept == "gzip" else None)
