@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
 from app.api.delivery import CatalogAnswers
 from app.api.middleware import accepts_gzip
@@ -86,3 +89,51 @@ async def json_body(request: Request) -> Any:
         raise BadRequest("the request body is empty; send a JSON object with 'layer' and 'inputs'")
     # Parsed in the worker (app.core.body): json.loads of a large body holds the GIL for seconds.
     return bytes(raw)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def served_by(handler: Handler) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark an endpoint of a :class:`LeanRoute`: FastAPI documents the endpoint (its query parameters and
+    descriptions in /openapi.json), ``handler(request)`` serves its requests."""
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint.served_by = handler  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
+
+
+class LeanRoute(APIRoute):
+    """A route whose requests skip FastAPI's dependency resolution: its endpoint's ``served_by`` handler
+    reads the query and the body itself (:func:`query_choice`, :func:`json_body`) and returns a Response.
+
+    For the torch routes, which only pass the raw body on to a worker, resolving ``Depends(json_body)`` and
+    two query parameters (validation models, an exit stack per dependency) was about half of the web
+    process's CPU per small request. Errors still go through the app's one handler (Starlette's
+    exception wrapping around the handler is kept), with the same words as FastAPI's validation.
+    """
+
+    def get_route_handler(self) -> Handler:
+        handler = getattr(self.endpoint, "served_by", None)
+        return handler if handler is not None else super().get_route_handler()
+
+
+def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
+    """Query parameter ``name``, one of ``choices`` (the first when absent; the last value when repeated,
+    as FastAPI reads it); anything else is the 422 FastAPI's validation of a ``Literal`` gives."""
+    value = request.query_params.get(name)
+    if value is None:
+        return choices[0]
+    if value not in choices:
+        words = " or ".join(", ".join(repr(c) for c in choices).rsplit(", ", 1))
+        raise RequestValidationError(
+            [{"type": "literal_error", "loc": ("query", name), "msg": f"Input should be {words}", "input": value}]
+        )
+    return value
+
+
+def answer(result: Any) -> Response:
+    """A worker's result as a response: one already encoded (in_worker's) as it is, plain data as JSON."""
+    return result if isinstance(result, Response) else JSONResponse(result)
