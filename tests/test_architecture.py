@@ -31,7 +31,7 @@ LAYERS = [
     ["shapes", "compress"],
     ["catalog"],
     ["networks"],
-    ["registry", "presets", "lesson"],
+    ["registry", "presets", "lesson", "prebuilt"],
     ["explaining"],
     ["running"],
     ["graphs"],
