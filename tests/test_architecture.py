@@ -31,7 +31,7 @@ LAYERS = [
     ["shapes", "compress"],
     ["catalog"],
     ["networks"],
-    ["registry", "presets", "lesson", "prebuilt"],
+    ["registry", "presets", "lesson"],
     ["explaining"],
     ["running"],
     ["graphs"],

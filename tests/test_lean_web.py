@@ -118,7 +118,7 @@ def test_it_serves_every_kind_of_request_without_it(served, registry):
 
 
 def test_an_idle_worker_shares_what_the_forkserver_imported(served):
-    # torch, sympy and the app's modules are imported and frozen in the forkserver
+    # torch, sympy, dynamo and the app's modules are imported and frozen in the forkserver
     # (app.core.preloaded); a worker's own pages are what it built since (catalog, warm-up): measured
     # 24 MB, against 90 MB when the collector's first pass copied every page it visited
     assert served["private"] and all(p < 60 * 1024**2 for p in served["private"]), served["private"]

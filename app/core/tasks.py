@@ -48,12 +48,7 @@ def init(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(threads)
     nodynamo.install()  # done already where the forkserver preloaded app.core.preloaded
-    # the catalog the forkserver built (app.core.prebuilt), shared with it, where this process was forked
-    # from one that preloaded it and the server has no plugins; otherwise this worker's own
-    prebuilt = sys.modules.get("app.core.prebuilt")
-    _registry = (
-        prebuilt.CATALOG if prebuilt is not None and not settings.plugins else default_registry(settings.plugins)
-    )
+    _registry = default_registry(settings.plugins)
     budget.install(ledger)
     requests.warm_up(_registry, settings)
     # torch, the catalog and the warmed kernels leave ~215k tracked objects that live as long as the worker;

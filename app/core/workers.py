@@ -124,7 +124,6 @@ PRELOAD = [
     "app.core.networks.containers",
     "app.core.explaining.windows",
     "torch.fx.experimental.symbolic_shapes",
-    "app.core.prebuilt",  # the default catalog, built once and shared by the workers
     "app.core.preloaded",  # last: freezes all of the above, so that forked workers keep sharing it
 ]
 
