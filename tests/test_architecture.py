@@ -15,7 +15,19 @@ CORE = APP / "core"
 
 # app/core, lowest layer first: a module may import only from its own layer or the layers before it.
 LAYERS = [
-    ["errors", "config", "tensors", "schema", "torch_errors", "body", "budget", "spool", "gpu", "preloaded"],
+    [
+        "errors",
+        "config",
+        "tensors",
+        "schema",
+        "torch_errors",
+        "body",
+        "budget",
+        "spool",
+        "gpu",
+        "nodynamo",
+        "preloaded",
+    ],
     ["shapes", "compress"],
     ["catalog"],
     ["networks"],

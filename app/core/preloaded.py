@@ -11,5 +11,9 @@ from __future__ import annotations
 
 import gc
 
+from app.core import nodynamo
+
+# before the freeze and the forks: the stand-ins are set once here and shared by every worker
+nodynamo.install()
 gc.collect()
 gc.freeze()

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from app.core import body as body_mod
-from app.core import budget, compress, gpu, spool, tensors
+from app.core import budget, compress, gpu, nodynamo, spool, tensors
 from app.core.config import Settings
 from app.core.errors import InternalError, LayerExplorerError
 from app.core.graphs.endpoints import import_model, receptive_field
@@ -47,6 +47,7 @@ def init(
     # the default action stops a worker past its deadline at once, whatever it is doing.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(threads)
+    nodynamo.install()  # done already where the forkserver preloaded app.core.preloaded
     _registry = default_registry(settings.plugins)
     budget.install(ledger)
     requests.warm_up(_registry, settings)

@@ -117,17 +117,18 @@ STARTUP_WAIT_S = 120.0
 # ---------------------------------------------------------------------------------------------
 
 
-# Imported once by the forkserver, so a new worker starts with them: this module, and what torch imports
-# lazily on the first meta-device forward (decompositions pull in dynamo and sympy, about 2 s). Imports
-# only: no kernel runs there, so no thread pool exists when the forkserver forks.
+# Imported once by the forkserver, so a new worker starts with them. Imports only: no kernel runs there,
+# so no thread pool exists when the forkserver forks. What torch imports lazily on a worker's first
+# meta-device pass is here too: ``torch._check``, which most of torch's Python meta kernels call (conv's
+# among them), imports symbolic_shapes and sympy on its first call (about 35 MiB, 0.5 s). torch._dynamo
+# (and torch._inductor with it: 36 MiB more, 1.1 s) is not: the meta kernels that imported it no longer
+# do (app.core.nodynamo), so a server whose requests never need it never loads it.
 PRELOAD = [
     "app.core.workers",
     WORKER_SIDE,
     "app.core.networks.containers",
     "app.core.explaining.windows",
-    "torch._dynamo",
-    "torch._decomp.decompositions",
-    "sympy",
+    "torch.fx.experimental.symbolic_shapes",
     "app.core.preloaded",  # last: freezes all of the above, so that forked workers keep sharing it
 ]
 

@@ -32,7 +32,9 @@ import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+from torch.fx.passes.shape_prop import TensorMetadata
+
+from app.core.networks.graph import ShapePass
 
 #: one boolean array per dimension; the field is their product
 Sets = list[np.ndarray]
@@ -634,7 +636,9 @@ def _inside(m: nn.Module, out: Sets, in_shape: list[int]) -> Sets:
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     meta = gm if param is None or param.is_meta else copy.deepcopy(gm).to("meta")
     try:
-        ShapeProp(meta).propagate(torch.empty(in_shape, dtype=dtype, device="meta"))
+        ShapePass(meta).propagate(  # torch's ShapeProp without its sympy import
+            torch.empty(in_shape, dtype=dtype, device="meta")
+        )
     except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent shapes: no rule
         raise Unsupported(type(m).__name__) from None
     shapes = {

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 import torch.fx as fx
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.node import map_aggregate
+from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
 from torch.overrides import TorchFunctionMode
 
 from app.core import tensors as tensor_data
@@ -300,7 +301,35 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
     return nodes, edges
 
 
-class _KnownShapes(ShapeProp):
+class ShapePass(ShapeProp):
+    """torch's ShapeProp without sympy: ``ShapeProp.run_node`` imports torch.fx.experimental.symbolic_shapes
+    (and so sympy, about 20 MiB a worker) for fake tensors, which this pass never uses, and its memory-format
+    check calls ``torch._check``, which imports it too. The rest is ShapeProp's own for real and meta
+    tensors: the node's result, and ``tensor_meta`` (shape, dtype, stride) from torch's
+    ``_extract_tensor_metadata``; only the shapes are read (``memory_format`` stays None)."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        if self.fake_module is not None:  # pragma: no cover - no fake mode is ever active here
+            return super().run_node(n)
+        result = fx.Interpreter.run_node(self, n)
+        found = False
+
+        def extract(obj: Any) -> Any:
+            nonlocal found
+            if isinstance(obj, torch.Tensor):
+                found = True
+                # only shapes are read from it; the memory-format check calls torch._check, which imports sympy
+                return _extract_tensor_metadata(obj, include_contiguity=False)
+            return obj
+
+        meta = map_aggregate(result, extract)
+        if found:
+            n.meta["tensor_meta"] = meta
+        n.meta["type"] = type(result)
+        return result
+
+
+class _KnownShapes(ShapePass):
     """ShapeProp where a layer's output shape is already known from its formula (the network's
     predicted trace, by module path): the layer is not run on meta tensors (a batch norm's meta kernel
     costs a millisecond; ResNet-50 has 53), an empty meta tensor of that shape stands for its output."""
@@ -322,7 +351,7 @@ class _KnownShapes(ShapeProp):
 def _propagate(gm: fx.GraphModule, inputs: list[torch.Tensor], known: dict[str, list[int]] | None = None) -> bool:
     try:
         with torch.no_grad():
-            (_KnownShapes(gm, known) if known else ShapeProp(gm)).propagate(*inputs)
+            (_KnownShapes(gm, known) if known else ShapePass(gm)).propagate(*inputs)
     except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent: shapes stay unknown
         return False
     return True
