@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -274,7 +275,33 @@ async def _networks(c: httpx.AsyncClient, size: Size) -> list[Row]:
         got = await rounds(
             {"ours": lambda b=req: _post(c, "/api/run", b), "peer": _sync(seed_build_forward(req))}, n, warm=deep_warm
         )
-        rows.append(timed_row(label, got["ours"], got["peer"], "seed + build + forward, plain torch", target))
+        rows.append(
+            timed_row(
+                label + " (same config each call: its plan is kept)",
+                got["ours"],
+                got["peer"],
+                "seed + build + forward, plain torch",
+                target,
+            )
+        )
+        # a new config each call (the first stage renamed): planned from scratch, as a network's first run
+        fresh = itertools.count()
+
+        async def cold(req: dict[str, Any] = req) -> bytes:
+            first = {**req["layer"]["layers"][0], "name": f"cold{next(fresh)}"}
+            layer = {**req["layer"], "layers": [first, *req["layer"]["layers"][1:]]}
+            return await _post(c, "/api/run", {**req, "layer": layer})
+
+        got = await rounds({"ours": cold, "peer": _sync(seed_build_forward(req))}, n, warm=deep_warm)
+        rows.append(
+            timed_row(
+                label + ", a new config each call (planned from scratch)",
+                got["ours"],
+                got["peer"],
+                "seed + build + forward, plain torch",
+                target,
+            )
+        )
 
     if wanted("resnet"):
         rows.append(await _resnet(c, size))

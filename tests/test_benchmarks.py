@@ -75,6 +75,16 @@ def test_every_line_of_the_issue_table_has_a_row_with_a_ratio_and_its_spread(qui
                 assert re.search(VERDICT, ratio), (label, ratio)
 
 
+def test_the_deep_rows_are_measured_with_the_plan_kept_and_planned_from_scratch(quick_run):
+    # the benchmark repeats one request, which a worker's kept plan answers: each deep net also has a row whose
+    # config is new on every call, so a first run's cost is in the table too
+    labels = [r[0] for r in _rows(quick_run)]
+    for net in ("Linear+ReLU", "Conv+BN+ReLU"):
+        kinds = [label for label in labels if net in label]
+        assert any("its plan is kept" in label for label in kinds), kinds
+        assert any("planned from scratch" in label for label in kinds), kinds
+
+
 def test_like_with_like_npy_row_compares_the_same_bytes(quick_run):
     (npy,) = [r for r in _rows(quick_run) if r[0].startswith(".npy of")]
     ours_mib = re.search(r"(\d+) MiB\)", npy[0]).group(1)
