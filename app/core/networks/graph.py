@@ -234,12 +234,18 @@ def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
 
 
 def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    modules = dict(gm.named_modules())
-    config_ops: dict[str, str] = gm.meta.get("config_ops", {})
+    return _graph_nodes(gm, gm.graph, gm.meta.get("config_ops", {}))
+
+
+def _graph_nodes(
+    root: nn.Module, graph: fx.Graph, config_ops: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The view's nodes and edges of ``graph`` (``root``'s trace; each node's shapes in its ``tensor_meta``).
+    ``config_ops``: a Graph config's operation by fx node name (:class:`_LeafTracer`'s ``ops``)."""
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     kept: dict[str, dict[str, Any]] = {}
-    for node in gm.graph.nodes:
+    for node in graph.nodes:
         shapes = _shapes(node.meta.get("tensor_meta"))
         scope = _scope(node.meta.get("nn_module_stack"), node.target if node.op == "call_module" else None)
         if node.op == "placeholder":
@@ -249,7 +255,8 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
                 node.name, "input", node.target if isinstance(node.target, str) else "input", shapes=shapes
             )
         elif node.op == "call_module":
-            sub = modules[node.target]
+            # by its path, as fx named it (a module at two paths is called under its first, as fx finds it)
+            sub = root.get_submodule(node.target)
             entry = _node_entry(
                 node.name,
                 "module",
@@ -860,7 +867,189 @@ def _leaf_shapes(trace: list[dict[str, Any]]) -> dict[str, list[int]]:
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# the graph of a real run: its own module, its own trace's shapes
+# ---------------------------------------------------------------------------------------------
+
+#: what a forward() annotated to return one tensor says (torch.nn's own: ``def forward(self, input: Tensor) -> Tensor``)
+_TENSOR_RETURNS = (torch.Tensor, "Tensor", "torch.Tensor")
+#: whether a class's forward() returns one tensor, by class (read once per class)
+_RETURNS_TENSOR: dict[type, bool] = {}
+
+
+def _returns_tensor(module: nn.Module) -> bool:
+    """Whether ``module``'s forward() says it returns one tensor, so that a single output shape in the
+    run's trace is that tensor's. An LSTM (output and state), a MultiheadAttention (output and weights,
+    the weights possibly None: one shape in the trace for two outputs), a pooling layer that may return
+    its indices say otherwise or nothing: their output's structure comes from a meta call instead."""
+    cls = type(module)
+    known = _RETURNS_TENSOR.get(cls)
+    if known is None:
+        try:
+            annotation = inspect.signature(cls.forward).return_annotation
+        except (TypeError, ValueError):
+            annotation = None
+        known = any(annotation is t or annotation == t for t in _TENSOR_RETURNS)
+        _RETURNS_TENSOR[cls] = known
+    return known
+
+
+def _leaf_calls(trace: list[dict[str, Any]], graph: fx.Graph) -> dict[str, list[list[int] | None]]:
+    """Each leaf layer's output shapes in the run, by path, one per call in call order (ResNet's shared
+    ReLU: one per call), last call first (for ``pop``); None for a call that gave other than one tensor.
+    A path the graph calls another number of times than the run did is left out (its calls are then
+    made on meta tensors)."""
+    calls: dict[str, list[list[int] | None]] = {}
+    for e in trace:
+        if e["leaf"]:
+            shapes = e["output_shapes"]
+            calls.setdefault(e["path"], []).append(shapes[0] if len(shapes) == 1 else None)
+    counts: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            counts[node.target] = counts.get(node.target, 0) + 1
+    return {path: shapes[::-1] for path, shapes in calls.items() if counts.get(path) == len(shapes)}
+
+
+def _tensor_meta(node: fx.Node, value: Any) -> None:
+    """Keep ``value`` where :func:`_graph_nodes` reads a node's shapes (what ShapeProp keeps, read the same
+    way: ``.shape`` of the value, or of each item of a tuple or list), when it holds a tensor."""
+    if isinstance(value, torch.Tensor) or tensor_data.tensors_in(value):
+        node.meta["tensor_meta"] = value
+
+
+def _run_shapes(
+    module: nn.Module,
+    graph: fx.Graph,
+    inputs: list[torch.Tensor],
+    calls: dict[str, list[list[int] | None]],
+    stand_in: Callable[[str], nn.Module],
+) -> None:
+    """Every node's shapes in ``graph`` (``module``'s trace), into its ``tensor_meta``; raises where torch cannot.
+
+    ``inputs`` are meta tensors. A leaf layer's call is not made again: its output is an empty meta
+    tensor of the shape the real run's trace recorded for that call (``calls``, consumed in order);
+    a layer without one (a tuple out, a call the trace does not line up with) is called on the meta
+    device in ``stand_in(path)``, the plan's meta module at that path. The operations between layers
+    run on meta tensors (nothing allocated), parameters and buffers they read as meta twins of the
+    module's. fx's Interpreter does the same per node, but builds a dict of every module first (1538
+    in a 512-block network) and frees values as it goes, which meta tensors do not need."""
+    env: dict[fx.Node, Any] = {}
+    feed = iter(inputs)
+    for node in graph.nodes:
+        op = node.op
+        if op == "output":
+            break
+        if op == "placeholder":
+            if str(node.target).startswith("*"):
+                value: Any = list(feed)
+            else:
+                value = next(feed, _NO_INPUT)
+                if value is _NO_INPUT:
+                    if not node.args:  # as fx's Interpreter: a missing argument without a default
+                        raise RuntimeError(f"no input for {node.target}")
+                    value = node.args[0]  # an optional argument fixed at its default (concrete_args)
+        elif op == "get_attr":
+            value = _attribute(module, str(node.target))
+        else:
+            args = fx.node.map_arg(node.args, env.__getitem__)
+            kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)
+            if op == "call_function":
+                value = node.target(*args, **kwargs)
+            elif op == "call_method":
+                value = getattr(args[0], node.target)(*args[1:], **kwargs)
+            else:  # call_module: a leaf layer
+                value = _leaf_call(module, str(node.target), args, kwargs, calls, stand_in)
+        env[node] = value
+        _tensor_meta(node, value)
+
+
+_NO_INPUT = object()
+
+
+def _attribute(module: nn.Module, target: str) -> Any:
+    """A get_attr node's value: a parameter or buffer as a meta twin (what the plan's meta module holds),
+    anything else (a tensor constant fx kept on the root while tracing) as it is."""
+    owner_path, _, name = target.rpartition(".")
+    owner = module.get_submodule(owner_path) if owner_path else module
+    value = getattr(owner, name)
+    if isinstance(value, torch.Tensor) and (name in owner._parameters or name in owner._buffers):
+        return torch.empty_like(value, device="meta")
+    return value
+
+
+def _leaf_call(
+    module: nn.Module,
+    path: str,
+    args: Any,
+    kwargs: Any,
+    calls: dict[str, list[list[int] | None]],
+    stand_in: Callable[[str], nn.Module],
+) -> Any:
+    """A leaf layer's output on meta: the run's own shape for this call where the trace has it."""
+    pending = calls.get(path)
+    shape = pending.pop() if pending else None
+    first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    sub = module.get_submodule(path)
+    if shape is not None and first is not None and _returns_tensor(sub):
+        # the dtype as _KnownShapes gives it: an index input (Embedding) gives the parameters' dtype
+        param = next(sub.parameters(), None)
+        dtype = param.dtype if param is not None and first.dtype.is_floating_point is False else first.dtype
+        return torch.empty(shape, dtype=dtype, device="meta")
+    return stand_in(path)(*args, **kwargs)
+
+
+def _run_graph(plan: Any, execution: Any) -> dict[str, Any] | None:
+    """The graph of a real run, from the run's own module and trace: fx traces the real module (symbolic
+    tracing runs no arithmetic and builds nothing), every leaf layer's shapes are the ones its call
+    recorded, and only the operations between layers run, on meta tensors. No second module is built
+    and no layer runs twice. None where fx cannot trace the module (the caller records a meta run)."""
+    module, inputs = execution.module, execution.inputs
+    if is_leaf(module):
+        return _single(module, inputs, [list(t.shape) for _, t in execution.outputs])
+    try:
+        graph, tracer = _leaf_trace(module, len(inputs))
+    except Exception:  # noqa: BLE001 - fx cannot trace every forward: the caller records a run instead
+        return None
+    if len(graph.nodes) > MAX_NODES:
+        return {"method": "fx", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes"}
+    calls = _leaf_calls(execution.extra["trace"], graph)
+    twins: dict[str, nn.Module] = {}
+
+    def stand_in(path: str) -> nn.Module:
+        # the plan's skeleton holds a meta module at every path (shared by equal configs): built at
+        # planning, nothing is built here
+        twin = twins.get(path)
+        if twin is None:
+            twin = plan.skeleton.get_submodule(path)
+            if twin.training != plan.train:
+                twin.train(plan.train)
+            twins[path] = twin
+        return twin
+
+    xs = [torch.empty(x.shape, dtype=x.dtype, device="meta") for x in inputs]
+    try:
+        with torch.no_grad():
+            _run_shapes(module, graph, xs, calls, stand_in)
+    except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent: the run's own tensors, as capture does
+        gm = fx.GraphModule(module, graph)
+        # on copies: a layer working in place must not change the inputs the run reports
+        _propagate(gm, tensor_data.snapshot(list(inputs)))
+    nodes, edges = _graph_nodes(module, graph, tracer.ops)
+    return {"method": "fx", "nodes": nodes, "edges": edges}
+
+
 def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
+    if execution is not None and execution.extra.get("trace") is not None:
+        graph = _run_graph(plan, execution)
+        if graph is not None:
+            return {"graph": _add_configs(graph, execution.module, registry)}
+    return _planned_graph(plan, execution, registry)
+
+
+def _planned_graph(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
+    """The graph from the plan's meta module (/api/shape, where nothing runs; a run fx cannot trace or
+    that kept no trace), with the run's tensors for shapes torch cannot infer on meta."""
     xs = [torch.empty(p.shape, dtype=p.dtype, device="meta") for p in plan.inputs]
     out_shapes = [list(s) for s in plan.meta_shapes] if plan.meta_shapes is not None else plan.predicted_shapes
     real = None
