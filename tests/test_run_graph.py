@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from torch.nn.modules.module import register_module_forward_pre_hook
 
 from app.core.config import Settings
@@ -95,14 +98,14 @@ def test_a_runs_graph_is_the_meta_modules_graph(registry, roomy, name, monkeypat
     stood_in: list[str] = []
     run_shapes = dataflow._run_shapes
 
-    def spy(module, g, inputs, calls, stand_in):
+    def spy(module, modules, g, inputs, calls, stand_in):
         def recorded(path: str) -> torch.nn.Module:
             twin = stand_in(path)
             stood_in.append(path)
             assert twin.weight.is_meta if hasattr(twin, "weight") and twin.weight is not None else True
             return twin
 
-        return run_shapes(module, g, inputs, calls, recorded)
+        return run_shapes(module, modules, g, inputs, calls, recorded)
 
     monkeypatch.setattr(dataflow, "_run_shapes", spy)
     # the run's graph reads no meta module: the property that builds it fails the test if asked (where fx
@@ -173,3 +176,78 @@ def test_the_run_answer_carries_the_runs_graph(registry, settings):
     fresh = _run(registry, settings, {**REPEATED["linear"], "seed": 5})
     dataflow._graph_fields(fresh.plan, fresh, registry)
     assert fresh.plan.shared and fresh.plan.built_meta is None
+
+
+def _fx_view(g: torch.fx.Graph) -> list[tuple[Any, ...]]:
+    """What the dataflow view reads of a graph: each node's op, name, target, inputs and module stack."""
+    return [
+        (n.op, n.name, n.target, [a.name for a in n.all_input_nodes], list(n.meta.get("nn_module_stack", {}).items()))
+        for n in g.nodes
+    ]
+
+
+def _chain_trace(module: torch.nn.Module, x: torch.Tensor) -> list[dict[str, Any]]:
+    sink: dict[str, Any] = {}
+    with torch.no_grad(), tracing(module, sink):
+        module(x)
+    return sink["trace"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n, body in REQUESTS.items() if body["layer"]["type"] == "Sequential" and n not in SMALL],
+)
+def test_a_chain_of_sequentials_is_fxs_own_graph(registry, roomy, name):
+    """A network of Sequential containers is drawn from the run's trace without fx tracing: the same
+    graph node for node (names, targets, inputs, module stacks), or None where it is not such a chain."""
+    ex = _run(registry, roomy, REQUESTS[name])
+    modules = dict(named_modules(ex.module))
+    chain = dataflow._chain_graph(ex.module, modules, ex.extra["trace"])
+    traced = dataflow.traced_graph(ex.module, 1) if _traceable(ex) else None
+    chained = all(type(m) is torch.nn.Sequential or dataflow.is_leaf(m) for m in modules.values())
+    assert (chain is not None) == chained
+    if chain is not None:
+        assert _fx_view(chain) == _fx_view(traced)
+
+
+def test_the_deep_benchmark_nets_take_the_chain(registry, settings, monkeypatch):
+    """The 512-block benchmark nets' shape: no fx tracing for a run of Sequential blocks."""
+    monkeypatch.setattr(dataflow, "_leaf_trace", lambda *a: pytest.fail("traced with fx"))
+    for body in (REPEATED["linear"], REPEATED["conv"]):
+        ex = _run(registry, settings, body)
+        got = dataflow._run_graph(ex.plan, ex)
+        assert (
+            got["method"] == "fx"
+            and len(got["nodes"]) == len(ex.extra["trace"]) - sum(1 for e in ex.extra["trace"] if not e["leaf"]) + 2
+        )  # every leaf call, the input and the output
+
+
+def _random_chain(draw_layers: list[Any]) -> torch.nn.Module:
+    def make(item: Any) -> torch.nn.Module:
+        if isinstance(item, list):
+            return torch.nn.Sequential(*[make(i) for i in item])
+        return {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "id": torch.nn.Identity}[item]()
+
+    return make(draw_layers)
+
+
+_LAYERS = st.recursive(
+    st.sampled_from(["relu", "tanh", "id"]), lambda inner: st.lists(inner, max_size=4), max_leaves=12
+)
+
+
+@given(layers=st.lists(_LAYERS, max_size=5))
+@examples(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_chain_of_sequentials_is_fxs_own_graph(layers):
+    """Nested Sequentials of any shape, empty ones included (each a leaf: fx calls it as one module)."""
+    module = _random_chain(layers)
+    modules = dict(named_modules(module))
+    x = torch.randn(2, 3)
+    trace = _chain_trace(module, x)
+    chain = dataflow._chain_graph(module, modules, trace)
+    assert chain is not None
+    assert _fx_view(chain) == _fx_view(dataflow.traced_graph(module, 1))
+    # a trace that is not the chain's calls (one leaf call missing) is refused: fx traces then
+    leaves = [e for e in trace if e["leaf"]]
+    if leaves:
+        assert dataflow._chain_graph(module, modules, [e for e in trace if e is not leaves[-1]]) is None

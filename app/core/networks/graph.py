@@ -34,7 +34,7 @@ from torch.overrides import TorchFunctionMode
 from app.core import tensors as tensor_data
 from app.core.catalog.families.opaque import NOT_COMPUTED, Opaque
 from app.core.networks.configs import module_config
-from app.core.networks.trace import computes_itself
+from app.core.networks.trace import computes_itself, named_modules
 
 MAX_NODES = 2_000
 
@@ -238,10 +238,11 @@ def _fx_nodes(gm: fx.GraphModule) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def _graph_nodes(
-    root: nn.Module, graph: fx.Graph, config_ops: dict[str, str]
+    root: nn.Module, graph: fx.Graph, config_ops: dict[str, str], modules: dict[str, nn.Module] | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The view's nodes and edges of ``graph`` (``root``'s trace; each node's shapes in its ``tensor_meta``).
-    ``config_ops``: a Graph config's operation by fx node name (:class:`_LeafTracer`'s ``ops``)."""
+    ``config_ops``: a Graph config's operation by fx node name (:class:`_LeafTracer`'s ``ops``);
+    ``modules``: ``root``'s modules by path, where the caller has them (else each is looked up)."""
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     kept: dict[str, dict[str, Any]] = {}
@@ -256,7 +257,7 @@ def _graph_nodes(
             )
         elif node.op == "call_module":
             # by its path, as fx named it (a module at two paths is called under its first, as fx finds it)
-            sub = root.get_submodule(node.target)
+            sub = modules[node.target] if modules is not None else root.get_submodule(node.target)
             entry = _node_entry(
                 node.name,
                 "module",
@@ -920,12 +921,14 @@ def _tensor_meta(node: fx.Node, value: Any) -> None:
 
 def _run_shapes(
     module: nn.Module,
+    modules: dict[str, nn.Module],
     graph: fx.Graph,
     inputs: list[torch.Tensor],
     calls: dict[str, list[list[int] | None]],
     stand_in: Callable[[str], nn.Module],
 ) -> None:
     """Every node's shapes in ``graph`` (``module``'s trace), into its ``tensor_meta``; raises where torch cannot.
+    ``modules``: ``module``'s modules by path (:func:`~app.core.networks.trace.named_modules`).
 
     ``inputs`` are meta tensors. A leaf layer's call is not made again: its output is an empty meta
     tensor of the shape the real run's trace recorded for that call (``calls``, consumed in order);
@@ -950,7 +953,7 @@ def _run_shapes(
                         raise RuntimeError(f"no input for {node.target}")
                     value = node.args[0]  # an optional argument fixed at its default (concrete_args)
         elif op == "get_attr":
-            value = _attribute(module, str(node.target))
+            value = _attribute(module, modules, str(node.target))
         else:
             args = fx.node.map_arg(node.args, env.__getitem__)
             kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)
@@ -959,7 +962,7 @@ def _run_shapes(
             elif op == "call_method":
                 value = getattr(args[0], node.target)(*args[1:], **kwargs)
             else:  # call_module: a leaf layer
-                value = _leaf_call(module, str(node.target), args, kwargs, calls, stand_in)
+                value = _leaf_call(modules[node.target], str(node.target), args, kwargs, calls, stand_in)
         env[node] = value
         _tensor_meta(node, value)
 
@@ -967,11 +970,11 @@ def _run_shapes(
 _NO_INPUT = object()
 
 
-def _attribute(module: nn.Module, target: str) -> Any:
+def _attribute(module: nn.Module, modules: dict[str, nn.Module], target: str) -> Any:
     """A get_attr node's value: a parameter or buffer as a meta twin (what the plan's meta module holds),
     anything else (a tensor constant fx kept on the root while tracing) as it is."""
     owner_path, _, name = target.rpartition(".")
-    owner = module.get_submodule(owner_path) if owner_path else module
+    owner = modules.get(owner_path) or module.get_submodule(owner_path)
     value = getattr(owner, name)
     if isinstance(value, torch.Tensor) and (name in owner._parameters or name in owner._buffers):
         return torch.empty_like(value, device="meta")
@@ -979,7 +982,7 @@ def _attribute(module: nn.Module, target: str) -> Any:
 
 
 def _leaf_call(
-    module: nn.Module,
+    sub: nn.Module,
     path: str,
     args: Any,
     kwargs: Any,
@@ -990,7 +993,6 @@ def _leaf_call(
     pending = calls.get(path)
     shape = pending.pop() if pending else None
     first = args[0] if args and isinstance(args[0], torch.Tensor) else None
-    sub = module.get_submodule(path)
     if shape is not None and first is not None and _returns_tensor(sub):
         # the dtype as _KnownShapes gives it: an index input (Embedding) gives the parameters' dtype
         param = next(sub.parameters(), None)
@@ -1007,13 +1009,19 @@ def _run_graph(plan: Any, execution: Any) -> dict[str, Any] | None:
     module, inputs = execution.module, execution.inputs
     if is_leaf(module):
         return _single(module, inputs, [list(t.shape) for _, t in execution.outputs])
-    try:
-        graph, tracer = _leaf_trace(module, len(inputs))
-    except Exception:  # noqa: BLE001 - fx cannot trace every forward: the caller records a run instead
-        return None
+    trace = execution.extra["trace"]
+    modules = dict(named_modules(module))
+    graph = _chain_graph(module, modules, trace) if len(inputs) == 1 else None
+    config_ops: dict[str, str] = {}
+    if graph is None:
+        try:
+            graph, tracer = _leaf_trace(module, len(inputs))
+        except Exception:  # noqa: BLE001 - fx cannot trace every forward: the caller records a run instead
+            return None
+        config_ops = tracer.ops
     if len(graph.nodes) > MAX_NODES:
         return {"method": "fx", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes"}
-    calls = _leaf_calls(execution.extra["trace"], graph)
+    calls = _leaf_calls(trace, graph)
     twins: dict[str, nn.Module] = {}
 
     def stand_in(path: str) -> nn.Module:
@@ -1030,13 +1038,52 @@ def _run_graph(plan: Any, execution: Any) -> dict[str, Any] | None:
     xs = [torch.empty(x.shape, dtype=x.dtype, device="meta") for x in inputs]
     try:
         with torch.no_grad():
-            _run_shapes(module, graph, xs, calls, stand_in)
+            _run_shapes(module, modules, graph, xs, calls, stand_in)
     except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent: the run's own tensors, as capture does
         gm = fx.GraphModule(module, graph)
         # on copies: a layer working in place must not change the inputs the run reports
         _propagate(gm, tensor_data.snapshot(list(inputs)))
-    nodes, edges = _graph_nodes(module, graph, tracer.ops)
+    nodes, edges = _graph_nodes(module, graph, config_ops, modules)
     return {"method": "fx", "nodes": nodes, "edges": edges}
+
+
+def _chain_graph(module: nn.Module, modules: dict[str, nn.Module], trace: list[dict[str, Any]]) -> fx.Graph | None:
+    """fx's graph of a network of ``nn.Sequential`` containers and leaf layers, from the run itself.
+
+    ``Sequential.forward`` passes its input through its children in order, so such a network's dataflow
+    is its leaf layers' calls as the run's trace recorded them, one after the other: the graph is made
+    node by node with fx's own ``Graph.create_node`` (so with fx's names: ``0.1`` -> ``_0_1``) and the
+    module stack fx's tracer records, as symbolic tracing would make it (about 30 ms for a 512-block
+    network, twice its forward). None where the network is not such a chain, or the trace's leaf
+    calls are not its leaves in order, once each: fx traces it then."""
+    if type(module) is not nn.Sequential:
+        return None
+    leaves: list[tuple[str, dict[str, tuple[str, type]]]] = []
+    seen: set[int] = set()
+
+    def chain(container: nn.Module, path: str, scope: dict[str, tuple[str, type]]) -> bool:
+        for name, child in container._modules.items():
+            if child is None or id(child) in seen:  # a module at two paths: fx names it by its first
+                return False
+            seen.add(id(child))
+            sub = f"{path}.{name}" if path else name
+            inner = {**scope, sub: (sub, type(child))}
+            if is_leaf(child):
+                leaves.append((sub, inner))
+            elif type(child) is not nn.Sequential or not chain(child, sub, inner):
+                return False
+        return True
+
+    if not chain(module, "", {}) or [e["path"] for e in trace if e["leaf"]] != [p for p, _ in leaves]:
+        return None
+    graph = fx.Graph()
+    # Sequential.forward(self, input): fx's placeholder is named after the argument
+    value = graph.create_node("placeholder", "input")
+    for path, scope in leaves:
+        value = graph.create_node("call_module", path, (value,), {})
+        value.meta["nn_module_stack"] = OrderedDict(scope)
+    graph.create_node("output", "output", (value,), {})
+    return graph
 
 
 def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
