@@ -804,12 +804,17 @@ def recorder(
     return run
 
 
-def _add_configs(graph: dict[str, Any], module: nn.Module, registry: Any) -> dict[str, Any]:
-    """Module nodes carry the config of their layer where it can be read back (for the drill-down)."""
+def _add_configs(
+    graph: dict[str, Any], module: nn.Module, registry: Any, modules: dict[str, nn.Module] | None = None
+) -> dict[str, Any]:
+    """Module nodes carry the config of their layer where it can be read back (for the drill-down).
+    ``modules``: ``module``'s modules by path, where the caller has them."""
     for node in graph["nodes"]:
         if node["op"] == "module":
+            sub = modules.get(node["path"]) if modules is not None else None
             try:
-                sub = module.get_submodule(node["path"]) if node["path"] else module
+                if sub is None:
+                    sub = module.get_submodule(node["path"]) if node["path"] else module
             except AttributeError:
                 continue
             node["config"] = module_config(registry, sub)
@@ -955,8 +960,12 @@ def _run_shapes(
         elif op == "get_attr":
             value = _attribute(module, modules, str(node.target))
         else:
-            args = fx.node.map_arg(node.args, env.__getitem__)
-            kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)
+            if not node.kwargs and all(type(a) is fx.Node for a in node.args):
+                # the common call (a layer on the previous value): fx's map_arg walks a pytree per node
+                args, kwargs = tuple(env[a] for a in node.args), {}
+            else:
+                args = fx.node.map_arg(node.args, env.__getitem__)
+                kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)
             if op == "call_function":
                 value = node.target(*args, **kwargs)
             elif op == "call_method":
@@ -995,22 +1004,26 @@ def _leaf_call(
     first = args[0] if args and isinstance(args[0], torch.Tensor) else None
     if shape is not None and first is not None and _returns_tensor(sub):
         # the dtype as _KnownShapes gives it: an index input (Embedding) gives the parameters' dtype
-        param = next(sub.parameters(), None)
-        dtype = param.dtype if param is not None and first.dtype.is_floating_point is False else first.dtype
+        dtype = first.dtype
+        if not dtype.is_floating_point:
+            param = next(sub.parameters(), None)
+            dtype = param.dtype if param is not None else dtype
         return torch.empty(shape, dtype=dtype, device="meta")
     return stand_in(path)(*args, **kwargs)
 
 
-def _run_graph(plan: Any, execution: Any) -> dict[str, Any] | None:
+def _run_graph(plan: Any, execution: Any, modules: dict[str, nn.Module] | None = None) -> dict[str, Any] | None:
     """The graph of a real run, from the run's own module and trace: fx traces the real module (symbolic
     tracing runs no arithmetic and builds nothing), every leaf layer's shapes are the ones its call
     recorded, and only the operations between layers run, on meta tensors. No second module is built
-    and no layer runs twice. None where fx cannot trace the module (the caller records a meta run)."""
+    and no layer runs twice. None where fx cannot trace the module (the caller records a meta run).
+    ``modules``: filled with the module's modules by path (for :func:`_add_configs`)."""
     module, inputs = execution.module, execution.inputs
     if is_leaf(module):
         return _single(module, inputs, [list(t.shape) for _, t in execution.outputs])
     trace = execution.extra["trace"]
-    modules = dict(named_modules(module))
+    modules = {} if modules is None else modules
+    modules.update(named_modules(module))
     graph = _chain_graph(module, modules, trace) if len(inputs) == 1 else None
     config_ops: dict[str, str] = {}
     if graph is None:
@@ -1088,9 +1101,10 @@ def _chain_graph(module: nn.Module, modules: dict[str, nn.Module], trace: list[d
 
 def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
     if execution is not None and execution.extra.get("trace") is not None:
-        graph = _run_graph(plan, execution)
+        modules: dict[str, nn.Module] = {}
+        graph = _run_graph(plan, execution, modules)
         if graph is not None:
-            return {"graph": _add_configs(graph, execution.module, registry)}
+            return {"graph": _add_configs(graph, execution.module, registry, modules)}
     return _planned_graph(plan, execution, registry)
 
 
