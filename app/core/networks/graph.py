@@ -805,12 +805,24 @@ def recorder(
 
 
 def _add_configs(
-    graph: dict[str, Any], module: nn.Module, registry: Any, modules: dict[str, nn.Module] | None = None
+    graph: dict[str, Any],
+    module: nn.Module,
+    registry: Any,
+    modules: dict[str, nn.Module] | None = None,
+    twins: dict[str, nn.Module] | None = None,
 ) -> dict[str, Any]:
     """Module nodes carry the config of their layer where it can be read back (for the drill-down).
-    ``modules``: ``module``'s modules by path, where the caller has them."""
+    ``modules``: ``module``'s modules by path, where the caller has them. ``twins``: the plan's skeleton by
+    path, where it shares one module among the paths of one layer config: the config is read once per
+    skeleton module (a 512-block Conv net's 1536 layers are three configs)."""
+    read: dict[int, dict[str, Any] | None] = {}
     for node in graph["nodes"]:
         if node["op"] == "module":
+            twin = twins.get(node["path"]) if twins is not None else None
+            if twin is not None and id(twin) in read:
+                config = read[id(twin)]
+                node["config"] = dict(config) if config is not None else None
+                continue
             sub = modules.get(node["path"]) if modules is not None else None
             try:
                 if sub is None:
@@ -818,7 +830,21 @@ def _add_configs(
             except AttributeError:
                 continue
             node["config"] = module_config(registry, sub)
+            if twin is not None and type(twin) is type(sub):
+                read[id(twin)] = node["config"]
     return graph
+
+
+def _by_path(root: nn.Module) -> dict[str, nn.Module]:
+    """Every module under ``root`` by path, a module shared by several paths at each of them (a
+    skeleton's), read from the modules' own dicts (no generator per level)."""
+    out: dict[str, nn.Module] = {}
+    stack = [("", root)]
+    while stack:
+        path, m = stack.pop()
+        out[path] = m
+        stack.extend((f"{path}.{name}" if path else name, c) for name, c in m._modules.items() if c is not None)
+    return out
 
 
 _CACHE: OrderedDict[Any, bytes] = OrderedDict()
@@ -1172,7 +1198,9 @@ def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
         modules: dict[str, nn.Module] = {}
         graph = _run_graph(plan, execution, modules)
         if graph is not None:
-            return {"graph": _add_configs(graph, execution.module, registry, modules)}
+            # a skeleton shared among equal layers stands for their configs (equal configs built it)
+            twins = _by_path(plan.skeleton) if getattr(plan, "shared", False) else None
+            return {"graph": _add_configs(graph, execution.module, registry, modules, twins)}
     return _planned_graph(plan, execution, registry)
 
 
