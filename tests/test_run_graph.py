@@ -258,3 +258,22 @@ def test_any_chain_of_sequentials_is_fxs_own_graph(layers):
     leaves = [e for e in trace if e["leaf"]]
     if leaves:
         assert dataflow._chain(module, [e for e in trace if e is not leaves[-1]]) is None
+
+
+def test_a_network_fx_cannot_trace_is_traced_once(registry, settings, monkeypatch):
+    """A transformer layer's forward stops fx (control flow on the input's rank): the run's module is
+    tried once, and the meta module, built from the same config, is recorded without a second try."""
+    ex = _run(registry, settings, REQUESTS["tiny-transformer-encoder"])
+    traced: list[str] = []
+    leaf_trace = dataflow._leaf_trace
+
+    def spy(module, n):
+        traced.append(type(module).__name__)
+        return leaf_trace(module, n)
+
+    monkeypatch.setattr(dataflow, "_leaf_trace", spy)
+    got = dataflow._graph_fields(ex.plan, ex, registry)["graph"]
+    assert got["method"] == "hooks" and got["note"].startswith("torch.fx could not trace")
+    assert len(traced) == 1
+    monkeypatch.setattr(dataflow, "_leaf_trace", leaf_trace)
+    assert got == dataflow._planned_graph(ex.plan, ex, registry)["graph"]  # tried and refused again there

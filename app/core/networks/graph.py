@@ -603,19 +603,23 @@ def capture(
     output_shapes: list[list[int]] | None = None,
     propagate: bool = True,
     known: dict[str, list[int]] | None = None,
+    untraceable: str | None = None,
 ) -> dict[str, Any]:
     """The graph of ``module`` called on ``inputs`` (meta tensors; ``real`` is used for shapes torch
     cannot infer on meta). Returns ``{"method", "nodes", "edges"}`` (plus ``"note"`` on a fallback).
     Without ``propagate`` nothing runs: the fx graph comes without shapes (and no hooks fallback).
-    ``known``: leaf layers' output shapes by module path, from their formulas: those are not run."""
+    ``known``: leaf layers' output shapes by module path, from their formulas: those are not run.
+    ``untraceable``: the note of a module built from the same config that fx could not trace (the run's
+    own): not traced again."""
     if is_leaf(module):
         return _single(module, inputs, output_shapes)
-    note = None
-    try:
-        gm = _fx_graph(module, len(inputs))
-    except Exception as exc:  # noqa: BLE001 - fx cannot trace every forward; record a run instead
-        note = f"torch.fx could not trace {type(module).__name__}: {str(exc).splitlines()[0][:200]}"
-        gm = None
+    note = untraceable
+    gm = None
+    if untraceable is None:
+        try:
+            gm = _fx_graph(module, len(inputs))
+        except Exception as exc:  # noqa: BLE001 - fx cannot trace every forward; record a run instead
+            note = _untraceable(module, exc)
     if gm is not None:
         if len(gm.graph.nodes) > MAX_NODES:
             return {"method": "fx", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes"}
@@ -1042,12 +1046,19 @@ def _too_many() -> dict[str, Any]:
     return {"method": "fx", "nodes": [], "edges": [], "omitted": f"more than {MAX_NODES} nodes"}
 
 
-def _run_graph(plan: Any, execution: Any, modules: dict[str, nn.Module] | None = None) -> dict[str, Any] | None:
+def _untraceable(module: nn.Module, exc: Exception) -> str:
+    return f"torch.fx could not trace {type(module).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
+def _run_graph(
+    plan: Any, execution: Any, modules: dict[str, nn.Module] | None = None, notes: list[str] | None = None
+) -> dict[str, Any] | None:
     """The graph of a real run, from the run's own module and trace: fx traces the real module (symbolic
     tracing runs no arithmetic and builds nothing), every leaf layer's shapes are the ones its call
     recorded, and only the operations between layers run, on meta tensors. No second module is built
     and no layer runs twice. None where fx cannot trace the module (the caller records a meta run).
-    ``modules``: filled with the module's modules by path (for :func:`_add_configs`)."""
+    ``modules``: filled with the module's modules by path (for :func:`_add_configs`); ``notes``: given
+    why fx could not trace it, where it could not."""
     module, inputs = execution.module, execution.inputs
     if is_leaf(module):
         return _single(module, inputs, [list(t.shape) for _, t in execution.outputs])
@@ -1068,7 +1079,9 @@ def _run_graph(plan: Any, execution: Any, modules: dict[str, nn.Module] | None =
         modules.update(named_modules(module))
         try:
             graph, tracer = _leaf_trace(module, len(inputs))
-        except Exception:  # noqa: BLE001 - fx cannot trace every forward: the caller records a run instead
+        except Exception as exc:  # noqa: BLE001 - fx cannot trace every forward: the caller records a run instead
+            if notes is not None:
+                notes.append(_untraceable(module, exc))
             return None
         config_ops = tracer.ops
     if len(graph.nodes) > MAX_NODES:
@@ -1196,17 +1209,21 @@ def _chain_view(
 def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
     if execution is not None and execution.extra.get("trace") is not None:
         modules: dict[str, nn.Module] = {}
-        graph = _run_graph(plan, execution, modules)
+        notes: list[str] = []
+        graph = _run_graph(plan, execution, modules, notes)
         if graph is not None:
             # a skeleton shared among equal layers stands for their configs (equal configs built it)
             twins = _by_path(plan.skeleton) if getattr(plan, "shared", False) else None
             return {"graph": _add_configs(graph, execution.module, registry, modules, twins)}
+        # fx could not trace the run's module: the meta module, built from the same config, is not traced again
+        return _planned_graph(plan, execution, registry, untraceable=notes[0] if notes else None)
     return _planned_graph(plan, execution, registry)
 
 
-def _planned_graph(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
+def _planned_graph(plan: Any, execution: Any, registry: Any, untraceable: str | None = None) -> dict[str, Any]:
     """The graph from the plan's meta module (/api/shape, where nothing runs; a run fx cannot trace or
-    that kept no trace), with the run's tensors for shapes torch cannot infer on meta."""
+    that kept no trace), with the run's tensors for shapes torch cannot infer on meta. ``untraceable``:
+    why fx could not trace the run's module (the meta module is then not traced)."""
     xs = [torch.empty(p.shape, dtype=p.dtype, device="meta") for p in plan.inputs]
     out_shapes = [list(s) for s in plan.meta_shapes] if plan.meta_shapes is not None else plan.predicted_shapes
     real = None
@@ -1227,5 +1244,7 @@ def _planned_graph(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
     elif execution is None and plan.predicted is not None and plan.dtype.is_floating_point:
         # the formulas' answer for each leaf layer (a tensor output, not a tuple): not run again on meta
         known = _leaf_shapes(plan.predicted_trace)
-    graph = capture(plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate, known=known)
+    graph = capture(
+        plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate, known=known, untraceable=untraceable
+    )
     return {"graph": _add_configs(graph, plan.meta, registry)}
