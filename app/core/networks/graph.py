@@ -11,6 +11,11 @@ torch function and tensor method called between them. ``method`` says which: ``f
 Layers' shapes come from the real run's own trace (``/api/run``: no layer runs twice) or from their
 formulas (``/api/shape``); the operations between layers, and layers without either, run on meta
 tensors (nothing allocated); where torch has no meta kernel, the real tensors of the run when there is one.
+
+A run's graph (:func:`_run_graph`) is made from the run alone: the module that ran is traced (no meta
+module is built for it), or, for a network of ``nn.Sequential`` containers, read from the run's trace
+in call order with fx's own names (:func:`_chain`); a meta module is built only for /api/shape and
+for a forward fx cannot trace.
 """
 
 from __future__ import annotations
@@ -1170,11 +1175,16 @@ def _chain_view(
     entries = [e for e in trace if e["leaf"]]
     if not all(len(e["output_shapes"]) == 1 and _returns_tensor(m) for e, (_, _, m) in zip(entries, links)):
         return None
-    # fx's own namer, as Graph.create_node calls it (a builtin's name such as "input" takes a suffix)
+    # fx's own namer, as Graph.create_node calls it (a builtin's name such as "input" takes a suffix);
+    # private to fx: a torch without it takes the path through fx nodes
     namer = fx.Graph()
+    namespace = getattr(namer, "_graph_namespace", None)
+    to_str = getattr(namer, "_target_to_str", None)
+    if namespace is None or to_str is None:
+        return None
 
     def name(target: str) -> str:
-        return namer._graph_namespace.create_name(namer._target_to_str(target), None)
+        return namespace.create_name(to_str(target), None)
 
     prev = _node_entry(name("input"), "input", "input", shapes=[list(x.shape)])
     nodes, edges = [prev], []
