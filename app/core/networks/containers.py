@@ -19,7 +19,7 @@ from app.core.networks import graphnet
 from app.core.networks.lower import lower, lower_residual, lower_sequential, lowered_children
 from app.core.networks.ops import Shape
 from app.core.networks.trace import Counted
-from app.core.networks.tree import LayerNode, join, walk
+from app.core.networks.tree import LayerNode, join
 from app.core.shapes.context import fmt_shape
 from app.core.shapes.expr import Dim
 
@@ -146,19 +146,35 @@ def _predict_residual(
     )
 
 
-def check_structure(root: LayerNode) -> None:
-    """Before anything is built: every layer a container holds can be called with one tensor."""
+def check_structure(root: LayerNode, subtrees: dict[int, int] | None = None) -> None:
+    """Before anything is built: every layer a container holds can be called with one tensor.
+
+    ``subtrees``: the configs' ids (:func:`app.core.networks.tree.subtree_ids`): a subtree identical to
+    one checked already passes as that one did (a refusal would have come from the first, which the
+    walk meets first)."""
     # whether a catalog entry takes one tensor, read once per entry (not once per layer of a deep network)
     single: dict[int, bool] = {}
-    for path, node in walk(root):
+    subtrees = subtrees or {}
+    checked: set[int] = set()
+    # the walk of walk(): pre-order, a container's layers in order
+    stack = [("", root)]
+    while stack:
+        path, node = stack.pop()
+        sid = subtrees.get(id(node))
+        if sid is not None:
+            if sid in checked:
+                continue
+            checked.add(sid)
+        children = [(join(path, sub), child) for sub, child in node.children()]
+        stack.extend(reversed(children))
         if node.spec.container is not None and node.spec.container.dataflow:
             continue  # a graph's nodes say what each layer is called with
-        for child_path, child in node.children():
+        for child_path, child in children:
             ok = single.get(id(child.spec))
             if ok is None:
                 ok = single[id(child.spec)] = sum(1 for i in child.spec.inputs if not i.optional) == 1
             if not ok:
-                one_input(child, join(path, child_path))
+                one_input(child, child_path)
 
 
 def one_input(child: LayerNode, path: str) -> None:

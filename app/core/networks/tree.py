@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import torch
 from torch import nn
 
@@ -39,6 +40,8 @@ class LayerNode:
     name: str = ""
     #: where the config sits in the request, e.g. "layer.layers[2]"
     field: str = "layer"
+    #: on the root :func:`resolve` returned: :func:`subtree_ids` of its tree, found while resolving it
+    subtrees: dict[int, int] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def is_container(self) -> bool:
@@ -97,29 +100,153 @@ def _child_name(config: Any, index: int) -> str:
 
 
 def resolve(registry: Registry, config: Any, *, field: str = "layer", name: str = "") -> LayerNode:
-    """Validate ``config`` (and every nested config) against the catalog; nothing is built."""
-    spec = lookup(registry, config, field=field)
-    if spec.container is not None and spec.container.resolve is not None:
-        return spec.container.resolve(registry, spec, config, field, name, resolve)
-    kwargs = resolve_args(spec, config, field=field)
-    args: dict[str, Any] = {}
-    slots: dict[str, Any] = {}
-    for p in spec.params:
-        if p.name not in kwargs:
-            continue
-        value = kwargs[p.name]
-        if p.type == "layer":
-            slots[p.name] = None if value is None else resolve(registry, value, field=f"{field}.{p.name}", name=p.name)
-        elif p.type == "layers":
-            slots[p.name] = [
-                resolve(registry, child, field=f"{field}.{p.name}[{i}]", name=_child_name(child, i))
-                for i, child in enumerate(value)
-            ]
-        else:
-            args[p.name] = value
-    node = LayerNode(spec=spec, args=args, slots=slots, name=name, field=field)
-    node.spec = _specialise(node)
+    """Validate ``config`` (and every nested config) against the catalog; nothing is built.
+
+    Each distinct leaf config is validated once (:class:`_Resolving`): 512 equal Linear configs are one
+    check and 512 plain copies. The returned root carries its tree's :func:`subtree_ids`."""
+    resolving = _Resolving()
+    node = resolving.resolve(registry, config, field=field, name=name)
+    node.subtrees = resolving.ids
     return node
+
+
+class _Resolving:
+    """One :func:`resolve` of a request's config: what it validated so far, and its subtrees' ids.
+
+    A leaf config equal to one met before (the same JSON text, and equal: 1, 1.0 and true, a list and a
+    tuple stay apart) is that config's node again under its own name and field: validating it would
+    give the same arguments, and a config that is refused is refused at its first occurrence. Only
+    leaves whose arguments are plain data are kept (a tensor argument is decoded per layer: each module
+    gets its own). The ids are those :func:`subtree_ids` gives, each node's found as it is resolved
+    from its nested nodes'; a container whose id was met before takes that container's specialised
+    entry (a function of the configs under it).
+    """
+
+    def __init__(self) -> None:
+        #: a leaf config's JSON -> the config, its first node, its id, and whether its arguments hold a list
+        self.leaves: dict[bytes, tuple[Any, LayerNode, int, bool]] = {}
+        self.table: dict[Any, int] = {}
+        self.ids: dict[int, int] = {}
+        #: a container's id -> its specialised catalog entry
+        self.specs: dict[int, LayerSpec] = {}
+
+    def resolve(self, registry: Registry, config: Any, *, field: str = "layer", name: str = "") -> LayerNode:
+        spec = lookup(registry, config, field=field)
+        if spec.container is not None:
+            return self._container(registry, spec, config, field, name)
+        # a leaf's text: a container's would hold its whole subtree
+        text = _json_key(config)
+        kept = self.leaves.get(text) if text is not None else None
+        if kept is not None and kept[0] == config:
+            _, first, sid, lists = kept
+            node = LayerNode(first.spec, _own_args(first.args) if lists else dict(first.args), name=name, field=field)
+            self.ids[id(node)] = sid
+            return node
+        node = self._layer(registry, spec, config, field, name)
+        if node.slots:
+            # as the walk of subtree_ids, which does not enter a layer's nested configs (an encoder's layer)
+            self._forget(node)
+            return node
+        key = _config_key(node)
+        if key is not None:
+            sid = self.ids[id(node)] = self.table.setdefault(key, len(self.table))
+            if text is not None:
+                lists = any(type(v) in (list, dict) for v in node.args.values())
+                self.leaves[text] = (config, node, sid, lists)
+        return node
+
+    def _layer(self, registry: Registry, spec: LayerSpec, config: Any, field: str, name: str) -> LayerNode:
+        """A layer's node (no container): its arguments validated, its nested configs resolved."""
+        args, slots, _ = self._arguments(registry, spec, config, field)
+        return LayerNode(spec=spec, args=args, slots=slots, name=name, field=field)
+
+    def _container(self, registry: Registry, spec: LayerSpec, config: Any, field: str, name: str) -> LayerNode:
+        container = spec.container
+        assert container is not None
+        if container.resolve is not None:
+            # a Graph: resolved by its own rules (its layers through this resolve); it gets no id
+            return container.resolve(registry, spec, config, field, name, self.resolve)
+        args, slots, kids = self._arguments(registry, spec, config, field)
+        node = LayerNode(spec=spec, args=args, slots=slots, name=name, field=field)
+        key = None
+        if container.lower is not None and all(k is not None for *_, k in kids):
+            try:
+                # a container's spec is specialised per node (its inputs are its first layer's): its type
+                key = (spec.type, _frozen(args), tuple(kids))
+            except _Unkeyed:
+                key = None
+        sid = None if key is None else self.table.setdefault(key, len(self.table))
+        specialised = self.specs.get(sid) if sid is not None else None
+        if specialised is None:
+            specialised = _specialise(node)
+            if sid is not None:
+                self.specs[sid] = specialised
+        node.spec = specialised
+        if sid is not None:
+            self.ids[id(node)] = sid
+        return node
+
+    def _arguments(
+        self, registry: Registry, spec: LayerSpec, config: Any, field: str
+    ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[str, str, int | None]]]:
+        """The validated arguments, the nested configs resolved, and (parameter, name, id) of each of those."""
+        kwargs = resolve_args(spec, config, field=field)
+        args: dict[str, Any] = {}
+        slots: dict[str, Any] = {}
+        kids: list[tuple[str, str, int | None]] = []
+        ids = self.ids
+        for p in spec.params:
+            if p.name not in kwargs:
+                continue
+            value = kwargs[p.name]
+            if p.type == "layer":
+                child = None if value is None else self.resolve(registry, value, field=f"{field}.{p.name}", name=p.name)
+                slots[p.name] = child
+                if child is not None:
+                    kids.append((p.name, child.name, ids.get(id(child))))
+            elif p.type == "layers":
+                children = [
+                    self.resolve(registry, c, field=f"{field}.{p.name}[{i}]", name=_child_name(c, i))
+                    for i, c in enumerate(value)
+                ]
+                slots[p.name] = children
+                kids += [(p.name, child.name, ids.get(id(child))) for child in children]
+            else:
+                args[p.name] = value
+        return args, slots, kids
+
+    def _forget(self, node: LayerNode) -> None:
+        """No ids for the nodes nested in ``node``."""
+        stack = [child for _, child in node.nested()]
+        while stack:
+            current = stack.pop()
+            self.ids.pop(id(current), None)
+            stack.extend(child for _, child in current.nested())
+
+
+def _json_key(config: Any) -> bytes | None:
+    """A config as JSON text, None where orjson cannot write it (a subclass of a JSON type, an integer
+    past 64 bits). The text keeps 1, 1.0, true and -0.0 apart; a NaN and null, or a list and a tuple,
+    write alike, and the configs' equality tells those apart (a NaN is equal to no other)."""
+    if type(config) is not dict:
+        return None
+    try:
+        return orjson.dumps(config, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except TypeError:
+        return None
+
+
+def _own_args(args: dict[str, Any]) -> dict[str, Any]:
+    """A node's own copy of validated arguments: lists and dicts copied, so no two layers share one."""
+    return {k: _own_value(v) for k, v in args.items()}
+
+
+def _own_value(value: Any) -> Any:
+    if type(value) is list:
+        return [_own_value(v) for v in value]
+    if type(value) is dict:
+        return {k: _own_value(v) for k, v in value.items()}
+    return value
 
 
 def _first_leaf_inputs(node: LayerNode) -> list[InputSpec] | None:
@@ -227,11 +354,19 @@ def _config_key(node: LayerNode) -> Any:
         return None
 
 
-def _holds_self_built(node: LayerNode) -> bool:
-    """The tree holds a container that builds its module itself (a Graph)."""
+def _holds_self_built(node: LayerNode, keys: dict[int, int] | None = None) -> bool:
+    """The tree holds a container that builds its module itself (a Graph). ``keys``: the configs' ids
+    (:func:`subtree_ids`): a subtree identical to one looked at already is not looked at again."""
+    keys = keys or {}
+    seen: set[int] = set()
     stack = [node]
     while stack:
         current = stack.pop()
+        sid = keys.get(id(current))
+        if sid is not None:
+            if sid in seen:
+                continue
+            seen.add(sid)
         if current.spec.container is not None and current.spec.container.build is not None:
             return True
         stack.extend(child for _, child in current.nested())
@@ -242,7 +377,14 @@ def subtree_ids(root: LayerNode) -> dict[int, int]:
     """An id for every node (by ``id(node)``) that is equal for two subtrees of the same configs: the
     same types, arguments and child names, all the way down (for a layer, its type and arguments). A subtree holding a layer whose config
     cannot be compared as plain data (a tensor argument), or a container that is not sugar over a graph
-    (a Graph), gets none."""
+    (a Graph), gets none. A root :func:`resolve` returned has them already (found while resolving)."""
+    if root.subtrees is not None:
+        return root.subtrees
+    return walked_subtree_ids(root)
+
+
+def walked_subtree_ids(root: LayerNode) -> dict[int, int]:
+    """:func:`subtree_ids` by a walk of the tree (a tree :func:`resolve` did not return as a root)."""
     table: dict[Any, int] = {}
     ids: dict[int, int] = {}
 
@@ -269,55 +411,107 @@ def subtree_ids(root: LayerNode) -> dict[int, int]:
 
 @dataclass
 class Skeleton:
-    """A network's modules for planning (on the meta device): containers built as a run builds them,
-    and each distinct leaf config built once, that one module standing at every path with that config.
+    """A network's modules for planning (on the meta device): each distinct subtree of configs built
+    once, that one module standing at every path with those configs.
 
-    512 identical blocks build one Linear and one ReLU, not 1024 modules: the formulas, trace entries
-    and memory estimate read only a layer's arguments and parameter shapes, which every copy shares.
-    Where the tree holds a container that builds itself (a Graph: tied weights, parameter nodes), every
-    layer is built as in a run.
+    512 identical blocks build one block (a Sequential of one Linear and one ReLU), not 1536 modules:
+    the formulas, trace entries and memory estimate read only the layers' arguments and parameter
+    shapes, which every copy shares. Where the tree holds a container that builds itself (a Graph: tied
+    weights, parameter nodes), every layer is built as in a run.
     """
 
     module: nn.Module
     #: each distinct leaf module once, with how many paths it stands at
     leaves: list[tuple[nn.Module, int]]
-    #: every container module once (Sequential, Residual and the Sequential inside a Residual)
-    containers: list[nn.Module]
+    #: each distinct container module once (Sequential, Residual and the Sequential inside a Residual),
+    #: with how many paths it stands at; a container before the containers it holds
+    containers: list[tuple[nn.Module, int]] = field(default_factory=list)
 
     @property
     def shared(self) -> bool:
-        """Some leaf module stands at several paths: this is not the module a run builds."""
-        return any(n > 1 for _, n in self.leaves)
+        """Some module stands at several paths: this is not the module a run builds."""
+        return any(n > 1 for _, n in self.leaves) or any(n > 1 for _, n in self.containers)
 
 
 def build_skeleton(node: LayerNode, keys: dict[int, int] | None = None) -> Skeleton:
     """The planning module of ``node`` (:class:`Skeleton`), under the caller's device context; ``keys``:
-    the configs' ids (:func:`subtree_ids`), when the caller has them."""
-    if _holds_self_built(node):
+    the configs' ids (:func:`subtree_ids`), when the caller has them (without them, equal leaf configs
+    still share one module)."""
+    if _holds_self_built(node, keys):
         module = build(node)
         return Skeleton(module, [(module, 1)], [])
+    # leaves as build() shares them (by config, or each on its own), containers by their subtree's id
     shared: dict[Any, nn.Module] = {}
-    module = build(node, shared, keys)
+    containers: dict[int, nn.Module] = {}
+    module = _build_shared(node, keys, shared, containers)
     if node.spec.container is None:
         return Skeleton(module, [(module, 1)], [])
-    # every leaf config's module with its number of paths, every container once (containers are never
-    # shared): one pass over the containers' own child dicts, which list a shared module at every path
     leaf_ids = {id(m) for m in shared.values()}
-    uses: dict[int, list[Any]] = {}
-    containers: list[nn.Module] = []
+    # the distinct modules, each before the modules it holds (the reverse of a depth-first post-order)
+    order: list[nn.Module] = []
+    seen: set[int] = set()
 
     def visit(m: nn.Module) -> None:
-        containers.append(m)
-        for child in m._modules.values():
-            if child is None:
-                continue
-            if id(child) in leaf_ids:
-                uses.setdefault(id(child), [child, 0])[1] += 1
-            else:
-                visit(child)
+        seen.add(id(m))
+        if id(m) not in leaf_ids:
+            for child in m._modules.values():
+                if child is not None and id(child) not in seen:
+                    visit(child)
+        order.append(m)
 
     visit(module)
-    return Skeleton(module, [(m, n) for m, n in uses.values()], containers)
+    order.reverse()
+    # paths per module: a module held at k names of a container that stands at n paths stands at k·n
+    # of them; a container's count is complete before its children's are read
+    uses: dict[int, int] = {id(module): 1}
+    for m in order:
+        if id(m) in leaf_ids:
+            continue
+        n = uses[id(m)]
+        for child in m._modules.values():
+            if child is not None:
+                uses[id(child)] = uses.get(id(child), 0) + n
+    return Skeleton(
+        module,
+        [(m, uses[id(m)]) for m in order if id(m) in leaf_ids],
+        [(m, uses[id(m)]) for m in order if id(m) not in leaf_ids],
+    )
+
+
+def _build_shared(
+    node: LayerNode, keys: dict[int, int] | None, shared: dict[Any, nn.Module], containers: dict[int, nn.Module]
+) -> nn.Module:
+    """:func:`build` of the skeleton: a leaf as ``build`` shares it, a container whose subtree was
+    built already (the same id) that container again, every other container built around its
+    children's skeletons."""
+    if node.spec.container is None or node.spec.container.build is not None:
+        return build(node, shared, keys)
+    sid = keys.get(id(node)) if keys is not None else None
+    if sid is not None and sid in containers:
+        return containers[sid]
+    kwargs: dict[str, Any] = dict(node.args)
+    for param, value in node.slots.items():
+        if isinstance(value, list):
+            kwargs[param] = [(child.name, _build_shared(child, keys, shared, containers)) for child in value]
+        else:
+            kwargs[param] = None if value is None else _build_shared(value, keys, shared, containers)
+    module = _construct(node, kwargs)
+    if sid is not None:
+        containers[sid] = module
+    return module
+
+
+def _construct(node: LayerNode, kwargs: dict[str, Any]) -> nn.Module:
+    """``node``'s factory called with ``kwargs``; torch's refusals name the layer (as in :func:`build`)."""
+    try:
+        return node.spec.factory(**kwargs)
+    except LayerExplorerError:
+        raise
+    except TORCH_FAULTS as exc:
+        shown = ", ".join(f"{k}={v!r}" for k, v in node.args.items() if not isinstance(v, torch.Tensor))
+        raise build_error(
+            exc, signature=f"{node.spec.type}({shown})", argument_names=list(node.args), field=node.field
+        ) from None
 
 
 def predict(

@@ -275,7 +275,8 @@ def _distinct_modules(skeleton: Skeleton) -> Iterator[nn.Module]:
         return
     for leaf, _ in skeleton.leaves:
         yield from leaf.modules()
-    yield from skeleton.containers
+    for container, _ in skeleton.containers:
+        yield container
 
 
 def _own(module: nn.Module) -> tuple[list[int], int]:
@@ -290,7 +291,8 @@ def _tally(skeleton: Skeleton) -> tuple[dict[int, int], list[int], int]:
     ``id``), the elements of each parameter, and the bytes of parameters and buffers.
 
     A leaf module counts as ``parameters()`` and ``buffers()`` give (a weight tied inside it once),
-    once per path it stands at; a container adds up its children at every path they stand at.
+    once per path it stands at; a container's own tensors count at every path it stands at, and its
+    parameter count adds up its children at every name they stand at in it.
     """
     counts: dict[int, int] = {}
     numels: list[int] = []
@@ -304,10 +306,10 @@ def _tally(skeleton: Skeleton) -> tuple[dict[int, int], list[int], int]:
             + sum(b.numel() * b.element_size() for b in leaf.buffers())
         )
     # containers are listed parents first: children are counted before the containers holding them
-    for container in reversed(skeleton.containers):
+    for container, uses in reversed(skeleton.containers):
         own, own_bytes = _own(container)
-        numels += own
-        nbytes += own_bytes
+        numels += own * uses
+        nbytes += own_bytes * uses
         counts[id(container)] = sum(own) + sum(counts[id(c)] for c in container._modules.values() if c is not None)
     return counts, numels, nbytes
 
@@ -331,7 +333,11 @@ def plan_request(
     device = resolve_device(req.device, settings)
     dtype = resolve_dtype(req.dtype)
     node = resolve(registry, req.layer, field="layer")
-    check_structure(node)
+    # identical layers and blocks, found while resolving: the structure of a repeated block is checked
+    # once, the skeleton builds one module per distinct subtree, and the formulas answer a repeated
+    # block once per input shape
+    subtrees = subtree_ids(node)
+    check_structure(node, subtrees)
     spec = node.spec
     # Inputs given as data are checked (and their size counted) before anything else is built.
     plans = _input_plans(spec, req, dtype, settings)
@@ -347,9 +353,6 @@ def plan_request(
             f"the inputs would take {human(input_bytes)}", input_bytes, settings.memory_limit_bytes, field="inputs"
         )
 
-    # identical layers and blocks, found once: the skeleton builds one module per layer config, and
-    # the formulas answer a repeated block once per input shape
-    subtrees = subtree_ids(node)
     caught: list[str] = []
     try:
         with tensors.on_meta_without_init(), collect_warnings(caught):
