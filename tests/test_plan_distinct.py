@@ -5,6 +5,7 @@ skeleton builds each distinct subtree once. Every answer stays the one the per-l
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 from typing import Any
@@ -20,6 +21,8 @@ from app.core.networks import tree
 from app.core.networks.containers import check_structure
 from app.core.networks.tree import build_skeleton, resolve, subtree_ids, walk, walked_subtree_ids
 from app.core.presets import CLASSICS, PRESETS
+from app.core.running import plan as plan_mod
+from app.core.schema import RunRequest, parse
 from benchmarks.scale import conv_net, linear_net
 
 
@@ -245,3 +248,61 @@ def test_any_network_resolves_checks_and_builds_per_distinct_config_as_per_layer
     assert repr(skeleton.module) == repr(tree.build(got))
     for m, n in [*skeleton.leaves, *skeleton.containers]:
         assert n == sum(1 for _, x in paths if x is m)
+
+
+MHA = {"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 2}
+ATTENTION = {
+    "type": "Graph",
+    "inputs": ["x"],
+    "nodes": [
+        {"name": "a", "module": MHA, "args": ["x", "x", "x"]},
+        {"name": "y", "op": "getitem", "args": ["a", 0]},
+        {"name": "b", "module": MHA, "args": ["y", "y", "y"]},
+        {"name": "z", "op": "getitem", "args": ["b", 0]},
+        {"name": "c", "module": {"type": "Sequential", "layers": [{"type": "ReLU"}] * 3}, "args": ["z"]},
+    ],
+}
+# requests whose estimates must not move: presets, classics at a small input, deep nets of repeated blocks,
+# attention inside a repeated block, a layer without a formula in a network (the meta trace answers)
+ESTIMATED = (
+    {p["id"]: p["request"] for p in PRESETS}
+    | {
+        p["id"]: {**p["request"], "inputs": [{"shape": [1, 3, 64, 64]}]}
+        for p in CLASSICS
+        if p["id"] in ("resnet18", "mobilenet-v2", "unet")
+    }
+    | {
+        "linear": linear_net(40, 8),
+        "conv": conv_net(12, 4, 6),
+        "encoders": {"layer": _block(*[ENCODER] * 3), "inputs": [{"shape": [2, 5, 8]}]},
+        # attention weights sent for each MultiheadAttention call of a graph, one module called twice
+        "attention": {"layer": ATTENTION, "inputs": [{"shape": [3, 8]}]},
+        "half": {**linear_net(6, 4), "dtype": "float16"},
+        "strided": {
+            "layer": _block(*[_block({**ENCODER, "d_model": 4, "nhead": 1}, {"type": "Flatten"})] * 1),
+            "inputs": [{"shape": [1, 2, 4]}],
+        },
+    }
+)
+
+
+@pytest.mark.parametrize("name", list(ESTIMATED))
+def test_the_estimate_from_distinct_calls_is_the_estimate_from_every_call(registry, settings, name):
+    plan = plan_mod.plan_request(
+        registry, parse(RunRequest, copy.deepcopy(ESTIMATED[name])), settings, enforce_limit=False
+    )
+    sizes = {"param_bytes": 1000, "input_bytes": 24}
+    got = plan_mod.estimate(plan, registry, settings, **sizes)
+    # every call of the trace, one by one: the way without counted calls
+    want = plan_mod.estimate(dataclasses.replace(plan, calls=None), registry, settings, **sizes)
+    assert got == want
+    if plan.node.is_container and plan.predicted is not None:
+        assert plan.calls is not None
+        assert sum(c[4] for c in plan.calls) == len(plan.predicted_trace)
+
+
+def test_a_deep_network_estimates_a_handful_of_calls(registry, settings):
+    plan = plan_mod.plan_request(registry, parse(RunRequest, linear_net(512, 8)), settings, enforce_limit=False)
+    assert plan.calls is not None and len(plan.predicted_trace) == 2 + 512 * 3
+    # the stage (one module, at two paths), the block, its Linear and its ReLU
+    assert sorted(c[4] for c in plan.calls) == [2, 512, 512, 512]

@@ -34,6 +34,10 @@ class Counted:
     #: what a subtree predicted, by (its id, its input shapes): its output and its trace entries by
     #: path inside it; the next identical block on the same shapes is answered from here
     predictions: dict[Any, Any] = field(default_factory=dict)
+    #: each distinct predicted call (module, catalog entry, input and output shapes) with how many times
+    #: it is made, for the memory estimate; the last dict counts the calls of the subtree predicted now
+    #: (:func:`app.core.networks.tree.count_call`)
+    calls: list[dict[Any, list[Any]]] = field(default_factory=lambda: [{}])
 
 
 def trace_entry(

@@ -10,7 +10,7 @@ its spec's ``container`` property, never by its type name.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -537,17 +537,54 @@ def predict(
         sid = counted.subtrees.get(id(node)) if counted is not None and memo is not None else None
         key = (sid, tuple(tuple(s) for s in shapes))
         if memo is not None and sid is not None and key in memo:
-            out, entries = memo[key]
+            out, entries, calls = memo[key]
             for inner, entry in entries:
                 path = f"{prefix}.{inner}"
                 trace.append({**entry, "path": path, "depth": path.count(".")})
+            _add_calls(counted.calls[-1], calls)
             return out
         start = len(trace)
-        out = node.spec.container.predict(node, module, shapes, prefix, trace, counted)
-        if memo is not None and sid is not None and out is not None:
+        if memo is None or sid is None:
+            return node.spec.container.predict(node, module, shapes, prefix, trace, counted)
+        # the block's own calls counted apart, kept with its prediction, then added to its container's
+        counted.calls.append({})
+        try:
+            out = node.spec.container.predict(node, module, shapes, prefix, trace, counted)
+        finally:
+            calls = [(k, *v) for k, v in counted.calls.pop().items()]
+            _add_calls(counted.calls[-1], calls)
+        if out is not None:
             cut = len(prefix) + 1
-            memo[key] = (out, [(e["path"][cut:], e) for e in trace[start:]])
+            memo[key] = (out, [(e["path"][cut:], e) for e in trace[start:]], calls)
         return out
     if node.spec.rule is None:
         return None
     return node.spec.rule(ShapeContext(spec=node.spec, module=module, args=node.args, shapes=list(shapes)))
+
+
+def count_call(
+    counted: Counted,
+    module: nn.Module,
+    spec: LayerSpec,
+    input_shapes: Sequence[Sequence[int]],
+    output_shapes: Sequence[Sequence[int]],
+) -> None:
+    """Count one predicted call (what a trace entry records) for the memory estimate: each distinct
+    (module, entry, shapes) once with its number of calls, so that the estimate works out each once."""
+    key = (id(module), id(spec), tuple(tuple(s) for s in input_shapes), tuple(tuple(s) for s in output_shapes))
+    calls = counted.calls[-1]
+    kept = calls.get(key)
+    if kept is None:
+        calls[key] = [module, spec, [list(s) for s in input_shapes], [list(s) for s in output_shapes], 1]
+    else:
+        kept[4] += 1
+
+
+def _add_calls(calls: dict[Any, list[Any]], counted: list[tuple[Any, ...]]) -> None:
+    """Add a block's counted calls ((key, module, spec, inputs, outputs, count) each) to ``calls``."""
+    for key, module, spec, ins, outs, n in counted:
+        kept = calls.get(key)
+        if kept is None:
+            calls[key] = [module, spec, ins, outs, n]
+        else:
+            kept[4] += n

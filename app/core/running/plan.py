@@ -114,6 +114,9 @@ class Plan:
     param_numels: list[int] | None = None
     #: ``meta`` once built (where ``shared``)
     built_meta: nn.Module | None = field(default=None, repr=False)
+    #: each distinct call of a network's predicted trace, (module, catalog entry, input shapes, output
+    #: shapes, how many calls): what the estimate reads of the trace, each distinct call once
+    calls: list[list[Any]] | None = field(default=None, repr=False)
 
     @property
     def meta(self) -> nn.Module:
@@ -414,14 +417,9 @@ def plan_request(
             )
 
     trace: list[dict[str, Any]] = []
+    counted = Counted(counts, plan.meta_element_size, subtrees=subtrees)
     try:
-        predicted = predict(
-            node,
-            skeleton.module,
-            shapes,
-            trace=trace,
-            counted=Counted(counts, plan.meta_element_size, subtrees=subtrees),
-        )
+        predicted = predict(node, skeleton.module, shapes, trace=trace, counted=counted)
     except (LayerExplorerError, ZeroDivisionError):
         raise
     except (IndexError, KeyError, TypeError, ValueError, OverflowError) as exc:
@@ -431,6 +429,10 @@ def plan_request(
         ) from None
     plan.predicted = predicted
     plan.predicted_trace = trace
+    calls = list(counted.calls[0].values())
+    # every entry of the trace counted (a container whose own rule adds entries itself counts none)
+    if predicted is not None and sum(c[4] for c in calls) == len(trace):
+        plan.calls = calls
     # Formula first: a layer's own formula answers in microseconds at any size, while a meta pass
     # costs time that grows with the sizes (hours for a deep LSTM over a long sequence). The meta
     # device is asked only where there is no formula, or when checking formulas against it.
@@ -548,21 +550,29 @@ def estimate(
 ) -> dict[str, int]:
     """Bytes of everything the request allocates, by part: what the memory limit and budget count."""
     elt = plan.meta_element_size
-    calls = _calls(plan, registry)
+    # each distinct call once, with how many times it is made (a network's predicted calls as predicting
+    # counted them: a 512-block network's 1536 calls are a handful), else every call of the trace once
+    calls = plan.calls if plan.calls is not None and plan.node.is_container and plan.predicted is not None else None
+    if calls is None:
+        calls = [[m, spec, ins, outs, 1] for m, spec, ins, outs in _calls(plan, registry)]
     out_shapes = plan.predicted_shapes or [list(s) for s in plan.meta_shapes or []]
     outputs = sum(tensor_bytes(tuple(s), plan.dtype) for s in out_shapes)
     # a network keeps (at worst) every intermediate; each call's temporaries are freed before the next
-    intermediates = sum(math.prod(s) * elt for *_, outs in calls for s in outs) if plan.node.is_container else 0
+    intermediates = sum(n * math.prod(s) * elt for *_, outs, n in calls for s in outs) if plan.node.is_container else 0
     under = _attention_under()
     working = max(
-        (workspace_bytes(m, spec, ins, outs, elt, attention=under(m)) for m, spec, ins, outs in calls), default=0
+        (workspace_bytes(m, spec, ins, outs, elt, attention=under(m)) for m, spec, ins, outs, _ in calls), default=0
     )
     params = plan.param_numels if plan.param_numels is not None else [p.numel() for p in plan.meta.parameters()]
     numels = [math.prod(p.shape) for p in plan.inputs] + params
     numels += [math.prod(s) for s in out_shapes] * 2  # output and outputs[0]
-    # the attention weights every MultiheadAttention call sends (app/core/running/attention.py)
+    # the attention weights every MultiheadAttention call sends (app/core/running/attention.py); a call
+    # that sends none adds nothing to the response's sum or maximum
     nested = not plan.node.is_container
-    numels += [attention_numbers(m, ins, nested=nested) for m, _spec, ins, _outs in calls]
+    for m, _spec, ins, _outs, n in calls:
+        sent = attention_numbers(m, ins, nested=nested)
+        if sent:
+            numels += [sent] * n
     return {
         "parameters": param_bytes,
         "inputs": input_bytes,
