@@ -28,6 +28,8 @@ from app.core.graphs import intervals, receptive, wire
 from app.core.networks import graph as dataflow
 from app.core.presets import PRESETS
 from app.core.registry import default_registry
+from app.core.running import execute as execute_mod
+from app.core.running import requests
 from app.core.running.execute import materialise
 from app.core.running.plan import plan_request
 from app.core.schema import RunRequest
@@ -292,10 +294,11 @@ def test_a_deep_networks_field_builds_no_meta_module_once_its_graph_is_kept(regi
     plans = []
 
     def keep(*args, **kwargs):
-        plans.append(plan_request(*args, **kwargs))
+        plans.append(execute_mod.planned(*args, **kwargs))
         return plans[-1]
 
-    monkeypatch.setattr(receptive, "plan_request", keep)
+    monkeypatch.setattr(receptive, "planned", keep)
+    monkeypatch.setattr(execute_mod, "_PLANS", type(execute_mod._PLANS)())
     dataflow._CACHE.clear()
     receptive._TRACES.clear()
     first = _json(registry, body)
@@ -303,3 +306,38 @@ def test_a_deep_networks_field_builds_no_meta_module_once_its_graph_is_kept(regi
     assert first == again
     assert plans[0].shared and plans[0].built_meta is not None  # a miss: traced from the meta module
     assert plans[1].shared and plans[1].built_meta is None
+
+
+def _rf_requests() -> list[tuple[str, dict[str, Any]]]:
+    """Index rules over a deep chain, eval mode, a residual block, autograd through the twin (no rule)."""
+    upsample = next(body for name, body in _requests() if name == "upsample")
+    block = next(p for p in PRESETS if p["id"] == "tutorial-residual-block")["request"]
+    return [
+        ("linear", {**linear_net(12, 8), "index": [1, 2]}),
+        ("conv-eval", {**conv_net(3, 2, 6), "index": [0, 1, 2, 3], "train": False}),
+        ("block", {**block, "index": [0, 1]}),
+        ("upsample", upsample),
+    ]
+
+
+@pytest.mark.parametrize(("name", "body"), _rf_requests(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_field_from_the_kept_plan_answers_as_planning_afresh(registry, monkeypatch, name, body):
+    """An effective field plans as /api/run does and takes its kept plan (execute.planned): whatever the
+    seed, the answer is the one a fresh plan gives, bit for bit, and /api/run's answers around it too."""
+    monkeypatch.setattr(execute_mod, "_PLANS", type(execute_mod._PLANS)())
+    afresh = []
+    real = execute_mod.plan_request
+    for module in (execute_mod, receptive):
+        monkeypatch.setattr(module, "plan_request", lambda *a, **k: afresh.append(1) or real(*a, **k))
+    run = {k: v for k, v in body.items() if k != "index"}
+    seeds = [0, 7, 0]
+    ran = json.dumps(requests.run(registry, run, Settings()), sort_keys=True)
+    kept = [_json(registry, {**body, "seed": s}) for s in seeds]
+    assert json.dumps(requests.run(registry, run, Settings()), sort_keys=True) == ran
+    assert len(afresh) == 1, name  # the run planned; the fields and the second run took its plan
+    fresh = []
+    for s in seeds:
+        execute_mod._PLANS.clear()
+        fresh.append(_json(registry, {**body, "seed": s}))
+    assert kept == fresh, name
+    assert kept[0] == kept[2] and kept[0] != kept[1]  # the seed changes the effective field's numbers
