@@ -320,11 +320,13 @@ _NOT_DIFFERENTIABLE = re.compile(r"not differentiable with respect to argument '
 
 @dataclass(frozen=True)
 class Traced:
-    """A network's fx trace, kept per config (:func:`_trace`): the graph, and where it changes no tensor
-    in place, its generated recorder (:func:`dataflow.recorder`); both serve any module of that config."""
+    """A network's fx trace, kept per config (:func:`_trace`): the graph, where it changes no tensor
+    in place its generated recorder (:func:`dataflow.recorder`), and its layers' index rules
+    (:func:`intervals.prepare`); all serve any module of that config."""
 
     graph: fx.Graph
     run: Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]] | None
+    rules: intervals.Rules | None = None
 
 
 def _record(
@@ -801,12 +803,14 @@ def structural_intervals(
     target: str,
     index: tuple[int, ...],
     gm: fx.GraphModule | fx.Graph | None = None,
+    rules: intervals.Rules | None = None,
 ) -> dict[str, intervals.Sets] | None:
     """The structural field by index propagation (:mod:`app.core.graphs.intervals`) over the same traced
     graph (same node ids) as the dataflow view; None where an operation has no rule there.
 
     ``gm``: ``module`` already traced (:func:`dataflow.traced`), or the trace of a module built from the
-    same config (:func:`_trace`), to trace once for this and the run; layers are read from ``module``."""
+    same config (:func:`_trace`), to trace once for this and the run; layers are read from ``module``,
+    but for those ``rules`` (the kept trace's, :func:`intervals.prepare`) has a rule of."""
     shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
     if graph["method"] == "module" and n_inputs == 1 and shapes.get("input") and shapes.get("layer"):
         return intervals.propagate_layer(module, shapes["input"], shapes["layer"], index)
@@ -814,7 +818,7 @@ def structural_intervals(
         return None
     start = _target_shape(graph, target)  # a network of several outputs: its first one's
     traced = gm if gm is not None else dataflow.traced(module, n_inputs)
-    return intervals.propagate(traced, shapes, target, index, start, root=module)
+    return intervals.propagate(traced, shapes, target, index, start, root=module, rules=rules)
 
 
 #: fx traces of the networks asked about lately, by config (see :func:`_trace`)
@@ -855,7 +859,7 @@ def _trace(plan: Any, key: str) -> Traced:
         run = dataflow.recorder(plan.meta, graph)
     except Exception:  # noqa: BLE001 - fx could not generate code for this graph: the interpreter runs it
         run = None
-    kept = Traced(graph, run)
+    kept = Traced(graph, run, intervals.prepare(graph, plan.meta))
     with _TRACES_LOCK:
         _TRACES[key] = kept
         while len(_TRACES) > _TRACES_SIZE:
@@ -919,7 +923,15 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         module.train(plan.train)
     # one trace serves the index rules and the recorded run (the graph's ids are the same tracing's)
     traced = _trace(plan, key) if graph["method"] == "fx" else None
-    sets = structural_intervals(module, graph, len(plan.inputs), target, index, traced.graph if traced else None)
+    sets = structural_intervals(
+        module,
+        graph,
+        len(plan.inputs),
+        target,
+        index,
+        traced.graph if traced else None,
+        traced.rules if traced else None,
+    )
     masks: dict[str, torch.Tensor] = {}
     effective: dict[str, torch.Tensor] = {}
     values: dict[str, torch.Tensor] | None = None
