@@ -145,6 +145,9 @@ class _EachOnItsOwn(_Encoder):
     def png(self, levels: np.ndarray) -> str:
         return wire.png(levels)
 
+    def unreached(self, shape: tuple[int, ...], make) -> dict[str, Any]:
+        return make()
+
 
 def test_one_encoder_per_answer_equals_encoding_each_entry(registry, monkeypatch):
     # a deep net: its nodes repeat the same sets and (dead) gradients
@@ -158,9 +161,35 @@ def test_one_encoder_per_answer_equals_encoding_each_entry(registry, monkeypatch
     assert len(nodes) > 40
     seen: set[int] = set()
     for n in nodes:
-        for part in (n["runs"], *n["runs"], n["grid"]["rle"]):
+        for part in (n["runs"], *n["runs"], n["grid"]["rle"], n["effective"], n["effective"]["grid"]):
             assert id(part) not in seen
             seen.add(id(part))
+        seen.add(id(n["effective"]["grid"]["shape"]))
+    # most of its nodes' gradients are zero (the forward dies out): one entry per shape, copied
+    assert sum(n["effective"]["count"] == 0 for n in nodes) > 40
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (2, 2, 3, 4)])
+def test_a_gradient_zero_everywhere_answers_as_each_alone(shape):
+    """∂y/∂x of ±0 everywhere (signed zeros mixed): the entry kept per shape equals the one worked out on
+    its own and the torch path's, with lists of its own; a non-zero gradient of that shape is not taken
+    for it."""
+    encoder = _Encoder()
+    zeros = torch.zeros(shape)
+    signed = zeros.clone()
+    signed.view(-1)[::2] = -0.0
+    for g in (zeros, signed, zeros.double()):
+        got = receptive._effective_small(g.numpy(), encoder)
+        assert repr(got) == repr(receptive._effective_small(g.numpy(), _EachOnItsOwn()))
+        assert repr(got) == repr(receptive._effective(g, _EachOnItsOwn()))
+        assert got["max"] == 0.0 and got["count"] == 0
+        again = receptive._effective_small(g.numpy(), encoder)
+        assert again == got and again is not got and again["grid"] is not got["grid"]
+        assert again["grid"]["shape"] is not got["grid"]["shape"]
+    one = zeros.clone()
+    one.view(-1)[-1] = 0.5
+    reached = receptive._effective_small(one.numpy(), encoder)
+    assert reached["count"] == 1 and reached["max"] == 0.5
 
 
 def _reference(g: torch.Tensor) -> dict[str, Any]:
