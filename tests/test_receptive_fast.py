@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,16 @@ def _requests() -> list[tuple[str, dict[str, Any]]]:
         ],
     }
     block = next(p for p in PRESETS if p["id"] == "tutorial-residual-block")["request"]
+    # batch statistics and sample statistics: both kinds of note
+    norms = {
+        "type": "Sequential",
+        "layers": [
+            {"type": "Conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"type": "GroupNorm", "num_groups": 2, "num_channels": 4},
+            {"type": "BatchNorm2d", "num_features": 4},
+            {"type": "Conv2d", "in_channels": 4, "out_channels": 2, "kernel_size": 1},
+        ],
+    }
     out = [
         ("linear", {**linear_net(6, 8), "index": [2, 3]}),
         ("conv-eval", {**conv_net(3, 2, 6), "index": [0, 1, 2, 3], "train": False}),
@@ -73,6 +84,7 @@ def _requests() -> list[tuple[str, dict[str, Any]]]:
         ("upsample-structural", {"layer": upsample, "inputs": [{"shape": [1, 1, 6, 6]}], "index": [0, 0, 1, 2], "effective": False}),
         ("block", {**block, "path": "fc2", "index": [0, 1]}),
         ("in-place", {**IN_PLACE, "index": [1, 2]}),
+        ("norms", {"layer": norms, "inputs": [{"shape": [2, 2, 5, 5]}], "index": [0, 1, 2, 2]}),
     ]  # fmt: skip
     return out
 
@@ -89,6 +101,8 @@ def test_kept_trace_answers_as_tracing_each_time(plugged, monkeypatch, name, bod
     monkeypatch.setattr(receptive, "_trace", lambda plan, req: None)
     assert _json(registry, body) == cold, name
     assert json.loads(cold)["method"] == "fx"
+    if name == "norms":
+        assert [n["code"] for n in json.loads(cold)["notes"]] == ["batch_statistics", "sample_statistics"]
 
 
 def test_configs_wired_differently_do_not_share_a_trace(registry):
@@ -370,3 +384,24 @@ def test_a_field_from_the_kept_plan_answers_as_planning_afresh(registry, monkeyp
         fresh.append(_json(registry, {**body, "seed": s}))
     assert kept == fresh, name
     assert kept[0] == kept[2] and kept[0] != kept[1]  # the seed changes the effective field's numbers
+
+
+def test_the_trace_key_tells_apart_what_a_config_tells_apart():
+    """The kept trace's key (orjson, or the standard library where orjson writes null or cannot write)
+    is the same for the same config and differs for 1, 1.0, true, null, NaN, infinity and a 65-bit
+    integer, whichever encoder spelled each."""
+    plan = SimpleNamespace(inputs=[SimpleNamespace(shape=(2, 3))], dtype=torch.float32, train=True)
+
+    def key(value: Any) -> str:
+        req = SimpleNamespace(layer={"type": "Dropout", "p": value, "inplace": False})
+        return receptive._config_key(plan, req)
+
+    values = [1, 1.0, True, None, math.nan, math.inf, -math.inf, 2**70, 2**70 + 1, "1"]
+    keys = [key(v) for v in values]
+    assert len(set(keys)) == len(values)
+    assert keys == [key(v) for v in values]  # the same each time
+    assert keys[0].startswith("o") and keys[3].startswith("j") and keys[4].startswith("j")
+    # the mode is part of it (a traced forward may branch on it)
+    eval_plan = SimpleNamespace(**{**vars(plan), "train": False})
+    dropout = SimpleNamespace(layer={"type": "Dropout", "p": 0.5, "inplace": False})
+    assert key(0.5) == receptive._config_key(plan, dropout) != receptive._config_key(eval_plan, dropout)
