@@ -27,7 +27,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from app.core.config import Settings
 from app.core.graphs import intervals, receptive, wire
 from app.core.networks import graph as dataflow
-from app.core.presets import PRESETS
+from app.core.presets import CLASSICS, PRESETS
 from app.core.registry import default_registry
 from app.core.running import execute as execute_mod
 from app.core.running import requests
@@ -405,3 +405,93 @@ def test_the_trace_key_tells_apart_what_a_config_tells_apart():
     eval_plan = SimpleNamespace(**{**vars(plan), "train": False})
     dropout = SimpleNamespace(layer={"type": "Dropout", "p": 0.5, "inplace": False})
     assert key(0.5) == receptive._config_key(plan, dropout) != receptive._config_key(eval_plan, dropout)
+
+
+def _chain_formula_path_first(graph: dict[str, Any], module: torch.nn.Module, target: str) -> dict[str, Any] | None:
+    """chain_formula as it was (the whole path to the input first, its layers looked at after), verbatim."""
+    into: dict[str, list[str]] = {}
+    for e in graph["edges"]:
+        into.setdefault(e["to"], []).append(e["from"])
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    path: list[dict[str, Any]] = []
+    current = target
+    while nodes[current]["op"] != "input":
+        sources = sorted(set(into.get(current, [])))
+        if len(sources) != 1:
+            return None
+        if current != "output":
+            path.append(nodes[current])
+        current = sources[0]
+    path.reverse()
+    steps: list[dict[str, Any]] = []
+    r: list[int] | None = None
+    jump: list[int] | None = None
+    for node in path:
+        if node["op"] != "module":
+            return None
+        sub = module.get_submodule(node["path"]) if node["path"] else module
+        win = receptive._window(sub)
+        if win is None:
+            if receptive._elementwise(sub):
+                continue
+            return None
+        k, s, d = win
+        if r is None or jump is None:
+            r, jump = [1] * len(k), [1] * len(k)
+        if len(k) != len(r):
+            return None
+        new = [ri + (ki - 1) * di * ji for ri, ki, di, ji in zip(r, k, d, jump)]
+        text = ", ".join(f"{ri} + ({ki} − 1)·{di}·{ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new))
+        per_dim = [
+            f"{ri} + ({ki} - 1) \\cdot {di} \\cdot {ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new)
+        ]
+        latex = per_dim[0] if len(set(per_dim)) == 1 else ",\\; ".join(per_dim)
+        r = new
+        steps.append(
+            {
+                "path": node["path"],
+                "type": type(sub).__name__,
+                "kernel": k,
+                "stride": s,
+                "dilation": d,
+                "jump": list(jump),
+                "r": list(r),
+                "text": text,
+                "latex": latex,
+            }
+        )
+        jump = [ji * si for ji, si in zip(jump, s)]
+    if not steps:
+        return None
+    return {
+        "symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1",
+        "latex": "r_l = r_{l-1} + (k_l - 1) \\cdot d_l \\cdot \\prod_{i<l} s_i, \\quad r_0 = 1",
+        "size": r,
+        "jump": jump,
+        "steps": steps,
+    }
+
+
+_FORMULA_NETS = [
+    *((p["id"], p["request"]) for p in PRESETS if p["id"] not in ("text-self-attention", "tiny-transformer-encoder")),
+    *((p["id"], p["request"]) for p in CLASSICS if p["id"] in ("resnet18", "vgg16")),
+    ("conv", conv_net(4, 2, 9)),
+    ("linear", linear_net(6, 4)),
+]
+
+
+@pytest.mark.parametrize("request_", [r for _, r in _FORMULA_NETS], ids=[n for n, _ in _FORMULA_NETS])
+def test_the_formula_walking_back_answers_as_the_whole_path_first(registry, request_):
+    """chain_formula looks at each layer as the walk back meets it and stops at the first that ends the
+    chain: at every node of these networks, the formula (or None) that walking the whole path first gives."""
+    ex = execute_mod.execute(registry, RunRequest.model_validate(request_), Settings())
+    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+    found = 0
+    for node in graph["nodes"]:
+        if node["op"] in ("input", "attribute"):
+            continue
+        got = receptive.chain_formula(graph, ex.module, node["id"])
+        assert got == _chain_formula_path_first(graph, ex.module, node["id"]), node["id"]
+        found += got is not None
+    # a network of convolutions has formulas to compare; a dense one has none
+    assert (found > 0) == any(n["type"] and "Conv" in n["type"] for n in graph["nodes"])

@@ -615,36 +615,47 @@ def _window(module: nn.Module) -> tuple[list[int], list[int], list[int]] | None:
     return None
 
 
-def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict[str, Any] | None:
-    """r_l = r_{l-1} + (k_l − 1)·d_l·∏_{i<l} s_i along a chain input → target of convolutions, poolings and
-    element-wise layers; None where the path is not such a chain."""
+def _sources(graph: dict[str, Any]) -> dict[str, list[str]]:
+    """Each node's sources by id, in the order of the graph's edges."""
     into: dict[str, list[str]] = {}
     for e in graph["edges"]:
         into.setdefault(e["to"], []).append(e["from"])
+    return into
+
+
+def chain_formula(
+    graph: dict[str, Any], module: nn.Module, target: str, into: dict[str, list[str]] | None = None
+) -> dict[str, Any] | None:
+    """r_l = r_{l-1} + (k_l − 1)·d_l·∏_{i<l} s_i along a chain input → target of convolutions, poolings and
+    element-wise layers; None where the path is not such a chain. ``into``: :func:`_sources` of the graph.
+
+    Each layer is looked at as the walk back from the target meets it, so that the first that is neither
+    a window nor element-wise ends it (a 512-block Linear net's walk ended at its last Linear, not after
+    all 1026 nodes): the answer is the same, as any such layer on the path makes it None."""
+    into = into if into is not None else _sources(graph)
     nodes = {n["id"]: n for n in graph["nodes"]}
-    path: list[dict[str, Any]] = []
+    path: list[tuple[dict[str, Any], nn.Module, tuple[list[int], list[int], list[int]]]] = []
     current = target
     while nodes[current]["op"] != "input":
         sources = sorted(set(into.get(current, [])))
         if len(sources) != 1:
             return None
         if current != "output":
-            path.append(nodes[current])
+            node = nodes[current]
+            if node["op"] != "module":
+                return None
+            sub = module.get_submodule(node["path"]) if node["path"] else module
+            win = _window(sub)
+            if win is not None:
+                path.append((node, sub, win))
+            elif not _elementwise(sub):
+                return None
         current = sources[0]
     path.reverse()
     steps: list[dict[str, Any]] = []
     r: list[int] | None = None
     jump: list[int] | None = None
-    for node in path:
-        if node["op"] != "module":
-            return None
-        sub = module.get_submodule(node["path"]) if node["path"] else module
-        win = _window(sub)
-        if win is None:
-            if _elementwise(sub):
-                continue
-            return None
-        k, s, d = win
+    for node, sub, (k, s, d) in path:
         if r is None or jump is None:
             r, jump = [1] * len(k), [1] * len(k)
         if len(k) != len(r):
@@ -785,10 +796,9 @@ def _notes(
     return notes
 
 
-def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
-    into: dict[str, list[str]] = {}
-    for e in graph["edges"]:
-        into.setdefault(e["to"], []).append(e["from"])
+def _ancestors(graph: dict[str, Any], target: str, into: dict[str, list[str]] | None = None) -> set[str]:
+    """The target and every node that feeds it; ``into``: :func:`_sources` of the graph."""
+    into = into if into is not None else _sources(graph)
     seen = {target}
     stack = [target]
     while stack:
@@ -1009,7 +1019,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
 
     # only the target and what feeds it: an identity stand-in (ReLU, dropout) or an in-place op can make a
     # later node share the target's tensor
-    feeds = _ancestors(graph, target)
+    into = _sources(graph)
+    feeds = _ancestors(graph, target, into)
     nodes = []
     encoder = _Encoder()
     for n in graph["nodes"]:
@@ -1020,7 +1031,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         else:
             nodes.append(_entry(n, None, effective.get(n["id"]), masks.get(n["id"]), encoder))
     inputs = [n for n in nodes if n["op"] == "input"]
-    formula = chain_formula(graph, module, target)
+    formula = chain_formula(graph, module, target, into)
     value = None
     if values is not None and target in values:
         value = tensors.to_nested(tensors.numpy_of(values[target][index].detach()))
