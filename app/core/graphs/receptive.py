@@ -509,9 +509,11 @@ def _entry(
     else:
         return entry
     if grad is not None:
-        g = grad.detach()
+        # autograd.grad's results need no detach (it made no graph of them): a new tensor each, 0.3 µs a
+        # node; ``is_cpu`` makes no device object (``device.type`` does)
+        g = grad.detach() if grad.requires_grad else grad
         # a small CPU gradient through NumPy; a large or device one where torch has the faster reductions
-        small = g.device.type == "cpu" and g.dtype in _NUMPY_FLOATS and g.numel() <= GRID_LIMIT and not g.is_neg()
+        small = g.is_cpu and g.dtype in _NUMPY_FLOATS and g.numel() <= GRID_LIMIT and not g.is_neg()
         entry["effective"] = _effective_small(g.numpy(), encoder) if small else _effective(g, encoder)
     return entry
 
