@@ -409,3 +409,18 @@ def test_indexing_padding_matmul_and_split_rules_equal_autograd(registry):
                     assert torch.equal(got, masks[nid]), (target, index, nid, int(got.sum()), int(masks[nid].sum()))
                     checked += 1
     assert checked > 30
+
+
+class _Pooling(torch.nn.MaxPool2d):
+    """A plugin's subclass of a torch layer whose name does not end in its dimensions."""
+
+
+def test_prepare_leaves_a_layer_it_cannot_read_to_each_walk():
+    """prepare keeps a rule for each layer it reads, and None (read from the module at each walk, as
+    without a kept trace) for a batch norm and for a layer whose settings it cannot read."""
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), _Pooling(2), torch.nn.ReLU(), torch.nn.Flatten()
+    )
+    rules = intervals.prepare(dataflow.traced_graph(net, 1), net)
+    assert list(rules) == ["0", "1", "2", "3", "4"]
+    assert [rules[k] is None for k in rules] == [False, True, True, False, False]

@@ -597,10 +597,10 @@ def prepare(graph: fx.Graph, owner: nn.Module) -> Rules:
             continue
         try:
             m = owner.get_submodule(node.target)
-        except AttributeError:
+            rules[node.target] = None if isinstance(m, nn.modules.batchnorm._BatchNorm) else _rule_of(m)
+        except Exception:  # noqa: BLE001 - a layer whose settings do not read as torch's (a plugin's subclass):
+            # read at each walk, which answers as it always did
             rules[node.target] = None
-            continue
-        rules[node.target] = None if isinstance(m, nn.modules.batchnorm._BatchNorm) else _rule_of(m)
     return rules
 
 
