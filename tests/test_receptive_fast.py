@@ -27,6 +27,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from app.core.config import Settings
 from app.core.graphs import intervals, receptive, wire
 from app.core.networks import graph as dataflow
+from app.core.networks.trace import named_modules
 from app.core.presets import CLASSICS, PRESETS
 from app.core.registry import default_registry
 from app.core.running import execute as execute_mod
@@ -291,7 +292,10 @@ def test_generated_recorder_keeps_what_the_interpreter_keeps(registry, request_)
 
 def test_a_graph_that_changes_tensors_in_place_has_no_recorder(plugged):
     plan = plan_request(plugged, RunRequest.model_validate(IN_PLACE), Settings(), inner_trace=False)
-    assert dataflow.recorder(plan.meta, dataflow.traced(plan.meta, 1).graph) is None
+    graph = dataflow.traced(plan.meta, 1).graph
+    assert dataflow.recorder(plan.meta, graph) is None
+    # the same with its layers found in one walk (as the kept trace finds them)
+    assert dataflow.recorder(plan.meta, graph, dict(named_modules(plan.meta))) is None
 
 
 _any_values = st.one_of(

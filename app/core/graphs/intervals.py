@@ -584,19 +584,22 @@ def _function_rule(
 Rules = dict[str, Rule | None]
 
 
-def prepare(graph: fx.Graph, owner: nn.Module) -> Rules:
+def prepare(graph: fx.Graph, owner: nn.Module, modules: dict[str, nn.Module] | None = None) -> Rules:
     """The rule of every layer ``graph`` calls, chosen once for a trace kept per config (a 512-block
     network's walk spent half its time finding each layer by its path and its rule by its type: about
     7 µs of its 8 a layer). ``owner``: a module built from that config (the plan's meta module): the rules
     read only the settings the config fixes. Batch norm's rule reads the module's state (training mode,
     running statistics), and a layer without a rule is traced inside: those are read from the module
-    each walk is given (None here)."""
+    each walk is given (None here). ``modules``: ``owner``'s submodules by path, where the caller has them
+    (a look-up by path each cost more than choosing the rules)."""
     rules: Rules = {}
     for node in graph.nodes:
         if node.op != "call_module" or node.target in rules:
             continue
         try:
-            m = owner.get_submodule(node.target)
+            m = modules.get(node.target) if modules is not None else None
+            if m is None:
+                m = owner.get_submodule(node.target)
             rules[node.target] = None if isinstance(m, nn.modules.batchnorm._BatchNorm) else _rule_of(m)
         except Exception:  # noqa: BLE001 - a layer whose settings do not read as torch's (a plugin's subclass):
             # read at each walk, which answers as it always did
