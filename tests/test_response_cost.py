@@ -266,8 +266,8 @@ def test_a_large_input_is_lent_once(registry, monkeypatch):
 
 def test_the_collector_is_paused_during_a_run_and_runs_again_after(registry, monkeypatch):
     seen = []
-    real = execute_mod.materialise
-    monkeypatch.setattr(execute_mod, "materialise", lambda plan: seen.append(gc.isenabled()) or real(plan))
+    real = execute_mod._materialise  # what a run calls: materialise and its walk of the module
+    monkeypatch.setattr(execute_mod, "_materialise", lambda plan: seen.append(gc.isenabled()) or real(plan))
     assert gc.isenabled()
     linear = {"layer": {"type": "Linear", "in_features": 3, "out_features": 2}, "inputs": [{"shape": [4, 3]}]}
     requests.run(registry, linear, SETTINGS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -10,16 +12,23 @@ from torch import nn
 from app.core import tensors
 from app.core.config import Settings
 from app.core.explaining.windows import window_map, window_values
-from app.core.networks.trace import is_network, named_parameters, subtotals, totals
+from app.core.networks.trace import MODULES, is_network, named_parameters, subtotals, totals
+from app.core.networks.tree import LayerNode
 from app.core.running.plan import Plan
 
 
 def params_json(
-    module: nn.Module, settings: Settings, *, with_data: bool, budget: tensors.ValueBudget | None = None
+    module: nn.Module,
+    settings: Settings,
+    *,
+    with_data: bool,
+    budget: tensors.ValueBudget | None = None,
+    modules: list[tuple[str, nn.Module]] | None = None,
 ) -> list[dict[str, Any]]:
+    """Every parameter once (``named_parameters``); ``modules``: the module's walk, where the run made it."""
     out = []
     dtype_name = tensors.dtype_name
-    for name, p in named_parameters(module):
+    for name, p in named_parameters(module, modules):
         entry = {"name": name, "shape": list(p.shape), "numel": p.numel(), "dtype": dtype_name(p.dtype)}
         if with_data and p.device.type != "meta":
             if budget is not None and budget.spent:
@@ -43,6 +52,45 @@ def fetch_pointer(entry: dict[str, Any], path: str | None) -> dict[str, Any]:
     if entry.get("values") in ("preview", "summary", "none"):
         entry["full"] = {"format": "npy", "tensor": entry["name"], **({"path": path} if path else {})}
     return entry
+
+
+#: how many recent configs' module texts (``repr``) a process keeps: a 512-block network's takes 2 ms
+REPR_CACHE_SIZE = 8
+_REPRS: OrderedDict[tuple[Any, ...], tuple[LayerNode, str]] = OrderedDict()
+_REPRS_LOCK = threading.Lock()
+
+
+def module_repr(plan: Plan, module: nn.Module, modules: list[tuple[str, nn.Module]] | None = None) -> str:
+    """``repr(module)`` of a module a run built from ``plan.node``, kept for the next run of the same plan.
+
+    A module's text is its classes' and their constructors' arguments (``extra_repr``), so every module
+    built from one config tree shows the same text; a kept plan (the same request but its seed:
+    app.core.running.execute.planned) keeps its config tree, and its repeated runs are answered from here.
+    The text is kept only where every class in the module is torch's or this app's (``modules``: the
+    run's walk of the module), whose texts are known to say nothing of the numbers: a plugin's layer
+    might show a value, so a module holding one is written anew every time."""
+    if modules is None:
+        return repr(module)
+    key = (id(plan.node), plan.device, plan.dtype, plan.train)
+    with _REPRS_LOCK:
+        kept = _REPRS.get(key)
+        if kept is not None and kept[0] is plan.node:
+            _REPRS.move_to_end(key)
+            return kept[1]
+    text = repr(module)
+    if all(_known_text(cls) for cls in {type(m) for _, m in modules}):
+        with _REPRS_LOCK:
+            # the config tree is held with its text: its id in the key stays its own
+            _REPRS[key] = (plan.node, text)
+            while len(_REPRS) > REPR_CACHE_SIZE:
+                _REPRS.popitem(last=False)
+    return text
+
+
+def _known_text(cls: type) -> bool:
+    """A class of torch.nn's or of this app's, whose ``repr`` shows its constructor's arguments alone (not
+    torch.ao's: an observer shows the range it has seen)."""
+    return cls.__module__.startswith(("torch.nn.", "app.core."))
 
 
 def shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, Any]:
@@ -82,7 +130,9 @@ def run_response(
     code: str,
     view: Any = None,
     path: str | None = None,
+    modules: list[tuple[str, nn.Module]] | None = None,
 ) -> dict[str, Any]:
+    """The answer of a run of ``module``; ``modules``: its walk (``named_modules``), where the run made it."""
     # one budget for the whole answer, spent on what matters most first: the outputs, the inputs, then
     # the parameters in the module's order
     budget = tensors.ValueBudget(settings.response_budget_bytes)
@@ -91,13 +141,13 @@ def run_response(
         tensors.tensor_json(spec.name, t, max_elements=settings.max_elements, budget=budget)
         for spec, t in zip(plan.spec.inputs, xs)
     ]
-    params = params_json(module, settings, with_data=True, budget=budget)
+    params = params_json(module, settings, with_data=True, budget=budget, modules=modules)
     for entry in [first, *listed, *inputs, *params]:
         if entry is not None:
             fetch_pointer(entry, path)
     return {
         "type": plan.spec.type,
-        "repr": repr(module),
+        "repr": module_repr(plan, module, modules),
         "device": str(plan.device),
         "dtype": tensors.dtype_name(plan.dtype),
         "seed": plan.seed,
@@ -149,4 +199,4 @@ def trace_fields(module: nn.Module, extra: dict[str, Any]) -> dict[str, Any]:
     if not is_network(module) or "trace" not in extra:
         return {}
     trace = extra["trace"]
-    return {"trace": trace, "totals": totals(trace, module), "subtotals": subtotals(trace)}
+    return {"trace": trace, "totals": totals(trace, module, extra.get(MODULES)), "subtotals": subtotals(trace)}
