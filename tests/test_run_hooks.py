@@ -4,7 +4,8 @@
   activation's or a container's multiply-adds); the reference here is the entry :func:`trace_entry`
   makes at every call, over a walk of torch's own ``named_modules``.
 - A run walks its module once, after the build; the hooks and the answer read that walk.
-- A kept plan's repeated runs take the module's text (``repr``) from the first run.
+- A kept plan's repeated runs take the module's text (``repr``) and the trace's facts of each module
+  from the first run.
 
 Each is checked against the general way on the same requests, for the identical answer (bit for bit).
 """
@@ -25,7 +26,16 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from app.core import body
 from app.core.config import Settings
 from app.core.networks import trace as trace_mod
-from app.core.networks.trace import BY_SHAPES, fixed_macs, macs, shapes_of, trace_entry, tracing
+from app.core.networks.trace import (
+    BY_SHAPES,
+    fixed_macs,
+    known_classes,
+    macs,
+    named_modules,
+    shapes_of,
+    trace_entry,
+    tracing,
+)
 from app.core.networks.tree import build, resolve
 from app.core.presets import PRESETS, resnet
 from app.core.registry import default_registry
@@ -108,6 +118,7 @@ def test_answers_equal_the_general_ways_over_the_catalog(catalog, monkeypatch):
     # the general ways: the reference trace, every reader walking the module itself, every text written anew
     monkeypatch.setattr(requests, "tracing", reference_tracing)
     monkeypatch.setattr(execute_mod, "MODULES", "not handed over")
+    monkeypatch.setattr(execute_mod, "CONFIG", "not handed over either")  # nothing kept per config
     monkeypatch.setattr(respond_mod, "module_repr", lambda plan, module, modules=None: repr(module))
     general = _answers(catalog, reqs)
     assert len(reqs) > 100
@@ -174,7 +185,7 @@ def test_trace_equals_the_reference(module, x):
     assert want  # something was traced
     assert _traced(tracing, module, x, {}) == want
     # with the run's walk handed over, as a run hands it
-    assert _traced(tracing, module, x, {trace_mod.MODULES: trace_mod.named_modules(module)}) == want
+    assert _traced(tracing, module, x, {trace_mod.MODULES: named_modules(module)}) == want
 
 
 def test_trace_of_resnet_equals_the_reference(registry):
@@ -212,6 +223,9 @@ def test_a_plugins_text_is_written_every_time(monkeypatch):
     requests.run(reg, req, SETTINGS)
     requests.run(reg, req, SETTINGS)
     assert written == ["InPlaceMLP", "InPlaceMLP"]
+    plugged = execute(reg, parse(RunRequest, req), SETTINGS).module
+    assert not known_classes(named_modules(plugged))  # nor are its trace's facts kept
+    assert known_classes(named_modules(nn.Sequential(nn.Linear(2, 2), nn.ReLU())))
     # torch's own classes: written once, then kept with the plan
     written.clear()
     linear = {"layer": {"type": "Sequential", "layers": [{"type": "Linear", "in_features": 6, "out_features": 2}]}, "inputs": [{"shape": [3, 6]}]}  # fmt: skip

@@ -20,7 +20,7 @@ from app.core.catalog.families.opaque import NOT_COMPUTED, Opaque
 from app.core.catalog.spec import Registry
 from app.core.config import Settings
 from app.core.errors import InvalidRequest, LayerExplorerError, NotExplainable
-from app.core.networks.trace import MODULES, named_modules, tracing
+from app.core.networks.trace import CONFIG, MODULES, named_modules, tracing
 from app.core.networks.tree import build
 from app.core.running import overrides
 from app.core.running.plan import Plan, collect_warnings, plan_request
@@ -226,7 +226,8 @@ def _run(plan: Plan, hooks: Hooks | None, *, copy: bool | None) -> Execution | N
         )
     versions = [x._version for x in xs]
     # the hooks and the answer read the walk made after the build instead of walking the module again
-    extra: dict[str, Any] = {MODULES: modules}
+    # (and the config tree it was built from: what follows from the config alone is kept per tree)
+    extra: dict[str, Any] = {MODULES: modules, CONFIG: plan.node}
     try:
         with (
             torch.no_grad(),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -12,8 +10,7 @@ from torch import nn
 from app.core import tensors
 from app.core.config import Settings
 from app.core.explaining.windows import window_map, window_values
-from app.core.networks.trace import MODULES, is_network, named_parameters, subtotals, totals
-from app.core.networks.tree import LayerNode
+from app.core.networks.trace import MODULES, PerConfig, is_network, known_classes, named_parameters, subtotals, totals
 from app.core.running.plan import Plan
 
 
@@ -54,10 +51,8 @@ def fetch_pointer(entry: dict[str, Any], path: str | None) -> dict[str, Any]:
     return entry
 
 
-#: how many recent configs' module texts (``repr``) a process keeps: a 512-block network's takes 2 ms
-REPR_CACHE_SIZE = 8
-_REPRS: OrderedDict[tuple[Any, ...], tuple[LayerNode, str]] = OrderedDict()
-_REPRS_LOCK = threading.Lock()
+#: per config tree: the text of the module a run built from it (a 512-block network's ``repr`` takes 2 ms)
+_TEXTS = PerConfig()
 
 
 def module_repr(plan: Plan, module: nn.Module, modules: list[tuple[str, nn.Module]] | None = None) -> str:
@@ -66,31 +61,17 @@ def module_repr(plan: Plan, module: nn.Module, modules: list[tuple[str, nn.Modul
     A module's text is its classes' and their constructors' arguments (``extra_repr``), so every module
     built from one config tree shows the same text; a kept plan (the same request but its seed:
     app.core.running.execute.planned) keeps its config tree, and its repeated runs are answered from here.
-    The text is kept only where every class in the module is torch's or this app's (``modules``: the
-    run's walk of the module), whose texts are known to say nothing of the numbers: a plugin's layer
-    might show a value, so a module holding one is written anew every time."""
+    The text is kept only where every class in the module is torch.nn's or this app's
+    (:func:`~app.core.networks.trace.known_classes`; ``modules``: the run's walk of the module)."""
     if modules is None:
         return repr(module)
-    key = (id(plan.node), plan.device, plan.dtype, plan.train)
-    with _REPRS_LOCK:
-        kept = _REPRS.get(key)
-        if kept is not None and kept[0] is plan.node:
-            _REPRS.move_to_end(key)
-            return kept[1]
-    text = repr(module)
-    if all(_known_text(cls) for cls in {type(m) for _, m in modules}):
-        with _REPRS_LOCK:
-            # the config tree is held with its text: its id in the key stays its own
-            _REPRS[key] = (plan.node, text)
-            while len(_REPRS) > REPR_CACHE_SIZE:
-                _REPRS.popitem(last=False)
+    key = (plan.device, plan.dtype, plan.train)
+    text = _TEXTS.get(plan.node, *key)
+    if text is None:
+        text = repr(module)
+        if known_classes(modules):
+            _TEXTS.put(plan.node, *key, value=text)
     return text
-
-
-def _known_text(cls: type) -> bool:
-    """A class of torch.nn's or of this app's, whose ``repr`` shows its constructor's arguments alone (not
-    torch.ao's: an observer shows the range it has seen)."""
-    return cls.__module__.startswith(("torch.nn.", "app.core."))
 
 
 def shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, Any]:
