@@ -4,8 +4,8 @@
   activation's or a container's multiply-adds); the reference here is the entry :func:`trace_entry`
   makes at every call, over a walk of torch's own ``named_modules``.
 - A run walks its module once, after the build; the hooks and the answer read that walk.
-- A kept plan's repeated runs take the module's text (``repr``) and the trace's facts of each module
-  from the first run.
+- A kept plan's repeated runs take the module's text (``repr``), the trace's facts of each module and
+  whether the module must be moved or switched from the first run.
 
 Each is checked against the general way on the same requests, for the identical answer (bit for bit).
 """
@@ -119,6 +119,11 @@ def test_answers_equal_the_general_ways_over_the_catalog(catalog, monkeypatch):
     monkeypatch.setattr(requests, "tracing", reference_tracing)
     monkeypatch.setattr(execute_mod, "MODULES", "not handed over")
     monkeypatch.setattr(execute_mod, "CONFIG", "not handed over either")  # nothing kept per config
+    monkeypatch.setattr(
+        execute_mod,
+        "_settled_kept",
+        lambda plan, m, modules: execute_mod._settled(m, plan.device, plan.dtype, plan.train),
+    )
     monkeypatch.setattr(respond_mod, "module_repr", lambda plan, module, modules=None: repr(module))
     general = _answers(catalog, reqs)
     assert len(reqs) > 100

@@ -247,6 +247,10 @@ class PerConfig:
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
 
 def known_classes(modules: list[tuple[str, nn.Module]]) -> bool:
     """Every class in a walk of a module is torch.nn's or this app's: what it holds and shows (its
