@@ -389,10 +389,21 @@ def totals(
     ``named_modules(root)``, where the caller walked the root already."""
     leaves = [e for e in entries if e["leaf"]]
     counted = [e.get("macs") for e in leaves]
-    params = [p for _, p in named_parameters(root, modules)]  # one walk of the tree for both sums
+    # each parameter once, as named_parameters() lists them (a module once, a tied parameter once), in one
+    # loop for both sums and without their names
+    count = nbytes = 0
+    seen: set[int] = set()
+    for _, module in modules if modules is not None else named_modules(root):
+        for p in module._parameters.values():
+            if p is None or id(p) in seen:
+                continue
+            seen.add(id(p))
+            n = p.numel()
+            count += n
+            nbytes += n * p.element_size()
     return {
-        "param_count": sum(p.numel() for p in params),
-        "param_bytes": sum(p.numel() * p.element_size() for p in params),
+        "param_count": count,
+        "param_bytes": nbytes,
         "macs": sum(m for m in counted if m is not None),
         "macs_complete": all(m is not None for m in counted),
         "activation_bytes": sum(e.get("activation_bytes") or 0 for e in leaves),
