@@ -4,8 +4,8 @@
   activation's or a container's multiply-adds); the reference here is the entry :func:`trace_entry`
   makes at every call, over a walk of torch's own ``named_modules``.
 - A run walks its module once, after the build; the hooks and the answer read that walk.
-- A kept plan's repeated runs take the module's text (``repr``), the trace's facts of each module and
-  whether the module must be moved or switched from the first run.
+- A kept plan's repeated runs take the module's text (``repr``), the trace's facts of each module,
+  whether the module must be moved or switched, and the script's constructor from the first run.
 
 Each is checked against the general way on the same requests, for the identical answer (bit for bit).
 """
@@ -28,6 +28,7 @@ from app.core.config import Settings
 from app.core.networks import trace as trace_mod
 from app.core.networks.trace import (
     BY_SHAPES,
+    PerConfig,
     fixed_macs,
     known_classes,
     macs,
@@ -42,6 +43,7 @@ from app.core.registry import default_registry
 from app.core.running import execute as execute_mod
 from app.core.running import requests
 from app.core.running import respond as respond_mod
+from app.core.running import script as script_mod
 from app.core.running.execute import execute
 from app.core.schema import RunRequest, parse
 
@@ -119,6 +121,7 @@ def test_answers_equal_the_general_ways_over_the_catalog(catalog, monkeypatch):
     monkeypatch.setattr(requests, "tracing", reference_tracing)
     monkeypatch.setattr(execute_mod, "MODULES", "not handed over")
     monkeypatch.setattr(execute_mod, "CONFIG", "not handed over either")  # nothing kept per config
+    monkeypatch.setattr(script_mod, "_CTORS", PerConfig(size=0))  # keeps nothing
     monkeypatch.setattr(
         execute_mod,
         "_settled_kept",
