@@ -276,8 +276,10 @@ def tracing(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
 
     Each entry is :func:`trace_entry`'s, made here from what the call alone decides (its shapes, its
     multiply-adds) and what its module says whatever the call (its path, depth, whether it computes
-    itself, its parameters), read once per module before the forward: per call, the hooks of a
-    512-block network did that work 1538 times, 5 of the run's 14 ms of hooked forward.
+    itself, its parameters), read once per module before the forward, and kept per config tree
+    (``sink[CONFIG]``) for the next run of the same plan. A 512-block network's forward measured 14 ms
+    traced when every call made its entry with :func:`trace_entry` over a walk of its own, 9-10 ms now,
+    against 7 with two hooks that do nothing and 5 without hooks.
     """
     entries: list[dict[str, Any]] = []
     modules = sink.get(MODULES)
