@@ -241,3 +241,18 @@ def test_a_plugins_text_is_written_every_time(monkeypatch):
     second = requests.run(reg, {**linear, "seed": 3}, SETTINGS)
     assert written == ["Sequential"]
     assert first["repr"] == second["repr"] == repr(nn.Sequential(nn.Linear(6, 2)))
+
+
+def test_kept_per_config_tree_by_identity_as_many_as_plans():
+    kept = PerConfig(size=2)
+    a, b, c = {"type": "ReLU"}, {"type": "ReLU"}, {"type": "Tanh"}
+    kept.put(a, "cpu", value="text of a")
+    assert kept.get(a, "cpu") == "text of a"
+    assert kept.get(b, "cpu") is None  # an equal config that is another tree: its own run, its own values
+    assert kept.get(a, "cuda") is None
+    kept.put(b, "cpu", value="text of b")
+    kept.put(c, "cpu", value="text of c")  # the oldest goes
+    assert kept.get(a, "cpu") is None and kept.get(c, "cpu") == "text of c"
+    # every cache keeps as many trees as the plan cache keeps plans: none outlives its plan for long
+    for cache in (trace_mod._FACTS, respond_mod._TEXTS, execute_mod._SETTLED, script_mod._CTORS):
+        assert cache.size == execute_mod.PLAN_CACHE_SIZE

@@ -225,9 +225,10 @@ class PerConfig:
     """A few recent values kept per config tree, known by identity: a kept plan's copies (one request
     repeated but for its seed, app.core.running.execute.planned) share their tree, and each run of it
     builds a module of the same classes and arguments. Each tree is held with its value, so that its id
-    is not reused while the value is kept."""
+    is not reused while the value is kept; as many trees as the plan cache keeps plans
+    (app.core.running.execute.PLAN_CACHE_SIZE), so that no tree outlives its plan for long."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 4) -> None:
         self.size = size
         self._kept: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
         self._lock = threading.Lock()
