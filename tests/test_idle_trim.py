@@ -7,6 +7,8 @@ again (ResNet-18: ~13 000 minor faults, ~53 MB zeroed by the kernel, 10-20 ms of
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import resource
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 
 from app.core import budget, tasks
 from app.core.config import Settings
+from app.core.errors import ServerBusy
 from app.main import create_app
 from tests.hardening_helpers import client, run_async
 
@@ -76,6 +79,33 @@ def test_the_keep_is_at_most_one_slots_share_of_the_budget():
     assert tasks.keep_warm_bytes(None) == tasks.KEEP_WARM_BYTES
     assert tasks.keep_warm_bytes(ledger(64 * 1024**3, 4)) == tasks.KEEP_WARM_BYTES
     assert tasks.keep_warm_bytes(ledger(400 * MiB, 4)) == 100 * MiB
+
+
+def test_kept_memory_counts_in_the_budget_for_the_others_not_for_the_worker_that_reuses_it():
+    ctx = multiprocessing.get_context("spawn")
+    ledger = budget.Ledger(ctx.RawArray("q", 3), ctx.Lock(), 100, ctx.RawArray("q", 2), ctx.RawArray("q", 2))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ledger.owners[0], ledger.kept[0] = int(dead.stdout), 30  # a worker that died keeping 30 bytes
+    ledger.owners[1], ledger.kept[1] = 1, 20  # a live one (init) keeping 20
+    budget.install(ledger)
+    try:
+        assert ledger.in_use() == 50
+        assert budget.claim_kept()  # the dead worker's cell, and its bytes are gone with it
+        assert ledger.owners[0] == os.getpid() and ledger.in_use() == 20
+        budget.keep(60)
+        assert budget.kept() == 60 and ledger.in_use() == 80
+        budget.begin(0)
+        budget.reserve(75)  # 20 kept by the other + 75 fit in 100: this worker's 60 is what it reuses
+        with pytest.raises(ServerBusy):
+            budget.reserve(10)  # 20 + 85 do not
+        budget.end()
+        budget.install(ledger)  # a new start: the claim is the new process's
+        assert not budget.claim_kept()  # both cells are owned by live processes
+        budget.keep(5)  # without a cell: nothing counted
+        assert ledger.in_use() == 80
+    finally:
+        budget.end()
+        budget.install(None)
 
 
 _FAULTS = textwrap.dedent(
@@ -178,7 +208,9 @@ def test_a_worker_reuses_its_freed_memory_back_to_back_and_gives_it_back_when_id
         assert sum(faults[1:]) < faults[0], faults
         faulted = faults[0] * resource.getpagesize()  # what the first request took from the system
         assert held - base > faulted / 2, (held - base, faulted)  # kept for the next request...
-        # ...and given back once the worker is idle
+        assert pool.stats()["reserved_bytes"] > faulted / 2  # ...and counted in the budget...
+        # ...until given back once the worker is idle
         assert _until(lambda: _status(pid, "VmRSS") - base < faulted / 4), (held - base, faulted)
+        assert _until(lambda: pool.stats()["reserved_bytes"] == 0)
     finally:
         pool.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,18 +26,27 @@ from app.core.errors import ServerBusy, TooLarge
 
 @dataclass
 class Ledger:
-    """The shared state: ``cells`` is a raw shared int64 array (slots, then the peak), ``lock`` guards admission."""
+    """The shared state: ``cells`` is a raw shared int64 array (slots, then the peak), ``lock`` guards admission.
+
+    ``kept`` and ``owners`` (raw shared int64 arrays of one length, optional): a cell per worker process for
+    the memory it keeps between tasks, freed but not yet given back (app.core.tasks.Janitor), and the PID
+    that owns the cell (0: free). Kept bytes count against the budget like reservations, until the worker
+    gives them back.
+    """
 
     cells: Any
     lock: Any
     limit: int
+    kept: Any = None
+    owners: Any = None
 
     @property
     def slots(self) -> int:
         return len(self.cells) - 1
 
     def in_use(self) -> int:
-        return sum(self.cells[i] for i in range(self.slots))
+        held = sum(self.kept[i] for i in range(len(self.kept))) if self.kept is not None else 0
+        return sum(self.cells[i] for i in range(self.slots)) + held
 
     def peak(self) -> int:
         return int(self.cells[self.slots])
@@ -98,6 +108,8 @@ def keep_freed_memory() -> bool:
 
 _ledger: Ledger | None = None
 _slot: int | None = None
+#: this process's cell of ``Ledger.kept`` (claim_kept), None without one
+_kept: int | None = None
 #: bytes the running task has reserved in this process (counted with or without a ledger)
 _reserved = 0
 #: the lock guards a few arithmetic operations; one held this long belongs to a dead process
@@ -125,8 +137,51 @@ def _acquire(lock: Any) -> Iterator[None]:
 
 def install(ledger: Ledger | None) -> None:
     """Called once in each worker process by the pool's initializer."""
-    global _ledger
-    _ledger = ledger
+    global _ledger, _kept
+    _ledger, _kept = ledger, None  # a kept cell is claimed in this ledger (claim_kept)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def claim_kept() -> bool:
+    """Take a cell of the ledger's ``kept`` for this process: a free one, or one whose owner died (its kept
+    bytes die with it). False where there is none (no ledger, no cells, or all owned by live processes):
+    this process then keeps nothing between tasks."""
+    global _kept
+    ledger = _ledger
+    if ledger is None or ledger.kept is None or ledger.owners is None:
+        return False
+    with _acquire(ledger.lock):
+        for i in range(len(ledger.owners)):
+            owner = int(ledger.owners[i])
+            if owner == 0 or (owner != os.getpid() and not _alive(owner)):
+                ledger.kept[i] = 0
+                ledger.owners[i] = os.getpid()
+                _kept = i
+                return True
+    return False
+
+
+def keep(nbytes: int) -> None:
+    """Count ``nbytes`` as what this process keeps between tasks (0: it gave them back). One aligned 8-byte
+    store, as :meth:`Ledger.clear`: a reader sees the old value or the new one."""
+    ledger, cell = _ledger, _kept
+    if ledger is not None and cell is not None:
+        ledger.kept[cell] = max(0, int(nbytes))
+
+
+def kept() -> int:
+    """What this process counts as kept between tasks."""
+    ledger, cell = _ledger, _kept
+    return int(ledger.kept[cell]) if ledger is not None and cell is not None else 0
 
 
 def begin(slot: int | None) -> None:
@@ -175,7 +230,8 @@ def reserve(nbytes: int) -> None:
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         with _acquire(ledger.lock):
-            others = ledger.in_use() - ledger.cells[slot]
+            # what this process keeps is memory this request reuses: not another request's
+            others = ledger.in_use() - ledger.cells[slot] - kept()
             if others + ledger.cells[slot] + nbytes > ledger.limit:
                 raise ServerBusy(
                     f"the server is busy: this request needs about {_human(nbytes)} and "

@@ -63,7 +63,7 @@ def init(
     gc.collect()
     gc.freeze()
     budget.trim()  # the warm-up's freed heap, which glibc no longer gives back by itself
-    if keeping:
+    if keeping and budget.claim_kept():  # what it keeps is counted in the budget's ledger
         _janitor = Janitor(IDLE_TRIM_S, keep_warm_bytes(ledger))
 
 
@@ -131,8 +131,8 @@ KEEP_WARM_BYTES = 256 * 1024**2
 
 
 def keep_warm_bytes(ledger: budget.Ledger | None) -> int:
-    """What one worker may keep between tasks without counting it: :data:`KEEP_WARM_BYTES`, at most one slot's
-    share of the budget (the slots are twice the workers, so all workers together keep at most half of it)."""
+    """What one worker may keep between tasks: :data:`KEEP_WARM_BYTES`, at most one slot's share of the budget
+    (the slots are twice the workers, so all workers together keep at most half of it)."""
     if ledger is None:
         return KEEP_WARM_BYTES
     return min(KEEP_WARM_BYTES, ledger.limit // max(1, ledger.slots))
@@ -147,10 +147,10 @@ class Janitor:
     (:func:`app.core.budget.keep_freed_memory`), and this thread gives it back when the worker goes idle:
     an idle worker holds what it held before, ``delay`` seconds later.
 
-    The budget's ledger is released as the answer goes, while the worker may still hold up to ``keep``
-    freed bytes until it is idle (reused by its own next task, not counted for the others): ``keep`` is at
-    most one slot's share of the budget. A larger task, or one after which the worker holds more than
-    ``keep`` over what it held after its last trim (:meth:`holds_too_much`), gives it back at once, as before.
+    What the worker keeps (what it grew by since it last gave memory back, at most ``keep``) is counted in the
+    budget's ledger (:func:`app.core.budget.keep`) until it is given back: other workers' requests see it as
+    in use, this worker's next request reuses it. A larger task, or one after which the worker grew by more
+    than ``keep`` (:meth:`after_large_task`), gives it back at once, as before.
 
     A task never overlaps the trim: :meth:`begin` waits while one runs (a few milliseconds, what the task
     would have waited for before).
@@ -182,15 +182,20 @@ class Janitor:
             if idle:  # the thread waits without a deadline only while nothing is due
                 self._cv.notify()
 
-    def holds_too_much(self) -> bool:
-        """Whether the worker grew more than ``keep`` since it last gave memory back.
+    def after_large_task(self, reserved: int) -> None:
+        """A task that reserved ``reserved`` bytes ended: keep what the worker grew by since it last gave memory
+        back, counted in the budget's ledger, or give it back now where that is more than ``keep``.
 
         Freed blocks are not always reused: a small allocation that outlives a request (a cache entry) can
         land in a freed 16 MiB block and split it, and the next request's 16 MiB then extend the heap. A
         ReLU on [2048, 2048] grew the worker by 16-32 MiB a request, back to back, all of it free memory
         that a trim gave back: past ``keep`` the task gives it back at once.
         """
-        return resident_bytes() - self.floor > self.keep
+        grown = resident_bytes() - self.floor if reserved <= self.keep else None
+        if grown is None or grown > self.keep:
+            self.floor = return_memory()
+            grown = 0
+        budget.keep(grown)
 
     def close(self) -> None:
         """Stop the thread (what is due is not done)."""
@@ -212,6 +217,7 @@ class Janitor:
                 self._due = None
                 try:
                     self.floor = return_memory()
+                    budget.keep(0)
                 except Exception:  # noqa: BLE001 - a bug: logged, and the thread stays for the next idle time
                     traceback.print_exc(file=sys.stderr)
                 self.trims += 1
@@ -308,8 +314,8 @@ def task(
         if reserved >= RETURN_MEMORY_FROM:
             if _janitor is None:
                 return_memory()
-            elif reserved > _janitor.keep or _janitor.holds_too_much():
-                _janitor.floor = return_memory()
+            else:
+                _janitor.after_large_task(reserved)
         # and the GPU's cached blocks past the idle allowance (a no-op where CUDA was never used)
         with contextlib.suppress(RuntimeError):  # a CUDA error is the request's, answered already
             gpu.release_cached(settings)
