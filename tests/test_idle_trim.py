@@ -85,6 +85,10 @@ def test_kept_memory_counts_in_the_budget_for_the_others_not_for_the_worker_that
     ctx = multiprocessing.get_context("spawn")
     ledger = budget.Ledger(ctx.RawArray("q", 3), ctx.Lock(), 100, ctx.RawArray("q", 2), ctx.RawArray("q", 2))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # dead, not yet waited for
+    # it has exited, but os.kill(pid, 0) still finds it until it is waited for
+    assert _until(lambda: not budget._alive(zombie.pid)) and budget._alive(os.getpid())
+    zombie.wait()
     ledger.owners[0], ledger.kept[0] = int(dead.stdout), 30  # a worker that died keeping 30 bytes
     ledger.owners[1], ledger.kept[1] = 1, 20  # a live one (init) keeping 20
     budget.install(ledger)

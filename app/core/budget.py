@@ -142,13 +142,18 @@ def install(ledger: Ledger | None) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: not gone, and not a zombie (dead, its exit status not yet collected)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: alive
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS), or gone meanwhile
+        return True
 
 
 def claim_kept() -> bool:
