@@ -44,11 +44,8 @@ def init(
     settings: Settings, threads: int, ledger: budget.Ledger, skip: Any, pids: Any, spooled: spool.Spool | None = None
 ) -> None:
     """Runs once in each new worker: torch threads, the catalog (with plugins), the budget, warm kernels."""
-    global _registry, _skip, _pids, _spool
-    global _janitor
+    global _registry, _skip, _pids, _spool, _janitor
     _skip, _pids, _spool = skip, pids, spooled
-    # before the first allocation: the memory a request frees is reused by the next (no page faults)
-    keeping = budget.keep_freed_memory()
     # pebble installs a Python SIGTERM handler, which only runs once a running torch kernel returns;
     # the default action stops a worker past its deadline at once, whatever it is doing.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -62,8 +59,12 @@ def init(
     # the collector skips them: a full collection after warm-up measured ~0 ms.
     gc.collect()
     gc.freeze()
-    budget.trim()  # the warm-up's freed heap, which glibc no longer gives back by itself
-    if keeping and budget.claim_kept():  # what it keeps is counted in the budget's ledger
+    # From here, the memory a request frees is reused by the next (no page faults) and given back once the
+    # worker is idle, counted in the budget's ledger meanwhile: where the ledger has a cell for it, and glibc
+    # takes the settings.
+    keeping = budget.claim_kept() and budget.keep_freed_memory()
+    budget.trim()  # what the warm-up freed
+    if keeping:
         _janitor = Janitor(IDLE_TRIM_S, keep_warm_bytes(ledger))
 
 
