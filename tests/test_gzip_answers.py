@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from types import SimpleNamespace
 
 import httpx
 import orjson
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.api.deps import in_worker
 from app.api.middleware import accepts_gzip
 from app.core.body import JSONBytes
 from app.core.compress import GZIP_MINIMUM, GzippedJSON, gzip_json
@@ -134,3 +136,26 @@ def test_the_prebuilt_answers_read_accept_encoding_the_same_way(api):
     assert refused.status_code == 200 and "content-encoding" not in refused.headers
     taken = api.get("/api/layers", headers={"Accept-Encoding": "br;q=1, gzip;q=0.5"})
     assert taken.headers["content-encoding"] == "gzip" and taken.json() == refused.json()
+
+
+@pytest.mark.parametrize("kind", [GzippedJSON, JSONBytes])
+def test_the_workers_bytes_are_the_body_not_a_copy(kind):
+    # a network's answer is 1-3 MB: the web process sends the object the pool handed it
+    result = kind(b'{"x": 1}' * 100)
+
+    class Pool:
+        async def call(self, name, body, **kw):
+            return result
+
+    async def is_disconnected():
+        return False
+
+    request = SimpleNamespace(
+        app=SimpleNamespace(state=SimpleNamespace(pool=Pool())),
+        headers={"accept-encoding": "gzip"},
+        is_disconnected=is_disconnected,
+    )
+    response = asyncio.run(in_worker(request, "run", b"{}"))
+    assert response.body is result
+    assert response.headers["content-length"] == str(len(result))
+    assert (response.headers.get("content-encoding") == "gzip") == (kind is GzippedJSON)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,11 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from app.core.config import Settings
 from app.core.graphs import intervals, receptive, wire
 from app.core.networks import graph as dataflow
-from app.core.presets import PRESETS
+from app.core.networks.trace import named_modules
+from app.core.presets import CLASSICS, PRESETS
 from app.core.registry import default_registry
+from app.core.running import execute as execute_mod
+from app.core.running import requests
 from app.core.running.execute import materialise
 from app.core.running.plan import plan_request
 from app.core.schema import RunRequest
@@ -63,6 +67,16 @@ def _requests() -> list[tuple[str, dict[str, Any]]]:
         ],
     }
     block = next(p for p in PRESETS if p["id"] == "tutorial-residual-block")["request"]
+    # batch statistics and sample statistics: both kinds of note
+    norms = {
+        "type": "Sequential",
+        "layers": [
+            {"type": "Conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"type": "GroupNorm", "num_groups": 2, "num_channels": 4},
+            {"type": "BatchNorm2d", "num_features": 4},
+            {"type": "Conv2d", "in_channels": 4, "out_channels": 2, "kernel_size": 1},
+        ],
+    }
     out = [
         ("linear", {**linear_net(6, 8), "index": [2, 3]}),
         ("conv-eval", {**conv_net(3, 2, 6), "index": [0, 1, 2, 3], "train": False}),
@@ -71,6 +85,7 @@ def _requests() -> list[tuple[str, dict[str, Any]]]:
         ("upsample-structural", {"layer": upsample, "inputs": [{"shape": [1, 1, 6, 6]}], "index": [0, 0, 1, 2], "effective": False}),
         ("block", {**block, "path": "fc2", "index": [0, 1]}),
         ("in-place", {**IN_PLACE, "index": [1, 2]}),
+        ("norms", {"layer": norms, "inputs": [{"shape": [2, 2, 5, 5]}], "index": [0, 1, 2, 2]}),
     ]  # fmt: skip
     return out
 
@@ -87,6 +102,8 @@ def test_kept_trace_answers_as_tracing_each_time(plugged, monkeypatch, name, bod
     monkeypatch.setattr(receptive, "_trace", lambda plan, req: None)
     assert _json(registry, body) == cold, name
     assert json.loads(cold)["method"] == "fx"
+    if name == "norms":
+        assert [n["code"] for n in json.loads(cold)["notes"]] == ["batch_statistics", "sample_statistics"]
 
 
 def test_configs_wired_differently_do_not_share_a_trace(registry):
@@ -143,6 +160,9 @@ class _EachOnItsOwn(_Encoder):
     def png(self, levels: np.ndarray) -> str:
         return wire.png(levels)
 
+    def unreached(self, shape: tuple[int, ...], make) -> dict[str, Any]:
+        return make()
+
 
 def test_one_encoder_per_answer_equals_encoding_each_entry(registry, monkeypatch):
     # a deep net: its nodes repeat the same sets and (dead) gradients
@@ -156,9 +176,35 @@ def test_one_encoder_per_answer_equals_encoding_each_entry(registry, monkeypatch
     assert len(nodes) > 40
     seen: set[int] = set()
     for n in nodes:
-        for part in (n["runs"], *n["runs"], n["grid"]["rle"]):
+        for part in (n["runs"], *n["runs"], n["grid"]["rle"], n["effective"], n["effective"]["grid"]):
             assert id(part) not in seen
             seen.add(id(part))
+        seen.add(id(n["effective"]["grid"]["shape"]))
+    # most of its nodes' gradients are zero (the forward dies out): one entry per shape, copied
+    assert sum(n["effective"]["count"] == 0 for n in nodes) > 40
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (2, 2, 3, 4)])
+def test_a_gradient_zero_everywhere_answers_as_each_alone(shape):
+    """∂y/∂x of ±0 everywhere (signed zeros mixed): the entry kept per shape equals the one worked out on
+    its own and the torch path's, with lists of its own; a non-zero gradient of that shape is not taken
+    for it."""
+    encoder = _Encoder()
+    zeros = torch.zeros(shape)
+    signed = zeros.clone()
+    signed.view(-1)[::2] = -0.0
+    for g in (zeros, signed, zeros.double()):
+        got = receptive._effective_small(g.numpy(), encoder)
+        assert repr(got) == repr(receptive._effective_small(g.numpy(), _EachOnItsOwn()))
+        assert repr(got) == repr(receptive._effective(g, _EachOnItsOwn()))
+        assert got["max"] == 0.0 and got["count"] == 0
+        again = receptive._effective_small(g.numpy(), encoder)
+        assert again == got and again is not got and again["grid"] is not got["grid"]
+        assert again["grid"]["shape"] is not got["grid"]["shape"]
+    one = zeros.clone()
+    one.view(-1)[-1] = 0.5
+    reached = receptive._effective_small(one.numpy(), encoder)
+    assert reached["count"] == 1 and reached["max"] == 0.5
 
 
 def _reference(g: torch.Tensor) -> dict[str, Any]:
@@ -246,7 +292,10 @@ def test_generated_recorder_keeps_what_the_interpreter_keeps(registry, request_)
 
 def test_a_graph_that_changes_tensors_in_place_has_no_recorder(plugged):
     plan = plan_request(plugged, RunRequest.model_validate(IN_PLACE), Settings(), inner_trace=False)
-    assert dataflow.recorder(plan.meta, dataflow.traced(plan.meta, 1).graph) is None
+    graph = dataflow.traced(plan.meta, 1).graph
+    assert dataflow.recorder(plan.meta, graph) is None
+    # the same with its layers found in one walk (as the kept trace finds them)
+    assert dataflow.recorder(plan.meta, graph, dict(named_modules(plan.meta))) is None
 
 
 _any_values = st.one_of(
@@ -292,10 +341,11 @@ def test_a_deep_networks_field_builds_no_meta_module_once_its_graph_is_kept(regi
     plans = []
 
     def keep(*args, **kwargs):
-        plans.append(plan_request(*args, **kwargs))
+        plans.append(execute_mod.planned(*args, **kwargs))
         return plans[-1]
 
-    monkeypatch.setattr(receptive, "plan_request", keep)
+    monkeypatch.setattr(receptive, "planned", keep)
+    monkeypatch.setattr(execute_mod, "_PLANS", type(execute_mod._PLANS)())
     dataflow._CACHE.clear()
     receptive._TRACES.clear()
     first = _json(registry, body)
@@ -303,3 +353,149 @@ def test_a_deep_networks_field_builds_no_meta_module_once_its_graph_is_kept(regi
     assert first == again
     assert plans[0].shared and plans[0].built_meta is not None  # a miss: traced from the meta module
     assert plans[1].shared and plans[1].built_meta is None
+
+
+def _rf_requests() -> list[tuple[str, dict[str, Any]]]:
+    """Index rules over a deep chain, eval mode, a residual block, autograd through the twin (no rule)."""
+    upsample = next(body for name, body in _requests() if name == "upsample")
+    block = next(p for p in PRESETS if p["id"] == "tutorial-residual-block")["request"]
+    return [
+        ("linear", {**linear_net(12, 8), "index": [1, 2]}),
+        ("conv-eval", {**conv_net(3, 2, 6), "index": [0, 1, 2, 3], "train": False}),
+        ("block", {**block, "index": [0, 1]}),
+        ("upsample", upsample),
+    ]
+
+
+@pytest.mark.parametrize(("name", "body"), _rf_requests(), ids=lambda v: v if isinstance(v, str) else "")
+def test_a_field_from_the_kept_plan_answers_as_planning_afresh(registry, monkeypatch, name, body):
+    """An effective field plans as /api/run does and takes its kept plan (execute.planned): whatever the
+    seed, the answer is the one a fresh plan gives, bit for bit, and /api/run's answers around it too."""
+    monkeypatch.setattr(execute_mod, "_PLANS", type(execute_mod._PLANS)())
+    afresh = []
+    real = execute_mod.plan_request
+    for module in (execute_mod, receptive):
+        monkeypatch.setattr(module, "plan_request", lambda *a, **k: afresh.append(1) or real(*a, **k))
+    run = {k: v for k, v in body.items() if k != "index"}
+    seeds = [0, 7, 0]
+    ran = json.dumps(requests.run(registry, run, Settings()), sort_keys=True)
+    kept = [_json(registry, {**body, "seed": s}) for s in seeds]
+    assert json.dumps(requests.run(registry, run, Settings()), sort_keys=True) == ran
+    assert len(afresh) == 1, name  # the run planned; the fields and the second run took its plan
+    fresh = []
+    for s in seeds:
+        execute_mod._PLANS.clear()
+        fresh.append(_json(registry, {**body, "seed": s}))
+    assert kept == fresh, name
+    assert kept[0] == kept[2] and kept[0] != kept[1]  # the seed changes the effective field's numbers
+
+
+def test_the_trace_key_tells_apart_what_a_config_tells_apart():
+    """The kept trace's key (orjson, or the standard library where orjson writes null or cannot write)
+    is the same for the same config and differs for 1, 1.0, true, null, NaN, infinity and a 65-bit
+    integer, whichever encoder spelled each."""
+    plan = SimpleNamespace(inputs=[SimpleNamespace(shape=(2, 3))], dtype=torch.float32, train=True)
+
+    def key(value: Any) -> str:
+        req = SimpleNamespace(layer={"type": "Dropout", "p": value, "inplace": False})
+        return receptive._config_key(plan, req)
+
+    values = [1, 1.0, True, None, math.nan, math.inf, -math.inf, 2**70, 2**70 + 1, "1"]
+    keys = [key(v) for v in values]
+    assert len(set(keys)) == len(values)
+    assert keys == [key(v) for v in values]  # the same each time
+    assert keys[0].startswith("o") and keys[3].startswith("j") and keys[4].startswith("j")
+    # the mode is part of it (a traced forward may branch on it)
+    eval_plan = SimpleNamespace(**{**vars(plan), "train": False})
+    dropout = SimpleNamespace(layer={"type": "Dropout", "p": 0.5, "inplace": False})
+    assert key(0.5) == receptive._config_key(plan, dropout) != receptive._config_key(eval_plan, dropout)
+
+
+def _chain_formula_path_first(graph: dict[str, Any], module: torch.nn.Module, target: str) -> dict[str, Any] | None:
+    """chain_formula as it was (the whole path to the input first, its layers looked at after), verbatim."""
+    into: dict[str, list[str]] = {}
+    for e in graph["edges"]:
+        into.setdefault(e["to"], []).append(e["from"])
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    path: list[dict[str, Any]] = []
+    current = target
+    while nodes[current]["op"] != "input":
+        sources = sorted(set(into.get(current, [])))
+        if len(sources) != 1:
+            return None
+        if current != "output":
+            path.append(nodes[current])
+        current = sources[0]
+    path.reverse()
+    steps: list[dict[str, Any]] = []
+    r: list[int] | None = None
+    jump: list[int] | None = None
+    for node in path:
+        if node["op"] != "module":
+            return None
+        sub = module.get_submodule(node["path"]) if node["path"] else module
+        win = receptive._window(sub)
+        if win is None:
+            if receptive._elementwise(sub):
+                continue
+            return None
+        k, s, d = win
+        if r is None or jump is None:
+            r, jump = [1] * len(k), [1] * len(k)
+        if len(k) != len(r):
+            return None
+        new = [ri + (ki - 1) * di * ji for ri, ki, di, ji in zip(r, k, d, jump)]
+        text = ", ".join(f"{ri} + ({ki} − 1)·{di}·{ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new))
+        per_dim = [
+            f"{ri} + ({ki} - 1) \\cdot {di} \\cdot {ji} = {ni}" for ri, ki, di, ji, ni in zip(r, k, d, jump, new)
+        ]
+        latex = per_dim[0] if len(set(per_dim)) == 1 else ",\\; ".join(per_dim)
+        r = new
+        steps.append(
+            {
+                "path": node["path"],
+                "type": type(sub).__name__,
+                "kernel": k,
+                "stride": s,
+                "dilation": d,
+                "jump": list(jump),
+                "r": list(r),
+                "text": text,
+                "latex": latex,
+            }
+        )
+        jump = [ji * si for ji, si in zip(jump, s)]
+    if not steps:
+        return None
+    return {
+        "symbolic": "r_l = r_{l−1} + (k_l − 1)·d_l·∏_{i<l} s_i, r_0 = 1",
+        "latex": "r_l = r_{l-1} + (k_l - 1) \\cdot d_l \\cdot \\prod_{i<l} s_i, \\quad r_0 = 1",
+        "size": r,
+        "jump": jump,
+        "steps": steps,
+    }
+
+
+_FORMULA_NETS = [
+    *((p["id"], p["request"]) for p in PRESETS if p["id"] not in ("text-self-attention", "tiny-transformer-encoder")),
+    *((p["id"], p["request"]) for p in CLASSICS if p["id"] in ("resnet18", "vgg16")),
+    ("conv", conv_net(4, 2, 9)),
+    ("linear", linear_net(6, 4)),
+]
+
+
+@pytest.mark.parametrize("request_", [r for _, r in _FORMULA_NETS], ids=[n for n, _ in _FORMULA_NETS])
+def test_the_formula_walking_back_answers_as_the_whole_path_first(registry, request_):
+    """chain_formula looks at each layer as the walk back meets it and stops at the first that ends the
+    chain: at every node of these networks, the formula (or None) that walking the whole path first gives."""
+    ex = execute_mod.execute(registry, RunRequest.model_validate(request_), Settings())
+    graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+    found = 0
+    for node in graph["nodes"]:
+        if node["op"] in ("input", "attribute"):
+            continue
+        got = receptive.chain_formula(graph, ex.module, node["id"])
+        assert got == _chain_formula_path_first(graph, ex.module, node["id"]), node["id"]
+        found += got is not None
+    # a network of convolutions has formulas to compare; a dense one has none
+    assert (found > 0) == any(n["type"] and "Conv" in n["type"] for n in graph["nodes"])

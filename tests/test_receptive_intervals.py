@@ -106,9 +106,13 @@ def resnet_sequential(blocks: list[int], bottleneck: bool, width: int = 4, class
 
 def compare(registry, layer: dict[str, Any], shape: list[int], picks: int = 6, train: bool = False, seed: int = 0):
     """For several nodes and elements: propagation's product sets equal autograd's masks on every node that feeds
-    the chosen one. Returns how many (node, element) pairs were checked."""
+    the chosen one, and the rules prepared once from the plan's meta module (a kept trace's) give the same
+    sets as each layer's rule read from the real module. Returns how many (node, element) pairs were checked."""
     ex = execute(registry, RunRequest(layer=layer, inputs=[{"shape": shape}], train=train, seed=seed), Settings())
     graph = dataflow.graph_fields(ex.plan, ex, registry)["graph"]
+    ex.plan.meta.train(train)
+    kept = dataflow.traced_graph(ex.plan.meta, 1)
+    rules = intervals.prepare(kept, ex.plan.meta)
     candidates = [n for n in graph["nodes"] if n["op"] not in ("input", "attribute") and n["shape"]]
     rng = np.random.default_rng(seed)
     chosen = [candidates[-1]] + [candidates[i] for i in rng.choice(len(candidates), picks - 1, replace=False)]
@@ -118,6 +122,10 @@ def compare(registry, layer: dict[str, Any], shape: list[int], picks: int = 6, t
         index = tuple(int(rng.integers(0, n)) for n in node["shape"])
         sets = receptive.structural_intervals(ex.module, graph, 1, target, index)
         assert sets is not None, f"no index rule on the way to {target}"
+        prepared = receptive.structural_intervals(ex.module, graph, 1, target, index, kept, rules)
+        assert prepared is not None and prepared.keys() == sets.keys()
+        for nid, want in sets.items():
+            assert [a.tolist() for a in prepared[nid]] == [a.tolist() for a in want], (target, nid)
         masks = receptive.structural_autograd(ex.module, ex.inputs, target, index, seed)
         feeds = receptive._ancestors(graph, target)
         for nid in feeds:
@@ -401,3 +409,18 @@ def test_indexing_padding_matmul_and_split_rules_equal_autograd(registry):
                     assert torch.equal(got, masks[nid]), (target, index, nid, int(got.sum()), int(masks[nid].sum()))
                     checked += 1
     assert checked > 30
+
+
+class _Pooling(torch.nn.MaxPool2d):
+    """A plugin's subclass of a torch layer whose name does not end in its dimensions."""
+
+
+def test_prepare_leaves_a_layer_it_cannot_read_to_each_walk():
+    """prepare keeps a rule for each layer it reads, and None (read from the module at each walk, as
+    without a kept trace) for a batch norm and for a layer whose settings it cannot read."""
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), _Pooling(2), torch.nn.ReLU(), torch.nn.Flatten()
+    )
+    rules = intervals.prepare(dataflow.traced_graph(net, 1), net)
+    assert list(rules) == ["0", "1", "2", "3", "4"]
+    assert [rules[k] is None for k in rules] == [False, True, True, False, False]

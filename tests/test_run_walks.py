@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from app.core.networks.trace import named_modules, named_parameters, subtotals, tracing
+from app.core.networks.trace import named_modules, named_parameters, subtotals, totals, tracing
 from app.core.networks.tree import build, resolve
 from app.core.presets import resnet
 
@@ -118,3 +118,17 @@ def test_subtotals_of_a_real_trace(registry):
         module(torch.empty(2, 3, 32, 32, device="meta"))
     assert subtotals(sink["trace"]) == _subtotals_by_split(sink["trace"])
     assert subtotals(sink["trace"])["layer1"]["layers"] > 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(_modules(), st.booleans())
+def test_totals_count_each_parameter_once_as_torch_lists_them(module, half):
+    """Shared modules and tied weights counted once, each parameter at its own element size."""
+    first = next(module.parameters(), None)
+    if half and first is not None:  # a parameter of another dtype: the bytes are each parameter's own
+        first.data = first.data.double()
+    params = [p for _, p in module.named_parameters()]
+    want = (sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params))
+    for walk in (None, named_modules(module)):
+        got = totals([], module, walk)
+        assert (got["param_count"], got["param_bytes"]) == want

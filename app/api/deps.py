@@ -49,14 +49,16 @@ async def in_worker(request: Request, name: str, body: Any, **options: Any) -> A
     pool: WorkerPool = request.app.state.pool
     gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
     result = await pool.call(name, body, options=options, disconnected=request.is_disconnected, gzip=gzip)
+    # the worker's bytes are the body as they are: bytes() of a bytes subclass would copy them (1-3 MB for a
+    # network's answer), and Starlette sends any bytes object
     if isinstance(result, GzippedJSON):
         return Response(
-            bytes(result),
+            result,
             media_type="application/json",
             headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
         )
     if isinstance(result, JSONBytes):  # encoded by the worker: sent as it is
-        return Response(bytes(result), media_type="application/json")
+        return Response(result, media_type="application/json")
     return result
 
 

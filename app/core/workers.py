@@ -229,7 +229,11 @@ class WorkerPool:
 
     def _start(self) -> Future:
         cells = self._ctx.RawArray("q", self.slots + 1)
-        self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget())
+        # a kept-memory cell per worker, twice over: a replacement claims one while its dead predecessor's
+        # may still be owned (app.core.tasks.Janitor)
+        kept = self._ctx.RawArray("q", 2 * self.size)
+        owners = self._ctx.RawArray("q", 2 * self.size)
+        self.ledger = budget.Ledger(cells, self._ctx.Lock(), self.settings.memory_budget(), kept, owners)
         self._skip = self._ctx.RawArray("b", self.slots)
         self._pids = self._ctx.RawArray("q", self.slots)
         self.spool = spool.Spool.create()

@@ -396,42 +396,77 @@ def _name(target: Any) -> str:
     return target if isinstance(target, str) else getattr(target, "__name__", "")
 
 
+#: a layer's rule, with the layer's settings bound: (output set, input shape, output shape) -> input set
+Rule = Callable[[Sets, list[int], list[int]], Sets]
+
+
 def _module_rule(m: nn.Module, out: Sets, in_shape: list[int], out_shape: list[int]) -> Sets:
+    return _rule_of(m)(out, in_shape, out_shape)
+
+
+def _mixing(dims: list[int]) -> Rule:
+    return lambda out, in_shape, out_shape: _mix(out, dims, in_shape)
+
+
+def _unsupported(name: str) -> Rule:
+    def rule(out: Sets, in_shape: list[int], out_shape: list[int]) -> Sets:
+        raise Unsupported(name)
+
+    return rule
+
+
+def _rule_of(m: nn.Module) -> Rule:
+    """``m``'s rule, chosen by its kind and settings (the type checks each call made, about 5 µs a layer
+    of a deep network, made once per layer of a kept trace: :func:`prepare`). The rule reads the settings
+    a config fixes (kernel sizes, strides, dims); only batch norm's depends on the module's state
+    (training, running statistics), read as it is called."""
     if isinstance(m, nn.modules.conv._ConvNd):
-        return _conv(m, out, in_shape)
+        return lambda out, in_shape, out_shape: _conv(m, out, in_shape)
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
         if m.return_indices:
-            raise Unsupported("return_indices")
+            return _unsupported("return_indices")
         n = int(type(m).__name__[-2])
-        return _windows(out, in_shape, m.kernel_size, m.stride, m.padding, m.dilation, n)
+        return lambda out, in_shape, out_shape: _windows(
+            out, in_shape, m.kernel_size, m.stride, m.padding, m.dilation, n
+        )
     if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
         n = int(type(m).__name__[-2])
-        return _windows(out, in_shape, m.kernel_size, m.stride, m.padding, 1, n)
+        return lambda out, in_shape, out_shape: _windows(out, in_shape, m.kernel_size, m.stride, m.padding, 1, n)
     if isinstance(m, (nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
         if getattr(m, "return_indices", False):
-            raise Unsupported("return_indices")
-        return _adaptive(out, in_shape, out_shape, int(type(m).__name__[-2]))
+            return _unsupported("return_indices")
+        n = int(type(m).__name__[-2])
+        return lambda out, in_shape, out_shape: _adaptive(out, in_shape, out_shape, n)
     if isinstance(m, nn.Linear):
-        return _mix(out, [-1], in_shape)
+        return _mixing([-1])
     if isinstance(m, nn.modules.batchnorm._BatchNorm):
-        batch_stats = m.training or (m.running_mean is None and m.running_var is None)
-        if not batch_stats:
-            return [s.copy() for s in out]
-        # batch statistics: each output depends on every element of its channel (dimension 1)
-        return [s.copy() if i == 1 else np.full(len(s), not is_empty(out)) for i, s in enumerate(out)]
+        return lambda out, in_shape, out_shape: _batch_norm(m, out)
     if isinstance(m, nn.LayerNorm):
-        return _mix(out, list(range(-len(m.normalized_shape), 0)), in_shape)
+        return _mixing(list(range(-len(m.normalized_shape), 0)))
     if isinstance(m, (nn.Softmax, nn.LogSoftmax, nn.Softmin)) and m.dim is not None:
-        return _mix(out, [m.dim], in_shape)
+        return _mixing([m.dim])
     if isinstance(m, nn.Flatten):
-        return _flatten(out, in_shape, m.start_dim, m.end_dim)
+        return lambda out, in_shape, out_shape: _flatten(out, in_shape, m.start_dim, m.end_dim)
     mixing = (nn.Softmax, nn.Softmin, nn.LogSoftmax, nn.Softmax2d, nn.MultiheadAttention, nn.GLU, nn.PReLU)
     elementwise = type(m).__module__ in (nn.modules.activation.__name__, nn.modules.dropout.__name__)
     if (elementwise and not isinstance(m, mixing)) or isinstance(m, nn.Identity):
-        if in_shape != out_shape:
-            raise Unsupported(type(m).__name__)
+        name = type(m).__name__
+
+        def same(out: Sets, in_shape: list[int], out_shape: list[int]) -> Sets:
+            if in_shape != out_shape:
+                raise Unsupported(name)
+            return [s.copy() for s in out]
+
+        return same
+    return _unsupported(type(m).__name__)
+
+
+def _batch_norm(m: nn.modules.batchnorm._BatchNorm, out: Sets) -> Sets:
+    batch_stats = m.training or (m.running_mean is None and m.running_var is None)
+    if not batch_stats:
         return [s.copy() for s in out]
-    raise Unsupported(type(m).__name__)
+    # batch statistics: each output depends on every element of its channel (dimension 1)
+    return [s.copy() if i == 1 else np.full(len(s), not is_empty(out)) for i, s in enumerate(out)]
 
 
 def _function_rule(
@@ -545,6 +580,33 @@ def _function_rule(
     raise Unsupported(name)
 
 
+#: a kept trace's layer rules by module path (:func:`prepare`); None: the layer is read at each walk
+Rules = dict[str, Rule | None]
+
+
+def prepare(graph: fx.Graph, owner: nn.Module, modules: dict[str, nn.Module] | None = None) -> Rules:
+    """The rule of every layer ``graph`` calls, chosen once for a trace kept per config (a 512-block
+    network's walk spent half its time finding each layer by its path and its rule by its type: about
+    7 µs of its 8 a layer). ``owner``: a module built from that config (the plan's meta module): the rules
+    read only the settings the config fixes. Batch norm's rule reads the module's state (training mode,
+    running statistics), and a layer without a rule is traced inside: those are read from the module
+    each walk is given (None here). ``modules``: ``owner``'s submodules by path, where the caller has them
+    (a look-up by path each cost more than choosing the rules)."""
+    rules: Rules = {}
+    for node in graph.nodes:
+        if node.op != "call_module" or node.target in rules:
+            continue
+        try:
+            m = modules.get(node.target) if modules is not None else None
+            if m is None:
+                m = owner.get_submodule(node.target)
+            rules[node.target] = None if isinstance(m, nn.modules.batchnorm._BatchNorm) else _rule_of(m)
+        except Exception:  # noqa: BLE001 - a layer whose settings do not read as torch's (a plugin's subclass):
+            # read at each walk, which answers as it always did
+            rules[node.target] = None
+    return rules
+
+
 def propagate(
     gm: fx.GraphModule | fx.Graph,
     shapes: dict[str, list[int] | None],
@@ -552,6 +614,7 @@ def propagate(
     index: tuple[int, ...],
     start: list[int] | None = None,
     root: nn.Module | None = None,
+    rules: Rules | None = None,
 ) -> dict[str, Sets] | None:
     """Each node's elements that element ``index`` of node ``target`` depends on (``"output"``: the graph's
     output), for the target and every node that feeds it; None where an operation has no rule here.
@@ -559,7 +622,8 @@ def propagate(
     ``shapes``: each node's output shape by fx node name (None for a tuple); ``start``: the target's shape,
     where ``shapes`` has none (a network of several outputs: its first one's). ``gm`` may be a bare graph
     (a trace kept from a module built from the same config): ``root`` is then the module whose layers its
-    calls name by path (their rules read the layers' own settings, such as training mode)."""
+    calls name by path (their rules read the layers' own settings, such as training mode). ``rules``:
+    :func:`prepare` of that graph, where it is kept: its layers' rules are not chosen again."""
     start = start if start is not None else shapes.get(target)
     if start is None:
         return None
@@ -568,17 +632,21 @@ def propagate(
     if not isinstance(owner, nn.Module):
         raise TypeError("propagate over a bare fx.Graph needs the root module its calls name")
     try:
-        return _walk(graph, owner, shapes, {target: point(list(start), index)})
+        return _walk(graph, owner, shapes, {target: point(list(start), index)}, rules)
     except Unsupported:
         return None
 
 
 def _walk(
-    graph: fx.Graph, root: nn.Module, shapes: dict[str, list[int] | None], demand: dict[str, Sets]
+    graph: fx.Graph,
+    root: nn.Module,
+    shapes: dict[str, list[int] | None],
+    demand: dict[str, Sets],
+    rules: Rules | None = None,
 ) -> dict[str, Sets]:
     """Back from the nodes ``demand`` starts with, every node's set by its operation's rule; Unsupported
     where an operation has no rule or a join is not a product set. ``root``: where a call's module is
-    found by its path."""
+    found by its path (where ``rules``, :func:`prepare`'s, has no rule for it)."""
 
     def shape_of(n: Any) -> list[int]:
         s = shapes.get(n.name) if isinstance(n, fx.Node) else None
@@ -601,11 +669,17 @@ def _walk(
             x = _arg(node, 0, "input")
             if not isinstance(x, fx.Node) or len(node.all_input_nodes) != 1:
                 raise Unsupported(str(node.target))
-            m = root.get_submodule(node.target)
+            rule = rules.get(node.target) if rules is not None else None
+            m = root.get_submodule(node.target) if rule is None else None
             try:
-                sets = _module_rule(m, out, shape_of(x), shape_of(node))
+                sets = (
+                    rule(out, shape_of(x), shape_of(node))
+                    if rule is not None
+                    else _module_rule(m, out, shape_of(x), shape_of(node))
+                )
             except Unsupported:
-                sets = _inside(m, out, shape_of(x))
+                # no rule of its own: the rules of what its forward calls, in the module given
+                sets = _inside(m if m is not None else root.get_submodule(node.target), out, shape_of(x))
             pairs = [(x, sets)]
         elif node.op in ("call_function", "call_method"):
             pairs = _function_rule(node, out, shape_of(node), shape_of)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
@@ -41,7 +42,8 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest, NotExplainable
 from app.core.graphs import intervals, wire
 from app.core.networks import graph as dataflow
-from app.core.running.execute import execute, materialise
+from app.core.networks.trace import named_modules
+from app.core.running.execute import execute, materialise, planned
 from app.core.running.memory import reserve_more
 from app.core.running.plan import plan_request
 from app.core.schema import ReceptiveFieldRequest, RunRequest, parse
@@ -320,11 +322,15 @@ _NOT_DIFFERENTIABLE = re.compile(r"not differentiable with respect to argument '
 
 @dataclass(frozen=True)
 class Traced:
-    """A network's fx trace, kept per config (:func:`_trace`): the graph, and where it changes no tensor
-    in place, its generated recorder (:func:`dataflow.recorder`); both serve any module of that config."""
+    """A network's fx trace, kept per config (:func:`_trace`): the graph, where it changes no tensor
+    in place its generated recorder (:func:`dataflow.recorder`), and its layers' index rules
+    (:func:`intervals.prepare`); all serve any module of that config."""
 
     graph: fx.Graph
     run: Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]] | None
+    rules: intervals.Rules | None = None
+    #: the normalisation layers it calls, by path (:func:`_norm_paths`)
+    norm_paths: tuple[str, ...] | None = None
 
 
 def _record(
@@ -389,6 +395,7 @@ class _Encoder:
         self._runs: dict[bytes, list[list[int]]] = {}
         self._grids: dict[tuple[bytes, ...], list[int]] = {}
         self._pngs: dict[tuple[tuple[int, ...], bytes], str] = {}
+        self._unreached: dict[tuple[int, ...], dict[str, Any]] = {}
 
     def runs(self, sets: intervals.Sets) -> list[list[list[int]]]:
         out = []
@@ -430,6 +437,15 @@ class _Encoder:
         if key not in self._grids:
             self._grids[key] = wire.rle(intervals.dense(tail))
         return {"shape": list(_grid_shape(shape)), "rle": list(self._grids[key])}
+
+    def unreached(self, shape: tuple[int, ...], make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The effective entry of a gradient that is zero everywhere, by its shape (``make`` works it out
+        the first time), with lists of its own."""
+        kept = self._unreached.get(shape)
+        if kept is None:
+            kept = self._unreached[shape] = make()
+        grid = kept["grid"]
+        return {**kept, "grid": None if grid is None else {"shape": list(grid["shape"]), "png": grid["png"]}}
 
     def png(self, levels: np.ndarray) -> str:
         if levels.size > self.SMALL:
@@ -494,9 +510,11 @@ def _entry(
     else:
         return entry
     if grad is not None:
-        g = grad.detach()
+        # autograd.grad's results need no detach (it made no graph of them): a new tensor each, 0.3 µs a
+        # node; ``is_cpu`` makes no device object (``device.type`` does)
+        g = grad.detach() if grad.requires_grad else grad
         # a small CPU gradient through NumPy; a large or device one where torch has the faster reductions
-        small = g.device.type == "cpu" and g.dtype in _NUMPY_FLOATS and g.numel() <= GRID_LIMIT and not g.is_neg()
+        small = g.is_cpu and g.dtype in _NUMPY_FLOATS and g.numel() <= GRID_LIMIT and not g.is_neg()
         entry["effective"] = _effective_small(g.numpy(), encoder) if small else _effective(g, encoder)
     return entry
 
@@ -529,10 +547,21 @@ def _effective_small(g: np.ndarray, encoder: _Encoder) -> dict[str, Any]:
     path (max and abs are exact, both propagate NaN; the pictures quantise the same float32 values), at
     a few µs where each torch call costs its dispatch (a deep network's 1026 nodes of [8, 64]: about
     60 µs a node in torch, 10 in NumPy)."""
+    nonzero = int(np.count_nonzero(g))
+    if nonzero == 0 and g.size:
+        # ∂y/∂x is ±0 everywhere (a node the element does not reach for this input, past a dead ReLU):
+        # its entry depends on the shape alone, worked out once per answer (a 512-block Linear net's
+        # forward dies out, and 1024 of its 1026 nodes have such gradients)
+        return encoder.unreached(g.shape, lambda: _effective_small_of(g, 0, encoder))
+    return _effective_small_of(g, nonzero, encoder)
+
+
+def _effective_small_of(g: np.ndarray, nonzero: int, encoder: _Encoder) -> dict[str, Any]:
+    """:func:`_effective_small` where ``nonzero`` is ``np.count_nonzero(g)``."""
     heat = np.abs(g)
     top = float(heat.max()) if g.size else 0.0
     # as in torch: a NaN counts as non-zero but not as > 0, which a NaN maximum shows
-    count = int(np.count_nonzero(heat > 0)) if math.isnan(top) else int(np.count_nonzero(g))
+    count = int(np.count_nonzero(heat > 0)) if math.isnan(top) else nonzero
     eff: dict[str, Any] = {"max": top, "count": count, "png": None, "grid": None}
     if g.size == 0:
         return eff
@@ -589,36 +618,47 @@ def _window(module: nn.Module) -> tuple[list[int], list[int], list[int]] | None:
     return None
 
 
-def chain_formula(graph: dict[str, Any], module: nn.Module, target: str) -> dict[str, Any] | None:
-    """r_l = r_{l-1} + (k_l − 1)·d_l·∏_{i<l} s_i along a chain input → target of convolutions, poolings and
-    element-wise layers; None where the path is not such a chain."""
+def _sources(graph: dict[str, Any]) -> dict[str, list[str]]:
+    """Each node's sources by id, in the order of the graph's edges."""
     into: dict[str, list[str]] = {}
     for e in graph["edges"]:
         into.setdefault(e["to"], []).append(e["from"])
+    return into
+
+
+def chain_formula(
+    graph: dict[str, Any], module: nn.Module, target: str, into: dict[str, list[str]] | None = None
+) -> dict[str, Any] | None:
+    """r_l = r_{l-1} + (k_l − 1)·d_l·∏_{i<l} s_i along a chain input → target of convolutions, poolings and
+    element-wise layers; None where the path is not such a chain. ``into``: :func:`_sources` of the graph.
+
+    Each layer is looked at as the walk back from the target meets it, so that the first that is neither
+    a window nor element-wise ends it (a 512-block Linear net's walk ended at its last Linear, not after
+    all 1026 nodes): the answer is the same, as any such layer on the path makes it None."""
+    into = into if into is not None else _sources(graph)
     nodes = {n["id"]: n for n in graph["nodes"]}
-    path: list[dict[str, Any]] = []
+    path: list[tuple[dict[str, Any], nn.Module, tuple[list[int], list[int], list[int]]]] = []
     current = target
     while nodes[current]["op"] != "input":
         sources = sorted(set(into.get(current, [])))
         if len(sources) != 1:
             return None
         if current != "output":
-            path.append(nodes[current])
+            node = nodes[current]
+            if node["op"] != "module":
+                return None
+            sub = module.get_submodule(node["path"]) if node["path"] else module
+            win = _window(sub)
+            if win is not None:
+                path.append((node, sub, win))
+            elif not _elementwise(sub):
+                return None
         current = sources[0]
     path.reverse()
     steps: list[dict[str, Any]] = []
     r: list[int] | None = None
     jump: list[int] | None = None
-    for node in path:
-        if node["op"] != "module":
-            return None
-        sub = module.get_submodule(node["path"]) if node["path"] else module
-        win = _window(sub)
-        if win is None:
-            if _elementwise(sub):
-                continue
-            return None
-        k, s, d = win
+    for node, sub, (k, s, d) in path:
         if r is None or jump is None:
             r, jump = [1] * len(k), [1] * len(k)
         if len(k) != len(r):
@@ -688,20 +728,37 @@ def _check_memory(
 _SAMPLE_NORMS = (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm, nn.LocalResponseNorm)
 
 
-def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[dict[str, Any]]:
+_NORMS = (nn.modules.batchnorm._BatchNorm, *_SAMPLE_NORMS)
+
+
+def _norm_paths(graph: fx.Graph, owner: nn.Module, modules: dict[str, nn.Module] | None = None) -> tuple[str, ...]:
+    """The paths of the normalisation layers ``graph`` calls, read from ``owner``, a module built from
+    the same config (a layer's kind is the config's): kept with the trace, so that :func:`_notes` finds
+    them without a walk of every module (1538 at 512 blocks: 2 ms). ``modules``: ``owner``'s submodules
+    by path, where the caller has them."""
+    found = modules if modules is not None else {}
+    paths = dict.fromkeys(n.target for n in graph.nodes if n.op == "call_module")
+    # not ``get(p) or ...``: a container with no children is falsy (it has a length)
+    layers = [found.get(p) for p in paths]
+    return tuple(p for p, m in zip(paths, layers) if isinstance(m if m is not None else owner.get_submodule(p), _NORMS))
+
+
+def _notes(
+    graph: dict[str, Any], module: nn.Module, feeds: set[str], norm_paths: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
     """Why a field may cover more than the windows suggest, in words and in a code a client can act on:
-    normalisation statistics couple every position they are taken over."""
+    normalisation statistics couple every position they are taken over. ``norm_paths``: the kept trace's
+    (:func:`_norm_paths`), whose layers' state (training mode, running statistics) is read from ``module``."""
     batch: list[str] = []
     eval_fixes = True
     sample: list[str] = []
     named: dict[str, str] = {}
-    # the normalisation layers by every path they are called by, found in one walk (a deep network's
-    # other layers need no name, and no look-up by path each)
-    norms = {
-        path: m
-        for path, m in module.named_modules(remove_duplicate=False)
-        if isinstance(m, (nn.modules.batchnorm._BatchNorm, *_SAMPLE_NORMS))
-    }
+    if norm_paths is not None:
+        norms = {path: module.get_submodule(path) for path in norm_paths}
+    else:
+        # the normalisation layers by every path they are called by, found in one walk (a deep network's
+        # other layers need no name, and no look-up by path each)
+        norms = {path: m for path, m in module.named_modules(remove_duplicate=False) if isinstance(m, _NORMS)}
     for n in graph["nodes"]:
         if n["op"] != "module" or n["id"] not in feeds or n["path"] not in norms:
             continue
@@ -746,10 +803,9 @@ def _notes(graph: dict[str, Any], module: nn.Module, feeds: set[str]) -> list[di
     return notes
 
 
-def _ancestors(graph: dict[str, Any], target: str) -> set[str]:
-    into: dict[str, list[str]] = {}
-    for e in graph["edges"]:
-        into.setdefault(e["to"], []).append(e["from"])
+def _ancestors(graph: dict[str, Any], target: str, into: dict[str, list[str]] | None = None) -> set[str]:
+    """The target and every node that feeds it; ``into``: :func:`_sources` of the graph."""
+    into = into if into is not None else _sources(graph)
     seen = {target}
     stack = [target]
     while stack:
@@ -801,12 +857,14 @@ def structural_intervals(
     target: str,
     index: tuple[int, ...],
     gm: fx.GraphModule | fx.Graph | None = None,
+    rules: intervals.Rules | None = None,
 ) -> dict[str, intervals.Sets] | None:
     """The structural field by index propagation (:mod:`app.core.graphs.intervals`) over the same traced
     graph (same node ids) as the dataflow view; None where an operation has no rule there.
 
     ``gm``: ``module`` already traced (:func:`dataflow.traced`), or the trace of a module built from the
-    same config (:func:`_trace`), to trace once for this and the run; layers are read from ``module``."""
+    same config (:func:`_trace`), to trace once for this and the run; layers are read from ``module``,
+    but for those ``rules`` (the kept trace's, :func:`intervals.prepare`) has a rule of."""
     shapes = {n["id"]: n["shape"] for n in graph["nodes"]}
     if graph["method"] == "module" and n_inputs == 1 and shapes.get("input") and shapes.get("layer"):
         return intervals.propagate_layer(module, shapes["input"], shapes["layer"], index)
@@ -814,7 +872,7 @@ def structural_intervals(
         return None
     start = _target_shape(graph, target)  # a network of several outputs: its first one's
     traced = gm if gm is not None else dataflow.traced(module, n_inputs)
-    return intervals.propagate(traced, shapes, target, index, start, root=module)
+    return intervals.propagate(traced, shapes, target, index, start, root=module, rules=rules)
 
 
 #: fx traces of the networks asked about lately, by config (see :func:`_trace`)
@@ -826,11 +884,22 @@ _TRACES_LOCK = threading.Lock()  # a server without a pool answers from a thread
 def _config_key(plan: Any, req: RunRequest) -> str:
     """The request's network as a cache key: its config itself (which, unlike the module's ``repr``, shows
     how a ``Graph`` config wires its nodes), the input shapes, the dtype and the mode, which a traced
-    forward may branch on (``if self.training``). Half a millisecond at 512 blocks, where spelling the
-    ``repr`` needs the whole meta module built (about 40 ms)."""
-    return json.dumps(
-        [req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype), plan.train], sort_keys=True, default=repr
-    )
+    forward may branch on (``if self.training``), where spelling the ``repr`` needs the whole meta module
+    built (about 40 ms at 512 blocks).
+
+    Written by orjson (0.13 ms at 512 blocks, the standard library's encoder 1 ms), which tells 1 from
+    1.0 from true as the other does, but writes NaN and infinities as null: a config with a null, or
+    what orjson cannot write (an integer past 64 bits, in-process a key that is not a string), is spelled
+    by the standard library's encoder instead. The two spellings start apart ("o", "j"), so they never
+    meet."""
+    value = [req.layer, [list(p.shape) for p in plan.inputs], str(plan.dtype), plan.train]
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if b"null" not in text:
+            return "o" + text.decode()
+    except TypeError:  # orjson's JSONEncodeError is a TypeError
+        pass
+    return "j" + json.dumps(value, sort_keys=True, default=repr)
 
 
 def _trace(plan: Any, key: str) -> Traced:
@@ -851,11 +920,14 @@ def _trace(plan: Any, key: str) -> Traced:
     # dataflow view traced it
     plan.meta.train(plan.train)
     graph = dataflow.traced_graph(plan.meta, len(plan.inputs))
+    # its layers by path, found in one walk for the three that read them (a look-up by path each was
+    # three passes of about 5 ms at 512 blocks); the paths fx names calls by are the first a module stands at
+    modules = dict(named_modules(plan.meta))
     try:
-        run = dataflow.recorder(plan.meta, graph)
+        run = dataflow.recorder(plan.meta, graph, modules)
     except Exception:  # noqa: BLE001 - fx could not generate code for this graph: the interpreter runs it
         run = None
-    kept = Traced(graph, run)
+    kept = Traced(graph, run, intervals.prepare(graph, plan.meta, modules), _norm_paths(graph, plan.meta, modules))
     with _TRACES_LOCK:
         _TRACES[key] = kept
         while len(_TRACES) > _TRACES_SIZE:
@@ -878,8 +950,14 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
     # config: 6 ms at 512 blocks); ``path`` here picks the target, not a layer to report
     run_req = RunRequest.model_validate({k: getattr(req, k) for k in RunRequest.model_fields if k != "path"})
     # the graph and its shapes come from the plan (nothing runs for them); the memory limit applies to
-    # the run, when there is one
-    plan = plan_request(registry, run_req, settings, enforce_limit=req.effective, inner_trace=not req.effective)
+    # the run, when there is one. A field that runs plans as /api/run does (the memory limit enforced, no
+    # inner meta trace: the real forward records it), so it takes /api/run's kept plan for the same
+    # network, seed aside (app.core.running.execute.planned): planning a 512-block network afresh was a
+    # quarter of its field (about 22 ms), asked element after element of one network
+    if req.effective:
+        plan = planned(registry, run_req, settings)
+    else:
+        plan = plan_request(registry, run_req, settings, enforce_limit=False, inner_trace=True)
     # keyed by the config, the cached graph needs no meta module built (only a miss builds one)
     key = _config_key(plan, run_req)
     graph = dataflow.graph_fields(plan, None, registry, text=key)["graph"]
@@ -908,19 +986,28 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         module, xs = materialise(plan)
     else:
         module, xs = plan.meta, []
-    module.train(plan.train)
+        # a built module is already in the plan's mode (materialise sets it where it differs: a walk of
+        # 1538 modules cost 4 ms at 512 blocks); the meta module is set here
+        module.train(plan.train)
     # one trace serves the index rules and the recorded run (the graph's ids are the same tracing's)
     traced = _trace(plan, key) if graph["method"] == "fx" else None
-    sets = structural_intervals(module, graph, len(plan.inputs), target, index, traced.graph if traced else None)
+    sets = structural_intervals(
+        module,
+        graph,
+        len(plan.inputs),
+        target,
+        index,
+        traced.graph if traced else None,
+        traced.rules if traced else None,
+    )
     masks: dict[str, torch.Tensor] = {}
     effective: dict[str, torch.Tensor] = {}
     values: dict[str, torch.Tensor] | None = None
     method = graph["method"]
     try:
         if sets is None and not xs:
-            # no rule on the way: autograd through the twin needs real modules and inputs
+            # no rule on the way: autograd through the twin needs real modules and inputs (in the plan's mode)
             module, xs = materialise(plan)
-            module.train(plan.train)
         if req.effective or sets is None:
             _check_memory(graph, module, plan.estimate_bytes, settings, plan.param_numels)
         if sets is None:
@@ -942,7 +1029,8 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
 
     # only the target and what feeds it: an identity stand-in (ReLU, dropout) or an in-place op can make a
     # later node share the target's tensor
-    feeds = _ancestors(graph, target)
+    into = _sources(graph)
+    feeds = _ancestors(graph, target, into)
     nodes = []
     encoder = _Encoder()
     for n in graph["nodes"]:
@@ -953,7 +1041,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         else:
             nodes.append(_entry(n, None, effective.get(n["id"]), masks.get(n["id"]), encoder))
     inputs = [n for n in nodes if n["op"] == "input"]
-    formula = chain_formula(graph, module, target)
+    formula = chain_formula(graph, module, target, into)
     value = None
     if values is not None and target in values:
         value = tensors.to_nested(tensors.numpy_of(values[target][index].detach()))
@@ -973,7 +1061,7 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         "nodes": nodes,
         "input": inputs[0] if inputs else None,
         "formula": formula,
-        "notes": _notes(graph, module, feeds),
+        "notes": _notes(graph, module, feeds, traced.norm_paths if traced is not None else None),
         "train": module.training,
         "draws": DRAWS,
         "grid_limit": GRID_LIMIT,

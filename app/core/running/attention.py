@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from app.core import tensors
-from app.core.networks.trace import named_modules
+from app.core.networks.trace import MODULES, named_modules
 from app.core.running.memory import ATTENTION_MAX_VALUES as MAX_VALUES
 
 
@@ -38,7 +38,9 @@ def recording(root: nn.Module, sink: dict[str, Any]) -> Iterator[None]:
     calls: list[tuple[str, nn.MultiheadAttention, tuple[Any, ...] | None, dict[str, Any], list[int] | None]] = []
     layers: list[tuple[str, nn.TransformerEncoderLayer, tuple[Any, ...], dict[str, Any]]] = []
     handles = []
-    for path, module in named_modules(root):
+    # the run's walk of the root where it made one (app.core.networks.trace.MODULES)
+    modules = sink.get(MODULES)
+    for path, module in modules if modules is not None else named_modules(root):
         if isinstance(module, nn.MultiheadAttention):
 
             def pre(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], path: str = path) -> None:

@@ -22,7 +22,7 @@ from app.core.config import Settings
 from app.core.errors import InvalidRequest, NotExplainable, TooLarge
 from app.core.explaining.explain import explain_module
 from app.core.networks import graph
-from app.core.networks.trace import tracing
+from app.core.networks.trace import MODULES, tracing
 from app.core.networks.tree import LayerNode, find, predict
 from app.core.running import attention
 from app.core.running.execute import execute, run_child
@@ -76,7 +76,14 @@ def _run(registry: Registry, body: Any, settings: Settings) -> dict[str, Any]:
         return _run_child(registry, req, settings)
     ex = execute(registry, req, settings, hooks=_tracing_and_attention)
     response = run_response(
-        ex.plan, ex.module, ex.inputs, ex.outputs, settings, code=script(ex.plan), view=req.window_slice
+        ex.plan,
+        ex.module,
+        ex.inputs,
+        ex.outputs,
+        settings,
+        code=script(ex.plan),
+        view=req.window_slice,
+        modules=ex.extra.get(MODULES),  # the run's walk of the module: not walked again for the answer
     )
     response.update(trace_fields(ex.module, ex.extra))
     # the answer's repr is the network's: the graph's cache key reuses it

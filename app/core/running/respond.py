@@ -10,16 +10,22 @@ from torch import nn
 from app.core import tensors
 from app.core.config import Settings
 from app.core.explaining.windows import window_map, window_values
-from app.core.networks.trace import is_network, named_parameters, subtotals, totals
+from app.core.networks.trace import MODULES, PerConfig, is_network, known_classes, named_parameters, subtotals, totals
 from app.core.running.plan import Plan
 
 
 def params_json(
-    module: nn.Module, settings: Settings, *, with_data: bool, budget: tensors.ValueBudget | None = None
+    module: nn.Module,
+    settings: Settings,
+    *,
+    with_data: bool,
+    budget: tensors.ValueBudget | None = None,
+    modules: list[tuple[str, nn.Module]] | None = None,
 ) -> list[dict[str, Any]]:
+    """Every parameter once (``named_parameters``); ``modules``: the module's walk, where the run made it."""
     out = []
     dtype_name = tensors.dtype_name
-    for name, p in named_parameters(module):
+    for name, p in named_parameters(module, modules):
         entry = {"name": name, "shape": list(p.shape), "numel": p.numel(), "dtype": dtype_name(p.dtype)}
         if with_data and p.device.type != "meta":
             if budget is not None and budget.spent:
@@ -43,6 +49,29 @@ def fetch_pointer(entry: dict[str, Any], path: str | None) -> dict[str, Any]:
     if entry.get("values") in ("preview", "summary", "none"):
         entry["full"] = {"format": "npy", "tensor": entry["name"], **({"path": path} if path else {})}
     return entry
+
+
+#: per config tree: the text of the module a run built from it (a 512-block network's ``repr`` takes 2 ms)
+_TEXTS = PerConfig()
+
+
+def module_repr(plan: Plan, module: nn.Module, modules: list[tuple[str, nn.Module]] | None = None) -> str:
+    """``repr(module)`` of a module a run built from ``plan.node``, kept for the next run of the same plan.
+
+    A module's text is its classes' and their constructors' arguments (``extra_repr``), so every module
+    built from one config tree shows the same text; a kept plan (the same request but its seed:
+    app.core.running.execute.planned) keeps its config tree, and its repeated runs are answered from here.
+    The text is kept only where every class in the module is torch.nn's or this app's
+    (:func:`~app.core.networks.trace.known_classes`; ``modules``: the run's walk of the module)."""
+    if modules is None:
+        return repr(module)
+    key = (plan.device, plan.dtype, plan.train)
+    text = _TEXTS.get(plan.node, *key)
+    if text is None:
+        text = repr(module)
+        if known_classes(modules):
+            _TEXTS.put(plan.node, *key, value=text)
+    return text
 
 
 def shape_fields(plan: Plan, real: list[tuple[int, ...]] | None) -> dict[str, Any]:
@@ -82,7 +111,9 @@ def run_response(
     code: str,
     view: Any = None,
     path: str | None = None,
+    modules: list[tuple[str, nn.Module]] | None = None,
 ) -> dict[str, Any]:
+    """The answer of a run of ``module``; ``modules``: its walk (``named_modules``), where the run made it."""
     # one budget for the whole answer, spent on what matters most first: the outputs, the inputs, then
     # the parameters in the module's order
     budget = tensors.ValueBudget(settings.response_budget_bytes)
@@ -91,13 +122,13 @@ def run_response(
         tensors.tensor_json(spec.name, t, max_elements=settings.max_elements, budget=budget)
         for spec, t in zip(plan.spec.inputs, xs)
     ]
-    params = params_json(module, settings, with_data=True, budget=budget)
+    params = params_json(module, settings, with_data=True, budget=budget, modules=modules)
     for entry in [first, *listed, *inputs, *params]:
         if entry is not None:
             fetch_pointer(entry, path)
     return {
         "type": plan.spec.type,
-        "repr": repr(module),
+        "repr": module_repr(plan, module, modules),
         "device": str(plan.device),
         "dtype": tensors.dtype_name(plan.dtype),
         "seed": plan.seed,
@@ -149,4 +180,4 @@ def trace_fields(module: nn.Module, extra: dict[str, Any]) -> dict[str, Any]:
     if not is_network(module) or "trace" not in extra:
         return {}
     trace = extra["trace"]
-    return {"trace": trace, "totals": totals(trace, module), "subtotals": subtotals(trace)}
+    return {"trace": trace, "totals": totals(trace, module, extra.get(MODULES)), "subtotals": subtotals(trace)}
