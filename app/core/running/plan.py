@@ -2,12 +2,13 @@
 
 The order of work is the same for every request, and it is the order a notebook uses:
 
-1. validate the config against the catalog (nothing built yet);
+1. validate the config against the catalog (nothing built yet; each distinct leaf config once);
 2. build a skeleton of the module on the *meta* device, without initialising it — one module per
-   distinct layer config, shared by every layer with that config (512 identical blocks build one
-   Linear) — predict shapes with the layers' formulas (a repeated block once per input shape),
-   estimate the memory of every tensor involved, and refuse what is over the limit (413) — nothing
-   allocated; the whole meta module is built only where an answer reads it as a whole (``Plan.meta``);
+   distinct subtree of configs, shared by every path with those configs (512 identical blocks build
+   one block of one Linear and one ReLU) — predict shapes with the layers' formulas (a repeated block
+   once per input shape), estimate the memory of every tensor involved (each distinct call once, times
+   its number of calls), and refuse what is over the limit (413) — nothing allocated; the whole meta
+   module is built only where an answer reads it as a whole (``Plan.meta``);
 3. then (:mod:`app.core.running.execute`) ``torch.manual_seed(seed)``, build the real module, draw
    each ``{"shape"}`` input in order, move to the device and dtype, run under ``torch.no_grad()``.
 """
@@ -91,7 +92,7 @@ class InputPlan:
 class Plan:
     node: LayerNode
     #: the modules planning reads, on the meta device (:class:`~app.core.networks.tree.Skeleton`): where
-    #: ``shared``, one module stands for every layer of one config; else it is ``meta`` itself
+    #: ``shared``, one module stands for every layer or block of one config; else it is ``meta`` itself
     skeleton: nn.Module
     inputs: list[InputPlan]
     dtype: torch.dtype
