@@ -43,6 +43,18 @@ MIXED = _block(
     *[{"type": "CrossEntropyLoss", "weight": [1.0, 2.0]}] * 2,
     *[LINEAR] * 3,
 )
+MHA = {"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 2}
+ATTENTION = {
+    "type": "Graph",
+    "inputs": ["x"],
+    "nodes": [
+        {"name": "a", "module": MHA, "args": ["x", "x", "x"]},
+        {"name": "y", "op": "getitem", "args": ["a", 0]},
+        {"name": "b", "module": MHA, "args": ["y", "y", "y"]},
+        {"name": "z", "op": "getitem", "args": ["b", 0]},
+        {"name": "c", "module": {"type": "Sequential", "layers": [{"type": "ReLU"}] * 3}, "args": ["z"]},
+    ],
+}
 CONFIGS = (
     {p["id"]: p["request"]["layer"] for p in PRESETS}
     | {p["id"]: p["request"]["layer"] for p in CLASSICS}
@@ -51,6 +63,9 @@ CONFIGS = (
         "conv": conv_net(12, 4, 6)["layer"],
         "mixed": MIXED,
         "residuals": _block(*[{"type": "Residual", "body": [LINEAR, {"type": "ReLU"}]}] * 4),
+        # a graph met twice: resolved each time (its nodes' fields are its own), its layers kept
+        "graphs": _block(ATTENTION, ATTENTION, _block(ATTENTION), _block(ATTENTION)),
+        "stages": {"type": "Sequential", "layers": [_block(*[_block(LINEAR, {"type": "ReLU"})] * 3)] * 3},
     }
 )
 
@@ -125,6 +140,10 @@ LOOKALIKES = [
     # NaN and null write alike as JSON
     ({"type": "Softmax", "dim": None}, {"type": "Softmax", "dim": math.nan}),
     ({"type": "Identity"}, {"type": "Identity", "name": "skip"}),
+    # blocks: the same text, told apart by equality, or a name inside
+    (_block({"type": "MaxPool2d", "kernel_size": [2, 2]}), _block({"type": "MaxPool2d", "kernel_size": (2, 2)})),
+    (_block({"type": "Softmax", "dim": None}), _block({"type": "Softmax", "dim": math.nan})),
+    (_block(LINEAR, {"type": "ReLU"}), _block(LINEAR, {"type": "ReLU", "name": "act"})),
     (
         {"type": "Linear", "in_features": 2, "out_features": 2},
         {"type": "Linear", "in_features": 2**70, "out_features": 2},
@@ -250,18 +269,6 @@ def test_any_network_resolves_checks_and_builds_per_distinct_config_as_per_layer
         assert n == sum(1 for _, x in paths if x is m)
 
 
-MHA = {"type": "MultiheadAttention", "embed_dim": 8, "num_heads": 2}
-ATTENTION = {
-    "type": "Graph",
-    "inputs": ["x"],
-    "nodes": [
-        {"name": "a", "module": MHA, "args": ["x", "x", "x"]},
-        {"name": "y", "op": "getitem", "args": ["a", 0]},
-        {"name": "b", "module": MHA, "args": ["y", "y", "y"]},
-        {"name": "z", "op": "getitem", "args": ["b", 0]},
-        {"name": "c", "module": {"type": "Sequential", "layers": [{"type": "ReLU"}] * 3}, "args": ["z"]},
-    ],
-}
 # requests whose estimates must not move: presets, classics at a small input, deep nets of repeated blocks,
 # attention inside a repeated block, a layer without a formula in a network (the meta trace answers)
 ESTIMATED = (

@@ -106,53 +106,69 @@ def resolve(registry: Registry, config: Any, *, field: str = "layer", name: str 
     check and 512 plain copies. The returned root carries its tree's :func:`subtree_ids`."""
     resolving = _Resolving()
     node = resolving.resolve(registry, config, field=field, name=name)
-    node.subtrees = resolving.ids
+    hidden = resolving.hidden
+    node.subtrees = {k: v for k, v in resolving.ids.items() if k not in hidden} if hidden else resolving.ids
     return node
 
 
 class _Resolving:
     """One :func:`resolve` of a request's config: what it validated so far, and its subtrees' ids.
 
-    A leaf config equal to one met before (the same JSON text, and equal: 1, 1.0 and true, a list and a
-    tuple stay apart) is that config's node again under its own name and field: validating it would
-    give the same arguments, and a config that is refused is refused at its first occurrence. Only
-    leaves whose arguments are plain data are kept (a tensor argument is decoded per layer: each module
-    gets its own). The ids are those :func:`subtree_ids` gives, each node's found as it is resolved
-    from its nested nodes'; a container whose id was met before takes that container's specialised
-    entry (a function of the configs under it).
+    A config equal to one met before (the same JSON text, and equal: 1, 1.0 and true, a list and a
+    tuple stay apart) is that config's nodes again at its own field, under its own name: validating it
+    would give the same arguments and nested nodes, and a config that is refused is refused at its
+    first occurrence. Only configs whose arguments are plain data all the way down are kept (those with
+    an id): a tensor argument is decoded for each layer (each module gets its own), and a Graph words
+    its nodes' fields itself. The ids are those :func:`subtree_ids` gives, each node's found as it is
+    resolved from its nested nodes'; a container whose id was met before takes that container's
+    specialised entry (a function of the configs under it).
     """
 
     def __init__(self) -> None:
-        #: a leaf config's JSON -> the config, its first node, its id, and whether its arguments hold a list
-        self.leaves: dict[bytes, tuple[Any, LayerNode, int, bool]] = {}
+        #: a config's JSON -> the config and its first node (a layer, or a block and the nodes under it)
+        self.kept: dict[bytes, tuple[Any, LayerNode]] = {}
         self.table: dict[Any, int] = {}
         self.ids: dict[int, int] = {}
+        #: nodes nested in a layer's own configs (an encoder's layer): ids of their own, for copies of them,
+        #: but none in the answer, as the walk of subtree_ids gives none
+        self.hidden: set[int] = set()
         #: a container's id -> its specialised catalog entry
         self.specs: dict[int, LayerSpec] = {}
 
     def resolve(self, registry: Registry, config: Any, *, field: str = "layer", name: str = "") -> LayerNode:
         spec = lookup(registry, config, field=field)
-        if spec.container is not None:
-            return self._container(registry, spec, config, field, name)
-        # a leaf's text: a container's would hold its whole subtree
-        text = _json_key(config)
-        kept = self.leaves.get(text) if text is not None else None
+        # a Graph's config is resolved by its own rules each time: its nodes' fields are its own
+        text = _json_key(config) if spec.container is None or spec.container.resolve is None else None
+        kept = self.kept.get(text) if text is not None else None
         if kept is not None and kept[0] == config:
-            _, first, sid, lists = kept
-            node = LayerNode(first.spec, _own_args(first.args) if lists else dict(first.args), name=name, field=field)
-            self.ids[id(node)] = sid
-            return node
-        node = self._layer(registry, spec, config, field, name)
-        if node.slots:
-            # as the walk of subtree_ids, which does not enter a layer's nested configs (an encoder's layer)
-            self._forget(node)
-            return node
-        key = _config_key(node)
-        if key is not None:
-            sid = self.ids[id(node)] = self.table.setdefault(key, len(self.table))
-            if text is not None:
-                lists = any(type(v) in (list, dict) for v in node.args.values())
-                self.leaves[text] = (config, node, sid, lists)
+            return self._copy(kept[1], field, name)
+        if spec.container is not None:
+            node = self._container(registry, spec, config, field, name)
+        else:
+            node = self._layer(registry, spec, config, field, name)
+            if node.slots:
+                # as the walk of subtree_ids, which does not enter a layer's nested configs (an encoder's layer)
+                self._forget(node)
+                return node
+            key = _config_key(node)
+            if key is not None:
+                self.ids[id(node)] = self.table.setdefault(key, len(self.table))
+        # with an id, every config under it is plain data and has one
+        if text is not None and id(node) in self.ids:
+            self.kept[text] = (config, node)
+        return node
+
+    def _copy(self, first: LayerNode, field: str, name: str) -> LayerNode:
+        """``first`` again at ``field`` under ``name``: nodes and arguments of its own, the same ids, the
+        nested nodes' fields worded as :meth:`_arguments` words them."""
+        slots: dict[str, Any] = {}
+        for param, value in first.slots.items():
+            if isinstance(value, list):
+                slots[param] = [self._copy(c, f"{field}.{param}[{i}]", c.name) for i, c in enumerate(value)]
+            else:
+                slots[param] = None if value is None else self._copy(value, f"{field}.{param}", value.name)
+        node = LayerNode(first.spec, _own_args(first.args), slots, name, field)
+        self.ids[id(node)] = self.ids[id(first)]
         return node
 
     def _layer(self, registry: Registry, spec: LayerSpec, config: Any, field: str, name: str) -> LayerNode:
@@ -216,11 +232,11 @@ class _Resolving:
         return args, slots, kids
 
     def _forget(self, node: LayerNode) -> None:
-        """No ids for the nodes nested in ``node``."""
+        """No ids in the answer for the nodes nested in ``node``."""
         stack = [child for _, child in node.nested()]
         while stack:
             current = stack.pop()
-            self.ids.pop(id(current), None)
+            self.hidden.add(id(current))
             stack.extend(child for _, child in current.nested())
 
 
@@ -238,7 +254,7 @@ def _json_key(config: Any) -> bytes | None:
 
 def _own_args(args: dict[str, Any]) -> dict[str, Any]:
     """A node's own copy of validated arguments: lists and dicts copied, so no two layers share one."""
-    return {k: _own_value(v) for k, v in args.items()}
+    return {k: _own_value(v) if type(v) in (list, dict) else v for k, v in args.items()} if args else {}
 
 
 def _own_value(value: Any) -> Any:
