@@ -313,3 +313,16 @@ def test_a_deep_network_estimates_a_handful_of_calls(registry, settings):
     assert plan.calls is not None and len(plan.predicted_trace) == 2 + 512 * 3
     # the stage (one module, at two paths), the block, its Linear and its ReLU
     assert sorted(c[4] for c in plan.calls) == [2, 512, 512, 512]
+
+
+@pytest.mark.parametrize("name", [n for n in ESTIMATED if n != "half"])
+def test_the_predicted_trace_is_every_layers_own_entry(registry, settings, name):
+    """Entries copied from an identical call's (and blocks replayed) equal each layer's own entry, made
+    by trace_entry from the whole meta module (every layer its own module, nothing counted ahead)."""
+    plan = plan_mod.plan_request(
+        registry, parse(RunRequest, copy.deepcopy(ESTIMATED[name])), settings, enforce_limit=False
+    )
+    assert plan.predicted is not None
+    ref: list[dict[str, Any]] = []
+    tree.predict(plan.node, plan.meta, [p.shape for p in plan.inputs], trace=ref)
+    assert plan.predicted_trace == ref

@@ -35,7 +35,7 @@ from app.core.catalog.spec import ContainerSpec, InputSpec, LayerSpec, ParamSpec
 from app.core.errors import InvalidArgument, InvalidRequest, ShapeMismatch, TooLarge
 from app.core.networks.ops import OPS, OpError, OpParam, OpSpec, Shape
 from app.core.networks.trace import Counted, trace_entry
-from app.core.networks.tree import LayerNode, count_call, join, predict
+from app.core.networks.tree import LayerNode, counted_entry, join, predict
 from app.core.shapes.context import generic_names
 from app.core.shapes.expr import Dim, Sym
 
@@ -730,21 +730,11 @@ def run(
             if counted is None:
                 entry = trace_entry(path, sub, child.spec.type, ins, out_shapes)
             else:
-                entry = trace_entry(
-                    path,
-                    sub,
-                    child.spec.type,
-                    ins,
-                    out_shapes,
-                    element_size=counted.element_size,
-                    param_count=counted.param_counts.get(id(sub)),
-                )
+                entry = counted_entry(counted, path, sub, child.spec, ins, out_shapes)
             if dialect.entry_first:
                 trace.insert(at, entry)
             else:
                 trace.append(entry)
-            if counted is not None:
-                count_call(counted, sub, child.spec, ins, out_shapes)
             env[nd.name] = _structure(sub, out_shapes)
             ctx.dims[nd.name] = out
             continue

@@ -38,8 +38,10 @@ class Counted:
     predictions: dict[Any, Any] = field(default_factory=dict)
     #: each distinct predicted call (module, catalog entry, input and output shapes) with how many times
     #: it is made, for the memory estimate; the last dict counts the calls of the subtree predicted now
-    #: (:func:`app.core.networks.tree.count_call`)
+    #: (:func:`app.core.networks.tree.counted_entry`)
     calls: list[dict[Any, list[Any]]] = field(default_factory=lambda: [{}])
+    #: the first trace entry of each distinct call, by the same key: the next such call's entry is a copy
+    entries: dict[Any, dict[str, Any]] = field(default_factory=dict)
 
 
 def trace_entry(

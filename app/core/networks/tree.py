@@ -21,7 +21,7 @@ from torch import nn
 from app.core.catalog.args import lookup, resolve_args
 from app.core.catalog.spec import InputSpec, LayerSpec, Registry
 from app.core.errors import LayerExplorerError
-from app.core.networks.trace import Counted
+from app.core.networks.trace import Counted, trace_entry
 from app.core.shapes.context import ShapeContext
 from app.core.shapes.expr import Dim
 from app.core.torch_errors import TORCH_FAULTS, build_error
@@ -578,15 +578,21 @@ def predict(
     return node.spec.rule(ShapeContext(spec=node.spec, module=module, args=node.args, shapes=list(shapes)))
 
 
-def count_call(
+def counted_entry(
     counted: Counted,
+    path: str,
     module: nn.Module,
     spec: LayerSpec,
     input_shapes: Sequence[Sequence[int]],
     output_shapes: Sequence[Sequence[int]],
-) -> None:
-    """Count one predicted call (what a trace entry records) for the memory estimate: each distinct
-    (module, entry, shapes) once with its number of calls, so that the estimate works out each once."""
+) -> dict[str, Any]:
+    """One predicted call's trace entry, the call counted for the memory estimate: each distinct
+    (module, entry, shapes) once with its number of calls, so that the estimate works out each once.
+
+    The entry of a call met before (the same module, entry and shapes: a block repeated 512 times, its
+    own entry at each path) is that call's entry at ``path``: every other field is a function of those
+    (:func:`~app.core.networks.trace.trace_entry`, with the plan's element size and the module's
+    parameter count)."""
     key = (id(module), id(spec), tuple(tuple(s) for s in input_shapes), tuple(tuple(s) for s in output_shapes))
     calls = counted.calls[-1]
     kept = calls.get(key)
@@ -594,6 +600,19 @@ def count_call(
         calls[key] = [module, spec, [list(s) for s in input_shapes], [list(s) for s in output_shapes], 1]
     else:
         kept[4] += 1
+    first = counted.entries.get(key)
+    if first is None:
+        first = counted.entries[key] = trace_entry(
+            path,
+            module,
+            spec.type,
+            input_shapes,
+            output_shapes,
+            element_size=counted.element_size,
+            param_count=counted.param_counts.get(id(module)),
+        )
+        return first
+    return {**first, "path": path, "depth": path.count(".")}
 
 
 def _add_calls(calls: dict[Any, list[Any]], counted: list[tuple[Any, ...]]) -> None:
