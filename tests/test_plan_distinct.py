@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import itertools
 import math
+import pickle
 from typing import Any
 
 import pytest
@@ -111,6 +112,15 @@ def test_resolving_each_distinct_leaf_once_gives_the_per_layer_tree(registry, mo
     # the ids found while resolving split the tree as the walk over it does
     assert _groups(got, subtree_ids(got)) == _groups(got, walked_subtree_ids(got))
     assert got.subtrees is subtree_ids(got)
+
+
+def test_a_copied_tree_finds_its_own_ids(registry):
+    """The ids found while resolving are keyed by the tree's nodes: a copy's are found by a walk."""
+    node = resolve(registry, CONFIGS["residuals"])
+    for twin in (copy.deepcopy(node), pickle.loads(pickle.dumps(node))):
+        assert twin.subtrees is None
+        assert _groups(twin, subtree_ids(twin)) == _groups(node, subtree_ids(node))
+    assert node.subtrees is not None
 
 
 def test_layers_resolved_from_one_config_share_no_argument(registry):
@@ -237,7 +247,9 @@ def _leaf() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def _network() -> st.SearchStrategy[dict[str, Any]]:
-    def extend(inner: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """Sequentials and Residuals of those layers, two levels deep, each block often repeated whole."""
+
+    def level(inner: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
         repeated = st.tuples(st.lists(inner, min_size=1, max_size=3), st.integers(1, 3)).map(lambda bk: bk[0] * bk[1])
         return st.one_of(
             repeated.map(lambda layers: _block(*layers)),
@@ -245,7 +257,8 @@ def _network() -> st.SearchStrategy[dict[str, Any]]:
             st.tuples(repeated, inner).map(lambda x: {"type": "Residual", "body": x[0], "shortcut": x[1]}),
         )
 
-    return st.recursive(_leaf(), extend, max_leaves=16)
+    one = level(_leaf())
+    return st.one_of(_leaf(), one, level(st.one_of(_leaf(), one)))
 
 
 @examples(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -47,6 +47,10 @@ class LayerNode:
     def is_container(self) -> bool:
         return self.spec.container is not None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the ids are keyed by this tree's nodes: a copy (pickle, deepcopy) holds other nodes, and walks again
+        return {**self.__dict__, "subtrees": None}
+
     def nested(self) -> Iterator[tuple[str, LayerNode]]:
         """(parameter name, node) for every nested config, in the constructor's order."""
         for param, value in self.slots.items():
