@@ -146,4 +146,10 @@ def encode_json(value: Any) -> JSONBytes:
     standard library's encoder spends most of its time formatting floats. Tensors reach here with
     non-finite values already written as strings (:mod:`app.core.tensors`).
     """
-    return JSONBytes(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    return JSONBytes(dumps(value))
+
+
+def dumps(value: Any) -> bytes:
+    """:func:`encode_json`'s bytes as plain ``bytes``: for an answer about to be gzipped (app.core.tasks), whose
+    JSON is read once by the compressor; making it a :class:`JSONBytes` copied it (0.44 ms for a 2.8 MB answer)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
