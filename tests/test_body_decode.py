@@ -75,6 +75,7 @@ def test_a_network_body_reads_without_the_standard_library(monkeypatch):
         b'{"a": [Infinity, -Infinity, NaN]}',
         b"[1e400, -1e999]",  # past float's range: inf, as Python reads it
         b'["\\ud800", "\\udfff"]',  # lone surrogates
+        b'"\xed\xa0\x80"',  # one written as UTF-8 bytes (the standard library lets surrogates pass)
         b'\xef\xbb\xbf{"layer": {"type": "ReLU"}}',  # a UTF-8 byte-order mark
         '{"layer": {"type": "ReLU"}}'.encode("utf-16"),
         '{"a": "é"}'.encode("utf-32-le"),
@@ -89,7 +90,23 @@ def test_what_orjson_refuses_or_reads_otherwise_reads_as_before(raw):
 
 
 @pytest.mark.parametrize(
-    "raw", [b'{"layer": ', b"{'a': 1}", b"[1, 2,]", b'{"a" 1}', b"\xff\xfe\x00", b"[1] x", b"tru", b'"\x01"']
+    "raw",
+    [
+        b'{"layer": ',
+        b"{'a': 1}",
+        b"[1, 2,]",
+        b'{"a" 1}',
+        b"\xff\xfe\x00",
+        b"[1] x",
+        b"tru",
+        b'"\x01"',
+        b'"a\tb"',
+        b"01",
+        b"-",
+        b".5",
+        b"+1",
+        b"0x10",
+    ],
 )
 def test_invalid_json_is_a_400_in_the_standard_librarys_words(raw):
     try:
