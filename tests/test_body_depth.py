@@ -57,3 +57,22 @@ def test_max_depth_is_the_deepest_nesting_outside_strings(value, levels):
 def test_a_string_full_of_brackets_does_not_nest():
     raw = json.dumps({"name": "[" * 500, "layers": [[[]]]}).encode()
     assert max_depth(raw) == 4  # the object and its three lists
+
+
+# strings without escapes (what the app's client sends): the fast way over brackets and quotes alone
+plain_values = st.recursive(
+    st.none() | st.integers() | st.text(alphabet="[]{}ab ,:", max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="[]{}a", max_size=3), inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(plain_values, st.integers(min_value=MAX_DEPTH - 8, max_value=100))
+def test_a_body_without_escapes_measures_as_the_walk_does(value, levels):
+    raw = json.dumps(nest(value, levels)).encode()
+    assert b"\\" not in raw
+    opened = raw.count(b"[") + raw.count(b"{")
+    assert max_depth(raw) == (walked(raw) if opened >= MAX_DEPTH else 0)

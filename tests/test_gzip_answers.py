@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from app.api.deps import in_worker
 from app.api.middleware import accepts_gzip
+from app.core import tasks
 from app.core.body import JSONBytes
 from app.core.compress import GZIP_MINIMUM, GzippedJSON, gzip_json
+from app.core.config import Settings
 
 # a 16-block Linear+ReLU net: an answer of about 1.4 MB
 DEEP = {
@@ -159,3 +161,21 @@ def test_the_workers_bytes_are_the_body_not_a_copy(kind):
     assert response.body is result
     assert response.headers["content-length"] == str(len(result))
     assert (response.headers.get("content-encoding") == "gzip") == (kind is GzippedJSON)
+
+
+@given(st.binary(max_size=2048))
+def test_gzip_json_of_plain_bytes_is_the_same_answer(data):
+    # the worker hands gzip_json the JSON as plain bytes (app.core.body.dumps): what goes out is a JSONBytes
+    # either way, compressed or not, with the bytes a JSONBytes of the same data gives
+    out = gzip_json(data)
+    assert isinstance(out, JSONBytes) and out == gzip_json(JSONBytes(data))
+    assert type(out) is (JSONBytes if len(data) < GZIP_MINIMUM else GzippedJSON)
+
+
+def test_a_worker_task_gzips_the_answer_it_would_send_plain():
+    settings = Settings()
+    raw = orjson.dumps(DEEP)
+    plain = tasks.task("run", raw, settings, None, {}, gzip=False)
+    packed = tasks.task("run", raw, settings, None, {}, gzip=True)
+    assert plain[0] == packed[0] == "ok" and type(plain[1]) is JSONBytes and type(packed[1]) is GzippedJSON
+    assert gzip.decompress(packed[1]) == plain[1]

@@ -1,4 +1,5 @@
-"""Decoding a request body: depth check, then ``json.loads``, every failure a 400 naming what is wrong;
+"""Decoding a request body: depth check, then ``orjson.loads`` (``json.loads`` where orjson would read it
+otherwise, or not at all), every failure a 400 naming what is wrong;
 and encoding a response body (:func:`encode_json`), also in the worker.
 
 This runs in a worker process, not in the web process: ``json.loads`` of an 8 MiB body of small
@@ -29,25 +30,44 @@ _LONG_DIGITS = re.compile(rb"\d{19,}")
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 # Every byte value except the four brackets, for bytes.translate(None, delete).
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# ... and except the quote and the backslash too: a body's brackets and the strings' bounds
+_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"\\')
 #: an opening bracket counts 2 and a closing one 0: the running sum less the brackets so far is the depth
 _DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
 
 def decode_json(raw: bytes) -> Any:
-    """The body as JSON; too deep, not JSON, or a number Python will not read -> 400."""
+    """The body as JSON; too deep, not JSON, or a number Python will not read -> 400.
+
+    orjson reads a network's 58 KB body in a third of ``json.loads``'s time, with the same values: every
+    float correctly rounded, as Python's, and every integer of up to 18 digits exact. A body with a longer
+    run of digits goes to the standard library (orjson reads an integer past 64 bits as a float), and so
+    does one orjson refuses: the standard library reads it (NaN and Infinity, a number past float's range
+    as inf, a lone surrogate, a byte-order mark, UTF-16 and UTF-32) or refuses it in its own words, as
+    before (:func:`_stdlib_loads`).
+    """
     if max_depth(raw) > MAX_DEPTH:
         raise BadRequest(f"the request body is nested deeper than {MAX_DEPTH} levels")
+    if _LONG_DIGITS.search(raw):  # rare: then walk the document for the integer and its place
+        value = _stdlib_loads(raw)
+        check_integers(value)
+        return value
     try:
-        value = json.loads(raw)
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _stdlib_loads(raw)
+
+
+def _stdlib_loads(raw: bytes) -> Any:
+    """``json.loads(raw)``: what the standard library reads, or a 400 in its words."""
+    try:
+        return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadRequest("the request body is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer literal past Python's 4300-digit conversion limit
         raise BadRequest(f"the request body has a number that cannot be read: {exc}") from None
-    if _LONG_DIGITS.search(raw):  # rare: only then walk the document for the integer and its place
-        check_integers(value)
-    return value
 
 
 def check_integers(value: Any) -> None:
@@ -99,7 +119,15 @@ def max_depth(raw: bytes) -> int:
     cumsum took), and the web process does not import NumPy for it (about 6 MiB of its memory)."""
     if raw.count(b"[") + raw.count(b"{") < MAX_DEPTH:
         return 0
-    skeleton = _STRING.sub(b"", raw).translate(_DEPTH_STEPS, _NOT_BRACKETS)
+    if b"\\" not in raw:
+        # no escapes (a body the app's client sends): a string is a quote, anything but a quote, and a quote,
+        # so once all but brackets and quotes is gone, what lies between the 2k-th and 2k+1-th quote is
+        # outside the strings: a split over a few KB of a network's 58 KB body, not a regex over all of it
+        # (1.2 -> 0.3 ms), with the same answer as the general way
+        outside = raw.translate(None, _NOT_BRACKETS_OR_QUOTES).split(b'"')[::2]
+        skeleton = b"".join(outside).translate(_DEPTH_STEPS)
+    else:
+        skeleton = _STRING.sub(b"", raw).translate(_DEPTH_STEPS, _NOT_BRACKETS)
     if not skeleton:
         return 0
     return max(0, max(map(operator.sub, itertools.accumulate(skeleton), itertools.count(1))))
@@ -118,4 +146,10 @@ def encode_json(value: Any) -> JSONBytes:
     standard library's encoder spends most of its time formatting floats. Tensors reach here with
     non-finite values already written as strings (:mod:`app.core.tensors`).
     """
-    return JSONBytes(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    return JSONBytes(dumps(value))
+
+
+def dumps(value: Any) -> bytes:
+    """:func:`encode_json`'s bytes as plain ``bytes``: for an answer about to be gzipped (app.core.tasks), whose
+    JSON is read once by the compressor; making it a :class:`JSONBytes` copied it (0.44 ms for a 2.8 MB answer)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)

@@ -25,12 +25,14 @@ class GzippedJSON(JSONBytes):
     """A JSON answer already gzip-compressed (sent with ``Content-Encoding: gzip`` as it is)."""
 
 
-def gzip_json(data: JSONBytes) -> JSONBytes:
-    """``data`` gzip-compressed where it is worth it (:data:`GZIP_MINIMUM`), else ``data`` itself.
+def gzip_json(data: bytes) -> JSONBytes:
+    """JSON ``data`` gzip-compressed where it is worth it (:data:`GZIP_MINIMUM`), else as it is (a
+    :class:`JSONBytes`: ``data`` itself where it is one already).
 
     ISA-L (``isal``) writes gzip streams that any gzip reader decodes, 3-4x faster than zlib's fastest
-    level and smaller. ``mtime=0``: the same answer gives the same bytes.
+    level and smaller. ``mtime=0``: the same answer gives the same bytes. ``data`` may be plain bytes
+    (app.core.body.dumps): a large answer is then never copied into a :class:`JSONBytes` it does not need.
     """
     if len(data) < GZIP_MINIMUM:
-        return data
+        return data if isinstance(data, JSONBytes) else JSONBytes(data)
     return GzippedJSON(igzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0))

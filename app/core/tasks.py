@@ -291,8 +291,9 @@ def task(
         result = TASKS[name](_registry or default_registry(settings.plugins), body, settings, **options)
         if name not in JSON_TASKS:
             return ("ok", result)
-        encoded = body_mod.encode_json(result)
-        return ("ok", compress.gzip_json(encoded) if gzip else encoded)
+        if gzip:  # the JSON as plain bytes, read once by the compressor (no JSONBytes copy of it)
+            return ("ok", compress.gzip_json(body_mod.dumps(result)))
+        return ("ok", body_mod.encode_json(result))
     except LayerExplorerError as exc:
         return ("error", exc.status, exc.to_dict(), exc.headers())
     except Exception:  # noqa: BLE001 - a bug: the traceback goes to the server log, not to the client
