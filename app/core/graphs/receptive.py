@@ -916,18 +916,29 @@ def _trace(plan: Any, key: str) -> Traced:
         if kept is not None:
             _TRACES.move_to_end(key)
             return kept
-    # the meta module: the kept graph's owner then holds no weights; in the request's mode, as the
-    # dataflow view traced it
-    plan.meta.train(plan.train)
-    graph = dataflow.traced_graph(plan.meta, len(plan.inputs))
-    # its layers by path, found in one walk for the three that read them (a look-up by path each was
-    # three passes of about 5 ms at 512 blocks); the paths fx names calls by are the first a module stands at
-    modules = dict(named_modules(plan.meta))
-    try:
-        run = dataflow.recorder(plan.meta, graph, modules)
-    except Exception:  # noqa: BLE001 - fx could not generate code for this graph: the interpreter runs it
-        run = None
-    kept = Traced(graph, run, intervals.prepare(graph, plan.meta, modules), _norm_paths(graph, plan.meta, modules))
+    links = dataflow.planned_chain(plan)
+    if links is not None:
+        # a chain of Sequentials (the graph view's ids come from the same chain): fx's graph made from its
+        # links and recorded by a loop over its layers, read from the skeleton, so no meta module is built,
+        # nothing traced and no code generated (about 150 ms of a 512-block network's first field)
+        owner: nn.Module = plan.skeleton
+        graph = dataflow.chain_graph(links)
+        modules = {path: sub for path, _, sub in links}
+        run = dataflow.chain_recorder(owner, graph, modules)
+    else:
+        # the meta module: the kept graph's owner then holds no weights; in the request's mode, as the
+        # dataflow view traced it
+        owner = plan.meta
+        owner.train(plan.train)
+        graph = dataflow.traced_graph(owner, len(plan.inputs))
+        # its layers by path, found in one walk for the three that read them (a look-up by path each was
+        # three passes of about 5 ms at 512 blocks); the paths fx names calls by are the first a module stands at
+        modules = dict(named_modules(owner))
+        try:
+            run = dataflow.recorder(owner, graph, modules)
+        except Exception:  # noqa: BLE001 - fx could not generate code for this graph: the interpreter runs it
+            run = None
+    kept = Traced(graph, run, intervals.prepare(graph, owner, modules), _norm_paths(graph, owner, modules))
     with _TRACES_LOCK:
         _TRACES[key] = kept
         while len(_TRACES) > _TRACES_SIZE:

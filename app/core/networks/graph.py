@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import operator
 import pickle
 import threading
@@ -1125,14 +1126,16 @@ def _run_graph(
 _Link = tuple[str, dict[str, tuple[str, type]], nn.Module]
 
 
-def _chain(module: nn.Module, trace: list[dict[str, Any]]) -> list[_Link] | None:
+def _chain(module: nn.Module, trace: list[dict[str, Any]], shared: bool = False) -> list[_Link] | None:
     """The leaf layers of a network of ``nn.Sequential`` containers, in the order the run called them.
 
     ``Sequential.forward`` passes its input through its children in order, so such a network's dataflow
     is its leaf layers' calls as the run's trace recorded them, one after the other, and fx's symbolic
     trace of it is known without tracing (about 30 ms for a 512-block network, twice its forward). None
     where the network is not such a chain (another container, a module at two paths, which fx names by
-    its first), or the trace's leaf calls are not its leaves in order, once each: fx traces it then."""
+    its first), or the trace's leaf calls are not its leaves in order, once each: fx traces it then.
+    ``shared``: ``module`` is a plan's skeleton, whose one module per layer config stands for a distinct
+    module at each of its paths in the module a run builds (so a module at two paths is no reason here)."""
     if type(module) is not nn.Sequential:
         return None
     links: list[_Link] = []
@@ -1140,7 +1143,7 @@ def _chain(module: nn.Module, trace: list[dict[str, Any]]) -> list[_Link] | None
 
     def walk(container: nn.Module, path: str, scope: dict[str, tuple[str, type]]) -> bool:
         for name, child in container._modules.items():
-            if child is None or id(child) in seen:
+            if child is None or (id(child) in seen and not shared):
                 return False
             seen.add(id(child))
             sub = f"{path}.{name}" if path else name
@@ -1220,7 +1223,91 @@ def _chain_view(
     return nodes, edges
 
 
+def planned_chain(plan: Any) -> list[_Link] | None:
+    """:func:`_chain` of a planned network, read from its skeleton and the formulas' trace (no module
+    built, nothing traced or run); each link's module is the skeleton's (one per layer config where it
+    shares them), which has the config's kind and settings. None where the network is not such a chain,
+    or its shapes do not all come from the formulas (a meta pass then gives them, as before)."""
+    if len(plan.inputs) != 1 or plan.predicted is None or not plan.dtype.is_floating_point:
+        return None
+    if is_leaf(plan.skeleton) or not plan.predicted_trace:
+        return None
+    return _chain(plan.skeleton, plan.predicted_trace, shared=getattr(plan, "shared", False))
+
+
+def _planned_chain_graph(plan: Any, registry: Any) -> dict[str, Any] | None:
+    """/api/shape's graph of a chain of Sequentials (and a receptive field's, planned): the run graph's
+    :func:`_chain_view` over the formulas' trace, which holds every leaf's output shape, where
+    :func:`capture` built the plan's meta module (about 70 ms at 512 blocks), traced it with fx and
+    generated its code (about 130 ms), only to give those same shapes to a meta pass. The same nodes and
+    edges (fx's names and module stacks: the tests compare them with capture's); the configs read from
+    the skeleton, once per module of it."""
+    links = planned_chain(plan)
+    if links is None:
+        return None
+    if len(links) + 2 > MAX_NODES:
+        return _too_many()
+    x = torch.empty(plan.inputs[0].shape, dtype=plan.dtype, device="meta")
+    view = _chain_view(links, plan.predicted_trace, x)
+    if view is None:
+        return None
+    modules = {path: sub for path, _, sub in links}
+    graph = {"method": "fx", "nodes": view[0], "edges": view[1]}
+    # a skeleton shared among equal layers stands for their configs (equal configs built it)
+    return _add_configs(graph, plan.skeleton, registry, modules, modules if getattr(plan, "shared", False) else None)
+
+
+def chain_graph(links: list[_Link]) -> fx.Graph:
+    """:func:`_chain_graph`: fx's graph of a chain, for a caller that keeps the trace (a receptive field)."""
+    return _chain_graph(links)
+
+
+def chain_recorder(
+    owner: nn.Module, graph: fx.Graph, modules: dict[str, nn.Module] | None = None
+) -> Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]] | None:
+    """:func:`recorder` of a chain's graph (:func:`chain_graph`) with no code generated: a chain's forward is
+    its leaves called one after the other (``Sequential.forward``), which a loop does as fx's generated code
+    would (each layer called on the previous one's output, through its ``__call__``), keeping the same
+    values under the same names. fx's code generation took about 40 ms for a 512-block network, eight times
+    its forward. None where the graph changes a tensor in place (the interpreter's copies are needed)."""
+    if _mutates(owner, graph, modules):
+        return None
+    nodes = list(graph.nodes)
+    # a chain's graph only: its input, each layer called on the one before, the last one's output
+    if [n.op for n in nodes] != ["placeholder"] + ["call_module"] * (len(nodes) - 2) + ["output"] or any(
+        n.args != (prev,) or n.kwargs for prev, n in itertools.pairwise(nodes)
+    ):
+        return None
+    names = [n.name for n in nodes[:-1]]
+    paths = [str(n.target).split(".") for n in nodes[1:-1]]
+
+    def run(module: nn.Module, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        (value,) = inputs
+        every: list[Any] = [value]
+        for parts in paths:
+            layer = module
+            for part in parts:  # the layer at its path, as the generated code fetches it
+                layer = layer._modules[part]
+            value = layer(value)
+            every.append(value)
+        values: dict[str, torch.Tensor] = {}
+        for name, v in zip(names, every):
+            first = tensor_data.tensors_in(v)
+            if first:
+                values[name] = first[0]
+        first = tensor_data.tensors_in(value)
+        if first:
+            values["output"] = first[0]
+        return values
+
+    return run
+
+
 def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
+    if execution is None:
+        chained = _planned_chain_graph(plan, registry)
+        if chained is not None:
+            return {"graph": chained}
     if execution is not None and execution.extra.get("trace") is not None:
         modules: dict[str, nn.Module] = {}
         notes: list[str] = []
