@@ -1247,11 +1247,28 @@ def _planned_chain_graph(plan: Any, registry: Any) -> dict[str, Any] | None:
         return None
     if len(links) + 2 > MAX_NODES:
         return _too_many()
-    x = torch.empty(plan.inputs[0].shape, dtype=plan.dtype, device="meta")
+    x = torch.empty(plan.inputs[0].shape, dtype=plan.inputs[0].dtype, device="meta")
+    modules = {path: sub for path, _, sub in links}
     view = _chain_view(links, plan.predicted_trace, x)
     if view is None:
-        return None
-    modules = {path: sub for path, _, sub in links}
+        # a layer whose output is not one tensor (a pooling layer that may return its indices): fx's chain
+        # graph, its shapes from the formulas' trace, such a layer called on meta in the skeleton, as a
+        # run's graph does with the run's trace
+        graph = _chain_graph(links)
+        calls = _leaf_calls(plan.predicted_trace, graph)
+
+        def stand_in(path: str) -> nn.Module:
+            twin = modules[path]
+            if twin.training != plan.train:
+                twin.train(plan.train)
+            return twin
+
+        try:
+            with torch.no_grad():
+                _run_shapes(plan.skeleton, modules, graph, [x], calls, stand_in)
+        except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent: capture's path decides
+            return None
+        view = _graph_nodes(plan.skeleton, graph, {}, modules)
     graph = {"method": "fx", "nodes": view[0], "edges": view[1]}
     # a skeleton shared among equal layers stands for their configs (equal configs built it)
     return _add_configs(graph, plan.skeleton, registry, modules, modules if getattr(plan, "shared", False) else None)
