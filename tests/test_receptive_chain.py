@@ -30,6 +30,9 @@ from app.core.schema import RunRequest, parse
 from benchmarks.scale import conv_net, linear_net
 from tests.test_plan_skeleton import REPEATED
 
+#: the graph view as it is, for a test that takes away the trace lent to it
+_GRAPH_FIELDS = dataflow.graph_fields
+
 MIXED = {
     "type": "Sequential",
     "layers": [
@@ -218,3 +221,42 @@ def test_any_planned_chain_has_the_meta_modules_graph(registry, layers):
     assert dataflow.planned_chain(plan) is not None
     got = dataflow._graph_fields(plan, None, registry)["graph"]
     assert got == _capture(_plan(registry, body), registry)
+
+
+GENERAL = [
+    (
+        "residual-block",
+        {**next(p for p in PRESETS if p["id"] == "tutorial-residual-block")["request"], "index": [0, 1]},
+    ),
+    ("residual-net", {**next(p for p in PRESETS if p["id"] == "tutorial-residual-net")["request"], "index": [0, 1]}),
+    ("repeated-residual", {**REPEATED["residual"], "index": [0, 1, 2, 2]}),
+    ("residual-structural", {**REPEATED["residual"], "index": [0, 1, 2, 2], "effective": False}),
+]
+
+
+@pytest.mark.parametrize(("name", "body"), GENERAL, ids=[n for n, _ in GENERAL])
+def test_a_networks_first_field_traces_it_once(registry, name, body, monkeypatch):
+    """A network that is not a chain: its first field traces the plan's meta module once, for the graph
+    view and the recorded run both, and answers as tracing it for each did, every byte."""
+    receptive._TRACES.clear()
+    dataflow._CACHE.clear()
+    leaf_trace = dataflow._leaf_trace
+    traced: list[str] = []
+
+    def spy(module: torch.nn.Module, n: int) -> Any:
+        traced.append(type(module).__name__)
+        return leaf_trace(module, n)
+
+    monkeypatch.setattr(dataflow, "_leaf_trace", spy)
+    once = _field(registry, body)
+    assert once.startswith("{"), once
+    assert len(traced) == 1, traced
+    # each traces its own: the graph view without the field's trace, then the field's trace afresh
+    receptive._TRACES.clear()
+    dataflow._CACHE.clear()
+    monkeypatch.setattr(dataflow, "graph_fields", lambda *a, trace=None, **k: _GRAPH_FIELDS(*a, **k))
+    traced.clear()
+    assert _field(registry, body) == once, name
+    assert len(traced) == 2, traced
+    receptive._TRACES.clear()
+    dataflow._CACHE.clear()

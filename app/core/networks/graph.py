@@ -221,6 +221,17 @@ def traced_graph(module: nn.Module, n_inputs: int) -> fx.Graph:
     return _leaf_trace(module, n_inputs)[0]
 
 
+def leaf_trace(module: nn.Module, n_inputs: int) -> tuple[fx.Graph, dict[str, str]]:
+    """:func:`traced_graph` with its ``Graph`` config's operations by node name (what :func:`capture`
+    labels nodes with), for a caller that keeps the trace and lends it to :func:`capture`."""
+    graph, tracer = _leaf_trace(module, n_inputs)
+    return graph, tracer.ops
+
+
+#: a trace lent to :func:`capture` by its caller, made on a cache miss only: the graph and its operations
+Trace = Callable[[], tuple[fx.Graph, dict[str, str]]]
+
+
 def _leaf_trace(module: nn.Module, n_inputs: int) -> tuple[fx.Graph, _LeafTracer]:
     names = _config_ops(module)
     tracer = _LeafTracer(names)
@@ -232,7 +243,14 @@ def _leaf_trace(module: nn.Module, n_inputs: int) -> tuple[fx.Graph, _LeafTracer
     return graph, tracer
 
 
-def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
+def _fx_graph(module: nn.Module, n_inputs: int, trace: Trace | None = None) -> fx.GraphModule:
+    """``module`` traced into a GraphModule; ``trace``: the caller's trace of it (or of a module built from
+    the same config, whose paths are the same), which is then not traced again."""
+    if trace is not None:
+        graph, ops = trace()
+        gm = fx.GraphModule(module, graph)
+        gm.meta["config_ops"] = ops
+        return gm
     graph, tracer = _leaf_trace(module, n_inputs)
     gm = fx.GraphModule(tracer.root, graph)
     gm.meta["config_ops"] = tracer.ops
@@ -610,20 +628,22 @@ def capture(
     propagate: bool = True,
     known: dict[str, list[int]] | None = None,
     untraceable: str | None = None,
+    trace: Trace | None = None,
 ) -> dict[str, Any]:
     """The graph of ``module`` called on ``inputs`` (meta tensors; ``real`` is used for shapes torch
     cannot infer on meta). Returns ``{"method", "nodes", "edges"}`` (plus ``"note"`` on a fallback).
     Without ``propagate`` nothing runs: the fx graph comes without shapes (and no hooks fallback).
     ``known``: leaf layers' output shapes by module path, from their formulas: those are not run.
     ``untraceable``: the note of a module built from the same config that fx could not trace (the run's
-    own): not traced again."""
+    own): not traced again. ``trace``: the caller's trace of ``module`` (a receptive field keeps one for
+    its recorded run), asked for instead of tracing here."""
     if is_leaf(module):
         return _single(module, inputs, output_shapes)
     note = untraceable
     gm = None
     if untraceable is None:
         try:
-            gm = _fx_graph(module, len(inputs))
+            gm = _fx_graph(module, len(inputs), trace)
         except Exception as exc:  # noqa: BLE001 - fx cannot trace every forward; record a run instead
             note = _untraceable(module, exc)
     if gm is not None:
@@ -875,12 +895,16 @@ def _cache_key(plan: Any, execution: Any, text: str | None) -> Any:
     return (plan.spec.type, text, shapes, str(plan.dtype), plan.train, execution is not None)
 
 
-def graph_fields(plan: Any, execution: Any = None, registry: Any = None, *, text: str | None = None) -> dict[str, Any]:
+def graph_fields(
+    plan: Any, execution: Any = None, registry: Any = None, *, text: str | None = None, trace: Trace | None = None
+) -> dict[str, Any]:
     """``{"graph": ...}`` for a planned request (engine's shape response) or an execution (its run response).
 
     The same network on the same input shapes has the same graph: answers are kept for the last 128.
     ``text`` is the network's ``repr`` where the caller has it already (the run's answer lists it): the
-    key is then not spelled a second time (7 ms for a 512-block network)."""
+    key is then not spelled a second time (7 ms for a 512-block network). ``trace``: where the planned
+    graph is traced from the plan's meta module, the caller's own trace of it (asked only on a miss), so
+    that one tracing serves the graph and what the caller keeps it for."""
     key = _cache_key(plan, execution, text)
     if key is not None:
         with _CACHE_LOCK:
@@ -890,7 +914,7 @@ def graph_fields(plan: Any, execution: Any = None, registry: Any = None, *, text
         if cached is not None:
             # plain data: a pickle round trip copies it several times faster than deepcopy
             return {"graph": pickle.loads(cached)}
-    result = _graph_fields(plan, execution, registry)
+    result = _graph_fields(plan, execution, registry, trace)
     if key is not None and result["graph"]["method"] != "none":
         kept = pickle.dumps(result["graph"], protocol=pickle.HIGHEST_PROTOCOL)
         with _CACHE_LOCK:
@@ -1320,7 +1344,7 @@ def chain_recorder(
     return run
 
 
-def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
+def _graph_fields(plan: Any, execution: Any, registry: Any, trace: Trace | None = None) -> dict[str, Any]:
     if execution is None:
         chained = _planned_chain_graph(plan, registry)
         if chained is not None:
@@ -1335,10 +1359,12 @@ def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
             return {"graph": _add_configs(graph, execution.module, registry, modules, twins)}
         # fx could not trace the run's module: the meta module, built from the same config, is not traced again
         return _planned_graph(plan, execution, registry, untraceable=notes[0] if notes else None)
-    return _planned_graph(plan, execution, registry)
+    return _planned_graph(plan, execution, registry, trace=trace if execution is None else None)
 
 
-def _planned_graph(plan: Any, execution: Any, registry: Any, untraceable: str | None = None) -> dict[str, Any]:
+def _planned_graph(
+    plan: Any, execution: Any, registry: Any, untraceable: str | None = None, trace: Trace | None = None
+) -> dict[str, Any]:
     """The graph from the plan's meta module (/api/shape, where nothing runs; a run fx cannot trace or
     that kept no trace), with the run's tensors for shapes torch cannot infer on meta. ``untraceable``:
     why fx could not trace the run's module (the meta module is then not traced)."""
@@ -1363,6 +1389,13 @@ def _planned_graph(plan: Any, execution: Any, registry: Any, untraceable: str | 
         # the formulas' answer for each leaf layer (a tensor output, not a tuple): not run again on meta
         known = _leaf_shapes(plan.predicted_trace)
     graph = capture(
-        plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate, known=known, untraceable=untraceable
+        plan.meta,
+        xs,
+        real=real,
+        output_shapes=out_shapes,
+        propagate=propagate,
+        known=known,
+        untraceable=untraceable,
+        trace=trace,
     )
     return {"graph": _add_configs(graph, plan.meta, registry)}
