@@ -1281,6 +1281,10 @@ def _planned_chain_graph(plan: Any, registry: Any) -> dict[str, Any] | None:
     links = planned_chain(plan)
     if links is None:
         return None
+    if plan.meta_shapes is None and any(isinstance(m, nn.RNNBase) for _, _, m in links):
+        # a recurrent layer's meta kernels take time that grows with the sequence: capture answers from
+        # tracing alone (no shapes) until the real run
+        return None
     if len(links) + 2 > MAX_NODES:
         return _too_many()
     x = torch.empty(plan.inputs[0].shape, dtype=plan.inputs[0].dtype, device="meta")
