@@ -16,6 +16,10 @@ A run's graph (:func:`_run_graph`) is made from the run alone: the module that r
 module is built for it), or, for a network of ``nn.Sequential`` containers, read from the run's trace
 in call order with fx's own names (:func:`_chain`); a meta module is built only for /api/shape and
 for a forward fx cannot trace.
+
+A planned chain (/api/shape, a receptive field's first answer) is read the same way from the plan's
+skeleton and the formulas' trace (:func:`planned_chain`): no meta module, no tracing. A caller that keeps
+a trace of its own lends it to :func:`capture` (``trace``), so one tracing serves both.
 """
 
 from __future__ import annotations
