@@ -353,6 +353,28 @@ async def _fields(c: httpx.AsyncClient, size: Size) -> list[Row]:
             {"ours": lambda b=rf: _post(c, "/api/receptive-field", b), "peer": _sync(autograd_field(rf))}, n
         )
         rows.append(timed_row(label, got["ours"], got["peer"], "autograd through the same net, plain torch", target))
+    # the rows above repeat one request, which a worker's kept plan, graph and trace answer: the deep net's
+    # field also with a new config each call (the first stage renamed, as /api/run's cold rows do), so a
+    # network's first field is in the table too
+    rf = {**linear_net(size.depth, size.width), "index": [0, 0]}
+    fresh = itertools.count()
+
+    async def cold() -> bytes:
+        first = {**rf["layer"]["layers"][0], "name": f"cold{next(fresh)}"}
+        return await _post(
+            c, "/api/receptive-field", {**rf, "layer": {**rf["layer"], "layers": [first, *rf["layer"]["layers"][1:]]}}
+        )
+
+    got = await rounds({"ours": cold, "peer": _sync(autograd_field(rf))}, n)
+    rows.append(
+        timed_row(
+            f"receptive field, {size.depth}-block Linear net, one element, a new config each call (planned and traced from scratch)",
+            got["ours"],
+            got["peer"],
+            "autograd through the same net, plain torch",
+            2,
+        )
+    )
     return rows
 
 

@@ -85,6 +85,17 @@ def test_the_deep_rows_are_measured_with_the_plan_kept_and_planned_from_scratch(
         assert any("planned from scratch" in label for label in kinds), kinds
 
 
+def test_the_deep_receptive_field_is_measured_repeated_and_with_a_new_config_each_call(quick_run):
+    # a page asks one network's fields element after element (kept plan, graph and trace), but a network's
+    # first field plans and traces it from scratch: both are rows, each with its ratio against autograd
+    rows = [r for r in _rows(quick_run) if re.search(r"receptive field, \d+-block Linear net", r[0])]
+    assert len(rows) == 2, rows
+    repeated, cold = rows
+    assert "a new config" not in repeated[0]
+    assert "a new config each call" in cold[0] and "autograd" in cold[2]
+    assert re.search(rf"{RATIO}; CPU .*; target ≤ 2×: (met|missed)", cold[4]), cold[4]
+
+
 def test_like_with_like_npy_row_compares_the_same_bytes(quick_run):
     (npy,) = [r for r in _rows(quick_run) if r[0].startswith(".npy of")]
     ours_mib = re.search(r"(\d+) MiB\)", npy[0]).group(1)

@@ -331,6 +331,8 @@ class Traced:
     rules: intervals.Rules | None = None
     #: the normalisation layers it calls, by path (:func:`_norm_paths`)
     norm_paths: tuple[str, ...] | None = None
+    #: a ``Graph`` config's operations by node name (:func:`dataflow.leaf_trace`), for the graph view
+    ops: dict[str, str] | None = None
 
 
 def _record(
@@ -916,18 +918,29 @@ def _trace(plan: Any, key: str) -> Traced:
         if kept is not None:
             _TRACES.move_to_end(key)
             return kept
-    # the meta module: the kept graph's owner then holds no weights; in the request's mode, as the
-    # dataflow view traced it
-    plan.meta.train(plan.train)
-    graph = dataflow.traced_graph(plan.meta, len(plan.inputs))
-    # its layers by path, found in one walk for the three that read them (a look-up by path each was
-    # three passes of about 5 ms at 512 blocks); the paths fx names calls by are the first a module stands at
-    modules = dict(named_modules(plan.meta))
-    try:
-        run = dataflow.recorder(plan.meta, graph, modules)
-    except Exception:  # noqa: BLE001 - fx could not generate code for this graph: the interpreter runs it
-        run = None
-    kept = Traced(graph, run, intervals.prepare(graph, plan.meta, modules), _norm_paths(graph, plan.meta, modules))
+    links = dataflow.planned_chain(plan)
+    if links is not None:
+        # a chain of Sequentials (the graph view's ids come from the same chain): fx's graph made from its
+        # links and recorded by a loop over its layers, read from the skeleton, so no meta module is built,
+        # nothing traced and no code generated (about 150 ms of a 512-block network's first field)
+        owner: nn.Module = plan.skeleton
+        graph, ops = dataflow.chain_graph(links), {}
+        modules = {path: sub for path, _, sub in links}
+        run = dataflow.chain_recorder(owner, graph, modules)
+    else:
+        # the meta module: the kept graph's owner then holds no weights; in the request's mode, as the
+        # dataflow view traced it
+        owner = plan.meta
+        owner.train(plan.train)
+        graph, ops = dataflow.leaf_trace(owner, len(plan.inputs))
+        # its layers by path, found in one walk for the three that read them (a look-up by path each was
+        # three passes of about 5 ms at 512 blocks); the paths fx names calls by are the first a module stands at
+        modules = dict(named_modules(owner))
+        try:
+            run = dataflow.recorder(owner, graph, modules)
+        except Exception:  # noqa: BLE001 - fx could not generate code for this graph: the interpreter runs it
+            run = None
+    kept = Traced(graph, run, intervals.prepare(graph, owner, modules), _norm_paths(graph, owner, modules), ops)
     with _TRACES_LOCK:
         _TRACES[key] = kept
         while len(_TRACES) > _TRACES_SIZE:
@@ -960,7 +973,13 @@ def receptive_field(registry: Registry, body: Any, settings: Settings) -> dict[s
         plan = plan_request(registry, run_req, settings, enforce_limit=False, inner_trace=True)
     # keyed by the config, the cached graph needs no meta module built (only a miss builds one)
     key = _config_key(plan, run_req)
-    graph = dataflow.graph_fields(plan, None, registry, text=key)["graph"]
+
+    def trace() -> tuple[fx.Graph, dict[str, str]]:
+        # on a miss of the kept graph, one tracing serves it and the recorded run (kept per config)
+        kept = _trace(plan, key)
+        return kept.graph, kept.ops or {}
+
+    graph = dataflow.graph_fields(plan, None, registry, text=key, trace=trace)["graph"]
     ex = None
     if req.effective and not _shapes_known(graph):
         # a recurrent layer's shapes come from a real run (its meta kernels are slow); only there two passes

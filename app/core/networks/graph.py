@@ -16,12 +16,17 @@ A run's graph (:func:`_run_graph`) is made from the run alone: the module that r
 module is built for it), or, for a network of ``nn.Sequential`` containers, read from the run's trace
 in call order with fx's own names (:func:`_chain`); a meta module is built only for /api/shape and
 for a forward fx cannot trace.
+
+A planned chain (/api/shape, a receptive field's first answer) is read the same way from the plan's
+skeleton and the formulas' trace (:func:`planned_chain`): no meta module, no tracing. A caller that keeps
+a trace of its own lends it to :func:`capture` (``trace``), so one tracing serves both.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import operator
 import pickle
 import threading
@@ -220,6 +225,17 @@ def traced_graph(module: nn.Module, n_inputs: int) -> fx.Graph:
     return _leaf_trace(module, n_inputs)[0]
 
 
+def leaf_trace(module: nn.Module, n_inputs: int) -> tuple[fx.Graph, dict[str, str]]:
+    """:func:`traced_graph` with its ``Graph`` config's operations by node name (what :func:`capture`
+    labels nodes with), for a caller that keeps the trace and lends it to :func:`capture`."""
+    graph, tracer = _leaf_trace(module, n_inputs)
+    return graph, tracer.ops
+
+
+#: a trace lent to :func:`capture` by its caller, made on a cache miss only: the graph and its operations
+Trace = Callable[[], tuple[fx.Graph, dict[str, str]]]
+
+
 def _leaf_trace(module: nn.Module, n_inputs: int) -> tuple[fx.Graph, _LeafTracer]:
     names = _config_ops(module)
     tracer = _LeafTracer(names)
@@ -231,7 +247,14 @@ def _leaf_trace(module: nn.Module, n_inputs: int) -> tuple[fx.Graph, _LeafTracer
     return graph, tracer
 
 
-def _fx_graph(module: nn.Module, n_inputs: int) -> fx.GraphModule:
+def _fx_graph(module: nn.Module, n_inputs: int, trace: Trace | None = None) -> fx.GraphModule:
+    """``module`` traced into a GraphModule; ``trace``: the caller's trace of it (or of a module built from
+    the same config, whose paths are the same), which is then not traced again."""
+    if trace is not None:
+        graph, ops = trace()
+        gm = fx.GraphModule(module, graph)
+        gm.meta["config_ops"] = ops
+        return gm
     graph, tracer = _leaf_trace(module, n_inputs)
     gm = fx.GraphModule(tracer.root, graph)
     gm.meta["config_ops"] = tracer.ops
@@ -609,20 +632,22 @@ def capture(
     propagate: bool = True,
     known: dict[str, list[int]] | None = None,
     untraceable: str | None = None,
+    trace: Trace | None = None,
 ) -> dict[str, Any]:
     """The graph of ``module`` called on ``inputs`` (meta tensors; ``real`` is used for shapes torch
     cannot infer on meta). Returns ``{"method", "nodes", "edges"}`` (plus ``"note"`` on a fallback).
     Without ``propagate`` nothing runs: the fx graph comes without shapes (and no hooks fallback).
     ``known``: leaf layers' output shapes by module path, from their formulas: those are not run.
     ``untraceable``: the note of a module built from the same config that fx could not trace (the run's
-    own): not traced again."""
+    own): not traced again. ``trace``: the caller's trace of ``module`` (a receptive field keeps one for
+    its recorded run), asked for instead of tracing here."""
     if is_leaf(module):
         return _single(module, inputs, output_shapes)
     note = untraceable
     gm = None
     if untraceable is None:
         try:
-            gm = _fx_graph(module, len(inputs))
+            gm = _fx_graph(module, len(inputs), trace)
         except Exception as exc:  # noqa: BLE001 - fx cannot trace every forward; record a run instead
             note = _untraceable(module, exc)
     if gm is not None:
@@ -874,12 +899,16 @@ def _cache_key(plan: Any, execution: Any, text: str | None) -> Any:
     return (plan.spec.type, text, shapes, str(plan.dtype), plan.train, execution is not None)
 
 
-def graph_fields(plan: Any, execution: Any = None, registry: Any = None, *, text: str | None = None) -> dict[str, Any]:
+def graph_fields(
+    plan: Any, execution: Any = None, registry: Any = None, *, text: str | None = None, trace: Trace | None = None
+) -> dict[str, Any]:
     """``{"graph": ...}`` for a planned request (engine's shape response) or an execution (its run response).
 
     The same network on the same input shapes has the same graph: answers are kept for the last 128.
     ``text`` is the network's ``repr`` where the caller has it already (the run's answer lists it): the
-    key is then not spelled a second time (7 ms for a 512-block network)."""
+    key is then not spelled a second time (7 ms for a 512-block network). ``trace``: where the planned
+    graph is traced from the plan's meta module, the caller's own trace of it (asked only on a miss), so
+    that one tracing serves the graph and what the caller keeps it for."""
     key = _cache_key(plan, execution, text)
     if key is not None:
         with _CACHE_LOCK:
@@ -889,7 +918,7 @@ def graph_fields(plan: Any, execution: Any = None, registry: Any = None, *, text
         if cached is not None:
             # plain data: a pickle round trip copies it several times faster than deepcopy
             return {"graph": pickle.loads(cached)}
-    result = _graph_fields(plan, execution, registry)
+    result = _graph_fields(plan, execution, registry, trace)
     if key is not None and result["graph"]["method"] != "none":
         kept = pickle.dumps(result["graph"], protocol=pickle.HIGHEST_PROTOCOL)
         with _CACHE_LOCK:
@@ -1125,14 +1154,16 @@ def _run_graph(
 _Link = tuple[str, dict[str, tuple[str, type]], nn.Module]
 
 
-def _chain(module: nn.Module, trace: list[dict[str, Any]]) -> list[_Link] | None:
+def _chain(module: nn.Module, trace: list[dict[str, Any]], shared: bool = False) -> list[_Link] | None:
     """The leaf layers of a network of ``nn.Sequential`` containers, in the order the run called them.
 
     ``Sequential.forward`` passes its input through its children in order, so such a network's dataflow
     is its leaf layers' calls as the run's trace recorded them, one after the other, and fx's symbolic
     trace of it is known without tracing (about 30 ms for a 512-block network, twice its forward). None
     where the network is not such a chain (another container, a module at two paths, which fx names by
-    its first), or the trace's leaf calls are not its leaves in order, once each: fx traces it then."""
+    its first), or the trace's leaf calls are not its leaves in order, once each: fx traces it then.
+    ``shared``: ``module`` is a plan's skeleton, whose one module per layer config stands for a distinct
+    module at each of its paths in the module a run builds (so a module at two paths is no reason here)."""
     if type(module) is not nn.Sequential:
         return None
     links: list[_Link] = []
@@ -1140,7 +1171,7 @@ def _chain(module: nn.Module, trace: list[dict[str, Any]]) -> list[_Link] | None
 
     def walk(container: nn.Module, path: str, scope: dict[str, tuple[str, type]]) -> bool:
         for name, child in container._modules.items():
-            if child is None or id(child) in seen:
+            if child is None or (id(child) in seen and not shared):
                 return False
             seen.add(id(child))
             sub = f"{path}.{name}" if path else name
@@ -1220,7 +1251,124 @@ def _chain_view(
     return nodes, edges
 
 
-def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
+def planned_chain(plan: Any) -> list[_Link] | None:
+    """:func:`_chain` of a planned network, read from its skeleton and the formulas' trace (no module
+    built, nothing traced or run); each link's module is the skeleton's (one per layer config where it
+    shares them), which has the config's kind and settings. None where the network is not such a chain,
+    or its shapes do not all come from the formulas (a meta pass then gives them, as before)."""
+    if len(plan.inputs) != 1 or plan.predicted is None or not plan.dtype.is_floating_point:
+        return None
+    if is_leaf(plan.skeleton) or not plan.predicted_trace:
+        return None
+    # a first field asks twice, for its graph and its kept trace (a walk of 1538 modules at 512 blocks):
+    # the last plan's answer is kept, by its skeleton and trace themselves (a plan's are never changed)
+    global _LAST_CHAIN
+    last = _LAST_CHAIN
+    if last is not None and last[0] is plan.skeleton and last[1] is plan.predicted_trace:
+        return last[2]
+    links = _chain(plan.skeleton, plan.predicted_trace, shared=getattr(plan, "shared", False))
+    _LAST_CHAIN = (plan.skeleton, plan.predicted_trace, links)
+    return links
+
+
+#: :func:`planned_chain`'s last answer: (skeleton, predicted trace, links); one tuple, replaced whole
+_LAST_CHAIN: tuple[nn.Module, list[dict[str, Any]], list[_Link] | None] | None = None
+
+
+def _planned_chain_graph(plan: Any, registry: Any) -> dict[str, Any] | None:
+    """/api/shape's graph of a chain of Sequentials (and a receptive field's, planned): the run graph's
+    :func:`_chain_view` over the formulas' trace, which holds every leaf's output shape, where
+    :func:`capture` built the plan's meta module (about 70 ms at 512 blocks), traced it with fx and
+    generated its code (about 130 ms), only to give those same shapes to a meta pass. The same nodes and
+    edges (fx's names and module stacks: the tests compare them with capture's); the configs read from
+    the skeleton, once per module of it."""
+    links = planned_chain(plan)
+    if links is None:
+        return None
+    if plan.meta_shapes is None and any(isinstance(m, nn.RNNBase) for _, _, m in links):
+        # a recurrent layer's meta kernels take time that grows with the sequence: capture answers from
+        # tracing alone (no shapes) until the real run
+        return None
+    if len(links) + 2 > MAX_NODES:
+        return _too_many()
+    x = torch.empty(plan.inputs[0].shape, dtype=plan.inputs[0].dtype, device="meta")
+    modules = {path: sub for path, _, sub in links}
+    view = _chain_view(links, plan.predicted_trace, x)
+    if view is None:
+        # a layer whose output is not one tensor (a pooling layer that may return its indices): fx's chain
+        # graph, its shapes from the formulas' trace, such a layer called on meta in the skeleton, as a
+        # run's graph does with the run's trace
+        graph = _chain_graph(links)
+        calls = _leaf_calls(plan.predicted_trace, graph)
+
+        def stand_in(path: str) -> nn.Module:
+            twin = modules[path]
+            if twin.training != plan.train:
+                twin.train(plan.train)
+            return twin
+
+        try:
+            with torch.no_grad():
+                _run_shapes(plan.skeleton, modules, graph, [x], calls, stand_in)
+        except Exception:  # noqa: BLE001 - no meta kernel, or data-dependent: capture's path decides
+            return None
+        view = _graph_nodes(plan.skeleton, graph, {}, modules)
+    graph = {"method": "fx", "nodes": view[0], "edges": view[1]}
+    # a skeleton shared among equal layers stands for their configs (equal configs built it)
+    return _add_configs(graph, plan.skeleton, registry, modules, modules if getattr(plan, "shared", False) else None)
+
+
+def chain_graph(links: list[_Link]) -> fx.Graph:
+    """:func:`_chain_graph`: fx's graph of a chain, for a caller that keeps the trace (a receptive field)."""
+    return _chain_graph(links)
+
+
+def chain_recorder(
+    owner: nn.Module, graph: fx.Graph, modules: dict[str, nn.Module] | None = None
+) -> Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]] | None:
+    """:func:`recorder` of a chain's graph (:func:`chain_graph`) with no code generated: a chain's forward is
+    its leaves called one after the other (``Sequential.forward``), which a loop does as fx's generated code
+    would (each layer called on the previous one's output, through its ``__call__``), keeping the same
+    values under the same names. fx's code generation took about 40 ms for a 512-block network, eight times
+    its forward. None where the graph changes a tensor in place (the interpreter's copies are needed)."""
+    if _mutates(owner, graph, modules):
+        return None
+    nodes = list(graph.nodes)
+    # a chain's graph only: its input, each layer called on the one before, the last one's output
+    if [n.op for n in nodes] != ["placeholder"] + ["call_module"] * (len(nodes) - 2) + ["output"] or any(
+        n.args != (prev,) or n.kwargs for prev, n in itertools.pairwise(nodes)
+    ):
+        return None
+    names = [n.name for n in nodes[:-1]]
+    paths = [str(n.target).split(".") for n in nodes[1:-1]]
+
+    def run(module: nn.Module, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        (value,) = inputs
+        every: list[Any] = [value]
+        for parts in paths:
+            layer = module
+            for part in parts:  # the layer at its path, as the generated code fetches it
+                layer = layer._modules[part]
+            value = layer(value)
+            every.append(value)
+        values: dict[str, torch.Tensor] = {}
+        for name, v in zip(names, every):
+            first = tensor_data.tensors_in(v)
+            if first:
+                values[name] = first[0]
+        first = tensor_data.tensors_in(value)
+        if first:
+            values["output"] = first[0]
+        return values
+
+    return run
+
+
+def _graph_fields(plan: Any, execution: Any, registry: Any, trace: Trace | None = None) -> dict[str, Any]:
+    if execution is None:
+        chained = _planned_chain_graph(plan, registry)
+        if chained is not None:
+            return {"graph": chained}
     if execution is not None and execution.extra.get("trace") is not None:
         modules: dict[str, nn.Module] = {}
         notes: list[str] = []
@@ -1231,10 +1379,12 @@ def _graph_fields(plan: Any, execution: Any, registry: Any) -> dict[str, Any]:
             return {"graph": _add_configs(graph, execution.module, registry, modules, twins)}
         # fx could not trace the run's module: the meta module, built from the same config, is not traced again
         return _planned_graph(plan, execution, registry, untraceable=notes[0] if notes else None)
-    return _planned_graph(plan, execution, registry)
+    return _planned_graph(plan, execution, registry, trace=trace if execution is None else None)
 
 
-def _planned_graph(plan: Any, execution: Any, registry: Any, untraceable: str | None = None) -> dict[str, Any]:
+def _planned_graph(
+    plan: Any, execution: Any, registry: Any, untraceable: str | None = None, trace: Trace | None = None
+) -> dict[str, Any]:
     """The graph from the plan's meta module (/api/shape, where nothing runs; a run fx cannot trace or
     that kept no trace), with the run's tensors for shapes torch cannot infer on meta. ``untraceable``:
     why fx could not trace the run's module (the meta module is then not traced)."""
@@ -1259,6 +1409,13 @@ def _planned_graph(plan: Any, execution: Any, registry: Any, untraceable: str | 
         # the formulas' answer for each leaf layer (a tensor output, not a tuple): not run again on meta
         known = _leaf_shapes(plan.predicted_trace)
     graph = capture(
-        plan.meta, xs, real=real, output_shapes=out_shapes, propagate=propagate, known=known, untraceable=untraceable
+        plan.meta,
+        xs,
+        real=real,
+        output_shapes=out_shapes,
+        propagate=propagate,
+        known=known,
+        untraceable=untraceable,
+        trace=trace,
     )
     return {"graph": _add_configs(graph, plan.meta, registry)}
