@@ -798,6 +798,19 @@ def record(
     return "hooks", values
 
 
+def _kept_values(names: list[str], every: Any, out: Any) -> dict[str, torch.Tensor]:
+    """A recorder's values: each node's first output tensor by node name, then the network's as ``"output"``."""
+    values: dict[str, torch.Tensor] = {}
+    for name, value in zip(names, every):
+        first = tensor_data.tensors_in(value)
+        if first:
+            values[name] = first[0]
+    first = tensor_data.tensors_in(out)
+    if first:
+        values["output"] = first[0]
+    return values
+
+
 def recorder(
     owner: nn.Module, graph: fx.Graph, modules: dict[str, nn.Module] | None = None
 ) -> Callable[[nn.Module, list[torch.Tensor]], dict[str, torch.Tensor]] | None:
@@ -829,15 +842,7 @@ def recorder(
 
     def run(module: nn.Module, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         out, every = forward(module, *inputs)
-        values: dict[str, torch.Tensor] = {}
-        for name, value in zip(names, every):
-            first = tensor_data.tensors_in(value)
-            if first:
-                values[name] = first[0]
-        first = tensor_data.tensors_in(out)
-        if first:
-            values["output"] = first[0]
-        return values
+        return _kept_values(names, every, out)
 
     return run
 
@@ -1351,15 +1356,7 @@ def chain_recorder(
                 layer = layer._modules[part]
             value = layer(value)
             every.append(value)
-        values: dict[str, torch.Tensor] = {}
-        for name, v in zip(names, every):
-            first = tensor_data.tensors_in(v)
-            if first:
-                values[name] = first[0]
-        first = tensor_data.tensors_in(value)
-        if first:
-            values["output"] = first[0]
-        return values
+        return _kept_values(names, every, value)
 
     return run
 

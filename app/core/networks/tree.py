@@ -329,15 +329,7 @@ def build(node: LayerNode, shared: dict[Any, nn.Module] | None = None, keys: dic
             kwargs[param] = [(child.name, build(child, shared, keys)) for child in value]
         else:
             kwargs[param] = None if value is None else build(value, shared, keys)
-    try:
-        module = node.spec.factory(**kwargs)
-    except LayerExplorerError:
-        raise
-    except TORCH_FAULTS as exc:
-        shown = ", ".join(f"{k}={v!r}" for k, v in node.args.items() if not isinstance(v, torch.Tensor))
-        raise build_error(
-            exc, signature=f"{node.spec.type}({shown})", argument_names=list(node.args), field=node.field
-        ) from None
+    module = _construct(node, kwargs)
     if shared is not None and node.spec.container is None:
         # a layer built on its own (a tensor argument, nested configs) is kept under its node: every
         # leaf module the skeleton holds is in ``shared``
@@ -522,7 +514,7 @@ def _build_shared(
 
 
 def _construct(node: LayerNode, kwargs: dict[str, Any]) -> nn.Module:
-    """``node``'s factory called with ``kwargs``; torch's refusals name the layer (as in :func:`build`)."""
+    """``node``'s factory called with ``kwargs`` (by :func:`build` and the skeleton); torch's refusals name the layer."""
     try:
         return node.spec.factory(**kwargs)
     except LayerExplorerError:
