@@ -150,21 +150,33 @@ def test_the_dataflow_graph_takes_the_formulas_shapes_and_they_equal_a_meta_run(
     registry, settings, preset, monkeypatch
 ):
     """Leaf layers whose formula answered are not run again on meta for the dataflow graph; the graph
-    is the one a full meta pass gives, shape for shape."""
+    is the one a full meta pass gives, shape for shape. A chain of Sequentials (LeNet-5) takes its graph
+    straight from the formulas' trace (the chain view); other networks stand the formulas' shapes in
+    for their layers in the meta pass."""
     req = {**preset["request"], "seed": 0}
     fast = requests.shape(registry, req, settings, detail="full")["graph"]
     dataflow._CACHE.clear()
     stood_in: list[str] = []
+    chained: list[bool] = []
     real_call = dataflow._KnownShapes.call_module
+    real_chain = dataflow._planned_chain_graph
 
     def spy(self, target, args, kwargs):
         stood_in.append(target)
         return real_call(self, target, args, kwargs)
 
+    def chain_spy(plan, registry):
+        out = real_chain(plan, registry)
+        chained.append(out is not None)
+        return out
+
     monkeypatch.setattr(dataflow._KnownShapes, "call_module", spy)
+    monkeypatch.setattr(dataflow, "_planned_chain_graph", chain_spy)
     dataflow._CACHE.clear()
     assert requests.shape(registry, req, settings, detail="full")["graph"] == fast
-    assert stood_in  # the formulas' shapes were used
+    assert stood_in or any(chained)  # the formulas' shapes were used, by the meta pass or the chain view
+    # a plain meta pass over the fx trace agrees: no chain view, no formulas' shapes
+    monkeypatch.setattr(dataflow, "_planned_chain_graph", lambda plan, registry: None)
     monkeypatch.setattr(dataflow, "_KnownShapes", lambda gm, known: dataflow.ShapeProp(gm))
     dataflow._CACHE.clear()
-    assert requests.shape(registry, req, settings, detail="full")["graph"] == fast  # a plain meta pass agrees
+    assert requests.shape(registry, req, settings, detail="full")["graph"] == fast
