@@ -1252,8 +1252,9 @@ def _chain_names(paths: tuple[str, ...]) -> list[str] | None:
     """fx's node names of a chain's graph: its placeholder's, then each leaf call's, from fx's own namer
     as Graph.create_node calls it (``0.1`` -> ``_0_1``; a builtin's name such as "input" takes a suffix).
     They are a function of the paths alone (a fresh namer, the same targets in the same order), so the
-    last chain's names are kept by its paths: a network's first run with a new config has the same
-    paths as the last one (about 4 ms of fx's namer at 512 blocks). None where fx's namer, private to
+    last chain's names are kept by its paths: a new config that changes a layer's settings, not its
+    names or the network's length, has the last run's paths (about 4 ms of fx's namer at 512 blocks;
+    a renamed container changes every path under it, and is named afresh). None where fx's namer, private to
     fx, is not there (a torch without it takes the path through fx nodes)."""
     global _LAST_NAMES
     last = _LAST_NAMES
