@@ -12,7 +12,9 @@ import builtins
 import dataclasses
 import gc
 import math
+import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from hypothesis.extra import numpy as hnp
 from torch import nn
 
 from app.core import body, tensors
+from app.core import tasks as tasks_mod
 from app.core.config import Settings
 from app.core.networks import graph
 from app.core.presets import PRESETS, resnet
@@ -293,3 +296,42 @@ def test_the_pause_is_shared_by_overlapping_requests_and_keeps_a_disabled_collec
         assert not gc.isenabled()  # it was off before: it stays off
     finally:
         gc.enable()
+
+
+def test_a_workers_json_answer_is_encoded_and_freed_before_the_collector_runs_again(registry, monkeypatch):
+    """Re-enabled with the answer alive, the collector's first collection walked all of it: the pause
+    lasts until the answer is bytes and its objects are gone (gzipped or not, a refusal resumes it too)."""
+
+    class Answer(dict):  # a dict that a weak reference can watch
+        pass
+
+    answers: list[weakref.ref] = []
+    encoded: list[bool] = []
+    alive_at_enable: list[bool] = []
+    real_run, real_encode, real_dumps = tasks_mod.TASKS["run"], body.encode_json, body.dumps
+
+    def run(*args: Any, **kwargs: Any) -> Answer:
+        answer = Answer(real_run(*args, **kwargs))
+        answers.append(weakref.ref(answer))
+        return answer
+
+    class Collector:  # the gc module as requests.collector_paused sees it, telling when it is enabled
+        def __getattr__(self, name: str) -> Any:
+            return getattr(gc, name)
+
+        def enable(self) -> None:
+            alive_at_enable.append(any(a() is not None for a in answers))
+            gc.enable()
+
+    monkeypatch.setitem(tasks_mod.TASKS, "run", run)
+    monkeypatch.setattr(requests, "gc", Collector())
+    monkeypatch.setattr(body, "encode_json", lambda r: encoded.append(gc.isenabled()) or real_encode(r))
+    monkeypatch.setattr(body, "dumps", lambda r: encoded.append(gc.isenabled()) or real_dumps(r))
+    linear = {"layer": {"type": "Linear", "in_features": 3, "out_features": 2}, "inputs": [{"shape": [4, 3]}]}
+    for gzip in (False, True):
+        status, data = tasks_mod.task("run", linear, SETTINGS, None, {}, gzip=gzip)
+        assert status == "ok" and len(data) > 0
+    assert len(encoded) >= 2 and not any(encoded)  # encoded with the collector paused, gzipped or not
+    assert alive_at_enable == [False, False] and gc.isenabled()
+    assert tasks_mod.task("run", {"layer": {"type": "Linear", "nope": 1}}, SETTINGS, None, {})[0] == "error"
+    assert gc.isenabled()

@@ -277,3 +277,25 @@ def test_a_network_fx_cannot_trace_is_traced_once(registry, settings, monkeypatc
     assert len(traced) == 1
     monkeypatch.setattr(dataflow, "_leaf_trace", leaf_trace)
     assert got == dataflow._planned_graph(ex.plan, ex, registry)["graph"]  # tried and refused again there
+
+
+def test_a_chains_node_names_are_fxs_whichever_chain_came_before():
+    """The chain view's node names are kept by the chain's paths (a first run with a new config has the
+    last run's paths): each chain, met first, again, or after another, is named as fx names its graph."""
+    chains = [
+        torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU()) for _ in range(12)]),
+        # "input" and paths such as "1" whose fx names could meet: fx's namer decides, in order
+        torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Tanh(), torch.nn.ReLU()), torch.nn.ReLU()),
+        torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU()) for _ in range(11)]),
+    ]
+    x = torch.randn(2, 3)
+    for module in [chains[0], chains[0], chains[1], chains[0], chains[2], chains[1], chains[1]]:
+        trace = _chain_trace(module, x)
+        links = dataflow._chain(module, trace)
+        view = dataflow._chain_view(links, trace, x)
+        want = [n.name for n in dataflow.traced_graph(module, 1).nodes]
+        assert [n["id"] for n in view[0]] == want
+        twin = copy.deepcopy(module).to("meta")
+        assert {"method": "fx", "nodes": view[0], "edges": view[1]} == dataflow.capture(
+            twin, [torch.empty(2, 3, device="meta")]
+        )

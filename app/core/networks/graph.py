@@ -1215,18 +1215,10 @@ def _chain_view(
     entries = [e for e in trace if e["leaf"]]
     if not all(len(e["output_shapes"]) == 1 and _returns_tensor(m) for e, (_, _, m) in zip(entries, links)):
         return None
-    # fx's own namer, as Graph.create_node calls it (a builtin's name such as "input" takes a suffix);
-    # private to fx: a torch without it takes the path through fx nodes
-    namer = fx.Graph()
-    namespace = getattr(namer, "_graph_namespace", None)
-    to_str = getattr(namer, "_target_to_str", None)
-    if namespace is None or to_str is None:
+    names = _chain_names(tuple(path for path, _, _ in links))
+    if names is None:
         return None
-
-    def name(target: str) -> str:
-        return namespace.create_name(to_str(target), None)
-
-    prev = _node_entry(name("input"), "input", "input", shapes=[list(x.shape)])
+    prev = _node_entry(names[0], "input", "input", shapes=[list(x.shape)])
     nodes, edges = [prev], []
 
     def link(src: dict[str, Any], dst: dict[str, Any]) -> None:
@@ -1235,9 +1227,9 @@ def _chain_view(
             edge["shapes"] = src["shapes"]
         edges.append(edge)
 
-    for (path, scope, sub), e in zip(links, entries):
+    for (path, scope, sub), e, node_id in zip(links, entries, names[1:]):
         entry = _node_entry(
-            name(path),
+            node_id,
             "module",
             _module_label(sub),
             path=path,
@@ -1254,6 +1246,32 @@ def _chain_view(
     out["shapes"] = [prev["shape"]] if prev["shape"] is not None else None
     out["shape"] = prev["shape"]
     return nodes, edges
+
+
+def _chain_names(paths: tuple[str, ...]) -> list[str] | None:
+    """fx's node names of a chain's graph: its placeholder's, then each leaf call's, from fx's own namer
+    as Graph.create_node calls it (``0.1`` -> ``_0_1``; a builtin's name such as "input" takes a suffix).
+    They are a function of the paths alone (a fresh namer, the same targets in the same order), so the
+    last chain's names are kept by its paths: a new config that changes a layer's settings, not its
+    names or the network's length, has the last run's paths (about 4 ms of fx's namer at 512 blocks;
+    a renamed container changes every path under it, and is named afresh). None where fx's namer, private to
+    fx, is not there (a torch without it takes the path through fx nodes)."""
+    global _LAST_NAMES
+    last = _LAST_NAMES
+    if last is not None and last[0] == paths:
+        return last[1]
+    namer = fx.Graph()
+    namespace = getattr(namer, "_graph_namespace", None)
+    to_str = getattr(namer, "_target_to_str", None)
+    if namespace is None or to_str is None:
+        return None
+    names = [namespace.create_name(to_str(target), None) for target in ("input", *paths)]
+    _LAST_NAMES = (paths, names)
+    return names
+
+
+#: :func:`_chain_names`' last answer: (paths, names); one tuple, replaced whole, its list never changed
+_LAST_NAMES: tuple[tuple[str, ...], list[str]] | None = None
 
 
 def planned_chain(plan: Any) -> list[_Link] | None:
